@@ -1,0 +1,11 @@
+# Writes OUT: a C++ file holding the text of every DIR/*.cuh, by file name.
+file(GLOB files RELATIVE ${DIR} ${DIR}/*.cuh)
+list(SORT files)
+set(body "// Generated from rtasks/*.cuh by cmake/embed_rtasks.cmake. Do not edit.\n#include <map>\n#include <string>\nnamespace anvil {\nconst std::map<std::string, std::string>& embedded_rtasks() {\n    static const std::map<std::string, std::string> files = {\n")
+foreach(f ${files})
+  file(READ ${DIR}/${f} text)
+  string(APPEND body "        {\"${f}\", R\"anvil_cuh(${text})anvil_cuh\"},\n")
+endforeach()
+string(APPEND body "    };\n    return files;\n}\n}  // namespace anvil\n")
+file(WRITE ${OUT}.tmp "${body}")
+file(COPY_FILE ${OUT}.tmp ${OUT} ONLY_IF_DIFFERENT)

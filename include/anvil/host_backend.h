@@ -1,0 +1,19 @@
+// The host backend: runs a Schedule's emitted source, compiled by the host
+// C++ compiler, with worker threads playing the persistent blocks over the
+// very same task table and dependency counters the GPU uses.
+#pragma once
+#include "anvil/schedule.h"
+#include "anvil/values.h"
+
+namespace anvil {
+
+struct HostRunOptions {
+    int workers = 0;                // 0: max(2, hardware threads)
+    double spin_timeout_s = 10.0;   // a dependency wait longer than this is a deadlock
+};
+
+// Returns the value of every output tensor. Throws UserError when the run
+// reports an error (deadlock, bad index), naming the task.
+TensorMap run_host(const Schedule& s, const TensorMap& values, const HostRunOptions& opt = {});
+
+}  // namespace anvil

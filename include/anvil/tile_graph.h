@@ -1,0 +1,69 @@
+// The tile graph: every node of the graph cut into rOperators, each a set of
+// identical independent tiles (rTasks) of one kind, plus the arena layout of
+// every tensor. decompose() is a pure function from a verified Graph.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "anvil/graph.h"
+#include "../../rtasks/params.cuh"
+
+namespace anvil {
+
+// One kind of rTask = one device function template in rtasks/<kind>.cuh.
+enum class TaskKind { elementwise, matmul, rowwise };
+const char* task_kind_name(TaskKind k);
+
+// Where one tensor lives in the arena (one device allocation for all).
+struct TensorBuffer {
+    std::string name;
+    DType dtype = DType::f32;
+    Shape shape;
+    int64_t offset = 0;  // bytes from the arena's start
+    int64_t bytes = 0;
+    bool alias = false;  // shares its producer's storage (reshape)
+};
+
+// A half-open byte range [begin, end) of the arena.
+struct ByteRange {
+    int64_t begin = 0;
+    int64_t end = 0;
+};
+
+struct ROp {
+    std::string name;        // the graph node, "#k" appended for the k-th part of a split node
+    VertexId node = 0;
+    TaskKind kind = TaskKind::elementwise;
+    std::vector<DType> dtypes;  // template arguments of the device function, in its order
+    std::variant<EwParams, MatmulParams, RowParams> params;
+    int tiles = 0;
+    int64_t flops = 0;          // useful floating-point operations of the whole rOp
+};
+
+struct TileGraph {
+    std::string model_name;
+    std::vector<TensorBuffer> buffers;  // indexed by graph VertexId
+    std::vector<ROp> rops;              // in a topological order
+    int64_t arena_bytes = 0;
+    std::vector<std::string> inputs, params, outputs;  // tensor names, file order
+};
+
+struct TileSizes {
+    int ew_tile_elems = 4096;  // elementwise elements per tile
+    int mm_bm = 64, mm_bn = 64, mm_bk = 32;
+    int row_target_tiles = 264;  // row-wise ops aim for about this many tiles
+};
+
+TileGraph decompose(const Graph& graph, const TileSizes& sizes = {});
+
+// Tile footprints: the bytes a tile writes, and the byte ranges (a
+// conservative cover) that it reads, one per operand.
+ByteRange tile_writes(const ROp& op, int tile);
+std::vector<ByteRange> tile_reads(const ROp& op, int tile);
+
+// The buffer of a tensor by name; throws InternalError if there is none.
+const TensorBuffer& buffer_of(const TileGraph& tg, const std::string& name);
+
+}  // namespace anvil

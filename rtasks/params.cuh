@@ -1,0 +1,115 @@
+// Fixed-width descriptors of rOperators and tasks. The host compiler fills
+// them (src/decompose.cpp, src/emit.cpp) and the device code reads them, so
+// this file is both included by anvil's C++ and pasted into every emitted
+// .cu. Plain C: no includes, no templates, no constructors.
+#ifndef ANVIL_RTASKS_PARAMS_CUH
+#define ANVIL_RTASKS_PARAMS_CUH
+
+#define ANVIL_MAX_RANK 6
+#define ANVIL_MAX_BATCH_RANK 4
+
+typedef long long anvil_i64;
+
+// Elementwise functions. A tile of an elementwise rOperator is a range of
+// `tile_elems` consecutive elements of its iteration shape.
+enum AnvilEwOp {
+    ANVIL_EW_CONST = 0,  // out = scalar
+    ANVIL_EW_COPY,       // out = a  (transpose, slice, concat parts, reshape copies)
+    ANVIL_EW_ADD, ANVIL_EW_SUB, ANVIL_EW_MUL, ANVIL_EW_DIV, ANVIL_EW_MAX, ANVIL_EW_MIN, ANVIL_EW_POW,
+    ANVIL_EW_RELU, ANVIL_EW_SIGMOID, ANVIL_EW_TANH, ANVIL_EW_EXP, ANVIL_EW_LOG, ANVIL_EW_SQRT,
+    ANVIL_EW_RSQRT, ANVIL_EW_NEG, ANVIL_EW_ABS, ANVIL_EW_SILU, ANVIL_EW_GELU, ANVIL_EW_GELU_TANH,
+    ANVIL_EW_COUNT
+};
+
+// out[i] = f(a[i], b[i]) over the iteration `shape`; every operand is a
+// strided view of the arena (byte offset of element 0, strides in elements),
+// so broadcasting (stride 0), transposes and slices need no other code.
+struct EwParams {
+    int op;          // AnvilEwOp
+    int rank;        // of shape, 0..ANVIL_MAX_RANK
+    int ninputs;     // 0..2
+    int pad_;
+    anvil_i64 numel;       // product of shape
+    anvil_i64 tile_elems;  // elements per tile
+    anvil_i64 shape[ANVIL_MAX_RANK];
+    anvil_i64 out_off;
+    anvil_i64 out_stride[ANVIL_MAX_RANK];
+    anvil_i64 in_off[2];
+    anvil_i64 in_stride[2][ANVIL_MAX_RANK];
+    float scalar;    // ANVIL_EW_CONST
+    int pad2_;
+};
+
+// C[b] = op(A[b]) @ op(B[b]) for every batch index b; a tile is one BM x BN
+// block of one batch. BM, BN, BK are template arguments of the device code;
+// bm and bn repeat them for the host's footprints.
+struct MatmulParams {
+    int M, N, K;
+    int bm, bn;
+    int tiles_m, tiles_n;
+    int batch_rank;  // 0..ANVIL_MAX_BATCH_RANK
+    anvil_i64 batches;
+    anvil_i64 a_off, b_off, c_off;
+    anvil_i64 a_sm, a_sk;  // element strides of A along M and K (after transpose_a)
+    anvil_i64 b_sk, b_sn;
+    anvil_i64 c_sm, c_sn;
+    anvil_i64 batch_shape[ANVIL_MAX_BATCH_RANK];
+    anvil_i64 a_sb[ANVIL_MAX_BATCH_RANK];  // 0 where A is broadcast
+    anvil_i64 b_sb[ANVIL_MAX_BATCH_RANK];
+    anvil_i64 c_sb[ANVIL_MAX_BATCH_RANK];
+};
+
+// Row-wise operators: each "row" is one reduction instance. Its kept
+// multi-index locates it, its reduced multi-index walks it.
+enum AnvilRowOp {
+    ANVIL_ROW_SOFTMAX = 0,  // out has the input's shape
+    ANVIL_ROW_LAYERNORM,    // out has the input's shape; gamma, beta over the row
+    ANVIL_ROW_RMSNORM,      // out has the input's shape; gamma over the row
+    ANVIL_ROW_SUM,          // out has one element per row
+    ANVIL_ROW_MEAN,
+    ANVIL_ROW_MAX,
+    ANVIL_ROW_COUNT
+};
+
+struct RowParams {
+    int op;           // AnvilRowOp
+    int kept_rank;    // 0..ANVIL_MAX_RANK
+    int red_rank;     // 1..ANVIL_MAX_RANK
+    int rows_per_tile;
+    anvil_i64 rows;       // product of kept_shape
+    anvil_i64 row_len;    // product of red_shape
+    anvil_i64 in_off, out_off, gamma_off, beta_off;  // gamma/beta: contiguous, indexed by the row position
+    anvil_i64 kept_shape[ANVIL_MAX_RANK];
+    anvil_i64 kept_in[ANVIL_MAX_RANK];   // element strides of the input
+    anvil_i64 kept_out[ANVIL_MAX_RANK];  // element strides of the output
+    anvil_i64 red_shape[ANVIL_MAX_RANK];
+    anvil_i64 red_in[ANVIL_MAX_RANK];
+    anvil_i64 red_out[ANVIL_MAX_RANK];   // 0 for reductions (one output per row)
+    float eps;
+    int pad_;
+};
+
+// One task: one tile of one rOperator. Its dependencies are the tasks whose
+// published outputs it reads: deps[dep_begin .. dep_begin + dep_count).
+struct AnvilTask {
+    int op;
+    int tile;
+    int dep_begin;
+    int dep_count;
+};
+
+// What went wrong in a run, written once by the first task that fails.
+enum AnvilStatusCode {
+    ANVIL_OK = 0,
+    ANVIL_DEADLOCK = 1,   // a dependency was not published within the spin bound
+    ANVIL_BAD_INDEX = 2,  // a gathered index was out of range
+};
+
+struct AnvilStatus {
+    int code;
+    int task;        // the task that failed
+    int waiting_on;  // for ANVIL_DEADLOCK: the dependency it waited for
+    int detail;
+};
+
+#endif
