@@ -42,12 +42,13 @@ struct EwParams {
 
 // C[b] = op(A[b]) @ op(B[b]) for every batch index b; a tile is one BM x BN
 // block of one batch. BM, BN, BK are template arguments of the device code;
-// bm and bn repeat them for the host's footprints.
+// bm, bn and bk repeat them for the host (footprints, emission).
 struct MatmulParams {
     int M, N, K;
-    int bm, bn;
+    int bm, bn, bk;
     int tiles_m, tiles_n;
     int batch_rank;  // 0..ANVIL_MAX_BATCH_RANK
+    int pad_;
     anvil_i64 batches;
     anvil_i64 a_off, b_off, c_off;
     anvil_i64 a_sm, a_sk;  // element strides of A along M and K (after transpose_a)
