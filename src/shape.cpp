@@ -1,5 +1,7 @@
 #include "anvil/shape.h"
 
+#include <algorithm>
+
 namespace anvil {
 
 int64_t numel(const Shape& s) {
@@ -46,6 +48,20 @@ Strides broadcast_strides(const Shape& in, const Shape& out) {
     for (size_t i = 0; i < in.size(); ++i)
         st[lead + i] = in[i] == 1 ? 0 : cs[i];
     return st;
+}
+
+SliceBounds slice_bounds(int64_t dim, int64_t start, std::optional<int64_t> end, int64_t step) {
+    auto clamp = [dim](int64_t i) {
+        if (i < 0) i += dim;
+        return std::min(std::max<int64_t>(i, 0), dim);
+    };
+    int64_t s = clamp(start);
+    int64_t e = end ? clamp(*end) : dim;
+    SliceBounds b;
+    b.start = s;
+    b.step = step;
+    b.len = e > s ? (e - s + step - 1) / step : 0;
+    return b;
 }
 
 std::optional<int> normalize_axis(int64_t axis, int rank) {

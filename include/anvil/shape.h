@@ -23,6 +23,15 @@ std::optional<Shape> broadcast_shapes(const Shape& a, const Shape& b);
 // broadcast shape `out` (stride 0 along broadcast dimensions).
 Strides broadcast_strides(const Shape& in, const Shape& out);
 
+// Python slicing along one dimension: negative start/end count from the
+// end, both are clamped to [0, dim], step > 0. len may be 0.
+struct SliceBounds {
+    int64_t start = 0;
+    int64_t step = 1;
+    int64_t len = 0;
+};
+SliceBounds slice_bounds(int64_t dim, int64_t start, std::optional<int64_t> end, int64_t step);
+
 // Normalises a possibly negative axis against rank; nullopt if out of range.
 std::optional<int> normalize_axis(int64_t axis, int rank);
 

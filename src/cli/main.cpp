@@ -1,1 +1,196 @@
-int main() { return 0; }
+// anvil: the command line. Every user error exits with status 2 and one
+// message naming the place; nothing is written to an output path unless the
+// command gets that far.
+#include <fmt/format.h>
+
+#include <CLI/CLI.hpp>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+
+#include "anvil/compile.h"
+#include "anvil/emit.h"
+#include "anvil/host_backend.h"
+#include "anvil/pipeline.h"
+#include "anvil/policy.h"
+
+namespace fs = std::filesystem;
+using namespace anvil;
+
+namespace {
+
+std::string human_bytes(double b) {
+    const char* unit[] = {"B", "KiB", "MiB", "GiB"};
+    int u = 0;
+    while (b >= 1024 && u < 3) {
+        b /= 1024;
+        ++u;
+    }
+    return u == 0 ? fmt::format("{:.0f} {}", b, unit[u]) : fmt::format("{:.1f} {}", b, unit[u]);
+}
+
+// Writes `text` to `path` through a temporary sibling, so a failure never
+// leaves a half-written file.
+void write_file_atomically(const std::string& path, const std::string& text) {
+    fs::path target(path);
+    fs::path tmp = target;
+    tmp += ".tmp";
+    {
+        std::ofstream out(tmp, std::ios::binary);
+        if (!out) throw UserError(path + ": cannot open for writing");
+        out << text;
+        if (!out.flush()) throw UserError(path + ": write failed");
+    }
+    fs::rename(tmp, target);
+}
+
+int cmd_check(const std::string& model) {
+    Graph graph = load_graph(model);
+    TileGraph tg = decompose(graph);
+    std::map<std::string, int> ops;
+    for (VertexId v : graph.of_role(Role::node)) ++ops[op_name(graph.value(v).op)];
+    auto bytes_of = [&](Role r) {
+        int64_t total = 0;
+        for (VertexId v : graph.of_role(r)) total += numel(graph.value(v).shape) * dtype_size(graph.value(v).dtype);
+        return total;
+    };
+    int64_t flops = 0;
+    for (const ROp& op : tg.rops) flops += op.flops;
+
+    fmt::print("model {} ({}): ok\n", graph.model_name, model);
+    fmt::print("  tensors     {} ({} inputs, {} params, {} nodes, {} outputs)\n", graph.size(),
+               graph.of_role(Role::input).size(), graph.of_role(Role::param).size(),
+               graph.of_role(Role::node).size(), graph.outputs.size());
+    std::string hist;
+    for (const auto& [name, n] : ops) hist += fmt::format("{}{} x{}", hist.empty() ? "" : ", ", name, n);
+    fmt::print("  ops         {}\n", hist);
+    fmt::print("  FLOPs       {:.4g}\n", static_cast<double>(flops));
+    fmt::print("  bytes       params {}, inputs {}, activations {}, arena {}\n", human_bytes(bytes_of(Role::param)),
+               human_bytes(bytes_of(Role::input)), human_bytes(bytes_of(Role::node)), human_bytes(tg.arena_bytes));
+    for (VertexId v : graph.outputs)
+        fmt::print("  output      {} {} {}\n", graph.value(v).name, shape_str(graph.value(v).shape),
+                   dtype_name(graph.value(v).dtype));
+    return 0;
+}
+
+int cmd_schedule(const std::string& model, const std::string& policy, const std::string& emit_path,
+                 bool compile) {
+    Graph graph = load_graph(model);
+    Schedule s = plan(graph, policy, default_gpu());
+    size_t deps = 0;
+    for (const Task& t : s.tasks) deps += t.deps.size();
+    size_t blocks = 0;
+    for (const Launch& l : s.launches) blocks = std::max(blocks, l.queues.size());
+    fmt::print("model {}: policy {}, target {} ({} SMs)\n", graph.model_name, s.policy, s.gpu.name, s.gpu.sm_count);
+    fmt::print("  rOperators  {}\n  tasks       {}\n  dependencies {}\n  launches    {} (widest {} blocks)\n",
+               s.tiles.rops.size(), s.tasks.size(), deps, s.launches.size(), blocks);
+    std::string source;
+    if (!emit_path.empty() || compile) source = emit_source(s);
+    if (compile) {
+        CubinResult r = compile_nvrtc(source, s.gpu.arch);
+        fmt::print("  NVRTC       {} for {}, {:.2f} s{}\n", human_bytes(static_cast<double>(r.cubin.size())), s.gpu.arch,
+                   r.seconds, r.cached ? " (cached)" : "");
+        for (const KernelResources& k : r.kernels)
+            fmt::print("    {:<24} {:>3} registers, {:>6} B smem, {} B spill stores, {} B spill loads\n", k.name,
+                       k.registers, k.smem_bytes, k.spill_stores, k.spill_loads);
+    }
+    if (!emit_path.empty()) {
+        write_file_atomically(emit_path, source);
+        fmt::print("  wrote       {}\n", emit_path);
+    }
+    return 0;
+}
+
+int cmd_run(const std::string& model, const std::string& backend, const std::string& policy,
+            const std::string& save_io_dir, const std::string& inputs_dir, int workers) {
+    Graph graph = load_graph(model);
+    find_policy(policy);  // refuse an unknown name before any work
+    if (!inputs_dir.empty() && !fs::is_directory(inputs_dir))
+        throw UserError(inputs_dir + ": --inputs is not a directory");
+    std::string chosen = backend;
+    if (backend != "host") {
+        std::string why = cuda_unavailable_reason();
+        if (why.empty())
+            throw UserError("the cuda backend is not built yet (issue 5); run with --backend host");
+        if (backend == "cuda") throw UserError("--backend cuda: " + why);
+        chosen = "host";
+        fmt::print("backend auto: {}; using the host backend\n", why);
+    }
+    TensorMap values = make_values(graph, inputs_dir.empty() ? std::nullopt : std::optional(inputs_dir));
+    Schedule s = plan(graph, policy, default_gpu());
+    HostRunOptions opt;
+    opt.workers = workers;
+    TensorMap outputs = run_host(s, values, opt);
+    auto reference = reference_execute(graph, values);
+    std::vector<OutputCheck> checks = check_outputs(graph, outputs, reference);
+
+    fmt::print("model {}: backend {}, policy {}, {} tasks in {} launch{}\n", graph.model_name, chosen, s.policy,
+               s.tasks.size(), s.launches.size(), s.launches.size() == 1 ? "" : "es");
+    bool ok = true;
+    for (const OutputCheck& c : checks) {
+        fmt::print("  output {:<20} relative L2 error {:.3e} (tolerance {:.0e}) {}\n", c.name, c.rel_l2, c.tolerance,
+                   c.ok() ? "ok" : "FAILED");
+        ok = ok && c.ok();
+    }
+    if (!save_io_dir.empty()) {
+        save_io(save_io_dir, graph, values, outputs);
+        fmt::print("  saved inputs, params and outputs to {}\n", save_io_dir);
+    }
+    return ok ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"anvil: a deep-learning graph in YAML -> one persistent CUDA megakernel"};
+    app.require_subcommand(1);
+    app.set_version_flag("--version", "anvil 0.1");
+
+    std::string model, policy = default_policy(), emit_path, backend = "auto", save_io_dir, inputs_dir;
+    bool compile = false;
+    int workers = 0;
+    std::string policy_help = "scheduling policy:";
+    for (const PolicyEntry& p : all_policies()) policy_help += fmt::format(" {} ({});", p.name, p.summary);
+
+    CLI::App* check = app.add_subcommand("check", "validate a model and summarise it: ops, tensors, FLOPs, bytes");
+    check->add_option("MODEL", model, "model file (.yaml)")->required();
+
+    CLI::App* sched = app.add_subcommand("schedule", "decompose and schedule a model; optionally emit the .cu");
+    sched->add_option("MODEL", model, "model file (.yaml)")->required();
+    sched->add_option("--policy", policy, policy_help)->capture_default_str();
+    sched->add_option("--emit", emit_path, "write the self-contained CUDA source here");
+    sched->add_flag("--compile", compile, "compile the source with NVRTC and report registers, smem, spills");
+
+    CLI::App* run = app.add_subcommand("run", "run a model and check every output against the float64 reference");
+    run->add_option("MODEL", model, "model file (.yaml)")->required();
+    run->add_option("--backend", backend, "auto (cuda if a device exists, else host), host or cuda")
+        ->check(CLI::IsMember({"auto", "host", "cuda"}))
+        ->capture_default_str();
+    run->add_option("--policy", policy, policy_help)->capture_default_str();
+    run->add_option("--save-io", save_io_dir, "write inputs/, params/ and outputs/ as .npy files here");
+    run->add_option("--inputs", inputs_dir, "read input values from DIR/NAME.npy");
+    run->add_option("--workers", workers, "host backend worker threads (0: one per core, at least 2)");
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        int rc = app.exit(e);
+        return rc == 0 ? 0 : 2;
+    }
+    try {
+        if (*check) return cmd_check(model);
+        if (*sched) return cmd_schedule(model, policy, emit_path, compile);
+        if (*run) return cmd_run(model, backend, policy, save_io_dir, inputs_dir, workers);
+    } catch (const UserError& e) {
+        std::cerr << e.what() << "\n";
+        return 2;
+    } catch (const InternalError& e) {
+        std::cerr << "anvil: " << e.what() << "\n";
+        return 3;
+    } catch (const std::exception& e) {
+        std::cerr << "anvil: error: " << e.what() << "\n";
+        return 3;
+    }
+    return 0;
+}

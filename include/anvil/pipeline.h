@@ -1,0 +1,32 @@
+// The pipeline's stages after loading, called in order by the CLI and tests:
+// decompose -> policy -> verified Schedule; and the check of a run's outputs
+// against the reference.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "anvil/reference.h"
+#include "anvil/schedule.h"
+
+namespace anvil {
+
+// decompose + the named policy + verify_schedule.
+Schedule plan(const Graph& graph, const std::string& policy, const Gpu& gpu);
+
+struct OutputCheck {
+    std::string name;
+    double rel_l2 = 0;
+    double tolerance = 0;
+    bool ok() const { return rel_l2 <= tolerance; }
+};
+
+// Relative L2 error of every output against the reference. The tolerance of
+// an output is the loosest of the dtypes of every tensor it depends on.
+std::vector<OutputCheck> check_outputs(const Graph& graph, const TensorMap& outputs,
+                                       const std::map<std::string, RefTensor>& reference);
+
+// Why the cuda backend cannot run here ("" when a CUDA device is usable).
+// The driver is loaded at run time so anvil starts on machines without one.
+std::string cuda_unavailable_reason();
+
+}  // namespace anvil

@@ -1,0 +1,101 @@
+// Matmul rTasks: one tile is a BM x BN block of C for one batch index.
+// The K loop stages BK-deep slices of A and B through shared memory (as
+// f32); each thread owns a (BM/TY) x (BN/TX) micro-tile of accumulators.
+// CUDA: TX x TY = 16 x 16 threads; host: 1 x 1, one thread owns the tile.
+#ifndef ANVIL_RTASKS_MATMUL_CUH
+#define ANVIL_RTASKS_MATMUL_CUH
+
+#include "primitives.cuh"
+
+#define ANVIL_MM_TX (ANVIL_THREADS >= 16 ? 16 : 1)  // threads along N
+#define ANVIL_MM_TY (ANVIL_THREADS / ANVIL_MM_TX)   // threads along M
+
+// Shared bytes of one BM x BN x BK tile: A and B slices stored k-major with
+// one float of padding per k row, so that the K-fast loads of a row-major
+// operand hit 32 different banks.
+#define ANVIL_MM_SMEM_BYTES(BM, BN, BK) ((BK) * ((BM) + 1 + (BN) + 1) * 4)
+
+template <class TA, class TB, class TC, int BM, int BN, int BK>
+ANVIL_TASK void anvil_matmul_tile(const MatmulParams& p, int tile, char* arena) {
+    static_assert(anvil_storage<TA>::ok && anvil_storage<TB>::ok && anvil_storage<TC>::ok,
+                  "anvil_matmul_tile: TA, TB, TC must be storage types (float, int, anvil_f16, anvil_bf16)");
+    static_assert(ANVIL_MM_TX * ANVIL_MM_TY == ANVIL_THREADS, "matmul thread grid must cover the block");
+    static_assert(BM > 0 && BM % ANVIL_MM_TY == 0, "anvil_matmul_tile: BM must be a positive multiple of 16");
+    static_assert(BN > 0 && BN % ANVIL_MM_TX == 0, "anvil_matmul_tile: BN must be a positive multiple of 16");
+    static_assert(BK > 0, "anvil_matmul_tile: BK must be positive");
+    static_assert(ANVIL_MM_SMEM_BYTES(BM, BN, BK) <= ANVIL_SMEM_BYTES,
+                  "anvil_matmul_tile: the A and B slices do not fit in ANVIL_SMEM_BYTES");
+    const int TX = ANVIL_MM_TX, TY = ANVIL_MM_TY;
+    const int RM = BM / TY, RN = BN / TX;  // micro-tile of one thread
+    const int LDA = BM + 1, LDB = BN + 1;
+
+    // tile = batch * tiles_m * tiles_n + tm * tiles_n + tn
+    const int per_batch = p.tiles_m * p.tiles_n;
+    anvil_i64 batch = tile / per_batch;
+    const int rest = tile % per_batch;
+    const int m0 = (rest / p.tiles_n) * BM;
+    const int n0 = (rest % p.tiles_n) * BN;
+
+    // Batch multi-index -> element offsets; stride 0 broadcasts an operand.
+    anvil_i64 ab = 0, bb = 0, cb = 0;
+    for (int d = p.batch_rank - 1; d >= 0; --d) {
+        const anvil_i64 idx = batch % p.batch_shape[d];
+        batch /= p.batch_shape[d];
+        ab += idx * p.a_sb[d];
+        bb += idx * p.b_sb[d];
+        cb += idx * p.c_sb[d];
+    }
+    const TA* A = anvil_at<const TA>(arena, p.a_off) + ab;
+    const TB* B = anvil_at<const TB>(arena, p.b_off) + bb;
+    TC* C = anvil_at<TC>(arena, p.c_off) + cb;
+
+    float* As = (float*)anvil_block_smem();  // [BK][LDA]
+    float* Bs = As + BK * LDA;               // [BK][LDB]
+    const int tid = anvil_thread();
+    const int tx = tid % TX, ty = tid / TX;
+    // Walk each operand along its unit stride so a warp's loads coalesce.
+    const bool a_m_fast = p.a_sm == 1 && p.a_sk != 1;
+    const bool b_k_fast = p.b_sk == 1 && p.b_sn != 1;
+
+    float acc[BM / ANVIL_MM_TY][BN / ANVIL_MM_TX];
+    for (int i = 0; i < RM; ++i)
+        for (int j = 0; j < RN; ++j) acc[i][j] = 0.0f;
+
+    for (int k0 = 0; k0 < p.K; k0 += BK) {
+        anvil_barrier();  // everyone is done reading the previous slices
+        for (int e = tid; e < BM * BK; e += ANVIL_THREADS) {
+            const int m = a_m_fast ? e % BM : e / BK;
+            const int k = a_m_fast ? e / BM : e % BK;
+            const int gm = m0 + m, gk = k0 + k;
+            As[k * LDA + m] = (gm < p.M && gk < p.K) ? anvil_load(A + gm * p.a_sm + gk * p.a_sk) : 0.0f;
+        }
+        for (int e = tid; e < BK * BN; e += ANVIL_THREADS) {
+            const int k = b_k_fast ? e % BK : e / BN;
+            const int n = b_k_fast ? e / BK : e % BN;
+            const int gk = k0 + k, gn = n0 + n;
+            Bs[k * LDB + n] = (gk < p.K && gn < p.N) ? anvil_load(B + gk * p.b_sk + gn * p.b_sn) : 0.0f;
+        }
+        anvil_barrier();  // the slices are complete
+        // Out-of-range rows, columns and k were staged as zeros: no guards here.
+        for (int k = 0; k < BK; ++k) {
+            float a[BM / ANVIL_MM_TY], b[BN / ANVIL_MM_TX];
+            for (int i = 0; i < RM; ++i) a[i] = As[k * LDA + ty + i * TY];
+            for (int j = 0; j < RN; ++j) b[j] = Bs[k * LDB + tx + j * TX];
+            for (int i = 0; i < RM; ++i)
+                for (int j = 0; j < RN; ++j) acc[i][j] += a[i] * b[j];
+        }
+    }
+
+    // Thread (tx, ty) owns rows ty + i*TY and columns tx + j*TX: neighbouring
+    // threads store neighbouring columns.
+    for (int i = 0; i < RM; ++i) {
+        const int gm = m0 + ty + i * TY;
+        if (gm >= p.M) continue;
+        for (int j = 0; j < RN; ++j) {
+            const int gn = n0 + tx + j * TX;
+            if (gn < p.N) anvil_store(C + gm * p.c_sm + gn * p.c_sn, acc[i][j]);
+        }
+    }
+}
+
+#endif  // ANVIL_RTASKS_MATMUL_CUH

@@ -1,0 +1,226 @@
+// The two implementations of a "block". Every rTask is written once against
+// the names defined here and compiles for both:
+//   CUDA (NVRTC, nvcc; __CUDACC__ defined): a block is ANVIL_THREADS = 256
+//     threads that cooperate through shared memory and barriers.
+//   host (c++ -x c++): a block is ONE thread (ANVIL_THREADS = 1): strided
+//     loops become plain loops, the barrier is a no-op, a block reduction
+//     returns the thread's own value.
+// This is the only rtasks file that tests __CUDACC__ (megakernel.cuh adds
+// the host worker loop). The device side includes nothing: f16/bf16
+// conversions and atomics are inline PTX, math comes with the compiler.
+#ifndef ANVIL_RTASKS_PLATFORM_CUH
+#define ANVIL_RTASKS_PLATFORM_CUH
+
+// Bytes of the block's shared scratch (matmul tiles). emit.cpp defines it
+// to the largest need of the schedule before pasting this file.
+#ifndef ANVIL_SMEM_BYTES
+#define ANVIL_SMEM_BYTES 16896
+#endif
+
+#ifdef __CUDACC__
+
+#define ANVIL_THREADS 256
+#define ANVIL_DEVICE __device__ __forceinline__
+// rTask kinds are not inlined: a rOp's switch case is then one call, and
+// every instance of a kind template is compiled once whatever the number of
+// rOps that use it.
+#define ANVIL_TASK __device__ __noinline__
+// Schedule tables live in global memory: __constant__ is limited to 64 KiB.
+#define ANVIL_TABLE __device__ const
+
+ANVIL_DEVICE int anvil_thread() { return (int)threadIdx.x; }
+ANVIL_DEVICE void anvil_barrier() { __syncthreads(); }
+
+ANVIL_DEVICE unsigned anvil_float_bits(float f) { return __float_as_uint(f); }
+ANVIL_DEVICE float anvil_bits_float(unsigned u) { return __uint_as_float(u); }
+
+// Round-to-nearest-even conversions in hardware; bit-identical to
+// src/dtype.cpp on every non-NaN value.
+ANVIL_DEVICE unsigned short anvil_f32_to_f16(float f) {
+    unsigned short h;
+    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
+    return h;
+}
+ANVIL_DEVICE float anvil_f16_to_f32(unsigned short h) {
+    float f;
+    asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(h));
+    return f;
+}
+ANVIL_DEVICE unsigned short anvil_f32_to_bf16(float f) {
+    unsigned short h;
+    asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(h) : "f"(f));
+    return h;
+}
+
+ANVIL_DEVICE float anvil_rsqrt(float x) { return rsqrtf(x); }
+
+// The block's shared scratch. One static buffer for the whole kernel: a
+// __shared__ array declared inside a kind template would be allocated once
+// per template instance, and the megakernel holds many.
+ANVIL_DEVICE char* anvil_block_smem() {
+    __shared__ __align__(16) char smem[ANVIL_SMEM_BYTES];
+    return smem;
+}
+
+// Block reductions: every thread passes its partial value and gets the
+// block's result. Warp shuffles, then one value per warp through shared
+// memory; every thread sums the warps in the same order, so all threads
+// agree bit for bit.
+ANVIL_DEVICE float* anvil_reduce_scratch() {
+    __shared__ float warps[ANVIL_THREADS / 32];
+    return warps;
+}
+ANVIL_DEVICE float anvil_block_sum(float v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    float* s = anvil_reduce_scratch();
+    __syncthreads();  // the previous reduction's readers are done with s
+    if ((threadIdx.x & 31) == 0) s[threadIdx.x >> 5] = v;
+    __syncthreads();
+    v = s[0];
+    for (int w = 1; w < ANVIL_THREADS / 32; ++w) v += s[w];
+    return v;
+}
+ANVIL_DEVICE float anvil_block_max(float v) {
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    float* s = anvil_reduce_scratch();
+    __syncthreads();
+    if ((threadIdx.x & 31) == 0) s[threadIdx.x >> 5] = v;
+    __syncthreads();
+    v = s[0];
+    for (int w = 1; w < ANVIL_THREADS / 32; ++w) v = fmaxf(v, s[w]);
+    return v;
+}
+// Thread 0's value, given to every thread of the block.
+ANVIL_DEVICE int anvil_block_broadcast(int v) {
+    __shared__ int flag;
+    __syncthreads();  // earlier readers of flag are done
+    if (threadIdx.x == 0) flag = v;
+    __syncthreads();
+    return flag;
+}
+
+// Synchronisation with other blocks, at GPU scope. Generic addressing
+// (no .global) so any pointer to global memory works.
+ANVIL_DEVICE unsigned anvil_load_acquire(const unsigned* p) {
+    unsigned v;
+    asm volatile("ld.acquire.gpu.u32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
+    return v;
+}
+ANVIL_DEVICE void anvil_store_release(unsigned* p, unsigned v) {
+    asm volatile("st.release.gpu.u32 [%0], %1;" ::"l"(p), "r"(v) : "memory");
+}
+ANVIL_DEVICE int anvil_load_relaxed(const int* p) {
+    int v;
+    asm volatile("ld.relaxed.gpu.s32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
+    return v;
+}
+// Returns the old value; *p = desired only where it was `expected`.
+ANVIL_DEVICE int anvil_cas(int* p, int expected, int desired) {
+    int old;
+    asm volatile("atom.relaxed.gpu.cas.b32 %0, [%1], %2, %3;"
+                 : "=r"(old) : "l"(p), "r"(expected), "r"(desired) : "memory");
+    return old;
+}
+ANVIL_DEVICE unsigned long long anvil_now_ns() {
+    unsigned long long t;
+    asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+    return t;
+}
+// Between two polls of a counter: let the SM's other warps run.
+ANVIL_DEVICE void anvil_backoff() { asm volatile("nanosleep.u32 64;"); }
+
+#else  // host: one thread per block
+
+#include <math.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define ANVIL_THREADS 1
+#define ANVIL_DEVICE static inline
+#define ANVIL_TASK static
+#define ANVIL_TABLE static const
+
+ANVIL_DEVICE int anvil_thread() { return 0; }
+ANVIL_DEVICE void anvil_barrier() {}
+
+ANVIL_DEVICE unsigned anvil_float_bits(float f) {
+    unsigned u;
+    memcpy(&u, &f, 4);
+    return u;
+}
+ANVIL_DEVICE float anvil_bits_float(unsigned u) {
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+// The same algorithms as src/dtype.cpp, so the host backend's values are
+// bit-identical to the reference's.
+ANVIL_DEVICE unsigned short anvil_f32_to_f16(float f) {
+    unsigned u = anvil_float_bits(f);
+    unsigned sign = (u >> 16) & 0x8000u;
+    unsigned a = u & 0x7fffffffu;
+    if (a > 0x7f800000u) return (unsigned short)(sign | 0x7e00u);   // NaN
+    if (a >= 0x477ff000u) return (unsigned short)(sign | 0x7c00u);  // overflow to inf
+    if (a < 0x38800000u) {  // subnormal half or zero: units of 2^-24, exact scaling
+        float scaled = anvil_bits_float(a) * 16777216.0f;
+        return (unsigned short)(sign | (unsigned)nearbyintf(scaled));
+    }
+    unsigned mant_round = a + 0xfffu + ((a >> 13) & 1u);  // nearest even at bit 13
+    return (unsigned short)(sign | ((mant_round - 0x38000000u) >> 13));
+}
+ANVIL_DEVICE float anvil_f16_to_f32(unsigned short h) {
+    unsigned sign = (unsigned)(h & 0x8000u) << 16;
+    unsigned exp = (h >> 10) & 0x1fu;
+    unsigned mant = h & 0x3ffu;
+    if (exp == 0) {
+        float v = (float)mant * (1.0f / 16777216.0f);
+        return sign ? -v : v;
+    }
+    if (exp == 31) return anvil_bits_float(sign | 0x7f800000u | (mant << 13));
+    return anvil_bits_float(sign | ((exp + 112u) << 23) | (mant << 13));
+}
+ANVIL_DEVICE unsigned short anvil_f32_to_bf16(float f) {
+    unsigned u = anvil_float_bits(f);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (unsigned short)((u >> 16) | 0x40u);  // quiet NaN
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (unsigned short)(u >> 16);
+}
+
+ANVIL_DEVICE float anvil_rsqrt(float x) { return 1.0f / sqrtf(x); }
+
+// One worker thread plays one block at a time, so a thread-local buffer is
+// the block's shared memory.
+ANVIL_DEVICE char* anvil_block_smem() {
+    alignas(16) static thread_local char smem[ANVIL_SMEM_BYTES];
+    return smem;
+}
+
+ANVIL_DEVICE float anvil_block_sum(float v) { return v; }
+ANVIL_DEVICE float anvil_block_max(float v) { return v; }
+ANVIL_DEVICE int anvil_block_broadcast(int v) { return v; }
+
+// Worker threads are the blocks: C++ atomics with the same orderings.
+ANVIL_DEVICE unsigned anvil_load_acquire(const unsigned* p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+ANVIL_DEVICE void anvil_store_release(unsigned* p, unsigned v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+ANVIL_DEVICE int anvil_load_relaxed(const int* p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+ANVIL_DEVICE int anvil_cas(int* p, int expected, int desired) {
+    __atomic_compare_exchange_n(p, &expected, desired, false, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
+    return expected;  // the old value either way
+}
+ANVIL_DEVICE unsigned long long anvil_now_ns() {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (unsigned long long)ts.tv_sec * 1000000000ull + (unsigned long long)ts.tv_nsec;
+}
+// There may be more workers than cores: give the producer the core.
+ANVIL_DEVICE void anvil_backoff() { sched_yield(); }
+
+#endif  // __CUDACC__
+
+ANVIL_DEVICE float anvil_neg_inf() { return anvil_bits_float(0xff800000u); }
+ANVIL_DEVICE float anvil_bf16_to_f32(unsigned short h) { return anvil_bits_float((unsigned)h << 16); }
+
+#endif  // ANVIL_RTASKS_PLATFORM_CUH

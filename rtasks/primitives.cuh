@@ -1,0 +1,79 @@
+// Storage types and the small helpers every rTask kind shares: load a stored
+// element as float, store a float rounded to the storage type, walk a
+// strided view. All math accumulates in f32; the dtype is only storage.
+#ifndef ANVIL_RTASKS_PRIMITIVES_CUH
+#define ANVIL_RTASKS_PRIMITIVES_CUH
+
+#include "params.cuh"
+#include "platform.cuh"
+
+// One storage type per anvil::DType: f32 = float, i32 = int, and two 16-bit
+// words that no compiler arithmetic can touch by accident.
+struct anvil_f16 { unsigned short bits; };
+struct anvil_bf16 { unsigned short bits; };
+
+// Which types an rTask template accepts (for static_assert messages).
+template <class T> struct anvil_storage { static const bool ok = false; };
+template <> struct anvil_storage<float> { static const bool ok = true; };
+template <> struct anvil_storage<int> { static const bool ok = true; };
+template <> struct anvil_storage<anvil_f16> { static const bool ok = true; };
+template <> struct anvil_storage<anvil_bf16> { static const bool ok = true; };
+
+// Arena pointers are plain (never const __restrict__): a consumer reads data
+// another block published, and the non-coherent read-only path is not
+// ordered by the acquire in megakernel.cuh.
+ANVIL_DEVICE float anvil_load(const float* p) { return *p; }
+ANVIL_DEVICE float anvil_load(const int* p) { return (float)*p; }
+ANVIL_DEVICE float anvil_load(const anvil_f16* p) { return anvil_f16_to_f32(p->bits); }
+ANVIL_DEVICE float anvil_load(const anvil_bf16* p) { return anvil_bf16_to_f32(p->bits); }
+
+ANVIL_DEVICE void anvil_store(float* p, float v) { *p = v; }
+ANVIL_DEVICE void anvil_store(int* p, float v) { *p = (int)v; }  // truncates, as HostTensor::set
+ANVIL_DEVICE void anvil_store(anvil_f16* p, float v) { p->bits = anvil_f32_to_f16(v); }
+ANVIL_DEVICE void anvil_store(anvil_bf16* p, float v) { p->bits = anvil_f32_to_bf16(v); }
+
+// out = a. Between two different types the value goes through f32; within
+// one type the stored bits are copied (an i32 above 2^24 must survive).
+template <class TO, class TA>
+ANVIL_DEVICE void anvil_copy(TO* out, const TA* a) { anvil_store(out, anvil_load(a)); }
+template <class T>
+ANVIL_DEVICE void anvil_copy(T* out, const T* a) { *out = *a; }
+
+// Element offsets of the i-th element (row-major over `shape`) in two or
+// three strided views. The multi-index is never stored: an array indexed
+// by a runtime rank would live in local memory on the GPU.
+ANVIL_DEVICE void anvil_offsets2(anvil_i64 i, int rank, const anvil_i64* shape,
+                                 const anvil_i64* s0, const anvil_i64* s1,
+                                 anvil_i64* o0, anvil_i64* o1) {
+    anvil_i64 a = 0, b = 0;
+    for (int d = rank - 1; d >= 0; --d) {
+        const anvil_i64 idx = i % shape[d];
+        i /= shape[d];
+        a += idx * s0[d];
+        b += idx * s1[d];
+    }
+    *o0 = a;
+    *o1 = b;
+}
+
+ANVIL_DEVICE void anvil_offsets3(anvil_i64 i, int rank, const anvil_i64* shape,
+                                 const anvil_i64* s0, const anvil_i64* s1, const anvil_i64* s2,
+                                 anvil_i64* o0, anvil_i64* o1, anvil_i64* o2) {
+    anvil_i64 a = 0, b = 0, c = 0;
+    for (int d = rank - 1; d >= 0; --d) {
+        const anvil_i64 idx = i % shape[d];
+        i /= shape[d];
+        a += idx * s0[d];
+        b += idx * s1[d];
+        c += idx * s2[d];
+    }
+    *o0 = a;
+    *o1 = b;
+    *o2 = c;
+}
+
+// A typed view of the arena at a byte offset.
+template <class T>
+ANVIL_DEVICE T* anvil_at(char* arena, anvil_i64 byte_off) { return (T*)(arena + byte_off); }
+
+#endif  // ANVIL_RTASKS_PRIMITIVES_CUH

@@ -1,0 +1,98 @@
+// Row-wise rTasks: one tile is rows [tile*rows_per_tile, ...). The block
+// reduces each row cooperatively: its threads stride over the row, then a
+// block reduction gives every thread the row's statistic.
+#ifndef ANVIL_RTASKS_ROWWISE_CUH
+#define ANVIL_RTASKS_ROWWISE_CUH
+
+#include "primitives.cuh"
+
+static_assert(ANVIL_ROW_COUNT == 6, "AnvilRowOp changed: update anvil_row_tile in rowwise.cuh");
+
+// Element offset of the j-th element of a row (row-major over red_shape).
+ANVIL_DEVICE anvil_i64 anvil_row_offset(const RowParams& p, anvil_i64 j, const anvil_i64* stride) {
+    if (p.red_rank == 1) return j * stride[0];
+    anvil_i64 o = 0;
+    for (int d = p.red_rank - 1; d >= 0; --d) {
+        o += (j % p.red_shape[d]) * stride[d];
+        j /= p.red_shape[d];
+    }
+    return o;
+}
+
+// gamma_off / beta_off < 0: the operand is absent (a scale of 1, a shift of 0).
+template <class TI, class TO, class TG, class TB>
+ANVIL_TASK void anvil_row_tile(const RowParams& p, int tile, char* arena) {
+    static_assert(anvil_storage<TI>::ok && anvil_storage<TO>::ok && anvil_storage<TG>::ok && anvil_storage<TB>::ok,
+                  "anvil_row_tile: TI, TO, TG, TB must be storage types (float, int, anvil_f16, anvil_bf16)");
+    const TG* gamma = p.gamma_off >= 0 ? anvil_at<const TG>(arena, p.gamma_off) : 0;
+    const TB* beta = p.beta_off >= 0 ? anvil_at<const TB>(arena, p.beta_off) : 0;
+    const anvil_i64 n = p.row_len;
+    const float inv_n = 1.0f / (float)n;
+    const int tid = anvil_thread();
+
+    const anvil_i64 r0 = (anvil_i64)tile * p.rows_per_tile;
+    const anvil_i64 r1 = r0 + p.rows_per_tile < p.rows ? r0 + p.rows_per_tile : p.rows;
+    for (anvil_i64 r = r0; r < r1; ++r) {
+        anvil_i64 ib, ob;
+        anvil_offsets2(r, p.kept_rank, p.kept_shape, p.kept_in, p.kept_out, &ib, &ob);
+        const TI* in = anvil_at<const TI>(arena, p.in_off) + ib;
+        TO* out = anvil_at<TO>(arena, p.out_off) + ob;
+
+        switch (p.op) {
+            case ANVIL_ROW_SOFTMAX: {
+                float m = anvil_neg_inf();
+                for (anvil_i64 j = tid; j < n; j += ANVIL_THREADS) m = fmaxf(m, anvil_load(in + anvil_row_offset(p, j, p.red_in)));
+                m = anvil_block_max(m);
+                float s = 0.0f;
+                for (anvil_i64 j = tid; j < n; j += ANVIL_THREADS) s += expf(anvil_load(in + anvil_row_offset(p, j, p.red_in)) - m);
+                const float inv = 1.0f / anvil_block_sum(s);
+                for (anvil_i64 j = tid; j < n; j += ANVIL_THREADS) {
+                    const float x = anvil_load(in + anvil_row_offset(p, j, p.red_in));
+                    anvil_store(out + anvil_row_offset(p, j, p.red_out), expf(x - m) * inv);
+                }
+                break;
+            }
+            case ANVIL_ROW_LAYERNORM:
+            case ANVIL_ROW_RMSNORM: {
+                float mean = 0.0f;
+                if (p.op == ANVIL_ROW_LAYERNORM) {
+                    float s = 0.0f;
+                    for (anvil_i64 j = tid; j < n; j += ANVIL_THREADS) s += anvil_load(in + anvil_row_offset(p, j, p.red_in));
+                    mean = anvil_block_sum(s) * inv_n;
+                }
+                // Second pass over (x - mean): no cancellation of E[x^2] - mean^2.
+                // rmsnorm is the same with mean = 0.
+                float q = 0.0f;
+                for (anvil_i64 j = tid; j < n; j += ANVIL_THREADS) {
+                    const float d = anvil_load(in + anvil_row_offset(p, j, p.red_in)) - mean;
+                    q += d * d;
+                }
+                const float rstd = anvil_rsqrt(anvil_block_sum(q) * inv_n + p.eps);
+                for (anvil_i64 j = tid; j < n; j += ANVIL_THREADS) {
+                    float y = (anvil_load(in + anvil_row_offset(p, j, p.red_in)) - mean) * rstd;
+                    if (gamma) y *= anvil_load(gamma + j);
+                    if (beta && p.op == ANVIL_ROW_LAYERNORM) y += anvil_load(beta + j);
+                    anvil_store(out + anvil_row_offset(p, j, p.red_out), y);
+                }
+                break;
+            }
+            case ANVIL_ROW_SUM:
+            case ANVIL_ROW_MEAN: {
+                float s = 0.0f;
+                for (anvil_i64 j = tid; j < n; j += ANVIL_THREADS) s += anvil_load(in + anvil_row_offset(p, j, p.red_in));
+                s = anvil_block_sum(s);
+                if (tid == 0) anvil_store(out, p.op == ANVIL_ROW_MEAN ? s * inv_n : s);
+                break;
+            }
+            case ANVIL_ROW_MAX: {
+                float m = anvil_neg_inf();
+                for (anvil_i64 j = tid; j < n; j += ANVIL_THREADS) m = fmaxf(m, anvil_load(in + anvil_row_offset(p, j, p.red_in)));
+                m = anvil_block_max(m);
+                if (tid == 0) anvil_store(out, m);
+                break;
+            }
+        }
+    }
+}
+
+#endif  // ANVIL_RTASKS_ROWWISE_CUH

@@ -1,0 +1,341 @@
+// decompose: Graph -> TileGraph. Lays every tensor out in one arena and cuts
+// every node into rOperators of one rTask kind each. Reshape is free (its
+// result aliases its operand's storage); concat becomes one strided copy per
+// operand; everything else is one rOperator.
+#include <algorithm>
+
+#include "anvil/tile_graph.h"
+
+namespace anvil {
+
+namespace {
+
+constexpr int64_t kAlign = 256;  // bytes: every tensor starts on a fresh cache-line group
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+struct Builder {
+    const Graph& graph;
+    const TileSizes& sizes;
+    TileGraph tg;
+
+    const TensorBuffer& buf(VertexId v) const { return tg.buffers[v]; }
+
+    void layout() {
+        tg.buffers.resize(graph.size());
+        for (VertexId v : graph.topological_order()) {
+            const Value& val = graph.value(v);
+            TensorBuffer& b = tg.buffers[v];
+            b.name = val.name;
+            b.dtype = val.dtype;
+            b.shape = val.shape;
+            b.bytes = numel(val.shape) * dtype_size(val.dtype);
+            if (val.role == Role::node && val.op == Op::reshape) {
+                b.offset = tg.buffers[graph.operands(v)[0]].offset;
+                b.alias = true;
+                continue;
+            }
+            b.offset = tg.arena_bytes;
+            tg.arena_bytes += ceil_div(std::max<int64_t>(b.bytes, 1), kAlign) * kAlign;
+        }
+    }
+
+    ROp& add_rop(VertexId v, TaskKind kind, std::string suffix = "") {
+        ROp op;
+        op.name = graph.value(v).name + suffix;
+        op.node = v;
+        op.kind = kind;
+        tg.rops.push_back(std::move(op));
+        return tg.rops.back();
+    }
+
+    // An elementwise rOp over `shape`, writing `out` through out_stride.
+    ROp& add_elementwise(VertexId v, int code, const Shape& shape, int64_t out_off,
+                         const Strides& out_stride, std::string suffix = "") {
+        ROp& op = add_rop(v, TaskKind::elementwise, std::move(suffix));
+        EwParams p{};
+        p.op = code;
+        p.rank = static_cast<int>(shape.size());
+        p.numel = numel(shape);
+        p.tile_elems = sizes.ew_tile_elems;
+        p.out_off = out_off;
+        for (size_t d = 0; d < shape.size(); ++d) {
+            p.shape[d] = shape[d];
+            p.out_stride[d] = out_stride[d];
+        }
+        op.params = p;
+        op.tiles = static_cast<int>(ceil_div(p.numel, p.tile_elems));
+        op.flops = p.numel;
+        op.dtypes = {buf(v).dtype, DType::f32, DType::f32};
+        return op;
+    }
+
+    void set_ew_input(ROp& op, int slot, VertexId in, int64_t offset, const Strides& strides) {
+        EwParams& p = std::get<EwParams>(op.params);
+        p.ninputs = std::max(p.ninputs, slot + 1);
+        p.in_off[slot] = offset;
+        for (size_t d = 0; d < strides.size(); ++d) p.in_stride[slot][d] = strides[d];
+        op.dtypes[1 + slot] = buf(in).dtype;
+    }
+
+    void elementwise_node(VertexId v, int code) {
+        const TensorBuffer& out = buf(v);
+        ROp& op = add_elementwise(v, code, out.shape, out.offset, contiguous_strides(out.shape));
+        std::vector<VertexId> ins = graph.operands(v);
+        for (size_t i = 0; i < ins.size(); ++i)
+            set_ew_input(op, static_cast<int>(i), ins[i], buf(ins[i]).offset,
+                         broadcast_strides(buf(ins[i]).shape, out.shape));
+    }
+
+    void constant_node(VertexId v) {
+        const TensorBuffer& out = buf(v);
+        ROp& op = add_elementwise(v, ANVIL_EW_CONST, out.shape, out.offset, contiguous_strides(out.shape));
+        std::get<EwParams>(op.params).scalar = static_cast<float>(graph.value(v).attrs.get_float("value"));
+        op.flops = 0;
+    }
+
+    void transpose_node(VertexId v) {
+        const TensorBuffer& out = buf(v);
+        VertexId in = graph.operands(v)[0];
+        Strides in_st = contiguous_strides(buf(in).shape);
+        const auto& perm = graph.value(v).attrs.get_ints("perm");
+        int rank = static_cast<int>(out.shape.size());
+        Strides st(rank);
+        for (int d = 0; d < rank; ++d) st[d] = in_st[*normalize_axis(perm[d], rank)];
+        ROp& op = add_elementwise(v, ANVIL_EW_COPY, out.shape, out.offset, contiguous_strides(out.shape));
+        set_ew_input(op, 0, in, buf(in).offset, st);
+        op.flops = 0;
+    }
+
+    void slice_node(VertexId v) {
+        const Value& val = graph.value(v);
+        const TensorBuffer& out = buf(v);
+        VertexId in = graph.operands(v)[0];
+        const Shape& in_shape = buf(in).shape;
+        int rank = static_cast<int>(in_shape.size());
+        int axis = *normalize_axis(val.attrs.get_int("axis"), rank);
+        std::optional<int64_t> end;
+        if (val.attrs.has("end")) end = val.attrs.get_int("end");
+        SliceBounds b = slice_bounds(in_shape[axis], val.attrs.get_int("start"), end, val.attrs.get_int("step"));
+        Strides st = contiguous_strides(in_shape);
+        int64_t offset = buf(in).offset + b.start * st[axis] * dtype_size(buf(in).dtype);
+        st[axis] *= b.step;
+        ROp& op = add_elementwise(v, ANVIL_EW_COPY, out.shape, out.offset, contiguous_strides(out.shape));
+        set_ew_input(op, 0, in, offset, st);
+        op.flops = 0;
+    }
+
+    void concat_node(VertexId v) {
+        const TensorBuffer& out = buf(v);
+        int rank = static_cast<int>(out.shape.size());
+        int axis = *normalize_axis(graph.value(v).attrs.get_int("axis"), rank);
+        Strides out_st = contiguous_strides(out.shape);
+        int64_t at = 0;  // position along the axis where the next part starts
+        std::vector<VertexId> ins = graph.operands(v);
+        for (size_t k = 0; k < ins.size(); ++k) {
+            const TensorBuffer& in = buf(ins[k]);
+            int64_t off = out.offset + at * out_st[axis] * dtype_size(out.dtype);
+            ROp& op = add_elementwise(v, ANVIL_EW_COPY, in.shape, off, out_st, "#" + std::to_string(k));
+            set_ew_input(op, 0, ins[k], in.offset, contiguous_strides(in.shape));
+            op.flops = 0;
+            at += in.shape[axis];
+        }
+    }
+
+    void matmul_node(VertexId v) {
+        const Value& val = graph.value(v);
+        const TensorBuffer& c = buf(v);
+        std::vector<VertexId> ins = graph.operands(v);
+        const TensorBuffer& a = buf(ins[0]);
+        const TensorBuffer& b = buf(ins[1]);
+        bool ta = val.attrs.get_bool("transpose_a");
+        bool tb = val.attrs.get_bool("transpose_b");
+        int ra = static_cast<int>(a.shape.size()), rb = static_cast<int>(b.shape.size());
+        int rc = static_cast<int>(c.shape.size());
+        Strides sa = contiguous_strides(a.shape), sb = contiguous_strides(b.shape), sc = contiguous_strides(c.shape);
+
+        MatmulParams p{};
+        p.M = static_cast<int>(c.shape[rc - 2]);
+        p.N = static_cast<int>(c.shape[rc - 1]);
+        p.K = static_cast<int>(ta ? a.shape[ra - 2] : a.shape[ra - 1]);
+        p.a_sm = ta ? sa[ra - 1] : sa[ra - 2];
+        p.a_sk = ta ? sa[ra - 2] : sa[ra - 1];
+        p.b_sk = tb ? sb[rb - 1] : sb[rb - 2];
+        p.b_sn = tb ? sb[rb - 2] : sb[rb - 1];
+        p.c_sm = sc[rc - 2];
+        p.c_sn = sc[rc - 1];
+        p.a_off = a.offset;
+        p.b_off = b.offset;
+        p.c_off = c.offset;
+        p.batch_rank = rc - 2;
+        p.batches = 1;
+        for (int d = 0; d < p.batch_rank; ++d) {
+            int da = d - (rc - ra), db = d - (rc - rb);  // the operands' own dims, right-aligned
+            p.batch_shape[d] = c.shape[d];
+            p.a_sb[d] = (da >= 0 && a.shape[da] != 1) ? sa[da] : 0;
+            p.b_sb[d] = (db >= 0 && b.shape[db] != 1) ? sb[db] : 0;
+            p.c_sb[d] = sc[d];
+            p.batches *= c.shape[d];
+        }
+        // Small M (batch-1 GEMV-like) gets short tiles so the block is not mostly idle padding.
+        p.bm = p.M <= 16 ? 16 : p.M <= 32 ? 32 : sizes.mm_bm;
+        p.bn = sizes.mm_bn;
+        p.bk = sizes.mm_bk;
+        p.tiles_m = static_cast<int>(ceil_div(p.M, p.bm));
+        p.tiles_n = static_cast<int>(ceil_div(p.N, p.bn));
+
+        ROp& op = add_rop(v, TaskKind::matmul);
+        op.params = p;
+        op.tiles = static_cast<int>(p.batches * p.tiles_m * p.tiles_n);
+        op.flops = 2 * p.batches * int64_t{p.M} * p.N * p.K;
+        op.dtypes = {a.dtype, b.dtype, c.dtype};
+    }
+
+    // A row-wise rOp: `red` lists the reduced dims of the input (ascending);
+    // the others are kept. Reductions write one value per row.
+    void rowwise_node(VertexId v, int code, const std::vector<int>& red, bool reduces) {
+        const Value& val = graph.value(v);
+        const TensorBuffer& out = buf(v);
+        std::vector<VertexId> ins = graph.operands(v);
+        const TensorBuffer& in = buf(ins[0]);
+        int rank = static_cast<int>(in.shape.size());
+        Strides in_st = contiguous_strides(in.shape);
+        Strides out_st = contiguous_strides(out.shape);
+
+        RowParams p{};
+        p.op = code;
+        p.in_off = in.offset;
+        p.out_off = out.offset;
+        p.rows = 1;
+        p.row_len = 1;
+        // For a reduction the output holds the kept dims in order (with 1s
+        // where keepdims left them): their strides are the contiguous strides
+        // of the kept shape.
+        Shape kept_shape;
+        for (int d = 0; d < rank; ++d)
+            if (std::find(red.begin(), red.end(), d) == red.end()) kept_shape.push_back(in.shape[d]);
+        Strides kept_out_st = contiguous_strides(kept_shape);
+        int k = 0;
+        for (int d = 0; d < rank; ++d) {
+            bool reduced = std::find(red.begin(), red.end(), d) != red.end();
+            if (reduced) {
+                p.red_shape[p.red_rank] = in.shape[d];
+                p.red_in[p.red_rank] = in_st[d];
+                p.red_out[p.red_rank] = reduces ? 0 : out_st[d];
+                p.row_len *= in.shape[d];
+                ++p.red_rank;
+            } else {
+                p.kept_shape[p.kept_rank] = in.shape[d];
+                p.kept_in[p.kept_rank] = in_st[d];
+                p.kept_out[p.kept_rank] = reduces ? kept_out_st[k++] : out_st[d];
+                p.rows *= in.shape[d];
+                ++p.kept_rank;
+            }
+        }
+        DType gamma = DType::f32, beta = DType::f32;
+        if (ins.size() > 1) {
+            p.gamma_off = buf(ins[1]).offset;
+            gamma = buf(ins[1]).dtype;
+        }
+        if (ins.size() > 2) {
+            p.beta_off = buf(ins[2]).offset;
+            beta = buf(ins[2]).dtype;
+        }
+        if (val.attrs.has("eps")) p.eps = static_cast<float>(val.attrs.get_float("eps"));
+        p.rows_per_tile = static_cast<int>(std::max<int64_t>(1, ceil_div(p.rows, sizes.row_target_tiles)));
+
+        ROp& op = add_rop(v, TaskKind::rowwise);
+        op.params = p;
+        op.tiles = static_cast<int>(ceil_div(p.rows, p.rows_per_tile));
+        op.flops = 5 * p.rows * p.row_len;
+        op.dtypes = {in.dtype, out.dtype, gamma, beta};
+    }
+
+    void node(VertexId v) {
+        const Value& val = graph.value(v);
+        int rank = static_cast<int>(buf(graph.operands(v).empty() ? v : graph.operands(v)[0]).shape.size());
+        auto trailing_from = [rank](int first) {
+            std::vector<int> dims;
+            for (int d = first; d < rank; ++d) dims.push_back(d);
+            return dims;
+        };
+        switch (val.op) {
+            case Op::constant: return constant_node(v);
+            case Op::add: return elementwise_node(v, ANVIL_EW_ADD);
+            case Op::sub: return elementwise_node(v, ANVIL_EW_SUB);
+            case Op::mul: return elementwise_node(v, ANVIL_EW_MUL);
+            case Op::div: return elementwise_node(v, ANVIL_EW_DIV);
+            case Op::max: return elementwise_node(v, ANVIL_EW_MAX);
+            case Op::min: return elementwise_node(v, ANVIL_EW_MIN);
+            case Op::pow: return elementwise_node(v, ANVIL_EW_POW);
+            case Op::relu: return elementwise_node(v, ANVIL_EW_RELU);
+            case Op::sigmoid: return elementwise_node(v, ANVIL_EW_SIGMOID);
+            case Op::tanh: return elementwise_node(v, ANVIL_EW_TANH);
+            case Op::exp: return elementwise_node(v, ANVIL_EW_EXP);
+            case Op::log: return elementwise_node(v, ANVIL_EW_LOG);
+            case Op::sqrt: return elementwise_node(v, ANVIL_EW_SQRT);
+            case Op::rsqrt: return elementwise_node(v, ANVIL_EW_RSQRT);
+            case Op::neg: return elementwise_node(v, ANVIL_EW_NEG);
+            case Op::abs: return elementwise_node(v, ANVIL_EW_ABS);
+            case Op::silu: return elementwise_node(v, ANVIL_EW_SILU);
+            case Op::gelu:
+                return elementwise_node(
+                    v, val.attrs.get_string("approximate") == "tanh" ? ANVIL_EW_GELU_TANH : ANVIL_EW_GELU);
+            case Op::softmax:
+                return rowwise_node(v, ANVIL_ROW_SOFTMAX, {*normalize_axis(val.attrs.get_int("axis"), rank)}, false);
+            case Op::layernorm:
+                return rowwise_node(v, ANVIL_ROW_LAYERNORM,
+                                    trailing_from(*normalize_axis(val.attrs.get_int("axis"), rank)), false);
+            case Op::rmsnorm: return rowwise_node(v, ANVIL_ROW_RMSNORM, trailing_from(rank - 1), false);
+            case Op::reduce_sum:
+            case Op::reduce_mean:
+            case Op::reduce_max: {
+                std::vector<int> axes;
+                for (int64_t a : val.attrs.get_ints("axes")) axes.push_back(*normalize_axis(a, rank));
+                std::sort(axes.begin(), axes.end());
+                int code = val.op == Op::reduce_sum ? ANVIL_ROW_SUM
+                           : val.op == Op::reduce_mean ? ANVIL_ROW_MEAN
+                                                       : ANVIL_ROW_MAX;
+                return rowwise_node(v, code, axes, true);
+            }
+            case Op::matmul: return matmul_node(v);
+            case Op::transpose: return transpose_node(v);
+            case Op::reshape: return;  // aliases its operand
+            case Op::concat: return concat_node(v);
+            case Op::slice: return slice_node(v);
+            default:
+                throw InternalError(std::string("decompose: op '") + op_name(val.op) + "' has no rTask yet");
+        }
+    }
+};
+
+}  // namespace
+
+const char* task_kind_name(TaskKind k) {
+    switch (k) {
+        case TaskKind::elementwise: return "elementwise";
+        case TaskKind::matmul: return "matmul";
+        case TaskKind::rowwise: return "rowwise";
+    }
+    return "?";
+}
+
+TileGraph decompose(const Graph& graph, const TileSizes& sizes) {
+    Builder b{graph, sizes, {}};
+    b.tg.model_name = graph.model_name;
+    b.layout();
+    for (VertexId v : graph.topological_order())
+        if (graph.value(v).role == Role::node) b.node(v);
+    for (VertexId v : graph.of_role(Role::input)) b.tg.inputs.push_back(graph.value(v).name);
+    for (VertexId v : graph.of_role(Role::param)) b.tg.params.push_back(graph.value(v).name);
+    for (VertexId v : graph.outputs) b.tg.outputs.push_back(graph.value(v).name);
+    return std::move(b.tg);
+}
+
+const TensorBuffer& buffer_of(const TileGraph& tg, const std::string& name) {
+    for (const TensorBuffer& b : tg.buffers)
+        if (b.name == name) return b;
+    throw InternalError("no buffer for tensor '" + name + "'");
+}
+
+}  // namespace anvil
