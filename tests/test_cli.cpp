@@ -1,0 +1,151 @@
+// The anvil command as a user runs it: exit statuses, messages, and that a
+// refused model never leaves anything at an output path.
+#include <catch2/catch.hpp>
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sys/wait.h>
+
+#include "anvil/npy.h"
+#include "anvil/pipeline.h"
+
+using namespace anvil;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Result {
+    int status = -1;
+    std::string output;  // stdout and stderr together
+};
+
+Result anvil_cmd(const std::string& args) {
+    std::string cmd = fmt::format("cd '{}' && '{}' {} 2>&1", ANVIL_SOURCE_DIR, ANVIL_BINARY, args);
+    Result r;
+    FILE* pipe = popen(cmd.c_str(), "r");
+    REQUIRE(pipe);
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, pipe)) > 0) r.output.append(buf, n);
+    int raw = pclose(pipe);
+    r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
+    return r;
+}
+
+// A fresh scratch directory per test, removed afterwards.
+struct Scratch {
+    fs::path dir;
+    Scratch() {
+        dir = fs::temp_directory_path() / fmt::format("anvil_cli_{}_{}", getpid(), counter()++);
+        fs::remove_all(dir);
+        fs::create_directories(dir);
+    }
+    ~Scratch() { fs::remove_all(dir); }
+    static int& counter() {
+        static int n = 0;
+        return n;
+    }
+    std::string write(const std::string& name, const std::string& text) const {
+        std::ofstream(dir / name) << text;
+        return (dir / name).string();
+    }
+};
+
+const char* kBadMatmul = R"(anvil: 1
+name: bad
+inputs:
+  - {name: x, shape: [128, 768]}
+params:
+  - {name: w, shape: [512, 768]}
+nodes:
+  - {name: attn_out, op: matmul, inputs: [x, w]}
+outputs: [attn_out]
+)";
+
+}  // namespace
+
+TEST_CASE("anvil --help lists the subcommands", "[cli]") {
+    Result r = anvil_cmd("--help");
+    CHECK(r.status == 0);
+    for (const char* sub : {"check", "schedule", "run"}) CHECK_THAT(r.output, Catch::Contains(sub));
+}
+
+TEST_CASE("anvil check summarises a model", "[cli]") {
+    Result r = anvil_cmd("check models/transformer_encoder_f16.yaml");
+    CHECK(r.status == 0);
+    CHECK_THAT(r.output, Catch::Contains("FLOPs") && Catch::Contains("matmul x8") && Catch::Contains("softmax x1"));
+}
+
+TEST_CASE("a refused model exits 2 with its place and writes nothing", "[cli]") {
+    Scratch s;
+    std::string model = s.write("bad.yaml", kBadMatmul);
+    fs::path io = s.dir / "io", cu = s.dir / "out.cu";
+    for (std::string args : {"check " + model, "schedule " + model + " --emit " + cu.string(),
+                             "run " + model + " --backend host --save-io " + io.string()}) {
+        Result r = anvil_cmd(args);
+        INFO(args << "\n" << r.output);
+        CHECK(r.status == 2);
+        CHECK_THAT(r.output, Catch::Contains("bad.yaml:8:") && Catch::Contains("node 'attn_out'") &&
+                                 Catch::Contains("transpose_b"));
+    }
+    CHECK(!fs::exists(io));
+    CHECK(!fs::exists(cu));
+}
+
+TEST_CASE("usage errors exit 2", "[cli]") {
+    CHECK(anvil_cmd("run models/mlp_f32.yaml --policy fastest").status == 2);
+    CHECK(anvil_cmd("run models/mlp_f32.yaml --backend tpu").status == 2);
+    CHECK(anvil_cmd("check models/no_such_model.yaml").status == 2);
+    CHECK(anvil_cmd("frobnicate").status == 2);
+    CHECK(anvil_cmd("").status == 2);
+}
+
+TEST_CASE("the cuda backend says plainly when there is no device", "[cli]") {
+    std::string why = cuda_unavailable_reason();
+    if (!why.empty()) {
+        Result r = anvil_cmd("run models/mlp_f32.yaml --backend cuda");
+        CHECK(r.status == 2);
+        CHECK_THAT(r.output, Catch::Contains("CUDA"));
+        Result a = anvil_cmd("run models/mlp_f32.yaml --backend auto");
+        CHECK(a.status == 0);
+        CHECK_THAT(a.output, Catch::Contains("using the host backend"));
+    } else {
+        WARN("a CUDA device is present: the no-device path is not exercised here");
+    }
+}
+
+TEST_CASE("schedule --emit writes a self-contained megakernel", "[cli]") {
+    Scratch s;
+    fs::path cu = s.dir / "mlp.cu";
+    Result r = anvil_cmd("schedule models/mlp_f32.yaml --emit " + cu.string());
+    INFO(r.output);
+    REQUIRE(r.status == 0);
+    std::ifstream in(cu);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    CHECK_THAT(text, Catch::Contains("__global__"));
+    CHECK_THAT(text, !Catch::Contains("#include \""));  // nothing of ours to find at compile time
+}
+
+TEST_CASE("run --save-io writes the spec's layout, and --inputs reads it back", "[cli]") {
+    Scratch s;
+    fs::path io = s.dir / "io";
+    Result r = anvil_cmd("run models/llama_mlp_bf16.yaml --backend host --save-io " + io.string());
+    INFO(r.output);
+    REQUIRE(r.status == 0);
+    CHECK_THAT(r.output, Catch::Contains("relative L2 error") && Catch::Contains("ok"));
+    for (const char* f : {"inputs/x.npy", "params/norm_g.npy", "params/w_gate.npy", "params/w_up.npy",
+                          "params/w_down.npy", "outputs/y.npy"})
+        CHECK(fs::exists(io / f));
+    HostTensor y = read_npy((io / "outputs/y.npy").string(), DType::bf16);
+    CHECK(y.shape == Shape{8, 512});
+
+    // Same inputs in, same outputs out.
+    fs::path io2 = s.dir / "io2";
+    Result again = anvil_cmd("run models/llama_mlp_bf16.yaml --backend host --inputs " + (io / "inputs").string() +
+                             " --save-io " + io2.string());
+    REQUIRE(again.status == 0);
+    HostTensor y2 = read_npy((io2 / "outputs/y.npy").string(), DType::bf16);
+    CHECK(y2.bytes == y.bytes);
+}

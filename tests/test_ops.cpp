@@ -1,0 +1,152 @@
+// The table-driven op test (ggml's habit): every implemented operator, over
+// shapes that are not multiples of any tile (1, 3, 37, 129), in every float
+// dtype, through the host backend under every policy, against the float64
+// reference. All cases of one dtype form one model so that they compile once.
+#include <catch2/catch.hpp>
+#include <fmt/format.h>
+
+#include <regex>
+#include <set>
+
+#include "anvil/host_backend.h"
+#include "anvil/pipeline.h"
+#include "anvil/policy.h"
+
+using namespace anvil;
+
+namespace {
+
+struct CaseInput {
+    std::string name;  // referred to as $name in the node text
+    Shape shape;
+    std::string init = "init: normal, std: 1.0";
+};
+
+struct OpCase {
+    Op op;                      // the operator this case covers
+    std::vector<CaseInput> inputs;
+    std::vector<std::string> nodes;  // "name: $y, op: ..., inputs: [$a]"; the last one is the case's output
+};
+
+std::string shape_yaml(const Shape& s) { return shape_str(s); }
+
+const std::string kPositive = "init: uniform, low: 0.5, high: 2.0";
+
+std::vector<OpCase> op_cases() {
+    std::vector<OpCase> cases;
+    auto one = [&](Op op, std::vector<CaseInput> ins, std::string node) {
+        cases.push_back({op, std::move(ins), {std::move(node)}});
+    };
+    one(Op::constant, {}, "name: $y, op: constant, value: 1.5, shape: [3, 37]");
+    one(Op::constant, {}, "name: $y, op: constant, value: -0.25");
+    const std::pair<Op, const char*> binary[] = {{Op::add, "add"}, {Op::sub, "sub"}, {Op::mul, "mul"},
+                                                 {Op::div, "div"}, {Op::max, "max"}, {Op::min, "min"},
+                                                 {Op::pow, "pow"}};
+    for (auto [op, name] : binary) {
+        bool positive = op == Op::pow || op == Op::div;
+        std::string a_init = op == Op::pow ? kPositive : "init: normal, std: 1.0";
+        std::string b_init = positive ? kPositive : "init: normal, std: 1.0";
+        one(op, {{"a", {37, 129}, a_init}, {"b", {129}, b_init}},
+            fmt::format("name: $y, op: {}, inputs: [$a, $b]", name));
+        one(op, {{"a", {3, 1, 37}, a_init}, {"b", {129, 1}, b_init}},
+            fmt::format("name: $y, op: {}, inputs: [$a, $b]", name));
+        one(op, {{"a", {1}, a_init}, {"b", {}, b_init}}, fmt::format("name: $y, op: {}, inputs: [$a, $b]", name));
+    }
+    const std::pair<Op, const char*> unary[] = {
+        {Op::relu, "relu"}, {Op::sigmoid, "sigmoid"}, {Op::tanh, "tanh"}, {Op::exp, "exp"},
+        {Op::log, "log"},   {Op::sqrt, "sqrt"},       {Op::rsqrt, "rsqrt"}, {Op::neg, "neg"},
+        {Op::abs, "abs"},   {Op::silu, "silu"},       {Op::gelu, "gelu"}};
+    for (auto [op, name] : unary) {
+        bool positive = op == Op::log || op == Op::sqrt || op == Op::rsqrt;
+        std::string init = positive ? kPositive : "init: normal, std: 1.5";
+        one(op, {{"a", {129, 37}, init}}, fmt::format("name: $y, op: {}, inputs: [$a]", name));
+        one(op, {{"a", {3, 1, 3}, init}}, fmt::format("name: $y, op: {}, inputs: [$a]", name));
+    }
+    one(Op::gelu, {{"a", {37, 3}}}, "name: $y, op: gelu, inputs: [$a], approximate: tanh");
+    one(Op::softmax, {{"a", {37, 129}}}, "name: $y, op: softmax, inputs: [$a]");
+    one(Op::softmax, {{"a", {3, 37, 3}}}, "name: $y, op: softmax, inputs: [$a], axis: 1");
+    one(Op::softmax, {{"a", {129}}}, "name: $y, op: softmax, inputs: [$a], axis: 0");
+    one(Op::layernorm, {{"a", {37, 129}}, {"g", {129}, kPositive}, {"b", {129}}},
+        "name: $y, op: layernorm, inputs: [$a, $g, $b]");
+    one(Op::layernorm, {{"a", {3, 37, 3}}, {"g", {37, 3}, kPositive}, {"b", {37, 3}}},
+        "name: $y, op: layernorm, inputs: [$a, $g, $b], axis: -2, eps: 0.001");
+    one(Op::rmsnorm, {{"a", {3, 129}}, {"g", {129}, kPositive}}, "name: $y, op: rmsnorm, inputs: [$a, $g]");
+    one(Op::rmsnorm, {{"a", {1, 37}}, {"g", {37}, kPositive}}, "name: $y, op: rmsnorm, inputs: [$a, $g], eps: 0.01");
+    one(Op::reduce_sum, {{"a", {3, 37, 129}}}, "name: $y, op: reduce_sum, inputs: [$a], axes: [1]");
+    one(Op::reduce_sum, {{"a", {3, 37}}}, "name: $y, op: reduce_sum, inputs: [$a], axes: [0, 1]");
+    one(Op::reduce_mean, {{"a", {3, 37, 5}}}, "name: $y, op: reduce_mean, inputs: [$a], axes: [0, 2], keepdims: true");
+    one(Op::reduce_max, {{"a", {37, 129}}}, "name: $y, op: reduce_max, inputs: [$a], axes: [-1]");
+    one(Op::matmul, {{"a", {37, 129}}, {"b", {129, 3}}}, "name: $y, op: matmul, inputs: [$a, $b]");
+    one(Op::matmul, {{"a", {1, 129}}, {"b", {129, 129}}}, "name: $y, op: matmul, inputs: [$a, $b]");
+    one(Op::matmul, {{"a", {129, 37}}, {"b", {65, 129}}},
+        "name: $y, op: matmul, inputs: [$a, $b], transpose_a: true, transpose_b: true");
+    one(Op::matmul, {{"a", {2, 1, 37, 65}}, {"b", {3, 65, 33}}}, "name: $y, op: matmul, inputs: [$a, $b]");
+    one(Op::matmul, {{"a", {3, 65, 37}}, {"b", {1, 70, 65}}},
+        "name: $y, op: matmul, inputs: [$a, $b], transpose_a: true, transpose_b: true");
+    one(Op::transpose, {{"a", {3, 37, 129}}}, "name: $y, op: transpose, inputs: [$a], perm: [2, 0, 1]");
+    one(Op::transpose, {{"a", {37, 3}}}, "name: $y, op: transpose, inputs: [$a], perm: [-1, 0]");
+    one(Op::reshape, {{"a", {3, 37, 4}}}, "name: $y, op: reshape, inputs: [$a], shape: [-1, 12]");
+    one(Op::concat, {{"a", {3, 1, 5}}, {"b", {3, 37, 5}}, {"c", {3, 3, 5}}},
+        "name: $y, op: concat, inputs: [$a, $b, $c], axis: 1");
+    one(Op::concat, {{"a", {37, 1}}, {"b", {37, 129}}}, "name: $y, op: concat, inputs: [$a, $b], axis: -1");
+    one(Op::slice, {{"a", {37, 129}}}, "name: $y, op: slice, inputs: [$a], axis: 1, start: -100, end: 120, step: 3");
+    one(Op::slice, {{"a", {37, 3}}}, "name: $y, op: slice, inputs: [$a], axis: 0, start: 5");
+    // Chains: a reshape between two computing ops (its result aliases its
+    // operand), and a transpose feeding a matmul tile by tile.
+    cases.push_back({Op::reshape,
+                     {{"a", {3, 37}}, {"b", {37, 3}}},
+                     {"name: $t, op: mul, inputs: [$a, $a]", "name: $r, op: reshape, inputs: [$t], shape: [37, 3]",
+                      "name: $y, op: add, inputs: [$r, $b]"}});
+    cases.push_back({Op::transpose,
+                     {{"a", {37, 129}}, {"b", {37, 5}}},
+                     {"name: $t, op: transpose, inputs: [$a], perm: [1, 0]",
+                      "name: $y, op: matmul, inputs: [$t, $b]"}});
+    return cases;
+}
+
+// One model holding every case; case i's tensors are prefixed "c<i>_".
+std::string cases_model(const std::vector<OpCase>& cases, DType dtype) {
+    std::string inputs, nodes, outputs;
+    for (size_t i = 0; i < cases.size(); ++i) {
+        std::string prefix = fmt::format("c{}_", i);
+        auto rename = [&](std::string text) { return std::regex_replace(text, std::regex(R"(\$(\w+))"), prefix + "$1"); };
+        for (const CaseInput& in : cases[i].inputs)
+            inputs += fmt::format("  - {{name: {}{}, shape: {}, {}}}\n", prefix, in.name, shape_yaml(in.shape), in.init);
+        for (const std::string& n : cases[i].nodes) nodes += "  - {" + rename(n) + "}\n";
+        outputs += (outputs.empty() ? "" : ", ") + prefix + "y";
+    }
+    return fmt::format("anvil: 1\nname: op_cases\ndtype: {}\nseed: 11\ninputs:\n{}nodes:\n{}outputs: [{}]\n",
+                       dtype_name(dtype), inputs, nodes, outputs);
+}
+
+}  // namespace
+
+TEST_CASE("every implemented op has a case in the table", "[ops]") {
+    std::set<Op> covered;
+    for (const OpCase& c : op_cases()) covered.insert(c.op);
+    for (const OpInfo& info : all_ops())
+        if (info.implemented) CHECK(covered.count(info.op) == 1);
+}
+
+TEST_CASE("every op agrees with the reference on the host backend", "[ops][host]") {
+    const std::vector<OpCase> cases = op_cases();
+    auto dtype = GENERATE(DType::f32, DType::f16, DType::bf16);
+    auto policy = GENERATE(as<std::string>{}, "topo", "per_op");
+    DYNAMIC_SECTION(dtype_name(dtype) << " under " << policy) {
+        Model model = load_model_from_string(cases_model(cases, dtype), "op_cases.yaml");
+        Graph graph = infer_shapes(build_graph(model));
+        TensorMap values = make_values(graph, std::nullopt);
+        Schedule s = plan(graph, policy, default_gpu());
+        TensorMap outputs = run_host(s, values);
+        auto reference = reference_execute(graph, values);
+        for (const OutputCheck& c : check_outputs(graph, outputs, reference)) {
+            int i = std::stoi(c.name.substr(1));
+            INFO("case " << i << " (" << op_name(cases[i].op) << ": " << cases[i].nodes.back() << ")");
+            // The reference must be non-trivial for the comparison to mean anything.
+            double norm = 0;
+            for (double v : reference.at(c.name).data) norm += v * v;
+            CHECK(norm > 0);
+            CHECK(c.rel_l2 <= c.tolerance);
+        }
+    }
+}

@@ -1,0 +1,208 @@
+// Structure of tile graphs and schedules, checked without running anything:
+// footprints against a brute-force walk of every element a tile touches,
+// dependencies against the exact writer of every byte a task reads, and the
+// shape of each policy's schedule.
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <map>
+
+#include "anvil/pipeline.h"
+#include "anvil/policy.h"
+
+using namespace anvil;
+namespace fs = std::filesystem;
+
+namespace {
+
+// Calls visit(byte_offset, bytes, is_write) for every element tile `tile`
+// of `op` touches, by walking the index spaces the device code walks.
+template <typename F>
+void walk_tile(const ROp& op, int tile, F&& visit) {
+    auto size = [&](int slot) { return dtype_size(op.dtypes[slot]); };
+    if (op.kind == TaskKind::elementwise) {
+        const auto& p = std::get<EwParams>(op.params);
+        for (int64_t i = tile * p.tile_elems; i < std::min(p.numel, (tile + 1) * p.tile_elems); ++i) {
+            int64_t rest = i, out = 0, in[2] = {0, 0};
+            for (int d = p.rank - 1; d >= 0; --d) {
+                int64_t idx = rest % p.shape[d];
+                rest /= p.shape[d];
+                out += idx * p.out_stride[d];
+                for (int k = 0; k < p.ninputs; ++k) in[k] += idx * p.in_stride[k][d];
+            }
+            visit(p.out_off + out * size(0), size(0), true);
+            for (int k = 0; k < p.ninputs; ++k) visit(p.in_off[k] + in[k] * size(1 + k), size(1 + k), false);
+        }
+    } else if (op.kind == TaskKind::matmul) {
+        const auto& p = std::get<MatmulParams>(op.params);
+        int64_t per_batch = int64_t{p.tiles_m} * p.tiles_n;
+        int64_t batch = tile / per_batch, tm = tile % per_batch / p.tiles_n, tn = tile % p.tiles_n;
+        int64_t ab = 0, bb = 0, cb = 0;
+        for (int d = p.batch_rank - 1; d >= 0; --d) {
+            int64_t i = batch % p.batch_shape[d];
+            batch /= p.batch_shape[d];
+            ab += i * p.a_sb[d];
+            bb += i * p.b_sb[d];
+            cb += i * p.c_sb[d];
+        }
+        for (int64_t m = tm * p.bm; m < std::min<int64_t>(p.M, (tm + 1) * p.bm); ++m)
+            for (int64_t n = tn * p.bn; n < std::min<int64_t>(p.N, (tn + 1) * p.bn); ++n) {
+                visit(p.c_off + (cb + m * p.c_sm + n * p.c_sn) * size(2), size(2), true);
+                for (int64_t k = 0; k < p.K; ++k) {
+                    visit(p.a_off + (ab + m * p.a_sm + k * p.a_sk) * size(0), size(0), false);
+                    visit(p.b_off + (bb + k * p.b_sk + n * p.b_sn) * size(1), size(1), false);
+                }
+            }
+    } else {
+        const auto& p = std::get<RowParams>(op.params);
+        for (int64_t row = tile * p.rows_per_tile; row < std::min<int64_t>(p.rows, int64_t{tile + 1} * p.rows_per_tile); ++row) {
+            int64_t rest = row, in = 0, out = 0;
+            for (int d = p.kept_rank - 1; d >= 0; --d) {
+                int64_t idx = rest % p.kept_shape[d];
+                rest /= p.kept_shape[d];
+                in += idx * p.kept_in[d];
+                out += idx * p.kept_out[d];
+            }
+            for (int64_t r = 0; r < p.row_len; ++r) {
+                int64_t rr = r, ri = 0, ro = 0;
+                for (int d = p.red_rank - 1; d >= 0; --d) {
+                    int64_t idx = rr % p.red_shape[d];
+                    rr /= p.red_shape[d];
+                    ri += idx * p.red_in[d];
+                    ro += idx * p.red_out[d];
+                }
+                visit(p.in_off + (in + ri) * size(0), size(0), false);
+                visit(p.out_off + (out + ro) * size(1), size(1), true);
+                if (p.op == ANVIL_ROW_LAYERNORM || p.op == ANVIL_ROW_RMSNORM)
+                    visit(p.gamma_off + r * size(2), size(2), false);
+                if (p.op == ANVIL_ROW_LAYERNORM) visit(p.beta_off + r * size(3), size(3), false);
+            }
+        }
+    }
+}
+
+bool inside(int64_t at, int bytes, ByteRange r) { return at >= r.begin && at + bytes <= r.end; }
+
+Graph zoo_graph(const std::string& name) { return load_graph((fs::path(ANVIL_SOURCE_DIR) / "models" / name).string()); }
+
+}  // namespace
+
+TEST_CASE("footprints cover every element a tile touches", "[schedule]") {
+    auto model = GENERATE(as<std::string>{}, "transformer_encoder_f16.yaml", "llama_mlp_bf16.yaml", "mlp_f32.yaml");
+    DYNAMIC_SECTION(model) {
+        TileGraph tg = decompose(zoo_graph(model));
+        for (const ROp& op : tg.rops)
+            for (int tile = 0; tile < op.tiles; ++tile) {
+                ByteRange w = tile_writes(op, tile);
+                std::vector<ByteRange> reads = tile_reads(op, tile);
+                int64_t misses = 0;
+                walk_tile(op, tile, [&](int64_t at, int bytes, bool write) {
+                    if (write) {
+                        misses += !inside(at, bytes, w);
+                    } else {
+                        bool any = false;
+                        for (ByteRange r : reads) any = any || inside(at, bytes, r);
+                        misses += !any;
+                    }
+                });
+                INFO(op.name << " tile " << tile);
+                CHECK(misses == 0);
+            }
+    }
+}
+
+TEST_CASE("tiles of one rOperator write disjoint bytes", "[schedule]") {
+    TileGraph tg = decompose(zoo_graph("transformer_encoder_f32.yaml"));
+    for (const ROp& op : tg.rops) {
+        std::map<int64_t, int> writer;
+        int clashes = 0;
+        for (int tile = 0; tile < op.tiles; ++tile)
+            walk_tile(op, tile, [&](int64_t at, int, bool write) {
+                if (!write) return;
+                auto [it, fresh] = writer.emplace(at, tile);
+                clashes += !fresh && it->second != tile;
+            });
+        INFO(op.name);
+        CHECK(clashes == 0);
+    }
+}
+
+TEST_CASE("every byte a task reads is published by a task it waits for", "[schedule]") {
+    auto model = GENERATE(as<std::string>{}, "transformer_encoder_f32.yaml", "llama_mlp_f16.yaml");
+    DYNAMIC_SECTION(model) {
+        Schedule s = plan(zoo_graph(model), "topo", default_gpu());
+        std::map<int64_t, int> writer;  // byte -> task
+        for (size_t t = 0; t < s.tasks.size(); ++t)
+            walk_tile(s.tiles.rops[s.tasks[t].rop], s.tasks[t].tile, [&](int64_t at, int bytes, bool write) {
+                if (write)
+                    for (int b = 0; b < bytes; ++b) writer[at + b] = static_cast<int>(t);
+            });
+        int64_t missing = 0;
+        for (size_t t = 0; t < s.tasks.size(); ++t) {
+            const std::vector<int>& deps = s.tasks[t].deps;
+            walk_tile(s.tiles.rops[s.tasks[t].rop], s.tasks[t].tile, [&](int64_t at, int, bool write) {
+                if (write) return;
+                auto it = writer.find(at);
+                if (it != writer.end() && !std::binary_search(deps.begin(), deps.end(), it->second)) ++missing;
+            });
+        }
+        CHECK(missing == 0);
+    }
+}
+
+TEST_CASE("dependencies are tile-level, not operator-level", "[schedule]") {
+    Schedule s = plan(zoo_graph("transformer_encoder_f32.yaml"), "topo", default_gpu());
+    // A row of layernorm needs only the tiles of its producer that hold its row.
+    int narrower = 0;
+    for (const Task& t : s.tasks) {
+        const ROp& op = s.tiles.rops[t.rop];
+        if (op.kind != TaskKind::rowwise || t.deps.empty()) continue;
+        int producer_tiles = s.tiles.rops[s.tasks[t.deps.front()].rop].tiles;
+        narrower += static_cast<int>(t.deps.size()) < producer_tiles;
+    }
+    CHECK(narrower > 0);
+}
+
+TEST_CASE("policies give the schedule shapes they promise", "[schedule]") {
+    Graph g = zoo_graph("transformer_encoder_f32.yaml");
+    Gpu gpu = default_gpu();
+    Schedule mega = plan(g, "topo", gpu);
+    Schedule per_op = plan(g, "per_op", gpu);
+    TileGraph tg = decompose(g);
+    size_t tiles = 0;
+    for (const ROp& op : tg.rops) tiles += op.tiles;
+
+    CHECK(mega.launches.size() == 1);
+    CHECK(mega.launches[0].queues.size() == static_cast<size_t>(gpu.sm_count));
+    CHECK(mega.tasks.size() == tiles);
+    CHECK(per_op.launches.size() == tg.rops.size());
+    CHECK(per_op.tasks.size() == tiles);
+    for (const Task& t : per_op.tasks) CHECK(t.deps.empty());
+    // reshape costs nothing: it aliases its operand's storage
+    const TensorBuffer& q1 = buffer_of(tg, "q1");
+    const TensorBuffer& q2 = buffer_of(tg, "q2");
+    CHECK(q2.alias);
+    CHECK(q2.offset == q1.offset);
+}
+
+TEST_CASE("verify_schedule catches broken invariants", "[schedule]") {
+    Schedule s = plan(zoo_graph("transformer_encoder_f32.yaml"), "topo", default_gpu());
+    SECTION("a dependency on a later task") {
+        s.tasks[0].deps.push_back(1);
+        CHECK_THROWS_WITH(verify_schedule(s), Catch::Contains("depends on a later task"));
+    }
+    SECTION("a task in no queue") {
+        s.launches[0].queues[0].erase(s.launches[0].queues[0].begin());
+        CHECK_THROWS_WITH(verify_schedule(s), Catch::Contains("is in no queue"));
+    }
+    SECTION("a queue out of order") {
+        auto& q = s.launches[0].queues[0];
+        REQUIRE(q.size() >= 2);
+        std::swap(q[0], q[1]);
+        CHECK_THROWS_WITH(verify_schedule(s), Catch::Contains("ascending"));
+    }
+}
+
+TEST_CASE("an unknown policy is a user error naming the known ones", "[schedule]") {
+    CHECK_THROWS_WITH(find_policy("fastest"), Catch::Contains("unknown policy 'fastest'") && Catch::Contains("per_op"));
+}
