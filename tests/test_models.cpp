@@ -3,7 +3,10 @@
 // megakernel and its per-op source both compile with NVRTC for sm_90.
 #include <catch2/catch.hpp>
 
+#include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <unistd.h>
 
 #include "anvil/compile.h"
 #include "anvil/emit.h"
@@ -63,5 +66,28 @@ TEST_CASE("zoo sources compile with NVRTC for sm_90", "[models][compile]") {
             CHECK(k.registers > 0);
             CHECK(k.registers <= 255);
         }
+    }
+}
+
+TEST_CASE("emitted sources compile on their own with nvcc", "[models][compile][nvcc]") {
+    const fs::path nvcc = "/usr/local/cuda/bin/nvcc";
+    if (!fs::exists(nvcc)) {
+        WARN("nvcc not found at " << nvcc << ": standalone compilation not checked");
+        return;
+    }
+    auto file = GENERATE(from_range(zoo()));
+    auto policy = GENERATE(as<std::string>{}, "topo", "per_op");
+    if (policy == "per_op" && file.find("_f16") == std::string::npos) return;  // one dtype suffices for per_op
+    DYNAMIC_SECTION(fs::path(file).filename().string() << " under " << policy) {
+        Schedule s = plan(load_graph(file), policy, default_gpu());
+        fs::path dir = fs::temp_directory_path() / ("anvil_nvcc_" + std::to_string(getpid()));
+        fs::create_directories(dir);
+        fs::path cu = dir / (fs::path(file).stem().string() + "_" + policy + ".cu");
+        std::ofstream(cu) << emit_source(s);
+        std::string cmd = nvcc.string() + " -arch=sm_90 -c " + cu.string() + " -o " + cu.string() + ".o 2>&1";
+        int rc = std::system(cmd.c_str());
+        CHECK(rc == 0);
+        CHECK(fs::exists(cu.string() + ".o"));
+        fs::remove_all(dir);
     }
 }
