@@ -6,7 +6,6 @@
 //   - a problem with one attribute: where that attribute is written;
 //   - a mismatch between operands, or anything else: the node itself.
 #include <algorithm>
-#include <set>
 #include <string>
 #include <vector>
 
@@ -15,8 +14,6 @@
 namespace anvil {
 
 namespace {
-
-std::string ints_str(const std::vector<int64_t>& v) { return shape_str(v); }
 
 // Everything one node's checks need, and the three ways to fail.
 struct NodeCtx {
@@ -34,6 +31,11 @@ struct NodeCtx {
     SourceLoc attr_loc(const std::string& attr) const {
         auto it = v.attr_locs.find(attr);
         return it != v.attr_locs.end() ? it->second : v.loc;
+    }
+    // Whether the user wrote this attribute (the loader places defaults at the node).
+    bool written(const std::string& attr) const {
+        auto it = v.attr_locs.find(attr);
+        return it != v.attr_locs.end() && (it->second.line != v.loc.line || it->second.col != v.loc.col);
     }
     [[noreturn]] void fail(const std::string& what) const { user_error(v.loc, subject(), what); }
     [[noreturn]] void fail_operand(size_t i, const std::string& what) const {
@@ -133,9 +135,9 @@ Shape infer_reduce(const NodeCtx& c) {
     if (axes.empty()) c.fail_attr("axes", c.op() + " axes is empty; name at least one axis to reduce");
     std::vector<bool> reduced(x.size(), false);
     for (int64_t a : axes) {
-        int n = c.axis("axes", a, x, "axis " + std::to_string(a) + " in axes " + ints_str(axes));
+        int n = c.axis("axes", a, x, "axis " + std::to_string(a) + " in axes " + shape_str(axes));
         if (reduced[n])
-            c.fail_attr("axes", c.op() + " axes " + ints_str(axes) + " name axis " + std::to_string(n) +
+            c.fail_attr("axes", c.op() + " axes " + shape_str(axes) + " name axis " + std::to_string(n) +
                                     " twice (x is " + shape_str(x) + ")");
         reduced[n] = true;
     }
@@ -194,14 +196,14 @@ Shape infer_transpose(const NodeCtx& c) {
     const Shape& x = c.shape(0);
     const std::vector<int64_t>& perm = c.v.attrs.get_ints("perm");
     if (perm.size() != x.size())
-        c.fail_attr("perm", "transpose perm " + ints_str(perm) + " has " + std::to_string(perm.size()) +
+        c.fail_attr("perm", "transpose perm " + shape_str(perm) + " has " + std::to_string(perm.size()) +
                                 " entries, but x is " + shape_str(x) + " of rank " + std::to_string(x.size()));
     std::vector<bool> seen(x.size(), false);
     Shape out;
     for (int64_t p : perm) {
-        int a = c.axis("perm", p, x, "axis " + std::to_string(p) + " in perm " + ints_str(perm));
+        int a = c.axis("perm", p, x, "axis " + std::to_string(p) + " in perm " + shape_str(perm));
         if (seen[a])
-            c.fail_attr("perm", "transpose perm " + ints_str(perm) + " is not a permutation of 0.." +
+            c.fail_attr("perm", "transpose perm " + shape_str(perm) + " is not a permutation of 0.." +
                                     std::to_string(x.size() - 1) + ": axis " + std::to_string(a) +
                                     " appears twice");
         seen[a] = true;
@@ -213,7 +215,7 @@ Shape infer_transpose(const NodeCtx& c) {
 Shape infer_reshape(const NodeCtx& c) {
     const Shape& x = c.shape(0);
     Shape s = c.v.attrs.get_ints("shape");
-    std::string what = "reshape shape " + ints_str(s);
+    std::string what = "reshape shape " + shape_str(s);
     int wild = -1;
     int64_t known = 1;
     for (size_t i = 0; i < s.size(); ++i) {
@@ -230,13 +232,13 @@ Shape infer_reshape(const NodeCtx& c) {
     int64_t count = numel(x);
     if (wild >= 0) {
         if (count % known != 0)
-            c.fail_attr("shape", "reshape cannot fill the -1 of " + ints_str(s) + ": x is " + shape_str(x) + " (" +
+            c.fail_attr("shape", "reshape cannot fill the -1 of " + shape_str(s) + ": x is " + shape_str(x) + " (" +
                                      std::to_string(count) + " elements), not a multiple of " +
                                      std::to_string(known));
         s[wild] = count / known;
     } else if (known != count) {
         c.fail_attr("shape", "reshape element count differs: x is " + shape_str(x) + " (" + std::to_string(count) +
-                                 " elements), shape " + ints_str(s) + " has " + std::to_string(known));
+                                 " elements), shape " + shape_str(s) + " has " + std::to_string(known));
     }
     check_dims(c, "shape", what, s);
     return s;
@@ -273,7 +275,7 @@ Shape infer_slice(const NodeCtx& c) {
     if (c.v.attrs.has("end")) end = c.v.attrs.get_int("end");
     int64_t len = slice_bounds(dim, start, end, step).len;
     if (len == 0) {
-        std::string where = c.v.attr_locs.count("start") ? "start" : "end";
+        std::string where = c.written("start") || !c.written("end") ? "start" : "end";
         c.fail_attr(where, "slice along axis " + std::to_string(axis_attr) + " of x " + shape_str(x) +
                                " with start " + std::to_string(start) + ", end " +
                                (end ? std::to_string(*end) : "(the end)") + " is empty (that dimension has size " +
@@ -330,38 +332,13 @@ void check_common(const NodeCtx& c) {
                                   " takes only float tensors (f32, f16, bf16); i32 is only for embedding ids");
 }
 
-// Operands of v in operand order.
-std::vector<VertexId> operands_of(const GraphStore& g, VertexId v) {
-    std::vector<std::pair<int, VertexId>> in;
-    for (auto [e, end] = boost::in_edges(v, g); e != end; ++e) in.push_back({g[*e].index, boost::source(*e, g)});
-    std::sort(in.begin(), in.end());
-    std::vector<VertexId> out;
-    for (auto& p : in) out.push_back(p.second);
-    return out;
-}
-
-// Producers before consumers (Kahn). build_graph has already refused cycles.
-std::vector<VertexId> producers_first(const GraphStore& g) {
-    std::vector<int> waiting(boost::num_vertices(g));
-    std::vector<VertexId> order;
-    for (VertexId v = 0; v < boost::num_vertices(g); ++v) {
-        waiting[v] = static_cast<int>(boost::in_degree(v, g));
-        if (waiting[v] == 0) order.push_back(v);
-    }
-    for (size_t i = 0; i < order.size(); ++i)
-        for (auto [e, end] = boost::out_edges(order[i], g); e != end; ++e)
-            if (--waiting[boost::target(*e, g)] == 0) order.push_back(boost::target(*e, g));
-    ANVIL_CHECK(order.size() == boost::num_vertices(g), "infer_shapes: the graph has a cycle");
-    return order;
-}
-
 std::string role_name(Role r) { return r == Role::input ? "input" : "param"; }
 
 }  // namespace
 
 Graph infer_shapes(Graph graph) {
     GraphStore& g = graph.g;
-    for (VertexId v : producers_first(g)) {
+    for (VertexId v : graph.topological_order()) {
         Value& val = g[v];
         if (val.role != Role::node) {
             // Declared shapes were checked by the loader; hand-built graphs get the same rule.
@@ -376,7 +353,7 @@ Graph infer_shapes(Graph graph) {
             continue;
         }
         NodeCtx c{val, {}};
-        for (VertexId u : operands_of(g, v)) c.in.push_back(&g[u]);
+        for (VertexId u : graph.operands(v)) c.in.push_back(&g[u]);
         check_common(c);
         Shape s = infer_node(c);
         ANVIL_CHECK(static_cast<int>(s.size()) <= kMaxRank && numel(s) > 0,

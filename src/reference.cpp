@@ -62,7 +62,7 @@ double unary(Op op, const Attrs& attrs, double x) {
         case Op::silu: return x / (1.0 + std::exp(-x));
         case Op::gelu:
             if (attrs.get_string("approximate") == "tanh") {
-                const double k = std::sqrt(2.0 / M_PI);
+                const double k = std::sqrt(2.0 / std::acos(-1.0));  // sqrt(2 / pi)
                 return 0.5 * x * (1.0 + std::tanh(k * (x + 0.044715 * x * x * x)));
             }
             return 0.5 * x * (1.0 + std::erf(x / std::sqrt(2.0)));
@@ -230,34 +230,11 @@ void eval_node(const Value& v, const std::vector<const RefTensor*>& in, RefTenso
     ANVIL_CHECK(false, std::string("reference: op not implemented: ") + op_name(v.op));
 }
 
-// TEMPORARY, until Graph::topological_order and Graph::operands land.
-std::vector<VertexId> operands_of(const GraphStore& g, VertexId v) {
-    std::vector<std::pair<int, VertexId>> in;
-    for (auto [e, end] = boost::in_edges(v, g); e != end; ++e) in.push_back({g[*e].index, boost::source(*e, g)});
-    std::sort(in.begin(), in.end());
-    std::vector<VertexId> out;
-    for (auto& p : in) out.push_back(p.second);
-    return out;
-}
-std::vector<VertexId> producers_first(const GraphStore& g) {
-    std::vector<int> waiting(boost::num_vertices(g));
-    std::vector<VertexId> order;
-    for (VertexId v = 0; v < boost::num_vertices(g); ++v) {
-        waiting[v] = static_cast<int>(boost::in_degree(v, g));
-        if (waiting[v] == 0) order.push_back(v);
-    }
-    for (size_t i = 0; i < order.size(); ++i)
-        for (auto [e, end] = boost::out_edges(order[i], g); e != end; ++e)
-            if (--waiting[boost::target(*e, g)] == 0) order.push_back(boost::target(*e, g));
-    ANVIL_CHECK(order.size() == boost::num_vertices(g), "reference: the graph has a cycle");
-    return order;
-}
-
 }  // namespace
 
 std::map<std::string, RefTensor> reference_execute(const Graph& graph, const TensorMap& values) {
     std::map<std::string, RefTensor> result;
-    for (VertexId v : producers_first(graph.g)) {
+    for (VertexId v : graph.topological_order()) {
         const Value& val = graph.value(v);
         RefTensor& out = result[val.name];
         out.shape = val.shape;
@@ -271,7 +248,7 @@ std::map<std::string, RefTensor> reference_execute(const Graph& graph, const Ten
             continue;
         }
         std::vector<const RefTensor*> in;
-        for (VertexId u : operands_of(graph.g, v)) in.push_back(&result.at(graph.value(u).name));
+        for (VertexId u : graph.operands(v)) in.push_back(&result.at(graph.value(u).name));
         out.data.assign(static_cast<size_t>(numel(val.shape)), 0.0);
         eval_node(val, in, out);
     }

@@ -320,6 +320,13 @@ TEST_CASE("infer error: layernorm gamma and beta shapes", "[infer]") {
     CHECK(error_of(c) == at_operand(c, "n", 2) +
                              "layernorm beta 'beta' is [12, 64], but it must be [64]: the dims of x [2, 12, 64] "
                              "from axis -1 on");
+    GraphBuilder e;  // the same element count is not enough
+    e.input("x", {2, 12, 64});
+    e.param("g", {64, 12});
+    e.node("n", Op::layernorm, {"x", "g", "g"}, {{"axis", I(1)}});
+    CHECK(error_of(e) == at_operand(e, "n", 1) +
+                             "layernorm gamma 'g' is [64, 12], but it must be [12, 64]: the dims of x [2, 12, 64] "
+                             "from axis 1 on");
     GraphBuilder d;
     d.input("x", {2, 12, 64});
     d.param("g", {64});
@@ -378,13 +385,21 @@ TEST_CASE("infer error: matmul inner dimensions, with a hint", "[infer]") {
                               "matmul inner dimensions differ: a is [768, 128], b is [768, 512] (did you mean "
                               "transpose_a: true?)");
 
+    GraphBuilder tbf;
+    tbf.input("a", {3, 4});
+    tbf.param("w", {4, 5});
+    tbf.node("y", Op::matmul, {"a", "w"}, {{"transpose_b", B(true)}});
+    CHECK(error_of(tbf) == at_node(tbf, "y") +
+                               "matmul inner dimensions differ: a is [3, 4], b is [4, 5] transposed (did you mean "
+                               "transpose_b: false?)");
+
     GraphBuilder both;
     both.input("a", {3, 4});
-    both.param("w", {5, 3});
+    both.param("w", {3, 5});
     both.node("y", Op::matmul, {"a", "w"}, {{"transpose_b", B(true)}});
     CHECK(error_of(both) == at_node(both, "y") +
-                                "matmul inner dimensions differ: a is [3, 4], b is [5, 3] transposed (did you mean "
-                                "transpose_b: false?)");
+                                "matmul inner dimensions differ: a is [3, 4], b is [3, 5] transposed (did you mean "
+                                "transpose_a: true and transpose_b: false?)");
 
     GraphBuilder none;
     none.input("a", {2, 3});
