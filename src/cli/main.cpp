@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -74,10 +75,37 @@ int cmd_check(const std::string& model) {
     return 0;
 }
 
+// Wall-clock seconds of each pipeline stage, printed by `schedule`.
+struct StageClock {
+    std::vector<std::pair<std::string, double>> stages;
+    std::chrono::steady_clock::time_point last = std::chrono::steady_clock::now();
+    void mark(const std::string& stage) {
+        auto now = std::chrono::steady_clock::now();
+        stages.emplace_back(stage, std::chrono::duration<double>(now - last).count());
+        last = now;
+    }
+    std::string str() const {
+        std::string r;
+        double total = 0;
+        for (const auto& [name, s] : stages) {
+            r += fmt::format("{}{} {:.3f} s", r.empty() ? "" : ", ", name, s);
+            total += s;
+        }
+        return r + fmt::format(" (total {:.3f} s)", total);
+    }
+};
+
 int cmd_schedule(const std::string& model, const std::string& policy, const std::string& emit_path,
                  bool compile) {
+    StageClock clock;
     Graph graph = load_graph(model);
-    Schedule s = plan(graph, policy, default_gpu());
+    clock.mark("load");
+    const PolicyEntry& entry = find_policy(policy);
+    TileGraph tg = decompose(graph);
+    clock.mark("decompose");
+    Schedule s = entry.fn(tg, default_gpu());
+    verify_schedule(s);
+    clock.mark("policy");
     size_t deps = 0;
     for (const Task& t : s.tasks) deps += t.deps.size();
     size_t blocks = 0;
@@ -86,19 +114,24 @@ int cmd_schedule(const std::string& model, const std::string& policy, const std:
     fmt::print("  rOperators  {}\n  tasks       {}\n  dependencies {}\n  launches    {} (widest {} blocks)\n",
                s.tiles.rops.size(), s.tasks.size(), deps, s.launches.size(), blocks);
     std::string source;
-    if (!emit_path.empty() || compile) source = emit_source(s);
+    if (!emit_path.empty() || compile) {
+        source = emit_source(s);
+        clock.mark("emit");
+    }
     if (compile) {
         CubinResult r = compile_nvrtc(source, s.gpu.arch);
-        fmt::print("  NVRTC       {} for {}, {:.2f} s{}\n", human_bytes(static_cast<double>(r.cubin.size())), s.gpu.arch,
-                   r.seconds, r.cached ? " (cached)" : "");
+        clock.mark("nvrtc");
+        fmt::print("  NVRTC       {} for {}{}\n", human_bytes(static_cast<double>(r.cubin.size())), s.gpu.arch,
+                   r.cached ? " (cached)" : "");
         for (const KernelResources& k : r.kernels)
             fmt::print("    {:<24} {:>3} registers, {:>6} B smem, {} B spill stores, {} B spill loads\n", k.name,
                        k.registers, k.smem_bytes, k.spill_stores, k.spill_loads);
     }
     if (!emit_path.empty()) {
         write_file_atomically(emit_path, source);
-        fmt::print("  wrote       {}\n", emit_path);
+        fmt::print("  wrote       {} ({})\n", emit_path, human_bytes(static_cast<double>(source.size())));
     }
+    fmt::print("  time        {}\n", clock.str());
     return 0;
 }
 
