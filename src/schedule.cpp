@@ -1,5 +1,7 @@
 #include "anvil/schedule.h"
 
+#include <cctype>
+#include <set>
 #include <string>
 
 namespace anvil {
@@ -8,6 +10,14 @@ void verify_schedule(const Schedule& s) {
     auto fail = [](const std::string& what) { throw InternalError("invalid schedule: " + what); };
     int n = static_cast<int>(s.tasks.size());
     std::vector<int> launch_of(s.tasks.size(), -1);
+    std::set<std::string> names;
+    for (const Launch& l : s.launches) {
+        // The name becomes the kernel's name in the emitted source.
+        bool identifier = !l.name.empty() && !std::isdigit(static_cast<unsigned char>(l.name[0]));
+        for (char c : l.name) identifier = identifier && (std::isalnum(static_cast<unsigned char>(c)) || c == '_');
+        if (!identifier) fail("launch name '" + l.name + "' is not a C identifier");
+        if (!names.insert(l.name).second) fail("two launches are named '" + l.name + "'");
+    }
     for (size_t l = 0; l < s.launches.size(); ++l)
         for (const auto& queue : s.launches[l].queues)
             for (size_t i = 0; i < queue.size(); ++i) {

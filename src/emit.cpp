@@ -1,0 +1,330 @@
+// emit_source: a Schedule -> one self-contained CUDA source. The text is
+// the rtasks/*.cuh files (pasted, in dependency order) followed by
+// generated tables: one params constant per rOp, the task table, the
+// dependency array, per launch its queues and its run_task_<l> dispatcher,
+// and the entry points (one __global__ kernel per launch on CUDA; extern "C"
+// functions for the host runner otherwise).
+#include "anvil/emit.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "anvil/error.h"
+
+namespace anvil {
+
+const std::map<std::string, std::string>& embedded_rtasks();  // generated at build time
+
+namespace {
+
+// The rtasks files in the order they are pasted (each only uses earlier ones).
+const char* const kRtaskOrder[] = {"params.cuh", "platform.cuh", "primitives.cuh", "elementwise.cuh",
+                                   "matmul.cuh", "rowwise.cuh",  "megakernel.cuh"};
+
+// A new field in params.cuh must reach the emitters below: these sizes are
+// the field lists they write.
+static_assert(sizeof(EwParams) == 4 * 4 + 8 * 2 + 8 * 6 + 8 + 8 * 6 + 8 * 2 + 8 * 12 + 4 + 4,
+              "EwParams changed: update emit_ew_params");
+static_assert(sizeof(MatmulParams) == 10 * 4 + 8 * 4 + 8 * 6 + 8 * 4 * 4,
+              "MatmulParams changed: update emit_matmul_params");
+static_assert(sizeof(RowParams) == 4 * 4 + 8 * 2 + 8 * 4 + 8 * 6 * 6 + 4 + 4, "RowParams changed: update emit_row_params");
+static_assert(sizeof(AnvilTask) == 4 * 4, "AnvilTask changed: update the task table");
+
+std::string i64(anvil_i64 v) { return std::to_string(v) + "LL"; }
+
+// A float literal that reads back to exactly the same float.
+std::string f32(float v) {
+    // NVRTC knows no __builtin_huge_valf; every compiler folds these.
+    if (std::isnan(v)) return "(0.0f / 0.0f)";
+    if (std::isinf(v)) return v > 0 ? "(1.0f / 0.0f)" : "(-1.0f / 0.0f)";
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.9g", static_cast<double>(v));
+    std::string s = buf;
+    if (s.find_first_of(".e") == std::string::npos) s += ".0";
+    return s + "f";
+}
+
+std::string list(const anvil_i64* v, int n) {
+    std::string s = "{";
+    for (int i = 0; i < n; ++i) s += (i ? ", " : "") + i64(v[i]);
+    return s + "}";
+}
+
+// One emitter per params struct: positional aggregate initialisers, fields
+// exactly in the order of rtasks/params.cuh.
+std::string emit_ew_params(const EwParams& p) {
+    std::ostringstream o;
+    o << "{" << p.op << ", " << p.rank << ", " << p.ninputs << ", " << p.pad_ << ", " << i64(p.numel) << ", "
+      << i64(p.tile_elems) << ", " << list(p.shape, ANVIL_MAX_RANK) << ", " << i64(p.out_off) << ", "
+      << list(p.out_stride, ANVIL_MAX_RANK) << ", " << list(p.in_off, 2) << ", {"
+      << list(p.in_stride[0], ANVIL_MAX_RANK) << ", " << list(p.in_stride[1], ANVIL_MAX_RANK) << "}, "
+      << f32(p.scalar) << ", " << p.pad2_ << "}";
+    return o.str();
+}
+
+std::string emit_matmul_params(const MatmulParams& p) {
+    std::ostringstream o;
+    o << "{" << p.M << ", " << p.N << ", " << p.K << ", " << p.bm << ", " << p.bn << ", " << p.bk << ", "
+      << p.tiles_m << ", " << p.tiles_n << ", " << p.batch_rank << ", " << p.pad_ << ", " << i64(p.batches)
+      << ", " << i64(p.a_off) << ", " << i64(p.b_off) << ", " << i64(p.c_off) << ", " << i64(p.a_sm) << ", "
+      << i64(p.a_sk) << ", " << i64(p.b_sk) << ", " << i64(p.b_sn) << ", " << i64(p.c_sm) << ", "
+      << i64(p.c_sn) << ", " << list(p.batch_shape, ANVIL_MAX_BATCH_RANK) << ", "
+      << list(p.a_sb, ANVIL_MAX_BATCH_RANK) << ", " << list(p.b_sb, ANVIL_MAX_BATCH_RANK) << ", "
+      << list(p.c_sb, ANVIL_MAX_BATCH_RANK) << "}";
+    return o.str();
+}
+
+std::string emit_row_params(const RowParams& p) {
+    std::ostringstream o;
+    o << "{" << p.op << ", " << p.kept_rank << ", " << p.red_rank << ", " << p.rows_per_tile << ", "
+      << i64(p.rows) << ", " << i64(p.row_len) << ", " << i64(p.in_off) << ", " << i64(p.out_off) << ", "
+      << i64(p.gamma_off) << ", " << i64(p.beta_off) << ", " << list(p.kept_shape, ANVIL_MAX_RANK) << ", "
+      << list(p.kept_in, ANVIL_MAX_RANK) << ", " << list(p.kept_out, ANVIL_MAX_RANK) << ", "
+      << list(p.red_shape, ANVIL_MAX_RANK) << ", " << list(p.red_in, ANVIL_MAX_RANK) << ", "
+      << list(p.red_out, ANVIL_MAX_RANK) << ", " << f32(p.eps) << ", " << p.pad_ << "}";
+    return o.str();
+}
+
+const char* storage_type(DType t) {
+    switch (t) {
+        case DType::f32: return "float";
+        case DType::f16: return "anvil_f16";
+        case DType::bf16: return "anvil_bf16";
+        case DType::i32: return "int";
+    }
+    return "float";
+}
+
+std::string template_args(const ROp& op, size_t arity) {
+    ANVIL_CHECK(op.dtypes.size() == arity, "rOp '" + op.name + "' has " + std::to_string(op.dtypes.size()) +
+                                               " dtypes, its kind takes " + std::to_string(arity));
+    std::string s;
+    for (size_t i = 0; i < arity; ++i) s += std::string(i ? ", " : "") + storage_type(op.dtypes[i]);
+    return s;
+}
+
+// The call of rOp `index`'s kind template with its storage types (and, for
+// matmul, its tile shape).
+std::string dispatch_call(const ROp& op, size_t index) {
+    std::ostringstream o;
+    if (op.kind == TaskKind::elementwise) {
+        o << "anvil_ew_tile<" << template_args(op, 3) << ">";
+    } else if (op.kind == TaskKind::matmul) {
+        const auto& p = std::get<MatmulParams>(op.params);
+        o << "anvil_matmul_tile<" << template_args(op, 3) << ", " << p.bm << ", " << p.bn << ", " << p.bk << ">";
+    } else {
+        o << "anvil_row_tile<" << template_args(op, 4) << ">";
+    }
+    o << "(anvil_rop_" << index << ", tile, arena);";
+    return o.str();
+}
+
+// The rtasks text with its quoted includes removed: the files are pasted
+// in dependency order, and the emitted source must include nothing.
+std::string paste_rtask(const std::string& file) {
+    std::istringstream in(rtask_source(file));
+    std::ostringstream out;
+    out << "// ---- rtasks/" << file << "\n";
+    std::string line;
+    while (std::getline(in, line)) {
+        if (line.rfind("#include \"", 0) == 0)
+            out << "// (pasted above) " << line.substr(1) << "\n";
+        else
+            out << line << "\n";
+    }
+    return out.str();
+}
+
+// Comments must stay comments whatever a name holds.
+std::string one_line(std::string s) {
+    std::replace(s.begin(), s.end(), '\n', ' ');
+    std::replace(s.begin(), s.end(), '\r', ' ');
+    return s;
+}
+
+std::string int_array(const std::string& name, const std::vector<int>& values) {
+    std::ostringstream o;
+    o << "ANVIL_TABLE int " << name << "[] = {";
+    if (values.empty()) o << "0";  // C++ has no empty arrays
+    for (size_t i = 0; i < values.size(); ++i) o << (i ? ", " : "") << values[i];
+    o << "};\n";
+    return o.str();
+}
+
+int matmul_smem_bytes(const MatmulParams& p) { return p.bk * (p.bm + 1 + p.bn + 1) * 4; }  // ANVIL_MM_SMEM_BYTES
+
+int smem_bytes_needed(const Schedule& s) {
+    int need = 16;
+    for (const ROp& op : s.tiles.rops)
+        if (op.kind == TaskKind::matmul) need = std::max(need, matmul_smem_bytes(std::get<MatmulParams>(op.params)));
+    return need;
+}
+
+void check_rop(const ROp& op) {
+    const bool ok = (op.kind == TaskKind::elementwise && std::holds_alternative<EwParams>(op.params)) ||
+                    (op.kind == TaskKind::matmul && std::holds_alternative<MatmulParams>(op.params)) ||
+                    (op.kind == TaskKind::rowwise && std::holds_alternative<RowParams>(op.params));
+    ANVIL_CHECK(ok, "rOp '" + op.name + "': params do not match its kind");
+    if (op.kind == TaskKind::matmul) {
+        const auto& p = std::get<MatmulParams>(op.params);
+        // The device code's static_asserts say the same; checked here too so
+        // that the host backend refuses what NVRTC would.
+        ANVIL_CHECK(p.bm > 0 && p.bm % 16 == 0 && p.bn > 0 && p.bn % 16 == 0 && p.bk > 0,
+                    "rOp '" + op.name + "': matmul tile " + std::to_string(p.bm) + "x" + std::to_string(p.bn) +
+                        "x" + std::to_string(p.bk) + " (BM and BN must be multiples of 16)");
+        ANVIL_CHECK(matmul_smem_bytes(p) <= 48 * 1024,
+                    "rOp '" + op.name + "': matmul tile needs more than 48 KiB of static shared memory");
+    }
+}
+
+void emit_header(std::ostringstream& o, const Schedule& s) {
+    const TileGraph& tg = s.tiles;
+    o << "// anvil megakernel, generated: do not edit.\n"
+      << "// model '" << one_line(tg.model_name) << "', policy '" << one_line(s.policy) << "', target '"
+      << one_line(s.gpu.name) << "' (" << one_line(s.gpu.arch) << ")\n"
+      << "// " << tg.rops.size() << " rOps, " << s.tasks.size() << " tasks, " << s.launches.size()
+      << " launches, " << s.threads_per_block << " threads per block\n";
+    for (size_t l = 0; l < s.launches.size(); ++l) {
+        size_t n = 0;
+        for (const auto& q : s.launches[l].queues) n += q.size();
+        o << "//   launch " << l << ": kernel " << s.launches[l].name << ", " << s.launches[l].queues.size() << " blocks, " << n << " tasks\n";
+    }
+    o << "// Self-contained: compiles with NVRTC, with nvcc -c, and as C++ for the host backend.\n\n";
+}
+
+void emit_tasks(std::ostringstream& o, const Schedule& s) {
+    const int ntasks = static_cast<int>(s.tasks.size());
+    o << "// ---- tasks: {op, tile, dep_begin, dep_count}\n"
+      << "ANVIL_TABLE AnvilTask anvil_tasks[] = {\n";
+    std::vector<int> deps;
+    for (int t = 0; t < ntasks; ++t) {
+        const Task& task = s.tasks[t];
+        ANVIL_CHECK(task.rop >= 0 && task.rop < static_cast<int>(s.tiles.rops.size()),
+                    "task " + std::to_string(t) + " names rOp " + std::to_string(task.rop));
+        for (int d : task.deps)
+            ANVIL_CHECK(d >= 0 && d < ntasks, "task " + std::to_string(t) + " depends on task " + std::to_string(d));
+        o << "    {" << task.rop << ", " << task.tile << ", " << deps.size() << ", " << task.deps.size() << "},\n";
+        deps.insert(deps.end(), task.deps.begin(), task.deps.end());
+    }
+    if (s.tasks.empty()) o << "    {0, 0, 0, 0},\n";
+    o << "};\n" << int_array("anvil_deps", deps);
+}
+
+// Per launch: queue offsets (one per block, plus the end), the queues, and
+// run_task_<l>, a switch over the rOps of that launch only: a kernel then
+// holds only its own rTask code, and its register count is its own.
+void emit_launch_tables(std::ostringstream& o, const Schedule& s, size_t l) {
+    const std::string L = std::to_string(l);
+    std::vector<int> off{0}, queue;
+    std::set<int> rops;
+    for (const auto& q : s.launches[l].queues) {
+        for (int t : q) {
+            ANVIL_CHECK(t >= 0 && t < static_cast<int>(s.tasks.size()),
+                        "launch " + L + " queues task " + std::to_string(t));
+            rops.insert(s.tasks[t].rop);
+        }
+        queue.insert(queue.end(), q.begin(), q.end());
+        off.push_back(static_cast<int>(queue.size()));
+    }
+    o << "\n// ---- launch " << L << " '" << one_line(s.launches[l].name) << "'\n"
+      << int_array("anvil_qoff_" + L, off) << int_array("anvil_queue_" + L, queue)
+      << "ANVIL_DEVICE void run_task_" << L << "(int op, int tile, char* arena) {\n    switch (op) {\n";
+    for (int r : rops) o << "        case " << r << ": " << dispatch_call(s.tiles.rops[r], r) << " break;\n";
+    o << "        default: break;\n    }\n}\n";
+}
+
+void emit_cuda_entries(std::ostringstream& o, const Schedule& s) {
+    for (size_t l = 0; l < s.launches.size(); ++l) {
+        const std::string L = std::to_string(l);
+        o << "// launch " << l << ": grid = " << s.launches[l].queues.size()
+          << " blocks of 256 threads, all co-resident\n"
+          << "extern \"C\" __global__ void __launch_bounds__(256) " << s.launches[l].name
+          << "(char* arena, unsigned* counters, unsigned epoch, AnvilStatus* status, unsigned long long timeout_ns) {\n"
+          << "    const int b = (int)blockIdx.x;\n"
+          << "    if (b >= " << s.launches[l].queues.size() << ") return;\n"
+          << "    anvil_run_queue<run_task_" << L << ">(anvil_queue_" << L << " + anvil_qoff_" << L << "[b], anvil_qoff_"
+          << L << "[b + 1] - anvil_qoff_" << L << "[b],\n"
+          << "        anvil_tasks, anvil_deps, arena, counters, epoch, status, timeout_ns);\n"
+          << "}\n";
+    }
+}
+
+void emit_host_entries(std::ostringstream& o, const Schedule& s) {
+    std::string blocks;
+    for (size_t l = 0; l < s.launches.size(); ++l)
+        blocks += (l ? ", " : "") + std::to_string(s.launches[l].queues.size());
+    if (s.launches.empty()) blocks = "0";
+    o << "static const int anvil_blocks[] = {" << blocks << "};\n"
+      << "extern \"C\" int anvil_host_task_count(void) { return " << s.tasks.size() << "; }\n"
+      << "extern \"C\" int anvil_host_launch_count(void) { return " << s.launches.size() << "; }\n"
+      << "extern \"C\" int anvil_host_block_count(int launch) { return anvil_blocks[launch]; }\n"
+      << "// Worker `worker` of `workers` runs its share of launch `launch`'s blocks (anvil_host_run_blocks).\n"
+      << "extern \"C\" void anvil_host_worker(int launch, int worker, int workers, char* arena, unsigned* counters,\n"
+      << "                                  unsigned epoch, AnvilStatus* status, double timeout_s) {\n"
+      << "    const unsigned long long timeout_ns = (unsigned long long)(timeout_s * 1e9);\n"
+      << "    switch (launch) {\n";
+    for (size_t l = 0; l < s.launches.size(); ++l) {
+        const std::string L = std::to_string(l);
+        o << "        case " << L << ": anvil_host_run_blocks<run_task_" << L << ">(anvil_qoff_" << L << ", anvil_queue_"
+          << L << ", " << s.launches[l].queues.size() << ", worker, workers,\n"
+          << "            anvil_tasks, anvil_deps, arena, counters, epoch, status, timeout_ns); break;\n";
+    }
+    o << "        default: break;\n    }\n}\n";
+}
+
+}  // namespace
+
+const std::string& rtask_source(const std::string& file) {
+    const auto& files = embedded_rtasks();
+    auto it = files.find(file);
+    if (it == files.end()) internal_error(__FILE__, __LINE__, "no embedded rtasks file '" + file + "'");
+    return it->second;
+}
+
+std::string emit_source(const Schedule& s) {
+    const TileGraph& tg = s.tiles;
+    ANVIL_CHECK(s.threads_per_block == 256, "the rtasks are written for 256 threads per block, the schedule asks for " +
+                                                std::to_string(s.threads_per_block));
+    // Every rtasks file must be pasted: a new one has to be placed in kRtaskOrder.
+    for (const auto& entry : embedded_rtasks())
+        ANVIL_CHECK(std::find_if(std::begin(kRtaskOrder), std::end(kRtaskOrder),
+                                 [&](const char* f) { return entry.first == f; }) != std::end(kRtaskOrder),
+                    "rtasks/" + entry.first + " is not in emit.cpp's kRtaskOrder");
+
+    std::ostringstream o;
+    emit_header(o, s);
+    o << "#define ANVIL_SMEM_BYTES " << smem_bytes_needed(s) << "\n\n";
+    for (const char* f : kRtaskOrder) o << paste_rtask(f) << "\n";
+
+    o << "// ---- rOps\n";
+    for (size_t i = 0; i < tg.rops.size(); ++i) {
+        const ROp& op = tg.rops[i];
+        check_rop(op);
+        o << "// rOp " << i << " '" << one_line(op.name) << "': " << task_kind_name(op.kind) << ", " << op.tiles
+          << " tiles\n";
+        if (op.kind == TaskKind::elementwise)
+            o << "ANVIL_TABLE EwParams anvil_rop_" << i << " = " << emit_ew_params(std::get<EwParams>(op.params));
+        else if (op.kind == TaskKind::matmul)
+            o << "ANVIL_TABLE MatmulParams anvil_rop_" << i << " = "
+              << emit_matmul_params(std::get<MatmulParams>(op.params));
+        else
+            o << "ANVIL_TABLE RowParams anvil_rop_" << i << " = " << emit_row_params(std::get<RowParams>(op.params));
+        o << ";\n";
+    }
+    o << "\n";
+    emit_tasks(o, s);
+    for (size_t l = 0; l < s.launches.size(); ++l) emit_launch_tables(o, s, l);
+
+    o << "\n#ifdef __CUDACC__\n";
+    emit_cuda_entries(o, s);
+    o << "#else\n";
+    emit_host_entries(o, s);
+    o << "#endif\n";
+    return o.str();
+}
+
+}  // namespace anvil
