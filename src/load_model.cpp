@@ -4,6 +4,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <filesystem>
@@ -28,27 +29,26 @@ struct Entry {
     std::string name;
 };
 
-int edit_distance(const std::string& a, const std::string& b) {
-    std::vector<int> row(b.size() + 1);
-    for (size_t j = 0; j <= b.size(); ++j) row[j] = static_cast<int>(j);
-    for (size_t i = 1; i <= a.size(); ++i) {
-        int diag = row[0];
-        row[0] = static_cast<int>(i);
+// Edit distance counting a swap of neighbours as one edit (typos like "sdt").
+size_t edit_distance(const std::string& a, const std::string& b) {
+    std::vector<std::vector<size_t>> d(a.size() + 1, std::vector<size_t>(b.size() + 1));
+    for (size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+    for (size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+    for (size_t i = 1; i <= a.size(); ++i)
         for (size_t j = 1; j <= b.size(); ++j) {
-            int up = row[j];
-            row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
-            diag = up;
+            d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] != b[j - 1])});
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
+                d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
         }
-    }
-    return row[b.size()];
+    return d[a.size()][b.size()];
 }
 
 // " (did you mean 'x'?)" when a candidate is close to the misspelt word.
 std::string did_you_mean(const std::string& word, const std::vector<std::string>& candidates) {
     std::string best;
-    int best_d = 3;
+    size_t best_d = std::max<size_t>(1, word.size() / 3) + 1;
     for (const std::string& c : candidates) {
-        int d = edit_distance(word, c);
+        size_t d = edit_distance(word, c);
         if (d < best_d) best_d = d, best = c;
     }
     return best.empty() ? "" : " (did you mean '" + best + "'?)";
@@ -276,9 +276,10 @@ Model Loader::load(const std::string& text) {
     const Entry* version = find(top, "anvil");
     if (!version) user_error(loc(root), "", "'anvil: 1' (the format version) is missing");
     std::optional<int64_t> v = parse_int(version->value);
-    if (!v || *v != 1)
+    if (!v) user_error(loc(*version), "", "'anvil' must be the format version 1, got " + describe(version->value));
+    if (*v != 1)
         user_error(loc(*version), "",
-                   "format version " + describe(version->value) + " is not supported (this anvil reads 'anvil: 1')");
+                   "format version " + std::to_string(*v) + " is not supported (this anvil reads 'anvil: 1')");
 
     static const std::vector<std::string> kTopKeys = {"anvil", "name", "dtype", "seed",
                                                       "inputs", "params", "nodes", "outputs"};
@@ -371,7 +372,7 @@ TensorDecl Loader::tensor(const YAML::Node& n, const std::string& kind) {
         if (std::find(kKeys.begin(), kKeys.end(), e.name) == kKeys.end())
             user_error(loc(e.key), subject,
                        "unknown key '" + e.name + "'" + did_you_mean(e.name, kKeys) +
-                           " (an " + kind + " takes: " + join(kKeys) + ")");
+                           " (a tensor entry takes: " + join(kKeys) + ")");
 
     const Entry* shape = find(entries, "shape");
     if (!shape) user_error(t.loc, subject, "'shape' is missing (write [] for a scalar)");
@@ -527,10 +528,7 @@ NodeDecl Loader::node(const YAML::Node& n) {
     for (const AttrSpec& a : info.attrs) {
         if (d.attrs.has(a.name)) continue;
         if (a.required) user_error(d.loc, subject, info.name + " needs the attribute '" + a.name + "'");
-        if (a.default_value) {
-            d.attrs.values[a.name] = *a.default_value;
-            d.attr_locs[a.name] = d.loc;  // a default stands where the node does
-        }
+        if (a.default_value) d.attrs.values[a.name] = *a.default_value;  // no place of its own: not in attr_locs
     }
     return d;
 }

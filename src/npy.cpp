@@ -230,6 +230,8 @@ HostTensor read_npy(const std::string& path, DType want) {
 
     const int width = want == DType::f16 ? 2 : 4;
     const size_t available = data.size() - preamble - header_len;
+    // Checked before multiplying, so a corrupt shape cannot overflow: dims
+    // before a zero fit the data, and after a zero the product stays 0.
     int64_t count = 1;
     for (int64_t d : h.shape) {
         if (d != 0 && count > static_cast<int64_t>(available / width) / d)

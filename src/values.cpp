@@ -152,11 +152,12 @@ void check_file_name(const std::string& name, const std::string& dir) {
 // Only a directory that an earlier save produced may be replaced, so that a
 // mistyped --save-io never wipes unrelated files.
 bool replaceable(const fs::path& dir) {
-    for (const fs::directory_entry& e : fs::directory_iterator(dir)) {
-        const std::string n = e.path().filename().string();
-        if (!e.is_directory() || (n != "inputs" && n != "params" && n != "outputs")) return false;
+    std::error_code ec;
+    for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+        const std::string n = it->path().filename().string();
+        if (!it->is_directory(ec) || (n != "inputs" && n != "params" && n != "outputs")) return false;
     }
-    return true;
+    return !ec;
 }
 
 const HostTensor& lookup(const TensorMap& m, const std::string& name) {
