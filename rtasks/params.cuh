@@ -90,6 +90,67 @@ struct RowParams {
     int pad_;
 };
 
+// A sliding window over the H and W of an NCHW tensor x [N, C, H, W] giving
+// y [N, O, OH, OW]: conv2d (y = x (*) w + bias, `groups` groups of Cg input
+// and Og output channels) and the pools (O = C, groups = C, Cg = Og = 1, no
+// w). Output cell (oh, ow) reads rows oh * sh - pt + i * dh, i < KH, and
+// columns likewise; cells outside x are padding (bottom and right padding
+// only set OH and OW). x, w and y are contiguous.
+enum AnvilWinOp {
+    ANVIL_WIN_CONV = 0,     // sum of x * w over Cg x KH x KW, + bias
+    ANVIL_WIN_MAX,          // padding never wins
+    ANVIL_WIN_AVG,          // divided by the cells of x in the window
+    ANVIL_WIN_AVG_PAD,      // divided by KH * KW (count_include_pad)
+    ANVIL_WIN_COUNT
+};
+
+// Two kinds read it. conv2d (implicit GEMM): per image and group, GEMM
+// M = OH * OW pixels, N = Og channels, K = Cg * KH * KW, a tile is one
+// bm x bn block: tile = ((n * groups + g) * tiles_m + tm) * tiles_n + tn.
+// window (direct): a tile is `tile_elems` consecutive elements of y.
+struct WindowParams {
+    int op;  // AnvilWinOp
+    int N, C, H, W, O, OH, OW;
+    int KH, KW, sh, sw, pt, pl, dh, dw;
+    int groups, Cg, Og;
+    int bm, bn, bk, tiles_m, tiles_n;  // conv2d kind only
+    anvil_i64 tile_elems;  // window kind only
+    anvil_i64 x_off, w_off, bias_off, y_off;  // bias_off < 0: no bias
+};
+
+// Per-channel affine (inference batchnorm) over x [N, C, inner...]:
+// y = (x - mean[c]) * rsqrt(var[c] + eps) * scale[c] + bias[c], with
+// c = (i / inner) % C. A tile is `tile_elems` consecutive elements.
+struct ChannelParams {
+    int C;
+    int pad_;
+    anvil_i64 inner;  // product of the dims after C (1 for rank 2)
+    anvil_i64 numel;
+    anvil_i64 tile_elems;
+    anvil_i64 x_off, y_off, scale_off, bias_off, mean_off, var_off;
+    float eps;
+    int pad2_;
+};
+
+// Row gather (embedding): out[p, :] = table[ids[p], :] for every position p
+// of ids; a tile is rows [tile * rows_per_tile, ...). An id outside [0, V)
+// is never read through: the task records ANVIL_BAD_INDEX and the run stops.
+struct GatherParams {
+    int V, D;
+    int rows_per_tile;
+    int pad_;
+    anvil_i64 rows;  // number of ids
+    anvil_i64 table_off, ids_off, out_off;
+};
+
+// Which device function (a kind template with its template arguments: the
+// "variant", numbered by emit.cpp) runs an rOp, and where its params stand
+// in that kind's params table.
+struct AnvilROpRef {
+    int variant;
+    int index;
+};
+
 // One task: one tile of one rOperator. Its dependencies are the tasks whose
 // published outputs it reads: deps[dep_begin .. dep_begin + dep_count).
 struct AnvilTask {
@@ -109,8 +170,9 @@ enum AnvilStatusCode {
 struct AnvilStatus {
     int code;
     int task;        // the task that failed
-    int waiting_on;  // for ANVIL_DEADLOCK: the dependency it waited for
-    int detail;
+    int waiting_on;  // ANVIL_DEADLOCK: the dependency it waited for; ANVIL_BAD_INDEX: the
+                     // position (flat, row-major) of the bad index in its tensor
+    int detail;      // ANVIL_BAD_INDEX: the bad index
 };
 
 #endif

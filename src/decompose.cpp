@@ -1,7 +1,9 @@
 // decompose: Graph -> TileGraph. Lays every tensor out in one arena and cuts
 // every node into rOperators of one rTask kind each. Reshape is free (its
 // result aliases its operand's storage); concat becomes one strided copy per
-// operand; everything else is one rOperator.
+// operand; everything else is one rOperator (global_avgpool a row-wise mean
+// over H and W, batchnorm a per-channel affine, conv2d an implicit GEMM or,
+// for thin groups, a direct window).
 #include <algorithm>
 
 #include "anvil/tile_graph.h"
@@ -45,6 +47,7 @@ struct Builder {
         op.name = graph.value(v).name + suffix;
         op.node = v;
         op.kind = kind;
+        op.loc = graph.value(v).loc;
         tg.rops.push_back(std::move(op));
         return tg.rops.back();
     }
@@ -251,6 +254,143 @@ struct Builder {
         op.dtypes = {in.dtype, out.dtype, gamma, beta};
     }
 
+    // conv2d, maxpool2d, avgpool2d: the window geometry of x [N, C, H, W]
+    // -> y [N, O, OH, OW] (shapes fixed by infer_shapes). An int-or-[h, w]
+    // attribute is stored as one or two entries; a padding as 1, 2 or 4.
+    WindowParams window_geometry(VertexId v, const Value& val) const {
+        const TensorBuffer& x = buf(graph.operands(v)[0]);
+        const TensorBuffer& y = buf(v);
+        WindowParams p{};
+        p.N = static_cast<int>(x.shape[0]);
+        p.C = static_cast<int>(x.shape[1]);
+        p.H = static_cast<int>(x.shape[2]);
+        p.W = static_cast<int>(x.shape[3]);
+        p.O = static_cast<int>(y.shape[1]);
+        p.OH = static_cast<int>(y.shape[2]);
+        p.OW = static_cast<int>(y.shape[3]);
+        const std::vector<int64_t>& pad = val.attrs.get_ints("padding");  // top and left: the others only set OH, OW
+        p.pt = static_cast<int>(pad[0]);
+        p.pl = static_cast<int>(pad.size() == 1 ? pad[0] : pad[1]);
+        p.x_off = x.offset;
+        p.y_off = y.offset;
+        p.bias_off = -1;
+        return p;
+    }
+
+    void conv2d_node(VertexId v) {
+        const Value& val = graph.value(v);
+        std::vector<VertexId> ins = graph.operands(v);
+        const TensorBuffer& w = buf(ins[1]);
+        WindowParams p = window_geometry(v, val);
+        p.op = ANVIL_WIN_CONV;
+        p.KH = static_cast<int>(w.shape[2]);
+        p.KW = static_cast<int>(w.shape[3]);
+        const std::vector<int64_t>& st = val.attrs.get_ints("stride");
+        const std::vector<int64_t>& dil = val.attrs.get_ints("dilation");
+        p.sh = static_cast<int>(st.front());
+        p.sw = static_cast<int>(st.back());
+        p.dh = static_cast<int>(dil.front());
+        p.dw = static_cast<int>(dil.back());
+        p.groups = static_cast<int>(val.attrs.get_int("groups"));
+        p.Cg = p.C / p.groups;
+        p.Og = p.O / p.groups;
+        p.w_off = w.offset;
+        DType bias = DType::f32;  // a placeholder type when there is no bias
+        if (ins.size() == 3) {
+            p.bias_off = buf(ins[2]).offset;
+            bias = buf(ins[2]).dtype;
+        }
+        const int64_t M = int64_t{p.OH} * p.OW, K = int64_t{p.Cg} * p.KH * p.KW;
+        // An implicit GEMM whose N (the channels of a group) is narrower than
+        // its smallest tile is mostly padding (depthwise: N = 1); the direct
+        // window does no wasted work there, unless each output's sum is long.
+        const bool gemm = p.Og >= 16 || K > 256;
+        ROp& op = add_rop(v, gemm ? TaskKind::conv2d : TaskKind::window);
+        if (gemm) {
+            p.bm = M <= 16 ? 16 : M <= 32 ? 32 : sizes.mm_bm;
+            p.bn = p.Og <= 16 ? 16 : p.Og <= 32 ? 32 : sizes.mm_bn;
+            p.bk = sizes.mm_bk;
+            p.tiles_m = static_cast<int>(ceil_div(M, p.bm));
+            p.tiles_n = static_cast<int>(ceil_div(p.Og, p.bn));
+            op.tiles = static_cast<int>(int64_t{p.N} * p.groups * p.tiles_m * p.tiles_n);
+        } else {
+            p.tile_elems = sizes.window_tile_elems;
+            op.tiles = static_cast<int>(ceil_div(numel(buf(v).shape), p.tile_elems));
+        }
+        op.params = p;
+        op.flops = 2 * numel(buf(v).shape) * K;
+        op.dtypes = {buf(ins[0]).dtype, w.dtype, bias, buf(v).dtype};
+    }
+
+    void pool_node(VertexId v) {
+        const Value& val = graph.value(v);
+        WindowParams p = window_geometry(v, val);
+        const std::vector<int64_t>& k = val.attrs.get_ints("kernel");
+        p.KH = static_cast<int>(k.front());
+        p.KW = static_cast<int>(k.back());
+        const std::vector<int64_t>& st = val.attrs.has("stride") ? val.attrs.get_ints("stride") : k;  // default: the kernel
+        p.sh = static_cast<int>(st.front());
+        p.sw = static_cast<int>(st.back());
+        p.dh = p.dw = 1;
+        p.op = val.op == Op::maxpool2d                    ? ANVIL_WIN_MAX
+               : val.attrs.get_bool("count_include_pad") ? ANVIL_WIN_AVG_PAD
+                                                          : ANVIL_WIN_AVG;
+        p.groups = p.C;  // channel o reads channel o
+        p.Cg = p.Og = 1;
+        p.w_off = p.x_off;  // unused
+        p.tile_elems = sizes.window_tile_elems;
+        ROp& op = add_rop(v, TaskKind::window);
+        op.params = p;
+        op.tiles = static_cast<int>(ceil_div(numel(buf(v).shape), p.tile_elems));
+        op.flops = numel(buf(v).shape) * p.KH * p.KW;
+        op.dtypes = {buf(graph.operands(v)[0]).dtype, DType::f32, DType::f32, buf(v).dtype};
+    }
+
+    void batchnorm_node(VertexId v) {
+        const Value& val = graph.value(v);
+        std::vector<VertexId> ins = graph.operands(v);  // x, scale, bias, mean, var
+        const TensorBuffer& x = buf(ins[0]);
+        ChannelParams p{};
+        p.C = static_cast<int>(x.shape[1]);
+        p.numel = numel(x.shape);
+        p.inner = p.numel / (x.shape[0] * x.shape[1]);
+        p.tile_elems = sizes.ew_tile_elems;
+        p.x_off = x.offset;
+        p.y_off = buf(v).offset;
+        p.scale_off = buf(ins[1]).offset;
+        p.bias_off = buf(ins[2]).offset;
+        p.mean_off = buf(ins[3]).offset;
+        p.var_off = buf(ins[4]).offset;
+        p.eps = static_cast<float>(val.attrs.get_float("eps"));
+        ROp& op = add_rop(v, TaskKind::channel);
+        op.params = p;
+        op.tiles = static_cast<int>(ceil_div(p.numel, p.tile_elems));
+        op.flops = 4 * p.numel;
+        op.dtypes = {x.dtype, buf(ins[1]).dtype, buf(ins[2]).dtype, buf(ins[3]).dtype, buf(ins[4]).dtype,
+                     buf(v).dtype};
+    }
+
+    void embedding_node(VertexId v) {
+        std::vector<VertexId> ins = graph.operands(v);  // table, ids
+        const TensorBuffer& table = buf(ins[0]);
+        const TensorBuffer& ids = buf(ins[1]);
+        GatherParams p{};
+        p.V = static_cast<int>(table.shape[0]);
+        p.D = static_cast<int>(table.shape[1]);
+        p.rows = numel(ids.shape);
+        p.rows_per_tile = static_cast<int>(std::max<int64_t>(1, sizes.gather_tile_elems / p.D));
+        p.table_off = table.offset;
+        p.ids_off = ids.offset;
+        p.out_off = buf(v).offset;
+        ROp& op = add_rop(v, TaskKind::gather);
+        const Value& val = graph.value(v);
+        if (val.input_locs.size() > 1) op.loc = val.input_locs[1];  // a bad id is the ids' fault
+        op.params = p;
+        op.tiles = static_cast<int>(ceil_div(p.rows, p.rows_per_tile));
+        op.flops = 0;
+        op.dtypes = {table.dtype, ids.dtype, buf(v).dtype};
+    }
+
     void node(VertexId v) {
         const Value& val = graph.value(v);
         int rank = static_cast<int>(buf(graph.operands(v).empty() ? v : graph.operands(v)[0]).shape.size());
@@ -303,6 +443,14 @@ struct Builder {
             case Op::reshape: return;  // aliases its operand
             case Op::concat: return concat_node(v);
             case Op::slice: return slice_node(v);
+            case Op::conv2d: return conv2d_node(v);
+            case Op::maxpool2d:
+            case Op::avgpool2d: return pool_node(v);
+            // One row per (n, c) plane, reduced over H and W; the kept dims
+            // N, C are the output's [N, C, 1, 1] layout.
+            case Op::global_avgpool: return rowwise_node(v, ANVIL_ROW_MEAN, {2, 3}, true);
+            case Op::batchnorm: return batchnorm_node(v);
+            case Op::embedding: return embedding_node(v);
             default:
                 throw InternalError(std::string("decompose: op '") + op_name(val.op) + "' has no rTask yet");
         }
@@ -316,6 +464,10 @@ const char* task_kind_name(TaskKind k) {
         case TaskKind::elementwise: return "elementwise";
         case TaskKind::matmul: return "matmul";
         case TaskKind::rowwise: return "rowwise";
+        case TaskKind::conv2d: return "conv2d";
+        case TaskKind::window: return "window";
+        case TaskKind::channel: return "channel";
+        case TaskKind::gather: return "gather";
     }
     return "?";
 }

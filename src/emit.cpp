@@ -1,9 +1,15 @@
 // emit_source: a Schedule -> one self-contained CUDA source. The text is
 // the rtasks/*.cuh files (pasted, in dependency order) followed by
-// generated tables: one params constant per rOp, the task table, the
+// generated tables: one params table per rTask kind, the rOp table (each
+// rOp's variant and its index in its kind's table), the task table, the
 // dependency array, per launch its queues and its run_task_<l> dispatcher,
 // and the entry points (one __global__ kernel per launch on CUDA; extern "C"
 // functions for the host runner otherwise).
+//
+// A variant is a kind template with its template arguments: the dispatcher
+// switches on the variant, not on the rOp, so its size is the handful of
+// variants a launch uses whatever the number of rOps (an unrolled LSTM has
+// ~15000), and NVRTC compiles it in seconds.
 #include "anvil/emit.h"
 
 #include <algorithm>
@@ -22,8 +28,9 @@ const std::map<std::string, std::string>& embedded_rtasks();  // generated at bu
 namespace {
 
 // The rtasks files in the order they are pasted (each only uses earlier ones).
-const char* const kRtaskOrder[] = {"params.cuh", "platform.cuh", "primitives.cuh", "elementwise.cuh",
-                                   "matmul.cuh", "rowwise.cuh",  "megakernel.cuh"};
+const char* const kRtaskOrder[] = {"params.cuh",  "platform.cuh", "primitives.cuh", "elementwise.cuh",
+                                   "matmul.cuh",  "rowwise.cuh",  "conv2d.cuh",     "window.cuh",
+                                   "channel.cuh", "gather.cuh",   "megakernel.cuh"};
 
 // A new field in params.cuh must reach the emitters below: these sizes are
 // the field lists they write.
@@ -32,7 +39,11 @@ static_assert(sizeof(EwParams) == 4 * 4 + 8 * 2 + 8 * 6 + 8 + 8 * 6 + 8 * 2 + 8 
 static_assert(sizeof(MatmulParams) == 10 * 4 + 8 * 4 + 8 * 6 + 8 * 4 * 4,
               "MatmulParams changed: update emit_matmul_params");
 static_assert(sizeof(RowParams) == 4 * 4 + 8 * 2 + 8 * 4 + 8 * 6 * 6 + 4 + 4, "RowParams changed: update emit_row_params");
+static_assert(sizeof(WindowParams) == 24 * 4 + 8 + 8 * 4, "WindowParams changed: update emit_window_params");
+static_assert(sizeof(ChannelParams) == 2 * 4 + 8 * 3 + 8 * 6 + 4 + 4, "ChannelParams changed: update emit_channel_params");
+static_assert(sizeof(GatherParams) == 4 * 4 + 8 * 4, "GatherParams changed: update emit_gather_params");
 static_assert(sizeof(AnvilTask) == 4 * 4, "AnvilTask changed: update the task table");
+static_assert(sizeof(AnvilROpRef) == 2 * 4, "AnvilROpRef changed: update emit_rops");
 
 std::string i64(anvil_i64 v) { return std::to_string(v) + "LL"; }
 
@@ -89,6 +100,79 @@ std::string emit_row_params(const RowParams& p) {
     return o.str();
 }
 
+std::string emit_window_params(const WindowParams& p) {
+    std::ostringstream o;
+    o << "{" << p.op << ", " << p.N << ", " << p.C << ", " << p.H << ", " << p.W << ", " << p.O << ", " << p.OH
+      << ", " << p.OW << ", " << p.KH << ", " << p.KW << ", " << p.sh << ", " << p.sw << ", " << p.pt << ", "
+      << p.pl << ", " << p.dh << ", " << p.dw << ", " << p.groups << ", " << p.Cg << ", " << p.Og << ", " << p.bm
+      << ", " << p.bn << ", " << p.bk << ", " << p.tiles_m << ", " << p.tiles_n << ", "
+      << i64(p.tile_elems) << ", " << i64(p.x_off) << ", " << i64(p.w_off) << ", " << i64(p.bias_off) << ", "
+      << i64(p.y_off) << "}";
+    return o.str();
+}
+
+std::string emit_channel_params(const ChannelParams& p) {
+    std::ostringstream o;
+    o << "{" << p.C << ", " << p.pad_ << ", " << i64(p.inner) << ", " << i64(p.numel) << ", " << i64(p.tile_elems)
+      << ", " << i64(p.x_off) << ", " << i64(p.y_off) << ", " << i64(p.scale_off) << ", " << i64(p.bias_off) << ", "
+      << i64(p.mean_off) << ", " << i64(p.var_off) << ", " << f32(p.eps) << ", " << p.pad2_ << "}";
+    return o.str();
+}
+
+std::string emit_gather_params(const GatherParams& p) {
+    std::ostringstream o;
+    o << "{" << p.V << ", " << p.D << ", " << p.rows_per_tile << ", " << p.pad_ << ", " << i64(p.rows) << ", "
+      << i64(p.table_off) << ", " << i64(p.ids_off) << ", " << i64(p.out_off) << "}";
+    return o.str();
+}
+
+// What emission needs to know of each kind: its device template, how many
+// storage types it takes, its params struct and table, whether it reports
+// run-time errors (takes the status word and the task id).
+struct KindInfo {
+    const char* fn;
+    size_t arity;
+    const char* params_type;
+    const char* table;
+    bool reports;
+};
+
+const KindInfo& kind_info(TaskKind k) {
+    static const KindInfo ew{"anvil_ew_tile", 3, "EwParams", "anvil_ew_params", false};
+    static const KindInfo mm{"anvil_matmul_tile", 3, "MatmulParams", "anvil_matmul_params", false};
+    static const KindInfo row{"anvil_row_tile", 4, "RowParams", "anvil_row_params", false};
+    static const KindInfo conv{"anvil_conv2d_tile", 4, "WindowParams", "anvil_conv2d_params", false};
+    static const KindInfo win{"anvil_window_tile", 4, "WindowParams", "anvil_window_params", false};
+    static const KindInfo chan{"anvil_channel_tile", 6, "ChannelParams", "anvil_channel_params", false};
+    static const KindInfo gather{"anvil_gather_tile", 3, "GatherParams", "anvil_gather_params", true};
+    switch (k) {
+        case TaskKind::elementwise: return ew;
+        case TaskKind::matmul: return mm;
+        case TaskKind::rowwise: return row;
+        case TaskKind::conv2d: return conv;
+        case TaskKind::window: return win;
+        case TaskKind::channel: return chan;
+        case TaskKind::gather: return gather;
+    }
+    throw InternalError("emit: unknown task kind");
+}
+
+const TaskKind kAllKinds[] = {TaskKind::elementwise, TaskKind::matmul,  TaskKind::rowwise, TaskKind::conv2d,
+                              TaskKind::window,      TaskKind::channel, TaskKind::gather};
+
+std::string emit_params(const ROp& op) {
+    switch (op.kind) {
+        case TaskKind::elementwise: return emit_ew_params(std::get<EwParams>(op.params));
+        case TaskKind::matmul: return emit_matmul_params(std::get<MatmulParams>(op.params));
+        case TaskKind::rowwise: return emit_row_params(std::get<RowParams>(op.params));
+        case TaskKind::conv2d:
+        case TaskKind::window: return emit_window_params(std::get<WindowParams>(op.params));
+        case TaskKind::channel: return emit_channel_params(std::get<ChannelParams>(op.params));
+        case TaskKind::gather: return emit_gather_params(std::get<GatherParams>(op.params));
+    }
+    throw InternalError("emit: unknown task kind");
+}
+
 const char* storage_type(DType t) {
     switch (t) {
         case DType::f32: return "float";
@@ -107,20 +191,60 @@ std::string template_args(const ROp& op, size_t arity) {
     return s;
 }
 
-// The call of rOp `index`'s kind template with its storage types (and, for
-// matmul, its tile shape).
-std::string dispatch_call(const ROp& op, size_t index) {
+// rOp's variant: its kind template with its storage types (and, for the
+// GEMM kinds, their tile shape), e.g. "anvil_matmul_tile<float, float, float, 64, 64, 32>".
+std::string variant_of(const ROp& op) {
+    const KindInfo& k = kind_info(op.kind);
     std::ostringstream o;
-    if (op.kind == TaskKind::elementwise) {
-        o << "anvil_ew_tile<" << template_args(op, 3) << ">";
-    } else if (op.kind == TaskKind::matmul) {
+    o << k.fn << "<" << template_args(op, k.arity);
+    if (op.kind == TaskKind::matmul) {
         const auto& p = std::get<MatmulParams>(op.params);
-        o << "anvil_matmul_tile<" << template_args(op, 3) << ", " << p.bm << ", " << p.bn << ", " << p.bk << ">";
-    } else {
-        o << "anvil_row_tile<" << template_args(op, 4) << ">";
+        o << ", " << p.bm << ", " << p.bn << ", " << p.bk;
+    } else if (op.kind == TaskKind::conv2d) {
+        const auto& p = std::get<WindowParams>(op.params);
+        o << ", " << p.bm << ", " << p.bn << ", " << p.bk;
     }
-    o << "(anvil_rop_" << index << ", tile, arena);";
+    o << ">";
     return o.str();
+}
+
+// Every rOp's variant and its index in its kind's params table.
+struct Variants {
+    std::vector<std::string> names;  // variant id -> its template call
+    std::vector<TaskKind> kinds;     // variant id -> its kind
+    std::vector<AnvilROpRef> rops;   // rOp -> {variant, index}
+    std::vector<int> uses;           // variant id -> how many rOps use it
+};
+
+Variants number_variants(const TileGraph& tg) {
+    Variants v;
+    std::map<std::string, int> ids;
+    std::map<TaskKind, int> next_index;
+    for (const ROp& op : tg.rops) {
+        const std::string name = variant_of(op);
+        auto [it, fresh] = ids.emplace(name, static_cast<int>(v.names.size()));
+        if (fresh) {
+            v.names.push_back(name);
+            v.kinds.push_back(op.kind);
+            v.uses.push_back(0);
+        }
+        ++v.uses[it->second];
+        v.rops.push_back({it->second, next_index[op.kind]++});
+    }
+    return v;
+}
+
+// The dispatcher's case for one variant. A variant of a single rOp names
+// its params entry by a constant index: NVRTC then folds the params into a
+// specialised copy of the function (smaller code, compiled faster), as it
+// did when every rOp had its own case.
+std::string dispatch_call(const Variants& v, int variant) {
+    const KindInfo& k = kind_info(v.kinds[variant]);
+    std::string index = "r.index";
+    if (v.uses[variant] == 1)
+        for (const AnvilROpRef& r : v.rops)
+            if (r.variant == variant) index = std::to_string(r.index);
+    return v.names[variant] + "(" + k.table + "[" + index + "], tile, arena" + (k.reports ? ", status, task" : "") + ");";
 }
 
 // The rtasks text with its quoted includes removed: the files are pasted
@@ -156,19 +280,38 @@ std::string int_array(const std::string& name, const std::vector<int>& values) {
 }
 
 int matmul_smem_bytes(const MatmulParams& p) { return p.bk * (p.bm + 1 + p.bn + 1) * 4; }  // ANVIL_MM_SMEM_BYTES
+int conv2d_smem_bytes(const WindowParams& p) {  // ANVIL_CONV_SMEM_BYTES
+    return p.bk * (p.bm + 1 + p.bn + 1) * 4 + (2 * p.bm + 3 * p.bk) * 4;
+}
 
 int smem_bytes_needed(const Schedule& s) {
     int need = 16;
-    for (const ROp& op : s.tiles.rops)
+    for (const ROp& op : s.tiles.rops) {
         if (op.kind == TaskKind::matmul) need = std::max(need, matmul_smem_bytes(std::get<MatmulParams>(op.params)));
+        if (op.kind == TaskKind::conv2d) need = std::max(need, conv2d_smem_bytes(std::get<WindowParams>(op.params)));
+    }
     return need;
 }
 
 void check_rop(const ROp& op) {
     const bool ok = (op.kind == TaskKind::elementwise && std::holds_alternative<EwParams>(op.params)) ||
                     (op.kind == TaskKind::matmul && std::holds_alternative<MatmulParams>(op.params)) ||
-                    (op.kind == TaskKind::rowwise && std::holds_alternative<RowParams>(op.params));
+                    (op.kind == TaskKind::rowwise && std::holds_alternative<RowParams>(op.params)) ||
+                    ((op.kind == TaskKind::conv2d || op.kind == TaskKind::window) &&
+                     std::holds_alternative<WindowParams>(op.params)) ||
+                    (op.kind == TaskKind::channel && std::holds_alternative<ChannelParams>(op.params)) ||
+                    (op.kind == TaskKind::gather && std::holds_alternative<GatherParams>(op.params));
     ANVIL_CHECK(ok, "rOp '" + op.name + "': params do not match its kind");
+    if (op.kind == TaskKind::conv2d) {
+        const auto& p = std::get<WindowParams>(op.params);
+        ANVIL_CHECK(p.bm > 0 && p.bm % 16 == 0 && p.bn > 0 && p.bn % 16 == 0 && p.bk > 0,
+                    "rOp '" + op.name + "': conv2d tile " + std::to_string(p.bm) + "x" + std::to_string(p.bn) +
+                        "x" + std::to_string(p.bk) + " (BM and BN must be multiples of 16)");
+        ANVIL_CHECK(conv2d_smem_bytes(p) <= 48 * 1024,
+                    "rOp '" + op.name + "': conv2d tile needs more than 48 KiB of static shared memory");
+    }
+    if (op.kind == TaskKind::gather)
+        ANVIL_CHECK(op.dtypes.size() == 3 && op.dtypes[1] == DType::i32, "rOp '" + op.name + "': gather ids must be i32");
     if (op.kind == TaskKind::matmul) {
         const auto& p = std::get<MatmulParams>(op.params);
         // The device code's static_asserts say the same; checked here too so
@@ -214,26 +357,54 @@ void emit_tasks(std::ostringstream& o, const Schedule& s) {
     o << "};\n" << int_array("anvil_deps", deps);
 }
 
+// Per kind that occurs: its params table, one entry per rOp of the kind in
+// rOp order; then the rOp table {variant, index}.
+void emit_rops(std::ostringstream& o, const TileGraph& tg, const Variants& v) {
+    o << "// ---- rOps: one params table per kind, then every rOp's {variant, index}\n";
+    for (TaskKind kind : kAllKinds) {
+        const KindInfo& k = kind_info(kind);
+        bool any = false;
+        for (size_t i = 0; i < tg.rops.size(); ++i) {
+            const ROp& op = tg.rops[i];
+            if (op.kind != kind) continue;
+            if (!any) o << "ANVIL_TABLE " << k.params_type << " " << k.table << "[] = {\n";
+            any = true;
+            o << "    // [" << v.rops[i].index << "] rOp " << i << " '" << one_line(op.name) << "': "
+              << task_kind_name(op.kind) << ", " << op.tiles << " tiles\n    " << emit_params(op) << ",\n";
+        }
+        if (any) o << "};\n";
+    }
+    o << "// variants:\n";
+    for (size_t i = 0; i < v.names.size(); ++i) o << "//   " << i << ": " << v.names[i] << "\n";
+    o << "ANVIL_TABLE AnvilROpRef anvil_rops[] = {";
+    for (size_t i = 0; i < v.rops.size(); ++i)
+        o << (i % 16 == 0 ? "\n    " : " ") << "{" << v.rops[i].variant << ", " << v.rops[i].index << "},";
+    if (v.rops.empty()) o << "{0, 0}";
+    o << "\n};\n";
+}
+
 // Per launch: queue offsets (one per block, plus the end), the queues, and
-// run_task_<l>, a switch over the rOps of that launch only: a kernel then
-// holds only its own rTask code, and its register count is its own.
-void emit_launch_tables(std::ostringstream& o, const Schedule& s, size_t l) {
+// run_task_<l>, a switch over the variants of that launch only: a kernel
+// then holds only its own rTask code, and its register count is its own.
+void emit_launch_tables(std::ostringstream& o, const Schedule& s, const Variants& v, size_t l) {
     const std::string L = std::to_string(l);
     std::vector<int> off{0}, queue;
-    std::set<int> rops;
+    std::set<int> variants;
     for (const auto& q : s.launches[l].queues) {
         for (int t : q) {
             ANVIL_CHECK(t >= 0 && t < static_cast<int>(s.tasks.size()),
                         "launch " + L + " queues task " + std::to_string(t));
-            rops.insert(s.tasks[t].rop);
+            variants.insert(v.rops[s.tasks[t].rop].variant);
         }
         queue.insert(queue.end(), q.begin(), q.end());
         off.push_back(static_cast<int>(queue.size()));
     }
     o << "\n// ---- launch " << L << " '" << one_line(s.launches[l].name) << "'\n"
       << int_array("anvil_qoff_" + L, off) << int_array("anvil_queue_" + L, queue)
-      << "ANVIL_DEVICE void run_task_" << L << "(int op, int tile, char* arena) {\n    switch (op) {\n";
-    for (int r : rops) o << "        case " << r << ": " << dispatch_call(s.tiles.rops[r], r) << " break;\n";
+      << "ANVIL_DEVICE void run_task_" << L << "(int op, int tile, char* arena, AnvilStatus* status, int task) {\n"
+      << "    (void)status;\n    (void)task;\n"
+      << "    const AnvilROpRef r = anvil_rops[op];\n    switch (r.variant) {\n";
+    for (int id : variants) o << "        case " << id << ": " << dispatch_call(v, id) << " break;\n";
     o << "        default: break;\n    }\n}\n";
 }
 
@@ -300,24 +471,12 @@ std::string emit_source(const Schedule& s) {
     o << "#define ANVIL_SMEM_BYTES " << smem_bytes_needed(s) << "\n\n";
     for (const char* f : kRtaskOrder) o << paste_rtask(f) << "\n";
 
-    o << "// ---- rOps\n";
-    for (size_t i = 0; i < tg.rops.size(); ++i) {
-        const ROp& op = tg.rops[i];
-        check_rop(op);
-        o << "// rOp " << i << " '" << one_line(op.name) << "': " << task_kind_name(op.kind) << ", " << op.tiles
-          << " tiles\n";
-        if (op.kind == TaskKind::elementwise)
-            o << "ANVIL_TABLE EwParams anvil_rop_" << i << " = " << emit_ew_params(std::get<EwParams>(op.params));
-        else if (op.kind == TaskKind::matmul)
-            o << "ANVIL_TABLE MatmulParams anvil_rop_" << i << " = "
-              << emit_matmul_params(std::get<MatmulParams>(op.params));
-        else
-            o << "ANVIL_TABLE RowParams anvil_rop_" << i << " = " << emit_row_params(std::get<RowParams>(op.params));
-        o << ";\n";
-    }
+    for (const ROp& op : tg.rops) check_rop(op);
+    const Variants variants = number_variants(tg);
+    emit_rops(o, tg, variants);
     o << "\n";
     emit_tasks(o, s);
-    for (size_t l = 0; l < s.launches.size(); ++l) emit_launch_tables(o, s, l);
+    for (size_t l = 0; l < s.launches.size(); ++l) emit_launch_tables(o, s, variants, l);
 
     o << "\n#ifdef __CUDACC__\n";
     emit_cuda_entries(o, s);

@@ -98,6 +98,71 @@ Box full_box(const anvil_i64* shape, int rank) {
     return box;
 }
 
+// A sliding window (conv2d, pools). Output element e of y [N, O, OH, OW]
+// as (n, o, oh, ow); the input rows a run of output rows reads, clamped to x.
+struct WindowCell {
+    int64_t n, o, oh, ow;
+};
+
+WindowCell window_cell(const WindowParams& p, int64_t e) {
+    WindowCell c;
+    c.ow = e % p.OW;
+    c.oh = e / p.OW % p.OH;
+    c.o = e / (int64_t{p.OW} * p.OH) % p.O;
+    c.n = e / (int64_t{p.OW} * p.OH * p.O);
+    return c;
+}
+
+// Input rows [lo, hi] read by output rows [oh0, oh1]; lo > hi when all of them are padding.
+std::pair<int64_t, int64_t> window_rows(const WindowParams& p, int64_t oh0, int64_t oh1) {
+    return {std::max<int64_t>(0, oh0 * p.sh - p.pt),
+            std::min<int64_t>(p.H - 1, oh1 * p.sh - p.pt + int64_t{p.KH - 1} * p.dh)};
+}
+
+// Bytes of x from (n0, c0, row0, 0) to (n1, c1, row1, W - 1) inclusive.
+ByteRange x_span(const WindowParams& p, int elem, int64_t n0, int64_t c0, int64_t row0, int64_t n1, int64_t c1,
+                 int64_t row1) {
+    const int64_t plane = int64_t{p.H} * p.W;
+    const int64_t first = (n0 * p.C + c0) * plane + row0 * p.W;
+    const int64_t last = (n1 * p.C + c1) * plane + row1 * p.W + p.W - 1;
+    if (last < first) return {p.x_off, p.x_off};  // only padding: reads nothing
+    return {p.x_off + first * elem, p.x_off + (last + 1) * elem};
+}
+
+// The conv2d (implicit GEMM) tile: image n, group g, pixels [m0, m1), the
+// group's output channels [o0, o1).
+struct ConvTile {
+    int64_t n, g, m0, m1, o0, o1;
+};
+
+ConvTile conv_tile(const WindowParams& p, int tile) {
+    const int64_t M = int64_t{p.OH} * p.OW;
+    ConvTile t;
+    const int64_t tn = tile % p.tiles_n, tm = tile / p.tiles_n % p.tiles_m, ng = tile / (int64_t{p.tiles_n} * p.tiles_m);
+    t.g = ng % p.groups;
+    t.n = ng / p.groups;
+    t.m0 = tm * p.bm;
+    t.m1 = std::min<int64_t>(M, t.m0 + p.bm);
+    t.o0 = tn * p.bn;
+    t.o1 = std::min<int64_t>(p.Og, t.o0 + p.bn);
+    return t;
+}
+
+// The direct window's tile: y elements [e0, e1) and the x they read. Within
+// one (n, o) plane: that plane's group's channels, the rows under its output
+// rows. Across planes: from the first plane's group's first channel to the
+// last plane's group's last channel (later planes of the first group start
+// at row 0, earlier planes of the last group end at row H - 1).
+ByteRange window_x_reads(const WindowParams& p, int elem, int64_t e0, int64_t e1) {
+    const WindowCell a = window_cell(p, e0), b = window_cell(p, e1 - 1);
+    const int64_t ca = a.o / p.Og * p.Cg, cb = b.o / p.Og * p.Cg + p.Cg - 1;
+    if (a.n == b.n && a.o == b.o) {
+        auto [r0, r1] = window_rows(p, a.oh, b.oh);
+        return x_span(p, elem, a.n, ca, r0, b.n, cb, r1);
+    }
+    return x_span(p, elem, a.n, ca, 0, b.n, cb, p.H - 1);
+}
+
 }  // namespace
 
 ByteRange tile_writes(const ROp& op, int tile) {
@@ -119,6 +184,27 @@ ByteRange tile_writes(const ROp& op, int tile) {
                                  .bytes(p.out_off, p.kept_out, size_of(op, 1));
             ByteRange row = full_box(p.red_shape, p.red_rank).bytes(0, p.red_out, size_of(op, 1));
             return {kept.begin, kept.end + row.end - size_of(op, 1)};
+        }
+        case TaskKind::conv2d: {
+            const auto& p = std::get<WindowParams>(op.params);
+            const ConvTile t = conv_tile(p, tile);
+            const int64_t M = int64_t{p.OH} * p.OW, ch = t.n * p.O + t.g * p.Og;  // y's plane of channel o0 is ch + o0
+            return span2(p.y_off, 0, ch + t.o0, ch + t.o1, M, t.m0, t.m1, 1, size_of(op, 3));
+        }
+        case TaskKind::window: {
+            const auto& p = std::get<WindowParams>(op.params);
+            auto [b, e] = tile_span(tile, p.tile_elems, int64_t{p.N} * p.O * p.OH * p.OW);
+            return {p.y_off + b * size_of(op, 3), p.y_off + e * size_of(op, 3)};
+        }
+        case TaskKind::channel: {
+            const auto& p = std::get<ChannelParams>(op.params);
+            auto [b, e] = tile_span(tile, p.tile_elems, p.numel);
+            return {p.y_off + b * size_of(op, 5), p.y_off + e * size_of(op, 5)};
+        }
+        case TaskKind::gather: {
+            const auto& p = std::get<GatherParams>(op.params);
+            auto [b, e] = tile_span(tile, p.rows_per_tile, p.rows);
+            return {p.out_off + b * p.D * size_of(op, 2), p.out_off + e * p.D * size_of(op, 2)};
         }
     }
     throw InternalError("tile_writes: unknown task kind");
@@ -151,6 +237,54 @@ std::vector<ByteRange> tile_reads(const ROp& op, int tile) {
                 reads.push_back({p.gamma_off, p.gamma_off + p.row_len * size_of(op, 2)});
             if (p.op == ANVIL_ROW_LAYERNORM)
                 reads.push_back({p.beta_off, p.beta_off + p.row_len * size_of(op, 3)});
+            break;
+        }
+        case TaskKind::conv2d: {
+            const auto& p = std::get<WindowParams>(op.params);
+            const ConvTile t = conv_tile(p, tile);
+            // Every input channel of the group, the rows under the tile's output rows.
+            auto [r0, r1] = window_rows(p, t.m0 / p.OW, (t.m1 - 1) / p.OW);
+            reads.push_back(x_span(p, size_of(op, 0), t.n, t.g * p.Cg, r0, t.n, t.g * p.Cg + p.Cg - 1, r1));
+            const int64_t K = int64_t{p.Cg} * p.KH * p.KW, o0 = t.g * p.Og + t.o0, o1 = t.g * p.Og + t.o1;
+            reads.push_back({p.w_off + o0 * K * size_of(op, 1), p.w_off + o1 * K * size_of(op, 1)});
+            if (p.bias_off >= 0) reads.push_back({p.bias_off + o0 * size_of(op, 2), p.bias_off + o1 * size_of(op, 2)});
+            break;
+        }
+        case TaskKind::window: {
+            const auto& p = std::get<WindowParams>(op.params);
+            auto [b, e] = tile_span(tile, p.tile_elems, int64_t{p.N} * p.O * p.OH * p.OW);
+            reads.push_back(window_x_reads(p, size_of(op, 0), b, e));
+            if (p.op == ANVIL_WIN_CONV) {
+                // The weights of the output channels [o(b), o(e - 1)] (of any image when the tile spans several).
+                const WindowCell first = window_cell(p, b), last = window_cell(p, e - 1);
+                const bool one_image = first.n == last.n;
+                const int64_t o0 = one_image ? first.o : 0, o1 = one_image ? last.o : p.O - 1;
+                const int64_t K = int64_t{p.Cg} * p.KH * p.KW;
+                reads.push_back({p.w_off + o0 * K * size_of(op, 1), p.w_off + (o1 + 1) * K * size_of(op, 1)});
+                if (p.bias_off >= 0)
+                    reads.push_back({p.bias_off + o0 * size_of(op, 2), p.bias_off + (o1 + 1) * size_of(op, 2)});
+            }
+            break;
+        }
+        case TaskKind::channel: {
+            const auto& p = std::get<ChannelParams>(op.params);
+            auto [b, e] = tile_span(tile, p.tile_elems, p.numel);
+            reads.push_back({p.x_off + b * size_of(op, 0), p.x_off + e * size_of(op, 0)});
+            // The channels of elements [b, e): one span, unless the tile meets
+            // C or more channel runs or wraps past channel C - 1.
+            int64_t c0 = b / p.inner % p.C, c1 = (e - 1) / p.inner % p.C;
+            if ((e - 1) / p.inner - b / p.inner + 1 >= p.C || c1 < c0) c0 = 0, c1 = p.C - 1;
+            const int64_t offs[4] = {p.scale_off, p.bias_off, p.mean_off, p.var_off};
+            for (int i = 0; i < 4; ++i)
+                reads.push_back({offs[i] + c0 * size_of(op, 1 + i), offs[i] + (c1 + 1) * size_of(op, 1 + i)});
+            break;
+        }
+        case TaskKind::gather: {
+            const auto& p = std::get<GatherParams>(op.params);
+            auto [b, e] = tile_span(tile, p.rows_per_tile, p.rows);
+            reads.push_back({p.ids_off + b * size_of(op, 1), p.ids_off + e * size_of(op, 1)});
+            // Any row of the table: the ids are data.
+            reads.push_back({p.table_off, p.table_off + int64_t{p.V} * p.D * size_of(op, 0)});
             break;
         }
     }

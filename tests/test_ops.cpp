@@ -91,6 +91,39 @@ std::vector<OpCase> op_cases() {
     one(Op::concat, {{"a", {37, 1}}, {"b", {37, 129}}}, "name: $y, op: concat, inputs: [$a, $b], axis: -1");
     one(Op::slice, {{"a", {37, 129}}}, "name: $y, op: slice, inputs: [$a], axis: 1, start: -100, end: 120, step: 3");
     one(Op::slice, {{"a", {37, 3}}}, "name: $y, op: slice, inputs: [$a], axis: 0, start: 5");
+    // conv2d: the implicit GEMM (>= 16 output channels per group, or a long
+    // sum) and the direct window (thin groups, depthwise); every padding
+    // form, strides, dilations, groups, with and without bias.
+    one(Op::conv2d, {{"x", {1, 3, 13, 11}}, {"w", {37, 3, 3, 3}}, {"b", {37}}},
+        "name: $y, op: conv2d, inputs: [$x, $w, $b], padding: 1");
+    one(Op::conv2d, {{"x", {2, 6, 9, 17}}, {"w", {34, 3, 3, 2}}},
+        "name: $y, op: conv2d, inputs: [$x, $w], groups: 2, stride: [2, 1], dilation: [1, 2], padding: [1, 0, 2, 3]");
+    one(Op::conv2d, {{"x", {1, 37, 5, 5}}, {"w", {3, 37, 3, 3}}, {"b", {3}}},
+        "name: $y, op: conv2d, inputs: [$x, $w, $b], padding: [2, 1]");
+    one(Op::conv2d, {{"x", {1, 129, 3, 3}}, {"w", {129, 129, 1, 1}}}, "name: $y, op: conv2d, inputs: [$x, $w]");
+    one(Op::conv2d, {{"x", {1, 37, 9, 9}}, {"w", {37, 1, 3, 3}}, {"b", {37}}},
+        "name: $y, op: conv2d, inputs: [$x, $w, $b], groups: 37, padding: 1");
+    one(Op::conv2d, {{"x", {2, 4, 7, 5}}, {"w", {8, 2, 3, 3}}},
+        "name: $y, op: conv2d, inputs: [$x, $w], groups: 2, stride: 2, dilation: 2, padding: [0, 1, 2, 1]");
+    one(Op::maxpool2d, {{"x", {2, 3, 37, 37}}}, "name: $y, op: maxpool2d, inputs: [$x], kernel: 3, stride: 2, padding: 1");
+    one(Op::maxpool2d, {{"x", {1, 3, 9, 8}}},
+        "name: $y, op: maxpool2d, inputs: [$x], kernel: [3, 2], stride: [2, 1], padding: [1, 0, 1, 1]");
+    one(Op::avgpool2d, {{"x", {1, 37, 7, 7}}}, "name: $y, op: avgpool2d, inputs: [$x], kernel: 3, stride: 2, padding: 1");
+    one(Op::avgpool2d, {{"x", {1, 37, 7, 7}}},
+        "name: $y, op: avgpool2d, inputs: [$x], kernel: [3, 2], stride: 2, padding: 1, count_include_pad: true");
+    one(Op::avgpool2d, {{"x", {2, 3, 8, 9}}}, "name: $y, op: avgpool2d, inputs: [$x], kernel: 2");
+    one(Op::global_avgpool, {{"x", {2, 37, 5, 3}}}, "name: $y, op: global_avgpool, inputs: [$x]");
+    one(Op::global_avgpool, {{"x", {1, 129, 1, 1}}}, "name: $y, op: global_avgpool, inputs: [$x]");
+    one(Op::batchnorm, {{"x", {3, 37}}, {"s", {37}}, {"b", {37}}, {"m", {37}}, {"v", {37}, kPositive}},
+        "name: $y, op: batchnorm, inputs: [$x, $s, $b, $m, $v]");
+    one(Op::batchnorm, {{"x", {2, 3, 5, 7}}, {"s", {3}}, {"b", {3}}, {"m", {3}}, {"v", {3}, kPositive}},
+        "name: $y, op: batchnorm, inputs: [$x, $s, $b, $m, $v]");
+    one(Op::batchnorm, {{"x", {1, 129, 3}}, {"s", {129}}, {"b", {129}}, {"m", {129}}, {"v", {129}, kPositive}},
+        "name: $y, op: batchnorm, inputs: [$x, $s, $b, $m, $v], eps: 0.001");
+    one(Op::embedding, {{"t", {37, 129}}, {"i", {3, 5}, "dtype: i32, init: uniform, low: 0, high: 37"}},
+        "name: $y, op: embedding, inputs: [$t, $i]");
+    one(Op::embedding, {{"t", {129, 3}}, {"i", {1}, "dtype: i32, init: uniform, low: 120, high: 129"}},
+        "name: $y, op: embedding, inputs: [$t, $i]");
     // Chains: a reshape between two computing ops (its result aliases its
     // operand), and a transpose feeding a matmul tile by tile.
     cases.push_back({Op::reshape,
@@ -101,6 +134,18 @@ std::vector<OpCase> op_cases() {
                      {{"a", {37, 129}}, {"b", {37, 5}}},
                      {"name: $t, op: transpose, inputs: [$a], perm: [1, 0]",
                       "name: $y, op: matmul, inputs: [$t, $b]"}});
+    // A conv tile reads the conv tiles of its producer under its halo; an
+    // embedding feeds a batchnorm (rank 3, channels = the ids' second dim).
+    cases.push_back({Op::conv2d,
+                     {{"x", {1, 5, 11, 9}}, {"w1", {17, 5, 3, 3}}, {"w2", {17, 1, 3, 3}}, {"w3", {16, 17, 3, 3}}},
+                     {"name: $a, op: conv2d, inputs: [$x, $w1], padding: 1",
+                      "name: $b, op: conv2d, inputs: [$a, $w2], groups: 17, padding: [0, 1, 2, 1]",
+                      "name: $y, op: conv2d, inputs: [$b, $w3], stride: 2"}});
+    cases.push_back({Op::embedding,
+                     {{"t", {11, 37}}, {"i", {2, 3}, "dtype: i32, init: uniform, low: 0, high: 11"},
+                      {"s", {3}}, {"b", {3}}, {"m", {3}}, {"v", {3}, kPositive}},
+                     {"name: $e, op: embedding, inputs: [$t, $i]",
+                      "name: $y, op: batchnorm, inputs: [$e, $s, $b, $m, $v]"}});
     return cases;
 }
 

@@ -53,6 +53,51 @@ void walk_tile(const ROp& op, int tile, F&& visit) {
                     visit(p.b_off + (bb + k * p.b_sk + n * p.b_sn) * size(1), size(1), false);
                 }
             }
+    } else if (op.kind == TaskKind::conv2d || op.kind == TaskKind::window) {
+        // For every output cell: every (c, i, j) of its window that lies in x,
+        // as the device code gathers them.
+        const auto& p = std::get<WindowParams>(op.params);
+        const int64_t M = int64_t{p.OH} * p.OW, K = int64_t{p.Cg} * p.KH * p.KW;
+        auto cell = [&](int64_t n, int64_t o, int64_t m) {  // o: the output channel, m: the pixel
+            const int64_t oh = m / p.OW, ow = m % p.OW, g = o / p.Og;
+            visit(p.y_off + ((n * p.O + o) * M + m) * size(3), size(3), true);
+            for (int64_t c = 0; c < p.Cg; ++c)
+                for (int64_t i = 0; i < p.KH; ++i)
+                    for (int64_t j = 0; j < p.KW; ++j) {
+                        const int64_t ih = oh * p.sh - p.pt + i * p.dh, iw = ow * p.sw - p.pl + j * p.dw;
+                        if (ih >= 0 && ih < p.H && iw >= 0 && iw < p.W)
+                            visit(p.x_off + (((n * p.C + g * p.Cg + c) * p.H + ih) * p.W + iw) * size(0), size(0), false);
+                        if (p.op == ANVIL_WIN_CONV)
+                            visit(p.w_off + (o * K + (c * p.KH + i) * p.KW + j) * size(1), size(1), false);
+                    }
+            if (p.op == ANVIL_WIN_CONV && p.bias_off >= 0) visit(p.bias_off + o * size(2), size(2), false);
+        };
+        if (op.kind == TaskKind::conv2d) {
+            const int64_t tn = tile % p.tiles_n, tm = tile / p.tiles_n % p.tiles_m;
+            const int64_t ng = tile / (int64_t{p.tiles_n} * p.tiles_m), g = ng % p.groups, n = ng / p.groups;
+            for (int64_t m = tm * p.bm; m < std::min<int64_t>(M, (tm + 1) * p.bm); ++m)
+                for (int64_t o = tn * p.bn; o < std::min<int64_t>(p.Og, (tn + 1) * p.bn); ++o) cell(n, g * p.Og + o, m);
+        } else {
+            const int64_t total = int64_t{p.N} * p.O * M;
+            for (int64_t e = tile * p.tile_elems; e < std::min<int64_t>(total, (tile + 1) * p.tile_elems); ++e)
+                cell(e / (M * p.O), e / M % p.O, e % M);
+        }
+    } else if (op.kind == TaskKind::channel) {
+        const auto& p = std::get<ChannelParams>(op.params);
+        const int64_t offs[4] = {p.scale_off, p.bias_off, p.mean_off, p.var_off};
+        for (int64_t i = tile * p.tile_elems; i < std::min(p.numel, (tile + 1) * p.tile_elems); ++i) {
+            visit(p.x_off + i * size(0), size(0), false);
+            visit(p.y_off + i * size(5), size(5), true);
+            for (int k = 0; k < 4; ++k) visit(offs[k] + (i / p.inner % p.C) * size(1 + k), size(1 + k), false);
+        }
+    } else if (op.kind == TaskKind::gather) {
+        // The table rows read depend on the ids: any row may be read.
+        const auto& p = std::get<GatherParams>(op.params);
+        for (int64_t r = tile * p.rows_per_tile; r < std::min<int64_t>(p.rows, (tile + 1) * int64_t{p.rows_per_tile}); ++r) {
+            visit(p.ids_off + r * size(1), size(1), false);
+            for (int64_t d = 0; d < p.D; ++d) visit(p.out_off + (r * p.D + d) * size(2), size(2), true);
+        }
+        for (int64_t e = 0; e < int64_t{p.V} * p.D; ++e) visit(p.table_off + e * size(0), size(0), false);
     } else {
         const auto& p = std::get<RowParams>(op.params);
         for (int64_t row = tile * p.rows_per_tile; row < std::min<int64_t>(p.rows, int64_t{tile + 1} * p.rows_per_tile); ++row) {
@@ -83,12 +128,20 @@ void walk_tile(const ROp& op, int tile, F&& visit) {
 
 bool inside(int64_t at, int bytes, ByteRange r) { return at >= r.begin && at + bytes <= r.end; }
 
-Graph zoo_graph(const std::string& name) { return load_graph((fs::path(ANVIL_SOURCE_DIR) / "models" / name).string()); }
+// A model of models/, or of tests/models/ when the name starts with "tests/".
+Graph zoo_graph(const std::string& name) {
+    const bool test_model = name.rfind("tests/", 0) == 0;
+    const fs::path path = test_model ? fs::path(ANVIL_SOURCE_DIR) / "tests" / "models" / name.substr(6)
+                                     : fs::path(ANVIL_SOURCE_DIR) / "models" / name;
+    return load_graph(path.string());
+}
 
 }  // namespace
 
 TEST_CASE("footprints cover every element a tile touches", "[schedule]") {
-    auto model = GENERATE(as<std::string>{}, "transformer_encoder_f16.yaml", "llama_mlp_bf16.yaml", "mlp_f32.yaml");
+    auto model = GENERATE(as<std::string>{}, "transformer_encoder_f16.yaml", "llama_mlp_bf16.yaml", "mlp_f32.yaml",
+                          "resnet18_small.yaml", "mobilenet_v2_small.yaml", "resnext29_small.yaml",
+                          "tests/cnn_mixed_f16.yaml", "tests/embed_mlp_bf16.yaml");
     DYNAMIC_SECTION(model) {
         TileGraph tg = decompose(zoo_graph(model));
         for (const ROp& op : tg.rops)
@@ -112,7 +165,10 @@ TEST_CASE("footprints cover every element a tile touches", "[schedule]") {
 }
 
 TEST_CASE("tiles of one rOperator write disjoint bytes", "[schedule]") {
-    TileGraph tg = decompose(zoo_graph("transformer_encoder_f32.yaml"));
+    auto model = GENERATE(as<std::string>{}, "transformer_encoder_f32.yaml", "tests/cnn_mixed_f16.yaml",
+                          "tests/embed_mlp_bf16.yaml");
+    CAPTURE(model);
+    TileGraph tg = decompose(zoo_graph(model));
     for (const ROp& op : tg.rops) {
         std::map<int64_t, int> writer;
         int clashes = 0;
@@ -128,7 +184,8 @@ TEST_CASE("tiles of one rOperator write disjoint bytes", "[schedule]") {
 }
 
 TEST_CASE("every byte a task reads is published by a task it waits for", "[schedule]") {
-    auto model = GENERATE(as<std::string>{}, "transformer_encoder_f32.yaml", "llama_mlp_f16.yaml");
+    auto model = GENERATE(as<std::string>{}, "transformer_encoder_f32.yaml", "llama_mlp_f16.yaml",
+                          "resnet18_small.yaml", "tests/cnn_mixed_f16.yaml", "tests/embed_mlp_bf16.yaml");
     DYNAMIC_SECTION(model) {
         Schedule s = plan(zoo_graph(model), "topo", default_gpu());
         std::map<int64_t, int> writer;  // byte -> task

@@ -13,7 +13,10 @@
 namespace anvil {
 
 // One kind of rTask = one device function template in rtasks/<kind>.cuh.
-enum class TaskKind { elementwise, matmul, rowwise };
+// conv2d is the implicit-GEMM convolution; window the direct sliding window
+// (pools, depthwise and thin grouped convolutions); channel the per-channel
+// affine (batchnorm); gather the row gather (embedding).
+enum class TaskKind { elementwise, matmul, rowwise, conv2d, window, channel, gather };
 const char* task_kind_name(TaskKind k);
 
 // Where one tensor lives in the arena (one device allocation for all).
@@ -37,9 +40,10 @@ struct ROp {
     VertexId node = 0;
     TaskKind kind = TaskKind::elementwise;
     std::vector<DType> dtypes;  // template arguments of the device function, in its order
-    std::variant<EwParams, MatmulParams, RowParams> params;
+    std::variant<EwParams, MatmulParams, RowParams, WindowParams, ChannelParams, GatherParams> params;
     int tiles = 0;
     int64_t flops = 0;          // useful floating-point operations of the whole rOp
+    SourceLoc loc;              // the node's place in the model file, for run-time errors
 };
 
 struct TileGraph {
@@ -54,6 +58,8 @@ struct TileSizes {
     int ew_tile_elems = 4096;  // elementwise elements per tile
     int mm_bm = 64, mm_bn = 64, mm_bk = 32;
     int row_target_tiles = 264;  // row-wise ops aim for about this many tiles
+    int window_tile_elems = 1024;  // outputs per tile of a direct window (pools, depthwise conv)
+    int gather_tile_elems = 4096;  // elements per embedding tile (whole rows, at least one)
 };
 
 TileGraph decompose(const Graph& graph, const TileSizes& sizes = {});

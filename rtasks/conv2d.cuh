@@ -1,0 +1,129 @@
+// conv2d rTasks as an implicit GEMM. For one image n and one group g:
+//   Y[m, o] = sum_k A[m, k] * B[k, o] (+ bias[o]),
+//   m = (oh, ow) an output pixel (M = OH * OW), o an output channel of the
+//   group (N = Og), k = (c, i, j) an input channel of the group and a kernel
+//   cell (K = Cg * KH * KW);
+//   A[m, k] = x[n, g*Cg + c, oh*sh - pt + i*dh, ow*sw - pl + j*dw] (0 in the
+//   padding), gathered from x on the fly; B[k, o] = w[g*Og + o, c, i, j],
+//   which is w read as it is stored.
+// A tile is one BM x BN block of Y. As in matmul.cuh, BK-deep slices of A
+// and B are staged through shared memory as f32, out-of-range rows, columns
+// and k staged as zeros; each thread owns a micro-tile of accumulators.
+// Threads are laid out along M first: y's pixels are contiguous, so
+// neighbouring threads store neighbouring bytes.
+#ifndef ANVIL_RTASKS_CONV2D_CUH
+#define ANVIL_RTASKS_CONV2D_CUH
+
+#include "primitives.cuh"
+
+#define ANVIL_CONV_TX (ANVIL_THREADS >= 16 ? 16 : 1)  // threads along M (pixels)
+#define ANVIL_CONV_TY (ANVIL_THREADS / ANVIL_CONV_TX)  // threads along N (channels)
+
+// Shared bytes of one tile: the A and B slices (k-major, one float of
+// padding per k row, as matmul) and the gather tables: per pixel of the
+// tile its top-left input row and column, per k of the slice its channel
+// plane offset and kernel-cell row and column offsets.
+#define ANVIL_CONV_SMEM_BYTES(BM, BN, BK) ((BK) * ((BM) + 1 + (BN) + 1) * 4 + (2 * (BM) + 3 * (BK)) * 4)
+
+// A row or column offset that no kernel-cell offset can bring back into x:
+// marks pixels and k beyond the GEMM's edge, so their A entries stage as 0.
+#define ANVIL_CONV_OUTSIDE (-(1 << 29))
+
+template <class TX, class TW, class TB, class TY, int BM, int BN, int BK>
+ANVIL_TASK void anvil_conv2d_tile(const WindowParams& p, int tile, char* arena) {
+    static_assert(anvil_storage<TX>::ok && anvil_storage<TW>::ok && anvil_storage<TB>::ok && anvil_storage<TY>::ok,
+                  "anvil_conv2d_tile: TX, TW, TB, TY must be storage types (float, int, anvil_f16, anvil_bf16)");
+    static_assert(ANVIL_CONV_TX * ANVIL_CONV_TY == ANVIL_THREADS, "conv2d thread grid must cover the block");
+    static_assert(BM > 0 && BM % ANVIL_CONV_TX == 0, "anvil_conv2d_tile: BM must be a positive multiple of 16");
+    static_assert(BN > 0 && BN % ANVIL_CONV_TY == 0, "anvil_conv2d_tile: BN must be a positive multiple of 16");
+    static_assert(BK > 0, "anvil_conv2d_tile: BK must be positive");
+    static_assert(ANVIL_CONV_SMEM_BYTES(BM, BN, BK) <= ANVIL_SMEM_BYTES,
+                  "anvil_conv2d_tile: the slices and gather tables do not fit in ANVIL_SMEM_BYTES");
+    const int TXn = ANVIL_CONV_TX, TYn = ANVIL_CONV_TY;
+    const int RM = BM / TXn, RN = BN / TYn;  // micro-tile of one thread
+    const int LDA = BM + 1, LDB = BN + 1;
+    const int M = p.OH * p.OW, K = p.Cg * p.KH * p.KW, KHW = p.KH * p.KW;
+
+    // tile = ((n * groups + g) * tiles_m + tm) * tiles_n + tn
+    const int tn = tile % p.tiles_n;
+    const int tm = (tile / p.tiles_n) % p.tiles_m;
+    const int ng = tile / (p.tiles_n * p.tiles_m);
+    const int g = ng % p.groups, n = ng / p.groups;
+    const int m0 = tm * BM, o0 = tn * BN;
+
+    const anvil_i64 plane = (anvil_i64)p.H * p.W;
+    const TX* x = anvil_at<const TX>(arena, p.x_off) + ((anvil_i64)n * p.C + (anvil_i64)g * p.Cg) * plane;
+    const TW* w = anvil_at<const TW>(arena, p.w_off) + (anvil_i64)g * p.Og * K;
+    const TB* bias = p.bias_off >= 0 ? anvil_at<const TB>(arena, p.bias_off) + (anvil_i64)g * p.Og : 0;
+    TY* y = anvil_at<TY>(arena, p.y_off) + ((anvil_i64)n * p.O + (anvil_i64)g * p.Og) * M;
+
+    float* As = (float*)anvil_block_smem();  // [BK][LDA]
+    float* Bs = As + BK * LDA;               // [BK][LDB]
+    int* m_row = (int*)(Bs + BK * LDB);      // [BM] top input row of pixel m0 + m
+    int* m_col = m_row + BM;                 // [BM]
+    int* k_plane = m_col + BM;               // [BK] c * H * W of k0 + k (one group's x fits in an int)
+    int* k_row = k_plane + BK;               // [BK] i * dh
+    int* k_col = k_row + BK;                 // [BK] j * dw
+    const int tid = anvil_thread();
+    const int tx = tid % TXn, ty = tid / TXn;
+
+    // (The previous task's threads are past anvil_publish's barrier: the
+    // shared tables are free.)
+    for (int m = tid; m < BM; m += ANVIL_THREADS) {
+        const int gm = m0 + m;
+        const bool in = gm < M;
+        m_row[m] = in ? (gm / p.OW) * p.sh - p.pt : ANVIL_CONV_OUTSIDE;
+        m_col[m] = in ? (gm % p.OW) * p.sw - p.pl : ANVIL_CONV_OUTSIDE;
+    }
+
+    float acc[BM / ANVIL_CONV_TX][BN / ANVIL_CONV_TY];
+    for (int i = 0; i < RM; ++i)
+        for (int j = 0; j < RN; ++j) acc[i][j] = 0.0f;
+
+    for (int k0 = 0; k0 < K; k0 += BK) {
+        anvil_barrier();  // everyone is done reading the previous slices and k tables
+        for (int k = tid; k < BK; k += ANVIL_THREADS) {
+            const int gk = k0 + k;
+            const bool in = gk < K;
+            const int c = gk / KHW, r = gk % KHW;
+            k_plane[k] = in ? c * (int)plane : 0;
+            k_row[k] = in ? (r / p.KW) * p.dh : ANVIL_CONV_OUTSIDE;
+            k_col[k] = in ? (r % p.KW) * p.dw : ANVIL_CONV_OUTSIDE;
+        }
+        // B: k-fast, w's rows are contiguous along k.
+        for (int e = tid; e < BK * BN; e += ANVIL_THREADS) {
+            const int k = e % BK, o = e / BK;
+            const int gk = k0 + k, go = o0 + o;
+            Bs[k * LDB + o] = (gk < K && go < p.Og) ? anvil_load(w + (anvil_i64)go * K + gk) : 0.0f;
+        }
+        anvil_barrier();  // the k tables are complete
+        // A: m-fast, so a warp reads along an output row of x.
+        for (int e = tid; e < BM * BK; e += ANVIL_THREADS) {
+            const int m = e % BM, k = e / BM;
+            const int ih = m_row[m] + k_row[k], iw = m_col[m] + k_col[k];
+            const bool in = ih >= 0 && ih < p.H && iw >= 0 && iw < p.W;
+            As[k * LDA + m] = in ? anvil_load(x + k_plane[k] + (anvil_i64)ih * p.W + iw) : 0.0f;
+        }
+        anvil_barrier();  // the slices are complete
+        for (int k = 0; k < BK; ++k) {
+            float a[BM / ANVIL_CONV_TX], b[BN / ANVIL_CONV_TY];
+            for (int i = 0; i < RM; ++i) a[i] = As[k * LDA + tx + i * TXn];
+            for (int j = 0; j < RN; ++j) b[j] = Bs[k * LDB + ty + j * TYn];
+            for (int i = 0; i < RM; ++i)
+                for (int j = 0; j < RN; ++j) acc[i][j] += a[i] * b[j];
+        }
+    }
+
+    // Thread (tx, ty) owns pixels tx + i*TX and channels ty + j*TY.
+    for (int j = 0; j < RN; ++j) {
+        const int go = o0 + ty + j * TYn;
+        if (go >= p.Og) continue;
+        const float b = bias ? anvil_load(bias + go) : 0.0f;
+        for (int i = 0; i < RM; ++i) {
+            const int gm = m0 + tx + i * TXn;
+            if (gm < M) anvil_store(y + (anvil_i64)go * M + gm, acc[i][j] + b);
+        }
+    }
+}
+
+#endif  // ANVIL_RTASKS_CONV2D_CUH
