@@ -26,6 +26,70 @@ def axis_of(a, rank):
     return a + rank if a < 0 else a
 
 
+def hw(v):
+    """kernel, stride or dilation: an int or [h, w]."""
+    return (v, v) if isinstance(v, int) else (v[0], v[-1])
+
+
+def padding(v):
+    """An int, [h, w] or [top, left, bottom, right] as ((top, bottom), (left, right))."""
+    v = [v] if isinstance(v, int) else list(v)
+    if len(v) == 4:
+        return (v[0], v[2]), (v[1], v[3])
+    return (v[0], v[0]), (v[-1], v[-1])
+
+
+def windows(x, kernel, stride, dilation, pad, fill):
+    """x [N, C, H, W] padded with `fill`, as [N, C, OH, OW, KH, KW]: every
+    window of the sliding kernel, PyTorch's floor-mode output size."""
+    (top, bottom), (left, right) = pad
+    xp = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)), constant_values=fill)
+    (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
+    oh = (xp.shape[2] - dh * (kh - 1) - 1) // sh + 1
+    ow = (xp.shape[3] - dw * (kw - 1) - 1) // sw + 1
+    out = np.empty(x.shape[:2] + (oh, ow, kh, kw))
+    for i in range(kh):
+        for j in range(kw):
+            out[..., i, j] = xp[:, :, i * dh:i * dh + sh * (oh - 1) + 1:sh, j * dw:j * dw + sw * (ow - 1) + 1:sw]
+    return out
+
+
+def conv2d(node, x, w, bias):
+    g = node.get("groups", 1)
+    n, c = x.shape[:2]
+    o, cg, kh, kw = w.shape
+    win = windows(x, (kh, kw), hw(node.get("stride", 1)), hw(node.get("dilation", 1)),
+                  padding(node.get("padding", 0)), 0.0)
+    oh, ow = win.shape[2:4]
+    # Output channel o reads the input channels of its group, o // (O / groups).
+    y = np.einsum("ngchwij,gocij->ngohw", win.reshape(n, g, c // g, oh, ow, kh, kw),
+                  w.reshape(g, o // g, cg, kh, kw)).reshape(n, o, oh, ow)
+    return y if bias is None else y + bias.reshape(1, o, 1, 1)
+
+
+def pool(node, x):
+    kernel = hw(node["kernel"])
+    stride = hw(node.get("stride", node["kernel"]))
+    pad = padding(node.get("padding", 0))
+    if node["op"] == "maxpool2d":  # padding is -inf: it never wins
+        return windows(x, kernel, stride, (1, 1), pad, -np.inf).max(axis=(-2, -1))
+    total = windows(x, kernel, stride, (1, 1), pad, 0.0).sum(axis=(-2, -1))
+    if node.get("count_include_pad", False):
+        return total / (kernel[0] * kernel[1])
+    real = windows(np.ones_like(x), kernel, stride, (1, 1), pad, 0.0).sum(axis=(-2, -1))
+    return total / real
+
+
+def embedding(table, ids):
+    ids = ids.astype(np.int64)
+    bad = (ids < 0) | (ids >= table.shape[0])
+    if bad.any():
+        where = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise SystemExit(f"reference_check.py: embedding id {ids[where]} at {list(where)} is outside "
+                         f"[0, {table.shape[0]})")
+    return table[ids]
+
+
 def evaluate(node, args):
     op = node["op"]
     x = args[0] if args else None
@@ -87,6 +151,18 @@ def evaluate(node, args):
         index = [slice(None)] * x.ndim
         index[ax] = slice(node.get("start", 0), node.get("end", None), node.get("step", 1))
         return x[tuple(index)]
+    if op == "conv2d":
+        return conv2d(node, args[0], args[1], args[2] if len(args) == 3 else None)
+    if op in ("maxpool2d", "avgpool2d"):
+        return pool(node, x)
+    if op == "global_avgpool":
+        return x.mean(axis=(2, 3), keepdims=True)
+    if op == "batchnorm":
+        per_channel = [1, x.shape[1]] + [1] * (x.ndim - 2)
+        scale, bias, mean, var = (a.reshape(per_channel) for a in args[1:])
+        return (x - mean) / np.sqrt(var + node.get("eps", 1e-5)) * scale + bias
+    if op == "embedding":
+        return embedding(args[0], args[1])
     raise SystemExit(f"reference_check.py: op '{op}' is not covered by this script")
 
 

@@ -5,7 +5,10 @@
 //   - a problem with one operand: where that operand's name is written;
 //   - a problem with one attribute: where that attribute is written;
 //   - a mismatch between operands, or anything else: the node itself.
+#include <fmt/format.h>
+
 #include <algorithm>
+#include <array>
 #include <string>
 #include <vector>
 
@@ -32,11 +35,8 @@ struct NodeCtx {
         auto it = v.attr_locs.find(attr);
         return it != v.attr_locs.end() ? it->second : v.loc;
     }
-    // Whether the user wrote this attribute (the loader places defaults at the node).
-    bool written(const std::string& attr) const {
-        auto it = v.attr_locs.find(attr);
-        return it != v.attr_locs.end() && (it->second.line != v.loc.line || it->second.col != v.loc.col);
-    }
+    // Whether the user wrote this attribute (defaults have no place in attr_locs).
+    bool written(const std::string& attr) const { return v.attr_locs.count(attr) != 0; }
     [[noreturn]] void fail(const std::string& what) const { user_error(v.loc, subject(), what); }
     [[noreturn]] void fail_operand(size_t i, const std::string& what) const {
         user_error(operand_loc(i), subject(), what);
@@ -57,6 +57,8 @@ struct NodeCtx {
                             " (x is " + shape_str(x) + "); " + valid);
     }
 };
+
+std::string role_name(Role r) { return r == Role::input ? "input" : "param"; }
 
 // Which operand positions take i32 indices rather than float data.
 bool is_index_operand(Op op, int index) { return op == Op::embedding && index == 1; }
@@ -286,6 +288,179 @@ Shape infer_slice(const NodeCtx& c) {
     return out;
 }
 
+// ---------------------------------------------------------------- spatial ops
+// conv2d and the pools slide a window over the H and W of an [N, C, H, W] x,
+// as PyTorch does (floor-mode output size). A kernel, stride or dilation is
+// an int or [h, w]; a padding is an int, [h, w] or [top, left, bottom, right].
+// The loader stores an int as a one-element list.
+
+// An int-or-list attribute as the user wrote it: 3 or [3, 2].
+std::string list_str(const std::vector<int64_t>& v) { return v.size() == 1 ? std::to_string(v[0]) : shape_str(v); }
+
+// A shape of another rank made [N, C, H, W], for a hint: leading 1s added,
+// or the leading dims merged into N.
+Shape as_rank4(const Shape& s) {
+    if (s.size() < 4) {
+        Shape out(4 - s.size(), 1);
+        out.insert(out.end(), s.begin(), s.end());
+        return out;
+    }
+    int64_t n = numel(Shape(s.begin(), s.end() - 3));
+    return {n, s[s.size() - 3], s[s.size() - 2], s.back()};
+}
+
+void check_nchw(const NodeCtx& c) {
+    const Shape& x = c.shape(0);
+    if (x.size() != 4)
+        c.fail_operand(0, c.op() + " x '" + c.in[0]->name + "' is " + shape_str(x) +
+                              ", but it must have rank 4: [N, C, H, W] (reshape it to " + shape_str(as_rank4(x)) +
+                              ")");
+}
+
+// A kernel, stride or dilation: {h, w}, each positive.
+std::array<int64_t, 2> hw_attr(const NodeCtx& c, const std::string& attr) {
+    const std::vector<int64_t>& v = c.v.attrs.get_ints(attr);
+    if (v.size() != 1 && v.size() != 2)
+        c.fail_attr(attr, c.op() + " " + attr + " must be an int or [h, w], got " + list_str(v));
+    for (int64_t e : v)
+        if (e <= 0) c.fail_attr(attr, c.op() + " " + attr + " must be positive, got " + list_str(v));
+    return {v.front(), v.back()};
+}
+
+struct Padding {
+    int64_t top = 0, left = 0, bottom = 0, right = 0;
+};
+
+Padding padding_attr(const NodeCtx& c) {
+    const std::vector<int64_t>& v = c.v.attrs.get_ints("padding");
+    if (v.size() != 1 && v.size() != 2 && v.size() != 4)
+        c.fail_attr("padding", c.op() + " padding must be an int, [h, w] or [top, left, bottom, right], got " +
+                                   list_str(v));
+    for (int64_t e : v)
+        if (e < 0) c.fail_attr("padding", c.op() + " padding must be non-negative, got " + list_str(v));
+    if (v.size() == 4) return {v[0], v[1], v[2], v[3]};
+    return {v.front(), v.back(), v.front(), v.back()};
+}
+
+// PyTorch's floor-mode output size along one dimension; 0 when the dilated
+// kernel does not fit in the padded input.
+int64_t window_count(int64_t in, int64_t pad_lo, int64_t pad_hi, int64_t kernel, int64_t stride, int64_t dilation) {
+    int64_t room = in + pad_lo + pad_hi - dilation * (kernel - 1) - 1;
+    return room < 0 ? 0 : room / stride + 1;
+}
+
+Shape infer_conv2d(const NodeCtx& c) {
+    const Shape &x = c.shape(0), &w = c.shape(1);
+    check_nchw(c);
+    if (w.size() != 4)
+        c.fail_operand(1, "conv2d w '" + c.in[1]->name + "' is " + shape_str(w) +
+                              ", but it must have rank 4: [O, C/groups, KH, KW]");
+    std::array<int64_t, 2> stride = hw_attr(c, "stride"), dilation = hw_attr(c, "dilation");
+    Padding pad = padding_attr(c);
+    int64_t groups = c.v.attrs.get_int("groups");
+    std::string g = std::to_string(groups);
+    if (groups < 1) c.fail_attr("groups", "conv2d groups must be at least 1, got " + g);
+    int64_t C = x[1], O = w[0];
+    if (C % groups != 0)
+        c.fail_attr("groups", "conv2d groups " + g + " does not divide the channels of x " + shape_str(x) + " (C = " +
+                                  std::to_string(C) + "); groups must divide both C and O");
+    if (O % groups != 0)
+        c.fail_attr("groups", "conv2d groups " + g + " does not divide the output channels of w " + shape_str(w) +
+                                  " (O = " + std::to_string(O) + "); groups must divide both C and O");
+    if (w[1] != C / groups) {
+        // The groups that would make w fit, if there is one.
+        std::string hint = "w is [O, C/groups, KH, KW]";
+        if (C % w[1] == 0 && O % (C / w[1]) == 0) hint = "did you mean groups: " + std::to_string(C / w[1]) + "?";
+        c.fail_operand(1, "conv2d w '" + c.in[1]->name + "' is " + shape_str(w) + ", but x '" + c.in[0]->name +
+                              "' is " + shape_str(x) + " with groups " + g + ": w's dimension 1 must be C/groups = " +
+                              std::to_string(C / groups) + " (" + hint + ")");
+    }
+    if (c.in.size() == 3 && c.shape(2) != Shape{O})
+        c.fail_operand(2, "conv2d bias '" + c.in[2]->name + "' is " + shape_str(c.shape(2)) + ", but it must be [" +
+                              std::to_string(O) + "]: one value per output channel of w " + shape_str(w));
+    int64_t oh = window_count(x[2], pad.top, pad.bottom, w[2], stride[0], dilation[0]);
+    int64_t ow = window_count(x[3], pad.left, pad.right, w[3], stride[1], dilation[1]);
+    if (oh == 0 || ow == 0)
+        c.fail("conv2d kernel does not fit: w " + shape_str(w) + " with dilation " +
+               list_str(c.v.attrs.get_ints("dilation")) + " spans " + std::to_string(dilation[0] * (w[2] - 1) + 1) +
+               " x " + std::to_string(dilation[1] * (w[3] - 1) + 1) + ", but x " + shape_str(x) + " with padding " +
+               list_str(c.v.attrs.get_ints("padding")) + " is " + std::to_string(x[2] + pad.top + pad.bottom) +
+               " x " + std::to_string(x[3] + pad.left + pad.right) +
+               " (add padding, or use a smaller kernel or dilation)");
+    return {x[0], O, oh, ow};
+}
+
+// maxpool2d and avgpool2d.
+Shape infer_pool(const NodeCtx& c) {
+    const Shape& x = c.shape(0);
+    check_nchw(c);
+    std::array<int64_t, 2> kernel = hw_attr(c, "kernel");
+    std::array<int64_t, 2> stride = c.v.attrs.has("stride") ? hw_attr(c, "stride") : kernel;
+    Padding pad = padding_attr(c);
+    // As PyTorch: padding at most half the kernel on every side. Then, in
+    // floor mode, every window holds at least one cell of x, so a max never
+    // comes from padding and an average never divides by zero.
+    std::string k = list_str(c.v.attrs.get_ints("kernel"));
+    std::string p = list_str(c.v.attrs.get_ints("padding"));
+    bool bad_h = std::max(pad.top, pad.bottom) > kernel[0] / 2;
+    if (bad_h || std::max(pad.left, pad.right) > kernel[1] / 2)
+        c.fail_attr("padding", c.op() + " padding " + p + " is more than half the kernel " + k + ": at most " +
+                                   std::to_string(kernel[bad_h ? 0 : 1] / 2) + " along " + (bad_h ? "H" : "W") +
+                                   " (PyTorch refuses this too: a window could then hold only padding)");
+    int64_t oh = window_count(x[2], pad.top, pad.bottom, kernel[0], stride[0], 1);
+    int64_t ow = window_count(x[3], pad.left, pad.right, kernel[1], stride[1], 1);
+    if (oh == 0 || ow == 0)
+        c.fail(c.op() + " kernel " + k + " is larger than x " + shape_str(x) + " with padding " + p + " (" +
+               std::to_string(x[2] + pad.top + pad.bottom) + " x " + std::to_string(x[3] + pad.left + pad.right) +
+               "); use a smaller kernel");
+    return {x[0], x[1], oh, ow};
+}
+
+Shape infer_global_avgpool(const NodeCtx& c) {
+    check_nchw(c);
+    return {c.shape(0)[0], c.shape(0)[1], 1, 1};
+}
+
+Shape infer_batchnorm(const NodeCtx& c) {
+    const Shape& x = c.shape(0);
+    if (x.size() < 2) {
+        Shape hint = x.empty() ? Shape{1, 1} : Shape{1, x[0]};
+        c.fail_operand(0, "batchnorm x '" + c.in[0]->name + "' is " + shape_str(x) +
+                              ", but it must have rank 2 or more: [N, C, ...] (reshape it to " + shape_str(hint) +
+                              ")");
+    }
+    const char* names[] = {"x", "scale", "bias", "mean", "var"};
+    for (size_t i = 1; i <= 4; ++i)
+        if (c.shape(i) != Shape{x[1]})
+            c.fail_operand(i, std::string("batchnorm ") + names[i] + " '" + c.in[i]->name + "' is " +
+                                  shape_str(c.shape(i)) + ", but it must be [" + std::to_string(x[1]) +
+                                  "]: one value per channel of x " + shape_str(x) + " (its dimension 1)");
+    double eps = c.v.attrs.get_float("eps");
+    if (!(eps >= 0)) c.fail_attr("eps", "batchnorm eps must be non-negative, got " + fmt::format("{}", eps));
+    return x;
+}
+
+Shape infer_embedding(const NodeCtx& c) {
+    const Shape &table = c.shape(0), &ids = c.shape(1);
+    const Value& id = *c.in[1];
+    if (table.size() != 2)
+        c.fail_operand(0, "embedding table '" + c.in[0]->name + "' is " + shape_str(table) +
+                              ", but it must have rank 2: [V, D]");
+    if (id.dtype != DType::i32) {
+        std::string fix = id.role == Role::node ? "a node's result is never i32; feed the ids from an i32 input or param"
+                                                : "declare " + role_name(id.role) + " '" + id.name + "' with dtype: i32";
+        c.fail_operand(1, "embedding ids '" + id.name + "' is " + dtype_name(id.dtype) + ", but ids must be i32 (" +
+                              fix + ")");
+    }
+    if (static_cast<int>(ids.size()) + 1 > kMaxRank)
+        c.fail_operand(1, "embedding ids '" + id.name + "' is " + shape_str(ids) + ", so the result would have rank " +
+                              std::to_string(ids.size() + 1) + "; the rank of a tensor is at most " +
+                              std::to_string(kMaxRank) + " (reshape the ids to fewer dimensions)");
+    Shape out = ids;
+    out.push_back(table[1]);
+    return out;
+}
+
 Shape infer_node(const NodeCtx& c) {
     switch (op_info(c.v.op).cls) {
         case OpClass::Source: return infer_constant(c);
@@ -305,6 +480,12 @@ Shape infer_node(const NodeCtx& c) {
         case Op::reshape: return infer_reshape(c);
         case Op::concat: return infer_concat(c);
         case Op::slice: return infer_slice(c);
+        case Op::conv2d: return infer_conv2d(c);
+        case Op::maxpool2d:
+        case Op::avgpool2d: return infer_pool(c);
+        case Op::global_avgpool: return infer_global_avgpool(c);
+        case Op::batchnorm: return infer_batchnorm(c);
+        case Op::embedding: return infer_embedding(c);
         default: break;
     }
     c.fail("op '" + c.op() + "' is in the model format but not implemented yet");
@@ -325,14 +506,17 @@ void check_common(const NodeCtx& c) {
     if (!is_float(c.v.dtype))
         c.fail_attr("dtype", std::string("a node's dtype must be f32, f16 or bf16, not ") + dtype_name(c.v.dtype) +
                                  " (i32 is only for inputs and params that feed embedding ids)");
-    for (int i = 0; i < n; ++i)
-        if (!is_float(c.in[i]->dtype) && !is_index_operand(c.v.op, i))
-            c.fail_operand(i, info.name + " input '" + c.in[i]->name + "' is " + dtype_name(c.in[i]->dtype) +
-                                  ", but " + info.name +
-                                  " takes only float tensors (f32, f16, bf16); i32 is only for embedding ids");
+    for (int i = 0; i < n; ++i) {
+        if (is_float(c.in[i]->dtype) || is_index_operand(c.v.op, i)) continue;
+        if (c.v.op == Op::embedding)  // the table: an i32 one is most likely the ids, swapped
+            c.fail_operand(i, "embedding table '" + c.in[i]->name + "' is " + dtype_name(c.in[i]->dtype) +
+                                  ", but the table must be float (f32, f16, bf16)" +
+                                  (n == 2 && is_float(c.in[1]->dtype) ? "; embedding takes [table, ids]: are they swapped?"
+                                                                      : ""));
+        c.fail_operand(i, info.name + " input '" + c.in[i]->name + "' is " + dtype_name(c.in[i]->dtype) + ", but " +
+                              info.name + " takes only float tensors (f32, f16, bf16); i32 is only for embedding ids");
+    }
 }
-
-std::string role_name(Role r) { return r == Role::input ? "input" : "param"; }
 
 }  // namespace
 

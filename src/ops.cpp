@@ -52,20 +52,17 @@ std::vector<OpInfo> build_table() {
     add(Op::conv2d, "conv2d", C::Spatial, 2, 3,
         {attr("stride", A::IntOrList, std::vector<int64_t>{1}),
          attr("padding", A::IntOrList, std::vector<int64_t>{0}),
-         attr("dilation", A::IntOrList, std::vector<int64_t>{1}), attr("groups", A::Int, int64_t{1})},
-        false);
+         attr("dilation", A::IntOrList, std::vector<int64_t>{1}), attr("groups", A::Int, int64_t{1})});
     add(Op::maxpool2d, "maxpool2d", C::Spatial, 1, 1,
         {required("kernel", A::IntOrList), attr("stride", A::IntOrList),
-         attr("padding", A::IntOrList, std::vector<int64_t>{0})},
-        false);
+         attr("padding", A::IntOrList, std::vector<int64_t>{0})});
     add(Op::avgpool2d, "avgpool2d", C::Spatial, 1, 1,
         {required("kernel", A::IntOrList), attr("stride", A::IntOrList),
          attr("padding", A::IntOrList, std::vector<int64_t>{0}),
-         attr("count_include_pad", A::Bool, false)},
-        false);
-    add(Op::global_avgpool, "global_avgpool", C::Spatial, 1, 1, {}, false);
-    add(Op::batchnorm, "batchnorm", C::Spatial, 5, 5, {attr("eps", A::Float, 1e-5)}, false);
-    add(Op::embedding, "embedding", C::Spatial, 2, 2, {}, false);
+         attr("count_include_pad", A::Bool, false)});
+    add(Op::global_avgpool, "global_avgpool", C::Spatial, 1, 1, {});
+    add(Op::batchnorm, "batchnorm", C::Spatial, 5, 5, {attr("eps", A::Float, 1e-5)});
+    add(Op::embedding, "embedding", C::Spatial, 2, 2, {});
     return t;
 }
 

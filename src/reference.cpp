@@ -1,12 +1,13 @@
 // The reference executor: every node evaluated in float64, producers first,
 // with no rounding of intermediates to their storage dtype. It trusts the
 // shapes infer_shapes wrote (the graph must have been through it) and aims
-// to be obviously right rather than fast: plain index loops for elementwise
-// ops and data movement, Eigen for matmul and row statistics.
+// to be obviously right rather than fast: plain index loops for elementwise,
+// spatial ops and data movement, Eigen for matmul and row statistics.
 #include "anvil/reference.h"
 
 #include <Eigen/Dense>
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <limits>
 
@@ -202,7 +203,132 @@ void eval_slice(const Value& v, const RefTensor& x, RefTensor& out) {
                         out.data.begin() + (r * len + j) * w.inner);
 }
 
-void eval_node(const Value& v, const std::vector<const RefTensor*>& in, RefTensor& out) {
+// ---------------------------------------------------------------- spatial ops
+// x is [N, C, H, W]. Output cell (oh, ow) of conv2d and the pools reads the
+// input rows oh * stride - pad_top + i * dilation (columns likewise); cells
+// outside x are padding. The bottom and right padding only set the output
+// size, which infer_shapes has fixed.
+
+// An int-or-[h, w] attribute (the loader stores an int as one entry) as {h, w}.
+std::array<int64_t, 2> hw(const Attrs& a, const std::string& name) {
+    const std::vector<int64_t>& v = a.get_ints(name);
+    return {v.front(), v.back()};
+}
+
+// The top and left padding of an int, [h, w] or [top, left, bottom, right].
+std::array<int64_t, 2> top_left(const Attrs& a) {
+    const std::vector<int64_t>& v = a.get_ints("padding");
+    return {v[0], v.size() == 1 ? v[0] : v[1]};
+}
+
+void eval_conv2d(const Value& v, const std::vector<const RefTensor*>& in, RefTensor& out) {
+    const RefTensor &x = *in[0], &w = *in[1];
+    const int64_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3];
+    const int64_t O = w.shape[0], Cg = w.shape[1], KH = w.shape[2], KW = w.shape[3];
+    const int64_t OH = out.shape[2], OW = out.shape[3];
+    const auto [sh, sw] = hw(v.attrs, "stride");
+    const auto [dh, dw] = hw(v.attrs, "dilation");
+    const auto [pt, pl] = top_left(v.attrs);
+    const int64_t per_group = O / v.attrs.get_int("groups");  // output channels of one group
+    // One output plane at a time, adding in one weight's contribution over
+    // the whole plane: each output still sums bias, then c, i, j in order.
+    for (int64_t n = 0; n < N; ++n)
+        for (int64_t o = 0; o < O; ++o) {
+            double* y = out.data.data() + (n * O + o) * OH * OW;
+            std::fill(y, y + OH * OW, in.size() == 3 ? in[2]->data[o] : 0.0);
+            const int64_t c0 = o / per_group * Cg;  // the group's first input channel
+            for (int64_t c = 0; c < Cg; ++c) {
+                const double* plane = x.data.data() + (n * C + c0 + c) * H * W;
+                for (int64_t i = 0; i < KH; ++i)
+                    for (int64_t j = 0; j < KW; ++j) {
+                        const double wv = w.data[((o * Cg + c) * KH + i) * KW + j];
+                        for (int64_t oh = 0; oh < OH; ++oh) {
+                            const int64_t ih = oh * sh - pt + i * dh;
+                            if (ih < 0 || ih >= H) continue;  // padding: adds 0
+                            for (int64_t ow = 0; ow < OW; ++ow) {
+                                const int64_t iw = ow * sw - pl + j * dw;
+                                if (iw >= 0 && iw < W) y[oh * OW + ow] += wv * plane[ih * W + iw];
+                            }
+                        }
+                    }
+            }
+        }
+}
+
+// maxpool2d and avgpool2d: padding never wins a max; an average divides by
+// the cells of x in the window, or by the kernel area with count_include_pad.
+void eval_pool(const Value& v, const RefTensor& x, RefTensor& out) {
+    const bool is_max = v.op == Op::maxpool2d;
+    const int64_t H = x.shape[2], W = x.shape[3], OH = out.shape[2], OW = out.shape[3];
+    const auto [kh, kw] = hw(v.attrs, "kernel");
+    const auto [sh, sw] = v.attrs.has("stride") ? hw(v.attrs, "stride") : std::array<int64_t, 2>{kh, kw};
+    const auto [pt, pl] = top_left(v.attrs);
+    const bool include_pad = !is_max && v.attrs.get_bool("count_include_pad");
+    for (int64_t plane = 0; plane < x.shape[0] * x.shape[1]; ++plane) {
+        const double* src = x.data.data() + plane * H * W;
+        for (int64_t oh = 0; oh < OH; ++oh)
+            for (int64_t ow = 0; ow < OW; ++ow) {
+                double acc = is_max ? -std::numeric_limits<double>::infinity() : 0.0;
+                int64_t cells = 0;
+                for (int64_t ih = oh * sh - pt; ih < oh * sh - pt + kh; ++ih)
+                    for (int64_t iw = ow * sw - pl; iw < ow * sw - pl + kw; ++iw) {
+                        if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
+                        acc = is_max ? std::max(acc, src[ih * W + iw]) : acc + src[ih * W + iw];
+                        ++cells;
+                    }
+                ANVIL_CHECK(cells > 0, "reference: a pooling window of '" + v.name +
+                                           "' holds only padding (infer_shapes bounds padding by half the kernel)");
+                if (!is_max) acc /= static_cast<double>(include_pad ? kh * kw : cells);
+                out.data[(plane * OH + oh) * OW + ow] = acc;
+            }
+    }
+}
+
+void eval_global_avgpool(const RefTensor& x, RefTensor& out) {
+    const int64_t area = x.shape[2] * x.shape[3];
+    for (int64_t plane = 0; plane < x.shape[0] * x.shape[1]; ++plane) {
+        double sum = 0;
+        for (int64_t k = 0; k < area; ++k) sum += x.data[plane * area + k];
+        out.data[plane] = sum / static_cast<double>(area);
+    }
+}
+
+// x [N, C, ...]: every element takes the statistics of its channel, dim 1.
+void eval_batchnorm(const Value& v, const std::vector<const RefTensor*>& in, RefTensor& out) {
+    const RefTensor& x = *in[0];
+    const int64_t C = x.shape[1], inner = numel(x.shape) / (x.shape[0] * C);
+    const double eps = v.attrs.get_float("eps");
+    const std::vector<double> &scale = in[1]->data, &bias = in[2]->data, &mean = in[3]->data, &var = in[4]->data;
+    for (int64_t i = 0; i < numel(x.shape); ++i) {
+        int64_t c = i / inner % C;
+        out.data[i] = (x.data[i] - mean[c]) / std::sqrt(var[c] + eps) * scale[c] + bias[c];
+    }
+}
+
+// Row ids[p] of the table for every position p of ids. An id outside the
+// table is the user's error, found at run time: it names where it stands.
+void eval_embedding(const Value& v, const std::vector<std::string>& names, const std::vector<const RefTensor*>& in,
+                    RefTensor& out) {
+    const RefTensor &table = *in[0], &ids = *in[1];
+    const int64_t V = table.shape[0], D = table.shape[1];
+    for (int64_t p = 0; p < numel(ids.shape); ++p) {
+        const double id = ids.data[p];  // an exact integer: ids are i32
+        if (!(id >= 0 && id < static_cast<double>(V))) {
+            Shape position(ids.shape.size());
+            int64_t rest = p;
+            for (size_t d = ids.shape.size(); d-- > 0; rest /= ids.shape[d]) position[d] = rest % ids.shape[d];
+            user_error(v.input_locs.size() > 1 ? v.input_locs[1] : v.loc, "node '" + v.name + "'",
+                       "embedding id " + std::to_string(static_cast<int64_t>(id)) + " at position " +
+                           shape_str(position) + " of ids '" + names[1] + "' is outside [0, " + std::to_string(V) +
+                           "): table '" + names[0] + "' has " + std::to_string(V) + " rows");
+        }
+        std::copy_n(table.data.begin() + static_cast<int64_t>(id) * D, D, out.data.begin() + p * D);
+    }
+}
+
+// names: the operands' names, for run-time errors.
+void eval_node(const Value& v, const std::vector<std::string>& names, const std::vector<const RefTensor*>& in,
+               RefTensor& out) {
     switch (op_info(v.op).cls) {
         case OpClass::Source:
             std::fill(out.data.begin(), out.data.end(), v.attrs.get_float("value"));
@@ -225,6 +351,12 @@ void eval_node(const Value& v, const std::vector<const RefTensor*>& in, RefTenso
         case Op::reshape: out.data = in[0]->data; return;
         case Op::concat: return eval_concat(v, in, out);
         case Op::slice: return eval_slice(v, *in[0], out);
+        case Op::conv2d: return eval_conv2d(v, in, out);
+        case Op::maxpool2d:
+        case Op::avgpool2d: return eval_pool(v, *in[0], out);
+        case Op::global_avgpool: return eval_global_avgpool(*in[0], out);
+        case Op::batchnorm: return eval_batchnorm(v, in, out);
+        case Op::embedding: return eval_embedding(v, names, in, out);
         default: break;
     }
     ANVIL_CHECK(false, std::string("reference: op not implemented: ") + op_name(v.op));
@@ -248,9 +380,13 @@ std::map<std::string, RefTensor> reference_execute(const Graph& graph, const Ten
             continue;
         }
         std::vector<const RefTensor*> in;
-        for (VertexId u : graph.operands(v)) in.push_back(&result.at(graph.value(u).name));
+        std::vector<std::string> names;
+        for (VertexId u : graph.operands(v)) {
+            names.push_back(graph.value(u).name);
+            in.push_back(&result.at(names.back()));
+        }
         out.data.assign(static_cast<size_t>(numel(val.shape)), 0.0);
-        eval_node(val, in, out);
+        eval_node(val, names, in, out);
     }
     return result;
 }
