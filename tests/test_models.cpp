@@ -3,7 +3,9 @@
 // megakernel and its per-op source both compile with NVRTC for sm_90.
 #include <catch2/catch.hpp>
 
+#include <chrono>
 #include <cstdlib>
+#include <iostream>
 #include <filesystem>
 #include <fstream>
 #include <unistd.h>
@@ -96,5 +98,26 @@ TEST_CASE("emitted sources compile on their own with nvcc", "[models][compile][n
         CHECK(rc == 0);
         CHECK(fs::exists(cu.string() + ".o"));
         fs::remove_all(dir);
+    }
+}
+
+TEST_CASE("every full-size zoo model loads, schedules, emits and compiles with NVRTC", "[models][compile][fullsize]") {
+    std::vector<std::string> full;
+    for (const auto& e : fs::directory_iterator(fs::path(ANVIL_SOURCE_DIR) / "models"))
+        if (e.path().extension() == ".yaml" && is_full_size(e.path())) full.push_back(e.path().string());
+    std::sort(full.begin(), full.end());
+    REQUIRE(full.size() >= 8);
+    for (const std::string& file : full) {
+        auto start = std::chrono::steady_clock::now();
+        Schedule s = plan(load_graph(file), "topo", default_gpu());
+        std::string source = emit_source(s);
+        double emit_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        CubinResult r = compile_nvrtc(source, "sm_90");
+        INFO(file);
+        CHECK(!r.cubin.empty());
+        CHECK(r.kernels.size() == 1);
+        std::cout << fs::path(file).stem().string() << ": " << s.tasks.size() << " tasks, load-to-emit " << emit_s
+                  << " s, NVRTC " << r.seconds << " s" << (r.cached ? " (cached)" : "") << ", "
+                  << (r.kernels.empty() ? 0 : r.kernels[0].registers) << " registers\n";
     }
 }
