@@ -60,12 +60,7 @@ def main():
     small = build("bert_base_small", 2, 64, 2, 256, 16, 32, header(
         "BERT-base's structure, shrunk so the host backend runs it in CI.",
         2, 64, 2, 256, 16, " bert_base.yaml has the real shapes: 12 layers, hidden 768, 12 heads, FFN\n3072, sequence 128."))
-    full.write(args.out)
-    small.write(args.out)
-    if args.check or args.check_full:
-        zoolib.check_scale(small)
-    if args.check_full:
-        zoolib.check_scale(full)
+    zoolib.finish(args, full, small)
 
 
 if __name__ == "__main__":

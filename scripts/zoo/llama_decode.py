@@ -120,12 +120,7 @@ def main():
         "A Llama decode step, shrunk so the host backend runs it in CI.", *small_args,
         " llama_decode.yaml has the real shapes (hidden 2048, 16 layers, 32 heads over 8 KV heads, "
         "intermediate 5632, cache 1024, vocabulary 32000)."))
-    full.write(args.out)
-    small.write(args.out)
-    if args.check or args.check_full:
-        zoolib.check_scale(small)
-    if args.check_full:
-        zoolib.check_scale(full)
+    zoolib.finish(args, full, small)
 
 
 if __name__ == "__main__":

@@ -108,12 +108,7 @@ def main():
         32, 0.25, SMALL_REPEATS, divisible(1280 * 0.25), 10,
         " Channels times the width rounded to a multiple of 8 (at least 8); the last conv scaled by the width too "
         "(320). mobilenet_v2.yaml has the real shapes."))
-    full.write(args.out)
-    small.write(args.out)
-    if args.check or args.check_full:
-        zoolib.check_scale(small)
-    if args.check_full:
-        zoolib.check_scale(full)
+    zoolib.finish(args, full, small)
 
 
 if __name__ == "__main__":

@@ -73,12 +73,7 @@ def main():
     small = build("nerf_mlp_small", 256, 64, 22, header(
         "NeRF's MLP, shrunk (256 points, width 64) so the host backend runs it in CI.", 256, 64,
         "Same structure and inits as nerf_mlp.yaml."))
-    full.write(args.out)
-    small.write(args.out)
-    if args.check or args.check_full:
-        zoolib.check_scale(small)
-    if args.check_full:
-        zoolib.check_scale(full)
+    zoolib.finish(args, full, small)
 
 
 if __name__ == "__main__":

@@ -81,12 +81,7 @@ def main():
     small = build("resnet18_small", 32, sw, sb, 10, 52, header(
         "ResNet-18's structure, shrunk (channels / 8, one block per stage, 32x32) so the host backend runs "
         "it in CI.", 32, sw, sb, 10, " resnet18.yaml has the real shapes."))
-    full.write(args.out)
-    small.write(args.out)
-    if args.check or args.check_full:
-        zoolib.check_scale(small)
-    if args.check_full:
-        zoolib.check_scale(full)
+    zoolib.finish(args, full, small)
 
 
 if __name__ == "__main__":

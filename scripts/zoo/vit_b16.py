@@ -74,12 +74,7 @@ def main():
     small = build("vit_b16_small", 32, 8, 2, 64, 2, 256, 10, 42, header(
         "ViT-B/16's structure, shrunk so the host backend runs it in CI.", 32, 8, 2, 64, 2, 256, 10,
         " vit_b16.yaml has the real shapes (224x224, patch 16, 12 layers of 768)."))
-    full.write(args.out)
-    small.write(args.out)
-    if args.check or args.check_full:
-        zoolib.check_scale(small)
-    if args.check_full:
-        zoolib.check_scale(full)
+    zoolib.finish(args, full, small)
 
 
 if __name__ == "__main__":

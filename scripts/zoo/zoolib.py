@@ -525,6 +525,16 @@ def main_args():
 
 
 # -- building blocks shared by the transformer generators ----------------------
+def finish(args, full, small):
+    """Write both variants; with --check (--check-full), simulate the small (and full) one."""
+    full.write(args.out)
+    small.write(args.out)
+    if args.check or args.check_full:
+        check_scale(small)
+    if args.check_full:
+        check_scale(full)
+
+
 def linear(m, pfx, x, fan_in, fan_out, std=None, bias=True):
     """x @ W (+ b): W normal with std 1/sqrt(fan_in) unless given, b uniform
     +-0.05. The result is named `pfx`."""
