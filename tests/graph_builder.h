@@ -125,4 +125,26 @@ private:
     std::map<std::string, VertexId> ids_;
 };
 
+// The message of the UserError infer_shapes throws, or "" if it accepts.
+inline std::string error_of(const GraphBuilder& b) {
+    try {
+        infer_shapes(b.graph());
+    } catch (const UserError& e) {
+        return e.what();
+    }
+    return "";
+}
+
+// "test.yaml:LINE:COL: node 'NAME': "
+inline std::string at(int line, int col, const std::string& subject) {
+    return "test.yaml:" + std::to_string(line) + ":" + std::to_string(col) + ": " + subject + ": ";
+}
+inline std::string at_node(const GraphBuilder& b, const std::string& n) { return at(b.line(n), 3, "node '" + n + "'"); }
+inline std::string at_operand(const GraphBuilder& b, const std::string& n, int i) {
+    return at(b.line(n), operand_col(i), "node '" + n + "'");
+}
+inline std::string at_attr(const GraphBuilder& b, const std::string& n, Op op, const std::string& attr) {
+    return at(b.line(n), attr_col(op, attr), "node '" + n + "'");
+}
+
 }  // namespace anvil::test

@@ -10,9 +10,11 @@
 
 #include "anvil/npy.h"
 #include "anvil/pipeline.h"
+#include "temp_dir.h"
 
 using namespace anvil;
 namespace fs = std::filesystem;
+using anvil::test::TempDir;
 
 namespace {
 
@@ -33,25 +35,6 @@ Result anvil_cmd(const std::string& args) {
     r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
     return r;
 }
-
-// A fresh scratch directory per test, removed afterwards.
-struct Scratch {
-    fs::path dir;
-    Scratch() {
-        dir = fs::temp_directory_path() / fmt::format("anvil_cli_{}_{}", getpid(), counter()++);
-        fs::remove_all(dir);
-        fs::create_directories(dir);
-    }
-    ~Scratch() { fs::remove_all(dir); }
-    static int& counter() {
-        static int n = 0;
-        return n;
-    }
-    std::string write(const std::string& name, const std::string& text) const {
-        std::ofstream(dir / name) << text;
-        return (dir / name).string();
-    }
-};
 
 const char* kBadMatmul = R"(anvil: 1
 name: bad
@@ -79,9 +62,9 @@ TEST_CASE("anvil check summarises a model", "[cli]") {
 }
 
 TEST_CASE("a refused model exits 2 with its place and writes nothing", "[cli]") {
-    Scratch s;
+    TempDir s;
     std::string model = s.write("bad.yaml", kBadMatmul);
-    fs::path io = s.dir / "io", cu = s.dir / "out.cu";
+    fs::path io = s.path / "io", cu = s.path / "out.cu";
     for (std::string args : {"check " + model, "schedule " + model + " --emit " + cu.string(),
                              "run " + model + " --backend host --save-io " + io.string()}) {
         Result r = anvil_cmd(args);
@@ -117,8 +100,8 @@ TEST_CASE("the cuda backend says plainly when there is no device", "[cli]") {
 }
 
 TEST_CASE("schedule --emit writes a self-contained megakernel", "[cli]") {
-    Scratch s;
-    fs::path cu = s.dir / "mlp.cu";
+    TempDir s;
+    fs::path cu = s.path / "mlp.cu";
     Result r = anvil_cmd("schedule models/mlp_f32.yaml --emit " + cu.string());
     INFO(r.output);
     REQUIRE(r.status == 0);
@@ -129,8 +112,8 @@ TEST_CASE("schedule --emit writes a self-contained megakernel", "[cli]") {
 }
 
 TEST_CASE("run --save-io writes the spec's layout, and --inputs reads it back", "[cli]") {
-    Scratch s;
-    fs::path io = s.dir / "io";
+    TempDir s;
+    fs::path io = s.path / "io";
     Result r = anvil_cmd("run models/llama_mlp_bf16.yaml --backend host --save-io " + io.string());
     INFO(r.output);
     REQUIRE(r.status == 0);
@@ -142,7 +125,7 @@ TEST_CASE("run --save-io writes the spec's layout, and --inputs reads it back", 
     CHECK(y.shape == Shape{8, 512});
 
     // Same inputs in, same outputs out.
-    fs::path io2 = s.dir / "io2";
+    fs::path io2 = s.path / "io2";
     Result again = anvil_cmd("run models/llama_mlp_bf16.yaml --backend host --inputs " + (io / "inputs").string() +
                              " --save-io " + io2.string());
     REQUIRE(again.status == 0);

@@ -20,27 +20,6 @@ Shape inferred(const GraphBuilder& b, const std::string& name) {
     return value_named(infer_shapes(b.graph()), name).shape;
 }
 
-// The message of the UserError infer_shapes throws, or "" if it accepts.
-std::string error_of(const GraphBuilder& b) {
-    try {
-        infer_shapes(b.graph());
-    } catch (const UserError& e) {
-        return e.what();
-    }
-    return "";
-}
-
-// "test.yaml:LINE:COL: node 'NAME': "
-std::string at(int line, int col, const std::string& subject) {
-    return "test.yaml:" + std::to_string(line) + ":" + std::to_string(col) + ": " + subject + ": ";
-}
-std::string at_node(const GraphBuilder& b, const std::string& n) { return at(b.line(n), 3, "node '" + n + "'"); }
-std::string at_operand(const GraphBuilder& b, const std::string& n, int i) {
-    return at(b.line(n), operand_col(i), "node '" + n + "'");
-}
-std::string at_attr(const GraphBuilder& b, const std::string& n, Op op, const std::string& attr) {
-    return at(b.line(n), attr_col(op, attr), "node '" + n + "'");
-}
 
 }  // namespace
 

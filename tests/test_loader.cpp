@@ -9,26 +9,15 @@
 
 #include "anvil/model.h"
 #include "anvil/npy.h"
+#include "temp_dir.h"
 
 using namespace anvil;
 using Catch::Matchers::Contains;
 using Catch::Matchers::StartsWith;
 namespace fs = std::filesystem;
+using anvil::test::TempDir;
 
 namespace {
-
-struct TempDir {
-    fs::path path;
-    TempDir() {
-        std::string tmpl = (fs::temp_directory_path() / "anvil-loader-XXXXXX").string();
-        REQUIRE(mkdtemp(tmpl.data()) != nullptr);
-        path = tmpl;
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-};
 
 std::string error_of(const std::string& yaml, const std::string& path = "m.yaml") {
     try {
