@@ -225,7 +225,7 @@ HostTensor read_npy(const std::string& path, DType want) {
         fail(path, "holds big-endian data (" + h.descr + "); anvil reads little-endian .npy files");
     const std::string wanted = descr_of(want);
     if (h.descr != wanted)
-        fail(path, "holds " + descr_meaning(h.descr) + " values, but a " + dtype_name(want) + " tensor needs " +
+        fail(path, "holds " + descr_meaning(h.descr) + " values, but " + (want == DType::f16 ? "an " : "a ") + dtype_name(want) + " tensor needs " +
                        descr_meaning(wanted));
 
     const int width = want == DType::f16 ? 2 : 4;
