@@ -144,8 +144,8 @@ int cmd_run(const std::string& model, const std::string& backend, const std::str
     std::string chosen = backend;
     if (backend != "host") {
         std::string why = cuda_unavailable_reason();
-        if (why.empty())
-            throw UserError("the cuda backend is not built yet (issue 5); run with --backend host");
+        // A device is no use until the cuda backend exists: say so, and let auto fall back.
+        if (why.empty()) why = "a CUDA device is present, but the cuda backend is not built yet";
         if (backend == "cuda") throw UserError("--backend cuda: " + why);
         chosen = "host";
         fmt::print("backend auto: {}; using the host backend\n", why);
