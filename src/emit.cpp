@@ -293,6 +293,17 @@ int smem_bytes_needed(const Schedule& s) {
     return need;
 }
 
+// The device code's static_asserts say the same; checked here too so that
+// the host backend refuses what NVRTC would.
+void check_gemm_tile(const ROp& op, int bm, int bn, int bk, long long smem_bytes) {
+    const std::string what = std::string(task_kind_name(op.kind)) + " tile " + std::to_string(bm) + "x" +
+                             std::to_string(bn) + "x" + std::to_string(bk);
+    ANVIL_CHECK(bm > 0 && bm % 16 == 0 && bn > 0 && bn % 16 == 0 && bk > 0,
+                "rOp '" + op.name + "': " + what + " (BM and BN must be multiples of 16)");
+    ANVIL_CHECK(smem_bytes <= 48 * 1024,
+                "rOp '" + op.name + "': " + what + " needs more than 48 KiB of static shared memory");
+}
+
 void check_rop(const ROp& op) {
     const bool ok = (op.kind == TaskKind::elementwise && std::holds_alternative<EwParams>(op.params)) ||
                     (op.kind == TaskKind::matmul && std::holds_alternative<MatmulParams>(op.params)) ||
@@ -304,23 +315,13 @@ void check_rop(const ROp& op) {
     ANVIL_CHECK(ok, "rOp '" + op.name + "': params do not match its kind");
     if (op.kind == TaskKind::conv2d) {
         const auto& p = std::get<WindowParams>(op.params);
-        ANVIL_CHECK(p.bm > 0 && p.bm % 16 == 0 && p.bn > 0 && p.bn % 16 == 0 && p.bk > 0,
-                    "rOp '" + op.name + "': conv2d tile " + std::to_string(p.bm) + "x" + std::to_string(p.bn) +
-                        "x" + std::to_string(p.bk) + " (BM and BN must be multiples of 16)");
-        ANVIL_CHECK(conv2d_smem_bytes(p) <= 48 * 1024,
-                    "rOp '" + op.name + "': conv2d tile needs more than 48 KiB of static shared memory");
+        check_gemm_tile(op, p.bm, p.bn, p.bk, conv2d_smem_bytes(p));
     }
     if (op.kind == TaskKind::gather)
         ANVIL_CHECK(op.dtypes.size() == 3 && op.dtypes[1] == DType::i32, "rOp '" + op.name + "': gather ids must be i32");
     if (op.kind == TaskKind::matmul) {
         const auto& p = std::get<MatmulParams>(op.params);
-        // The device code's static_asserts say the same; checked here too so
-        // that the host backend refuses what NVRTC would.
-        ANVIL_CHECK(p.bm > 0 && p.bm % 16 == 0 && p.bn > 0 && p.bn % 16 == 0 && p.bk > 0,
-                    "rOp '" + op.name + "': matmul tile " + std::to_string(p.bm) + "x" + std::to_string(p.bn) +
-                        "x" + std::to_string(p.bk) + " (BM and BN must be multiples of 16)");
-        ANVIL_CHECK(matmul_smem_bytes(p) <= 48 * 1024,
-                    "rOp '" + op.name + "': matmul tile needs more than 48 KiB of static shared memory");
+        check_gemm_tile(op, p.bm, p.bn, p.bk, matmul_smem_bytes(p));
     }
 }
 

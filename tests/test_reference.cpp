@@ -9,6 +9,7 @@
 
 #include "anvil/reference.h"
 #include "graph_builder.h"
+#include "reference_expect.h"
 
 using namespace anvil;
 using namespace anvil::test;
@@ -50,14 +51,6 @@ Run run(const GraphBuilder& b, bool positive = false, unsigned seed = 1) {
     return r;
 }
 
-void check_values(const RefTensor& got, const Shape& shape, const std::vector<double>& want, double tol = 1e-12) {
-    REQUIRE(got.shape == shape);
-    REQUIRE(got.data.size() == want.size());
-    for (size_t i = 0; i < want.size(); ++i) {
-        INFO("element " << i);
-        REQUIRE(got.data[i] == Approx(want[i]).epsilon(tol).margin(tol));
-    }
-}
 
 }  // namespace
 

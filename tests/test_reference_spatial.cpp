@@ -11,6 +11,7 @@
 
 #include "anvil/reference.h"
 #include "graph_builder.h"
+#include "reference_expect.h"
 
 using namespace anvil;
 using namespace anvil::test;
@@ -51,14 +52,6 @@ Run run(const GraphBuilder& b, unsigned seed = 1, const std::set<std::string>& p
     return r;
 }
 
-void check_values(const RefTensor& got, const Shape& shape, const std::vector<double>& want, double tol = 1e-12) {
-    REQUIRE(got.shape == shape);
-    REQUIRE(got.data.size() == want.size());
-    for (size_t i = 0; i < want.size(); ++i) {
-        INFO("element " << i);
-        REQUIRE(got.data[i] == Approx(want[i]).epsilon(tol).margin(tol));
-    }
-}
 
 // An [N, C, H, W] tensor copied into a buffer with `pad` = {top, left,
 // bottom, right} extra rows and columns, which hold NaN: a padded cell that
