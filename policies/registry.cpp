@@ -5,19 +5,28 @@
 
 namespace anvil {
 
+Schedule anvil_policy(const TileGraph&, const Gpu&);
 Schedule per_op_policy(const TileGraph&, const Gpu&);
+Schedule rammer_policy(const TileGraph&, const Gpu&);
 Schedule topo_policy(const TileGraph&, const Gpu&);
+Schedule welder_policy(const TileGraph&, const Gpu&);
 
 const std::vector<PolicyEntry>& all_policies() {
     static const std::vector<PolicyEntry> table = {
-        {"topo", "one persistent megakernel: all rTasks in topological order, tile-level dependencies",
-         topo_policy},
+        {"anvil",
+         "fusion + co-scheduling in one persistent megakernel, placed along the critical path (the default)",
+         anvil_policy},
+        {"rammer", "wavefront co-scheduling of independent operators, static placement, one persistent kernel",
+         rammer_policy},
+        {"welder", "fusion with intermediates in registers/shared memory, tile shapes searched, one kernel per group",
+         welder_policy},
+        {"topo", "one persistent megakernel: all rTasks in topological order, dealt round-robin", topo_policy},
         {"per_op", "the baseline: one kernel launch per operator", per_op_policy},
     };
     return table;
 }
 
-const char* default_policy() { return "topo"; }
+const char* default_policy() { return "anvil"; }
 
 const PolicyEntry& find_policy(const std::string& name) {
     std::string known;

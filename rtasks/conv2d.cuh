@@ -14,7 +14,7 @@
 #ifndef ANVIL_RTASKS_CONV2D_CUH
 #define ANVIL_RTASKS_CONV2D_CUH
 
-#include "primitives.cuh"
+#include "epilogue.cuh"
 
 #define ANVIL_CONV_TX (ANVIL_THREADS >= 16 ? 16 : 1)  // threads along M (pixels)
 #define ANVIL_CONV_TY (ANVIL_THREADS / ANVIL_CONV_TX)  // threads along N (channels)
@@ -114,14 +114,21 @@ ANVIL_TASK void anvil_conv2d_tile(const WindowParams& p, int tile, char* arena) 
         }
     }
 
-    // Thread (tx, ty) owns pixels tx + i*TX and channels ty + j*TY.
+    // Thread (tx, ty) owns pixels tx + i*TX and channels ty + j*TY. A fused
+    // epilogue (batchnorm, activations, residual adds) takes each value in
+    // registers; its operands are located by the element's offset in y.
+    const AnvilEpilogue* epi = p.epilogue ? &anvil_epilogue(p.epilogue) : 0;
+    const anvil_i64 y0 = ((anvil_i64)n * p.O + (anvil_i64)g * p.Og) * M;  // y's offset from y_off
     for (int j = 0; j < RN; ++j) {
         const int go = o0 + ty + j * TYn;
         if (go >= p.Og) continue;
         const float b = bias ? anvil_load(bias + go) : 0.0f;
         for (int i = 0; i < RM; ++i) {
             const int gm = m0 + tx + i * TXn;
-            if (gm < M) anvil_store(y + (anvil_i64)go * M + gm, acc[i][j] + b);
+            if (gm >= M) continue;
+            const anvil_i64 at = (anvil_i64)go * M + gm;
+            const float v = acc[i][j] + b;
+            anvil_store(y + at, epi ? anvil_epilogue_apply(*epi, v, y0 + at, arena) : v);
         }
     }
 }

@@ -5,7 +5,7 @@
 #ifndef ANVIL_RTASKS_MATMUL_CUH
 #define ANVIL_RTASKS_MATMUL_CUH
 
-#include "primitives.cuh"
+#include "epilogue.cuh"
 
 #define ANVIL_MM_TX (ANVIL_THREADS >= 16 ? 16 : 1)  // threads along N
 #define ANVIL_MM_TY (ANVIL_THREADS / ANVIL_MM_TX)   // threads along M
@@ -14,6 +14,56 @@
 // one float of padding per k row, so that the K-fast loads of a row-major
 // operand hit 32 different banks.
 #define ANVIL_MM_SMEM_BYTES(BM, BN, BK) ((BK) * ((BM) + 1 + (BN) + 1) * 4)
+
+// Shared bytes of the finished tile when a softmax is fused: BM rows of BN
+// floats, one float of padding per row so that a thread per row walks its
+// own bank. Emission sizes ANVIL_SMEM_BYTES for it.
+#define ANVIL_MM_ROW_SMEM_BYTES(BM, BN) ((BM) * ((BN) + 1) * 4)
+
+// The store of a tile fused with the softmax of its rows (shared-memory
+// fusion): the values, after the epilogue, go to shared memory, a thread
+// per row normalises its row there, and the block stores the rows. The
+// tile holds whole rows (n0 = 0, N <= BN): no other tile's values are needed.
+template <class TC, int BM, int BN>
+ANVIL_DEVICE void anvil_mm_softmax_store(const MatmulParams& p, float (*acc)[BN / ANVIL_MM_TX], int m0,
+                                         const AnvilEpilogue* epi, TC* C, anvil_i64 cb, char* arena) {
+    const int TX = ANVIL_MM_TX, TY = ANVIL_MM_TY, LDC = BN + 1;
+    const int tid = anvil_thread(), tx = tid % TX, ty = tid / TX;
+    float* Cs = (float*)anvil_block_smem();  // [BM][LDC]
+    anvil_barrier();  // everyone is done reading the last A and B slices
+    for (int i = 0; i < BM / TY; ++i) {
+        const int r = ty + i * TY, gm = m0 + r;
+        for (int j = 0; j < BN / TX; ++j) {
+            const int n = tx + j * TX;
+            if (gm >= p.M || n >= p.N) continue;
+            const anvil_i64 at = (anvil_i64)gm * p.c_sm + (anvil_i64)n * p.c_sn;
+            Cs[r * LDC + n] = epi ? anvil_epilogue_apply(*epi, acc[i][j], cb + at, arena) : acc[i][j];
+        }
+    }
+    anvil_barrier();
+    for (int r = tid; r < BM; r += ANVIL_THREADS) {
+        if (m0 + r >= p.M) continue;
+        float* row = Cs + r * LDC;
+        float mx = anvil_neg_inf();
+        for (int n = 0; n < p.N; ++n) mx = fmaxf(mx, row[n]);
+        float sum = 0.0f;
+        for (int n = 0; n < p.N; ++n) {
+            row[n] = expf(row[n] - mx);
+            sum += row[n];
+        }
+        const float inv = 1.0f / sum;
+        for (int n = 0; n < p.N; ++n) row[n] *= inv;
+    }
+    anvil_barrier();
+    for (int i = 0; i < BM / TY; ++i) {
+        const int r = ty + i * TY, gm = m0 + r;
+        if (gm >= p.M) continue;
+        for (int j = 0; j < BN / TX; ++j) {
+            const int n = tx + j * TX;
+            if (n < p.N) anvil_store(C + (anvil_i64)gm * p.c_sm + (anvil_i64)n * p.c_sn, Cs[r * LDC + n]);
+        }
+    }
+}
 
 template <class TA, class TB, class TC, int BM, int BN, int BK>
 ANVIL_TASK void anvil_matmul_tile(const MatmulParams& p, int tile, char* arena) {
@@ -87,13 +137,22 @@ ANVIL_TASK void anvil_matmul_tile(const MatmulParams& p, int tile, char* arena) 
     }
 
     // Thread (tx, ty) owns rows ty + i*TY and columns tx + j*TX: neighbouring
-    // threads store neighbouring columns.
+    // threads store neighbouring columns. A fused epilogue sees each value
+    // in registers; C is then contiguous, so an element's offset in it
+    // locates the epilogue's operands.
+    const AnvilEpilogue* epi = p.epilogue ? &anvil_epilogue(p.epilogue) : 0;
+    if (p.row_softmax) {
+        anvil_mm_softmax_store<TC, BM, BN>(p, acc, m0, epi, C, cb, arena);
+        return;
+    }
     for (int i = 0; i < RM; ++i) {
         const int gm = m0 + ty + i * TY;
         if (gm >= p.M) continue;
         for (int j = 0; j < RN; ++j) {
             const int gn = n0 + tx + j * TX;
-            if (gn < p.N) anvil_store(C + gm * p.c_sm + gn * p.c_sn, acc[i][j]);
+            if (gn >= p.N) continue;
+            const anvil_i64 at = (anvil_i64)gm * p.c_sm + (anvil_i64)gn * p.c_sn;
+            anvil_store(C + at, epi ? anvil_epilogue_apply(*epi, acc[i][j], cb + at, arena) : acc[i][j]);
         }
     }
 }

@@ -101,10 +101,17 @@ ANVIL_DEVICE void anvil_run_queue(const int* queue, int count, const AnvilTask* 
 // the union of their queues merged in ascending task id, which keeps the
 // argument above (the smallest unfinished task is always at the head of its
 // worker's sequence).
+//
+// `observe`, when not null, is called with each task after its waits and
+// before its body (the race check's record of what had published by then);
+// null keeps the plain path.
+typedef void (*AnvilHostObserver)(void* ctx, int task);
+
 template <AnvilRunTask RUN>
 static void anvil_host_run_blocks(const int* qoff, const int* queue, int blocks, int worker, int workers,
                                   const AnvilTask* tasks, const int* deps, char* arena, unsigned* counters,
-                                  unsigned epoch, AnvilStatus* status, unsigned long long timeout_ns) {
+                                  unsigned epoch, AnvilStatus* status, unsigned long long timeout_ns,
+                                  AnvilHostObserver observe, void* observe_ctx) {
     int mine = 0;
     for (int b = worker; b < blocks; b += workers) ++mine;
     if (mine == 0) return;
@@ -122,7 +129,16 @@ static void anvil_host_run_blocks(const int* qoff, const int* queue, int blocks,
         }
         if (best < 0) break;
         ++cursor[best];
-        if (!anvil_run_one<RUN>(best_task, tasks, deps, arena, counters, epoch, status, timeout_ns)) break;
+        if (!observe) {
+            if (!anvil_run_one<RUN>(best_task, tasks, deps, arena, counters, epoch, status, timeout_ns)) break;
+            continue;
+        }
+        // anvil_run_one with the observer between the waits and the body.
+        const AnvilTask t = tasks[best_task];
+        if (!anvil_wait_deps(best_task, t, deps, counters, epoch, status, timeout_ns)) break;
+        observe(observe_ctx, best_task);
+        RUN(t.op, t.tile, arena, status, best_task);
+        anvil_publish(best_task, counters, epoch);
     }
     free(cursor);
 }

@@ -10,6 +10,46 @@
 
 typedef long long anvil_i64;
 
+// Storage types as run-time codes (the values of anvil::DType), for the
+// operands of an epilogue, whose types are not template arguments.
+enum AnvilDTypeCode { ANVIL_DT_F32 = 0, ANVIL_DT_F16 = 1, ANVIL_DT_BF16 = 2, ANVIL_DT_I32 = 3 };
+
+// Epilogues: a short program of elementwise steps applied in registers to
+// each value an rTask computes, before it is stored (fusion: the nodes it
+// stands for never store their results). Value 0 is the rTask's own
+// result, value k the result of step k - 1; the stored value is the last.
+// Every input is a strided view over the index space of the rTask's
+// output, which is contiguous, so the device finds an element's operands
+// from its offset in the output alone. Step ops are AnvilEwOp codes.
+#define ANVIL_EPI_MAX_STEPS 8
+#define ANVIL_EPI_MAX_INPUTS 6
+
+// Operand references of a step.
+#define ANVIL_EPI_NONE (-1)            // no operand (the op ignores it)
+#define ANVIL_EPI_VALUE(k) (k)         // value k, 0 <= k <= ANVIL_EPI_MAX_STEPS
+#define ANVIL_EPI_INPUT(i) (16 + (i))  // input view i
+#define ANVIL_EPI_SCALAR 32            // the step's scalar
+
+struct AnvilEpiStep {
+    int op;  // AnvilEwOp
+    int a, b;  // operand references
+    float scalar;
+};
+
+// Epilogues live in one table of the emitted source; an rOp's params name
+// their entry (entry 0 is empty: zero-initialised params have none).
+struct AnvilEpilogue {
+    int nsteps;   // 0..ANVIL_EPI_MAX_STEPS
+    int ninputs;  // 0..ANVIL_EPI_MAX_INPUTS
+    int rank;     // of shape, 1..ANVIL_MAX_RANK
+    int pad_;
+    AnvilEpiStep steps[ANVIL_EPI_MAX_STEPS];
+    int in_dtype[ANVIL_EPI_MAX_INPUTS];  // AnvilDTypeCode
+    anvil_i64 shape[ANVIL_MAX_RANK];     // the output's, adjacent dims merged where every view allows
+    anvil_i64 in_off[ANVIL_EPI_MAX_INPUTS];
+    anvil_i64 in_stride[ANVIL_EPI_MAX_INPUTS][ANVIL_MAX_RANK];  // elements; 0 where broadcast
+};
+
 // Elementwise functions. A tile of an elementwise rOperator is a range of
 // `tile_elems` consecutive elements of its iteration shape.
 enum AnvilEwOp {
@@ -28,7 +68,7 @@ struct EwParams {
     int op;          // AnvilEwOp
     int rank;        // of shape, 0..ANVIL_MAX_RANK
     int ninputs;     // 0..2
-    int pad_;
+    int epilogue;    // index into the epilogue table (AnvilEpilogue); 0: none
     anvil_i64 numel;       // product of shape
     anvil_i64 tile_elems;  // elements per tile
     anvil_i64 shape[ANVIL_MAX_RANK];
@@ -48,6 +88,10 @@ struct MatmulParams {
     int bm, bn, bk;
     int tiles_m, tiles_n;
     int batch_rank;  // 0..ANVIL_MAX_BATCH_RANK
+    int epilogue;    // index into the epilogue table; 0: none
+    // 1: a fused softmax over N (tiles_n == 1: a tile holds whole rows),
+    // applied after the epilogue to the tile kept in shared memory.
+    int row_softmax;
     int pad_;
     anvil_i64 batches;
     anvil_i64 a_off, b_off, c_off;
@@ -87,7 +131,7 @@ struct RowParams {
     anvil_i64 red_in[ANVIL_MAX_RANK];
     anvil_i64 red_out[ANVIL_MAX_RANK];   // 0 for reductions (one output per row)
     float eps;
-    int pad_;
+    int epilogue;     // index into the epilogue table; 0: none (softmax and the norms only)
 };
 
 // A sliding window over the H and W of an NCHW tensor x [N, C, H, W] giving
@@ -114,6 +158,8 @@ struct WindowParams {
     int KH, KW, sh, sw, pt, pl, dh, dw;
     int groups, Cg, Og;
     int bm, bn, bk, tiles_m, tiles_n;  // conv2d kind only
+    int epilogue;  // conv2d kind only: index into the epilogue table; 0: none
+    int pad_;
     anvil_i64 tile_elems;  // window kind only
     anvil_i64 x_off, w_off, bias_off, y_off;  // bias_off < 0: no bias
 };

@@ -4,7 +4,7 @@
 #ifndef ANVIL_RTASKS_ROWWISE_CUH
 #define ANVIL_RTASKS_ROWWISE_CUH
 
-#include "primitives.cuh"
+#include "epilogue.cuh"
 
 static_assert(ANVIL_ROW_COUNT == 6, "AnvilRowOp changed: update anvil_row_tile in rowwise.cuh");
 
@@ -26,6 +26,9 @@ ANVIL_TASK void anvil_row_tile(const RowParams& p, int tile, char* arena) {
                   "anvil_row_tile: TI, TO, TG, TB must be storage types (float, int, anvil_f16, anvil_bf16)");
     const TG* gamma = p.gamma_off >= 0 ? anvil_at<const TG>(arena, p.gamma_off) : 0;
     const TB* beta = p.beta_off >= 0 ? anvil_at<const TB>(arena, p.beta_off) : 0;
+    // A fused epilogue (softmax and the norms: their output is contiguous)
+    // takes each value before its store, located by its offset in out.
+    const AnvilEpilogue* epi = p.epilogue ? &anvil_epilogue(p.epilogue) : 0;
     const anvil_i64 n = p.row_len;
     const float inv_n = 1.0f / (float)n;
     const int tid = anvil_thread();
@@ -48,7 +51,10 @@ ANVIL_TASK void anvil_row_tile(const RowParams& p, int tile, char* arena) {
                 const float inv = 1.0f / anvil_block_sum(s);
                 for (anvil_i64 j = tid; j < n; j += ANVIL_THREADS) {
                     const float x = anvil_load(in + anvil_row_offset(p, j, p.red_in));
-                    anvil_store(out + anvil_row_offset(p, j, p.red_out), expf(x - m) * inv);
+                    const anvil_i64 at = anvil_row_offset(p, j, p.red_out);
+                    float y = expf(x - m) * inv;
+                    if (epi) y = anvil_epilogue_apply(*epi, y, ob + at, arena);
+                    anvil_store(out + at, y);
                 }
                 break;
             }
@@ -72,7 +78,9 @@ ANVIL_TASK void anvil_row_tile(const RowParams& p, int tile, char* arena) {
                     float y = (anvil_load(in + anvil_row_offset(p, j, p.red_in)) - mean) * rstd;
                     if (gamma) y *= anvil_load(gamma + j);
                     if (beta && p.op == ANVIL_ROW_LAYERNORM) y += anvil_load(beta + j);
-                    anvil_store(out + anvil_row_offset(p, j, p.red_out), y);
+                    const anvil_i64 at = anvil_row_offset(p, j, p.red_out);
+                    if (epi) y = anvil_epilogue_apply(*epi, y, ob + at, arena);
+                    anvil_store(out + at, y);
                 }
                 break;
             }

@@ -25,6 +25,7 @@ struct Builder {
 
     void layout() {
         tg.buffers.resize(graph.size());
+        tg.nodes.resize(graph.size());
         for (VertexId v : graph.topological_order()) {
             const Value& val = graph.value(v);
             TensorBuffer& b = tg.buffers[v];
@@ -32,8 +33,18 @@ struct Builder {
             b.dtype = val.dtype;
             b.shape = val.shape;
             b.bytes = numel(val.shape) * dtype_size(val.dtype);
+            b.storage = v;
+            NodeInfo& n = tg.nodes[v];
+            n.is_node = val.role == Role::node;
+            if (n.is_node) {
+                n.op = val.op;
+                n.attrs = val.attrs;
+                n.operands = graph.operands(v);
+            }
             if (val.role == Role::node && val.op == Op::reshape) {
-                b.offset = tg.buffers[graph.operands(v)[0]].offset;
+                const TensorBuffer& src = tg.buffers[graph.operands(v)[0]];
+                b.offset = src.offset;
+                b.storage = src.storage;
                 b.alias = true;
                 continue;
             }
@@ -48,6 +59,7 @@ struct Builder {
         op.node = v;
         op.kind = kind;
         op.loc = graph.value(v).loc;
+        op.reads = graph.operands(v);
         tg.rops.push_back(std::move(op));
         return tg.rops.back();
     }
@@ -140,6 +152,7 @@ struct Builder {
             int64_t off = out.offset + at * out_st[axis] * dtype_size(out.dtype);
             ROp& op = add_elementwise(v, ANVIL_EW_COPY, in.shape, off, out_st, "#" + std::to_string(k));
             set_ew_input(op, 0, ins[k], in.offset, contiguous_strides(in.shape));
+            op.reads = {ins[k]};
             op.flops = 0;
             at += in.shape[axis];
         }

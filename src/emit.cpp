@@ -28,18 +28,22 @@ const std::map<std::string, std::string>& embedded_rtasks();  // generated at bu
 namespace {
 
 // The rtasks files in the order they are pasted (each only uses earlier ones).
-const char* const kRtaskOrder[] = {"params.cuh",  "platform.cuh", "primitives.cuh", "elementwise.cuh",
-                                   "matmul.cuh",  "rowwise.cuh",  "conv2d.cuh",     "window.cuh",
-                                   "channel.cuh", "gather.cuh",   "megakernel.cuh"};
+const char* const kRtaskOrder[] = {"params.cuh",  "platform.cuh", "primitives.cuh", "epilogue.cuh",
+                                   "elementwise.cuh", "matmul.cuh", "rowwise.cuh", "conv2d.cuh",
+                                   "window.cuh",  "channel.cuh",  "gather.cuh",     "megakernel.cuh"};
 
 // A new field in params.cuh must reach the emitters below: these sizes are
 // the field lists they write.
 static_assert(sizeof(EwParams) == 4 * 4 + 8 * 2 + 8 * 6 + 8 + 8 * 6 + 8 * 2 + 8 * 12 + 4 + 4,
               "EwParams changed: update emit_ew_params");
-static_assert(sizeof(MatmulParams) == 10 * 4 + 8 * 4 + 8 * 6 + 8 * 4 * 4,
+static_assert(sizeof(MatmulParams) == 12 * 4 + 8 * 4 + 8 * 6 + 8 * 4 * 4,
               "MatmulParams changed: update emit_matmul_params");
 static_assert(sizeof(RowParams) == 4 * 4 + 8 * 2 + 8 * 4 + 8 * 6 * 6 + 4 + 4, "RowParams changed: update emit_row_params");
-static_assert(sizeof(WindowParams) == 24 * 4 + 8 + 8 * 4, "WindowParams changed: update emit_window_params");
+static_assert(sizeof(WindowParams) == 26 * 4 + 8 + 8 * 4, "WindowParams changed: update emit_window_params");
+static_assert(sizeof(AnvilEpiStep) == 4 * 4, "AnvilEpiStep changed: update emit_epilogue");
+static_assert(sizeof(AnvilEpilogue) == 4 * 4 + 16 * ANVIL_EPI_MAX_STEPS + 4 * ANVIL_EPI_MAX_INPUTS + 8 * ANVIL_MAX_RANK +
+                                           8 * ANVIL_EPI_MAX_INPUTS + 8 * ANVIL_EPI_MAX_INPUTS * ANVIL_MAX_RANK,
+              "AnvilEpilogue changed: update emit_epilogue");
 static_assert(sizeof(ChannelParams) == 2 * 4 + 8 * 3 + 8 * 6 + 4 + 4, "ChannelParams changed: update emit_channel_params");
 static_assert(sizeof(GatherParams) == 4 * 4 + 8 * 4, "GatherParams changed: update emit_gather_params");
 static_assert(sizeof(AnvilTask) == 4 * 4, "AnvilTask changed: update the task table");
@@ -69,7 +73,7 @@ std::string list(const anvil_i64* v, int n) {
 // exactly in the order of rtasks/params.cuh.
 std::string emit_ew_params(const EwParams& p) {
     std::ostringstream o;
-    o << "{" << p.op << ", " << p.rank << ", " << p.ninputs << ", " << p.pad_ << ", " << i64(p.numel) << ", "
+    o << "{" << p.op << ", " << p.rank << ", " << p.ninputs << ", " << p.epilogue << ", " << i64(p.numel) << ", "
       << i64(p.tile_elems) << ", " << list(p.shape, ANVIL_MAX_RANK) << ", " << i64(p.out_off) << ", "
       << list(p.out_stride, ANVIL_MAX_RANK) << ", " << list(p.in_off, 2) << ", {"
       << list(p.in_stride[0], ANVIL_MAX_RANK) << ", " << list(p.in_stride[1], ANVIL_MAX_RANK) << "}, "
@@ -80,7 +84,8 @@ std::string emit_ew_params(const EwParams& p) {
 std::string emit_matmul_params(const MatmulParams& p) {
     std::ostringstream o;
     o << "{" << p.M << ", " << p.N << ", " << p.K << ", " << p.bm << ", " << p.bn << ", " << p.bk << ", "
-      << p.tiles_m << ", " << p.tiles_n << ", " << p.batch_rank << ", " << p.pad_ << ", " << i64(p.batches)
+      << p.tiles_m << ", " << p.tiles_n << ", " << p.batch_rank << ", " << p.epilogue << ", " << p.row_softmax << ", "
+      << p.pad_ << ", " << i64(p.batches)
       << ", " << i64(p.a_off) << ", " << i64(p.b_off) << ", " << i64(p.c_off) << ", " << i64(p.a_sm) << ", "
       << i64(p.a_sk) << ", " << i64(p.b_sk) << ", " << i64(p.b_sn) << ", " << i64(p.c_sm) << ", "
       << i64(p.c_sn) << ", " << list(p.batch_shape, ANVIL_MAX_BATCH_RANK) << ", "
@@ -96,7 +101,7 @@ std::string emit_row_params(const RowParams& p) {
       << i64(p.gamma_off) << ", " << i64(p.beta_off) << ", " << list(p.kept_shape, ANVIL_MAX_RANK) << ", "
       << list(p.kept_in, ANVIL_MAX_RANK) << ", " << list(p.kept_out, ANVIL_MAX_RANK) << ", "
       << list(p.red_shape, ANVIL_MAX_RANK) << ", " << list(p.red_in, ANVIL_MAX_RANK) << ", "
-      << list(p.red_out, ANVIL_MAX_RANK) << ", " << f32(p.eps) << ", " << p.pad_ << "}";
+      << list(p.red_out, ANVIL_MAX_RANK) << ", " << f32(p.eps) << ", " << p.epilogue << "}";
     return o.str();
 }
 
@@ -105,9 +110,9 @@ std::string emit_window_params(const WindowParams& p) {
     o << "{" << p.op << ", " << p.N << ", " << p.C << ", " << p.H << ", " << p.W << ", " << p.O << ", " << p.OH
       << ", " << p.OW << ", " << p.KH << ", " << p.KW << ", " << p.sh << ", " << p.sw << ", " << p.pt << ", "
       << p.pl << ", " << p.dh << ", " << p.dw << ", " << p.groups << ", " << p.Cg << ", " << p.Og << ", " << p.bm
-      << ", " << p.bn << ", " << p.bk << ", " << p.tiles_m << ", " << p.tiles_n << ", "
-      << i64(p.tile_elems) << ", " << i64(p.x_off) << ", " << i64(p.w_off) << ", " << i64(p.bias_off) << ", "
-      << i64(p.y_off) << "}";
+      << ", " << p.bn << ", " << p.bk << ", " << p.tiles_m << ", " << p.tiles_n << ", " << p.epilogue << ", "
+      << p.pad_ << ", " << i64(p.tile_elems) << ", " << i64(p.x_off) << ", " << i64(p.w_off) << ", "
+      << i64(p.bias_off) << ", " << i64(p.y_off) << "}";
     return o.str();
 }
 
@@ -123,6 +128,21 @@ std::string emit_gather_params(const GatherParams& p) {
     std::ostringstream o;
     o << "{" << p.V << ", " << p.D << ", " << p.rows_per_tile << ", " << p.pad_ << ", " << i64(p.rows) << ", "
       << i64(p.table_off) << ", " << i64(p.ids_off) << ", " << i64(p.out_off) << "}";
+    return o.str();
+}
+
+std::string emit_epilogue(const AnvilEpilogue& e) {
+    std::ostringstream o;
+    o << "{" << e.nsteps << ", " << e.ninputs << ", " << e.rank << ", " << e.pad_ << ", {";
+    for (int k = 0; k < ANVIL_EPI_MAX_STEPS; ++k) {
+        const AnvilEpiStep& s = e.steps[k];
+        o << (k ? ", " : "") << "{" << s.op << ", " << s.a << ", " << s.b << ", " << f32(s.scalar) << "}";
+    }
+    o << "}, {";
+    for (int i = 0; i < ANVIL_EPI_MAX_INPUTS; ++i) o << (i ? ", " : "") << e.in_dtype[i];
+    o << "}, " << list(e.shape, ANVIL_MAX_RANK) << ", " << list(e.in_off, ANVIL_EPI_MAX_INPUTS) << ", {";
+    for (int i = 0; i < ANVIL_EPI_MAX_INPUTS; ++i) o << (i ? ", " : "") << list(e.in_stride[i], ANVIL_MAX_RANK);
+    o << "}}";
     return o.str();
 }
 
@@ -160,13 +180,18 @@ const KindInfo& kind_info(TaskKind k) {
 const TaskKind kAllKinds[] = {TaskKind::elementwise, TaskKind::matmul,  TaskKind::rowwise, TaskKind::conv2d,
                               TaskKind::window,      TaskKind::channel, TaskKind::gather};
 
-std::string emit_params(const ROp& op) {
+// `epilogue`: the rOp's entry in the epilogue table (0: none).
+std::string emit_params(const ROp& op, int epilogue) {
+    auto with = [epilogue](auto p) {
+        p.epilogue = epilogue;
+        return p;
+    };
     switch (op.kind) {
-        case TaskKind::elementwise: return emit_ew_params(std::get<EwParams>(op.params));
-        case TaskKind::matmul: return emit_matmul_params(std::get<MatmulParams>(op.params));
-        case TaskKind::rowwise: return emit_row_params(std::get<RowParams>(op.params));
+        case TaskKind::elementwise: return emit_ew_params(with(std::get<EwParams>(op.params)));
+        case TaskKind::matmul: return emit_matmul_params(with(std::get<MatmulParams>(op.params)));
+        case TaskKind::rowwise: return emit_row_params(with(std::get<RowParams>(op.params)));
         case TaskKind::conv2d:
-        case TaskKind::window: return emit_window_params(std::get<WindowParams>(op.params));
+        case TaskKind::window: return emit_window_params(with(std::get<WindowParams>(op.params)));
         case TaskKind::channel: return emit_channel_params(std::get<ChannelParams>(op.params));
         case TaskKind::gather: return emit_gather_params(std::get<GatherParams>(op.params));
     }
@@ -279,17 +304,9 @@ std::string int_array(const std::string& name, const std::vector<int>& values) {
     return o.str();
 }
 
-int matmul_smem_bytes(const MatmulParams& p) { return p.bk * (p.bm + 1 + p.bn + 1) * 4; }  // ANVIL_MM_SMEM_BYTES
-int conv2d_smem_bytes(const WindowParams& p) {  // ANVIL_CONV_SMEM_BYTES
-    return p.bk * (p.bm + 1 + p.bn + 1) * 4 + (2 * p.bm + 3 * p.bk) * 4;
-}
-
 int smem_bytes_needed(const Schedule& s) {
     int need = 16;
-    for (const ROp& op : s.tiles.rops) {
-        if (op.kind == TaskKind::matmul) need = std::max(need, matmul_smem_bytes(std::get<MatmulParams>(op.params)));
-        if (op.kind == TaskKind::conv2d) need = std::max(need, conv2d_smem_bytes(std::get<WindowParams>(op.params)));
-    }
+    for (const ROp& op : s.tiles.rops) need = std::max(need, tile_smem_bytes(op));
     return need;
 }
 
@@ -304,6 +321,28 @@ void check_gemm_tile(const ROp& op, int bm, int bn, int bk, long long smem_bytes
                 "rOp '" + op.name + "': " + what + " needs more than 48 KiB of static shared memory");
 }
 
+// Only these kinds apply an epilogue, and the device code trusts its
+// references: a bad one would read or compute garbage silently.
+void check_epilogue(const ROp& op) {
+    const AnvilEpilogue& e = op.epilogue;
+    const bool kind_ok = op.kind == TaskKind::elementwise || op.kind == TaskKind::matmul ||
+                         op.kind == TaskKind::conv2d ||
+                         (op.kind == TaskKind::rowwise && std::get<RowParams>(op.params).op <= ANVIL_ROW_RMSNORM);
+    ANVIL_CHECK(kind_ok, "rOp '" + op.name + "': a " + task_kind_name(op.kind) +
+                             " rOp of this op cannot apply an epilogue");
+    ANVIL_CHECK(e.nsteps > 0 && e.nsteps <= ANVIL_EPI_MAX_STEPS && e.ninputs >= 0 &&
+                    e.ninputs <= ANVIL_EPI_MAX_INPUTS && e.rank >= 1 && e.rank <= ANVIL_MAX_RANK,
+                "rOp '" + op.name + "': epilogue sizes out of range");
+    for (int k = 0; k < e.nsteps; ++k)
+        for (int ref : {e.steps[k].a, e.steps[k].b}) {
+            const bool ok = ref == ANVIL_EPI_NONE || ref == ANVIL_EPI_SCALAR ||
+                            (ref >= ANVIL_EPI_VALUE(0) && ref <= ANVIL_EPI_VALUE(k)) ||
+                            (ref >= ANVIL_EPI_INPUT(0) && ref < ANVIL_EPI_INPUT(e.ninputs));
+            ANVIL_CHECK(ok && e.steps[k].op >= 0 && e.steps[k].op < ANVIL_EW_COUNT,
+                        "rOp '" + op.name + "': epilogue step " + std::to_string(k) + " is malformed");
+        }
+}
+
 void check_rop(const ROp& op) {
     const bool ok = (op.kind == TaskKind::elementwise && std::holds_alternative<EwParams>(op.params)) ||
                     (op.kind == TaskKind::matmul && std::holds_alternative<MatmulParams>(op.params)) ||
@@ -315,14 +354,17 @@ void check_rop(const ROp& op) {
     ANVIL_CHECK(ok, "rOp '" + op.name + "': params do not match its kind");
     if (op.kind == TaskKind::conv2d) {
         const auto& p = std::get<WindowParams>(op.params);
-        check_gemm_tile(op, p.bm, p.bn, p.bk, conv2d_smem_bytes(p));
+        check_gemm_tile(op, p.bm, p.bn, p.bk, tile_smem_bytes(op));
     }
     if (op.kind == TaskKind::gather)
         ANVIL_CHECK(op.dtypes.size() == 3 && op.dtypes[1] == DType::i32, "rOp '" + op.name + "': gather ids must be i32");
     if (op.kind == TaskKind::matmul) {
         const auto& p = std::get<MatmulParams>(op.params);
-        check_gemm_tile(op, p.bm, p.bn, p.bk, matmul_smem_bytes(p));
+        check_gemm_tile(op, p.bm, p.bn, p.bk, tile_smem_bytes(op));
+        ANVIL_CHECK(!p.row_softmax || (p.tiles_n == 1 && p.N <= p.bn),
+                    "rOp '" + op.name + "': a fused softmax needs whole rows in one tile");
     }
+    if (op.epilogue.nsteps != 0) check_epilogue(op);
 }
 
 void emit_header(std::ostringstream& o, const Schedule& s) {
@@ -361,6 +403,20 @@ void emit_tasks(std::ostringstream& o, const Schedule& s) {
 // Per kind that occurs: its params table, one entry per rOp of the kind in
 // rOp order; then the rOp table {variant, index}.
 void emit_rops(std::ostringstream& o, const TileGraph& tg, const Variants& v) {
+    // The epilogue table first (entry 0 empty), and the accessor the
+    // rtasks declared in epilogue.cuh.
+    o << "// ---- epilogues of fused rOps (entry 0: none)\nANVIL_TABLE AnvilEpilogue anvil_epilogues[] = {\n    "
+      << emit_epilogue(AnvilEpilogue{}) << ",\n";
+    std::vector<int> epilogue(tg.rops.size(), 0);
+    int next = 1;
+    for (size_t i = 0; i < tg.rops.size(); ++i) {
+        const ROp& op = tg.rops[i];
+        if (op.epilogue.nsteps == 0) continue;
+        epilogue[i] = next++;
+        o << "    // [" << epilogue[i] << "] rOp " << i << " '" << one_line(op.name) << "'\n    "
+          << emit_epilogue(op.epilogue) << ",\n";
+    }
+    o << "};\nANVIL_DEVICE const AnvilEpilogue& anvil_epilogue(int index) { return anvil_epilogues[index]; }\n\n";
     o << "// ---- rOps: one params table per kind, then every rOp's {variant, index}\n";
     for (TaskKind kind : kAllKinds) {
         const KindInfo& k = kind_info(kind);
@@ -371,7 +427,7 @@ void emit_rops(std::ostringstream& o, const TileGraph& tg, const Variants& v) {
             if (!any) o << "ANVIL_TABLE " << k.params_type << " " << k.table << "[] = {\n";
             any = true;
             o << "    // [" << v.rops[i].index << "] rOp " << i << " '" << one_line(op.name) << "': "
-              << task_kind_name(op.kind) << ", " << op.tiles << " tiles\n    " << emit_params(op) << ",\n";
+              << task_kind_name(op.kind) << ", " << op.tiles << " tiles\n    " << emit_params(op, epilogue[i]) << ",\n";
         }
         if (any) o << "};\n";
     }
@@ -436,14 +492,15 @@ void emit_host_entries(std::ostringstream& o, const Schedule& s) {
       << "extern \"C\" int anvil_host_block_count(int launch) { return anvil_blocks[launch]; }\n"
       << "// Worker `worker` of `workers` runs its share of launch `launch`'s blocks (anvil_host_run_blocks).\n"
       << "extern \"C\" void anvil_host_worker(int launch, int worker, int workers, char* arena, unsigned* counters,\n"
-      << "                                  unsigned epoch, AnvilStatus* status, double timeout_s) {\n"
+      << "                                  unsigned epoch, AnvilStatus* status, double timeout_s,\n"
+      << "                                  AnvilHostObserver observe, void* observe_ctx) {\n"
       << "    const unsigned long long timeout_ns = (unsigned long long)(timeout_s * 1e9);\n"
       << "    switch (launch) {\n";
     for (size_t l = 0; l < s.launches.size(); ++l) {
         const std::string L = std::to_string(l);
         o << "        case " << L << ": anvil_host_run_blocks<run_task_" << L << ">(anvil_qoff_" << L << ", anvil_queue_"
           << L << ", " << s.launches[l].queues.size() << ", worker, workers,\n"
-          << "            anvil_tasks, anvil_deps, arena, counters, epoch, status, timeout_ns); break;\n";
+          << "            anvil_tasks, anvil_deps, arena, counters, epoch, status, timeout_ns, observe, observe_ctx); break;\n";
     }
     o << "        default: break;\n    }\n}\n";
 }

@@ -163,6 +163,35 @@ ByteRange window_x_reads(const WindowParams& p, int elem, int64_t e0, int64_t e1
     return x_span(p, elem, a.n, ca, 0, b.n, cb, p.H - 1);
 }
 
+// Where the output's element 0 is and its storage slot in op.dtypes, for
+// the kinds that apply an epilogue.
+std::pair<int64_t, int> output_of(const ROp& op) {
+    switch (op.kind) {
+        case TaskKind::elementwise: return {std::get<EwParams>(op.params).out_off, 0};
+        case TaskKind::matmul: return {std::get<MatmulParams>(op.params).c_off, 2};
+        case TaskKind::rowwise: return {std::get<RowParams>(op.params).out_off, 1};
+        case TaskKind::conv2d: return {std::get<WindowParams>(op.params).y_off, 3};
+        default: throw InternalError("footprint: a " + std::string(task_kind_name(op.kind)) + " rOp has no epilogue");
+    }
+}
+
+// An epilogue reads its inputs at the coordinates of the elements the tile
+// writes. The output is contiguous, so the written bytes are a run of
+// element offsets; its bounding box in the (merged) index space gives each
+// input's range.
+void epilogue_reads(const ROp& op, int tile, std::vector<ByteRange>& reads) {
+    const AnvilEpilogue& e = op.epilogue;
+    if (e.nsteps == 0) return;
+    const auto [out_off, slot] = output_of(op);
+    const ByteRange w = tile_writes(op, tile);
+    const int elem = dtype_size(op.dtypes.at(slot));
+    const int64_t b = (w.begin - out_off) / elem, end = (w.end - out_off) / elem;
+    if (end <= b) return;
+    const Box box = linear_range_box(e.shape, e.rank, b, end);
+    for (int i = 0; i < e.ninputs; ++i)
+        reads.push_back(box.bytes(e.in_off[i], e.in_stride[i], dtype_size(static_cast<DType>(e.in_dtype[i]))));
+}
+
 }  // namespace
 
 ByteRange tile_writes(const ROp& op, int tile) {
@@ -288,7 +317,21 @@ std::vector<ByteRange> tile_reads(const ROp& op, int tile) {
             break;
         }
     }
+    epilogue_reads(op, tile, reads);
     return reads;
+}
+
+int tile_smem_bytes(const ROp& op) {
+    if (op.kind == TaskKind::matmul) {
+        const auto& p = std::get<MatmulParams>(op.params);
+        const int slices = p.bk * (p.bm + 1 + p.bn + 1) * 4;
+        return p.row_softmax ? std::max(slices, p.bm * (p.bn + 1) * 4) : slices;
+    }
+    if (op.kind == TaskKind::conv2d) {
+        const auto& p = std::get<WindowParams>(op.params);
+        return p.bk * (p.bm + 1 + p.bn + 1) * 4 + (2 * p.bm + 3 * p.bk) * 4;
+    }
+    return 64;
 }
 
 }  // namespace anvil

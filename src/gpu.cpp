@@ -1,17 +1,136 @@
+// GPU descriptions from kernels_db: gpus/<name>.yaml (resources and peak
+// rates) and measured/<name>.yaml (tuned tile times), embedded at build time.
 #include "anvil/gpu.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <set>
+#include <sstream>
+
+#include "anvil/error.h"
 
 namespace anvil {
 
-Gpu default_gpu() {
+const std::map<std::string, std::string>& embedded_kernels_db();  // generated at build time
+
+namespace {
+
+SourceLoc loc_of(const std::string& path, const YAML::Node& n) {
+    const YAML::Mark m = n.Mark();
+    return SourceLoc{path, m.line + 1, m.column + 1};
+}
+
+// Reads key `key` of mapping `doc` as T; every key is required.
+template <typename T>
+T required(const std::string& path, const YAML::Node& doc, const char* key) {
+    const YAML::Node n = doc[key];
+    if (!n) user_error(loc_of(path, doc), "GPU description", std::string("missing key '") + key + "'");
+    try {
+        return n.as<T>();
+    } catch (const YAML::Exception&) {
+        user_error(loc_of(path, n), std::string("key '") + key + "'", "'" + n.Scalar() + "' is not a valid value");
+    }
+}
+
+YAML::Node parse(const std::string& path, const std::string& text) {
+    try {
+        YAML::Node doc = YAML::Load(text);
+        if (!doc.IsMap()) user_error(SourceLoc{path, 1, 1}, "GPU description", "the file is not a mapping");
+        return doc;
+    } catch (const YAML::ParserException& e) {
+        user_error(SourceLoc{path, e.mark.line + 1, e.mark.column + 1}, "GPU description", e.msg);
+    }
+}
+
+std::optional<std::string> read_text(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return std::nullopt;
+    std::ostringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+}  // namespace
+
+Gpu parse_gpu(const std::string& path, const std::string& text, const std::string& measured_path,
+              const std::string& measured_text) {
+    const YAML::Node doc = parse(path, text);
+    static const std::set<std::string> keys = {
+        "name", "arch", "sm_count", "max_threads_per_sm", "max_blocks_per_sm", "smem_per_sm", "smem_per_block",
+        "regs_per_sm", "l2_bytes", "dram_bytes_per_s", "l2_bytes_per_s", "fp32_flops_per_s",
+        "tensor_f16_flops_per_s", "launch_overhead_s", "sync_latency_s", "task_overhead_s"};
+    for (const auto& kv : doc)
+        if (!keys.count(kv.first.Scalar()))
+            user_error(loc_of(path, kv.first), "GPU description", "unknown key '" + kv.first.Scalar() + "'");
     Gpu g;
-    g.name = "h100_sxm";
-    g.arch = "sm_90";
-    g.sm_count = 132;
-    g.max_threads_per_sm = 2048;
-    g.smem_per_sm = 228 * 1024;
-    g.smem_per_block = 227 * 1024;
-    g.regs_per_sm = 65536;
-    g.l2_bytes = 50LL * 1024 * 1024;
+    g.name = required<std::string>(path, doc, "name");
+    g.arch = required<std::string>(path, doc, "arch");
+    g.sm_count = required<int>(path, doc, "sm_count");
+    g.max_threads_per_sm = required<int>(path, doc, "max_threads_per_sm");
+    g.max_blocks_per_sm = required<int>(path, doc, "max_blocks_per_sm");
+    g.smem_per_sm = required<int>(path, doc, "smem_per_sm");
+    g.smem_per_block = required<int>(path, doc, "smem_per_block");
+    g.regs_per_sm = required<int>(path, doc, "regs_per_sm");
+    g.l2_bytes = required<long long>(path, doc, "l2_bytes");
+    g.dram_bytes_per_s = required<double>(path, doc, "dram_bytes_per_s");
+    g.l2_bytes_per_s = required<double>(path, doc, "l2_bytes_per_s");
+    g.fp32_flops_per_s = required<double>(path, doc, "fp32_flops_per_s");
+    g.tensor_f16_flops_per_s = required<double>(path, doc, "tensor_f16_flops_per_s");
+    g.launch_overhead_s = required<double>(path, doc, "launch_overhead_s");
+    g.sync_latency_s = required<double>(path, doc, "sync_latency_s");
+    g.task_overhead_s = required<double>(path, doc, "task_overhead_s");
+    for (const char* k : {"sm_count", "max_threads_per_sm", "max_blocks_per_sm", "smem_per_sm", "smem_per_block",
+                          "regs_per_sm", "l2_bytes", "dram_bytes_per_s", "l2_bytes_per_s", "fp32_flops_per_s"})
+        if (doc[k].as<double>() <= 0) user_error(loc_of(path, doc[k]), std::string("key '") + k + "'", "must be positive");
+
+    if (measured_text.empty()) return g;
+    const YAML::Node m = parse(measured_path, measured_text);
+    if (m["gpu"] && m["gpu"].as<std::string>() != g.name)
+        user_error(loc_of(measured_path, m["gpu"]), "measured times",
+                   "are for GPU '" + m["gpu"].as<std::string>() + "', not '" + g.name + "'");
+    for (const YAML::Node& t : m["tiles"]) {
+        const std::string key = required<std::string>(measured_path, t, "key");
+        const double seconds = required<double>(measured_path, t, "seconds");
+        if (!(seconds > 0)) user_error(loc_of(measured_path, t["seconds"]), "tile '" + key + "'", "seconds must be positive");
+        g.measured_tile_s[key] = seconds;
+    }
+    return g;
+}
+
+std::vector<std::string> known_gpus() {
+    std::vector<std::string> names;
+    for (const auto& [file, text] : embedded_kernels_db())
+        if (file.rfind("gpus/", 0) == 0) names.push_back(std::filesystem::path(file).stem().string());
+    return names;
+}
+
+Gpu find_gpu(const std::string& name, const std::string& kernels_db_dir) {
+    const std::string gpu_file = "gpus/" + name + ".yaml", measured_file = "measured/" + name + ".yaml";
+    std::optional<std::string> text, measured;
+    std::string where;
+    if (kernels_db_dir.empty()) {
+        const auto& db = embedded_kernels_db();
+        if (auto it = db.find(gpu_file); it != db.end()) text = it->second;
+        if (auto it = db.find(measured_file); it != db.end()) measured = it->second;
+        where = "kernels_db/";
+    } else {
+        where = (std::filesystem::path(kernels_db_dir) / "").string();
+        text = read_text(where + gpu_file);
+        measured = read_text(where + measured_file);
+    }
+    if (!text) {
+        std::string known;
+        for (const std::string& n : known_gpus()) known += (known.empty() ? "" : ", ") + n;
+        throw UserError("unknown GPU '" + name + "': there is no " + where + gpu_file + " (known: " + known + ")");
+    }
+    return parse_gpu(where + gpu_file, *text, where + measured_file, measured.value_or(""));
+}
+
+Gpu default_gpu() {
+    static const Gpu g = find_gpu("h100_sxm");
     return g;
 }
 

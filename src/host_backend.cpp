@@ -15,6 +15,7 @@
 #include "anvil/compile.h"
 #include "anvil/emit.h"
 #include "anvil/error.h"
+#include "anvil/race_check.h"
 
 namespace anvil {
 
@@ -24,8 +25,9 @@ namespace {
 using TaskCountFn = int (*)();
 using LaunchCountFn = int (*)();
 using BlockCountFn = int (*)(int);
+using ObserveFn = void (*)(void* ctx, int task);
 using WorkerFn = void (*)(int launch, int worker, int workers, char* arena, unsigned* counters, unsigned epoch,
-                          AnvilStatus* status, double timeout_s);
+                          AnvilStatus* status, double timeout_s, ObserveFn observe, void* observe_ctx);
 
 struct Library {
     void* handle = nullptr;
@@ -108,10 +110,59 @@ const TensorBuffer* buffer_at(const TileGraph& tg, int64_t offset) {
     }
 }
 
+// The first few of `lines`, one a line, and how many more there are.
+std::string first_few(const std::vector<std::string>& lines) {
+    const size_t shown = std::min<size_t>(lines.size(), 5);
+    std::string r;
+    for (size_t i = 0; i < shown; ++i) r += "\n  " + lines[i];
+    if (lines.size() > shown) r += "\n  ... and " + std::to_string(lines.size() - shown) + " more";
+    return r;
+}
+
+std::string races_str(size_t n) { return std::to_string(n) + (n == 1 ? " race" : " races"); }
+
+// Refuses a schedule in which some producer is not ordered before a consumer.
+void check_schedule_races(const Schedule& s) {
+    const std::vector<Race> races = find_races(s);
+    if (races.empty()) return;
+    std::vector<std::string> lines;
+    for (const Race& r : races) lines.push_back(r.what);
+    throw UserError("model '" + s.tiles.model_name + "', policy '" + s.policy + "': the schedule has " +
+                    races_str(races.size()) + " (--check-races):" + first_few(lines));
+}
+
+// The run-time half of --check-races: every task, as it starts, notes which
+// of its producers had not yet published. A task starts once, on one worker,
+// so each slot of `late` has one writer; joining the launch makes it readable.
+struct PublishRecord {
+    std::vector<std::vector<int>> producers;
+    const unsigned* counters = nullptr;
+    unsigned epoch = 0;
+    std::vector<std::vector<int>> late;
+
+    static void observe(void* self, int task) {
+        auto* r = static_cast<PublishRecord*>(self);
+        for (int p : r->producers[task])
+            if (__atomic_load_n(r->counters + p, __ATOMIC_ACQUIRE) != r->epoch) r->late[task].push_back(p);
+    }
+
+    void check(const Schedule& s) const {
+        std::vector<std::string> lines;
+        for (size_t t = 0; t < late.size(); ++t)
+            for (int p : late[t])
+                lines.push_back(task_str(s, static_cast<int>(t)) + " started before " + task_str(s, p) +
+                                ", which writes bytes it reads, had published");
+        if (!lines.empty())
+            throw UserError("model '" + s.tiles.model_name + "', policy '" + s.policy + "': the run had " +
+                            races_str(lines.size()) + " (--check-races):" + first_few(lines));
+    }
+};
+
 }  // namespace
 
 TensorMap run_host(const Schedule& s, const TensorMap& values, const HostRunOptions& opt) {
     const TileGraph& tg = s.tiles;
+    if (opt.check_races && opt.static_race_check) check_schedule_races(s);
     const HostLibrary compiled = compile_host(emit_source(s));
     const Library lib(compiled.path);
     const auto task_count = lib.symbol<TaskCountFn>("anvil_host_task_count");
@@ -150,6 +201,14 @@ TensorMap run_host(const Schedule& s, const TensorMap& values, const HostRunOpti
     std::vector<unsigned> counters(std::max<size_t>(s.tasks.size(), 1), 0u);
     const unsigned epoch = 1;
     AnvilStatus status{};
+    PublishRecord record;
+    if (opt.check_races) {
+        record.producers = task_producers(s);
+        record.counters = counters.data();
+        record.epoch = epoch;
+        record.late.resize(s.tasks.size());
+    }
+    const ObserveFn observe = opt.check_races ? &PublishRecord::observe : nullptr;
     unsigned hw = std::thread::hardware_concurrency();
     const int workers = opt.workers > 0 ? opt.workers : std::max(2, static_cast<int>(hw));
 
@@ -160,10 +219,11 @@ TensorMap run_host(const Schedule& s, const TensorMap& values, const HostRunOpti
         threads.reserve(static_cast<size_t>(w));
         for (int i = 0; i < w; ++i)
             threads.emplace_back(worker_fn, static_cast<int>(l), i, w, arena.get(), counters.data(), epoch, &status,
-                                 opt.spin_timeout_s);
+                                 opt.spin_timeout_s, observe, static_cast<void*>(&record));
         for (auto& t : threads) t.join();  // join = the launch boundary: everything is visible after it
         if (status.code != ANVIL_OK) report(s, l, status, opt.spin_timeout_s);
     }
+    if (opt.check_races) record.check(s);
 
     TensorMap out;
     for (const std::string& name : tg.outputs) {

@@ -6,10 +6,17 @@
 
 namespace anvil {
 
-Schedule plan(const Graph& graph, const std::string& policy, const Gpu& gpu) {
+Schedule plan(const Graph& graph, const std::string& policy, const Gpu& gpu,
+              const std::function<void(const char*)>& stage_done) {
+    auto done = [&](const char* stage) {
+        if (stage_done) stage_done(stage);
+    };
     const PolicyEntry& entry = find_policy(policy);
-    Schedule s = entry.fn(decompose(graph), gpu);
+    TileGraph tg = decompose(graph);
+    done("decompose");
+    Schedule s = entry.fn(tg, gpu);
     verify_schedule(s);
+    done("policy");
     return s;
 }
 

@@ -2,6 +2,7 @@
 // refused model never leaves anything at an output path.
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include <cstdio>
 #include <filesystem>
@@ -131,4 +132,62 @@ TEST_CASE("run --save-io writes the spec's layout, and --inputs reads it back", 
     REQUIRE(again.status == 0);
     HostTensor y2 = read_npy((io2 / "outputs/y.npy").string(), DType::bf16);
     CHECK(y2.bytes == y.bytes);
+}
+
+TEST_CASE("schedule --report, --json, --trace and --dot show the schedule and its prediction", "[cli][policy]") {
+    TempDir s;
+    const fs::path trace = s.path / "t.json", dot = s.path / "g.dot";
+    Result table = anvil_cmd("schedule models/transformer_encoder_f32.yaml --policy rammer --report");
+    INFO(table.output);
+    REQUIRE(table.status == 0);
+    for (const char* row : {"tasks", "groups (rOps)", "kernel launches", "smem per task", "blocks per SM",
+                            "predicted time", "predicted DRAM bytes", "SM idle share"})
+        CHECK_THAT(table.output, Catch::Contains(row));
+
+    Result json = anvil_cmd("schedule models/transformer_encoder_f32.yaml --policy per_op --json --trace " +
+                            trace.string() + " --dot " + dot.string());
+    INFO(json.output);
+    REQUIRE(json.status == 0);
+    const nlohmann::json j = nlohmann::json::parse(json.output);  // nothing but the object
+    CHECK(j["policy"] == "per_op");
+    CHECK(j["kernels"].get<int>() == j["groups"].get<int>());
+    CHECK(j["tasks"].get<int>() > j["kernels"].get<int>());
+    CHECK(j["predicted_us"].get<double>() > 0);
+    CHECK(j["dram_bytes"].get<double>() > 0);
+    CHECK(j["group_list"].size() == j["groups"].get<size_t>());
+
+    std::ifstream tin(trace);
+    const nlohmann::json t = nlohmann::json::parse(tin);
+    size_t slices = 0;
+    for (const auto& e : t["traceEvents"])
+        if (e["ph"] == "X" && e["pid"] == 0) {
+            ++slices;
+            CHECK(e["dur"].get<double>() > 0);
+            CHECK(e["tid"].get<int>() < 132);
+        }
+    CHECK(slices == j["tasks"].get<size_t>());
+
+    std::ifstream din(dot);
+    const std::string text((std::istreambuf_iterator<char>(din)), std::istreambuf_iterator<char>());
+    CHECK_THAT(text, Catch::StartsWith("digraph"));
+    size_t clusters = 0;
+    for (size_t at = text.find("subgraph cluster_"); at != std::string::npos; at = text.find("subgraph cluster_", at + 1))
+        ++clusters;
+    CHECK(clusters == j["groups"].get<size_t>());
+}
+
+TEST_CASE("schedule and run take a GPU from kernels_db", "[cli][policy]") {
+    Result a100 = anvil_cmd("schedule models/mlp_f32.yaml --gpu a100_sxm --json");
+    REQUIRE(a100.status == 0);
+    CHECK(nlohmann::json::parse(a100.output)["gpu"] == "a100_sxm");
+    Result unknown = anvil_cmd("schedule models/mlp_f32.yaml --gpu v100");
+    CHECK(unknown.status == 2);
+    CHECK_THAT(unknown.output, Catch::Contains("unknown GPU 'v100'") && Catch::Contains("h100_sxm"));
+
+    TempDir s;
+    fs::create_directories(s.path / "gpus");
+    s.write("gpus/broken.yaml", "name: broken\narch: sm_90\n");
+    Result broken = anvil_cmd("run models/mlp_f32.yaml --backend host --kernels-db " + s.path.string() + " --gpu broken");
+    CHECK(broken.status == 2);
+    CHECK_THAT(broken.output, Catch::Contains("broken.yaml:1:1") && Catch::Contains("missing key"));
 }

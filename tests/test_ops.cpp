@@ -176,13 +176,15 @@ TEST_CASE("every implemented op has a case in the table", "[ops]") {
 TEST_CASE("every op agrees with the reference on the host backend", "[ops][host]") {
     const std::vector<OpCase> cases = op_cases();
     auto dtype = GENERATE(DType::f32, DType::f16, DType::bf16);
-    auto policy = GENERATE(as<std::string>{}, "topo", "per_op");
+    auto policy = GENERATE(as<std::string>{}, "anvil", "rammer", "welder", "topo", "per_op");
     DYNAMIC_SECTION(dtype_name(dtype) << " under " << policy) {
         Model model = load_model_from_string(cases_model(cases, dtype), "op_cases.yaml");
         Graph graph = infer_shapes(build_graph(model));
         TensorMap values = make_values(graph, std::nullopt);
         Schedule s = plan(graph, policy, default_gpu());
-        TensorMap outputs = run_host(s, values);
+        HostRunOptions checked;
+        checked.check_races = true;
+        TensorMap outputs = run_host(s, values, checked);
         auto reference = reference_execute(graph, values);
         for (const OutputCheck& c : check_outputs(graph, outputs, reference)) {
             int i = std::stoi(c.name.substr(1));

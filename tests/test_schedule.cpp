@@ -4,9 +4,11 @@
 // shape of each policy's schedule.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <filesystem>
 #include <map>
 
+#include "anvil/fusion.h"
 #include "anvil/pipeline.h"
 #include "anvil/policy.h"
 
@@ -15,11 +17,34 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// The element of every epilogue input that the output element at element
+// offset `at` reads, as anvil_epilogue_apply finds them.
+template <typename F>
+void walk_epilogue(const AnvilEpilogue& e, int64_t at, F&& visit) {
+    if (e.nsteps == 0) return;
+    int64_t off[ANVIL_EPI_MAX_INPUTS] = {};
+    for (int d = e.rank - 1; d >= 0; --d) {
+        const int64_t idx = at % e.shape[d];
+        at /= e.shape[d];
+        for (int i = 0; i < e.ninputs; ++i) off[i] += idx * e.in_stride[i][d];
+    }
+    for (int i = 0; i < e.ninputs; ++i) {
+        const int size = dtype_size(static_cast<DType>(e.in_dtype[i]));
+        visit(e.in_off[i] + off[i] * size, size, false);
+    }
+}
+
 // Calls visit(byte_offset, bytes, is_write) for every element tile `tile`
 // of `op` touches, by walking the index spaces the device code walks.
 template <typename F>
 void walk_tile(const ROp& op, int tile, F&& visit) {
     auto size = [&](int slot) { return dtype_size(op.dtypes[slot]); };
+    // A write of the element at element offset `at` of the output at `base`,
+    // with the epilogue inputs it reads.
+    auto write = [&](int64_t base, int64_t at, int slot) {
+        visit(base + at * size(slot), size(slot), true);
+        walk_epilogue(op.epilogue, at, visit);
+    };
     if (op.kind == TaskKind::elementwise) {
         const auto& p = std::get<EwParams>(op.params);
         for (int64_t i = tile * p.tile_elems; i < std::min(p.numel, (tile + 1) * p.tile_elems); ++i) {
@@ -30,7 +55,7 @@ void walk_tile(const ROp& op, int tile, F&& visit) {
                 out += idx * p.out_stride[d];
                 for (int k = 0; k < p.ninputs; ++k) in[k] += idx * p.in_stride[k][d];
             }
-            visit(p.out_off + out * size(0), size(0), true);
+            write(p.out_off, out, 0);
             for (int k = 0; k < p.ninputs; ++k) visit(p.in_off[k] + in[k] * size(1 + k), size(1 + k), false);
         }
     } else if (op.kind == TaskKind::matmul) {
@@ -47,7 +72,7 @@ void walk_tile(const ROp& op, int tile, F&& visit) {
         }
         for (int64_t m = tm * p.bm; m < std::min<int64_t>(p.M, (tm + 1) * p.bm); ++m)
             for (int64_t n = tn * p.bn; n < std::min<int64_t>(p.N, (tn + 1) * p.bn); ++n) {
-                visit(p.c_off + (cb + m * p.c_sm + n * p.c_sn) * size(2), size(2), true);
+                write(p.c_off, cb + m * p.c_sm + n * p.c_sn, 2);
                 for (int64_t k = 0; k < p.K; ++k) {
                     visit(p.a_off + (ab + m * p.a_sm + k * p.a_sk) * size(0), size(0), false);
                     visit(p.b_off + (bb + k * p.b_sk + n * p.b_sn) * size(1), size(1), false);
@@ -60,7 +85,7 @@ void walk_tile(const ROp& op, int tile, F&& visit) {
         const int64_t M = int64_t{p.OH} * p.OW, K = int64_t{p.Cg} * p.KH * p.KW;
         auto cell = [&](int64_t n, int64_t o, int64_t m) {  // o: the output channel, m: the pixel
             const int64_t oh = m / p.OW, ow = m % p.OW, g = o / p.Og;
-            visit(p.y_off + ((n * p.O + o) * M + m) * size(3), size(3), true);
+            write(p.y_off, (n * p.O + o) * M + m, 3);
             for (int64_t c = 0; c < p.Cg; ++c)
                 for (int64_t i = 0; i < p.KH; ++i)
                     for (int64_t j = 0; j < p.KW; ++j) {
@@ -117,7 +142,7 @@ void walk_tile(const ROp& op, int tile, F&& visit) {
                     ro += idx * p.red_out[d];
                 }
                 visit(p.in_off + (in + ri) * size(0), size(0), false);
-                visit(p.out_off + (out + ro) * size(1), size(1), true);
+                write(p.out_off, out + ro, 1);
                 if (p.op == ANVIL_ROW_LAYERNORM || p.op == ANVIL_ROW_RMSNORM)
                     visit(p.gamma_off + r * size(2), size(2), false);
                 if (p.op == ANVIL_ROW_LAYERNORM) visit(p.beta_off + r * size(3), size(3), false);
@@ -141,9 +166,11 @@ Graph zoo_graph(const std::string& name) {
 TEST_CASE("footprints cover every element a tile touches", "[schedule]") {
     auto model = GENERATE(as<std::string>{}, "transformer_encoder_f16.yaml", "llama_mlp_bf16.yaml", "mlp_f32.yaml",
                           "resnet18_small.yaml", "mobilenet_v2_small.yaml", "resnext29_small.yaml",
-                          "tests/cnn_mixed_f16.yaml", "tests/embed_mlp_bf16.yaml");
-    DYNAMIC_SECTION(model) {
+                          "tests/cnn_mixed_f16.yaml", "tests/embed_mlp_bf16.yaml", "tests/assorted_bf16.yaml");
+    const bool fused = GENERATE(false, true);
+    DYNAMIC_SECTION(model << (fused ? " fused" : "")) {
         TileGraph tg = decompose(zoo_graph(model));
+        if (fused) tg = fuse(tg, default_gpu());
         for (const ROp& op : tg.rops)
             for (int tile = 0; tile < op.tiles; ++tile) {
                 ByteRange w = tile_writes(op, tile);
@@ -167,8 +194,10 @@ TEST_CASE("footprints cover every element a tile touches", "[schedule]") {
 TEST_CASE("tiles of one rOperator write disjoint bytes", "[schedule]") {
     auto model = GENERATE(as<std::string>{}, "transformer_encoder_f32.yaml", "tests/cnn_mixed_f16.yaml",
                           "tests/embed_mlp_bf16.yaml");
-    CAPTURE(model);
+    const bool fused = GENERATE(false, true);
+    CAPTURE(model, fused);
     TileGraph tg = decompose(zoo_graph(model));
+    if (fused) tg = fuse(tg, default_gpu());
     for (const ROp& op : tg.rops) {
         std::map<int64_t, int> writer;
         int clashes = 0;
@@ -183,27 +212,62 @@ TEST_CASE("tiles of one rOperator write disjoint bytes", "[schedule]") {
     }
 }
 
+// Whether task t may rely on task w being finished: w is a dependency of
+// t, an earlier launch, earlier in t's own block, or earlier in the block
+// of one of t's dependencies (a block runs its queue in order, so policies
+// may keep only the latest dependency per block).
+class Ordering {
+public:
+    explicit Ordering(const Schedule& s) : s_(s), block_(s.tasks.size()) {
+        for (size_t l = 0; l < s.launches.size(); ++l)
+            for (size_t b = 0; b < s.launches[l].queues.size(); ++b)
+                for (int t : s.launches[l].queues[b]) block_[t] = {static_cast<int>(l), static_cast<int>(b)};
+    }
+    bool finished_before(int w, int t) const {
+        if (block_[w].first < block_[t].first || (block_[w] == block_[t] && w < t)) return true;
+        for (int d : s_.tasks[t].deps)
+            if (d == w || (block_[d] == block_[w] && d > w)) return true;
+        return false;
+    }
+
+private:
+    const Schedule& s_;
+    std::vector<std::pair<int, int>> block_;  // task -> (launch, block)
+};
+
 TEST_CASE("every byte a task reads is published by a task it waits for", "[schedule]") {
     auto model = GENERATE(as<std::string>{}, "transformer_encoder_f32.yaml", "llama_mlp_f16.yaml",
-                          "resnet18_small.yaml", "tests/cnn_mixed_f16.yaml", "tests/embed_mlp_bf16.yaml");
-    DYNAMIC_SECTION(model) {
-        Schedule s = plan(zoo_graph(model), "topo", default_gpu());
+                          "resnet18_small.yaml", "tests/cnn_mixed_f16.yaml", "tests/embed_mlp_bf16.yaml",
+                          "tests/assorted_bf16.yaml");
+    const bool fused = GENERATE(false, true);
+    DYNAMIC_SECTION(model << (fused ? " fused" : "")) {
+        const Graph g = zoo_graph(model);
+        Schedule s = fused ? find_policy("topo").fn(fuse(decompose(g), default_gpu()), default_gpu())
+                           : plan(g, "topo", default_gpu());
         std::map<int64_t, int> writer;  // byte -> task
         for (size_t t = 0; t < s.tasks.size(); ++t)
             walk_tile(s.tiles.rops[s.tasks[t].rop], s.tasks[t].tile, [&](int64_t at, int bytes, bool write) {
                 if (write)
                     for (int b = 0; b < bytes; ++b) writer[at + b] = static_cast<int>(t);
             });
-        int64_t missing = 0;
+        // Bytes nobody writes must be the run's inputs and params (never a
+        // fused-away intermediate).
+        std::vector<ByteRange> given;
+        for (const TensorBuffer& b : s.tiles.buffers)
+            if (!s.tiles.nodes[b.storage].is_node) given.push_back({b.offset, b.offset + b.bytes});
+        const Ordering order(s);
+        int64_t missing = 0, unwritten = 0;
         for (size_t t = 0; t < s.tasks.size(); ++t) {
-            const std::vector<int>& deps = s.tasks[t].deps;
-            walk_tile(s.tiles.rops[s.tasks[t].rop], s.tasks[t].tile, [&](int64_t at, int, bool write) {
+            walk_tile(s.tiles.rops[s.tasks[t].rop], s.tasks[t].tile, [&](int64_t at, int bytes, bool write) {
                 if (write) return;
                 auto it = writer.find(at);
-                if (it != writer.end() && !std::binary_search(deps.begin(), deps.end(), it->second)) ++missing;
+                if (it != writer.end() && !order.finished_before(it->second, static_cast<int>(t))) ++missing;
+                if (it == writer.end())
+                    unwritten += std::none_of(given.begin(), given.end(), [&](ByteRange r) { return inside(at, bytes, r); });
             });
         }
         CHECK(missing == 0);
+        CHECK(unwritten == 0);
     }
 }
 

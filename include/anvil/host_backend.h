@@ -10,10 +10,17 @@ namespace anvil {
 struct HostRunOptions {
     int workers = 0;                // 0: max(2, hardware threads)
     double spin_timeout_s = 10.0;   // a dependency wait longer than this is a deadlock
+    // Refuse a schedule find_races faults, then record, for every task as it
+    // starts, which of its producers (task_producers) had not yet published.
+    bool check_races = false;
+    // With check_races: false skips find_races, so that tests can show the
+    // run-time record catching a race on its own.
+    bool static_race_check = true;
 };
 
 // Returns the value of every output tensor. Throws UserError when the run
-// reports an error (deadlock, bad index), naming the task.
+// reports an error (deadlock, bad index), naming the task, and with
+// check_races when the schedule or the run has a race, naming both tasks.
 TensorMap run_host(const Schedule& s, const TensorMap& values, const HostRunOptions& opt = {});
 
 }  // namespace anvil

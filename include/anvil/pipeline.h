@@ -2,6 +2,7 @@
 // decompose -> policy -> verified Schedule; and the check of a run's outputs
 // against the reference.
 #pragma once
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -10,8 +11,10 @@
 
 namespace anvil {
 
-// decompose + the named policy + verify_schedule.
-Schedule plan(const Graph& graph, const std::string& policy, const Gpu& gpu);
+// decompose + the named policy + verify_schedule. `stage_done`, when
+// given, is called with each stage's name as it ends (for timing).
+Schedule plan(const Graph& graph, const std::string& policy, const Gpu& gpu,
+              const std::function<void(const char*)>& stage_done = {});
 
 struct OutputCheck {
     std::string name;

@@ -27,7 +27,21 @@ struct TensorBuffer {
     int64_t offset = 0;  // bytes from the arena's start
     int64_t bytes = 0;
     bool alias = false;  // shares its producer's storage (reshape)
+    VertexId storage = 0;  // the tensor that owns the bytes: itself, or the root of a reshape chain
 };
+
+// What the tile graph keeps of each graph vertex, so that passes on it
+// (fusion, tile propagation, cost model) need no Graph: the operator, its
+// attributes and its operands. Inputs and params have is_node false.
+struct NodeInfo {
+    bool is_node = false;
+    Op op = Op::constant;
+    Attrs attrs;
+    std::vector<VertexId> operands;  // in operand order
+};
+
+// Where a fused rOp keeps the intermediates of the nodes folded into it.
+enum class FusionLevel { none, registers, shared };
 
 // A half-open byte range [begin, end) of the arena.
 struct ByteRange {
@@ -44,11 +58,16 @@ struct ROp {
     int tiles = 0;
     int64_t flops = 0;          // useful floating-point operations of the whole rOp
     SourceLoc loc;              // the node's place in the model file, for run-time errors
+    std::vector<VertexId> reads;  // tensors the rOp reads (graph vertices, in operand order)
+    std::vector<VertexId> fused;  // nodes whose work this rOp also does, in order; their outputs are never stored
+    FusionLevel fusion = FusionLevel::none;
+    AnvilEpilogue epilogue{};   // fused elementwise work applied before each store (nsteps 0: none); emit numbers the table entry
 };
 
 struct TileGraph {
     std::string model_name;
     std::vector<TensorBuffer> buffers;  // indexed by graph VertexId
+    std::vector<NodeInfo> nodes;        // indexed by graph VertexId
     std::vector<ROp> rops;              // in a topological order
     int64_t arena_bytes = 0;
     std::vector<std::string> inputs, params, outputs;  // tensor names, file order
@@ -68,6 +87,10 @@ TileGraph decompose(const Graph& graph, const TileSizes& sizes = {});
 // conservative cover) that it reads, one per operand.
 ByteRange tile_writes(const ROp& op, int tile);
 std::vector<ByteRange> tile_reads(const ROp& op, int tile);
+// Bytes of static shared memory one tile of `op` uses (the rtasks'
+// ANVIL_MM_SMEM_BYTES, ANVIL_MM_ROW_SMEM_BYTES, ANVIL_CONV_SMEM_BYTES; the
+// other kinds only need a few words for block reductions).
+int tile_smem_bytes(const ROp& op);
 
 // The buffer of a tensor by name; throws InternalError if there is none.
 const TensorBuffer& buffer_of(const TileGraph& tg, const std::string& name);

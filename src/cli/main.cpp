@@ -11,10 +11,12 @@
 #include <map>
 
 #include "anvil/compile.h"
+#include "anvil/cost_model.h"
 #include "anvil/emit.h"
 #include "anvil/host_backend.h"
 #include "anvil/pipeline.h"
 #include "anvil/policy.h"
+#include "anvil/report.h"
 
 namespace fs = std::filesystem;
 using namespace anvil;
@@ -95,48 +97,72 @@ struct StageClock {
     }
 };
 
-int cmd_schedule(const std::string& model, const std::string& policy, const std::string& emit_path,
-                 bool compile) {
+struct ScheduleOutputs {
+    std::string emit_path, trace_path, dot_path;
+    bool compile = false, report = false, json = false;
+};
+
+int cmd_schedule(const std::string& model, const std::string& policy, const Gpu& gpu, const ScheduleOutputs& out) {
     StageClock clock;
     Graph graph = load_graph(model);
     clock.mark("load");
-    const PolicyEntry& entry = find_policy(policy);
-    TileGraph tg = decompose(graph);
-    clock.mark("decompose");
-    Schedule s = entry.fn(tg, default_gpu());
-    verify_schedule(s);
-    clock.mark("policy");
-    size_t deps = 0;
-    for (const Task& t : s.tasks) deps += t.deps.size();
-    size_t blocks = 0;
-    for (const Launch& l : s.launches) blocks = std::max(blocks, l.queues.size());
-    fmt::print("model {}: policy {}, target {} ({} SMs)\n", graph.model_name, s.policy, s.gpu.name, s.gpu.sm_count);
-    fmt::print("  rOperators  {}\n  tasks       {}\n  dependencies {}\n  launches    {} (widest {} blocks)\n",
-               s.tiles.rops.size(), s.tasks.size(), deps, s.launches.size(), blocks);
+    Schedule s = plan(graph, policy, gpu, [&](const char* stage) { clock.mark(stage); });
+    const Prediction prediction = predict(s);
+    clock.mark("predict");
+    // --json prints one JSON object and nothing else, so it can be piped.
+    auto say = [&](const std::string& text) {
+        if (!out.json) fmt::print("{}", text);
+    };
+    if (out.report) {
+        say(schedule_table(s, prediction));
+    } else {
+        size_t deps = 0;
+        for (const Task& t : s.tasks) deps += t.deps.size();
+        say(fmt::format("model {}: policy {}, target {} ({} SMs)\n", graph.model_name, s.policy, s.gpu.name,
+                        s.gpu.sm_count));
+        say(fmt::format("  rOperators  {}\n  tasks       {}\n  dependencies {}\n  launches    {}\n"
+                        "  predicted   {:.2f} us, {:.4g} DRAM bytes\n",
+                        s.tiles.rops.size(), s.tasks.size(), deps, s.launches.size(), prediction.total_s * 1e6,
+                        prediction.dram_bytes));
+    }
     std::string source;
-    if (!emit_path.empty() || compile) {
+    if (!out.emit_path.empty() || out.compile) {
         source = emit_source(s);
         clock.mark("emit");
     }
-    if (compile) {
+    if (out.compile) {
         CubinResult r = compile_nvrtc(source, s.gpu.arch);
         clock.mark("nvrtc");
-        fmt::print("  NVRTC       {} for {}{}\n", human_bytes(static_cast<double>(r.cubin.size())), s.gpu.arch,
-                   r.cached ? " (cached)" : "");
+        say(fmt::format("  NVRTC       {} for {}{}\n", human_bytes(static_cast<double>(r.cubin.size())), s.gpu.arch,
+                        r.cached ? " (cached)" : ""));
         for (const KernelResources& k : r.kernels)
-            fmt::print("    {:<24} {:>3} registers, {:>6} B smem, {} B spill stores, {} B spill loads\n", k.name,
-                       k.registers, k.smem_bytes, k.spill_stores, k.spill_loads);
+            say(fmt::format("    {:<24} {:>3} registers, {:>6} B smem, {} B spill stores, {} B spill loads\n", k.name,
+                            k.registers, k.smem_bytes, k.spill_stores, k.spill_loads));
     }
-    if (!emit_path.empty()) {
-        write_file_atomically(emit_path, source);
-        fmt::print("  wrote       {} ({})\n", emit_path, human_bytes(static_cast<double>(source.size())));
+    if (!out.emit_path.empty()) {
+        write_file_atomically(out.emit_path, source);
+        say(fmt::format("  wrote       {} ({})\n", out.emit_path, human_bytes(static_cast<double>(source.size()))));
     }
-    fmt::print("  time        {}\n", clock.str());
+    if (!out.trace_path.empty()) {
+        write_file_atomically(out.trace_path, trace_json(s, prediction));
+        say(fmt::format("  wrote       {} (predicted timeline, Chrome/Perfetto trace)\n", out.trace_path));
+    }
+    if (!out.dot_path.empty()) {
+        write_file_atomically(out.dot_path, tile_graph_dot(s));
+        say(fmt::format("  wrote       {} (tile graph, Graphviz)\n", out.dot_path));
+    }
+    say(fmt::format("  time        {}\n", clock.str()));
+    if (out.json) {
+        nlohmann::json j = schedule_json(s, prediction);
+        j["schedule_seconds"] = clock.stages;
+        fmt::print("{}\n", j.dump(1));
+    }
     return 0;
 }
 
 int cmd_run(const std::string& model, const std::string& backend, const std::string& policy,
-            const std::string& save_io_dir, const std::string& inputs_dir, int workers) {
+            const std::string& save_io_dir, const std::string& inputs_dir, int workers, bool check_races,
+            const Gpu& gpu) {
     Graph graph = load_graph(model);
     find_policy(policy);  // refuse an unknown name before any work
     if (!inputs_dir.empty() && !fs::is_directory(inputs_dir))
@@ -151,15 +177,17 @@ int cmd_run(const std::string& model, const std::string& backend, const std::str
         fmt::print("backend auto: {}; using the host backend\n", why);
     }
     TensorMap values = make_values(graph, inputs_dir.empty() ? std::nullopt : std::optional(inputs_dir));
-    Schedule s = plan(graph, policy, default_gpu());
+    Schedule s = plan(graph, policy, gpu);
     HostRunOptions opt;
     opt.workers = workers;
+    opt.check_races = check_races;
     TensorMap outputs = run_host(s, values, opt);
     auto reference = reference_execute(graph, values);
     std::vector<OutputCheck> checks = check_outputs(graph, outputs, reference);
 
     fmt::print("model {}: backend {}, policy {}, {} tasks in {} launch{}\n", graph.model_name, chosen, s.policy,
                s.tasks.size(), s.launches.size(), s.launches.size() == 1 ? "" : "es");
+    if (check_races) fmt::print("  races       none: every producer is ordered before its readers, and had published\n");
     bool ok = true;
     for (const OutputCheck& c : checks) {
         fmt::print("  output {:<20} relative L2 error {:.3e} (tolerance {:.0e}) {}\n", c.name, c.rel_l2, c.tolerance,
@@ -180,30 +208,49 @@ int main(int argc, char** argv) {
     app.require_subcommand(1);
     app.set_version_flag("--version", "anvil 0.1");
 
-    std::string model, policy = default_policy(), emit_path, backend = "auto", save_io_dir, inputs_dir;
-    bool compile = false;
+    std::string model, policy = default_policy(), backend = "auto", save_io_dir, inputs_dir;
+    std::string gpu_name = "h100_sxm", kernels_db;
+    ScheduleOutputs outputs;
     int workers = 0;
     std::string policy_help = "scheduling policy:";
     for (const PolicyEntry& p : all_policies()) policy_help += fmt::format(" {} ({});", p.name, p.summary);
+    std::string gpu_help = "target GPU, a description in kernels_db/gpus:";
+    for (const std::string& g : known_gpus()) gpu_help += " " + g;
+    auto add_target = [&](CLI::App* cmd) {
+        cmd->add_option("--policy", policy, policy_help)->capture_default_str();
+        cmd->add_option("--gpu", gpu_name, gpu_help)->capture_default_str();
+        cmd->add_option("--kernels-db", kernels_db, "read GPU descriptions and measured times from DIR instead of "
+                                                    "the kernels_db built into anvil");
+    };
 
     CLI::App* check = app.add_subcommand("check", "validate a model and summarise it: ops, tensors, FLOPs, bytes");
     check->add_option("MODEL", model, "model file (.yaml)")->required();
 
     CLI::App* sched = app.add_subcommand("schedule", "decompose and schedule a model; optionally emit the .cu");
     sched->add_option("MODEL", model, "model file (.yaml)")->required();
-    sched->add_option("--policy", policy, policy_help)->capture_default_str();
-    sched->add_option("--emit", emit_path, "write the self-contained CUDA source here");
-    sched->add_flag("--compile", compile, "compile the source with NVRTC and report registers, smem, spills");
+    add_target(sched);
+    sched->add_option("--emit", outputs.emit_path, "write the self-contained CUDA source here");
+    sched->add_flag("--compile", outputs.compile, "compile the source with NVRTC and report registers, smem, spills");
+    sched->add_flag("--report", outputs.report,
+                    "print the schedule's table: tasks, groups, launches, smem, blocks per SM, predicted time, "
+                    "DRAM bytes, SM idle share");
+    sched->add_flag("--json", outputs.json, "print the schedule and its prediction as one JSON object (only that)");
+    sched->add_option("--trace", outputs.trace_path, "write the predicted per-SM timeline (Chrome/Perfetto trace)");
+    sched->add_option("--dot", outputs.dot_path, "write the tile graph in Graphviz dot, each group a cluster");
 
     CLI::App* run = app.add_subcommand("run", "run a model and check every output against the float64 reference");
     run->add_option("MODEL", model, "model file (.yaml)")->required();
     run->add_option("--backend", backend, "auto (cuda if a device exists, else host), host or cuda")
         ->check(CLI::IsMember({"auto", "host", "cuda"}))
         ->capture_default_str();
-    run->add_option("--policy", policy, policy_help)->capture_default_str();
+    add_target(run);
     run->add_option("--save-io", save_io_dir, "write inputs/, params/ and outputs/ as .npy files here");
     run->add_option("--inputs", inputs_dir, "read input values from DIR/NAME.npy");
     run->add_option("--workers", workers, "host backend worker threads (0: one per core, at least 2)");
+    bool check_races = false;
+    run->add_flag("--check-races", check_races,
+                  "refuse a schedule with an unordered producer/consumer pair, and check every task's producers "
+                  "had published when it started (host backend)");
 
     try {
         app.parse(argc, argv);
@@ -213,8 +260,10 @@ int main(int argc, char** argv) {
     }
     try {
         if (*check) return cmd_check(model);
-        if (*sched) return cmd_schedule(model, policy, emit_path, compile);
-        if (*run) return cmd_run(model, backend, policy, save_io_dir, inputs_dir, workers);
+        if (*sched) return cmd_schedule(model, policy, find_gpu(gpu_name, kernels_db), outputs);
+        if (*run)
+            return cmd_run(model, backend, policy, save_io_dir, inputs_dir, workers, check_races,
+                           find_gpu(gpu_name, kernels_db));
     } catch (const UserError& e) {
         std::cerr << e.what() << "\n";
         return 2;

@@ -1,0 +1,103 @@
+// anvil (the default): Welder's fusion and Rammer's co-scheduling in one
+// persistent megakernel, placed with the critical path in mind.
+//
+// After fusion and a choice of tile shapes, tasks are list scheduled: of the tasks whose producers are placed, the one with the
+// longest path to the end of the graph (its bottom level) goes first, onto
+// the SM where it can start earliest: the SM that frees first, or an SM of
+// one of its producers, where it needs no counter and pays no sync latency.
+// The order of these decisions is the global task order, so every queue is
+// ascending and every dependency points backwards. The tile shapes are
+// Rammer's per-wave choice or Welder's fastest-alone one, and the placement
+// this list schedule, Rammer's wavefront or the topological order dealt
+// round-robin: the cost model keeps the fastest of the six.
+#include <cmath>
+#include <queue>
+#include <set>
+
+#include "anvil/cost_model.h"
+#include "anvil/fusion.h"
+#include "anvil/placement.h"
+#include "anvil/policy.h"
+
+namespace anvil {
+
+namespace {
+
+std::vector<Placed> critical_path_order(const TileGraph& tg, const Gpu& gpu, int blocks) {
+    const std::vector<Task> tasks = task_graph(tg);
+    const std::vector<double> tile_s = tile_seconds_in_order(tg, gpu);
+    const size_t n = tasks.size();
+    std::vector<double> cost(n);
+    std::vector<std::vector<int>> consumers(n);
+    std::vector<int> waiting(n);
+    for (size_t t = 0; t < n; ++t) {
+        cost[t] = tile_s[tasks[t].rop] + gpu.task_overhead_s;
+        waiting[t] = static_cast<int>(tasks[t].deps.size());
+        for (int d : tasks[t].deps) consumers[d].push_back(static_cast<int>(t));
+    }
+    std::vector<double> bottom(n);
+    for (size_t t = n; t-- > 0;) {
+        double tail = 0;
+        for (int c : consumers[t]) tail = std::max(tail, bottom[c] + gpu.sync_latency_s);
+        bottom[t] = cost[t] + tail;
+    }
+
+    auto later = [&](int a, int b) { return bottom[a] != bottom[b] ? bottom[a] < bottom[b] : a > b; };
+    std::priority_queue<int, std::vector<int>, decltype(later)> ready(later);
+    for (size_t t = 0; t < n; ++t)
+        if (waiting[t] == 0) ready.push(static_cast<int>(t));
+    std::vector<double> free_at(blocks, 0), end(n, 0);
+    std::set<std::pair<double, int>> by_free;  // (free time, block)
+    for (int b = 0; b < blocks; ++b) by_free.insert({0.0, b});
+    std::vector<int> block_of(n, -1);
+    std::vector<Placed> order;
+    order.reserve(n);
+    while (!ready.empty()) {
+        const int t = ready.top();
+        ready.pop();
+        auto start_on = [&](int b) {
+            double s = free_at[b];
+            for (int d : tasks[t].deps) s = std::max(s, end[d] + (block_of[d] == b ? 0 : gpu.sync_latency_s));
+            return s;
+        };
+        int best = by_free.begin()->second;
+        double best_start = start_on(best);
+        for (int d : tasks[t].deps) {
+            const double s = start_on(block_of[d]);
+            if (s <= best_start) best = block_of[d], best_start = s;
+        }
+        by_free.erase({free_at[best], best});
+        end[t] = free_at[best] = best_start + cost[t];
+        by_free.insert({free_at[best], best});
+        block_of[t] = best;
+        order.push_back(Placed{tasks[t].rop, tasks[t].tile, best});
+        for (int c : consumers[t])
+            if (--waiting[c] == 0) ready.push(c);
+    }
+    ANVIL_CHECK(order.size() == n, "anvil: the task graph has a cycle");
+    return order;
+}
+
+}  // namespace
+
+Schedule anvil_policy(const TileGraph& unfused, const Gpu& gpu) {
+    const TileGraph fused = fuse(unfused, gpu);
+    // Candidate tile shapes (Rammer's per-wave choice, Welder's fastest
+    // alone) times candidate placements; the cost model keeps the fastest.
+    TileGraph alone = fused;
+    for (ROp& op : alone.rops) op = fastest_alone(op, gpu, gpu.sm_count);
+    Schedule best;
+    double best_s = INFINITY;
+    for (const TileGraph& tg : {choose_variants_by_wave(fused, gpu), alone}) {
+        const int blocks = wavefront_blocks(tg, gpu);
+        for (const std::vector<Placed>& order :
+             {critical_path_order(tg, gpu, blocks), wavefront_order(tg, gpu), round_robin_order(tg, blocks)}) {
+            Schedule s = persistent_schedule("anvil", tg, gpu, order, blocks);
+            const double t = predict(s).total_s;
+            if (t < best_s) best_s = t, best = std::move(s);
+        }
+    }
+    return best;
+}
+
+}  // namespace anvil

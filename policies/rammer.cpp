@@ -1,0 +1,17 @@
+// rammer (Rammer, OSDI'20): co-schedule the rTasks of independent operators.
+// rOps are grouped into waves (rOps of one wave never depend on each other);
+// each wave's tiles are placed statically on the SMs, largest first onto the
+// least loaded, inside one persistent kernel. A GEMM rOp takes the tile
+// shape with the best throughput per resource when its wave fills the GPU,
+// and the one fastest alone on its share of the SMs when it does not.
+#include "anvil/placement.h"
+#include "anvil/policy.h"
+
+namespace anvil {
+
+Schedule rammer_policy(const TileGraph& tg, const Gpu& gpu) {
+    const TileGraph chosen = choose_variants_by_wave(tg, gpu);
+    return persistent_schedule("rammer", chosen, gpu, wavefront_order(chosen, gpu), wavefront_blocks(chosen, gpu));
+}
+
+}  // namespace anvil

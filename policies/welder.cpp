@@ -1,0 +1,17 @@
+// welder (Welder, OSDI'23): fuse operators so that intermediates stay in
+// registers or shared memory (the fusion pass), pick each fused group's
+// tile shape for its own fastest run on the whole GPU, and launch one kernel
+// per group.
+#include "anvil/fusion.h"
+#include "anvil/placement.h"
+#include "anvil/policy.h"
+
+namespace anvil {
+
+Schedule welder_policy(const TileGraph& unfused, const Gpu& gpu) {
+    TileGraph tg = fuse(unfused, gpu);
+    for (ROp& op : tg.rops) op = fastest_alone(op, gpu, gpu.sm_count);
+    return launch_per_rop("welder", tg, gpu, "anvil_group_");
+}
+
+}  // namespace anvil
