@@ -15,18 +15,50 @@
 // operand hit 32 different banks.
 #define ANVIL_MM_SMEM_BYTES(BM, BN, BK) ((BK) * ((BM) + 1 + (BN) + 1) * 4)
 
-// Shared bytes of the finished tile when a softmax is fused: BM rows of BN
+// Shared bytes of the finished tile when a row op is fused: BM rows of BN
 // floats, one float of padding per row so that a thread per row walks its
 // own bank. Emission sizes ANVIL_SMEM_BYTES for it.
 #define ANVIL_MM_ROW_SMEM_BYTES(BM, BN) ((BM) * ((BN) + 1) * 4)
 
-// The store of a tile fused with the softmax of its rows (shared-memory
+// Row op `op` (AnvilMmRowOp) on one finished row of n values in shared memory.
+ANVIL_DEVICE void anvil_mm_row_apply(const MatmulParams& p, float* row, char* arena) {
+    const int n = p.N;
+    if (p.row_op == ANVIL_MM_ROW_SOFTMAX) {
+        float mx = anvil_neg_inf();
+        for (int j = 0; j < n; ++j) mx = fmaxf(mx, row[j]);
+        float sum = 0.0f;
+        for (int j = 0; j < n; ++j) sum += row[j] = expf(row[j] - mx);
+        const float inv = 1.0f / sum;
+        for (int j = 0; j < n; ++j) row[j] *= inv;
+        return;
+    }
+    // The norms as the rowwise rTask computes them: two passes, mean = 0 for rmsnorm.
+    float mean = 0.0f;
+    if (p.row_op == ANVIL_MM_ROW_LAYERNORM) {
+        for (int j = 0; j < n; ++j) mean += row[j];
+        mean /= (float)n;
+    }
+    float q = 0.0f;
+    for (int j = 0; j < n; ++j) q += (row[j] - mean) * (row[j] - mean);
+    const float rstd = anvil_rsqrt(q / (float)n + p.eps);
+    const char* gamma = p.gamma_off >= 0 ? arena + p.gamma_off : 0;
+    const char* beta = p.beta_off >= 0 && p.row_op == ANVIL_MM_ROW_LAYERNORM ? arena + p.beta_off : 0;
+    for (int j = 0; j < n; ++j) {
+        float y = (row[j] - mean) * rstd;
+        if (gamma) y *= anvil_load_dyn(gamma, p.gamma_dtype, j);
+        if (beta) y += anvil_load_dyn(beta, p.beta_dtype, j);
+        row[j] = y;
+    }
+}
+
+// The store of a tile fused with a row op over its rows (shared-memory
 // fusion): the values, after the epilogue, go to shared memory, a thread
-// per row normalises its row there, and the block stores the rows. The
-// tile holds whole rows (n0 = 0, N <= BN): no other tile's values are needed.
+// per row transforms its row there, and the block stores the rows after
+// the row epilogue. The tile holds whole rows (n0 = 0, N <= BN): no other
+// tile's values are needed.
 template <class TC, int BM, int BN>
-ANVIL_DEVICE void anvil_mm_softmax_store(const MatmulParams& p, float (*acc)[BN / ANVIL_MM_TX], int m0,
-                                         const AnvilEpilogue* epi, TC* C, anvil_i64 cb, char* arena) {
+ANVIL_DEVICE void anvil_mm_row_store(const MatmulParams& p, float (*acc)[BN / ANVIL_MM_TX], int m0,
+                                     const AnvilEpilogue* epi, TC* C, anvil_i64 cb, char* arena) {
     const int TX = ANVIL_MM_TX, TY = ANVIL_MM_TY, LDC = BN + 1;
     const int tid = anvil_thread(), tx = tid % TX, ty = tid / TX;
     float* Cs = (float*)anvil_block_smem();  // [BM][LDC]
@@ -41,26 +73,19 @@ ANVIL_DEVICE void anvil_mm_softmax_store(const MatmulParams& p, float (*acc)[BN 
         }
     }
     anvil_barrier();
-    for (int r = tid; r < BM; r += ANVIL_THREADS) {
-        if (m0 + r >= p.M) continue;
-        float* row = Cs + r * LDC;
-        float mx = anvil_neg_inf();
-        for (int n = 0; n < p.N; ++n) mx = fmaxf(mx, row[n]);
-        float sum = 0.0f;
-        for (int n = 0; n < p.N; ++n) {
-            row[n] = expf(row[n] - mx);
-            sum += row[n];
-        }
-        const float inv = 1.0f / sum;
-        for (int n = 0; n < p.N; ++n) row[n] *= inv;
-    }
+    for (int r = tid; r < BM; r += ANVIL_THREADS)
+        if (m0 + r < p.M) anvil_mm_row_apply(p, Cs + r * LDC, arena);
     anvil_barrier();
+    const AnvilEpilogue* post = p.row_epilogue ? &anvil_epilogue(p.row_epilogue) : 0;
     for (int i = 0; i < BM / TY; ++i) {
         const int r = ty + i * TY, gm = m0 + r;
         if (gm >= p.M) continue;
         for (int j = 0; j < BN / TX; ++j) {
             const int n = tx + j * TX;
-            if (n < p.N) anvil_store(C + (anvil_i64)gm * p.c_sm + (anvil_i64)n * p.c_sn, Cs[r * LDC + n]);
+            if (n >= p.N) continue;
+            const anvil_i64 at = (anvil_i64)gm * p.c_sm + (anvil_i64)n * p.c_sn;
+            const float v = Cs[r * LDC + n];
+            anvil_store(C + at, post ? anvil_epilogue_apply(*post, v, cb + at, arena) : v);
         }
     }
 }
@@ -141,8 +166,8 @@ ANVIL_TASK void anvil_matmul_tile(const MatmulParams& p, int tile, char* arena) 
     // in registers; C is then contiguous, so an element's offset in it
     // locates the epilogue's operands.
     const AnvilEpilogue* epi = p.epilogue ? &anvil_epilogue(p.epilogue) : 0;
-    if (p.row_softmax) {
-        anvil_mm_softmax_store<TC, BM, BN>(p, acc, m0, epi, C, cb, arena);
+    if (p.row_op) {
+        anvil_mm_row_store<TC, BM, BN>(p, acc, m0, epi, C, cb, arena);
         return;
     }
     for (int i = 0; i < RM; ++i) {

@@ -80,6 +80,9 @@ struct EwParams {
     int pad2_;
 };
 
+// Row ops a matmul applies to its finished tile (shared-memory fusion).
+enum AnvilMmRowOp { ANVIL_MM_ROW_NONE = 0, ANVIL_MM_ROW_SOFTMAX, ANVIL_MM_ROW_LAYERNORM, ANVIL_MM_ROW_RMSNORM };
+
 // C[b] = op(A[b]) @ op(B[b]) for every batch index b; a tile is one BM x BN
 // block of one batch. BM, BN, BK are template arguments of the device code;
 // bm, bn and bk repeat them for the host (footprints, emission).
@@ -89,12 +92,17 @@ struct MatmulParams {
     int tiles_m, tiles_n;
     int batch_rank;  // 0..ANVIL_MAX_BATCH_RANK
     int epilogue;    // index into the epilogue table; 0: none
-    // 1: a fused softmax over N (tiles_n == 1: a tile holds whole rows),
-    // applied after the epilogue to the tile kept in shared memory.
-    int row_softmax;
+    // A row op fused over N (tiles_n == 1: a tile holds whole rows), applied
+    // after `epilogue` to the tile kept in shared memory, then the
+    // `row_epilogue` (0: none) before the store.
+    int row_op;      // AnvilMmRowOp
+    int row_epilogue;
+    int gamma_dtype, beta_dtype;  // AnvilDTypeCode of the norms' gamma and beta
+    float eps;
     int pad_;
     anvil_i64 batches;
     anvil_i64 a_off, b_off, c_off;
+    anvil_i64 gamma_off, beta_off;  // contiguous over N; < 0: absent
     anvil_i64 a_sm, a_sk;  // element strides of A along M and K (after transpose_a)
     anvil_i64 b_sk, b_sn;
     anvil_i64 c_sm, c_sn;
@@ -131,7 +139,7 @@ struct RowParams {
     anvil_i64 red_in[ANVIL_MAX_RANK];
     anvil_i64 red_out[ANVIL_MAX_RANK];   // 0 for reductions (one output per row)
     float eps;
-    int epilogue;     // index into the epilogue table; 0: none (softmax and the norms only)
+    int epilogue;     // index into the epilogue table; 0: none
 };
 
 // A sliding window over the H and W of an NCHW tensor x [N, C, H, W] giving
@@ -158,7 +166,7 @@ struct WindowParams {
     int KH, KW, sh, sw, pt, pl, dh, dw;
     int groups, Cg, Og;
     int bm, bn, bk, tiles_m, tiles_n;  // conv2d kind only
-    int epilogue;  // conv2d kind only: index into the epilogue table; 0: none
+    int epilogue;  // index into the epilogue table; 0: none
     int pad_;
     anvil_i64 tile_elems;  // window kind only
     anvil_i64 x_off, w_off, bias_off, y_off;  // bias_off < 0: no bias

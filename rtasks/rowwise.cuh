@@ -26,8 +26,8 @@ ANVIL_TASK void anvil_row_tile(const RowParams& p, int tile, char* arena) {
                   "anvil_row_tile: TI, TO, TG, TB must be storage types (float, int, anvil_f16, anvil_bf16)");
     const TG* gamma = p.gamma_off >= 0 ? anvil_at<const TG>(arena, p.gamma_off) : 0;
     const TB* beta = p.beta_off >= 0 ? anvil_at<const TB>(arena, p.beta_off) : 0;
-    // A fused epilogue (softmax and the norms: their output is contiguous)
-    // takes each value before its store, located by its offset in out.
+    // A fused epilogue takes each value before its store, located by its
+    // offset in out (contiguous: the input's shape, or one value per row).
     const AnvilEpilogue* epi = p.epilogue ? &anvil_epilogue(p.epilogue) : 0;
     const anvil_i64 n = p.row_len;
     const float inv_n = 1.0f / (float)n;
@@ -89,14 +89,15 @@ ANVIL_TASK void anvil_row_tile(const RowParams& p, int tile, char* arena) {
                 float s = 0.0f;
                 for (anvil_i64 j = tid; j < n; j += ANVIL_THREADS) s += anvil_load(in + anvil_row_offset(p, j, p.red_in));
                 s = anvil_block_sum(s);
-                if (tid == 0) anvil_store(out, p.op == ANVIL_ROW_MEAN ? s * inv_n : s);
+                if (p.op == ANVIL_ROW_MEAN) s *= inv_n;
+                if (tid == 0) anvil_store(out, epi ? anvil_epilogue_apply(*epi, s, ob, arena) : s);
                 break;
             }
             case ANVIL_ROW_MAX: {
                 float m = anvil_neg_inf();
                 for (anvil_i64 j = tid; j < n; j += ANVIL_THREADS) m = fmaxf(m, anvil_load(in + anvil_row_offset(p, j, p.red_in)));
                 m = anvil_block_max(m);
-                if (tid == 0) anvil_store(out, m);
+                if (tid == 0) anvil_store(out, epi ? anvil_epilogue_apply(*epi, m, ob, arena) : m);
                 break;
             }
         }

@@ -3,11 +3,13 @@
 // with few output channels per group). A tile is `tile_elems` consecutive
 // elements of y [N, O, OH, OW]; each thread computes whole outputs, walking
 // its window over the group's input channels. Neighbouring threads take
-// neighbouring outputs, so the stores coalesce.
+// neighbouring outputs, so the stores coalesce. A fused epilogue
+// (batchnorm, activations, adds after a depthwise conv or a pool) takes
+// each output before its store; y is contiguous, so e locates its operands.
 #ifndef ANVIL_RTASKS_WINDOW_CUH
 #define ANVIL_RTASKS_WINDOW_CUH
 
-#include "primitives.cuh"
+#include "epilogue.cuh"
 
 static_assert(ANVIL_WIN_COUNT == 4, "AnvilWinOp changed: update anvil_window_tile in window.cuh");
 
@@ -20,6 +22,7 @@ ANVIL_TASK void anvil_window_tile(const WindowParams& p, int tile, char* arena) 
     const TW* w = anvil_at<const TW>(arena, p.w_off);
     const TB* bias = p.bias_off >= 0 ? anvil_at<const TB>(arena, p.bias_off) : 0;
     TY* y = anvil_at<TY>(arena, p.y_off);
+    const AnvilEpilogue* epi = p.epilogue ? &anvil_epilogue(p.epilogue) : 0;
     const anvil_i64 plane = (anvil_i64)p.H * p.W;
     const anvil_i64 numel = (anvil_i64)p.N * p.O * p.OH * p.OW;
     const anvil_i64 begin = (anvil_i64)tile * p.tile_elems;
@@ -48,7 +51,7 @@ ANVIL_TASK void anvil_window_tile(const WindowParams& p, int tile, char* arena) 
                             acc += anvil_load(xc + (anvil_i64)ih * p.W + iw) * anvil_load(wo + (c * p.KH + i) * p.KW + j);
                     }
                 }
-            anvil_store(y + e, acc);
+            anvil_store(y + e, epi ? anvil_epilogue_apply(*epi, acc, e, arena) : acc);
             continue;
         }
 
@@ -71,7 +74,7 @@ ANVIL_TASK void anvil_window_tile(const WindowParams& p, int tile, char* arena) 
         // holds a cell of x, so cells > 0.
         if (p.op == ANVIL_WIN_AVG) acc /= (float)cells;
         if (p.op == ANVIL_WIN_AVG_PAD) acc /= (float)(p.KH * p.KW);
-        anvil_store(y + e, acc);
+        anvil_store(y + e, epi ? anvil_epilogue_apply(*epi, acc, e, arena) : acc);
     }
 }
 

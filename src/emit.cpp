@@ -36,7 +36,7 @@ const char* const kRtaskOrder[] = {"params.cuh",  "platform.cuh", "primitives.cu
 // the field lists they write.
 static_assert(sizeof(EwParams) == 4 * 4 + 8 * 2 + 8 * 6 + 8 + 8 * 6 + 8 * 2 + 8 * 12 + 4 + 4,
               "EwParams changed: update emit_ew_params");
-static_assert(sizeof(MatmulParams) == 12 * 4 + 8 * 4 + 8 * 6 + 8 * 4 * 4,
+static_assert(sizeof(MatmulParams) == 16 * 4 + 8 * 6 + 8 * 6 + 8 * 4 * 4,
               "MatmulParams changed: update emit_matmul_params");
 static_assert(sizeof(RowParams) == 4 * 4 + 8 * 2 + 8 * 4 + 8 * 6 * 6 + 4 + 4, "RowParams changed: update emit_row_params");
 static_assert(sizeof(WindowParams) == 26 * 4 + 8 + 8 * 4, "WindowParams changed: update emit_window_params");
@@ -84,9 +84,10 @@ std::string emit_ew_params(const EwParams& p) {
 std::string emit_matmul_params(const MatmulParams& p) {
     std::ostringstream o;
     o << "{" << p.M << ", " << p.N << ", " << p.K << ", " << p.bm << ", " << p.bn << ", " << p.bk << ", "
-      << p.tiles_m << ", " << p.tiles_n << ", " << p.batch_rank << ", " << p.epilogue << ", " << p.row_softmax << ", "
-      << p.pad_ << ", " << i64(p.batches)
-      << ", " << i64(p.a_off) << ", " << i64(p.b_off) << ", " << i64(p.c_off) << ", " << i64(p.a_sm) << ", "
+      << p.tiles_m << ", " << p.tiles_n << ", " << p.batch_rank << ", " << p.epilogue << ", " << p.row_op << ", "
+      << p.row_epilogue << ", " << p.gamma_dtype << ", " << p.beta_dtype << ", " << f32(p.eps) << ", " << p.pad_
+      << ", " << i64(p.batches) << ", " << i64(p.a_off) << ", " << i64(p.b_off) << ", " << i64(p.c_off) << ", "
+      << i64(p.gamma_off) << ", " << i64(p.beta_off) << ", " << i64(p.a_sm) << ", "
       << i64(p.a_sk) << ", " << i64(p.b_sk) << ", " << i64(p.b_sn) << ", " << i64(p.c_sm) << ", "
       << i64(p.c_sn) << ", " << list(p.batch_shape, ANVIL_MAX_BATCH_RANK) << ", "
       << list(p.a_sb, ANVIL_MAX_BATCH_RANK) << ", " << list(p.b_sb, ANVIL_MAX_BATCH_RANK) << ", "
@@ -180,15 +181,19 @@ const KindInfo& kind_info(TaskKind k) {
 const TaskKind kAllKinds[] = {TaskKind::elementwise, TaskKind::matmul,  TaskKind::rowwise, TaskKind::conv2d,
                               TaskKind::window,      TaskKind::channel, TaskKind::gather};
 
-// `epilogue`: the rOp's entry in the epilogue table (0: none).
-std::string emit_params(const ROp& op, int epilogue) {
+// `epilogue`, `row_epilogue`: the rOp's entries in the epilogue table (0: none).
+std::string emit_params(const ROp& op, int epilogue, int row_epilogue) {
     auto with = [epilogue](auto p) {
         p.epilogue = epilogue;
         return p;
     };
     switch (op.kind) {
         case TaskKind::elementwise: return emit_ew_params(with(std::get<EwParams>(op.params)));
-        case TaskKind::matmul: return emit_matmul_params(with(std::get<MatmulParams>(op.params)));
+        case TaskKind::matmul: {
+            MatmulParams p = with(std::get<MatmulParams>(op.params));
+            p.row_epilogue = row_epilogue;
+            return emit_matmul_params(p);
+        }
         case TaskKind::rowwise: return emit_row_params(with(std::get<RowParams>(op.params)));
         case TaskKind::conv2d:
         case TaskKind::window: return emit_window_params(with(std::get<WindowParams>(op.params)));
@@ -323,11 +328,9 @@ void check_gemm_tile(const ROp& op, int bm, int bn, int bk, long long smem_bytes
 
 // Only these kinds apply an epilogue, and the device code trusts its
 // references: a bad one would read or compute garbage silently.
-void check_epilogue(const ROp& op) {
-    const AnvilEpilogue& e = op.epilogue;
+void check_epilogue(const ROp& op, const AnvilEpilogue& e) {
     const bool kind_ok = op.kind == TaskKind::elementwise || op.kind == TaskKind::matmul ||
-                         op.kind == TaskKind::conv2d ||
-                         (op.kind == TaskKind::rowwise && std::get<RowParams>(op.params).op <= ANVIL_ROW_RMSNORM);
+                         op.kind == TaskKind::conv2d || op.kind == TaskKind::window || op.kind == TaskKind::rowwise;
     ANVIL_CHECK(kind_ok, "rOp '" + op.name + "': a " + task_kind_name(op.kind) +
                              " rOp of this op cannot apply an epilogue");
     ANVIL_CHECK(e.nsteps > 0 && e.nsteps <= ANVIL_EPI_MAX_STEPS && e.ninputs >= 0 &&
@@ -361,10 +364,17 @@ void check_rop(const ROp& op) {
     if (op.kind == TaskKind::matmul) {
         const auto& p = std::get<MatmulParams>(op.params);
         check_gemm_tile(op, p.bm, p.bn, p.bk, tile_smem_bytes(op));
-        ANVIL_CHECK(!p.row_softmax || (p.tiles_n == 1 && p.N <= p.bn),
-                    "rOp '" + op.name + "': a fused softmax needs whole rows in one tile");
+        ANVIL_CHECK(p.row_op == ANVIL_MM_ROW_NONE || (p.tiles_n == 1 && p.N <= p.bn),
+                    "rOp '" + op.name + "': a fused row op needs whole rows in one tile");
+        ANVIL_CHECK(p.row_op >= ANVIL_MM_ROW_NONE && p.row_op <= ANVIL_MM_ROW_RMSNORM,
+                    "rOp '" + op.name + "': unknown fused row op");
+        ANVIL_CHECK(op.row_epilogue.nsteps == 0 || p.row_op != ANVIL_MM_ROW_NONE,
+                    "rOp '" + op.name + "': an epilogue after a row op needs a fused row op");
     }
-    if (op.epilogue.nsteps != 0) check_epilogue(op);
+    ANVIL_CHECK(op.row_epilogue.nsteps == 0 || op.kind == TaskKind::matmul,
+                "rOp '" + op.name + "': only a matmul applies an epilogue after a fused row op");
+    if (op.epilogue.nsteps != 0) check_epilogue(op, op.epilogue);
+    if (op.row_epilogue.nsteps != 0) check_epilogue(op, op.row_epilogue);
 }
 
 void emit_header(std::ostringstream& o, const Schedule& s) {
@@ -407,14 +417,17 @@ void emit_rops(std::ostringstream& o, const TileGraph& tg, const Variants& v) {
     // rtasks declared in epilogue.cuh.
     o << "// ---- epilogues of fused rOps (entry 0: none)\nANVIL_TABLE AnvilEpilogue anvil_epilogues[] = {\n    "
       << emit_epilogue(AnvilEpilogue{}) << ",\n";
-    std::vector<int> epilogue(tg.rops.size(), 0);
+    std::vector<int> epilogue(tg.rops.size(), 0), row_epilogue(tg.rops.size(), 0);
     int next = 1;
+    auto entry = [&](size_t i, const AnvilEpilogue& e, const char* what) {
+        o << "    // [" << next << "] rOp " << i << " '" << one_line(tg.rops[i].name) << "'" << what << "\n    "
+          << emit_epilogue(e) << ",\n";
+        return next++;
+    };
     for (size_t i = 0; i < tg.rops.size(); ++i) {
         const ROp& op = tg.rops[i];
-        if (op.epilogue.nsteps == 0) continue;
-        epilogue[i] = next++;
-        o << "    // [" << epilogue[i] << "] rOp " << i << " '" << one_line(op.name) << "'\n    "
-          << emit_epilogue(op.epilogue) << ",\n";
+        if (op.epilogue.nsteps != 0) epilogue[i] = entry(i, op.epilogue, "");
+        if (op.row_epilogue.nsteps != 0) row_epilogue[i] = entry(i, op.row_epilogue, ", after its row op");
     }
     o << "};\nANVIL_DEVICE const AnvilEpilogue& anvil_epilogue(int index) { return anvil_epilogues[index]; }\n\n";
     o << "// ---- rOps: one params table per kind, then every rOp's {variant, index}\n";
@@ -427,7 +440,7 @@ void emit_rops(std::ostringstream& o, const TileGraph& tg, const Variants& v) {
             if (!any) o << "ANVIL_TABLE " << k.params_type << " " << k.table << "[] = {\n";
             any = true;
             o << "    // [" << v.rops[i].index << "] rOp " << i << " '" << one_line(op.name) << "': "
-              << task_kind_name(op.kind) << ", " << op.tiles << " tiles\n    " << emit_params(op, epilogue[i]) << ",\n";
+              << task_kind_name(op.kind) << ", " << op.tiles << " tiles\n    " << emit_params(op, epilogue[i], row_epilogue[i]) << ",\n";
         }
         if (any) o << "};\n";
     }

@@ -170,7 +170,8 @@ std::pair<int64_t, int> output_of(const ROp& op) {
         case TaskKind::elementwise: return {std::get<EwParams>(op.params).out_off, 0};
         case TaskKind::matmul: return {std::get<MatmulParams>(op.params).c_off, 2};
         case TaskKind::rowwise: return {std::get<RowParams>(op.params).out_off, 1};
-        case TaskKind::conv2d: return {std::get<WindowParams>(op.params).y_off, 3};
+        case TaskKind::conv2d:
+        case TaskKind::window: return {std::get<WindowParams>(op.params).y_off, 3};
         default: throw InternalError("footprint: a " + std::string(task_kind_name(op.kind)) + " rOp has no epilogue");
     }
 }
@@ -179,8 +180,7 @@ std::pair<int64_t, int> output_of(const ROp& op) {
 // writes. The output is contiguous, so the written bytes are a run of
 // element offsets; its bounding box in the (merged) index space gives each
 // input's range.
-void epilogue_reads(const ROp& op, int tile, std::vector<ByteRange>& reads) {
-    const AnvilEpilogue& e = op.epilogue;
+void epilogue_reads(const ROp& op, const AnvilEpilogue& e, int tile, std::vector<ByteRange>& reads) {
     if (e.nsteps == 0) return;
     const auto [out_off, slot] = output_of(op);
     const ByteRange w = tile_writes(op, tile);
@@ -254,6 +254,12 @@ std::vector<ByteRange> tile_reads(const ROp& op, int tile) {
             MatmulTile t = matmul_tile(p, tile);
             reads.push_back(span2(p.a_off, t.a_batch, t.m0, t.m1, p.a_sm, 0, p.K, p.a_sk, size_of(op, 0)));
             reads.push_back(span2(p.b_off, t.b_batch, 0, p.K, p.b_sk, t.n0, t.n1, p.b_sn, size_of(op, 1)));
+            // A fused norm's gamma and beta, over the whole row.
+            const int64_t offs[2] = {p.gamma_off, p.beta_off};
+            const int dts[2] = {p.gamma_dtype, p.beta_dtype};
+            for (int i = 0; i < 2; ++i)
+                if (p.row_op >= ANVIL_MM_ROW_LAYERNORM && offs[i] >= 0)
+                    reads.push_back({offs[i], offs[i] + p.N * int64_t{dtype_size(static_cast<DType>(dts[i]))}});
             break;
         }
         case TaskKind::rowwise: {
@@ -317,7 +323,8 @@ std::vector<ByteRange> tile_reads(const ROp& op, int tile) {
             break;
         }
     }
-    epilogue_reads(op, tile, reads);
+    epilogue_reads(op, op.epilogue, tile, reads);
+    epilogue_reads(op, op.row_epilogue, tile, reads);
     return reads;
 }
 
@@ -325,7 +332,7 @@ int tile_smem_bytes(const ROp& op) {
     if (op.kind == TaskKind::matmul) {
         const auto& p = std::get<MatmulParams>(op.params);
         const int slices = p.bk * (p.bm + 1 + p.bn + 1) * 4;
-        return p.row_softmax ? std::max(slices, p.bm * (p.bn + 1) * 4) : slices;
+        return p.row_op != ANVIL_MM_ROW_NONE ? std::max(slices, p.bm * (p.bn + 1) * 4) : slices;
     }
     if (op.kind == TaskKind::conv2d) {
         const auto& p = std::get<WindowParams>(op.params);

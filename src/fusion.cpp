@@ -1,8 +1,9 @@
 // Fusion at the register level: a producer rOp (elementwise, matmul,
-// conv2d, softmax and the norms, or a batchnorm) absorbs the chain of
-// pointwise nodes that follows it as an epilogue program, applied to each
-// value in registers before the one store; the intermediates of the chain
-// are never written.
+// conv2d, a direct window (depthwise conv, pools), a row-wise op (softmax,
+// the norms, the reductions and global_avgpool), or a batchnorm) absorbs
+// the chain of pointwise nodes that follows it as an epilogue program,
+// applied to each value in registers before the one store; the
+// intermediates of the chain are never written.
 //
 // A node joins the chain of the value v when v has exactly one reader (an
 // rOp, through any reshape of v), is no graph output, is a float, and the
@@ -12,10 +13,11 @@
 // becomes a group of its own, never an error.
 //
 // At the shared-memory level, a matmul (with its chain) whose tiles hold
-// whole rows also absorbs the softmax over those rows: the finished tile
-// is normalised in shared memory before the store. Where a row does not fit
-// one tile, or the tile not the GPU's shared memory, the softmax stays an
-// rOp of its own.
+// whole rows also absorbs the softmax, layernorm or rmsnorm over those rows:
+// the finished tile is normalised in shared memory, and the pointwise chain
+// after the row op is a second epilogue applied before the store. Where a
+// row does not fit one tile, or the tile not the GPU's shared memory, the
+// row op stays an rOp of its own (and heads its own chain).
 //
 // The fused rOp takes the place of the last node of its group: everything
 // the group reads is produced before that node, and nothing in between
@@ -135,16 +137,43 @@ struct Fuser {
         return r;
     }
 
-    // Whether rOp c, the only reader of matmul rOp mm's result v, is a
-    // softmax over v's last axis that mm's tiles can apply in shared memory.
-    bool softmax_fits(const ROp& mm, VertexId v, const ROp& c, const Gpu& gpu) const {
+    // The AnvilMmRowOp that matmul rOp mm can apply in shared memory for
+    // rOp c, the only reader of its result v: a softmax, layernorm or
+    // rmsnorm over v's last axis when mm's tiles hold whole rows and the
+    // finished tile fits the block's shared memory; else ANVIL_MM_ROW_NONE.
+    int row_op_of(const ROp& mm, VertexId v, const ROp& c, const Gpu& gpu) const {
         const NodeInfo& n = tg.nodes[c.node];
-        if (c.kind != TaskKind::rowwise || n.op != Op::softmax || !single_rop(c.node)) return false;
+        if (c.kind != TaskKind::rowwise || !single_rop(c.node) || n.operands[0] != v) return ANVIL_MM_ROW_NONE;
         const int rank = static_cast<int>(buf(v).shape.size());
-        if (n.operands[0] != v || *normalize_axis(n.attrs.get_int("axis"), rank) != rank - 1) return false;
+        int code = ANVIL_MM_ROW_NONE;
+        switch (n.op) {
+            case Op::softmax: code = ANVIL_MM_ROW_SOFTMAX; break;
+            case Op::layernorm: code = ANVIL_MM_ROW_LAYERNORM; break;
+            case Op::rmsnorm: code = ANVIL_MM_ROW_RMSNORM; break;
+            default: return ANVIL_MM_ROW_NONE;
+        }
+        if (n.op != Op::rmsnorm && *normalize_axis(n.attrs.get_int("axis"), rank) != rank - 1) return ANVIL_MM_ROW_NONE;
+        // gamma or beta as another view of v's bytes would read what is never written.
+        for (size_t i = 1; i < n.operands.size(); ++i)
+            if (buf(n.operands[i]).storage == v) return ANVIL_MM_ROW_NONE;
         const auto& p = std::get<MatmulParams>(mm.params);
         const int64_t bytes = int64_t{p.bm} * (p.bn + 1) * 4;  // ANVIL_MM_ROW_SMEM_BYTES
-        return p.tiles_n == 1 && p.N <= p.bn && bytes <= std::min(gpu.smem_per_block, 48 * 1024);
+        const bool fits = p.tiles_n == 1 && p.N <= p.bn && bytes <= std::min(gpu.smem_per_block, 48 * 1024);
+        return fits ? code : ANVIL_MM_ROW_NONE;
+    }
+
+    // Extends the register chain after v (updated to its last node) into
+    // program p, appending the absorbed rOps to `members`.
+    void chain(VertexId& v, Program& p, std::vector<int>& members, std::vector<bool>& absorbed) const {
+        for (int c = next_of(v); c >= 0 && !absorbed[c]; c = next_of(v)) {
+            Program longer = p;
+            append(longer, v, tg.rops[c]);
+            if (!longer.fits()) break;
+            p = std::move(longer);
+            members.push_back(c);
+            absorbed[c] = true;
+            v = tg.rops[c].node;
+        }
     }
 
     // Appends node c's work on p.value to the program.
@@ -184,15 +213,17 @@ struct Fuser {
         switch (op.kind) {
             case TaskKind::elementwise:
             case TaskKind::matmul:
-            case TaskKind::conv2d: return true;
-            case TaskKind::rowwise: return std::get<RowParams>(op.params).op <= ANVIL_ROW_RMSNORM;
+            case TaskKind::conv2d:
+            case TaskKind::window:
+            case TaskKind::rowwise: return true;
             case TaskKind::channel: append(p, tg.nodes[op.node].operands[0], op); return true;
             default: return false;
         }
     }
 
     AnvilEpilogue lower(const Program& p) const;
-    void absorb_softmax(ROp& op, const ROp& softmax) const;
+    void absorb_row_op(ROp& op, const ROp& row, int code) const;
+    void add_row_epilogue(ROp& op, const std::vector<int>& members, const Program& p) const;
     ROp fused_rop(int head, const std::vector<int>& members, const Program& p) const;
 };
 
@@ -263,7 +294,8 @@ ROp Fuser::fused_rop(int head, const std::vector<int>& members, const Program& p
         case TaskKind::elementwise: std::get<EwParams>(op.params).out_off = out.offset; op.dtypes[0] = out.dtype; break;
         case TaskKind::matmul: std::get<MatmulParams>(op.params).c_off = out.offset; op.dtypes[2] = out.dtype; break;
         case TaskKind::rowwise: std::get<RowParams>(op.params).out_off = out.offset; op.dtypes[1] = out.dtype; break;
-        case TaskKind::conv2d: std::get<WindowParams>(op.params).y_off = out.offset; op.dtypes[3] = out.dtype; break;
+        case TaskKind::conv2d:
+        case TaskKind::window: std::get<WindowParams>(op.params).y_off = out.offset; op.dtypes[3] = out.dtype; break;
         default: throw InternalError("fuse: rOp '" + op.name + "' cannot head a group");
     }
     op.node = last;
@@ -280,18 +312,54 @@ ROp Fuser::fused_rop(int head, const std::vector<int>& members, const Program& p
     return op;
 }
 
-// The matmul `op` also normalises its rows and writes the softmax's output.
-void Fuser::absorb_softmax(ROp& op, const ROp& softmax) const {
+// The matmul `op` also applies row op `code` (the rOp `row`) to its
+// finished tiles and writes the row op's output.
+void Fuser::absorb_row_op(ROp& op, const ROp& row, int code) const {
     auto& p = std::get<MatmulParams>(op.params);
-    const TensorBuffer& out = buf(softmax.node);
-    p.row_softmax = 1;
+    const TensorBuffer& out = buf(row.node);
+    p.row_op = code;
     p.c_off = out.offset;
+    p.gamma_off = p.beta_off = -1;
+    if (code != ANVIL_MM_ROW_SOFTMAX) {
+        // Read as the norm's rOp reads them: contiguous over the row.
+        const auto& r = std::get<RowParams>(row.params);
+        const std::vector<VertexId>& ins = tg.nodes[row.node].operands;
+        p.eps = r.eps;
+        p.gamma_off = r.gamma_off;
+        p.gamma_dtype = static_cast<int>(row.dtypes[2]);
+        if (code == ANVIL_MM_ROW_LAYERNORM) {
+            p.beta_off = r.beta_off;
+            p.beta_dtype = static_cast<int>(row.dtypes[3]);
+        }
+        for (size_t i = 1; i < ins.size(); ++i)
+            if (std::find(op.reads.begin(), op.reads.end(), ins[i]) == op.reads.end()) op.reads.push_back(ins[i]);
+    }
     op.dtypes[2] = out.dtype;
-    op.node = softmax.node;
+    op.node = row.node;
     op.name += "+" + out.name;
-    op.fused.push_back(softmax.node);
-    op.flops += softmax.flops;
+    op.fused.push_back(row.node);
+    op.flops += row.flops;
     op.fusion = FusionLevel::shared;
+}
+
+// The pointwise chain after a fused row op, applied to the normalised rows
+// before the store; the matmul then writes the chain's last output.
+void Fuser::add_row_epilogue(ROp& op, const std::vector<int>& members, const Program& p) const {
+    auto& mm = std::get<MatmulParams>(op.params);
+    const VertexId last = tg.rops[members.back()].node;
+    const TensorBuffer& out = buf(last);
+    mm.c_off = out.offset;
+    op.dtypes[2] = out.dtype;
+    op.node = last;
+    op.row_epilogue = lower(p);
+    for (int m : members) {
+        const ROp& r = tg.rops[m];
+        op.name += "+" + buf(r.node).name;
+        op.fused.push_back(r.node);
+        op.flops += r.flops;
+    }
+    for (VertexId u : p.inputs)
+        if (std::find(op.reads.begin(), op.reads.end(), u) == op.reads.end()) op.reads.push_back(u);
 }
 
 }  // namespace
@@ -312,22 +380,25 @@ TileGraph fuse(const TileGraph& tg, const Gpu& gpu, const FusionOptions& options
         if (absorbed[r] || !f.head(r, p)) continue;
         std::vector<int> members;
         VertexId v = tg.rops[r].node;
-        for (int c = f.next_of(v); options.registers && c >= 0 && !absorbed[c]; c = f.next_of(v)) {
-            Program longer = p;
-            f.append(longer, v, tg.rops[c]);
-            if (!longer.fits()) break;
-            p = std::move(longer);
-            members.push_back(c);
-            absorbed[c] = true;
-            v = tg.rops[c].node;
-        }
+        if (options.registers) f.chain(v, p, members, absorbed);
         ROp group = members.empty() ? tg.rops[r] : f.fused_rop(r, members, p);
         if (options.shared && group.kind == TaskKind::matmul) {
             const int c = f.reader_of(v);
-            if (c >= 0 && !absorbed[c] && f.softmax_fits(group, v, tg.rops[c], gpu)) {
-                f.absorb_softmax(group, tg.rops[c]);
+            const int code = c >= 0 && !absorbed[c] ? f.row_op_of(group, v, tg.rops[c], gpu) : ANVIL_MM_ROW_NONE;
+            if (code != ANVIL_MM_ROW_NONE) {
+                f.absorb_row_op(group, tg.rops[c], code);
                 members.push_back(c);
                 absorbed[c] = true;
+                v = tg.rops[c].node;
+                // Pointwise nodes after the row op continue the chain.
+                Program post;
+                post.shape = f.buf(v).shape;
+                std::vector<int> after;
+                if (options.registers) f.chain(v, post, after, absorbed);
+                if (!after.empty()) {
+                    f.add_row_epilogue(group, after, post);
+                    members.insert(members.end(), after.begin(), after.end());
+                }
             }
         }
         if (members.empty()) continue;

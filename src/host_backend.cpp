@@ -14,8 +14,10 @@
 
 #include "anvil/compile.h"
 #include "anvil/emit.h"
+#include "anvil/arena_io.h"
 #include "anvil/error.h"
 #include "anvil/race_check.h"
+#include "anvil/run_errors.h"
 
 namespace anvil {
 
@@ -50,65 +52,6 @@ struct Library {
 struct FreeDeleter {
     void operator()(char* p) const { std::free(p); }
 };
-
-std::string task_str(const Schedule& s, int task) {
-    if (task < 0 || task >= static_cast<int>(s.tasks.size())) return "task " + std::to_string(task);
-    const Task& t = s.tasks[task];
-    const std::string rop = t.rop >= 0 && t.rop < static_cast<int>(s.tiles.rops.size()) ? s.tiles.rops[t.rop].name : "?";
-    return "task " + std::to_string(task) + " (rop '" + rop + "' tile " + std::to_string(t.tile) + ")";
-}
-
-std::string seconds_str(double s) {
-    std::ostringstream o;
-    o << s;
-    return o.str();
-}
-
-// The tensor stored at a byte offset of the arena (not an alias of another).
-const TensorBuffer* buffer_at(const TileGraph& tg, int64_t offset) {
-    for (const TensorBuffer& b : tg.buffers)
-        if (!b.alias && b.offset == offset) return &b;
-    return nullptr;
-}
-
-// A gather read an id outside its table: the user's error, in the words of
-// the reference's (node, id, position in the ids, the table's rows), plus
-// the task that found it.
-[[noreturn]] void report_bad_index(const Schedule& s, size_t launch, const AnvilStatus& st) {
-    const std::string found = "found by " + task_str(s, st.task) + " in launch '" + s.launches[launch].name + "'";
-    const bool known = st.task >= 0 && st.task < static_cast<int>(s.tasks.size());
-    const ROp* op = known ? &s.tiles.rops[s.tasks[st.task].rop] : nullptr;
-    if (!op || op->kind != TaskKind::gather)
-        throw UserError("model '" + s.tiles.model_name + "': an index " + std::to_string(st.detail) +
-                        " out of range, " + found);
-    const auto& p = std::get<GatherParams>(op->params);
-    const TensorBuffer* ids = buffer_at(s.tiles, p.ids_off);
-    const TensorBuffer* table = buffer_at(s.tiles, p.table_off);
-    std::string position = "[" + std::to_string(st.waiting_on) + "]";
-    if (ids) {  // the flat position as a multi-index of the ids
-        Shape at(ids->shape.size());
-        int64_t rest = st.waiting_on;
-        for (size_t d = ids->shape.size(); d-- > 0; rest /= ids->shape[d]) at[d] = rest % ids->shape[d];
-        position = shape_str(at);
-    }
-    const std::string v = std::to_string(p.V);
-    user_error(op->loc, "node '" + op->name + "'",
-               "embedding id " + std::to_string(st.detail) + " at position " + position + " of ids '" +
-                   (ids ? ids->name : "?") + "' is outside [0, " + v + "): table '" + (table ? table->name : "?") +
-                   "' has " + v + " rows (" + found + ")");
-}
-
-[[noreturn]] void report(const Schedule& s, size_t launch, const AnvilStatus& st, double timeout_s) {
-    const std::string where = "model '" + s.tiles.model_name + "', launch '" + s.launches[launch].name + "': ";
-    switch (st.code) {
-        case ANVIL_DEADLOCK:
-            throw UserError(where + task_str(s, st.task) + " waited more than " + seconds_str(timeout_s) + " s for " +
-                            task_str(s, st.waiting_on) + ": deadlock");
-        case ANVIL_BAD_INDEX: report_bad_index(s, launch, st);
-        default:
-            throw UserError(where + task_str(s, st.task) + " failed with status " + std::to_string(st.code));
-    }
-}
 
 // The first few of `lines`, one a line, and how many more there are.
 std::string first_few(const std::vector<std::string>& lines) {
@@ -173,28 +116,11 @@ TensorMap run_host(const Schedule& s, const TensorMap& values, const HostRunOpti
                     launch_count() == static_cast<int>(s.launches.size()),
                 "the host library " + compiled.path + " does not hold this schedule");
 
-    // The arena: one zeroed allocation, 256-byte aligned like cudaMalloc's.
-    const size_t arena_bytes = static_cast<size_t>((std::max<int64_t>(tg.arena_bytes, 1) + 255) / 256 * 256);
-    std::unique_ptr<char, FreeDeleter> arena(static_cast<char*>(std::aligned_alloc(256, arena_bytes)));
-    if (!arena) throw UserError("cannot allocate the host arena of " + std::to_string(arena_bytes) + " bytes");
-    std::memset(arena.get(), 0, arena_bytes);
-
-    for (const auto* names : {&tg.inputs, &tg.params}) {
-        for (const std::string& name : *names) {
-            const TensorBuffer& buf = buffer_of(tg, name);
-            if (buf.alias) continue;  // its storage is its producer's
-            auto it = values.find(name);
-            if (it == values.end()) throw UserError("no value was given for tensor '" + name + "'");
-            const HostTensor& v = it->second;
-            if (v.dtype != buf.dtype || v.shape != buf.shape)
-                throw UserError("the value of tensor '" + name + "' is " + dtype_name(v.dtype) + shape_str(v.shape) +
-                                ", the model declares " + dtype_name(buf.dtype) + shape_str(buf.shape));
-            ANVIL_CHECK(static_cast<int64_t>(v.bytes.size()) == buf.bytes && buf.offset >= 0 &&
-                            buf.offset + buf.bytes <= tg.arena_bytes,
-                        "buffer of '" + name + "' does not fit its value or the arena");
-            std::memcpy(arena.get() + buf.offset, v.bytes.data(), v.bytes.size());
-        }
-    }
+    // The arena: the image of arena_io, in a 256-byte aligned allocation like cudaMalloc's.
+    const std::vector<char> image = arena_image(tg, values);
+    std::unique_ptr<char, FreeDeleter> arena(static_cast<char*>(std::aligned_alloc(256, image.size())));
+    if (!arena) throw UserError("cannot allocate the host arena of " + std::to_string(image.size()) + " bytes");
+    std::memcpy(arena.get(), image.data(), image.size());
 
     // Fresh counters, so this run is epoch 1 (a backend that keeps its
     // counters between runs passes the run number instead, never resetting).
@@ -221,20 +147,11 @@ TensorMap run_host(const Schedule& s, const TensorMap& values, const HostRunOpti
             threads.emplace_back(worker_fn, static_cast<int>(l), i, w, arena.get(), counters.data(), epoch, &status,
                                  opt.spin_timeout_s, observe, static_cast<void*>(&record));
         for (auto& t : threads) t.join();  // join = the launch boundary: everything is visible after it
-        if (status.code != ANVIL_OK) report(s, l, status, opt.spin_timeout_s);
+        if (status.code != ANVIL_OK) report_run_status(s, l, status, opt.spin_timeout_s);
     }
     if (opt.check_races) record.check(s);
 
-    TensorMap out;
-    for (const std::string& name : tg.outputs) {
-        const TensorBuffer& buf = buffer_of(tg, name);
-        HostTensor t(buf.dtype, buf.shape);
-        ANVIL_CHECK(static_cast<int64_t>(t.bytes.size()) <= buf.bytes && buf.offset + buf.bytes <= tg.arena_bytes,
-                    "buffer of output '" + name + "' does not fit the arena");
-        std::memcpy(t.bytes.data(), arena.get() + buf.offset, t.bytes.size());
-        out[name] = std::move(t);
-    }
-    return out;
+    return read_outputs(tg, arena.get());
 }
 
 }  // namespace anvil

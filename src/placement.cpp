@@ -53,7 +53,7 @@ std::vector<ROp> tile_variants(const ROp& op, const Gpu& gpu) {
         for (int bn : {16, 32, 64, 128}) {
             ROp v = retile(op, bm, bn, 32);
             const auto* mm = std::get_if<MatmulParams>(&v.params);
-            if (mm && mm->row_softmax && mm->tiles_n != 1) continue;  // a fused softmax needs whole rows
+            if (mm && mm->row_op != ANVIL_MM_ROW_NONE && mm->tiles_n != 1) continue;  // a fused row op needs whole rows
             if (tile_smem_bytes(v) <= std::min(48 * 1024, gpu.smem_per_block)) out.push_back(std::move(v));
         }
     return out;

@@ -191,3 +191,53 @@ TEST_CASE("schedule and run take a GPU from kernels_db", "[cli][policy]") {
     CHECK(broken.status == 2);
     CHECK_THAT(broken.output, Catch::Contains("broken.yaml:1:1") && Catch::Contains("missing key"));
 }
+
+TEST_CASE("anvil profile needs a device and says so, or measures both schedules", "[cli]") {
+    const std::string why = cuda_unavailable_reason();
+    if (!why.empty()) {
+        Result r = anvil_cmd("profile models/mlp_f32.yaml");
+        INFO(r.output);
+        CHECK(r.status == 2);
+        CHECK_THAT(r.output, Catch::Contains("no CUDA device"));
+        CHECK(anvil_cmd("profile models/mlp_f32.yaml --json").status == 2);
+        // A bad model or policy is still named first.
+        CHECK(anvil_cmd("profile models/no_such_model.yaml").status == 2);
+        CHECK(anvil_cmd("profile models/mlp_f32.yaml --policy fastest").status == 2);
+        return;
+    }
+    Result r = anvil_cmd("profile models/mlp_f32.yaml --iters 5 --json");
+    INFO(r.output);
+    REQUIRE(r.status == 0);
+    const nlohmann::json j = nlohmann::json::parse(r.output);
+    CHECK(j["model"] == "mlp_f32");
+    CHECK(j["policy"] == "anvil");
+    for (const char* key : {"megakernel_us", "per_op_us", "predicted_us"}) {
+        INFO(key);
+        CHECK(j[key].get<double>() > 0);
+    }
+    CHECK(j["launches"].get<int>() >= 1);
+    CHECK(!j["device"].get<std::string>().empty());
+    Result text = anvil_cmd("profile models/mlp_f32.yaml --iters 3");
+    INFO(text.output);
+    CHECK(text.status == 0);
+    CHECK_THAT(text.output, Catch::Contains("per_op") && Catch::Contains("predicted"));
+}
+
+TEST_CASE("run --backend cuda exits 2 without a device, and runs on one", "[cli]") {
+    const std::string why = cuda_unavailable_reason();
+    if (!why.empty()) {
+        Result r = anvil_cmd("run models/mlp_f32.yaml --backend cuda");
+        CHECK(r.status == 2);
+        CHECK_THAT(r.output, Catch::Contains("--backend cuda: ") && Catch::Contains(why));
+        return;
+    }
+    for (const char* backend : {"cuda", "auto"}) {
+        Result r = anvil_cmd(std::string("run models/mlp_f32.yaml --backend ") + backend);
+        INFO(r.output);
+        CHECK(r.status == 0);
+        CHECK_THAT(r.output, Catch::Contains("backend cuda"));
+    }
+    // The run-time race check is the host's: auto falls back, cuda refuses.
+    CHECK_THAT(anvil_cmd("run models/mlp_f32.yaml --check-races").output, Catch::Contains("using the host backend"));
+    CHECK(anvil_cmd("run models/mlp_f32.yaml --backend cuda --check-races").status == 2);
+}

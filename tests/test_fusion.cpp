@@ -251,6 +251,38 @@ TEST_CASE("softmax and layernorm take elementwise epilogues", "[fusion]") {
     }
 }
 
+TEST_CASE("reductions and global_avgpool take elementwise epilogues", "[fusion]") {
+    auto dtype = GENERATE(DType::f32, DType::f16, DType::bf16);
+    DYNAMIC_SECTION(dtype_name(dtype)) {
+        GraphBuilder b(dtype);
+        b.input("x", {3, 37, 13});
+        b.param("sc", {3, 13});
+        b.input("img", {2, 19, 7, 5});
+        b.param("bias", {19, 1, 1});
+        b.node("m", Op::reduce_mean, {"x"}, {{"axes", L({1})}});  // a middle axis: strided rows
+        b.node("ms", Op::mul, {"m", "sc"});
+        b.node("mt", Op::tanh, {"ms"});
+        b.node("mx", Op::reduce_max, {"x"}, {{"axes", L({-1})}, {"keepdims", B(true)}});
+        b.node("me", Op::exp, {"mx"});
+        b.node("su", Op::reduce_sum, {"x"}, {{"axes", L({0, 2})}});
+        b.node("sn", Op::neg, {"su"});
+        b.node("gp", Op::global_avgpool, {"img"});
+        b.node("ga", Op::add, {"gp", "bias"});  // gp is [2, 19, 1, 1]
+        b.node("gy", Op::relu, {"ga"});
+        b.output("mt").output("me").output("sn").output("gy");
+        Graph g = infer_shapes(b.graph());
+        for (const char* n : {"x", "sc", "img", "bias"}) set_init(g, n, InitKind::normal, 1.0);
+
+        const TileGraph tg = fused_tiles(g);
+        REQUIRE(tg.rops.size() == 4);
+        check_group(tg, "m+ms+mt", {"ms", "mt"});
+        check_group(tg, "mx+me", {"me"});
+        check_group(tg, "su+sn", {"sn"});
+        check_group(tg, "gp+ga+gy", {"ga", "gy"});
+        check_fused_run(g);
+    }
+}
+
 // Attention-like: batched scores [2, 3, 37, n] plus a mask, softmax over the
 // keys. With n = 37 a row fits one 64-wide tile; with n = 129 it does not.
 Graph scores_softmax(DType t, int64_t n) {
@@ -275,11 +307,11 @@ TEST_CASE("matmul + softmax fuse in shared memory when a row fits one tile", "[f
     DYNAMIC_SECTION(dtype_name(dtype)) {
         const Graph g = scores_softmax(dtype, 37);
         const TileGraph tg = fused_tiles(g);
-        REQUIRE(tg.rops.size() == 2);
-        check_group(tg, "s+sm+p", {"sm", "p"}, FusionLevel::shared);
+        REQUIRE(tg.rops.size() == 1);
+        check_group(tg, "s+sm+p+y", {"sm", "p", "y"}, FusionLevel::shared);
         CHECK(tg.rops[0].kind == TaskKind::matmul);
-        CHECK(std::get<MatmulParams>(tg.rops[0].params).row_softmax == 1);
-        CHECK(rop_named(tg, "y") != nullptr);
+        CHECK(std::get<MatmulParams>(tg.rops[0].params).row_op == ANVIL_MM_ROW_SOFTMAX);
+        CHECK(tg.rops[0].row_epilogue.nsteps == 1);  // y, after the softmax
         check_fused_run(g);
 
         // Without the shared level only the register chain fuses.
@@ -289,6 +321,82 @@ TEST_CASE("matmul + softmax fuse in shared memory when a row fits one tile", "[f
         check_group(r, "s+sm", {"sm"});
         check_group(r, "p+y", {"y"});
     }
+}
+
+// A projection then a norm over its output features, as in a transformer:
+// x [3, 37, 65] @ w [65, n] + bias, the norm, then a residual add and silu
+// after it. With n = 45 a row fits one 64-wide tile; with n = 129 it does not.
+Graph proj_norm(DType t, Op norm, int64_t n) {
+    GraphBuilder b(t);
+    b.input("x", {3, 37, 65});
+    b.param("w", {65, n});
+    b.param("bias", {n});
+    b.param("g", {n});
+    b.param("be", {n});
+    b.input("res", {3, 37, n});
+    b.node("h", Op::matmul, {"x", "w"});
+    b.node("hb", Op::add, {"h", "bias"});
+    if (norm == Op::layernorm)
+        b.node("nrm", Op::layernorm, {"hb", "g", "be"});
+    else
+        b.node("nrm", Op::rmsnorm, {"hb", "g"});
+    b.node("ra", Op::add, {"nrm", "res"});
+    b.node("y", Op::silu, {"ra"});
+    b.output("y");
+    Graph g = infer_shapes(b.graph());
+    for (const char* v : {"x", "bias", "be", "res"}) set_init(g, v, InitKind::normal, 1.0);
+    set_init(g, "w", InitKind::normal, 0.2);
+    set_init(g, "g", InitKind::uniform, 0.5, 2.0);
+    return g;
+}
+
+TEST_CASE("matmul + layernorm or rmsnorm fuse in shared memory, with a chain after", "[fusion]") {
+    auto dtype = GENERATE(DType::f32, DType::f16, DType::bf16);
+    auto norm = GENERATE(Op::layernorm, Op::rmsnorm);
+    DYNAMIC_SECTION(dtype_name(dtype) << (norm == Op::layernorm ? " layernorm" : " rmsnorm")) {
+        const Graph g = proj_norm(dtype, norm, 45);
+        const TileGraph tg = fused_tiles(g);
+        REQUIRE(tg.rops.size() == 1);
+        check_group(tg, "h+hb+nrm+ra+y", {"hb", "nrm", "ra", "y"}, FusionLevel::shared);
+        const auto& p = std::get<MatmulParams>(tg.rops[0].params);
+        CHECK(p.row_op == (norm == Op::layernorm ? ANVIL_MM_ROW_LAYERNORM : ANVIL_MM_ROW_RMSNORM));
+        CHECK(tg.rops[0].epilogue.nsteps == 1);      // the bias add
+        CHECK(tg.rops[0].row_epilogue.nsteps == 2);  // the residual add and silu
+        for (const char* v : {"h", "hb", "nrm", "ra"}) CHECK(!stored(tg, v));
+        check_fused_run(g);
+    }
+}
+
+TEST_CASE("a norm that does not fit the matmul's tile or shared memory stays separate", "[fusion]") {
+    // Too long a row: the norm heads its own chain.
+    const Graph g = proj_norm(DType::bf16, Op::layernorm, 129);
+    const TileGraph tg = fused_tiles(g);
+    REQUIRE(tg.rops.size() == 2);
+    check_group(tg, "h+hb", {"hb"});
+    check_group(tg, "nrm+ra+y", {"ra", "y"});
+    check_fused_run(g);
+
+    // Too little shared memory for the finished tile.
+    Gpu small = default_gpu();
+    small.smem_per_block = 1024;
+    CHECK(rop_named(fuse(decompose(proj_norm(DType::f32, Op::rmsnorm, 45)), small), "h+hb") != nullptr);
+
+    // The matmul's chain read twice: nothing after it fuses.
+    GraphBuilder b;
+    b.input("x", {37, 65});
+    b.param("w", {65, 45});
+    b.param("g", {45});
+    b.node("h", Op::matmul, {"x", "w"});
+    b.node("n", Op::rmsnorm, {"h", "g"});
+    b.node("y", Op::add, {"n", "h"});
+    b.output("y");
+    Graph m = infer_shapes(b.graph());
+    set_init(m, "x", InitKind::normal, 1.0);
+    set_init(m, "w", InitKind::normal, 0.2);
+    const TileGraph mt = fused_tiles(m);
+    CHECK(rop_named(mt, "h") != nullptr);
+    check_group(mt, "n+y", {"y"});
+    check_fused_run(m);
 }
 
 TEST_CASE("a softmax whose row spans several tiles stays an rOp of its own", "[fusion]") {
@@ -340,26 +448,69 @@ TEST_CASE("a chain longer than an epilogue holds is split, never refused", "[fus
     check_fused_run(g);
 }
 
-TEST_CASE("a batchnorm after a direct-window conv heads an elementwise group", "[fusion]") {
-    GraphBuilder b(DType::bf16);
-    b.input("x", {2, 37, 9, 7});
+// MobileNet-V2's depthwise step: a 3x3 depthwise conv (stride 2) -> batchnorm
+// -> relu6 (as min(relu, 6) with a broadcast 6), then an avgpool whose
+// output is scaled and squashed. Both windows absorb their chains.
+Graph depthwise_block(DType t) {
+    GraphBuilder b(t);
+    b.input("x", {2, 37, 13, 11});
     b.param("w", {37, 1, 3, 3});
     for (const char* s : {"s", "b", "m", "v"}) b.param(s, {37});
-    b.node("c", Op::conv2d, {"x", "w"}, {{"groups", I(37)}, {"padding", L({1})}});
+    b.param("six", {1});
+    b.param("ps", {37, 1, 1});
+    b.node("c", Op::conv2d, {"x", "w"}, {{"groups", I(37)}, {"padding", L({1})}, {"stride", L({2})}});
     b.node("n", Op::batchnorm, {"c", "s", "b", "m", "v"});
     b.node("r", Op::relu, {"n"});
-    b.output("r");
+    b.node("r6", Op::min, {"r", "six"});
+    b.node("p", Op::avgpool2d, {"r6"}, {{"kernel", L({3})}, {"stride", L({2})}, {"padding", L({1})}});
+    b.node("pm", Op::mul, {"p", "ps"});
+    b.node("y", Op::sigmoid, {"pm"});
+    b.output("y");
     Graph g = infer_shapes(b.graph());
     set_init(g, "x", InitKind::normal, 1.0);
     set_init(g, "w", InitKind::normal, 0.3);
-    set_init(g, "v", InitKind::uniform, 0.5, 2.0);
+    set_init(g, "s", InitKind::uniform, 0.5, 1.5);
+    set_init(g, "b", InitKind::uniform, -0.5, 0.5);
     set_init(g, "m", InitKind::uniform, -0.5, 0.5);
+    set_init(g, "v", InitKind::uniform, 0.5, 2.0);
+    set_init(g, "six", InitKind::uniform, 6.0, 6.0);
+    set_init(g, "ps", InitKind::normal, 1.0);
+    return g;
+}
+
+TEST_CASE("direct windows (depthwise conv, pools) absorb their chains", "[fusion]") {
+    auto dtype = GENERATE(DType::f32, DType::f16, DType::bf16);
+    DYNAMIC_SECTION(dtype_name(dtype)) {
+        const Graph g = depthwise_block(dtype);
+        const TileGraph tg = fused_tiles(g);
+        REQUIRE(tg.rops.size() == 2);
+        check_group(tg, "c+n+r+r6", {"n", "r", "r6"});
+        check_group(tg, "p+pm+y", {"pm", "y"});
+        CHECK(tg.rops[0].kind == TaskKind::window);
+        CHECK(tg.rops[1].kind == TaskKind::window);
+        for (const char* n : {"c", "n", "r", "p", "pm"}) CHECK(!stored(tg, n));
+        check_fused_run(g);
+    }
+}
+
+TEST_CASE("a window result with several readers or a graph output stays stored", "[fusion]") {
+    GraphBuilder b(DType::bf16);
+    b.input("x", {2, 5, 9, 7});
+    b.node("mp", Op::maxpool2d, {"x"}, {{"kernel", L({2})}});  // read by r and a
+    b.node("r", Op::relu, {"mp"});
+    b.node("a", Op::add, {"mp", "r"});
+    b.node("ap", Op::avgpool2d, {"a"}, {{"kernel", L({3})}, {"stride", L({1})}, {"padding", L({1})}});
+    b.node("t", Op::tanh, {"ap"});
+    b.output("ap").output("t");  // ap is an output: t cannot join it
+    Graph g = infer_shapes(b.graph());
+    set_init(g, "x", InitKind::normal, 1.0);
 
     const TileGraph tg = fused_tiles(g);
-    REQUIRE(tg.rops.size() == 2);
-    CHECK(tg.rops[0].kind == TaskKind::window);
-    check_group(tg, "n+r", {"r"});
-    CHECK(tg.rops[1].kind == TaskKind::elementwise);
+    CHECK(tg.rops.size() == 4);
+    CHECK(rop_named(tg, "mp") != nullptr);
+    check_group(tg, "r+a", {"a"});
+    CHECK(rop_named(tg, "ap") != nullptr);
+    CHECK(rop_named(tg, "t") != nullptr);
     check_fused_run(g);
 }
 
@@ -383,13 +534,13 @@ TEST_CASE("zoo models fuse their chains and still match the reference", "[fusion
          {{"attn0+attn+res1", {"attn", "res1"}}, {"f0+f1+f2", {"f1", "f2"}},
           {"f3+f4+res2", {"f4", "res2"}}}},
         {"resnet18_small.yaml",
-         {{"stem_bn+stem_relu", {"stem_relu"}},  // the stem (8 channels) is a direct window
-          {"s1b1_bn2+s1b1_add+s1b1_out", {"s1b1_add", "s1b1_out"}},  // stage 1 convs are direct windows too
+         {{"stem+stem_bn+stem_relu", {"stem_bn", "stem_relu"}},  // the stem (8 channels) is a direct window
+          {"s1b1_c2+s1b1_bn2+s1b1_add+s1b1_out", {"s1b1_bn2", "s1b1_add", "s1b1_out"}},  // so are stage 1's convs
           {"s2b1_c2+s2b1_bn2+s2b1_add+s2b1_out", {"s2b1_bn2", "s2b1_add", "s2b1_out"}},
           {"s2b1_down+s2b1_down_bn", {"s2b1_down_bn"}}}},
         {"tests/assorted_bf16.yaml",
          {{"e+q+r+t+sg+mix", {"q", "r", "t", "sg", "mix"}}, {"bm+bmr+bms", {"bmr", "bms"}}}},
-        {"tests/cnn_mixed_f16.yaml", {{"c1+bn1+r1", {"bn1", "r1"}}, {"pw+bn2", {"bn2"}}}},
+        {"tests/cnn_mixed_f16.yaml", {{"c1+bn1+r1", {"bn1", "r1"}}, {"dw+r2", {"r2"}}, {"pw+bn2", {"bn2"}}, {"ap1+skip", {"skip"}}}},
         {"tests/embed_mlp_bf16.yaml", {}},
         {"tests/gpt_block_f16.yaml", {}},
         {"tests/rank6_embedding_f16.yaml", {}},
@@ -416,6 +567,7 @@ TEST_CASE("zoo models fuse their chains and still match the reference", "[fusion
 
 TEST_CASE("fused schedules compile with NVRTC for sm_90", "[fusion][compile]") {
     for (const Graph& g : {mlp_layer(DType::bf16), conv_block(DType::f16), scores_softmax(DType::f16, 37),
+                           depthwise_block(DType::bf16), proj_norm(DType::bf16, Op::layernorm, 45),
                            zoo_graph("transformer_encoder_f32.yaml")}) {
         CAPTURE(g.model_name);
         const Schedule s = fused_schedule(g);

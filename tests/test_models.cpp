@@ -64,7 +64,8 @@ TEST_CASE("zoo models match the reference on the host backend", "[models][host]"
 
 TEST_CASE("zoo sources compile with NVRTC for sm_90", "[models][compile]") {
     auto file = GENERATE(from_range(zoo()));
-    auto policy = GENERATE(as<std::string>{}, "topo", "per_op");
+    auto policy = GENERATE(as<std::string>{}, "anvil", "per_op");
+    if (policy == "per_op" && file.find("_f16") == std::string::npos) return;  // one dtype suffices for per_op
     DYNAMIC_SECTION(fs::path(file).filename().string() << " under " << policy) {
         Schedule s = plan(load_graph(file), policy, default_gpu());
         CubinResult r = compile_nvrtc(emit_source(s), "sm_90");

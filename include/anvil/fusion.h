@@ -1,7 +1,7 @@
 // Fusion: a pure pass on the tile graph that folds nodes into the rOp of
 // their producer or consumer so that the intermediate between them is never
 // stored: in registers (elementwise chains; elementwise epilogues of
-// matmul, conv2d and row-wise rOps) or in shared memory (a producer tile
+// matmul, conv2d, window and row-wise rOps) or in shared memory (a producer tile
 // kept on chip for its consumer inside one rTask). A fused group whose
 // shared memory or registers would not fit is split again, never rejected.
 #pragma once

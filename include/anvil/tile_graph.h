@@ -62,6 +62,7 @@ struct ROp {
     std::vector<VertexId> fused;  // nodes whose work this rOp also does, in order; their outputs are never stored
     FusionLevel fusion = FusionLevel::none;
     AnvilEpilogue epilogue{};   // fused elementwise work applied before each store (nsteps 0: none); emit numbers the table entry
+    AnvilEpilogue row_epilogue{};  // matmul with a fused row op: elementwise work after the row op
 };
 
 struct TileGraph {

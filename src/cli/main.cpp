@@ -8,10 +8,12 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <algorithm>
 #include <map>
 
 #include "anvil/compile.h"
 #include "anvil/cost_model.h"
+#include "anvil/cuda_backend.h"
 #include "anvil/emit.h"
 #include "anvil/host_backend.h"
 #include "anvil/pipeline.h"
@@ -167,21 +169,30 @@ int cmd_run(const std::string& model, const std::string& backend, const std::str
     find_policy(policy);  // refuse an unknown name before any work
     if (!inputs_dir.empty() && !fs::is_directory(inputs_dir))
         throw UserError(inputs_dir + ": --inputs is not a directory");
+    // --check-races watches every task start, which only the host backend can.
+    if (check_races && backend == "cuda")
+        throw UserError("--check-races runs on the host backend only: use --backend host or auto");
     std::string chosen = backend;
-    if (backend != "host") {
-        std::string why = cuda_unavailable_reason();
-        // A device is no use until the cuda backend exists: say so, and let auto fall back.
-        if (why.empty()) why = "a CUDA device is present, but the cuda backend is not built yet";
-        if (backend == "cuda") throw UserError("--backend cuda: " + why);
-        chosen = "host";
-        fmt::print("backend auto: {}; using the host backend\n", why);
+    if (backend == "auto") {
+        const std::string why = check_races ? std::string("--check-races needs the host backend")
+                                            : cuda_unavailable_reason();
+        chosen = why.empty() ? "cuda" : "host";
+        if (!why.empty()) fmt::print("backend auto: {}; using the host backend\n", why);
+    } else if (backend == "cuda") {
+        if (const std::string why = cuda_unavailable_reason(); !why.empty())
+            throw UserError("--backend cuda: " + why);
     }
     TensorMap values = make_values(graph, inputs_dir.empty() ? std::nullopt : std::optional(inputs_dir));
     Schedule s = plan(graph, policy, gpu);
-    HostRunOptions opt;
-    opt.workers = workers;
-    opt.check_races = check_races;
-    TensorMap outputs = run_host(s, values, opt);
+    TensorMap outputs;
+    if (chosen == "cuda") {
+        outputs = run_cuda(s, values);
+    } else {
+        HostRunOptions opt;
+        opt.workers = workers;
+        opt.check_races = check_races;
+        outputs = run_host(s, values, opt);
+    }
     auto reference = reference_execute(graph, values);
     std::vector<OutputCheck> checks = check_outputs(graph, outputs, reference);
 
@@ -199,6 +210,94 @@ int cmd_run(const std::string& model, const std::string& backend, const std::str
         fmt::print("  saved inputs, params and outputs to {}\n", save_io_dir);
     }
     return ok ? 0 : 1;
+}
+
+double median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    const size_t n = v.size();
+    return n == 0 ? 0 : n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+// One schedule measured on the device: the median and extremes of `iters`
+// timed runs after `warmup` untimed ones.
+struct Measured {
+    double median_s = 0, min_s = 0, max_s = 0;
+    size_t launches = 0;
+    double predicted_s = 0;
+};
+
+Measured measure(const Schedule& s, const TensorMap& values, int warmup, int iters, std::string* device) {
+    CudaProgram program(s);
+    program.upload(values);
+    // Warm-up: module load, caches, clocks; its time is not kept.
+    for (int i = 0; i < warmup; ++i) program.run();
+    std::vector<double> times;
+    for (int i = 0; i < iters; ++i) times.push_back(program.run());
+    if (device) *device = program.device_name() + " (" + std::to_string(program.sm_count()) + " SMs, " +
+                          program.arch() + ")";
+    Measured m;
+    m.median_s = median(times);
+    m.min_s = *std::min_element(times.begin(), times.end());
+    m.max_s = *std::max_element(times.begin(), times.end());
+    m.launches = s.launches.size();
+    m.predicted_s = predict(s).total_s;
+    return m;
+}
+
+// anvil profile: the chosen policy's schedule and the per_op baseline, each
+// timed with CUDA events around a whole run (all its launches), next to the
+// cost model's prediction.
+// TODO(issue 5, next step): capture the per_op launches in a CUDA graph (so
+// the baseline pays no CPU launch overhead), and record a per-task trace
+// (start/end/SM from %globaltimer) to compare with the predicted timeline.
+int cmd_profile(const std::string& model, const std::string& policy, const Gpu& gpu, int iters, bool json) {
+    Graph graph = load_graph(model);
+    find_policy(policy);
+    if (iters < 1) throw UserError("--iters must be at least 1, not " + std::to_string(iters));
+    if (const std::string why = cuda_unavailable_reason(); !why.empty())
+        throw UserError("anvil profile measures on a GPU, and there is no CUDA device to use: " + why);
+    const TensorMap values = make_values(graph, std::nullopt);
+    const int warmup = std::max(2, iters / 10);
+    std::string device;
+    const Schedule s = plan(graph, policy, gpu);
+    const Measured mk = measure(s, values, warmup, iters, &device);
+    Measured base = mk;
+    if (policy != "per_op") base = measure(plan(graph, "per_op", gpu), values, warmup, iters, nullptr);
+
+    if (json) {
+        nlohmann::json j;
+        j["model"] = graph.model_name;
+        j["policy"] = s.policy;
+        j["device"] = device;
+        j["target"] = s.gpu.name;
+        j["iters"] = iters;
+        j["warmup"] = warmup;
+        j["megakernel_us"] = mk.median_s * 1e6;
+        j["megakernel_min_us"] = mk.min_s * 1e6;
+        j["megakernel_max_us"] = mk.max_s * 1e6;
+        j["launches"] = mk.launches;
+        j["predicted_us"] = mk.predicted_s * 1e6;
+        j["per_op_us"] = base.median_s * 1e6;
+        j["per_op_min_us"] = base.min_s * 1e6;
+        j["per_op_max_us"] = base.max_s * 1e6;
+        j["per_op_launches"] = base.launches;
+        j["per_op_predicted_us"] = base.predicted_s * 1e6;
+        fmt::print("{}\n", j.dump(1));
+        return 0;
+    }
+    fmt::print("model {}: profile on {}, schedule for {}; median of {} runs after {} warm-up runs\n",
+               graph.model_name, device, s.gpu.name, iters, warmup);
+    auto row = [](const std::string& name, const Measured& m) {
+        fmt::print("  {:<8} {:>10.2f} us (min {:.2f}, max {:.2f})  {:>5} launch{}  predicted {:.2f} us\n", name,
+                   m.median_s * 1e6, m.min_s * 1e6, m.max_s * 1e6, m.launches, m.launches == 1 ? "  " : "es",
+                   m.predicted_s * 1e6);
+    };
+    row(s.policy, mk);
+    if (policy != "per_op") {
+        row("per_op", base);
+        fmt::print("  speed-up over per_op: {:.2f}x\n", base.median_s / mk.median_s);
+    }
+    return 0;
 }
 
 }  // namespace
@@ -240,7 +339,7 @@ int main(int argc, char** argv) {
 
     CLI::App* run = app.add_subcommand("run", "run a model and check every output against the float64 reference");
     run->add_option("MODEL", model, "model file (.yaml)")->required();
-    run->add_option("--backend", backend, "auto (cuda if a device exists, else host), host or cuda")
+    run->add_option("--backend", backend, "auto (cuda if a device is usable, else host), host or cuda")
         ->check(CLI::IsMember({"auto", "host", "cuda"}))
         ->capture_default_str();
     add_target(run);
@@ -250,7 +349,15 @@ int main(int argc, char** argv) {
     bool check_races = false;
     run->add_flag("--check-races", check_races,
                   "refuse a schedule with an unordered producer/consumer pair, and check every task's producers "
-                  "had published when it started (host backend)");
+                  "had published when it started (host backend; auto picks it)");
+
+    CLI::App* prof = app.add_subcommand("profile", "time a model's schedule and the per_op baseline on the GPU");
+    prof->add_option("MODEL", model, "model file (.yaml)")->required();
+    add_target(prof);
+    int iters = 20;
+    bool profile_json = false;
+    prof->add_option("--iters", iters, "timed runs per schedule (the median is reported)")->capture_default_str();
+    prof->add_flag("--json", profile_json, "print the measurements as one JSON object (only that)");
 
     try {
         app.parse(argc, argv);
@@ -261,6 +368,7 @@ int main(int argc, char** argv) {
     try {
         if (*check) return cmd_check(model);
         if (*sched) return cmd_schedule(model, policy, find_gpu(gpu_name, kernels_db), outputs);
+        if (*prof) return cmd_profile(model, policy, find_gpu(gpu_name, kernels_db), iters, profile_json);
         if (*run)
             return cmd_run(model, backend, policy, save_io_dir, inputs_dir, workers, check_races,
                            find_gpu(gpu_name, kernels_db));

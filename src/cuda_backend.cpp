@@ -1,0 +1,271 @@
+// run_cuda: emit the schedule, compile it with NVRTC for the device's
+// architecture, load the CUBIN, check that every launch's waiting blocks
+// can be resident together, and run the launches over the same arena,
+// counters and status word as the host backend.
+#include "anvil/cuda_backend.h"
+
+#include <algorithm>
+#include <chrono>
+#include <thread>
+
+#include "anvil/arena_io.h"
+#include "anvil/compile.h"
+#include "anvil/cuda_driver.h"
+#include "anvil/emit.h"
+#include "anvil/error.h"
+#include "anvil/run_errors.h"
+
+namespace anvil {
+
+namespace {
+
+const CudaDriver& driver() {
+    std::string why;
+    const CudaDriver* drv = cuda_driver(&why);
+    if (!drv) throw UserError("the cuda backend cannot run: " + why);
+    return *drv;
+}
+
+// The launch whose queues hold `task` (for naming it in an error found
+// after the whole run), or 0 when none does.
+size_t launch_of(const Schedule& s, int task) {
+    for (size_t l = 0; l < s.launches.size(); ++l)
+        for (const auto& q : s.launches[l].queues)
+            if (std::find(q.begin(), q.end(), task) != q.end()) return l;
+    return 0;
+}
+
+// Whether some task of `l` waits for another block: then every block of
+// the launch must be resident at once, or a waiting block could hold the
+// SM its producer needs. A launch of independent tasks (per_op, welder)
+// may have any number of blocks.
+bool has_waits(const Schedule& s, const Launch& l) {
+    for (const auto& q : l.queues)
+        for (int t : q)
+            if (!s.tasks[t].deps.empty()) return true;
+    return false;
+}
+
+}  // namespace
+
+struct CudaProgram::Impl {
+    const CudaDriver& drv = driver();
+    const Schedule& s;
+    CudaRunOptions opt;
+    CUdevice dev = 0;
+    CUcontext ctx = nullptr;
+    CUmodule module = nullptr;
+    CUstream stream = nullptr;
+    CUevent start = nullptr, end = nullptr;
+    CUdeviceptr arena = 0, counters = 0, status = 0;
+    size_t arena_bytes = 0;
+    std::vector<CUfunction> functions;  // one per launch
+    std::string name, arch;
+    int sms = 0;
+    unsigned epoch = 0;  // of the last run
+    // Set when the device is stuck or its context broken: the destructor
+    // then resets the context instead of freeing into it.
+    bool broken = false;
+
+    Impl(const Schedule& sched, const CudaRunOptions& o) : s(sched), opt(o) {
+        try {
+            open();
+        } catch (...) {
+            close();
+            throw;
+        }
+    }
+    ~Impl() { close(); }
+
+    void check(CUresult r, const std::string& call) {
+        if (r == CUDA_SUCCESS) return;
+        // Errors of a kernel (an illegal address, a failed launch) stay on
+        // the context: nothing more can run in it.
+        if (r != CUDA_ERROR_INVALID_VALUE && r != CUDA_ERROR_OUT_OF_MEMORY && r != CUDA_ERROR_NOT_FOUND &&
+            r != CUDA_ERROR_INVALID_IMAGE && r != CUDA_ERROR_NO_BINARY_FOR_GPU)
+            broken = true;
+        throw UserError("model '" + s.tiles.model_name + "' on the cuda backend: " + cuda_error_str(drv, r, call));
+    }
+
+    void open() {
+        int count = 0;
+        check(drv.cuDeviceGetCount(&count), "cuDeviceGetCount");
+        if (opt.device < 0 || opt.device >= count)
+            throw UserError("CUDA device " + std::to_string(opt.device) + " does not exist: there are " +
+                            std::to_string(count));
+        check(drv.cuDeviceGet(&dev, opt.device), "cuDeviceGet");
+        char buf[256] = {};
+        check(drv.cuDeviceGetName(buf, sizeof buf - 1, dev), "cuDeviceGetName");
+        name = buf;
+        int major = 0, minor = 0;
+        check(drv.cuDeviceGetAttribute(&major, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, dev), "cuDeviceGetAttribute");
+        check(drv.cuDeviceGetAttribute(&minor, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, dev), "cuDeviceGetAttribute");
+        check(drv.cuDeviceGetAttribute(&sms, CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT, dev), "cuDeviceGetAttribute");
+        arch = "sm_" + std::to_string(major) + std::to_string(minor);
+        check(drv.cuDevicePrimaryCtxRetain(&ctx, dev), "cuDevicePrimaryCtxRetain");
+        check(drv.cuCtxSetCurrent(ctx), "cuCtxSetCurrent");
+
+        const CubinResult cubin = compile_nvrtc(emit_source(s), arch);
+        check(drv.cuModuleLoadData(&module, cubin.cubin.data()), "cuModuleLoadData (the " + arch + " CUBIN)");
+        for (const Launch& l : s.launches) {
+            CUfunction f = nullptr;
+            check(drv.cuModuleGetFunction(&f, module, l.name.c_str()), "cuModuleGetFunction('" + l.name + "')");
+            functions.push_back(f);
+        }
+        check_residency();
+
+        arena_bytes = arena_size(s.tiles);
+        check(drv.cuMemAlloc(&arena, arena_bytes), "cuMemAlloc (the arena, " + std::to_string(arena_bytes) + " bytes)");
+        const size_t counter_bytes = std::max<size_t>(s.tasks.size(), 1) * sizeof(unsigned);
+        check(drv.cuMemAlloc(&counters, counter_bytes), "cuMemAlloc (the task counters)");
+        check(drv.cuMemAlloc(&status, sizeof(AnvilStatus)), "cuMemAlloc (the status word)");
+        // A blocking stream: its kernels wait for the synchronous copies
+        // (legacy default stream) of upload().
+        check(drv.cuStreamCreate(&stream, CU_STREAM_DEFAULT), "cuStreamCreate");
+        check(drv.cuEventCreate(&start, CU_EVENT_DEFAULT), "cuEventCreate");
+        check(drv.cuEventCreate(&end, CU_EVENT_DEFAULT), "cuEventCreate");
+        // Counters start below epoch 1; the arena starts zeroed, like the host's.
+        check(drv.cuMemsetD8Async(counters, 0, counter_bytes, stream), "cuMemsetD8 (the task counters)");
+        check(drv.cuMemsetD8Async(arena, 0, arena_bytes, stream), "cuMemsetD8 (the arena)");
+        wait("zeroing the arena", opt.host_margin_s);
+    }
+
+    // Every block of a launch with waits must be resident at once (the
+    // deadlock-freedom argument in megakernel.cuh). Shared memory is static
+    // (ANVIL_SMEM_BYTES, at most 48 KiB), so no attribute needs raising and
+    // the dynamic size is 0.
+    void check_residency() {
+        for (size_t l = 0; l < s.launches.size(); ++l) {
+            const Launch& launch = s.launches[l];
+            int per_sm = 0, regs = 0, smem = 0;
+            check(drv.cuOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, functions[l], s.threads_per_block, 0),
+                  "cuOccupancyMaxActiveBlocksPerMultiprocessor('" + launch.name + "')");
+            check(drv.cuFuncGetAttribute(&regs, CU_FUNC_ATTRIBUTE_NUM_REGS, functions[l]), "cuFuncGetAttribute");
+            check(drv.cuFuncGetAttribute(&smem, CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES, functions[l]),
+                  "cuFuncGetAttribute");
+            const std::string resources = std::to_string(s.threads_per_block) + " threads, " + std::to_string(regs) +
+                                          " registers per thread, " + std::to_string(smem) + " B shared memory";
+            const long long blocks = static_cast<long long>(launch.queues.size());
+            const long long fit = static_cast<long long>(sms) * per_sm;
+            if (per_sm == 0)
+                throw UserError("model '" + s.tiles.model_name + "', launch '" + launch.name + "': a block (" +
+                                resources + ") does not fit on an SM of " + name);
+            if (blocks > fit && has_waits(s, launch))
+                throw UserError("model '" + s.tiles.model_name + "', policy '" + s.policy + "', launch '" +
+                                launch.name + "': its " + std::to_string(blocks) +
+                                " blocks wait on one another, so all must be resident at once, but only " +
+                                std::to_string(sms) + " SMs x " + std::to_string(per_sm) + " blocks per SM = " +
+                                std::to_string(fit) + " fit on " + name + " (" + resources +
+                                " per block); schedule for this GPU (--gpu) or fewer blocks");
+        }
+    }
+
+    // Polls the stream until its work is done, for at most `limit_s`: a
+    // kernel that never ends must become an error, not a hang of anvil.
+    void wait(const std::string& what, double limit_s) {
+        const auto t0 = std::chrono::steady_clock::now();
+        for (int polls = 0;; ++polls) {
+            const CUresult r = drv.cuStreamQuery(stream);
+            if (r == CUDA_SUCCESS) return;
+            if (r != CUDA_ERROR_NOT_READY) check(r, "cuStreamQuery (after " + what + ")");
+            const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            if (waited > limit_s) {
+                broken = true;
+                throw UserError("model '" + s.tiles.model_name + "', policy '" + s.policy + "' on " + name + ": " +
+                                what + " did not finish within " + std::to_string(static_cast<int>(limit_s)) +
+                                " s although every dependency wait is bounded by " +
+                                std::to_string(opt.spin_timeout_s) + " s: a task does not end");
+            }
+            // Spin briefly (short runs), then sleep (long ones).
+            if (polls < 1000) std::this_thread::yield();
+            else std::this_thread::sleep_for(std::chrono::microseconds(100));
+        }
+    }
+
+    double run() {
+        check(drv.cuCtxSetCurrent(ctx), "cuCtxSetCurrent");
+        ++epoch;
+        unsigned long long timeout_ns = static_cast<unsigned long long>(opt.spin_timeout_s * 1e9);
+        check(drv.cuMemsetD8Async(status, 0, sizeof(AnvilStatus), stream), "cuMemsetD8 (the status word)");
+        check(drv.cuEventRecord(start, stream), "cuEventRecord");
+        for (size_t l = 0; l < s.launches.size(); ++l) {
+            void* args[] = {&arena, &counters, &epoch, &status, &timeout_ns};
+            const unsigned blocks = static_cast<unsigned>(s.launches[l].queues.size());
+            check(drv.cuLaunchKernel(functions[l], std::max(blocks, 1u), 1, 1, s.threads_per_block, 1, 1, 0, stream,
+                                     args, nullptr),
+                  "cuLaunchKernel('" + s.launches[l].name + "', " + std::to_string(blocks) + " blocks)");
+        }
+        check(drv.cuEventRecord(end, stream), "cuEventRecord");
+        wait("the run of " + std::to_string(s.launches.size()) + " launch(es)", opt.spin_timeout_s + opt.host_margin_s);
+        AnvilStatus st{};
+        check(drv.cuMemcpyDtoH(&st, status, sizeof st), "cuMemcpyDtoH (the status word)");
+        // A failing task stops its launch, and every later launch sees the
+        // status at its first wait: the launch that failed is the task's.
+        if (st.code != ANVIL_OK) report_run_status(s, launch_of(s, st.task), st, opt.spin_timeout_s);
+        float ms = 0;
+        check(drv.cuEventElapsedTime(&ms, start, end), "cuEventElapsedTime");
+        return ms * 1e-3;
+    }
+
+    void close() {
+        if (!ctx) return;
+        drv.cuCtxSetCurrent(ctx);
+        if (broken) {
+            // A stuck kernel or a broken context: freeing would wait on it
+            // or fail. Resetting ends the kernel and frees everything.
+            drv.cuDevicePrimaryCtxReset(dev);
+        } else {
+            // Errors here cannot be reported (destructor) and change nothing.
+            if (start) drv.cuEventDestroy(start);
+            if (end) drv.cuEventDestroy(end);
+            if (stream) drv.cuStreamDestroy(stream);
+            for (CUdeviceptr p : {arena, counters, status})
+                if (p) drv.cuMemFree(p);
+            if (module) drv.cuModuleUnload(module);
+        }
+        drv.cuDevicePrimaryCtxRelease(dev);
+        ctx = nullptr;
+    }
+};
+
+CudaProgram::CudaProgram(const Schedule& s, const CudaRunOptions& opt) : impl_(std::make_unique<Impl>(s, opt)) {}
+CudaProgram::~CudaProgram() = default;
+
+void CudaProgram::upload(const TensorMap& values) {
+    Impl& m = *impl_;
+    const std::vector<char> image = arena_image(m.s.tiles, values);
+    m.check(m.drv.cuCtxSetCurrent(m.ctx), "cuCtxSetCurrent");
+    m.check(m.drv.cuMemcpyHtoD(m.arena, image.data(), image.size()), "cuMemcpyHtoD (the arena)");
+}
+
+double CudaProgram::run() { return impl_->run(); }
+
+TensorMap CudaProgram::outputs() const {
+    Impl& m = *impl_;
+    m.check(m.drv.cuCtxSetCurrent(m.ctx), "cuCtxSetCurrent");
+    // Only the outputs' bytes come back; read_outputs takes them from their offsets.
+    std::vector<char> image(m.arena_bytes, 0);
+    for (const std::string& name : m.s.tiles.outputs) {
+        const TensorBuffer& buf = buffer_of(m.s.tiles, name);
+        ANVIL_CHECK(buf.offset >= 0 && static_cast<size_t>(buf.offset + buf.bytes) <= m.arena_bytes,
+                    "buffer of output '" + name + "' does not fit the arena");
+        if (buf.bytes > 0)
+            m.check(m.drv.cuMemcpyDtoH(image.data() + buf.offset, m.arena + buf.offset, buf.bytes),
+                    "cuMemcpyDtoH (output '" + name + "')");
+    }
+    return read_outputs(m.s.tiles, image.data());
+}
+
+std::string CudaProgram::device_name() const { return impl_->name; }
+std::string CudaProgram::arch() const { return impl_->arch; }
+int CudaProgram::sm_count() const { return impl_->sms; }
+
+TensorMap run_cuda(const Schedule& s, const TensorMap& values, const CudaRunOptions& opt) {
+    arena_image(s.tiles, values);  // refuse missing or mistyped values before touching the device
+    CudaProgram program(s, opt);
+    program.upload(values);
+    program.run();
+    return program.outputs();
+}
+
+}  // namespace anvil
