@@ -28,11 +28,13 @@ def full_size_models():
 
 
 def readme_table(doc):
+    # Each cell: predicted time, DRAM bytes, kernel launches.
     head = "| model | " + " | ".join(POLICIES) + " | anvil vs per_op |\n|---|" + "---|" * (len(POLICIES) + 1) + "\n"
     rows = []
     for model, by_policy in doc["models"].items():
         cells = [f"{by_policy[p]['predicted_us']:.0f} us, {by_policy[p]['dram_bytes'] / 1e6:.1f} MB, "
-                 f"{by_policy[p]['kernels']} k" for p in POLICIES]
+                 f"{by_policy[p]['kernels']} launch{'es' if by_policy[p]['kernels'] != 1 else ''}"
+                 for p in POLICIES]
         speedup = by_policy["per_op"]["predicted_us"] / by_policy["anvil"]["predicted_us"]
         rows.append(f"| {model} | " + " | ".join(cells) + f" | {speedup:.2f}x |")
     return head + "\n".join(rows) + "\n"
