@@ -224,6 +224,7 @@ struct Fuser {
     AnvilEpilogue lower(const Program& p) const;
     void absorb_row_op(ROp& op, const ROp& row, int code) const;
     void add_row_epilogue(ROp& op, const std::vector<int>& members, const Program& p) const;
+    void take_members(ROp& op, const std::vector<int>& members, const std::vector<VertexId>& inputs) const;
     ROp fused_rop(int head, const std::vector<int>& members, const Program& p) const;
 };
 
@@ -265,6 +266,18 @@ AnvilEpilogue Fuser::lower(const Program& p) const {
 }
 
 // The head rOp writing the last member's output after the program.
+// `op` takes over the work of the rOps `members` and reads `inputs` too.
+void Fuser::take_members(ROp& op, const std::vector<int>& members, const std::vector<VertexId>& inputs) const {
+    for (int m : members) {
+        const ROp& r = tg.rops[m];
+        op.name += "+" + buf(r.node).name;
+        op.fused.push_back(r.node);
+        op.flops += r.flops;
+    }
+    for (VertexId u : inputs)
+        if (std::find(op.reads.begin(), op.reads.end(), u) == op.reads.end()) op.reads.push_back(u);
+}
+
 ROp Fuser::fused_rop(int head, const std::vector<int>& members, const Program& p) const {
     ROp op = tg.rops[head];
     const VertexId last = tg.rops[members.back()].node;
@@ -301,14 +314,7 @@ ROp Fuser::fused_rop(int head, const std::vector<int>& members, const Program& p
     op.node = last;
     op.fusion = FusionLevel::registers;
     op.epilogue = lower(p);
-    for (int m : members) {
-        const ROp& r = tg.rops[m];
-        op.name += "+" + buf(r.node).name;
-        op.fused.push_back(r.node);
-        op.flops += r.flops;
-    }
-    for (VertexId u : p.inputs)
-        if (std::find(op.reads.begin(), op.reads.end(), u) == op.reads.end()) op.reads.push_back(u);
+    take_members(op, members, p.inputs);
     return op;
 }
 
@@ -352,14 +358,7 @@ void Fuser::add_row_epilogue(ROp& op, const std::vector<int>& members, const Pro
     op.dtypes[2] = out.dtype;
     op.node = last;
     op.row_epilogue = lower(p);
-    for (int m : members) {
-        const ROp& r = tg.rops[m];
-        op.name += "+" + buf(r.node).name;
-        op.fused.push_back(r.node);
-        op.flops += r.flops;
-    }
-    for (VertexId u : p.inputs)
-        if (std::find(op.reads.begin(), op.reads.end(), u) == op.reads.end()) op.reads.push_back(u);
+    take_members(op, members, p.inputs);
 }
 
 }  // namespace
