@@ -73,15 +73,35 @@ ANVIL_DEVICE void anvil_publish(int task, unsigned* counters, unsigned epoch) {
     if (anvil_thread() == 0) anvil_store_release(counters + task, epoch);
 }
 
-// Runs one task; false when the run is being stopped.
+// Where a task's timeline goes: null, or one record per task (ANVIL_TRACE).
+struct AnvilTraceSink {
+    AnvilTraceRecord* records;
+    unsigned sm;
+    unsigned block;
+};
+
+// Runs one task; false when the run is being stopped. Without ANVIL_TRACE
+// the sink is never read, and the compiler drops it.
 template <AnvilRunTask RUN>
 ANVIL_DEVICE bool anvil_run_one(int task, const AnvilTask* tasks, const int* deps, char* arena,
                                 unsigned* counters, unsigned epoch, AnvilStatus* status,
-                                unsigned long long timeout_ns) {
+                                unsigned long long timeout_ns, AnvilTraceSink sink) {
     const AnvilTask t = tasks[task];
+#ifdef ANVIL_TRACE
+    const unsigned long long ready = anvil_now_ns();
+#endif
     if (!anvil_wait_deps(task, t, deps, counters, epoch, status, timeout_ns)) return false;
+#ifdef ANVIL_TRACE
+    const unsigned long long start = anvil_now_ns();
+#endif
     RUN(t.op, t.tile, arena, status, task);
     anvil_publish(task, counters, epoch);
+#ifdef ANVIL_TRACE
+    if (sink.records && anvil_thread() == 0)
+        sink.records[task] = AnvilTraceRecord{ready, start, anvil_now_ns(), sink.sm, sink.block};
+#else
+    (void)sink;
+#endif
     return true;
 }
 
@@ -89,9 +109,9 @@ ANVIL_DEVICE bool anvil_run_one(int task, const AnvilTask* tasks, const int* dep
 template <AnvilRunTask RUN>
 ANVIL_DEVICE void anvil_run_queue(const int* queue, int count, const AnvilTask* tasks, const int* deps,
                                   char* arena, unsigned* counters, unsigned epoch, AnvilStatus* status,
-                                  unsigned long long timeout_ns) {
+                                  unsigned long long timeout_ns, AnvilTraceSink sink) {
     for (int i = 0; i < count; ++i)
-        if (!anvil_run_one<RUN>(queue[i], tasks, deps, arena, counters, epoch, status, timeout_ns)) return;
+        if (!anvil_run_one<RUN>(queue[i], tasks, deps, arena, counters, epoch, status, timeout_ns, sink)) return;
 }
 
 #ifndef __CUDACC__
@@ -104,14 +124,15 @@ ANVIL_DEVICE void anvil_run_queue(const int* queue, int count, const AnvilTask* 
 //
 // `observe`, when not null, is called with each task after its waits and
 // before its body (the race check's record of what had published by then);
-// null keeps the plain path.
+// null keeps the plain path. `trace` as on the device, the worker playing
+// the SM.
 typedef void (*AnvilHostObserver)(void* ctx, int task);
 
 template <AnvilRunTask RUN>
 static void anvil_host_run_blocks(const int* qoff, const int* queue, int blocks, int worker, int workers,
                                   const AnvilTask* tasks, const int* deps, char* arena, unsigned* counters,
                                   unsigned epoch, AnvilStatus* status, unsigned long long timeout_ns,
-                                  AnvilHostObserver observe, void* observe_ctx) {
+                                  AnvilTraceRecord* trace, AnvilHostObserver observe, void* observe_ctx) {
     int mine = 0;
     for (int b = worker; b < blocks; b += workers) ++mine;
     if (mine == 0) return;
@@ -129,8 +150,9 @@ static void anvil_host_run_blocks(const int* qoff, const int* queue, int blocks,
         }
         if (best < 0) break;
         ++cursor[best];
+        const AnvilTraceSink sink = {trace, (unsigned)worker, (unsigned)(worker + best * workers)};
         if (!observe) {
-            if (!anvil_run_one<RUN>(best_task, tasks, deps, arena, counters, epoch, status, timeout_ns)) break;
+            if (!anvil_run_one<RUN>(best_task, tasks, deps, arena, counters, epoch, status, timeout_ns, sink)) break;
             continue;
         }
         // anvil_run_one with the observer between the waits and the body.

@@ -229,4 +229,16 @@ struct AnvilStatus {
     int detail;      // ANVIL_BAD_INDEX: the bad index
 };
 
+// One task's measured timeline, written by its block's thread 0 when the
+// source is emitted with ANVIL_TRACE (the profiler's --trace): when it
+// began waiting for its dependencies, when its body started, when it had
+// published; all %globaltimer nanoseconds (host: CLOCK_MONOTONIC).
+struct AnvilTraceRecord {
+    unsigned long long ready_ns;
+    unsigned long long start_ns;
+    unsigned long long end_ns;
+    unsigned sm;     // %smid (host: the worker thread)
+    unsigned block;  // the block of its launch
+};
+
 #endif

@@ -126,6 +126,12 @@ ANVIL_DEVICE unsigned long long anvil_now_ns() {
     asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
     return t;
 }
+// The SM this block runs on (for the trace).
+ANVIL_DEVICE unsigned anvil_smid() {
+    unsigned id;
+    asm volatile("mov.u32 %0, %%smid;" : "=r"(id));
+    return id;
+}
 // Between two polls of a counter: let the SM's other warps run.
 ANVIL_DEVICE void anvil_backoff() { asm volatile("nanosleep.u32 64;"); }
 

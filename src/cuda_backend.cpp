@@ -57,9 +57,10 @@ struct CudaProgram::Impl {
     CUmodule module = nullptr;
     CUstream stream = nullptr;
     CUevent start = nullptr, end = nullptr;
-    CUdeviceptr arena = 0, counters = 0, status = 0;
-    size_t arena_bytes = 0;
-    std::vector<CUfunction> functions;  // one per launch
+    CUdeviceptr arena = 0, counters = 0, status = 0, trace = 0;
+    size_t arena_bytes = 0, counter_bytes = 0;
+    std::vector<CUfunction> functions;  // one per launch (launches may share a kernel)
+    CUgraphExec graph = nullptr;        // run_graph's, captured on first use
     std::string name, arch;
     int sms = 0;
     unsigned epoch = 0;  // of the last run
@@ -105,20 +106,25 @@ struct CudaProgram::Impl {
         check(drv.cuDevicePrimaryCtxRetain(&ctx, dev), "cuDevicePrimaryCtxRetain");
         check(drv.cuCtxSetCurrent(ctx), "cuCtxSetCurrent");
 
-        const CubinResult cubin = compile_nvrtc(emit_source(s), arch);
+        EmitOptions emit;
+        emit.trace = opt.trace;
+        const CubinResult cubin = compile_nvrtc(emit_source(s, emit), arch);
         check(drv.cuModuleLoadData(&module, cubin.cubin.data()), "cuModuleLoadData (the " + arch + " CUBIN)");
-        for (const Launch& l : s.launches) {
+        for (const std::string& kernel : launch_kernels(s)) {
             CUfunction f = nullptr;
-            check(drv.cuModuleGetFunction(&f, module, l.name.c_str()), "cuModuleGetFunction('" + l.name + "')");
+            check(drv.cuModuleGetFunction(&f, module, kernel.c_str()), "cuModuleGetFunction('" + kernel + "')");
             functions.push_back(f);
         }
         check_residency();
 
         arena_bytes = arena_size(s.tiles);
         check(drv.cuMemAlloc(&arena, arena_bytes), "cuMemAlloc (the arena, " + std::to_string(arena_bytes) + " bytes)");
-        const size_t counter_bytes = std::max<size_t>(s.tasks.size(), 1) * sizeof(unsigned);
+        counter_bytes = std::max<size_t>(s.tasks.size(), 1) * sizeof(unsigned);
         check(drv.cuMemAlloc(&counters, counter_bytes), "cuMemAlloc (the task counters)");
         check(drv.cuMemAlloc(&status, sizeof(AnvilStatus)), "cuMemAlloc (the status word)");
+        if (opt.trace)
+            check(drv.cuMemAlloc(&trace, counter_bytes / sizeof(unsigned) * sizeof(AnvilTraceRecord)),
+                  "cuMemAlloc (the trace records)");
         // A blocking stream: its kernels wait for the synchronous copies
         // (legacy default stream) of upload().
         check(drv.cuStreamCreate(&stream, CU_STREAM_DEFAULT), "cuStreamCreate");
@@ -182,20 +188,23 @@ struct CudaProgram::Impl {
         }
     }
 
-    double run() {
-        check(drv.cuCtxSetCurrent(ctx), "cuCtxSetCurrent");
-        ++epoch;
+    // Enqueues the status reset and every launch on `on`, publishing `run_epoch`.
+    void enqueue(CUstream on, unsigned run_epoch) {
         unsigned long long timeout_ns = static_cast<unsigned long long>(opt.spin_timeout_s * 1e9);
-        check(drv.cuMemsetD8Async(status, 0, sizeof(AnvilStatus), stream), "cuMemsetD8 (the status word)");
-        check(drv.cuEventRecord(start, stream), "cuEventRecord");
+        check(drv.cuMemsetD8Async(status, 0, sizeof(AnvilStatus), on), "cuMemsetD8 (the status word)");
         for (size_t l = 0; l < s.launches.size(); ++l) {
-            void* args[] = {&arena, &counters, &epoch, &status, &timeout_ns};
+            int launch = static_cast<int>(l);
+            void* args[] = {&arena, &counters, &run_epoch, &status, &timeout_ns, &trace, &launch};
             const unsigned blocks = static_cast<unsigned>(s.launches[l].queues.size());
-            check(drv.cuLaunchKernel(functions[l], std::max(blocks, 1u), 1, 1, s.threads_per_block, 1, 1, 0, stream,
+            check(drv.cuLaunchKernel(functions[l], std::max(blocks, 1u), 1, 1, s.threads_per_block, 1, 1, 0, on,
                                      args, nullptr),
                   "cuLaunchKernel('" + s.launches[l].name + "', " + std::to_string(blocks) + " blocks)");
         }
-        check(drv.cuEventRecord(end, stream), "cuEventRecord");
+    }
+
+    // Waits for the run between the events, reports a failed task, and
+    // returns the time between them.
+    double finish() {
         wait("the run of " + std::to_string(s.launches.size()) + " launch(es)", opt.spin_timeout_s + opt.host_margin_s);
         AnvilStatus st{};
         check(drv.cuMemcpyDtoH(&st, status, sizeof st), "cuMemcpyDtoH (the status word)");
@@ -205,6 +214,69 @@ struct CudaProgram::Impl {
         float ms = 0;
         check(drv.cuEventElapsedTime(&ms, start, end), "cuEventElapsedTime");
         return ms * 1e-3;
+    }
+
+    double run() {
+        check(drv.cuCtxSetCurrent(ctx), "cuCtxSetCurrent");
+        ++epoch;
+        if (epoch == kGraphEpoch) throw UserError("a CudaProgram runs at most 2^32 - 2 times");
+        check(drv.cuEventRecord(start, stream), "cuEventRecord");
+        enqueue(stream, epoch);
+        check(drv.cuEventRecord(end, stream), "cuEventRecord");
+        return finish();
+    }
+
+    // The graph publishes kGraphEpoch, which no plain run uses, after
+    // zeroing the counters: a graph run waits for its own producers, and a
+    // later plain run's epoch differs from what the graph left.
+    static constexpr unsigned kGraphEpoch = ~0u;
+
+    double run_graph() {
+        check(drv.cuCtxSetCurrent(ctx), "cuCtxSetCurrent");
+        if (!graph) capture();
+        check(drv.cuEventRecord(start, stream), "cuEventRecord");
+        check(drv.cuGraphLaunch(graph, stream), "cuGraphLaunch");
+        check(drv.cuEventRecord(end, stream), "cuEventRecord");
+        return finish();
+    }
+
+    void capture() {
+        // Capture on a stream of its own: the main stream is a blocking
+        // one, and capture refuses any tie to the legacy stream.
+        CUstream cap = nullptr;
+        check(drv.cuStreamCreate(&cap, CU_STREAM_NON_BLOCKING), "cuStreamCreate (for graph capture)");
+        CUgraph g = nullptr;
+        CUresult r = drv.cuStreamBeginCapture(cap, CU_STREAM_CAPTURE_MODE_THREAD_LOCAL);
+        if (r == CUDA_SUCCESS) {
+            try {
+                // Nothing reads the counters of a schedule without waits.
+                bool waits = false;
+                for (const Launch& l : s.launches) waits = waits || has_waits(s, l);
+                if (waits) check(drv.cuMemsetD8Async(counters, 0, counter_bytes, cap), "cuMemsetD8 (the task counters)");
+                enqueue(cap, kGraphEpoch);
+            } catch (...) {
+                drv.cuStreamEndCapture(cap, &g);
+                if (g) drv.cuGraphDestroy(g);
+                drv.cuStreamDestroy(cap);
+                throw;
+            }
+            r = drv.cuStreamEndCapture(cap, &g);
+        }
+        drv.cuStreamDestroy(cap);
+        check(r, "capturing the launches into a CUDA graph");
+        r = drv.cuGraphInstantiateWithFlags(&graph, g, 0);
+        drv.cuGraphDestroy(g);
+        check(r, "cuGraphInstantiate (" + std::to_string(s.launches.size()) + " launches)");
+    }
+
+    std::vector<AnvilTraceRecord> trace_records() {
+        if (!trace) throw UserError("no trace was recorded: the program was not built with CudaRunOptions::trace");
+        std::vector<AnvilTraceRecord> records(s.tasks.size());
+        check(drv.cuCtxSetCurrent(ctx), "cuCtxSetCurrent");
+        if (!records.empty())
+            check(drv.cuMemcpyDtoH(records.data(), trace, records.size() * sizeof(AnvilTraceRecord)),
+                  "cuMemcpyDtoH (the trace records)");
+        return records;
     }
 
     void close() {
@@ -219,7 +291,8 @@ struct CudaProgram::Impl {
             if (start) drv.cuEventDestroy(start);
             if (end) drv.cuEventDestroy(end);
             if (stream) drv.cuStreamDestroy(stream);
-            for (CUdeviceptr p : {arena, counters, status})
+            if (graph) drv.cuGraphExecDestroy(graph);
+            for (CUdeviceptr p : {arena, counters, status, trace})
                 if (p) drv.cuMemFree(p);
             if (module) drv.cuModuleUnload(module);
         }
@@ -239,6 +312,8 @@ void CudaProgram::upload(const TensorMap& values) {
 }
 
 double CudaProgram::run() { return impl_->run(); }
+double CudaProgram::run_graph() { return impl_->run_graph(); }
+std::vector<AnvilTraceRecord> CudaProgram::trace() const { return impl_->trace_records(); }
 
 TensorMap CudaProgram::outputs() const {
     Impl& m = *impl_;

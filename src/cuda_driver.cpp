@@ -84,6 +84,17 @@ void cuda_check(const CudaDriver& drv, CUresult r, const std::string& call) {
     if (r != CUDA_SUCCESS) throw UserError(cuda_error_str(drv, r, call));
 }
 
+std::string cuda_device_name(int ordinal) {
+    std::string why;
+    const CudaDriver* drv = cuda_driver(&why);
+    if (!drv) throw UserError("no usable CUDA device: " + why);
+    CUdevice dev = 0;
+    cuda_check(*drv, drv->cuDeviceGet(&dev, ordinal), "cuDeviceGet(" + std::to_string(ordinal) + ")");
+    char buf[256] = {};
+    cuda_check(*drv, drv->cuDeviceGetName(buf, sizeof buf - 1, dev), "cuDeviceGetName");
+    return buf;
+}
+
 std::string cuda_unavailable_reason() {
     std::string why;
     cuda_driver(&why);

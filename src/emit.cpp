@@ -2,8 +2,9 @@
 // the rtasks/*.cuh files (pasted, in dependency order) followed by
 // generated tables: one params table per rTask kind, the rOp table (each
 // rOp's variant and its index in its kind's table), the task table, the
-// dependency array, per launch its queues and its run_task_<l> dispatcher,
-// and the entry points (one __global__ kernel per launch on CUDA; extern "C"
+// dependency array, every launch's queues, per kernel its run_task_<k>
+// dispatcher, and the entry points (one __global__ function per kernel on
+// CUDA, shared by the launches that dispatch the same variants; extern "C"
 // functions for the host runner otherwise).
 //
 // A variant is a kind template with its template arguments: the dispatcher
@@ -453,68 +454,104 @@ void emit_rops(std::ostringstream& o, const TileGraph& tg, const Variants& v) {
     o << "\n};\n";
 }
 
-// Per launch: queue offsets (one per block, plus the end), the queues, and
-// run_task_<l>, a switch over the variants of that launch only: a kernel
-// then holds only its own rTask code, and its register count is its own.
-void emit_launch_tables(std::ostringstream& o, const Schedule& s, const Variants& v, size_t l) {
-    const std::string L = std::to_string(l);
-    std::vector<int> off{0}, queue;
-    std::set<int> variants;
-    for (const auto& q : s.launches[l].queues) {
-        for (int t : q) {
-            ANVIL_CHECK(t >= 0 && t < static_cast<int>(s.tasks.size()),
-                        "launch " + L + " queues task " + std::to_string(t));
-            variants.insert(v.rops[s.tasks[t].rop].variant);
+// Launches that dispatch the same variants share one kernel: per_op's
+// hundreds of launches become a handful of kernels, so NVRTC compiles each
+// rTask variant once, not once per launch. A kernel is named after the
+// first launch that runs it.
+struct Kernels {
+    std::vector<std::string> names;        // kernel id -> name
+    std::vector<std::set<int>> variants;   // kernel id -> the variants it dispatches
+    std::vector<std::vector<int>> users;   // kernel id -> the launches that run it
+    std::vector<int> of_launch;            // launch -> kernel id
+};
+
+Kernels group_kernels(const Schedule& s, const Variants& v) {
+    Kernels k;
+    std::map<std::set<int>, int> ids;
+    for (size_t l = 0; l < s.launches.size(); ++l) {
+        std::set<int> used;
+        for (const auto& q : s.launches[l].queues)
+            for (int t : q) {
+                ANVIL_CHECK(t >= 0 && t < static_cast<int>(s.tasks.size()),
+                            "launch " + std::to_string(l) + " queues task " + std::to_string(t));
+                used.insert(v.rops[s.tasks[t].rop].variant);
+            }
+        auto [it, fresh] = ids.emplace(used, static_cast<int>(k.names.size()));
+        if (fresh) {
+            k.names.push_back(s.launches[l].name);
+            k.variants.push_back(used);
+            k.users.emplace_back();
         }
-        queue.insert(queue.end(), q.begin(), q.end());
-        off.push_back(static_cast<int>(queue.size()));
+        k.users[it->second].push_back(static_cast<int>(l));
+        k.of_launch.push_back(it->second);
     }
-    o << "\n// ---- launch " << L << " '" << one_line(s.launches[l].name) << "'\n"
-      << int_array("anvil_qoff_" + L, off) << int_array("anvil_queue_" + L, queue)
-      << "ANVIL_DEVICE void run_task_" << L << "(int op, int tile, char* arena, AnvilStatus* status, int task) {\n"
+    return k;
+}
+
+// Every block of every launch, launch after launch: block b of launch l is
+// row anvil_launch_block0[l] + b of the queue offsets.
+void emit_queues(std::ostringstream& o, const Schedule& s) {
+    std::vector<int> off{0}, queue, block0{0};
+    for (const Launch& l : s.launches) {
+        for (const auto& q : l.queues) {
+            queue.insert(queue.end(), q.begin(), q.end());
+            off.push_back(static_cast<int>(queue.size()));
+        }
+        block0.push_back(static_cast<int>(off.size()) - 1);
+    }
+    o << "\n// ---- queues: per block of each launch, launch l's blocks from row anvil_launch_block0[l]\n"
+      << int_array("anvil_launch_block0", block0) << int_array("anvil_qoff", off) << int_array("anvil_queue", queue);
+}
+
+// Per kernel, run_task_<k>: a switch over the variants of its launches
+// only, so a kernel holds only its own rTask code and its register count
+// is its own.
+void emit_dispatcher(std::ostringstream& o, const Variants& v, const Kernels& k, size_t id) {
+    const std::string K = std::to_string(id);
+    o << "\n// ---- kernel " << K << " '" << one_line(k.names[id]) << "', run by " << k.users[id].size() << " launch"
+      << (k.users[id].size() == 1 ? "" : "es") << ":";
+    for (size_t i = 0; i < k.users[id].size() && i < 8; ++i) o << " " << k.users[id][i];
+    o << (k.users[id].size() > 8 ? " ...\n" : "\n");
+    o << "ANVIL_DEVICE void run_task_" << K << "(int op, int tile, char* arena, AnvilStatus* status, int task) {\n"
       << "    (void)status;\n    (void)task;\n"
       << "    const AnvilROpRef r = anvil_rops[op];\n    switch (r.variant) {\n";
-    for (int id : variants) o << "        case " << id << ": " << dispatch_call(v, id) << " break;\n";
+    for (int variant : k.variants[id]) o << "        case " << variant << ": " << dispatch_call(v, variant) << " break;\n";
     o << "        default: break;\n    }\n}\n";
 }
 
-void emit_cuda_entries(std::ostringstream& o, const Schedule& s) {
-    for (size_t l = 0; l < s.launches.size(); ++l) {
-        const std::string L = std::to_string(l);
-        o << "// launch " << l << ": grid = " << s.launches[l].queues.size()
-          << " blocks of 256 threads, all co-resident\n"
-          << "extern \"C\" __global__ void __launch_bounds__(256) " << s.launches[l].name
-          << "(char* arena, unsigned* counters, unsigned epoch, AnvilStatus* status, unsigned long long timeout_ns) {\n"
-          << "    const int b = (int)blockIdx.x;\n"
-          << "    if (b >= " << s.launches[l].queues.size() << ") return;\n"
-          << "    anvil_run_queue<run_task_" << L << ">(anvil_queue_" << L << " + anvil_qoff_" << L << "[b], anvil_qoff_"
-          << L << "[b + 1] - anvil_qoff_" << L << "[b],\n"
-          << "        anvil_tasks, anvil_deps, arena, counters, epoch, status, timeout_ns);\n"
+void emit_cuda_entries(std::ostringstream& o, const Kernels& k) {
+    for (size_t id = 0; id < k.names.size(); ++id) {
+        const std::string K = std::to_string(id);
+        o << "// kernel " << K << ": grid = the launch's blocks, 256 threads each, all co-resident\n"
+          << "extern \"C\" __global__ void __launch_bounds__(256) " << k.names[id]
+          << "(char* arena, unsigned* counters, unsigned epoch, AnvilStatus* status, unsigned long long timeout_ns,\n"
+          << "        AnvilTraceRecord* trace, int launch) {\n"
+          << "    const int b = anvil_launch_block0[launch] + (int)blockIdx.x;\n"
+          << "    if (b >= anvil_launch_block0[launch + 1]) return;\n"
+          << "    const AnvilTraceSink sink = {trace, anvil_smid(), blockIdx.x};\n"
+          << "    anvil_run_queue<run_task_" << K << ">(anvil_queue + anvil_qoff[b], anvil_qoff[b + 1] - anvil_qoff[b],\n"
+          << "        anvil_tasks, anvil_deps, arena, counters, epoch, status, timeout_ns, sink);\n"
           << "}\n";
     }
 }
 
-void emit_host_entries(std::ostringstream& o, const Schedule& s) {
-    std::string blocks;
-    for (size_t l = 0; l < s.launches.size(); ++l)
-        blocks += (l ? ", " : "") + std::to_string(s.launches[l].queues.size());
-    if (s.launches.empty()) blocks = "0";
-    o << "static const int anvil_blocks[] = {" << blocks << "};\n"
-      << "extern \"C\" int anvil_host_task_count(void) { return " << s.tasks.size() << "; }\n"
+void emit_host_entries(std::ostringstream& o, const Schedule& s, const Kernels& k) {
+    o << "extern \"C\" int anvil_host_task_count(void) { return " << s.tasks.size() << "; }\n"
       << "extern \"C\" int anvil_host_launch_count(void) { return " << s.launches.size() << "; }\n"
-      << "extern \"C\" int anvil_host_block_count(int launch) { return anvil_blocks[launch]; }\n"
+      << "extern \"C\" int anvil_host_block_count(int launch) {\n"
+      << "    return anvil_launch_block0[launch + 1] - anvil_launch_block0[launch];\n}\n"
       << "// Worker `worker` of `workers` runs its share of launch `launch`'s blocks (anvil_host_run_blocks).\n"
       << "extern \"C\" void anvil_host_worker(int launch, int worker, int workers, char* arena, unsigned* counters,\n"
       << "                                  unsigned epoch, AnvilStatus* status, double timeout_s,\n"
-      << "                                  AnvilHostObserver observe, void* observe_ctx) {\n"
+      << "                                  AnvilTraceRecord* trace, AnvilHostObserver observe, void* observe_ctx) {\n"
       << "    const unsigned long long timeout_ns = (unsigned long long)(timeout_s * 1e9);\n"
+      << "    const int* qoff = anvil_qoff + anvil_launch_block0[launch];\n"
+      << "    const int blocks = anvil_host_block_count(launch);\n"
       << "    switch (launch) {\n";
-    for (size_t l = 0; l < s.launches.size(); ++l) {
-        const std::string L = std::to_string(l);
-        o << "        case " << L << ": anvil_host_run_blocks<run_task_" << L << ">(anvil_qoff_" << L << ", anvil_queue_"
-          << L << ", " << s.launches[l].queues.size() << ", worker, workers,\n"
-          << "            anvil_tasks, anvil_deps, arena, counters, epoch, status, timeout_ns, observe, observe_ctx); break;\n";
-    }
+    for (size_t l = 0; l < s.launches.size(); ++l)
+        o << "        case " << l << ": anvil_host_run_blocks<run_task_" << k.of_launch[l]
+          << ">(qoff, anvil_queue, blocks, worker, workers,\n"
+          << "            anvil_tasks, anvil_deps, arena, counters, epoch, status, timeout_ns, trace, observe, observe_ctx); break;\n";
     o << "        default: break;\n    }\n}\n";
 }
 
@@ -527,7 +564,14 @@ const std::string& rtask_source(const std::string& file) {
     return it->second;
 }
 
-std::string emit_source(const Schedule& s) {
+std::vector<std::string> launch_kernels(const Schedule& s) {
+    const Kernels k = group_kernels(s, number_variants(s.tiles));
+    std::vector<std::string> names;
+    for (int id : k.of_launch) names.push_back(k.names[id]);
+    return names;
+}
+
+std::string emit_source(const Schedule& s, const EmitOptions& opt) {
     const TileGraph& tg = s.tiles;
     ANVIL_CHECK(s.threads_per_block == 256, "the rtasks are written for 256 threads per block, the schedule asks for " +
                                                 std::to_string(s.threads_per_block));
@@ -539,7 +583,9 @@ std::string emit_source(const Schedule& s) {
 
     std::ostringstream o;
     emit_header(o, s);
-    o << "#define ANVIL_SMEM_BYTES " << smem_bytes_needed(s) << "\n\n";
+    o << "#define ANVIL_SMEM_BYTES " << smem_bytes_needed(s) << "\n";
+    if (opt.trace) o << "// Every task records its timeline (AnvilTraceRecord).\n#define ANVIL_TRACE 1\n";
+    o << "\n";
     for (const char* f : kRtaskOrder) o << paste_rtask(f) << "\n";
 
     for (const ROp& op : tg.rops) check_rop(op);
@@ -547,12 +593,14 @@ std::string emit_source(const Schedule& s) {
     emit_rops(o, tg, variants);
     o << "\n";
     emit_tasks(o, s);
-    for (size_t l = 0; l < s.launches.size(); ++l) emit_launch_tables(o, s, variants, l);
+    emit_queues(o, s);
+    const Kernels kernels = group_kernels(s, variants);
+    for (size_t id = 0; id < kernels.names.size(); ++id) emit_dispatcher(o, variants, kernels, id);
 
     o << "\n#ifdef __CUDACC__\n";
-    emit_cuda_entries(o, s);
+    emit_cuda_entries(o, kernels);
     o << "#else\n";
-    emit_host_entries(o, s);
+    emit_host_entries(o, s, kernels);
     o << "#endif\n";
     return o.str();
 }

@@ -59,7 +59,7 @@ Gpu parse_gpu(const std::string& path, const std::string& text, const std::strin
               const std::string& measured_text) {
     const YAML::Node doc = parse(path, text);
     static const std::set<std::string> keys = {
-        "name", "arch", "sm_count", "max_threads_per_sm", "max_blocks_per_sm", "smem_per_sm", "smem_per_block",
+        "name", "arch", "match", "sm_count", "max_threads_per_sm", "max_blocks_per_sm", "smem_per_sm", "smem_per_block",
         "regs_per_sm", "l2_bytes", "dram_bytes_per_s", "l2_bytes_per_s", "fp32_flops_per_s",
         "tensor_f16_flops_per_s", "launch_overhead_s", "sync_latency_s", "task_overhead_s"};
     for (const auto& kv : doc)
@@ -68,6 +68,7 @@ Gpu parse_gpu(const std::string& path, const std::string& text, const std::strin
     Gpu g;
     g.name = required<std::string>(path, doc, "name");
     g.arch = required<std::string>(path, doc, "arch");
+    g.match = required<std::string>(path, doc, "match");
     g.sm_count = required<int>(path, doc, "sm_count");
     g.max_threads_per_sm = required<int>(path, doc, "max_threads_per_sm");
     g.max_blocks_per_sm = required<int>(path, doc, "max_blocks_per_sm");
@@ -91,6 +92,22 @@ Gpu parse_gpu(const std::string& path, const std::string& text, const std::strin
     if (m["gpu"] && m["gpu"].as<std::string>() != g.name)
         user_error(loc_of(measured_path, m["gpu"]), "measured times",
                    "are for GPU '" + m["gpu"].as<std::string>() + "', not '" + g.name + "'");
+    static const std::set<std::string> measured_keys = {"gpu", "ceilings", "tiles"};
+    for (const auto& kv : m)
+        if (!measured_keys.count(kv.first.Scalar()))
+            user_error(loc_of(measured_path, kv.first), "measured times", "unknown key '" + kv.first.Scalar() + "'");
+    if (const YAML::Node c = m["ceilings"]) {
+        Ceilings& ce = g.ceilings;
+        ce.copy_bytes_per_s = required<double>(measured_path, c, "copy_bytes_per_s");
+        ce.fp32_flops_per_s = required<double>(measured_path, c, "fp32_flops_per_s");
+        ce.tensor_f16_flops_per_s = required<double>(measured_path, c, "tensor_f16_flops_per_s");
+        ce.tensor_bf16_flops_per_s = required<double>(measured_path, c, "tensor_bf16_flops_per_s");
+        ce.device = required<std::string>(measured_path, c, "device");
+        ce.date = required<std::string>(measured_path, c, "date");
+        for (const char* k : {"copy_bytes_per_s", "fp32_flops_per_s", "tensor_f16_flops_per_s", "tensor_bf16_flops_per_s"})
+            if (!(c[k].as<double>() > 0))
+                user_error(loc_of(measured_path, c[k]), std::string("ceiling '") + k + "'", "must be positive");
+    }
     for (const YAML::Node& t : m["tiles"]) {
         const std::string key = required<std::string>(measured_path, t, "key");
         const double seconds = required<double>(measured_path, t, "seconds");
@@ -127,6 +144,35 @@ Gpu find_gpu(const std::string& name, const std::string& kernels_db_dir) {
         throw UserError("unknown GPU '" + name + "': there is no " + where + gpu_file + " (known: " + known + ")");
     }
     return parse_gpu(where + gpu_file, *text, where + measured_file, measured.value_or(""));
+}
+
+std::string gpu_for_device(const std::string& device, const std::string& kernels_db_dir) {
+    for (const std::string& name : known_gpus()) {
+        const Gpu g = find_gpu(name, kernels_db_dir);
+        if (!g.match.empty() && device.find(g.match) != std::string::npos) return name;
+    }
+    return "";
+}
+
+std::string measured_yaml(const Gpu& g) {
+    YAML::Emitter out;
+    out << YAML::BeginMap << YAML::Key << "gpu" << YAML::Value << g.name;
+    if (g.ceilings.measured()) {
+        const Ceilings& c = g.ceilings;
+        out << YAML::Key << "ceilings" << YAML::Value << YAML::BeginMap;
+        out << YAML::Key << "device" << YAML::Value << c.device << YAML::Key << "date" << YAML::Value << c.date;
+        out << YAML::Key << "copy_bytes_per_s" << YAML::Value << c.copy_bytes_per_s;
+        out << YAML::Key << "fp32_flops_per_s" << YAML::Value << c.fp32_flops_per_s;
+        out << YAML::Key << "tensor_f16_flops_per_s" << YAML::Value << c.tensor_f16_flops_per_s;
+        out << YAML::Key << "tensor_bf16_flops_per_s" << YAML::Value << c.tensor_bf16_flops_per_s;
+        out << YAML::EndMap;
+    }
+    out << YAML::Key << "tiles" << YAML::Value << YAML::BeginSeq;
+    for (const auto& [key, seconds] : g.measured_tile_s)
+        out << YAML::BeginMap << YAML::Key << "key" << YAML::Value << YAML::DoubleQuoted << key << YAML::Key
+            << "seconds" << YAML::Value << seconds << YAML::EndMap;
+    out << YAML::EndSeq << YAML::EndMap;
+    return std::string("# Measured on the device by anvil (calibrate, tune): do not edit by hand.\n") + out.c_str() + "\n";
 }
 
 Gpu default_gpu() {

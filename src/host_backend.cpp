@@ -29,7 +29,8 @@ using LaunchCountFn = int (*)();
 using BlockCountFn = int (*)(int);
 using ObserveFn = void (*)(void* ctx, int task);
 using WorkerFn = void (*)(int launch, int worker, int workers, char* arena, unsigned* counters, unsigned epoch,
-                          AnvilStatus* status, double timeout_s, ObserveFn observe, void* observe_ctx);
+                          AnvilStatus* status, double timeout_s, AnvilTraceRecord* trace, ObserveFn observe,
+                          void* observe_ctx);
 
 struct Library {
     void* handle = nullptr;
@@ -106,7 +107,9 @@ struct PublishRecord {
 TensorMap run_host(const Schedule& s, const TensorMap& values, const HostRunOptions& opt) {
     const TileGraph& tg = s.tiles;
     if (opt.check_races && opt.static_race_check) check_schedule_races(s);
-    const HostLibrary compiled = compile_host(emit_source(s));
+    EmitOptions emit;
+    emit.trace = opt.trace != nullptr;
+    const HostLibrary compiled = compile_host(emit_source(s, emit));
     const Library lib(compiled.path);
     const auto task_count = lib.symbol<TaskCountFn>("anvil_host_task_count");
     const auto launch_count = lib.symbol<LaunchCountFn>("anvil_host_launch_count");
@@ -135,6 +138,8 @@ TensorMap run_host(const Schedule& s, const TensorMap& values, const HostRunOpti
         record.late.resize(s.tasks.size());
     }
     const ObserveFn observe = opt.check_races ? &PublishRecord::observe : nullptr;
+    if (opt.trace) opt.trace->assign(s.tasks.size(), AnvilTraceRecord{});
+    AnvilTraceRecord* trace = opt.trace ? opt.trace->data() : nullptr;
     unsigned hw = std::thread::hardware_concurrency();
     const int workers = opt.workers > 0 ? opt.workers : std::max(2, static_cast<int>(hw));
 
@@ -145,7 +150,7 @@ TensorMap run_host(const Schedule& s, const TensorMap& values, const HostRunOpti
         threads.reserve(static_cast<size_t>(w));
         for (int i = 0; i < w; ++i)
             threads.emplace_back(worker_fn, static_cast<int>(l), i, w, arena.get(), counters.data(), epoch, &status,
-                                 opt.spin_timeout_s, observe, static_cast<void*>(&record));
+                                 opt.spin_timeout_s, trace, observe, static_cast<void*>(&record));
         for (auto& t : threads) t.join();  // join = the launch boundary: everything is visible after it
         if (status.code != ANVIL_OK) report_run_status(s, l, status, opt.spin_timeout_s);
     }

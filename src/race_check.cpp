@@ -71,7 +71,10 @@ Clock join(const Clock& a, const Clock& b) {
     while (i < a.size() || j < b.size()) {
         if (j == b.size() || (i < a.size() && a[i].first < b[j].first)) out.push_back(a[i++]);
         else if (i == a.size() || b[j].first < a[i].first) out.push_back(b[j++]);
-        else out.push_back({a[i].first, std::max(a[i++].second, b[j++].second)});
+        else {
+            out.push_back({a[i].first, std::max(a[i].second, b[j].second)});
+            ++i, ++j;
+        }
     }
     return out;
 }

@@ -3,6 +3,9 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <map>
+
+#include "anvil/error.h"
 
 #include "anvil/policy.h"
 
@@ -121,6 +124,47 @@ std::string trace_json(const Schedule& s, const Prediction& p) {
     nlohmann::json trace = {{"traceEvents", events}, {"displayTimeUnit", "ns"},
                             {"otherData", {{"model", s.tiles.model_name}, {"policy", s.policy}, {"gpu", s.gpu.name},
                                            {"predicted_us", p.total_s * 1e6}}}};
+    return trace.dump() + "\n";
+}
+
+std::string measured_trace_json(const Schedule& s, const std::vector<AnvilTraceRecord>& records) {
+    ANVIL_CHECK(records.size() == s.tasks.size(), "a trace of " + std::to_string(records.size()) + " records for " +
+                                                      std::to_string(s.tasks.size()) + " tasks");
+    unsigned long long t0 = ~0ull, t1 = 0;
+    for (const AnvilTraceRecord& r : records) {
+        t0 = std::min(t0, r.ready_ns);
+        t1 = std::max(t1, r.end_ns);
+    }
+    auto us = [&](unsigned long long ns) { return static_cast<double>(ns - t0) * 1e-3; };
+    nlohmann::json events = nlohmann::json::array();
+    events.push_back({{"name", "process_name"}, {"ph", "M"}, {"pid", 0}, {"args", {{"name", "measured SMs"}}}});
+    std::map<unsigned, double> busy_ns;  // per SM
+    for (size_t t = 0; t < records.size(); ++t) {
+        const AnvilTraceRecord& r = records[t];
+        ANVIL_CHECK(r.ready_ns <= r.start_ns && r.start_ns <= r.end_ns && r.end_ns != 0,
+                    "task " + std::to_string(t) + " has no consistent trace record");
+        if (!busy_ns.count(r.sm))
+            events.push_back({{"name", "thread_name"}, {"ph", "M"}, {"pid", 0}, {"tid", r.sm},
+                              {"args", {{"name", fmt::format("SM {}", r.sm)}}}});
+        busy_ns[r.sm] += static_cast<double>(r.end_ns - r.start_ns);
+        const ROp& op = s.tiles.rops[s.tasks[t].rop];
+        if (r.start_ns > r.ready_ns)
+            events.push_back({{"name", "wait"}, {"cat", "wait"}, {"ph", "X"}, {"pid", 0}, {"tid", r.sm},
+                              {"ts", us(r.ready_ns)}, {"dur", (r.start_ns - r.ready_ns) * 1e-3},
+                              {"args", {{"task", t}, {"deps", s.tasks[t].deps.size()}}}});
+        events.push_back({{"name", op.name}, {"cat", task_kind_name(op.kind)}, {"ph", "X"}, {"pid", 0},
+                          {"tid", r.sm}, {"ts", us(r.start_ns)}, {"dur", (r.end_ns - r.start_ns) * 1e-3},
+                          {"args", {{"task", t}, {"tile", s.tasks[t].tile}, {"block", r.block}}}});
+    }
+    double busy = 0;
+    for (const auto& [sm, ns] : busy_ns) busy += ns;
+    const double span_ns = records.empty() ? 0 : static_cast<double>(t1 - t0);
+    nlohmann::json trace = {{"traceEvents", events},
+                            {"displayTimeUnit", "ns"},
+                            {"otherData",
+                             {{"model", s.tiles.model_name}, {"policy", s.policy}, {"measured", true},
+                              {"span_us", span_ns * 1e-3}, {"sms_used", busy_ns.size()},
+                              {"busy_share", span_ns > 0 ? busy / (span_ns * static_cast<double>(busy_ns.size())) : 0}}}};
     return trace.dump() + "\n";
 }
 

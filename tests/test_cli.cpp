@@ -203,19 +203,38 @@ TEST_CASE("anvil profile needs a device and says so, or measures both schedules"
         // A bad model or policy is still named first.
         CHECK(anvil_cmd("profile models/no_such_model.yaml").status == 2);
         CHECK(anvil_cmd("profile models/mlp_f32.yaml --policy fastest").status == 2);
+        TempDir d;
+        CHECK(anvil_cmd("profile models/mlp_f32.yaml --trace " + d.file("t.json")).status == 2);
+        CHECK_FALSE(fs::exists(d.file("t.json")));
+        Result c = anvil_cmd("calibrate --out " + d.file("m.yaml"));
+        CHECK(c.status == 2);
+        CHECK_THAT(c.output, Catch::Contains("calibrate needs a CUDA device"));
+        CHECK_FALSE(fs::exists(d.file("m.yaml")));
         return;
     }
-    Result r = anvil_cmd("profile models/mlp_f32.yaml --iters 5 --json");
+    TempDir d;
+    Result r = anvil_cmd("profile models/mlp_f32.yaml --iters 5 --json --trace " + d.file("t.json"));
     INFO(r.output);
     REQUIRE(r.status == 0);
     const nlohmann::json j = nlohmann::json::parse(r.output);
     CHECK(j["model"] == "mlp_f32");
     CHECK(j["policy"] == "anvil");
-    for (const char* key : {"megakernel_us", "per_op_us", "predicted_us"}) {
+    for (const char* key : {"megakernel_us", "per_op_us", "per_op_graph_us", "predicted_us", "roofline_us"}) {
         INFO(key);
         CHECK(j[key].get<double>() > 0);
     }
+    CHECK(j["outputs_ok"] == true);
     CHECK(j["launches"].get<int>() >= 1);
+    CHECK(j["traced"]["median_us"].get<double>() > 0);
+    const nlohmann::json trace = nlohmann::json::parse(std::ifstream(d.file("t.json")));
+    CHECK(trace["otherData"]["measured"] == true);
+    CHECK(trace["traceEvents"].size() > j["tasks"].get<size_t>());
+    Result c = anvil_cmd("calibrate --out " + d.file("m.yaml"));
+    INFO(c.output);
+    CHECK(c.status == 0);
+    std::ifstream in(d.file("m.yaml"));
+    const std::string measured((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    CHECK_THAT(measured, Catch::Contains("ceilings:") && Catch::Contains("copy_bytes_per_s"));
     CHECK(!j["device"].get<std::string>().empty());
     Result text = anvil_cmd("profile models/mlp_f32.yaml --iters 3");
     INFO(text.output);

@@ -8,6 +8,7 @@
 #include <regex>
 #include <set>
 
+#include "anvil/cuda_backend.h"
 #include "anvil/host_backend.h"
 #include "anvil/pipeline.h"
 #include "anvil/policy.h"
@@ -173,27 +174,48 @@ TEST_CASE("every implemented op has a case in the table", "[ops]") {
         if (info.implemented) CHECK(covered.count(info.op) == 1);
 }
 
-TEST_CASE("every op agrees with the reference on the host backend", "[ops][host]") {
+// Runs every case in one model of `dtype` under `policy` with `run` and
+// checks each case's output against the reference.
+template <class Run>
+void check_cases(DType dtype, const std::string& policy, Run run) {
     const std::vector<OpCase> cases = op_cases();
+    Model model = load_model_from_string(cases_model(cases, dtype), "op_cases.yaml");
+    Graph graph = infer_shapes(build_graph(model));
+    TensorMap values = make_values(graph, std::nullopt);
+    Schedule s = plan(graph, policy, default_gpu());
+    TensorMap outputs = run(s, values);
+    auto reference = reference_execute(graph, values);
+    for (const OutputCheck& c : check_outputs(graph, outputs, reference)) {
+        int i = std::stoi(c.name.substr(1));
+        INFO("case " << i << " (" << op_name(cases[i].op) << ": " << cases[i].nodes.back() << ")");
+        // The reference must be non-trivial for the comparison to mean anything.
+        double norm = 0;
+        for (double v : reference.at(c.name).data) norm += v * v;
+        CHECK(norm > 0);
+        CHECK(c.rel_l2 <= c.tolerance);
+    }
+}
+
+TEST_CASE("every op agrees with the reference on the host backend", "[ops][host]") {
     auto dtype = GENERATE(DType::f32, DType::f16, DType::bf16);
     auto policy = GENERATE(as<std::string>{}, "anvil", "rammer", "welder", "topo", "per_op");
     DYNAMIC_SECTION(dtype_name(dtype) << " under " << policy) {
-        Model model = load_model_from_string(cases_model(cases, dtype), "op_cases.yaml");
-        Graph graph = infer_shapes(build_graph(model));
-        TensorMap values = make_values(graph, std::nullopt);
-        Schedule s = plan(graph, policy, default_gpu());
-        HostRunOptions checked;
-        checked.check_races = true;
-        TensorMap outputs = run_host(s, values, checked);
-        auto reference = reference_execute(graph, values);
-        for (const OutputCheck& c : check_outputs(graph, outputs, reference)) {
-            int i = std::stoi(c.name.substr(1));
-            INFO("case " << i << " (" << op_name(cases[i].op) << ": " << cases[i].nodes.back() << ")");
-            // The reference must be non-trivial for the comparison to mean anything.
-            double norm = 0;
-            for (double v : reference.at(c.name).data) norm += v * v;
-            CHECK(norm > 0);
-            CHECK(c.rel_l2 <= c.tolerance);
-        }
+        check_cases(dtype, policy, [](const Schedule& s, const TensorMap& values) {
+            HostRunOptions checked;
+            checked.check_races = true;
+            return run_host(s, values, checked);
+        });
+    }
+}
+
+TEST_CASE("every op agrees with the reference on the cuda backend", "[ops][gpu]") {
+    if (const std::string why = cuda_unavailable_reason(); !why.empty()) {
+        WARN("skipped: " << why);
+        return;
+    }
+    auto dtype = GENERATE(DType::f32, DType::f16, DType::bf16);
+    auto policy = GENERATE(as<std::string>{}, "anvil", "per_op");
+    DYNAMIC_SECTION(dtype_name(dtype) << " under " << policy) {
+        check_cases(dtype, policy, [](const Schedule& s, const TensorMap& values) { return run_cuda(s, values); });
     }
 }

@@ -25,6 +25,7 @@ namespace {
 Graph model_graph(const std::string& name) { return load_graph((fs::path(ANVIL_SOURCE_DIR) / "models" / name).string()); }
 
 const char* kDescription = R"(name: toy
+match: "Toy GPU"
 arch: sm_90
 sm_count: 4
 max_threads_per_sm: 2048
@@ -79,16 +80,46 @@ TEST_CASE("a bad GPU description is a user error naming the place", "[policy][gp
     CHECK_THROWS_WITH(parse_gpu("toy.yaml", replace(kDescription, "sm_count: 4\n", "")),
                       Catch::Contains("toy.yaml:1:1") && Catch::Contains("missing key 'sm_count'"));
     CHECK_THROWS_WITH(parse_gpu("toy.yaml", replace(kDescription, "sm_count: 4", "sm_count: four")),
-                      Catch::Contains("toy.yaml:3:11") && Catch::Contains("'four' is not a valid value"));
+                      Catch::Contains("toy.yaml:4:11") && Catch::Contains("'four' is not a valid value"));
     CHECK_THROWS_WITH(parse_gpu("toy.yaml", replace(kDescription, "sm_count: 4", "sm_count: 0")),
-                      Catch::Contains("toy.yaml:3:11") && Catch::Contains("must be positive"));
+                      Catch::Contains("toy.yaml:4:11") && Catch::Contains("must be positive"));
     CHECK_THROWS_WITH(parse_gpu("toy.yaml", std::string(kDescription) + "sm_cuont: 4\n"),
-                      Catch::Contains("toy.yaml:17:1") && Catch::Contains("unknown key 'sm_cuont'"));
+                      Catch::Contains("toy.yaml:18:1") && Catch::Contains("unknown key 'sm_cuont'"));
     CHECK_THROWS_WITH(parse_gpu("toy.yaml", "name: [unclosed\n"), Catch::Contains("toy.yaml:"));
     CHECK_THROWS_WITH(parse_gpu("toy.yaml", kDescription, "m.yaml", "gpu: h100_sxm\ntiles: []\n"),
                       Catch::Contains("m.yaml:1:6") && Catch::Contains("not 'toy'"));
     CHECK_THROWS_WITH(parse_gpu("toy.yaml", kDescription, "m.yaml", "tiles:\n  - {key: k, seconds: -1}\n"),
                       Catch::Contains("m.yaml:2:") && Catch::Contains("seconds must be positive"));
+    CHECK_THROWS_WITH(parse_gpu("toy.yaml", kDescription, "m.yaml", "tiels: []\n"),
+                      Catch::Contains("m.yaml:1:1") && Catch::Contains("unknown key 'tiels'"));
+    CHECK_THROWS_WITH(parse_gpu("toy.yaml", kDescription, "m.yaml", "ceilings: {copy_bytes_per_s: 1.0e12}\n"),
+                      Catch::Contains("m.yaml:1:11") && Catch::Contains("missing key 'fp32_flops_per_s'"));
+    CHECK_THROWS_WITH(parse_gpu("toy.yaml", kDescription, "m.yaml",
+                                "ceilings: {copy_bytes_per_s: 0, fp32_flops_per_s: 1, tensor_f16_flops_per_s: 1,\n"
+                                "           tensor_bf16_flops_per_s: 1, device: d, date: 2026-11-24}\n"),
+                      Catch::Contains("m.yaml:1:29") && Catch::Contains("'copy_bytes_per_s' must be positive"));
+}
+
+TEST_CASE("measured ceilings and tiles round-trip through measured_yaml", "[policy][gpu]") {
+    Gpu g = parse_gpu("toy.yaml", kDescription);
+    CHECK_FALSE(g.ceilings.measured());
+    g.ceilings = Ceilings{2.9e12, 5.1e13, 6.6e14, 6.5e14, "NVIDIA H100 80GB HBM3", "2026-11-24"};
+    g.measured_tile_s["matmul f16,f16,f16 64x64x32 M=1 N=2 K=3"] = 3.25e-6;
+    const Gpu back = parse_gpu("toy.yaml", kDescription, "m.yaml", measured_yaml(g));
+    CHECK(back.ceilings.copy_bytes_per_s == 2.9e12);
+    CHECK(back.ceilings.fp32_flops_per_s == 5.1e13);
+    CHECK(back.ceilings.tensor_f16_flops_per_s == 6.6e14);
+    CHECK(back.ceilings.tensor_bf16_flops_per_s == 6.5e14);
+    CHECK(back.ceilings.device == "NVIDIA H100 80GB HBM3");
+    CHECK(back.ceilings.date == "2026-11-24");
+    CHECK(back.measured_tile_s == g.measured_tile_s);
+}
+
+TEST_CASE("a CUDA device name finds its GPU description", "[policy][gpu]") {
+    CHECK(gpu_for_device("NVIDIA H100 80GB HBM3") == "h100_sxm");
+    CHECK(gpu_for_device("NVIDIA H200") == "h200");
+    CHECK(gpu_for_device("NVIDIA A100-SXM4-80GB") == "a100_sxm");
+    CHECK(gpu_for_device("NVIDIA GeForce RTX 4090").empty());
 }
 
 TEST_CASE("the cost model counts DRAM and L2 bytes and launch overheads", "[policy][cost]") {

@@ -5,6 +5,7 @@
 #pragma once
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "anvil/schedule.h"
 #include "anvil/values.h"
@@ -17,6 +18,9 @@ struct CudaRunOptions {
     // A run not finished this long after its spin bound is stuck in a way the
     // spins cannot see (a task that never ends): the host gives up on it.
     double host_margin_s = 10.0;
+    // Emit with ANVIL_TRACE and keep every task's timeline of the last run
+    // (CudaProgram::trace). Off, the kernels carry no instrumentation.
+    bool trace = false;
 };
 
 // Returns the value of every output tensor. Throws UserError when there is
@@ -43,7 +47,14 @@ public:
     // run in seconds, from events recorded before the first launch and
     // after the last. Throws as run_cuda does.
     double run();
+    // The same launches captured once into a CUDA graph and replayed: what
+    // a framework's graph mode pays per run. The graph resets the counters
+    // itself (when any task waits) and publishes one fixed epoch, so plain
+    // and graph runs may alternate. Returns the GPU time like run().
+    double run_graph();
     TensorMap outputs() const;
+    // The last run's per-task timeline (CudaRunOptions::trace), by task.
+    std::vector<AnvilTraceRecord> trace() const;
 
     std::string device_name() const;
     std::string arch() const;  // "sm_90"

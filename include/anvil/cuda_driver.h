@@ -18,7 +18,9 @@ namespace anvil {
     X(cuFuncGetAttribute) X(cuOccupancyMaxActiveBlocksPerMultiprocessor) X(cuMemAlloc) X(cuMemFree)  \
     X(cuMemcpyHtoD) X(cuMemcpyDtoH) X(cuMemsetD8Async) X(cuStreamCreate) X(cuStreamDestroy)           \
     X(cuStreamQuery) X(cuLaunchKernel) X(cuEventCreate) X(cuEventDestroy) X(cuEventRecord)            \
-    X(cuEventElapsedTime) X(cuGetErrorName) X(cuGetErrorString)
+    X(cuEventElapsedTime) X(cuGetErrorName) X(cuGetErrorString) X(cuStreamBeginCapture)              \
+    X(cuStreamEndCapture) X(cuGraphInstantiateWithFlags) X(cuGraphLaunch) X(cuGraphDestroy) X(cuGraphExecDestroy) \
+    X(cuMemsetD32Async)
 
 struct CudaDriver {
     // A member per function, named as cuda.h spells it after its macros
@@ -34,6 +36,10 @@ const CudaDriver* cuda_driver(std::string* why = nullptr);
 
 // "cuMemAlloc (the arena, 1024 bytes) failed: CUDA_ERROR_OUT_OF_MEMORY: out of memory"
 std::string cuda_error_str(const CudaDriver& drv, CUresult r, const std::string& call);
+
+// The name of CUDA device `ordinal` ("NVIDIA H100 80GB HBM3"); throws
+// UserError when there is no usable device.
+std::string cuda_device_name(int ordinal = 0);
 
 // Throws UserError with cuda_error_str when r is not CUDA_SUCCESS.
 void cuda_check(const CudaDriver& drv, CUresult r, const std::string& call);

@@ -8,9 +8,22 @@
 
 namespace anvil {
 
+// Ceilings measured on the device by `anvil calibrate` (src/calibrate.cpp):
+// the roofline's denominators. Zero where not measured.
+struct Ceilings {
+    double copy_bytes_per_s = 0;         // device-to-device copy, bytes read + written
+    double fp32_flops_per_s = 0;         // FMA on CUDA cores
+    double tensor_f16_flops_per_s = 0;   // mma.sync f16 x f16 + f32
+    double tensor_bf16_flops_per_s = 0;  // mma.sync bf16 x bf16 + f32
+    std::string device;                  // the CUDA device name they were measured on
+    std::string date;                    // YYYY-MM-DD
+    bool measured() const { return copy_bytes_per_s > 0; }
+};
+
 struct Gpu {
     std::string name;        // "h100_sxm"
     std::string arch;        // NVRTC target, "sm_90"
+    std::string match;       // a part of the CUDA device name of this GPU ("H100")
     int sm_count = 0;
     int max_threads_per_sm = 0;
     int max_blocks_per_sm = 0;
@@ -27,6 +40,7 @@ struct Gpu {
     double task_overhead_s = 0;         // per task of a persistent kernel
     // Measured seconds per tile, by cost key (cost_key() in cost_model.h).
     std::map<std::string, double> measured_tile_s;
+    Ceilings ceilings;  // measured/<name>.yaml's, when calibrated
 };
 
 // The GPU a schedule targets when none is named: the H100 SXM.
@@ -40,6 +54,13 @@ Gpu find_gpu(const std::string& name, const std::string& kernels_db_dir = "");
 
 // The names of the GPU descriptions of the embedded kernels_db.
 std::vector<std::string> known_gpus();
+
+// The known GPU whose `match` is part of the CUDA device name `device`
+// ("NVIDIA H100 80GB HBM3" -> "h100_sxm"), or "" when none is.
+std::string gpu_for_device(const std::string& device, const std::string& kernels_db_dir = "");
+
+// measured/<name>.yaml's text for `g`: its ceilings and measured tiles.
+std::string measured_yaml(const Gpu& g);
 
 // Parses one GPU description (and, if not empty, the measured times) from
 // YAML text; `path` names them in errors.

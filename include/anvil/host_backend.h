@@ -2,6 +2,8 @@
 // C++ compiler, with worker threads playing the persistent blocks over the
 // very same task table and dependency counters the GPU uses.
 #pragma once
+#include <vector>
+
 #include "anvil/schedule.h"
 #include "anvil/values.h"
 
@@ -16,6 +18,10 @@ struct HostRunOptions {
     // With check_races: false skips find_races, so that tests can show the
     // run-time record catching a race on its own.
     bool static_race_check = true;
+    // When set, the source is emitted with ANVIL_TRACE and every task's
+    // timeline lands here, indexed by task (workers play the SMs). Tasks
+    // run under check_races are not traced.
+    std::vector<AnvilTraceRecord>* trace = nullptr;
 };
 
 // Returns the value of every output tensor. Throws UserError when the run

@@ -4,6 +4,7 @@
 #pragma once
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "anvil/cost_model.h"
 
@@ -12,6 +13,11 @@ namespace anvil {
 nlohmann::json schedule_json(const Schedule& s, const Prediction& p);
 std::string schedule_table(const Schedule& s, const Prediction& p);
 std::string trace_json(const Schedule& s, const Prediction& p);
+// The measured timeline (AnvilTraceRecord per task, from an ANVIL_TRACE
+// run) in the same format: one row per SM, each task's wait for its
+// dependencies and its body as separate events; otherData has the span and
+// the SMs' busy share.
+std::string measured_trace_json(const Schedule& s, const std::vector<AnvilTraceRecord>& records);
 std::string tile_graph_dot(const Schedule& s);
 
 }  // namespace anvil

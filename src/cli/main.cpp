@@ -11,13 +11,16 @@
 #include <algorithm>
 #include <map>
 
+#include "anvil/calibrate.h"
 #include "anvil/compile.h"
 #include "anvil/cost_model.h"
 #include "anvil/cuda_backend.h"
+#include "anvil/cuda_driver.h"
 #include "anvil/emit.h"
 #include "anvil/host_backend.h"
 #include "anvil/pipeline.h"
 #include "anvil/policy.h"
+#include "anvil/profile.h"
 #include "anvil/report.h"
 
 namespace fs = std::filesystem;
@@ -212,92 +215,45 @@ int cmd_run(const std::string& model, const std::string& backend, const std::str
     return ok ? 0 : 1;
 }
 
-double median(std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    const size_t n = v.size();
-    return n == 0 ? 0 : n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-// One schedule measured on the device: the median and extremes of `iters`
-// timed runs after `warmup` untimed ones.
-struct Measured {
-    double median_s = 0, min_s = 0, max_s = 0;
-    size_t launches = 0;
-    double predicted_s = 0;
-};
-
-Measured measure(const Schedule& s, const TensorMap& values, int warmup, int iters, std::string* device) {
-    CudaProgram program(s);
-    program.upload(values);
-    // Warm-up: module load, caches, clocks; its time is not kept.
-    for (int i = 0; i < warmup; ++i) program.run();
-    std::vector<double> times;
-    for (int i = 0; i < iters; ++i) times.push_back(program.run());
-    if (device) *device = program.device_name() + " (" + std::to_string(program.sm_count()) + " SMs, " +
-                          program.arch() + ")";
-    Measured m;
-    m.median_s = median(times);
-    m.min_s = *std::min_element(times.begin(), times.end());
-    m.max_s = *std::max_element(times.begin(), times.end());
-    m.launches = s.launches.size();
-    m.predicted_s = predict(s).total_s;
-    return m;
-}
-
-// anvil profile: the chosen policy's schedule and the per_op baseline, each
-// timed with CUDA events around a whole run (all its launches), next to the
-// cost model's prediction.
-// TODO(issue 5, next step): capture the per_op launches in a CUDA graph (so
-// the baseline pays no CPU launch overhead), and record a per-task trace
-// (start/end/SM from %globaltimer) to compare with the predicted timeline.
-int cmd_profile(const std::string& model, const std::string& policy, const Gpu& gpu, int iters, bool json) {
+int cmd_profile(const std::string& model, const ProfileOptions& opt, const Gpu& gpu, bool json,
+                const std::string& trace_path) {
     Graph graph = load_graph(model);
-    find_policy(policy);
-    if (iters < 1) throw UserError("--iters must be at least 1, not " + std::to_string(iters));
-    if (const std::string why = cuda_unavailable_reason(); !why.empty())
-        throw UserError("anvil profile measures on a GPU, and there is no CUDA device to use: " + why);
-    const TensorMap values = make_values(graph, std::nullopt);
-    const int warmup = std::max(2, iters / 10);
-    std::string device;
-    const Schedule s = plan(graph, policy, gpu);
-    const Measured mk = measure(s, values, warmup, iters, &device);
-    Measured base = mk;
-    if (policy != "per_op") base = measure(plan(graph, "per_op", gpu), values, warmup, iters, nullptr);
-
+    find_policy(opt.policy);
+    const ProfileResult r = profile(graph, gpu, opt);
+    if (!trace_path.empty()) write_file_atomically(trace_path, r.trace_json);
     if (json) {
-        nlohmann::json j;
-        j["model"] = graph.model_name;
-        j["policy"] = s.policy;
-        j["device"] = device;
-        j["target"] = s.gpu.name;
-        j["iters"] = iters;
-        j["warmup"] = warmup;
-        j["megakernel_us"] = mk.median_s * 1e6;
-        j["megakernel_min_us"] = mk.min_s * 1e6;
-        j["megakernel_max_us"] = mk.max_s * 1e6;
-        j["launches"] = mk.launches;
-        j["predicted_us"] = mk.predicted_s * 1e6;
-        j["per_op_us"] = base.median_s * 1e6;
-        j["per_op_min_us"] = base.min_s * 1e6;
-        j["per_op_max_us"] = base.max_s * 1e6;
-        j["per_op_launches"] = base.launches;
-        j["per_op_predicted_us"] = base.predicted_s * 1e6;
-        fmt::print("{}\n", j.dump(1));
-        return 0;
+        fmt::print("{}\n", profile_json(r).dump(1));
+    } else {
+        fmt::print("{}", profile_table(r));
+        if (!trace_path.empty())
+            fmt::print("  wrote          {} (measured per-SM timeline, Chrome/Perfetto trace)\n", trace_path);
     }
-    fmt::print("model {}: profile on {}, schedule for {}; median of {} runs after {} warm-up runs\n",
-               graph.model_name, device, s.gpu.name, iters, warmup);
-    auto row = [](const std::string& name, const Measured& m) {
-        fmt::print("  {:<8} {:>10.2f} us (min {:.2f}, max {:.2f})  {:>5} launch{}  predicted {:.2f} us\n", name,
-                   m.median_s * 1e6, m.min_s * 1e6, m.max_s * 1e6, m.launches, m.launches == 1 ? "  " : "es",
-                   m.predicted_s * 1e6);
-    };
-    row(s.policy, mk);
-    if (policy != "per_op") {
-        row("per_op", base);
-        fmt::print("  speed-up over per_op: {:.2f}x\n", base.median_s / mk.median_s);
+    return r.outputs_ok() ? 0 : 1;
+}
+
+int cmd_calibrate(const Gpu& gpu, const std::string& out_path) {
+    Gpu measured = gpu;
+    measured.ceilings = calibrate(0);
+    const Ceilings& c = measured.ceilings;
+    fmt::print("{} (target {}), {}:\n", c.device, gpu.name, c.date);
+    fmt::print("  copy bandwidth   {:.4g} B/s (datasheet DRAM {:.4g} B/s)\n", c.copy_bytes_per_s, gpu.dram_bytes_per_s);
+    fmt::print("  fp32 FMA         {:.4g} FLOP/s (datasheet {:.4g})\n", c.fp32_flops_per_s, gpu.fp32_flops_per_s);
+    fmt::print("  mma.sync f16     {:.4g} FLOP/s (datasheet tensor peak {:.4g})\n", c.tensor_f16_flops_per_s,
+               gpu.tensor_f16_flops_per_s);
+    fmt::print("  mma.sync bf16    {:.4g} FLOP/s\n", c.tensor_bf16_flops_per_s);
+    if (!out_path.empty()) {
+        write_file_atomically(out_path, measured_yaml(measured));
+        fmt::print("  wrote            {} (copy it to kernels_db/measured/{}.yaml)\n", out_path, gpu.name);
     }
     return 0;
+}
+
+// The GPU description a command on the device uses: --gpu when given, else
+// the one whose `match` names the device, else the default.
+Gpu device_gpu(bool named, const std::string& name, const std::string& kernels_db) {
+    if (named || !cuda_unavailable_reason().empty()) return find_gpu(name, kernels_db);
+    const std::string found = gpu_for_device(cuda_device_name(0), kernels_db);
+    return find_gpu(found.empty() ? name : found, kernels_db);
 }
 
 }  // namespace
@@ -351,13 +307,27 @@ int main(int argc, char** argv) {
                   "refuse a schedule with an unordered producer/consumer pair, and check every task's producers "
                   "had published when it started (host backend; auto picks it)");
 
-    CLI::App* prof = app.add_subcommand("profile", "time a model's schedule and the per_op baseline on the GPU");
+    CLI::App* prof = app.add_subcommand(
+        "profile", "time a model's schedule on the GPU against the per_op baseline (plain and in a CUDA graph), "
+                   "with the roofline bound");
     prof->add_option("MODEL", model, "model file (.yaml)")->required();
     add_target(prof);
-    int iters = 20;
+    ProfileOptions profile_opt;
     bool profile_json = false;
-    prof->add_option("--iters", iters, "timed runs per schedule (the median is reported)")->capture_default_str();
+    std::string profile_trace;
+    prof->add_option("--iters", profile_opt.iters, "timed runs per schedule (the median is reported)")
+        ->capture_default_str();
     prof->add_flag("--json", profile_json, "print the measurements as one JSON object (only that)");
+    prof->add_option("--trace", profile_trace,
+                     "also run the instrumented megakernel and write its measured per-task timeline "
+                     "(Chrome/Perfetto trace)");
+
+    CLI::App* calib = app.add_subcommand(
+        "calibrate", "measure the GPU's copy bandwidth and FLOP peaks (the roofline's ceilings)");
+    calib->add_option("--gpu", gpu_name, "the kernels_db description they belong to (default: the device's)");
+    calib->add_option("--kernels-db", kernels_db, "read GPU descriptions from DIR");
+    std::string calib_out;
+    calib->add_option("--out", calib_out, "write kernels_db/measured/<gpu>.yaml's text (with the GPU's tiles) here");
 
     try {
         app.parse(argc, argv);
@@ -368,7 +338,13 @@ int main(int argc, char** argv) {
     try {
         if (*check) return cmd_check(model);
         if (*sched) return cmd_schedule(model, policy, find_gpu(gpu_name, kernels_db), outputs);
-        if (*prof) return cmd_profile(model, policy, find_gpu(gpu_name, kernels_db), iters, profile_json);
+        if (*prof) {
+            profile_opt.policy = policy;
+            profile_opt.trace = !profile_trace.empty();
+            return cmd_profile(model, profile_opt, device_gpu(prof->count("--gpu") > 0, gpu_name, kernels_db),
+                               profile_json, profile_trace);
+        }
+        if (*calib) return cmd_calibrate(device_gpu(calib->count("--gpu") > 0, gpu_name, kernels_db), calib_out);
         if (*run)
             return cmd_run(model, backend, policy, save_io_dir, inputs_dir, workers, check_races,
                            find_gpu(gpu_name, kernels_db));

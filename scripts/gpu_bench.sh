@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# On the GPU machine, with build/gpu_pack carried (scripts/gpu_pack.sh):
+#   bash scripts/gpu_bench.sh tests       the [gpu] tests
+#   bash scripts/gpu_bench.sh profile     calibrate, then every zoo model: anvil profile + --save-io for the baselines
+#   bash scripts/gpu_bench.sh baselines   every zoo model under PyTorch (eager, CUDA graph, torch.compile) and JAX
+#   bash scripts/gpu_bench.sh all         the three, in order
+# Each phase fits one device call (10 minutes) and writes its results under
+# $OUT (or out/ without one); scripts/gpu_results.py merges them into
+# docs/perf/gpu-<date>.json. MODELS="a b" limits the zoo.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+pack=$root/build/gpu_pack
+out=${OUT:-$root/out}
+mkdir -p "$out"
+export LD_LIBRARY_PATH=$pack/lib:/usr/local/cuda/lib64:/usr/local/cuda/lib:${LD_LIBRARY_PATH:-}
+export ANVIL_CACHE_DIR=$root/build/anvil_cache   # kept between calls while the machine stays warm
+anvil=$pack/anvil
+[ -x "$anvil" ] || { echo "no $anvil: run scripts/gpu_pack.sh here and carry build/gpu_pack" >&2; exit 2; }
+
+# The test binary knows the tree it was built in; point it at this checkout.
+src=$(cat "$pack/source_dir")
+if [ "$src" != "$root" ] && [ ! -e "$src" ]; then mkdir -p "$(dirname "$src")" && ln -s "$root" "$src"; fi
+# The CLI tests run ANVIL_SOURCE_DIR/build/anvil.
+mkdir -p "$root/build" && cp "$anvil" "$root/build/anvil"
+
+gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)
+case "$gpu" in *H200*) target=h200 ;; *H100*) target=h100_sxm ;; *A100*) target=a100_sxm ;; *) target=h100_sxm ;; esac
+zoo=${MODELS:-$(ls models/*.yaml | grep -v _small | xargs -n1 basename | sed 's/\.yaml$//')}
+io=$root/build/io
+db=$root/build/kernels_db   # kernels_db with this device's measured ceilings
+{ echo "device: $gpu"; echo "target: $target"; echo "commit: $(cat "$pack/commit")"; echo "date: $(date -u +%F)"; } > "$out/meta.txt"
+
+phase_tests() {
+    echo "== [gpu] tests on $gpu"
+    "$pack/anvil_tests" "[gpu]" -r compact > "$out/gpu_tests.txt" 2>&1
+    echo "rc=$?" >> "$out/gpu_tests.txt"
+    tail -3 "$out/gpu_tests.txt"
+}
+
+phase_profile() {
+    rm -rf "$db" && cp -r kernels_db "$db"
+    "$anvil" calibrate --gpu "$target" --out "$db/measured/$target.yaml" | tee "$out/calibrate.txt"
+    cp "$db/measured/$target.yaml" "$out/measured_$target.yaml"
+    # Compile every schedule first, many at a time (NVRTC uses one core per program).
+    for m in $zoo; do
+        echo "run models/$m.yaml --backend cuda --gpu $target --save-io $io/$m"
+        echo "schedule models/$m.yaml --gpu $target --policy per_op --compile"
+    done | xargs -P 12 -I{} sh -c "$anvil {} > /dev/null 2>&1"
+    mkdir -p "$out/profile"
+    for m in $zoo; do
+        trace=()
+        case "$m" in transformer_encoder_f16 | resnet18 | bert_base | llama_decode) trace=(--trace "$out/profile/$m.trace.json") ;; esac
+        echo "== profile $m"
+        timeout 300 "$anvil" profile "models/$m.yaml" --gpu "$target" --kernels-db "$db" --iters 50 --json "${trace[@]}" \
+            > "$out/profile/$m.json" 2> "$out/profile/$m.err"
+        echo "rc=$?" >> "$out/profile/$m.err"
+        grep -E '"(megakernel_us|per_op_us|per_op_graph_us|roofline_us)"' "$out/profile/$m.json" | tr -d '\n'; echo
+    done
+}
+
+phase_baselines() {
+    mkdir -p "$out/baselines"
+    export TORCHINDUCTOR_CACHE_DIR=$root/build/inductor_cache
+    for m in $zoo; do
+        [ -d "$io/$m" ] || { echo "no $io/$m: run the profile phase first" >&2; continue; }
+        echo "== baselines $m"
+        timeout 240 python3 scripts/baselines.py "models/$m.yaml" "$io/$m" --iters 50 --warmup 10 \
+            --json "$out/baselines/$m.json" > "$out/baselines/$m.txt" 2>&1
+        echo "rc=$?" >> "$out/baselines/$m.txt"
+        tail -8 "$out/baselines/$m.txt"
+    done
+}
+
+case "${1:-all}" in
+    tests) phase_tests ;;
+    profile) phase_profile ;;
+    baselines) phase_baselines ;;
+    all) phase_tests; phase_profile; phase_baselines ;;
+    *) echo "unknown phase '$1' (tests, profile, baselines, all)" >&2; exit 2 ;;
+esac

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Packs what the GPU machine needs into build/gpu_pack (that machine has the
+# CUDA toolkit and a driver, but no network and none of our Debian
+# packages): anvil and anvil_tests built here, and every shared library
+# they link that is neither libc's nor CUDA's. Then, on the device:
+#   run(command="bash scripts/gpu_bench.sh PHASE", carry=["build/gpu_pack"])
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ -f build/build.ninja ] || bash scripts/setup.sh
+cmake --build build --target anvil anvil_tests
+pack=build/gpu_pack
+rm -rf "$pack"
+mkdir -p "$pack/lib"
+strip -o "$pack/anvil" build/anvil
+strip -o "$pack/anvil_tests" build/anvil_tests
+for lib in $(ldd build/anvil build/anvil_tests | awk '/=> \//{print $3}' | sort -u); do
+    case "$(basename "$lib")" in
+        libc.so* | libm.so* | libdl.so* | libpthread.so* | librt.so* | ld-linux*) ;;  # the device's own
+        libnvrtc* | libcuda* | libcudart*) ;;                                          # the device's CUDA
+        *) cp -L "$lib" "$pack/lib/" ;;
+    esac
+done
+# The source tree the test binary was built in: the device links it to its checkout.
+echo "$PWD" > "$pack/source_dir"
+git rev-parse HEAD > "$pack/commit" 2>/dev/null || echo unknown > "$pack/commit"
+git diff --quiet HEAD 2>/dev/null || echo "dirty" >> "$pack/commit"
+du -sh "$pack"
