@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # On the GPU machine, with build/gpu_pack carried (scripts/gpu_pack.sh):
 #   bash scripts/gpu_bench.sh tests       the [gpu] tests
-#   bash scripts/gpu_bench.sh profile     calibrate, then every zoo model: anvil profile + --save-io for the baselines
+#   bash scripts/gpu_bench.sh profile     calibrate; the [gpu] tests while every zoo model compiles and saves
+#                                         its inputs, params and outputs (--save-io); then anvil profile of each
 #   bash scripts/gpu_bench.sh baselines   every zoo model under PyTorch (eager, CUDA graph, torch.compile) and JAX
-#   bash scripts/gpu_bench.sh all         the three, in order
+#   bash scripts/gpu_bench.sh all         profile, then baselines
 # Each phase fits one device call (10 minutes) and writes its results under
 # $OUT (or out/ without one); scripts/gpu_results.py merges them into
 # docs/perf/gpu-<date>.json. MODELS="a b" limits the zoo.
@@ -38,15 +39,25 @@ phase_tests() {
     tail -3 "$out/gpu_tests.txt"
 }
 
-phase_profile() {
-    rm -rf "$db" && cp -r kernels_db "$db"
-    "$anvil" calibrate --gpu "$target" --out "$db/measured/$target.yaml" | tee "$out/calibrate.txt"
-    cp "$db/measured/$target.yaml" "$out/measured_$target.yaml"
-    # Compile every schedule first, many at a time (NVRTC uses one core per program).
+# Compiles every schedule, many at a time (NVRTC uses one core per
+# program), and saves each model's inputs, params and outputs for the
+# baselines; runs the [gpu] tests meanwhile. Nothing here is timed.
+prepare() {
+    phase_tests &
+    local tests=$!
     for m in $zoo; do
         echo "run models/$m.yaml --backend cuda --gpu $target --save-io $io/$m"
         echo "schedule models/$m.yaml --gpu $target --policy per_op --compile"
     done | xargs -P 12 -I{} sh -c "$anvil {} > /dev/null 2>&1"
+    wait $tests
+}
+
+phase_profile() {
+    rm -rf "$db" && cp -r kernels_db "$db"
+    # First, alone on the device: its ceilings.
+    "$anvil" calibrate --gpu "$target" --out "$db/measured/$target.yaml" | tee "$out/calibrate.txt"
+    cp "$db/measured/$target.yaml" "$out/measured_$target.yaml"
+    prepare
     mkdir -p "$out/profile"
     for m in $zoo; do
         trace=()
@@ -62,11 +73,20 @@ phase_profile() {
 phase_baselines() {
     mkdir -p "$out/baselines"
     export TORCHINDUCTOR_CACHE_DIR=$root/build/inductor_cache
+    export XLA_PYTHON_CLIENT_PREALLOCATE=false  # JAX next to PyTorch in one process
+    python3 -c 'import yaml' 2> /dev/null || export PYTHONPATH=$pack/py${PYTHONPATH:+:$PYTHONPATH}
+    python3 scripts/baselines.py --self-test > "$out/baselines_self_test.txt" 2>&1
+    echo "rc=$?" >> "$out/baselines_self_test.txt"
+    tail -5 "$out/baselines_self_test.txt"
     for m in $zoo; do
         [ -d "$io/$m" ] || { echo "no $io/$m: run the profile phase first" >&2; continue; }
         echo "== baselines $m"
-        timeout 240 python3 scripts/baselines.py "models/$m.yaml" "$io/$m" --iters 50 --warmup 10 \
-            --json "$out/baselines/$m.json" > "$out/baselines/$m.txt" 2>&1
+        # One process for all (imports once); if it dies, one per baseline.
+        if ! timeout 240 python3 scripts/baselines.py "models/$m.yaml" "$io/$m" --iters 50 --warmup 10 --in-process \
+            --json "$out/baselines/$m.json" > "$out/baselines/$m.txt" 2>&1; then
+            timeout 300 python3 scripts/baselines.py "models/$m.yaml" "$io/$m" --iters 50 --warmup 10 --timeout 120 \
+                --json "$out/baselines/$m.json" >> "$out/baselines/$m.txt" 2>&1
+        fi
         echo "rc=$?" >> "$out/baselines/$m.txt"
         tail -8 "$out/baselines/$m.txt"
     done
@@ -76,6 +96,6 @@ case "${1:-all}" in
     tests) phase_tests ;;
     profile) phase_profile ;;
     baselines) phase_baselines ;;
-    all) phase_tests; phase_profile; phase_baselines ;;
+    all) phase_profile; phase_baselines ;;
     *) echo "unknown phase '$1' (tests, profile, baselines, all)" >&2; exit 2 ;;
 esac

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Packs what the GPU machine needs into build/gpu_pack (that machine has the
 # CUDA toolkit and a driver, but no network and none of our Debian
-# packages): anvil and anvil_tests built here, and every shared library
-# they link that is neither libc's nor CUDA's. Then, on the device:
+# packages): anvil and anvil_tests built here, every shared library they
+# link that is neither libc's nor CUDA's, and PyYAML. Then, on the device:
 #   run(command="bash scripts/gpu_bench.sh PHASE", carry=["build/gpu_pack"])
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +20,10 @@ for lib in $(ldd build/anvil build/anvil_tests | awk '/=> \//{print $3}' | sort 
         *) cp -L "$lib" "$pack/lib/" ;;
     esac
 done
+# PyYAML for scripts/baselines.py, in case the device's Python lacks it
+# (pure Python: it falls back from its C extension on another Python).
+mkdir -p "$pack/py"
+cp -r "$(python3 -c 'import os, yaml; print(os.path.dirname(yaml.__file__))')" "$pack/py/"
 # The source tree the test binary was built in: the device links it to its checkout.
 echo "$PWD" > "$pack/source_dir"
 git rev-parse HEAD > "$pack/commit" 2>/dev/null || echo unknown > "$pack/commit"

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Tests the op layer of scripts/baselines.py against anvil, without torch or
-# jax: every CI-sized model (models/*_small.yaml, the hand-written models and
-# tests/models/*.yaml) is run on the host backend with --save-io, and the
-# numpy baseline, the same graph walker and op layer the torch and jax
-# baselines use, must agree with anvil's outputs. Then baselines.py
-# --self-test (with whatever frameworks are installed). Fails if any model
-# disagrees.
+# Tests the op layer of scripts/baselines.py (scripts/baselines/) against
+# anvil, without torch or jax: every CI-sized model (models/*_small.yaml, the
+# hand-written models and tests/models/*.yaml) is run on the host backend with
+# --save-io, and the numpy baseline, the same graph walker and op layer the
+# torch and jax baselines use, must agree with anvil's outputs. Then
+# baselines.py --self-test (with whatever frameworks are installed). Fails if
+# any model disagrees. Needs numpy and PyYAML.
 #
 #   scripts/test_baselines.sh [ANVIL] [IO_ROOT]
 #
@@ -18,6 +18,10 @@ anvil=${1:-$root/build/anvil}
 python=${PYTHON:-/usr/bin/python3}
 if [ ! -x "$anvil" ]; then
     echo "test_baselines.sh: no anvil binary at $anvil (build it, or pass its path)" >&2
+    exit 2
+fi
+if ! "$python" -c "import yaml" 2>/dev/null; then
+    echo "test_baselines.sh: $python has no PyYAML (set PYTHONPATH to a directory holding the yaml package)" >&2
     exit 2
 fi
 if [ -n "${2:-}" ]; then

@@ -97,7 +97,7 @@ TEST_CASE("a bad GPU description is a user error naming the place", "[policy][gp
     CHECK_THROWS_WITH(parse_gpu("toy.yaml", kDescription, "m.yaml",
                                 "ceilings: {copy_bytes_per_s: 0, fp32_flops_per_s: 1, tensor_f16_flops_per_s: 1,\n"
                                 "           tensor_bf16_flops_per_s: 1, device: d, date: 2026-11-24}\n"),
-                      Catch::Contains("m.yaml:1:29") && Catch::Contains("'copy_bytes_per_s' must be positive"));
+                      Catch::Contains("m.yaml:1:30") && Catch::Contains("'copy_bytes_per_s': must be positive"));
 }
 
 TEST_CASE("measured ceilings and tiles round-trip through measured_yaml", "[policy][gpu]") {

@@ -14,7 +14,9 @@ import numpy as np
 from . import Skip, UsageError
 from .lstm import lstm_equations, lstm_layout, lstm_tc_nodes, lstm_weights, torch_lstm
 from .model import SPEC_TOLERANCE, Model, Program, load_model
+from .jax_backend import JaxBackend
 from .numpy_backend import NumpyBackend
+from .torch_backend import TorchBackend, set_torch_precision
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -96,14 +98,14 @@ def cases():
 
 
 def _random_values(model, rng):
-    values = {}
+    values, rounding = {}, NumpyBackend()
     for name, t in model.decls.items():
         shape = [int(d) for d in t["shape"]]
         if model.dtypes[name] == "i32":
             values[name] = rng.integers(0, int(t["high"]), shape).astype(np.int32)
             continue
         v = rng.uniform(0.5, 2.0, shape) if t.get("positive") else rng.standard_normal(shape)
-        values[name] = NumpyBackend().cast(v, model.dtypes[name]).astype(np.float32)  # exact in its dtype
+        values[name] = rounding.cast(v, model.dtypes[name]).astype(np.float32)  # exact in its dtype
     return values
 
 
@@ -111,34 +113,38 @@ def _plain(be):
     return lambda prog, args, consts: prog.run(be, args, consts)
 
 
+def _torch():
+    import torch
+    set_torch_precision(torch)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    be = TorchBackend(torch, device)
+
+    def forward(prog, args, consts):
+        with torch.no_grad():
+            return prog.run(be, args, consts)
+    # torch's CPU kernels lack some f16/bf16 ops; the GPU has them all
+    return f"torch ({device})", be, forward, lambda dts: device == "cuda" or dts <= {"f32", "i32"}
+
+
+def _jax():
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    import jax
+    be = JaxBackend(jax)
+    forward = lambda prog, args, consts: jax.jit(lambda *a: prog.run(be, a, consts))(*args)
+    return f"jax ({jax.devices()[0].platform})", be, forward, lambda dts: True
+
+
 def _backends():
     """(label, backend, forward(program, args, consts), supports(dtype set))
     for every framework installed here."""
-    found = [("numpy", NumpyBackend(), None, lambda dts: True)]
-    try:
-        import torch
-        from .torch_backend import TorchBackend, set_torch_precision
-        set_torch_precision(torch)
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-        be = TorchBackend(torch, device)
-
-        def forward(prog, args, consts):
-            with torch.no_grad():
-                return prog.run(be, args, consts)
-        # torch's CPU kernels lack some f16/bf16 ops; the GPU has them all
-        found.append((f"torch ({device})", be, forward, lambda dts: device == "cuda" or dts <= {"f32", "i32"}))
-    except ImportError:
-        print("self-test: torch is not installed: not tested")
-    try:
-        os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
-        import jax
-        from .jax_backend import JaxBackend
-        be = JaxBackend(jax)
-        found.append((f"jax ({jax.devices()[0].platform})", be,
-                      lambda prog, args, consts: jax.jit(lambda *a: prog.run(be, a, consts))(*args), lambda dts: True))
-    except ImportError:
-        print("self-test: jax is not installed: not tested")
-    return [(label, be, forward or _plain(be), supports) for label, be, forward, supports in found]
+    numpy = NumpyBackend()
+    found = [("numpy", numpy, _plain(numpy), lambda dts: True)]
+    for name, make in (("torch", _torch), ("jax", _jax)):
+        try:
+            found.append(make())
+        except ImportError:
+            print(f"self-test: {name} is not installed: not tested")
+    return found
 
 
 def _evaluate(be, forward, prog, values):
