@@ -90,6 +90,37 @@ ANVIL_DEVICE void anvil_mm_row_store(const MatmulParams& p, float (*acc)[BN / AN
     }
 }
 
+// Where tile `tile` of a BM x BN tiling lies: its first row and column, and
+// its batch's element offsets in A, B and C (stride 0 broadcasts an operand).
+// tile = batch * tiles_m * tiles_n + tm * tiles_n + tn.
+struct AnvilMmPlace {
+    int m0, n0;
+    anvil_i64 ab, bb, cb;
+};
+ANVIL_DEVICE AnvilMmPlace anvil_mm_place(const MatmulParams& p, int tile, int bm, int bn) {
+    const int per_batch = p.tiles_m * p.tiles_n;
+    anvil_i64 batch = tile / per_batch;
+    const int rest = tile % per_batch;
+    AnvilMmPlace at = {(rest / p.tiles_n) * bm, (rest % p.tiles_n) * bn, 0, 0, 0};
+    for (int d = p.batch_rank - 1; d >= 0; --d) {
+        const anvil_i64 idx = batch % p.batch_shape[d];
+        batch /= p.batch_shape[d];
+        at.ab += idx * p.a_sb[d];
+        at.bb += idx * p.b_sb[d];
+        at.cb += idx * p.c_sb[d];
+    }
+    return at;
+}
+
+// C[m, n] = v after the epilogue, if any: C is contiguous, so the
+// element's offset in it locates the epilogue's operands.
+template <class TC>
+ANVIL_DEVICE void anvil_mm_store(const MatmulParams& p, TC* C, anvil_i64 cb, int m, int n, float v,
+                                 const AnvilEpilogue* epi, char* arena) {
+    const anvil_i64 at = (anvil_i64)m * p.c_sm + (anvil_i64)n * p.c_sn;
+    anvil_store(C + at, epi ? anvil_epilogue_apply(*epi, v, cb + at, arena) : v);
+}
+
 template <class TA, class TB, class TC, int BM, int BN, int BK>
 ANVIL_TASK void anvil_matmul_tile(const MatmulParams& p, int tile, char* arena) {
     static_assert(anvil_storage<TA>::ok && anvil_storage<TB>::ok && anvil_storage<TC>::ok,
@@ -104,24 +135,11 @@ ANVIL_TASK void anvil_matmul_tile(const MatmulParams& p, int tile, char* arena) 
     const int RM = BM / TY, RN = BN / TX;  // micro-tile of one thread
     const int LDA = BM + 1, LDB = BN + 1;
 
-    // tile = batch * tiles_m * tiles_n + tm * tiles_n + tn
-    const int per_batch = p.tiles_m * p.tiles_n;
-    anvil_i64 batch = tile / per_batch;
-    const int rest = tile % per_batch;
-    const int m0 = (rest / p.tiles_n) * BM;
-    const int n0 = (rest % p.tiles_n) * BN;
-
-    // Batch multi-index -> element offsets; stride 0 broadcasts an operand.
-    anvil_i64 ab = 0, bb = 0, cb = 0;
-    for (int d = p.batch_rank - 1; d >= 0; --d) {
-        const anvil_i64 idx = batch % p.batch_shape[d];
-        batch /= p.batch_shape[d];
-        ab += idx * p.a_sb[d];
-        bb += idx * p.b_sb[d];
-        cb += idx * p.c_sb[d];
-    }
-    const TA* A = anvil_at<const TA>(arena, p.a_off) + ab;
-    const TB* B = anvil_at<const TB>(arena, p.b_off) + bb;
+    const AnvilMmPlace at = anvil_mm_place(p, tile, BM, BN);
+    const int m0 = at.m0, n0 = at.n0;
+    const anvil_i64 cb = at.cb;
+    const TA* A = anvil_at<const TA>(arena, p.a_off) + at.ab;
+    const TB* B = anvil_at<const TB>(arena, p.b_off) + at.bb;
     TC* C = anvil_at<TC>(arena, p.c_off) + cb;
 
     float* As = (float*)anvil_block_smem();  // [BK][LDA]
@@ -163,8 +181,7 @@ ANVIL_TASK void anvil_matmul_tile(const MatmulParams& p, int tile, char* arena) 
 
     // Thread (tx, ty) owns rows ty + i*TY and columns tx + j*TX: neighbouring
     // threads store neighbouring columns. A fused epilogue sees each value
-    // in registers; C is then contiguous, so an element's offset in it
-    // locates the epilogue's operands.
+    // in registers.
     const AnvilEpilogue* epi = p.epilogue ? &anvil_epilogue(p.epilogue) : 0;
     if (p.row_op) {
         anvil_mm_row_store<TC, BM, BN>(p, acc, m0, epi, C, cb, arena);
@@ -175,9 +192,7 @@ ANVIL_TASK void anvil_matmul_tile(const MatmulParams& p, int tile, char* arena) 
         if (gm >= p.M) continue;
         for (int j = 0; j < RN; ++j) {
             const int gn = n0 + tx + j * TX;
-            if (gn >= p.N) continue;
-            const anvil_i64 at = (anvil_i64)gm * p.c_sm + (anvil_i64)gn * p.c_sn;
-            anvil_store(C + at, epi ? anvil_epilogue_apply(*epi, acc[i][j], cb + at, arena) : acc[i][j]);
+            if (gn < p.N) anvil_mm_store(p, C, cb, gm, gn, acc[i][j], epi, arena);
         }
     }
 }

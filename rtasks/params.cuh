@@ -83,6 +83,11 @@ struct EwParams {
 // Row ops a matmul applies to its finished tile (shared-memory fusion).
 enum AnvilMmRowOp { ANVIL_MM_ROW_NONE = 0, ANVIL_MM_ROW_SOFTMAX, ANVIL_MM_ROW_LAYERNORM, ANVIL_MM_ROW_RMSNORM };
 
+// How a matmul tile computes: staged through shared memory (matmul.cuh),
+// or streamed for at most ANVIL_GEMV_MAX_M rows (gemv.cuh: bm is then
+// only the rows a tile covers, and bk is unused).
+enum AnvilMmAlgo { ANVIL_MM_TILED = 0, ANVIL_MM_GEMV = 1 };
+
 // C[b] = op(A[b]) @ op(B[b]) for every batch index b; a tile is one BM x BN
 // block of one batch. BM, BN, BK are template arguments of the device code;
 // bm, bn and bk repeat them for the host (footprints, emission).
@@ -99,7 +104,7 @@ struct MatmulParams {
     int row_epilogue;
     int gamma_dtype, beta_dtype;  // AnvilDTypeCode of the norms' gamma and beta
     float eps;
-    int pad_;
+    int algo;        // AnvilMmAlgo
     anvil_i64 batches;
     anvil_i64 a_off, b_off, c_off;
     anvil_i64 gamma_off, beta_off;  // contiguous over N; < 0: absent

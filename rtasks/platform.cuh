@@ -90,6 +90,19 @@ ANVIL_DEVICE float anvil_block_max(float v) {
     for (int w = 1; w < ANVIL_THREADS / 32; ++w) v = fmaxf(v, s[w]);
     return v;
 }
+// The sum over the 32 lanes of a warp, in every lane.
+ANVIL_DEVICE float anvil_warp_sum(float v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+#define ANVIL_WARP 32
+
+// 16 bytes from a 16-byte aligned address in one load (LDG.128).
+struct alignas(16) anvil_u32x4 {
+    unsigned w[4];
+};
+ANVIL_DEVICE anvil_u32x4 anvil_load16(const void* p) { return *(const anvil_u32x4*)p; }
+
 // Thread 0's value, given to every thread of the block.
 ANVIL_DEVICE int anvil_block_broadcast(int v) {
     __shared__ int flag;
@@ -206,6 +219,18 @@ ANVIL_DEVICE char* anvil_block_smem() {
 
 ANVIL_DEVICE float anvil_block_sum(float v) { return v; }
 ANVIL_DEVICE float anvil_block_max(float v) { return v; }
+// A warp is the one thread.
+ANVIL_DEVICE float anvil_warp_sum(float v) { return v; }
+#define ANVIL_WARP 1
+
+struct alignas(16) anvil_u32x4 {
+    unsigned w[4];
+};
+ANVIL_DEVICE anvil_u32x4 anvil_load16(const void* p) {
+    anvil_u32x4 r;
+    memcpy(&r, p, sizeof r);
+    return r;
+}
 ANVIL_DEVICE int anvil_block_broadcast(int v) { return v; }
 
 // Worker threads are the blocks: C++ atomics with the same orderings.

@@ -32,6 +32,30 @@ ANVIL_DEVICE void anvil_store(int* p, float v) { *p = (int)v; }  // truncates, a
 ANVIL_DEVICE void anvil_store(anvil_f16* p, float v) { p->bits = anvil_f32_to_f16(v); }
 ANVIL_DEVICE void anvil_store(anvil_bf16* p, float v) { p->bits = anvil_f32_to_bf16(v); }
 
+// Elements of T in one 16-byte load, and that load unpacked to floats.
+template <class T> struct anvil_vec { static const int n = 16 / (int)sizeof(T); };
+ANVIL_DEVICE void anvil_unpack16(const anvil_u32x4& r, float* out, const float*) {
+    for (int i = 0; i < 4; ++i) out[i] = anvil_bits_float(r.w[i]);
+}
+ANVIL_DEVICE void anvil_unpack16(const anvil_u32x4& r, float* out, const int*) {
+    for (int i = 0; i < 4; ++i) out[i] = (float)(int)r.w[i];
+}
+ANVIL_DEVICE void anvil_unpack16(const anvil_u32x4& r, float* out, const anvil_f16*) {
+    for (int i = 0; i < 4; ++i) {
+        out[2 * i] = anvil_f16_to_f32((unsigned short)(r.w[i] & 0xffffu));
+        out[2 * i + 1] = anvil_f16_to_f32((unsigned short)(r.w[i] >> 16));
+    }
+}
+ANVIL_DEVICE void anvil_unpack16(const anvil_u32x4& r, float* out, const anvil_bf16*) {
+    for (int i = 0; i < 4; ++i) {
+        out[2 * i] = anvil_bits_float(r.w[i] << 16);
+        out[2 * i + 1] = anvil_bits_float(r.w[i] & 0xffff0000u);
+    }
+}
+// anvil_vec<T>::n consecutive elements from a 16-byte aligned p, as floats.
+template <class T>
+ANVIL_DEVICE void anvil_load_vec(const T* p, float* out) { anvil_unpack16(anvil_load16(p), out, p); }
+
 // out = a. Between two different types the value goes through f32; within
 // one type the stored bits are copied (an i32 above 2^24 must survive).
 template <class TO, class TA>

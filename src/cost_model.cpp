@@ -38,7 +38,8 @@ double tile_in_bytes(const ROp& op, int tile) {
     size_t first_generic = 0;
     if (op.kind == TaskKind::matmul) {
         const auto& p = std::get<MatmulParams>(op.params);
-        bytes = double(p.K) * (double(p.bm) * dtype_size(op.dtypes[0]) + double(p.bn) * dtype_size(op.dtypes[1]));
+        const double rows = std::min(p.bm, p.M);  // rows past M are never loaded
+        bytes = double(p.K) * (rows * dtype_size(op.dtypes[0]) + double(p.bn) * dtype_size(op.dtypes[1]));
         first_generic = 2;
     } else if (op.kind == TaskKind::conv2d) {
         const auto& p = std::get<WindowParams>(op.params);
@@ -122,8 +123,13 @@ double tile_seconds(const Gpu& g, const ROp& op, ROpCost& c) {
     }
     const double n = std::max(1, op.tiles), sms = g.sm_count;
     // The rTasks compute on CUDA cores today (tensor cores come with the
-    // Hopper tiles), so every dtype runs at the FP32 rate.
-    const double compute = c.flops / n / (g.fp32_flops_per_s / sms);
+    // Hopper tiles), so every dtype runs at the FP32 rate. A shared-memory
+    // GEMM tile computes its padding too: BM x BN products per k, however
+    // few rows and columns are real.
+    double flops = c.flops;
+    if (const auto* p = std::get_if<MatmulParams>(&op.params); p && p->algo == ANVIL_MM_TILED && p->M > 0 && p->N > 0)
+        flops *= double(p->tiles_m) * p->bm / p->M * (double(p->tiles_n) * p->bn / p->N);
+    const double compute = flops / n / (g.fp32_flops_per_s / sms);
     const double memory = (c.dram_read + c.dram_write) / n / (g.dram_bytes_per_s / sms) +
                           c.l2_read / n / (g.l2_bytes_per_s / sms);
     return std::max(compute, memory);
@@ -157,7 +163,9 @@ std::string cost_key(const ROp& op) {
     for (size_t i = 0; i < op.dtypes.size(); ++i) o << (i ? "," : "") << dtype_name(op.dtypes[i]);
     if (op.kind == TaskKind::matmul) {
         const auto& p = std::get<MatmulParams>(op.params);
-        o << " " << p.bm << "x" << p.bn << "x" << p.bk << " M=" << p.M << " N=" << p.N << " K=" << p.K;
+        if (p.algo == ANVIL_MM_GEMV) o << " gemv BN=" << p.bn;
+        else o << " " << p.bm << "x" << p.bn << "x" << p.bk;
+        o << " M=" << p.M << " N=" << p.N << " K=" << p.K;
     } else if (op.kind == TaskKind::conv2d) {
         const auto& p = std::get<WindowParams>(op.params);
         o << " " << p.bm << "x" << p.bn << "x" << p.bk << " M=" << int64_t{p.OH} * p.OW << " N=" << p.Og

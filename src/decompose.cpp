@@ -193,10 +193,12 @@ struct Builder {
             p.c_sb[d] = sc[d];
             p.batches *= c.shape[d];
         }
-        // Small M (batch-1 GEMV-like) gets short tiles so the block is not mostly idle padding.
+        // At most 4 rows (batch-1 decode): the streaming GEMV tile. Other
+        // small M gets short tiles so the block is not mostly idle padding.
+        p.algo = p.M <= sizes.gemv_max_m ? ANVIL_MM_GEMV : ANVIL_MM_TILED;
         p.bm = p.M <= 16 ? 16 : p.M <= 32 ? 32 : sizes.mm_bm;
-        p.bn = sizes.mm_bn;
-        p.bk = sizes.mm_bk;
+        p.bn = p.algo == ANVIL_MM_GEMV ? sizes.gemv_bn : sizes.mm_bn;
+        p.bk = p.algo == ANVIL_MM_GEMV ? 0 : sizes.mm_bk;
         p.tiles_m = static_cast<int>(ceil_div(p.M, p.bm));
         p.tiles_n = static_cast<int>(ceil_div(p.N, p.bn));
 

@@ -31,7 +31,8 @@ namespace {
 // The rtasks files in the order they are pasted (each only uses earlier ones).
 const char* const kRtaskOrder[] = {"params.cuh",  "platform.cuh", "primitives.cuh", "epilogue.cuh",
                                    "elementwise.cuh", "matmul.cuh", "rowwise.cuh", "conv2d.cuh",
-                                   "window.cuh",  "channel.cuh",  "gather.cuh",     "megakernel.cuh"};
+                                   "window.cuh",  "channel.cuh",  "gather.cuh",     "gemv.cuh",
+                                   "megakernel.cuh"};
 
 // A new field in params.cuh must reach the emitters below: these sizes are
 // the field lists they write.
@@ -86,7 +87,7 @@ std::string emit_matmul_params(const MatmulParams& p) {
     std::ostringstream o;
     o << "{" << p.M << ", " << p.N << ", " << p.K << ", " << p.bm << ", " << p.bn << ", " << p.bk << ", "
       << p.tiles_m << ", " << p.tiles_n << ", " << p.batch_rank << ", " << p.epilogue << ", " << p.row_op << ", "
-      << p.row_epilogue << ", " << p.gamma_dtype << ", " << p.beta_dtype << ", " << f32(p.eps) << ", " << p.pad_
+      << p.row_epilogue << ", " << p.gamma_dtype << ", " << p.beta_dtype << ", " << f32(p.eps) << ", " << p.algo
       << ", " << i64(p.batches) << ", " << i64(p.a_off) << ", " << i64(p.b_off) << ", " << i64(p.c_off) << ", "
       << i64(p.gamma_off) << ", " << i64(p.beta_off) << ", " << i64(p.a_sm) << ", "
       << i64(p.a_sk) << ", " << i64(p.b_sk) << ", " << i64(p.b_sn) << ", " << i64(p.c_sm) << ", "
@@ -227,10 +228,12 @@ std::string template_args(const ROp& op, size_t arity) {
 std::string variant_of(const ROp& op) {
     const KindInfo& k = kind_info(op.kind);
     std::ostringstream o;
+    const auto* mm = op.kind == TaskKind::matmul ? &std::get<MatmulParams>(op.params) : nullptr;
+    if (mm && mm->algo == ANVIL_MM_GEMV)
+        return "anvil_gemv_tile<" + template_args(op, k.arity) + ", " + std::to_string(mm->bn) + ">";
     o << k.fn << "<" << template_args(op, k.arity);
-    if (op.kind == TaskKind::matmul) {
-        const auto& p = std::get<MatmulParams>(op.params);
-        o << ", " << p.bm << ", " << p.bn << ", " << p.bk;
+    if (mm) {
+        o << ", " << mm->bm << ", " << mm->bn << ", " << mm->bk;
     } else if (op.kind == TaskKind::conv2d) {
         const auto& p = std::get<WindowParams>(op.params);
         o << ", " << p.bm << ", " << p.bn << ", " << p.bk;
@@ -362,7 +365,15 @@ void check_rop(const ROp& op) {
     }
     if (op.kind == TaskKind::gather)
         ANVIL_CHECK(op.dtypes.size() == 3 && op.dtypes[1] == DType::i32, "rOp '" + op.name + "': gather ids must be i32");
-    if (op.kind == TaskKind::matmul) {
+    if (op.kind == TaskKind::matmul && std::get<MatmulParams>(op.params).algo == ANVIL_MM_GEMV) {
+        const auto& p = std::get<MatmulParams>(op.params);
+        const int vec = 16 / dtype_size(op.dtypes[1]);
+        ANVIL_CHECK(p.M <= 4 && p.tiles_m == 1 && p.bm >= p.M && p.row_op == ANVIL_MM_ROW_NONE,
+                    "rOp '" + op.name + "': a GEMV tile takes at most 4 rows of A, all in one tile, and no row op");
+        ANVIL_CHECK(p.bn >= 16 && (p.bn & (p.bn - 1)) == 0 && p.bn / vec <= 256,
+                    "rOp '" + op.name + "': GEMV tile width " + std::to_string(p.bn) +
+                        " is not a power of two in [16, " + std::to_string(256 * vec) + "]");
+    } else if (op.kind == TaskKind::matmul) {
         const auto& p = std::get<MatmulParams>(op.params);
         check_gemm_tile(op, p.bm, p.bn, p.bk, tile_smem_bytes(op));
         ANVIL_CHECK(p.row_op == ANVIL_MM_ROW_NONE || (p.tiles_n == 1 && p.N <= p.bn),

@@ -331,6 +331,7 @@ std::vector<ByteRange> tile_reads(const ROp& op, int tile) {
 int tile_smem_bytes(const ROp& op) {
     if (op.kind == TaskKind::matmul) {
         const auto& p = std::get<MatmulParams>(op.params);
+        if (p.algo == ANVIL_MM_GEMV) return 256 * 8 * 4;  // ANVIL_GEMV_SMEM_BYTES on the GPU
         const int slices = p.bk * (p.bm + 1 + p.bn + 1) * 4;
         return p.row_op != ANVIL_MM_ROW_NONE ? std::max(slices, p.bm * (p.bn + 1) * 4) : slices;
     }

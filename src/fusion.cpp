@@ -158,7 +158,8 @@ struct Fuser {
             if (buf(n.operands[i]).storage == v) return ANVIL_MM_ROW_NONE;
         const auto& p = std::get<MatmulParams>(mm.params);
         const int64_t bytes = int64_t{p.bm} * (p.bn + 1) * 4;  // ANVIL_MM_ROW_SMEM_BYTES
-        const bool fits = p.tiles_n == 1 && p.N <= p.bn && bytes <= std::min(gpu.smem_per_block, 48 * 1024);
+        const bool fits = p.algo == ANVIL_MM_TILED && p.tiles_n == 1 && p.N <= p.bn &&
+                          bytes <= std::min(gpu.smem_per_block, 48 * 1024);
         return fits ? code : ANVIL_MM_ROW_NONE;
     }
 

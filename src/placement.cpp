@@ -29,6 +29,7 @@ ROp retile(const ROp& op, int bm, int bn, int bk) {
     ROp r = op;
     auto ceil_div = [](int64_t a, int64_t b) { return (a + b - 1) / b; };
     if (auto* p = std::get_if<MatmulParams>(&r.params); p && op.kind == TaskKind::matmul) {
+        p->algo = ANVIL_MM_TILED;
         p->bm = bm, p->bn = bn, p->bk = bk;
         p->tiles_m = static_cast<int>(ceil_div(p->M, bm));
         p->tiles_n = static_cast<int>(ceil_div(p->N, bn));
@@ -44,9 +45,19 @@ ROp retile(const ROp& op, int bm, int bn, int bk) {
     return r;
 }
 
+ROp as_gemv(const ROp& op, int bn) {
+    ROp r = retile(op, 16, bn, 0);
+    auto& p = std::get<MatmulParams>(r.params);
+    ANVIL_CHECK(p.M <= 4 && p.row_op == ANVIL_MM_ROW_NONE, "as_gemv: rOp '" + op.name + "' is not a GEMV");
+    p.algo = ANVIL_MM_GEMV;
+    return r;
+}
+
 std::vector<ROp> tile_variants(const ROp& op, const Gpu& gpu) {
     std::vector<ROp> out{op};
     if (op.kind != TaskKind::matmul && op.kind != TaskKind::conv2d) return out;
+    if (const auto* mm = std::get_if<MatmulParams>(&op.params); mm && mm->M <= 4 && mm->row_op == ANVIL_MM_ROW_NONE)
+        for (int bn : {16, 32, 64, 128, 256}) out.push_back(as_gemv(op, bn));
     // BM and BN are multiples of the 16 x 16 thread grid; the shared tiles
     // must fit the 48 KiB of static shared memory of one block.
     for (int bm : {16, 32, 64, 128})

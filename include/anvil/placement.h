@@ -17,8 +17,11 @@ std::vector<Task> task_graph(const TileGraph& tg);
 // one more than the latest wave among the rOps it depends on.
 std::vector<int> rop_waves(const TileGraph& tg, const std::vector<Task>& tasks);
 
-// `op` with BM x BN x BK tiles (matmul and conv2d only).
+// `op` with BM x BN x BK shared-memory tiles (matmul and conv2d only).
 ROp retile(const ROp& op, int bm, int bn, int bk);
+
+// A matmul of at most 4 rows as a streaming GEMV tile bn columns wide.
+ROp as_gemv(const ROp& op, int bn);
 
 // The tile shapes the rTask of `op` can take on `gpu` (itself included);
 // only GEMM rOps have more than one.

@@ -1,0 +1,142 @@
+// Batch-1 matmul (a GEMV, or up to ANVIL_GEMV_MAX_M rows of A): every
+// element of B is used at most M times, so the tile is memory-bound. It
+// streams its BN-column slice of B exactly once, with 16-byte loads,
+// ANVIL_GEMV_UNROLL of them in flight per thread, and accumulates in f32
+// registers. Two walks, by B's layout:
+//   columns contiguous (x @ W, b_sn == 1): a thread owns a group of
+//     anvil_vec<TB>::n columns and every KR-th row of k; the KR partial sums
+//     of a column meet in shared memory;
+//   k contiguous (x @ W^T, b_sk == 1): a warp owns one column at a time and
+//     its lanes walk K; the partial sums meet by shuffles.
+// Any other stride takes the first walk with scalar loads. On the host a
+// block is one thread and a warp one lane: the same code, every loop whole.
+#ifndef ANVIL_RTASKS_GEMV_CUH
+#define ANVIL_RTASKS_GEMV_CUH
+
+#include "matmul.cuh"
+
+#define ANVIL_GEMV_MAX_M 4
+#define ANVIL_GEMV_UNROLL 4
+
+// Shared bytes of the column walk's partial sums: one float per thread and
+// vector element (anvil_vec<float>::n = 4 is the smallest vector, 8 the largest).
+#define ANVIL_GEMV_SMEM_BYTES (ANVIL_THREADS * 8 * 4)
+
+ANVIL_DEVICE bool anvil_aligned16(const void* p) { return ((unsigned long long)p & 15ull) == 0; }
+
+// B's columns contiguous (or any strides, with scalar loads).
+template <class TA, class TB, class TC, int BN>
+ANVIL_DEVICE void anvil_gemv_by_columns(const MatmulParams& p, const TA* A, const TB* B, TC* C, anvil_i64 cb,
+                                        int n0, const AnvilEpilogue* epi, char* arena) {
+    const int V = anvil_vec<TB>::n, G = BN / V;                // column groups of the tile
+    const int CT = G < ANVIL_THREADS ? G : ANVIL_THREADS;      // threads along the columns
+    const int KR = ANVIL_THREADS / CT;                         // rows of k walked at once
+    const int tid = anvil_thread(), kr = tid / CT;
+    const int ncols = p.N - n0 < BN ? p.N - n0 : BN;
+    const bool vec = p.b_sn == 1 && (p.b_sk * (anvil_i64)sizeof(TB)) % 16 == 0 && anvil_aligned16(B + n0);
+    float* red = (float*)anvil_block_smem();  // [KR][CT * V]
+    // On the GPU G <= ANVIL_THREADS and this loop runs once; a host block
+    // (one thread) walks every group.
+    for (int g0 = 0; g0 < G; g0 += CT) {
+        const int c0 = (g0 + tid % CT) * V;  // the thread's first column in the tile
+        const bool full = vec && c0 + V <= ncols;
+        float acc[ANVIL_GEMV_MAX_M][anvil_vec<TB>::n];
+        for (int m = 0; m < ANVIL_GEMV_MAX_M; ++m)
+            for (int v = 0; v < V; ++v) acc[m][v] = 0.0f;
+        for (int k0 = kr; k0 < p.K; k0 += KR * ANVIL_GEMV_UNROLL) {
+            // Every load of the step first, then the math: the loads overlap.
+            float b[ANVIL_GEMV_UNROLL][anvil_vec<TB>::n];
+            for (int u = 0; u < ANVIL_GEMV_UNROLL; ++u) {
+                const int k = k0 + u * KR;
+                const TB* row = B + (anvil_i64)k * p.b_sk + (anvil_i64)(n0 + c0) * p.b_sn;
+                if (k < p.K && full) {
+                    anvil_load_vec(row, b[u]);
+                } else {
+                    for (int v = 0; v < V; ++v)
+                        b[u][v] = k < p.K && c0 + v < ncols ? anvil_load(row + v * p.b_sn) : 0.0f;
+                }
+            }
+            for (int u = 0; u < ANVIL_GEMV_UNROLL; ++u) {
+                const int k = k0 + u * KR;
+                if (k >= p.K) break;
+                for (int m = 0; m < p.M; ++m) {
+                    const float a = anvil_load(A + (anvil_i64)m * p.a_sm + (anvil_i64)k * p.a_sk);
+                    for (int v = 0; v < V; ++v) acc[m][v] += a * b[u][v];
+                }
+            }
+        }
+        // Per row of C: the KR partial sums of each column, through shared memory.
+        for (int m = 0; m < p.M; ++m) {
+            anvil_barrier();  // the previous row's readers are done
+            for (int v = 0; v < V; ++v) red[kr * CT * V + (tid % CT) * V + v] = acc[m][v];
+            anvil_barrier();
+            for (int c = tid; c < CT * V; c += ANVIL_THREADS) {
+                const int col = g0 * V + c;
+                if (col >= ncols) continue;
+                float sum = 0.0f;
+                for (int r = 0; r < KR; ++r) sum += red[r * CT * V + c];
+                anvil_mm_store(p, C, cb, m, n0 + col, sum, epi, arena);
+            }
+        }
+    }
+}
+
+// B's k contiguous: a warp per column, its lanes along K.
+template <class TA, class TB, class TC, int BN>
+ANVIL_DEVICE void anvil_gemv_by_k(const MatmulParams& p, const TA* A, const TB* B, TC* C, anvil_i64 cb, int n0,
+                                  const AnvilEpilogue* epi, char* arena) {
+    const int V = anvil_vec<TB>::n, W = ANVIL_THREADS / ANVIL_WARP;
+    const int lane = anvil_thread() % ANVIL_WARP, warp = anvil_thread() / ANVIL_WARP;
+    const int ncols = p.N - n0 < BN ? p.N - n0 : BN;
+    const int kvec = p.K / V * V;  // the vector part of K; the rest is scalar
+    // Warps take different columns (no block barrier below), and a warp's
+    // lanes the same one, so the shuffles see whole warps.
+    for (int c = warp; c < ncols; c += W) {
+        const TB* col = B + (anvil_i64)(n0 + c) * p.b_sn;
+        const bool vec = (p.b_sn * (anvil_i64)sizeof(TB)) % 16 == 0 && anvil_aligned16(col);
+        float acc[ANVIL_GEMV_MAX_M];
+        for (int m = 0; m < ANVIL_GEMV_MAX_M; ++m) acc[m] = 0.0f;
+        const int step = ANVIL_WARP * V;
+        for (int k0 = vec ? lane * V : kvec; k0 < kvec; k0 += step * ANVIL_GEMV_UNROLL) {
+            float b[ANVIL_GEMV_UNROLL][anvil_vec<TB>::n];
+            for (int u = 0; u < ANVIL_GEMV_UNROLL; ++u)
+                if (k0 + u * step < kvec) anvil_load_vec(col + k0 + u * step, b[u]);
+            for (int u = 0; u < ANVIL_GEMV_UNROLL; ++u) {
+                const int k = k0 + u * step;
+                if (k >= kvec) break;
+                for (int m = 0; m < p.M; ++m)
+                    for (int v = 0; v < V; ++v)
+                        acc[m] += anvil_load(A + (anvil_i64)m * p.a_sm + (anvil_i64)(k + v) * p.a_sk) * b[u][v];
+            }
+        }
+        // The tail of K, and all of it when the column is not aligned.
+        for (int k = (vec ? kvec : 0) + lane; k < p.K; k += ANVIL_WARP) {
+            const float bk = anvil_load(col + k);
+            for (int m = 0; m < p.M; ++m) acc[m] += anvil_load(A + (anvil_i64)m * p.a_sm + (anvil_i64)k * p.a_sk) * bk;
+        }
+        for (int m = 0; m < p.M; ++m) {
+            const float sum = anvil_warp_sum(acc[m]);
+            if (lane == 0) anvil_mm_store(p, C, cb, m, n0 + c, sum, epi, arena);
+        }
+    }
+}
+
+template <class TA, class TB, class TC, int BN>
+ANVIL_TASK void anvil_gemv_tile(const MatmulParams& p, int tile, char* arena) {
+    static_assert(anvil_storage<TA>::ok && anvil_storage<TB>::ok && anvil_storage<TC>::ok,
+                  "anvil_gemv_tile: TA, TB, TC must be storage types (float, int, anvil_f16, anvil_bf16)");
+    static_assert(BN >= 16 && (BN & (BN - 1)) == 0, "anvil_gemv_tile: BN must be a power of two, at least 16");
+    static_assert(BN / anvil_vec<TB>::n <= 256, "anvil_gemv_tile: at most one column group per thread");
+    static_assert(ANVIL_GEMV_SMEM_BYTES <= ANVIL_SMEM_BYTES, "anvil_gemv_tile: partial sums exceed ANVIL_SMEM_BYTES");
+    const AnvilMmPlace at = anvil_mm_place(p, tile, p.bm, BN);
+    const TA* A = anvil_at<const TA>(arena, p.a_off) + at.ab;
+    const TB* B = anvil_at<const TB>(arena, p.b_off) + at.bb;
+    TC* C = anvil_at<TC>(arena, p.c_off) + at.cb;
+    const AnvilEpilogue* epi = p.epilogue ? &anvil_epilogue(p.epilogue) : 0;
+    if (p.b_sk == 1 && p.b_sn != 1)
+        anvil_gemv_by_k<TA, TB, TC, BN>(p, A, B, C, at.cb, at.n0, epi, arena);
+    else
+        anvil_gemv_by_columns<TA, TB, TC, BN>(p, A, B, C, at.cb, at.n0, epi, arena);
+}
+
+#endif  // ANVIL_RTASKS_GEMV_CUH
