@@ -22,8 +22,6 @@
 // vector element (anvil_vec<float>::n = 4 is the smallest vector, 8 the largest).
 #define ANVIL_GEMV_SMEM_BYTES (ANVIL_THREADS * 8 * 4)
 
-ANVIL_DEVICE bool anvil_aligned16(const void* p) { return ((unsigned long long)p & 15ull) == 0; }
-
 // B's columns contiguous (or any strides, with scalar loads).
 template <class TA, class TB, class TC, int BN>
 ANVIL_DEVICE void anvil_gemv_by_columns(const MatmulParams& p, const TA* A, const TB* B, TC* C, anvil_i64 cb,

@@ -83,10 +83,11 @@ struct EwParams {
 // Row ops a matmul applies to its finished tile (shared-memory fusion).
 enum AnvilMmRowOp { ANVIL_MM_ROW_NONE = 0, ANVIL_MM_ROW_SOFTMAX, ANVIL_MM_ROW_LAYERNORM, ANVIL_MM_ROW_RMSNORM };
 
-// How a matmul tile computes: staged through shared memory (matmul.cuh),
-// or streamed for at most ANVIL_GEMV_MAX_M rows (gemv.cuh: bm is then
-// only the rows a tile covers, and bk is unused).
-enum AnvilMmAlgo { ANVIL_MM_TILED = 0, ANVIL_MM_GEMV = 1 };
+// How a matmul tile computes: staged through shared memory on CUDA cores
+// (matmul.cuh), streamed for at most ANVIL_GEMV_MAX_M rows (gemv.cuh: bm is
+// then only the rows a tile covers, and bk is unused), or on tensor cores
+// (matmul_tc.cuh, f16 and bf16).
+enum AnvilMmAlgo { ANVIL_MM_TILED = 0, ANVIL_MM_GEMV = 1, ANVIL_MM_TENSOR = 2 };
 
 // C[b] = op(A[b]) @ op(B[b]) for every batch index b; a tile is one BM x BN
 // block of one batch. BM, BN, BK are template arguments of the device code;

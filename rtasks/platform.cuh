@@ -97,6 +97,26 @@ ANVIL_DEVICE float anvil_warp_sum(float v) {
 }
 #define ANVIL_WARP 32
 
+// Tensor cores: D = A x B + D for one 16x16 (A, row-major) by 16x8 (B,
+// column-major) product, f16 or bf16 inputs, f32 accumulators, per warp.
+// Lane l holds, with g = l / 4 and t = l % 4 (pairs packed low half first):
+//   a[0] = A[g][2t..2t+1], a[1] = A[g+8][2t..], a[2] = A[g][2t+8..], a[3] = A[g+8][2t+8..]
+//   b[0] = B[2t..2t+1][g], b[1] = B[2t+8..2t+9][g]
+//   d[0..1] = D[g][2t..2t+1], d[2..3] = D[g+8][2t..2t+1]
+#define ANVIL_HAS_MMA 1
+ANVIL_DEVICE void anvil_mma_16816(float* d, const unsigned* a, const unsigned* b, bool bf16) {
+    if (bf16)
+        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                     "{%0,%1,%2,%3};"
+                     : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+    else
+        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                     "{%0,%1,%2,%3};"
+                     : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+
 // 16 bytes from a 16-byte aligned address in one load (LDG.128).
 struct alignas(16) anvil_u32x4 {
     unsigned w[4];
@@ -219,8 +239,10 @@ ANVIL_DEVICE char* anvil_block_smem() {
 
 ANVIL_DEVICE float anvil_block_sum(float v) { return v; }
 ANVIL_DEVICE float anvil_block_max(float v) { return v; }
-// A warp is the one thread.
+// A warp is the one thread; no tensor cores (their tiles fall back to the
+// shared-memory GEMM).
 ANVIL_DEVICE float anvil_warp_sum(float v) { return v; }
+#define ANVIL_HAS_MMA 0
 #define ANVIL_WARP 1
 
 struct alignas(16) anvil_u32x4 {

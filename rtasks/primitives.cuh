@@ -52,6 +52,8 @@ ANVIL_DEVICE void anvil_unpack16(const anvil_u32x4& r, float* out, const anvil_b
         out[2 * i + 1] = anvil_bits_float(r.w[i] & 0xffff0000u);
     }
 }
+ANVIL_DEVICE bool anvil_aligned16(const void* p) { return ((unsigned long long)p & 15ull) == 0; }
+
 // anvil_vec<T>::n consecutive elements from a 16-byte aligned p, as floats.
 template <class T>
 ANVIL_DEVICE void anvil_load_vec(const T* p, float* out) { anvil_unpack16(anvil_load16(p), out, p); }

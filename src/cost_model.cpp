@@ -126,10 +126,12 @@ double tile_seconds(const Gpu& g, const ROp& op, ROpCost& c) {
     // Hopper tiles), so every dtype runs at the FP32 rate. A shared-memory
     // GEMM tile computes its padding too: BM x BN products per k, however
     // few rows and columns are real.
-    double flops = c.flops;
-    if (const auto* p = std::get_if<MatmulParams>(&op.params); p && p->algo == ANVIL_MM_TILED && p->M > 0 && p->N > 0)
+    double flops = c.flops, rate = g.fp32_flops_per_s;
+    if (const auto* p = std::get_if<MatmulParams>(&op.params); p && p->algo != ANVIL_MM_GEMV && p->M > 0 && p->N > 0)
         flops *= double(p->tiles_m) * p->bm / p->M * (double(p->tiles_n) * p->bn / p->N);
-    const double compute = flops / n / (g.fp32_flops_per_s / sms);
+    if (const auto* p = std::get_if<MatmulParams>(&op.params); p && p->algo == ANVIL_MM_TENSOR)
+        rate = g.tensor_f16_flops_per_s;
+    const double compute = flops / n / (rate / sms);
     const double memory = (c.dram_read + c.dram_write) / n / (g.dram_bytes_per_s / sms) +
                           c.l2_read / n / (g.l2_bytes_per_s / sms);
     return std::max(compute, memory);
@@ -164,7 +166,7 @@ std::string cost_key(const ROp& op) {
     if (op.kind == TaskKind::matmul) {
         const auto& p = std::get<MatmulParams>(op.params);
         if (p.algo == ANVIL_MM_GEMV) o << " gemv BN=" << p.bn;
-        else o << " " << p.bm << "x" << p.bn << "x" << p.bk;
+        else o << (p.algo == ANVIL_MM_TENSOR ? " tc " : " ") << p.bm << "x" << p.bn << "x" << p.bk;
         o << " M=" << p.M << " N=" << p.N << " K=" << p.K;
     } else if (op.kind == TaskKind::conv2d) {
         const auto& p = std::get<WindowParams>(op.params);

@@ -30,7 +30,7 @@ namespace {
 
 // The rtasks files in the order they are pasted (each only uses earlier ones).
 const char* const kRtaskOrder[] = {"params.cuh",  "platform.cuh", "primitives.cuh", "epilogue.cuh",
-                                   "elementwise.cuh", "matmul.cuh", "rowwise.cuh", "conv2d.cuh",
+                                   "elementwise.cuh", "matmul.cuh", "matmul_tc.cuh", "rowwise.cuh", "conv2d.cuh",
                                    "window.cuh",  "channel.cuh",  "gather.cuh",     "gemv.cuh",
                                    "megakernel.cuh"};
 
@@ -231,7 +231,7 @@ std::string variant_of(const ROp& op) {
     const auto* mm = op.kind == TaskKind::matmul ? &std::get<MatmulParams>(op.params) : nullptr;
     if (mm && mm->algo == ANVIL_MM_GEMV)
         return "anvil_gemv_tile<" + template_args(op, k.arity) + ", " + std::to_string(mm->bn) + ">";
-    o << k.fn << "<" << template_args(op, k.arity);
+    o << (mm && mm->algo == ANVIL_MM_TENSOR ? "anvil_matmul_tc_tile" : k.fn) << "<" << template_args(op, k.arity);
     if (mm) {
         o << ", " << mm->bm << ", " << mm->bn << ", " << mm->bk;
     } else if (op.kind == TaskKind::conv2d) {
@@ -376,6 +376,11 @@ void check_rop(const ROp& op) {
     } else if (op.kind == TaskKind::matmul) {
         const auto& p = std::get<MatmulParams>(op.params);
         check_gemm_tile(op, p.bm, p.bn, p.bk, tile_smem_bytes(op));
+        const bool half = (op.dtypes[0] == DType::f16 || op.dtypes[0] == DType::bf16) && op.dtypes[1] == op.dtypes[0];
+        ANVIL_CHECK(p.algo != ANVIL_MM_TENSOR || (half && p.row_op == ANVIL_MM_ROW_NONE && p.bm % 32 == 0 &&
+                                                  p.bn % 32 == 0 && p.bk % 16 == 0),
+                    "rOp '" + op.name + "': a tensor-core tile needs f16 or bf16 operands of one dtype, no row op, "
+                    "BM and BN multiples of 32 and BK of 16");
         ANVIL_CHECK(p.row_op == ANVIL_MM_ROW_NONE || (p.tiles_n == 1 && p.N <= p.bn),
                     "rOp '" + op.name + "': a fused row op needs whole rows in one tile");
         ANVIL_CHECK(p.row_op >= ANVIL_MM_ROW_NONE && p.row_op <= ANVIL_MM_ROW_RMSNORM,

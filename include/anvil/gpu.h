@@ -41,6 +41,10 @@ struct Gpu {
     // Measured seconds per tile, by cost key (cost_key() in cost_model.h).
     std::map<std::string, double> measured_tile_s;
     Ceilings ceilings;  // measured/<name>.yaml's, when calibrated
+    // Whether policies may pick tensor-core matmul tiles (rtasks/matmul_tc.cuh).
+    // Off until they have run against the reference on a device (issue 6);
+    // tests turn it on to check their emission and the host fallback.
+    bool tensor_core_tiles = false;
 };
 
 // The GPU a schedule targets when none is named: the H100 SXM.

@@ -23,6 +23,9 @@ ROp retile(const ROp& op, int bm, int bn, int bk);
 // A matmul of at most 4 rows as a streaming GEMV tile bn columns wide.
 ROp as_gemv(const ROp& op, int bn);
 
+// An f16 or bf16 matmul with BM x BN x BK tiles on tensor cores.
+ROp on_tensor_cores(const ROp& op, int bm, int bn, int bk);
+
 // The tile shapes the rTask of `op` can take on `gpu` (itself included);
 // only GEMM rOps have more than one.
 std::vector<ROp> tile_variants(const ROp& op, const Gpu& gpu);
