@@ -125,7 +125,8 @@ ANVIL_TASK void anvil_gemv_tile(const MatmulParams& p, int tile, char* arena) {
                   "anvil_gemv_tile: TA, TB, TC must be storage types (float, int, anvil_f16, anvil_bf16)");
     static_assert(BN >= 16 && (BN & (BN - 1)) == 0, "anvil_gemv_tile: BN must be a power of two, at least 16");
     static_assert(BN / anvil_vec<TB>::n <= 256, "anvil_gemv_tile: at most one column group per thread");
-    static_assert(ANVIL_GEMV_SMEM_BYTES <= ANVIL_SMEM_BYTES, "anvil_gemv_tile: partial sums exceed ANVIL_SMEM_BYTES");
+    // (BN > 0: a dependent condition, checked only where the template is used.)
+    static_assert(BN > 0 && ANVIL_GEMV_SMEM_BYTES <= ANVIL_SMEM_BYTES, "anvil_gemv_tile: partial sums exceed ANVIL_SMEM_BYTES");
     const AnvilMmPlace at = anvil_mm_place(p, tile, p.bm, BN);
     const TA* A = anvil_at<const TA>(arena, p.a_off) + at.ab;
     const TB* B = anvil_at<const TB>(arena, p.b_off) + at.bb;

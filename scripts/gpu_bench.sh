@@ -4,7 +4,9 @@
 #   bash scripts/gpu_bench.sh profile     calibrate; the [gpu] tests while every zoo model compiles and saves
 #                                         its inputs, params and outputs (--save-io); then anvil profile of each
 #   bash scripts/gpu_bench.sh baselines   every zoo model under PyTorch (eager, CUDA graph, torch.compile) and JAX
-#   bash scripts/gpu_bench.sh all         profile, then baselines
+#   bash scripts/gpu_bench.sh hopper      issue 6's benchmarks (scripts/bench_hopper.py): 4096^3 GEMM vs cuBLAS,
+#                                         GEMV chain and decode step bytes/s vs copy bandwidth
+#   bash scripts/gpu_bench.sh all         profile, baselines, hopper
 # Each phase fits one device call (10 minutes) and writes its results under
 # $OUT (or out/ without one); scripts/gpu_results.py merges them into
 # docs/perf/gpu-<date>.json. MODELS="a b" limits the zoo.
@@ -92,10 +94,22 @@ phase_baselines() {
     done
 }
 
+phase_hopper() {
+    [ -f "$db/measured/$target.yaml" ] || { rm -rf "$db" && cp -r kernels_db "$db" &&
+        "$anvil" calibrate --gpu "$target" --out "$db/measured/$target.yaml"; }
+    for tc in "" --tensor-cores; do
+        python3 scripts/bench_hopper.py --anvil "$anvil" --kernels-db "$db" $tc \
+            --json "$out/hopper${tc:+_tensor_cores}.json" > "$out/hopper${tc:+_tensor_cores}.txt" 2>&1
+        echo "rc=$?" >> "$out/hopper${tc:+_tensor_cores}.txt"
+        tail -25 "$out/hopper${tc:+_tensor_cores}.txt"
+    done
+}
+
 case "${1:-all}" in
     tests) phase_tests ;;
     profile) phase_profile ;;
     baselines) phase_baselines ;;
-    all) phase_profile; phase_baselines ;;
-    *) echo "unknown phase '$1' (tests, profile, baselines, all)" >&2; exit 2 ;;
+    hopper) phase_hopper ;;
+    all) phase_profile; phase_baselines; phase_hopper ;;
+    *) echo "unknown phase '$1' (tests, profile, baselines, hopper, all)" >&2; exit 2 ;;
 esac

@@ -76,6 +76,9 @@ def merge(out, command):
            "device": meta["device"], "target": meta["target"], "date": meta["date"], "commit": meta["commit"],
            "command": command, "calibration": calib, "gpu_tests": tests, "framework_versions": versions,
            "models": models, "failed": failures}
+    for name in ("hopper", "hopper_tensor_cores"):  # scripts/bench_hopper.py's results
+        if (out / f"{name}.json").exists():
+            doc[name] = json.loads((out / f"{name}.json").read_text())
     dest = PERF / f"gpu-zoo-{meta['date']}.json"
     dest.write_text(json.dumps(doc, indent=1) + "\n")
     print("wrote", dest.relative_to(ROOT))

@@ -168,6 +168,9 @@ std::string cost_key(const ROp& op) {
         if (p.algo == ANVIL_MM_GEMV) o << " gemv BN=" << p.bn;
         else o << (p.algo == ANVIL_MM_TENSOR ? " tc " : " ") << p.bm << "x" << p.bn << "x" << p.bk;
         o << " M=" << p.M << " N=" << p.N << " K=" << p.K;
+        if (p.batches != 1) o << " batches=" << p.batches;
+        // Which axis of each operand is contiguous decides how tiles load it.
+        o << " A=" << (p.a_sk == 1 ? "mk" : "km") << " B=" << (p.b_sn == 1 ? "kn" : "nk");
     } else if (op.kind == TaskKind::conv2d) {
         const auto& p = std::get<WindowParams>(op.params);
         o << " " << p.bm << "x" << p.bn << "x" << p.bk << " M=" << int64_t{p.OH} * p.OW << " N=" << p.Og
@@ -179,7 +182,16 @@ std::string cost_key(const ROp& op) {
         if (const auto* w = std::get_if<WindowParams>(&op.params)) code = w->op;
         o << " op=" << code << " tiles=" << op.tiles << " flops=" << op.flops;
     }
-    for (VertexId v : op.fused) o << " +" << v;
+    // Fused work by what it does, not by which nodes: identical layers share keys.
+    auto steps = [&](const char* what, const AnvilEpilogue& e) {
+        if (e.nsteps == 0) return;
+        o << " " << what << "=";
+        for (int k = 0; k < e.nsteps; ++k) o << (k ? "," : "") << e.steps[k].op;
+    };
+    steps("epi", op.epilogue);
+    if (const auto* p = std::get_if<MatmulParams>(&op.params); p && p->row_op != ANVIL_MM_ROW_NONE)
+        o << " row=" << p->row_op;
+    steps("post", op.row_epilogue);
     return o.str();
 }
 

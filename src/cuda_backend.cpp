@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <thread>
 
 #include "anvil/arena_io.h"
@@ -188,11 +189,11 @@ struct CudaProgram::Impl {
         }
     }
 
-    // Enqueues the status reset and every launch on `on`, publishing `run_epoch`.
-    void enqueue(CUstream on, unsigned run_epoch) {
+    // Enqueues the status reset and launches [first, end) on `on`, publishing `run_epoch`.
+    void enqueue(CUstream on, unsigned run_epoch, size_t first = 0, size_t end = SIZE_MAX) {
         unsigned long long timeout_ns = static_cast<unsigned long long>(opt.spin_timeout_s * 1e9);
         check(drv.cuMemsetD8Async(status, 0, sizeof(AnvilStatus), on), "cuMemsetD8 (the status word)");
-        for (size_t l = 0; l < s.launches.size(); ++l) {
+        for (size_t l = first; l < std::min(end, s.launches.size()); ++l) {
             int launch = static_cast<int>(l);
             void* args[] = {&arena, &counters, &run_epoch, &status, &timeout_ns, &trace, &launch};
             const unsigned blocks = static_cast<unsigned>(s.launches[l].queues.size());
@@ -216,12 +217,12 @@ struct CudaProgram::Impl {
         return ms * 1e-3;
     }
 
-    double run() {
+    double run(size_t first = 0, size_t count = SIZE_MAX) {
         check(drv.cuCtxSetCurrent(ctx), "cuCtxSetCurrent");
         ++epoch;
         if (epoch == kGraphEpoch) throw UserError("a CudaProgram runs at most 2^32 - 2 times");
         check(drv.cuEventRecord(start, stream), "cuEventRecord");
-        enqueue(stream, epoch);
+        enqueue(stream, epoch, first, count == SIZE_MAX ? SIZE_MAX : first + count);
         check(drv.cuEventRecord(end, stream), "cuEventRecord");
         return finish();
     }
@@ -313,6 +314,28 @@ void CudaProgram::upload(const TensorMap& values) {
 
 double CudaProgram::run() { return impl_->run(); }
 double CudaProgram::run_graph() { return impl_->run_graph(); }
+
+double CudaProgram::run_launches(size_t first, size_t count) {
+    ANVIL_CHECK(first + count <= impl_->s.launches.size(), "run_launches past the schedule's launches");
+    return impl_->run(first, count);
+}
+
+std::vector<char> CudaProgram::read(int64_t offset, int64_t bytes) const {
+    Impl& m = *impl_;
+    ANVIL_CHECK(offset >= 0 && bytes >= 0 && static_cast<size_t>(offset + bytes) <= m.arena_bytes,
+                "read outside the arena");
+    std::vector<char> out(static_cast<size_t>(bytes));
+    m.check(m.drv.cuCtxSetCurrent(m.ctx), "cuCtxSetCurrent");
+    if (bytes > 0) m.check(m.drv.cuMemcpyDtoH(out.data(), m.arena + offset, out.size()), "cuMemcpyDtoH (arena bytes)");
+    return out;
+}
+
+void CudaProgram::write(int64_t offset, const std::vector<char>& bytes) {
+    Impl& m = *impl_;
+    ANVIL_CHECK(offset >= 0 && static_cast<size_t>(offset) + bytes.size() <= m.arena_bytes, "write outside the arena");
+    m.check(m.drv.cuCtxSetCurrent(m.ctx), "cuCtxSetCurrent");
+    if (!bytes.empty()) m.check(m.drv.cuMemcpyHtoD(m.arena + offset, bytes.data(), bytes.size()), "cuMemcpyHtoD (arena bytes)");
+}
 std::vector<AnvilTraceRecord> CudaProgram::trace() const { return impl_->trace_records(); }
 
 TensorMap CudaProgram::outputs() const {

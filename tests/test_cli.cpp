@@ -210,6 +210,10 @@ TEST_CASE("anvil profile needs a device and says so, or measures both schedules"
         CHECK(c.status == 2);
         CHECK_THAT(c.output, Catch::Contains("calibrate needs a CUDA device"));
         CHECK_FALSE(fs::exists(d.file("m.yaml")));
+        Result t = anvil_cmd("tune models/mlp_f16.yaml --out " + d.file("m.yaml"));
+        CHECK(t.status == 2);
+        CHECK_THAT(t.output, Catch::Contains("anvil tune measures on a GPU"));
+        CHECK_FALSE(fs::exists(d.file("m.yaml")));
         return;
     }
     TempDir d;

@@ -49,7 +49,8 @@ struct Prediction {
 };
 
 // The key under which kernels_db stores the measured time of one tile of
-// `op`: kind, storage types, tile shape and problem shape.
+// `op`: kind, storage types, tile shape, problem shape and operand layout,
+// and the fused work by its operations (so identical layers share a key).
 std::string cost_key(const ROp& op);
 
 // Most blocks of `threads` threads using `smem` bytes each that fit on one SM.

@@ -52,6 +52,12 @@ public:
     // itself (when any task waits) and publishes one fixed epoch, so plain
     // and graph runs may alternate. Returns the GPU time like run().
     double run_graph();
+    // Runs launches [first, first + count) only, timed like run(): the
+    // tuner's way of measuring one launch among many.
+    double run_launches(size_t first, size_t count);
+    // Bytes of the arena, and writing them back.
+    std::vector<char> read(int64_t offset, int64_t bytes) const;
+    void write(int64_t offset, const std::vector<char>& bytes);
     TensorMap outputs() const;
     // The last run's per-task timeline (CudaRunOptions::trace), by task.
     std::vector<AnvilTraceRecord> trace() const;

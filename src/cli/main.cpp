@@ -22,6 +22,7 @@
 #include "anvil/policy.h"
 #include "anvil/profile.h"
 #include "anvil/report.h"
+#include "anvil/tune.h"
 
 namespace fs = std::filesystem;
 using namespace anvil;
@@ -248,6 +249,25 @@ int cmd_calibrate(const Gpu& gpu, const std::string& out_path) {
     return 0;
 }
 
+int cmd_tune(const std::string& model, const Gpu& gpu, int iters, const std::string& out_path) {
+    Graph graph = load_graph(model);
+    TuneOptions opt;
+    opt.iters = iters;
+    std::vector<TuneRecord> records;
+    fmt::print("model {}: tuning for {}\n", graph.model_name, gpu.name);
+    const Gpu tuned = tune(graph, gpu, opt, &records, [](const std::string& line) { fmt::print("  {}\n", line); });
+    const auto failed = std::count_if(records.begin(), records.end(), [](const TuneRecord& r) { return !r.ok; });
+    fmt::print("  {} candidates measured, {} refused (output differs from the model's run)\n",
+               records.size() - failed, failed);
+    for (const TuneRecord& r : records)
+        if (!r.ok) fmt::print("    refused: {} (relative L2 {:.3e})\n", r.key, r.rel_l2);
+    if (!out_path.empty()) {
+        write_file_atomically(out_path, measured_yaml(tuned));
+        fmt::print("  wrote {} (copy it to kernels_db/measured/{}.yaml)\n", out_path, gpu.name);
+    }
+    return failed == 0 ? 0 : 1;
+}
+
 // The GPU description a command on the device uses: --gpu when given, else
 // the one whose `match` names the device, else the default.
 Gpu device_gpu(bool named, const std::string& name, const std::string& kernels_db) {
@@ -271,11 +291,19 @@ int main(int argc, char** argv) {
     for (const PolicyEntry& p : all_policies()) policy_help += fmt::format(" {} ({});", p.name, p.summary);
     std::string gpu_help = "target GPU, a description in kernels_db/gpus:";
     for (const std::string& g : known_gpus()) gpu_help += " " + g;
+    bool tensor_cores = false;
     auto add_target = [&](CLI::App* cmd) {
         cmd->add_option("--policy", policy, policy_help)->capture_default_str();
         cmd->add_option("--gpu", gpu_name, gpu_help)->capture_default_str();
         cmd->add_option("--kernels-db", kernels_db, "read GPU descriptions and measured times from DIR instead of "
                                                     "the kernels_db built into anvil");
+        cmd->add_flag("--tensor-cores", tensor_cores,
+                      "let policies pick tensor-core matmul tiles for f16/bf16 (experimental: not yet checked on a "
+                      "device)");
+    };
+    auto with_options = [&](Gpu g) {
+        g.tensor_core_tiles = g.tensor_core_tiles || tensor_cores;
+        return g;
     };
 
     CLI::App* check = app.add_subcommand("check", "validate a model and summarise it: ops, tensors, FLOPs, bytes");
@@ -329,6 +357,15 @@ int main(int argc, char** argv) {
     std::string calib_out;
     calib->add_option("--out", calib_out, "write kernels_db/measured/<gpu>.yaml's text (with the GPU's tiles) here");
 
+    CLI::App* tune_cmd = app.add_subcommand(
+        "tune", "measure the candidate tiles of every distinct GEMM of a model on the GPU (kernels_db/measured)");
+    tune_cmd->add_option("MODEL", model, "model file (.yaml)")->required();
+    add_target(tune_cmd);
+    int tune_iters = 10;
+    std::string tune_out;
+    tune_cmd->add_option("--iters", tune_iters, "timed runs per candidate (the median is kept)")->capture_default_str();
+    tune_cmd->add_option("--out", tune_out, "write kernels_db/measured/<gpu>.yaml's text (ceilings kept) here");
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -337,17 +374,21 @@ int main(int argc, char** argv) {
     }
     try {
         if (*check) return cmd_check(model);
-        if (*sched) return cmd_schedule(model, policy, find_gpu(gpu_name, kernels_db), outputs);
+        if (*sched) return cmd_schedule(model, policy, with_options(find_gpu(gpu_name, kernels_db)), outputs);
         if (*prof) {
             profile_opt.policy = policy;
             profile_opt.trace = !profile_trace.empty();
-            return cmd_profile(model, profile_opt, device_gpu(prof->count("--gpu") > 0, gpu_name, kernels_db),
-                               profile_json, profile_trace);
+            return cmd_profile(model, profile_opt,
+                               with_options(device_gpu(prof->count("--gpu") > 0, gpu_name, kernels_db)), profile_json,
+                               profile_trace);
         }
         if (*calib) return cmd_calibrate(device_gpu(calib->count("--gpu") > 0, gpu_name, kernels_db), calib_out);
+        if (*tune_cmd)
+            return cmd_tune(model, with_options(device_gpu(tune_cmd->count("--gpu") > 0, gpu_name, kernels_db)),
+                            tune_iters, tune_out);
         if (*run)
             return cmd_run(model, backend, policy, save_io_dir, inputs_dir, workers, check_races,
-                           find_gpu(gpu_name, kernels_db));
+                           with_options(find_gpu(gpu_name, kernels_db)));
     } catch (const UserError& e) {
         std::cerr << e.what() << "\n";
         return 2;

@@ -1,0 +1,140 @@
+#!/usr/bin/env python3
+"""Issue 6's Hopper benchmarks, run on the GPU machine (scripts/gpu_bench.sh hopper):
+
+- one large GEMM, 4096^3 in f16 and bf16: anvil's megakernel against cuBLAS
+  (torch.matmul) on the same device, both timed with CUDA events;
+- a chain of batch-1 GEMVs (8 x [1, 4096] @ [4096, 4096], f16) and the
+  Llama-style decode step (models/llama_decode.yaml): achieved bytes/s (the
+  model's weights and inputs over its median time) against the device's
+  measured copy bandwidth (anvil calibrate).
+
+Writes one JSON object (--json OUT) with device, date, commit, command and
+gemm_4096_f16_us, cublas_4096_f16_us, gemm_4096_bf16_us, cublas_4096_bf16_us,
+gemv_chain_bytes_per_s, decode_step_bytes_per_s, copy_bytes_per_s.
+
+    scripts/bench_hopper.py --anvil build/anvil [--kernels-db DIR] [--tensor-cores] --json OUT
+"""
+import argparse
+import datetime
+import json
+import pathlib
+import subprocess
+import sys
+import tempfile
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def gemm_model(dtype, n=4096):
+    return f"""anvil: 1
+name: gemm_{n}_{dtype}
+dtype: {dtype}
+seed: 3
+inputs:
+  - {{name: a, shape: [{n}, {n}], init: normal, std: 0.05}}
+params:
+  - {{name: b, shape: [{n}, {n}], init: normal, std: 0.05}}
+nodes:
+  - {{name: c, op: matmul, inputs: [a, b]}}
+outputs: [c]
+"""
+
+
+def gemv_chain_model(layers=8, width=4096, dtype="f16"):
+    nodes, params, x = [], [], "x"
+    for i in range(layers):
+        params.append(f"  - {{name: w{i}, shape: [{width}, {width}], init: normal, std: 0.015}}")
+        nodes.append(f"  - {{name: h{i}, op: matmul, inputs: [{x}, w{i}]}}")
+        x = f"h{i}"
+    return (f"anvil: 1\nname: gemv_chain_{dtype}\ndtype: {dtype}\nseed: 4\ninputs:\n"
+            f"  - {{name: x, shape: [1, {width}]}}\nparams:\n" + "\n".join(params) +
+            "\nnodes:\n" + "\n".join(nodes) + f"\noutputs: [{x}]\n")
+
+
+def profile(args, model):
+    cmd = [args.anvil, "profile", str(model), "--iters", str(args.iters), "--json"]
+    if args.kernels_db:
+        cmd += ["--kernels-db", args.kernels_db]
+    if args.tensor_cores:
+        cmd += ["--tensor-cores"]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode not in (0, 1):
+        raise RuntimeError(f"{' '.join(cmd)} failed: {r.stderr.strip()[-2000:]}")
+    return json.loads(r.stdout)
+
+
+def cublas_us(dtype, n, iters):
+    import torch
+    t = {"f16": torch.float16, "bf16": torch.bfloat16}[dtype]
+    a = torch.randn(n, n, device="cuda", dtype=t)
+    b = torch.randn(n, n, device="cuda", dtype=t)
+    for _ in range(5):
+        torch.matmul(a, b)
+    times = []
+    for _ in range(iters):
+        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        s.record()
+        torch.matmul(a, b)
+        e.record()
+        e.synchronize()
+        times.append(s.elapsed_time(e) * 1e3)
+    times.sort()
+    return times[len(times) // 2]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--anvil", default=str(ROOT / "build" / "anvil"))
+    ap.add_argument("--kernels-db", default="")
+    ap.add_argument("--tensor-cores", action="store_true", help="let anvil pick its tensor-core tiles")
+    ap.add_argument("--iters", type=int, default=20)
+    ap.add_argument("--json", required=True)
+    args = ap.parse_args()
+
+    out = {"what": "issue 6 benchmarks: 4096^3 GEMM vs cuBLAS; batch-1 GEMV chain and decode step bytes/s vs copy "
+                   "bandwidth (CUDA events, medians)",
+           "date": datetime.date.today().isoformat(),
+           "commit": subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
+                                    text=True).stdout.strip() or "unknown",
+           "command": " ".join(sys.argv), "tensor_cores": args.tensor_cores, "errors": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = pathlib.Path(tmp)
+        for dtype in ("f16", "bf16"):
+            path = tmp / f"gemm_{dtype}.yaml"
+            path.write_text(gemm_model(dtype))
+            try:
+                p = profile(args, path)
+                out[f"gemm_4096_{dtype}_us"] = p["megakernel_us"]
+                out[f"gemm_4096_{dtype}_ok"] = p["outputs_ok"]
+                out["device"] = p["device"]
+                out["copy_bytes_per_s"] = p["roofline"]["ceilings"]["copy_bytes_per_s"]
+            except Exception as e:  # keep going: one failure must not hide the other numbers
+                out["errors"][f"gemm_4096_{dtype}"] = str(e)
+            try:
+                out[f"cublas_4096_{dtype}_us"] = cublas_us(dtype, 4096, args.iters)
+            except Exception as e:
+                out["errors"][f"cublas_4096_{dtype}"] = str(e)
+        chain = tmp / "gemv_chain.yaml"
+        chain.write_text(gemv_chain_model())
+        for name, model in (("gemv_chain", chain), ("decode_step", ROOT / "models" / "llama_decode.yaml")):
+            try:
+                p = profile(args, model)
+                out[f"{name}_us"] = p["megakernel_us"]
+                out[f"{name}_bytes"] = p["roofline"]["min_bytes"]
+                out[f"{name}_bytes_per_s"] = p["roofline"]["min_bytes"] / (p["megakernel_us"] * 1e-6)
+                out[f"{name}_ok"] = p["outputs_ok"]
+                out["copy_bytes_per_s"] = p["roofline"]["ceilings"]["copy_bytes_per_s"]
+            except Exception as e:
+                out["errors"][name] = str(e)
+    for k in ("f16", "bf16"):
+        if f"gemm_4096_{k}_us" in out and f"cublas_4096_{k}_us" in out:
+            out[f"gemm_4096_{k}_share_of_cublas"] = out[f"cublas_4096_{k}_us"] / out[f"gemm_4096_{k}_us"]
+    for k in ("gemv_chain", "decode_step"):
+        if f"{k}_bytes_per_s" in out and "copy_bytes_per_s" in out:
+            out[f"{k}_share_of_copy"] = out[f"{k}_bytes_per_s"] / out["copy_bytes_per_s"]
+    pathlib.Path(args.json).write_text(json.dumps(out, indent=1) + "\n")
+    print(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()
