@@ -12,21 +12,12 @@
 #include "anvil/cuda_backend.h"
 #include "anvil/error.h"
 #include "anvil/pipeline.h"
+#include "run_checks.h"
 
 using namespace anvil;
 namespace fs = std::filesystem;
 
 namespace {
-
-// True when there is a device; otherwise reports the test as skipped.
-#define REQUIRE_DEVICE()                                                  \
-    do {                                                                  \
-        const std::string why_ = cuda_unavailable_reason();               \
-        if (!why_.empty()) {                                              \
-            WARN("skipped: " << why_);                                    \
-            return;                                                       \
-        }                                                                 \
-    } while (0)
 
 std::string source_path(const std::string& rel) { return (fs::path(ANVIL_SOURCE_DIR) / rel).string(); }
 

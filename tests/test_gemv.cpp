@@ -12,6 +12,7 @@
 #include "anvil/host_backend.h"
 #include "anvil/pipeline.h"
 #include "anvil/placement.h"
+#include "run_checks.h"
 
 using namespace anvil;
 
@@ -60,13 +61,7 @@ Graph cases_graph(DType dtype) {
 
 void check_run(const Graph& g, const Schedule& s) {
     const TensorMap values = make_values(g, std::nullopt);
-    const auto reference = reference_execute(g, values);
-    const auto checks = check_outputs(g, run_host(s, values), reference);
-    REQUIRE(checks.size() == 7);
-    for (const OutputCheck& c : checks) {
-        INFO("output " << c.name << ": relative L2 error " << c.rel_l2 << ", tolerance " << c.tolerance);
-        CHECK(c.ok());
-    }
+    test::expect_reference(g, values, run_host(s, values), 7);
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include "anvil/host_backend.h"
 #include "anvil/pipeline.h"
 #include "anvil/policy.h"
+#include "run_checks.h"
 
 using namespace anvil;
 
@@ -209,10 +210,7 @@ TEST_CASE("every op agrees with the reference on the host backend", "[ops][host]
 }
 
 TEST_CASE("every op agrees with the reference on the cuda backend", "[ops][gpu]") {
-    if (const std::string why = cuda_unavailable_reason(); !why.empty()) {
-        WARN("skipped: " << why);
-        return;
-    }
+    REQUIRE_DEVICE();
     auto dtype = GENERATE(DType::f32, DType::f16, DType::bf16);
     auto policy = GENERATE(as<std::string>{}, "anvil", "per_op");
     DYNAMIC_SECTION(dtype_name(dtype) << " under " << policy) {

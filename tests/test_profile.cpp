@@ -19,6 +19,7 @@
 #include "anvil/pipeline.h"
 #include "anvil/profile.h"
 #include "anvil/report.h"
+#include "run_checks.h"
 
 using namespace anvil;
 namespace fs = std::filesystem;
@@ -26,15 +27,6 @@ namespace fs = std::filesystem;
 namespace {
 
 Graph zoo(const std::string& name) { return load_graph((fs::path(ANVIL_SOURCE_DIR) / "models" / name).string()); }
-
-void check_outputs_ok(const Graph& g, const TensorMap& values, const TensorMap& outputs) {
-    const auto checks = check_outputs(g, outputs, reference_execute(g, values));
-    REQUIRE(!checks.empty());
-    for (const OutputCheck& c : checks) {
-        INFO(c.name << ": relative L2 error " << c.rel_l2);
-        CHECK(c.ok());
-    }
-}
 
 // Every task traced once, its phases in order, each block's queue in
 // order, and no task started before a producer it waits for had started.
@@ -54,15 +46,6 @@ void check_trace(const Schedule& s, const std::vector<AnvilTraceRecord>& trace) 
                 if (i > 0) CHECK(trace[l.queues[b][i - 1]].end_ns <= trace[l.queues[b][i]].ready_ns);
             }
 }
-
-#define REQUIRE_DEVICE()                                          \
-    do {                                                          \
-        const std::string why_ = cuda_unavailable_reason();       \
-        if (!why_.empty()) {                                      \
-            WARN("skipped: " << why_);                            \
-            return;                                               \
-        }                                                         \
-    } while (0)
 
 }  // namespace
 
@@ -105,7 +88,7 @@ TEST_CASE("a traced host run records every task's timeline, in dependency order"
     std::vector<AnvilTraceRecord> trace;
     HostRunOptions opt;
     opt.trace = &trace;
-    check_outputs_ok(g, values, run_host(s, values, opt));
+    anvil::test::expect_reference(g, values, run_host(s, values, opt));
     check_trace(s, trace);
 
     const nlohmann::json j = nlohmann::json::parse(measured_trace_json(s, trace));
@@ -190,9 +173,9 @@ TEST_CASE("a CUDA graph replays the launches; plain and graph runs alternate", "
     p.upload(values);
     for (int i = 0; i < 3; ++i) {
         CHECK(p.run_graph() > 0);
-        check_outputs_ok(g, values, p.outputs());
+        anvil::test::expect_reference(g, values, p.outputs());
         CHECK(p.run() > 0);
-        check_outputs_ok(g, values, p.outputs());
+        anvil::test::expect_reference(g, values, p.outputs());
     }
 }
 
@@ -206,7 +189,7 @@ TEST_CASE("the device trace records every task's timeline", "[gpu][profile]") {
     CudaProgram p(s, opt);
     p.upload(values);
     p.run();
-    check_outputs_ok(g, values, p.outputs());
+    anvil::test::expect_reference(g, values, p.outputs());
     check_trace(s, p.trace());
     std::set<unsigned> sms;
     for (const AnvilTraceRecord& r : p.trace()) sms.insert(r.sm);

@@ -14,6 +14,7 @@
 #include "anvil/pipeline.h"
 #include "anvil/placement.h"
 #include "anvil/policy.h"
+#include "run_checks.h"
 
 using namespace anvil;
 
@@ -63,15 +64,6 @@ TileGraph on_tensor_cores_all(const Graph& g, int bm, int bn) {
     return tg;
 }
 
-void check(const Graph& g, const TensorMap& outputs, const TensorMap& values) {
-    const auto checks = check_outputs(g, outputs, reference_execute(g, values));
-    REQUIRE(checks.size() == 5);
-    for (const OutputCheck& c : checks) {
-        INFO("output " << c.name << ": relative L2 error " << c.rel_l2 << ", tolerance " << c.tolerance);
-        CHECK(c.ok());
-    }
-}
-
 }  // namespace
 
 TEST_CASE("tensor-core tiles: every shape compiles for sm_90 without spills, and runs on the host", "[tensor][compile]") {
@@ -89,7 +81,7 @@ TEST_CASE("tensor-core tiles: every shape compiles for sm_90 without spills, and
                 CHECK(k.spill_stores == 0);
             }
             const TensorMap values = make_values(g, std::nullopt);
-            check(g, run_host(s, values), values);
+            test::expect_reference(g, values, run_host(s, values), 5);
             if (bm == 128 && bn == 128) CHECK(!compile_nvrtc(src, "sm_90a").cubin.empty());  // Hopper's own target
         }
 }
@@ -116,10 +108,7 @@ TEST_CASE("a schedule that picked tensor-core tiles runs on the host", "[tensor]
     const Schedule s = plan(g, "rammer", with_tensor_cores());
     REQUIRE(tensor_rops(s) > 0);
     const TensorMap values = make_values(g, std::nullopt);
-    for (const OutputCheck& c : check_outputs(g, run_host(s, values), reference_execute(g, values))) {
-        INFO("output " << c.name << ": relative L2 error " << c.rel_l2);
-        CHECK(c.ok());
-    }
+    test::expect_reference(g, values, run_host(s, values));
 }
 
 TEST_CASE("a matmul tensor cores cannot take is refused", "[tensor]") {
@@ -133,10 +122,7 @@ TEST_CASE("a matmul tensor cores cannot take is refused", "[tensor]") {
 }
 
 TEST_CASE("tensor-core tiles agree with the reference on the device", "[tensor][gpu]") {
-    if (const std::string why = cuda_unavailable_reason(); !why.empty()) {
-        WARN("skipped: " << why);
-        return;
-    }
+    REQUIRE_DEVICE();
     const DType dtype = GENERATE(DType::f16, DType::bf16);
     for (int bm : {32, 64, 128})
         for (int bn : {32, 64, 128}) {
@@ -144,6 +130,6 @@ TEST_CASE("tensor-core tiles agree with the reference on the device", "[tensor][
             const Graph g = cases_graph(dtype);
             const TensorMap values = make_values(g, std::nullopt);
             const TileGraph tg = on_tensor_cores_all(g, bm, bn);
-            check(g, run_cuda(launch_per_rop("per_op", tg, default_gpu(), "op_"), values), values);
+            test::expect_reference(g, values, run_cuda(launch_per_rop("per_op", tg, default_gpu(), "op_"), values), 5);
         }
 }
