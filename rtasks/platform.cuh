@@ -123,6 +123,21 @@ struct alignas(16) anvil_u32x4 {
 };
 ANVIL_DEVICE anvil_u32x4 anvil_load16(const void* p) { return *(const anvil_u32x4*)p; }
 
+// Asynchronous copies (sm_80+): 16 bytes from global to shared memory
+// without passing through registers; of the 16, the bytes past `bytes`
+// are zero-filled. Copies are grouped by commit; wait<N> returns once at
+// most N of this thread's groups are still in flight.
+ANVIL_DEVICE void anvil_cp_async16(void* smem, const void* gmem, int bytes) {
+    unsigned long long s;
+    asm volatile("cvta.to.shared.u64 %0, %1;" : "=l"(s) : "l"(smem));
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"((unsigned)s), "l"(gmem), "r"(bytes) : "memory");
+}
+ANVIL_DEVICE void anvil_cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+template <int N>
+ANVIL_DEVICE void anvil_cp_async_wait() {
+    asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
+}
+
 // Thread 0's value, given to every thread of the block.
 ANVIL_DEVICE int anvil_block_broadcast(int v) {
     __shared__ int flag;

@@ -334,7 +334,7 @@ int tile_smem_bytes(const ROp& op) {
         if (p.algo == ANVIL_MM_GEMV) return 256 * 8 * 4;  // ANVIL_GEMV_SMEM_BYTES on the GPU
         const int slices = p.bk * (p.bm + 1 + p.bn + 1) * 4;
         // Tensor cores stage 16-bit rows; the host runs the variant as the tiled GEMM, so it needs both.
-        if (p.algo == ANVIL_MM_TENSOR) return std::max(slices, (p.bm + p.bn) * (p.bk + 8) * 2);
+        if (p.algo == ANVIL_MM_TENSOR) return std::max(slices, 2 * (p.bm + p.bn) * (p.bk + 8) * 2);  // two stages
         return p.row_op != ANVIL_MM_ROW_NONE ? std::max(slices, p.bm * (p.bn + 1) * 4) : slices;
     }
     if (op.kind == TaskKind::conv2d) {
