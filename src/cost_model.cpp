@@ -122,17 +122,20 @@ double tile_seconds(const Gpu& g, const ROp& op, ROpCost& c) {
         return it->second;
     }
     const double n = std::max(1, op.tiles), sms = g.sm_count;
-    // The rTasks compute on CUDA cores today (tensor cores come with the
-    // Hopper tiles), so every dtype runs at the FP32 rate. A shared-memory
-    // GEMM tile computes its padding too: BM x BN products per k, however
-    // few rows and columns are real.
-    double flops = c.flops, rate = g.fp32_flops_per_s;
+    // Rates: the device's measured ceilings once `anvil calibrate` has run
+    // on it, else the datasheet's. Every rTask but the tensor-core tile
+    // computes on CUDA cores. A GEMM tile computes its padding too: BM x BN
+    // products per k, however few rows and columns are real.
+    const Ceilings& m = g.ceilings;
+    double flops = c.flops, rate = m.measured() ? m.fp32_flops_per_s : g.fp32_flops_per_s;
+    const double dram = m.measured() ? m.copy_bytes_per_s : g.dram_bytes_per_s;
     if (const auto* p = std::get_if<MatmulParams>(&op.params); p && p->algo != ANVIL_MM_GEMV && p->M > 0 && p->N > 0)
         flops *= double(p->tiles_m) * p->bm / p->M * (double(p->tiles_n) * p->bn / p->N);
     if (const auto* p = std::get_if<MatmulParams>(&op.params); p && p->algo == ANVIL_MM_TENSOR)
-        rate = g.tensor_f16_flops_per_s;
+        rate = !m.measured() ? g.tensor_f16_flops_per_s
+               : op.dtypes[0] == DType::bf16 ? m.tensor_bf16_flops_per_s : m.tensor_f16_flops_per_s;
     const double compute = flops / n / (rate / sms);
-    const double memory = (c.dram_read + c.dram_write) / n / (g.dram_bytes_per_s / sms) +
+    const double memory = (c.dram_read + c.dram_write) / n / (dram / sms) +
                           c.l2_read / n / (g.l2_bytes_per_s / sms);
     return std::max(compute, memory);
 }

@@ -160,6 +160,17 @@ TEST_CASE("the cost model counts DRAM and L2 bytes and launch overheads", "[poli
             if (find_policy("per_op").fn(tg, tuned).tasks[t].rop == 1)
                 CHECK(p.end_s[t] - p.start_s[t] == Approx(4.5e-5 + tuned.task_overhead_s));
     }
+    SECTION("measured ceilings replace the datasheet rates") {
+        const Prediction datasheet = predict(find_policy("per_op").fn(decompose(g), gpu));
+        Gpu calibrated = gpu;
+        // Half the datasheet's DRAM rate and a quarter of its FLOP rate.
+        calibrated.ceilings = Ceilings{0.5e12, 0.25e13, 0.25e14, 0.25e14, "toy", "2026-11-24"};
+        const Prediction measured = predict(find_policy("per_op").fn(decompose(g), calibrated));
+        REQUIRE(measured.rops.size() == 2);
+        // rOp 0 streams from DRAM: twice as slow; rOp 1 reads its input from L2: never faster.
+        CHECK(measured.rops[0].tile_s == Approx(2 * datasheet.rops[0].tile_s));
+        CHECK(measured.rops[1].tile_s >= datasheet.rops[1].tile_s);
+    }
     SECTION("a persistent kernel pays one launch and a sync latency per dependency across SMs") {
         const Prediction p = predict(find_policy("topo").fn(decompose(g), gpu));
         CHECK(p.launch_start_s.size() == 1);
