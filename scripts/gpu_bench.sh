@@ -18,6 +18,8 @@ out=${OUT:-$root/out}
 mkdir -p "$out"
 export LD_LIBRARY_PATH=$pack/lib:/usr/local/cuda/lib64:/usr/local/cuda/lib:${LD_LIBRARY_PATH:-}
 export ANVIL_CACHE_DIR=$root/build/anvil_cache   # kept between calls while the machine stays warm
+# CUBINs compiled on the development machine (gpu_pack.sh --precompile).
+[ -f "$pack/anvil_cache.tar.xz" ] && mkdir -p "$ANVIL_CACHE_DIR" && tar -xJf "$pack/anvil_cache.tar.xz" -C "$ANVIL_CACHE_DIR"
 anvil=$pack/anvil
 [ -x "$anvil" ] || { echo "no $anvil: run scripts/gpu_pack.sh here and carry build/gpu_pack" >&2; exit 2; }
 

@@ -19,8 +19,7 @@ namespace anvil {
     X(cuMemcpyHtoD) X(cuMemcpyDtoH) X(cuMemsetD8Async) X(cuStreamCreate) X(cuStreamDestroy)           \
     X(cuStreamQuery) X(cuLaunchKernel) X(cuEventCreate) X(cuEventDestroy) X(cuEventRecord)            \
     X(cuEventElapsedTime) X(cuGetErrorName) X(cuGetErrorString) X(cuStreamBeginCapture)              \
-    X(cuStreamEndCapture) X(cuGraphInstantiateWithFlags) X(cuGraphLaunch) X(cuGraphDestroy) X(cuGraphExecDestroy) \
-    X(cuMemsetD32Async)
+    X(cuStreamEndCapture) X(cuGraphInstantiateWithFlags) X(cuGraphLaunch) X(cuGraphDestroy) X(cuGraphExecDestroy)
 
 struct CudaDriver {
     // A member per function, named as cuda.h spells it after its macros
