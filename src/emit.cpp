@@ -21,6 +21,7 @@
 #include <sstream>
 
 #include "anvil/error.h"
+#include "anvil/placement.h"
 
 namespace anvil {
 
@@ -376,8 +377,7 @@ void check_rop(const ROp& op) {
     } else if (op.kind == TaskKind::matmul) {
         const auto& p = std::get<MatmulParams>(op.params);
         check_gemm_tile(op, p.bm, p.bn, p.bk, tile_smem_bytes(op));
-        const bool half = (op.dtypes[0] == DType::f16 || op.dtypes[0] == DType::bf16) && op.dtypes[1] == op.dtypes[0];
-        ANVIL_CHECK(p.algo != ANVIL_MM_TENSOR || (half && p.row_op == ANVIL_MM_ROW_NONE && p.bm % 32 == 0 &&
+        ANVIL_CHECK(p.algo != ANVIL_MM_TENSOR || (tensor_core_operands(op) && p.row_op == ANVIL_MM_ROW_NONE && p.bm % 32 == 0 &&
                                                   p.bn % 32 == 0 && p.bk % 16 == 0),
                     "rOp '" + op.name + "': a tensor-core tile needs f16 or bf16 operands of one dtype, no row op, "
                     "BM and BN multiples of 32 and BK of 16");

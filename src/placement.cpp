@@ -53,11 +53,15 @@ ROp as_gemv(const ROp& op, int bn) {
     return r;
 }
 
+bool tensor_core_operands(const ROp& op) {
+    return op.kind == TaskKind::matmul && op.dtypes.size() == 3 &&
+           (op.dtypes[0] == DType::f16 || op.dtypes[0] == DType::bf16) && op.dtypes[1] == op.dtypes[0];
+}
+
 ROp on_tensor_cores(const ROp& op, int bm, int bn, int bk) {
     ROp r = retile(op, bm, bn, bk);
     auto& p = std::get<MatmulParams>(r.params);
-    const bool half = (op.dtypes[0] == DType::f16 || op.dtypes[0] == DType::bf16) && op.dtypes[1] == op.dtypes[0];
-    ANVIL_CHECK(half && p.row_op == ANVIL_MM_ROW_NONE, "on_tensor_cores: rOp '" + op.name + "' cannot use them");
+    ANVIL_CHECK(tensor_core_operands(op) && p.row_op == ANVIL_MM_ROW_NONE, "on_tensor_cores: rOp '" + op.name + "' cannot use them");
     p.algo = ANVIL_MM_TENSOR;
     return r;
 }
@@ -66,8 +70,7 @@ std::vector<ROp> tile_variants(const ROp& op, const Gpu& gpu) {
     std::vector<ROp> out{op};
     if (op.kind != TaskKind::matmul && op.kind != TaskKind::conv2d) return out;
     const auto* p = std::get_if<MatmulParams>(&op.params);
-    const bool half = (op.dtypes[0] == DType::f16 || op.dtypes[0] == DType::bf16) && op.dtypes[1] == op.dtypes[0];
-    if (gpu.tensor_core_tiles && p && half && p->row_op == ANVIL_MM_ROW_NONE)
+    if (gpu.tensor_core_tiles && p && tensor_core_operands(op) && p->row_op == ANVIL_MM_ROW_NONE)
         for (int bm : {32, 64, 128})
             for (int bn : {32, 64, 128}) out.push_back(on_tensor_cores(op, bm, bn, 32));
     if (p && p->M <= 4 && p->row_op == ANVIL_MM_ROW_NONE)
