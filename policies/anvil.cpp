@@ -14,10 +14,12 @@
 #include <queue>
 #include <set>
 
-#include "anvil/cost_model.h"
-#include "anvil/fusion.h"
-#include "anvil/placement.h"
-#include "anvil/policy.h"
+#include "schedule/cost_model.h"
+#include "tile/fusion.h"
+#include "schedule/task_graph.h"
+#include "schedule/variants.h"
+#include "schedule/orders.h"
+#include "schedule/builders.h"
 
 namespace anvil {
 

@@ -1,7 +1,6 @@
 // per_op: the baseline frameworks use. One kernel launch per rOperator, one
 // block per tile; the launch boundary is the only synchronisation.
-#include "anvil/placement.h"
-#include "anvil/policy.h"
+#include "schedule/builders.h"
 
 namespace anvil {
 

@@ -4,8 +4,9 @@
 // least loaded, inside one persistent kernel. A GEMM rOp takes the tile
 // shape with the best throughput per resource when its wave fills the GPU,
 // and the one fastest alone on its share of the SMs when it does not.
-#include "anvil/placement.h"
-#include "anvil/policy.h"
+#include "schedule/variants.h"
+#include "schedule/orders.h"
+#include "schedule/builders.h"
 
 namespace anvil {
 

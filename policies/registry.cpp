@@ -1,7 +1,8 @@
 // The policies anvil knows, by name.
+#include "policies/registry.h"
+
 #include <string>
 
-#include "anvil/policy.h"
 
 namespace anvil {
 

@@ -1,8 +1,8 @@
 // topo: the simplest megakernel. Every rTask in one persistent launch,
 // rOperators in topological order, tiles dealt round-robin to one block per
 // SM, each tile waiting only for the producer tiles it reads.
-#include "anvil/placement.h"
-#include "anvil/policy.h"
+#include "schedule/orders.h"
+#include "schedule/builders.h"
 
 namespace anvil {
 

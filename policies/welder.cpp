@@ -2,9 +2,9 @@
 // registers or shared memory (the fusion pass), pick each fused group's
 // tile shape for its own fastest run on the whole GPU, and launch one kernel
 // per group.
-#include "anvil/fusion.h"
-#include "anvil/placement.h"
-#include "anvil/policy.h"
+#include "tile/fusion.h"
+#include "schedule/variants.h"
+#include "schedule/builders.h"
 
 namespace anvil {
 

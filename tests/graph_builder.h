@@ -12,7 +12,8 @@
 #include <string>
 #include <vector>
 
-#include "anvil/graph.h"
+#include "frontend/graph.h"
+#include "frontend/infer_shapes.h"
 
 namespace anvil::test {
 

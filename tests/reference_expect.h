@@ -4,7 +4,7 @@
 
 #include <vector>
 
-#include "anvil/reference.h"
+#include "reference/reference.h"
 
 namespace anvil::test {
 

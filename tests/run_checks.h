@@ -6,6 +6,7 @@
 #include <string>
 
 #include "anvil/pipeline.h"
+#include "runtime/cuda_driver.h"
 
 // Returns from the test (reporting it skipped, with the reason) when no
 // CUDA device is usable.

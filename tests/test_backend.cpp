@@ -11,7 +11,7 @@
 #include <random>
 
 #include "anvil/error.h"
-#include "anvil/host_backend.h"
+#include "runtime/host_backend.h"
 
 namespace anvil_test {
 

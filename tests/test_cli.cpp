@@ -9,9 +9,10 @@
 #include <fstream>
 #include <sys/wait.h>
 
-#include "anvil/npy.h"
+#include "frontend/npy.h"
 #include "anvil/pipeline.h"
 #include "temp_dir.h"
+#include "runtime/cuda_driver.h"
 
 using namespace anvil;
 namespace fs = std::filesystem;

@@ -12,9 +12,11 @@
 #include <set>
 #include <unistd.h>
 
-#include "anvil/compile.h"
-#include "anvil/emit.h"
+#include "codegen/emit.h"
 #include "anvil/error.h"
+#include "runtime/compile_nvrtc.h"
+#include "runtime/compile_host.h"
+#include "runtime/disk_cache.h"
 
 namespace anvil_test {
 // Defined in test_backend.cpp: the hand-built schedules the backend tests run.

@@ -9,10 +9,11 @@
 #include <chrono>
 #include <filesystem>
 
-#include "anvil/cuda_backend.h"
+#include "runtime/cuda_backend.h"
 #include "anvil/error.h"
 #include "anvil/pipeline.h"
 #include "run_checks.h"
+#include "runtime/cuda_driver.h"
 
 using namespace anvil;
 namespace fs = std::filesystem;

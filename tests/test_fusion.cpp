@@ -9,13 +9,15 @@
 #include <cstdio>
 #include <filesystem>
 
-#include "anvil/compile.h"
-#include "anvil/emit.h"
-#include "anvil/fusion.h"
-#include "anvil/host_backend.h"
+#include "codegen/emit.h"
+#include "tile/fusion.h"
+#include "runtime/host_backend.h"
 #include "anvil/pipeline.h"
-#include "anvil/policy.h"
+#include "policies/registry.h"
 #include "graph_builder.h"
+#include "runtime/compile_nvrtc.h"
+#include "tile/decompose.h"
+#include "frontend/infer_shapes.h"
 
 using namespace anvil;
 using namespace anvil::test;

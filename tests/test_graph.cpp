@@ -2,7 +2,8 @@
 // refusal of cycles and misplaced i32 tensors.
 #include <catch2/catch.hpp>
 
-#include "anvil/graph.h"
+#include "frontend/graph.h"
+#include "frontend/load_model.h"
 
 using namespace anvil;
 using Catch::Matchers::Contains;

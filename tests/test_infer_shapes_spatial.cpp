@@ -3,8 +3,9 @@
 // per refusal with its exact message and place in the file.
 #include <catch2/catch.hpp>
 
-#include "anvil/graph.h"
+#include "frontend/graph.h"
 #include "graph_builder.h"
+#include "frontend/infer_shapes.h"
 
 using namespace anvil;
 using namespace anvil::test;

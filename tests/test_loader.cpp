@@ -7,9 +7,10 @@
 #include <filesystem>
 #include <fstream>
 
-#include "anvil/model.h"
-#include "anvil/npy.h"
+#include "frontend/model.h"
+#include "frontend/npy.h"
 #include "temp_dir.h"
+#include "frontend/load_model.h"
 
 using namespace anvil;
 using Catch::Matchers::Contains;

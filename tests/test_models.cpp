@@ -11,11 +11,10 @@
 #include <set>
 #include <unistd.h>
 
-#include "anvil/compile.h"
-#include "anvil/emit.h"
-#include "anvil/host_backend.h"
+#include "codegen/emit.h"
+#include "runtime/host_backend.h"
 #include "anvil/pipeline.h"
-#include "anvil/policy.h"
+#include "runtime/compile_nvrtc.h"
 
 using namespace anvil;
 

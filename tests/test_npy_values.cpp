@@ -12,9 +12,10 @@
 #include <set>
 #include <sstream>
 
-#include "anvil/npy.h"
+#include "frontend/npy.h"
 #include "temp_dir.h"
-#include "anvil/values.h"
+#include "frontend/values.h"
+#include "frontend/load_model.h"
 
 using namespace anvil;
 using Catch::Matchers::Contains;

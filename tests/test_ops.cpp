@@ -8,11 +8,12 @@
 #include <regex>
 #include <set>
 
-#include "anvil/cuda_backend.h"
-#include "anvil/host_backend.h"
+#include "runtime/cuda_backend.h"
+#include "runtime/host_backend.h"
 #include "anvil/pipeline.h"
-#include "anvil/policy.h"
 #include "run_checks.h"
+#include "frontend/load_model.h"
+#include "frontend/infer_shapes.h"
 
 using namespace anvil;
 

@@ -9,12 +9,15 @@
 #include <map>
 #include <set>
 
-#include "anvil/cost_model.h"
-#include "anvil/fusion.h"
+#include "schedule/cost_model.h"
+#include "tile/fusion.h"
 #include "anvil/pipeline.h"
-#include "anvil/placement.h"
-#include "anvil/policy.h"
+#include "schedule/variants.h"
+#include "policies/registry.h"
 #include "graph_builder.h"
+#include "tile/decompose.h"
+#include "tile/footprint.h"
+#include "frontend/infer_shapes.h"
 
 using namespace anvil;
 using namespace anvil::test;

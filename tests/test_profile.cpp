@@ -11,15 +11,16 @@
 #include <map>
 #include <set>
 
-#include "anvil/calibrate.h"
-#include "anvil/compile.h"
-#include "anvil/cuda_backend.h"
-#include "anvil/emit.h"
-#include "anvil/host_backend.h"
+#include "tools/calibrate.h"
+#include "runtime/cuda_backend.h"
+#include "codegen/emit.h"
+#include "runtime/host_backend.h"
 #include "anvil/pipeline.h"
-#include "anvil/profile.h"
-#include "anvil/report.h"
+#include "tools/profile.h"
+#include "tools/report.h"
 #include "run_checks.h"
+#include "runtime/compile_nvrtc.h"
+#include "tile/decompose.h"
 
 using namespace anvil;
 namespace fs = std::filesystem;

@@ -13,10 +13,12 @@
 #include <sys/wait.h>
 
 #include "anvil/error.h"
-#include "anvil/host_backend.h"
+#include "runtime/host_backend.h"
 #include "anvil/pipeline.h"
-#include "anvil/policy.h"
-#include "anvil/race_check.h"
+#include "schedule/tile_dependencies.h"
+#include "policies/registry.h"
+#include "schedule/race_check.h"
+#include "tile/footprint.h"
 
 using namespace anvil;
 

@@ -7,9 +7,10 @@
 #include <functional>
 #include <random>
 
-#include "anvil/reference.h"
+#include "reference/reference.h"
 #include "graph_builder.h"
 #include "reference_expect.h"
+#include "frontend/infer_shapes.h"
 
 using namespace anvil;
 using namespace anvil::test;

@@ -9,9 +9,10 @@
 #include <random>
 #include <set>
 
-#include "anvil/reference.h"
+#include "reference/reference.h"
 #include "graph_builder.h"
 #include "reference_expect.h"
+#include "frontend/infer_shapes.h"
 
 using namespace anvil;
 using namespace anvil::test;

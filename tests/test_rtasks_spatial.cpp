@@ -14,11 +14,12 @@
 #include <set>
 #include <unistd.h>
 
-#include "anvil/compile.h"
-#include "anvil/emit.h"
-#include "anvil/host_backend.h"
+#include "codegen/emit.h"
+#include "runtime/host_backend.h"
 #include "anvil/pipeline.h"
-#include "anvil/policy.h"
+#include "runtime/compile_nvrtc.h"
+#include "frontend/load_model.h"
+#include "frontend/infer_shapes.h"
 
 using namespace anvil;
 

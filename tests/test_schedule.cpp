@@ -8,9 +8,11 @@
 #include <filesystem>
 #include <map>
 
-#include "anvil/fusion.h"
+#include "tile/fusion.h"
 #include "anvil/pipeline.h"
-#include "anvil/policy.h"
+#include "policies/registry.h"
+#include "tile/decompose.h"
+#include "tile/footprint.h"
 
 using namespace anvil;
 namespace fs = std::filesystem;

@@ -6,15 +6,18 @@
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
 
-#include "anvil/compile.h"
-#include "anvil/cuda_backend.h"
-#include "anvil/emit.h"
-#include "anvil/fusion.h"
-#include "anvil/host_backend.h"
+#include "runtime/cuda_backend.h"
+#include "codegen/emit.h"
+#include "tile/fusion.h"
+#include "runtime/host_backend.h"
 #include "anvil/pipeline.h"
-#include "anvil/placement.h"
-#include "anvil/policy.h"
+#include "schedule/variants.h"
+#include "schedule/builders.h"
 #include "run_checks.h"
+#include "runtime/compile_nvrtc.h"
+#include "tile/decompose.h"
+#include "frontend/load_model.h"
+#include "frontend/infer_shapes.h"
 
 using namespace anvil;
 

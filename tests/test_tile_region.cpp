@@ -9,8 +9,10 @@
 #include <random>
 #include <set>
 
-#include "anvil/tile_region.h"
+#include "tile/tile_region.h"
 #include "graph_builder.h"
+#include "tile/decompose.h"
+#include "frontend/infer_shapes.h"
 
 using namespace anvil;
 using namespace anvil::test;

@@ -8,14 +8,16 @@
 #include <filesystem>
 #include <set>
 
-#include "anvil/compile.h"
-#include "anvil/cost_model.h"
-#include "anvil/emit.h"
-#include "anvil/fusion.h"
-#include "anvil/host_backend.h"
+#include "schedule/cost_model.h"
+#include "codegen/emit.h"
+#include "tile/fusion.h"
+#include "runtime/host_backend.h"
 #include "anvil/pipeline.h"
-#include "anvil/tune.h"
+#include "tools/tune.h"
 #include "run_checks.h"
+#include "runtime/compile_nvrtc.h"
+#include "tile/decompose.h"
+#include "runtime/cuda_driver.h"
 
 using namespace anvil;
 namespace fs = std::filesystem;

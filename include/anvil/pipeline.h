@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "anvil/reference.h"
-#include "anvil/schedule.h"
+#include "reference/reference.h"
+#include "schedule/schedule.h"
 
 namespace anvil {
 
@@ -27,9 +27,5 @@ struct OutputCheck {
 // an output is the loosest of the dtypes of every tensor it depends on.
 std::vector<OutputCheck> check_outputs(const Graph& graph, const TensorMap& outputs,
                                        const std::map<std::string, RefTensor>& reference);
-
-// Why the cuda backend cannot run here ("" when a CUDA device is usable).
-// The driver is loaded at run time so anvil starts on machines without one.
-std::string cuda_unavailable_reason();
 
 }  // namespace anvil

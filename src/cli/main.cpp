@@ -11,18 +11,19 @@
 #include <algorithm>
 #include <map>
 
-#include "anvil/calibrate.h"
-#include "anvil/compile.h"
-#include "anvil/cost_model.h"
-#include "anvil/cuda_backend.h"
-#include "anvil/cuda_driver.h"
-#include "anvil/emit.h"
-#include "anvil/host_backend.h"
+#include "tools/calibrate.h"
+#include "schedule/cost_model.h"
+#include "runtime/cuda_backend.h"
+#include "runtime/cuda_driver.h"
+#include "codegen/emit.h"
+#include "runtime/host_backend.h"
 #include "anvil/pipeline.h"
-#include "anvil/policy.h"
-#include "anvil/profile.h"
-#include "anvil/report.h"
-#include "anvil/tune.h"
+#include "policies/registry.h"
+#include "tools/profile.h"
+#include "tools/report.h"
+#include "tools/tune.h"
+#include "runtime/compile_nvrtc.h"
+#include "tile/decompose.h"
 
 namespace fs = std::filesystem;
 using namespace anvil;

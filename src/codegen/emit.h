@@ -1,0 +1,29 @@
+// Code generation: one self-contained CUDA source for a Schedule. The same
+// text compiles with NVRTC (device) and with the host C++ compiler (host
+// backend): rtasks/platform.cuh picks the implementation of each primitive.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "schedule/schedule.h"
+
+namespace anvil {
+
+struct EmitOptions {
+    // Every task records its timeline (rtasks/params.cuh AnvilTraceRecord)
+    // into the kernels' `trace` argument: the profiler's --trace. Off, the
+    // instrumentation is not compiled at all.
+    bool trace = false;
+};
+
+std::string emit_source(const Schedule& s, const EmitOptions& opt = {});
+
+// The kernel each launch runs, by launch. Launches that dispatch the same
+// rTask variants share one kernel (named after the first of them); every
+// kernel takes (arena, counters, epoch, status, timeout_ns, trace, launch).
+std::vector<std::string> launch_kernels(const Schedule& s);
+
+// The embedded text of rtasks/<file> (generated at build time).
+const std::string& rtask_source(const std::string& file);
+
+}  // namespace anvil

@@ -1,0 +1,31 @@
+// Emitted source -> CUBIN through NVRTC, cached on disk (keyed by a hash of
+// the source, the options and NVRTC's version), with every kernel's resources.
+#pragma once
+#include <string>
+#include <vector>
+
+namespace anvil {
+
+
+struct KernelResources {
+    std::string name;
+    int registers = 0;
+    int smem_bytes = 0;     // static shared memory
+    int spill_stores = 0;   // bytes
+    int spill_loads = 0;    // bytes
+    int stack_bytes = 0;
+};
+
+struct CubinResult {
+    std::string cubin;     // bytes
+    std::string log;       // NVRTC's log (ptxas -v included)
+    std::vector<KernelResources> kernels;
+    bool cached = false;
+    double seconds = 0;
+};
+
+// Compiles `source` for `arch` ("sm_90", "sm_90a"). On a compile error,
+// throws UserError with NVRTC's log and the path where the source was dumped.
+CubinResult compile_nvrtc(const std::string& source, const std::string& arch);
+
+}  // namespace anvil

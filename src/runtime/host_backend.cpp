@@ -1,0 +1,162 @@
+// run_host: emit the schedule, compile it with the host C++ compiler, load
+// it, and let worker threads play the persistent blocks over the same task
+// table and counters the GPU uses.
+#include "runtime/host_backend.h"
+
+#include <dlfcn.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <sstream>
+#include <thread>
+
+#include "codegen/emit.h"
+#include "runtime/arena_io.h"
+#include "anvil/error.h"
+#include "schedule/race_check.h"
+#include "runtime/run_errors.h"
+#include "runtime/compile_host.h"
+
+namespace anvil {
+
+namespace {
+
+// The entry points emit.cpp writes in the host branch.
+using TaskCountFn = int (*)();
+using LaunchCountFn = int (*)();
+using BlockCountFn = int (*)(int);
+using ObserveFn = void (*)(void* ctx, int task);
+using WorkerFn = void (*)(int launch, int worker, int workers, char* arena, unsigned* counters, unsigned epoch,
+                          AnvilStatus* status, double timeout_s, AnvilTraceRecord* trace, ObserveFn observe,
+                          void* observe_ctx);
+
+struct Library {
+    void* handle = nullptr;
+    explicit Library(const std::string& path) {
+        handle = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+        if (!handle) throw UserError("cannot load the host library " + path + ": " + ::dlerror());
+    }
+    ~Library() { ::dlclose(handle); }
+    Library(const Library&) = delete;
+    Library& operator=(const Library&) = delete;
+
+    template <class F>
+    F symbol(const char* name) const {
+        void* p = ::dlsym(handle, name);
+        if (!p) throw InternalError(std::string("the emitted host library has no symbol ") + name);
+        return reinterpret_cast<F>(p);
+    }
+};
+
+struct FreeDeleter {
+    void operator()(char* p) const { std::free(p); }
+};
+
+// The first few of `lines`, one a line, and how many more there are.
+std::string first_few(const std::vector<std::string>& lines) {
+    const size_t shown = std::min<size_t>(lines.size(), 5);
+    std::string r;
+    for (size_t i = 0; i < shown; ++i) r += "\n  " + lines[i];
+    if (lines.size() > shown) r += "\n  ... and " + std::to_string(lines.size() - shown) + " more";
+    return r;
+}
+
+std::string races_str(size_t n) { return std::to_string(n) + (n == 1 ? " race" : " races"); }
+
+// Refuses a schedule in which some producer is not ordered before a consumer.
+void check_schedule_races(const Schedule& s) {
+    const std::vector<Race> races = find_races(s);
+    if (races.empty()) return;
+    std::vector<std::string> lines;
+    for (const Race& r : races) lines.push_back(r.what);
+    throw UserError("model '" + s.tiles.model_name + "', policy '" + s.policy + "': the schedule has " +
+                    races_str(races.size()) + " (--check-races):" + first_few(lines));
+}
+
+// The run-time half of --check-races: every task, as it starts, notes which
+// of its producers had not yet published. A task starts once, on one worker,
+// so each slot of `late` has one writer; joining the launch makes it readable.
+struct PublishRecord {
+    std::vector<std::vector<int>> producers;
+    const unsigned* counters = nullptr;
+    unsigned epoch = 0;
+    std::vector<std::vector<int>> late;
+
+    static void observe(void* self, int task) {
+        auto* r = static_cast<PublishRecord*>(self);
+        for (int p : r->producers[task])
+            if (__atomic_load_n(r->counters + p, __ATOMIC_ACQUIRE) != r->epoch) r->late[task].push_back(p);
+    }
+
+    void check(const Schedule& s) const {
+        std::vector<std::string> lines;
+        for (size_t t = 0; t < late.size(); ++t)
+            for (int p : late[t])
+                lines.push_back(task_str(s, static_cast<int>(t)) + " started before " + task_str(s, p) +
+                                ", which writes bytes it reads, had published");
+        if (!lines.empty())
+            throw UserError("model '" + s.tiles.model_name + "', policy '" + s.policy + "': the run had " +
+                            races_str(lines.size()) + " (--check-races):" + first_few(lines));
+    }
+};
+
+}  // namespace
+
+TensorMap run_host(const Schedule& s, const TensorMap& values, const HostRunOptions& opt) {
+    const TileGraph& tg = s.tiles;
+    if (opt.check_races && opt.static_race_check) check_schedule_races(s);
+    EmitOptions emit;
+    emit.trace = opt.trace != nullptr;
+    const HostLibrary compiled = compile_host(emit_source(s, emit));
+    const Library lib(compiled.path);
+    const auto task_count = lib.symbol<TaskCountFn>("anvil_host_task_count");
+    const auto launch_count = lib.symbol<LaunchCountFn>("anvil_host_launch_count");
+    const auto block_count = lib.symbol<BlockCountFn>("anvil_host_block_count");
+    const auto worker_fn = lib.symbol<WorkerFn>("anvil_host_worker");
+    ANVIL_CHECK(task_count() == static_cast<int>(s.tasks.size()) &&
+                    launch_count() == static_cast<int>(s.launches.size()),
+                "the host library " + compiled.path + " does not hold this schedule");
+
+    // The arena: the image of arena_io, in a 256-byte aligned allocation like cudaMalloc's.
+    const std::vector<char> image = arena_image(tg, values);
+    std::unique_ptr<char, FreeDeleter> arena(static_cast<char*>(std::aligned_alloc(256, image.size())));
+    if (!arena) throw UserError("cannot allocate the host arena of " + std::to_string(image.size()) + " bytes");
+    std::memcpy(arena.get(), image.data(), image.size());
+
+    // Fresh counters, so this run is epoch 1 (a backend that keeps its
+    // counters between runs passes the run number instead, never resetting).
+    std::vector<unsigned> counters(std::max<size_t>(s.tasks.size(), 1), 0u);
+    const unsigned epoch = 1;
+    AnvilStatus status{};
+    PublishRecord record;
+    if (opt.check_races) {
+        record.producers = task_producers(s);
+        record.counters = counters.data();
+        record.epoch = epoch;
+        record.late.resize(s.tasks.size());
+    }
+    const ObserveFn observe = opt.check_races ? &PublishRecord::observe : nullptr;
+    if (opt.trace) opt.trace->assign(s.tasks.size(), AnvilTraceRecord{});
+    AnvilTraceRecord* trace = opt.trace ? opt.trace->data() : nullptr;
+    unsigned hw = std::thread::hardware_concurrency();
+    const int workers = opt.workers > 0 ? opt.workers : std::max(2, static_cast<int>(hw));
+
+    for (size_t l = 0; l < s.launches.size(); ++l) {
+        const int blocks = block_count(static_cast<int>(l));
+        const int w = std::max(1, std::min(workers, blocks));
+        std::vector<std::thread> threads;
+        threads.reserve(static_cast<size_t>(w));
+        for (int i = 0; i < w; ++i)
+            threads.emplace_back(worker_fn, static_cast<int>(l), i, w, arena.get(), counters.data(), epoch, &status,
+                                 opt.spin_timeout_s, trace, observe, static_cast<void*>(&record));
+        for (auto& t : threads) t.join();  // join = the launch boundary: everything is visible after it
+        if (status.code != ANVIL_OK) report_run_status(s, l, status, opt.spin_timeout_s);
+    }
+    if (opt.check_races) record.check(s);
+
+    return read_outputs(tg, arena.get());
+}
+
+}  // namespace anvil

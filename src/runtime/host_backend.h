@@ -1,0 +1,32 @@
+// The host backend: runs a Schedule's emitted source, compiled by the host
+// C++ compiler, with worker threads playing the persistent blocks over the
+// very same task table and dependency counters the GPU uses.
+#pragma once
+#include <vector>
+
+#include "schedule/schedule.h"
+#include "frontend/values.h"
+
+namespace anvil {
+
+struct HostRunOptions {
+    int workers = 0;                // 0: max(2, hardware threads)
+    double spin_timeout_s = 10.0;   // a dependency wait longer than this is a deadlock
+    // Refuse a schedule find_races faults, then record, for every task as it
+    // starts, which of its producers (task_producers) had not yet published.
+    bool check_races = false;
+    // With check_races: false skips find_races, so that tests can show the
+    // run-time record catching a race on its own.
+    bool static_race_check = true;
+    // When set, the source is emitted with ANVIL_TRACE and every task's
+    // timeline lands here, indexed by task (workers play the SMs). Tasks
+    // run under check_races are not traced.
+    std::vector<AnvilTraceRecord>* trace = nullptr;
+};
+
+// Returns the value of every output tensor. Throws UserError when the run
+// reports an error (deadlock, bad index), naming the task, and with
+// check_races when the schedule or the run has a race, naming both tasks.
+TensorMap run_host(const Schedule& s, const TensorMap& values, const HostRunOptions& opt = {});
+
+}  // namespace anvil

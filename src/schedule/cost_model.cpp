@@ -1,0 +1,272 @@
+#include "schedule/cost_model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <sstream>
+
+#include "anvil/error.h"
+#include "tile/footprint.h"
+
+namespace anvil {
+
+namespace {
+
+// The stored (non-alias) buffer holding each arena byte, by binary search.
+class Owners {
+public:
+    explicit Owners(const TileGraph& tg) {
+        for (size_t v = 0; v < tg.buffers.size(); ++v)
+            if (!tg.buffers[v].alias) by_offset_.push_back({tg.buffers[v].offset, static_cast<int>(v)});
+        std::sort(by_offset_.begin(), by_offset_.end());
+    }
+    int at(int64_t byte) const {
+        auto it = std::upper_bound(by_offset_.begin(), by_offset_.end(), std::make_pair(byte, INT32_MAX));
+        ANVIL_CHECK(it != by_offset_.begin(), "byte " + std::to_string(byte) + " lies before every buffer");
+        return std::prev(it)->second;
+    }
+
+private:
+    std::vector<std::pair<int64_t, int>> by_offset_;
+};
+
+// Bytes one tile moves from L2 into its SM: the exact operand slices of a
+// GEMM tile (the byte-range cover of a column block of B would be all of B),
+// the byte-range footprint of the other kinds and of any further operands.
+double tile_in_bytes(const ROp& op, int tile) {
+    std::vector<ByteRange> reads = tile_reads(op, tile);
+    double bytes = 0;
+    size_t first_generic = 0;
+    if (op.kind == TaskKind::matmul) {
+        const auto& p = std::get<MatmulParams>(op.params);
+        const double rows = std::min(p.bm, p.M);  // rows past M are never loaded
+        bytes = double(p.K) * (rows * dtype_size(op.dtypes[0]) + double(p.bn) * dtype_size(op.dtypes[1]));
+        first_generic = 2;
+    } else if (op.kind == TaskKind::conv2d) {
+        const auto& p = std::get<WindowParams>(op.params);
+        const double k = double(p.Cg) * p.KH * p.KW;
+        bytes = k * (double(p.bm) * dtype_size(op.dtypes[0]) + double(p.bn) * dtype_size(op.dtypes[1]));
+        first_generic = 2;
+    }
+    // An elementwise tile's cover spans whole rows of a 2-D view; it reads
+    // at most its own elements of each operand.
+    double cap = INFINITY;
+    if (const auto* e = std::get_if<EwParams>(&op.params)) {
+        const int64_t first = int64_t{tile} * e->tile_elems;
+        cap = static_cast<double>(std::min(e->tile_elems, e->numel - first)) * dtype_size(op.dtypes[0]);
+    }
+    for (size_t i = first_generic; i < reads.size(); ++i)
+        bytes += std::min(cap, static_cast<double>(std::max<int64_t>(0, reads[i].end - reads[i].begin)));
+    return bytes;
+}
+
+// Bytes an rOp stores: its node's whole output, or for a part of a concat
+// (an elementwise copy into a slice of it) the part. Byte-range covers of
+// tiles would count the gaps of strided tiles.
+double written_bytes(const TileGraph& tg, const ROp& op) {
+    if (op.kind == TaskKind::elementwise)
+        return static_cast<double>(std::get<EwParams>(op.params).numel) * dtype_size(op.dtypes[0]);
+    return static_cast<double>(tg.buffers[op.node].bytes);
+}
+
+// Per rOp, in the order the schedule first runs them: bytes read from DRAM
+// and from L2, bytes written (see the header for the model).
+std::vector<ROpCost> traffic(const Schedule& s) {
+    const TileGraph& tg = s.tiles;
+    const Owners owners(tg);
+    std::vector<int> first(tg.rops.size(), -1), order;
+    for (size_t t = 0; t < s.tasks.size(); ++t)
+        if (first[s.tasks[t].rop] < 0) {
+            first[s.tasks[t].rop] = static_cast<int>(t);
+            order.push_back(s.tasks[t].rop);
+        }
+    const double l2_window = 0.5 * static_cast<double>(s.gpu.l2_bytes);
+    std::vector<double> last_touch(tg.buffers.size(), -1);
+    double clock = 0;  // bytes moved so far
+    std::vector<ROpCost> costs(tg.rops.size());
+    for (int r : order) {
+        const ROp& op = tg.rops[r];
+        ROpCost& c = costs[r];
+        c.flops = static_cast<double>(op.flops);
+        std::map<int, double> read;  // buffer -> bytes read over all tiles
+        double written = 0, into_sms = 0;
+        for (int tile = 0; tile < op.tiles; ++tile) {
+            for (ByteRange br : tile_reads(op, tile))
+                if (br.end > br.begin) read[owners.at(br.begin)] += static_cast<double>(br.end - br.begin);
+            into_sms += tile_in_bytes(op, tile);
+        }
+        written = written_bytes(tg, op);
+        double dram = 0, l2 = 0;
+        for (auto& [buf, bytes] : read) {
+            bytes = std::min(bytes, static_cast<double>(tg.buffers[buf].bytes));
+            const bool hit = last_touch[buf] >= 0 && clock - last_touch[buf] + bytes <= l2_window;
+            (hit ? l2 : dram) += bytes;
+            last_touch[buf] = clock;
+            clock += bytes;
+        }
+        c.dram_read = dram;
+        // What the tiles read beyond the first touch of each byte is served by L2.
+        c.l2_read = std::max(l2, into_sms - dram);
+        c.dram_write = written;
+        clock += written;
+        last_touch[tg.buffers[op.node].storage] = clock;  // reuse distance counts from the end of the write
+    }
+    return costs;
+}
+
+}  // namespace
+
+double tile_seconds(const Gpu& g, const ROp& op, ROpCost& c) {
+    auto it = g.measured_tile_s.find(cost_key(op));
+    if (it != g.measured_tile_s.end()) {
+        c.measured = true;
+        return it->second;
+    }
+    const double n = std::max(1, op.tiles), sms = g.sm_count;
+    // Rates: the device's measured ceilings once `anvil calibrate` has run
+    // on it, else the datasheet's. Every rTask but the tensor-core tile
+    // computes on CUDA cores. A GEMM tile computes its padding too: BM x BN
+    // products per k, however few rows and columns are real.
+    const Ceilings& m = g.ceilings;
+    double flops = c.flops, rate = m.measured() ? m.fp32_flops_per_s : g.fp32_flops_per_s;
+    const double dram = m.measured() ? m.copy_bytes_per_s : g.dram_bytes_per_s;
+    if (const auto* p = std::get_if<MatmulParams>(&op.params); p && p->algo != ANVIL_MM_GEMV && p->M > 0 && p->N > 0)
+        flops *= double(p->tiles_m) * p->bm / p->M * (double(p->tiles_n) * p->bn / p->N);
+    if (const auto* p = std::get_if<MatmulParams>(&op.params); p && p->algo == ANVIL_MM_TENSOR)
+        rate = !m.measured() ? g.tensor_f16_flops_per_s
+               : op.dtypes[0] == DType::bf16 ? m.tensor_bf16_flops_per_s : m.tensor_f16_flops_per_s;
+    const double compute = flops / n / (rate / sms);
+    const double memory = (c.dram_read + c.dram_write) / n / (dram / sms) +
+                          c.l2_read / n / (g.l2_bytes_per_s / sms);
+    return std::max(compute, memory);
+}
+
+double tile_seconds_alone(const Gpu& g, const ROp& op) {
+    ROpCost c;
+    c.flops = static_cast<double>(op.flops);
+    for (int tile = 0; tile < op.tiles; ++tile) c.l2_read += tile_in_bytes(op, tile);
+    if (const auto* p = std::get_if<MatmulParams>(&op.params))
+        c.dram_write = double(p->batches) * p->M * p->N * dtype_size(op.dtypes.back());
+    else if (const auto* w = std::get_if<WindowParams>(&op.params))
+        c.dram_write = double(w->N) * w->O * w->OH * w->OW * dtype_size(op.dtypes.back());
+    return tile_seconds(g, op, c);
+}
+
+std::vector<double> tile_seconds_in_order(const TileGraph& tg, const Gpu& g) {
+    Schedule s;
+    s.gpu = g;
+    s.tiles = tg;
+    for (size_t r = 0; r < tg.rops.size(); ++r) s.tasks.push_back(Task{static_cast<int>(r), 0, {}});
+    std::vector<ROpCost> costs = traffic(s);
+    std::vector<double> out(tg.rops.size());
+    for (size_t r = 0; r < tg.rops.size(); ++r) out[r] = tile_seconds(g, tg.rops[r], costs[r]);
+    return out;
+}
+
+std::string cost_key(const ROp& op) {
+    std::ostringstream o;
+    o << task_kind_name(op.kind) << " ";
+    for (size_t i = 0; i < op.dtypes.size(); ++i) o << (i ? "," : "") << dtype_name(op.dtypes[i]);
+    if (op.kind == TaskKind::matmul) {
+        const auto& p = std::get<MatmulParams>(op.params);
+        if (p.algo == ANVIL_MM_GEMV) o << " gemv BN=" << p.bn;
+        else o << (p.algo == ANVIL_MM_TENSOR ? " tc " : " ") << p.bm << "x" << p.bn << "x" << p.bk;
+        o << " M=" << p.M << " N=" << p.N << " K=" << p.K;
+        if (p.batches != 1) o << " batches=" << p.batches;
+        // Which axis of each operand is contiguous decides how tiles load it.
+        o << " A=" << (p.a_sk == 1 ? "mk" : "km") << " B=" << (p.b_sn == 1 ? "kn" : "nk");
+    } else if (op.kind == TaskKind::conv2d) {
+        const auto& p = std::get<WindowParams>(op.params);
+        o << " " << p.bm << "x" << p.bn << "x" << p.bk << " M=" << int64_t{p.OH} * p.OW << " N=" << p.Og
+          << " K=" << int64_t{p.Cg} * p.KH * p.KW;
+    } else {
+        int code = 0;  // which function of the kind
+        if (const auto* e = std::get_if<EwParams>(&op.params)) code = e->op;
+        if (const auto* r = std::get_if<RowParams>(&op.params)) code = r->op;
+        if (const auto* w = std::get_if<WindowParams>(&op.params)) code = w->op;
+        o << " op=" << code << " tiles=" << op.tiles << " flops=" << op.flops;
+    }
+    // Fused work by what it does, not by which nodes: identical layers share keys.
+    auto steps = [&](const char* what, const AnvilEpilogue& e) {
+        if (e.nsteps == 0) return;
+        o << " " << what << "=";
+        for (int k = 0; k < e.nsteps; ++k) o << (k ? "," : "") << e.steps[k].op;
+    };
+    steps("epi", op.epilogue);
+    if (const auto* p = std::get_if<MatmulParams>(&op.params); p && p->row_op != ANVIL_MM_ROW_NONE)
+        o << " row=" << p->row_op;
+    steps("post", op.row_epilogue);
+    return o.str();
+}
+
+int blocks_per_sm(const Gpu& gpu, int threads, int smem) {
+    int n = std::min(gpu.max_blocks_per_sm, gpu.max_threads_per_sm / std::max(1, threads));
+    if (smem > 0) n = std::min(n, gpu.smem_per_sm / smem);
+    return std::max(n, 0);
+}
+
+Prediction predict(const Schedule& s) {
+    const Gpu& g = s.gpu;
+    ANVIL_CHECK(g.sm_count > 0, "GPU '" + g.name + "' has no SMs");
+    Prediction p;
+    p.rops = traffic(s);
+    std::vector<double> tile_s(p.rops.size());
+    for (size_t r = 0; r < p.rops.size(); ++r) {
+        tile_s[r] = p.rops[r].tile_s = tile_seconds(g, s.tiles.rops[r], p.rops[r]);
+        p.dram_bytes += p.rops[r].dram_read + p.rops[r].dram_write;
+        p.l2_bytes += p.rops[r].l2_read;
+        p.flops += p.rops[r].flops;
+    }
+
+    const size_t n = s.tasks.size();
+    p.start_s.assign(n, 0);
+    p.end_s.assign(n, 0);
+    p.sm.assign(n, 0);
+    p.sm_busy_s.assign(g.sm_count, 0);
+    std::vector<int> block_of(n, 0);
+    std::vector<double> sm_free(g.sm_count, 0);
+    double now = 0;
+    for (const Launch& launch : s.launches) {
+        const double begin = now + g.launch_overhead_s;
+        p.launch_start_s.push_back(begin);
+        std::fill(sm_free.begin(), sm_free.end(), begin);
+        const bool persistent = static_cast<int>(launch.queues.size()) <= g.sm_count;
+        std::vector<int> tasks;
+        for (size_t b = 0; b < launch.queues.size(); ++b)
+            for (int t : launch.queues[b]) {
+                block_of[t] = static_cast<int>(b);
+                tasks.push_back(t);
+            }
+        std::sort(tasks.begin(), tasks.end());  // dependencies point backwards: play in global order
+        std::vector<int> sm_of_block(launch.queues.size(), -1);
+        double end = begin;
+        for (int t : tasks) {
+            int& sm = sm_of_block[block_of[t]];
+            if (sm < 0)  // a block is placed when it starts: statically, or on the SM that frees first
+                sm = persistent ? block_of[t]
+                                : static_cast<int>(std::min_element(sm_free.begin(), sm_free.end()) - sm_free.begin());
+            double ready = sm_free[sm];
+            for (int d : s.tasks[t].deps) {
+                const bool crosses = p.sm[d] != sm;
+                p.cross_sm_deps += crosses;
+                ready = std::max(ready, p.end_s[d] + (crosses ? g.sync_latency_s : 0));
+            }
+            const double busy = tile_s[s.tasks[t].rop] + g.task_overhead_s;
+            p.sm[t] = sm;
+            p.start_s[t] = ready;
+            p.end_s[t] = ready + busy;
+            sm_free[sm] = p.end_s[t];
+            p.sm_busy_s[sm] += busy;
+            end = std::max(end, p.end_s[t]);
+        }
+        p.launch_end_s.push_back(end);
+        now = end;
+    }
+    p.total_s = now;
+    double busy = 0;
+    for (double b : p.sm_busy_s) busy += b;
+    p.sm_idle_share = p.total_s > 0 ? 1.0 - busy / (g.sm_count * p.total_s) : 0;
+    return p;
+}
+
+}  // namespace anvil

@@ -1,0 +1,73 @@
+// The cost model: predicts a schedule's time per task and per SM, and its
+// memory traffic at each level, from the GPU description (peak rates,
+// latencies) and the tiles' measured times where kernels_db has them.
+//
+// Traffic is counted per rOp and tensor: an rOp writes its output once (to
+// DRAM, eventually: the arena is never reused) and reads each operand once
+// per rOp (tiles of one rOp share their reads through L2). A read is served
+// by L2 when the tensor was last touched within half of L2's capacity of
+// traffic, in the schedule's global order; otherwise by DRAM. Intermediates
+// that fusion keeps in registers or shared memory cost nothing.
+//
+// Time: a tile's time on one SM is the largest of its compute time (FLOPs
+// at the SM's share of the FP32 peak) and its memory time (bytes at the
+// SM's share of DRAM and L2 bandwidth), plus the per-task overhead; a
+// measured time replaces all of it. The schedule is then played: launches
+// one after another, each paying the launch overhead; in a launch with at
+// most one block per SM each block stays on its SM (persistent), otherwise
+// blocks go to the SM that frees first; a task starts when its SM is free
+// and its dependencies are done, plus the sync latency for a dependency run
+// by another SM.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "schedule/schedule.h"
+
+namespace anvil {
+
+// Traffic and work of a whole rOp under a schedule's order.
+struct ROpCost {
+    double flops = 0;
+    double dram_read = 0, dram_write = 0, l2_read = 0;  // bytes
+    double tile_s = 0;       // predicted seconds of one tile on one SM
+    bool measured = false;   // tile_s comes from kernels_db
+};
+
+struct Prediction {
+    double total_s = 0;
+    double dram_bytes = 0;  // read + written
+    double l2_bytes = 0;    // reads served by L2
+    double flops = 0;
+    std::vector<ROpCost> rops;
+    std::vector<double> start_s, end_s;  // per task
+    std::vector<int> sm;                 // per task: the SM that runs it
+    std::vector<double> sm_busy_s;       // per SM
+    std::vector<double> launch_start_s, launch_end_s;
+    double sm_idle_share = 0;  // of sm_count x total_s
+    int cross_sm_deps = 0;     // dependencies that need a counter
+};
+
+// The key under which kernels_db stores the measured time of one tile of
+// `op`: kind, storage types, tile shape, problem shape and operand layout,
+// and the fused work by its operations (so identical layers share a key).
+std::string cost_key(const ROp& op);
+
+// Most blocks of `threads` threads using `smem` bytes each that fit on one SM.
+int blocks_per_sm(const Gpu& gpu, int threads, int smem);
+
+Prediction predict(const Schedule& s);
+
+// Predicted seconds of one tile of each rOp, the rOps run in their
+// tile-graph order: what policies weigh tasks by before a schedule exists.
+std::vector<double> tile_seconds_in_order(const TileGraph& tg, const Gpu& g);
+
+// Predicted seconds of one tile of `op` with every read served by L2: for
+// comparing tile shapes of one rOp.
+double tile_seconds_alone(const Gpu& g, const ROp& op);
+
+// The time of one tile given the rOp's traffic (or its measured time,
+// which also sets c.measured).
+double tile_seconds(const Gpu& g, const ROp& op, ROpCost& c);
+
+}  // namespace anvil

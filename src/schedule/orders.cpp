@@ -1,0 +1,50 @@
+#include "schedule/orders.h"
+
+#include <algorithm>
+
+#include "schedule/cost_model.h"
+#include "schedule/task_graph.h"
+
+namespace anvil {
+
+int wavefront_blocks(const TileGraph& tg, const Gpu& gpu) {
+    int64_t tasks = 0;
+    for (const ROp& op : tg.rops) tasks += op.tiles;
+    return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(gpu.sm_count, tasks)));
+}
+
+std::vector<Placed> wavefront_order(const TileGraph& tg, const Gpu& gpu) {
+    const std::vector<int> wave = rop_waves(tg, task_graph(tg));
+    const std::vector<double> tile_s = tile_seconds_in_order(tg, gpu);
+    const int blocks = wavefront_blocks(tg, gpu);
+    std::vector<std::vector<int>> by_wave;
+    for (size_t r = 0; r < tg.rops.size(); ++r) {
+        if (wave[r] >= static_cast<int>(by_wave.size())) by_wave.resize(wave[r] + 1);
+        by_wave[wave[r]].push_back(static_cast<int>(r));
+    }
+    std::vector<Placed> order;
+    std::vector<double> load(blocks, 0);
+    for (std::vector<int>& rops : by_wave) {
+        // Rops of one wave are independent: any order of their tiles is topological.
+        std::stable_sort(rops.begin(), rops.end(), [&](int a, int b) { return tile_s[a] > tile_s[b]; });
+        const double floor = *std::max_element(load.begin(), load.end());  // the wave starts when the last one ends
+        std::fill(load.begin(), load.end(), floor);
+        for (int r : rops)
+            for (int tile = 0; tile < tg.rops[r].tiles; ++tile) {
+                const int b = static_cast<int>(std::min_element(load.begin(), load.end()) - load.begin());
+                load[b] += tile_s[r] + gpu.task_overhead_s;
+                order.push_back(Placed{r, tile, b});
+            }
+    }
+    return order;
+}
+
+std::vector<Placed> round_robin_order(const TileGraph& tg, int blocks) {
+    std::vector<Placed> order;
+    for (size_t r = 0; r < tg.rops.size(); ++r)
+        for (int tile = 0; tile < tg.rops[r].tiles; ++tile)
+            order.push_back(Placed{static_cast<int>(r), tile, static_cast<int>(order.size() % blocks)});
+    return order;
+}
+
+}  // namespace anvil

@@ -1,0 +1,24 @@
+// Global task orders with a block for every task: the placements the
+// persistent policies start from.
+#pragma once
+#include <vector>
+
+#include "schedule/schedule.h"
+
+namespace anvil {
+
+struct Placed {
+    int rop = 0;
+    int tile = 0;
+    int block = 0;
+};
+
+// Rammer's static placement: waves in order; in a wave, tiles largest first
+// (by predicted time), each onto the block with the least work so far.
+std::vector<Placed> wavefront_order(const TileGraph& tg, const Gpu& gpu);
+// Every tile in tile-graph order, dealt round-robin to the blocks.
+std::vector<Placed> round_robin_order(const TileGraph& tg, int blocks);
+// One block per SM, or one per task when there are fewer tasks.
+int wavefront_blocks(const TileGraph& tg, const Gpu& gpu);
+
+}  // namespace anvil

@@ -1,0 +1,44 @@
+#include "schedule/schedule.h"
+
+#include <cctype>
+#include <set>
+#include <string>
+
+namespace anvil {
+
+void verify_schedule(const Schedule& s) {
+    auto fail = [](const std::string& what) { throw InternalError("invalid schedule: " + what); };
+    int n = static_cast<int>(s.tasks.size());
+    std::vector<int> launch_of(s.tasks.size(), -1);
+    std::set<std::string> names;
+    for (const Launch& l : s.launches) {
+        // The name becomes the kernel's name in the emitted source.
+        bool identifier = !l.name.empty() && !std::isdigit(static_cast<unsigned char>(l.name[0]));
+        for (char c : l.name) identifier = identifier && (std::isalnum(static_cast<unsigned char>(c)) || c == '_');
+        if (!identifier) fail("launch name '" + l.name + "' is not a C identifier");
+        if (!names.insert(l.name).second) fail("two launches are named '" + l.name + "'");
+    }
+    for (size_t l = 0; l < s.launches.size(); ++l)
+        for (const auto& queue : s.launches[l].queues)
+            for (size_t i = 0; i < queue.size(); ++i) {
+                int t = queue[i];
+                if (t < 0 || t >= n) fail("queue holds unknown task " + std::to_string(t));
+                if (launch_of[t] != -1) fail("task " + std::to_string(t) + " is queued twice");
+                if (i > 0 && queue[i - 1] >= t) fail("a queue is not in ascending order at task " + std::to_string(t));
+                launch_of[t] = static_cast<int>(l);
+            }
+    for (int t = 0; t < n; ++t) {
+        const Task& task = s.tasks[t];
+        if (launch_of[t] == -1) fail("task " + std::to_string(t) + " is in no queue");
+        if (task.rop < 0 || task.rop >= static_cast<int>(s.tiles.rops.size()) || task.tile < 0 ||
+            task.tile >= s.tiles.rops[task.rop].tiles)
+            fail("task " + std::to_string(t) + " names no tile");
+        for (int d : task.deps) {
+            if (d < 0 || d >= t) fail("task " + std::to_string(t) + " depends on a later task " + std::to_string(d));
+            if (launch_of[d] != launch_of[t])
+                fail("task " + std::to_string(t) + " depends on task " + std::to_string(d) + " of another launch");
+        }
+    }
+}
+
+}  // namespace anvil

@@ -1,0 +1,119 @@
+#include "schedule/variants.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "schedule/cost_model.h"
+#include "schedule/task_graph.h"
+#include "tile/footprint.h"
+
+namespace anvil {
+
+ROp retile(const ROp& op, int bm, int bn, int bk) {
+    ROp r = op;
+    auto ceil_div = [](int64_t a, int64_t b) { return (a + b - 1) / b; };
+    if (auto* p = std::get_if<MatmulParams>(&r.params); p && op.kind == TaskKind::matmul) {
+        p->algo = ANVIL_MM_TILED;
+        p->bm = bm, p->bn = bn, p->bk = bk;
+        p->tiles_m = static_cast<int>(ceil_div(p->M, bm));
+        p->tiles_n = static_cast<int>(ceil_div(p->N, bn));
+        r.tiles = static_cast<int>(p->batches * p->tiles_m * p->tiles_n);
+    } else if (auto* w = std::get_if<WindowParams>(&r.params); w && op.kind == TaskKind::conv2d) {
+        w->bm = bm, w->bn = bn, w->bk = bk;
+        w->tiles_m = static_cast<int>(ceil_div(int64_t{w->OH} * w->OW, bm));
+        w->tiles_n = static_cast<int>(ceil_div(w->Og, bn));
+        r.tiles = static_cast<int>(int64_t{w->N} * w->groups * w->tiles_m * w->tiles_n);
+    } else {
+        throw InternalError("retile: rOp '" + op.name + "' is not a GEMM");
+    }
+    return r;
+}
+
+ROp as_gemv(const ROp& op, int bn) {
+    ROp r = retile(op, 16, bn, 0);
+    auto& p = std::get<MatmulParams>(r.params);
+    ANVIL_CHECK(p.M <= 4 && p.row_op == ANVIL_MM_ROW_NONE, "as_gemv: rOp '" + op.name + "' is not a GEMV");
+    p.algo = ANVIL_MM_GEMV;
+    return r;
+}
+
+bool tensor_core_operands(const ROp& op) {
+    return op.kind == TaskKind::matmul && op.dtypes.size() == 3 &&
+           (op.dtypes[0] == DType::f16 || op.dtypes[0] == DType::bf16) && op.dtypes[1] == op.dtypes[0];
+}
+
+ROp on_tensor_cores(const ROp& op, int bm, int bn, int bk) {
+    ROp r = retile(op, bm, bn, bk);
+    auto& p = std::get<MatmulParams>(r.params);
+    ANVIL_CHECK(tensor_core_operands(op) && p.row_op == ANVIL_MM_ROW_NONE, "on_tensor_cores: rOp '" + op.name + "' cannot use them");
+    p.algo = ANVIL_MM_TENSOR;
+    return r;
+}
+
+std::vector<ROp> tile_variants(const ROp& op, const Gpu& gpu) {
+    std::vector<ROp> out{op};
+    if (op.kind != TaskKind::matmul && op.kind != TaskKind::conv2d) return out;
+    const auto* p = std::get_if<MatmulParams>(&op.params);
+    if (gpu.tensor_core_tiles && p && tensor_core_operands(op) && p->row_op == ANVIL_MM_ROW_NONE)
+        for (int bm : {32, 64, 128})
+            for (int bn : {32, 64, 128}) out.push_back(on_tensor_cores(op, bm, bn, 32));
+    if (p && p->M <= 4 && p->row_op == ANVIL_MM_ROW_NONE)
+        for (int bn : {16, 32, 64, 128, 256}) out.push_back(as_gemv(op, bn));
+    // BM and BN are multiples of the 16 x 16 thread grid; the shared tiles
+    // must fit the 48 KiB of static shared memory of one block.
+    for (int bm : {16, 32, 64, 128})
+        for (int bn : {16, 32, 64, 128}) {
+            ROp v = retile(op, bm, bn, 32);
+            const auto* mm = std::get_if<MatmulParams>(&v.params);
+            if (mm && mm->row_op != ANVIL_MM_ROW_NONE && mm->tiles_n != 1) continue;  // a fused row op needs whole rows
+            if (tile_smem_bytes(v) <= std::min(48 * 1024, gpu.smem_per_block)) out.push_back(std::move(v));
+        }
+    return out;
+}
+
+ROp fastest_alone(const ROp& op, const Gpu& gpu, int sms) {
+    ROp best = op;
+    double best_s = INFINITY;
+    for (ROp& v : tile_variants(op, gpu)) {
+        const double waves = std::ceil(static_cast<double>(v.tiles) / std::max(1, sms));
+        const double s = waves * (tile_seconds_alone(gpu, v) + gpu.task_overhead_s);
+        if (s < best_s) best_s = s, best = std::move(v);
+    }
+    return best;
+}
+
+ROp most_efficient(const ROp& op, const Gpu& gpu) {
+    ROp best = op;
+    double best_s = INFINITY;
+    for (ROp& v : tile_variants(op, gpu)) {
+        const double s = v.tiles * (tile_seconds_alone(gpu, v) + gpu.task_overhead_s);
+        if (s < best_s) best_s = s, best = std::move(v);
+    }
+    return best;
+}
+
+TileGraph choose_variants_by_wave(const TileGraph& tg, const Gpu& gpu) {
+    TileGraph out = tg;
+    const std::vector<int> wave = rop_waves(tg, task_graph(tg));
+    const std::vector<double> tile_s = tile_seconds_in_order(tg, gpu);
+    const int waves = wave.empty() ? 0 : *std::max_element(wave.begin(), wave.end()) + 1;
+    std::vector<double> work(waves, 0);
+    std::vector<int64_t> tiles(waves, 0);
+    for (size_t r = 0; r < tg.rops.size(); ++r) {
+        work[wave[r]] += tg.rops[r].tiles * tile_s[r];
+        tiles[wave[r]] += tg.rops[r].tiles;
+    }
+    for (size_t r = 0; r < tg.rops.size(); ++r) {
+        const ROp& op = tg.rops[r];
+        if (op.kind != TaskKind::matmul && op.kind != TaskKind::conv2d) continue;
+        if (tiles[wave[r]] >= gpu.sm_count) {
+            out.rops[r] = most_efficient(op, gpu);
+        } else {
+            const double share = work[wave[r]] > 0 ? op.tiles * tile_s[r] / work[wave[r]] : 1.0;
+            out.rops[r] = fastest_alone(op, gpu, std::max(1, static_cast<int>(share * gpu.sm_count)));
+        }
+    }
+    return out;
+}
+
+}  // namespace anvil

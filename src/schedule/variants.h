@@ -1,0 +1,38 @@
+// The tile shapes a GEMM rOp may take (tiled, GEMV, tensor cores) and the
+// two ways of choosing among them (Welder's fastest alone, Rammer's most efficient).
+#pragma once
+#include <vector>
+
+#include "schedule/schedule.h"
+
+namespace anvil {
+
+// `op` with BM x BN x BK shared-memory tiles (matmul and conv2d only).
+ROp retile(const ROp& op, int bm, int bn, int bk);
+
+// A matmul of at most 4 rows as a streaming GEMV tile bn columns wide.
+ROp as_gemv(const ROp& op, int bn);
+
+// Whether `op` is a matmul whose operands tensor cores take: both f16 or both bf16.
+bool tensor_core_operands(const ROp& op);
+
+// An f16 or bf16 matmul with BM x BN x BK tiles on tensor cores.
+ROp on_tensor_cores(const ROp& op, int bm, int bn, int bk);
+
+// The tile shapes the rTask of `op` can take on `gpu` (itself included);
+// only GEMM rOps have more than one.
+std::vector<ROp> tile_variants(const ROp& op, const Gpu& gpu);
+
+// The variant that finishes soonest alone on `sms` SMs (Welder's choice).
+ROp fastest_alone(const ROp& op, const Gpu& gpu, int sms);
+
+// The variant that uses the fewest SM-seconds, for rOps co-scheduled with
+// others that fill the GPU (Rammer's choice: throughput per resource).
+ROp most_efficient(const ROp& op, const Gpu& gpu);
+
+// Every GEMM rOp with its tile shape chosen by wave: most_efficient when the
+// wave it belongs to has at least one tile per SM, else fastest_alone on
+// the wave's SMs shared in proportion to work.
+TileGraph choose_variants_by_wave(const TileGraph& tg, const Gpu& gpu);
+
+}  // namespace anvil

@@ -1,0 +1,489 @@
+// decompose: Graph -> TileGraph. Lays every tensor out in one arena and cuts
+// every node into rOperators of one rTask kind each. Reshape is free (its
+// result aliases its operand's storage); concat becomes one strided copy per
+// operand; everything else is one rOperator (global_avgpool a row-wise mean
+// over H and W, batchnorm a per-channel affine, conv2d an implicit GEMM or,
+// for thin groups, a direct window).
+#include "tile/decompose.h"
+
+#include <algorithm>
+
+namespace anvil {
+
+namespace {
+
+constexpr int64_t kAlign = 256;  // bytes: every tensor starts on a fresh cache-line group
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+struct Builder {
+    const Graph& graph;
+    const TileSizes& sizes;
+    TileGraph tg;
+
+    const TensorBuffer& buf(VertexId v) const { return tg.buffers[v]; }
+
+    void layout() {
+        tg.buffers.resize(graph.size());
+        tg.nodes.resize(graph.size());
+        for (VertexId v : graph.topological_order()) {
+            const Value& val = graph.value(v);
+            TensorBuffer& b = tg.buffers[v];
+            b.name = val.name;
+            b.dtype = val.dtype;
+            b.shape = val.shape;
+            b.bytes = numel(val.shape) * dtype_size(val.dtype);
+            b.storage = v;
+            NodeInfo& n = tg.nodes[v];
+            n.is_node = val.role == Role::node;
+            if (n.is_node) {
+                n.op = val.op;
+                n.attrs = val.attrs;
+                n.operands = graph.operands(v);
+            }
+            if (val.role == Role::node && val.op == Op::reshape) {
+                const TensorBuffer& src = tg.buffers[graph.operands(v)[0]];
+                b.offset = src.offset;
+                b.storage = src.storage;
+                b.alias = true;
+                continue;
+            }
+            b.offset = tg.arena_bytes;
+            tg.arena_bytes += ceil_div(std::max<int64_t>(b.bytes, 1), kAlign) * kAlign;
+        }
+    }
+
+    ROp& add_rop(VertexId v, TaskKind kind, std::string suffix = "") {
+        ROp op;
+        op.name = graph.value(v).name + suffix;
+        op.node = v;
+        op.kind = kind;
+        op.loc = graph.value(v).loc;
+        op.reads = graph.operands(v);
+        tg.rops.push_back(std::move(op));
+        return tg.rops.back();
+    }
+
+    // An elementwise rOp over `shape`, writing `out` through out_stride.
+    ROp& add_elementwise(VertexId v, int code, const Shape& shape, int64_t out_off,
+                         const Strides& out_stride, std::string suffix = "") {
+        ROp& op = add_rop(v, TaskKind::elementwise, std::move(suffix));
+        EwParams p{};
+        p.op = code;
+        p.rank = static_cast<int>(shape.size());
+        p.numel = numel(shape);
+        p.tile_elems = sizes.ew_tile_elems;
+        p.out_off = out_off;
+        for (size_t d = 0; d < shape.size(); ++d) {
+            p.shape[d] = shape[d];
+            p.out_stride[d] = out_stride[d];
+        }
+        op.params = p;
+        op.tiles = static_cast<int>(ceil_div(p.numel, p.tile_elems));
+        op.flops = p.numel;
+        op.dtypes = {buf(v).dtype, DType::f32, DType::f32};
+        return op;
+    }
+
+    void set_ew_input(ROp& op, int slot, VertexId in, int64_t offset, const Strides& strides) {
+        EwParams& p = std::get<EwParams>(op.params);
+        p.ninputs = std::max(p.ninputs, slot + 1);
+        p.in_off[slot] = offset;
+        for (size_t d = 0; d < strides.size(); ++d) p.in_stride[slot][d] = strides[d];
+        op.dtypes[1 + slot] = buf(in).dtype;
+    }
+
+    void elementwise_node(VertexId v, int code) {
+        const TensorBuffer& out = buf(v);
+        ROp& op = add_elementwise(v, code, out.shape, out.offset, contiguous_strides(out.shape));
+        std::vector<VertexId> ins = graph.operands(v);
+        for (size_t i = 0; i < ins.size(); ++i)
+            set_ew_input(op, static_cast<int>(i), ins[i], buf(ins[i]).offset,
+                         broadcast_strides(buf(ins[i]).shape, out.shape));
+    }
+
+    void constant_node(VertexId v) {
+        const TensorBuffer& out = buf(v);
+        ROp& op = add_elementwise(v, ANVIL_EW_CONST, out.shape, out.offset, contiguous_strides(out.shape));
+        std::get<EwParams>(op.params).scalar = static_cast<float>(graph.value(v).attrs.get_float("value"));
+        op.flops = 0;
+    }
+
+    void transpose_node(VertexId v) {
+        const TensorBuffer& out = buf(v);
+        VertexId in = graph.operands(v)[0];
+        Strides in_st = contiguous_strides(buf(in).shape);
+        const auto& perm = graph.value(v).attrs.get_ints("perm");
+        int rank = static_cast<int>(out.shape.size());
+        Strides st(rank);
+        for (int d = 0; d < rank; ++d) st[d] = in_st[*normalize_axis(perm[d], rank)];
+        ROp& op = add_elementwise(v, ANVIL_EW_COPY, out.shape, out.offset, contiguous_strides(out.shape));
+        set_ew_input(op, 0, in, buf(in).offset, st);
+        op.flops = 0;
+    }
+
+    void slice_node(VertexId v) {
+        const Value& val = graph.value(v);
+        const TensorBuffer& out = buf(v);
+        VertexId in = graph.operands(v)[0];
+        const Shape& in_shape = buf(in).shape;
+        int rank = static_cast<int>(in_shape.size());
+        int axis = *normalize_axis(val.attrs.get_int("axis"), rank);
+        std::optional<int64_t> end;
+        if (val.attrs.has("end")) end = val.attrs.get_int("end");
+        SliceBounds b = slice_bounds(in_shape[axis], val.attrs.get_int("start"), end, val.attrs.get_int("step"));
+        Strides st = contiguous_strides(in_shape);
+        int64_t offset = buf(in).offset + b.start * st[axis] * dtype_size(buf(in).dtype);
+        st[axis] *= b.step;
+        ROp& op = add_elementwise(v, ANVIL_EW_COPY, out.shape, out.offset, contiguous_strides(out.shape));
+        set_ew_input(op, 0, in, offset, st);
+        op.flops = 0;
+    }
+
+    void concat_node(VertexId v) {
+        const TensorBuffer& out = buf(v);
+        int rank = static_cast<int>(out.shape.size());
+        int axis = *normalize_axis(graph.value(v).attrs.get_int("axis"), rank);
+        Strides out_st = contiguous_strides(out.shape);
+        int64_t at = 0;  // position along the axis where the next part starts
+        std::vector<VertexId> ins = graph.operands(v);
+        for (size_t k = 0; k < ins.size(); ++k) {
+            const TensorBuffer& in = buf(ins[k]);
+            int64_t off = out.offset + at * out_st[axis] * dtype_size(out.dtype);
+            ROp& op = add_elementwise(v, ANVIL_EW_COPY, in.shape, off, out_st, "#" + std::to_string(k));
+            set_ew_input(op, 0, ins[k], in.offset, contiguous_strides(in.shape));
+            op.reads = {ins[k]};
+            op.flops = 0;
+            at += in.shape[axis];
+        }
+    }
+
+    void matmul_node(VertexId v) {
+        const Value& val = graph.value(v);
+        const TensorBuffer& c = buf(v);
+        std::vector<VertexId> ins = graph.operands(v);
+        const TensorBuffer& a = buf(ins[0]);
+        const TensorBuffer& b = buf(ins[1]);
+        bool ta = val.attrs.get_bool("transpose_a");
+        bool tb = val.attrs.get_bool("transpose_b");
+        int ra = static_cast<int>(a.shape.size()), rb = static_cast<int>(b.shape.size());
+        int rc = static_cast<int>(c.shape.size());
+        Strides sa = contiguous_strides(a.shape), sb = contiguous_strides(b.shape), sc = contiguous_strides(c.shape);
+
+        MatmulParams p{};
+        p.M = static_cast<int>(c.shape[rc - 2]);
+        p.N = static_cast<int>(c.shape[rc - 1]);
+        p.K = static_cast<int>(ta ? a.shape[ra - 2] : a.shape[ra - 1]);
+        p.a_sm = ta ? sa[ra - 1] : sa[ra - 2];
+        p.a_sk = ta ? sa[ra - 2] : sa[ra - 1];
+        p.b_sk = tb ? sb[rb - 1] : sb[rb - 2];
+        p.b_sn = tb ? sb[rb - 2] : sb[rb - 1];
+        p.c_sm = sc[rc - 2];
+        p.c_sn = sc[rc - 1];
+        p.a_off = a.offset;
+        p.b_off = b.offset;
+        p.c_off = c.offset;
+        p.batch_rank = rc - 2;
+        p.batches = 1;
+        for (int d = 0; d < p.batch_rank; ++d) {
+            int da = d - (rc - ra), db = d - (rc - rb);  // the operands' own dims, right-aligned
+            p.batch_shape[d] = c.shape[d];
+            p.a_sb[d] = (da >= 0 && a.shape[da] != 1) ? sa[da] : 0;
+            p.b_sb[d] = (db >= 0 && b.shape[db] != 1) ? sb[db] : 0;
+            p.c_sb[d] = sc[d];
+            p.batches *= c.shape[d];
+        }
+        // At most 4 rows (batch-1 decode): the streaming GEMV tile. Other
+        // small M gets short tiles so the block is not mostly idle padding.
+        p.algo = p.M <= sizes.gemv_max_m ? ANVIL_MM_GEMV : ANVIL_MM_TILED;
+        p.bm = p.M <= 16 ? 16 : p.M <= 32 ? 32 : sizes.mm_bm;
+        p.bn = p.algo == ANVIL_MM_GEMV ? sizes.gemv_bn : sizes.mm_bn;
+        p.bk = p.algo == ANVIL_MM_GEMV ? 0 : sizes.mm_bk;
+        p.tiles_m = static_cast<int>(ceil_div(p.M, p.bm));
+        p.tiles_n = static_cast<int>(ceil_div(p.N, p.bn));
+
+        ROp& op = add_rop(v, TaskKind::matmul);
+        op.params = p;
+        op.tiles = static_cast<int>(p.batches * p.tiles_m * p.tiles_n);
+        op.flops = 2 * p.batches * int64_t{p.M} * p.N * p.K;
+        op.dtypes = {a.dtype, b.dtype, c.dtype};
+    }
+
+    // A row-wise rOp: `red` lists the reduced dims of the input (ascending);
+    // the others are kept. Reductions write one value per row.
+    void rowwise_node(VertexId v, int code, const std::vector<int>& red, bool reduces) {
+        const Value& val = graph.value(v);
+        const TensorBuffer& out = buf(v);
+        std::vector<VertexId> ins = graph.operands(v);
+        const TensorBuffer& in = buf(ins[0]);
+        int rank = static_cast<int>(in.shape.size());
+        Strides in_st = contiguous_strides(in.shape);
+        Strides out_st = contiguous_strides(out.shape);
+
+        RowParams p{};
+        p.op = code;
+        p.in_off = in.offset;
+        p.out_off = out.offset;
+        p.rows = 1;
+        p.row_len = 1;
+        // For a reduction the output holds the kept dims in order (with 1s
+        // where keepdims left them): their strides are the contiguous strides
+        // of the kept shape.
+        Shape kept_shape;
+        for (int d = 0; d < rank; ++d)
+            if (std::find(red.begin(), red.end(), d) == red.end()) kept_shape.push_back(in.shape[d]);
+        Strides kept_out_st = contiguous_strides(kept_shape);
+        int k = 0;
+        for (int d = 0; d < rank; ++d) {
+            bool reduced = std::find(red.begin(), red.end(), d) != red.end();
+            if (reduced) {
+                p.red_shape[p.red_rank] = in.shape[d];
+                p.red_in[p.red_rank] = in_st[d];
+                p.red_out[p.red_rank] = reduces ? 0 : out_st[d];
+                p.row_len *= in.shape[d];
+                ++p.red_rank;
+            } else {
+                p.kept_shape[p.kept_rank] = in.shape[d];
+                p.kept_in[p.kept_rank] = in_st[d];
+                p.kept_out[p.kept_rank] = reduces ? kept_out_st[k++] : out_st[d];
+                p.rows *= in.shape[d];
+                ++p.kept_rank;
+            }
+        }
+        DType gamma = DType::f32, beta = DType::f32;
+        if (ins.size() > 1) {
+            p.gamma_off = buf(ins[1]).offset;
+            gamma = buf(ins[1]).dtype;
+        }
+        if (ins.size() > 2) {
+            p.beta_off = buf(ins[2]).offset;
+            beta = buf(ins[2]).dtype;
+        }
+        if (val.attrs.has("eps")) p.eps = static_cast<float>(val.attrs.get_float("eps"));
+        p.rows_per_tile = static_cast<int>(std::max<int64_t>(1, ceil_div(p.rows, sizes.row_target_tiles)));
+
+        ROp& op = add_rop(v, TaskKind::rowwise);
+        op.params = p;
+        op.tiles = static_cast<int>(ceil_div(p.rows, p.rows_per_tile));
+        op.flops = 5 * p.rows * p.row_len;
+        op.dtypes = {in.dtype, out.dtype, gamma, beta};
+    }
+
+    // conv2d, maxpool2d, avgpool2d: the window geometry of x [N, C, H, W]
+    // -> y [N, O, OH, OW] (shapes fixed by infer_shapes). An int-or-[h, w]
+    // attribute is stored as one or two entries; a padding as 1, 2 or 4.
+    WindowParams window_geometry(VertexId v, const Value& val) const {
+        const TensorBuffer& x = buf(graph.operands(v)[0]);
+        const TensorBuffer& y = buf(v);
+        WindowParams p{};
+        p.N = static_cast<int>(x.shape[0]);
+        p.C = static_cast<int>(x.shape[1]);
+        p.H = static_cast<int>(x.shape[2]);
+        p.W = static_cast<int>(x.shape[3]);
+        p.O = static_cast<int>(y.shape[1]);
+        p.OH = static_cast<int>(y.shape[2]);
+        p.OW = static_cast<int>(y.shape[3]);
+        const std::vector<int64_t>& pad = val.attrs.get_ints("padding");  // top and left: the others only set OH, OW
+        p.pt = static_cast<int>(pad[0]);
+        p.pl = static_cast<int>(pad.size() == 1 ? pad[0] : pad[1]);
+        p.x_off = x.offset;
+        p.y_off = y.offset;
+        p.bias_off = -1;
+        return p;
+    }
+
+    void conv2d_node(VertexId v) {
+        const Value& val = graph.value(v);
+        std::vector<VertexId> ins = graph.operands(v);
+        const TensorBuffer& w = buf(ins[1]);
+        WindowParams p = window_geometry(v, val);
+        p.op = ANVIL_WIN_CONV;
+        p.KH = static_cast<int>(w.shape[2]);
+        p.KW = static_cast<int>(w.shape[3]);
+        const std::vector<int64_t>& st = val.attrs.get_ints("stride");
+        const std::vector<int64_t>& dil = val.attrs.get_ints("dilation");
+        p.sh = static_cast<int>(st.front());
+        p.sw = static_cast<int>(st.back());
+        p.dh = static_cast<int>(dil.front());
+        p.dw = static_cast<int>(dil.back());
+        p.groups = static_cast<int>(val.attrs.get_int("groups"));
+        p.Cg = p.C / p.groups;
+        p.Og = p.O / p.groups;
+        p.w_off = w.offset;
+        DType bias = DType::f32;  // a placeholder type when there is no bias
+        if (ins.size() == 3) {
+            p.bias_off = buf(ins[2]).offset;
+            bias = buf(ins[2]).dtype;
+        }
+        const int64_t M = int64_t{p.OH} * p.OW, K = int64_t{p.Cg} * p.KH * p.KW;
+        // An implicit GEMM whose N (the channels of a group) is narrower than
+        // its smallest tile is mostly padding (depthwise: N = 1); the direct
+        // window does no wasted work there, unless each output's sum is long.
+        const bool gemm = p.Og >= 16 || K > 256;
+        ROp& op = add_rop(v, gemm ? TaskKind::conv2d : TaskKind::window);
+        if (gemm) {
+            p.bm = M <= 16 ? 16 : M <= 32 ? 32 : sizes.mm_bm;
+            p.bn = p.Og <= 16 ? 16 : p.Og <= 32 ? 32 : sizes.mm_bn;
+            p.bk = sizes.mm_bk;
+            p.tiles_m = static_cast<int>(ceil_div(M, p.bm));
+            p.tiles_n = static_cast<int>(ceil_div(p.Og, p.bn));
+            op.tiles = static_cast<int>(int64_t{p.N} * p.groups * p.tiles_m * p.tiles_n);
+        } else {
+            p.tile_elems = sizes.window_tile_elems;
+            op.tiles = static_cast<int>(ceil_div(numel(buf(v).shape), p.tile_elems));
+        }
+        op.params = p;
+        op.flops = 2 * numel(buf(v).shape) * K;
+        op.dtypes = {buf(ins[0]).dtype, w.dtype, bias, buf(v).dtype};
+    }
+
+    void pool_node(VertexId v) {
+        const Value& val = graph.value(v);
+        WindowParams p = window_geometry(v, val);
+        const std::vector<int64_t>& k = val.attrs.get_ints("kernel");
+        p.KH = static_cast<int>(k.front());
+        p.KW = static_cast<int>(k.back());
+        const std::vector<int64_t>& st = val.attrs.has("stride") ? val.attrs.get_ints("stride") : k;  // default: the kernel
+        p.sh = static_cast<int>(st.front());
+        p.sw = static_cast<int>(st.back());
+        p.dh = p.dw = 1;
+        p.op = val.op == Op::maxpool2d                    ? ANVIL_WIN_MAX
+               : val.attrs.get_bool("count_include_pad") ? ANVIL_WIN_AVG_PAD
+                                                          : ANVIL_WIN_AVG;
+        p.groups = p.C;  // channel o reads channel o
+        p.Cg = p.Og = 1;
+        p.w_off = p.x_off;  // unused
+        p.tile_elems = sizes.window_tile_elems;
+        ROp& op = add_rop(v, TaskKind::window);
+        op.params = p;
+        op.tiles = static_cast<int>(ceil_div(numel(buf(v).shape), p.tile_elems));
+        op.flops = numel(buf(v).shape) * p.KH * p.KW;
+        op.dtypes = {buf(graph.operands(v)[0]).dtype, DType::f32, DType::f32, buf(v).dtype};
+    }
+
+    void batchnorm_node(VertexId v) {
+        const Value& val = graph.value(v);
+        std::vector<VertexId> ins = graph.operands(v);  // x, scale, bias, mean, var
+        const TensorBuffer& x = buf(ins[0]);
+        ChannelParams p{};
+        p.C = static_cast<int>(x.shape[1]);
+        p.numel = numel(x.shape);
+        p.inner = p.numel / (x.shape[0] * x.shape[1]);
+        p.tile_elems = sizes.ew_tile_elems;
+        p.x_off = x.offset;
+        p.y_off = buf(v).offset;
+        p.scale_off = buf(ins[1]).offset;
+        p.bias_off = buf(ins[2]).offset;
+        p.mean_off = buf(ins[3]).offset;
+        p.var_off = buf(ins[4]).offset;
+        p.eps = static_cast<float>(val.attrs.get_float("eps"));
+        ROp& op = add_rop(v, TaskKind::channel);
+        op.params = p;
+        op.tiles = static_cast<int>(ceil_div(p.numel, p.tile_elems));
+        op.flops = 4 * p.numel;
+        op.dtypes = {x.dtype, buf(ins[1]).dtype, buf(ins[2]).dtype, buf(ins[3]).dtype, buf(ins[4]).dtype,
+                     buf(v).dtype};
+    }
+
+    void embedding_node(VertexId v) {
+        std::vector<VertexId> ins = graph.operands(v);  // table, ids
+        const TensorBuffer& table = buf(ins[0]);
+        const TensorBuffer& ids = buf(ins[1]);
+        GatherParams p{};
+        p.V = static_cast<int>(table.shape[0]);
+        p.D = static_cast<int>(table.shape[1]);
+        p.rows = numel(ids.shape);
+        p.rows_per_tile = static_cast<int>(std::max<int64_t>(1, sizes.gather_tile_elems / p.D));
+        p.table_off = table.offset;
+        p.ids_off = ids.offset;
+        p.out_off = buf(v).offset;
+        ROp& op = add_rop(v, TaskKind::gather);
+        const Value& val = graph.value(v);
+        if (val.input_locs.size() > 1) op.loc = val.input_locs[1];  // a bad id is the ids' fault
+        op.params = p;
+        op.tiles = static_cast<int>(ceil_div(p.rows, p.rows_per_tile));
+        op.flops = 0;
+        op.dtypes = {table.dtype, ids.dtype, buf(v).dtype};
+    }
+
+    void node(VertexId v) {
+        const Value& val = graph.value(v);
+        int rank = static_cast<int>(buf(graph.operands(v).empty() ? v : graph.operands(v)[0]).shape.size());
+        auto trailing_from = [rank](int first) {
+            std::vector<int> dims;
+            for (int d = first; d < rank; ++d) dims.push_back(d);
+            return dims;
+        };
+        switch (val.op) {
+            case Op::constant: return constant_node(v);
+            case Op::add: return elementwise_node(v, ANVIL_EW_ADD);
+            case Op::sub: return elementwise_node(v, ANVIL_EW_SUB);
+            case Op::mul: return elementwise_node(v, ANVIL_EW_MUL);
+            case Op::div: return elementwise_node(v, ANVIL_EW_DIV);
+            case Op::max: return elementwise_node(v, ANVIL_EW_MAX);
+            case Op::min: return elementwise_node(v, ANVIL_EW_MIN);
+            case Op::pow: return elementwise_node(v, ANVIL_EW_POW);
+            case Op::relu: return elementwise_node(v, ANVIL_EW_RELU);
+            case Op::sigmoid: return elementwise_node(v, ANVIL_EW_SIGMOID);
+            case Op::tanh: return elementwise_node(v, ANVIL_EW_TANH);
+            case Op::exp: return elementwise_node(v, ANVIL_EW_EXP);
+            case Op::log: return elementwise_node(v, ANVIL_EW_LOG);
+            case Op::sqrt: return elementwise_node(v, ANVIL_EW_SQRT);
+            case Op::rsqrt: return elementwise_node(v, ANVIL_EW_RSQRT);
+            case Op::neg: return elementwise_node(v, ANVIL_EW_NEG);
+            case Op::abs: return elementwise_node(v, ANVIL_EW_ABS);
+            case Op::silu: return elementwise_node(v, ANVIL_EW_SILU);
+            case Op::gelu:
+                return elementwise_node(
+                    v, val.attrs.get_string("approximate") == "tanh" ? ANVIL_EW_GELU_TANH : ANVIL_EW_GELU);
+            case Op::softmax:
+                return rowwise_node(v, ANVIL_ROW_SOFTMAX, {*normalize_axis(val.attrs.get_int("axis"), rank)}, false);
+            case Op::layernorm:
+                return rowwise_node(v, ANVIL_ROW_LAYERNORM,
+                                    trailing_from(*normalize_axis(val.attrs.get_int("axis"), rank)), false);
+            case Op::rmsnorm: return rowwise_node(v, ANVIL_ROW_RMSNORM, trailing_from(rank - 1), false);
+            case Op::reduce_sum:
+            case Op::reduce_mean:
+            case Op::reduce_max: {
+                std::vector<int> axes;
+                for (int64_t a : val.attrs.get_ints("axes")) axes.push_back(*normalize_axis(a, rank));
+                std::sort(axes.begin(), axes.end());
+                int code = val.op == Op::reduce_sum ? ANVIL_ROW_SUM
+                           : val.op == Op::reduce_mean ? ANVIL_ROW_MEAN
+                                                       : ANVIL_ROW_MAX;
+                return rowwise_node(v, code, axes, true);
+            }
+            case Op::matmul: return matmul_node(v);
+            case Op::transpose: return transpose_node(v);
+            case Op::reshape: return;  // aliases its operand
+            case Op::concat: return concat_node(v);
+            case Op::slice: return slice_node(v);
+            case Op::conv2d: return conv2d_node(v);
+            case Op::maxpool2d:
+            case Op::avgpool2d: return pool_node(v);
+            // One row per (n, c) plane, reduced over H and W; the kept dims
+            // N, C are the output's [N, C, 1, 1] layout.
+            case Op::global_avgpool: return rowwise_node(v, ANVIL_ROW_MEAN, {2, 3}, true);
+            case Op::batchnorm: return batchnorm_node(v);
+            case Op::embedding: return embedding_node(v);
+            default:
+                throw InternalError(std::string("decompose: op '") + op_name(val.op) + "' has no rTask yet");
+        }
+    }
+};
+
+}  // namespace
+
+TileGraph decompose(const Graph& graph, const TileSizes& sizes) {
+    Builder b{graph, sizes, {}};
+    b.tg.model_name = graph.model_name;
+    b.layout();
+    for (VertexId v : graph.topological_order())
+        if (graph.value(v).role == Role::node) b.node(v);
+    for (VertexId v : graph.of_role(Role::input)) b.tg.inputs.push_back(graph.value(v).name);
+    for (VertexId v : graph.of_role(Role::param)) b.tg.params.push_back(graph.value(v).name);
+    for (VertexId v : graph.outputs) b.tg.outputs.push_back(graph.value(v).name);
+    return std::move(b.tg);
+}
+
+}  // namespace anvil

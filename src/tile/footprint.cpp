@@ -1,0 +1,347 @@
+// Tile footprints: which bytes of the arena a tile writes and reads. Reads
+// are a conservative cover (one byte range per operand): a consumer may wait
+// for a producer tile it does not strictly need, never the other way round.
+#include "tile/footprint.h"
+
+#include <algorithm>
+
+namespace anvil {
+
+namespace {
+
+// The smallest and largest element offset reached by the multi-indices of a
+// box [lo[d], hi[d]] (inclusive) through non-negative strides.
+struct Box {
+    int rank = 0;
+    int64_t lo[ANVIL_MAX_RANK] = {};
+    int64_t hi[ANVIL_MAX_RANK] = {};
+
+    ByteRange bytes(int64_t base, const anvil_i64* strides, int elem_size) const {
+        int64_t first = 0, last = 0;
+        for (int d = 0; d < rank; ++d) {
+            first += lo[d] * strides[d];
+            last += hi[d] * strides[d];
+        }
+        return {base + first * elem_size, base + (last + 1) * elem_size};
+    }
+};
+
+// Bounding box of the linear indices [begin, end) of a row-major `shape`:
+// dims before the first one where the two ends differ are fixed, that dim
+// spans the two ends' values, and later dims span their whole extent.
+Box linear_range_box(const anvil_i64* shape, int rank, int64_t begin, int64_t end) {
+    Box box;
+    box.rank = rank;
+    int64_t a = begin, b = end - 1;
+    int64_t ia[ANVIL_MAX_RANK], ib[ANVIL_MAX_RANK];
+    for (int d = rank - 1; d >= 0; --d) {
+        ia[d] = a % shape[d];
+        a /= shape[d];
+        ib[d] = b % shape[d];
+        b /= shape[d];
+    }
+    bool split = false;
+    for (int d = 0; d < rank; ++d) {
+        if (split) {
+            box.lo[d] = 0;
+            box.hi[d] = shape[d] - 1;
+        } else {
+            box.lo[d] = ia[d];
+            box.hi[d] = ib[d];
+            split = ia[d] != ib[d];
+        }
+    }
+    return box;
+}
+
+std::pair<int64_t, int64_t> tile_span(int64_t tile, int64_t per_tile, int64_t total) {
+    return {tile * per_tile, std::min(total, (tile + 1) * per_tile)};
+}
+
+int size_of(const ROp& op, int slot) { return dtype_size(op.dtypes.at(slot)); }
+
+// Matmul tile coordinates and the batch element offsets of each operand.
+struct MatmulTile {
+    int64_t m0, m1, n0, n1;
+    int64_t a_batch = 0, b_batch = 0, c_batch = 0;
+};
+
+MatmulTile matmul_tile(const MatmulParams& p, int tile) {
+    int64_t per_batch = int64_t{p.tiles_m} * p.tiles_n;
+    int64_t batch = tile / per_batch, rest = tile % per_batch;
+    MatmulTile t;
+    t.m0 = rest / p.tiles_n * p.bm;
+    t.m1 = std::min<int64_t>(p.M, t.m0 + p.bm);
+    t.n0 = rest % p.tiles_n * p.bn;
+    t.n1 = std::min<int64_t>(p.N, t.n0 + p.bn);
+    for (int d = p.batch_rank - 1; d >= 0; --d) {
+        int64_t i = batch % p.batch_shape[d];
+        batch /= p.batch_shape[d];
+        t.a_batch += i * p.a_sb[d];
+        t.b_batch += i * p.b_sb[d];
+        t.c_batch += i * p.c_sb[d];
+    }
+    return t;
+}
+
+ByteRange span2(int64_t base, int64_t origin, int64_t r0, int64_t r1, int64_t rs, int64_t c0, int64_t c1,
+                int64_t cs, int elem) {
+    int64_t first = origin + r0 * rs + c0 * cs;
+    int64_t last = origin + (r1 - 1) * rs + (c1 - 1) * cs;
+    return {base + first * elem, base + (last + 1) * elem};
+}
+
+Box full_box(const anvil_i64* shape, int rank) {
+    Box box;
+    box.rank = rank;
+    for (int d = 0; d < rank; ++d) box.hi[d] = shape[d] - 1;
+    return box;
+}
+
+// A sliding window (conv2d, pools). Output element e of y [N, O, OH, OW]
+// as (n, o, oh, ow); the input rows a run of output rows reads, clamped to x.
+struct WindowCell {
+    int64_t n, o, oh, ow;
+};
+
+WindowCell window_cell(const WindowParams& p, int64_t e) {
+    WindowCell c;
+    c.ow = e % p.OW;
+    c.oh = e / p.OW % p.OH;
+    c.o = e / (int64_t{p.OW} * p.OH) % p.O;
+    c.n = e / (int64_t{p.OW} * p.OH * p.O);
+    return c;
+}
+
+// Input rows [lo, hi] read by output rows [oh0, oh1]; lo > hi when all of them are padding.
+std::pair<int64_t, int64_t> window_rows(const WindowParams& p, int64_t oh0, int64_t oh1) {
+    return {std::max<int64_t>(0, oh0 * p.sh - p.pt),
+            std::min<int64_t>(p.H - 1, oh1 * p.sh - p.pt + int64_t{p.KH - 1} * p.dh)};
+}
+
+// Bytes of x from (n0, c0, row0, 0) to (n1, c1, row1, W - 1) inclusive.
+ByteRange x_span(const WindowParams& p, int elem, int64_t n0, int64_t c0, int64_t row0, int64_t n1, int64_t c1,
+                 int64_t row1) {
+    const int64_t plane = int64_t{p.H} * p.W;
+    const int64_t first = (n0 * p.C + c0) * plane + row0 * p.W;
+    const int64_t last = (n1 * p.C + c1) * plane + row1 * p.W + p.W - 1;
+    if (last < first) return {p.x_off, p.x_off};  // only padding: reads nothing
+    return {p.x_off + first * elem, p.x_off + (last + 1) * elem};
+}
+
+// The conv2d (implicit GEMM) tile: image n, group g, pixels [m0, m1), the
+// group's output channels [o0, o1).
+struct ConvTile {
+    int64_t n, g, m0, m1, o0, o1;
+};
+
+ConvTile conv_tile(const WindowParams& p, int tile) {
+    const int64_t M = int64_t{p.OH} * p.OW;
+    ConvTile t;
+    const int64_t tn = tile % p.tiles_n, tm = tile / p.tiles_n % p.tiles_m, ng = tile / (int64_t{p.tiles_n} * p.tiles_m);
+    t.g = ng % p.groups;
+    t.n = ng / p.groups;
+    t.m0 = tm * p.bm;
+    t.m1 = std::min<int64_t>(M, t.m0 + p.bm);
+    t.o0 = tn * p.bn;
+    t.o1 = std::min<int64_t>(p.Og, t.o0 + p.bn);
+    return t;
+}
+
+// The direct window's tile: y elements [e0, e1) and the x they read. Within
+// one (n, o) plane: that plane's group's channels, the rows under its output
+// rows. Across planes: from the first plane's group's first channel to the
+// last plane's group's last channel (later planes of the first group start
+// at row 0, earlier planes of the last group end at row H - 1).
+ByteRange window_x_reads(const WindowParams& p, int elem, int64_t e0, int64_t e1) {
+    const WindowCell a = window_cell(p, e0), b = window_cell(p, e1 - 1);
+    const int64_t ca = a.o / p.Og * p.Cg, cb = b.o / p.Og * p.Cg + p.Cg - 1;
+    if (a.n == b.n && a.o == b.o) {
+        auto [r0, r1] = window_rows(p, a.oh, b.oh);
+        return x_span(p, elem, a.n, ca, r0, b.n, cb, r1);
+    }
+    return x_span(p, elem, a.n, ca, 0, b.n, cb, p.H - 1);
+}
+
+// Where the output's element 0 is and its storage slot in op.dtypes, for
+// the kinds that apply an epilogue.
+std::pair<int64_t, int> output_of(const ROp& op) {
+    switch (op.kind) {
+        case TaskKind::elementwise: return {std::get<EwParams>(op.params).out_off, 0};
+        case TaskKind::matmul: return {std::get<MatmulParams>(op.params).c_off, 2};
+        case TaskKind::rowwise: return {std::get<RowParams>(op.params).out_off, 1};
+        case TaskKind::conv2d:
+        case TaskKind::window: return {std::get<WindowParams>(op.params).y_off, 3};
+        default: throw InternalError("footprint: a " + std::string(task_kind_name(op.kind)) + " rOp has no epilogue");
+    }
+}
+
+// An epilogue reads its inputs at the coordinates of the elements the tile
+// writes. The output is contiguous, so the written bytes are a run of
+// element offsets; its bounding box in the (merged) index space gives each
+// input's range.
+void epilogue_reads(const ROp& op, const AnvilEpilogue& e, int tile, std::vector<ByteRange>& reads) {
+    if (e.nsteps == 0) return;
+    const auto [out_off, slot] = output_of(op);
+    const ByteRange w = tile_writes(op, tile);
+    const int elem = dtype_size(op.dtypes.at(slot));
+    const int64_t b = (w.begin - out_off) / elem, end = (w.end - out_off) / elem;
+    if (end <= b) return;
+    const Box box = linear_range_box(e.shape, e.rank, b, end);
+    for (int i = 0; i < e.ninputs; ++i)
+        reads.push_back(box.bytes(e.in_off[i], e.in_stride[i], dtype_size(static_cast<DType>(e.in_dtype[i]))));
+}
+
+}  // namespace
+
+ByteRange tile_writes(const ROp& op, int tile) {
+    switch (op.kind) {
+        case TaskKind::elementwise: {
+            const auto& p = std::get<EwParams>(op.params);
+            auto [b, e] = tile_span(tile, p.tile_elems, p.numel);
+            return linear_range_box(p.shape, p.rank, b, e).bytes(p.out_off, p.out_stride, size_of(op, 0));
+        }
+        case TaskKind::matmul: {
+            const auto& p = std::get<MatmulParams>(op.params);
+            MatmulTile t = matmul_tile(p, tile);
+            return span2(p.c_off, t.c_batch, t.m0, t.m1, p.c_sm, t.n0, t.n1, p.c_sn, size_of(op, 2));
+        }
+        case TaskKind::rowwise: {
+            const auto& p = std::get<RowParams>(op.params);
+            auto [b, e] = tile_span(tile, p.rows_per_tile, p.rows);
+            ByteRange kept = linear_range_box(p.kept_shape, p.kept_rank, b, e)
+                                 .bytes(p.out_off, p.kept_out, size_of(op, 1));
+            ByteRange row = full_box(p.red_shape, p.red_rank).bytes(0, p.red_out, size_of(op, 1));
+            return {kept.begin, kept.end + row.end - size_of(op, 1)};
+        }
+        case TaskKind::conv2d: {
+            const auto& p = std::get<WindowParams>(op.params);
+            const ConvTile t = conv_tile(p, tile);
+            const int64_t M = int64_t{p.OH} * p.OW, ch = t.n * p.O + t.g * p.Og;  // y's plane of channel o0 is ch + o0
+            return span2(p.y_off, 0, ch + t.o0, ch + t.o1, M, t.m0, t.m1, 1, size_of(op, 3));
+        }
+        case TaskKind::window: {
+            const auto& p = std::get<WindowParams>(op.params);
+            auto [b, e] = tile_span(tile, p.tile_elems, int64_t{p.N} * p.O * p.OH * p.OW);
+            return {p.y_off + b * size_of(op, 3), p.y_off + e * size_of(op, 3)};
+        }
+        case TaskKind::channel: {
+            const auto& p = std::get<ChannelParams>(op.params);
+            auto [b, e] = tile_span(tile, p.tile_elems, p.numel);
+            return {p.y_off + b * size_of(op, 5), p.y_off + e * size_of(op, 5)};
+        }
+        case TaskKind::gather: {
+            const auto& p = std::get<GatherParams>(op.params);
+            auto [b, e] = tile_span(tile, p.rows_per_tile, p.rows);
+            return {p.out_off + b * p.D * size_of(op, 2), p.out_off + e * p.D * size_of(op, 2)};
+        }
+    }
+    throw InternalError("tile_writes: unknown task kind");
+}
+
+std::vector<ByteRange> tile_reads(const ROp& op, int tile) {
+    std::vector<ByteRange> reads;
+    switch (op.kind) {
+        case TaskKind::elementwise: {
+            const auto& p = std::get<EwParams>(op.params);
+            auto [b, e] = tile_span(tile, p.tile_elems, p.numel);
+            Box box = linear_range_box(p.shape, p.rank, b, e);
+            for (int i = 0; i < p.ninputs; ++i) reads.push_back(box.bytes(p.in_off[i], p.in_stride[i], size_of(op, 1 + i)));
+            break;
+        }
+        case TaskKind::matmul: {
+            const auto& p = std::get<MatmulParams>(op.params);
+            MatmulTile t = matmul_tile(p, tile);
+            reads.push_back(span2(p.a_off, t.a_batch, t.m0, t.m1, p.a_sm, 0, p.K, p.a_sk, size_of(op, 0)));
+            reads.push_back(span2(p.b_off, t.b_batch, 0, p.K, p.b_sk, t.n0, t.n1, p.b_sn, size_of(op, 1)));
+            // A fused norm's gamma and beta, over the whole row.
+            const int64_t offs[2] = {p.gamma_off, p.beta_off};
+            const int dts[2] = {p.gamma_dtype, p.beta_dtype};
+            for (int i = 0; i < 2; ++i)
+                if (p.row_op >= ANVIL_MM_ROW_LAYERNORM && offs[i] >= 0)
+                    reads.push_back({offs[i], offs[i] + p.N * int64_t{dtype_size(static_cast<DType>(dts[i]))}});
+            break;
+        }
+        case TaskKind::rowwise: {
+            const auto& p = std::get<RowParams>(op.params);
+            auto [b, e] = tile_span(tile, p.rows_per_tile, p.rows);
+            ByteRange kept = linear_range_box(p.kept_shape, p.kept_rank, b, e).bytes(p.in_off, p.kept_in, size_of(op, 0));
+            ByteRange row = full_box(p.red_shape, p.red_rank).bytes(0, p.red_in, size_of(op, 0));
+            reads.push_back({kept.begin, kept.end + row.end - size_of(op, 0)});
+            if (p.op == ANVIL_ROW_LAYERNORM || p.op == ANVIL_ROW_RMSNORM)
+                reads.push_back({p.gamma_off, p.gamma_off + p.row_len * size_of(op, 2)});
+            if (p.op == ANVIL_ROW_LAYERNORM)
+                reads.push_back({p.beta_off, p.beta_off + p.row_len * size_of(op, 3)});
+            break;
+        }
+        case TaskKind::conv2d: {
+            const auto& p = std::get<WindowParams>(op.params);
+            const ConvTile t = conv_tile(p, tile);
+            // Every input channel of the group, the rows under the tile's output rows.
+            auto [r0, r1] = window_rows(p, t.m0 / p.OW, (t.m1 - 1) / p.OW);
+            reads.push_back(x_span(p, size_of(op, 0), t.n, t.g * p.Cg, r0, t.n, t.g * p.Cg + p.Cg - 1, r1));
+            const int64_t K = int64_t{p.Cg} * p.KH * p.KW, o0 = t.g * p.Og + t.o0, o1 = t.g * p.Og + t.o1;
+            reads.push_back({p.w_off + o0 * K * size_of(op, 1), p.w_off + o1 * K * size_of(op, 1)});
+            if (p.bias_off >= 0) reads.push_back({p.bias_off + o0 * size_of(op, 2), p.bias_off + o1 * size_of(op, 2)});
+            break;
+        }
+        case TaskKind::window: {
+            const auto& p = std::get<WindowParams>(op.params);
+            auto [b, e] = tile_span(tile, p.tile_elems, int64_t{p.N} * p.O * p.OH * p.OW);
+            reads.push_back(window_x_reads(p, size_of(op, 0), b, e));
+            if (p.op == ANVIL_WIN_CONV) {
+                // The weights of the output channels [o(b), o(e - 1)] (of any image when the tile spans several).
+                const WindowCell first = window_cell(p, b), last = window_cell(p, e - 1);
+                const bool one_image = first.n == last.n;
+                const int64_t o0 = one_image ? first.o : 0, o1 = one_image ? last.o : p.O - 1;
+                const int64_t K = int64_t{p.Cg} * p.KH * p.KW;
+                reads.push_back({p.w_off + o0 * K * size_of(op, 1), p.w_off + (o1 + 1) * K * size_of(op, 1)});
+                if (p.bias_off >= 0)
+                    reads.push_back({p.bias_off + o0 * size_of(op, 2), p.bias_off + (o1 + 1) * size_of(op, 2)});
+            }
+            break;
+        }
+        case TaskKind::channel: {
+            const auto& p = std::get<ChannelParams>(op.params);
+            auto [b, e] = tile_span(tile, p.tile_elems, p.numel);
+            reads.push_back({p.x_off + b * size_of(op, 0), p.x_off + e * size_of(op, 0)});
+            // The channels of elements [b, e): one span, unless the tile meets
+            // C or more channel runs or wraps past channel C - 1.
+            int64_t c0 = b / p.inner % p.C, c1 = (e - 1) / p.inner % p.C;
+            if ((e - 1) / p.inner - b / p.inner + 1 >= p.C || c1 < c0) c0 = 0, c1 = p.C - 1;
+            const int64_t offs[4] = {p.scale_off, p.bias_off, p.mean_off, p.var_off};
+            for (int i = 0; i < 4; ++i)
+                reads.push_back({offs[i] + c0 * size_of(op, 1 + i), offs[i] + (c1 + 1) * size_of(op, 1 + i)});
+            break;
+        }
+        case TaskKind::gather: {
+            const auto& p = std::get<GatherParams>(op.params);
+            auto [b, e] = tile_span(tile, p.rows_per_tile, p.rows);
+            reads.push_back({p.ids_off + b * size_of(op, 1), p.ids_off + e * size_of(op, 1)});
+            // Any row of the table: the ids are data.
+            reads.push_back({p.table_off, p.table_off + int64_t{p.V} * p.D * size_of(op, 0)});
+            break;
+        }
+    }
+    epilogue_reads(op, op.epilogue, tile, reads);
+    epilogue_reads(op, op.row_epilogue, tile, reads);
+    return reads;
+}
+
+int tile_smem_bytes(const ROp& op) {
+    if (op.kind == TaskKind::matmul) {
+        const auto& p = std::get<MatmulParams>(op.params);
+        if (p.algo == ANVIL_MM_GEMV) return 256 * 8 * 4;  // ANVIL_GEMV_SMEM_BYTES on the GPU
+        const int slices = p.bk * (p.bm + 1 + p.bn + 1) * 4;
+        // Tensor cores stage 16-bit rows; the host runs the variant as the tiled GEMM, so it needs both.
+        if (p.algo == ANVIL_MM_TENSOR) return std::max(slices, 2 * (p.bm + p.bn) * (p.bk + 8) * 2);  // two stages
+        return p.row_op != ANVIL_MM_ROW_NONE ? std::max(slices, p.bm * (p.bn + 1) * 4) : slices;
+    }
+    if (op.kind == TaskKind::conv2d) {
+        const auto& p = std::get<WindowParams>(op.params);
+        return p.bk * (p.bm + 1 + p.bn + 1) * 4 + (2 * p.bm + 3 * p.bk) * 4;
+    }
+    return 64;
+}
+
+}  // namespace anvil

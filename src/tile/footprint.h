@@ -1,0 +1,17 @@
+#pragma once
+#include <vector>
+
+#include "tile/tile_graph.h"
+
+namespace anvil {
+
+// Tile footprints: the bytes a tile writes, and the byte ranges (a
+// conservative cover) that it reads, one per operand.
+ByteRange tile_writes(const ROp& op, int tile);
+std::vector<ByteRange> tile_reads(const ROp& op, int tile);
+// Bytes of static shared memory one tile of `op` uses (the rtasks'
+// ANVIL_MM_SMEM_BYTES, ANVIL_MM_ROW_SMEM_BYTES, ANVIL_CONV_SMEM_BYTES; the
+// other kinds only need a few words for block reductions).
+int tile_smem_bytes(const ROp& op);
+
+}  // namespace anvil

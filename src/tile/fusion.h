@@ -1,0 +1,23 @@
+// Fusion: a pure pass on the tile graph that folds nodes into the rOp of
+// their producer or consumer so that the intermediate between them is never
+// stored: in registers (elementwise chains; elementwise epilogues of
+// matmul, conv2d, window and row-wise rOps) or in shared memory (a producer tile
+// kept on chip for its consumer inside one rTask). A fused group whose
+// shared memory or registers would not fit is split again, never rejected.
+#pragma once
+#include "target/gpu.h"
+#include "tile/tile_graph.h"
+
+namespace anvil {
+
+struct FusionOptions {
+    bool registers = true;  // elementwise chains and epilogues
+    bool shared = true;     // producer tiles kept in shared memory
+};
+
+// Returns a tile graph computing the same outputs with fewer rOps. Every
+// rOp that absorbed nodes lists them in ROp::fused and says where their
+// intermediates live in ROp::fusion. Graph outputs are always stored.
+TileGraph fuse(const TileGraph& tg, const Gpu& gpu, const FusionOptions& options = {});
+
+}  // namespace anvil

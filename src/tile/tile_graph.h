@@ -1,0 +1,80 @@
+// The tile graph: every node of the graph cut into rOperators, each a set of
+// identical independent tiles (rTasks) of one kind, plus the arena layout of
+// every tensor. Built by decompose().
+#pragma once
+#include <cstdint>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "frontend/graph.h"
+#include "../../rtasks/params.cuh"
+
+namespace anvil {
+
+// One kind of rTask = one device function template in rtasks/<kind>.cuh.
+// conv2d is the implicit-GEMM convolution; window the direct sliding window
+// (pools, depthwise and thin grouped convolutions); channel the per-channel
+// affine (batchnorm); gather the row gather (embedding).
+enum class TaskKind { elementwise, matmul, rowwise, conv2d, window, channel, gather };
+const char* task_kind_name(TaskKind k);
+
+// Where one tensor lives in the arena (one device allocation for all).
+struct TensorBuffer {
+    std::string name;
+    DType dtype = DType::f32;
+    Shape shape;
+    int64_t offset = 0;  // bytes from the arena's start
+    int64_t bytes = 0;
+    bool alias = false;  // shares its producer's storage (reshape)
+    VertexId storage = 0;  // the tensor that owns the bytes: itself, or the root of a reshape chain
+};
+
+// What the tile graph keeps of each graph vertex, so that passes on it
+// (fusion, tile propagation, cost model) need no Graph: the operator, its
+// attributes and its operands. Inputs and params have is_node false.
+struct NodeInfo {
+    bool is_node = false;
+    Op op = Op::constant;
+    Attrs attrs;
+    std::vector<VertexId> operands;  // in operand order
+};
+
+// Where a fused rOp keeps the intermediates of the nodes folded into it.
+enum class FusionLevel { none, registers, shared };
+
+// A half-open byte range [begin, end) of the arena.
+struct ByteRange {
+    int64_t begin = 0;
+    int64_t end = 0;
+};
+
+struct ROp {
+    std::string name;        // the graph node, "#k" appended for the k-th part of a split node
+    VertexId node = 0;
+    TaskKind kind = TaskKind::elementwise;
+    std::vector<DType> dtypes;  // template arguments of the device function, in its order
+    std::variant<EwParams, MatmulParams, RowParams, WindowParams, ChannelParams, GatherParams> params;
+    int tiles = 0;
+    int64_t flops = 0;          // useful floating-point operations of the whole rOp
+    SourceLoc loc;              // the node's place in the model file, for run-time errors
+    std::vector<VertexId> reads;  // tensors the rOp reads (graph vertices, in operand order)
+    std::vector<VertexId> fused;  // nodes whose work this rOp also does, in order; their outputs are never stored
+    FusionLevel fusion = FusionLevel::none;
+    AnvilEpilogue epilogue{};   // fused elementwise work applied before each store (nsteps 0: none); emit numbers the table entry
+    AnvilEpilogue row_epilogue{};  // matmul with a fused row op: elementwise work after the row op
+};
+
+struct TileGraph {
+    std::string model_name;
+    std::vector<TensorBuffer> buffers;  // indexed by graph VertexId
+    std::vector<NodeInfo> nodes;        // indexed by graph VertexId
+    std::vector<ROp> rops;              // in a topological order
+    int64_t arena_bytes = 0;
+    std::vector<std::string> inputs, params, outputs;  // tensor names, file order
+};
+
+// The buffer of a tensor by name; throws InternalError if there is none.
+const TensorBuffer& buffer_of(const TileGraph& tg, const std::string& name);
+
+}  // namespace anvil

@@ -1,0 +1,195 @@
+#include "tools/report.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <map>
+
+#include "anvil/error.h"
+
+#include "schedule/tile_dependencies.h"
+#include "tile/footprint.h"
+
+namespace anvil {
+
+namespace {
+
+const char* level_name(FusionLevel l) {
+    switch (l) {
+        case FusionLevel::none: return "none";
+        case FusionLevel::registers: return "registers";
+        case FusionLevel::shared: return "shared";
+    }
+    return "?";
+}
+
+struct Totals {
+    size_t deps = 0, fused_nodes = 0;
+    int max_smem = 0, widest = 0;
+};
+
+Totals totals(const Schedule& s) {
+    Totals t;
+    for (const Task& task : s.tasks) t.deps += task.deps.size();
+    for (const ROp& op : s.tiles.rops) {
+        t.fused_nodes += op.fused.size();
+        t.max_smem = std::max(t.max_smem, tile_smem_bytes(op));
+    }
+    for (const Launch& l : s.launches) t.widest = std::max(t.widest, static_cast<int>(l.queues.size()));
+    return t;
+}
+
+std::string dot_id(const std::string& s) {
+    std::string out = "\"";
+    for (char c : s) out += (c == '"' || c == '\\') ? std::string("\\") + c : std::string(1, c);
+    return out + "\"";
+}
+
+}  // namespace
+
+nlohmann::json schedule_json(const Schedule& s, const Prediction& p) {
+    const Totals t = totals(s);
+    nlohmann::json j;
+    j["model"] = s.tiles.model_name;
+    j["policy"] = s.policy;
+    j["gpu"] = s.gpu.name;
+    j["tasks"] = s.tasks.size();
+    j["kernels"] = s.launches.size();
+    j["groups"] = s.tiles.rops.size();
+    j["fused_nodes"] = t.fused_nodes;
+    j["dependencies"] = t.deps;
+    j["cross_sm_dependencies"] = p.cross_sm_deps;
+    j["widest_launch_blocks"] = t.widest;
+    j["max_smem_per_task"] = t.max_smem;
+    j["blocks_per_sm"] = blocks_per_sm(s.gpu, s.threads_per_block, t.max_smem);
+    j["predicted_us"] = p.total_s * 1e6;
+    j["dram_bytes"] = p.dram_bytes;
+    j["l2_bytes"] = p.l2_bytes;
+    j["flops"] = p.flops;
+    j["sm_idle_share"] = p.sm_idle_share;
+    nlohmann::json groups = nlohmann::json::array();
+    for (size_t r = 0; r < s.tiles.rops.size(); ++r) {
+        const ROp& op = s.tiles.rops[r];
+        nlohmann::json fused = nlohmann::json::array();
+        for (VertexId v : op.fused) fused.push_back(s.tiles.buffers[v].name);
+        groups.push_back({{"name", op.name},
+                          {"kind", task_kind_name(op.kind)},
+                          {"tiles", op.tiles},
+                          {"fused", fused},
+                          {"fusion", level_name(op.fusion)},
+                          {"smem_per_task", tile_smem_bytes(op)},
+                          {"tile_us", p.rops[r].tile_s * 1e6},
+                          {"measured", p.rops[r].measured},
+                          {"dram_bytes", p.rops[r].dram_read + p.rops[r].dram_write},
+                          {"cost_key", cost_key(op)}});
+    }
+    j["group_list"] = groups;
+    return j;
+}
+
+std::string schedule_table(const Schedule& s, const Prediction& p) {
+    const Totals t = totals(s);
+    auto row = [](const char* k, const std::string& v) { return fmt::format("  {:<24}{}\n", k, v); };
+    std::string o = fmt::format("model {}: policy {}, target {} ({} SMs)\n", s.tiles.model_name, s.policy,
+                                s.gpu.name, s.gpu.sm_count);
+    o += row("tasks", std::to_string(s.tasks.size()));
+    o += row("groups (rOps)", fmt::format("{} ({} nodes fused into others)", s.tiles.rops.size(), t.fused_nodes));
+    o += row("kernel launches", fmt::format("{} (widest {} blocks)", s.launches.size(), t.widest));
+    o += row("dependencies", fmt::format("{} ({} cross SMs)", t.deps, p.cross_sm_deps));
+    o += row("smem per task", fmt::format("{} B at most", t.max_smem));
+    o += row("blocks per SM", fmt::format("{} can be co-resident", blocks_per_sm(s.gpu, s.threads_per_block, t.max_smem)));
+    o += row("predicted time", fmt::format("{:.2f} us", p.total_s * 1e6));
+    o += row("predicted DRAM bytes", fmt::format("{:.4g}", p.dram_bytes));
+    o += row("predicted L2 bytes", fmt::format("{:.4g}", p.l2_bytes));
+    o += row("SM idle share", fmt::format("{:.1f} %", 100 * p.sm_idle_share));
+    return o;
+}
+
+std::string trace_json(const Schedule& s, const Prediction& p) {
+    nlohmann::json events = nlohmann::json::array();
+    for (int sm = 0; sm < s.gpu.sm_count; ++sm)
+        events.push_back({{"name", "thread_name"}, {"ph", "M"}, {"pid", 0}, {"tid", sm},
+                          {"args", {{"name", fmt::format("SM {}", sm)}}}});
+    events.push_back({{"name", "process_name"}, {"ph", "M"}, {"pid", 0}, {"args", {{"name", "predicted SMs"}}}});
+    events.push_back({{"name", "process_name"}, {"ph", "M"}, {"pid", 1}, {"args", {{"name", "kernel launches"}}}});
+    for (size_t l = 0; l < s.launches.size(); ++l)
+        events.push_back({{"name", s.launches[l].name}, {"ph", "X"}, {"pid", 1}, {"tid", 0},
+                          {"ts", p.launch_start_s[l] * 1e6},
+                          {"dur", (p.launch_end_s[l] - p.launch_start_s[l]) * 1e6}});
+    for (size_t t = 0; t < s.tasks.size(); ++t) {
+        const ROp& op = s.tiles.rops[s.tasks[t].rop];
+        events.push_back({{"name", op.name}, {"cat", task_kind_name(op.kind)}, {"ph", "X"}, {"pid", 0},
+                          {"tid", p.sm[t]}, {"ts", p.start_s[t] * 1e6}, {"dur", (p.end_s[t] - p.start_s[t]) * 1e6},
+                          {"args", {{"task", t}, {"tile", s.tasks[t].tile}, {"deps", s.tasks[t].deps.size()}}}});
+    }
+    nlohmann::json trace = {{"traceEvents", events}, {"displayTimeUnit", "ns"},
+                            {"otherData", {{"model", s.tiles.model_name}, {"policy", s.policy}, {"gpu", s.gpu.name},
+                                           {"predicted_us", p.total_s * 1e6}}}};
+    return trace.dump() + "\n";
+}
+
+std::string measured_trace_json(const Schedule& s, const std::vector<AnvilTraceRecord>& records) {
+    ANVIL_CHECK(records.size() == s.tasks.size(), "a trace of " + std::to_string(records.size()) + " records for " +
+                                                      std::to_string(s.tasks.size()) + " tasks");
+    unsigned long long t0 = ~0ull, t1 = 0;
+    for (const AnvilTraceRecord& r : records) {
+        t0 = std::min(t0, r.ready_ns);
+        t1 = std::max(t1, r.end_ns);
+    }
+    auto us = [&](unsigned long long ns) { return static_cast<double>(ns - t0) * 1e-3; };
+    nlohmann::json events = nlohmann::json::array();
+    events.push_back({{"name", "process_name"}, {"ph", "M"}, {"pid", 0}, {"args", {{"name", "measured SMs"}}}});
+    std::map<unsigned, double> busy_ns;  // per SM
+    for (size_t t = 0; t < records.size(); ++t) {
+        const AnvilTraceRecord& r = records[t];
+        ANVIL_CHECK(r.ready_ns <= r.start_ns && r.start_ns <= r.end_ns && r.end_ns != 0,
+                    "task " + std::to_string(t) + " has no consistent trace record");
+        if (!busy_ns.count(r.sm))
+            events.push_back({{"name", "thread_name"}, {"ph", "M"}, {"pid", 0}, {"tid", r.sm},
+                              {"args", {{"name", fmt::format("SM {}", r.sm)}}}});
+        busy_ns[r.sm] += static_cast<double>(r.end_ns - r.start_ns);
+        const ROp& op = s.tiles.rops[s.tasks[t].rop];
+        if (r.start_ns > r.ready_ns)
+            events.push_back({{"name", "wait"}, {"cat", "wait"}, {"ph", "X"}, {"pid", 0}, {"tid", r.sm},
+                              {"ts", us(r.ready_ns)}, {"dur", (r.start_ns - r.ready_ns) * 1e-3},
+                              {"args", {{"task", t}, {"deps", s.tasks[t].deps.size()}}}});
+        events.push_back({{"name", op.name}, {"cat", task_kind_name(op.kind)}, {"ph", "X"}, {"pid", 0},
+                          {"tid", r.sm}, {"ts", us(r.start_ns)}, {"dur", (r.end_ns - r.start_ns) * 1e-3},
+                          {"args", {{"task", t}, {"tile", s.tasks[t].tile}, {"block", r.block}}}});
+    }
+    double busy = 0;
+    for (const auto& [sm, ns] : busy_ns) busy += ns;
+    const double span_ns = records.empty() ? 0 : static_cast<double>(t1 - t0);
+    nlohmann::json trace = {{"traceEvents", events},
+                            {"displayTimeUnit", "ns"},
+                            {"otherData",
+                             {{"model", s.tiles.model_name}, {"policy", s.policy}, {"measured", true},
+                              {"span_us", span_ns * 1e-3}, {"sms_used", busy_ns.size()},
+                              {"busy_share", span_ns > 0 ? busy / (span_ns * static_cast<double>(busy_ns.size())) : 0}}}};
+    return trace.dump() + "\n";
+}
+
+std::string tile_graph_dot(const Schedule& s) {
+    std::vector<std::vector<int>> tasks_of(s.tiles.rops.size());
+    for (size_t t = 0; t < s.tasks.size(); ++t) tasks_of[s.tasks[t].rop].push_back(static_cast<int>(t));
+    std::string o = "digraph " + dot_id(s.tiles.model_name) + " {\n  rankdir=TB;\n  node [shape=box, fontsize=9];\n";
+    for (size_t r = 0; r < tasks_of.size(); ++r) {
+        const ROp& op = s.tiles.rops[r];
+        o += fmt::format("  subgraph cluster_{} {{\n    label={};\n", r,
+                         dot_id(fmt::format("{} ({}, {} tiles{})", op.name, task_kind_name(op.kind), op.tiles,
+                                            op.fused.empty() ? "" : std::string(", fused in ") + level_name(op.fusion))));
+        for (int t : tasks_of[r]) o += fmt::format("    t{} [label=\"{}\"];\n", t, s.tasks[t].tile);
+        o += "  }\n";
+    }
+    // Every tile-level dependency; the ones the schedule leaves to queue
+    // order (no counter needed) are dashed.
+    const std::vector<std::vector<int>> all = tile_dependencies(s.tiles, s.tasks);
+    for (size_t t = 0; t < s.tasks.size(); ++t)
+        for (int d : all[t]) {
+            const bool waited = std::binary_search(s.tasks[t].deps.begin(), s.tasks[t].deps.end(), d);
+            o += fmt::format("  t{} -> t{}{};\n", d, t, waited ? "" : " [style=dashed]");
+        }
+    return o + "}\n";
+}
+
+}  // namespace anvil

@@ -1,0 +1,23 @@
+// What `anvil schedule` shows of a schedule and its prediction: a table, one
+// JSON object, the predicted per-SM timeline as a Chrome/Perfetto trace, and
+// the tile graph in Graphviz dot with each rOp (a fused group) a cluster.
+#pragma once
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "schedule/cost_model.h"
+
+namespace anvil {
+
+nlohmann::json schedule_json(const Schedule& s, const Prediction& p);
+std::string schedule_table(const Schedule& s, const Prediction& p);
+std::string trace_json(const Schedule& s, const Prediction& p);
+// The measured timeline (AnvilTraceRecord per task, from an ANVIL_TRACE
+// run) in the same format: one row per SM, each task's wait for its
+// dependencies and its body as separate events; otherData has the span and
+// the SMs' busy share.
+std::string measured_trace_json(const Schedule& s, const std::vector<AnvilTraceRecord>& records);
+std::string tile_graph_dot(const Schedule& s);
+
+}  // namespace anvil
