@@ -1,7 +1,7 @@
 // anvil (the default): Welder's fusion and Rammer's co-scheduling in one
 // persistent megakernel, placed with the critical path in mind.
 //
-// After fusion and a choice of tile shapes, tasks are list scheduled: of the tasks whose producers are placed, the one with the
+// After fusion and a choice of tile shapes (both run by the pipeline), tasks are list scheduled: of the tasks whose producers are placed, the one with the
 // longest path to the end of the graph (its bottom level) goes first, onto
 // the SM where it can start earliest: the SM that frees first, or an SM of
 // one of its producers, where it needs no counter and pays no sync latency.
@@ -15,9 +15,7 @@
 #include <set>
 
 #include "schedule/cost_model.h"
-#include "tile/fusion.h"
 #include "schedule/task_graph.h"
-#include "schedule/variants.h"
 #include "schedule/orders.h"
 #include "schedule/builders.h"
 
@@ -82,22 +80,18 @@ std::vector<Placed> critical_path_order(const TileGraph& tg, const Gpu& gpu, int
 
 }  // namespace
 
-Schedule anvil_policy(const TileGraph& unfused, const Gpu& gpu) {
-    const TileGraph fused = fuse(unfused, gpu);
-    // Candidate tile shapes (Rammer's per-wave choice, Welder's fastest
-    // alone) times candidate placements; the cost model keeps the fastest.
-    TileGraph alone = fused;
-    for (ROp& op : alone.rops) op = fastest_alone(op, gpu, gpu.sm_count);
+// Its registry entry has the pipeline fuse and offer two sets of tile
+// shapes (Rammer's per-wave choice, Welder's fastest alone); for each, the
+// candidate placements below, of which the cost model keeps the fastest.
+Schedule anvil_policy(const TileGraph& tg, const Gpu& gpu) {
     Schedule best;
     double best_s = INFINITY;
-    for (const TileGraph& tg : {choose_variants_by_wave(fused, gpu), alone}) {
-        const int blocks = wavefront_blocks(tg, gpu);
-        for (const std::vector<Placed>& order :
-             {critical_path_order(tg, gpu, blocks), wavefront_order(tg, gpu), round_robin_order(tg, blocks)}) {
-            Schedule s = persistent_schedule("anvil", tg, gpu, order, blocks);
-            const double t = predict(s).total_s;
-            if (t < best_s) best_s = t, best = std::move(s);
-        }
+    const int blocks = wavefront_blocks(tg, gpu);
+    for (const std::vector<Placed>& order :
+         {critical_path_order(tg, gpu, blocks), wavefront_order(tg, gpu), round_robin_order(tg, blocks)}) {
+        Schedule s = persistent_schedule("anvil", tg, gpu, order, blocks);
+        const double t = predict(s).total_s;
+        if (t < best_s) best_s = t, best = std::move(s);
     }
     return best;
 }

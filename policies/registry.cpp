@@ -16,11 +16,11 @@ const std::vector<PolicyEntry>& all_policies() {
     static const std::vector<PolicyEntry> table = {
         {"anvil",
          "fusion + co-scheduling in one persistent megakernel, placed along the critical path (the default)",
-         anvil_policy},
+         anvil_policy, true, VariantChoice::by_wave_and_fastest_alone},
         {"rammer", "wavefront co-scheduling of independent operators, static placement, one persistent kernel",
-         rammer_policy},
+         rammer_policy, false, VariantChoice::by_wave},
         {"welder", "fusion with intermediates in registers/shared memory, tile shapes searched, one kernel per group",
-         welder_policy},
+         welder_policy, true, VariantChoice::fastest_alone},
         {"topo", "one persistent megakernel: all rTasks in topological order, dealt round-robin", topo_policy},
         {"per_op", "the baseline: one kernel launch per operator", per_op_policy},
     };

@@ -11,6 +11,7 @@
 #include <random>
 
 #include "anvil/error.h"
+#include "anvil/pipeline.h"
 #include "runtime/host_backend.h"
 
 namespace anvil_test {

@@ -163,7 +163,7 @@ TEST_CASE("cuda backend: a program runs many times, one epoch per run", "[gpu]")
     const Graph graph = load_graph(source_path("models/transformer_encoder_f16.yaml"));
     const TensorMap values = make_values(graph, std::nullopt);
     const Schedule s = plan(graph, "anvil", default_gpu());
-    CudaProgram program(s);
+    CudaProgram program = cuda_program(s);
     program.upload(values);
     for (int i = 0; i < 5; ++i) CHECK(program.run() > 0);
     for (const OutputCheck& c : check_outputs(graph, program.outputs(), reference_execute(graph, values)))

@@ -170,7 +170,7 @@ TEST_CASE("a CUDA graph replays the launches; plain and graph runs alternate", "
     const std::string policy = GENERATE(as<std::string>{}, "per_op", "anvil");
     CAPTURE(policy);
     const Schedule s = plan(g, policy, default_gpu());
-    CudaProgram p(s);
+    CudaProgram p = cuda_program(s);
     p.upload(values);
     for (int i = 0; i < 3; ++i) {
         CHECK(p.run_graph() > 0);
@@ -187,7 +187,7 @@ TEST_CASE("the device trace records every task's timeline", "[gpu][profile]") {
     const Schedule s = plan(g, "anvil", default_gpu());
     CudaRunOptions opt;
     opt.trace = true;
-    CudaProgram p(s, opt);
+    CudaProgram p = cuda_program(s, opt);
     p.upload(values);
     p.run();
     anvil::test::expect_reference(g, values, p.outputs());
@@ -197,7 +197,7 @@ TEST_CASE("the device trace records every task's timeline", "[gpu][profile]") {
     CHECK(sms.size() > 1);
     CHECK(*sms.rbegin() < static_cast<unsigned>(p.sm_count()));
     // Without the option there is nothing to read.
-    CudaProgram plain(s);
+    CudaProgram plain = cuda_program(s);
     CHECK_THROWS_WITH(plain.trace(), Catch::Contains("not built with"));
 }
 

@@ -1,20 +1,97 @@
-// The pipeline's stages after loading, called in order by the CLI and tests:
-// decompose -> policy -> verified Schedule; and the check of a run's outputs
-// against the reference.
+// The one pipeline: every command, tool and backend gets its values by
+// running these stages in this order, and nothing else assembles them.
+//
+//   load -> graph -> shapes -> decompose -> fuse -> variants -> policy
+//        -> verify -> emit -> compile
+//
+// A Compilation carries each stage's result; run_to() runs the stages after
+// the last one done, calling the options' hook after each (to time stages,
+// dump values, or stop early). Also here: the runs that need a compiled
+// schedule (run_host, run_cuda, cuda_program), which compile through the
+// pipeline and hand the artifact to the backend, and the check of a run's
+// outputs against the reference.
 #pragma once
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "codegen/emit.h"
+#include "frontend/model.h"
+#include "policies/registry.h"
 #include "reference/reference.h"
+#include "runtime/compile_host.h"
+#include "runtime/compile_nvrtc.h"
+#include "runtime/cuda_backend.h"
+#include "runtime/host_backend.h"
 #include "schedule/schedule.h"
 
 namespace anvil {
 
-// decompose + the named policy + verify_schedule. `stage_done`, when
-// given, is called with each stage's name as it ends (for timing).
-Schedule plan(const Graph& graph, const std::string& policy, const Gpu& gpu,
-              const std::function<void(const char*)>& stage_done = {});
+enum class Stage { load, graph, shapes, decompose, fuse, variants, policy, verify, emit, compile };
+
+// Every stage, in pipeline order.
+const std::vector<Stage>& all_stages();
+const char* stage_name(Stage s);
+// The stage called `name`; throws UserError listing the valid names.
+Stage stage_named(const std::string& name);
+
+// What each stage has produced so far. A stage replaces the value it
+// transforms (shapes fills the graph in, fuse rewrites the tile graph).
+struct Compilation {
+    std::string model_path;
+    std::optional<Model> model;              // load
+    std::optional<Graph> graph;              // graph; shapes fills in node shapes and dtypes
+    std::optional<TileGraph> tiles;          // decompose; fuse (when the policy fuses)
+    std::vector<TileGraph> candidates;       // variants: the tile shapes the policy places, one or more
+    std::optional<Schedule> schedule;        // policy (the fastest predicted of the candidates); verify
+    std::string source;                      // emit
+    std::optional<HostLibrary> host_library; // compile, for the host
+    std::optional<CubinResult> cubin;        // compile, for CUDA
+    std::optional<Stage> done;               // the last stage run; none yet when empty
+    bool stopped = false;                    // the hook asked to stop after `done`
+};
+
+// Called after each stage with the compilation as the stage left it;
+// returning false stops the pipeline there.
+using StageHook = std::function<bool(Stage, const Compilation&)>;
+
+enum class CompileFor { host, cuda };
+
+struct PipelineOptions {
+    std::string policy = default_policy();
+    Gpu gpu;                    // the target the policy places for
+    EmitOptions emit;
+    CompileFor compile_for = CompileFor::host;
+    std::string arch;           // NVRTC's target for CompileFor::cuda; empty: the schedule's GPU's
+    StageHook hook;
+};
+
+// A compilation with nothing run yet, reading `model_path`.
+Compilation from_model(const std::string& model_path);
+// One whose graph is already loaded and its shapes inferred (tests, tools
+// that build graphs themselves): the next stage is decompose.
+Compilation from_graph(Graph graph);
+// One whose schedule a caller built (and verified) itself: tests, tune's
+// tuning schedule, the runs below. The next stage is emit.
+Compilation from_schedule(Schedule schedule);
+
+// Runs the stages after `c.done` up to and including `last`, unless the
+// hook stops it first. Throws UserError for an unknown policy (before any
+// stage runs) and for whatever a stage refuses.
+void run_to(Compilation& c, Stage last, const PipelineOptions& opt);
+
+// decompose through verify for a graph: the Schedule of `policy`.
+Schedule plan(const Graph& graph, const std::string& policy, const Gpu& gpu);
+
+// The schedule emitted and compiled by the pipeline, then run by the host
+// backend (emitted with ANVIL_TRACE when opt.trace is set).
+TensorMap run_host(const Schedule& s, const TensorMap& values, const HostRunOptions& opt = {});
+// The same on CUDA device opt.device, compiled for its architecture.
+TensorMap run_cuda(const Schedule& s, const TensorMap& values, const CudaRunOptions& opt = {});
+// `s` compiled for device opt.device and loaded there, to run many times.
+// The program keeps a reference to `s`, which must outlive it.
+CudaProgram cuda_program(const Schedule& s, const CudaRunOptions& opt = {});
 
 struct OutputCheck {
     std::string name;

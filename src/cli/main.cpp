@@ -13,17 +13,13 @@
 
 #include "tools/calibrate.h"
 #include "schedule/cost_model.h"
-#include "runtime/cuda_backend.h"
 #include "runtime/cuda_driver.h"
-#include "codegen/emit.h"
-#include "runtime/host_backend.h"
 #include "anvil/pipeline.h"
+#include "pipeline/dump.h"
 #include "policies/registry.h"
 #include "tools/profile.h"
 #include "tools/report.h"
 #include "tools/tune.h"
-#include "runtime/compile_nvrtc.h"
-#include "tile/decompose.h"
 
 namespace fs = std::filesystem;
 using namespace anvil;
@@ -56,8 +52,10 @@ void write_file_atomically(const std::string& path, const std::string& text) {
 }
 
 int cmd_check(const std::string& model) {
-    Graph graph = load_graph(model);
-    TileGraph tg = decompose(graph);
+    Compilation c = from_model(model);
+    run_to(c, Stage::decompose, PipelineOptions{});
+    const Graph& graph = *c.graph;
+    const TileGraph& tg = *c.tiles;
     std::map<std::string, int> ops;
     for (VertexId v : graph.of_role(Role::node)) ++ops[op_name(graph.value(v).op)];
     auto bytes_of = [&](Role r) {
@@ -105,15 +103,33 @@ struct StageClock {
 };
 
 struct ScheduleOutputs {
-    std::string emit_path, trace_path, dot_path;
+    std::string emit_path, trace_path, dot_path, dump_after;
     bool compile = false, report = false, json = false;
 };
 
 int cmd_schedule(const std::string& model, const std::string& policy, const Gpu& gpu, const ScheduleOutputs& out) {
+    // --dump-after prints that stage's value and nothing else, then stops.
+    const std::optional<Stage> dump_after =
+        out.dump_after.empty() ? std::nullopt : std::optional(stage_named(out.dump_after));
     StageClock clock;
-    Graph graph = load_graph(model);
-    clock.mark("load");
-    Schedule s = plan(graph, policy, gpu, [&](const char* stage) { clock.mark(stage); });
+    PipelineOptions opt;
+    opt.policy = policy;
+    opt.gpu = gpu;
+    opt.compile_for = CompileFor::cuda;  // for the schedule's GPU
+    opt.hook = [&](Stage stage, const Compilation& c) {
+        clock.mark(stage_name(stage));
+        if (stage != dump_after) return true;
+        fmt::print("{}", dump_stage(stage, c));
+        return false;
+    };
+    Compilation c = from_model(model);
+    if (dump_after) {
+        run_to(c, *dump_after, opt);
+        return 0;
+    }
+    run_to(c, Stage::verify, opt);
+    const Graph& graph = *c.graph;
+    const Schedule& s = *c.schedule;
     const Prediction prediction = predict(s);
     clock.mark("predict");
     // --json prints one JSON object and nothing else, so it can be piped.
@@ -132,14 +148,10 @@ int cmd_schedule(const std::string& model, const std::string& policy, const Gpu&
                         s.tiles.rops.size(), s.tasks.size(), deps, s.launches.size(), prediction.total_s * 1e6,
                         prediction.dram_bytes));
     }
-    std::string source;
-    if (!out.emit_path.empty() || out.compile) {
-        source = emit_source(s);
-        clock.mark("emit");
-    }
+    if (!out.emit_path.empty() || out.compile) run_to(c, out.compile ? Stage::compile : Stage::emit, opt);
+    const std::string& source = c.source;
     if (out.compile) {
-        CubinResult r = compile_nvrtc(source, s.gpu.arch);
-        clock.mark("nvrtc");
+        const CubinResult& r = *c.cubin;
         say(fmt::format("  NVRTC       {} for {}{}\n", human_bytes(static_cast<double>(r.cubin.size())), s.gpu.arch,
                         r.cached ? " (cached)" : ""));
         for (const KernelResources& k : r.kernels)
@@ -170,8 +182,13 @@ int cmd_schedule(const std::string& model, const std::string& policy, const Gpu&
 int cmd_run(const std::string& model, const std::string& backend, const std::string& policy,
             const std::string& save_io_dir, const std::string& inputs_dir, int workers, bool check_races,
             const Gpu& gpu) {
-    Graph graph = load_graph(model);
-    find_policy(policy);  // refuse an unknown name before any work
+    PipelineOptions opt;
+    opt.policy = policy;
+    opt.gpu = gpu;
+    Compilation c = from_model(model);
+    run_to(c, Stage::shapes, opt);
+    const Graph& graph = *c.graph;
+    find_policy(policy);  // refuse an unknown name before any work on the tiles
     if (!inputs_dir.empty() && !fs::is_directory(inputs_dir))
         throw UserError(inputs_dir + ": --inputs is not a directory");
     // --check-races watches every task start, which only the host backend can.
@@ -188,15 +205,18 @@ int cmd_run(const std::string& model, const std::string& backend, const std::str
             throw UserError("--backend cuda: " + why);
     }
     TensorMap values = make_values(graph, inputs_dir.empty() ? std::nullopt : std::optional(inputs_dir));
-    Schedule s = plan(graph, policy, gpu);
+    opt.compile_for = chosen == "cuda" ? CompileFor::cuda : CompileFor::host;
+    if (chosen == "cuda") opt.arch = cuda_device_arch(0);
+    run_to(c, Stage::compile, opt);
+    const Schedule& s = *c.schedule;
     TensorMap outputs;
     if (chosen == "cuda") {
-        outputs = run_cuda(s, values);
+        outputs = run_cuda(s, *c.cubin, values);
     } else {
-        HostRunOptions opt;
-        opt.workers = workers;
-        opt.check_races = check_races;
-        outputs = run_host(s, values, opt);
+        HostRunOptions host;
+        host.workers = workers;
+        host.check_races = check_races;
+        outputs = run_host(s, *c.host_library, values, host);
     }
     auto reference = reference_execute(graph, values);
     std::vector<OutputCheck> checks = check_outputs(graph, outputs, reference);
@@ -217,9 +237,16 @@ int cmd_run(const std::string& model, const std::string& backend, const std::str
     return ok ? 0 : 1;
 }
 
+// The model's graph as the pipeline's front stages leave it (shapes inferred).
+Graph front_graph(const std::string& model) {
+    Compilation c = from_model(model);
+    run_to(c, Stage::shapes, PipelineOptions{});
+    return std::move(*c.graph);
+}
+
 int cmd_profile(const std::string& model, const ProfileOptions& opt, const Gpu& gpu, bool json,
                 const std::string& trace_path) {
-    Graph graph = load_graph(model);
+    const Graph graph = front_graph(model);
     find_policy(opt.policy);
     const ProfileResult r = profile(graph, gpu, opt);
     if (!trace_path.empty()) write_file_atomically(trace_path, r.trace_json);
@@ -251,7 +278,7 @@ int cmd_calibrate(const Gpu& gpu, const std::string& out_path) {
 }
 
 int cmd_tune(const std::string& model, const Gpu& gpu, int iters, const std::string& out_path) {
-    Graph graph = load_graph(model);
+    const Graph graph = front_graph(model);
     TuneOptions opt;
     opt.iters = iters;
     std::vector<TuneRecord> records;
@@ -321,6 +348,10 @@ int main(int argc, char** argv) {
     sched->add_flag("--json", outputs.json, "print the schedule and its prediction as one JSON object (only that)");
     sched->add_option("--trace", outputs.trace_path, "write the predicted per-SM timeline (Chrome/Perfetto trace)");
     sched->add_option("--dot", outputs.dot_path, "write the tile graph in Graphviz dot, each group a cluster");
+    std::string stage_names;
+    for (Stage st : all_stages()) stage_names += std::string(stage_names.empty() ? "" : ", ") + stage_name(st);
+    sched->add_option("--dump-after", outputs.dump_after,
+                      "print the value the pipeline has after STAGE (" + stage_names + ") and stop");
 
     CLI::App* run = app.add_subcommand("run", "run a model and check every output against the float64 reference");
     run->add_option("MODEL", model, "model file (.yaml)")->required();

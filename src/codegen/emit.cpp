@@ -225,8 +225,8 @@ std::string template_args(const ROp& op, size_t arity) {
     return s;
 }
 
-// rOp's variant: its kind template with its storage types (and, for the
-// GEMM kinds, their tile shape), e.g. "anvil_matmul_tile<float, float, float, 64, 64, 32>".
+}  // namespace
+
 std::string variant_of(const ROp& op) {
     const KindInfo& k = kind_info(op.kind);
     std::ostringstream o;
@@ -243,6 +243,8 @@ std::string variant_of(const ROp& op) {
     o << ">";
     return o.str();
 }
+
+namespace {
 
 // Every rOp's variant and its index in its kind's params table.
 struct Variants {

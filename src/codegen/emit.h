@@ -23,6 +23,11 @@ std::string emit_source(const Schedule& s, const EmitOptions& opt = {});
 // kernel takes (arena, counters, epoch, status, timeout_ns, trace, launch).
 std::vector<std::string> launch_kernels(const Schedule& s);
 
+// rOp's variant: its kind template with its storage types (and, for the
+// GEMM kinds, their tile shape), e.g. "anvil_matmul_tile<float, float, float, 64, 64, 32>".
+// The kernels' dispatchers switch on it.
+std::string variant_of(const ROp& op);
+
 // The embedded text of rtasks/<file> (generated at build time).
 const std::string& rtask_source(const std::string& file);
 

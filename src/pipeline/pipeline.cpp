@@ -1,24 +1,193 @@
+// The one pipeline: each stage is a pure function of the values before it;
+// run_to() runs them in order and calls the hook after each.
 #include "anvil/pipeline.h"
 
 #include <algorithm>
+#include <cmath>
 
+#include "frontend/infer_shapes.h"
+#include "frontend/load_model.h"
 #include "policies/registry.h"
+#include "runtime/cuda_driver.h"
+#include "schedule/cost_model.h"
+#include "schedule/variants.h"
 #include "tile/decompose.h"
+#include "tile/fusion.h"
 
 namespace anvil {
 
-Schedule plan(const Graph& graph, const std::string& policy, const Gpu& gpu,
-              const std::function<void(const char*)>& stage_done) {
-    auto done = [&](const char* stage) {
-        if (stage_done) stage_done(stage);
+namespace {
+
+struct StageInfo {
+    Stage stage;
+    const char* name;
+};
+
+constexpr StageInfo kStages[] = {
+    {Stage::load, "load"},         {Stage::graph, "graph"},       {Stage::shapes, "shapes"},
+    {Stage::decompose, "decompose"}, {Stage::fuse, "fuse"},       {Stage::variants, "variants"},
+    {Stage::policy, "policy"},     {Stage::verify, "verify"},     {Stage::emit, "emit"},
+    {Stage::compile, "compile"},
+};
+
+bool is_policy_stage(Stage s) { return s == Stage::fuse || s == Stage::variants || s == Stage::policy; }
+
+// The tile shapes the policy's entry asks the variants stage for.
+std::vector<TileGraph> variant_candidates(const TileGraph& tg, VariantChoice choice, const Gpu& gpu) {
+    auto alone = [&] {
+        TileGraph a = tg;
+        for (ROp& op : a.rops) op = fastest_alone(op, gpu, gpu.sm_count);
+        return a;
     };
-    const PolicyEntry& entry = find_policy(policy);
-    TileGraph tg = decompose(graph);
-    done("decompose");
-    Schedule s = entry.fn(tg, gpu);
-    verify_schedule(s);
-    done("policy");
-    return s;
+    switch (choice) {
+        case VariantChoice::keep: return {tg};
+        case VariantChoice::by_wave: return {choose_variants_by_wave(tg, gpu)};
+        case VariantChoice::fastest_alone: return {alone()};
+        case VariantChoice::by_wave_and_fastest_alone: return {choose_variants_by_wave(tg, gpu), alone()};
+    }
+    throw InternalError("pipeline: unknown variant choice");
+}
+
+// The policy placed on every candidate; of several, the one the cost model
+// predicts fastest, the first on a tie.
+Schedule place(const PolicyEntry& policy, const std::vector<TileGraph>& candidates, const Gpu& gpu) {
+    ANVIL_CHECK(!candidates.empty(), "pipeline: the variants stage left no tile graph to place");
+    if (candidates.size() == 1) return policy.fn(candidates.front(), gpu);
+    Schedule best;
+    double best_s = INFINITY;
+    for (const TileGraph& tg : candidates) {
+        Schedule s = policy.fn(tg, gpu);
+        const double t = predict(s).total_s;
+        if (t < best_s) best_s = t, best = std::move(s);
+    }
+    return best;
+}
+
+void run_stage(Stage stage, Compilation& c, const PipelineOptions& opt, const PolicyEntry* policy) {
+    switch (stage) {
+        case Stage::load: c.model = load_model(c.model_path); return;
+        case Stage::graph: c.graph = build_graph(*c.model); return;
+        case Stage::shapes: c.graph = infer_shapes(std::move(*c.graph)); return;
+        case Stage::decompose: c.tiles = decompose(*c.graph); return;
+        case Stage::fuse:
+            if (policy->fuses) c.tiles = fuse(*c.tiles, opt.gpu);
+            return;
+        case Stage::variants: c.candidates = variant_candidates(*c.tiles, policy->variants, opt.gpu); return;
+        case Stage::policy: c.schedule = place(*policy, c.candidates, opt.gpu); return;
+        case Stage::verify: verify_schedule(*c.schedule); return;
+        case Stage::emit: c.source = emit_source(*c.schedule, opt.emit); return;
+        case Stage::compile:
+            if (opt.compile_for == CompileFor::host)
+                c.host_library = compile_host(c.source);
+            else
+                c.cubin = compile_nvrtc(c.source, opt.arch.empty() ? c.schedule->gpu.arch : opt.arch);
+            return;
+    }
+    throw InternalError("pipeline: unknown stage");
+}
+
+}  // namespace
+
+const std::vector<Stage>& all_stages() {
+    static const std::vector<Stage> stages = [] {
+        std::vector<Stage> r;
+        for (const StageInfo& s : kStages) r.push_back(s.stage);
+        return r;
+    }();
+    return stages;
+}
+
+const char* stage_name(Stage s) {
+    for (const StageInfo& i : kStages)
+        if (i.stage == s) return i.name;
+    throw InternalError("pipeline: unknown stage");
+}
+
+Stage stage_named(const std::string& name) {
+    std::string known;
+    for (const StageInfo& s : kStages) {
+        if (name == s.name) return s.stage;
+        known += known.empty() ? s.name : std::string(", ") + s.name;
+    }
+    throw UserError("unknown stage '" + name + "': the stages are " + known + ".");
+}
+
+Compilation from_model(const std::string& model_path) {
+    Compilation c;
+    c.model_path = model_path;
+    return c;
+}
+
+Compilation from_graph(Graph graph) {
+    Compilation c;
+    c.model_path = graph.model_path;
+    c.graph = std::move(graph);
+    c.done = Stage::shapes;
+    return c;
+}
+
+Compilation from_schedule(Schedule schedule) {
+    Compilation c;
+    c.schedule = std::move(schedule);
+    c.done = Stage::verify;
+    return c;
+}
+
+void run_to(Compilation& c, Stage last, const PipelineOptions& opt) {
+    c.stopped = false;
+    const auto first = c.done ? static_cast<int>(*c.done) + 1 : 0;
+    if (first > static_cast<int>(last)) return;
+    // An unknown policy is refused before any work.
+    const PolicyEntry* policy = nullptr;
+    for (int s = first; s <= static_cast<int>(last); ++s)
+        if (is_policy_stage(static_cast<Stage>(s))) policy = &find_policy(opt.policy);
+    for (int s = first; s <= static_cast<int>(last); ++s) {
+        const Stage stage = static_cast<Stage>(s);
+        run_stage(stage, c, opt, policy);
+        c.done = stage;
+        if (opt.hook && !opt.hook(stage, c)) {
+            c.stopped = true;
+            return;
+        }
+    }
+}
+
+Schedule plan(const Graph& graph, const std::string& policy, const Gpu& gpu) {
+    Compilation c = from_graph(graph);
+    PipelineOptions opt;
+    opt.policy = policy;
+    opt.gpu = gpu;
+    run_to(c, Stage::verify, opt);
+    return std::move(*c.schedule);
+}
+
+TensorMap run_host(const Schedule& s, const TensorMap& values, const HostRunOptions& opt) {
+    Compilation c = from_schedule(s);
+    PipelineOptions p;
+    p.emit.trace = opt.trace != nullptr;
+    p.compile_for = CompileFor::host;
+    run_to(c, Stage::compile, p);
+    return run_host(s, *c.host_library, values, opt);
+}
+
+CudaProgram cuda_program(const Schedule& s, const CudaRunOptions& opt) {
+    Compilation c = from_schedule(s);
+    PipelineOptions p;
+    p.emit.trace = opt.trace;
+    p.compile_for = CompileFor::cuda;
+    p.arch = cuda_device_arch(opt.device);
+    run_to(c, Stage::compile, p);
+    return CudaProgram(s, *c.cubin, opt);
+}
+
+TensorMap run_cuda(const Schedule& s, const TensorMap& values, const CudaRunOptions& opt) {
+    Compilation c = from_schedule(s);
+    PipelineOptions p;
+    p.emit.trace = opt.trace;
+    p.compile_for = CompileFor::cuda;
+    p.arch = cuda_device_arch(opt.device);
+    run_to(c, Stage::compile, p);
+    return run_cuda(s, *c.cubin, values, opt);
 }
 
 namespace {

@@ -83,6 +83,7 @@ CubinResult compile_nvrtc(const std::string& source, const std::string& arch) {
     const std::string log_path = cache_path("nvrtc", key + ".log");
 
     CubinResult result;
+    result.arch = arch;
     auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
     if (auto cubin = read_file(cubin_path)) {
         if (auto log = read_file(log_path)) {

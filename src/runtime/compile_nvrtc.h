@@ -18,6 +18,7 @@ struct KernelResources {
 
 struct CubinResult {
     std::string cubin;     // bytes
+    std::string arch;      // what it was compiled for ("sm_90")
     std::string log;       // NVRTC's log (ptxas -v included)
     std::vector<KernelResources> kernels;
     bool cached = false;

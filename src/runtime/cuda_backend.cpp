@@ -1,5 +1,5 @@
-// run_cuda: emit the schedule, compile it with NVRTC for the device's
-// architecture, load the CUBIN, check that every launch's waiting blocks
+// run_cuda: load the schedule's CUBIN (emitted and compiled by the pipeline
+// for the device's architecture), check that every launch's waiting blocks
 // can be resident together, and run the launches over the same arena,
 // counters and status word as the host backend.
 #include "runtime/cuda_backend.h"
@@ -11,7 +11,7 @@
 
 #include "runtime/arena_io.h"
 #include "runtime/cuda_driver.h"
-#include "codegen/emit.h"
+#include "codegen/emit.h"  // launch_kernels
 #include "anvil/error.h"
 #include "runtime/run_errors.h"
 #include "runtime/compile_nvrtc.h"
@@ -69,9 +69,9 @@ struct CudaProgram::Impl {
     // then resets the context instead of freeing into it.
     bool broken = false;
 
-    Impl(const Schedule& sched, const CudaRunOptions& o) : s(sched), opt(o) {
+    Impl(const Schedule& sched, const CubinResult& cubin, const CudaRunOptions& o) : s(sched), opt(o) {
         try {
-            open();
+            open(cubin);
         } catch (...) {
             close();
             throw;
@@ -89,7 +89,7 @@ struct CudaProgram::Impl {
         throw UserError("model '" + s.tiles.model_name + "' on the cuda backend: " + cuda_error_str(drv, r, call));
     }
 
-    void open() {
+    void open(const CubinResult& cubin) {
         int count = 0;
         check(drv.cuDeviceGetCount(&count), "cuDeviceGetCount");
         if (opt.device < 0 || opt.device >= count)
@@ -107,9 +107,9 @@ struct CudaProgram::Impl {
         check(drv.cuDevicePrimaryCtxRetain(&ctx, dev), "cuDevicePrimaryCtxRetain");
         check(drv.cuCtxSetCurrent(ctx), "cuCtxSetCurrent");
 
-        EmitOptions emit;
-        emit.trace = opt.trace;
-        const CubinResult cubin = compile_nvrtc(emit_source(s, emit), arch);
+        if (cubin.arch != arch)
+            throw UserError("model '" + s.tiles.model_name + "': the CUBIN was compiled for " + cubin.arch +
+                            ", and CUDA device " + std::to_string(opt.device) + " (" + name + ") is " + arch + ".");
         check(drv.cuModuleLoadData(&module, cubin.cubin.data()), "cuModuleLoadData (the " + arch + " CUBIN)");
         for (const std::string& kernel : launch_kernels(s)) {
             CUfunction f = nullptr;
@@ -302,7 +302,8 @@ struct CudaProgram::Impl {
     }
 };
 
-CudaProgram::CudaProgram(const Schedule& s, const CudaRunOptions& opt) : impl_(std::make_unique<Impl>(s, opt)) {}
+CudaProgram::CudaProgram(const Schedule& s, const CubinResult& cubin, const CudaRunOptions& opt)
+    : impl_(std::make_unique<Impl>(s, cubin, opt)) {}
 CudaProgram::~CudaProgram() = default;
 
 void CudaProgram::upload(const TensorMap& values) {
@@ -358,9 +359,9 @@ std::string CudaProgram::device_name() const { return impl_->name; }
 std::string CudaProgram::arch() const { return impl_->arch; }
 int CudaProgram::sm_count() const { return impl_->sms; }
 
-TensorMap run_cuda(const Schedule& s, const TensorMap& values, const CudaRunOptions& opt) {
+TensorMap run_cuda(const Schedule& s, const CubinResult& cubin, const TensorMap& values, const CudaRunOptions& opt) {
     arena_image(s.tiles, values);  // refuse missing or mistyped values before touching the device
-    CudaProgram program(s, opt);
+    CudaProgram program(s, cubin, opt);
     program.upload(values);
     program.run();
     return program.outputs();

@@ -1,5 +1,6 @@
 // The cuda backend: runs a Schedule's emitted source on a CUDA device,
-// compiled by NVRTC for the device's architecture, through the driver API
+// compiled by NVRTC for the device's architecture (the pipeline's emit and
+// compile stages: anvil/pipeline.h's run_cuda and cuda_program), through the driver API
 // loaded at run time (cuda_driver.h). Same contract as run_host: the same
 // arena layout, the same counters and status word, the same errors.
 #pragma once
@@ -7,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "runtime/compile_nvrtc.h"
 #include "schedule/schedule.h"
 #include "frontend/values.h"
 
@@ -18,25 +20,29 @@ struct CudaRunOptions {
     // A run not finished this long after its spin bound is stuck in a way the
     // spins cannot see (a task that never ends): the host gives up on it.
     double host_margin_s = 10.0;
-    // Emit with ANVIL_TRACE and keep every task's timeline of the last run
+    // The source was emitted with ANVIL_TRACE (the pipeline does so when
+    // this is set): keep every task's timeline of the last run
     // (CudaProgram::trace). Off, the kernels carry no instrumentation.
     bool trace = false;
 };
 
-// Returns the value of every output tensor. Throws UserError when there is
-// no usable device, when a launch's blocks that wait on one another cannot
+// Runs `cubin`, `s`'s emitted source compiled for the device's
+// architecture, and returns the value of every output tensor. Throws
+// UserError when there is no usable device, when the CUBIN is for another
+// architecture, when a launch's blocks that wait on one another cannot
 // all be resident at once, when the run reports an error (deadlock, bad
 // index; naming the task as run_host does), when it does not finish in
 // time, and for any failed driver call (naming the call and the driver's
 // words).
-TensorMap run_cuda(const Schedule& s, const TensorMap& values, const CudaRunOptions& opt = {});
+TensorMap run_cuda(const Schedule& s, const CubinResult& cubin, const TensorMap& values,
+                   const CudaRunOptions& opt = {});
 
 // A schedule loaded on the device once and run many times (the profiler).
 // Counters are zeroed once; run n publishes epoch n, so they never need
 // resetting between runs. It keeps a reference to `s`, which must outlive it.
 class CudaProgram {
 public:
-    CudaProgram(const Schedule& s, const CudaRunOptions& opt = {});
+    CudaProgram(const Schedule& s, const CubinResult& cubin, const CudaRunOptions& opt = {});
     ~CudaProgram();
     CudaProgram(const CudaProgram&) = delete;
     CudaProgram& operator=(const CudaProgram&) = delete;

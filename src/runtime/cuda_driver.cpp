@@ -94,6 +94,20 @@ std::string cuda_device_name(int ordinal) {
     return buf;
 }
 
+std::string cuda_device_arch(int ordinal) {
+    std::string why;
+    const CudaDriver* drv = cuda_driver(&why);
+    if (!drv) throw UserError("no usable CUDA device: " + why);
+    CUdevice dev = 0;
+    cuda_check(*drv, drv->cuDeviceGet(&dev, ordinal), "cuDeviceGet(" + std::to_string(ordinal) + ")");
+    int major = 0, minor = 0;
+    cuda_check(*drv, drv->cuDeviceGetAttribute(&major, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, dev),
+               "cuDeviceGetAttribute");
+    cuda_check(*drv, drv->cuDeviceGetAttribute(&minor, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, dev),
+               "cuDeviceGetAttribute");
+    return "sm_" + std::to_string(major) + std::to_string(minor);
+}
+
 std::string cuda_unavailable_reason() {
     std::string why;
     cuda_driver(&why);

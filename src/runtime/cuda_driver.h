@@ -40,6 +40,9 @@ std::string cuda_error_str(const CudaDriver& drv, CUresult r, const std::string&
 // UserError when there is no usable device.
 std::string cuda_device_name(int ordinal = 0);
 
+// The architecture of CUDA device `ordinal` ("sm_90"), what its CUBINs are
+// compiled for; throws UserError when there is no usable device.
+std::string cuda_device_arch(int ordinal = 0);
 // Why the cuda backend cannot run here ("" when a CUDA device is usable).
 // The driver is loaded at run time so anvil starts on machines without one.
 std::string cuda_unavailable_reason();

@@ -1,5 +1,5 @@
-// run_host: emit the schedule, compile it with the host C++ compiler, load
-// it, and let worker threads play the persistent blocks over the same task
+// run_host: load the schedule's library (emitted and compiled by the
+// pipeline), and let worker threads play the persistent blocks over the same task
 // table and counters the GPU uses.
 #include "runtime/host_backend.h"
 
@@ -12,12 +12,10 @@
 #include <sstream>
 #include <thread>
 
-#include "codegen/emit.h"
 #include "runtime/arena_io.h"
 #include "anvil/error.h"
 #include "schedule/race_check.h"
 #include "runtime/run_errors.h"
-#include "runtime/compile_host.h"
 
 namespace anvil {
 
@@ -104,12 +102,10 @@ struct PublishRecord {
 
 }  // namespace
 
-TensorMap run_host(const Schedule& s, const TensorMap& values, const HostRunOptions& opt) {
+TensorMap run_host(const Schedule& s, const HostLibrary& compiled, const TensorMap& values,
+                   const HostRunOptions& opt) {
     const TileGraph& tg = s.tiles;
     if (opt.check_races && opt.static_race_check) check_schedule_races(s);
-    EmitOptions emit;
-    emit.trace = opt.trace != nullptr;
-    const HostLibrary compiled = compile_host(emit_source(s, emit));
     const Library lib(compiled.path);
     const auto task_count = lib.symbol<TaskCountFn>("anvil_host_task_count");
     const auto launch_count = lib.symbol<LaunchCountFn>("anvil_host_launch_count");

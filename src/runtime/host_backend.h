@@ -1,9 +1,11 @@
 // The host backend: runs a Schedule's emitted source, compiled by the host
-// C++ compiler, with worker threads playing the persistent blocks over the
-// very same task table and dependency counters the GPU uses.
+// C++ compiler (the pipeline's emit and compile stages), with worker threads
+// playing the persistent blocks over the very same task table and
+// dependency counters the GPU uses.
 #pragma once
 #include <vector>
 
+#include "runtime/compile_host.h"
 #include "schedule/schedule.h"
 #include "frontend/values.h"
 
@@ -18,15 +20,18 @@ struct HostRunOptions {
     // With check_races: false skips find_races, so that tests can show the
     // run-time record catching a race on its own.
     bool static_race_check = true;
-    // When set, the source is emitted with ANVIL_TRACE and every task's
-    // timeline lands here, indexed by task (workers play the SMs). Tasks
+    // When set, the source must have been emitted with ANVIL_TRACE (the
+    // pipeline's run_host does), and every task's timeline lands here, indexed by task (workers play the SMs). Tasks
     // run under check_races are not traced.
     std::vector<AnvilTraceRecord>* trace = nullptr;
 };
 
-// Returns the value of every output tensor. Throws UserError when the run
-// reports an error (deadlock, bad index), naming the task, and with
-// check_races when the schedule or the run has a race, naming both tasks.
-TensorMap run_host(const Schedule& s, const TensorMap& values, const HostRunOptions& opt = {});
+// Runs `compiled`, the library of `s`'s emitted source, and returns the
+// value of every output tensor. Throws UserError when the run reports an
+// error (deadlock, bad index), naming the task, and with check_races when
+// the schedule or the run has a race, naming both tasks. (anvil/pipeline.h's
+// run_host emits and compiles first.)
+TensorMap run_host(const Schedule& s, const HostLibrary& compiled, const TensorMap& values,
+                   const HostRunOptions& opt = {});
 
 }  // namespace anvil

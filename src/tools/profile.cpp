@@ -64,7 +64,7 @@ ProfileResult profile(const Graph& graph, const Gpu& gpu, const ProfileOptions& 
     CudaRunOptions run_opt;
     run_opt.device = opt.device;
     {
-        CudaProgram mk(s, run_opt);
+        CudaProgram mk = cuda_program(s, run_opt);
         r.device = mk.device_name() + " (" + std::to_string(mk.sm_count()) + " SMs, " + mk.arch() + ")";
         mk.upload(values);
         r.megakernel = time_runs(r.warmup, r.iters, [&] { return mk.run(); });
@@ -74,7 +74,7 @@ ProfileResult profile(const Graph& graph, const Gpu& gpu, const ProfileOptions& 
         const Schedule base = plan(graph, "per_op", gpu);
         r.per_op_launches = base.launches.size();
         r.per_op_predicted_s = predict(base).total_s;
-        CudaProgram po(base, run_opt);
+        CudaProgram po = cuda_program(base, run_opt);
         po.upload(values);
         r.per_op = time_runs(r.warmup, r.iters, [&] { return po.run(); });
         r.per_op_graph = time_runs(r.warmup, r.iters, [&] { return po.run_graph(); });
@@ -82,7 +82,7 @@ ProfileResult profile(const Graph& graph, const Gpu& gpu, const ProfileOptions& 
     if (opt.trace) {
         CudaRunOptions traced = run_opt;
         traced.trace = true;
-        CudaProgram mk(s, traced);
+        CudaProgram mk = cuda_program(s, traced);
         mk.upload(values);
         r.traced = time_runs(r.warmup, r.iters, [&] { return mk.run(); });
         r.trace = mk.trace();

@@ -12,11 +12,9 @@
 #include "runtime/cuda_backend.h"
 #include "base/dtype.h"
 #include "anvil/error.h"
-#include "tile/fusion.h"
 #include "anvil/pipeline.h"
 #include "schedule/variants.h"
 #include "schedule/builders.h"
-#include "tile/decompose.h"
 #include "tile/footprint.h"
 #include "runtime/cuda_driver.h"
 
@@ -116,7 +114,13 @@ Gpu tune(const Graph& graph, const Gpu& gpu, const TuneOptions& opt, std::vector
     if (opt.iters < 1) throw UserError("--iters must be at least 1, not " + std::to_string(opt.iters));
     if (const std::string why = cuda_unavailable_reason(); !why.empty())
         throw UserError("anvil tune measures on a GPU, and there is no CUDA device to use: " + why);
-    const TileGraph tg = fuse(decompose(graph), gpu);
+    // The GEMMs of the fused tile graph (the default policy fuses), as the
+    // pipeline leaves it before tile shapes are chosen.
+    Compilation c = from_graph(graph);
+    PipelineOptions front;
+    front.gpu = gpu;
+    run_to(c, Stage::fuse, front);
+    const TileGraph& tg = *c.tiles;
     const std::vector<TuneProblem> problems = tune_problems(tg, gpu);
     const TuningPlan plan = tuning_plan(tg, gpu, problems);
     auto say = [&](const std::string& s) {
@@ -126,7 +130,7 @@ Gpu tune(const Graph& graph, const Gpu& gpu, const TuneOptions& opt, std::vector
                     std::count_if(tg.rops.begin(), tg.rops.end(), is_gemm), problems.size(), plan.candidates.size()));
     CudaRunOptions run_opt;
     run_opt.device = opt.device;
-    CudaProgram program(plan.schedule, run_opt);
+    CudaProgram program = cuda_program(plan.schedule, run_opt);
     program.upload(make_values(graph, std::nullopt));
     program.run_launches(0, plan.model_launches);  // the model's own values everywhere
 
