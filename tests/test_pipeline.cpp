@@ -145,7 +145,7 @@ TEST_CASE("an epilogue prints as the program its steps encode", "[pipeline][dump
     CHECK(epilogue_program(AnvilEpilogue{}).empty());
 }
 
-TEST_CASE("--dump-after fuse shows the transformer's FFN matmul with gelu in its epilogue", "[cli][dump]") {
+TEST_CASE("schedule --dump-after fuse shows the transformer's FFN matmul with gelu in its epilogue", "[cli][dump]") {
     const Result fused = anvil_cmd("schedule models/transformer_encoder_f32.yaml --dump-after fuse");
     INFO(fused.output);
     REQUIRE(fused.status == 0);
@@ -172,7 +172,7 @@ TEST_CASE("--dump-after fuse shows the transformer's FFN matmul with gelu in its
     CHECK(per_op.output == plain.output);
 }
 
-TEST_CASE("--dump-after policy: per_op has one launch per rOp", "[cli][dump]") {
+TEST_CASE("schedule --dump-after policy: per_op has one launch per rOp", "[cli][dump]") {
     const Result r = anvil_cmd("schedule models/mlp_f32.yaml --policy per_op --dump-after policy");
     INFO(r.output);
     REQUIRE(r.status == 0);
@@ -190,7 +190,7 @@ TEST_CASE("--dump-after policy: per_op has one launch per rOp", "[cli][dump]") {
     for (const std::string& line : lines_starting(mk.output, "  rop ")) CHECK_THAT(line, Catch::Contains(", launch 0, "));
 }
 
-TEST_CASE("--dump-after graph and shapes list every tensor with its op, operands, dtype and shape", "[cli][dump]") {
+TEST_CASE("schedule --dump-after graph and shapes list every tensor with its op, operands, dtype and shape", "[cli][dump]") {
     const Result g = anvil_cmd("schedule models/mlp_f32.yaml --dump-after graph");
     INFO(g.output);
     REQUIRE(g.status == 0);
@@ -206,7 +206,7 @@ TEST_CASE("--dump-after graph and shapes list every tensor with its op, operands
     CHECK_THAT(s.output, Catch::EndsWith("  outputs y\n"));
 }
 
-TEST_CASE("--dump-after an unknown stage is a usage error naming the stages", "[cli][dump]") {
+TEST_CASE("schedule --dump-after an unknown stage is a usage error naming the stages", "[cli][dump]") {
     const Result r = anvil_cmd("schedule models/mlp_f32.yaml --dump-after lower");
     CHECK(r.status == 2);
     CHECK_THAT(r.output, Catch::Contains("unknown stage 'lower'"));
