@@ -1,9 +1,11 @@
 // anvil (the default): Welder's fusion and Rammer's co-scheduling in one
 // persistent megakernel, placed with the critical path in mind.
 //
-// After fusion and a choice of tile shapes (both run by the pipeline), tasks are list scheduled: of the tasks whose producers are placed, the one with the
-// longest path to the end of the graph (its bottom level) goes first, onto
-// the SM where it can start earliest: the SM that frees first, or an SM of
+// After fusion and a choice of tile shapes (both run by the pipeline, as
+// the registry entry asks), tasks are list scheduled: of the tasks whose
+// producers are placed, the one with the longest path to the end of the
+// graph (its bottom level) goes first, onto the SM where it can start
+// earliest: the SM that frees first, or an SM of
 // one of its producers, where it needs no counter and pays no sync latency.
 // The order of these decisions is the global task order, so every queue is
 // ascending and every dependency points backwards. The tile shapes are
