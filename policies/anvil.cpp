@@ -16,6 +16,7 @@
 
 #include "schedule/cost_model.h"
 #include "tile/fusion.h"
+#include "tile/verify_tile_graph.h"
 #include "schedule/task_graph.h"
 #include "schedule/variants.h"
 #include "schedule/orders.h"
@@ -84,6 +85,7 @@ std::vector<Placed> critical_path_order(const TileGraph& tg, const Gpu& gpu, int
 
 Schedule anvil_policy(const TileGraph& unfused, const Gpu& gpu) {
     const TileGraph fused = fuse(unfused, gpu);
+    verify_tile_graph(fused, gpu);
     // Candidate tile shapes (Rammer's per-wave choice, Welder's fastest
     // alone) times candidate placements; the cost model keeps the fastest.
     TileGraph alone = fused;

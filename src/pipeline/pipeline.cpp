@@ -4,6 +4,7 @@
 
 #include "policies/registry.h"
 #include "tile/decompose.h"
+#include "tile/verify_tile_graph.h"
 
 namespace anvil {
 
@@ -14,8 +15,10 @@ Schedule plan(const Graph& graph, const std::string& policy, const Gpu& gpu,
     };
     const PolicyEntry& entry = find_policy(policy);
     TileGraph tg = decompose(graph);
+    verify_tile_graph(tg, gpu);
     done("decompose");
     Schedule s = entry.fn(tg, gpu);
+    verify_tile_graph(s.tiles, gpu);
     verify_schedule(s);
     done("policy");
     return s;

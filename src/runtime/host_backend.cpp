@@ -1,6 +1,7 @@
 // run_host: emit the schedule, compile it with the host C++ compiler, load
 // it, and let worker threads play the persistent blocks over the same task
-// table and counters the GPU uses.
+// table and counters the GPU uses, in an arena whose unwritten bytes are
+// poisoned and whose unowned bytes are guarded (arena_guard.h).
 #include "runtime/host_backend.h"
 
 #include <dlfcn.h>
@@ -13,6 +14,7 @@
 #include <thread>
 
 #include "codegen/emit.h"
+#include "runtime/arena_guard.h"
 #include "runtime/arena_io.h"
 #include "anvil/error.h"
 #include "schedule/race_check.h"
@@ -48,10 +50,6 @@ struct Library {
         if (!p) throw InternalError(std::string("the emitted host library has no symbol ") + name);
         return reinterpret_cast<F>(p);
     }
-};
-
-struct FreeDeleter {
-    void operator()(char* p) const { std::free(p); }
 };
 
 // The first few of `lines`, one a line, and how many more there are.
@@ -105,25 +103,27 @@ struct PublishRecord {
 }  // namespace
 
 TensorMap run_host(const Schedule& s, const TensorMap& values, const HostRunOptions& opt) {
-    const TileGraph& tg = s.tiles;
     if (opt.check_races && opt.static_race_check) check_schedule_races(s);
     EmitOptions emit;
     emit.trace = opt.trace != nullptr;
-    const HostLibrary compiled = compile_host(emit_source(s, emit));
-    const Library lib(compiled.path);
+    return run_host_library(s, compile_host(emit_source(s, emit)).path, values, opt);
+}
+
+TensorMap run_host_library(const Schedule& s, const std::string& library, const TensorMap& values,
+                           const HostRunOptions& opt) {
+    const TileGraph& tg = s.tiles;
+    const Library lib(library);
     const auto task_count = lib.symbol<TaskCountFn>("anvil_host_task_count");
     const auto launch_count = lib.symbol<LaunchCountFn>("anvil_host_launch_count");
     const auto block_count = lib.symbol<BlockCountFn>("anvil_host_block_count");
     const auto worker_fn = lib.symbol<WorkerFn>("anvil_host_worker");
     ANVIL_CHECK(task_count() == static_cast<int>(s.tasks.size()) &&
                     launch_count() == static_cast<int>(s.launches.size()),
-                "the host library " + compiled.path + " does not hold this schedule");
+                "the host library " + library + " does not hold this schedule");
 
-    // The arena: the image of arena_io, in a 256-byte aligned allocation like cudaMalloc's.
-    const std::vector<char> image = arena_image(tg, values);
-    std::unique_ptr<char, FreeDeleter> arena(static_cast<char*>(std::aligned_alloc(256, image.size())));
-    if (!arena) throw UserError("cannot allocate the host arena of " + std::to_string(image.size()) + " bytes");
-    std::memcpy(arena.get(), image.data(), image.size());
+    // The arena: the image of arena_io with its intermediates poisoned and
+    // guards around and between its tensors (arena_guard.h).
+    GuardedArena arena(tg, arena_image(tg, values));
 
     // Fresh counters, so this run is epoch 1 (a backend that keeps its
     // counters between runs passes the run number instead, never resetting).
@@ -149,14 +149,15 @@ TensorMap run_host(const Schedule& s, const TensorMap& values, const HostRunOpti
         std::vector<std::thread> threads;
         threads.reserve(static_cast<size_t>(w));
         for (int i = 0; i < w; ++i)
-            threads.emplace_back(worker_fn, static_cast<int>(l), i, w, arena.get(), counters.data(), epoch, &status,
+            threads.emplace_back(worker_fn, static_cast<int>(l), i, w, arena.data(), counters.data(), epoch, &status,
                                  opt.spin_timeout_s, trace, observe, static_cast<void*>(&record));
         for (auto& t : threads) t.join();  // join = the launch boundary: everything is visible after it
         if (status.code != ANVIL_OK) report_run_status(s, l, status, opt.spin_timeout_s);
+        arena.check("model '" + tg.model_name + "', launch '" + s.launches[l].name + "'");
     }
     if (opt.check_races) record.check(s);
 
-    return read_outputs(tg, arena.get());
+    return read_outputs(tg, arena.data());
 }
 
 }  // namespace anvil

@@ -2,6 +2,7 @@
 // C++ compiler, with worker threads playing the persistent blocks over the
 // very same task table and dependency counters the GPU uses.
 #pragma once
+#include <string>
 #include <vector>
 
 #include "schedule/schedule.h"
@@ -27,6 +28,15 @@ struct HostRunOptions {
 // Returns the value of every output tensor. Throws UserError when the run
 // reports an error (deadlock, bad index), naming the task, and with
 // check_races when the schedule or the run has a race, naming both tasks.
+// Every tensor that is not an input or a param starts as NaN (0xFF bytes),
+// and a task that writes bytes no tensor owns is an InternalError naming
+// the tensor beside them.
 TensorMap run_host(const Schedule& s, const TensorMap& values, const HostRunOptions& opt = {});
+
+// The same run from `library`, a shared object compile_host made of
+// emit_source(s) (with EmitOptions::trace when opt.trace is set), for a
+// caller that emits or compiles its own way; no static race check.
+TensorMap run_host_library(const Schedule& s, const std::string& library, const TensorMap& values,
+                           const HostRunOptions& opt = {});
 
 }  // namespace anvil

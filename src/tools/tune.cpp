@@ -18,6 +18,7 @@
 #include "schedule/builders.h"
 #include "tile/decompose.h"
 #include "tile/footprint.h"
+#include "tile/verify_tile_graph.h"
 #include "runtime/cuda_driver.h"
 
 namespace anvil {
@@ -107,6 +108,7 @@ TuningPlan tuning_plan(const TileGraph& tg, const Gpu& gpu, const std::vector<Tu
             all.rops.push_back(c);
         }
     plan.schedule = launch_per_rop("tune", all, gpu, "anvil_tune_");
+    verify_tile_graph(plan.schedule.tiles, gpu);
     verify_schedule(plan.schedule);
     return plan;
 }
