@@ -23,7 +23,8 @@
 // rOp's variant (its kind template with its template arguments) to that
 // function, over the variants of that launch only (so a launch's kernel
 // holds only its own rTask code and register demand). `status` and `task`
-// let a task report a run-time error (a gather's bad index).
+// let a task report a run-time error (a gather's bad index; the dispatcher's
+// default, a variant it has no case for).
 typedef void (*AnvilRunTask)(int op, int tile, char* arena, AnvilStatus* status, int task);
 
 // Records the first failure of the run; later failures keep the first.
@@ -31,6 +32,16 @@ ANVIL_DEVICE void anvil_fail(AnvilStatus* status, int code, int task, int waitin
     if (anvil_cas(&status->code, ANVIL_OK, code) == ANVIL_OK) {
         status->task = task;
         status->waiting_on = waiting_on;
+    }
+}
+
+// The dispatcher's default: rOp `op` of `task` names a variant the kernel
+// has no case for (a corrupt table). The task is not run, and the run stops.
+ANVIL_DEVICE void anvil_fail_variant(AnvilStatus* status, int task, int op, int variant) {
+    if (anvil_cas(&status->code, ANVIL_OK, ANVIL_BAD_VARIANT) == ANVIL_OK) {
+        status->task = task;
+        status->waiting_on = op;
+        status->detail = variant;
     }
 }
 

@@ -225,14 +225,16 @@ enum AnvilStatusCode {
     ANVIL_OK = 0,
     ANVIL_DEADLOCK = 1,   // a dependency was not published within the spin bound
     ANVIL_BAD_INDEX = 2,  // a gathered index was out of range
+    ANVIL_BAD_VARIANT = 3,  // a task's rOp names a variant its kernel's dispatcher has no case for
 };
 
 struct AnvilStatus {
     int code;
     int task;        // the task that failed
     int waiting_on;  // ANVIL_DEADLOCK: the dependency it waited for; ANVIL_BAD_INDEX: the
-                     // position (flat, row-major) of the bad index in its tensor
-    int detail;      // ANVIL_BAD_INDEX: the bad index
+                     // position (flat, row-major) of the bad index in its tensor;
+                     // ANVIL_BAD_VARIANT: the task's rOp
+    int detail;      // ANVIL_BAD_INDEX: the bad index; ANVIL_BAD_VARIANT: the variant
 };
 
 // One task's measured timeline, written by its block's thread 0 when the

@@ -16,6 +16,7 @@
 #include "run_checks.h"
 #include "runtime/compile_nvrtc.h"
 #include "tile/decompose.h"
+#include "tile/verify_tile_graph.h"
 #include "frontend/load_model.h"
 #include "frontend/infer_shapes.h"
 
@@ -134,11 +135,10 @@ TEST_CASE("a GEMV rOp the tile cannot take is refused", "[gemv]") {
     ROp& op = tg.rops.front();
     auto& p = std::get<MatmulParams>(op.params);
     p.bn = 48;  // not a power of two
-    CHECK_THROWS_WITH(emit_source(launch_per_rop("per_op", tg, default_gpu(), "op_")),
-                      Catch::Contains("GEMV tile width 48"));
+    CHECK_THROWS_AS(verify_tile_graph(tg, default_gpu()), InternalError);
+    CHECK_THROWS_WITH(verify_tile_graph(tg, default_gpu()), Catch::Contains("GEMV tile width 48"));
     p.bn = 64;
     p.M = 5;
-    CHECK_THROWS_WITH(emit_source(launch_per_rop("per_op", tg, default_gpu(), "op_")),
-                      Catch::Contains("at most 4 rows"));
+    CHECK_THROWS_WITH(verify_tile_graph(tg, default_gpu()), Catch::Contains("at most 4 rows"));
     CHECK_THROWS_WITH(as_gemv(op, 64), Catch::Contains("is not a GEMV"));
 }

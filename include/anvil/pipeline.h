@@ -60,7 +60,7 @@ enum class CompileFor { host, cuda };
 
 struct PipelineOptions {
     std::string policy = default_policy();
-    Gpu gpu;                    // the target the policy places for
+    Gpu gpu = default_gpu();    // the target the policy places for
     EmitOptions emit;
     CompileFor compile_for = CompileFor::host;
     std::string arch;           // NVRTC's target for CompileFor::cuda; empty: the schedule's GPU's

@@ -15,6 +15,10 @@ from .ops import OP_BUILDERS
 
 FLOAT_DTYPES = ("f32", "f16", "bf16")
 DTYPES = FLOAT_DTYPES + ("i32",)
+# The spec's tolerance by dtype (relative L2 error), the one table of the
+# Python side: scripts/reference_check.py checks anvil's outputs with it.
+# anvil's own check (dtype_tolerance, src/base/dtype.cpp) must say the same;
+# tests/test_checks.cpp reads this line and compares.
 SPEC_TOLERANCE = {"f32": 1e-4, "f16": 1e-2, "bf16": 2e-2, "i32": 0.0}
 
 

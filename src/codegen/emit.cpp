@@ -21,7 +21,6 @@
 #include <sstream>
 
 #include "anvil/error.h"
-#include "schedule/variants.h"
 #include "tile/footprint.h"
 
 namespace anvil {
@@ -323,80 +322,6 @@ int smem_bytes_needed(const Schedule& s) {
     return need;
 }
 
-// The device code's static_asserts say the same; checked here too so that
-// the host backend refuses what NVRTC would.
-void check_gemm_tile(const ROp& op, int bm, int bn, int bk, long long smem_bytes) {
-    const std::string what = std::string(task_kind_name(op.kind)) + " tile " + std::to_string(bm) + "x" +
-                             std::to_string(bn) + "x" + std::to_string(bk);
-    ANVIL_CHECK(bm > 0 && bm % 16 == 0 && bn > 0 && bn % 16 == 0 && bk > 0,
-                "rOp '" + op.name + "': " + what + " (BM and BN must be multiples of 16)");
-    ANVIL_CHECK(smem_bytes <= 48 * 1024,
-                "rOp '" + op.name + "': " + what + " needs more than 48 KiB of static shared memory");
-}
-
-// Only these kinds apply an epilogue, and the device code trusts its
-// references: a bad one would read or compute garbage silently.
-void check_epilogue(const ROp& op, const AnvilEpilogue& e) {
-    const bool kind_ok = op.kind == TaskKind::elementwise || op.kind == TaskKind::matmul ||
-                         op.kind == TaskKind::conv2d || op.kind == TaskKind::window || op.kind == TaskKind::rowwise;
-    ANVIL_CHECK(kind_ok, "rOp '" + op.name + "': a " + task_kind_name(op.kind) +
-                             " rOp of this op cannot apply an epilogue");
-    ANVIL_CHECK(e.nsteps > 0 && e.nsteps <= ANVIL_EPI_MAX_STEPS && e.ninputs >= 0 &&
-                    e.ninputs <= ANVIL_EPI_MAX_INPUTS && e.rank >= 1 && e.rank <= ANVIL_MAX_RANK,
-                "rOp '" + op.name + "': epilogue sizes out of range");
-    for (int k = 0; k < e.nsteps; ++k)
-        for (int ref : {e.steps[k].a, e.steps[k].b}) {
-            const bool ok = ref == ANVIL_EPI_NONE || ref == ANVIL_EPI_SCALAR ||
-                            (ref >= ANVIL_EPI_VALUE(0) && ref <= ANVIL_EPI_VALUE(k)) ||
-                            (ref >= ANVIL_EPI_INPUT(0) && ref < ANVIL_EPI_INPUT(e.ninputs));
-            ANVIL_CHECK(ok && e.steps[k].op >= 0 && e.steps[k].op < ANVIL_EW_COUNT,
-                        "rOp '" + op.name + "': epilogue step " + std::to_string(k) + " is malformed");
-        }
-}
-
-void check_rop(const ROp& op) {
-    const bool ok = (op.kind == TaskKind::elementwise && std::holds_alternative<EwParams>(op.params)) ||
-                    (op.kind == TaskKind::matmul && std::holds_alternative<MatmulParams>(op.params)) ||
-                    (op.kind == TaskKind::rowwise && std::holds_alternative<RowParams>(op.params)) ||
-                    ((op.kind == TaskKind::conv2d || op.kind == TaskKind::window) &&
-                     std::holds_alternative<WindowParams>(op.params)) ||
-                    (op.kind == TaskKind::channel && std::holds_alternative<ChannelParams>(op.params)) ||
-                    (op.kind == TaskKind::gather && std::holds_alternative<GatherParams>(op.params));
-    ANVIL_CHECK(ok, "rOp '" + op.name + "': params do not match its kind");
-    if (op.kind == TaskKind::conv2d) {
-        const auto& p = std::get<WindowParams>(op.params);
-        check_gemm_tile(op, p.bm, p.bn, p.bk, tile_smem_bytes(op));
-    }
-    if (op.kind == TaskKind::gather)
-        ANVIL_CHECK(op.dtypes.size() == 3 && op.dtypes[1] == DType::i32, "rOp '" + op.name + "': gather ids must be i32");
-    if (op.kind == TaskKind::matmul && std::get<MatmulParams>(op.params).algo == ANVIL_MM_GEMV) {
-        const auto& p = std::get<MatmulParams>(op.params);
-        const int vec = 16 / dtype_size(op.dtypes[1]);
-        ANVIL_CHECK(p.M <= 4 && p.tiles_m == 1 && p.bm >= p.M && p.row_op == ANVIL_MM_ROW_NONE,
-                    "rOp '" + op.name + "': a GEMV tile takes at most 4 rows of A, all in one tile, and no row op");
-        ANVIL_CHECK(p.bn >= 16 && (p.bn & (p.bn - 1)) == 0 && p.bn / vec <= 256,
-                    "rOp '" + op.name + "': GEMV tile width " + std::to_string(p.bn) +
-                        " is not a power of two in [16, " + std::to_string(256 * vec) + "]");
-    } else if (op.kind == TaskKind::matmul) {
-        const auto& p = std::get<MatmulParams>(op.params);
-        check_gemm_tile(op, p.bm, p.bn, p.bk, tile_smem_bytes(op));
-        ANVIL_CHECK(p.algo != ANVIL_MM_TENSOR || (tensor_core_operands(op) && p.row_op == ANVIL_MM_ROW_NONE && p.bm % 32 == 0 &&
-                                                  p.bn % 32 == 0 && p.bk % 16 == 0),
-                    "rOp '" + op.name + "': a tensor-core tile needs f16 or bf16 operands of one dtype, no row op, "
-                    "BM and BN multiples of 32 and BK of 16");
-        ANVIL_CHECK(p.row_op == ANVIL_MM_ROW_NONE || (p.tiles_n == 1 && p.N <= p.bn),
-                    "rOp '" + op.name + "': a fused row op needs whole rows in one tile");
-        ANVIL_CHECK(p.row_op >= ANVIL_MM_ROW_NONE && p.row_op <= ANVIL_MM_ROW_RMSNORM,
-                    "rOp '" + op.name + "': unknown fused row op");
-        ANVIL_CHECK(op.row_epilogue.nsteps == 0 || p.row_op != ANVIL_MM_ROW_NONE,
-                    "rOp '" + op.name + "': an epilogue after a row op needs a fused row op");
-    }
-    ANVIL_CHECK(op.row_epilogue.nsteps == 0 || op.kind == TaskKind::matmul,
-                "rOp '" + op.name + "': only a matmul applies an epilogue after a fused row op");
-    if (op.epilogue.nsteps != 0) check_epilogue(op, op.epilogue);
-    if (op.row_epilogue.nsteps != 0) check_epilogue(op, op.row_epilogue);
-}
-
 void emit_header(std::ostringstream& o, const Schedule& s) {
     const TileGraph& tg = s.tiles;
     o << "// anvil megakernel, generated: do not edit.\n"
@@ -532,10 +457,9 @@ void emit_dispatcher(std::ostringstream& o, const Variants& v, const Kernels& k,
     for (size_t i = 0; i < k.users[id].size() && i < 8; ++i) o << " " << k.users[id][i];
     o << (k.users[id].size() > 8 ? " ...\n" : "\n");
     o << "ANVIL_DEVICE void run_task_" << K << "(int op, int tile, char* arena, AnvilStatus* status, int task) {\n"
-      << "    (void)status;\n    (void)task;\n"
       << "    const AnvilROpRef r = anvil_rops[op];\n    switch (r.variant) {\n";
     for (int variant : k.variants[id]) o << "        case " << variant << ": " << dispatch_call(v, variant) << " break;\n";
-    o << "        default: break;\n    }\n}\n";
+    o << "        default: anvil_fail_variant(status, task, op, r.variant); break;\n    }\n}\n";
 }
 
 void emit_cuda_entries(std::ostringstream& o, const Kernels& k) {
@@ -607,7 +531,6 @@ std::string emit_source(const Schedule& s, const EmitOptions& opt) {
     o << "\n";
     for (const char* f : kRtaskOrder) o << paste_rtask(f) << "\n";
 
-    for (const ROp& op : tg.rops) check_rop(op);
     const Variants variants = number_variants(tg);
     emit_rops(o, tg, variants);
     o << "\n";

@@ -16,6 +16,8 @@ struct EmitOptions {
     bool trace = false;
 };
 
+// `s.tiles` must have passed verify_tile_graph (tile/verify_tile_graph.h),
+// as every schedule plan() makes has: emit does not check rOps again.
 std::string emit_source(const Schedule& s, const EmitOptions& opt = {});
 
 // The kernel each launch runs, by launch. Launches that dispatch the same

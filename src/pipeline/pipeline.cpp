@@ -13,6 +13,7 @@
 #include "schedule/variants.h"
 #include "tile/decompose.h"
 #include "tile/fusion.h"
+#include "tile/verify_tile_graph.h"
 
 namespace anvil {
 
@@ -68,13 +69,22 @@ void run_stage(Stage stage, Compilation& c, const PipelineOptions& opt, const Po
         case Stage::load: c.model = load_model(c.model_path); return;
         case Stage::graph: c.graph = build_graph(*c.model); return;
         case Stage::shapes: c.graph = infer_shapes(std::move(*c.graph)); return;
-        case Stage::decompose: c.tiles = decompose(*c.graph); return;
+        case Stage::decompose:
+            c.tiles = decompose(*c.graph);
+            verify_tile_graph(*c.tiles, opt.gpu);
+            return;
         case Stage::fuse:
-            if (policy->fuses) c.tiles = fuse(*c.tiles, opt.gpu);
+            if (policy->fuses) {
+                c.tiles = fuse(*c.tiles, opt.gpu);
+                verify_tile_graph(*c.tiles, opt.gpu);
+            }
             return;
         case Stage::variants: c.candidates = variant_candidates(*c.tiles, policy->variants, opt.gpu); return;
         case Stage::policy: c.schedule = place(*policy, c.candidates, opt.gpu); return;
-        case Stage::verify: verify_schedule(*c.schedule); return;
+        case Stage::verify:
+            verify_tile_graph(c.schedule->tiles, opt.gpu);
+            verify_schedule(*c.schedule);
+            return;
         case Stage::emit: c.source = emit_source(*c.schedule, opt.emit); return;
         case Stage::compile:
             if (opt.compile_for == CompileFor::host)

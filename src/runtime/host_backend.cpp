@@ -1,6 +1,7 @@
 // run_host: load the schedule's library (emitted and compiled by the
-// pipeline), and let worker threads play the persistent blocks over the same task
-// table and counters the GPU uses.
+// pipeline), and let worker threads play the persistent blocks over the same
+// task table and counters the GPU uses, in an arena whose unwritten bytes
+// are poisoned and whose unowned bytes are guarded (arena_guard.h).
 #include "runtime/host_backend.h"
 
 #include <dlfcn.h>
@@ -12,6 +13,7 @@
 #include <sstream>
 #include <thread>
 
+#include "runtime/arena_guard.h"
 #include "runtime/arena_io.h"
 #include "anvil/error.h"
 #include "schedule/race_check.h"
@@ -46,10 +48,6 @@ struct Library {
         if (!p) throw InternalError(std::string("the emitted host library has no symbol ") + name);
         return reinterpret_cast<F>(p);
     }
-};
-
-struct FreeDeleter {
-    void operator()(char* p) const { std::free(p); }
 };
 
 // The first few of `lines`, one a line, and how many more there are.
@@ -115,11 +113,9 @@ TensorMap run_host(const Schedule& s, const HostLibrary& compiled, const TensorM
                     launch_count() == static_cast<int>(s.launches.size()),
                 "the host library " + compiled.path + " does not hold this schedule");
 
-    // The arena: the image of arena_io, in a 256-byte aligned allocation like cudaMalloc's.
-    const std::vector<char> image = arena_image(tg, values);
-    std::unique_ptr<char, FreeDeleter> arena(static_cast<char*>(std::aligned_alloc(256, image.size())));
-    if (!arena) throw UserError("cannot allocate the host arena of " + std::to_string(image.size()) + " bytes");
-    std::memcpy(arena.get(), image.data(), image.size());
+    // The arena: the image of arena_io with its intermediates poisoned and
+    // guards around and between its tensors (arena_guard.h).
+    GuardedArena arena(tg, arena_image(tg, values));
 
     // Fresh counters, so this run is epoch 1 (a backend that keeps its
     // counters between runs passes the run number instead, never resetting).
@@ -145,14 +141,15 @@ TensorMap run_host(const Schedule& s, const HostLibrary& compiled, const TensorM
         std::vector<std::thread> threads;
         threads.reserve(static_cast<size_t>(w));
         for (int i = 0; i < w; ++i)
-            threads.emplace_back(worker_fn, static_cast<int>(l), i, w, arena.get(), counters.data(), epoch, &status,
+            threads.emplace_back(worker_fn, static_cast<int>(l), i, w, arena.data(), counters.data(), epoch, &status,
                                  opt.spin_timeout_s, trace, observe, static_cast<void*>(&record));
         for (auto& t : threads) t.join();  // join = the launch boundary: everything is visible after it
         if (status.code != ANVIL_OK) report_run_status(s, l, status, opt.spin_timeout_s);
+        arena.check("model '" + tg.model_name + "', launch '" + s.launches[l].name + "'");
     }
     if (opt.check_races) record.check(s);
 
-    return read_outputs(tg, arena.get());
+    return read_outputs(tg, arena.data());
 }
 
 }  // namespace anvil

@@ -3,6 +3,7 @@
 // playing the persistent blocks over the very same task table and
 // dependency counters the GPU uses.
 #pragma once
+#include <string>
 #include <vector>
 
 #include "runtime/compile_host.h"
@@ -30,7 +31,9 @@ struct HostRunOptions {
 // value of every output tensor. Throws UserError when the run reports an
 // error (deadlock, bad index), naming the task, and with check_races when
 // the schedule or the run has a race, naming both tasks. (anvil/pipeline.h's
-// run_host emits and compiles first.)
+// run_host emits and compiles first.) Every tensor that is not an input or
+// a param starts as NaN (0xFF bytes), and a task that writes bytes no
+// tensor owns is an InternalError naming the tensor beside them.
 TensorMap run_host(const Schedule& s, const HostLibrary& compiled, const TensorMap& values,
                    const HostRunOptions& opt = {});
 

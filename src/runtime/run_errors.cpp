@@ -65,6 +65,13 @@ const TensorBuffer* buffer_at(const TileGraph& tg, int64_t offset) {
             throw UserError(where + task_str(s, st.task) + " waited more than " + seconds_str(timeout_s) + " s for " +
                             task_str(s, st.waiting_on) + ": deadlock");
         case ANVIL_BAD_INDEX: report_bad_index(s, launch, st);
+        case ANVIL_BAD_VARIANT: {
+            // anvil's own fault: the emitted rOp table and the dispatchers disagree.
+            const bool known = st.waiting_on >= 0 && st.waiting_on < static_cast<int>(s.tiles.rops.size());
+            throw InternalError(where + task_str(s, st.task) + ": its rOp " + std::to_string(st.waiting_on) + " '" +
+                                (known ? s.tiles.rops[st.waiting_on].name : "?") + "' names variant " +
+                                std::to_string(st.detail) + ", which the launch's kernel does not dispatch");
+        }
         default:
             throw UserError(where + task_str(s, st.task) + " failed with status " + std::to_string(st.code));
     }

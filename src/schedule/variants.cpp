@@ -6,6 +6,7 @@
 #include "schedule/cost_model.h"
 #include "schedule/task_graph.h"
 #include "tile/footprint.h"
+#include "tile/verify_tile_graph.h"
 
 namespace anvil {
 
@@ -37,11 +38,6 @@ ROp as_gemv(const ROp& op, int bn) {
     return r;
 }
 
-bool tensor_core_operands(const ROp& op) {
-    return op.kind == TaskKind::matmul && op.dtypes.size() == 3 &&
-           (op.dtypes[0] == DType::f16 || op.dtypes[0] == DType::bf16) && op.dtypes[1] == op.dtypes[0];
-}
-
 ROp on_tensor_cores(const ROp& op, int bm, int bn, int bk) {
     ROp r = retile(op, bm, bn, bk);
     auto& p = std::get<MatmulParams>(r.params);
@@ -66,7 +62,7 @@ std::vector<ROp> tile_variants(const ROp& op, const Gpu& gpu) {
             ROp v = retile(op, bm, bn, 32);
             const auto* mm = std::get_if<MatmulParams>(&v.params);
             if (mm && mm->row_op != ANVIL_MM_ROW_NONE && mm->tiles_n != 1) continue;  // a fused row op needs whole rows
-            if (tile_smem_bytes(v) <= std::min(48 * 1024, gpu.smem_per_block)) out.push_back(std::move(v));
+            if (tile_smem_bytes(v) <= static_smem_limit(gpu)) out.push_back(std::move(v));
         }
     return out;
 }

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "schedule/schedule.h"
+#include "tile/verify_tile_graph.h"  // tensor_core_operands
 
 namespace anvil {
 
@@ -12,9 +13,6 @@ ROp retile(const ROp& op, int bm, int bn, int bk);
 
 // A matmul of at most 4 rows as a streaming GEMV tile bn columns wide.
 ROp as_gemv(const ROp& op, int bn);
-
-// Whether `op` is a matmul whose operands tensor cores take: both f16 or both bf16.
-bool tensor_core_operands(const ROp& op);
 
 // An f16 or bf16 matmul with BM x BN x BK tiles on tensor cores.
 ROp on_tensor_cores(const ROp& op, int bm, int bn, int bk);

@@ -16,6 +16,7 @@
 #include "schedule/variants.h"
 #include "schedule/builders.h"
 #include "tile/footprint.h"
+#include "tile/verify_tile_graph.h"
 #include "runtime/cuda_driver.h"
 
 namespace anvil {
@@ -105,6 +106,7 @@ TuningPlan tuning_plan(const TileGraph& tg, const Gpu& gpu, const std::vector<Tu
             all.rops.push_back(c);
         }
     plan.schedule = launch_per_rop("tune", all, gpu, "anvil_tune_");
+    verify_tile_graph(plan.schedule.tiles, gpu);
     verify_schedule(plan.schedule);
     return plan;
 }

@@ -1,0 +1,143 @@
+#include "tile/verify_tile_graph.h"
+
+#include <algorithm>
+
+#include "anvil/error.h"
+#include "tile/footprint.h"
+
+namespace anvil {
+
+namespace {
+
+[[noreturn]] void fail(const ROp& op, const std::string& what) {
+    throw InternalError("invalid tile graph: rOp '" + op.name + "': " + what);
+}
+
+void require(bool ok, const ROp& op, const std::string& what) {
+    if (!ok) fail(op, what);
+}
+
+// How many storage types each kind's device template takes.
+size_t kind_arity(TaskKind k) {
+    switch (k) {
+        case TaskKind::elementwise:
+        case TaskKind::matmul:
+        case TaskKind::gather: return 3;
+        case TaskKind::rowwise:
+        case TaskKind::conv2d:
+        case TaskKind::window: return 4;
+        case TaskKind::channel: return 6;
+    }
+    return 0;
+}
+
+bool params_match_kind(const ROp& op) {
+    switch (op.kind) {
+        case TaskKind::elementwise: return std::holds_alternative<EwParams>(op.params);
+        case TaskKind::matmul: return std::holds_alternative<MatmulParams>(op.params);
+        case TaskKind::rowwise: return std::holds_alternative<RowParams>(op.params);
+        case TaskKind::conv2d:
+        case TaskKind::window: return std::holds_alternative<WindowParams>(op.params);
+        case TaskKind::channel: return std::holds_alternative<ChannelParams>(op.params);
+        case TaskKind::gather: return std::holds_alternative<GatherParams>(op.params);
+    }
+    return false;
+}
+
+// A shared-memory GEMM tile (matmul, conv2d): the device code's
+// static_asserts say the same, so the host backend refuses what NVRTC would.
+void check_gemm_tile(const ROp& op, int bm, int bn, int bk) {
+    const std::string what = std::string(task_kind_name(op.kind)) + " tile " + std::to_string(bm) + "x" +
+                             std::to_string(bn) + "x" + std::to_string(bk);
+    require(bm > 0 && bm % 16 == 0 && bn > 0 && bn % 16 == 0 && bk > 0, op,
+            what + " (BM and BN must be multiples of 16)");
+}
+
+void check_matmul(const ROp& op) {
+    const auto& p = std::get<MatmulParams>(op.params);
+    if (p.algo == ANVIL_MM_GEMV) {
+        const int vec = 16 / dtype_size(op.dtypes[1]);
+        require(p.M <= 4 && p.tiles_m == 1 && p.bm >= p.M && p.row_op == ANVIL_MM_ROW_NONE, op,
+                "a GEMV tile takes at most 4 rows of A, all in one tile, and no row op");
+        require(p.bn >= 16 && (p.bn & (p.bn - 1)) == 0 && p.bn / vec <= 256, op,
+                "GEMV tile width " + std::to_string(p.bn) + " is not a power of two in [16, " +
+                    std::to_string(256 * vec) + "]");
+        return;
+    }
+    require(p.algo == ANVIL_MM_TILED || p.algo == ANVIL_MM_TENSOR, op, "unknown matmul algo " + std::to_string(p.algo));
+    check_gemm_tile(op, p.bm, p.bn, p.bk);
+    require(p.algo != ANVIL_MM_TENSOR || (tensor_core_operands(op) && p.row_op == ANVIL_MM_ROW_NONE &&
+                                          p.bm % 32 == 0 && p.bn % 32 == 0 && p.bk % 16 == 0),
+            op, "a tensor-core tile needs f16 or bf16 operands of one dtype, no row op, "
+                "BM and BN multiples of 32 and BK of 16");
+    require(p.row_op == ANVIL_MM_ROW_NONE || (p.tiles_n == 1 && p.N <= p.bn), op,
+            "a fused row op needs whole rows in one tile");
+    require(p.row_op >= ANVIL_MM_ROW_NONE && p.row_op <= ANVIL_MM_ROW_RMSNORM, op, "unknown fused row op");
+    require(op.row_epilogue.nsteps == 0 || p.row_op != ANVIL_MM_ROW_NONE, op,
+            "an epilogue after a row op needs a fused row op");
+}
+
+// Only these kinds apply an epilogue, and the device code trusts its
+// references: a bad one would read or compute garbage silently.
+void check_epilogue(const ROp& op, const AnvilEpilogue& e, const char* which) {
+    const bool kind_ok = op.kind == TaskKind::elementwise || op.kind == TaskKind::matmul ||
+                         op.kind == TaskKind::conv2d || op.kind == TaskKind::window || op.kind == TaskKind::rowwise;
+    require(kind_ok, op, std::string("a ") + task_kind_name(op.kind) + " rOp cannot apply an epilogue");
+    require(e.nsteps > 0 && e.nsteps <= ANVIL_EPI_MAX_STEPS && e.ninputs >= 0 && e.ninputs <= ANVIL_EPI_MAX_INPUTS &&
+                e.rank >= 1 && e.rank <= ANVIL_MAX_RANK,
+            op, std::string(which) + " sizes out of range: " + std::to_string(e.nsteps) + " steps (at most " +
+                    std::to_string(ANVIL_EPI_MAX_STEPS) + "), " + std::to_string(e.ninputs) + " inputs (at most " +
+                    std::to_string(ANVIL_EPI_MAX_INPUTS) + "), rank " + std::to_string(e.rank));
+    for (int k = 0; k < e.nsteps; ++k) {
+        const AnvilEpiStep& s = e.steps[k];
+        require(s.op >= 0 && s.op < ANVIL_EW_COUNT, op,
+                std::string(which) + " step " + std::to_string(k) + " has unknown op " + std::to_string(s.op));
+        for (int ref : {s.a, s.b}) {
+            // A step reads the value so far, an earlier step's result (up to
+            // k: value 0 is the producer's), one of the inputs, or its scalar.
+            const bool ok = ref == ANVIL_EPI_NONE || ref == ANVIL_EPI_SCALAR ||
+                            (ref >= ANVIL_EPI_VALUE(0) && ref <= ANVIL_EPI_VALUE(k)) ||
+                            (ref >= ANVIL_EPI_INPUT(0) && ref < ANVIL_EPI_INPUT(e.ninputs));
+            require(ok, op,
+                    std::string(which) + " step " + std::to_string(k) + " has a bad operand reference " +
+                        std::to_string(ref));
+        }
+    }
+}
+
+void check_rop(const ROp& op, const TileGraph& tg, int smem_limit) {
+    require(params_match_kind(op), op, "params do not match its kind");
+    require(op.dtypes.size() == kind_arity(op.kind), op,
+            std::to_string(op.dtypes.size()) + " dtypes, its kind takes " + std::to_string(kind_arity(op.kind)));
+    require(op.node < tg.buffers.size(), op, "names no graph node");
+    if (op.kind == TaskKind::matmul) check_matmul(op);
+    if (op.kind == TaskKind::conv2d) {
+        const auto& p = std::get<WindowParams>(op.params);
+        check_gemm_tile(op, p.bm, p.bn, p.bk);
+    }
+    if (op.kind == TaskKind::gather) require(op.dtypes[1] == DType::i32, op, "gather ids must be i32");
+    const int smem = tile_smem_bytes(op);
+    require(smem <= smem_limit, op,
+            std::string(task_kind_name(op.kind)) + " tile needs " + std::to_string(smem) +
+                " bytes of static shared memory, over the limit of " + std::to_string(smem_limit));
+    require(op.row_epilogue.nsteps == 0 || op.kind == TaskKind::matmul, op,
+            "only a matmul applies an epilogue after a fused row op");
+    if (op.epilogue.nsteps != 0) check_epilogue(op, op.epilogue, "epilogue");
+    if (op.row_epilogue.nsteps != 0) check_epilogue(op, op.row_epilogue, "row epilogue");
+}
+
+}  // namespace
+
+int static_smem_limit(const Gpu& gpu) { return std::min(48 * 1024, gpu.smem_per_block); }
+
+bool tensor_core_operands(const ROp& op) {
+    return op.kind == TaskKind::matmul && op.dtypes.size() == 3 &&
+           (op.dtypes[0] == DType::f16 || op.dtypes[0] == DType::bf16) && op.dtypes[1] == op.dtypes[0];
+}
+
+void verify_tile_graph(const TileGraph& tg, const Gpu& gpu) {
+    const int smem_limit = static_smem_limit(gpu);
+    for (const ROp& op : tg.rops) check_rop(op, tg, smem_limit);
+}
+
+}  // namespace anvil

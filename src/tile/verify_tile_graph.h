@@ -1,0 +1,23 @@
+// The tile graph's invariants, checked where rOps are made (after
+// decompose, after fusion, on the graph a policy scheduled) rather than
+// where they are emitted: every rOp's params match its kind, its tile shape
+// is one its device template takes, its epilogues reference only what they
+// may, and one tile fits the target's static shared memory. Emit trusts a
+// graph that passed.
+#pragma once
+#include "target/gpu.h"
+#include "tile/tile_graph.h"
+
+namespace anvil {
+
+// Throws InternalError naming the first rOp that breaks an invariant.
+void verify_tile_graph(const TileGraph& tg, const Gpu& gpu);
+
+// Bytes of static shared memory one tile may use on `gpu`: the opt-in
+// maximum per block, capped at the 48 KiB a kernel gets without opting in.
+int static_smem_limit(const Gpu& gpu);
+
+// Whether `op` is a matmul whose operands tensor cores take: both f16 or both bf16.
+bool tensor_core_operands(const ROp& op);
+
+}  // namespace anvil
