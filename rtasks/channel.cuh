@@ -5,6 +5,7 @@
 #define ANVIL_RTASKS_CHANNEL_CUH
 
 #include "primitives.cuh"
+#include "tiling.cuh"
 
 template <class TX, class TS, class TB, class TM, class TV, class TY>
 ANVIL_TASK void anvil_channel_tile(const ChannelParams& p, int tile, char* arena) {
@@ -17,8 +18,8 @@ ANVIL_TASK void anvil_channel_tile(const ChannelParams& p, int tile, char* arena
     const TM* mean = anvil_at<const TM>(arena, p.mean_off);
     const TV* var = anvil_at<const TV>(arena, p.var_off);
     TY* y = anvil_at<TY>(arena, p.y_off);
-    const anvil_i64 begin = (anvil_i64)tile * p.tile_elems;
-    const anvil_i64 end = begin + p.tile_elems < p.numel ? begin + p.tile_elems : p.numel;
+    const AnvilSpan span = anvil_tile_span(tile, p.tile_elems, p.numel);
+    const anvil_i64 begin = span.begin, end = span.end;
     for (anvil_i64 i = begin + anvil_thread(); i < end; i += ANVIL_THREADS) {
         const anvil_i64 c = i / p.inner % p.C;
         // The same order of operations as the reference: (x - mean) / sqrt(var + eps) * scale + bias.

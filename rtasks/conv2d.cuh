@@ -15,15 +15,19 @@
 #define ANVIL_RTASKS_CONV2D_CUH
 
 #include "epilogue.cuh"
+#include "tiling.cuh"
 
 #define ANVIL_CONV_TX (ANVIL_THREADS >= 16 ? 16 : 1)  // threads along M (pixels)
 #define ANVIL_CONV_TY (ANVIL_THREADS / ANVIL_CONV_TX)  // threads along N (channels)
 
-// Shared bytes of one tile: the A and B slices (k-major, one float of
-// padding per k row, as matmul) and the gather tables: per pixel of the
-// tile its top-left input row and column, per k of the slice its channel
-// plane offset and kernel-cell row and column offsets.
-#define ANVIL_CONV_SMEM_BYTES(BM, BN, BK) ((BK) * ((BM) + 1 + (BN) + 1) * 4 + (2 * (BM) + 3 * (BK)) * 4)
+// The tile shapes the host may pick (anvil_gemm_tile_ok) must give every
+// thread of the grid a whole micro-tile.
+static_assert(ANVIL_GEMM_TILE_STEP % ANVIL_CONV_TX == 0 && ANVIL_GEMM_TILE_STEP % ANVIL_CONV_TY == 0,
+              "conv2d: a tile step of ANVIL_GEMM_TILE_STEP must be a multiple of the thread grid");
+
+// Shared memory (anvil_conv_smem_bytes, rtasks/tiling.cuh): the A and B
+// slices as matmul, then the gather tables m_row, m_col [BM] and k_plane,
+// k_row, k_col [BK].
 
 // A row or column offset that no kernel-cell offset can bring back into x:
 // marks pixels and k beyond the GEMM's edge, so their A entries stage as 0.
@@ -34,22 +38,18 @@ ANVIL_TASK void anvil_conv2d_tile(const WindowParams& p, int tile, char* arena) 
     static_assert(anvil_storage<TX>::ok && anvil_storage<TW>::ok && anvil_storage<TB>::ok && anvil_storage<TY>::ok,
                   "anvil_conv2d_tile: TX, TW, TB, TY must be storage types (float, int, anvil_f16, anvil_bf16)");
     static_assert(ANVIL_CONV_TX * ANVIL_CONV_TY == ANVIL_THREADS, "conv2d thread grid must cover the block");
-    static_assert(BM > 0 && BM % ANVIL_CONV_TX == 0, "anvil_conv2d_tile: BM must be a positive multiple of 16");
-    static_assert(BN > 0 && BN % ANVIL_CONV_TY == 0, "anvil_conv2d_tile: BN must be a positive multiple of 16");
-    static_assert(BK > 0, "anvil_conv2d_tile: BK must be positive");
-    static_assert(ANVIL_CONV_SMEM_BYTES(BM, BN, BK) <= ANVIL_SMEM_BYTES,
+    static_assert(anvil_gemm_tile_ok(BM, BN, BK),
+                  "anvil_conv2d_tile: BM and BN must be positive multiples of ANVIL_GEMM_TILE_STEP, BK positive");
+    static_assert(anvil_conv_smem_bytes(BM, BN, BK) <= ANVIL_SMEM_BYTES,
                   "anvil_conv2d_tile: the slices and gather tables do not fit in ANVIL_SMEM_BYTES");
     const int TXn = ANVIL_CONV_TX, TYn = ANVIL_CONV_TY;
     const int RM = BM / TXn, RN = BN / TYn;  // micro-tile of one thread
     const int LDA = BM + 1, LDB = BN + 1;
     const int M = p.OH * p.OW, K = p.Cg * p.KH * p.KW, KHW = p.KH * p.KW;
 
-    // tile = ((n * groups + g) * tiles_m + tm) * tiles_n + tn
-    const int tn = tile % p.tiles_n;
-    const int tm = (tile / p.tiles_n) % p.tiles_m;
-    const int ng = tile / (p.tiles_n * p.tiles_m);
-    const int g = ng % p.groups, n = ng / p.groups;
-    const int m0 = tm * BM, o0 = tn * BN;
+    const AnvilConvPlace place = anvil_conv_place(p, tile, BM, BN);
+    const int g = place.g, n = place.n;
+    const int m0 = place.m0, o0 = place.o0;
 
     const anvil_i64 plane = (anvil_i64)p.H * p.W;
     const TX* x = anvil_at<const TX>(arena, p.x_off) + ((anvil_i64)n * p.C + (anvil_i64)g * p.Cg) * plane;

@@ -7,6 +7,7 @@
 #define ANVIL_RTASKS_ELEMENTWISE_CUH
 
 #include "epilogue.cuh"
+#include "tiling.cuh"
 
 template <class TO, class TA, class TB>
 ANVIL_TASK void anvil_ew_tile(const EwParams& p, int tile, char* arena) {
@@ -16,8 +17,8 @@ ANVIL_TASK void anvil_ew_tile(const EwParams& p, int tile, char* arena) {
     TO* out = anvil_at<TO>(arena, p.out_off);
     const TA* a = anvil_at<const TA>(arena, p.in_off[0]);
     const TB* b = anvil_at<const TB>(arena, p.in_off[1]);
-    const anvil_i64 begin = (anvil_i64)tile * p.tile_elems;
-    const anvil_i64 end = begin + p.tile_elems < p.numel ? begin + p.tile_elems : p.numel;
+    const AnvilSpan span = anvil_tile_span(tile, p.tile_elems, p.numel);
+    const anvil_i64 begin = span.begin, end = span.end;
     for (anvil_i64 i = begin + anvil_thread(); i < end; i += ANVIL_THREADS) {
         anvil_i64 oo, ao, bo;
         anvil_offsets3(i, p.rank, p.shape, p.out_stride, p.in_stride[0], p.in_stride[1], &oo, &ao, &bo);

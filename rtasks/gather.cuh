@@ -9,6 +9,7 @@
 #define ANVIL_RTASKS_GATHER_CUH
 
 #include "primitives.cuh"
+#include "tiling.cuh"
 
 // As anvil_fail in megakernel.cuh: the compare-and-swap elects one writer.
 ANVIL_DEVICE void anvil_fail_index(AnvilStatus* status, int task, anvil_i64 position, int index) {
@@ -31,8 +32,8 @@ ANVIL_TASK void anvil_gather_tile(const GatherParams& p, int tile, char* arena, 
     const TT* table = anvil_at<const TT>(arena, p.table_off);
     const TI* ids = anvil_at<const TI>(arena, p.ids_off);
     TO* out = anvil_at<TO>(arena, p.out_off);
-    const anvil_i64 r0 = (anvil_i64)tile * p.rows_per_tile;
-    const anvil_i64 r1 = r0 + p.rows_per_tile < p.rows ? r0 + p.rows_per_tile : p.rows;
+    const AnvilSpan rows = anvil_tile_span(tile, p.rows_per_tile, p.rows);
+    const anvil_i64 r0 = rows.begin, r1 = rows.end;
     const anvil_i64 D = p.D;
     for (anvil_i64 e = r0 * D + anvil_thread(); e < r1 * D; e += ANVIL_THREADS) {
         const anvil_i64 r = e / D, d = e % D;

@@ -15,12 +15,12 @@
 
 #include "matmul.cuh"
 
-#define ANVIL_GEMV_MAX_M 4
 #define ANVIL_GEMV_UNROLL 4
 
-// Shared bytes of the column walk's partial sums: one float per thread and
-// vector element (anvil_vec<float>::n = 4 is the smallest vector, 8 the largest).
-#define ANVIL_GEMV_SMEM_BYTES (ANVIL_THREADS * 8 * 4)
+// The shared facts (rtasks/tiling.cuh) assume these of the block and of the vectors.
+static_assert(ANVIL_GEMV_MAX_GROUPS <= ANVIL_BLOCK_THREADS, "gemv: a GPU thread per column group at most");
+static_assert(anvil_vec<float>::n == ANVIL_VEC_BYTES / 4 && anvil_vec<anvil_f16>::n == ANVIL_VEC_BYTES / 2,
+              "gemv: anvil_vec must be ANVIL_VEC_BYTES wide (anvil_gemv_tile_ok, anvil_gemv_smem_bytes count on it)");
 
 // B's columns contiguous (or any strides, with scalar loads).
 template <class TA, class TB, class TC, int BN>
@@ -123,10 +123,12 @@ template <class TA, class TB, class TC, int BN>
 ANVIL_TASK void anvil_gemv_tile(const MatmulParams& p, int tile, char* arena) {
     static_assert(anvil_storage<TA>::ok && anvil_storage<TB>::ok && anvil_storage<TC>::ok,
                   "anvil_gemv_tile: TA, TB, TC must be storage types (float, int, anvil_f16, anvil_bf16)");
-    static_assert(BN >= 16 && (BN & (BN - 1)) == 0, "anvil_gemv_tile: BN must be a power of two, at least 16");
-    static_assert(BN / anvil_vec<TB>::n <= 256, "anvil_gemv_tile: at most one column group per thread");
+    static_assert(anvil_gemv_tile_ok(BN, sizeof(TB)),
+                  "anvil_gemv_tile: BN must be a power of two, at least ANVIL_GEMV_MIN_BN, with at most "
+                  "ANVIL_GEMV_MAX_GROUPS column groups");
     // (BN > 0: a dependent condition, checked only where the template is used.)
-    static_assert(BN > 0 && ANVIL_GEMV_SMEM_BYTES <= ANVIL_SMEM_BYTES, "anvil_gemv_tile: partial sums exceed ANVIL_SMEM_BYTES");
+    static_assert(BN > 0 && anvil_gemv_smem_bytes(ANVIL_THREADS) <= ANVIL_SMEM_BYTES,
+                  "anvil_gemv_tile: partial sums exceed ANVIL_SMEM_BYTES");
     const AnvilMmPlace at = anvil_mm_place(p, tile, p.bm, BN);
     const TA* A = anvil_at<const TA>(arena, p.a_off) + at.ab;
     const TB* B = anvil_at<const TB>(arena, p.b_off) + at.bb;

@@ -6,19 +6,19 @@
 #define ANVIL_RTASKS_MATMUL_CUH
 
 #include "epilogue.cuh"
+#include "tiling.cuh"
 
 #define ANVIL_MM_TX (ANVIL_THREADS >= 16 ? 16 : 1)  // threads along N
 #define ANVIL_MM_TY (ANVIL_THREADS / ANVIL_MM_TX)   // threads along M
 
-// Shared bytes of one BM x BN x BK tile: A and B slices stored k-major with
-// one float of padding per k row, so that the K-fast loads of a row-major
-// operand hit 32 different banks.
-#define ANVIL_MM_SMEM_BYTES(BM, BN, BK) ((BK) * ((BM) + 1 + (BN) + 1) * 4)
+// The tile shapes the host may pick (anvil_gemm_tile_ok) must give every
+// thread of the grid a whole micro-tile.
+static_assert(ANVIL_GEMM_TILE_STEP % ANVIL_MM_TX == 0 && ANVIL_GEMM_TILE_STEP % ANVIL_MM_TY == 0,
+              "matmul: a tile step of ANVIL_GEMM_TILE_STEP must be a multiple of the thread grid");
 
-// Shared bytes of the finished tile when a row op is fused: BM rows of BN
-// floats, one float of padding per row so that a thread per row walks its
-// own bank. Emission sizes ANVIL_SMEM_BYTES for it.
-#define ANVIL_MM_ROW_SMEM_BYTES(BM, BN) ((BM) * ((BN) + 1) * 4)
+// Shared memory (sizes: rtasks/tiling.cuh): the A and B slices as
+// As[BK][BM + 1], Bs[BK][BN + 1]; with a fused row op, the finished tile as
+// Cs[BM][BN + 1] (emission sizes ANVIL_SMEM_BYTES for it).
 
 // Row op `op` (AnvilMmRowOp) on one finished row of n values in shared memory.
 ANVIL_DEVICE void anvil_mm_row_apply(const MatmulParams& p, float* row, char* arena) {
@@ -90,28 +90,6 @@ ANVIL_DEVICE void anvil_mm_row_store(const MatmulParams& p, float (*acc)[BN / AN
     }
 }
 
-// Where tile `tile` of a BM x BN tiling lies: its first row and column, and
-// its batch's element offsets in A, B and C (stride 0 broadcasts an operand).
-// tile = batch * tiles_m * tiles_n + tm * tiles_n + tn.
-struct AnvilMmPlace {
-    int m0, n0;
-    anvil_i64 ab, bb, cb;
-};
-ANVIL_DEVICE AnvilMmPlace anvil_mm_place(const MatmulParams& p, int tile, int bm, int bn) {
-    const int per_batch = p.tiles_m * p.tiles_n;
-    anvil_i64 batch = tile / per_batch;
-    const int rest = tile % per_batch;
-    AnvilMmPlace at = {(rest / p.tiles_n) * bm, (rest % p.tiles_n) * bn, 0, 0, 0};
-    for (int d = p.batch_rank - 1; d >= 0; --d) {
-        const anvil_i64 idx = batch % p.batch_shape[d];
-        batch /= p.batch_shape[d];
-        at.ab += idx * p.a_sb[d];
-        at.bb += idx * p.b_sb[d];
-        at.cb += idx * p.c_sb[d];
-    }
-    return at;
-}
-
 // C[m, n] = v after the epilogue, if any: C is contiguous, so the
 // element's offset in it locates the epilogue's operands.
 template <class TC>
@@ -126,10 +104,9 @@ ANVIL_TASK void anvil_matmul_tile(const MatmulParams& p, int tile, char* arena) 
     static_assert(anvil_storage<TA>::ok && anvil_storage<TB>::ok && anvil_storage<TC>::ok,
                   "anvil_matmul_tile: TA, TB, TC must be storage types (float, int, anvil_f16, anvil_bf16)");
     static_assert(ANVIL_MM_TX * ANVIL_MM_TY == ANVIL_THREADS, "matmul thread grid must cover the block");
-    static_assert(BM > 0 && BM % ANVIL_MM_TY == 0, "anvil_matmul_tile: BM must be a positive multiple of 16");
-    static_assert(BN > 0 && BN % ANVIL_MM_TX == 0, "anvil_matmul_tile: BN must be a positive multiple of 16");
-    static_assert(BK > 0, "anvil_matmul_tile: BK must be positive");
-    static_assert(ANVIL_MM_SMEM_BYTES(BM, BN, BK) <= ANVIL_SMEM_BYTES,
+    static_assert(anvil_gemm_tile_ok(BM, BN, BK),
+                  "anvil_matmul_tile: BM and BN must be positive multiples of ANVIL_GEMM_TILE_STEP, BK positive");
+    static_assert(anvil_mm_smem_bytes(BM, BN, BK) <= ANVIL_SMEM_BYTES,
                   "anvil_matmul_tile: the A and B slices do not fit in ANVIL_SMEM_BYTES");
     const int TX = ANVIL_MM_TX, TY = ANVIL_MM_TY;
     const int RM = BM / TY, RN = BN / TX;  // micro-tile of one thread

@@ -15,10 +15,6 @@
 
 #include "matmul.cuh"
 
-#define ANVIL_TC_PAD 8
-#define ANVIL_TC_STAGES 2
-#define ANVIL_TC_SMEM_BYTES(BM, BN, BK) (ANVIL_TC_STAGES * ((BM) + (BN)) * ((BK) + ANVIL_TC_PAD) * 2)
-
 template <class T> struct anvil_is_bf16 { static const bool value = false; };
 template <> struct anvil_is_bf16<anvil_bf16> { static const bool value = true; };
 
@@ -58,9 +54,9 @@ ANVIL_TASK void anvil_matmul_tc_tile(const MatmulParams& p, int tile, char* aren
 #else
     static_assert(sizeof(TA) == 2 && sizeof(TB) == 2, "anvil_matmul_tc_tile: A and B must be f16 or bf16");
     static_assert(anvil_is_bf16<TA>::value == anvil_is_bf16<TB>::value, "anvil_matmul_tc_tile: A and B differ");
-    static_assert(BM % 32 == 0 && BN % 32 == 0 && BK % 16 == 0,
-                  "anvil_matmul_tc_tile: BM and BN must be multiples of 32, BK of 16");
-    static_assert(ANVIL_TC_SMEM_BYTES(BM, BN, BK) <= ANVIL_SMEM_BYTES,
+    static_assert(anvil_tc_tile_ok(BM, BN, BK),
+                  "anvil_matmul_tc_tile: BM and BN must be multiples of ANVIL_TC_TILE_STEP_MN, BK of ANVIL_TC_TILE_STEP_K");
+    static_assert(anvil_tc_smem_bytes(BM, BN, BK) <= ANVIL_SMEM_BYTES,
                   "anvil_matmul_tc_tile: the staged operands do not fit in ANVIL_SMEM_BYTES");
     const int WTM = BM / 2, WTN = BN / 4;  // a warp's block of C
     const int MI = WTM / 16, NI = WTN / 8;  // its m16n8 products

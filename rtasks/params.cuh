@@ -1,9 +1,24 @@
 // Fixed-width descriptors of rOperators and tasks. The host compiler fills
-// them (src/decompose.cpp, src/emit.cpp) and the device code reads them, so
-// this file is both included by anvil's C++ and pasted into every emitted
-// .cu. Plain C: no includes, no templates, no constructors.
+// them (src/tile/decompose.cpp, src/codegen/emit.cpp) and the device code
+// reads them, so this file is both included by anvil's C++ and pasted into
+// every emitted .cu. Plain C: no includes, no templates, no constructors.
+//
+// Every params struct is written once, as a field list: a macro that
+// names each field through F(type, name), A(type, name, n) (an array) or
+// A2(type, name, n, m) (an array of arrays); F, A and A2 are macro
+// parameters, so no field may have one of these names. The lists expand into
+// the struct definitions; src/codegen/params_text.cpp expands the same
+// lists into the emitted initialisers, each value after its field's name,
+// so that a field added, removed or moved here reaches the emitted tables.
+// Comments inside a list are /* */: a // comment would swallow the
+// continuation backslash.
 #ifndef ANVIL_RTASKS_PARAMS_CUH
 #define ANVIL_RTASKS_PARAMS_CUH
+
+#define ANVIL_DECLARE_FIELD(type, name) type name;
+#define ANVIL_DECLARE_ARRAY(type, name, n) type name[n];
+#define ANVIL_DECLARE_MATRIX(type, name, n, m) type name[n][m];
+#define ANVIL_DECLARE_FIELDS(LIST) LIST(ANVIL_DECLARE_FIELD, ANVIL_DECLARE_ARRAY, ANVIL_DECLARE_MATRIX)
 
 #define ANVIL_MAX_RANK 6
 #define ANVIL_MAX_BATCH_RANK 4
@@ -30,24 +45,29 @@ enum AnvilDTypeCode { ANVIL_DT_F32 = 0, ANVIL_DT_F16 = 1, ANVIL_DT_BF16 = 2, ANV
 #define ANVIL_EPI_INPUT(i) (16 + (i))  // input view i
 #define ANVIL_EPI_SCALAR 32            // the step's scalar
 
+#define ANVIL_EPI_STEP_FIELDS(F, A, A2) \
+    F(int, op)     /* AnvilEwOp */     \
+    F(int, a)      /* operand references */ \
+    F(int, b)                          \
+    F(float, scalar)
 struct AnvilEpiStep {
-    int op;  // AnvilEwOp
-    int a, b;  // operand references
-    float scalar;
+    ANVIL_DECLARE_FIELDS(ANVIL_EPI_STEP_FIELDS)
 };
 
 // Epilogues live in one table of the emitted source; an rOp's params name
 // their entry (entry 0 is empty: zero-initialised params have none).
+#define ANVIL_EPILOGUE_FIELDS(F, A, A2)                                                       \
+    F(int, nsteps)   /* 0..ANVIL_EPI_MAX_STEPS */                                           \
+    F(int, ninputs)  /* 0..ANVIL_EPI_MAX_INPUTS */                                          \
+    F(int, rank)     /* of shape, 1..ANVIL_MAX_RANK */                                      \
+    F(int, pad_)                                                                            \
+    A(AnvilEpiStep, steps, ANVIL_EPI_MAX_STEPS)                                             \
+    A(int, in_dtype, ANVIL_EPI_MAX_INPUTS)  /* AnvilDTypeCode */                            \
+    A(anvil_i64, shape, ANVIL_MAX_RANK)     /* the output's, adjacent dims merged where every view allows */ \
+    A(anvil_i64, in_off, ANVIL_EPI_MAX_INPUTS)                                              \
+    A2(anvil_i64, in_stride, ANVIL_EPI_MAX_INPUTS, ANVIL_MAX_RANK)  /* elements; 0 where broadcast */
 struct AnvilEpilogue {
-    int nsteps;   // 0..ANVIL_EPI_MAX_STEPS
-    int ninputs;  // 0..ANVIL_EPI_MAX_INPUTS
-    int rank;     // of shape, 1..ANVIL_MAX_RANK
-    int pad_;
-    AnvilEpiStep steps[ANVIL_EPI_MAX_STEPS];
-    int in_dtype[ANVIL_EPI_MAX_INPUTS];  // AnvilDTypeCode
-    anvil_i64 shape[ANVIL_MAX_RANK];     // the output's, adjacent dims merged where every view allows
-    anvil_i64 in_off[ANVIL_EPI_MAX_INPUTS];
-    anvil_i64 in_stride[ANVIL_EPI_MAX_INPUTS][ANVIL_MAX_RANK];  // elements; 0 where broadcast
+    ANVIL_DECLARE_FIELDS(ANVIL_EPILOGUE_FIELDS)
 };
 
 // Elementwise functions. A tile of an elementwise rOperator is a range of
@@ -64,20 +84,22 @@ enum AnvilEwOp {
 // out[i] = f(a[i], b[i]) over the iteration `shape`; every operand is a
 // strided view of the arena (byte offset of element 0, strides in elements),
 // so broadcasting (stride 0), transposes and slices need no other code.
+#define ANVIL_EW_PARAMS_FIELDS(F, A, A2)                                                    \
+    F(int, op)                  /* AnvilEwOp */                                           \
+    F(int, rank)                /* of shape, 0..ANVIL_MAX_RANK */                         \
+    F(int, ninputs)             /* 0..2 */                                                \
+    F(int, epilogue)            /* index into the epilogue table (AnvilEpilogue); 0: none */ \
+    F(anvil_i64, numel)         /* product of shape */                                    \
+    F(anvil_i64, tile_elems)    /* elements per tile */                                   \
+    A(anvil_i64, shape, ANVIL_MAX_RANK)                                                   \
+    F(anvil_i64, out_off)                                                                 \
+    A(anvil_i64, out_stride, ANVIL_MAX_RANK)                                              \
+    A(anvil_i64, in_off, 2)                                                               \
+    A2(anvil_i64, in_stride, 2, ANVIL_MAX_RANK)                                            \
+    F(float, scalar)            /* ANVIL_EW_CONST */                                      \
+    F(int, pad2_)
 struct EwParams {
-    int op;          // AnvilEwOp
-    int rank;        // of shape, 0..ANVIL_MAX_RANK
-    int ninputs;     // 0..2
-    int epilogue;    // index into the epilogue table (AnvilEpilogue); 0: none
-    anvil_i64 numel;       // product of shape
-    anvil_i64 tile_elems;  // elements per tile
-    anvil_i64 shape[ANVIL_MAX_RANK];
-    anvil_i64 out_off;
-    anvil_i64 out_stride[ANVIL_MAX_RANK];
-    anvil_i64 in_off[2];
-    anvil_i64 in_stride[2][ANVIL_MAX_RANK];
-    float scalar;    // ANVIL_EW_CONST
-    int pad2_;
+    ANVIL_DECLARE_FIELDS(ANVIL_EW_PARAMS_FIELDS)
 };
 
 // Row ops a matmul applies to its finished tile (shared-memory fusion).
@@ -92,30 +114,35 @@ enum AnvilMmAlgo { ANVIL_MM_TILED = 0, ANVIL_MM_GEMV = 1, ANVIL_MM_TENSOR = 2 };
 // C[b] = op(A[b]) @ op(B[b]) for every batch index b; a tile is one BM x BN
 // block of one batch. BM, BN, BK are template arguments of the device code;
 // bm, bn and bk repeat them for the host (footprints, emission).
+// row_op: a row op fused over N (tiles_n == 1: a tile holds whole rows),
+// applied after `epilogue` to the tile kept in shared memory, then the
+// `row_epilogue` (0: none) before the store.
+#define ANVIL_MATMUL_PARAMS_FIELDS(F, A, A2)                                               \
+    F(int, M) F(int, N) F(int, K)                                                        \
+    F(int, bm) F(int, bn) F(int, bk)                                                     \
+    F(int, tiles_m) F(int, tiles_n)                                                      \
+    F(int, batch_rank)          /* 0..ANVIL_MAX_BATCH_RANK */                            \
+    F(int, epilogue)            /* index into the epilogue table; 0: none */             \
+    F(int, row_op)              /* AnvilMmRowOp */                                       \
+    F(int, row_epilogue)                                                                 \
+    F(int, gamma_dtype)         /* AnvilDTypeCode of the norms' gamma and beta */        \
+    F(int, beta_dtype)                                                                   \
+    F(float, eps)                                                                        \
+    F(int, algo)                /* AnvilMmAlgo */                                        \
+    F(anvil_i64, batches)                                                                \
+    F(anvil_i64, a_off) F(anvil_i64, b_off) F(anvil_i64, c_off)                          \
+    F(anvil_i64, gamma_off)     /* contiguous over N; < 0: absent */                     \
+    F(anvil_i64, beta_off)                                                               \
+    F(anvil_i64, a_sm)          /* element strides of A along M and K (after transpose_a) */ \
+    F(anvil_i64, a_sk)                                                                   \
+    F(anvil_i64, b_sk) F(anvil_i64, b_sn)                                                \
+    F(anvil_i64, c_sm) F(anvil_i64, c_sn)                                                \
+    A(anvil_i64, batch_shape, ANVIL_MAX_BATCH_RANK)                                      \
+    A(anvil_i64, a_sb, ANVIL_MAX_BATCH_RANK)  /* 0 where A is broadcast */               \
+    A(anvil_i64, b_sb, ANVIL_MAX_BATCH_RANK)                                             \
+    A(anvil_i64, c_sb, ANVIL_MAX_BATCH_RANK)
 struct MatmulParams {
-    int M, N, K;
-    int bm, bn, bk;
-    int tiles_m, tiles_n;
-    int batch_rank;  // 0..ANVIL_MAX_BATCH_RANK
-    int epilogue;    // index into the epilogue table; 0: none
-    // A row op fused over N (tiles_n == 1: a tile holds whole rows), applied
-    // after `epilogue` to the tile kept in shared memory, then the
-    // `row_epilogue` (0: none) before the store.
-    int row_op;      // AnvilMmRowOp
-    int row_epilogue;
-    int gamma_dtype, beta_dtype;  // AnvilDTypeCode of the norms' gamma and beta
-    float eps;
-    int algo;        // AnvilMmAlgo
-    anvil_i64 batches;
-    anvil_i64 a_off, b_off, c_off;
-    anvil_i64 gamma_off, beta_off;  // contiguous over N; < 0: absent
-    anvil_i64 a_sm, a_sk;  // element strides of A along M and K (after transpose_a)
-    anvil_i64 b_sk, b_sn;
-    anvil_i64 c_sm, c_sn;
-    anvil_i64 batch_shape[ANVIL_MAX_BATCH_RANK];
-    anvil_i64 a_sb[ANVIL_MAX_BATCH_RANK];  // 0 where A is broadcast
-    anvil_i64 b_sb[ANVIL_MAX_BATCH_RANK];
-    anvil_i64 c_sb[ANVIL_MAX_BATCH_RANK];
+    ANVIL_DECLARE_FIELDS(ANVIL_MATMUL_PARAMS_FIELDS)
 };
 
 // Row-wise operators: each "row" is one reduction instance. Its kept
@@ -130,22 +157,26 @@ enum AnvilRowOp {
     ANVIL_ROW_COUNT
 };
 
+#define ANVIL_ROW_PARAMS_FIELDS(F, A, A2)                                                  \
+    F(int, op)                  /* AnvilRowOp */                                         \
+    F(int, kept_rank)           /* 0..ANVIL_MAX_RANK */                                  \
+    F(int, red_rank)            /* 1..ANVIL_MAX_RANK */                                  \
+    F(int, rows_per_tile)                                                                \
+    F(anvil_i64, rows)          /* product of kept_shape */                              \
+    F(anvil_i64, row_len)       /* product of red_shape */                               \
+    F(anvil_i64, in_off) F(anvil_i64, out_off)                                           \
+    F(anvil_i64, gamma_off)     /* gamma/beta: contiguous, indexed by the row position */ \
+    F(anvil_i64, beta_off)                                                               \
+    A(anvil_i64, kept_shape, ANVIL_MAX_RANK)                                             \
+    A(anvil_i64, kept_in, ANVIL_MAX_RANK)   /* element strides of the input */           \
+    A(anvil_i64, kept_out, ANVIL_MAX_RANK)  /* element strides of the output */          \
+    A(anvil_i64, red_shape, ANVIL_MAX_RANK)                                              \
+    A(anvil_i64, red_in, ANVIL_MAX_RANK)                                                 \
+    A(anvil_i64, red_out, ANVIL_MAX_RANK)   /* 0 for reductions (one output per row) */  \
+    F(float, eps)                                                                        \
+    F(int, epilogue)            /* index into the epilogue table; 0: none */
 struct RowParams {
-    int op;           // AnvilRowOp
-    int kept_rank;    // 0..ANVIL_MAX_RANK
-    int red_rank;     // 1..ANVIL_MAX_RANK
-    int rows_per_tile;
-    anvil_i64 rows;       // product of kept_shape
-    anvil_i64 row_len;    // product of red_shape
-    anvil_i64 in_off, out_off, gamma_off, beta_off;  // gamma/beta: contiguous, indexed by the row position
-    anvil_i64 kept_shape[ANVIL_MAX_RANK];
-    anvil_i64 kept_in[ANVIL_MAX_RANK];   // element strides of the input
-    anvil_i64 kept_out[ANVIL_MAX_RANK];  // element strides of the output
-    anvil_i64 red_shape[ANVIL_MAX_RANK];
-    anvil_i64 red_in[ANVIL_MAX_RANK];
-    anvil_i64 red_out[ANVIL_MAX_RANK];   // 0 for reductions (one output per row)
-    float eps;
-    int epilogue;     // index into the epilogue table; 0: none
+    ANVIL_DECLARE_FIELDS(ANVIL_ROW_PARAMS_FIELDS)
 };
 
 // A sliding window over the H and W of an NCHW tensor x [N, C, H, W] giving
@@ -166,41 +197,51 @@ enum AnvilWinOp {
 // M = OH * OW pixels, N = Og channels, K = Cg * KH * KW, a tile is one
 // bm x bn block: tile = ((n * groups + g) * tiles_m + tm) * tiles_n + tn.
 // window (direct): a tile is `tile_elems` consecutive elements of y.
+#define ANVIL_WINDOW_PARAMS_FIELDS(F, A, A2)                                               \
+    F(int, op)                  /* AnvilWinOp */                                         \
+    F(int, N) F(int, C) F(int, H) F(int, W) F(int, O) F(int, OH) F(int, OW)              \
+    F(int, KH) F(int, KW) F(int, sh) F(int, sw) F(int, pt) F(int, pl) F(int, dh) F(int, dw) \
+    F(int, groups) F(int, Cg) F(int, Og)                                                 \
+    F(int, bm)                  /* bm .. tiles_n: conv2d kind only */                    \
+    F(int, bn) F(int, bk) F(int, tiles_m) F(int, tiles_n)                                \
+    F(int, epilogue)            /* index into the epilogue table; 0: none */             \
+    F(int, pad_)                                                                         \
+    F(anvil_i64, tile_elems)    /* window kind only */                                   \
+    F(anvil_i64, x_off) F(anvil_i64, w_off)                                              \
+    F(anvil_i64, bias_off)      /* < 0: no bias */                                       \
+    F(anvil_i64, y_off)
 struct WindowParams {
-    int op;  // AnvilWinOp
-    int N, C, H, W, O, OH, OW;
-    int KH, KW, sh, sw, pt, pl, dh, dw;
-    int groups, Cg, Og;
-    int bm, bn, bk, tiles_m, tiles_n;  // conv2d kind only
-    int epilogue;  // index into the epilogue table; 0: none
-    int pad_;
-    anvil_i64 tile_elems;  // window kind only
-    anvil_i64 x_off, w_off, bias_off, y_off;  // bias_off < 0: no bias
+    ANVIL_DECLARE_FIELDS(ANVIL_WINDOW_PARAMS_FIELDS)
 };
 
 // Per-channel affine (inference batchnorm) over x [N, C, inner...]:
 // y = (x - mean[c]) * rsqrt(var[c] + eps) * scale[c] + bias[c], with
 // c = (i / inner) % C. A tile is `tile_elems` consecutive elements.
+#define ANVIL_CHANNEL_PARAMS_FIELDS(F, A, A2)                                              \
+    F(int, C)                                                                            \
+    F(int, pad_)                                                                         \
+    F(anvil_i64, inner)         /* product of the dims after C (1 for rank 2) */         \
+    F(anvil_i64, numel)                                                                  \
+    F(anvil_i64, tile_elems)                                                             \
+    F(anvil_i64, x_off) F(anvil_i64, y_off) F(anvil_i64, scale_off)                      \
+    F(anvil_i64, bias_off) F(anvil_i64, mean_off) F(anvil_i64, var_off)                  \
+    F(float, eps)                                                                        \
+    F(int, pad2_)
 struct ChannelParams {
-    int C;
-    int pad_;
-    anvil_i64 inner;  // product of the dims after C (1 for rank 2)
-    anvil_i64 numel;
-    anvil_i64 tile_elems;
-    anvil_i64 x_off, y_off, scale_off, bias_off, mean_off, var_off;
-    float eps;
-    int pad2_;
+    ANVIL_DECLARE_FIELDS(ANVIL_CHANNEL_PARAMS_FIELDS)
 };
 
 // Row gather (embedding): out[p, :] = table[ids[p], :] for every position p
 // of ids; a tile is rows [tile * rows_per_tile, ...). An id outside [0, V)
 // is never read through: the task records ANVIL_BAD_INDEX and the run stops.
+#define ANVIL_GATHER_PARAMS_FIELDS(F, A, A2)                                               \
+    F(int, V) F(int, D)                                                                  \
+    F(int, rows_per_tile)                                                                \
+    F(int, pad_)                                                                         \
+    F(anvil_i64, rows)          /* number of ids */                                      \
+    F(anvil_i64, table_off) F(anvil_i64, ids_off) F(anvil_i64, out_off)
 struct GatherParams {
-    int V, D;
-    int rows_per_tile;
-    int pad_;
-    anvil_i64 rows;  // number of ids
-    anvil_i64 table_off, ids_off, out_off;
+    ANVIL_DECLARE_FIELDS(ANVIL_GATHER_PARAMS_FIELDS)
 };
 
 // Which device function (a kind template with its template arguments: the

@@ -5,6 +5,7 @@
 #define ANVIL_RTASKS_ROWWISE_CUH
 
 #include "epilogue.cuh"
+#include "tiling.cuh"
 
 static_assert(ANVIL_ROW_COUNT == 6, "AnvilRowOp changed: update anvil_row_tile in rowwise.cuh");
 
@@ -33,8 +34,8 @@ ANVIL_TASK void anvil_row_tile(const RowParams& p, int tile, char* arena) {
     const float inv_n = 1.0f / (float)n;
     const int tid = anvil_thread();
 
-    const anvil_i64 r0 = (anvil_i64)tile * p.rows_per_tile;
-    const anvil_i64 r1 = r0 + p.rows_per_tile < p.rows ? r0 + p.rows_per_tile : p.rows;
+    const AnvilSpan rows = anvil_tile_span(tile, p.rows_per_tile, p.rows);
+    const anvil_i64 r0 = rows.begin, r1 = rows.end;
     for (anvil_i64 r = r0; r < r1; ++r) {
         anvil_i64 ib, ob;
         anvil_offsets2(r, p.kept_rank, p.kept_shape, p.kept_in, p.kept_out, &ib, &ob);

@@ -10,6 +10,7 @@
 #define ANVIL_RTASKS_WINDOW_CUH
 
 #include "epilogue.cuh"
+#include "tiling.cuh"
 
 static_assert(ANVIL_WIN_COUNT == 4, "AnvilWinOp changed: update anvil_window_tile in window.cuh");
 
@@ -25,15 +26,12 @@ ANVIL_TASK void anvil_window_tile(const WindowParams& p, int tile, char* arena) 
     const AnvilEpilogue* epi = p.epilogue ? &anvil_epilogue(p.epilogue) : 0;
     const anvil_i64 plane = (anvil_i64)p.H * p.W;
     const anvil_i64 numel = (anvil_i64)p.N * p.O * p.OH * p.OW;
-    const anvil_i64 begin = (anvil_i64)tile * p.tile_elems;
-    const anvil_i64 end = begin + p.tile_elems < numel ? begin + p.tile_elems : numel;
+    const AnvilSpan span = anvil_tile_span(tile, p.tile_elems, numel);
 
-    for (anvil_i64 e = begin + anvil_thread(); e < end; e += ANVIL_THREADS) {
-        const int ow = (int)(e % p.OW);
-        const int oh = (int)(e / p.OW % p.OH);
-        const anvil_i64 no = e / ((anvil_i64)p.OW * p.OH);  // n * O + o
-        const int o = (int)(no % p.O);
-        const anvil_i64 n = no / p.O;
+    for (anvil_i64 e = span.begin + anvil_thread(); e < span.end; e += ANVIL_THREADS) {
+        const AnvilWindowCell cell = anvil_window_cell(p, e);
+        const int ow = cell.ow, oh = cell.oh, o = cell.o;
+        const anvil_i64 n = cell.n;
         const int ih0 = oh * p.sh - p.pt, iw0 = ow * p.sw - p.pl;
         // The group's first input channel: o itself for the pools.
         const TX* xc = x + (n * p.C + (anvil_i64)(o / p.Og) * p.Cg) * plane;

@@ -7,12 +7,14 @@
 #include <algorithm>
 #include <filesystem>
 #include <map>
+#include <set>
 
 #include "tile/fusion.h"
 #include "anvil/pipeline.h"
 #include "policies/registry.h"
 #include "tile/decompose.h"
 #include "tile/footprint.h"
+#include "schedule/variants.h"
 
 using namespace anvil;
 namespace fs = std::filesystem;
@@ -155,6 +157,26 @@ void walk_tile(const ROp& op, int tile, F&& visit) {
 
 bool inside(int64_t at, int bytes, ByteRange r) { return at >= r.begin && at + bytes <= r.end; }
 
+// Every element every tile of `op` touches lies in its footprint.
+void check_footprints(const ROp& op) {
+    for (int tile = 0; tile < op.tiles; ++tile) {
+        ByteRange w = tile_writes(op, tile);
+        std::vector<ByteRange> reads = tile_reads(op, tile);
+        int64_t misses = 0;
+        walk_tile(op, tile, [&](int64_t at, int bytes, bool write) {
+            if (write) {
+                misses += !inside(at, bytes, w);
+            } else {
+                bool any = false;
+                for (ByteRange r : reads) any = any || inside(at, bytes, r);
+                misses += !any;
+            }
+        });
+        INFO(op.name << " tile " << tile);
+        CHECK(misses == 0);
+    }
+}
+
 // A model of models/, or of tests/models/ when the name starts with "tests/".
 Graph zoo_graph(const std::string& name) {
     const bool test_model = name.rfind("tests/", 0) == 0;
@@ -168,28 +190,34 @@ Graph zoo_graph(const std::string& name) {
 TEST_CASE("footprints cover every element a tile touches", "[schedule]") {
     auto model = GENERATE(as<std::string>{}, "transformer_encoder_f16.yaml", "llama_mlp_bf16.yaml", "mlp_f32.yaml",
                           "resnet18_small.yaml", "mobilenet_v2_small.yaml", "resnext29_small.yaml",
-                          "tests/cnn_mixed_f16.yaml", "tests/embed_mlp_bf16.yaml", "tests/assorted_bf16.yaml");
+                          "tests/cnn_mixed_f16.yaml", "tests/embed_mlp_bf16.yaml", "tests/assorted_bf16.yaml",
+                          "tests/every_tile_f16.yaml");
     const bool fused = GENERATE(false, true);
     DYNAMIC_SECTION(model << (fused ? " fused" : "")) {
         TileGraph tg = decompose(zoo_graph(model));
         if (fused) tg = fuse(tg, default_gpu());
+        for (const ROp& op : tg.rops) check_footprints(op);
+    }
+}
+
+TEST_CASE("footprints cover every element a tile of every GEMM tile shape touches", "[schedule]") {
+    // Every candidate shape of every GEMM (tensor-core, GEMV and tiled),
+    // each with its tile placement and the shared facts of rtasks/tiling.cuh.
+    auto model = GENERATE(as<std::string>{}, "tests/every_tile_f16.yaml", "tests/assorted_bf16.yaml",
+                          "tests/cnn_mixed_f16.yaml");
+    const bool fused = GENERATE(false, true);
+    DYNAMIC_SECTION(model << (fused ? " fused" : "")) {
+        Gpu gpu = default_gpu();
+        gpu.tensor_core_tiles = true;
+        TileGraph tg = decompose(zoo_graph(model));
+        if (fused) tg = fuse(tg, gpu);
+        std::set<int> algos;
         for (const ROp& op : tg.rops)
-            for (int tile = 0; tile < op.tiles; ++tile) {
-                ByteRange w = tile_writes(op, tile);
-                std::vector<ByteRange> reads = tile_reads(op, tile);
-                int64_t misses = 0;
-                walk_tile(op, tile, [&](int64_t at, int bytes, bool write) {
-                    if (write) {
-                        misses += !inside(at, bytes, w);
-                    } else {
-                        bool any = false;
-                        for (ByteRange r : reads) any = any || inside(at, bytes, r);
-                        misses += !any;
-                    }
-                });
-                INFO(op.name << " tile " << tile);
-                CHECK(misses == 0);
+            for (const ROp& v : tile_variants(op, gpu)) {
+                if (const auto* p = std::get_if<MatmulParams>(&v.params)) algos.insert(p->algo);
+                check_footprints(v);
             }
+        if (model == "tests/every_tile_f16.yaml") CHECK(algos == std::set<int>{ANVIL_MM_TILED, ANVIL_MM_GEMV, ANVIL_MM_TENSOR});
     }
 }
 

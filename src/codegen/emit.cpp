@@ -1,6 +1,7 @@
 // emit_source: a Schedule -> one self-contained CUDA source. The text is
 // the rtasks/*.cuh files (pasted, in dependency order) followed by
-// generated tables: one params table per rTask kind, the rOp table (each
+// generated tables: one params table per rTask kind (every value after a
+// comment naming its field: params_text.cpp), the rOp table (each
 // rOp's variant and its index in its kind's table), the task table, the
 // dependency array, every launch's queues, per kernel its run_task_<k>
 // dispatcher, and the entry points (one __global__ function per kernel on
@@ -14,14 +15,14 @@
 #include "codegen/emit.h"
 
 #include <algorithm>
-#include <cmath>
-#include <cstdio>
 #include <map>
 #include <set>
 #include <sstream>
 
 #include "anvil/error.h"
+#include "codegen/params_text.h"
 #include "tile/footprint.h"
+#include "../../rtasks/tiling.cuh"
 
 namespace anvil {
 
@@ -30,125 +31,13 @@ const std::map<std::string, std::string>& embedded_rtasks();  // generated at bu
 namespace {
 
 // The rtasks files in the order they are pasted (each only uses earlier ones).
-const char* const kRtaskOrder[] = {"params.cuh",  "platform.cuh", "primitives.cuh", "epilogue.cuh",
-                                   "elementwise.cuh", "matmul.cuh", "matmul_tc.cuh", "rowwise.cuh", "conv2d.cuh",
-                                   "window.cuh",  "channel.cuh",  "gather.cuh",     "gemv.cuh",
+const char* const kRtaskOrder[] = {"params.cuh",  "tiling.cuh",  "platform.cuh", "primitives.cuh",
+                                   "epilogue.cuh", "elementwise.cuh", "matmul.cuh", "matmul_tc.cuh", "rowwise.cuh",
+                                   "conv2d.cuh",  "window.cuh",  "channel.cuh",  "gather.cuh",     "gemv.cuh",
                                    "megakernel.cuh"};
 
-// A new field in params.cuh must reach the emitters below: these sizes are
-// the field lists they write.
-static_assert(sizeof(EwParams) == 4 * 4 + 8 * 2 + 8 * 6 + 8 + 8 * 6 + 8 * 2 + 8 * 12 + 4 + 4,
-              "EwParams changed: update emit_ew_params");
-static_assert(sizeof(MatmulParams) == 16 * 4 + 8 * 6 + 8 * 6 + 8 * 4 * 4,
-              "MatmulParams changed: update emit_matmul_params");
-static_assert(sizeof(RowParams) == 4 * 4 + 8 * 2 + 8 * 4 + 8 * 6 * 6 + 4 + 4, "RowParams changed: update emit_row_params");
-static_assert(sizeof(WindowParams) == 26 * 4 + 8 + 8 * 4, "WindowParams changed: update emit_window_params");
-static_assert(sizeof(AnvilEpiStep) == 4 * 4, "AnvilEpiStep changed: update emit_epilogue");
-static_assert(sizeof(AnvilEpilogue) == 4 * 4 + 16 * ANVIL_EPI_MAX_STEPS + 4 * ANVIL_EPI_MAX_INPUTS + 8 * ANVIL_MAX_RANK +
-                                           8 * ANVIL_EPI_MAX_INPUTS + 8 * ANVIL_EPI_MAX_INPUTS * ANVIL_MAX_RANK,
-              "AnvilEpilogue changed: update emit_epilogue");
-static_assert(sizeof(ChannelParams) == 2 * 4 + 8 * 3 + 8 * 6 + 4 + 4, "ChannelParams changed: update emit_channel_params");
-static_assert(sizeof(GatherParams) == 4 * 4 + 8 * 4, "GatherParams changed: update emit_gather_params");
 static_assert(sizeof(AnvilTask) == 4 * 4, "AnvilTask changed: update the task table");
 static_assert(sizeof(AnvilROpRef) == 2 * 4, "AnvilROpRef changed: update emit_rops");
-
-std::string i64(anvil_i64 v) { return std::to_string(v) + "LL"; }
-
-// A float literal that reads back to exactly the same float.
-std::string f32(float v) {
-    // NVRTC knows no __builtin_huge_valf; every compiler folds these.
-    if (std::isnan(v)) return "(0.0f / 0.0f)";
-    if (std::isinf(v)) return v > 0 ? "(1.0f / 0.0f)" : "(-1.0f / 0.0f)";
-    char buf[64];
-    std::snprintf(buf, sizeof buf, "%.9g", static_cast<double>(v));
-    std::string s = buf;
-    if (s.find_first_of(".e") == std::string::npos) s += ".0";
-    return s + "f";
-}
-
-std::string list(const anvil_i64* v, int n) {
-    std::string s = "{";
-    for (int i = 0; i < n; ++i) s += (i ? ", " : "") + i64(v[i]);
-    return s + "}";
-}
-
-// One emitter per params struct: positional aggregate initialisers, fields
-// exactly in the order of rtasks/params.cuh.
-std::string emit_ew_params(const EwParams& p) {
-    std::ostringstream o;
-    o << "{" << p.op << ", " << p.rank << ", " << p.ninputs << ", " << p.epilogue << ", " << i64(p.numel) << ", "
-      << i64(p.tile_elems) << ", " << list(p.shape, ANVIL_MAX_RANK) << ", " << i64(p.out_off) << ", "
-      << list(p.out_stride, ANVIL_MAX_RANK) << ", " << list(p.in_off, 2) << ", {"
-      << list(p.in_stride[0], ANVIL_MAX_RANK) << ", " << list(p.in_stride[1], ANVIL_MAX_RANK) << "}, "
-      << f32(p.scalar) << ", " << p.pad2_ << "}";
-    return o.str();
-}
-
-std::string emit_matmul_params(const MatmulParams& p) {
-    std::ostringstream o;
-    o << "{" << p.M << ", " << p.N << ", " << p.K << ", " << p.bm << ", " << p.bn << ", " << p.bk << ", "
-      << p.tiles_m << ", " << p.tiles_n << ", " << p.batch_rank << ", " << p.epilogue << ", " << p.row_op << ", "
-      << p.row_epilogue << ", " << p.gamma_dtype << ", " << p.beta_dtype << ", " << f32(p.eps) << ", " << p.algo
-      << ", " << i64(p.batches) << ", " << i64(p.a_off) << ", " << i64(p.b_off) << ", " << i64(p.c_off) << ", "
-      << i64(p.gamma_off) << ", " << i64(p.beta_off) << ", " << i64(p.a_sm) << ", "
-      << i64(p.a_sk) << ", " << i64(p.b_sk) << ", " << i64(p.b_sn) << ", " << i64(p.c_sm) << ", "
-      << i64(p.c_sn) << ", " << list(p.batch_shape, ANVIL_MAX_BATCH_RANK) << ", "
-      << list(p.a_sb, ANVIL_MAX_BATCH_RANK) << ", " << list(p.b_sb, ANVIL_MAX_BATCH_RANK) << ", "
-      << list(p.c_sb, ANVIL_MAX_BATCH_RANK) << "}";
-    return o.str();
-}
-
-std::string emit_row_params(const RowParams& p) {
-    std::ostringstream o;
-    o << "{" << p.op << ", " << p.kept_rank << ", " << p.red_rank << ", " << p.rows_per_tile << ", "
-      << i64(p.rows) << ", " << i64(p.row_len) << ", " << i64(p.in_off) << ", " << i64(p.out_off) << ", "
-      << i64(p.gamma_off) << ", " << i64(p.beta_off) << ", " << list(p.kept_shape, ANVIL_MAX_RANK) << ", "
-      << list(p.kept_in, ANVIL_MAX_RANK) << ", " << list(p.kept_out, ANVIL_MAX_RANK) << ", "
-      << list(p.red_shape, ANVIL_MAX_RANK) << ", " << list(p.red_in, ANVIL_MAX_RANK) << ", "
-      << list(p.red_out, ANVIL_MAX_RANK) << ", " << f32(p.eps) << ", " << p.epilogue << "}";
-    return o.str();
-}
-
-std::string emit_window_params(const WindowParams& p) {
-    std::ostringstream o;
-    o << "{" << p.op << ", " << p.N << ", " << p.C << ", " << p.H << ", " << p.W << ", " << p.O << ", " << p.OH
-      << ", " << p.OW << ", " << p.KH << ", " << p.KW << ", " << p.sh << ", " << p.sw << ", " << p.pt << ", "
-      << p.pl << ", " << p.dh << ", " << p.dw << ", " << p.groups << ", " << p.Cg << ", " << p.Og << ", " << p.bm
-      << ", " << p.bn << ", " << p.bk << ", " << p.tiles_m << ", " << p.tiles_n << ", " << p.epilogue << ", "
-      << p.pad_ << ", " << i64(p.tile_elems) << ", " << i64(p.x_off) << ", " << i64(p.w_off) << ", "
-      << i64(p.bias_off) << ", " << i64(p.y_off) << "}";
-    return o.str();
-}
-
-std::string emit_channel_params(const ChannelParams& p) {
-    std::ostringstream o;
-    o << "{" << p.C << ", " << p.pad_ << ", " << i64(p.inner) << ", " << i64(p.numel) << ", " << i64(p.tile_elems)
-      << ", " << i64(p.x_off) << ", " << i64(p.y_off) << ", " << i64(p.scale_off) << ", " << i64(p.bias_off) << ", "
-      << i64(p.mean_off) << ", " << i64(p.var_off) << ", " << f32(p.eps) << ", " << p.pad2_ << "}";
-    return o.str();
-}
-
-std::string emit_gather_params(const GatherParams& p) {
-    std::ostringstream o;
-    o << "{" << p.V << ", " << p.D << ", " << p.rows_per_tile << ", " << p.pad_ << ", " << i64(p.rows) << ", "
-      << i64(p.table_off) << ", " << i64(p.ids_off) << ", " << i64(p.out_off) << "}";
-    return o.str();
-}
-
-std::string emit_epilogue(const AnvilEpilogue& e) {
-    std::ostringstream o;
-    o << "{" << e.nsteps << ", " << e.ninputs << ", " << e.rank << ", " << e.pad_ << ", {";
-    for (int k = 0; k < ANVIL_EPI_MAX_STEPS; ++k) {
-        const AnvilEpiStep& s = e.steps[k];
-        o << (k ? ", " : "") << "{" << s.op << ", " << s.a << ", " << s.b << ", " << f32(s.scalar) << "}";
-    }
-    o << "}, {";
-    for (int i = 0; i < ANVIL_EPI_MAX_INPUTS; ++i) o << (i ? ", " : "") << e.in_dtype[i];
-    o << "}, " << list(e.shape, ANVIL_MAX_RANK) << ", " << list(e.in_off, ANVIL_EPI_MAX_INPUTS) << ", {";
-    for (int i = 0; i < ANVIL_EPI_MAX_INPUTS; ++i) o << (i ? ", " : "") << list(e.in_stride[i], ANVIL_MAX_RANK);
-    o << "}}";
-    return o.str();
-}
 
 // What emission needs to know of each kind: its device template, how many
 // storage types it takes, its params struct and table, whether it reports
@@ -191,17 +80,17 @@ std::string emit_params(const ROp& op, int epilogue, int row_epilogue) {
         return p;
     };
     switch (op.kind) {
-        case TaskKind::elementwise: return emit_ew_params(with(std::get<EwParams>(op.params)));
+        case TaskKind::elementwise: return params_text(with(std::get<EwParams>(op.params)));
         case TaskKind::matmul: {
             MatmulParams p = with(std::get<MatmulParams>(op.params));
             p.row_epilogue = row_epilogue;
-            return emit_matmul_params(p);
+            return params_text(p);
         }
-        case TaskKind::rowwise: return emit_row_params(with(std::get<RowParams>(op.params)));
+        case TaskKind::rowwise: return params_text(with(std::get<RowParams>(op.params)));
         case TaskKind::conv2d:
-        case TaskKind::window: return emit_window_params(with(std::get<WindowParams>(op.params)));
-        case TaskKind::channel: return emit_channel_params(std::get<ChannelParams>(op.params));
-        case TaskKind::gather: return emit_gather_params(std::get<GatherParams>(op.params));
+        case TaskKind::window: return params_text(with(std::get<WindowParams>(op.params)));
+        case TaskKind::channel: return params_text(std::get<ChannelParams>(op.params));
+        case TaskKind::gather: return params_text(std::get<GatherParams>(op.params));
     }
     throw InternalError("emit: unknown task kind");
 }
@@ -361,12 +250,12 @@ void emit_rops(std::ostringstream& o, const TileGraph& tg, const Variants& v) {
     // The epilogue table first (entry 0 empty), and the accessor the
     // rtasks declared in epilogue.cuh.
     o << "// ---- epilogues of fused rOps (entry 0: none)\nANVIL_TABLE AnvilEpilogue anvil_epilogues[] = {\n    "
-      << emit_epilogue(AnvilEpilogue{}) << ",\n";
+      << params_text(AnvilEpilogue{}) << ",\n";
     std::vector<int> epilogue(tg.rops.size(), 0), row_epilogue(tg.rops.size(), 0);
     int next = 1;
     auto entry = [&](size_t i, const AnvilEpilogue& e, const char* what) {
         o << "    // [" << next << "] rOp " << i << " '" << one_line(tg.rops[i].name) << "'" << what << "\n    "
-          << emit_epilogue(e) << ",\n";
+          << params_text(e) << ",\n";
         return next++;
     };
     for (size_t i = 0; i < tg.rops.size(); ++i) {

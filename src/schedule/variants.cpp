@@ -7,6 +7,7 @@
 #include "schedule/task_graph.h"
 #include "tile/footprint.h"
 #include "tile/verify_tile_graph.h"
+#include "../../rtasks/tiling.cuh"
 
 namespace anvil {
 
@@ -33,7 +34,7 @@ ROp retile(const ROp& op, int bm, int bn, int bk) {
 ROp as_gemv(const ROp& op, int bn) {
     ROp r = retile(op, 16, bn, 0);
     auto& p = std::get<MatmulParams>(r.params);
-    ANVIL_CHECK(p.M <= 4 && p.row_op == ANVIL_MM_ROW_NONE, "as_gemv: rOp '" + op.name + "' is not a GEMV");
+    ANVIL_CHECK(p.M <= ANVIL_GEMV_MAX_M && p.row_op == ANVIL_MM_ROW_NONE, "as_gemv: rOp '" + op.name + "' is not a GEMV");
     p.algo = ANVIL_MM_GEMV;
     return r;
 }
@@ -49,16 +50,19 @@ ROp on_tensor_cores(const ROp& op, int bm, int bn, int bk) {
 std::vector<ROp> tile_variants(const ROp& op, const Gpu& gpu) {
     std::vector<ROp> out{op};
     if (op.kind != TaskKind::matmul && op.kind != TaskKind::conv2d) return out;
+    // Every candidate shape is one the device code accepts (rtasks/tiling.cuh)
+    // and whose shared tiles fit the static shared memory of one block.
     const auto* p = std::get_if<MatmulParams>(&op.params);
     if (gpu.tensor_core_tiles && p && tensor_core_operands(op) && p->row_op == ANVIL_MM_ROW_NONE)
         for (int bm : {32, 64, 128})
-            for (int bn : {32, 64, 128}) out.push_back(on_tensor_cores(op, bm, bn, 32));
-    if (p && p->M <= 4 && p->row_op == ANVIL_MM_ROW_NONE)
-        for (int bn : {16, 32, 64, 128, 256}) out.push_back(as_gemv(op, bn));
-    // BM and BN are multiples of the 16 x 16 thread grid; the shared tiles
-    // must fit the 48 KiB of static shared memory of one block.
+            for (int bn : {32, 64, 128})
+                if (anvil_tc_tile_ok(bm, bn, 32)) out.push_back(on_tensor_cores(op, bm, bn, 32));
+    if (p && p->M <= ANVIL_GEMV_MAX_M && p->row_op == ANVIL_MM_ROW_NONE)
+        for (int bn : {16, 32, 64, 128, 256})
+            if (anvil_gemv_tile_ok(bn, dtype_size(op.dtypes.at(1)))) out.push_back(as_gemv(op, bn));
     for (int bm : {16, 32, 64, 128})
         for (int bn : {16, 32, 64, 128}) {
+            if (!anvil_gemm_tile_ok(bm, bn, 32)) continue;
             ROp v = retile(op, bm, bn, 32);
             const auto* mm = std::get_if<MatmulParams>(&v.params);
             if (mm && mm->row_op != ANVIL_MM_ROW_NONE && mm->tiles_n != 1) continue;  // a fused row op needs whole rows

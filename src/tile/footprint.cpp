@@ -5,6 +5,8 @@
 
 #include <algorithm>
 
+#include "../../rtasks/tiling.cuh"
+
 namespace anvil {
 
 namespace {
@@ -54,34 +56,25 @@ Box linear_range_box(const anvil_i64* shape, int rank, int64_t begin, int64_t en
     return box;
 }
 
-std::pair<int64_t, int64_t> tile_span(int64_t tile, int64_t per_tile, int64_t total) {
-    return {tile * per_tile, std::min(total, (tile + 1) * per_tile)};
+// The device's span of a tile (rtasks/tiling.cuh), as a pair for structured bindings.
+std::pair<int64_t, int64_t> tile_span(int tile, int64_t per_tile, int64_t total) {
+    const AnvilSpan s = anvil_tile_span(tile, per_tile, total);
+    return {s.begin, s.end};
 }
 
 int size_of(const ROp& op, int slot) { return dtype_size(op.dtypes.at(slot)); }
 
-// Matmul tile coordinates and the batch element offsets of each operand.
+// Matmul tile coordinates (where the device places the tile) and the batch
+// element offsets of each operand.
 struct MatmulTile {
     int64_t m0, m1, n0, n1;
-    int64_t a_batch = 0, b_batch = 0, c_batch = 0;
+    int64_t a_batch, b_batch, c_batch;
 };
 
 MatmulTile matmul_tile(const MatmulParams& p, int tile) {
-    int64_t per_batch = int64_t{p.tiles_m} * p.tiles_n;
-    int64_t batch = tile / per_batch, rest = tile % per_batch;
-    MatmulTile t;
-    t.m0 = rest / p.tiles_n * p.bm;
-    t.m1 = std::min<int64_t>(p.M, t.m0 + p.bm);
-    t.n0 = rest % p.tiles_n * p.bn;
-    t.n1 = std::min<int64_t>(p.N, t.n0 + p.bn);
-    for (int d = p.batch_rank - 1; d >= 0; --d) {
-        int64_t i = batch % p.batch_shape[d];
-        batch /= p.batch_shape[d];
-        t.a_batch += i * p.a_sb[d];
-        t.b_batch += i * p.b_sb[d];
-        t.c_batch += i * p.c_sb[d];
-    }
-    return t;
+    const AnvilMmPlace at = anvil_mm_place(p, tile, p.bm, p.bn);
+    return {at.m0, std::min<int64_t>(p.M, int64_t{at.m0} + p.bm), at.n0, std::min<int64_t>(p.N, int64_t{at.n0} + p.bn),
+            at.ab, at.bb, at.cb};
 }
 
 ByteRange span2(int64_t base, int64_t origin, int64_t r0, int64_t r1, int64_t rs, int64_t c0, int64_t c1,
@@ -98,22 +91,9 @@ Box full_box(const anvil_i64* shape, int rank) {
     return box;
 }
 
-// A sliding window (conv2d, pools). Output element e of y [N, O, OH, OW]
-// as (n, o, oh, ow); the input rows a run of output rows reads, clamped to x.
-struct WindowCell {
-    int64_t n, o, oh, ow;
-};
-
-WindowCell window_cell(const WindowParams& p, int64_t e) {
-    WindowCell c;
-    c.ow = e % p.OW;
-    c.oh = e / p.OW % p.OH;
-    c.o = e / (int64_t{p.OW} * p.OH) % p.O;
-    c.n = e / (int64_t{p.OW} * p.OH * p.O);
-    return c;
-}
-
-// Input rows [lo, hi] read by output rows [oh0, oh1]; lo > hi when all of them are padding.
+// A sliding window (conv2d, pools): output element e of y [N, O, OH, OW]
+// is the device's anvil_window_cell(p, e) (n, o, oh, ow). Input rows
+// [lo, hi] read by output rows [oh0, oh1]; lo > hi when all are padding.
 std::pair<int64_t, int64_t> window_rows(const WindowParams& p, int64_t oh0, int64_t oh1) {
     return {std::max<int64_t>(0, oh0 * p.sh - p.pt),
             std::min<int64_t>(p.H - 1, oh1 * p.sh - p.pt + int64_t{p.KH - 1} * p.dh)};
@@ -137,15 +117,9 @@ struct ConvTile {
 
 ConvTile conv_tile(const WindowParams& p, int tile) {
     const int64_t M = int64_t{p.OH} * p.OW;
-    ConvTile t;
-    const int64_t tn = tile % p.tiles_n, tm = tile / p.tiles_n % p.tiles_m, ng = tile / (int64_t{p.tiles_n} * p.tiles_m);
-    t.g = ng % p.groups;
-    t.n = ng / p.groups;
-    t.m0 = tm * p.bm;
-    t.m1 = std::min<int64_t>(M, t.m0 + p.bm);
-    t.o0 = tn * p.bn;
-    t.o1 = std::min<int64_t>(p.Og, t.o0 + p.bn);
-    return t;
+    const AnvilConvPlace at = anvil_conv_place(p, tile, p.bm, p.bn);
+    return {at.n, at.g, at.m0, std::min<int64_t>(M, int64_t{at.m0} + p.bm), at.o0,
+            std::min<int64_t>(p.Og, int64_t{at.o0} + p.bn)};
 }
 
 // The direct window's tile: y elements [e0, e1) and the x they read. Within
@@ -154,7 +128,7 @@ ConvTile conv_tile(const WindowParams& p, int tile) {
 // last plane's group's last channel (later planes of the first group start
 // at row 0, earlier planes of the last group end at row H - 1).
 ByteRange window_x_reads(const WindowParams& p, int elem, int64_t e0, int64_t e1) {
-    const WindowCell a = window_cell(p, e0), b = window_cell(p, e1 - 1);
+    const AnvilWindowCell a = anvil_window_cell(p, e0), b = anvil_window_cell(p, e1 - 1);
     const int64_t ca = a.o / p.Og * p.Cg, cb = b.o / p.Og * p.Cg + p.Cg - 1;
     if (a.n == b.n && a.o == b.o) {
         auto [r0, r1] = window_rows(p, a.oh, b.oh);
@@ -291,7 +265,7 @@ std::vector<ByteRange> tile_reads(const ROp& op, int tile) {
             reads.push_back(window_x_reads(p, size_of(op, 0), b, e));
             if (p.op == ANVIL_WIN_CONV) {
                 // The weights of the output channels [o(b), o(e - 1)] (of any image when the tile spans several).
-                const WindowCell first = window_cell(p, b), last = window_cell(p, e - 1);
+                const AnvilWindowCell first = anvil_window_cell(p, b), last = anvil_window_cell(p, e - 1);
                 const bool one_image = first.n == last.n;
                 const int64_t o0 = one_image ? first.o : 0, o1 = one_image ? last.o : p.O - 1;
                 const int64_t K = int64_t{p.Cg} * p.KH * p.KW;
@@ -331,17 +305,13 @@ std::vector<ByteRange> tile_reads(const ROp& op, int tile) {
 int tile_smem_bytes(const ROp& op) {
     if (op.kind == TaskKind::matmul) {
         const auto& p = std::get<MatmulParams>(op.params);
-        if (p.algo == ANVIL_MM_GEMV) return 256 * 8 * 4;  // ANVIL_GEMV_SMEM_BYTES on the GPU
-        const int slices = p.bk * (p.bm + 1 + p.bn + 1) * 4;
-        // Tensor cores stage 16-bit rows; the host runs the variant as the tiled GEMM, so it needs both.
-        if (p.algo == ANVIL_MM_TENSOR) return std::max(slices, 2 * (p.bm + p.bn) * (p.bk + 8) * 2);  // two stages
-        return p.row_op != ANVIL_MM_ROW_NONE ? std::max(slices, p.bm * (p.bn + 1) * 4) : slices;
+        return anvil_matmul_tile_smem_bytes(p.algo, p.row_op, p.bm, p.bn, p.bk);
     }
     if (op.kind == TaskKind::conv2d) {
         const auto& p = std::get<WindowParams>(op.params);
-        return p.bk * (p.bm + 1 + p.bn + 1) * 4 + (2 * p.bm + 3 * p.bk) * 4;
+        return anvil_conv_smem_bytes(p.bm, p.bn, p.bk);
     }
-    return 64;
+    return ANVIL_SMALL_TILE_SMEM_BYTES;
 }
 
 }  // namespace anvil

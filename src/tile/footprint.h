@@ -9,8 +9,8 @@ namespace anvil {
 // conservative cover) that it reads, one per operand.
 ByteRange tile_writes(const ROp& op, int tile);
 std::vector<ByteRange> tile_reads(const ROp& op, int tile);
-// Bytes of static shared memory one tile of `op` uses (the rtasks'
-// ANVIL_MM_SMEM_BYTES, ANVIL_MM_ROW_SMEM_BYTES, ANVIL_CONV_SMEM_BYTES; the
+// Bytes of static shared memory one tile of `op` uses on the GPU: the
+// formulas of rtasks/tiling.cuh that the rtasks' static_asserts use (the
 // other kinds only need a few words for block reductions).
 int tile_smem_bytes(const ROp& op);
 

@@ -28,6 +28,7 @@
 #include <set>
 
 #include "anvil/error.h"
+#include "../../rtasks/tiling.cuh"
 
 namespace anvil {
 
@@ -157,9 +158,8 @@ struct Fuser {
         for (size_t i = 1; i < n.operands.size(); ++i)
             if (buf(n.operands[i]).storage == v) return ANVIL_MM_ROW_NONE;
         const auto& p = std::get<MatmulParams>(mm.params);
-        const int64_t bytes = int64_t{p.bm} * (p.bn + 1) * 4;  // ANVIL_MM_ROW_SMEM_BYTES
         const bool fits = p.algo == ANVIL_MM_TILED && p.tiles_n == 1 && p.N <= p.bn &&
-                          bytes <= std::min(gpu.smem_per_block, 48 * 1024);
+                          anvil_mm_row_smem_bytes(p.bm, p.bn) <= std::min(gpu.smem_per_block, ANVIL_STATIC_SMEM_LIMIT);
         return fits ? code : ANVIL_MM_ROW_NONE;
     }
 

@@ -4,6 +4,7 @@
 
 #include "anvil/error.h"
 #include "tile/footprint.h"
+#include "../../rtasks/tiling.cuh"
 
 namespace anvil {
 
@@ -49,25 +50,26 @@ bool params_match_kind(const ROp& op) {
 void check_gemm_tile(const ROp& op, int bm, int bn, int bk) {
     const std::string what = std::string(task_kind_name(op.kind)) + " tile " + std::to_string(bm) + "x" +
                              std::to_string(bn) + "x" + std::to_string(bk);
-    require(bm > 0 && bm % 16 == 0 && bn > 0 && bn % 16 == 0 && bk > 0, op,
-            what + " (BM and BN must be multiples of 16)");
+    require(anvil_gemm_tile_ok(bm, bn, bk), op,
+            what + " (BM and BN must be multiples of " + std::to_string(ANVIL_GEMM_TILE_STEP) + ")");
 }
 
 void check_matmul(const ROp& op) {
     const auto& p = std::get<MatmulParams>(op.params);
     if (p.algo == ANVIL_MM_GEMV) {
-        const int vec = 16 / dtype_size(op.dtypes[1]);
-        require(p.M <= 4 && p.tiles_m == 1 && p.bm >= p.M && p.row_op == ANVIL_MM_ROW_NONE, op,
-                "a GEMV tile takes at most 4 rows of A, all in one tile, and no row op");
-        require(p.bn >= 16 && (p.bn & (p.bn - 1)) == 0 && p.bn / vec <= 256, op,
-                "GEMV tile width " + std::to_string(p.bn) + " is not a power of two in [16, " +
-                    std::to_string(256 * vec) + "]");
+        const int vec = ANVIL_VEC_BYTES / dtype_size(op.dtypes[1]);
+        require(p.M <= ANVIL_GEMV_MAX_M && p.tiles_m == 1 && p.bm >= p.M && p.row_op == ANVIL_MM_ROW_NONE, op,
+                "a GEMV tile takes at most " + std::to_string(ANVIL_GEMV_MAX_M) +
+                    " rows of A, all in one tile, and no row op");
+        require(anvil_gemv_tile_ok(p.bn, dtype_size(op.dtypes[1])), op,
+                "GEMV tile width " + std::to_string(p.bn) + " is not a power of two in [" +
+                    std::to_string(ANVIL_GEMV_MIN_BN) + ", " + std::to_string(ANVIL_GEMV_MAX_GROUPS * vec) + "]");
         return;
     }
     require(p.algo == ANVIL_MM_TILED || p.algo == ANVIL_MM_TENSOR, op, "unknown matmul algo " + std::to_string(p.algo));
     check_gemm_tile(op, p.bm, p.bn, p.bk);
-    require(p.algo != ANVIL_MM_TENSOR || (tensor_core_operands(op) && p.row_op == ANVIL_MM_ROW_NONE &&
-                                          p.bm % 32 == 0 && p.bn % 32 == 0 && p.bk % 16 == 0),
+    require(p.algo != ANVIL_MM_TENSOR ||
+                (tensor_core_operands(op) && p.row_op == ANVIL_MM_ROW_NONE && anvil_tc_tile_ok(p.bm, p.bn, p.bk)),
             op, "a tensor-core tile needs f16 or bf16 operands of one dtype, no row op, "
                 "BM and BN multiples of 32 and BK of 16");
     require(p.row_op == ANVIL_MM_ROW_NONE || (p.tiles_n == 1 && p.N <= p.bn), op,
@@ -128,7 +130,7 @@ void check_rop(const ROp& op, const TileGraph& tg, int smem_limit) {
 
 }  // namespace
 
-int static_smem_limit(const Gpu& gpu) { return std::min(48 * 1024, gpu.smem_per_block); }
+int static_smem_limit(const Gpu& gpu) { return std::min(ANVIL_STATIC_SMEM_LIMIT, gpu.smem_per_block); }
 
 bool tensor_core_operands(const ROp& op) {
     return op.kind == TaskKind::matmul && op.dtypes.size() == 3 &&

@@ -1,0 +1,169 @@
+// Facts of the tilings that anvil's host code and the device code must
+// agree on, written once: where a tile lies (tile index -> coordinates),
+// how much shared memory a tile of each kind and shape uses, and which
+// GEMM tile shapes the device code accepts. The rtasks use them in their
+// code and static_asserts; src/tile/footprint.cpp (what a tile reads and
+// writes), src/schedule/variants.cpp (candidate shapes) and
+// src/codegen/emit.cpp (checks before emission) include this file too, and
+// emit.cpp pastes it into every emitted .cu. Plain C++17 without the
+// standard library, so that NVRTC, the host backend's compiler and anvil's
+// own build all read the same text.
+#ifndef ANVIL_RTASKS_TILING_CUH
+#define ANVIL_RTASKS_TILING_CUH
+
+#include "params.cuh"
+
+// Callable from device code (NVRTC, nvcc) and from host code alike.
+#ifdef __CUDACC__
+#define ANVIL_FACT __host__ __device__ __forceinline__
+#else
+#define ANVIL_FACT inline
+#endif
+
+// ---- Limits
+
+// Threads of one block on the GPU: the rtasks are written for 256.
+#define ANVIL_BLOCK_THREADS 256
+// Static shared memory of one block; a megakernel never raises it (no
+// dynamic shared memory), so every tile's scratch must fit.
+#define ANVIL_STATIC_SMEM_LIMIT (48 * 1024)
+// BM and BN of a shared-memory GEMM tile (matmul, conv2d) are multiples of
+// the 16 x 16 thread grid, so every thread owns a whole micro-tile.
+#define ANVIL_GEMM_TILE_STEP 16
+// Tensor-core tiles: 8 warps as 2 x 4, each a multiple of m16n8 products,
+// so BM and BN are multiples of 32; BK walks k16 steps.
+#define ANVIL_TC_TILE_STEP_MN 32
+#define ANVIL_TC_TILE_STEP_K 16
+// Tensor-core staging: 8 halves of padding per row (bank spread), two stages.
+#define ANVIL_TC_PAD 8
+#define ANVIL_TC_STAGES 2
+// A GEMV tile: at most this many rows of A, all in one tile.
+#define ANVIL_GEMV_MAX_M 4
+// GEMV tile width: a power of two, at least this many columns, and at most
+// one group of 16-byte vector loads per thread of the block.
+#define ANVIL_GEMV_MIN_BN 16
+#define ANVIL_GEMV_MAX_GROUPS ANVIL_BLOCK_THREADS
+#define ANVIL_VEC_BYTES 16
+
+ANVIL_FACT constexpr bool anvil_gemm_tile_ok(int bm, int bn, int bk) {
+    return bm > 0 && bm % ANVIL_GEMM_TILE_STEP == 0 && bn > 0 && bn % ANVIL_GEMM_TILE_STEP == 0 && bk > 0;
+}
+
+// A tensor-core tile runs as the shared-memory GEMM where there are no
+// tensor cores (the host backend), so it must also be a valid GEMM tile.
+ANVIL_FACT constexpr bool anvil_tc_tile_ok(int bm, int bn, int bk) {
+    return anvil_gemm_tile_ok(bm, bn, bk) && bm % ANVIL_TC_TILE_STEP_MN == 0 && bn % ANVIL_TC_TILE_STEP_MN == 0 &&
+           bk % ANVIL_TC_TILE_STEP_K == 0;
+}
+
+// `b_elem_bytes`: bytes of one element of B, which the tile streams in
+// 16-byte vectors.
+ANVIL_FACT constexpr bool anvil_gemv_tile_ok(int bn, int b_elem_bytes) {
+    return bn >= ANVIL_GEMV_MIN_BN && (bn & (bn - 1)) == 0 && bn / (ANVIL_VEC_BYTES / b_elem_bytes) <= ANVIL_GEMV_MAX_GROUPS;
+}
+
+// ---- Shared memory of one tile, in bytes
+
+// Matmul (matmul.cuh): BK-deep slices of A and B as f32, k-major with one
+// float of padding per k row so that K-fast loads hit 32 different banks.
+ANVIL_FACT constexpr int anvil_mm_smem_bytes(int bm, int bn, int bk) { return bk * (bm + 1 + bn + 1) * 4; }
+
+// Matmul with a fused row op: the finished BM x BN tile as f32, one float
+// of padding per row so that a thread per row walks its own bank.
+ANVIL_FACT constexpr int anvil_mm_row_smem_bytes(int bm, int bn) { return bm * (bn + 1) * 4; }
+
+// Tensor-core matmul (matmul_tc.cuh): A as [BM][BK + pad] and B as
+// [BN][BK + pad] 16-bit values, per stage.
+ANVIL_FACT constexpr int anvil_tc_smem_bytes(int bm, int bn, int bk) {
+    return ANVIL_TC_STAGES * (bm + bn) * (bk + ANVIL_TC_PAD) * 2;
+}
+
+// GEMV (gemv.cuh): the column walk's partial sums, one float per thread and
+// vector element (8: the most elements a 16-byte vector holds).
+ANVIL_FACT constexpr int anvil_gemv_smem_bytes(int threads) { return threads * 8 * 4; }
+
+// conv2d (conv2d.cuh): the A and B slices as matmul, then the gather
+// tables: per pixel of the tile its top input row and column, per k of the
+// slice its channel plane offset and kernel-cell row and column offsets.
+ANVIL_FACT constexpr int anvil_conv_smem_bytes(int bm, int bn, int bk) {
+    return anvil_mm_smem_bytes(bm, bn, bk) + (2 * bm + 3 * bk) * 4;
+}
+
+// The other kinds use only the few words of the block reductions.
+#define ANVIL_SMALL_TILE_SMEM_BYTES 64
+
+ANVIL_FACT constexpr int anvil_max_int(int a, int b) { return a > b ? a : b; }
+
+// One matmul tile on the GPU, whichever way it computes (AnvilMmAlgo). A
+// tensor-core tile also holds the tiled GEMM's slices: the host backend
+// runs it as that.
+ANVIL_FACT constexpr int anvil_matmul_tile_smem_bytes(int algo, int row_op, int bm, int bn, int bk) {
+    return algo == ANVIL_MM_GEMV ? anvil_gemv_smem_bytes(ANVIL_BLOCK_THREADS)
+           : algo == ANVIL_MM_TENSOR
+               ? anvil_max_int(anvil_mm_smem_bytes(bm, bn, bk), anvil_tc_smem_bytes(bm, bn, bk))
+           : row_op != ANVIL_MM_ROW_NONE ? anvil_max_int(anvil_mm_smem_bytes(bm, bn, bk), anvil_mm_row_smem_bytes(bm, bn))
+                                         : anvil_mm_smem_bytes(bm, bn, bk);
+}
+
+// ---- Where a tile lies
+
+// Kinds tiled along one run of items (elements, rows, ids): tile t covers
+// items [t * per_tile, min(total, (t + 1) * per_tile)).
+struct AnvilSpan {
+    anvil_i64 begin, end;
+};
+ANVIL_FACT AnvilSpan anvil_tile_span(int tile, anvil_i64 per_tile, anvil_i64 total) {
+    const anvil_i64 begin = (anvil_i64)tile * per_tile;
+    const AnvilSpan s = {begin, begin + per_tile < total ? begin + per_tile : total};
+    return s;
+}
+
+// Matmul: tile = batch * tiles_m * tiles_n + tm * tiles_n + tn, a bm x bn
+// block of C from row m0 and column n0, plus its batch's element offsets in
+// A, B and C (stride 0 broadcasts an operand). The block ends at M and N.
+struct AnvilMmPlace {
+    int m0, n0;
+    anvil_i64 ab, bb, cb;
+};
+ANVIL_FACT AnvilMmPlace anvil_mm_place(const MatmulParams& p, int tile, int bm, int bn) {
+    const int per_batch = p.tiles_m * p.tiles_n;
+    anvil_i64 batch = tile / per_batch;
+    const int rest = tile % per_batch;
+    AnvilMmPlace at = {(rest / p.tiles_n) * bm, (rest % p.tiles_n) * bn, 0, 0, 0};
+    for (int d = p.batch_rank - 1; d >= 0; --d) {
+        const anvil_i64 idx = batch % p.batch_shape[d];
+        batch /= p.batch_shape[d];
+        at.ab += idx * p.a_sb[d];
+        at.bb += idx * p.b_sb[d];
+        at.cb += idx * p.c_sb[d];
+    }
+    return at;
+}
+
+// conv2d (implicit GEMM): tile = ((n * groups + g) * tiles_m + tm) * tiles_n
+// + tn, image n, group g, pixels from m0 and the group's output channels
+// from o0 (a bm x bn block of the group's GEMM, ending at OH * OW and Og).
+struct AnvilConvPlace {
+    int n, g, m0, o0;
+};
+ANVIL_FACT AnvilConvPlace anvil_conv_place(const WindowParams& p, int tile, int bm, int bn) {
+    const int tn = tile % p.tiles_n;
+    const int tm = (tile / p.tiles_n) % p.tiles_m;
+    const int ng = tile / (p.tiles_n * p.tiles_m);
+    const AnvilConvPlace at = {ng / p.groups, ng % p.groups, tm * bm, tn * bn};
+    return at;
+}
+
+// The direct window: element e of y [N, O, OH, OW] as (n, o, oh, ow); its
+// tiles are spans of `tile_elems` elements.
+struct AnvilWindowCell {
+    anvil_i64 n;
+    int o, oh, ow;
+};
+ANVIL_FACT AnvilWindowCell anvil_window_cell(const WindowParams& p, anvil_i64 e) {
+    const anvil_i64 no = e / ((anvil_i64)p.OW * p.OH);  // n * O + o
+    const AnvilWindowCell c = {no / p.O, (int)(no % p.O), (int)(e / p.OW % p.OH), (int)(e % p.OW)};
+    return c;
+}
+
+#endif  // ANVIL_RTASKS_TILING_CUH
