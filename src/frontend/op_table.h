@@ -195,27 +195,27 @@ inline constexpr OpDef kOpTable[] = {
 
 constexpr const OpDef& op_def(Op op) { return kOpTable[static_cast<int>(op)]; }
 
-// The checks that make a forgotten row a build error.
-static_assert(std::size(kOpTable) == kOpCount, "kOpTable needs one row per Op, in enum order");
-constexpr bool op_table_in_order() {
-    for (int i = 0; i < kOpCount; ++i)
-        if (static_cast<int>(kOpTable[i].op) != i) return false;
-    return true;
-}
-static_assert(op_table_in_order(), "kOpTable rows must follow the Op enum");
-constexpr bool op_table_codes_match_classes() {
-    for (const OpDef& d : kOpTable) {
+// The checks that make a forgotten or misplaced row a build error: rows
+// follow the Op enum, and an op's class, index map and device codes agree
+// (a unary or binary op without an AnvilEwOp would compute nothing).
+constexpr bool op_rows_consistent(const OpDef* rows, int n) {
+    for (int i = 0; i < n; ++i) {
+        const OpDef& d = rows[i];
+        if (static_cast<int>(d.op) != i) return false;
         const bool pointwise = d.cls == OpClass::Unary || d.cls == OpClass::Binary;
         if (pointwise != (d.map == IndexMap::broadcast)) return false;
         if (pointwise != (d.ew_code >= 0 && d.ew_code < ANVIL_EW_COUNT)) return false;
+        if (d.alt_attr && !(d.alt_code >= 0 && d.alt_code < ANVIL_EW_COUNT)) return false;
         const bool row = d.map == IndexMap::rows || d.map == IndexMap::reduce;
         if (row != (d.row_code >= 0 && d.row_code < ANVIL_ROW_COUNT) || row != (d.row_axes != RowAxes::none))
             return false;
     }
     return true;
 }
-static_assert(op_table_codes_match_classes(),
-              "every unary or binary op needs an AnvilEwOp code, every row or reduce op an AnvilRowOp code");
+static_assert(std::size(kOpTable) == kOpCount, "kOpTable needs one row per Op");
+static_assert(op_rows_consistent(kOpTable, kOpCount),
+              "kOpTable: rows in Op enum order; every unary or binary op needs an AnvilEwOp code, "
+              "every row or reduce op an AnvilRowOp code and its RowAxes");
 
 // The device code of pointwise node `op` with `attrs`; -1 when op is not pointwise.
 int ew_code(Op op, const Attrs& attrs);
