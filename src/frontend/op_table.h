@@ -107,6 +107,8 @@ struct OpDef {
     }
 };
 
+// A row of the table. More than kMaxAttrs attributes writes past `attrs`,
+// which a constant expression refuses: the build fails.
 constexpr OpDef op_def_row(Op op, const char* name, OpClass cls, int lo, int hi, IndexMap map,
                            std::initializer_list<AttrDef> attrs = {}) {
     OpDef d{op, name, cls, lo, hi, map, {}};
