@@ -1,68 +1,40 @@
 #include "frontend/ops.h"
 
+#include "frontend/op_table.h"
+
 #include "anvil/error.h"
 
 namespace anvil {
 
 namespace {
 
-AttrSpec attr(std::string name, AttrType t, std::optional<AttrValue> def = std::nullopt,
-              std::vector<std::string> choices = {}) {
-    return AttrSpec{std::move(name), t, false, std::move(def), std::move(choices)};
+// The loader's view of an attribute row: the default as an AttrValue.
+AttrSpec attr_spec(const AttrDef& a) {
+    AttrSpec s{a.name, a.type, a.required, std::nullopt, {}};
+    for (const char* c : a.choices)
+        if (c) s.choices.emplace_back(c);
+    if (!a.has_default) return s;
+    switch (a.type) {
+        case AttrType::Int: s.default_value = static_cast<int64_t>(a.number); break;
+        case AttrType::Float: s.default_value = a.number; break;
+        case AttrType::Bool: s.default_value = a.number != 0; break;
+        case AttrType::Choice: s.default_value = std::string(a.text); break;
+        case AttrType::IntList:
+        case AttrType::IntOrList:
+            s.default_value = std::vector<int64_t>(a.list_len, static_cast<int64_t>(a.number));
+            break;
+    }
+    return s;
 }
 
-AttrSpec required(std::string name, AttrType t) { return AttrSpec{std::move(name), t, true, std::nullopt, {}}; }
-
 std::vector<OpInfo> build_table() {
-    using A = AttrType;
-    using C = OpClass;
     std::vector<OpInfo> t;
-    auto add = [&](Op op, const char* name, C cls, int lo, int hi, std::vector<AttrSpec> attrs,
-                   bool implemented = true) {
-        if (static_cast<int>(t.size()) != static_cast<int>(op))
-            throw InternalError(std::string("op table out of order at ") + name);
-        t.push_back(OpInfo{op, name, cls, lo, hi, std::move(attrs), implemented});
-    };
-    add(Op::constant, "constant", C::Source, 0, 0,
-        {required("value", A::Float), attr("shape", A::IntList, std::vector<int64_t>{})});
-    for (auto [op, name] : {std::pair{Op::add, "add"}, {Op::sub, "sub"}, {Op::mul, "mul"},
-                            {Op::div, "div"}, {Op::max, "max"}, {Op::min, "min"}, {Op::pow, "pow"}})
-        add(op, name, C::Binary, 2, 2, {});
-    for (auto [op, name] : {std::pair{Op::relu, "relu"}, {Op::sigmoid, "sigmoid"}, {Op::tanh, "tanh"},
-                            {Op::exp, "exp"}, {Op::log, "log"}, {Op::sqrt, "sqrt"}, {Op::rsqrt, "rsqrt"},
-                            {Op::neg, "neg"}, {Op::abs, "abs"}, {Op::silu, "silu"}})
-        add(op, name, C::Unary, 1, 1, {});
-    add(Op::gelu, "gelu", C::Unary, 1, 1,
-        {attr("approximate", A::Choice, std::string("none"), {"none", "tanh"})});
-    add(Op::softmax, "softmax", C::Rowwise, 1, 1, {attr("axis", A::Int, int64_t{-1})});
-    add(Op::layernorm, "layernorm", C::Rowwise, 3, 3,
-        {attr("axis", A::Int, int64_t{-1}), attr("eps", A::Float, 1e-5)});
-    add(Op::rmsnorm, "rmsnorm", C::Rowwise, 2, 2, {attr("eps", A::Float, 1e-6)});
-    for (auto [op, name] : {std::pair{Op::reduce_sum, "reduce_sum"}, {Op::reduce_mean, "reduce_mean"},
-                            {Op::reduce_max, "reduce_max"}})
-        add(op, name, C::Rowwise, 1, 1, {required("axes", A::IntList), attr("keepdims", A::Bool, false)});
-    add(Op::matmul, "matmul", C::Matmul, 2, 2,
-        {attr("transpose_a", A::Bool, false), attr("transpose_b", A::Bool, false)});
-    add(Op::transpose, "transpose", C::Movement, 1, 1, {required("perm", A::IntList)});
-    add(Op::reshape, "reshape", C::Movement, 1, 1, {required("shape", A::IntList)});
-    add(Op::concat, "concat", C::Movement, 1, -1, {required("axis", A::Int)});
-    add(Op::slice, "slice", C::Movement, 1, 1,
-        {required("axis", A::Int), attr("start", A::Int, int64_t{0}), attr("end", A::Int),
-         attr("step", A::Int, int64_t{1})});
-    add(Op::conv2d, "conv2d", C::Spatial, 2, 3,
-        {attr("stride", A::IntOrList, std::vector<int64_t>{1}),
-         attr("padding", A::IntOrList, std::vector<int64_t>{0}),
-         attr("dilation", A::IntOrList, std::vector<int64_t>{1}), attr("groups", A::Int, int64_t{1})});
-    add(Op::maxpool2d, "maxpool2d", C::Spatial, 1, 1,
-        {required("kernel", A::IntOrList), attr("stride", A::IntOrList),
-         attr("padding", A::IntOrList, std::vector<int64_t>{0})});
-    add(Op::avgpool2d, "avgpool2d", C::Spatial, 1, 1,
-        {required("kernel", A::IntOrList), attr("stride", A::IntOrList),
-         attr("padding", A::IntOrList, std::vector<int64_t>{0}),
-         attr("count_include_pad", A::Bool, false)});
-    add(Op::global_avgpool, "global_avgpool", C::Spatial, 1, 1, {});
-    add(Op::batchnorm, "batchnorm", C::Spatial, 5, 5, {attr("eps", A::Float, 1e-5)});
-    add(Op::embedding, "embedding", C::Spatial, 2, 2, {});
+    for (const OpDef& d : kOpTable) {
+        std::vector<AttrSpec> attrs;
+        for (const AttrDef& a : d.attrs)
+            if (a.name) attrs.push_back(attr_spec(a));
+        t.push_back(OpInfo{d.op, d.name, d.cls, d.min_inputs, d.max_inputs, std::move(attrs), d.implemented});
+    }
     return t;
 }
 

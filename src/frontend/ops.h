@@ -1,6 +1,7 @@
-// The operator table: the one place that lists every operator of the model
-// format, its arity and its attributes (ggml's habit: adding an op touches a
-// short, known list of places, and tests iterate this table).
+// The operators of the model format, and the loader's view of them (name,
+// arity, attributes with their defaults as values), built from the one
+// operator table, frontend/op_table.h, which also holds what the later
+// stages need to know of each op.
 #pragma once
 #include <cstdint>
 #include <map>

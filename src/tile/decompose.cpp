@@ -8,6 +8,8 @@
 
 #include <algorithm>
 
+#include "frontend/op_table.h"
+
 namespace anvil {
 
 namespace {
@@ -15,6 +17,9 @@ namespace {
 constexpr int64_t kAlign = 256;  // bytes: every tensor starts on a fresh cache-line group
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// Whether row op `code` writes one value per row (else one per input element).
+bool reduces_rows(int code) { return code == ANVIL_ROW_SUM || code == ANVIL_ROW_MEAN || code == ANVIL_ROW_MAX; }
 
 struct Builder {
     const Graph& graph;
@@ -41,7 +46,7 @@ struct Builder {
                 n.attrs = val.attrs;
                 n.operands = graph.operands(v);
             }
-            if (val.role == Role::node && val.op == Op::reshape) {
+            if (val.role == Role::node && op_def(val.op).map == IndexMap::reshape) {
                 const TensorBuffer& src = tg.buffers[graph.operands(v)[0]];
                 b.offset = src.offset;
                 b.storage = src.storage;
@@ -406,69 +411,28 @@ struct Builder {
         op.dtypes = {table.dtype, ids.dtype, buf(v).dtype};
     }
 
+    // How the op is lowered is its index map (frontend/op_table.h).
     void node(VertexId v) {
         const Value& val = graph.value(v);
+        const OpDef& def = op_def(val.op);
         int rank = static_cast<int>(buf(graph.operands(v).empty() ? v : graph.operands(v)[0]).shape.size());
-        auto trailing_from = [rank](int first) {
-            std::vector<int> dims;
-            for (int d = first; d < rank; ++d) dims.push_back(d);
-            return dims;
-        };
-        switch (val.op) {
-            case Op::constant: return constant_node(v);
-            case Op::add: return elementwise_node(v, ANVIL_EW_ADD);
-            case Op::sub: return elementwise_node(v, ANVIL_EW_SUB);
-            case Op::mul: return elementwise_node(v, ANVIL_EW_MUL);
-            case Op::div: return elementwise_node(v, ANVIL_EW_DIV);
-            case Op::max: return elementwise_node(v, ANVIL_EW_MAX);
-            case Op::min: return elementwise_node(v, ANVIL_EW_MIN);
-            case Op::pow: return elementwise_node(v, ANVIL_EW_POW);
-            case Op::relu: return elementwise_node(v, ANVIL_EW_RELU);
-            case Op::sigmoid: return elementwise_node(v, ANVIL_EW_SIGMOID);
-            case Op::tanh: return elementwise_node(v, ANVIL_EW_TANH);
-            case Op::exp: return elementwise_node(v, ANVIL_EW_EXP);
-            case Op::log: return elementwise_node(v, ANVIL_EW_LOG);
-            case Op::sqrt: return elementwise_node(v, ANVIL_EW_SQRT);
-            case Op::rsqrt: return elementwise_node(v, ANVIL_EW_RSQRT);
-            case Op::neg: return elementwise_node(v, ANVIL_EW_NEG);
-            case Op::abs: return elementwise_node(v, ANVIL_EW_ABS);
-            case Op::silu: return elementwise_node(v, ANVIL_EW_SILU);
-            case Op::gelu:
-                return elementwise_node(
-                    v, val.attrs.get_string("approximate") == "tanh" ? ANVIL_EW_GELU_TANH : ANVIL_EW_GELU);
-            case Op::softmax:
-                return rowwise_node(v, ANVIL_ROW_SOFTMAX, {*normalize_axis(val.attrs.get_int("axis"), rank)}, false);
-            case Op::layernorm:
-                return rowwise_node(v, ANVIL_ROW_LAYERNORM,
-                                    trailing_from(*normalize_axis(val.attrs.get_int("axis"), rank)), false);
-            case Op::rmsnorm: return rowwise_node(v, ANVIL_ROW_RMSNORM, trailing_from(rank - 1), false);
-            case Op::reduce_sum:
-            case Op::reduce_mean:
-            case Op::reduce_max: {
-                std::vector<int> axes;
-                for (int64_t a : val.attrs.get_ints("axes")) axes.push_back(*normalize_axis(a, rank));
-                std::sort(axes.begin(), axes.end());
-                int code = val.op == Op::reduce_sum ? ANVIL_ROW_SUM
-                           : val.op == Op::reduce_mean ? ANVIL_ROW_MEAN
-                                                       : ANVIL_ROW_MAX;
-                return rowwise_node(v, code, axes, true);
-            }
-            case Op::matmul: return matmul_node(v);
-            case Op::transpose: return transpose_node(v);
-            case Op::reshape: return;  // aliases its operand
-            case Op::concat: return concat_node(v);
-            case Op::slice: return slice_node(v);
-            case Op::conv2d: return conv2d_node(v);
-            case Op::maxpool2d:
-            case Op::avgpool2d: return pool_node(v);
-            // One row per (n, c) plane, reduced over H and W; the kept dims
-            // N, C are the output's [N, C, 1, 1] layout.
-            case Op::global_avgpool: return rowwise_node(v, ANVIL_ROW_MEAN, {2, 3}, true);
-            case Op::batchnorm: return batchnorm_node(v);
-            case Op::embedding: return embedding_node(v);
-            default:
-                throw InternalError(std::string("decompose: op '") + op_name(val.op) + "' has no rTask yet");
+        switch (def.map) {
+            case IndexMap::none: return constant_node(v);
+            case IndexMap::broadcast: return elementwise_node(v, ew_code(val.op, val.attrs));
+            case IndexMap::rows:
+            case IndexMap::reduce:
+                return rowwise_node(v, def.row_code, row_axes(val.op, val.attrs, rank), reduces_rows(def.row_code));
+            case IndexMap::matmul: return matmul_node(v);
+            case IndexMap::transpose: return transpose_node(v);
+            case IndexMap::reshape: return;  // aliases its operand
+            case IndexMap::concat: return concat_node(v);
+            case IndexMap::slice: return slice_node(v);
+            case IndexMap::conv_window: return conv2d_node(v);
+            case IndexMap::pool_window: return pool_node(v);
+            case IndexMap::channel: return batchnorm_node(v);
+            case IndexMap::gather: return embedding_node(v);
         }
+        throw InternalError(std::string("decompose: op '") + op_name(val.op) + "' has no rTask yet");
     }
 };
 

@@ -28,6 +28,7 @@
 #include <set>
 
 #include "anvil/error.h"
+#include "frontend/op_table.h"
 #include "../../rtasks/tiling.cuh"
 
 namespace anvil {
@@ -39,29 +40,7 @@ static_assert(static_cast<int>(DType::f32) == ANVIL_DT_F32 && static_cast<int>(D
 namespace {
 
 // The AnvilEwOp of a pointwise node, or -1.
-int pointwise_code(const NodeInfo& n) {
-    switch (n.op) {
-        case Op::add: return ANVIL_EW_ADD;
-        case Op::sub: return ANVIL_EW_SUB;
-        case Op::mul: return ANVIL_EW_MUL;
-        case Op::div: return ANVIL_EW_DIV;
-        case Op::max: return ANVIL_EW_MAX;
-        case Op::min: return ANVIL_EW_MIN;
-        case Op::pow: return ANVIL_EW_POW;
-        case Op::relu: return ANVIL_EW_RELU;
-        case Op::sigmoid: return ANVIL_EW_SIGMOID;
-        case Op::tanh: return ANVIL_EW_TANH;
-        case Op::exp: return ANVIL_EW_EXP;
-        case Op::log: return ANVIL_EW_LOG;
-        case Op::sqrt: return ANVIL_EW_SQRT;
-        case Op::rsqrt: return ANVIL_EW_RSQRT;
-        case Op::neg: return ANVIL_EW_NEG;
-        case Op::abs: return ANVIL_EW_ABS;
-        case Op::silu: return ANVIL_EW_SILU;
-        case Op::gelu: return n.attrs.get_string("approximate") == "tanh" ? ANVIL_EW_GELU_TANH : ANVIL_EW_GELU;
-        default: return -1;
-    }
-}
+int pointwise_code(const NodeInfo& n) { return ew_code(n.op, n.attrs); }
 
 // An epilogue under construction: steps over the value computed so far and
 // strided views of other tensors over the output's index space.
@@ -127,7 +106,7 @@ struct Fuser {
         const NodeInfo& n = tg.nodes[c.node];
         if (!single_rop(c.node) || buf(c.node).shape != buf(v).shape) return -1;
         const bool pointwise = c.kind == TaskKind::elementwise && pointwise_code(n) >= 0;
-        const bool affine = c.kind == TaskKind::channel && n.op == Op::batchnorm && n.operands[0] == v;
+        const bool affine = c.kind == TaskKind::channel && op_def(n.op).map == IndexMap::channel && n.operands[0] == v;
         if (!pointwise && !affine) return -1;
         for (size_t i = 0; i < n.operands.size(); ++i) {
             const VertexId u = n.operands[i];
@@ -146,14 +125,9 @@ struct Fuser {
         const NodeInfo& n = tg.nodes[c.node];
         if (c.kind != TaskKind::rowwise || !single_rop(c.node) || n.operands[0] != v) return ANVIL_MM_ROW_NONE;
         const int rank = static_cast<int>(buf(v).shape.size());
-        int code = ANVIL_MM_ROW_NONE;
-        switch (n.op) {
-            case Op::softmax: code = ANVIL_MM_ROW_SOFTMAX; break;
-            case Op::layernorm: code = ANVIL_MM_ROW_LAYERNORM; break;
-            case Op::rmsnorm: code = ANVIL_MM_ROW_RMSNORM; break;
-            default: return ANVIL_MM_ROW_NONE;
-        }
-        if (n.op != Op::rmsnorm && *normalize_axis(n.attrs.get_int("axis"), rank) != rank - 1) return ANVIL_MM_ROW_NONE;
+        const int code = op_def(n.op).mm_row_code;
+        if (code == ANVIL_MM_ROW_NONE) return ANVIL_MM_ROW_NONE;
+        if (row_axes(n.op, n.attrs, rank) != std::vector<int>{rank - 1}) return ANVIL_MM_ROW_NONE;
         // gamma or beta as another view of v's bytes would read what is never written.
         for (size_t i = 1; i < n.operands.size(); ++i)
             if (buf(n.operands[i]).storage == v) return ANVIL_MM_ROW_NONE;
@@ -180,7 +154,7 @@ struct Fuser {
     // Appends node c's work on p.value to the program.
     void append(Program& p, VertexId v, const ROp& c) const {
         const NodeInfo& n = tg.nodes[c.node];
-        if (n.op == Op::batchnorm) {
+        if (op_def(n.op).map == IndexMap::channel) {
             // (x - mean) / sqrt(var + eps) * scale + bias, the parameters
             // indexed by dim 1 of the output.
             Strides st(p.shape.size(), 0);

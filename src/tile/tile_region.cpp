@@ -9,6 +9,7 @@
 #include <string>
 
 #include "anvil/error.h"
+#include "frontend/op_table.h"
 
 namespace anvil {
 
@@ -166,33 +167,22 @@ Region reshape_map(const Region& out, const Shape& out_shape, const Shape& in_sh
     return r;
 }
 
-// The box of operand `k` of node v that the output box `out` reads. The one
-// place that knows each operator's read pattern; `out` is not empty.
+// The box of operand `k` of node v that the output box `out` reads, by the
+// op's index map (frontend/op_table.h); `out` is not empty.
 Region map_operand(const TileGraph& tg, VertexId v, int k, const Region& out) {
     const NodeInfo& node = tg.nodes[v];
     const Attrs& at = node.attrs;
     const Shape& y = tg.buffers[v].shape;
     const Shape& x = tg.buffers[node.operands[k]].shape;
-    switch (node.op) {
-        case Op::add: case Op::sub: case Op::mul: case Op::div: case Op::max: case Op::min: case Op::pow:
-        case Op::relu: case Op::sigmoid: case Op::tanh: case Op::exp: case Op::log: case Op::sqrt:
-        case Op::rsqrt: case Op::neg: case Op::abs: case Op::silu: case Op::gelu:
-            return broadcast_map(out, x);
-        case Op::softmax: return whole_along(out, x, {axis_of(at, "axis", x.size())});
-        case Op::layernorm:
-        case Op::rmsnorm: {
-            // gamma and beta are the trailing dims of x: read where the output is.
+    switch (op_def(node.op).map) {
+        case IndexMap::broadcast: return broadcast_map(out, x);
+        case IndexMap::rows:
+            // gamma and beta of the norms are the trailing dims of x: read where the output is.
             if (k > 0) return broadcast_map(out, x);
-            int from = node.op == Op::layernorm ? axis_of(at, "axis", x.size()) : static_cast<int>(x.size()) - 1;
-            std::vector<int> axes;
-            for (int d = from; d < static_cast<int>(x.size()); ++d) axes.push_back(d);
-            return whole_along(out, x, axes);
-        }
-        case Op::reduce_sum:
-        case Op::reduce_mean:
-        case Op::reduce_max: {
+            return whole_along(out, x, row_axes(node.op, at, static_cast<int>(x.size())));
+        case IndexMap::reduce: {
             std::vector<bool> reduced(x.size(), false);
-            for (int64_t a : at.get_ints("axes")) reduced[norm_axis(a, x.size())] = true;
+            for (int a : row_axes(node.op, at, static_cast<int>(x.size()))) reduced[a] = true;
             bool keep = at.get_bool("keepdims");
             Region r = whole(x);
             for (size_t d = 0, o = 0; d < x.size(); ++d) {
@@ -201,7 +191,7 @@ Region map_operand(const TileGraph& tg, VertexId v, int k, const Region& out) {
             }
             return r;
         }
-        case Op::matmul: {
+        case IndexMap::matmul: {
             // Batch dims broadcast; of the matrix dims, the output's row (a)
             // or column (b) range and the whole K.
             size_t rank = out.lo.size();
@@ -216,7 +206,7 @@ Region map_operand(const TileGraph& tg, VertexId v, int k, const Region& out) {
             }
             return r;
         }
-        case Op::transpose: {
+        case IndexMap::transpose: {
             // Output dim d walks operand dim perm[d].
             Region r = whole(x);
             const std::vector<int64_t>& perm = at.get_ints("perm");
@@ -226,8 +216,8 @@ Region map_operand(const TileGraph& tg, VertexId v, int k, const Region& out) {
             }
             return r;
         }
-        case Op::reshape: return reshape_map(out, y, x);
-        case Op::concat: {
+        case IndexMap::reshape: return reshape_map(out, y, x);
+        case IndexMap::concat: {
             int axis = axis_of(at, "axis", y.size());
             int64_t begin = 0;  // where operand k starts along the axis
             for (int i = 0; i < k; ++i) begin += tg.buffers[node.operands[i]].shape[axis];
@@ -236,7 +226,7 @@ Region map_operand(const TileGraph& tg, VertexId v, int k, const Region& out) {
             r.hi[axis] = std::min(out.hi[axis] - begin, x[axis]);
             return r.lo[axis] < r.hi[axis] ? r : empty_region(x.size());
         }
-        case Op::slice: {
+        case IndexMap::slice: {
             int axis = axis_of(at, "axis", x.size());
             std::optional<int64_t> end;
             if (at.has("end")) end = at.get_int("end");
@@ -246,7 +236,7 @@ Region map_operand(const TileGraph& tg, VertexId v, int k, const Region& out) {
             r.hi[axis] = b.start + (out.hi[axis] - 1) * b.step + 1;
             return r;
         }
-        case Op::conv2d: {
+        case IndexMap::conv_window: {
             const Shape& w = tg.buffers[node.operands[1]].shape;
             if (k == 2) return Region{{out.lo[1]}, {out.hi[1]}};  // bias: one per output channel
             if (k == 1) return Region{{out.lo[1], 0, 0, 0}, {out.hi[1], w[1], w[2], w[3]}};
@@ -257,23 +247,20 @@ Region map_operand(const TileGraph& tg, VertexId v, int k, const Region& out) {
             r.hi[1] = ((out.hi[1] - 1) / per_group + 1) * w[1];
             return window_map(r, x, {w[2], w[3]}, hw(at, "stride"), top_left(at), hw(at, "dilation"));
         }
-        case Op::maxpool2d:
-        case Op::avgpool2d: {
+        case IndexMap::pool_window: {
             auto kernel = hw(at, "kernel");
             auto stride = at.has("stride") ? hw(at, "stride") : kernel;
             return window_map(out, x, kernel, stride, top_left(at), {1, 1});
         }
-        case Op::global_avgpool: return whole_along(out, x, {2, 3});
-        case Op::batchnorm:
+        case IndexMap::channel:
             if (k > 0) return Region{{out.lo[1]}, {out.hi[1]}};  // per-channel statistics
             return out;
-        case Op::embedding:
+        case IndexMap::gather:
             // The table: every row (ids are data), the output's columns. The
             // ids: the output's positions but its last dim.
             if (k == 0) return Region{{0, out.lo.back()}, {x[0], out.hi.back()}};
             return Region{{out.lo.begin(), out.lo.end() - 1}, {out.hi.begin(), out.hi.end() - 1}};
-        case Op::constant:
-        case Op::count_: break;
+        case IndexMap::none: break;
     }
     ANVIL_CHECK(false, std::string("tile_region: no read pattern for op ") + op_name(node.op));
     return {};
