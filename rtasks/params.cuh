@@ -225,6 +225,7 @@ enum AnvilStatusCode {
     ANVIL_OK = 0,
     ANVIL_DEADLOCK = 1,   // a dependency was not published within the spin bound
     ANVIL_BAD_INDEX = 2,  // a gathered index was out of range
+    ANVIL_SIMT_CHECK = 3, // simt backend: a thread-level check failed (the message is the library's)
 };
 
 struct AnvilStatus {

@@ -17,6 +17,7 @@
 #include "runtime/cuda_driver.h"
 #include "codegen/emit.h"
 #include "runtime/host_backend.h"
+#include "runtime/simt_backend.h"
 #include "anvil/pipeline.h"
 #include "policies/registry.h"
 #include "tools/profile.h"
@@ -196,7 +197,7 @@ int cmd_run(const std::string& model, const std::string& backend, const std::str
         HostRunOptions opt;
         opt.workers = workers;
         opt.check_races = check_races;
-        outputs = run_host(s, values, opt);
+        outputs = chosen == "simt" ? run_simt(s, values, opt) : run_host(s, values, opt);
     }
     auto reference = reference_execute(graph, values);
     std::vector<OutputCheck> checks = check_outputs(graph, outputs, reference);
@@ -324,8 +325,10 @@ int main(int argc, char** argv) {
 
     CLI::App* run = app.add_subcommand("run", "run a model and check every output against the float64 reference");
     run->add_option("MODEL", model, "model file (.yaml)")->required();
-    run->add_option("--backend", backend, "auto (cuda if a device is usable, else host), host or cuda")
-        ->check(CLI::IsMember({"auto", "host", "cuda"}))
+    run->add_option("--backend", backend,
+                    "auto (cuda if a device is usable, else host), host, cuda, or simt (the CUDA code on CPU fibers "
+                    "with thread-level checks; ANVIL_SIMT_CHECKS=0 turns the checks off)")
+        ->check(CLI::IsMember({"auto", "host", "cuda", "simt"}))
         ->capture_default_str();
     add_target(run);
     run->add_option("--save-io", save_io_dir, "write inputs/, params/ and outputs/ as .npy files here");

@@ -18,6 +18,7 @@
 #include "schedule/race_check.h"
 #include "runtime/run_errors.h"
 #include "runtime/compile_host.h"
+#include "runtime/simt_backend.h"
 
 namespace anvil {
 
@@ -109,7 +110,8 @@ TensorMap run_host(const Schedule& s, const TensorMap& values, const HostRunOpti
     if (opt.check_races && opt.static_race_check) check_schedule_races(s);
     EmitOptions emit;
     emit.trace = opt.trace != nullptr;
-    const HostLibrary compiled = compile_host(emit_source(s, emit));
+    emit.simt = opt.simt;
+    const HostLibrary compiled = compile_host(emit_source(s, emit), opt.simt ? simt_link_flags() : "");
     const Library lib(compiled.path);
     const auto task_count = lib.symbol<TaskCountFn>("anvil_host_task_count");
     const auto launch_count = lib.symbol<LaunchCountFn>("anvil_host_launch_count");
@@ -118,6 +120,8 @@ TensorMap run_host(const Schedule& s, const TensorMap& values, const HostRunOpti
     ANVIL_CHECK(task_count() == static_cast<int>(s.tasks.size()) &&
                     launch_count() == static_cast<int>(s.launches.size()),
                 "the host library " + compiled.path + " does not hold this schedule");
+    const auto simt_report = opt.simt ? lib.symbol<SimtReportFn>("anvil_simt_report") : nullptr;
+    if (opt.simt) lib.symbol<SimtConfigureFn>("anvil_simt_configure")(opt.simt_checks ? 1 : 0);
 
     // The arena: the image of arena_io, in a 256-byte aligned allocation like cudaMalloc's.
     const std::vector<char> image = arena_image(tg, values);
@@ -152,6 +156,7 @@ TensorMap run_host(const Schedule& s, const TensorMap& values, const HostRunOpti
             threads.emplace_back(worker_fn, static_cast<int>(l), i, w, arena.get(), counters.data(), epoch, &status,
                                  opt.spin_timeout_s, trace, observe, static_cast<void*>(&record));
         for (auto& t : threads) t.join();  // join = the launch boundary: everything is visible after it
+        if (status.code == ANVIL_SIMT_CHECK && simt_report) report_simt_failure(s, l, simt_report);
         if (status.code != ANVIL_OK) report_run_status(s, l, status, opt.spin_timeout_s);
     }
     if (opt.check_races) record.check(s);

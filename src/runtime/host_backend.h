@@ -22,6 +22,10 @@ struct HostRunOptions {
     // timeline lands here, indexed by task (workers play the SMs). Tasks
     // run under check_races are not traced.
     std::vector<AnvilTraceRecord>* trace = nullptr;
+    // The simt backend (runtime/simt_backend.h): the CUDA configuration on
+    // fibers, with its thread-level checks unless simt_checks is false.
+    bool simt = false;
+    bool simt_checks = true;
 };
 
 // Returns the value of every output tensor. Throws UserError when the run
