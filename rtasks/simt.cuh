@@ -20,7 +20,8 @@
 //     current barrier interval: two threads touching one byte between two
 //     barriers, one of them writing, is a race;
 //   - a read of a byte no thread wrote since the task began (the memory
-//     holds poison, 0xff) is an error;
+//     holds poison, 0xff) is an error, reported at the next barrier unless
+//     another thread's write before it shows a race (a missing barrier);
 //   - cp.async data lands only at the wait_group that covers it; until
 //     then its bytes are poison and reading them is an error;
 //   - a warp collective whose mask names a lane that exited or waits
@@ -123,6 +124,11 @@ struct Block {
     int used = 0;
     Region regions[8];
     int nregions = 0;
+    // The first read of an unwritten byte in this interval: reported at the
+    // next barrier unless a write by another thread shows it was a race.
+    long unwritten_at = -1;
+    int unwritten_tid = 0;
+    const Region* unwritten_region = nullptr;
 
     Block() {
         const size_t page = (size_t)sysconf(_SC_PAGESIZE);
@@ -227,6 +233,17 @@ inline void describe_lane(const Block& b, int t, char* out, size_t n) {
 
 inline void execute_warp(Block& b, int w, unsigned mask);
 
+// At a barrier or the task's end: an unwritten read nobody raced with.
+inline void flush_unwritten(Block& b) {
+    if (b.unwritten_at < 0) return;
+    if (!quiet()) {
+        const Who who(b.unwritten_tid);
+        fail("%s read byte %ld of shared region '%s', which no thread wrote since the task began", who.s,
+             b.unwritten_at, b.unwritten_region->name);
+    }
+    b.unwritten_at = -1;
+}
+
 // Completes the warp collectives every lane of whose mask arrived; reports a
 // lane named by a mask that exited. True when something completed.
 inline bool resolve_warps(Block& b) {
@@ -296,6 +313,7 @@ inline bool run_block(int task, int op, int worker, AnvilStatus* status, bool (*
     b.result = false;
     b.abandoned = false;
     b.task_iv = ++b.iv;  // every shared byte is unwritten for this task
+    b.unwritten_at = -1;
     if (g_checks && b.used) memset(b.window, 0xff, (size_t)b.used);
     const size_t page = (size_t)sysconf(_SC_PAGESIZE);
     for (int t = 0; t < kThreads; ++t) {
@@ -315,8 +333,12 @@ inline bool run_block(int task, int op, int worker, AnvilStatus* status, bool (*
             at_barrier += b.f[t].state == AT_BARRIER;
             runnable += b.f[t].state == RUNNABLE;
         }
-        if (exited == kThreads) break;
+        if (exited == kThreads) {
+            flush_unwritten(b);
+            break;
+        }
         if (at_barrier == kThreads) {  // every thread arrived: the next interval begins
+            flush_unwritten(b);
             ++b.iv;
             for (int t = 0; t < kThreads; ++t) b.f[t].state = RUNNABLE;
             continue;
@@ -376,10 +398,11 @@ inline bool access(const void* p, int n, Access kind) {
     Block& b = block();
     const int me = b.cur;
     const long off = (const unsigned char*)p - b.window;
+    // The region the access belongs to, or the nearest one below it.
     const Region* r = nullptr;
     for (int i = 0; i < b.nregions; ++i)
-        if (off >= b.regions[i].begin - kGuard && off < b.regions[i].begin + b.regions[i].bytes + kGuard)
-            r = &b.regions[i];
+        if (off >= b.regions[i].begin - kGuard && (!r || b.regions[i].begin > r->begin)) r = &b.regions[i];
+    if (off < 0 || off >= (long)kWindow) r = nullptr;
     if (!r || off < r->begin || off + n > r->begin + r->bytes) {
         if (!quiet()) {
             const Who who(me);
@@ -399,19 +422,18 @@ inline bool access(const void* p, int n, Access kind) {
         const bool written = s.w_iv >= b.task_iv;
         if (kind == READ) {
             if (!written) {
-                const Who who(me);
-                fail("%s read byte %ld of shared region '%s', which no thread wrote since the task began", who.s,
-                     at + i, r->name);
-                return true;
-            }
-            if (s.pending) {
+                if (b.unwritten_at < 0) {
+                    b.unwritten_at = at + i;
+                    b.unwritten_tid = me;
+                    b.unwritten_region = r;
+                }
+            } else if (s.pending) {
                 const Who who(me), w(s.w_tid);
                 fail("%s read byte %ld of shared region '%s' before the cp.async.wait_group of %s's copy to it: "
                      "its data had not landed",
                      who.s, at + i, r->name, w.s);
                 return true;
-            }
-            if (s.w_iv == b.iv && s.w_tid != me) {
+            } else if (s.w_iv == b.iv && s.w_tid != me) {
                 const Who who(me), w(s.w_tid);
                 fail("shared-memory race: %s read byte %ld of shared region '%s', which %s wrote, with no barrier "
                      "between",

@@ -111,7 +111,9 @@ TensorMap run_host(const Schedule& s, const TensorMap& values, const HostRunOpti
     EmitOptions emit;
     emit.trace = opt.trace != nullptr;
     emit.simt = opt.simt;
-    const HostLibrary compiled = compile_host(emit_source(s, emit), opt.simt ? simt_link_flags() : "");
+    std::string source = emit_source(s, emit);
+    if (opt.edit_source) opt.edit_source(source);
+    const HostLibrary compiled = compile_host(source, opt.simt ? simt_link_flags() : "");
     const Library lib(compiled.path);
     const auto task_count = lib.symbol<TaskCountFn>("anvil_host_task_count");
     const auto launch_count = lib.symbol<LaunchCountFn>("anvil_host_launch_count");

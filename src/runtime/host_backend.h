@@ -2,6 +2,8 @@
 // C++ compiler, with worker threads playing the persistent blocks over the
 // very same task table and dependency counters the GPU uses.
 #pragma once
+#include <functional>
+#include <string>
 #include <vector>
 
 #include "schedule/schedule.h"
@@ -26,6 +28,9 @@ struct HostRunOptions {
     // fibers, with its thread-level checks unless simt_checks is false.
     bool simt = false;
     bool simt_checks = true;
+    // Tests: changes the emitted source before it is compiled (mutations
+    // the simt checks must catch).
+    std::function<void(std::string&)> edit_source;
 };
 
 // Returns the value of every output tensor. Throws UserError when the run

@@ -26,12 +26,12 @@ std::string simt_link_flags() { return "-lboost_context"; }
     std::string kind;
     if (task >= 0 && task < static_cast<int>(s.tasks.size())) {
         const ROp& op = s.tiles.rops[s.tasks[task].rop];
-        kind = std::string(task_kind_name(op.kind));
+        kind = std::string(task_kind_name(op.kind)) + " tile";
         if (const auto* p = std::get_if<MatmulParams>(&op.params)) {
             if (p->algo == ANVIL_MM_TENSOR) kind += " on tensor cores";
-            if (p->algo == ANVIL_MM_GEMV) kind = "gemv";
+            if (p->algo == ANVIL_MM_GEMV) kind = "gemv tile";
         }
-        kind = ", a " + kind + " tile";
+        kind = ", a " + kind;
     }
     throw UserError("model '" + s.tiles.model_name + "', launch '" + s.launches[launch].name +
                     "': simt check failed in " + task_str(s, task) + kind + ": " +
