@@ -72,8 +72,8 @@ ANVIL_TASK void anvil_conv2d_tile(const WindowParams& p, int tile, char* arena) 
     for (int m = tid; m < BM; m += ANVIL_THREADS) {
         const int gm = m0 + m;
         const bool in = gm < M;
-        m_row[m] = in ? (gm / p.OW) * p.sh - p.pt : ANVIL_CONV_OUTSIDE;
-        m_col[m] = in ? (gm % p.OW) * p.sw - p.pl : ANVIL_CONV_OUTSIDE;
+        anvil_sts(m_row + m, in ? (gm / p.OW) * p.sh - p.pt : ANVIL_CONV_OUTSIDE);
+        anvil_sts(m_col + m, in ? (gm % p.OW) * p.sw - p.pl : ANVIL_CONV_OUTSIDE);
     }
 
     float acc[BM / ANVIL_CONV_TX][BN / ANVIL_CONV_TY];
@@ -86,29 +86,32 @@ ANVIL_TASK void anvil_conv2d_tile(const WindowParams& p, int tile, char* arena) 
             const int gk = k0 + k;
             const bool in = gk < K;
             const int c = gk / KHW, r = gk % KHW;
-            k_plane[k] = in ? c * (int)plane : 0;
-            k_row[k] = in ? (r / p.KW) * p.dh : ANVIL_CONV_OUTSIDE;
-            k_col[k] = in ? (r % p.KW) * p.dw : ANVIL_CONV_OUTSIDE;
+            anvil_sts(k_plane + k, in ? c * (int)plane : 0);
+            anvil_sts(k_row + k, in ? (r / p.KW) * p.dh : ANVIL_CONV_OUTSIDE);
+            anvil_sts(k_col + k, in ? (r % p.KW) * p.dw : ANVIL_CONV_OUTSIDE);
         }
         // B: k-fast, w's rows are contiguous along k.
         for (int e = tid; e < BK * BN; e += ANVIL_THREADS) {
             const int k = e % BK, o = e / BK;
             const int gk = k0 + k, go = o0 + o;
-            Bs[k * LDB + o] = (gk < K && go < p.Og) ? anvil_load(w + (anvil_i64)go * K + gk) : 0.0f;
+            const float v = (gk < K && go < p.Og) ? anvil_load(w + (anvil_i64)go * K + gk) : 0.0f;
+            anvil_sts(Bs + k * LDB + o, v);
         }
         anvil_barrier();  // the k tables are complete
         // A: m-fast, so a warp reads along an output row of x.
         for (int e = tid; e < BM * BK; e += ANVIL_THREADS) {
             const int m = e % BM, k = e / BM;
-            const int ih = m_row[m] + k_row[k], iw = m_col[m] + k_col[k];
+            const int ih = anvil_lds(m_row + m) + anvil_lds(k_row + k), iw = anvil_lds(m_col + m) + anvil_lds(k_col + k);
             const bool in = ih >= 0 && ih < p.H && iw >= 0 && iw < p.W;
-            As[k * LDA + m] = in ? anvil_load(x + k_plane[k] + (anvil_i64)ih * p.W + iw) : 0.0f;
+            // (The value first, then the store: NVRTC then keeps the plain indexing's registers.)
+            const float v = in ? anvil_load(x + anvil_lds(k_plane + k) + (anvil_i64)ih * p.W + iw) : 0.0f;
+            anvil_sts(As + k * LDA + m, v);
         }
         anvil_barrier();  // the slices are complete
         for (int k = 0; k < BK; ++k) {
             float a[BM / ANVIL_CONV_TX], b[BN / ANVIL_CONV_TY];
-            for (int i = 0; i < RM; ++i) a[i] = As[k * LDA + tx + i * TXn];
-            for (int j = 0; j < RN; ++j) b[j] = Bs[k * LDB + ty + j * TYn];
+            for (int i = 0; i < RM; ++i) a[i] = anvil_lds(As + k * LDA + tx + i * TXn);
+            for (int j = 0; j < RN; ++j) b[j] = anvil_lds(Bs + k * LDB + ty + j * TYn);
             for (int i = 0; i < RM; ++i)
                 for (int j = 0; j < RN; ++j) acc[i][j] += a[i] * b[j];
         }

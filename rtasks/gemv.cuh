@@ -66,13 +66,13 @@ ANVIL_DEVICE void anvil_gemv_by_columns(const MatmulParams& p, const TA* A, cons
         // Per row of C: the KR partial sums of each column, through shared memory.
         for (int m = 0; m < p.M; ++m) {
             anvil_barrier();  // the previous row's readers are done
-            for (int v = 0; v < V; ++v) red[kr * CT * V + (tid % CT) * V + v] = acc[m][v];
+            for (int v = 0; v < V; ++v) anvil_sts(red + kr * CT * V + (tid % CT) * V + v, acc[m][v]);
             anvil_barrier();
             for (int c = tid; c < CT * V; c += ANVIL_THREADS) {
                 const int col = g0 * V + c;
                 if (col >= ncols) continue;
                 float sum = 0.0f;
-                for (int r = 0; r < KR; ++r) sum += red[r * CT * V + c];
+                for (int r = 0; r < KR; ++r) sum += anvil_lds(red + r * CT * V + c);
                 anvil_mm_store(p, C, cb, m, n0 + col, sum, epi, arena);
             }
         }

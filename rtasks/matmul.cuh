@@ -25,29 +25,33 @@ ANVIL_DEVICE void anvil_mm_row_apply(const MatmulParams& p, float* row, char* ar
     const int n = p.N;
     if (p.row_op == ANVIL_MM_ROW_SOFTMAX) {
         float mx = anvil_neg_inf();
-        for (int j = 0; j < n; ++j) mx = fmaxf(mx, row[j]);
+        for (int j = 0; j < n; ++j) mx = fmaxf(mx, anvil_lds(row + j));
         float sum = 0.0f;
-        for (int j = 0; j < n; ++j) sum += row[j] = expf(row[j] - mx);
+        for (int j = 0; j < n; ++j) {
+            const float e = expf(anvil_lds(row + j) - mx);
+            anvil_sts(row + j, e);
+            sum += e;
+        }
         const float inv = 1.0f / sum;
-        for (int j = 0; j < n; ++j) row[j] *= inv;
+        for (int j = 0; j < n; ++j) anvil_sts(row + j, anvil_lds(row + j) * inv);
         return;
     }
     // The norms as the rowwise rTask computes them: two passes, mean = 0 for rmsnorm.
     float mean = 0.0f;
     if (p.row_op == ANVIL_MM_ROW_LAYERNORM) {
-        for (int j = 0; j < n; ++j) mean += row[j];
+        for (int j = 0; j < n; ++j) mean += anvil_lds(row + j);
         mean /= (float)n;
     }
     float q = 0.0f;
-    for (int j = 0; j < n; ++j) q += (row[j] - mean) * (row[j] - mean);
+    for (int j = 0; j < n; ++j) q += (anvil_lds(row + j) - mean) * (anvil_lds(row + j) - mean);
     const float rstd = anvil_rsqrt(q / (float)n + p.eps);
     const char* gamma = p.gamma_off >= 0 ? arena + p.gamma_off : 0;
     const char* beta = p.beta_off >= 0 && p.row_op == ANVIL_MM_ROW_LAYERNORM ? arena + p.beta_off : 0;
     for (int j = 0; j < n; ++j) {
-        float y = (row[j] - mean) * rstd;
+        float y = (anvil_lds(row + j) - mean) * rstd;
         if (gamma) y *= anvil_load_dyn(gamma, p.gamma_dtype, j);
         if (beta) y += anvil_load_dyn(beta, p.beta_dtype, j);
-        row[j] = y;
+        anvil_sts(row + j, y);
     }
 }
 
@@ -69,7 +73,8 @@ ANVIL_DEVICE void anvil_mm_row_store(const MatmulParams& p, float (*acc)[BN / AN
             const int n = tx + j * TX;
             if (gm >= p.M || n >= p.N) continue;
             const anvil_i64 at = (anvil_i64)gm * p.c_sm + (anvil_i64)n * p.c_sn;
-            Cs[r * LDC + n] = epi ? anvil_epilogue_apply(*epi, acc[i][j], cb + at, arena) : acc[i][j];
+            const float v = epi ? anvil_epilogue_apply(*epi, acc[i][j], cb + at, arena) : acc[i][j];
+            anvil_sts(Cs + r * LDC + n, v);
         }
     }
     anvil_barrier();
@@ -84,7 +89,7 @@ ANVIL_DEVICE void anvil_mm_row_store(const MatmulParams& p, float (*acc)[BN / AN
             const int n = tx + j * TX;
             if (n >= p.N) continue;
             const anvil_i64 at = (anvil_i64)gm * p.c_sm + (anvil_i64)n * p.c_sn;
-            const float v = Cs[r * LDC + n];
+            const float v = anvil_lds(Cs + r * LDC + n);
             anvil_store(C + at, post ? anvil_epilogue_apply(*post, v, cb + at, arena) : v);
         }
     }
@@ -137,20 +142,22 @@ ANVIL_TASK void anvil_matmul_tile(const MatmulParams& p, int tile, char* arena) 
             const int m = a_m_fast ? e % BM : e / BK;
             const int k = a_m_fast ? e / BM : e % BK;
             const int gm = m0 + m, gk = k0 + k;
-            As[k * LDA + m] = (gm < p.M && gk < p.K) ? anvil_load(A + gm * p.a_sm + gk * p.a_sk) : 0.0f;
+            const float v = (gm < p.M && gk < p.K) ? anvil_load(A + gm * p.a_sm + gk * p.a_sk) : 0.0f;
+            anvil_sts(As + k * LDA + m, v);
         }
         for (int e = tid; e < BK * BN; e += ANVIL_THREADS) {
             const int k = b_k_fast ? e % BK : e / BN;
             const int n = b_k_fast ? e / BK : e % BN;
             const int gk = k0 + k, gn = n0 + n;
-            Bs[k * LDB + n] = (gk < p.K && gn < p.N) ? anvil_load(B + gk * p.b_sk + gn * p.b_sn) : 0.0f;
+            const float v = (gk < p.K && gn < p.N) ? anvil_load(B + gk * p.b_sk + gn * p.b_sn) : 0.0f;
+            anvil_sts(Bs + k * LDB + n, v);
         }
         anvil_barrier();  // the slices are complete
         // Out-of-range rows, columns and k were staged as zeros: no guards here.
         for (int k = 0; k < BK; ++k) {
             float a[BM / ANVIL_MM_TY], b[BN / ANVIL_MM_TX];
-            for (int i = 0; i < RM; ++i) a[i] = As[k * LDA + ty + i * TY];
-            for (int j = 0; j < RN; ++j) b[j] = Bs[k * LDB + tx + j * TX];
+            for (int i = 0; i < RM; ++i) a[i] = anvil_lds(As + k * LDA + ty + i * TY);
+            for (int j = 0; j < RN; ++j) b[j] = anvil_lds(Bs + k * LDB + tx + j * TX);
             for (int i = 0; i < RM; ++i)
                 for (int j = 0; j < RN; ++j) acc[i][j] += a[i] * b[j];
         }

@@ -42,7 +42,8 @@ ANVIL_DEVICE void anvil_tc_stage(unsigned short* dst, const T* base, anvil_i64 s
     const bool r_fast = s_r == 1 && s_k != 1;
     for (int e = tid; e < R * BK; e += ANVIL_THREADS) {
         const int r = r_fast ? e % R : e / BK, k = r_fast ? e / R : e % BK, gr = r0 + r, gk = k0 + k;
-        dst[r * LD + k] = gr < rows && gk < K ? base[(anvil_i64)gr * s_r + (anvil_i64)gk * s_k].bits : 0;
+        const unsigned short v = gr < rows && gk < K ? base[(anvil_i64)gr * s_r + (anvil_i64)gk * s_k].bits : 0;
+        anvil_sts(dst + r * LD + k, v);
     }
 }
 #endif
@@ -97,15 +98,15 @@ ANVIL_TASK void anvil_matmul_tc_tile(const MatmulParams& p, int tile, char* aren
             unsigned a[BM / 32][4], b[BN / 32][2];
             for (int i = 0; i < MI; ++i) {
                 const unsigned short* s = As + (wm * WTM + i * 16 + g) * LD + kk + 2 * t;
-                a[i][0] = *(const unsigned*)s;
-                a[i][1] = *(const unsigned*)(s + 8 * LD);
-                a[i][2] = *(const unsigned*)(s + 8);
-                a[i][3] = *(const unsigned*)(s + 8 * LD + 8);
+                a[i][0] = anvil_lds((const unsigned*)s);
+                a[i][1] = anvil_lds((const unsigned*)(s + 8 * LD));
+                a[i][2] = anvil_lds((const unsigned*)(s + 8));
+                a[i][3] = anvil_lds((const unsigned*)(s + 8 * LD + 8));
             }
             for (int j = 0; j < NI; ++j) {
                 const unsigned short* s = Bs + (wn * WTN + j * 8 + g) * LD + kk + 2 * t;
-                b[j][0] = *(const unsigned*)s;
-                b[j][1] = *(const unsigned*)(s + 8);
+                b[j][0] = anvil_lds((const unsigned*)s);
+                b[j][1] = anvil_lds((const unsigned*)(s + 8));
             }
             for (int i = 0; i < MI; ++i)
                 for (int j = 0; j < NI; ++j) anvil_mma_16816(acc[i][j], a[i], b[j], anvil_is_bf16<TA>::value);

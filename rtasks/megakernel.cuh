@@ -139,6 +139,21 @@ ANVIL_DEVICE void anvil_run_queue(const int* queue, int count, const AnvilTask* 
 // the SM.
 typedef void (*AnvilHostObserver)(void* ctx, int task);
 
+// One task as its block runs it: anvil_run_one, with the observer (thread
+// 0's) between the waits and the body when there is one.
+template <AnvilRunTask RUN>
+static bool anvil_host_task(int task, const AnvilTask* tasks, const int* deps, char* arena, unsigned* counters,
+                            unsigned epoch, AnvilStatus* status, unsigned long long timeout_ns, AnvilTraceSink sink,
+                            AnvilHostObserver observe, void* observe_ctx) {
+    if (!observe) return anvil_run_one<RUN>(task, tasks, deps, arena, counters, epoch, status, timeout_ns, sink);
+    const AnvilTask t = tasks[task];
+    if (!anvil_wait_deps(task, t, deps, counters, epoch, status, timeout_ns)) return false;
+    if (anvil_thread() == 0) observe(observe_ctx, task);
+    RUN(t.op, t.tile, arena, status, task);
+    anvil_publish(task, counters, epoch);
+    return true;
+}
+
 template <AnvilRunTask RUN>
 static void anvil_host_run_blocks(const int* qoff, const int* queue, int blocks, int worker, int workers,
                                   const AnvilTask* tasks, const int* deps, char* arena, unsigned* counters,
@@ -162,16 +177,12 @@ static void anvil_host_run_blocks(const int* qoff, const int* queue, int blocks,
         if (best < 0) break;
         ++cursor[best];
         const AnvilTraceSink sink = {trace, (unsigned)worker, (unsigned)(worker + best * workers)};
-        if (!observe) {
-            if (!anvil_run_one<RUN>(best_task, tasks, deps, arena, counters, epoch, status, timeout_ns, sink)) break;
-            continue;
-        }
-        // anvil_run_one with the observer between the waits and the body.
-        const AnvilTask t = tasks[best_task];
-        if (!anvil_wait_deps(best_task, t, deps, counters, epoch, status, timeout_ns)) break;
-        observe(observe_ctx, best_task);
-        RUN(t.op, t.tile, arena, status, best_task);
-        anvil_publish(best_task, counters, epoch);
+        // The whole block runs the task (platform.cuh: one thread, or simt's 256 fibers).
+        auto body = [&]() -> bool {
+            return anvil_host_task<RUN>(best_task, tasks, deps, arena, counters, epoch, status, timeout_ns, sink,
+                                        observe, observe_ctx);
+        };
+        if (!anvil_as_block(best_task, tasks[best_task].op, worker, status, body)) break;
     }
     free(cursor);
 }

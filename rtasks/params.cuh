@@ -267,6 +267,7 @@ enum AnvilStatusCode {
     ANVIL_DEADLOCK = 1,   // a dependency was not published within the spin bound
     ANVIL_BAD_INDEX = 2,  // a gathered index was out of range
     ANVIL_BAD_VARIANT = 3,  // a task's rOp names a variant its kernel's dispatcher has no case for
+    ANVIL_SIMT_CHECK = 4,   // simt backend: a thread-level check failed (the message is the library's)
 };
 
 struct AnvilStatus {

@@ -1,21 +1,33 @@
-// The two implementations of a "block". Every rTask is written once against
-// the names defined here and compiles for both:
+// The three implementations of a "block". Every rTask is written once
+// against the names defined here and compiles for all of them:
 //   CUDA (NVRTC, nvcc; __CUDACC__ defined): a block is ANVIL_THREADS = 256
 //     threads that cooperate through shared memory and barriers.
+//   simt (host compiler, ANVIL_SIMT defined): the same 256 threads and the
+//     same algorithms, each thread a fiber of simt.cuh's emulation layer;
+//     every inline PTX instruction has an emulation written from the PTX
+//     ISA, and shared memory is checked (races, bounds, unwritten reads).
 //   host (c++ -x c++): a block is ONE thread (ANVIL_THREADS = 1): strided
 //     loops become plain loops, the barrier is a no-op, a block reduction
 //     returns the thread's own value.
 // This is the only rtasks file that tests __CUDACC__ (megakernel.cuh adds
 // the host worker loop). The device side includes nothing: f16/bf16
 // conversions and atomics are inline PTX, math comes with the compiler.
+// Shared memory is read and written through anvil_lds / anvil_sts: plain
+// loads and stores on the device and the host, checked accesses in simt.
 #ifndef ANVIL_RTASKS_PLATFORM_CUH
 #define ANVIL_RTASKS_PLATFORM_CUH
+
+#include "params.cuh"
+#include "simt.cuh"
 
 // Bytes of the block's shared scratch (matmul tiles). emit.cpp defines it
 // to the largest need of the schedule before pasting this file.
 #ifndef ANVIL_SMEM_BYTES
 #define ANVIL_SMEM_BYTES 16896
 #endif
+
+// anvil_sts(p, v): v takes p's type (no deduction from v).
+template <class T> struct anvil_type { typedef T type; };
 
 #ifdef __CUDACC__
 
@@ -54,6 +66,12 @@ ANVIL_DEVICE unsigned short anvil_f32_to_bf16(float f) {
 
 ANVIL_DEVICE float anvil_rsqrt(float x) { return rsqrtf(x); }
 
+// Shared memory accesses: plain loads and stores.
+template <class T>
+ANVIL_DEVICE T anvil_lds(const T* p) { return *p; }
+template <class T>
+ANVIL_DEVICE void anvil_sts(T* p, typename anvil_type<T>::type v) { *p = v; }
+
 // The block's shared scratch. One static buffer for the whole kernel: a
 // __shared__ array declared inside a kind template would be allocated once
 // per template instance, and the megakernel holds many.
@@ -61,40 +79,17 @@ ANVIL_DEVICE char* anvil_block_smem() {
     __shared__ __align__(16) char smem[ANVIL_SMEM_BYTES];
     return smem;
 }
-
-// Block reductions: every thread passes its partial value and gets the
-// block's result. Warp shuffles, then one value per warp through shared
-// memory; every thread sums the warps in the same order, so all threads
-// agree bit for bit.
+// The block reductions' one float per warp, and the broadcast's slot.
 ANVIL_DEVICE float* anvil_reduce_scratch() {
     __shared__ float warps[ANVIL_THREADS / 32];
     return warps;
 }
-ANVIL_DEVICE float anvil_block_sum(float v) {
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    float* s = anvil_reduce_scratch();
-    __syncthreads();  // the previous reduction's readers are done with s
-    if ((threadIdx.x & 31) == 0) s[threadIdx.x >> 5] = v;
-    __syncthreads();
-    v = s[0];
-    for (int w = 1; w < ANVIL_THREADS / 32; ++w) v += s[w];
-    return v;
+ANVIL_DEVICE int* anvil_broadcast_slot() {
+    __shared__ int flag;
+    return &flag;
 }
-ANVIL_DEVICE float anvil_block_max(float v) {
-    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-    float* s = anvil_reduce_scratch();
-    __syncthreads();
-    if ((threadIdx.x & 31) == 0) s[threadIdx.x >> 5] = v;
-    __syncthreads();
-    v = s[0];
-    for (int w = 1; w < ANVIL_THREADS / 32; ++w) v = fmaxf(v, s[w]);
-    return v;
-}
-// The sum over the 32 lanes of a warp, in every lane.
-ANVIL_DEVICE float anvil_warp_sum(float v) {
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-    return v;
-}
+// Lane l gets lane (l ^ o)'s v; every lane of the warp takes part.
+ANVIL_DEVICE float anvil_shfl_xor(float v, int o) { return __shfl_xor_sync(0xffffffffu, v, o); }
 #define ANVIL_WARP 32
 
 // Tensor cores: D = A x B + D for one 16x16 (A, row-major) by 16x8 (B,
@@ -138,15 +133,6 @@ ANVIL_DEVICE void anvil_cp_async_wait() {
     asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
 }
 
-// Thread 0's value, given to every thread of the block.
-ANVIL_DEVICE int anvil_block_broadcast(int v) {
-    __shared__ int flag;
-    __syncthreads();  // earlier readers of flag are done
-    if (threadIdx.x == 0) flag = v;
-    __syncthreads();
-    return flag;
-}
-
 // Synchronisation with other blocks, at GPU scope. Generic addressing
 // (no .global) so any pointer to global memory works.
 ANVIL_DEVICE unsigned anvil_load_acquire(const unsigned* p) {
@@ -183,7 +169,7 @@ ANVIL_DEVICE unsigned anvil_smid() {
 // Between two polls of a counter: let the SM's other warps run.
 ANVIL_DEVICE void anvil_backoff() { asm volatile("nanosleep.u32 64;"); }
 
-#else  // host: one thread per block
+#else  // the CPU: the host backend and simt share what does not depend on the block
 
 #include <math.h>
 #include <sched.h>
@@ -191,13 +177,9 @@ ANVIL_DEVICE void anvil_backoff() { asm volatile("nanosleep.u32 64;"); }
 #include <string.h>
 #include <time.h>
 
-#define ANVIL_THREADS 1
 #define ANVIL_DEVICE static inline
 #define ANVIL_TASK static
 #define ANVIL_TABLE static const
-
-ANVIL_DEVICE int anvil_thread() { return 0; }
-ANVIL_DEVICE void anvil_barrier() {}
 
 ANVIL_DEVICE unsigned anvil_float_bits(float f) {
     unsigned u;
@@ -211,7 +193,7 @@ ANVIL_DEVICE float anvil_bits_float(unsigned u) {
 }
 
 // The same algorithms as src/dtype.cpp, so the host backend's values are
-// bit-identical to the reference's.
+// bit-identical to the reference's (and to cvt.rn on the device).
 ANVIL_DEVICE unsigned short anvil_f32_to_f16(float f) {
     unsigned u = anvil_float_bits(f);
     unsigned sign = (u >> 16) & 0x8000u;
@@ -245,6 +227,94 @@ ANVIL_DEVICE unsigned short anvil_f32_to_bf16(float f) {
 
 ANVIL_DEVICE float anvil_rsqrt(float x) { return 1.0f / sqrtf(x); }
 
+struct alignas(16) anvil_u32x4 {
+    unsigned w[4];
+};
+ANVIL_DEVICE anvil_u32x4 anvil_load16(const void* p) {
+    anvil_u32x4 r;
+    memcpy(&r, p, sizeof r);
+    return r;
+}
+
+// Worker threads are the blocks: C++ atomics with the same orderings.
+ANVIL_DEVICE unsigned anvil_load_acquire(const unsigned* p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+ANVIL_DEVICE void anvil_store_release(unsigned* p, unsigned v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+ANVIL_DEVICE int anvil_load_relaxed(const int* p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+ANVIL_DEVICE int anvil_cas(int* p, int expected, int desired) {
+    __atomic_compare_exchange_n(p, &expected, desired, false, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
+    return expected;  // the old value either way
+}
+// %globaltimer: nanoseconds of a monotonic clock.
+ANVIL_DEVICE unsigned long long anvil_now_ns() {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (unsigned long long)ts.tv_sec * 1000000000ull + (unsigned long long)ts.tv_nsec;
+}
+
+#ifdef ANVIL_SIMT  // simt: 256 fibers per block (simt.cuh)
+
+#define ANVIL_THREADS 256
+#define ANVIL_WARP 32
+#define ANVIL_HAS_MMA 1
+
+ANVIL_DEVICE int anvil_thread() { return anvil_simt::tid(); }
+ANVIL_DEVICE void anvil_barrier() { anvil_simt::barrier(); }
+
+template <class T>
+ANVIL_DEVICE T anvil_lds(const T* p) { return anvil_simt::load(p); }
+template <class T>
+ANVIL_DEVICE void anvil_sts(T* p, typename anvil_type<T>::type v) { anvil_simt::store(p, v); }
+
+// Each __shared__ variable of the CUDA branch is a region of the block's
+// checked shared memory.
+ANVIL_DEVICE char* anvil_block_smem() { return (char*)anvil_simt::shared("smem", ANVIL_SMEM_BYTES); }
+ANVIL_DEVICE float* anvil_reduce_scratch() {
+    return (float*)anvil_simt::shared("reduce warps", (ANVIL_THREADS / 32) * 4);
+}
+ANVIL_DEVICE int* anvil_broadcast_slot() { return (int*)anvil_simt::shared("broadcast flag", 4); }
+ANVIL_DEVICE float anvil_shfl_xor(float v, int o) {
+    return anvil_bits_float(anvil_simt::shfl_xor(anvil_float_bits(v), o, 0xffffffffu));
+}
+
+// mma.sync.m16n8k16 emulated from the PTX ISA's fragment layout (simt.cuh).
+ANVIL_DEVICE float anvil_simt_bf16_widen(unsigned short h) { return anvil_bits_float((unsigned)h << 16); }
+ANVIL_DEVICE void anvil_mma_16816(float* d, const unsigned* a, const unsigned* b, bool bf16) {
+    anvil_simt::mma_16816(d, a, b, bf16, bf16 ? &anvil_simt_bf16_widen : &anvil_f16_to_f32);
+}
+
+// cp.async: the data lands at the wait_group that covers it.
+ANVIL_DEVICE void anvil_cp_async16(void* smem, const void* gmem, int bytes) { anvil_simt::cp_async16(smem, gmem, bytes); }
+ANVIL_DEVICE void anvil_cp_async_commit() { anvil_simt::cp_async_commit(); }
+template <int N>
+ANVIL_DEVICE void anvil_cp_async_wait() {
+    anvil_simt::cp_async_wait(N);
+}
+
+// %smid: the worker that plays the SM.
+ANVIL_DEVICE unsigned anvil_smid() { return (unsigned)anvil_simt::block().worker; }
+// nanosleep: the other workers and the block's other fibers run.
+ANVIL_DEVICE void anvil_backoff() { anvil_simt::backoff(); }
+
+// The worker loop runs each task as a whole block: here its 256 fibers.
+template <class F>
+static bool anvil_simt_call(void* body) { return (*(F*)body)(); }
+template <class F>
+ANVIL_DEVICE bool anvil_as_block(int task, int op, int worker, AnvilStatus* status, F& body) {
+    return anvil_simt::run_block(task, op, worker, status, &anvil_simt_call<F>, &body);
+}
+
+#else  // host: one thread per block
+
+#define ANVIL_THREADS 1
+
+ANVIL_DEVICE int anvil_thread() { return 0; }
+ANVIL_DEVICE void anvil_barrier() {}
+
+template <class T>
+ANVIL_DEVICE T anvil_lds(const T* p) { return *p; }
+template <class T>
+ANVIL_DEVICE void anvil_sts(T* p, typename anvil_type<T>::type v) { *p = v; }
+
 // One worker thread plays one block at a time, so a thread-local buffer is
 // the block's shared memory.
 ANVIL_DEVICE char* anvil_block_smem() {
@@ -260,33 +330,64 @@ ANVIL_DEVICE float anvil_warp_sum(float v) { return v; }
 #define ANVIL_HAS_MMA 0
 #define ANVIL_WARP 1
 
-struct alignas(16) anvil_u32x4 {
-    unsigned w[4];
-};
-ANVIL_DEVICE anvil_u32x4 anvil_load16(const void* p) {
-    anvil_u32x4 r;
-    memcpy(&r, p, sizeof r);
-    return r;
-}
 ANVIL_DEVICE int anvil_block_broadcast(int v) { return v; }
 
-// Worker threads are the blocks: C++ atomics with the same orderings.
-ANVIL_DEVICE unsigned anvil_load_acquire(const unsigned* p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
-ANVIL_DEVICE void anvil_store_release(unsigned* p, unsigned v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
-ANVIL_DEVICE int anvil_load_relaxed(const int* p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
-ANVIL_DEVICE int anvil_cas(int* p, int expected, int desired) {
-    __atomic_compare_exchange_n(p, &expected, desired, false, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
-    return expected;  // the old value either way
-}
-ANVIL_DEVICE unsigned long long anvil_now_ns() {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (unsigned long long)ts.tv_sec * 1000000000ull + (unsigned long long)ts.tv_nsec;
-}
 // There may be more workers than cores: give the producer the core.
 ANVIL_DEVICE void anvil_backoff() { sched_yield(); }
 
+// The worker loop runs each task as a whole block: here one thread.
+template <class F>
+ANVIL_DEVICE bool anvil_as_block(int, int, int, AnvilStatus*, F& body) {
+    return body();
+}
+
+#endif  // ANVIL_SIMT
 #endif  // __CUDACC__
+
+#if ANVIL_THREADS > 1  // the device and simt: the block's threads cooperate
+
+// Block reductions: every thread passes its partial value and gets the
+// block's result. Warp shuffles, then one value per warp through shared
+// memory; every thread sums the warps in the same order, so all threads
+// agree bit for bit.
+ANVIL_DEVICE float anvil_block_sum(float v) {
+    for (int o = 16; o > 0; o >>= 1) v += anvil_shfl_xor(v, o);
+    float* s = anvil_reduce_scratch();
+    const unsigned tid = (unsigned)anvil_thread();  // unsigned: NVRTC keeps threadIdx.x's registers
+    anvil_barrier();  // the previous reduction's readers are done with s
+    if ((tid & 31) == 0) anvil_sts(s + (tid >> 5), v);
+    anvil_barrier();
+    v = anvil_lds(s);
+    for (int w = 1; w < ANVIL_THREADS / 32; ++w) v += anvil_lds(s + w);
+    return v;
+}
+ANVIL_DEVICE float anvil_block_max(float v) {
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, anvil_shfl_xor(v, o));
+    float* s = anvil_reduce_scratch();
+    const unsigned tid = (unsigned)anvil_thread();
+    anvil_barrier();
+    if ((tid & 31) == 0) anvil_sts(s + (tid >> 5), v);
+    anvil_barrier();
+    v = anvil_lds(s);
+    for (int w = 1; w < ANVIL_THREADS / 32; ++w) v = fmaxf(v, anvil_lds(s + w));
+    return v;
+}
+// The sum over the 32 lanes of a warp, in every lane.
+ANVIL_DEVICE float anvil_warp_sum(float v) {
+    for (int o = 16; o > 0; o >>= 1) v += anvil_shfl_xor(v, o);
+    return v;
+}
+
+// Thread 0's value, given to every thread of the block.
+ANVIL_DEVICE int anvil_block_broadcast(int v) {
+    int* flag = anvil_broadcast_slot();
+    anvil_barrier();  // earlier readers of flag are done
+    if (anvil_thread() == 0) anvil_sts(flag, v);
+    anvil_barrier();
+    return anvil_lds(flag);
+}
+
+#endif  // ANVIL_THREADS > 1
 
 ANVIL_DEVICE float anvil_neg_inf() { return anvil_bits_float(0xff800000u); }
 ANVIL_DEVICE float anvil_bf16_to_f32(unsigned short h) { return anvil_bits_float((unsigned)h << 16); }

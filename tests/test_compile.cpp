@@ -60,10 +60,13 @@ TEST_CASE("the emitted source is self-contained", "[compile]") {
     const auto all = anvil_test::backend_schedules();
     const std::string src = emit_source(all.front().second);
     CHECK(src.find("#include \"") == std::string::npos);
-    // The only includes are the host branch's C headers in platform.cuh.
-    const size_t host_branch = src.find("#else  // host");
-    REQUIRE(host_branch != std::string::npos);
-    CHECK(src.find("#include") > host_branch);
+    // The only includes are the CPU's headers: simt.cuh's (compiled only
+    // with ANVIL_SIMT) and platform.cuh's CPU branch.
+    const size_t simt_begin = src.find("// ---- rtasks/simt.cuh"), simt_end = src.find("// ---- rtasks/platform.cuh");
+    const size_t cpu_branch = src.find("#else  // the CPU");
+    REQUIRE((simt_begin != std::string::npos && simt_end != std::string::npos && cpu_branch != std::string::npos));
+    for (size_t at = src.find("#include"); at != std::string::npos; at = src.find("#include", at + 1))
+        CHECK(((at > simt_begin && at < simt_end) || at > cpu_branch));
     CHECK(src.find("extern \"C\" __global__ void __launch_bounds__(256) anvil_megakernel(") != std::string::npos);
     CHECK(src.find("extern \"C\" void anvil_host_worker(") != std::string::npos);
     CHECK(src.find("model 'ew_f32', policy 'round robin (by hand)'") != std::string::npos);

@@ -86,7 +86,13 @@ Schedule plan(const Graph& graph, const std::string& policy, const Gpu& gpu);
 
 // The schedule emitted and compiled by the pipeline, then run by the host
 // backend (emitted with ANVIL_TRACE when opt.trace is set).
+// With opt.simt, the source is emitted and linked for the simt backend, and
+// opt.edit_source (tests) changes it before it is compiled.
 TensorMap run_host(const Schedule& s, const TensorMap& values, const HostRunOptions& opt = {});
+// run_host on the simt backend (runtime/simt_backend.h): the CUDA
+// configuration on fibers, its thread-level checks on unless opt.simt_checks
+// is false or the environment has ANVIL_SIMT_CHECKS=0.
+TensorMap run_simt(const Schedule& s, const TensorMap& values, HostRunOptions opt = {});
 // The same on CUDA device opt.device, compiled for its architecture.
 TensorMap run_cuda(const Schedule& s, const TensorMap& values, const CudaRunOptions& opt = {});
 // `s` compiled for device opt.device and loaded there, to run many times.

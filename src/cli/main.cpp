@@ -14,6 +14,7 @@
 #include "tools/calibrate.h"
 #include "schedule/cost_model.h"
 #include "runtime/cuda_driver.h"
+#include "runtime/simt_backend.h"
 #include "anvil/pipeline.h"
 #include "pipeline/dump.h"
 #include "policies/registry.h"
@@ -206,6 +207,7 @@ int cmd_run(const std::string& model, const std::string& backend, const std::str
     }
     TensorMap values = make_values(graph, inputs_dir.empty() ? std::nullopt : std::optional(inputs_dir));
     opt.compile_for = chosen == "cuda" ? CompileFor::cuda : CompileFor::host;
+    opt.emit.simt = chosen == "simt";
     if (chosen == "cuda") opt.arch = cuda_device_arch(0);
     run_to(c, Stage::compile, opt);
     const Schedule& s = *c.schedule;
@@ -216,6 +218,8 @@ int cmd_run(const std::string& model, const std::string& backend, const std::str
         HostRunOptions host;
         host.workers = workers;
         host.check_races = check_races;
+        host.simt = chosen == "simt";
+        host.simt_checks = simt_checks_default();
         outputs = run_host(s, *c.host_library, values, host);
     }
     auto reference = reference_execute(graph, values);
@@ -355,8 +359,10 @@ int main(int argc, char** argv) {
 
     CLI::App* run = app.add_subcommand("run", "run a model and check every output against the float64 reference");
     run->add_option("MODEL", model, "model file (.yaml)")->required();
-    run->add_option("--backend", backend, "auto (cuda if a device is usable, else host), host or cuda")
-        ->check(CLI::IsMember({"auto", "host", "cuda"}))
+    run->add_option("--backend", backend,
+                    "auto (cuda if a device is usable, else host), host, cuda, or simt (the CUDA code on CPU fibers "
+                    "with thread-level checks; ANVIL_SIMT_CHECKS=0 turns the checks off)")
+        ->check(CLI::IsMember({"auto", "host", "cuda", "simt"}))
         ->capture_default_str();
     add_target(run);
     run->add_option("--save-io", save_io_dir, "write inputs/, params/ and outputs/ as .npy files here");

@@ -31,9 +31,10 @@ const std::map<std::string, std::string>& embedded_rtasks();  // generated at bu
 namespace {
 
 // The rtasks files in the order they are pasted (each only uses earlier ones).
-const char* const kRtaskOrder[] = {"params.cuh",  "tiling.cuh",  "platform.cuh", "primitives.cuh",
-                                   "epilogue.cuh", "elementwise.cuh", "matmul.cuh", "matmul_tc.cuh", "rowwise.cuh",
-                                   "conv2d.cuh",  "window.cuh",  "channel.cuh",  "gather.cuh",     "gemv.cuh",
+const char* const kRtaskOrder[] = {"params.cuh",      "tiling.cuh",  "simt.cuh",      "platform.cuh",
+                                   "primitives.cuh",  "epilogue.cuh", "elementwise.cuh", "matmul.cuh",
+                                   "matmul_tc.cuh",   "rowwise.cuh",  "conv2d.cuh",    "window.cuh",
+                                   "channel.cuh",     "gather.cuh",   "gemv.cuh",
                                    "megakernel.cuh"};
 
 static_assert(sizeof(AnvilTask) == 4 * 4, "AnvilTask changed: update the task table");
@@ -417,6 +418,7 @@ std::string emit_source(const Schedule& s, const EmitOptions& opt) {
     emit_header(o, s);
     o << "#define ANVIL_SMEM_BYTES " << smem_bytes_needed(s) << "\n";
     if (opt.trace) o << "// Every task records its timeline (AnvilTraceRecord).\n#define ANVIL_TRACE 1\n";
+    if (opt.simt) o << "// For the host compiler: the CUDA configuration on simt.cuh's fibers.\n#define ANVIL_SIMT 1\n";
     o << "\n";
     for (const char* f : kRtaskOrder) o << paste_rtask(f) << "\n";
 

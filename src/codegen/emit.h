@@ -14,6 +14,9 @@ struct EmitOptions {
     // into the kernels' `trace` argument: the profiler's --trace. Off, the
     // instrumentation is not compiled at all.
     bool trace = false;
+    // The simt backend's source: defines ANVIL_SIMT, so that the host
+    // compiler builds the CUDA configuration on rtasks/simt.cuh.
+    bool simt = false;
 };
 
 // `s.tiles` must have passed verify_tile_graph (tile/verify_tile_graph.h),

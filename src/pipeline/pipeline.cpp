@@ -14,6 +14,7 @@
 #include "tile/decompose.h"
 #include "tile/fusion.h"
 #include "tile/verify_tile_graph.h"
+#include "runtime/simt_backend.h"
 
 namespace anvil {
 
@@ -88,7 +89,7 @@ void run_stage(Stage stage, Compilation& c, const PipelineOptions& opt, const Po
         case Stage::emit: c.source = emit_source(*c.schedule, opt.emit); return;
         case Stage::compile:
             if (opt.compile_for == CompileFor::host)
-                c.host_library = compile_host(c.source);
+                c.host_library = compile_host(c.source, opt.emit.simt ? simt_link_flags() : "");
             else
                 c.cubin = compile_nvrtc(c.source, opt.arch.empty() ? c.schedule->gpu.arch : opt.arch);
             return;
@@ -175,9 +176,18 @@ TensorMap run_host(const Schedule& s, const TensorMap& values, const HostRunOpti
     Compilation c = from_schedule(s);
     PipelineOptions p;
     p.emit.trace = opt.trace != nullptr;
+    p.emit.simt = opt.simt;
     p.compile_for = CompileFor::host;
+    run_to(c, Stage::emit, p);
+    if (opt.edit_source) opt.edit_source(c.source);
     run_to(c, Stage::compile, p);
     return run_host(s, *c.host_library, values, opt);
+}
+
+TensorMap run_simt(const Schedule& s, const TensorMap& values, HostRunOptions opt) {
+    opt.simt = true;
+    opt.simt_checks = opt.simt_checks && simt_checks_default();
+    return run_host(s, values, opt);
 }
 
 CudaProgram cuda_program(const Schedule& s, const CudaRunOptions& opt) {

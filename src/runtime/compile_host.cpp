@@ -70,10 +70,11 @@ std::string compiler_version(const std::string& cxx) {
 
 }  // namespace
 
-HostLibrary compile_host(const std::string& source) {
+HostLibrary compile_host(const std::string& source, const std::string& link_flags) {
     const auto t0 = std::chrono::steady_clock::now();
     const std::string cxx = host_cxx();
-    const std::string key = content_hash(source + "\n" + kFlags + "\n" + compiler_version(cxx));
+    const std::string key = content_hash(source + "\n" + kFlags + (link_flags.empty() ? "" : " " + link_flags) + "\n" +
+                                         compiler_version(cxx));
     HostLibrary lib;
     lib.path = cache_path("host", key + ".so");
     auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
@@ -89,7 +90,7 @@ HostLibrary compile_host(const std::string& source) {
     // Compile into a private name, then rename: the .so appears complete or not at all.
     static std::atomic<unsigned> serial{0};
     const std::string tmp = lib.path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(serial++);
-    const Run r = run_command(cxx + " " + kFlags + " " + quoted(src) + " -o " + quoted(tmp));
+    const Run r = run_command(cxx + " " + kFlags + " " + quoted(src) + " -o " + quoted(tmp) + " " + link_flags);
     if (r.status != 0) {
         std::remove(tmp.c_str());
         throw UserError("the host C++ compiler '" + cxx + "' could not compile the emitted source " + src +

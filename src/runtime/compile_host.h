@@ -11,7 +11,8 @@ struct HostLibrary {
     double seconds = 0;
 };
 
-// Compiles `source` as C++ into a shared object (the host backend).
-HostLibrary compile_host(const std::string& source);
+// Compiles `source` as C++ into a shared object (the host backend), linked
+// with `link_flags` (the simt backend's Boost.Context), which the cache key holds.
+HostLibrary compile_host(const std::string& source, const std::string& link_flags = "");
 
 }  // namespace anvil

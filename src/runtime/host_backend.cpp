@@ -18,6 +18,7 @@
 #include "anvil/error.h"
 #include "schedule/race_check.h"
 #include "runtime/run_errors.h"
+#include "runtime/simt_backend.h"
 
 namespace anvil {
 
@@ -112,6 +113,8 @@ TensorMap run_host(const Schedule& s, const HostLibrary& compiled, const TensorM
     ANVIL_CHECK(task_count() == static_cast<int>(s.tasks.size()) &&
                     launch_count() == static_cast<int>(s.launches.size()),
                 "the host library " + compiled.path + " does not hold this schedule");
+    const auto simt_report = opt.simt ? lib.symbol<SimtReportFn>("anvil_simt_report") : nullptr;
+    if (opt.simt) lib.symbol<SimtConfigureFn>("anvil_simt_configure")(opt.simt_checks ? 1 : 0);
 
     // The arena: the image of arena_io with its intermediates poisoned and
     // guards around and between its tensors (arena_guard.h).
@@ -144,6 +147,7 @@ TensorMap run_host(const Schedule& s, const HostLibrary& compiled, const TensorM
             threads.emplace_back(worker_fn, static_cast<int>(l), i, w, arena.data(), counters.data(), epoch, &status,
                                  opt.spin_timeout_s, trace, observe, static_cast<void*>(&record));
         for (auto& t : threads) t.join();  // join = the launch boundary: everything is visible after it
+        if (status.code == ANVIL_SIMT_CHECK && simt_report) report_simt_failure(s, l, simt_report);
         if (status.code != ANVIL_OK) report_run_status(s, l, status, opt.spin_timeout_s);
         arena.check("model '" + tg.model_name + "', launch '" + s.launches[l].name + "'");
     }

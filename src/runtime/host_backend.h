@@ -3,6 +3,7 @@
 // playing the persistent blocks over the very same task table and
 // dependency counters the GPU uses.
 #pragma once
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,13 @@ struct HostRunOptions {
     // pipeline's run_host does), and every task's timeline lands here, indexed by task (workers play the SMs). Tasks
     // run under check_races are not traced.
     std::vector<AnvilTraceRecord>* trace = nullptr;
+    // The simt backend (runtime/simt_backend.h): the CUDA configuration on
+    // fibers, with its thread-level checks unless simt_checks is false.
+    bool simt = false;
+    bool simt_checks = true;
+    // Tests: changes the emitted source before it is compiled (mutations
+    // the simt checks must catch).
+    std::function<void(std::string&)> edit_source;
 };
 
 // Runs `compiled`, the library of `s`'s emitted source, and returns the

@@ -1,0 +1,663 @@
+// The simt emulation layer: a CUDA block on the CPU. platform.cuh's simt
+// branch (ANVIL_SIMT, host compiler) builds every primitive on it, so the
+// CUDA algorithm of every rTask runs with 256 threads per block.
+//
+// A block's threads are cooperative fibers (Boost.Context fcontext: a
+// switch saves a few registers, no system call) on the worker OS thread
+// that plays the block; a worker runs one block's task at a time, so the
+// block state below is per OS thread. A fiber runs until it reaches a
+// rendezvous (barrier, warp collective) or backs off; the scheduler then
+// sweeps the other fibers and completes what every participant reached:
+// a barrier when all 256 threads wait at it, a warp collective (shuffle,
+// __syncwarp, mma.sync) when every lane of its mask waits at the same one.
+// Nothing runnable and nothing complete is a divergence, reported.
+//
+// Thread-level checks (on unless anvil_simt_configure turns them off),
+// every failure naming the threads and the byte offset:
+//   - shared memory is a set of named regions behind guard gaps; an access
+//     outside one is out of bounds and is not performed;
+//   - a shadow per shared byte holds its last writer and readers in the
+//     current barrier interval: two threads touching one byte between two
+//     barriers, one of them writing, is a race;
+//   - a read of a byte no thread wrote since the task began (the memory
+//     holds poison, 0xff) is an error, reported at the next barrier unless
+//     another thread's write before it shows a race (a missing barrier);
+//   - cp.async data lands only at the wait_group that covers it; until
+//     then its bytes are poison and reading them is an error;
+//   - a warp collective whose mask names a lane that exited or waits
+//     elsewhere, a barrier some thread never reaches.
+// This file is compiled only in the simt configuration; it tests nothing
+// but ANVIL_SIMT (platform.cuh alone tests __CUDACC__).
+#ifndef ANVIL_RTASKS_SIMT_CUH
+#define ANVIL_RTASKS_SIMT_CUH
+#ifdef ANVIL_SIMT
+
+#include <sched.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <boost/context/detail/fcontext.hpp>
+#include <mutex>
+
+#include "params.cuh"
+
+namespace anvil_simt {
+
+namespace fc = boost::context::detail;
+
+const int kThreads = 256, kWarp = 32, kWarps = kThreads / kWarp;
+const size_t kStack = 128 * 1024;         // per fiber, committed only as touched
+const size_t kWindow = 1 << 20;           // shared memory address space of a block
+const int kGuard = 64;                    // bytes between two shared regions
+const int kMaxCopies = 64;                // cp.async in flight per thread
+const unsigned short kNobody = 0xffff;
+
+enum State : unsigned char { RUNNABLE, AT_BARRIER, AT_WARP, EXITED };
+enum WarpOp : unsigned char { W_SHFL_XOR, W_SYNCWARP, W_MMA };
+enum Access { READ, WRITE, ASYNC_ISSUE, ASYNC_LAND };
+
+inline const char* op_name(WarpOp op) {
+    return op == W_SHFL_XOR ? "shfl.sync.bfly" : op == W_SYNCWARP ? "bar.warp.sync" : "mma.sync.m16n8k16";
+}
+
+// ---- the run's first failure (all workers) and the switch of the checks
+struct Report {
+    std::mutex mu;
+    bool failed = false;
+    int task = -1;
+    char msg[1024] = {0};
+};
+static Report g_report;
+static int g_checks = 1;
+
+typedef float (*Widen)(unsigned short);  // an f16 or bf16 value, exactly as f32
+
+struct Copy {  // one cp.async: its destination and the bytes it will land
+    unsigned char* dst;
+    unsigned char data[16];
+    unsigned group;
+};
+
+struct Fiber {
+    fc::fcontext_t ctx;
+    State state;
+    WarpOp op;
+    unsigned mask;
+    // warp collectives: this lane's operands and result
+    unsigned in, arg, out;
+    unsigned a[4], b[2];
+    float c[4];
+    bool bf16;
+    Widen widen;
+    // cp.async: copies not landed yet; `committed` groups closed so far
+    Copy copies[kMaxCopies];
+    int ncopies;
+    unsigned committed;
+};
+
+struct Shadow {  // one shared byte
+    unsigned w_iv, r_iv;            // barrier interval of the last write, of the readers
+    unsigned short w_tid, r_tid, r_tid2;
+    unsigned char pending;          // a cp.async to it has not landed
+};
+
+struct Region {
+    char name[24];
+    int begin, bytes;
+};
+
+struct Block {
+    char* stacks = nullptr;
+    Fiber f[kThreads];
+    fc::fcontext_t sched = nullptr;
+    int cur = 0, task = -1, op = -1, worker = 0;
+    AnvilStatus* status = nullptr;
+    bool (*body)(void*) = nullptr;
+    void* body_ctx = nullptr;
+    bool result = false, abandoned = false;
+    unsigned iv = 0, task_iv = 0;  // barrier intervals: now, and when the task began
+    unsigned char* window = nullptr;
+    Shadow* shadow = nullptr;
+    int used = 0;
+    Region regions[8];
+    int nregions = 0;
+    // The first read of an unwritten byte in this interval: reported at the
+    // next barrier unless a write by another thread shows it was a race.
+    long unwritten_at = -1;
+    int unwritten_tid = 0;
+    const Region* unwritten_region = nullptr;
+
+    Block() {
+        const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+        stacks = (char*)mmap(0, kStack * kThreads, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                             -1, 0);
+        window = (unsigned char*)mmap(0, kWindow, PROT_READ | PROT_WRITE,
+                                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        shadow = (Shadow*)mmap(0, kWindow * sizeof(Shadow), PROT_READ | PROT_WRITE,
+                               MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (stacks == MAP_FAILED || window == MAP_FAILED || shadow == MAP_FAILED) {
+            fprintf(stderr, "anvil simt: cannot map the fiber stacks and shared memory\n");
+            abort();
+        }
+        // A guard page at the bottom of every stack: an overflow faults.
+        for (int t = 0; t < kThreads; ++t) mprotect(stacks + (size_t)t * kStack, page, PROT_NONE);
+    }
+    ~Block() {
+        munmap(stacks, kStack * kThreads);
+        munmap(window, kWindow);
+        munmap(shadow, kWindow * sizeof(Shadow));
+    }
+};
+
+// One block per worker OS thread, made on its first task.
+inline Block& block() {
+    static thread_local Block* b = nullptr;
+    static thread_local struct Owner {
+        Block** p;
+        ~Owner() { delete *p; }
+    } owner = {&b};
+    (void)owner;
+    if (!b) b = new Block();
+    return *b;
+}
+
+inline int tid() { return block().cur; }
+
+// ---- failures
+// Records the first failure of the run and stops every block.
+inline void fail(const char* fmt, ...) {
+    Block& b = block();
+    {
+        std::lock_guard<std::mutex> lock(g_report.mu);
+        if (!g_report.failed) {
+            g_report.failed = true;
+            g_report.task = b.task;
+            va_list ap;
+            va_start(ap, fmt);
+            vsnprintf(g_report.msg, sizeof g_report.msg, fmt, ap);
+            va_end(ap);
+        }
+    }
+    if (b.status) {
+        int ok = ANVIL_OK;
+        if (__atomic_compare_exchange_n(&b.status->code, &ok, (int)ANVIL_SIMT_CHECK, false, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_RELAXED))
+            b.status->task = b.task;
+    }
+}
+inline bool quiet() { return !g_checks || g_report.failed; }
+
+// "thread 37 (warp 1 lane 5)"
+struct Who {
+    char s[40];
+    explicit Who(int t) { snprintf(s, sizeof s, "thread %d (warp %d lane %d)", t, t / kWarp, t % kWarp); }
+};
+
+// ---- fibers and the scheduler
+inline void yield() {
+    Block& b = block();
+    const fc::transfer_t r = fc::jump_fcontext(b.sched, nullptr);
+    b.sched = r.fctx;
+}
+
+inline void end_of_thread(Block& b, int me);
+
+inline void fiber_main(fc::transfer_t t) {
+    Block& b = *(Block*)t.data;
+    b.sched = t.fctx;
+    const int me = b.cur;
+    const bool r = b.body(b.body_ctx);
+    if (me == 0) b.result = r;
+    end_of_thread(b, me);
+    b.f[me].state = EXITED;
+    fc::jump_fcontext(b.sched, nullptr);  // never resumed
+}
+
+inline void resume(Block& b, int t) {
+    b.cur = t;
+    const fc::transfer_t r = fc::jump_fcontext(b.f[t].ctx, &b);
+    b.f[t].ctx = r.fctx;
+}
+
+// Lanes of `mask` in warp w that cannot take part in its collective, as text.
+inline void describe_lane(const Block& b, int t, char* out, size_t n) {
+    const Fiber& f = b.f[t];
+    if (f.state == EXITED) snprintf(out, n, "had ended the task");
+    else if (f.state == AT_BARRIER) snprintf(out, n, "waits at a block barrier");
+    else if (f.state == AT_WARP) snprintf(out, n, "waits at %s with mask 0x%08x", op_name(f.op), f.mask);
+    else snprintf(out, n, "is running");
+}
+
+inline void execute_warp(Block& b, int w, unsigned mask);
+
+// At a barrier or the task's end: an unwritten read nobody raced with.
+inline void flush_unwritten(Block& b) {
+    if (b.unwritten_at < 0) return;
+    if (!quiet()) {
+        const Who who(b.unwritten_tid);
+        fail("%s read byte %ld of shared region '%s', which no thread wrote since the task began", who.s,
+             b.unwritten_at, b.unwritten_region->name);
+    }
+    b.unwritten_at = -1;
+}
+
+// Completes the warp collectives every lane of whose mask arrived; reports a
+// lane named by a mask that exited. True when something completed.
+inline bool resolve_warps(Block& b) {
+    bool progressed = false;
+    for (int w = 0; w < kWarps; ++w)
+        for (int l = 0; l < kWarp; ++l) {
+            const Fiber& f = b.f[w * kWarp + l];
+            if (f.state != AT_WARP) continue;
+            bool all = true;
+            for (int k = 0; k < kWarp && all; ++k) {
+                if (!(f.mask >> k & 1u)) continue;
+                const Fiber& o = b.f[w * kWarp + k];
+                if (o.state == EXITED && !quiet()) {
+                    const Who who(w * kWarp + l);
+                    fail("%s: %s with mask 0x%08x names lane %d, which had ended the task", who.s, op_name(f.op), f.mask,
+                         k);
+                    b.abandoned = true;
+                    return false;
+                }
+                all = o.state == AT_WARP && o.op == f.op && o.mask == f.mask;
+            }
+            if (all) {
+                execute_warp(b, w, f.mask);
+                progressed = true;
+            }
+        }
+    return progressed;
+}
+
+// Nothing can run: name who waits for whom.
+inline void report_stuck(Block& b) {
+    char what[96];
+    for (int t = 0; t < kThreads; ++t) {
+        const Fiber& f = b.f[t];
+        if (f.state == AT_WARP) {
+            for (int k = 0; k < kWarp; ++k) {
+                const int o = (t / kWarp) * kWarp + k;
+                if (!(f.mask >> k & 1u)) continue;
+                if (b.f[o].state == AT_WARP && b.f[o].op == f.op && b.f[o].mask == f.mask) continue;
+                describe_lane(b, o, what, sizeof what);
+                const Who who(t);
+                fail("%s waits at %s with mask 0x%08x for lane %d, which %s: the lanes of the mask did not all arrive",
+                     who.s, op_name(f.op), f.mask, k, what);
+                return;
+            }
+        }
+    }
+    int waiting = 0, other = -1;
+    for (int t = 0; t < kThreads; ++t)
+        if (b.f[t].state == AT_BARRIER) ++waiting;
+        else if (other < 0) other = t;
+    describe_lane(b, other < 0 ? 0 : other, what, sizeof what);
+    const Who who(other < 0 ? 0 : other);
+    fail("%d threads wait at a block barrier that %s never reaches: it %s", waiting, who.s, what);
+}
+
+// Runs body(ctx) as the 256 threads of a block: true when thread 0's body
+// returned true and no thread diverged.
+inline bool run_block(int task, int op, int worker, AnvilStatus* status, bool (*body)(void*), void* ctx) {
+    Block& b = block();
+    b.task = task;
+    b.op = op;
+    b.worker = worker;
+    b.status = status;
+    b.body = body;
+    b.body_ctx = ctx;
+    b.result = false;
+    b.abandoned = false;
+    b.task_iv = ++b.iv;  // every shared byte is unwritten for this task
+    b.unwritten_at = -1;
+    if (g_checks && b.used) memset(b.window, 0xff, (size_t)b.used);
+    const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    for (int t = 0; t < kThreads; ++t) {
+        Fiber& f = b.f[t];
+        char* bottom = b.stacks + (size_t)t * kStack + page;
+        f.ctx = fc::make_fcontext(bottom + (kStack - page), kStack - page, &fiber_main);
+        f.state = RUNNABLE;
+        f.ncopies = 0;
+        f.committed = 0;
+    }
+    for (;;) {
+        for (int t = 0; t < kThreads; ++t)
+            if (b.f[t].state == RUNNABLE) resume(b, t);
+        int exited = 0, at_barrier = 0, runnable = 0;
+        for (int t = 0; t < kThreads; ++t) {
+            exited += b.f[t].state == EXITED;
+            at_barrier += b.f[t].state == AT_BARRIER;
+            runnable += b.f[t].state == RUNNABLE;
+        }
+        if (exited == kThreads) {
+            flush_unwritten(b);
+            break;
+        }
+        if (at_barrier == kThreads) {  // every thread arrived: the next interval begins
+            flush_unwritten(b);
+            ++b.iv;
+            for (int t = 0; t < kThreads; ++t) b.f[t].state = RUNNABLE;
+            continue;
+        }
+        if (resolve_warps(b) || runnable) continue;
+        if (!b.abandoned) report_stuck(b);
+        b.abandoned = true;  // the fibers are dropped; their stacks are reused
+        break;
+    }
+    b.status = nullptr;
+    return b.result && !b.abandoned;
+}
+
+inline void barrier() {
+    Block& b = block();
+    b.f[b.cur].state = AT_BARRIER;
+    yield();
+}
+
+// Between two polls: the OS thread to the other workers, the block's
+// other fibers their turn.
+inline void backoff() {
+    sched_yield();
+    yield();
+}
+
+// ---- shared memory
+// The region `name` of `bytes` bytes, made on first use and the same for
+// every later task of this worker (16-byte aligned, guard gaps between).
+inline void* shared(const char* name, int bytes) {
+    Block& b = block();
+    for (int i = 0; i < b.nregions; ++i)
+        if (strcmp(b.regions[i].name, name) == 0) return b.window + b.regions[i].begin;
+    const int begin = b.used + kGuard;
+    if (b.nregions == 8 || (size_t)begin + (size_t)bytes + kGuard > kWindow) {
+        fprintf(stderr, "anvil simt: shared region '%s' of %d bytes does not fit\n", name, bytes);
+        abort();
+    }
+    Region& r = b.regions[b.nregions++];
+    snprintf(r.name, sizeof r.name, "%s", name);
+    r.begin = begin;
+    r.bytes = bytes;
+    b.used = (begin + bytes + 15) / 16 * 16;
+    memset(b.window + begin, 0xff, (size_t)bytes);
+    return b.window + begin;
+}
+
+inline const char* access_name(Access a) {
+    return a == READ ? "read" : a == WRITE ? "wrote" : a == ASYNC_ISSUE ? "started a cp.async to" : "landed a cp.async on";
+}
+
+// Checks an access of n bytes at p by the current thread and updates the
+// shadow. False: p is not inside one shared region, and the access must
+// not be performed.
+inline bool access(const void* p, int n, Access kind) {
+    if (!g_checks) return true;
+    Block& b = block();
+    const int me = b.cur;
+    const long off = (const unsigned char*)p - b.window;
+    // The region the access belongs to, or the nearest one below it.
+    const Region* r = nullptr;
+    for (int i = 0; i < b.nregions; ++i)
+        if (off >= b.regions[i].begin - kGuard && (!r || b.regions[i].begin > r->begin)) r = &b.regions[i];
+    if (off < 0 || off >= (long)kWindow) r = nullptr;
+    if (!r || off < r->begin || off + n > r->begin + r->bytes) {
+        if (!quiet()) {
+            const Who who(me);
+            if (r)
+                fail("%s %s %d bytes at byte %ld of shared region '%s', which has %d: out of bounds", who.s,
+                     access_name(kind), n, off - r->begin, r->name, r->bytes);
+            else
+                fail("%s %s %d bytes at %p, which is not in shared memory: out of bounds", who.s, access_name(kind), n,
+                     p);
+        }
+        return false;
+    }
+    if (g_report.failed) return true;
+    const long at = off - r->begin;
+    for (int i = 0; i < n; ++i) {
+        Shadow& s = b.shadow[off + i];
+        const bool written = s.w_iv >= b.task_iv;
+        if (kind == READ) {
+            if (!written) {
+                if (b.unwritten_at < 0) {
+                    b.unwritten_at = at + i;
+                    b.unwritten_tid = me;
+                    b.unwritten_region = r;
+                }
+            } else if (s.pending) {
+                const Who who(me), w(s.w_tid);
+                fail("%s read byte %ld of shared region '%s' before the cp.async.wait_group of %s's copy to it: "
+                     "its data had not landed",
+                     who.s, at + i, r->name, w.s);
+                return true;
+            } else if (s.w_iv == b.iv && s.w_tid != me) {
+                const Who who(me), w(s.w_tid);
+                fail("shared-memory race: %s read byte %ld of shared region '%s', which %s wrote, with no barrier "
+                     "between",
+                     who.s, at + i, r->name, w.s);
+                return true;
+            }
+            if (s.r_iv != b.iv) {
+                s.r_iv = b.iv;
+                s.r_tid = (unsigned short)me;
+                s.r_tid2 = kNobody;
+            } else if (s.r_tid != me && s.r_tid2 == kNobody) {
+                s.r_tid2 = (unsigned short)me;
+            }
+            continue;
+        }
+        // A write: the issue of a cp.async writes the bytes from then on.
+        if (written && s.w_iv == b.iv && s.w_tid != me) {
+            const Who who(me), w(s.w_tid);
+            fail("shared-memory race: %s and %s both wrote byte %ld of shared region '%s' with no barrier between",
+                 w.s, who.s, at + i, r->name);
+            return true;
+        }
+        if (s.r_iv == b.iv && s.r_iv >= b.task_iv && (s.r_tid != me || (s.r_tid2 != kNobody && s.r_tid2 != me))) {
+            const Who who(me), rd(s.r_tid != me ? s.r_tid : s.r_tid2);
+            fail("shared-memory race: %s %s byte %ld of shared region '%s', which %s read, with no barrier between",
+                 who.s, access_name(kind), at + i, r->name, rd.s);
+            return true;
+        }
+        s.w_iv = b.iv;
+        s.w_tid = (unsigned short)me;
+        s.pending = kind == ASYNC_ISSUE;
+    }
+    return true;
+}
+
+template <class T>
+inline T load(const T* p) {
+    T v;
+    if (access(p, (int)sizeof(T), READ)) memcpy(&v, p, sizeof v);
+    else memset(&v, 0xff, sizeof v);
+    return v;
+}
+template <class T>
+inline void store(T* p, T v) {
+    if (access(p, (int)sizeof(T), WRITE)) memcpy(p, &v, sizeof v);
+}
+
+// ---- cp.async (cp.async.cg.shared.global [dst], [src], 16, bytes)
+inline void cp_async16(void* dst, const void* src, int bytes) {
+    Block& b = block();
+    Fiber& f = b.f[b.cur];
+    const Who who(b.cur);
+    if (((unsigned long long)dst & 15) || ((unsigned long long)src & 15) || bytes < 0 || bytes > 16) {
+        if (!quiet()) fail("%s: cp.async of %d bytes from %p to %p: the addresses must be 16-byte aligned, the size "
+                           "at most 16", who.s, bytes, src, dst);
+        return;
+    }
+    if (f.ncopies == kMaxCopies) {
+        if (!quiet()) fail("%s has more than %d cp.async copies in flight", who.s, kMaxCopies);
+        return;
+    }
+    if (!access(dst, 16, ASYNC_ISSUE)) return;
+    Copy& c = f.copies[f.ncopies++];
+    c.dst = (unsigned char*)dst;
+    memset(c.data, 0, 16);  // src-size below 16: the rest is zero-filled
+    memcpy(c.data, src, (size_t)bytes);
+    c.group = f.committed;
+    if (g_checks) memset(dst, 0xff, 16);  // poison until it lands
+}
+inline void cp_async_commit() { ++block().f[block().cur].committed; }
+// Lands every copy of a group older than the newest n committed ones.
+inline void cp_async_wait(int n) {
+    Block& b = block();
+    Fiber& f = b.f[b.cur];
+    int kept = 0;
+    for (int i = 0; i < f.ncopies; ++i) {
+        Copy& c = f.copies[i];
+        if (c.group + (unsigned)n < f.committed) {
+            if (access(c.dst, 16, ASYNC_LAND)) memcpy(c.dst, c.data, 16);
+        } else {
+            f.copies[kept++] = c;
+        }
+    }
+    f.ncopies = kept;
+}
+
+inline void end_of_thread(Block& b, int me) {
+    const Fiber& f = b.f[me];
+    if (f.ncopies && !quiet()) {
+        const Who who(me);
+        fail("%s ended the task with %d cp.async copies not waited for (cp.async.wait_group missing)", who.s,
+             f.ncopies);
+    }
+}
+
+// ---- warp collectives
+inline unsigned shfl_xor(unsigned v, int lane_mask, unsigned mask) {
+    Block& b = block();
+    Fiber& f = b.f[b.cur];
+    f.op = W_SHFL_XOR;
+    f.mask = mask;
+    f.in = v;
+    f.arg = (unsigned)lane_mask;
+    f.state = AT_WARP;
+    yield();
+    return f.out;
+}
+inline void syncwarp(unsigned mask) {
+    Block& b = block();
+    Fiber& f = b.f[b.cur];
+    f.op = W_SYNCWARP;
+    f.mask = mask;
+    f.state = AT_WARP;
+    yield();
+}
+
+// The PTX ISA's fragments of mma.m16n8k16 with .f16/.bf16 A and B and .f32
+// C and D, for a lane with groupID g = lane / 4 and threadID_in_group t =
+// lane % 4. Element i of A (8 halves: register i / 2, low half first):
+// row g for i in {0,1,4,5}, else g + 8; column 2t + (i & 1), plus 8 for i >= 4.
+inline void frag_a(int lane, int i, int* row, int* col) {
+    *row = lane / 4 + ((i >> 1) & 1) * 8;
+    *col = (lane % 4) * 2 + (i & 1) + (i >= 4 ? 8 : 0);
+}
+// Element i of B (4 halves): row 2t + (i & 1), plus 8 for i >= 2; column g.
+inline void frag_b(int lane, int i, int* row, int* col) {
+    *row = (lane % 4) * 2 + (i & 1) + (i >= 2 ? 8 : 0);
+    *col = lane / 4;
+}
+// Element i of C and D (4 floats): row g for i < 2, else g + 8; column 2t + (i & 1).
+inline void frag_c(int lane, int i, int* row, int* col) {
+    *row = lane / 4 + (i >= 2 ? 8 : 0);
+    *col = (lane % 4) * 2 + (i & 1);
+}
+
+// d = A x B + d for the warp (mma.sync.aligned.m16n8k16.row.col.f32.{f16,bf16}).
+// Products of f16 or bf16 values are exact in f32; the emulation sums the
+// 16 products and C in double and rounds once (the hardware's order of
+// accumulation is its own: results agree within f32 rounding).
+inline void mma_16816(float* d, const unsigned* a, const unsigned* b, bool bf16, Widen widen) {
+    Block& bl = block();
+    Fiber& f = bl.f[bl.cur];
+    f.op = W_MMA;
+    f.mask = 0xffffffffu;  // .aligned: every lane of the warp
+    for (int i = 0; i < 4; ++i) f.a[i] = a[i], f.c[i] = d[i];
+    f.b[0] = b[0];
+    f.b[1] = b[1];
+    f.bf16 = bf16;
+    f.widen = widen;
+    f.state = AT_WARP;
+    yield();
+    for (int i = 0; i < 4; ++i) d[i] = f.c[i];
+}
+
+inline void execute_mma(Block& bl, int w) {
+    Fiber* lanes = bl.f + w * kWarp;
+    for (int l = 1; l < kWarp; ++l)
+        if (lanes[l].bf16 != lanes[0].bf16 && !quiet()) {
+            const Who who(w * kWarp + l);
+            fail("%s: mma.sync with %s operands while lane 0 of its warp has %s", who.s, lanes[l].bf16 ? "bf16" : "f16",
+                 lanes[0].bf16 ? "bf16" : "f16");
+        }
+    double A[16][16], B[16][8], C[16][8];
+    int r, c;
+    for (int l = 0; l < kWarp; ++l) {
+        const Fiber& f = lanes[l];
+        for (int i = 0; i < 8; ++i) {
+            frag_a(l, i, &r, &c);
+            A[r][c] = f.widen((unsigned short)(f.a[i / 2] >> (16 * (i % 2))));
+        }
+        for (int i = 0; i < 4; ++i) {
+            frag_b(l, i, &r, &c);
+            B[r][c] = f.widen((unsigned short)(f.b[i / 2] >> (16 * (i % 2))));
+            frag_c(l, i, &r, &c);
+            C[r][c] = f.c[i];
+        }
+    }
+    for (int l = 0; l < kWarp; ++l)
+        for (int i = 0; i < 4; ++i) {
+            frag_c(l, i, &r, &c);
+            double s = C[r][c];
+            for (int k = 0; k < 16; ++k) s += A[r][k] * B[k][c];
+            lanes[l].c[i] = (float)s;
+        }
+}
+
+inline void execute_warp(Block& b, int w, unsigned mask) {
+    Fiber* lanes = b.f + w * kWarp;
+    int first = 0;
+    while (!(mask >> first & 1u)) ++first;
+    const WarpOp op = lanes[first].op;
+    if (op == W_MMA) execute_mma(b, w);
+    if (op == W_SHFL_XOR)
+        for (int l = 0; l < kWarp; ++l) {
+            if (!(mask >> l & 1u)) continue;
+            const int src = l ^ (int)(lanes[l].arg & 31u);
+            if (!(mask >> src & 1u) && !quiet()) {
+                const Who who(w * kWarp + l);
+                fail("%s: shfl.sync.bfly reads lane %d, outside its mask 0x%08x", who.s, src, mask);
+            }
+            lanes[l].out = lanes[src].in;
+        }
+    for (int l = 0; l < kWarp; ++l)
+        if (mask >> l & 1u) lanes[l].state = RUNNABLE;
+}
+
+}  // namespace anvil_simt
+
+// The library's side of the simt backend (src/runtime/simt_backend.cpp):
+// the checks on or off and a fresh report for a run, then its first failure.
+extern "C" void anvil_simt_configure(int checks) {
+    std::lock_guard<std::mutex> lock(anvil_simt::g_report.mu);
+    anvil_simt::g_checks = checks;
+    anvil_simt::g_report.failed = false;
+    anvil_simt::g_report.task = -1;
+    anvil_simt::g_report.msg[0] = 0;
+}
+// The failure's message into buf; returns its task, -1 when nothing failed.
+extern "C" int anvil_simt_report(char* buf, int cap) {
+    std::lock_guard<std::mutex> lock(anvil_simt::g_report.mu);
+    if (!anvil_simt::g_report.failed) return -1;
+    snprintf(buf, (size_t)cap, "%s", anvil_simt::g_report.msg);
+    return anvil_simt::g_report.task < 0 ? 0 : anvil_simt::g_report.task;
+}
+
+#endif  // ANVIL_SIMT
+#endif  // ANVIL_RTASKS_SIMT_CUH

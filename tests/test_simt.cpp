@@ -1,0 +1,147 @@
+// The simt backend runs the CUDA code itself (256 threads a block, warps,
+// shared memory, mma.sync, cp.async) on CPU fibers with the thread-level
+// checks on: every small zoo model and test model, the tensor-core tile
+// in f16 and bf16 over odd shapes, both B layouts and every tile shape the
+// policies may pick, and the GEMV in every width and both B layouts, all
+// against the float64 reference.
+#include <catch2/catch.hpp>
+#include <fmt/format.h>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "anvil/pipeline.h"
+#include "frontend/infer_shapes.h"
+#include "frontend/load_model.h"
+#include "frontend/values.h"
+#include "run_checks.h"
+#include "runtime/simt_backend.h"
+#include "schedule/builders.h"
+#include "schedule/variants.h"
+#include "tile/decompose.h"
+
+using namespace anvil;
+namespace fs = std::filesystem;
+
+namespace {
+
+Gpu with_tensor_cores() {
+    Gpu g = default_gpu();
+    g.tensor_core_tiles = true;
+    return g;
+}
+
+// Every model CI runs: the _small variants and the models that have none,
+// from models/ and tests/models/.
+std::vector<std::string> ci_models() {
+    std::vector<std::string> out;
+    for (const char* dir : {"/models", "/tests/models"})
+        for (const auto& e : fs::directory_iterator(std::string(ANVIL_SOURCE_DIR) + dir)) {
+            const fs::path p = e.path();
+            if (p.extension() != ".yaml") continue;
+            if (fs::exists(p.parent_path() / (p.stem().string() + "_small.yaml"))) continue;  // full size
+            out.push_back(p.string());
+        }
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+int rops_with(const Schedule& s, int algo) {
+    int n = 0;
+    for (const ROp& op : s.tiles.rops)
+        if (const auto* p = std::get_if<MatmulParams>(&op.params)) n += p->algo == algo;
+    return n;
+}
+
+// One matmul node per (case, variant), all of one dtype in one model: a
+// single compile covers every variant. Node names end in _v<variant>.
+struct MmCase {
+    int m, k, n;
+    bool transpose_b;
+};
+Graph cases_graph(const char* name, DType dtype, const std::vector<MmCase>& cases, int variants) {
+    std::string inputs, params, nodes, outputs;
+    for (size_t c = 0; c < cases.size(); ++c) {
+        const MmCase& mc = cases[c];
+        inputs += fmt::format("  - {{name: x{}, shape: [{}, {}]}}\n", c, mc.m, mc.k);
+        params += mc.transpose_b ? fmt::format("  - {{name: w{}, shape: [{}, {}]}}\n", c, mc.n, mc.k)
+                                 : fmt::format("  - {{name: w{}, shape: [{}, {}]}}\n", c, mc.k, mc.n);
+        for (int v = 0; v < variants; ++v) {
+            nodes += fmt::format("  - {{name: y{}_v{}, op: matmul, inputs: [x{}, w{}]{}}}\n", c, v, c, c,
+                                 mc.transpose_b ? ", transpose_b: true" : "");
+            outputs += fmt::format("{}y{}_v{}", outputs.empty() ? "" : ", ", c, v);
+        }
+    }
+    const std::string text = fmt::format("anvil: 1\nname: {}\ndtype: {}\nseed: 17\ninputs:\n{}params:\n{}nodes:\n{}outputs: [{}]\n",
+                                         name, dtype_name(dtype), inputs, params, nodes, outputs);
+    return infer_shapes(build_graph(load_model_from_string(text, std::string(name) + ".yaml")));
+}
+int case_index(const ROp& op) { return std::stoi(op.name.substr(op.name.rfind("_v") + 2)); }
+
+}  // namespace
+
+TEST_CASE("simt: every CI model matches the reference with the thread-level checks on", "[simt]") {
+    const std::vector<std::string> models = ci_models();
+    REQUIRE(models.size() >= 20);
+    for (const std::string& path : models) {
+        DYNAMIC_SECTION(fs::path(path).filename().string()) {
+            const Graph g = load_graph(path);
+            // Tensor-core tiles allowed: the policies pick them where they pay.
+            const Schedule s = plan(g, "anvil", with_tensor_cores());
+            const TensorMap values = make_values(g, std::nullopt);
+            test::expect_reference(g, values, run_simt(s, values));
+        }
+    }
+}
+
+TEST_CASE("simt: --check-races applies to the simt backend", "[simt]") {
+    const Graph g = load_graph(std::string(ANVIL_SOURCE_DIR) + "/models/transformer_encoder_f16.yaml");
+    const Schedule s = plan(g, "rammer", with_tensor_cores());
+    REQUIRE(rops_with(s, ANVIL_MM_TENSOR) > 0);
+    HostRunOptions opt;
+    opt.check_races = true;
+    const TensorMap values = make_values(g, std::nullopt);
+    test::expect_reference(g, values, run_simt(s, values, opt));
+}
+
+TEST_CASE("simt: the tensor-core tile over odd shapes, both B layouts, every tile shape", "[simt][tensor]") {
+    // M, N and K take 1, 7, 33 and 129 in every position; K = 40 and 72 take
+    // cp.async (16-byte rows) with a zero-filled tail.
+    std::vector<MmCase> cases;
+    for (bool t : {false, true})
+        for (MmCase c : {MmCase{1, 33, 7}, MmCase{7, 129, 1}, MmCase{33, 1, 129}, MmCase{129, 7, 33},
+                         MmCase{129, 129, 129}, MmCase{33, 40, 7}, MmCase{70, 72, 45}}) {
+            c.transpose_b = t;
+            cases.push_back(c);
+        }
+    const int shapes[9][2] = {{32, 32}, {32, 64}, {32, 128}, {64, 32}, {64, 64},
+                              {64, 128}, {128, 32}, {128, 64}, {128, 128}};
+    const DType dtype = GENERATE(DType::f16, DType::bf16);
+    CAPTURE(dtype_name(dtype));
+    const Graph g = cases_graph("tc_simt", dtype, cases, 9);
+    TileGraph tg = decompose(g);
+    for (ROp& op : tg.rops) {
+        const int v = case_index(op);
+        op = on_tensor_cores(op, shapes[v][0], shapes[v][1], 32);
+    }
+    const Schedule s = launch_per_rop("per_op", tg, default_gpu(), "op_");
+    REQUIRE(rops_with(s, ANVIL_MM_TENSOR) == static_cast<int>(cases.size() * 9));
+    const TensorMap values = make_values(g, std::nullopt);
+    test::expect_reference(g, values, run_simt(s, values), cases.size() * 9);
+}
+
+TEST_CASE("simt: the GEMV in every width, both B layouts", "[simt][gemv]") {
+    const std::vector<MmCase> cases = {{1, 37, 129, false}, {3, 64, 136, false}, {2, 130, 75, true},
+                                       {4, 256, 40, true},  {1, 40, 1000, false}, {1, 1000, 24, true}};
+    const int widths[] = {16, 32, 64, 128, 256};
+    const DType dtype = GENERATE(DType::f32, DType::f16, DType::bf16);
+    CAPTURE(dtype_name(dtype));
+    const Graph g = cases_graph("gemv_simt", dtype, cases, 5);
+    TileGraph tg = decompose(g);
+    for (ROp& op : tg.rops) op = as_gemv(op, widths[case_index(op)]);
+    const Schedule s = launch_per_rop("per_op", tg, default_gpu(), "op_");
+    REQUIRE(rops_with(s, ANVIL_MM_GEMV) == static_cast<int>(cases.size() * 5));
+    const TensorMap values = make_values(g, std::nullopt);
+    test::expect_reference(g, values, run_simt(s, values), cases.size() * 5);
+}

@@ -1,0 +1,136 @@
+// The simt checks catch what a GPU would only show as wrong numbers, now and
+// then: each test breaks one tile of the emitted source (string replacement
+// before the host compiler sees it) and expects the simt run to refuse it,
+// naming the task, its rOp, the threads and the shared-memory offset. The
+// unbroken source passes, so every failure is the mutation's.
+#include <catch2/catch.hpp>
+
+#include <string>
+
+#include "anvil/error.h"
+#include "anvil/pipeline.h"
+#include "frontend/infer_shapes.h"
+#include "frontend/load_model.h"
+#include "frontend/values.h"
+#include "runtime/simt_backend.h"
+#include "schedule/builders.h"
+#include "schedule/variants.h"
+#include "tile/decompose.h"
+
+using namespace anvil;
+
+namespace {
+
+// K = 40: A's rows are 80 bytes, so A takes cp.async; a row op (softmax)
+// over a tiled f32 matmul; a GEMV whose B has k contiguous (warp shuffles).
+const char* kModel = R"(anvil: 1
+name: mutants
+dtype: {}
+seed: 23
+inputs:
+  - {{name: x, shape: [33, 40]}}
+  - {{name: v, shape: [1, 96]}}
+params:
+  - {{name: w, shape: [40, 45]}}
+  - {{name: u, shape: [20, 96]}}
+nodes:
+  - {{name: y, op: matmul, inputs: [x, w]}}
+  - {{name: z, op: matmul, inputs: [v, u], transpose_b: true}}
+outputs: [y, z]
+)";
+
+Graph model(DType dtype) {
+    std::string text = kModel;
+    text.replace(text.find("{}"), 2, dtype_name(dtype));
+    for (size_t at; (at = text.find("{{")) != std::string::npos;) text.replace(at, 2, "{");
+    for (size_t at; (at = text.find("}}")) != std::string::npos;) text.replace(at, 2, "}");
+    return infer_shapes(build_graph(load_model_from_string(text, "mutants.yaml")));
+}
+
+// The schedule: y tiled (f32) or on tensor cores (f16), z a GEMV.
+Schedule schedule(const Graph& g, bool tensor) {
+    TileGraph tg = decompose(g);
+    for (ROp& op : tg.rops)
+        if (op.name == "y") op = tensor ? on_tensor_cores(op, 32, 32, 32) : retile(op, 32, 32, 16);
+    return launch_per_rop("per_op", tg, default_gpu(), "op_");
+}
+
+// Runs `s` with `from` replaced by `to` in the emitted source (which must hold it).
+TensorMap run_mutant(const Graph& g, const Schedule& s, const std::string& from, const std::string& to) {
+    HostRunOptions opt;
+    opt.edit_source = [&](std::string& src) {
+        const size_t at = src.find(from);
+        REQUIRE(at != std::string::npos);
+        src.replace(at, from.size(), to);
+    };
+    return run_simt(s, make_values(g, std::nullopt), opt);
+}
+
+bool matches_reference(const Graph& g, const TensorMap& outputs) {
+    for (const OutputCheck& c : check_outputs(g, outputs, reference_execute(g, make_values(g, std::nullopt))))
+        if (!c.ok()) return false;
+    return true;
+}
+
+}  // namespace
+
+TEST_CASE("simt mutations: the unbroken tiles pass", "[simt][mutation]") {
+    for (bool tensor : {false, true}) {
+        const Graph g = model(tensor ? DType::f16 : DType::f32);
+        CHECK(matches_reference(g, run_simt(schedule(g, tensor), make_values(g, std::nullopt))));
+    }
+}
+
+TEST_CASE("simt mutations: a removed barrier in a tile is a shared-memory race", "[simt][mutation]") {
+    const Graph g = model(DType::f32);
+    CHECK_THROWS_WITH(run_mutant(g, schedule(g, false), "anvil_barrier();  // the slices are complete", ""),
+                      Catch::Contains("simt check failed in task") && Catch::Contains("rop 'y'") &&
+                          Catch::Contains("a matmul tile") && Catch::Contains("shared-memory race") &&
+                          Catch::Contains("of shared region 'smem'") && Catch::Contains("thread"));
+}
+
+TEST_CASE("simt mutations: a missing cp.async wait reads data that has not landed", "[simt][mutation]") {
+    const Graph g = model(DType::f16);
+    CHECK_THROWS_WITH(run_mutant(g, schedule(g, true), "anvil_cp_async_wait<1>();", ""),
+                      Catch::Contains("on tensor cores") && Catch::Contains("before the cp.async.wait_group"));
+}
+
+TEST_CASE("simt mutations: two lanes' fragment rows swapped give wrong numbers", "[simt][mutation]") {
+    const Graph g = model(DType::f16);
+    // Rows g and g + 8 of A's fragment trade places.
+    const TensorMap out = run_mutant(g, schedule(g, true), "a[i][0] = anvil_lds((const unsigned*)s);\n                a[i][1] = anvil_lds((const unsigned*)(s + 8 * LD));",
+                                     "a[i][1] = anvil_lds((const unsigned*)s);\n                a[i][0] = anvil_lds((const unsigned*)(s + 8 * LD));");
+    CHECK_FALSE(matches_reference(g, out));
+}
+
+TEST_CASE("simt mutations: an out-of-bounds shared store is refused", "[simt][mutation]") {
+    const Graph g = model(DType::f32);
+    CHECK_THROWS_WITH(run_mutant(g, schedule(g, false), "anvil_sts(As + k * LDA + m, v);",
+                                 "anvil_sts(As + k * LDA + m + ANVIL_SMEM_BYTES / 4, v);"),
+                      Catch::Contains("out of bounds") && Catch::Contains("shared region 'smem'"));
+}
+
+TEST_CASE("simt mutations: a read of shared memory no thread wrote is refused", "[simt][mutation]") {
+    const Graph g = model(DType::f32);
+    CHECK_THROWS_WITH(run_mutant(g, schedule(g, false), "anvil_sts(Bs + k * LDB + n, v);",
+                                 "if (n != 5) anvil_sts(Bs + k * LDB + n, v);"),
+                      Catch::Contains("which no thread wrote since the task began"));
+}
+
+TEST_CASE("simt mutations: a shuffle whose lanes did not all arrive is refused", "[simt][mutation]") {
+    const Graph g = model(DType::f32);
+    CHECK_THROWS_WITH(run_mutant(g, schedule(g, false), "const float sum = anvil_warp_sum(acc[m]);",
+                                 "const float sum = lane < 16 ? anvil_warp_sum(acc[m]) : acc[m];"),
+                      Catch::Contains("a gemv tile") && Catch::Contains("did not all arrive"));
+}
+
+TEST_CASE("simt mutations: with the checks off the removed barrier goes unnoticed", "[simt][mutation]") {
+    const Graph g = model(DType::f32);
+    HostRunOptions opt;
+    opt.simt_checks = false;
+    opt.edit_source = [](std::string& src) {
+        const std::string from = "anvil_barrier();  // the slices are complete";
+        src.replace(src.find(from), from.size(), "");
+    };
+    CHECK_NOTHROW(run_simt(schedule(g, false), make_values(g, std::nullopt), opt));
+}
