@@ -24,6 +24,7 @@
 #include "tools/tune.h"
 #include "runtime/compile_nvrtc.h"
 #include "tile/decompose.h"
+#include "tile/size_limits.h"
 
 namespace fs = std::filesystem;
 using namespace anvil;
@@ -55,9 +56,11 @@ void write_file_atomically(const std::string& path, const std::string& text) {
     fs::rename(tmp, target);
 }
 
-int cmd_check(const std::string& model) {
+int cmd_check(const std::string& model, const Gpu& gpu) {
     Graph graph = load_graph(model);
+    check_tensor_sizes(graph, gpu);
     TileGraph tg = decompose(graph);
+    check_arena_size(graph, tg, gpu);
     std::map<std::string, int> ops;
     for (VertexId v : graph.of_role(Role::node)) ++ops[op_name(graph.value(v).op)];
     auto bytes_of = [&](Role r) {
@@ -187,6 +190,7 @@ int cmd_run(const std::string& model, const std::string& backend, const std::str
         if (const std::string why = cuda_unavailable_reason(); !why.empty())
             throw UserError("--backend cuda: " + why);
     }
+    check_tensor_sizes(graph, gpu);  // before the values are allocated
     TensorMap values = make_values(graph, inputs_dir.empty() ? std::nullopt : std::optional(inputs_dir));
     Schedule s = plan(graph, policy, gpu);
     TensorMap outputs;
@@ -302,17 +306,30 @@ int main(int argc, char** argv) {
                       "let policies pick tensor-core matmul tiles for f16/bf16 (experimental: not yet checked on a "
                       "device)");
     };
+    std::string max_memory;
+    bool max_memory_given = false;  // an empty --max-memory '' is an error, not the default
+    auto add_max_memory = [&](CLI::App* cmd) {
+        cmd->add_option_function<std::string>(
+            "--max-memory", [&](const std::string& v) { max_memory = v, max_memory_given = true; },
+            "refuse a model whose arena or any tensor needs more than this many bytes (K, M, G, T: "
+            "powers of 1024; default: the target GPU's memory)");
+    };
     auto with_options = [&](Gpu g) {
         g.tensor_core_tiles = g.tensor_core_tiles || tensor_cores;
+        if (max_memory_given) g.memory_bytes = parse_memory_size(max_memory, "--max-memory");
         return g;
     };
 
     CLI::App* check = app.add_subcommand("check", "validate a model and summarise it: ops, tensors, FLOPs, bytes");
     check->add_option("MODEL", model, "model file (.yaml)")->required();
+    check->add_option("--gpu", gpu_name, gpu_help)->capture_default_str();
+    check->add_option("--kernels-db", kernels_db, "read GPU descriptions from DIR");
+    add_max_memory(check);
 
     CLI::App* sched = app.add_subcommand("schedule", "decompose and schedule a model; optionally emit the .cu");
     sched->add_option("MODEL", model, "model file (.yaml)")->required();
     add_target(sched);
+    add_max_memory(sched);
     sched->add_option("--emit", outputs.emit_path, "write the self-contained CUDA source here");
     sched->add_flag("--compile", outputs.compile, "compile the source with NVRTC and report registers, smem, spills");
     sched->add_flag("--report", outputs.report,
@@ -328,6 +345,7 @@ int main(int argc, char** argv) {
         ->check(CLI::IsMember({"auto", "host", "cuda"}))
         ->capture_default_str();
     add_target(run);
+    add_max_memory(run);
     run->add_option("--save-io", save_io_dir, "write inputs/, params/ and outputs/ as .npy files here");
     run->add_option("--inputs", inputs_dir, "read input values from DIR/NAME.npy");
     run->add_option("--workers", workers, "host backend worker threads (0: one per core, at least 2)");
@@ -374,7 +392,7 @@ int main(int argc, char** argv) {
         return rc == 0 ? 0 : 2;
     }
     try {
-        if (*check) return cmd_check(model);
+        if (*check) return cmd_check(model, with_options(find_gpu(gpu_name, kernels_db)));
         if (*sched) return cmd_schedule(model, policy, with_options(find_gpu(gpu_name, kernels_db)), outputs);
         if (*prof) {
             profile_opt.policy = policy;

@@ -16,6 +16,7 @@
 #include "frontend/model.h"
 #include "frontend/npy.h"
 #include "frontend/load_model.h"
+#include "base/checked.h"
 
 namespace anvil {
 
@@ -245,15 +246,16 @@ Shape Loader::shape_of(const Entry& e, const std::string& subject) {
         user_error(loc(e), subject,
                    "shape has rank " + std::to_string(dims.size()) + "; the most is " + std::to_string(kMaxRank));
     Shape shape;
-    int64_t total = 1;
     for (const YAML::Node& d : dims) {
         int64_t v = int_of(d, loc(d), subject, "a shape dimension");
         if (v <= 0) user_error(loc(d), subject, "shape dimensions must be positive, got " + std::to_string(v));
-        if (total > std::numeric_limits<int64_t>::max() / v)
-            user_error(loc(e), subject, "shape has too many elements");
-        total *= v;
+        if (v > kMaxDim)
+            user_error(loc(d), subject, "shape dimension " + std::to_string(v) + " is more than " +
+                                            std::to_string(kMaxDim) + " (2^31 - 1), the largest dimension anvil takes");
         shape.push_back(v);
     }
+    if (std::string why = shape_size_problem(shape); !why.empty())
+        user_error(loc(e), subject, "shape " + shape_str(shape) + " " + why);
     return shape;
 }
 

@@ -4,6 +4,7 @@
 
 #include "policies/registry.h"
 #include "tile/decompose.h"
+#include "tile/size_limits.h"
 
 namespace anvil {
 
@@ -13,7 +14,9 @@ Schedule plan(const Graph& graph, const std::string& policy, const Gpu& gpu,
         if (stage_done) stage_done(stage);
     };
     const PolicyEntry& entry = find_policy(policy);
+    check_tensor_sizes(graph, gpu);  // before any work that grows with the model
     TileGraph tg = decompose(graph);
+    check_arena_size(graph, tg, gpu);
     done("decompose");
     Schedule s = entry.fn(tg, gpu);
     verify_schedule(s);
