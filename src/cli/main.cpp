@@ -10,6 +10,7 @@
 #include <iostream>
 #include <algorithm>
 #include <map>
+#include <tuple>
 
 #include "tools/calibrate.h"
 #include "schedule/cost_model.h"
@@ -25,6 +26,7 @@
 #include "runtime/compile_nvrtc.h"
 #include "tile/decompose.h"
 #include "tile/size_limits.h"
+#include "base/paths.h"
 
 namespace fs = std::filesystem;
 using namespace anvil;
@@ -53,7 +55,12 @@ void write_file_atomically(const std::string& path, const std::string& text) {
         out << text;
         if (!out.flush()) throw UserError(path + ": write failed");
     }
-    fs::rename(tmp, target);
+    std::error_code ec;
+    fs::rename(tmp, target, ec);
+    if (ec) {
+        fs::remove(tmp, ec);  // nothing left behind
+        throw UserError(path + ": cannot write it: " + ec.message());
+    }
 }
 
 int cmd_check(const std::string& model, const Gpu& gpu) {
@@ -392,6 +399,16 @@ int main(int argc, char** argv) {
         return rc == 0 ? 0 : 2;
     }
     try {
+        // Every output path is checked before any work: a refused one exits 2 having written nothing.
+        const std::vector<std::tuple<CLI::App*, const char*, const std::string*>> out_files = {
+            {sched, "--emit", &outputs.emit_path}, {sched, "--trace", &outputs.trace_path},
+            {sched, "--dot", &outputs.dot_path},   {prof, "--trace", &profile_trace},
+            {calib, "--out", &calib_out},          {tune_cmd, "--out", &tune_out}};
+        for (const auto& [cmd, opt, path] : out_files)
+            if (*cmd && cmd->count(opt) > 0) check_output_file(*path, opt);
+        if (*run && run->count("--save-io") > 0) check_output_dir(save_io_dir, "--save-io");
+        if (*run && run->count("--inputs") > 0 && inputs_dir.empty())
+            throw UserError("--inputs: the path is empty");
         if (*check) return cmd_check(model, with_options(find_gpu(gpu_name, kernels_db)));
         if (*sched) return cmd_schedule(model, policy, with_options(find_gpu(gpu_name, kernels_db)), outputs);
         if (*prof) {

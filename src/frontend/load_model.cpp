@@ -17,6 +17,7 @@
 #include "frontend/npy.h"
 #include "frontend/load_model.h"
 #include "base/checked.h"
+#include "base/paths.h"
 
 namespace anvil {
 
@@ -580,8 +581,7 @@ Model load_model_from_string(const std::string& text, const std::string& path) {
 }
 
 Model load_model(const std::string& path) {
-    std::error_code ec;
-    if (fs::is_directory(path, ec)) user_error(SourceLoc{path, 0, 0}, "", "is a directory, not a model file");
+    check_input_file(path, "the model file", kMaxModelFileBytes);  // not /dev/zero, a FIFO, a directory
     std::ifstream in(path, std::ios::binary);
     if (!in) user_error(SourceLoc{path, 0, 0}, "", "cannot open the model file");
     std::ostringstream text;
