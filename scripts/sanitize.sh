@@ -13,6 +13,11 @@ jobs=${ANVIL_JOBS:-$(nproc)}
 cmake -S . -B build-asan -G Ninja -DCUDAToolkit_ROOT=/usr/local/cuda -DANVIL_SANITIZE=ON \
       -DCMAKE_BUILD_TYPE=Debug ${CMAKE_CXX_COMPILER_LAUNCHER:+-DCMAKE_CXX_COMPILER_LAUNCHER=$CMAKE_CXX_COMPILER_LAUNCHER} >/dev/null
 cmake --build build-asan -j "$jobs" --target anvil anvil_tests
+# It must start without a CUDA driver: no libcuda.so.1 among its libraries.
+if readelf -d build-asan/anvil_tests build-asan/anvil | grep -q 'libcuda\.so'; then
+  echo "sanitize: the binaries need libcuda.so.1 to start; the driver must be loaded at run time" >&2
+  exit 1
+fi
 export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:strict_string_checks=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 export ANVIL_CACHE_DIR=$PWD/build-asan/cache

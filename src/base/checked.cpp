@@ -27,16 +27,15 @@ std::optional<int64_t> checked_numel(const Shape& s) {
 std::string shape_size_problem(const Shape& s) {
     for (size_t i = 0; i < s.size(); ++i) {
         if (s[i] <= 0)
-            return "has dimension " + std::to_string(i) + " of " + std::to_string(s[i]) +
-                   "; dimensions must be positive";
+            return "dimension " + std::to_string(i) + " is " + std::to_string(s[i]) + "; dimensions must be positive";
         if (s[i] > kMaxDim)
-            return "has dimension " + std::to_string(i) + " of " + std::to_string(s[i]) + ", more than " +
+            return "dimension " + std::to_string(i) + " is " + std::to_string(s[i]) + ", more than " +
                    std::to_string(kMaxDim) + " (2^31 - 1), the largest dimension anvil takes";
     }
     std::optional<int64_t> n = checked_numel(s);
-    if (!n) return "has more elements than a 64-bit count holds";
+    if (!n) return "its element count overflows 64 bits";
     if (*n > kMaxElements)
-        return "has " + std::to_string(*n) + " elements, more than " + std::to_string(kMaxElements) +
+        return std::to_string(*n) + " elements, more than " + std::to_string(kMaxElements) +
                " (2^31 - 1), the most anvil takes in one tensor";
     return "";
 }

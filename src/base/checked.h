@@ -25,8 +25,8 @@ std::optional<int64_t> checked_mul(int64_t a, int64_t b);
 // The product of the dimensions; nullopt when it overflows int64.
 std::optional<int64_t> checked_numel(const Shape& s);
 
-// What is wrong with a shape's size, as a sentence fragment ("has dimension
-// 3000000000, more than 2147483647"), or "" when every dimension is at least
+// What is wrong with a shape's size, as a sentence fragment ("dimension 0
+// is 3000000000, more than 2147483647 ..."), or "" when every dimension is at least
 // 1 and at most kMaxDim and the element count at most kMaxElements.
 std::string shape_size_problem(const Shape& s);
 

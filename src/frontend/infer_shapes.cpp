@@ -87,7 +87,7 @@ void check_dims(const NodeCtx& c, const std::string& attr, const std::string& wh
         if (d <= 0)
             c.fail_attr(attr, what + " has a dimension " + std::to_string(d) +
                                   "; dimensions must be positive");
-    if (std::string why = shape_size_problem(s); !why.empty()) c.fail_attr(attr, what + " " + why);
+    if (std::string why = shape_size_problem(s); !why.empty()) c.fail_attr(attr, what + " is too large: " + why);
 }
 
 Shape infer_constant(const NodeCtx& c) {
@@ -132,10 +132,17 @@ Shape infer_layernorm(const NodeCtx& c) {
     return x;
 }
 
-// An eps the kernels add in f32: finite and positive, in f32 too.
+// An eps the kernels add in f32: finite, in f32 too, and positive (batchnorm,
+// whose variances are given: non-negative).
 void check_eps(const NodeCtx& c) {
     double eps = c.v.attrs.get_float("eps");
     float f = static_cast<float>(eps);
+    if (c.v.op == Op::batchnorm) {
+        if (eps < 0) c.fail_attr("eps", "batchnorm eps must be non-negative, got " + fmt::format("{}", eps));
+        if (!std::isfinite(eps) || !std::isfinite(f))
+            c.fail_attr("eps", "batchnorm eps must be a finite number that f32 holds, got " + fmt::format("{}", eps));
+        return;
+    }
     if (!(eps > 0) || !std::isfinite(eps) || !(f > 0) || !std::isfinite(f))
         c.fail_attr("eps", c.op() + " eps must be a finite positive number that f32 holds (such as 1e-5), got " +
                                fmt::format("{}", eps));
@@ -250,12 +257,11 @@ Shape infer_reshape(const NodeCtx& c) {
             c.fail_attr("shape", what + " has an entry " + std::to_string(s[i]) +
                                      "; entries must be positive, or -1 once");
         } else {
-            // A product past x's count can never match it: stop there, before it overflows.
             std::optional<int64_t> k = checked_mul(known, s[i]);
-            if (!k || *k > numel(x))
+            if (!k)  // past any count x can have
                 c.fail_attr("shape", "reshape element count differs: x is " + shape_str(x) + " (" +
                                          std::to_string(numel(x)) + " elements), shape " + shape_str(s) +
-                                         " has more");
+                                         " has more than a 64-bit count holds");
             known = *k;
         }
     }
@@ -351,8 +357,9 @@ std::array<int64_t, 2> hw_attr(const NodeCtx& c, const std::string& attr) {
     if (v.size() != 1 && v.size() != 2)
         c.fail_attr(attr, c.op() + " " + attr + " must be an int or [h, w], got " + list_str(v));
     for (int64_t e : v)
-        if (e <= 0 || e > kMaxDim)
-            c.fail_attr(attr, c.op() + " " + attr + " must be positive and at most " + std::to_string(kMaxDim) +
+        if (e <= 0) c.fail_attr(attr, c.op() + " " + attr + " must be positive, got " + list_str(v));
+        else if (e > kMaxDim)
+            c.fail_attr(attr, c.op() + " " + attr + " must be at most " + std::to_string(kMaxDim) +
                                   " (2^31 - 1), got " + list_str(v));
     return {v.front(), v.back()};
 }
@@ -367,8 +374,9 @@ Padding padding_attr(const NodeCtx& c) {
         c.fail_attr("padding", c.op() + " padding must be an int, [h, w] or [top, left, bottom, right], got " +
                                    list_str(v));
     for (int64_t e : v)
-        if (e < 0 || e > kMaxDim)
-            c.fail_attr("padding", c.op() + " padding must be non-negative and at most " + std::to_string(kMaxDim) +
+        if (e < 0) c.fail_attr("padding", c.op() + " padding must be non-negative, got " + list_str(v));
+        else if (e > kMaxDim)
+            c.fail_attr("padding", c.op() + " padding must be at most " + std::to_string(kMaxDim) +
                                        " (2^31 - 1), got " + list_str(v));
     if (v.size() == 4) return {v[0], v[1], v[2], v[3]};
     return {v.front(), v.back(), v.front(), v.back()};
@@ -432,13 +440,6 @@ Shape infer_conv2d(const NodeCtx& c) {
         c.fail_operand(2, "conv2d bias '" + c.in[2]->name + "' is " + shape_str(c.shape(2)) + ", but it must be [" +
                               std::to_string(O) + "]: one value per output channel of w " + shape_str(w));
     check_window_extent(c, x, pad, {w[2], w[3]}, dilation);
-    // Padding beyond the dilated kernel adds windows that hold no cell of x.
-    const int64_t span_h = dilation[0] * (w[2] - 1) + 1, span_w = dilation[1] * (w[3] - 1) + 1;
-    if (std::max(pad.top, pad.bottom) >= span_h || std::max(pad.left, pad.right) >= span_w)
-        c.fail_attr("padding", "conv2d padding " + list_str(c.v.attrs.get_ints("padding")) +
-                                   " reaches past the dilated kernel (" + std::to_string(span_h) + " x " +
-                                   std::to_string(span_w) + "): at most " + std::to_string(span_h - 1) + " along H and " +
-                                   std::to_string(span_w - 1) + " along W, or some windows hold only padding");
     int64_t oh = window_count(x[2], pad.top, pad.bottom, w[2], stride[0], dilation[0]);
     int64_t ow = window_count(x[3], pad.left, pad.right, w[3], stride[1], dilation[1]);
     if (oh == 0 || ow == 0)
@@ -596,7 +597,7 @@ Graph infer_shapes(Graph graph) {
                 if (d <= 0) user_error(val.loc, subject, "shape " + shape_str(val.shape) + " has a dimension " +
                                                              std::to_string(d) + "; dimensions must be positive");
             if (std::string why = shape_size_problem(val.shape); !why.empty())
-                user_error(val.loc, subject, "shape " + shape_str(val.shape) + " " + why);
+                user_error(val.loc, subject, "shape " + shape_str(val.shape) + " is too large: " + why);
             continue;
         }
         NodeCtx c{val, {}};
@@ -607,7 +608,7 @@ Graph infer_shapes(Graph graph) {
             c.fail(c.op() + " result " + shape_str(s) + " has rank " + std::to_string(s.size()) +
                    "; the rank of a tensor is at most " + std::to_string(kMaxRank));
         if (std::string why = shape_size_problem(s); !why.empty())
-            c.fail(c.op() + " result " + shape_str(s) + " " + why);
+            c.fail(c.op() + " result " + shape_str(s) + " is too large: " + why);
         val.shape = std::move(s);
     }
     // An i32 tensor that feeds no index operand has no use (spec: "dtype").

@@ -250,13 +250,10 @@ Shape Loader::shape_of(const Entry& e, const std::string& subject) {
     for (const YAML::Node& d : dims) {
         int64_t v = int_of(d, loc(d), subject, "a shape dimension");
         if (v <= 0) user_error(loc(d), subject, "shape dimensions must be positive, got " + std::to_string(v));
-        if (v > kMaxDim)
-            user_error(loc(d), subject, "shape dimension " + std::to_string(v) + " is more than " +
-                                            std::to_string(kMaxDim) + " (2^31 - 1), the largest dimension anvil takes");
         shape.push_back(v);
     }
     if (std::string why = shape_size_problem(shape); !why.empty())
-        user_error(loc(e), subject, "shape " + shape_str(shape) + " " + why);
+        user_error(loc(e), subject, "shape " + shape_str(shape) + " has too many elements: " + why);
     return shape;
 }
 
