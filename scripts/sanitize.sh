@@ -2,8 +2,8 @@
 # The host-side tests under AddressSanitizer + UndefinedBehaviorSanitizer
 # (issue 17): a separate build in build-asan (-DANVIL_SANITIZE=ON), then the
 # tests that need no GPU and no long host compiles: the loader, shape
-# inference, the reference, graphs, values and .npy, tile regions, fusion,
-# schedules and races, the cache and the hostile-input tests. Any report
+# inference, graphs, values and .npy, tile regions, fusion, the cache,
+# the kernel-1 pools and the hostile-input tests (limits, paths). Any report
 # fails the run. Needs no CUDA driver (anvil loads it only when a command
 # asks for the GPU).
 #   sanitize.sh [extra Catch2 filter]
@@ -21,5 +21,5 @@ fi
 export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1:strict_string_checks=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 export ANVIL_CACHE_DIR=$PWD/build-asan/cache
-filter=${1:-"[loader],[infer],[reference],[graph],[values],[npy],[region],[fusion],[schedule],[race],[policy],[cache],[hostile],[limits],[paths],[tensor],[ops]"}
+filter=${1:-"[loader],[infer],[graph],[values],[npy],[region],[tensor],[fusion],[cache],[hostile],[limits],[paths],[pool]"}
 build-asan/anvil_tests "$filter" --order lex
