@@ -7,7 +7,10 @@
 #include <string>
 #include <vector>
 
+#include <cmath>
+
 #include "anvil_cmd.h"
+#include "base/tensor.h"
 #include "temp_dir.h"
 
 using namespace anvil::test;
@@ -181,4 +184,15 @@ TEST_CASE("--max-memory limits every tensor and the arena, naming the tensor and
             CHECK_THAT(r.output, Catch::Contains("is not a memory size"));
         }
     }
+}
+
+TEST_CASE("outputs that are NaN or infinite where the exact result is agree; anywhere else they do not",
+          "[hostile]") {
+    const double nan = std::nan(""), inf = INFINITY;
+    CHECK(anvil::relative_l2_error({1.0, nan, -inf, 2.0}, {1.0, nan, -inf, 2.0}) == 0.0);
+    CHECK(anvil::relative_l2_error({1.0, nan, 2.001}, {1.0, nan, 2.0}) == Approx(0.001 / std::sqrt(5.0)));
+    CHECK(std::isinf(anvil::relative_l2_error({1.0, 3.0}, {1.0, nan})));   // a number for a NaN
+    CHECK(std::isinf(anvil::relative_l2_error({1.0, nan}, {1.0, 3.0})));   // a NaN for a number
+    CHECK(std::isinf(anvil::relative_l2_error({inf}, {-inf})));            // the other infinity
+    CHECK(std::isinf(anvil::relative_l2_error({inf, 1.0}, {5.0, 1.0})));   // an infinity for a number
 }
