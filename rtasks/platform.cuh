@@ -171,6 +171,20 @@ ANVIL_DEVICE void anvil_backoff() { asm volatile("nanosleep.u32 64;"); }
 
 #else  // the CPU: the host backend and simt share what does not depend on the block
 
+// GCC 12 miscompiles the window rTask at -O2 (issue 17: maxpool2d kernel 1,
+// stride 8 over [1, 2, 1, 8] stored zeros). With the params table constant-
+// propagated into the tile (ipa-cp), induction-variable optimisation rewrites
+// the load of x as an address on a NULL base (MEM[0B + -2048 + arena * -7 +
+// iv * 8], the right address modulo 2^64, derived from the store's induction
+// variable); the pure-const pass then reads that as a NULL dereference,
+// concludes the loop never stores, marks the tile `const`, and the caller's
+// dead-code elimination deletes the call. The source has no undefined
+// behaviour (UBSan is clean, clang and -O0 agree), so both of GCC's steps are
+// turned off for everything emitted after this point, whoever compiles it.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-ivopts", "no-delete-null-pointer-checks")
+#endif
+
 #include <math.h>
 #include <sched.h>
 #include <stdlib.h>

@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 
 packages=(cmake ninja-build g++ ccache libyaml-cpp-dev libboost-graph-dev libeigen3-dev catch2
           libcli11-dev nlohmann-json3-dev libfmt-dev python3-numpy python3-yaml
-          libboost-context-dev)
+          libboost-context-dev  # the simt backend's fibers
+          clang libclang-rt-14-dev)  # clang: the libFuzzer target (scripts/fuzz/libfuzzer.sh)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -35,6 +35,15 @@ double dtype_tolerance(DType t) {
     }
 }
 
+double dtype_max(DType t) {
+    switch (t) {
+        case DType::f16: return 65504.0;
+        case DType::bf16: return 3.3895313892515355e38;  // 0x7f7f
+        case DType::i32: return 2147483647.0;
+        default: return 3.4028234663852886e38;  // FLT_MAX
+    }
+}
+
 static uint32_t bits_of(float f) {
     uint32_t u;
     std::memcpy(&u, &f, 4);

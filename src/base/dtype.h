@@ -17,6 +17,9 @@ bool is_float(DType t);
 // Relative L2 tolerance of a result stored in this type (issue 2's contract).
 double dtype_tolerance(DType t);
 
+// The largest finite magnitude the type stores (f16 65504, f32 FLT_MAX, ...).
+double dtype_max(DType t);
+
 // Round-to-nearest-even conversions, bit-exact with the device code in
 // rtasks/platform.cuh.
 uint16_t float_to_f16(float f);

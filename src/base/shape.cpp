@@ -59,8 +59,11 @@ SliceBounds slice_bounds(int64_t dim, int64_t start, std::optional<int64_t> end,
     int64_t e = end ? clamp(*end) : dim;
     SliceBounds b;
     b.start = s;
-    b.step = step;
-    b.len = e > s ? (e - s + step - 1) / step : 0;
+    // Written so that no step overflows; a step past the dimension takes one
+    // element, and is stored as the dimension (the same slice), so that the
+    // strides built from it stay within the tensor.
+    b.len = e > s ? 1 + (e - s - 1) / step : 0;
+    b.step = std::min(step, std::max<int64_t>(dim, 1));
     return b;
 }
 

@@ -10,6 +10,7 @@
 #include <iostream>
 #include <algorithm>
 #include <map>
+#include <tuple>
 
 #include "tools/calibrate.h"
 #include "schedule/cost_model.h"
@@ -21,6 +22,8 @@
 #include "tools/profile.h"
 #include "tools/report.h"
 #include "tools/tune.h"
+#include "base/paths.h"
+#include "tile/size_limits.h"
 
 namespace fs = std::filesystem;
 using namespace anvil;
@@ -49,12 +52,19 @@ void write_file_atomically(const std::string& path, const std::string& text) {
         out << text;
         if (!out.flush()) throw UserError(path + ": write failed");
     }
-    fs::rename(tmp, target);
+    std::error_code ec;
+    fs::rename(tmp, target, ec);
+    if (ec) {
+        fs::remove(tmp, ec);  // nothing left behind
+        throw UserError(path + ": cannot write it: " + ec.message());
+    }
 }
 
-int cmd_check(const std::string& model) {
+int cmd_check(const std::string& model, const Gpu& gpu) {
+    PipelineOptions opt;
+    opt.gpu = gpu;  // its memory bounds every tensor and the arena
     Compilation c = from_model(model);
-    run_to(c, Stage::decompose, PipelineOptions{});
+    run_to(c, Stage::decompose, opt);
     const Graph& graph = *c.graph;
     const TileGraph& tg = *c.tiles;
     std::map<std::string, int> ops;
@@ -333,17 +343,30 @@ int main(int argc, char** argv) {
                       "let policies pick tensor-core matmul tiles for f16/bf16 (experimental: not yet checked on a "
                       "device)");
     };
+    std::string max_memory;
+    bool max_memory_given = false;  // an empty --max-memory '' is an error, not the default
+    auto add_max_memory = [&](CLI::App* cmd) {
+        cmd->add_option_function<std::string>(
+            "--max-memory", [&](const std::string& v) { max_memory = v, max_memory_given = true; },
+            "refuse a model whose arena or any tensor needs more than this many bytes (K, M, G, T: "
+            "powers of 1024; default: the target GPU's memory)");
+    };
     auto with_options = [&](Gpu g) {
         g.tensor_core_tiles = g.tensor_core_tiles || tensor_cores;
+        if (max_memory_given) g.memory_bytes = parse_memory_size(max_memory, "--max-memory");
         return g;
     };
 
     CLI::App* check = app.add_subcommand("check", "validate a model and summarise it: ops, tensors, FLOPs, bytes");
     check->add_option("MODEL", model, "model file (.yaml)")->required();
+    check->add_option("--gpu", gpu_name, gpu_help)->capture_default_str();
+    check->add_option("--kernels-db", kernels_db, "read GPU descriptions from DIR");
+    add_max_memory(check);
 
     CLI::App* sched = app.add_subcommand("schedule", "decompose and schedule a model; optionally emit the .cu");
     sched->add_option("MODEL", model, "model file (.yaml)")->required();
     add_target(sched);
+    add_max_memory(sched);
     sched->add_option("--emit", outputs.emit_path, "write the self-contained CUDA source here");
     sched->add_flag("--compile", outputs.compile, "compile the source with NVRTC and report registers, smem, spills");
     sched->add_flag("--report", outputs.report,
@@ -365,6 +388,7 @@ int main(int argc, char** argv) {
         ->check(CLI::IsMember({"auto", "host", "cuda", "simt"}))
         ->capture_default_str();
     add_target(run);
+    add_max_memory(run);
     run->add_option("--save-io", save_io_dir, "write inputs/, params/ and outputs/ as .npy files here");
     run->add_option("--inputs", inputs_dir, "read input values from DIR/NAME.npy");
     run->add_option("--workers", workers, "host backend worker threads (0: one per core, at least 2)");
@@ -411,7 +435,17 @@ int main(int argc, char** argv) {
         return rc == 0 ? 0 : 2;
     }
     try {
-        if (*check) return cmd_check(model);
+        // Every output path is checked before any work: a refused one exits 2 having written nothing.
+        const std::vector<std::tuple<CLI::App*, const char*, const std::string*>> out_files = {
+            {sched, "--emit", &outputs.emit_path}, {sched, "--trace", &outputs.trace_path},
+            {sched, "--dot", &outputs.dot_path},   {prof, "--trace", &profile_trace},
+            {calib, "--out", &calib_out},          {tune_cmd, "--out", &tune_out}};
+        for (const auto& [cmd, opt, path] : out_files)
+            if (*cmd && cmd->count(opt) > 0) check_output_file(*path, opt);
+        if (*run && run->count("--save-io") > 0) check_output_dir(save_io_dir, "--save-io");
+        if (*run && run->count("--inputs") > 0 && inputs_dir.empty())
+            throw UserError("--inputs: the path is empty");
+        if (*check) return cmd_check(model, with_options(find_gpu(gpu_name, kernels_db)));
         if (*sched) return cmd_schedule(model, policy, with_options(find_gpu(gpu_name, kernels_db)), outputs);
         if (*prof) {
             profile_opt.policy = policy;

@@ -8,10 +8,12 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 #include <array>
 #include <string>
 #include <vector>
 
+#include "base/checked.h"
 #include "frontend/graph.h"
 #include "frontend/infer_shapes.h"
 
@@ -85,9 +87,15 @@ void check_dims(const NodeCtx& c, const std::string& attr, const std::string& wh
         if (d <= 0)
             c.fail_attr(attr, what + " has a dimension " + std::to_string(d) +
                                   "; dimensions must be positive");
+    if (std::string why = shape_size_problem(s); !why.empty()) c.fail_attr(attr, what + " is too large: " + why);
 }
 
 Shape infer_constant(const NodeCtx& c) {
+    double value = c.v.attrs.get_float("value");
+    if (!std::isfinite(value) || std::fabs(value) > dtype_max(c.v.dtype))
+        c.fail_attr("value", "constant value " + fmt::format("{}", value) + " is not a finite " +
+                                 dtype_name(c.v.dtype) + " number (at most " + fmt::format("{}", dtype_max(c.v.dtype)) +
+                                 " in magnitude)");
     Shape s = c.v.attrs.has("shape") ? c.v.attrs.get_ints("shape") : Shape{};
     check_dims(c, "shape", "constant shape " + shape_str(s), s);
     return s;
@@ -106,7 +114,10 @@ Shape infer_softmax(const NodeCtx& c) {
     return c.shape(0);
 }
 
+void check_eps(const NodeCtx& c);
+
 Shape infer_layernorm(const NodeCtx& c) {
+    check_eps(c);
     const Shape& x = c.shape(0);
     int64_t axis_attr = c.v.attrs.get_int("axis");
     int axis = c.axis("axis", axis_attr, x, "axis " + std::to_string(axis_attr));
@@ -121,7 +132,24 @@ Shape infer_layernorm(const NodeCtx& c) {
     return x;
 }
 
+// An eps the kernels add in f32: finite, in f32 too, and positive (batchnorm,
+// whose variances are given: non-negative).
+void check_eps(const NodeCtx& c) {
+    double eps = c.v.attrs.get_float("eps");
+    float f = static_cast<float>(eps);
+    if (c.v.op == Op::batchnorm) {
+        if (eps < 0) c.fail_attr("eps", "batchnorm eps must be non-negative, got " + fmt::format("{}", eps));
+        if (!std::isfinite(eps) || !std::isfinite(f))
+            c.fail_attr("eps", "batchnorm eps must be a finite number that f32 holds, got " + fmt::format("{}", eps));
+        return;
+    }
+    if (!(eps > 0) || !std::isfinite(eps) || !(f > 0) || !std::isfinite(f))
+        c.fail_attr("eps", c.op() + " eps must be a finite positive number that f32 holds (such as 1e-5), got " +
+                               fmt::format("{}", eps));
+}
+
 Shape infer_rmsnorm(const NodeCtx& c) {
+    check_eps(c);
     const Shape& x = c.shape(0);
     if (x.empty()) c.fail_operand(0, "rmsnorm needs x of rank at least 1, but x is a scalar");
     Shape want{x.back()};
@@ -229,7 +257,12 @@ Shape infer_reshape(const NodeCtx& c) {
             c.fail_attr("shape", what + " has an entry " + std::to_string(s[i]) +
                                      "; entries must be positive, or -1 once");
         } else {
-            known *= s[i];
+            std::optional<int64_t> k = checked_mul(known, s[i]);
+            if (!k)  // past any count x can have
+                c.fail_attr("shape", "reshape element count differs: x is " + shape_str(x) + " (" +
+                                         std::to_string(numel(x)) + " elements), shape " + shape_str(s) +
+                                         " has more than a 64-bit count holds");
+            known = *k;
         }
     }
     int64_t count = numel(x);
@@ -325,6 +358,9 @@ std::array<int64_t, 2> hw_attr(const NodeCtx& c, const std::string& attr) {
         c.fail_attr(attr, c.op() + " " + attr + " must be an int or [h, w], got " + list_str(v));
     for (int64_t e : v)
         if (e <= 0) c.fail_attr(attr, c.op() + " " + attr + " must be positive, got " + list_str(v));
+        else if (e > kMaxDim)
+            c.fail_attr(attr, c.op() + " " + attr + " must be at most " + std::to_string(kMaxDim) +
+                                  " (2^31 - 1), got " + list_str(v));
     return {v.front(), v.back()};
 }
 
@@ -339,8 +375,32 @@ Padding padding_attr(const NodeCtx& c) {
                                    list_str(v));
     for (int64_t e : v)
         if (e < 0) c.fail_attr("padding", c.op() + " padding must be non-negative, got " + list_str(v));
+        else if (e > kMaxDim)
+            c.fail_attr("padding", c.op() + " padding must be at most " + std::to_string(kMaxDim) +
+                                       " (2^31 - 1), got " + list_str(v));
     if (v.size() == 4) return {v[0], v[1], v[2], v[3]};
     return {v.front(), v.back(), v.front(), v.back()};
+}
+
+// The window arithmetic of the kernels (rtasks/window.cuh, conv2d.cuh) is in
+// 32-bit ints: the padded input and the dilated kernel must each span at
+// most kMaxDim along H and W. With every value within kMaxDim (hw_attr,
+// padding_attr), these sums and products cannot overflow int64.
+void check_window_extent(const NodeCtx& c, const Shape& x, const Padding& pad, std::array<int64_t, 2> kernel,
+                         std::array<int64_t, 2> dilation) {
+    const char* axis[] = {"H", "W"};
+    const int64_t padded[] = {x[2] + pad.top + pad.bottom, x[3] + pad.left + pad.right};
+    for (int i = 0; i < 2; ++i) {
+        if (padded[i] > kMaxDim)
+            c.fail_attr("padding", c.op() + " padding " + list_str(c.v.attrs.get_ints("padding")) + " makes x " +
+                                       shape_str(x) + " " + std::to_string(padded[i]) + " long along " + axis[i] +
+                                       ", more than " + std::to_string(kMaxDim) + " (2^31 - 1)");
+        const int64_t span = dilation[i] * (kernel[i] - 1) + 1;
+        if (span > kMaxDim)
+            c.fail_attr(c.v.op == Op::conv2d ? "dilation" : "kernel",
+                        c.op() + " window spans " + std::to_string(span) + " along " + axis[i] + ", more than " +
+                            std::to_string(kMaxDim) + " (2^31 - 1)");
+    }
 }
 
 // PyTorch's floor-mode output size along one dimension; 0 when the dilated
@@ -379,6 +439,7 @@ Shape infer_conv2d(const NodeCtx& c) {
     if (c.in.size() == 3 && c.shape(2) != Shape{O})
         c.fail_operand(2, "conv2d bias '" + c.in[2]->name + "' is " + shape_str(c.shape(2)) + ", but it must be [" +
                               std::to_string(O) + "]: one value per output channel of w " + shape_str(w));
+    check_window_extent(c, x, pad, {w[2], w[3]}, dilation);
     int64_t oh = window_count(x[2], pad.top, pad.bottom, w[2], stride[0], dilation[0]);
     int64_t ow = window_count(x[3], pad.left, pad.right, w[3], stride[1], dilation[1]);
     if (oh == 0 || ow == 0)
@@ -408,6 +469,7 @@ Shape infer_pool(const NodeCtx& c) {
         c.fail_attr("padding", c.op() + " padding " + p + " is more than half the kernel " + k + ": at most " +
                                    std::to_string(kernel[bad_h ? 0 : 1] / 2) + " along " + (bad_h ? "H" : "W") +
                                    " (PyTorch refuses this too: a window could then hold only padding)");
+    check_window_extent(c, x, pad, kernel, {1, 1});
     int64_t oh = window_count(x[2], pad.top, pad.bottom, kernel[0], stride[0], 1);
     int64_t ow = window_count(x[3], pad.left, pad.right, kernel[1], stride[1], 1);
     if (oh == 0 || ow == 0)
@@ -436,8 +498,7 @@ Shape infer_batchnorm(const NodeCtx& c) {
             c.fail_operand(i, std::string("batchnorm ") + names[i] + " '" + c.in[i]->name + "' is " +
                                   shape_str(c.shape(i)) + ", but it must be [" + std::to_string(x[1]) +
                                   "]: one value per channel of x " + shape_str(x) + " (its dimension 1)");
-    double eps = c.v.attrs.get_float("eps");
-    if (!(eps >= 0)) c.fail_attr("eps", "batchnorm eps must be non-negative, got " + fmt::format("{}", eps));
+    check_eps(c);
     return x;
 }
 
@@ -535,14 +596,19 @@ Graph infer_shapes(Graph graph) {
             for (int64_t d : val.shape)
                 if (d <= 0) user_error(val.loc, subject, "shape " + shape_str(val.shape) + " has a dimension " +
                                                              std::to_string(d) + "; dimensions must be positive");
+            if (std::string why = shape_size_problem(val.shape); !why.empty())
+                user_error(val.loc, subject, "shape " + shape_str(val.shape) + " is too large: " + why);
             continue;
         }
         NodeCtx c{val, {}};
         for (VertexId u : graph.operands(v)) c.in.push_back(&g[u]);
         check_common(c);
         Shape s = infer_node(c);
-        ANVIL_CHECK(static_cast<int>(s.size()) <= kMaxRank && numel(s) > 0,
-                    "infer_shapes: bad shape " + shape_str(s) + " for '" + val.name + "'");
+        if (static_cast<int>(s.size()) > kMaxRank)
+            c.fail(c.op() + " result " + shape_str(s) + " has rank " + std::to_string(s.size()) +
+                   "; the rank of a tensor is at most " + std::to_string(kMaxRank));
+        if (std::string why = shape_size_problem(s); !why.empty())
+            c.fail(c.op() + " result " + shape_str(s) + " is too large: " + why);
         val.shape = std::move(s);
     }
     // An i32 tensor that feeds no index operand has no use (spec: "dtype").

@@ -16,6 +16,8 @@
 #include "frontend/model.h"
 #include "frontend/npy.h"
 #include "frontend/load_model.h"
+#include "base/checked.h"
+#include "base/paths.h"
 
 namespace anvil {
 
@@ -245,15 +247,13 @@ Shape Loader::shape_of(const Entry& e, const std::string& subject) {
         user_error(loc(e), subject,
                    "shape has rank " + std::to_string(dims.size()) + "; the most is " + std::to_string(kMaxRank));
     Shape shape;
-    int64_t total = 1;
     for (const YAML::Node& d : dims) {
         int64_t v = int_of(d, loc(d), subject, "a shape dimension");
         if (v <= 0) user_error(loc(d), subject, "shape dimensions must be positive, got " + std::to_string(v));
-        if (total > std::numeric_limits<int64_t>::max() / v)
-            user_error(loc(e), subject, "shape has too many elements");
-        total *= v;
         shape.push_back(v);
     }
+    if (std::string why = shape_size_problem(shape); !why.empty())
+        user_error(loc(e), subject, "shape " + shape_str(shape) + " has too many elements: " + why);
     return shape;
 }
 
@@ -578,8 +578,7 @@ Model load_model_from_string(const std::string& text, const std::string& path) {
 }
 
 Model load_model(const std::string& path) {
-    std::error_code ec;
-    if (fs::is_directory(path, ec)) user_error(SourceLoc{path, 0, 0}, "", "is a directory, not a model file");
+    check_input_file(path, "the model file", kMaxModelFileBytes);  // not /dev/zero, a FIFO, a directory
     std::ifstream in(path, std::ios::binary);
     if (!in) user_error(SourceLoc{path, 0, 0}, "", "cannot open the model file");
     std::ostringstream text;

@@ -2,6 +2,7 @@
 // are the same whatever the host's byte order; every malformed file is a
 // UserError naming it, never a crash.
 #include "frontend/npy.h"
+#include "base/paths.h"
 
 #include <cerrno>
 #include <cstring>
@@ -200,6 +201,9 @@ void write_npy(const std::string& path, const HostTensor& t) {
 }
 
 HostTensor read_npy(const std::string& path, DType want) {
+    // A regular file no larger than the largest tensor (2^31 - 1 elements of
+    // 4 bytes) and a header: never /dev/zero or a FIFO.
+    check_input_file(path, "the .npy file", (int64_t{1} << 33) + (int64_t{1} << 20));
     std::ifstream f(path, std::ios::binary);
     if (!f) fail(path, std::string("cannot open the file: ") + std::strerror(errno));
     std::ostringstream buf;

@@ -12,6 +12,7 @@
 
 #include "anvil/error.h"
 #include "frontend/npy.h"
+#include "base/paths.h"
 
 namespace anvil {
 
@@ -211,6 +212,9 @@ void save_io(const std::string& dir, const Graph& graph, const TensorMap& values
                             std::to_string(std::chrono::steady_clock::now().time_since_epoch().count());
     const fs::path tmp = parent / ("." + target.filename().string() + ".tmp-" + tag);
     const fs::path old = parent / ("." + target.filename().string() + ".old-" + tag);
+    // The temporary folders of saves that were killed (their process is gone).
+    remove_stale_temporaries(parent.string(), "." + target.filename().string() + ".tmp-");
+    remove_stale_temporaries(parent.string(), "." + target.filename().string() + ".old-");
     try {
         fs::create_directories(parent);
         fs::create_directory(tmp);

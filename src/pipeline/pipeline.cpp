@@ -13,6 +13,7 @@
 #include "schedule/variants.h"
 #include "tile/decompose.h"
 #include "tile/fusion.h"
+#include "tile/size_limits.h"
 #include "tile/verify_tile_graph.h"
 #include "runtime/simt_backend.h"
 
@@ -69,9 +70,14 @@ void run_stage(Stage stage, Compilation& c, const PipelineOptions& opt, const Po
     switch (stage) {
         case Stage::load: c.model = load_model(c.model_path); return;
         case Stage::graph: c.graph = build_graph(*c.model); return;
-        case Stage::shapes: c.graph = infer_shapes(std::move(*c.graph)); return;
+        case Stage::shapes:
+            c.graph = infer_shapes(std::move(*c.graph));
+            check_tensor_sizes(*c.graph, opt.gpu);  // before any work that grows with the model
+            return;
         case Stage::decompose:
+            check_tensor_sizes(*c.graph, opt.gpu);  // again: a compilation from_graph skipped the shapes stage
             c.tiles = decompose(*c.graph);
+            check_arena_size(*c.graph, *c.tiles, opt.gpu);
             verify_tile_graph(*c.tiles, opt.gpu);
             return;
         case Stage::fuse:

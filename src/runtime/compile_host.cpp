@@ -73,12 +73,13 @@ std::string compiler_version(const std::string& cxx) {
 HostLibrary compile_host(const std::string& source, const std::string& link_flags) {
     const auto t0 = std::chrono::steady_clock::now();
     const std::string cxx = host_cxx();
+    // "verified": entries carry a checksum trailer (disk_cache.h); older ones are never read.
     const std::string key = content_hash(source + "\n" + kFlags + (link_flags.empty() ? "" : " " + link_flags) + "\n" +
-                                         compiler_version(cxx));
+                                         compiler_version(cxx) + "\nverified");
     HostLibrary lib;
     lib.path = cache_path("host", key + ".so");
     auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
-    if (std::filesystem::exists(lib.path)) {
+    if (verify_cache_entry(lib.path)) {  // before dlopen: a damaged library is rebuilt, never loaded
         lib.cached = true;
         lib.seconds = seconds();
         return lib;
@@ -96,9 +97,11 @@ HostLibrary compile_host(const std::string& source, const std::string& link_flag
         throw UserError("the host C++ compiler '" + cxx + "' could not compile the emitted source " + src +
                         " (exit status " + std::to_string(r.status) + "):\n" + r.output);
     }
-    std::error_code ec;
-    std::filesystem::rename(tmp, lib.path, ec);
-    if (ec) throw UserError("cannot rename " + tmp + " to " + lib.path + ": " + ec.message());
+    // Sealed with its checksum, then renamed into place.
+    const std::optional<std::string> built = read_file(tmp);
+    std::remove(tmp.c_str());
+    if (!built) throw UserError("cannot read the host library " + tmp + " the compiler wrote");
+    write_cache_entry(lib.path, *built);
     lib.seconds = seconds();
     return lib;
 }

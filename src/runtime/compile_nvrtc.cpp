@@ -77,7 +77,7 @@ CubinResult compile_nvrtc(const std::string& source, const std::string& arch) {
     const std::vector<std::string> options = {"--gpu-architecture=" + arch, "-std=c++17", "--ptxas-options=-v"};
     std::string key_text = source;
     for (const auto& opt : options) key_text += "\n" + opt;
-    key_text += "\nnvrtc " + nvrtc_version();
+    key_text += "\nnvrtc " + nvrtc_version() + "\nverified";  // entries with a checksum (disk_cache.h)
     const std::string key = content_hash(key_text);
     const std::string cubin_path = cache_path("nvrtc", key + ".cubin");
     const std::string log_path = cache_path("nvrtc", key + ".log");
@@ -85,8 +85,8 @@ CubinResult compile_nvrtc(const std::string& source, const std::string& arch) {
     CubinResult result;
     result.arch = arch;
     auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
-    if (auto cubin = read_file(cubin_path)) {
-        if (auto log = read_file(log_path)) {
+    if (auto cubin = read_cache_entry(cubin_path)) {
+        if (auto log = read_cache_entry(log_path)) {
             result.cubin = std::move(*cubin);
             result.log = std::move(*log);
             result.kernels = parse_ptxas(result.log);
@@ -123,8 +123,8 @@ CubinResult compile_nvrtc(const std::string& source, const std::string& arch) {
     result.log = log;
     result.kernels = parse_ptxas(log);
     // The log first: a reader that finds the CUBIN always finds its log.
-    write_file_atomic(log_path, log);
-    write_file_atomic(cubin_path, result.cubin);
+    write_cache_entry(log_path, log);
+    write_cache_entry(cubin_path, result.cubin);
     result.seconds = seconds();
     return result;
 }

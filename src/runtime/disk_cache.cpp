@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <sstream>
 
 #include "anvil/error.h"
@@ -73,5 +74,57 @@ void write_file_atomic(const std::string& path, const std::string& bytes) {
         throw UserError("cannot rename " + tmp + " to " + path + ": " + ec.message());
     }
 }
+
+namespace {
+
+// "ANVILSUM" + the artifact's length (16 hex digits) + its content_hash (16).
+const char kTrailerMagic[] = "ANVILSUM";
+
+std::string trailer_of(const std::string& bytes) {
+    char len[17];
+    std::snprintf(len, sizeof len, "%016llx", static_cast<unsigned long long>(bytes.size()));
+    return std::string(kTrailerMagic) + len + content_hash(bytes);
+}
+
+// "" when `file` (an entry's whole text) is intact, else what is wrong.
+std::string entry_problem(const std::string& file) {
+    if (file.size() < kCacheTrailerBytes) return "it is shorter than its checksum trailer (truncated?)";
+    const std::string trailer = file.substr(file.size() - kCacheTrailerBytes);
+    if (trailer.compare(0, 8, kTrailerMagic) != 0) return "it has no checksum trailer (truncated or overwritten?)";
+    const std::string payload = file.substr(0, file.size() - kCacheTrailerBytes);
+    if (trailer != trailer_of(payload)) return "its content does not match its checksum (corrupted or truncated)";
+    return "";
+}
+
+void discard(const std::string& path, const std::string& why) {
+    std::cerr << "anvil: warning: discarding the damaged cache entry " << path << ": " << why
+              << "; it is rebuilt\n";
+    std::error_code ec;
+    fs::remove_all(path, ec);
+}
+
+}  // namespace
+
+void write_cache_entry(const std::string& path, const std::string& bytes) {
+    write_file_atomic(path, bytes + trailer_of(bytes));
+}
+
+std::optional<std::string> read_cache_entry(const std::string& path) {
+    std::error_code ec;
+    if (!fs::is_regular_file(path, ec)) {
+        if (fs::exists(path, ec)) discard(path, "it is not a regular file");
+        return std::nullopt;
+    }
+    std::optional<std::string> file = read_file(path);
+    if (!file) return std::nullopt;
+    if (std::string why = entry_problem(*file); !why.empty()) {
+        discard(path, why);
+        return std::nullopt;
+    }
+    file->resize(file->size() - kCacheTrailerBytes);
+    return file;
+}
+
+bool verify_cache_entry(const std::string& path) { return read_cache_entry(path).has_value(); }
 
 }  // namespace anvil

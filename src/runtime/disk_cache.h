@@ -25,4 +25,22 @@ std::optional<std::string> read_file(const std::string& path);
 // `path`. Throws UserError on failure.
 void write_file_atomic(const std::string& path, const std::string& bytes);
 
+// Verified cache entries (issue 17): an artifact's bytes followed by a
+// trailer holding their length and content_hash, written atomically. A
+// reader checks the trailer before it uses the entry (before dlopen, for a
+// shared object: the loader ignores bytes past the ELF's contents), so that
+// a truncated or corrupted entry is discarded, with a warning on stderr,
+// and rebuilt, never loaded.
+void write_cache_entry(const std::string& path, const std::string& bytes);
+
+// The artifact's bytes when `path` holds an intact entry; nullopt when it
+// is missing, or damaged (then it is removed, with a warning naming it).
+std::optional<std::string> read_cache_entry(const std::string& path);
+
+// Whether `path` holds an intact entry (a damaged one is removed, warned).
+bool verify_cache_entry(const std::string& path);
+
+// The bytes a cache entry adds after its artifact.
+constexpr size_t kCacheTrailerBytes = 40;
+
 }  // namespace anvil

@@ -61,7 +61,7 @@ Gpu parse_gpu(const std::string& path, const std::string& text, const std::strin
     static const std::set<std::string> keys = {
         "name", "arch", "match", "sm_count", "max_threads_per_sm", "max_blocks_per_sm", "smem_per_sm", "smem_per_block",
         "regs_per_sm", "l2_bytes", "dram_bytes_per_s", "l2_bytes_per_s", "fp32_flops_per_s",
-        "tensor_f16_flops_per_s", "launch_overhead_s", "sync_latency_s", "task_overhead_s"};
+        "tensor_f16_flops_per_s", "launch_overhead_s", "sync_latency_s", "task_overhead_s", "memory_bytes"};
     for (const auto& kv : doc)
         if (!keys.count(kv.first.Scalar()))
             user_error(loc_of(path, kv.first), "GPU description", "unknown key '" + kv.first.Scalar() + "'");
@@ -83,6 +83,10 @@ Gpu parse_gpu(const std::string& path, const std::string& text, const std::strin
     g.launch_overhead_s = required<double>(path, doc, "launch_overhead_s");
     g.sync_latency_s = required<double>(path, doc, "sync_latency_s");
     g.task_overhead_s = required<double>(path, doc, "task_overhead_s");
+    if (doc["memory_bytes"]) {
+        g.memory_bytes = required<long long>(path, doc, "memory_bytes");
+        if (g.memory_bytes <= 0) user_error(loc_of(path, doc["memory_bytes"]), "key 'memory_bytes'", "must be positive");
+    }
     for (const char* k : {"sm_count", "max_threads_per_sm", "max_blocks_per_sm", "smem_per_sm", "smem_per_block",
                           "regs_per_sm", "l2_bytes", "dram_bytes_per_s", "l2_bytes_per_s", "fp32_flops_per_s"})
         if (doc[k].as<double>() <= 0) user_error(loc_of(path, doc[k]), std::string("key '") + k + "'", "must be positive");

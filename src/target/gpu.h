@@ -31,6 +31,9 @@ struct Gpu {
     int smem_per_block = 0;  // bytes, opt-in maximum
     int regs_per_sm = 0;
     long long l2_bytes = 0;
+    // Device memory: the default largest arena a model may need (--max-memory
+    // changes it; tile/size_limits.h). A description without it gets 80 GiB.
+    long long memory_bytes = 80LL << 30;
     double dram_bytes_per_s = 0;
     double l2_bytes_per_s = 0;
     double fp32_flops_per_s = 0;        // CUDA cores

@@ -1,0 +1,207 @@
+#!/usr/bin/python3
+"""Fuzzes anvil with structure-aware mutants of its models (issue 17).
+
+  fuzz.py --anvil build/anvil [--seed S] [--cases N] [--max-runs R] [--jobs J] [--save DIR]
+  fuzz.py --anvil build/anvil --replay tests/fuzz_regressions
+
+Each mutant (scripts/fuzz/mutate.py, deterministic by seed) of the small
+models in models/ and tests/models goes through `anvil check`, and, when
+accepted, up to R of them through `anvil run --backend host` (under a memory
+limit set like `ulimit -v`, and a time limit). A finding is any signal,
+timeout, exit status 3 (internal error) or other than 0/1/2, or a run whose
+outputs disagree with the reference (exit 1). Findings are written to
+--save DIR as YAML files, which --replay runs again (the ctest
+fuzz_regressions): there every file must be refused (exit 2) or run right.
+Exits 1 when anything was found.
+"""
+import argparse
+import concurrent.futures
+import glob
+import hashlib
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import yaml
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from mutate import mutate  # noqa: E402
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+MAX_MEMORY = "64M"  # anvil's --max-memory for every mutant: big ones are refused, not run
+
+
+def seed_models():
+    """The models small enough to run on the host: each *_small variant, or the model itself."""
+    paths = sorted(glob.glob(os.path.join(ROOT, "models", "*.yaml")) +
+                   glob.glob(os.path.join(ROOT, "tests", "models", "*.yaml")))
+    out = []
+    for p in paths:
+        stem = p[:-len(".yaml")]
+        if os.path.exists(stem + "_small.yaml"):
+            continue
+        out.append(p)
+    return out
+
+
+class Limits:
+    def __init__(self, timeout_s, mem_mb):
+        self.timeout_s = timeout_s
+        self.mem_bytes = mem_mb << 20
+
+    def preexec(self):
+        resource.setrlimit(resource.RLIMIT_AS, (self.mem_bytes, self.mem_bytes))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+def run_anvil(anvil, args, limits, env):
+    try:
+        p = subprocess.run([anvil] + args, capture_output=True, text=True, errors="replace",
+                           timeout=limits.timeout_s, preexec_fn=limits.preexec, env=env)
+        return p.returncode, (p.stdout + p.stderr)[-2000:]
+    except subprocess.TimeoutExpired:
+        return "timeout", ""
+
+
+def problem(step, rc, out, path):
+    """What is wrong with one step's result, or None. A refusal (exit 2)
+    must name the model file: an exit 2 for anything else (a bad command
+    line) is no refusal."""
+    if rc == "timeout":
+        return f"{step}: hang (time limit)"
+    if rc < 0:
+        return f"{step}: killed by signal {-rc}"
+    if rc == 3:
+        return f"{step}: internal error (exit 3): {out.strip().splitlines()[-1] if out.strip() else ''}"
+    if rc == 1 and step == "run":
+        return "run: the host backend disagrees with the reference (exit 1)"
+    if rc not in (0, 2):
+        return f"{step}: unexpected exit status {rc}"
+    if rc == 2 and os.path.basename(path) not in out:
+        return f"{step}: exit 2 without a message naming the model: {out.strip()[:300]}"
+    return None
+
+
+def try_model(anvil, path, limits, env, allow_run):
+    """(finding or None, whether it ran: None when check refused it)."""
+    rc, out = run_anvil(anvil, ["check", path, "--max-memory", MAX_MEMORY], limits, env)
+    bad = problem("check", rc, out, path)
+    if bad or rc != 0:
+        return bad, None
+    if not allow_run():
+        return None, False
+    rc, out = run_anvil(anvil, ["run", path, "--backend", "host", "--workers", "2", "--max-memory", MAX_MEMORY],
+                        limits, env)
+    return problem("run", rc, out, path), True
+
+
+def npy_files(model):
+    """The init files a model names (copied beside each of its mutants)."""
+    files = []
+    for key in ("inputs", "params"):
+        for t in model.get(key) or []:
+            if isinstance(t, dict) and isinstance(t.get("init"), dict) and "file" in t["init"]:
+                files.append(t["init"]["file"])
+    return files
+
+
+def write_mutant(workdir, seed_path, seed_model, case_seed):
+    m = mutate(seed_model, case_seed)
+    text = yaml.safe_dump(m, sort_keys=False, default_flow_style=None, width=120)
+    path = os.path.join(workdir, f"case_{case_seed}.yaml")
+    with open(path, "w") as f:
+        f.write(text)
+    for rel in npy_files(seed_model):
+        src = os.path.join(os.path.dirname(seed_path), rel)
+        dst = os.path.join(workdir, rel)
+        if os.path.exists(src) and not os.path.exists(dst):
+            os.makedirs(os.path.dirname(dst) or ".", exist_ok=True)
+            shutil.copy(src, dst)
+    return path, text
+
+
+def campaign(args, env):
+    seeds = []
+    for p in seed_models():
+        with open(p) as f:
+            seeds.append((p, yaml.safe_load(f)))
+    limits = Limits(args.timeout, args.mem_mb)
+    runs = {"n": 0}
+
+    def allow_run():
+        # Called from worker threads; a rough cap is enough.
+        if runs["n"] >= args.max_runs:
+            return False
+        runs["n"] += 1
+        return True
+
+    findings = []
+    with tempfile.TemporaryDirectory(prefix="anvil-fuzz-") as work:
+        def one(i):
+            case_seed = args.seed * 1000003 + i
+            seed_path, seed_model = seeds[i % len(seeds)]
+            d = os.path.join(work, str(i % (args.jobs * 4)))
+            os.makedirs(d, exist_ok=True)
+            path, text = write_mutant(d, seed_path, seed_model, case_seed)
+            bad, _ = try_model(args.anvil, path, limits, env, allow_run)
+            os.remove(path)
+            return (i, seed_path, case_seed, text, bad)
+
+        with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
+            for i, seed_path, case_seed, text, bad in pool.map(one, range(args.cases)):
+                if bad:
+                    findings.append((seed_path, case_seed, text, bad))
+                    print(f"FOUND case {case_seed} from {os.path.relpath(seed_path, ROOT)}: {bad}", flush=True)
+    print(f"fuzz: {args.cases} cases (seed {args.seed}), {runs['n']} host runs, {len(findings)} findings")
+    if args.save:
+        os.makedirs(args.save, exist_ok=True)
+        for seed_path, case_seed, text, bad in findings:
+            name = hashlib.sha1(text.encode()).hexdigest()[:12] + ".yaml"
+            with open(os.path.join(args.save, name), "w") as f:
+                f.write(f"# Found by scripts/fuzz/fuzz.py --seed {args.seed} (case {case_seed}, a mutant of "
+                        f"{os.path.relpath(seed_path, ROOT)}): {bad.splitlines()[0]}\n{text}")
+            print(f"  saved {os.path.join(args.save, name)}")
+    return 1 if findings else 0
+
+
+def replay(args, env):
+    limits = Limits(args.timeout, args.mem_mb)
+    files = sorted(glob.glob(os.path.join(args.replay, "*.yaml")))
+    failed = 0
+    for path in files:
+        bad, ran = try_model(args.anvil, path, limits, env, lambda: True)
+        # "# expect: refused" or "# expect: runs" in a file pins its outcome.
+        with open(path) as f:
+            expect = [line.split(":", 1)[1].strip() for line in f if line.startswith("# expect:")]
+        if not bad and expect and expect[0] != ("runs" if ran else "refused"):
+            bad = f"expected it {expect[0]}, but it {'ran' if ran else 'was refused'}"
+        print(f"{'FAIL' if bad else 'ok  '} {os.path.relpath(path, ROOT)}{': ' + bad if bad else ''}"
+              f"{' (ran)' if ran and not bad else ''}")
+        failed += bool(bad)
+    print(f"fuzz replay: {len(files)} files, {failed} failed")
+    return 1 if failed else 0
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--anvil", required=True)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--cases", type=int, default=1000)
+    ap.add_argument("--max-runs", type=int, default=40, help="host runs of accepted mutants, at most")
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--timeout", type=float, default=60.0, help="seconds per anvil command")
+    ap.add_argument("--mem-mb", type=int, default=4096, help="address-space limit per anvil command (ulimit -v)")
+    ap.add_argument("--save", help="write findings here as YAML files")
+    ap.add_argument("--replay", help="run every YAML file of this directory instead of mutants")
+    args = ap.parse_args()
+    args.anvil = os.path.abspath(args.anvil)
+    env = dict(os.environ)
+    env.setdefault("ANVIL_CACHE_DIR", os.path.join(tempfile.gettempdir(), "anvil-fuzz-cache"))
+    sys.exit(replay(args, env) if args.replay else campaign(args, env))
+
+
+if __name__ == "__main__":
+    main()
