@@ -17,6 +17,9 @@ pack=$root/build/gpu_pack
 out=${OUT:-$root/out}
 mkdir -p "$out"
 export LD_LIBRARY_PATH=$pack/lib:/usr/local/cuda/lib64:/usr/local/cuda/lib:${LD_LIBRARY_PATH:-}
+# The simt backend's host compiles find Boost.Context in the pack.
+export CPLUS_INCLUDE_PATH=$pack/include${CPLUS_INCLUDE_PATH:+:$CPLUS_INCLUDE_PATH}
+export LIBRARY_PATH=$pack/lib${LIBRARY_PATH:+:$LIBRARY_PATH}
 export ANVIL_CACHE_DIR=$root/build/anvil_cache   # kept between calls while the machine stays warm
 # CUBINs compiled on the development machine (gpu_pack.sh --precompile).
 [ -f "$pack/anvil_cache.tar.xz" ] && mkdir -p "$ANVIL_CACHE_DIR" && tar -xJf "$pack/anvil_cache.tar.xz" -C "$ANVIL_CACHE_DIR"

@@ -24,6 +24,15 @@ for lib in $(ldd build/anvil build/anvil_tests | awk '/=> \//{print $3}' | sort 
         *) cp -L "$lib" "$pack/lib/" ;;
     esac
 done
+# The simt backend compiles its emitted source with the host compiler
+# against Boost.Context (the [crosscheck] tests run it beside the device):
+# its few headers and its library, which the device's image lacks.
+mkdir -p "$pack/include"
+for h in $(echo '#include <boost/context/detail/fcontext.hpp>' | g++ -x c++ -M - | tr ' \\' '\n\n' | grep '/boost/'); do
+    rel=${h#/usr/include/}
+    mkdir -p "$pack/include/$(dirname "$rel")" && cp "$h" "$pack/include/$rel"
+done
+cp -L /usr/lib/x86_64-linux-gnu/libboost_context.so "$pack/lib/libboost_context.so"
 # PyYAML for scripts/baselines.py, in case the device's Python lacks it
 # (pure Python: it falls back from its C extension on another Python).
 mkdir -p "$pack/py"
