@@ -131,7 +131,7 @@ TEST_CASE("a slice step past the dimension takes one element and computes right"
     CHECK_THAT(r.output, Catch::Contains("output y") && Catch::Contains(" ok"));
 }
 
-TEST_CASE("--max-memory limits every tensor and the arena, naming the tensor and its size", "[cli][limits]") {
+TEST_CASE("check and run --max-memory limit every tensor and the arena, naming the tensor and its size", "[cli][limits]") {
     TempDir dir;
     const std::string model =
         dir.write("m.yaml", "anvil: 1\nname: r\ninputs: [{name: x, shape: [1024, 1024]}]\n"
