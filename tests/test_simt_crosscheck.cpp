@@ -1,9 +1,10 @@
 // The GPU cross-check of the simt emulation (issue 12, item 6): the same
-// kernels (crosscheck_kernels.h), calling each inline-PTX wrapper of
+// kernels (crosscheck/kernels.cuh), calling each inline-PTX wrapper of
 // rtasks/platform.cuh (mma.sync m16n8k16 in f16 and bf16, the warp
 // shuffles and block collectives, cp.async with zero-fill and its
 // commit/wait groups), compiled with NVRTC and run on the device through
-// the driver, and compiled in the simt configuration and run on the
+// the driver, and compiled in the simt configuration (the module
+// crosscheck/simt_module.cpp, built beside this binary) and run on the
 // emulator, on the same random inputs. Inputs whose products and sums are
 // exact in f32 must agree bit for bit; general random mma inputs within a
 // tight bound (the hardware's order of accumulation is its own, the
@@ -15,6 +16,8 @@
 
 #include <cmath>
 #include <cstring>
+#include <filesystem>
+#include <map>
 #include <random>
 #include <sstream>
 #include <string>
@@ -22,40 +25,40 @@
 
 #include "anvil/error.h"
 #include "codegen/emit.h"
-#include "crosscheck_kernels.h"
 #include "run_checks.h"
-#include "runtime/compile_host.h"
 #include "runtime/compile_nvrtc.h"
 #include "runtime/cuda_driver.h"
-#include "runtime/simt_backend.h"
 
 using namespace anvil;
+
+namespace anvil {
+const std::map<std::string, std::string>& embedded_crosscheck();  // generated at build time
+}
 
 namespace {
 
 using Bytes = std::vector<unsigned char>;
 
-// The rtasks prelude the kernels need, with its quoted includes dropped
-// (the files are pasted in order), then the kernels.
-std::string crosscheck_source(bool simt) {
+// The device's source: the rtasks prelude the kernels need, with its quoted
+// includes dropped (the files are pasted in order), then the kernels.
+std::string crosscheck_source() {
     std::string src = "#define ANVIL_SMEM_BYTES 8192\n";
-    if (simt) src += "#define ANVIL_SIMT 1\n";
     for (const char* file : {"params.cuh", "simt.cuh", "platform.cuh"}) {
         std::istringstream in(rtask_source(file));
         for (std::string line; std::getline(in, line);)
             if (line.rfind("#include \"", 0) != 0) src += line + "\n";
     }
-    return src + test::kCrosscheckKernels;
+    return src + embedded_crosscheck().at("kernels.cuh");
 }
 
 const char* const kKernels[] = {"xc_mma_f16", "xc_mma_bf16", "xc_collectives", "xc_cp_async"};
 
-// The kernels in the simt configuration: a shared object of the host compiler.
+// The kernels in the simt configuration: the module built beside this binary.
 class SimtKernels {
 public:
     SimtKernels() {
-        const HostLibrary lib = compile_host(crosscheck_source(true), simt_link_flags());
-        handle_ = ::dlopen(lib.path.c_str(), RTLD_NOW | RTLD_LOCAL);
+        const auto path = std::filesystem::read_symlink("/proc/self/exe").parent_path() / ANVIL_CROSSCHECK_MODULE;
+        handle_ = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
         if (!handle_) throw UserError(std::string("dlopen: ") + ::dlerror());
     }
     ~SimtKernels() { ::dlclose(handle_); }
@@ -84,7 +87,7 @@ public:
         cuda_check(drv_, drv_.cuDeviceGet(&dev_, 0), "cuDeviceGet");
         cuda_check(drv_, drv_.cuDevicePrimaryCtxRetain(&ctx_, dev_), "cuDevicePrimaryCtxRetain");
         cuda_check(drv_, drv_.cuCtxSetCurrent(ctx_), "cuCtxSetCurrent");
-        const CubinResult cubin = compile_nvrtc(crosscheck_source(false), cuda_device_arch(0));
+        const CubinResult cubin = compile_nvrtc(crosscheck_source(), cuda_device_arch(0));
         cuda_check(drv_, drv_.cuModuleLoadData(&module_, cubin.cubin.data()), "cuModuleLoadData");
     }
     ~DeviceKernels() {
@@ -263,7 +266,7 @@ std::string first_difference(const Bytes& a, const Bytes& b) {
 }  // namespace
 
 TEST_CASE("crosscheck: the wrapper kernels compile with NVRTC for sm_90", "[simt][crosscheck]") {
-    const CubinResult r = compile_nvrtc(crosscheck_source(false), "sm_90");
+    const CubinResult r = compile_nvrtc(crosscheck_source(), "sm_90");
     CHECK(!r.cubin.empty());
     for (const char* kernel : kKernels) {
         bool found = false;

@@ -1,23 +1,19 @@
 // The GPU cross-check's kernels (tests/test_simt_crosscheck.cpp): one block
 // of 256 threads each, calling one family of rtasks/platform.cuh's wrappers
 // on bytes from `in` and writing what the threads saw to `out`. The text
-// follows the rtasks prelude (params.cuh, simt.cuh, platform.cuh) and
-// compiles twice: with NVRTC, where every wrapper is its PTX instruction
-// and XC_KERNEL makes an `extern "C" __global__` entry, and with the host
-// compiler under ANVIL_SIMT, where XC_KERNEL makes an `extern "C"` entry
-// that runs the same body as one emulated block and returns 0, or 1 with
-// the simt check's report in `msg`.
-#pragma once
-
-namespace anvil::test {
-
-inline const char* const kCrosscheckKernels = R"CUDA(
+// follows the rtasks prelude (params.cuh, simt.cuh, platform.cuh) and is
+// compiled twice: by NVRTC (embedded in anvil_tests), where every wrapper
+// is its PTX instruction and XC_KERNEL makes an `extern "C" __global__`
+// entry; and at build time under ANVIL_SIMT (simt_module.cpp, a module
+// beside anvil_tests), where XC_KERNEL makes an `extern "C"` entry that runs
+// the same body as one emulated block and returns 0, or 1 with the simt
+// check's report in `msg`.
 #ifdef __CUDACC__
 #define XC_KERNEL(name)                                                                              \
     ANVIL_DEVICE void name##_body(const unsigned char* in, unsigned char* out);                      \
     extern "C" __global__ void name(const unsigned char* in, unsigned char* out) { name##_body(in, out); } \
     ANVIL_DEVICE void name##_body(const unsigned char* in, unsigned char* out)
-#else
+#elif defined(ANVIL_SIMT)
 #define XC_KERNEL(name)                                                                              \
     static void name##_body(const unsigned char* in, unsigned char* out);                            \
     extern "C" int name(const unsigned char* in, unsigned char* out, char* msg, int cap) {            \
@@ -33,6 +29,8 @@ inline const char* const kCrosscheckKernels = R"CUDA(
         return anvil_simt_report(msg, cap) < 0 && ok ? 0 : 1;                                        \
     }                                                                                                \
     static void name##_body(const unsigned char* in, unsigned char* out)
+#else
+#error "the cross-check kernels compile for the device (NVRTC) or the simt configuration"
 #endif
 
 // mma.sync m16n8k16, one per warp. Per warp w, `in` holds at w * 1280 its
@@ -100,6 +98,3 @@ XC_KERNEL(xc_cp_async) {
     anvil_barrier();
     for (int i = 0; i < 16; ++i) out[t * 32 + 16 + i] = anvil_lds(smem + 4096 + n * 16 + i);
 }
-)CUDA";
-
-}  // namespace anvil::test
