@@ -55,8 +55,7 @@ def profile(args, model):
     cmd = [args.anvil, "profile", str(model), "--iters", str(args.iters), "--json"]
     if args.kernels_db:
         cmd += ["--kernels-db", args.kernels_db]
-    if args.tensor_cores:
-        cmd += ["--tensor-cores"]
+    cmd += ["--tensor-cores" if args.tensor_cores else "--no-tensor-cores"]
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode not in (0, 1):
         raise RuntimeError(f"{' '.join(cmd)} failed: {r.stderr.strip()[-2000:]}")
@@ -86,7 +85,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--anvil", default=str(ROOT / "build" / "anvil"))
     ap.add_argument("--kernels-db", default="")
-    ap.add_argument("--tensor-cores", action="store_true", help="let anvil pick its tensor-core tiles")
+    ap.add_argument("--tensor-cores", action="store_true",
+                    help="let anvil pick its tensor-core tiles (without it: anvil --no-tensor-cores)")
     ap.add_argument("--iters", type=int, default=20)
     ap.add_argument("--json", required=True)
     args = ap.parse_args()

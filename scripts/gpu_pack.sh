@@ -17,6 +17,8 @@ rm -rf "$pack"
 mkdir -p "$pack/lib"
 strip -o "$pack/anvil" build/anvil
 strip -o "$pack/anvil_tests" build/anvil_tests
+# The simt side of the [crosscheck] test, found beside anvil_tests.
+cp build/libanvil_crosscheck_simt.so "$pack/"
 for lib in $(ldd build/anvil build/anvil_tests | awk '/=> \//{print $3}' | sort -u); do
     case "$(basename "$lib")" in
         libc.so* | libm.so* | libdl.so* | libpthread.so* | librt.so* | ld-linux*) ;;  # the device's own

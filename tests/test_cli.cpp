@@ -193,6 +193,22 @@ TEST_CASE("schedule and run take a GPU from kernels_db", "[cli][policy]") {
     CHECK_THAT(broken.output, Catch::Contains("broken.yaml:1:1") && Catch::Contains("missing key"));
 }
 
+TEST_CASE("tensor-core tiles are on by default, --no-tensor-cores turns them off", "[cli][tensor]") {
+    // Groups on tensor cores: their cost keys say "tc".
+    auto tensor_groups = [](const std::string& flags) {
+        Result r = anvil_cmd("schedule models/transformer_encoder_f16.yaml --policy rammer --json" + flags);
+        REQUIRE(r.status == 0);
+        const nlohmann::json j = nlohmann::json::parse(r.output);
+        int n = 0;
+        for (const auto& g : j["group_list"])
+            n += g["cost_key"].get<std::string>().find(" tc ") != std::string::npos;
+        return n;
+    };
+    CHECK(tensor_groups("") > 0);
+    CHECK(tensor_groups(" --tensor-cores") == tensor_groups(""));
+    CHECK(tensor_groups(" --no-tensor-cores") == 0);
+}
+
 TEST_CASE("anvil profile needs a device and says so, or measures both schedules", "[cli]") {
     const std::string why = cuda_unavailable_reason();
     if (!why.empty()) {

@@ -1,7 +1,9 @@
 // The table-driven op test (ggml's habit): every implemented operator, over
 // shapes that are not multiples of any tile (1, 3, 37, 129), in every float
-// dtype, through the host backend under every policy, against the float64
-// reference. All cases of one dtype form one model so that they compile once.
+// dtype, through the host backend under every policy and the simt backend
+// (the CUDA code, thread-level checks on) under anvil and per_op, against the
+// float64 reference. All cases of one dtype form one model so that they
+// compile once.
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
 
@@ -210,6 +212,17 @@ TEST_CASE("every op agrees with the reference on the host backend", "[ops][host]
             checked.check_races = true;
             return run_host(s, values, checked);
         });
+    }
+}
+
+TEST_CASE("every op agrees with the reference on the simt backend", "[ops][simt]") {
+    // The CUDA branch of every tile (tensor-core matmuls in f16/bf16 where
+    // the policy picks them) on emulated threads, checked thread by thread.
+    // anvil fuses and co-schedules; per_op runs every rOp's tiles alone.
+    auto dtype = GENERATE(DType::f32, DType::f16, DType::bf16);
+    auto policy = GENERATE(as<std::string>{}, "anvil", "per_op");
+    DYNAMIC_SECTION(dtype_name(dtype) << " under " << policy) {
+        check_cases(dtype, policy, [](const Schedule& s, const TensorMap& values) { return run_simt(s, values); });
     }
 }
 

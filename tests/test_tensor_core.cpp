@@ -97,14 +97,17 @@ int tensor_rops(const Schedule& s) {
     return n;
 }
 
-TEST_CASE("with tensor-core tiles allowed, the policies pick them for compute-bound f16 GEMMs", "[tensor]") {
+TEST_CASE("by default the policies pick tensor-core tiles for compute-bound f16 GEMMs", "[tensor]") {
     // BERT-base's GEMMs (128 x 768 x 768 and up) are compute-bound on CUDA cores.
     const Graph bert = load_graph(std::string(ANVIL_SOURCE_DIR) + "/models/bert_base.yaml");
     const std::string policy = GENERATE(as<std::string>{}, "anvil", "rammer", "welder");
     CAPTURE(policy);
-    CHECK(tensor_rops(plan(bert, policy, with_tensor_cores())) > 0);
-    // Off (the default until they are checked on a device): never.
-    CHECK(tensor_rops(plan(bert, policy, default_gpu())) == 0);
+    CHECK(default_gpu().tensor_core_tiles);
+    CHECK(tensor_rops(plan(bert, policy, default_gpu())) > 0);
+    // Turned off (--no-tensor-cores): never.
+    Gpu off = default_gpu();
+    off.tensor_core_tiles = false;
+    CHECK(tensor_rops(plan(bert, policy, off)) == 0);
 }
 
 TEST_CASE("a schedule that picked tensor-core tiles runs on the host", "[tensor][host]") {

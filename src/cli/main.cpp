@@ -333,15 +333,15 @@ int main(int argc, char** argv) {
     for (const PolicyEntry& p : all_policies()) policy_help += fmt::format(" {} ({});", p.name, p.summary);
     std::string gpu_help = "target GPU, a description in kernels_db/gpus:";
     for (const std::string& g : known_gpus()) gpu_help += " " + g;
-    bool tensor_cores = false;
+    bool tensor_cores = true;
     auto add_target = [&](CLI::App* cmd) {
         cmd->add_option("--policy", policy, policy_help)->capture_default_str();
         cmd->add_option("--gpu", gpu_name, gpu_help)->capture_default_str();
         cmd->add_option("--kernels-db", kernels_db, "read GPU descriptions and measured times from DIR instead of "
                                                     "the kernels_db built into anvil");
-        cmd->add_flag("--tensor-cores", tensor_cores,
-                      "let policies pick tensor-core matmul tiles for f16/bf16 (experimental: not yet checked on a "
-                      "device)");
+        cmd->add_flag("--tensor-cores,!--no-tensor-cores", tensor_cores,
+                      "let policies pick mma.sync tensor-core matmul tiles for f16/bf16 (the default; "
+                      "--no-tensor-cores keeps every matmul on CUDA cores)");
     };
     std::string max_memory;
     bool max_memory_given = false;  // an empty --max-memory '' is an error, not the default
@@ -352,7 +352,7 @@ int main(int argc, char** argv) {
             "powers of 1024; default: the target GPU's memory)");
     };
     auto with_options = [&](Gpu g) {
-        g.tensor_core_tiles = g.tensor_core_tiles || tensor_cores;
+        g.tensor_core_tiles = tensor_cores;
         if (max_memory_given) g.memory_bytes = parse_memory_size(max_memory, "--max-memory");
         return g;
     };

@@ -44,10 +44,10 @@ struct Gpu {
     // Measured seconds per tile, by cost key (cost_key() in cost_model.h).
     std::map<std::string, double> measured_tile_s;
     Ceilings ceilings;  // measured/<name>.yaml's, when calibrated
-    // Whether policies may pick tensor-core matmul tiles (rtasks/matmul_tc.cuh).
-    // Off until they have run against the reference on a device (issue 6);
-    // tests turn it on to check their emission and the host fallback.
-    bool tensor_core_tiles = false;
+    // Whether policies may pick tensor-core matmul tiles (rtasks/matmul_tc.cuh)
+    // for f16/bf16 matmuls: on unless `--no-tensor-cores` turns it off. Their
+    // CUDA code runs, checked thread by thread, on the simt backend.
+    bool tensor_core_tiles = true;
 };
 
 // The GPU a schedule targets when none is named: the H100 SXM.

@@ -1,0 +1,335 @@
+// The GPU cross-check of the simt emulation (issue 12, item 6): the same
+// kernels (crosscheck/kernels.cuh), calling each inline-PTX wrapper of
+// rtasks/platform.cuh (mma.sync m16n8k16 in f16 and bf16, the warp
+// shuffles and block collectives, cp.async with zero-fill and its
+// commit/wait groups), compiled with NVRTC and run on the device through
+// the driver, and compiled in the simt configuration (the module
+// crosscheck/simt_module.cpp, built beside this binary) and run on the
+// emulator, on the same random inputs. Inputs whose products and sums are
+// exact in f32 must agree bit for bit; general random mma inputs within a
+// tight bound (the hardware's order of accumulation is its own, the
+// emulator sums in double and rounds once). Without a GPU the kernels are
+// still compiled for sm_90 and the emulator's results are checked against
+// plain C++; only the device runs are skipped.
+#include <catch2/catch.hpp>
+#include <dlfcn.h>
+
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "anvil/error.h"
+#include "codegen/emit.h"
+#include "run_checks.h"
+#include "runtime/compile_nvrtc.h"
+#include "runtime/cuda_driver.h"
+
+using namespace anvil;
+
+namespace anvil {
+const std::map<std::string, std::string>& embedded_crosscheck();  // generated at build time
+}
+
+namespace {
+
+using Bytes = std::vector<unsigned char>;
+
+// The device's source: the rtasks prelude the kernels need, with its quoted
+// includes dropped (the files are pasted in order), then the kernels.
+std::string crosscheck_source() {
+    std::string src = "#define ANVIL_SMEM_BYTES 8192\n";
+    for (const char* file : {"params.cuh", "simt.cuh", "platform.cuh"}) {
+        std::istringstream in(rtask_source(file));
+        for (std::string line; std::getline(in, line);)
+            if (line.rfind("#include \"", 0) != 0) src += line + "\n";
+    }
+    return src + embedded_crosscheck().at("kernels.cuh");
+}
+
+const char* const kKernels[] = {"xc_mma_f16", "xc_mma_bf16", "xc_collectives", "xc_cp_async"};
+
+// The kernels in the simt configuration: the module built beside this binary.
+class SimtKernels {
+public:
+    SimtKernels() {
+        const auto path = std::filesystem::read_symlink("/proc/self/exe").parent_path() / ANVIL_CROSSCHECK_MODULE;
+        handle_ = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+        if (!handle_) throw UserError(std::string("dlopen: ") + ::dlerror());
+    }
+    ~SimtKernels() { ::dlclose(handle_); }
+    Bytes run(const char* kernel, const Bytes& in, size_t out_bytes) const {
+        using Fn = int (*)(const unsigned char*, unsigned char*, char*, int);
+        const auto fn = reinterpret_cast<Fn>(::dlsym(handle_, kernel));
+        REQUIRE(fn != nullptr);
+        Bytes out(out_bytes, 0xab);
+        char msg[1024];
+        const int failed = fn(in.data(), out.data(), msg, sizeof msg);
+        INFO(kernel << ": " << msg);
+        REQUIRE(failed == 0);
+        return out;
+    }
+
+private:
+    void* handle_ = nullptr;
+};
+
+// The kernels on CUDA device 0, compiled by NVRTC for its architecture and
+// launched as one block of 256 threads through the driver table the cuda
+// backend uses.
+class DeviceKernels {
+public:
+    DeviceKernels() : drv_(*cuda_driver()) {
+        cuda_check(drv_, drv_.cuDeviceGet(&dev_, 0), "cuDeviceGet");
+        cuda_check(drv_, drv_.cuDevicePrimaryCtxRetain(&ctx_, dev_), "cuDevicePrimaryCtxRetain");
+        cuda_check(drv_, drv_.cuCtxSetCurrent(ctx_), "cuCtxSetCurrent");
+        const CubinResult cubin = compile_nvrtc(crosscheck_source(), cuda_device_arch(0));
+        cuda_check(drv_, drv_.cuModuleLoadData(&module_, cubin.cubin.data()), "cuModuleLoadData");
+    }
+    ~DeviceKernels() {
+        drv_.cuCtxSetCurrent(ctx_);
+        if (module_) drv_.cuModuleUnload(module_);
+        drv_.cuDevicePrimaryCtxRelease(dev_);
+    }
+    Bytes run(const char* kernel, const Bytes& in, size_t out_bytes) const {
+        CUfunction f = nullptr;
+        cuda_check(drv_, drv_.cuModuleGetFunction(&f, module_, kernel), std::string("cuModuleGetFunction ") + kernel);
+        CUdeviceptr d_in = 0, d_out = 0;
+        Bytes out(out_bytes, 0xab);
+        cuda_check(drv_, drv_.cuMemAlloc(&d_in, in.size()), "cuMemAlloc");
+        cuda_check(drv_, drv_.cuMemAlloc(&d_out, out.size()), "cuMemAlloc");
+        cuda_check(drv_, drv_.cuMemcpyHtoD(d_in, in.data(), in.size()), "cuMemcpyHtoD");
+        cuda_check(drv_, drv_.cuMemcpyHtoD(d_out, out.data(), out.size()), "cuMemcpyHtoD");
+        void* args[] = {&d_in, &d_out};
+        cuda_check(drv_, drv_.cuLaunchKernel(f, 1, 1, 1, 256, 1, 1, 0, nullptr, args, nullptr),
+                   std::string("cuLaunchKernel ") + kernel);
+        // A synchronous copy on the legacy stream waits for the kernel.
+        cuda_check(drv_, drv_.cuMemcpyDtoH(out.data(), d_out, out.size()), std::string("running ") + kernel);
+        drv_.cuMemFree(d_in);
+        drv_.cuMemFree(d_out);
+        return out;
+    }
+
+private:
+    const CudaDriver& drv_;
+    CUdevice dev_ = 0;
+    CUcontext ctx_ = nullptr;
+    CUmodule module_ = nullptr;
+};
+
+template <class T>
+T word(const Bytes& b, size_t i) {
+    T v;
+    std::memcpy(&v, b.data() + i * sizeof(T), sizeof v);
+    return v;
+}
+template <class T>
+void put(Bytes& b, size_t i, T v) {
+    std::memcpy(b.data() + i * sizeof(T), &v, sizeof v);
+}
+
+// ---- mma: per warp A (16x16 halves), B (16x8 halves, [k][n]), C (16x8 floats)
+const size_t kMmaIn = 8 * 1280, kMmaOut = 8 * 512;
+
+unsigned short to_half(float f, bool bf16) {
+    unsigned u;
+    std::memcpy(&u, &f, 4);
+    if (bf16) return static_cast<unsigned short>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+    // f16, round to nearest even, for normal values in range (all used here).
+    if ((u & 0x7fffffffu) == 0) return static_cast<unsigned short>(u >> 16);
+    const unsigned sign = (u >> 16) & 0x8000u, a = u & 0x7fffffffu;
+    const unsigned r = a + 0xfffu + ((a >> 13) & 1u);
+    return static_cast<unsigned short>(sign | ((r - 0x38000000u) >> 13));
+}
+double from_half(unsigned short h, bool bf16) {
+    if (bf16) {
+        const unsigned u = static_cast<unsigned>(h) << 16;
+        float f;
+        std::memcpy(&f, &u, 4);
+        return f;
+    }
+    const int e = (h >> 10) & 31, m = h & 1023;
+    const double v = e == 0 ? std::ldexp(m, -24) : std::ldexp(1024 + m, e - 25);
+    return (h & 0x8000) ? -v : v;
+}
+
+// exact: A and B small integers times powers of two, C a multiple of 2^-6,
+// so every product and partial sum is exact in f32 whatever the order.
+// Otherwise: either sign, any significand, magnitudes from 2^-7 to 1 (normal
+// in f16 and bf16).
+Bytes mma_input(std::mt19937& rng, bool bf16, bool exact) {
+    Bytes in(kMmaIn);
+    std::uniform_int_distribution<int> small(-15, 15), shift(-3, 0), c_int(-1000, 1000), exponent(-6, 0), sign(0, 1);
+    std::uniform_real_distribution<float> mantissa(0.5f, 1.0f);
+    auto general = [&]() { return (sign(rng) ? -1.0f : 1.0f) * std::ldexp(mantissa(rng), exponent(rng)); };
+    for (int w = 0; w < 8; ++w) {
+        const size_t h = w * 640, c = w * 320 + 192;  // halves, floats
+        for (int i = 0; i < 256 + 128; ++i)
+            put<unsigned short>(in, h + i, to_half(exact ? std::ldexp(static_cast<float>(small(rng)), shift(rng)) : general(), bf16));
+        for (int i = 0; i < 128; ++i) put<float>(in, c + i, exact ? std::ldexp(static_cast<float>(c_int(rng)), -6) : general());
+    }
+    return in;
+}
+
+// D in double, rounded once (the emulation's definition), and the sum of
+// the magnitudes of its terms (the scale of a hardware rounding difference).
+void mma_reference(const Bytes& in, bool bf16, std::vector<float>* d, std::vector<double>* scale) {
+    d->assign(8 * 128, 0);
+    scale->assign(8 * 128, 0);
+    for (int w = 0; w < 8; ++w)
+        for (int r = 0; r < 16; ++r)
+            for (int n = 0; n < 8; ++n) {
+                double s = word<float>(in, w * 320 + 192 + r * 8 + n), m = std::fabs(s);
+                for (int k = 0; k < 16; ++k) {
+                    const double p = from_half(word<unsigned short>(in, w * 640 + r * 16 + k), bf16) *
+                                     from_half(word<unsigned short>(in, w * 640 + 256 + k * 8 + n), bf16);
+                    s += p;
+                    m += std::fabs(p);
+                }
+                (*d)[w * 128 + r * 8 + n] = static_cast<float>(s);
+                (*scale)[w * 128 + r * 8 + n] = m;
+            }
+}
+
+// ---- collectives: 256 floats, 256 ints in; 9 words per thread out
+const size_t kCollIn = 256 * 8, kCollOut = 256 * 9 * 4;
+
+Bytes collectives_input(std::mt19937& rng) {
+    Bytes in(kCollIn);
+    std::uniform_real_distribution<float> real(-10.0f, 10.0f);
+    std::uniform_int_distribution<int> any(-1000000, 1000000);
+    for (int t = 0; t < 256; ++t) put<float>(in, t, real(rng)), put<int>(in, 256 + t, any(rng));
+    return in;
+}
+
+// What the wrappers define: shuffles by lane xor; the butterfly sum and max
+// (a + b and b + a are the same float, so every lane agrees); the block's
+// result from each warp's in warp order; thread 0's int.
+Bytes collectives_reference(const Bytes& in) {
+    Bytes out(kCollOut);
+    float v[256], sum[256], mx[256];
+    for (int t = 0; t < 256; ++t) v[t] = sum[t] = mx[t] = word<float>(in, t);
+    for (int o = 16; o > 0; o >>= 1) {
+        float s2[256], m2[256];
+        for (int t = 0; t < 256; ++t) s2[t] = sum[t] + sum[t ^ o], m2[t] = std::fmax(mx[t], mx[t ^ o]);
+        std::memcpy(sum, s2, sizeof sum);
+        std::memcpy(mx, m2, sizeof mx);
+    }
+    float block_sum = sum[0], block_max = mx[0];
+    for (int w = 1; w < 8; ++w) block_sum += sum[w * 32], block_max = std::fmax(block_max, mx[w * 32]);
+    for (int t = 0; t < 256; ++t) {
+        for (int s = 0; s < 5; ++s) put<float>(out, t * 9 + s, v[t ^ (1 << s)]);
+        put<float>(out, t * 9 + 5, sum[t]);
+        put<float>(out, t * 9 + 6, block_sum);
+        put<float>(out, t * 9 + 7, block_max);
+        put<int>(out, t * 9 + 8, word<int>(in, 256));
+    }
+    return out;
+}
+
+// ---- cp.async: 2 x 4096 random bytes, 256 sizes in 0..16; 32 bytes per thread out
+const size_t kCpIn = 8192 + 256 * 4, kCpOut = 256 * 32;
+
+Bytes cp_async_input(std::mt19937& rng) {
+    Bytes in(kCpIn);
+    std::uniform_int_distribution<int> byte(0, 255), size(0, 16);
+    for (size_t i = 0; i < 8192; ++i) in[i] = static_cast<unsigned char>(byte(rng));
+    for (int t = 0; t < 256; ++t) put<int>(in, 2048 + t, size(rng));
+    return in;
+}
+
+Bytes cp_async_reference(const Bytes& in) {
+    Bytes out(kCpOut);
+    for (int t = 0; t < 256; ++t) {
+        const int n = (t + 37) % 256, size = word<int>(in, 2048 + n);
+        for (int i = 0; i < 16; ++i) {
+            out[t * 32 + i] = in[n * 16 + i];
+            out[t * 32 + 16 + i] = i < size ? in[4096 + n * 16 + i] : 0;
+        }
+    }
+    return out;
+}
+
+// The first differing byte of two results, as text ("" when equal).
+std::string first_difference(const Bytes& a, const Bytes& b) {
+    if (a.size() != b.size()) return "sizes differ";
+    for (size_t i = 0; i < a.size(); ++i)
+        if (a[i] != b[i])
+            return "byte " + std::to_string(i) + ": " + std::to_string(a[i]) + " vs " + std::to_string(b[i]);
+    return "";
+}
+
+}  // namespace
+
+TEST_CASE("crosscheck: the wrapper kernels compile with NVRTC for sm_90", "[simt][crosscheck]") {
+    const CubinResult r = compile_nvrtc(crosscheck_source(), "sm_90");
+    CHECK(!r.cubin.empty());
+    for (const char* kernel : kKernels) {
+        bool found = false;
+        for (const KernelResources& k : r.kernels) found = found || k.name == kernel;
+        INFO(kernel);
+        CHECK(found);
+    }
+}
+
+TEST_CASE("crosscheck: the emulated wrappers agree with plain C++", "[simt][crosscheck]") {
+    const SimtKernels simt;
+    std::mt19937 rng(20261124);
+    for (int round = 0; round < 3; ++round) {
+        CAPTURE(round);
+        for (bool bf16 : {false, true})
+            for (bool exact : {true, false}) {
+                CAPTURE(bf16, exact);
+                const Bytes in = mma_input(rng, bf16, exact);
+                const Bytes out = simt.run(bf16 ? "xc_mma_bf16" : "xc_mma_f16", in, kMmaOut);
+                std::vector<float> d;
+                std::vector<double> scale;
+                mma_reference(in, bf16, &d, &scale);
+                for (size_t i = 0; i < d.size(); ++i) {
+                    INFO("warp " << i / 128 << " D[" << i % 128 / 8 << "][" << i % 8 << "]");
+                    REQUIRE(word<float>(out, i) == d[i]);
+                }
+            }
+        const Bytes coll = collectives_input(rng);
+        CHECK(first_difference(simt.run("xc_collectives", coll, kCollOut), collectives_reference(coll)) == "");
+        const Bytes cp = cp_async_input(rng);
+        CHECK(first_difference(simt.run("xc_cp_async", cp, kCpOut), cp_async_reference(cp)) == "");
+    }
+}
+
+TEST_CASE("crosscheck: the device and the emulator agree on every wrapper", "[gpu][crosscheck]") {
+    REQUIRE_DEVICE();
+    const SimtKernels simt;
+    const DeviceKernels device;
+    std::mt19937 rng(7);
+    for (int round = 0; round < 8; ++round) {
+        CAPTURE(round);
+        for (bool bf16 : {false, true})
+            for (bool exact : {true, false}) {
+                CAPTURE(bf16, exact);
+                const char* kernel = bf16 ? "xc_mma_bf16" : "xc_mma_f16";
+                const Bytes in = mma_input(rng, bf16, exact);
+                const Bytes on_device = device.run(kernel, in, kMmaOut), emulated = simt.run(kernel, in, kMmaOut);
+                if (exact) {
+                    CHECK(first_difference(on_device, emulated) == "");
+                    continue;
+                }
+                std::vector<float> d;
+                std::vector<double> scale;
+                mma_reference(in, bf16, &d, &scale);
+                for (size_t i = 0; i < d.size(); ++i) {
+                    INFO("warp " << i / 128 << " D[" << i % 128 / 8 << "][" << i % 8 << "]: device "
+                                 << word<float>(on_device, i) << ", emulated " << word<float>(emulated, i));
+                    REQUIRE(std::fabs(word<float>(on_device, i) - word<float>(emulated, i)) <= 1e-5 * scale[i]);
+                }
+            }
+        const Bytes coll = collectives_input(rng);
+        CHECK(first_difference(device.run("xc_collectives", coll, kCollOut), simt.run("xc_collectives", coll, kCollOut)) == "");
+        const Bytes cp = cp_async_input(rng);
+        CHECK(first_difference(device.run("xc_cp_async", cp, kCpOut), simt.run("xc_cp_async", cp, kCpOut)) == "");
+    }
+}
