@@ -97,7 +97,7 @@ TEST_CASE("an output path that is a directory, unwritable or empty is refused be
         {"schedule " + model + " --emit " + file + "/x.cu", file + " is not a directory"},
         {"run " + model + " --backend host --save-io ''", "--save-io: the path is empty"},
         {"run " + model + " --backend host --save-io " + file, "--save-io '" + file + "': exists and is a file"},
-        {"run " + model + " --backend host --save-io " + d + "/no/such/io", "its directory " + d + "/no/such does not exist"},
+        {"run " + model + " --backend host --save-io " + file + "/io", "--save-io '" + file + "/io': " + file + " is not a directory"},
         {"run " + model + " --backend host --inputs ''", "--inputs: the path is empty"},
         {"tune " + model + " --out " + d + "/a_dir", "--out '" + d + "/a_dir': is a directory"},
     };
@@ -139,4 +139,15 @@ TEST_CASE("a save cleans the temporary folders of killed saves, and keeps those 
     CHECK_FALSE(fs::exists(killed_old));
     CHECK(fs::exists(running));
     CHECK(fs::exists(other));
+}
+
+TEST_CASE("paths: --save-io creates the missing directories above it, like mkdir -p", "[cli][paths]") {
+    TempDir dir;
+    const std::string model = dir.write("m.yaml", kModel);
+    const fs::path io = dir.path / "no" / "such" / "io";
+    const CmdResult r = run_anvil("run " + model + " --backend host --save-io " + io.string());
+    INFO(r.output);
+    REQUIRE(r.status == 0);
+    CHECK(fs::exists(io / "outputs" / "y.npy"));
+    CHECK(fs::exists(io / "inputs"));
 }

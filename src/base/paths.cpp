@@ -71,7 +71,15 @@ void check_output_dir(const std::string& path, const std::string& option) {
                                ", not a directory");
     fs::path p(path);
     if (!p.empty() && p.filename().empty()) p = p.parent_path();  // "out/" -> "out"
-    check_parent_writable(p.string(), option);
+    // Missing parents are created by the save (mkdir -p), so the nearest one
+    // that exists must be a directory we can write in.
+    fs::path existing = p.parent_path();
+    while (!existing.empty() && ::stat(existing.c_str(), &st) != 0) existing = existing.parent_path();
+    if (existing.empty()) existing = ".";
+    if (::stat(existing.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+        fail(option, path, existing.string() + " is not a directory");
+    if (::access(existing.c_str(), W_OK | X_OK) != 0)
+        fail(option, path, "cannot write in " + existing.string() + " (" + std::strerror(errno) + ")");
 }
 
 void remove_stale_temporaries(const std::string& dir, const std::string& prefix) {
