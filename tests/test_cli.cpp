@@ -11,6 +11,7 @@
 
 #include "frontend/npy.h"
 #include "anvil/pipeline.h"
+#include "anvil_cmd.h"
 #include "temp_dir.h"
 #include "runtime/cuda_driver.h"
 
@@ -20,23 +21,8 @@ using anvil::test::TempDir;
 
 namespace {
 
-struct Result {
-    int status = -1;
-    std::string output;  // stdout and stderr together
-};
-
-Result anvil_cmd(const std::string& args) {
-    std::string cmd = fmt::format("cd '{}' && '{}' {} 2>&1", ANVIL_SOURCE_DIR, ANVIL_BINARY, args);
-    Result r;
-    FILE* pipe = popen(cmd.c_str(), "r");
-    REQUIRE(pipe);
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, pipe)) > 0) r.output.append(buf, n);
-    int raw = pclose(pipe);
-    r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
-    return r;
-}
+using Result = test::CmdResult;
+Result anvil_cmd(const std::string& args) { return test::run_anvil(args); }
 
 const char* kBadMatmul = R"(anvil: 1
 name: bad

@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 
 #include "anvil/pipeline.h"
+#include "anvil_cmd.h"
 #include "frontend/values.h"
 #include "pipeline/dump.h"
 #include "run_checks.h"
@@ -22,23 +23,8 @@ using namespace anvil;
 
 namespace {
 
-struct Result {
-    int status = -1;
-    std::string output;  // stdout and stderr together
-};
-
-Result anvil_cmd(const std::string& args) {
-    const std::string cmd = fmt::format("cd '{}' && '{}' {} 2>&1", ANVIL_SOURCE_DIR, ANVIL_BINARY, args);
-    Result r;
-    FILE* pipe = popen(cmd.c_str(), "r");
-    REQUIRE(pipe);
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, pipe)) > 0) r.output.append(buf, n);
-    const int raw = pclose(pipe);
-    r.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
-    return r;
-}
+using Result = test::CmdResult;
+Result anvil_cmd(const std::string& args) { return test::run_anvil(args); }
 
 std::vector<std::string> lines_starting(const std::string& text, const std::string& prefix) {
     std::vector<std::string> r;

@@ -196,24 +196,27 @@ TensorMap run_simt(const Schedule& s, const TensorMap& values, HostRunOptions op
     return run_host(s, values, opt);
 }
 
-CudaProgram cuda_program(const Schedule& s, const CudaRunOptions& opt) {
+namespace {
+
+// `s` emitted and compiled by NVRTC for CUDA device opt.device's architecture.
+CubinResult device_cubin(const Schedule& s, const CudaRunOptions& opt) {
     Compilation c = from_schedule(s);
     PipelineOptions p;
     p.emit.trace = opt.trace;
     p.compile_for = CompileFor::cuda;
     p.arch = cuda_device_arch(opt.device);
     run_to(c, Stage::compile, p);
-    return CudaProgram(s, *c.cubin, opt);
+    return std::move(*c.cubin);
+}
+
+}  // namespace
+
+CudaProgram cuda_program(const Schedule& s, const CudaRunOptions& opt) {
+    return CudaProgram(s, device_cubin(s, opt), opt);
 }
 
 TensorMap run_cuda(const Schedule& s, const TensorMap& values, const CudaRunOptions& opt) {
-    Compilation c = from_schedule(s);
-    PipelineOptions p;
-    p.emit.trace = opt.trace;
-    p.compile_for = CompileFor::cuda;
-    p.arch = cuda_device_arch(opt.device);
-    run_to(c, Stage::compile, p);
-    return run_cuda(s, *c.cubin, values, opt);
+    return run_cuda(s, device_cubin(s, opt), values, opt);
 }
 
 namespace {
