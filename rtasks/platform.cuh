@@ -118,19 +118,71 @@ struct alignas(16) anvil_u32x4 {
 };
 ANVIL_DEVICE anvil_u32x4 anvil_load16(const void* p) { return *(const anvil_u32x4*)p; }
 
+// A generic pointer to shared memory as a .shared address.
+ANVIL_DEVICE unsigned anvil_shared_address(const void* p) {
+    unsigned long long s;
+    asm volatile("cvta.to.shared.u64 %0, %1;" : "=l"(s) : "l"(p));
+    return (unsigned)s;
+}
+
 // Asynchronous copies (sm_80+): 16 bytes from global to shared memory
 // without passing through registers; of the 16, the bytes past `bytes`
 // are zero-filled. Copies are grouped by commit; wait<N> returns once at
 // most N of this thread's groups are still in flight.
 ANVIL_DEVICE void anvil_cp_async16(void* smem, const void* gmem, int bytes) {
-    unsigned long long s;
-    asm volatile("cvta.to.shared.u64 %0, %1;" : "=l"(s) : "l"(smem));
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"((unsigned)s), "l"(gmem), "r"(bytes) : "memory");
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(anvil_shared_address(smem)), "l"(gmem),
+                 "r"(bytes)
+                 : "memory");
+}
+// The same through L1 (.ca): `size` = 4, 8 or 16 bytes (a constant: the
+// instruction takes it as an immediate), both addresses aligned to it; the
+// bytes past `src_bytes` (at most size) are zero-filled.
+ANVIL_DEVICE void anvil_cp_async_ca(void* smem, const void* gmem, int size, int src_bytes) {
+    const unsigned s = anvil_shared_address(smem);
+    if (size == 4)
+        asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;" ::"r"(s), "l"(gmem), "r"(src_bytes) : "memory");
+    else if (size == 8)
+        asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;" ::"r"(s), "l"(gmem), "r"(src_bytes) : "memory");
+    else
+        asm volatile("cp.async.ca.shared.global [%0], [%1], 16, %2;" ::"r"(s), "l"(gmem), "r"(src_bytes) : "memory");
 }
 ANVIL_DEVICE void anvil_cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
 template <int N>
 ANVIL_DEVICE void anvil_cp_async_wait() {
     asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
+}
+
+// ldmatrix (sm_75+): the warp loads 1, 2 or 4 8x8 matrices of 16-bit
+// elements from shared memory; every lane of the warp takes part. Lane l
+// gives the address of row l % 8 of matrix l / 8 (16 bytes, 16-byte
+// aligned; the addresses of lanes from 8 x the count on are unused, but
+// sm_75 wants them valid: repeat the lower lanes'). Lane l
+// receives r[i] of matrix i: row l / 4, elements 2 (l % 4) and 2 (l % 4) + 1,
+// low half first; with _trans the transpose: rows 2 (l % 4) and
+// 2 (l % 4) + 1 of column l / 4 (an mma B fragment from a row-major B).
+ANVIL_DEVICE void anvil_ldmatrix_x1(unsigned* r, const void* row) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x1.shared.b16 {%0}, [%1];"
+                 : "=r"(r[0]) : "r"(anvil_shared_address(row)) : "memory");
+}
+ANVIL_DEVICE void anvil_ldmatrix_x2(unsigned* r, const void* row) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];"
+                 : "=r"(r[0]), "=r"(r[1]) : "r"(anvil_shared_address(row)) : "memory");
+}
+ANVIL_DEVICE void anvil_ldmatrix_x4(unsigned* r, const void* row) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(anvil_shared_address(row)) : "memory");
+}
+ANVIL_DEVICE void anvil_ldmatrix_x1_trans(unsigned* r, const void* row) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x1.trans.shared.b16 {%0}, [%1];"
+                 : "=r"(r[0]) : "r"(anvil_shared_address(row)) : "memory");
+}
+ANVIL_DEVICE void anvil_ldmatrix_x2_trans(unsigned* r, const void* row) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];"
+                 : "=r"(r[0]), "=r"(r[1]) : "r"(anvil_shared_address(row)) : "memory");
+}
+ANVIL_DEVICE void anvil_ldmatrix_x4_trans(unsigned* r, const void* row) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(anvil_shared_address(row)) : "memory");
 }
 
 // Synchronisation with other blocks, at GPU scope. Generic addressing
@@ -298,11 +350,22 @@ ANVIL_DEVICE void anvil_mma_16816(float* d, const unsigned* a, const unsigned* b
 
 // cp.async: the data lands at the wait_group that covers it.
 ANVIL_DEVICE void anvil_cp_async16(void* smem, const void* gmem, int bytes) { anvil_simt::cp_async16(smem, gmem, bytes); }
+ANVIL_DEVICE void anvil_cp_async_ca(void* smem, const void* gmem, int size, int src_bytes) {
+    anvil_simt::cp_async(smem, gmem, size, src_bytes, "ca");
+}
 ANVIL_DEVICE void anvil_cp_async_commit() { anvil_simt::cp_async_commit(); }
 template <int N>
 ANVIL_DEVICE void anvil_cp_async_wait() {
     anvil_simt::cp_async_wait(N);
 }
+
+// ldmatrix: a warp collective; each row read through the checked path.
+ANVIL_DEVICE void anvil_ldmatrix_x1(unsigned* r, const void* row) { anvil_simt::ldmatrix(r, row, 1, false); }
+ANVIL_DEVICE void anvil_ldmatrix_x2(unsigned* r, const void* row) { anvil_simt::ldmatrix(r, row, 2, false); }
+ANVIL_DEVICE void anvil_ldmatrix_x4(unsigned* r, const void* row) { anvil_simt::ldmatrix(r, row, 4, false); }
+ANVIL_DEVICE void anvil_ldmatrix_x1_trans(unsigned* r, const void* row) { anvil_simt::ldmatrix(r, row, 1, true); }
+ANVIL_DEVICE void anvil_ldmatrix_x2_trans(unsigned* r, const void* row) { anvil_simt::ldmatrix(r, row, 2, true); }
+ANVIL_DEVICE void anvil_ldmatrix_x4_trans(unsigned* r, const void* row) { anvil_simt::ldmatrix(r, row, 4, true); }
 
 // %smid: the worker that plays the SM.
 ANVIL_DEVICE unsigned anvil_smid() { return (unsigned)anvil_simt::block().worker; }
@@ -339,7 +402,9 @@ ANVIL_DEVICE char* anvil_block_smem() {
 ANVIL_DEVICE float anvil_block_sum(float v) { return v; }
 ANVIL_DEVICE float anvil_block_max(float v) { return v; }
 // A warp is the one thread; no tensor cores (their tiles fall back to the
-// shared-memory GEMM).
+// shared-memory GEMM). Nor cp.async or ldmatrix: the wrappers are left
+// undefined here, so a tile that calls one outside `#if ANVIL_HAS_MMA` (or
+// an ANVIL_THREADS > 1 path) fails to compile rather than run wrong.
 ANVIL_DEVICE float anvil_warp_sum(float v) { return v; }
 #define ANVIL_HAS_MMA 0
 #define ANVIL_WARP 1

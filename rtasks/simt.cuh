@@ -9,7 +9,8 @@
 // rendezvous (barrier, warp collective) or backs off; the scheduler then
 // sweeps the other fibers and completes what every participant reached:
 // a barrier when all 256 threads wait at it, a warp collective (shuffle,
-// __syncwarp, mma.sync) when every lane of its mask waits at the same one.
+// __syncwarp, mma.sync, ldmatrix) when every lane of its mask waits at the
+// same one.
 // Nothing runnable and nothing complete is a divergence, reported.
 //
 // Thread-level checks (on unless anvil_simt_configure turns them off),
@@ -24,6 +25,8 @@
 //     another thread's write before it shows a race (a missing barrier);
 //   - cp.async data lands only at the wait_group that covers it; until
 //     then its bytes are poison and reading them is an error;
+//   - ldmatrix reads its rows through the same checks, each row as read
+//     by the lane that gave its address;
 //   - a warp collective whose mask names a lane that exited or waits
 //     elsewhere, a barrier some thread never reaches.
 // This file is compiled only in the simt configuration; it tests nothing
@@ -56,11 +59,14 @@ const int kMaxCopies = 64;                // cp.async in flight per thread
 const unsigned short kNobody = 0xffff;
 
 enum State : unsigned char { RUNNABLE, AT_BARRIER, AT_WARP, EXITED };
-enum WarpOp : unsigned char { W_SHFL_XOR, W_SYNCWARP, W_MMA };
+enum WarpOp : unsigned char { W_SHFL_XOR, W_SYNCWARP, W_MMA, W_LDMATRIX };
 enum Access { READ, WRITE, ASYNC_ISSUE, ASYNC_LAND };
 
 inline const char* op_name(WarpOp op) {
-    return op == W_SHFL_XOR ? "shfl.sync.bfly" : op == W_SYNCWARP ? "bar.warp.sync" : "mma.sync.m16n8k16";
+    return op == W_SHFL_XOR   ? "shfl.sync.bfly"
+           : op == W_SYNCWARP ? "bar.warp.sync"
+           : op == W_MMA      ? "mma.sync.m16n8k16"
+                              : "ldmatrix.sync.m8n8";
 }
 
 // ---- the run's first failure (all workers) and the switch of the checks
@@ -78,6 +84,7 @@ typedef float (*Widen)(unsigned short);  // an f16 or bf16 value, exactly as f32
 struct Copy {  // one cp.async: its destination and the bytes it will land
     unsigned char* dst;
     unsigned char data[16];
+    int size;  // 4, 8 or 16
     unsigned group;
 };
 
@@ -92,6 +99,11 @@ struct Fiber {
     float c[4];
     bool bf16;
     Widen widen;
+    // ldmatrix: this lane's row address, the number of matrices, .trans
+    // (the result comes back in a[])
+    const void* row;
+    int num;
+    bool trans;
     // cp.async: copies not landed yet; `committed` groups closed so far
     Copy copies[kMaxCopies];
     int ncopies;
@@ -129,6 +141,10 @@ struct Block {
     long unwritten_at = -1;
     int unwritten_tid = 0;
     const Region* unwritten_region = nullptr;
+    const char* unwritten_how = "read";
+    // How a READ is named in reports: "read", or "read (ldmatrix)" while a
+    // warp's ldmatrix reads its rows.
+    const char* reading = "read";
 
     Block() {
         const size_t page = (size_t)sysconf(_SC_PAGESIZE);
@@ -238,8 +254,8 @@ inline void flush_unwritten(Block& b) {
     if (b.unwritten_at < 0) return;
     if (!quiet()) {
         const Who who(b.unwritten_tid);
-        fail("%s read byte %ld of shared region '%s', which no thread wrote since the task began", who.s,
-             b.unwritten_at, b.unwritten_region->name);
+        fail("%s %s byte %ld of shared region '%s', which no thread wrote since the task began", who.s,
+             b.unwritten_how, b.unwritten_at, b.unwritten_region->name);
     }
     b.unwritten_at = -1;
 }
@@ -387,7 +403,10 @@ inline void* shared(const char* name, int bytes) {
 }
 
 inline const char* access_name(Access a) {
-    return a == READ ? "read" : a == WRITE ? "wrote" : a == ASYNC_ISSUE ? "started a cp.async to" : "landed a cp.async on";
+    return a == READ          ? block().reading
+           : a == WRITE       ? "wrote"
+           : a == ASYNC_ISSUE ? "started a cp.async to"
+                              : "landed a cp.async on";
 }
 
 // Checks an access of n bytes at p by the current thread and updates the
@@ -426,18 +445,19 @@ inline bool access(const void* p, int n, Access kind) {
                     b.unwritten_at = at + i;
                     b.unwritten_tid = me;
                     b.unwritten_region = r;
+                    b.unwritten_how = b.reading;
                 }
             } else if (s.pending) {
                 const Who who(me), w(s.w_tid);
-                fail("%s read byte %ld of shared region '%s' before the cp.async.wait_group of %s's copy to it: "
+                fail("%s %s byte %ld of shared region '%s' before the cp.async.wait_group of %s's copy to it: "
                      "its data had not landed",
-                     who.s, at + i, r->name, w.s);
+                     who.s, b.reading, at + i, r->name, w.s);
                 return true;
             } else if (s.w_iv == b.iv && s.w_tid != me) {
                 const Who who(me), w(s.w_tid);
-                fail("shared-memory race: %s read byte %ld of shared region '%s', which %s wrote, with no barrier "
+                fail("shared-memory race: %s %s byte %ld of shared region '%s', which %s wrote, with no barrier "
                      "between",
-                     who.s, at + i, r->name, w.s);
+                     who.s, b.reading, at + i, r->name, w.s);
                 return true;
             }
             if (s.r_iv != b.iv) {
@@ -481,28 +501,37 @@ inline void store(T* p, T v) {
     if (access(p, (int)sizeof(T), WRITE)) memcpy(p, &v, sizeof v);
 }
 
-// ---- cp.async (cp.async.cg.shared.global [dst], [src], 16, bytes)
-inline void cp_async16(void* dst, const void* src, int bytes) {
+// ---- cp.async.{ca,cg}.shared.global [dst], [src], size, bytes
+// `size` bytes (4, 8 or 16; cg: 16) from src to dst, both size-aligned; of
+// them the bytes past `bytes` (src-size, at most size) are zero-filled. The
+// copy lands at the wait_group that covers it; until then dst holds poison.
+inline void cp_async(void* dst, const void* src, int size, int bytes, const char* cache) {
     Block& b = block();
     Fiber& f = b.f[b.cur];
     const Who who(b.cur);
-    if (((unsigned long long)dst & 15) || ((unsigned long long)src & 15) || bytes < 0 || bytes > 16) {
-        if (!quiet()) fail("%s: cp.async of %d bytes from %p to %p: the addresses must be 16-byte aligned, the size "
-                           "at most 16", who.s, bytes, src, dst);
+    const unsigned long long align = (unsigned long long)size - 1;
+    if ((size != 4 && size != 8 && size != 16) || (((unsigned long long)dst | (unsigned long long)src) & align) ||
+        bytes < 0 || bytes > size) {
+        if (!quiet())
+            fail("%s: cp.async.%s of %d bytes (src-size %d) from %p to %p: the size must be 4, 8 or 16, the addresses "
+                 "aligned to it, src-size at most the size",
+                 who.s, cache, size, bytes, src, dst);
         return;
     }
     if (f.ncopies == kMaxCopies) {
         if (!quiet()) fail("%s has more than %d cp.async copies in flight", who.s, kMaxCopies);
         return;
     }
-    if (!access(dst, 16, ASYNC_ISSUE)) return;
+    if (!access(dst, size, ASYNC_ISSUE)) return;
     Copy& c = f.copies[f.ncopies++];
     c.dst = (unsigned char*)dst;
-    memset(c.data, 0, 16);  // src-size below 16: the rest is zero-filled
+    c.size = size;
+    memset(c.data, 0, 16);  // src-size below size: the rest is zero-filled
     memcpy(c.data, src, (size_t)bytes);
     c.group = f.committed;
-    if (g_checks) memset(dst, 0xff, 16);  // poison until it lands
+    if (g_checks) memset(dst, 0xff, (size_t)size);  // poison until it lands
 }
+inline void cp_async16(void* dst, const void* src, int bytes) { cp_async(dst, src, 16, bytes, "cg"); }
 inline void cp_async_commit() { ++block().f[block().cur].committed; }
 // Lands every copy of a group older than the newest n committed ones.
 inline void cp_async_wait(int n) {
@@ -512,7 +541,7 @@ inline void cp_async_wait(int n) {
     for (int i = 0; i < f.ncopies; ++i) {
         Copy& c = f.copies[i];
         if (c.group + (unsigned)n < f.committed) {
-            if (access(c.dst, 16, ASYNC_LAND)) memcpy(c.dst, c.data, 16);
+            if (access(c.dst, c.size, ASYNC_LAND)) memcpy(c.dst, c.data, (size_t)c.size);
         } else {
             f.copies[kept++] = c;
         }
@@ -620,12 +649,86 @@ inline void execute_mma(Block& bl, int w) {
         }
 }
 
+// ---- ldmatrix.sync.aligned.m8n8.x{1,2,4}{.trans}.shared.b16
+// The PTX ISA's ldmatrix: `num` 8x8 matrices of 16-bit elements, each row
+// 16 bytes of shared memory at a 16-byte aligned address. The address of
+// row r of matrix i comes from lane 8i + r (lanes from 8 * num on give none
+// that is used). Lane l receives, for matrix i, one 32-bit register of two
+// elements (low half first): half h is the element ldmatrix_frag names.
+inline int ldmatrix_addr_lane(int matrix, int row) { return 8 * matrix + row; }
+// Without .trans row g = l / 4, columns 2t and 2t + 1 (t = l % 4), as in the
+// ISA's figure of an ldmatrix fragment; with .trans the transpose: rows 2t
+// and 2t + 1 of column g.
+inline void ldmatrix_frag(int lane, int half, bool trans, int* row, int* col) {
+    const int g = lane / 4, t = lane % 4;
+    *row = trans ? 2 * t + half : g;
+    *col = trans ? g : 2 * t + half;
+}
+
+inline void ldmatrix(unsigned* r, const void* row_addr, int num, bool trans) {
+    Block& b = block();
+    Fiber& f = b.f[b.cur];
+    f.op = W_LDMATRIX;
+    f.mask = 0xffffffffu;  // .aligned: every lane of the warp
+    f.row = row_addr;
+    f.num = num;
+    f.trans = trans;
+    f.state = AT_WARP;
+    yield();
+    for (int i = 0; i < num; ++i) r[i] = f.a[i];
+}
+
+// Every lane has arrived: each row is read (checked) as by the lane that
+// gave its address, and the elements are dealt out.
+inline void execute_ldmatrix(Block& b, int w) {
+    Fiber* lanes = b.f + w * kWarp;
+    const int num = lanes[0].num;
+    const bool trans = lanes[0].trans;
+    for (int l = 1; l < kWarp; ++l)
+        if ((lanes[l].num != num || lanes[l].trans != trans) && !quiet()) {
+            const Who who(w * kWarp + l);
+            fail("%s: ldmatrix.x%d%s while lane 0 of its warp runs ldmatrix.x%d%s", who.s, lanes[l].num,
+                 lanes[l].trans ? ".trans" : "", num, trans ? ".trans" : "");
+        }
+    unsigned short m[4][8][8];
+    const int cur = b.cur;
+    const char* reading = b.reading;
+    b.reading = "read (ldmatrix)";
+    for (int i = 0; i < num; ++i)
+        for (int r = 0; r < 8; ++r) {
+            const int src = ldmatrix_addr_lane(i, r);
+            const void* p = lanes[src].row;
+            b.cur = w * kWarp + src;  // the checks name the lane that gave the address
+            bool ok = ((unsigned long long)p & 15) == 0;
+            if (!ok && !quiet()) {
+                const Who who(b.cur);
+                fail("%s: ldmatrix row address %p (row %d of matrix %d) is not 16-byte aligned", who.s, p, r, i);
+            }
+            ok = ok && access(p, 16, READ);
+            if (ok) memcpy(m[i][r], p, 16);
+            else memset(m[i][r], 0xff, 16);
+        }
+    b.cur = cur;
+    b.reading = reading;
+    int row, col;
+    for (int l = 0; l < kWarp; ++l)
+        for (int i = 0; i < num; ++i) {
+            unsigned v = 0;
+            for (int h = 0; h < 2; ++h) {
+                ldmatrix_frag(l, h, trans, &row, &col);
+                v |= (unsigned)m[i][row][col] << (16 * h);
+            }
+            lanes[l].a[i] = v;
+        }
+}
+
 inline void execute_warp(Block& b, int w, unsigned mask) {
     Fiber* lanes = b.f + w * kWarp;
     int first = 0;
     while (!(mask >> first & 1u)) ++first;
     const WarpOp op = lanes[first].op;
     if (op == W_MMA) execute_mma(b, w);
+    if (op == W_LDMATRIX) execute_ldmatrix(b, w);
     if (op == W_SHFL_XOR)
         for (int l = 0; l < kWarp; ++l) {
             if (!(mask >> l & 1u)) continue;

@@ -1,8 +1,9 @@
 // The GPU cross-check of the simt emulation (issue 12, item 6): the same
 // kernels (crosscheck/kernels.cuh), calling each inline-PTX wrapper of
 // rtasks/platform.cuh (mma.sync m16n8k16 in f16 and bf16, the warp
-// shuffles and block collectives, cp.async with zero-fill and its
-// commit/wait groups), compiled with NVRTC and run on the device through
+// shuffles and block collectives, cp.async.cg and cp.async.ca of 4, 8 and
+// 16 bytes with zero-fill and their commit/wait groups, ldmatrix x1, x2 and
+// x4 with and without .trans), compiled with NVRTC and run on the device through
 // the driver, and compiled in the simt configuration (the module
 // crosscheck/simt_module.cpp, built beside this binary) and run on the
 // emulator, on the same random inputs. Inputs whose products and sums are
@@ -51,7 +52,8 @@ std::string crosscheck_source() {
     return src + embedded_crosscheck().at("kernels.cuh");
 }
 
-const char* const kKernels[] = {"xc_mma_f16", "xc_mma_bf16", "xc_collectives", "xc_cp_async"};
+const char* const kKernels[] = {"xc_mma_f16",  "xc_mma_bf16",    "xc_collectives",
+                                "xc_cp_async", "xc_cp_async_ca", "xc_ldmatrix"};
 
 // The kernels in the simt configuration: the module built beside this binary.
 class SimtKernels {
@@ -254,6 +256,60 @@ Bytes cp_async_reference(const Bytes& in) {
     return out;
 }
 
+// ---- cp.async.ca: 8192 random bytes, 3 src-sizes per thread; 32 bytes per thread out
+const size_t kCpCaIn = 8192 + 256 * 12, kCpCaOut = 256 * 32;
+
+Bytes cp_async_ca_input(std::mt19937& rng) {
+    Bytes in(kCpCaIn);
+    std::uniform_int_distribution<int> byte(0, 255);
+    for (size_t i = 0; i < 8192; ++i) in[i] = static_cast<unsigned char>(byte(rng));
+    for (int t = 0; t < 256; ++t)
+        for (int k = 0; k < 3; ++k) put<int>(in, 2048 + 3 * t + k, std::uniform_int_distribution<int>(0, 16 >> k)(rng));
+    return in;
+}
+
+Bytes cp_async_ca_reference(const Bytes& in) {
+    Bytes out(kCpCaOut, 0x5a);
+    for (int t = 0; t < 256; ++t) {
+        const int n = (t + 37) % 256;
+        for (int i = 0; i < 28; ++i) {
+            const int k = i < 16 ? 0 : i < 24 ? 1 : 2, at = i - (k == 0 ? 0 : k == 1 ? 16 : 24);
+            out[t * 32 + i] = at < word<int>(in, 2048 + 3 * n + k) ? in[n * 32 + i] : 0;
+        }
+    }
+    return out;
+}
+
+// ---- ldmatrix: per warp four 8x8 matrices of random 16-bit elements; 14 words per thread out
+const size_t kLdIn = 8 * 512, kLdOut = 256 * 14 * 4;
+
+Bytes ldmatrix_input(std::mt19937& rng) {
+    Bytes in(kLdIn);
+    std::uniform_int_distribution<int> byte(0, 255);
+    for (unsigned char& b : in) b = static_cast<unsigned char>(byte(rng));
+    return in;
+}
+
+// The PTX ISA's ldmatrix fragment, written out independently of the
+// emulator: lane l holds row l / 4, columns 2 (l % 4) and 2 (l % 4) + 1 of
+// each matrix; with .trans rows 2 (l % 4) and 2 (l % 4) + 1 of column l / 4.
+Bytes ldmatrix_reference(const Bytes& in) {
+    Bytes out(kLdOut);
+    for (int t = 0; t < 256; ++t) {
+        const int w = t / 32, lane = t % 32, g = lane / 4, q = lane % 4;
+        auto element = [&](int i, int r, int c) { return word<unsigned short>(in, w * 256 + i * 64 + r * 8 + c); };
+        int k = 0;
+        for (bool trans : {false, true})
+            for (int num : {1, 2, 4})
+                for (int i = 0; i < num; ++i, ++k) {
+                    const unsigned lo = trans ? element(i, 2 * q, g) : element(i, g, 2 * q);
+                    const unsigned hi = trans ? element(i, 2 * q + 1, g) : element(i, g, 2 * q + 1);
+                    put<unsigned>(out, t * 14 + k, lo | hi << 16);
+                }
+    }
+    return out;
+}
+
 // The first differing byte of two results, as text ("" when equal).
 std::string first_difference(const Bytes& a, const Bytes& b) {
     if (a.size() != b.size()) return "sizes differ";
@@ -298,6 +354,10 @@ TEST_CASE("crosscheck: the emulated wrappers agree with plain C++", "[simt][cros
         CHECK(first_difference(simt.run("xc_collectives", coll, kCollOut), collectives_reference(coll)) == "");
         const Bytes cp = cp_async_input(rng);
         CHECK(first_difference(simt.run("xc_cp_async", cp, kCpOut), cp_async_reference(cp)) == "");
+        const Bytes ca = cp_async_ca_input(rng);
+        CHECK(first_difference(simt.run("xc_cp_async_ca", ca, kCpCaOut), cp_async_ca_reference(ca)) == "");
+        const Bytes ld = ldmatrix_input(rng);
+        CHECK(first_difference(simt.run("xc_ldmatrix", ld, kLdOut), ldmatrix_reference(ld)) == "");
     }
 }
 
@@ -331,5 +391,10 @@ TEST_CASE("crosscheck: the device and the emulator agree on every wrapper", "[gp
         CHECK(first_difference(device.run("xc_collectives", coll, kCollOut), simt.run("xc_collectives", coll, kCollOut)) == "");
         const Bytes cp = cp_async_input(rng);
         CHECK(first_difference(device.run("xc_cp_async", cp, kCpOut), simt.run("xc_cp_async", cp, kCpOut)) == "");
+        const Bytes ca = cp_async_ca_input(rng);
+        CHECK(first_difference(device.run("xc_cp_async_ca", ca, kCpCaOut), simt.run("xc_cp_async_ca", ca, kCpCaOut)) ==
+              "");
+        const Bytes ld = ldmatrix_input(rng);
+        CHECK(first_difference(device.run("xc_ldmatrix", ld, kLdOut), simt.run("xc_ldmatrix", ld, kLdOut)) == "");
     }
 }

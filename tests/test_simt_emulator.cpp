@@ -1,9 +1,12 @@
 // The simt emulation layer itself (rtasks/simt.cuh through platform.cuh's
 // simt branch, compiled into this test): the mma.sync m16n8k16 fragment
 // layout against lane -> element examples transcribed from the PTX ISA's
-// figures, the emulated mma against a plain product, the block
-// reductions and shuffles, cp.async landing at its wait_group, and the
-// reports of a divergent barrier and a shuffle whose lanes did not arrive.
+// figures, the emulated mma against a plain product, the ldmatrix fragment
+// (x1, x2, x4, .trans) against the ISA's figure on random data and its
+// reads through the checks, the block reductions and shuffles, cp.async.cg
+// and cp.async.ca (4, 8, 16 bytes, zero-fill) landing at their wait_group,
+// and the reports of a divergent barrier and a shuffle whose lanes did not
+// arrive.
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -208,4 +211,233 @@ TEST_CASE("simt emulator: a race between two threads names both and the offset",
     });
     CHECK_THAT(report, Catch::Contains("shared-memory race") && Catch::Contains("thread 200") &&
                            Catch::Contains("thread 5") && Catch::Contains("byte 40 of shared region 'smem'"));
+}
+
+namespace {
+
+struct LdWhere {
+    bool trans;
+    int lane, half, row, col;
+};
+// From the PTX ISA, ldmatrix: the figure of the fragment of one 8x8 matrix
+// of 16-bit elements labels row r's elements, two per thread, with threads
+// T(4r) .. T(4r+3) (T0 holds row 0 columns 0 and 1, T1 columns 2 and 3, ...,
+// T31 row 7 columns 6 and 7); with .trans the matrix is read column-major,
+// so the same labels fall on the transpose (T0 holds rows 0 and 1 of
+// column 0, T1 rows 2 and 3, T4 rows 0 and 1 of column 1).
+const LdWhere kLdmatrixFigure[] = {
+    {false, 0, 0, 0, 0},  {false, 0, 1, 0, 1},  {false, 1, 0, 0, 2},  {false, 3, 1, 0, 7},  {false, 4, 0, 1, 0},
+    {false, 7, 1, 1, 7},  {false, 13, 0, 3, 2}, {false, 22, 1, 5, 5}, {false, 31, 0, 7, 6}, {false, 31, 1, 7, 7},
+    {true, 0, 0, 0, 0},   {true, 0, 1, 1, 0},   {true, 1, 0, 2, 0},   {true, 3, 1, 7, 0},   {true, 4, 0, 0, 1},
+    {true, 7, 1, 7, 1},   {true, 13, 0, 2, 3},  {true, 22, 1, 5, 5},  {true, 31, 0, 6, 7},  {true, 31, 1, 7, 7},
+};
+
+// Rows of matrix i, row r of warp w in shared memory: 32 slots of 16 bytes
+// per warp, scattered (slot (8i + r) * 5 % 32), so that each lane's address
+// matters.
+int ld_slot(int i, int r) { return (8 * i + r) * 5 % 32; }
+
+}  // namespace
+
+TEST_CASE("simt emulator: the ldmatrix fragment layout is the PTX ISA's", "[simt][emulator]") {
+    for (const LdWhere& w : kLdmatrixFigure) {
+        int row = -1, col = -1;
+        anvil_simt::ldmatrix_frag(w.lane, w.half, w.trans, &row, &col);
+        INFO((w.trans ? ".trans " : "") << "half " << w.half << " of lane " << w.lane);
+        CHECK(row == w.row);
+        CHECK(col == w.col);
+    }
+    // The addresses: threads 0-7 give matrix 0's rows, 8-15 matrix 1's, ...
+    CHECK(anvil_simt::ldmatrix_addr_lane(0, 0) == 0);
+    CHECK(anvil_simt::ldmatrix_addr_lane(0, 7) == 7);
+    CHECK(anvil_simt::ldmatrix_addr_lane(1, 0) == 8);
+    CHECK(anvil_simt::ldmatrix_addr_lane(3, 7) == 31);
+    // Every element of the matrix belongs to exactly one (lane, half).
+    for (bool trans : {false, true}) {
+        int seen[8][8] = {};
+        for (int lane = 0; lane < 32; ++lane)
+            for (int h = 0; h < 2; ++h) {
+                int r, c;
+                anvil_simt::ldmatrix_frag(lane, h, trans, &r, &c);
+                ++seen[r][c];
+            }
+        for (int r = 0; r < 8; ++r)
+            for (int c = 0; c < 8; ++c) CHECK(seen[r][c] == 1);
+    }
+}
+
+TEST_CASE("simt emulator: ldmatrix x1, x2, x4, with and without .trans", "[simt][emulator]") {
+    std::mt19937 rng(1207);
+    std::uniform_int_distribution<int> bits(0, 0xffff);
+    static unsigned short M[8][4][8][8];  // warp, matrix, row, column
+    for (auto& w : M)
+        for (auto& m : w)
+            for (auto& r : m)
+                for (unsigned short& e : r) e = (unsigned short)bits(rng);
+    static unsigned got[6][256][4];
+    const std::string report = run([&]() -> bool {
+        const int t = anvil_thread(), w = t / 32, lane = t % 32;
+        unsigned short* smem = (unsigned short*)anvil_block_smem() + w * 256;
+        // Lane l stores row l % 8 of matrix l / 8 into its slot.
+        const int i = lane / 8, r = lane % 8;
+        for (int c = 0; c < 8; ++c) anvil_sts(smem + ld_slot(i, r) * 8 + c, M[w][i][r][c]);
+        anvil_barrier();
+        for (int v = 0; v < 6; ++v) {
+            const int num = v % 3 == 0 ? 1 : v % 3 == 1 ? 2 : 4;
+            const int l = lane % (8 * num);  // higher lanes repeat the lower addresses
+            const unsigned short* row = smem + ld_slot(l / 8, l % 8) * 8;
+            unsigned* o = got[v][t];
+            if (v == 0) anvil_ldmatrix_x1(o, row);
+            if (v == 1) anvil_ldmatrix_x2(o, row);
+            if (v == 2) anvil_ldmatrix_x4(o, row);
+            if (v == 3) anvil_ldmatrix_x1_trans(o, row);
+            if (v == 4) anvil_ldmatrix_x2_trans(o, row);
+            if (v == 5) anvil_ldmatrix_x4_trans(o, row);
+        }
+        return true;
+    });
+    CHECK(report == "");
+    for (int v = 0; v < 6; ++v) {
+        const int num = v % 3 == 0 ? 1 : v % 3 == 1 ? 2 : 4;
+        const bool trans = v >= 3;
+        for (int t = 0; t < 256; ++t)
+            for (int i = 0; i < num; ++i) {
+                const int w = t / 32, lane = t % 32;
+                INFO("x" << num << (trans ? ".trans" : "") << " thread " << t << " matrix " << i);
+                // The elements the figure names, then every element by ldmatrix_frag.
+                for (const LdWhere& f : kLdmatrixFigure)
+                    if (f.trans == trans && f.lane == lane)
+                        CHECK((got[v][t][i] >> (16 * f.half) & 0xffffu) == M[w][i][f.row][f.col]);
+                int r, c;
+                unsigned expect = 0;
+                for (int h = 0; h < 2; ++h) {
+                    anvil_simt::ldmatrix_frag(lane, h, trans, &r, &c);
+                    expect |= (unsigned)M[w][i][r][c] << (16 * h);
+                }
+                CHECK(got[v][t][i] == expect);
+            }
+    }
+}
+
+TEST_CASE("simt emulator: ldmatrix reads through the checks", "[simt][emulator]") {
+    // A row no thread wrote: lane 5 of warp 2 skips its store.
+    std::string report = run([&]() -> bool {
+        const int t = anvil_thread(), lane = t % 32;
+        unsigned short* smem = (unsigned short*)anvil_block_smem() + (t / 32) * 256;
+        if (t != 2 * 32 + 5)
+            for (int c = 0; c < 8; ++c) anvil_sts(smem + lane * 8 + c, (unsigned short)c);
+        anvil_barrier();
+        unsigned r[4];
+        anvil_ldmatrix_x4(r, smem + lane * 8);
+        return true;
+    });
+    CHECK_THAT(report, Catch::Contains("thread 69 (warp 2 lane 5) read (ldmatrix) byte 1104 of shared region 'smem'") &&
+                           Catch::Contains("which no thread wrote since the task began"));
+
+    // Another warp's store with no barrier before the ldmatrix.
+    report = run([&]() -> bool {
+        const int t = anvil_thread(), lane = t % 32;
+        unsigned short* smem = (unsigned short*)anvil_block_smem();
+        if (t / 32 == 1)
+            for (int c = 0; c < 8; ++c) anvil_sts(smem + lane * 8 + c, (unsigned short)c);
+        if (t / 32 == 0) {
+            unsigned r[2];
+            anvil_ldmatrix_x2_trans(r, smem + (lane % 16) * 8);
+        }
+        return true;
+    });
+    CHECK_THAT(report, Catch::Contains("shared-memory race") && Catch::Contains("(ldmatrix)") &&
+                           Catch::Contains("warp 1") && Catch::Contains("region 'smem'"));
+
+    // A row address that is not 16-byte aligned, and one out of bounds.
+    report = run([&]() -> bool {
+        unsigned short* smem = (unsigned short*)anvil_block_smem();
+        for (int c = 0; c < 16; ++c) anvil_sts(smem + anvil_thread() * 16 + c, (unsigned short)c);
+        anvil_barrier();
+        unsigned r[1];
+        anvil_ldmatrix_x1(r, smem + (anvil_thread() % 32) * 8 + (anvil_thread() == 3 ? 4 : 0));
+        return true;
+    });
+    CHECK_THAT(report, Catch::Contains("thread 3 (warp 0 lane 3)") && Catch::Contains("not 16-byte aligned"));
+    report = run([&]() -> bool {
+        unsigned char* smem = (unsigned char*)anvil_block_smem();
+        unsigned r[2];
+        anvil_ldmatrix_x2(r, smem + ANVIL_SMEM_BYTES - 16 + (anvil_thread() % 32 == 12 ? 16 : 0));
+        return true;
+    });
+    CHECK_THAT(report, Catch::Contains("lane 12) read (ldmatrix) 16 bytes") && Catch::Contains("out of bounds"));
+
+    // The lanes of a warp at different ldmatrix shapes.
+    report = run([&]() -> bool {
+        unsigned short* smem = (unsigned short*)anvil_block_smem();
+        for (int c = 0; c < 16; ++c) anvil_sts(smem + anvil_thread() * 16 + c, (unsigned short)c);
+        anvil_barrier();
+        unsigned r[4];
+        if (anvil_thread() % 32 == 9) anvil_ldmatrix_x4_trans(r, smem + 9 * 8);
+        else anvil_ldmatrix_x4(r, smem + (anvil_thread() % 32) * 8);
+        return true;
+    });
+    CHECK_THAT(report, Catch::Contains("lane 9): ldmatrix.x4.trans while lane 0 of its warp runs ldmatrix.x4"));
+}
+
+TEST_CASE("simt emulator: cp.async.ca of 4, 8 and 16 bytes with zero-fill", "[simt][emulator]") {
+    alignas(16) static unsigned char global[256 * 32];
+    for (int i = 0; i < 256 * 32; ++i) global[i] = (unsigned char)(i * 13 + 5);
+    static int sizes[256][3];
+    std::mt19937 rng(3);
+    for (int t = 0; t < 256; ++t) {
+        sizes[t][0] = std::uniform_int_distribution<int>(0, 16)(rng);
+        sizes[t][1] = std::uniform_int_distribution<int>(0, 8)(rng);
+        sizes[t][2] = std::uniform_int_distribution<int>(0, 4)(rng);
+    }
+    static unsigned char seen[256][28];
+    // Thread t's 32 bytes: 16 at +0, 8 at +16 (first group), 4 at +24
+    // (second group); each thread reads its neighbour's after the barriers.
+    std::string report = run([&]() -> bool {
+        const int t = anvil_thread(), n = (t + 37) % 256;
+        unsigned char* smem = (unsigned char*)anvil_block_smem();
+        anvil_cp_async_ca(smem + t * 32, global + t * 32, 16, sizes[t][0]);
+        anvil_cp_async_ca(smem + t * 32 + 16, global + t * 32 + 16, 8, sizes[t][1]);
+        anvil_cp_async_commit();
+        anvil_cp_async_ca(smem + t * 32 + 24, global + t * 32 + 24, 4, sizes[t][2]);
+        anvil_cp_async_commit();
+        anvil_cp_async_wait<1>();
+        anvil_barrier();
+        for (int i = 0; i < 24; ++i) seen[t][i] = anvil_lds(smem + n * 32 + i);
+        anvil_cp_async_wait<0>();
+        anvil_barrier();
+        for (int i = 24; i < 28; ++i) seen[t][i] = anvil_lds(smem + n * 32 + i);
+        return true;
+    });
+    CHECK(report == "");
+    for (int t = 0; t < 256; ++t) {
+        const int n = (t + 37) % 256;
+        for (int i = 0; i < 28; ++i) {
+            const int part = i < 16 ? 0 : i < 24 ? 1 : 2, at = i - (part == 0 ? 0 : part == 1 ? 16 : 24);
+            INFO("thread " << t << " byte " << i);
+            CHECK(seen[t][i] == (at < sizes[n][part] ? global[n * 32 + i] : 0));
+        }
+    }
+
+    // The 4-byte copy read before the wait that covers it.
+    report = run([&]() -> bool {
+        const int t = anvil_thread();
+        unsigned char* smem = (unsigned char*)anvil_block_smem();
+        anvil_cp_async_ca(smem + t * 4, global + t * 4, 4, 4);
+        anvil_cp_async_commit();
+        anvil_barrier();
+        (void)anvil_lds(smem + ((t + 1) % 256) * 4 + 3);
+        anvil_cp_async_wait<0>();
+        return true;
+    });
+    CHECK_THAT(report, Catch::Contains("before the cp.async.wait_group") && Catch::Contains("region 'smem'"));
+
+    // A size the instruction does not have, a misaligned 8-byte copy.
+    report = run([&]() -> bool {
+        unsigned char* smem = (unsigned char*)anvil_block_smem();
+        if (anvil_thread() == 0) anvil_cp_async_ca(smem + 4, global, 8, 8);
+        anvil_cp_async_wait<0>();
+        return true;
+    });
+    CHECK_THAT(report, Catch::Contains("cp.async.ca of 8 bytes") && Catch::Contains("aligned"));
 }

@@ -98,3 +98,57 @@ XC_KERNEL(xc_cp_async) {
     anvil_barrier();
     for (int i = 0; i < 16; ++i) out[t * 32 + 16 + i] = anvil_lds(smem + 4096 + n * 16 + i);
 }
+
+// ldmatrix in its six forms. Per warp w, `in` holds at w * 512 four 8x8
+// matrices of 16-bit elements (matrix i, row r at halves (8i + r) * 8);
+// lane l stores the 16 bytes of row l % 8 of matrix l / 8 to shared slot
+// (8 (l / 8) + l % 8) * 5 % 32 of its warp (rows scattered, so each lane's
+// address matters). After a barrier the warp runs x1, x2, x4, x1.trans,
+// x2.trans and x4.trans, lane l giving the address of row l % 8 of matrix
+// (l % (8 x count)) / 8 (higher lanes repeat the lower addresses); out:
+// 14 words per thread, the registers in that order.
+ANVIL_DEVICE const unsigned short* xc_ldmatrix_row(const unsigned short* warp_smem, int lane, int count) {
+    const int l = lane % (8 * count);
+    return warp_smem + ((8 * (l / 8) + l % 8) * 5 % 32) * 8;
+}
+XC_KERNEL(xc_ldmatrix) {
+    const int t = anvil_thread(), w = t / 32, lane = t % 32;
+    unsigned short* smem = (unsigned short*)anvil_block_smem() + w * 256;
+    const unsigned* src = (const unsigned*)(in + w * 512 + lane * 16);
+    unsigned* slot = (unsigned*)(smem + ((8 * (lane / 8) + lane % 8) * 5 % 32) * 8);
+    for (int k = 0; k < 4; ++k) anvil_sts(slot + k, src[k]);
+    anvil_barrier();
+    unsigned r[14];
+    anvil_ldmatrix_x1(r, xc_ldmatrix_row(smem, lane, 1));
+    anvil_ldmatrix_x2(r + 1, xc_ldmatrix_row(smem, lane, 2));
+    anvil_ldmatrix_x4(r + 3, xc_ldmatrix_row(smem, lane, 4));
+    anvil_ldmatrix_x1_trans(r + 7, xc_ldmatrix_row(smem, lane, 1));
+    anvil_ldmatrix_x2_trans(r + 8, xc_ldmatrix_row(smem, lane, 2));
+    anvil_ldmatrix_x4_trans(r + 10, xc_ldmatrix_row(smem, lane, 4));
+    for (int k = 0; k < 14; ++k) ((unsigned*)out)[t * 14 + k] = r[k];
+}
+
+// cp.async.ca of 16, 8 and 4 bytes, each zero-filled past its src-size:
+// thread t copies in[32t..32t+15] to its shared bytes 32t.., in[32t+16..+23]
+// to 32t+16.. (first group) and in[32t+24..+27] to 32t+24.. (second
+// group); the src-sizes are the ints at in + 8192 + 12t (0..16, 0..8, 0..4).
+// After wait_group 1 and a barrier each thread reads its neighbour
+// n = (t + 37) % 256's first 24 bytes, after wait_group 0 and a barrier the
+// next 4: out[32t..32t+27]; out[32t+28..+31] are 0x5a.
+XC_KERNEL(xc_cp_async_ca) {
+    const int t = anvil_thread(), n = (t + 37) % ANVIL_THREADS;
+    const int* sizes = (const int*)(in + 8192) + 3 * t;
+    unsigned char* smem = (unsigned char*)anvil_block_smem();
+    anvil_cp_async_ca(smem + t * 32, in + t * 32, 16, sizes[0]);
+    anvil_cp_async_ca(smem + t * 32 + 16, in + t * 32 + 16, 8, sizes[1]);
+    anvil_cp_async_commit();
+    anvil_cp_async_ca(smem + t * 32 + 24, in + t * 32 + 24, 4, sizes[2]);
+    anvil_cp_async_commit();
+    anvil_cp_async_wait<1>();
+    anvil_barrier();
+    for (int i = 0; i < 24; ++i) out[t * 32 + i] = anvil_lds(smem + n * 32 + i);
+    anvil_cp_async_wait<0>();
+    anvil_barrier();
+    for (int i = 24; i < 28; ++i) out[t * 32 + i] = anvil_lds(smem + n * 32 + i);
+    for (int i = 28; i < 32; ++i) out[t * 32 + i] = 0x5a;
+}
