@@ -186,6 +186,38 @@ TEST_CASE("check and run --max-memory limit every tensor and the arena, naming t
     }
 }
 
+TEST_CASE("a model of more tiles than one megakernel schedules is refused at its largest node, after fusion",
+          "[cli][limits]") {
+    TempDir dir;
+    // [2047, 2^20] f16: 524032 tiles of 4096 per elementwise node; three
+    // unfused nodes pass the 2^20-task limit, fused into one they do not.
+    const std::string model = dir.write(
+        "t.yaml", "anvil: 1\nname: r\ndtype: f16\ninputs: [{name: x, shape: [2047, 1048576]}]\n"
+                  "nodes:\n  - {name: y, op: relu, inputs: [x]}\n  - {name: z, op: sigmoid, inputs: [y]}\n"
+                  "  - {name: w, op: tanh, inputs: [z]}\noutputs: [w]\n");
+    CmdResult r = run_anvil("schedule " + model + " --policy per_op");
+    INFO(r.output);
+    CHECK(r.status == 2);
+    CHECK_THAT(r.output, Catch::Contains("t.yaml:6:5: node 'y': the model decomposes into 1572096 tiles, more than "
+                                         "the 1048576 one megakernel schedules; this node alone has 524032"));
+    r = run_anvil("check " + model);  // check schedules nothing: the limit is the megakernel's
+    CHECK(r.status == 0);
+}
+
+TEST_CASE("text yaml-cpp cannot place outside a mapping is refused at once, not parsed until memory runs out",
+          "[cli][hostile]") {
+    TempDir dir;
+    // A stray ',' made YAML::LoadAll yield empty documents forever (libFuzzer: 21 GB, then the OOM killer).
+    for (const auto& [text, place] : std::vector<std::pair<std::string, std::string>>{
+             {",", "y.yaml:1:1: "}, {"# a comment\n, fewer", "y.yaml:2:1: "}, {"anvil: 1\n---\nname: r\n", "y.yaml:2:1: "}}) {
+        const std::string model = dir.write("y.yaml", text);
+        const CmdResult r = run_anvil("check " + model, "timeout 20");  // a regression must not eat the machine
+        INFO(text << "\n" << r.output);
+        CHECK(r.status == 2);
+        CHECK_THAT(r.output, Catch::Contains(place + "the file holds more than one YAML document"));
+    }
+}
+
 TEST_CASE("outputs that are NaN or infinite where the exact result is agree; anywhere else they do not",
           "[hostile]") {
     const double nan = std::nan(""), inf = INFINITY;

@@ -15,5 +15,5 @@ corpus=build-fuzz/corpus
 mkdir -p "$corpus"
 cp models/*.yaml tests/models/*.yaml tests/fuzz_regressions/*.yaml "$corpus"/
 cd build-fuzz
-ASAN_OPTIONS=detect_leaks=0 ./anvil_fuzz_loader corpus -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+ASAN_OPTIONS=detect_leaks=0 ./anvil_fuzz_loader corpus -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=1024 \
     -max_len=65536 -print_final_stats=1 "$@"

@@ -16,6 +16,7 @@
 #include "frontend/model.h"
 #include "frontend/npy.h"
 #include "frontend/load_model.h"
+#include "frontend/yaml_document.h"
 #include "base/checked.h"
 #include "base/paths.h"
 
@@ -258,19 +259,9 @@ Shape Loader::shape_of(const Entry& e, const std::string& subject) {
 }
 
 Model Loader::load(const std::string& text) {
-    std::vector<YAML::Node> docs;
-    try {
-        docs = YAML::LoadAll(text);
-    } catch (const YAML::ParserException& ex) {
-        SourceLoc where{path_, 0, 0};
-        if (!ex.mark.is_null() && ex.mark.line >= 0) where = SourceLoc{path_, ex.mark.line + 1, ex.mark.column + 1};
-        user_error(where, "", "not valid YAML: " + ex.msg);
-    }
-    if (docs.empty() || docs[0].IsNull())
+    const YAML::Node root = load_single_yaml_document(text, path_);
+    if (root.IsNull())
         user_error(SourceLoc{path_, 0, 0}, "", "the file is empty; a model file starts with 'anvil: 1'");
-    if (docs.size() > 1) user_error(loc(docs[1]), "", "the file holds more than one YAML document");
-
-    const YAML::Node& root = docs[0];
     std::vector<Entry> top = mapping(root, "", "a model file must be a mapping (anvil: 1, name: ..., nodes: ...)");
     Model m;
     m.path = path_;

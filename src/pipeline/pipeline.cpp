@@ -85,9 +85,13 @@ void run_stage(Stage stage, Compilation& c, const PipelineOptions& opt, const Po
                 c.tiles = fuse(*c.tiles, opt.gpu);
                 verify_tile_graph(*c.tiles, opt.gpu);
             }
+            check_task_count(*c.tiles);  // after fusion, which may merge many rOps' tiles into one
             return;
         case Stage::variants: c.candidates = variant_candidates(*c.tiles, policy->variants, opt.gpu); return;
-        case Stage::policy: c.schedule = place(*policy, c.candidates, opt.gpu); return;
+        case Stage::policy:
+            c.schedule = place(*policy, c.candidates, opt.gpu);
+            check_task_count(c.schedule->tiles);  // a variant may cut finer than decompose did
+            return;
         case Stage::verify:
             verify_tile_graph(c.schedule->tiles, opt.gpu);
             verify_schedule(*c.schedule);

@@ -81,6 +81,20 @@ void check_arena_size(const Graph& graph, const TileGraph& tiles, const Gpu& gpu
                    human_size(static_cast<double>(largest_bytes)) + ")");
 }
 
+void check_task_count(const TileGraph& tiles) {
+    int64_t total = 0;
+    const ROp* most = nullptr;
+    for (const ROp& r : tiles.rops) {
+        total += r.tiles;  // each count is an int: no overflow within any real number of rOps
+        if (!most || r.tiles > most->tiles) most = &r;
+    }
+    if (total <= kMaxTasks) return;
+    user_error(most->loc, "node '" + most->name.substr(0, most->name.find('#')) + "'",
+               "the model decomposes into " + std::to_string(total) + " tiles, more than the " +
+                   std::to_string(kMaxTasks) + " one megakernel schedules; this node alone has " +
+                   std::to_string(most->tiles) + " (split the model, or shrink its batch or resolution)");
+}
+
 int64_t parse_memory_size(const std::string& text, const std::string& option) {
     auto bad = [&]() -> int64_t {
         throw UserError(option + " '" + text +

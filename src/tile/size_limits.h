@@ -27,6 +27,15 @@ void check_tensor_sizes(const Graph& graph, const Gpu& gpu);
 // The arena decompose laid out within the memory limit.
 void check_arena_size(const Graph& graph, const TileGraph& tiles, const Gpu& gpu);
 
+// The most tasks one megakernel schedules: its task and dependency tables
+// are emitted into the source, which NVRTC compiles in seconds up to about
+// this size (the full-size zoo has at most a few tens of thousands).
+constexpr int64_t kMaxTasks = int64_t{1} << 20;
+
+// The rOps' tiles together within kMaxTasks; else a UserError at the node
+// with the most tiles.
+void check_task_count(const TileGraph& tiles);
+
 // "268435456", "256M", "256MiB", "2G", "1.5GiB", "80GB" (K, M, G, T are
 // powers of 1024) -> bytes; a UserError naming `option` when it is not a
 // positive size.
