@@ -1,6 +1,6 @@
 // decompose: Graph -> TileGraph. Lays every tensor out in one arena and cuts
 // every node into rOperators of one rTask kind each. Reshape is free (its
-// result aliases its operand's storage); concat becomes one strided copy per
+// result aliases its operand's storage; one that changes dtype is a copy); concat becomes one strided copy per
 // operand; everything else is one rOperator (global_avgpool a row-wise mean
 // over H and W, batchnorm a per-channel affine, conv2d an implicit GEMM or,
 // for thin groups, a direct window).
@@ -46,7 +46,7 @@ struct Builder {
                 n.attrs = val.attrs;
                 n.operands = graph.operands(v);
             }
-            if (val.role == Role::node && op_def(val.op).map == IndexMap::reshape) {
+            if (aliases_operand(v)) {
                 const TensorBuffer& src = tg.buffers[graph.operands(v)[0]];
                 b.offset = src.offset;
                 b.storage = src.storage;
@@ -56,6 +56,25 @@ struct Builder {
             b.offset = tg.arena_bytes;
             tg.arena_bytes += ceil_div(std::max<int64_t>(b.bytes, 1), kAlign) * kAlign;
         }
+    }
+
+    // A reshape shares its operand's bytes, unless its dtype differs (a node's
+    // dtype sets its output type): then it is a converting copy.
+    bool aliases_operand(VertexId v) const {
+        const Value& val = graph.value(v);
+        return val.role == Role::node && op_def(val.op).map == IndexMap::reshape &&
+               graph.value(graph.operands(v)[0]).dtype == val.dtype;
+    }
+
+    // The converting copy of a reshape that changes dtype: the operand read
+    // in the output's shape, as a reshape keeps the row-major order.
+    void reshape_copy_node(VertexId v) {
+        if (aliases_operand(v)) return;
+        const TensorBuffer& out = buf(v);
+        const VertexId in = graph.operands(v)[0];
+        ROp& op = add_elementwise(v, ANVIL_EW_COPY, out.shape, out.offset, contiguous_strides(out.shape));
+        set_ew_input(op, 0, in, buf(in).offset, contiguous_strides(out.shape));
+        op.flops = 0;
     }
 
     ROp& add_rop(VertexId v, TaskKind kind, std::string suffix = "") {
@@ -424,7 +443,7 @@ struct Builder {
                 return rowwise_node(v, def.row_code, row_axes(val.op, val.attrs, rank), reduces_rows(def.row_code));
             case IndexMap::matmul: return matmul_node(v);
             case IndexMap::transpose: return transpose_node(v);
-            case IndexMap::reshape: return;  // aliases its operand
+            case IndexMap::reshape: return reshape_copy_node(v);
             case IndexMap::concat: return concat_node(v);
             case IndexMap::slice: return slice_node(v);
             case IndexMap::conv_window: return conv2d_node(v);
