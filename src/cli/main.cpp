@@ -118,7 +118,8 @@ struct ScheduleOutputs {
     bool compile = false, report = false, json = false;
 };
 
-int cmd_schedule(const std::string& model, const std::string& policy, const Gpu& gpu, const ScheduleOutputs& out) {
+int cmd_schedule(const std::string& model, const std::string& policy, const Gpu& gpu, const ScheduleOutputs& out,
+                 bool fold) {
     // --dump-after prints that stage's value and nothing else, then stops.
     const std::optional<Stage> dump_after =
         out.dump_after.empty() ? std::nullopt : std::optional(stage_named(out.dump_after));
@@ -127,6 +128,7 @@ int cmd_schedule(const std::string& model, const std::string& policy, const Gpu&
     opt.policy = policy;
     opt.gpu = gpu;
     opt.compile_for = CompileFor::cuda;  // for the schedule's GPU
+    opt.fold = fold;
     opt.hook = [&](Stage stage, const Compilation& c) {
         clock.mark(stage_name(stage));
         if (stage != dump_after) return true;
@@ -192,10 +194,11 @@ int cmd_schedule(const std::string& model, const std::string& policy, const Gpu&
 
 int cmd_run(const std::string& model, const std::string& backend, const std::string& policy,
             const std::string& save_io_dir, const std::string& inputs_dir, int workers, bool check_races,
-            const Gpu& gpu) {
+            const Gpu& gpu, bool fold) {
     PipelineOptions opt;
     opt.policy = policy;
     opt.gpu = gpu;
+    opt.fold = fold;
     Compilation c = from_model(model);
     run_to(c, Stage::shapes, opt);
     const Graph& graph = *c.graph;
@@ -334,6 +337,7 @@ int main(int argc, char** argv) {
     std::string gpu_help = "target GPU, a description in kernels_db/gpus:";
     for (const std::string& g : known_gpus()) gpu_help += " " + g;
     bool tensor_cores = true;
+    bool fold = true;
     auto add_target = [&](CLI::App* cmd) {
         cmd->add_option("--policy", policy, policy_help)->capture_default_str();
         cmd->add_option("--gpu", gpu_name, gpu_help)->capture_default_str();
@@ -342,6 +346,11 @@ int main(int argc, char** argv) {
         cmd->add_flag("--tensor-cores,!--no-tensor-cores", tensor_cores,
                       "let policies pick mma.sync tensor-core matmul tiles for f16/bf16 (the default; "
                       "--no-tensor-cores keeps every matmul on CUDA cores)");
+    };
+    auto add_fold = [&](CLI::App* cmd) {
+        cmd->add_flag("--fold,!--no-fold", fold,
+                      "fold batchnorm and mul/add/sub/div by constants into the conv or matmul weights before them "
+                      "(the default; --no-fold keeps them as nodes)");
     };
     std::string max_memory;
     bool max_memory_given = false;  // an empty --max-memory '' is an error, not the default
@@ -366,6 +375,7 @@ int main(int argc, char** argv) {
     CLI::App* sched = app.add_subcommand("schedule", "decompose and schedule a model; optionally emit the .cu");
     sched->add_option("MODEL", model, "model file (.yaml)")->required();
     add_target(sched);
+    add_fold(sched);
     add_max_memory(sched);
     sched->add_option("--emit", outputs.emit_path, "write the self-contained CUDA source here");
     sched->add_flag("--compile", outputs.compile, "compile the source with NVRTC and report registers, smem, spills");
@@ -388,6 +398,7 @@ int main(int argc, char** argv) {
         ->check(CLI::IsMember({"auto", "host", "cuda", "simt"}))
         ->capture_default_str();
     add_target(run);
+    add_fold(run);
     add_max_memory(run);
     run->add_option("--save-io", save_io_dir, "write inputs/, params/ and outputs/ as .npy files here");
     run->add_option("--inputs", inputs_dir, "read input values from DIR/NAME.npy");
@@ -446,7 +457,7 @@ int main(int argc, char** argv) {
         if (*run && run->count("--inputs") > 0 && inputs_dir.empty())
             throw UserError("--inputs: the path is empty");
         if (*check) return cmd_check(model, with_options(find_gpu(gpu_name, kernels_db)));
-        if (*sched) return cmd_schedule(model, policy, with_options(find_gpu(gpu_name, kernels_db)), outputs);
+        if (*sched) return cmd_schedule(model, policy, with_options(find_gpu(gpu_name, kernels_db)), outputs, fold);
         if (*prof) {
             profile_opt.policy = policy;
             profile_opt.trace = !profile_trace.empty();
@@ -460,7 +471,7 @@ int main(int argc, char** argv) {
                             tune_iters, tune_out);
         if (*run)
             return cmd_run(model, backend, policy, save_io_dir, inputs_dir, workers, check_races,
-                           with_options(find_gpu(gpu_name, kernels_db)));
+                           with_options(find_gpu(gpu_name, kernels_db)), fold);
     } catch (const UserError& e) {
         std::cerr << e.what() << "\n";
         return 2;

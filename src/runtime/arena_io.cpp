@@ -18,9 +18,13 @@ std::vector<char> arena_image(const TileGraph& tg, const TensorMap& values) {
         for (const std::string& name : *names) {
             const TensorBuffer& buf = buffer_of(tg, name);
             if (buf.alias) continue;  // its storage is its producer's
+            HostTensor folded;
+            if (auto f = tg.param_folds.find(name); f != tg.param_folds.end())
+                folded = folded_value(*f->second, buf.dtype, buf.shape, values);
             auto it = values.find(name);
-            if (it == values.end()) throw UserError("no value was given for tensor '" + name + "'");
-            const HostTensor& v = it->second;
+            if (folded.bytes.empty() && it == values.end())
+                throw UserError("no value was given for tensor '" + name + "'");
+            const HostTensor& v = folded.bytes.empty() ? it->second : folded;
             if (v.dtype != buf.dtype || v.shape != buf.shape)
                 throw UserError("the value of tensor '" + name + "' is " + dtype_name(v.dtype) + shape_str(v.shape) +
                                 ", the model declares " + dtype_name(buf.dtype) + shape_str(buf.shape));
