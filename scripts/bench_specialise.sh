@@ -23,7 +23,7 @@ row() {  # model label flags...
     local rops pred regs
     rops=$(sed -n 's/^  rOperators *//p' <<<"$text")
     pred=$(sed -n 's/^  predicted *\([^,]*\),.*/\1/p' <<<"$text")
-    regs=$(grep -E '^    anvil_' <<<"$text" | awk '{printf "%s%s: %s regs, %s B spill st, %s B spill ld", (NR>1?"; ":""), $1, $2, $6, $10}')
+    regs=$(grep -E '^    anvil_' <<<"$text" | awk '{printf "%s%s: %s regs, %s B spill stores, %s B spill loads", (NR>1?"; ":""), $1, $2, $7, $11}')
     echo "| $model | $label | $rops | $pred | $regs |"
 }
 
@@ -40,6 +40,23 @@ row() {  # model label flags...
         row "$m" before "${before[@]}"
         row "$m" after
     done
+    if [ -x /usr/local/cuda/bin/nvcc ]; then
+        echo
+        echo "The epilogue functions in PTX (nvcc -ptx, sm_90): before, anvil_epilogue_apply calls the"
+        echo "interpreter for every value; after, it holds every straight-line program (the interpreter stays"
+        echo "compiled as the fallback but no entry of these models reaches it)."
+        echo
+        tmp=$(mktemp -d)
+        for m in resnet18 mobilenet_v2 llama_decode; do
+            for label in before after; do
+                if [ $label = before ]; then flags=("${before[@]}"); else flags=(); fi
+                $anvil schedule "models/$m.yaml" "${flags[@]}" --emit "$tmp/$m-$label.cu" >/dev/null
+                /usr/local/cuda/bin/nvcc -arch=sm_90 -ptx "$tmp/$m-$label.cu" -o "$tmp/$m-$label.ptx"
+                echo "- $m, $label: $(/usr/bin/python3 scripts/ptx_epilogue_size.py "$tmp/$m-$label.ptx" | paste -sd';' | sed 's/;/; /g')"
+            done
+        done
+        rm -rf "$tmp"
+    fi
     echo
     echo "per_op rOp counts (no fusion, so a folded batchnorm is one rOp fewer):"
     echo
@@ -49,10 +66,11 @@ row() {  # model label flags...
         echo "- $m: $b -> $a"
     done
     echo
-    echo "Host backend, resnet18 (full size), $workers workers, median of 5 runs:"
+    echo "Host backend, resnet18 (full size), $workers workers, median of 5 runs (folded params computed"
+    echo "once, before the runs), two alternating rounds:"
     echo
     echo '```'
-    for label in before after; do
+    for label in before after before after; do
         if [ $label = before ]; then flags=("${before[@]}"); else flags=(); fi
         echo "$label: $($anvil run models/resnet18.yaml --backend host --workers "$workers" --repeat 5 "${flags[@]}" | grep -E 'run time|output')"
     done

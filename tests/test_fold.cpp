@@ -7,10 +7,12 @@
 #include <catch2/catch.hpp>
 
 #include "anvil/pipeline.h"
+#include "anvil_cmd.h"
 #include "frontend/affine_fold.h"
 #include "graph_builder.h"
 #include "policies/registry.h"
 #include "run_checks.h"
+#include "runtime/arena_io.h"
 
 using namespace anvil;
 using namespace anvil::test;
@@ -312,4 +314,35 @@ TEST_CASE("fold: a shift alone becomes a conv's bias and keeps its weight; after
     CHECK(f.value(f.operands(y)[2]).name == "y+bias");
     CHECK(f.value(*f.find("z")).op == Op::sub);
     check_every_policy(g);
+}
+
+TEST_CASE("fold: every batchnorm of the CNN zoo folds; --dump-after fold shows the recipes, --no-fold keeps them", "[fold][cli]") {
+    for (const char* model : {"resnet18_small", "mobilenet_v2_small"}) {
+        INFO(model);
+        const std::string path = std::string("models/") + model + ".yaml";
+        const CmdResult folded = run_anvil("schedule " + path + " --dump-after fold");
+        REQUIRE(folded.status == 0);
+        CHECK(folded.output.find("= batchnorm(") == std::string::npos);
+        CHECK(folded.output.find("= fold: weight") != std::string::npos);
+        const CmdResult unfolded = run_anvil("schedule " + path + " --dump-after fold --no-fold");
+        REQUIRE(unfolded.status == 0);
+        CHECK(unfolded.output.find("= batchnorm(") != std::string::npos);
+        CHECK(unfolded.output.find("= fold:") == std::string::npos);
+
+        const Graph g = load_graph(std::string(ANVIL_SOURCE_DIR) + "/" + path);
+        const int bns = count_op(g, Op::batchnorm);
+        CHECK(bns > 0);
+        CHECK(plan(g, "per_op", default_gpu()).tiles.rops.size() + bns ==
+              plan(g, "per_op", default_gpu(), false).tiles.rops.size());
+    }
+}
+
+TEST_CASE("fold: the arena holds the same folded params whether computed on the fly or once beforehand", "[fold]") {
+    const Graph g = conv_bn(true, DType::bf16);
+    const Schedule s = plan(g, "anvil", default_gpu());
+    REQUIRE(s.tiles.param_folds.size() == 2);
+    const TensorMap values = make_values(g, std::nullopt);
+    const TensorMap once = with_folded_params(s.tiles, values);
+    CHECK(once.size() == values.size() + 2);
+    CHECK(arena_image(s.tiles, values) == arena_image(s.tiles, once));
 }
