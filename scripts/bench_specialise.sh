@@ -67,12 +67,19 @@ row() {  # model label flags...
     done
     echo
     echo "Host backend, resnet18 (full size), $workers workers, median of 5 runs (folded params computed"
-    echo "once, before the runs), two alternating rounds:"
+    echo "once, before the runs), two rounds of: before, fold only, straight-line epilogues only, after:"
     echo
     echo '```'
-    for label in before after before after; do
-        if [ $label = before ]; then flags=("${before[@]}"); else flags=(); fi
-        echo "$label: $($anvil run models/resnet18.yaml --backend host --workers "$workers" --repeat 5 "${flags[@]}" | grep -E 'run time|output')"
+    for round in 1 2; do
+        for label in before fold-only straight-only after; do
+            case $label in
+                before) flags=("${before[@]}") ;;
+                fold-only) flags=(--interpret-epilogues) ;;
+                straight-only) flags=(--no-fold) ;;
+                after) flags=() ;;
+            esac
+            printf '%-14s %s\n' "$label:" "$($anvil run models/resnet18.yaml --backend host --workers "$workers" --repeat 5 "${flags[@]}" | grep -E 'run time|output' | paste -sd' ' | tr -s ' ')"
+        done
     done
     echo '```'
 } | tee "$out"

@@ -6,10 +6,12 @@
 #include <catch2/catch.hpp>
 
 #include "anvil/pipeline.h"
+#include "anvil_cmd.h"
 #include "codegen/epilogue_text.h"
 #include "graph_builder.h"
 #include "run_checks.h"
 #include "runtime/simt_backend.h"
+#include "schedule/cost_model.h"
 #include "tile/epilogue_plan.h"
 
 using namespace anvil;
@@ -145,4 +147,34 @@ TEST_CASE("straight-line epilogues: the cost model charges interpreted epilogues
     CHECK(straight > 0);
     CHECK(interpreted > 5 * straight);
     CHECK(epilogue_instructions_per_value(AnvilEpilogue{}, false) == 0);
+}
+
+TEST_CASE("straight-line epilogues: anvil run with and without --interpret-epilogues, timed by --repeat", "[epilogue][cli]") {
+    for (const char* flags : {"", " --interpret-epilogues", " --no-fold --interpret-epilogues"}) {
+        INFO("flags '" << flags << "'");
+        const CmdResult r = run_anvil(std::string("run models/resnet18_small.yaml --backend host --repeat 2") + flags);
+        INFO(r.output);
+        CHECK(r.status == 0);
+        CHECK(r.output.find("run time    median") != std::string::npos);
+        CHECK(r.output.find("of 2 runs") != std::string::npos);
+        CHECK(r.output.find(") ok") != std::string::npos);
+        CHECK(r.output.find("FAILED") == std::string::npos);
+    }
+}
+
+TEST_CASE("straight-line epilogues: the prediction charges each fused rOp its epilogue per stored value", "[epilogue]") {
+    const Graph g = epilogue_zoo();
+    const Schedule s = plan(g, "anvil", default_gpu());
+    const Prediction p = predict(s);
+    int with = 0;
+    for (size_t r = 0; r < s.tiles.rops.size(); ++r) {
+        const ROp& op = s.tiles.rops[r];
+        INFO("rOp " << op.name);
+        const double values = static_cast<double>(numel(s.tiles.buffers[op.node].shape));
+        const double want = values * (epilogue_instructions_per_value(op.epilogue, true) +
+                                      epilogue_instructions_per_value(op.row_epilogue, true));
+        CHECK(p.rops[r].epilogue_instructions == Approx(want));
+        with += want > 0;
+    }
+    CHECK(with >= 2);
 }
