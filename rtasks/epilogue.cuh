@@ -72,11 +72,12 @@ ANVIL_DEVICE float anvil_epi_operand(int ref, float scalar, const float* vals, c
     return x;
 }
 
-// The epilogue `e` applied to value v of the output element at element
-// offset `at` of the rTask's (contiguous) output. Not inlined on the GPU
-// (ANVIL_TASK): a GEMM micro-tile stores many values, and one call per
-// value keeps the kernel small.
-ANVIL_TASK float anvil_epilogue_apply(const AnvilEpilogue& e, float v, anvil_i64 at, char* arena) {
+// The interpreter of epilogue `e`: value v of the output element at
+// element offset `at` of the rTask's (contiguous) output. The emitted
+// source runs most epilogues as straight-line functions instead
+// (src/codegen/epilogue_text.cpp); this is their fallback, for programs
+// beyond kMaxStraightLineEpilogues.
+ANVIL_TASK float anvil_epilogue_interpret(const AnvilEpilogue& e, float v, anvil_i64 at, char* arena) {
     // Each input's element offset, from the output's multi-index.
     anvil_i64 offs[ANVIL_EPI_MAX_INPUTS];
 #pragma unroll
@@ -104,6 +105,18 @@ ANVIL_TASK float anvil_epilogue_apply(const AnvilEpilogue& e, float v, anvil_i64
         vals[k + 1] = v = anvil_ew_apply(s.op, a, b, s.scalar);
     }
     return v;
+}
+
+// The emitted source's dispatcher, defined after the epilogue table: the
+// straight-line function of `e`'s table entry, or the interpreter.
+ANVIL_DEVICE float anvil_epilogue_straight(const AnvilEpilogue& e, float v, anvil_i64 at, char* arena);
+
+// The epilogue `e` (an entry of the emitted table) applied to value v of the
+// output element at offset `at`. Not inlined on the GPU (ANVIL_TASK): a
+// GEMM micro-tile stores many values, and one call per value keeps the
+// kernel small.
+ANVIL_TASK float anvil_epilogue_apply(const AnvilEpilogue& e, float v, anvil_i64 at, char* arena) {
+    return anvil_epilogue_straight(e, v, at, arena);
 }
 
 #endif  // ANVIL_RTASKS_EPILOGUE_CUH

@@ -1,7 +1,7 @@
 // The one pipeline: every command, tool and backend gets its values by
 // running these stages in this order, and nothing else assembles them.
 //
-//   load -> graph -> shapes -> decompose -> fuse -> variants -> policy
+//   load -> graph -> shapes -> fold -> decompose -> fuse -> variants -> policy
 //        -> verify -> emit -> compile
 //
 // A Compilation carries each stage's result; run_to() runs the stages after
@@ -28,7 +28,7 @@
 
 namespace anvil {
 
-enum class Stage { load, graph, shapes, decompose, fuse, variants, policy, verify, emit, compile };
+enum class Stage { load, graph, shapes, fold, decompose, fuse, variants, policy, verify, emit, compile };
 
 // Every stage, in pipeline order.
 const std::vector<Stage>& all_stages();
@@ -42,6 +42,8 @@ struct Compilation {
     std::string model_path;
     std::optional<Model> model;              // load
     std::optional<Graph> graph;              // graph; shapes fills in node shapes and dtypes
+    std::optional<Graph> folded;             // fold: the graph decompose cuts, affine chains folded
+                                             // into weights (the unfolded one stays for the reference)
     std::optional<TileGraph> tiles;          // decompose; fuse (when the policy fuses)
     std::vector<TileGraph> candidates;       // variants: the tile shapes the policy places, one or more
     std::optional<Schedule> schedule;        // policy (the fastest predicted of the candidates); verify
@@ -64,6 +66,7 @@ struct PipelineOptions {
     EmitOptions emit;
     CompileFor compile_for = CompileFor::host;
     std::string arch;           // NVRTC's target for CompileFor::cuda; empty: the schedule's GPU's
+    bool fold = true;           // the fold stage folds affine chains on constants into weights
     StageHook hook;
 };
 
@@ -81,8 +84,8 @@ Compilation from_schedule(Schedule schedule);
 // stage runs) and for whatever a stage refuses.
 void run_to(Compilation& c, Stage last, const PipelineOptions& opt);
 
-// decompose through verify for a graph: the Schedule of `policy`.
-Schedule plan(const Graph& graph, const std::string& policy, const Gpu& gpu);
+// fold through verify for a graph: the Schedule of `policy`.
+Schedule plan(const Graph& graph, const std::string& policy, const Gpu& gpu, bool fold = true);
 
 // The schedule emitted and compiled by the pipeline, then run by the host
 // backend (emitted with ANVIL_TRACE when opt.trace is set).

@@ -15,6 +15,7 @@
 #include "tools/calibrate.h"
 #include "schedule/cost_model.h"
 #include "runtime/cuda_driver.h"
+#include "runtime/arena_io.h"
 #include "runtime/simt_backend.h"
 #include "anvil/pipeline.h"
 #include "pipeline/dump.h"
@@ -113,12 +114,23 @@ struct StageClock {
     }
 };
 
+// The compile-time specialisations a command may turn off (for before/after measurements).
+struct Specialisation {
+    bool fold = true;                  // --no-fold
+    bool interpret_epilogues = false;  // --interpret-epilogues
+    void apply(PipelineOptions& opt) const {
+        opt.fold = fold;
+        if (interpret_epilogues) opt.emit.max_straight_epilogues = 0;
+    }
+};
+
 struct ScheduleOutputs {
     std::string emit_path, trace_path, dot_path, dump_after;
     bool compile = false, report = false, json = false;
 };
 
-int cmd_schedule(const std::string& model, const std::string& policy, const Gpu& gpu, const ScheduleOutputs& out) {
+int cmd_schedule(const std::string& model, const std::string& policy, const Gpu& gpu, const ScheduleOutputs& out,
+                 const Specialisation& spec) {
     // --dump-after prints that stage's value and nothing else, then stops.
     const std::optional<Stage> dump_after =
         out.dump_after.empty() ? std::nullopt : std::optional(stage_named(out.dump_after));
@@ -127,6 +139,7 @@ int cmd_schedule(const std::string& model, const std::string& policy, const Gpu&
     opt.policy = policy;
     opt.gpu = gpu;
     opt.compile_for = CompileFor::cuda;  // for the schedule's GPU
+    spec.apply(opt);
     opt.hook = [&](Stage stage, const Compilation& c) {
         clock.mark(stage_name(stage));
         if (stage != dump_after) return true;
@@ -192,10 +205,11 @@ int cmd_schedule(const std::string& model, const std::string& policy, const Gpu&
 
 int cmd_run(const std::string& model, const std::string& backend, const std::string& policy,
             const std::string& save_io_dir, const std::string& inputs_dir, int workers, bool check_races,
-            const Gpu& gpu) {
+            const Gpu& gpu, const Specialisation& spec, int repeat) {
     PipelineOptions opt;
     opt.policy = policy;
     opt.gpu = gpu;
+    spec.apply(opt);
     Compilation c = from_model(model);
     run_to(c, Stage::shapes, opt);
     const Graph& graph = *c.graph;
@@ -230,7 +244,21 @@ int cmd_run(const std::string& model, const std::string& backend, const std::str
         host.check_races = check_races;
         host.simt = chosen == "simt";
         host.simt_checks = simt_checks_default();
-        outputs = run_host(s, *c.host_library, values, host);
+        const TensorMap run_values = repeat > 0 ? with_folded_params(s.tiles, values) : values;
+        outputs = run_host(s, *c.host_library, run_values, host);
+        // --repeat: the median wall time of that many more runs (the compiled library, no reference;
+        // folded params computed once, as a program loaded once would).
+        std::vector<double> ms;
+        for (int i = 0; i < repeat; ++i) {
+            const auto t0 = std::chrono::steady_clock::now();
+            run_host(s, *c.host_library, run_values, host);
+            ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+        }
+        if (!ms.empty()) {
+            std::sort(ms.begin(), ms.end());
+            fmt::print("  run time    median {:.1f} ms of {} runs (min {:.1f}, max {:.1f})\n", ms[ms.size() / 2],
+                       ms.size(), ms.front(), ms.back());
+        }
     }
     auto reference = reference_execute(graph, values);
     std::vector<OutputCheck> checks = check_outputs(graph, outputs, reference);
@@ -334,6 +362,8 @@ int main(int argc, char** argv) {
     std::string gpu_help = "target GPU, a description in kernels_db/gpus:";
     for (const std::string& g : known_gpus()) gpu_help += " " + g;
     bool tensor_cores = true;
+    Specialisation spec;
+    int repeat = 0;
     auto add_target = [&](CLI::App* cmd) {
         cmd->add_option("--policy", policy, policy_help)->capture_default_str();
         cmd->add_option("--gpu", gpu_name, gpu_help)->capture_default_str();
@@ -342,6 +372,14 @@ int main(int argc, char** argv) {
         cmd->add_flag("--tensor-cores,!--no-tensor-cores", tensor_cores,
                       "let policies pick mma.sync tensor-core matmul tiles for f16/bf16 (the default; "
                       "--no-tensor-cores keeps every matmul on CUDA cores)");
+    };
+    auto add_specialisation = [&](CLI::App* cmd) {
+        cmd->add_flag("--fold,!--no-fold", spec.fold,
+                      "fold batchnorm and mul/add/sub/div by constants into the conv or matmul weights before them "
+                      "(the default; --no-fold keeps them as nodes)");
+        cmd->add_flag("--interpret-epilogues", spec.interpret_epilogues,
+                      "run every fused epilogue on the run-time interpreter instead of straight-line code "
+                      "(for comparisons)");
     };
     std::string max_memory;
     bool max_memory_given = false;  // an empty --max-memory '' is an error, not the default
@@ -366,6 +404,7 @@ int main(int argc, char** argv) {
     CLI::App* sched = app.add_subcommand("schedule", "decompose and schedule a model; optionally emit the .cu");
     sched->add_option("MODEL", model, "model file (.yaml)")->required();
     add_target(sched);
+    add_specialisation(sched);
     add_max_memory(sched);
     sched->add_option("--emit", outputs.emit_path, "write the self-contained CUDA source here");
     sched->add_flag("--compile", outputs.compile, "compile the source with NVRTC and report registers, smem, spills");
@@ -388,6 +427,8 @@ int main(int argc, char** argv) {
         ->check(CLI::IsMember({"auto", "host", "cuda", "simt"}))
         ->capture_default_str();
     add_target(run);
+    add_specialisation(run);
+    run->add_option("--repeat", repeat, "host and simt backends: time this many more runs and print the median");
     add_max_memory(run);
     run->add_option("--save-io", save_io_dir, "write inputs/, params/ and outputs/ as .npy files here");
     run->add_option("--inputs", inputs_dir, "read input values from DIR/NAME.npy");
@@ -446,7 +487,7 @@ int main(int argc, char** argv) {
         if (*run && run->count("--inputs") > 0 && inputs_dir.empty())
             throw UserError("--inputs: the path is empty");
         if (*check) return cmd_check(model, with_options(find_gpu(gpu_name, kernels_db)));
-        if (*sched) return cmd_schedule(model, policy, with_options(find_gpu(gpu_name, kernels_db)), outputs);
+        if (*sched) return cmd_schedule(model, policy, with_options(find_gpu(gpu_name, kernels_db)), outputs, spec);
         if (*prof) {
             profile_opt.policy = policy;
             profile_opt.trace = !profile_trace.empty();
@@ -460,7 +501,7 @@ int main(int argc, char** argv) {
                             tune_iters, tune_out);
         if (*run)
             return cmd_run(model, backend, policy, save_io_dir, inputs_dir, workers, check_races,
-                           with_options(find_gpu(gpu_name, kernels_db)));
+                           with_options(find_gpu(gpu_name, kernels_db)), spec, repeat);
     } catch (const UserError& e) {
         std::cerr << e.what() << "\n";
         return 2;

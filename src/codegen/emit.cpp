@@ -20,6 +20,7 @@
 #include <sstream>
 
 #include "anvil/error.h"
+#include "codegen/epilogue_text.h"
 #include "codegen/params_text.h"
 #include "tile/footprint.h"
 #include "../../rtasks/tiling.cuh"
@@ -247,14 +248,16 @@ void emit_tasks(std::ostringstream& o, const Schedule& s) {
 
 // Per kind that occurs: its params table, one entry per rOp of the kind in
 // rOp order; then the rOp table {variant, index}.
-void emit_rops(std::ostringstream& o, const TileGraph& tg, const Variants& v) {
+void emit_rops(std::ostringstream& o, const TileGraph& tg, const Variants& v, int max_straight_epilogues) {
     // The epilogue table first (entry 0 empty), and the accessor the
     // rtasks declared in epilogue.cuh.
     o << "// ---- epilogues of fused rOps (entry 0: none)\nANVIL_TABLE AnvilEpilogue anvil_epilogues[] = {\n    "
       << params_text(AnvilEpilogue{}) << ",\n";
     std::vector<int> epilogue(tg.rops.size(), 0), row_epilogue(tg.rops.size(), 0);
+    std::vector<AnvilEpilogue> table{AnvilEpilogue{}};
     int next = 1;
     auto entry = [&](size_t i, const AnvilEpilogue& e, const char* what) {
+        table.push_back(e);
         o << "    // [" << next << "] rOp " << i << " '" << one_line(tg.rops[i].name) << "'" << what << "\n    "
           << params_text(e) << ",\n";
         return next++;
@@ -265,6 +268,7 @@ void emit_rops(std::ostringstream& o, const TileGraph& tg, const Variants& v) {
         if (op.row_epilogue.nsteps != 0) row_epilogue[i] = entry(i, op.row_epilogue, ", after its row op");
     }
     o << "};\nANVIL_DEVICE const AnvilEpilogue& anvil_epilogue(int index) { return anvil_epilogues[index]; }\n\n";
+    o << straight_line_epilogues(table, max_straight_epilogues);
     o << "// ---- rOps: one params table per kind, then every rOp's {variant, index}\n";
     for (TaskKind kind : kAllKinds) {
         const KindInfo& k = kind_info(kind);
@@ -423,7 +427,7 @@ std::string emit_source(const Schedule& s, const EmitOptions& opt) {
     for (const char* f : kRtaskOrder) o << paste_rtask(f) << "\n";
 
     const Variants variants = number_variants(tg);
-    emit_rops(o, tg, variants);
+    emit_rops(o, tg, variants, opt.max_straight_epilogues);
     o << "\n";
     emit_tasks(o, s);
     emit_queues(o, s);

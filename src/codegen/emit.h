@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "schedule/schedule.h"
+#include "tile/epilogue_plan.h"
 
 namespace anvil {
 
@@ -17,6 +18,9 @@ struct EmitOptions {
     // The simt backend's source: defines ANVIL_SIMT, so that the host
     // compiler builds the CUDA configuration on rtasks/simt.cuh.
     bool simt = false;
+    // Distinct epilogue programs written as straight-line functions; the
+    // others run on the interpreter (tests lower it to exercise that path).
+    int max_straight_epilogues = kMaxStraightLineEpilogues;
 };
 
 // `s.tiles` must have passed verify_tile_graph (tile/verify_tile_graph.h),

@@ -3,12 +3,15 @@
 // values: passes take one and return a new one.
 #pragma once
 #include <boost/graph/adjacency_list.hpp>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "frontend/model.h"
 
 namespace anvil {
+
+struct ParamFold;  // frontend/affine_fold.h
 
 enum class Role { input, param, node };
 
@@ -24,6 +27,7 @@ struct Value {
     std::vector<SourceLoc> input_locs;            // for nodes, one per operand
     std::map<std::string, SourceLoc> attr_locs;   // for nodes
     bool explicit_dtype = false;                  // node carried `dtype:`
+    std::shared_ptr<const ParamFold> fold;        // a param fold_affine_chains() derived from others
 };
 
 struct Operand {

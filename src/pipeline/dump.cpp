@@ -7,6 +7,8 @@
 #include <map>
 #include <set>
 
+#include "frontend/affine_fold.h"
+
 namespace anvil {
 
 namespace {
@@ -139,7 +141,8 @@ std::string dump_graph(const Graph& g, bool shapes_known) {
     for (VertexId v : g.of_role(Role::input))
         o += fmt::format("  input  {} : {}\n", g.value(v).name, type(g.value(v)));
     for (VertexId v : g.of_role(Role::param))
-        o += fmt::format("  param  {} : {}\n", g.value(v).name, type(g.value(v)));
+        o += fmt::format("  param  {} : {}{}\n", g.value(v).name, type(g.value(v)),
+                         g.value(v).fold ? " = fold: " + describe_fold(*g.value(v).fold) : "");
     for (VertexId v : g.topological_order()) {
         const Value& val = g.value(v);
         if (val.role != Role::node) continue;
@@ -237,6 +240,7 @@ std::string dump_stage(Stage stage, const Compilation& c) {
         case Stage::load: return dump_model(*c.model);
         case Stage::graph: return dump_graph(*c.graph, false);
         case Stage::shapes: return dump_graph(*c.graph, true);
+        case Stage::fold: return dump_graph(*c.folded, true);
         case Stage::decompose:
         case Stage::fuse: return dump_tile_graph(*c.tiles);
         case Stage::variants: {

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "frontend/affine_fold.h"
 #include "frontend/infer_shapes.h"
 #include "frontend/load_model.h"
 #include "policies/registry.h"
@@ -28,6 +29,7 @@ struct StageInfo {
 
 constexpr StageInfo kStages[] = {
     {Stage::load, "load"},         {Stage::graph, "graph"},       {Stage::shapes, "shapes"},
+    {Stage::fold, "fold"},
     {Stage::decompose, "decompose"}, {Stage::fuse, "fuse"},       {Stage::variants, "variants"},
     {Stage::policy, "policy"},     {Stage::verify, "verify"},     {Stage::emit, "emit"},
     {Stage::compile, "compile"},
@@ -74,10 +76,13 @@ void run_stage(Stage stage, Compilation& c, const PipelineOptions& opt, const Po
             c.graph = infer_shapes(std::move(*c.graph));
             check_tensor_sizes(*c.graph, opt.gpu);  // before any work that grows with the model
             return;
+        case Stage::fold:
+            c.folded = opt.fold ? fold_affine_chains(*c.graph) : *c.graph;
+            return;
         case Stage::decompose:
             check_tensor_sizes(*c.graph, opt.gpu);  // again: a compilation from_graph skipped the shapes stage
-            c.tiles = decompose(*c.graph);
-            check_arena_size(*c.graph, *c.tiles, opt.gpu);
+            c.tiles = decompose(*c.folded);
+            check_arena_size(*c.folded, *c.tiles, opt.gpu);
             verify_tile_graph(*c.tiles, opt.gpu);
             return;
         case Stage::fuse:
@@ -173,11 +178,12 @@ void run_to(Compilation& c, Stage last, const PipelineOptions& opt) {
     }
 }
 
-Schedule plan(const Graph& graph, const std::string& policy, const Gpu& gpu) {
+Schedule plan(const Graph& graph, const std::string& policy, const Gpu& gpu, bool fold) {
     Compilation c = from_graph(graph);
     PipelineOptions opt;
     opt.policy = policy;
     opt.gpu = gpu;
+    opt.fold = fold;
     run_to(c, Stage::verify, opt);
     return std::move(*c.schedule);
 }

@@ -18,9 +18,13 @@ std::vector<char> arena_image(const TileGraph& tg, const TensorMap& values) {
         for (const std::string& name : *names) {
             const TensorBuffer& buf = buffer_of(tg, name);
             if (buf.alias) continue;  // its storage is its producer's
+            HostTensor folded;
             auto it = values.find(name);
-            if (it == values.end()) throw UserError("no value was given for tensor '" + name + "'");
-            const HostTensor& v = it->second;
+            if (auto f = tg.param_folds.find(name); f != tg.param_folds.end() && it == values.end())
+                folded = folded_value(*f->second, buf.dtype, buf.shape, values);
+            if (folded.bytes.empty() && it == values.end())
+                throw UserError("no value was given for tensor '" + name + "'");
+            const HostTensor& v = folded.bytes.empty() ? it->second : folded;
             if (v.dtype != buf.dtype || v.shape != buf.shape)
                 throw UserError("the value of tensor '" + name + "' is " + dtype_name(v.dtype) + shape_str(v.shape) +
                                 ", the model declares " + dtype_name(buf.dtype) + shape_str(buf.shape));
@@ -31,6 +35,14 @@ std::vector<char> arena_image(const TileGraph& tg, const TensorMap& values) {
         }
     }
     return image;
+}
+
+TensorMap with_folded_params(const TileGraph& tg, TensorMap values) {
+    for (const auto& [name, fold] : tg.param_folds) {
+        const TensorBuffer& buf = buffer_of(tg, name);
+        if (!values.count(name)) values[name] = folded_value(*fold, buf.dtype, buf.shape, values);
+    }
+    return values;
 }
 
 TensorMap read_outputs(const TileGraph& tg, const char* arena) {

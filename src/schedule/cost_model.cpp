@@ -3,9 +3,11 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include "anvil/error.h"
+#include "tile/epilogue_plan.h"
 #include "tile/footprint.h"
 
 namespace anvil {
@@ -69,6 +71,15 @@ double written_bytes(const TileGraph& tg, const ROp& op) {
     return static_cast<double>(tg.buffers[op.node].bytes);
 }
 
+// The instructions an rOp's epilogues cost over all its values: each
+// stored value goes through the epilogue (and a row epilogue) once.
+double epilogue_instructions(const ROp& op, double values, const std::set<std::string>& straight) {
+    double per_value = 0;
+    for (const AnvilEpilogue* e : {&op.epilogue, &op.row_epilogue})
+        per_value += epilogue_instructions_per_value(*e, straight.count(epilogue_key(*e)) != 0);
+    return per_value * values;
+}
+
 // Per rOp, in the order the schedule first runs them: bytes read from DRAM
 // and from L2, bytes written (see the header for the model).
 std::vector<ROpCost> traffic(const Schedule& s) {
@@ -84,6 +95,7 @@ std::vector<ROpCost> traffic(const Schedule& s) {
     std::vector<double> last_touch(tg.buffers.size(), -1);
     double clock = 0;  // bytes moved so far
     std::vector<ROpCost> costs(tg.rops.size());
+    const std::set<std::string> straight = straight_line_programs(tg);
     for (int r : order) {
         const ROp& op = tg.rops[r];
         ROpCost& c = costs[r];
@@ -96,6 +108,7 @@ std::vector<ROpCost> traffic(const Schedule& s) {
             into_sms += tile_in_bytes(op, tile);
         }
         written = written_bytes(tg, op);
+        c.epilogue_instructions = epilogue_instructions(op, written / dtype_size(op.dtypes.back()), straight);
         double dram = 0, l2 = 0;
         for (auto& [buf, bytes] : read) {
             bytes = std::min(bytes, static_cast<double>(tg.buffers[buf].bytes));
@@ -135,7 +148,10 @@ double tile_seconds(const Gpu& g, const ROp& op, ROpCost& c) {
     if (const auto* p = std::get_if<MatmulParams>(&op.params); p && p->algo == ANVIL_MM_TENSOR)
         rate = !m.measured() ? g.tensor_f16_flops_per_s
                : op.dtypes[0] == DType::bf16 ? m.tensor_bf16_flops_per_s : m.tensor_f16_flops_per_s;
-    const double compute = flops / n / (rate / sms);
+    // Epilogue instructions issue on the CUDA cores, one per lane per clock
+    // (an FMA is two of the FP32 peak's FLOPs).
+    const double fp32 = m.measured() ? m.fp32_flops_per_s : g.fp32_flops_per_s;
+    const double compute = flops / n / (rate / sms) + c.epilogue_instructions / n / (fp32 / 2 / sms);
     const double memory = (c.dram_read + c.dram_write) / n / (dram / sms) +
                           c.l2_read / n / (g.l2_bytes_per_s / sms);
     return std::max(compute, memory);
@@ -149,6 +165,11 @@ double tile_seconds_alone(const Gpu& g, const ROp& op) {
         c.dram_write = double(p->batches) * p->M * p->N * dtype_size(op.dtypes.back());
     else if (const auto* w = std::get_if<WindowParams>(&op.params))
         c.dram_write = double(w->N) * w->O * w->OH * w->OW * dtype_size(op.dtypes.back());
+    // Alone, an rOp's epilogues are straight-line (far below the emitter's limit).
+    std::set<std::string> straight;
+    for (const AnvilEpilogue* e : {&op.epilogue, &op.row_epilogue})
+        if (e->nsteps != 0) straight.insert(epilogue_key(*e));
+    if (c.dram_write > 0) c.epilogue_instructions = epilogue_instructions(op, c.dram_write / dtype_size(op.dtypes.back()), straight);
     return tile_seconds(g, op, c);
 }
 

@@ -30,6 +30,7 @@ namespace anvil {
 struct ROpCost {
     double flops = 0;
     double dram_read = 0, dram_write = 0, l2_read = 0;  // bytes
+    double epilogue_instructions = 0;  // fused elementwise work over every value the rOp stores
     double tile_s = 0;       // predicted seconds of one tile on one SM
     bool measured = false;   // tile_s comes from kernels_db
 };

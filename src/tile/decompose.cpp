@@ -464,7 +464,10 @@ TileGraph decompose(const Graph& graph, const TileSizes& sizes) {
     for (VertexId v : graph.topological_order())
         if (graph.value(v).role == Role::node) b.node(v);
     for (VertexId v : graph.of_role(Role::input)) b.tg.inputs.push_back(graph.value(v).name);
-    for (VertexId v : graph.of_role(Role::param)) b.tg.params.push_back(graph.value(v).name);
+    for (VertexId v : graph.of_role(Role::param)) {
+        b.tg.params.push_back(graph.value(v).name);
+        if (graph.value(v).fold) b.tg.param_folds[graph.value(v).name] = graph.value(v).fold;
+    }
     for (VertexId v : graph.outputs) b.tg.outputs.push_back(graph.value(v).name);
     return std::move(b.tg);
 }

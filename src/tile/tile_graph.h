@@ -7,6 +7,10 @@
 #include <variant>
 #include <vector>
 
+#include <map>
+#include <memory>
+
+#include "frontend/affine_fold.h"
 #include "frontend/graph.h"
 #include "../../rtasks/params.cuh"
 
@@ -72,6 +76,9 @@ struct TileGraph {
     std::vector<ROp> rops;              // in a topological order
     int64_t arena_bytes = 0;
     std::vector<std::string> inputs, params, outputs;  // tensor names, file order
+    // Params that fold_affine_chains derived: computed from the run's values
+    // of the originals when the arena is filled (runtime/arena_io.cpp).
+    std::map<std::string, std::shared_ptr<const ParamFold>> param_folds;
 };
 
 // The buffer of a tensor by name; throws InternalError if there is none.
