@@ -7,14 +7,24 @@
 //   padding), gathered from x on the fly; B[k, o] = w[g*Og + o, c, i, j],
 //   which is w read as it is stored.
 // A tile is one BM x BN block of Y. As in matmul.cuh, BK-deep slices of A
-// and B are staged through shared memory as f32, out-of-range rows, columns
-// and k staged as zeros; each thread owns a micro-tile of accumulators.
-// Threads are laid out along M first: y's pixels are contiguous, so
-// neighbouring threads store neighbouring bytes.
+// and B stream through the stages of gemm_stages.cuh as k-major f32 (the
+// gather of A is one 4-byte cp.async per element, zero-filled in the
+// padding and past the edges), and each thread owns a register micro-tile
+// read with 128-bit shared loads. Threads are laid out along M first: y's
+// pixels are contiguous, so neighbouring threads store neighbouring bytes.
+//
+// The gather's index math is precomputed: a pixel's top-left input row and
+// column and its offset in x once per tile (in registers: on the GPU each
+// thread gathers one fixed pixel of the tile), a k's channel and
+// kernel-cell offsets once per slice (shared tables, one per stage), so an
+// element costs two adds, one unsigned compare per axis and the copy. All
+// offsets are 32-bit: one (image, group) of x and one group of w fit
+// (verify_tile_graph).
 #ifndef ANVIL_RTASKS_CONV2D_CUH
 #define ANVIL_RTASKS_CONV2D_CUH
 
 #include "epilogue.cuh"
+#include "gemm_stages.cuh"
 #include "tiling.cuh"
 
 #define ANVIL_CONV_TX (ANVIL_THREADS >= 16 ? 16 : 1)  // threads along M (pixels)
@@ -25,13 +35,60 @@
 static_assert(ANVIL_GEMM_TILE_STEP % ANVIL_CONV_TX == 0 && ANVIL_GEMM_TILE_STEP % ANVIL_CONV_TY == 0,
               "conv2d: a tile step of ANVIL_GEMM_TILE_STEP must be a multiple of the thread grid");
 
-// Shared memory (anvil_conv_smem_bytes, rtasks/tiling.cuh): the A and B
-// slices as matmul, then the gather tables m_row, m_col [BM] and k_plane,
-// k_row, k_col [BK].
+// Shared memory (anvil_conv_smem_bytes, rtasks/tiling.cuh): the stages of
+// A and B slices as matmul, then per stage the k tables k_off, k_h, k_w [BK].
 
 // A row or column offset that no kernel-cell offset can bring back into x:
 // marks pixels and k beyond the GEMM's edge, so their A entries stage as 0.
 #define ANVIL_CONV_OUTSIDE (-(1 << 29))
+
+// Where one output pixel's window starts: its offset in x's (image, group)
+// planes and its top input row and column (ANVIL_CONV_OUTSIDE past M).
+struct AnvilConvPixel {
+    int off, h, w;
+};
+ANVIL_DEVICE AnvilConvPixel anvil_conv_pixel(const WindowParams& p, int gm, int M) {
+    const int oh = gm / p.OW, ow = gm % p.OW;
+    const int h = oh * p.sh - p.pt, w = ow * p.sw - p.pl;
+    const AnvilConvPixel px = {gm < M ? h * p.W + w : 0, gm < M ? h : ANVIL_CONV_OUTSIDE, gm < M ? w : ANVIL_CONV_OUTSIDE};
+    return px;
+}
+
+// The k tables of slice k0 (each thread writes its own k).
+template <int BK>
+ANVIL_DEVICE void anvil_conv_k_tables(const WindowParams& p, int* kt, int k0, int K) {
+    const int KHW = p.KH * p.KW;
+    for (int k = anvil_thread(); k < BK; k += ANVIL_THREADS) {
+        const int gk = k0 + k, c = gk / KHW, r = gk % KHW, i = r / p.KW, j = r % p.KW;
+        const bool in = gk < K;
+        anvil_sts(kt + k, in ? c * p.H * p.W + i * p.dh * p.W + j * p.dw : 0);
+        anvil_sts(kt + BK + k, in ? i * p.dh : ANVIL_CONV_OUTSIDE);
+        anvil_sts(kt + 2 * BK + k, in ? j * p.dw : ANVIL_CONV_OUTSIDE);
+    }
+}
+
+// Slice k0 of A (gathered from x, m fast so a warp reads along a row of x)
+// into As[k][m] and of B (w[o][k], k fast) into Bs[k][o]. `mine`: this
+// thread's one pixel when every element it gathers has it.
+template <class TX, class TW, int BM, int BN, int BK>
+ANVIL_DEVICE void anvil_conv_stage(const WindowParams& p, float* As, float* Bs, const int* kt, const TX* x,
+                                   const TW* w, int m0, int o0, int k0, int M, int K, AnvilConvPixel mine) {
+    const int LDA = BM + ANVIL_GEMM_PAD, LDB = BN + ANVIL_GEMM_PAD, tid = anvil_thread();
+    const bool fixed = ANVIL_THREADS % BM == 0;
+#pragma unroll 1
+    for (int e = tid; e < BM * BK; e += ANVIL_THREADS) {
+        const int m = e % BM, k = e / BM;
+        const AnvilConvPixel px = fixed ? mine : anvil_conv_pixel(p, m0 + m, M);
+        const int ih = px.h + anvil_lds(kt + BK + k), iw = px.w + anvil_lds(kt + 2 * BK + k);
+        const bool in = (unsigned)ih < (unsigned)p.H && (unsigned)iw < (unsigned)p.W;
+        anvil_stage_elem(As + k * LDA + m, x + (px.off + anvil_lds(kt + k)), in, x);
+    }
+#pragma unroll 1
+    for (int e = tid; e < BN * BK; e += ANVIL_THREADS) {
+        const int k = e % BK, o = e / BK, gk = k0 + k, go = o0 + o;
+        anvil_stage_elem(Bs + k * LDB + o, w + (go * K + gk), gk < K && go < p.Og, w);
+    }
+}
 
 template <class TX, class TW, class TB, class TY, int BM, int BN, int BK>
 ANVIL_TASK void anvil_conv2d_tile(const WindowParams& p, int tile, char* arena) {
@@ -41,11 +98,12 @@ ANVIL_TASK void anvil_conv2d_tile(const WindowParams& p, int tile, char* arena) 
     static_assert(anvil_gemm_tile_ok(BM, BN, BK),
                   "anvil_conv2d_tile: BM and BN must be positive multiples of ANVIL_GEMM_TILE_STEP, BK positive");
     static_assert(anvil_conv_smem_bytes(BM, BN, BK) <= ANVIL_SMEM_BYTES,
-                  "anvil_conv2d_tile: the slices and gather tables do not fit in ANVIL_SMEM_BYTES");
-    const int TXn = ANVIL_CONV_TX, TYn = ANVIL_CONV_TY;
+                  "anvil_conv2d_tile: the stages and gather tables do not fit in ANVIL_SMEM_BYTES");
+    const int TXn = ANVIL_CONV_TX, TYn = ANVIL_CONV_TY, S = ANVIL_GEMM_STAGES;
     const int RM = BM / TXn, RN = BN / TYn;  // micro-tile of one thread
-    const int LDA = BM + 1, LDB = BN + 1;
-    const int M = p.OH * p.OW, K = p.Cg * p.KH * p.KW, KHW = p.KH * p.KW;
+    const int VM = anvil_gemm_vec(RM), VN = anvil_gemm_vec(RN);
+    const int LDA = BM + ANVIL_GEMM_PAD, LDB = BN + ANVIL_GEMM_PAD, STAGE = BK * (LDA + LDB);
+    const int M = p.OH * p.OW, K = p.Cg * p.KH * p.KW;
 
     const AnvilConvPlace place = anvil_conv_place(p, tile, BM, BN);
     const int g = place.g, n = place.n;
@@ -57,79 +115,61 @@ ANVIL_TASK void anvil_conv2d_tile(const WindowParams& p, int tile, char* arena) 
     const TB* bias = p.bias_off >= 0 ? anvil_at<const TB>(arena, p.bias_off) + (anvil_i64)g * p.Og : 0;
     TY* y = anvil_at<TY>(arena, p.y_off) + ((anvil_i64)n * p.O + (anvil_i64)g * p.Og) * M;
 
-    float* As = (float*)anvil_block_smem();  // [BK][LDA]
-    float* Bs = As + BK * LDA;               // [BK][LDB]
-    int* m_row = (int*)(Bs + BK * LDB);      // [BM] top input row of pixel m0 + m
-    int* m_col = m_row + BM;                 // [BM]
-    int* k_plane = m_col + BM;               // [BK] c * H * W of k0 + k (one group's x fits in an int)
-    int* k_row = k_plane + BK;               // [BK] i * dh
-    int* k_col = k_row + BK;                 // [BK] j * dw
+    float* const smem = (float*)anvil_block_smem();  // stage s: As at s * STAGE, then Bs
+    int* const ktables = (int*)(smem + S * STAGE);   // stage s: k_off, k_h, k_w at s * 3 * BK
     const int tid = anvil_thread();
     const int tx = tid % TXn, ty = tid / TXn;
-
-    // (The previous task's threads are past anvil_publish's barrier: the
-    // shared tables are free.)
-    for (int m = tid; m < BM; m += ANVIL_THREADS) {
-        const int gm = m0 + m;
-        const bool in = gm < M;
-        anvil_sts(m_row + m, in ? (gm / p.OW) * p.sh - p.pt : ANVIL_CONV_OUTSIDE);
-        anvil_sts(m_col + m, in ? (gm % p.OW) * p.sw - p.pl : ANVIL_CONV_OUTSIDE);
-    }
+    // On the GPU (ANVIL_THREADS % BM == 0) this thread gathers pixel tid % BM only.
+    const AnvilConvPixel mine = anvil_conv_pixel(p, m0 + tid % BM, M);
 
     float acc[BM / ANVIL_CONV_TX][BN / ANVIL_CONV_TY];
     for (int i = 0; i < RM; ++i)
         for (int j = 0; j < RN; ++j) acc[i][j] = 0.0f;
 
-    for (int k0 = 0; k0 < K; k0 += BK) {
-        anvil_barrier();  // everyone is done reading the previous slices and k tables
-        for (int k = tid; k < BK; k += ANVIL_THREADS) {
-            const int gk = k0 + k;
-            const bool in = gk < K;
-            const int c = gk / KHW, r = gk % KHW;
-            anvil_sts(k_plane + k, in ? c * (int)plane : 0);
-            anvil_sts(k_row + k, in ? (r / p.KW) * p.dh : ANVIL_CONV_OUTSIDE);
-            anvil_sts(k_col + k, in ? (r % p.KW) * p.dw : ANVIL_CONV_OUTSIDE);
-        }
-        // B: k-fast, w's rows are contiguous along k.
-        for (int e = tid; e < BK * BN; e += ANVIL_THREADS) {
-            const int k = e % BK, o = e / BK;
-            const int gk = k0 + k, go = o0 + o;
-            const float v = (gk < K && go < p.Og) ? anvil_load(w + (anvil_i64)go * K + gk) : 0.0f;
-            anvil_sts(Bs + k * LDB + o, v);
-        }
-        anvil_barrier();  // the k tables are complete
-        // A: m-fast, so a warp reads along an output row of x.
-        for (int e = tid; e < BM * BK; e += ANVIL_THREADS) {
-            const int m = e % BM, k = e / BM;
-            const int ih = anvil_lds(m_row + m) + anvil_lds(k_row + k), iw = anvil_lds(m_col + m) + anvil_lds(k_col + k);
-            const bool in = ih >= 0 && ih < p.H && iw >= 0 && iw < p.W;
-            // (The value first, then the store: NVRTC then keeps the plain indexing's registers.)
-            const float v = in ? anvil_load(x + anvil_lds(k_plane + k) + (anvil_i64)ih * p.W + iw) : 0.0f;
-            anvil_sts(As + k * LDA + m, v);
-        }
-        anvil_barrier();  // the slices are complete
-        for (int k = 0; k < BK; ++k) {
-            float a[BM / ANVIL_CONV_TX], b[BN / ANVIL_CONV_TY];
-            for (int i = 0; i < RM; ++i) a[i] = anvil_lds(As + k * LDA + tx + i * TXn);
-            for (int j = 0; j < RN; ++j) b[j] = anvil_lds(Bs + k * LDB + ty + j * TYn);
-            for (int i = 0; i < RM; ++i)
-                for (int j = 0; j < RN; ++j) acc[i][j] += a[i] * b[j];
-        }
+    // The pipeline of gemm_stages.cuh; slice s's k tables are written one
+    // barrier before its gather (the previous task's threads are past
+    // anvil_publish's barrier: shared memory is free).
+    const int slices = (K + BK - 1) / BK;
+    for (int s = 0; s < S; ++s)
+        if (s < slices) anvil_conv_k_tables<BK>(p, ktables + s * 3 * BK, s * BK, K);
+    anvil_barrier();  // the first tables are complete
+    for (int s = 0; s < S - 1; ++s) {
+        if (s < slices)
+            anvil_conv_stage<TX, TW, BM, BN, BK>(p, smem + s * STAGE, smem + s * STAGE + BK * LDA, ktables + s * 3 * BK,
+                                                 x, w, m0, o0, s * BK, M, K, mine);
+        anvil_stage_commit();
     }
+    for (int kt = 0; kt < slices; ++kt) {
+        anvil_stage_wait<S - 2>();  // this thread's copies of slice kt have landed
+        anvil_barrier();  // the slices are complete
+        const int next = kt + S - 1;  // into slice kt - 1's stage, which everyone is done with
+        if (next < slices) {
+            float* st = smem + (next % S) * STAGE;
+            anvil_conv_stage<TX, TW, BM, BN, BK>(p, st, st + BK * LDA, ktables + (next % S) * 3 * BK, x, w, m0, o0,
+                                                 next * BK, M, K, mine);
+        }
+        // Slice kt + S's tables into slice kt's, whose gather is long issued.
+        if (kt + S < slices) anvil_conv_k_tables<BK>(p, ktables + (kt % S) * 3 * BK, (kt + S) * BK, K);
+        anvil_stage_commit();
+        const float* As = smem + (kt % S) * STAGE;
+        anvil_gemm_slice<BM, BN, BK, TXn, TYn>(As, As + BK * LDA, acc, tx, ty);
+    }
+    anvil_stage_wait<0>();  // only empty groups remain; nothing may be in flight at the task's end
 
-    // Thread (tx, ty) owns pixels tx + i*TX and channels ty + j*TY. A fused
-    // epilogue (batchnorm, activations, residual adds) takes each value in
-    // registers; its operands are located by the element's offset in y.
+    // Thread (tx, ty) owns pixels anvil_gemm_at(i, tx, TX, VM) and channels
+    // anvil_gemm_at(j, ty, TY, VN). A fused epilogue (batchnorm,
+    // activations, residual adds) takes each value in registers; its
+    // operands are located by the element's offset in y.
     const AnvilEpilogue* epi = p.epilogue ? &anvil_epilogue(p.epilogue) : 0;
     const anvil_i64 y0 = ((anvil_i64)n * p.O + (anvil_i64)g * p.Og) * M;  // y's offset from y_off
     for (int j = 0; j < RN; ++j) {
-        const int go = o0 + ty + j * TYn;
+        const int go = o0 + anvil_gemm_at(j, ty, TYn, VN);
         if (go >= p.Og) continue;
         const float b = bias ? anvil_load(bias + go) : 0.0f;
         for (int i = 0; i < RM; ++i) {
-            const int gm = m0 + tx + i * TXn;
+            const int gm = m0 + anvil_gemm_at(i, tx, TXn, VM);
             if (gm >= M) continue;
-            const anvil_i64 at = (anvil_i64)go * M + gm;
+            const int at = go * M + gm;
             const float v = acc[i][j] + b;
             anvil_store(y + at, epi ? anvil_epilogue_apply(*epi, v, y0 + at, arena) : v);
         }

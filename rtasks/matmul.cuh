@@ -1,11 +1,14 @@
 // Matmul rTasks: one tile is a BM x BN block of C for one batch index.
-// The K loop stages BK-deep slices of A and B through shared memory (as
-// f32); each thread owns a (BM/TY) x (BN/TX) micro-tile of accumulators.
+// The K loop streams BK-deep slices of A and B through ANVIL_GEMM_STAGES
+// shared-memory stages (gemm_stages.cuh: cp.async, k-major f32 slices);
+// each thread owns a (BM/TY) x (BN/TX) register micro-tile (8 x 8 for a
+// 128 x 128 tile) read with 128-bit shared loads.
 // CUDA: TX x TY = 16 x 16 threads; host: 1 x 1, one thread owns the tile.
 #ifndef ANVIL_RTASKS_MATMUL_CUH
 #define ANVIL_RTASKS_MATMUL_CUH
 
 #include "epilogue.cuh"
+#include "gemm_stages.cuh"
 #include "tiling.cuh"
 
 #define ANVIL_MM_TX (ANVIL_THREADS >= 16 ? 16 : 1)  // threads along N
@@ -16,9 +19,11 @@
 static_assert(ANVIL_GEMM_TILE_STEP % ANVIL_MM_TX == 0 && ANVIL_GEMM_TILE_STEP % ANVIL_MM_TY == 0,
               "matmul: a tile step of ANVIL_GEMM_TILE_STEP must be a multiple of the thread grid");
 
-// Shared memory (sizes: rtasks/tiling.cuh): the A and B slices as
-// As[BK][BM + 1], Bs[BK][BN + 1]; with a fused row op, the finished tile as
-// Cs[BM][BN + 1] (emission sizes ANVIL_SMEM_BYTES for it).
+// Shared memory (sizes: rtasks/tiling.cuh): per stage the A and B slices
+// as As[BK][BM + pad], Bs[BK][BN + pad]; with a fused row op, afterwards,
+// the finished tile as Cs[BM][BN + 1] (emission sizes ANVIL_SMEM_BYTES for
+// it). Thread (tx, ty) owns rows anvil_gemm_at(i, ty, TY, VM) and columns
+// anvil_gemm_at(j, tx, TX, VN) (VM, VN: anvil_gemm_vec of the micro-tile).
 
 // Row op `op` (AnvilMmRowOp) on one finished row of n values in shared memory.
 ANVIL_DEVICE void anvil_mm_row_apply(const MatmulParams& p, float* row, char* arena) {
@@ -64,13 +69,14 @@ template <class TC, int BM, int BN>
 ANVIL_DEVICE void anvil_mm_row_store(const MatmulParams& p, float (*acc)[BN / ANVIL_MM_TX], int m0,
                                      const AnvilEpilogue* epi, TC* C, anvil_i64 cb, char* arena) {
     const int TX = ANVIL_MM_TX, TY = ANVIL_MM_TY, LDC = BN + 1;
+    const int VM = anvil_gemm_vec(BM / TY), VN = anvil_gemm_vec(BN / TX);
     const int tid = anvil_thread(), tx = tid % TX, ty = tid / TX;
     float* Cs = (float*)anvil_block_smem();  // [BM][LDC]
     anvil_barrier();  // everyone is done reading the last A and B slices
     for (int i = 0; i < BM / TY; ++i) {
-        const int r = ty + i * TY, gm = m0 + r;
+        const int r = anvil_gemm_at(i, ty, TY, VM), gm = m0 + r;
         for (int j = 0; j < BN / TX; ++j) {
-            const int n = tx + j * TX;
+            const int n = anvil_gemm_at(j, tx, TX, VN);
             if (gm >= p.M || n >= p.N) continue;
             const anvil_i64 at = (anvil_i64)gm * p.c_sm + (anvil_i64)n * p.c_sn;
             const float v = epi ? anvil_epilogue_apply(*epi, acc[i][j], cb + at, arena) : acc[i][j];
@@ -83,10 +89,10 @@ ANVIL_DEVICE void anvil_mm_row_store(const MatmulParams& p, float (*acc)[BN / AN
     anvil_barrier();
     const AnvilEpilogue* post = p.row_epilogue ? &anvil_epilogue(p.row_epilogue) : 0;
     for (int i = 0; i < BM / TY; ++i) {
-        const int r = ty + i * TY, gm = m0 + r;
+        const int r = anvil_gemm_at(i, ty, TY, VM), gm = m0 + r;
         if (gm >= p.M) continue;
         for (int j = 0; j < BN / TX; ++j) {
-            const int n = tx + j * TX;
+            const int n = anvil_gemm_at(j, tx, TX, VN);
             if (n >= p.N) continue;
             const anvil_i64 at = (anvil_i64)gm * p.c_sm + (anvil_i64)n * p.c_sn;
             const float v = anvil_lds(Cs + r * LDC + n);
@@ -104,6 +110,55 @@ ANVIL_DEVICE void anvil_mm_store(const MatmulParams& p, TC* C, anvil_i64 cb, int
     anvil_store(C + at, epi ? anvil_epilogue_apply(*epi, v, cb + at, arena) : v);
 }
 
+// A's slice from k0 into As[k][m]. A(m, k) = A[m * a_sm + k * a_sk]; the
+// tile's offsets fit in 32 bits (verify_tile_graph). `vec`: A is f32, m
+// contiguous and 16-byte aligned along it, so 4 m move as one 16-byte copy.
+template <class TA, int BM, int BK>
+ANVIL_DEVICE void anvil_mm_stage_a(float* As, const TA* A, const MatmulParams& p, int m0, int k0, bool vec) {
+    const int LDA = BM + ANVIL_GEMM_PAD, tid = anvil_thread();
+    const int sm = (int)p.a_sm, sk = (int)p.a_sk;
+    if (vec) {
+#pragma unroll 1
+        for (int e = tid; e < BK * (BM / 4); e += ANVIL_THREADS) {
+            const int k = e / (BM / 4), m = (e % (BM / 4)) * 4, gm = m0 + m, gk = k0 + k;
+            const int left = gk < p.K ? p.M - gm : 0;
+            anvil_stage_vec4(As + k * LDA + m, (const float*)A + (gk * sk + gm), left < 0 ? 0 : left > 4 ? 4 : left,
+                             (const float*)A);
+        }
+        return;
+    }
+    // One element each, walking A's contiguous axis so a warp's reads coalesce.
+    const bool k_fast = sk == 1 || sm != 1;
+#pragma unroll 1
+    for (int e = tid; e < BM * BK; e += ANVIL_THREADS) {
+        const int m = k_fast ? e / BK : e % BM, k = k_fast ? e % BK : e / BM, gm = m0 + m, gk = k0 + k;
+        anvil_stage_elem(As + k * LDA + m, A + (gm * sm + gk * sk), gm < p.M && gk < p.K, A);
+    }
+}
+
+// B's slice from k0 into Bs[k][n], as anvil_mm_stage_a with n for m.
+template <class TB, int BN, int BK>
+ANVIL_DEVICE void anvil_mm_stage_b(float* Bs, const TB* B, const MatmulParams& p, int n0, int k0, bool vec) {
+    const int LDB = BN + ANVIL_GEMM_PAD, tid = anvil_thread();
+    const int sn = (int)p.b_sn, sk = (int)p.b_sk;
+    if (vec) {
+#pragma unroll 1
+        for (int e = tid; e < BK * (BN / 4); e += ANVIL_THREADS) {
+            const int k = e / (BN / 4), n = (e % (BN / 4)) * 4, gn = n0 + n, gk = k0 + k;
+            const int left = gk < p.K ? p.N - gn : 0;
+            anvil_stage_vec4(Bs + k * LDB + n, (const float*)B + (gk * sk + gn), left < 0 ? 0 : left > 4 ? 4 : left,
+                             (const float*)B);
+        }
+        return;
+    }
+    const bool k_fast = sk == 1 && sn != 1;
+#pragma unroll 1
+    for (int e = tid; e < BN * BK; e += ANVIL_THREADS) {
+        const int n = k_fast ? e / BK : e % BN, k = k_fast ? e % BK : e / BN, gn = n0 + n, gk = k0 + k;
+        anvil_stage_elem(Bs + k * LDB + n, B + (gk * sk + gn * sn), gn < p.N && gk < p.K, B);
+    }
+}
+
 template <class TA, class TB, class TC, int BM, int BN, int BK>
 ANVIL_TASK void anvil_matmul_tile(const MatmulParams& p, int tile, char* arena) {
     static_assert(anvil_storage<TA>::ok && anvil_storage<TB>::ok && anvil_storage<TC>::ok,
@@ -112,10 +167,11 @@ ANVIL_TASK void anvil_matmul_tile(const MatmulParams& p, int tile, char* arena) 
     static_assert(anvil_gemm_tile_ok(BM, BN, BK),
                   "anvil_matmul_tile: BM and BN must be positive multiples of ANVIL_GEMM_TILE_STEP, BK positive");
     static_assert(anvil_mm_smem_bytes(BM, BN, BK) <= ANVIL_SMEM_BYTES,
-                  "anvil_matmul_tile: the A and B slices do not fit in ANVIL_SMEM_BYTES");
-    const int TX = ANVIL_MM_TX, TY = ANVIL_MM_TY;
+                  "anvil_matmul_tile: the A and B stages do not fit in ANVIL_SMEM_BYTES");
+    const int TX = ANVIL_MM_TX, TY = ANVIL_MM_TY, S = ANVIL_GEMM_STAGES;
     const int RM = BM / TY, RN = BN / TX;  // micro-tile of one thread
-    const int LDA = BM + 1, LDB = BN + 1;
+    const int VM = anvil_gemm_vec(RM), VN = anvil_gemm_vec(RN);
+    const int LDA = BM + ANVIL_GEMM_PAD, LDB = BN + ANVIL_GEMM_PAD, STAGE = BK * (LDA + LDB);
 
     const AnvilMmPlace at = anvil_mm_place(p, tile, BM, BN);
     const int m0 = at.m0, n0 = at.n0;
@@ -124,58 +180,52 @@ ANVIL_TASK void anvil_matmul_tile(const MatmulParams& p, int tile, char* arena) 
     const TB* B = anvil_at<const TB>(arena, p.b_off) + at.bb;
     TC* C = anvil_at<TC>(arena, p.c_off) + cb;
 
-    float* As = (float*)anvil_block_smem();  // [BK][LDA]
-    float* Bs = As + BK * LDA;               // [BK][LDB]
+    float* const smem = (float*)anvil_block_smem();  // stage s: As at s * STAGE, then Bs
     const int tid = anvil_thread();
     const int tx = tid % TX, ty = tid / TX;
-    // Walk each operand along its unit stride so a warp's loads coalesce.
-    const bool a_m_fast = p.a_sm == 1 && p.a_sk != 1;
-    const bool b_k_fast = p.b_sk == 1 && p.b_sn != 1;
+    const bool a_vec = anvil_is_f32<TA>::value && p.a_sm == 1 && p.a_sk % 4 == 0 && anvil_aligned16(A);
+    const bool b_vec = anvil_is_f32<TB>::value && p.b_sn == 1 && p.b_sk % 4 == 0 && anvil_aligned16(B);
 
     float acc[BM / ANVIL_MM_TY][BN / ANVIL_MM_TX];
     for (int i = 0; i < RM; ++i)
         for (int j = 0; j < RN; ++j) acc[i][j] = 0.0f;
 
-    for (int k0 = 0; k0 < p.K; k0 += BK) {
-        anvil_barrier();  // everyone is done reading the previous slices
-        for (int e = tid; e < BM * BK; e += ANVIL_THREADS) {
-            const int m = a_m_fast ? e % BM : e / BK;
-            const int k = a_m_fast ? e / BM : e % BK;
-            const int gm = m0 + m, gk = k0 + k;
-            const float v = (gm < p.M && gk < p.K) ? anvil_load(A + gm * p.a_sm + gk * p.a_sk) : 0.0f;
-            anvil_sts(As + k * LDA + m, v);
+    // The pipeline of gemm_stages.cuh: S - 1 slices in flight.
+    const int slices = (p.K + BK - 1) / BK;
+    for (int s = 0; s < S - 1; ++s) {
+        if (s < slices) {
+            anvil_mm_stage_a<TA, BM, BK>(smem + s * STAGE, A, p, m0, s * BK, a_vec);
+            anvil_mm_stage_b<TB, BN, BK>(smem + s * STAGE + BK * LDA, B, p, n0, s * BK, b_vec);
         }
-        for (int e = tid; e < BK * BN; e += ANVIL_THREADS) {
-            const int k = b_k_fast ? e % BK : e / BN;
-            const int n = b_k_fast ? e / BK : e % BN;
-            const int gk = k0 + k, gn = n0 + n;
-            const float v = (gk < p.K && gn < p.N) ? anvil_load(B + gk * p.b_sk + gn * p.b_sn) : 0.0f;
-            anvil_sts(Bs + k * LDB + n, v);
-        }
-        anvil_barrier();  // the slices are complete
-        // Out-of-range rows, columns and k were staged as zeros: no guards here.
-        for (int k = 0; k < BK; ++k) {
-            float a[BM / ANVIL_MM_TY], b[BN / ANVIL_MM_TX];
-            for (int i = 0; i < RM; ++i) a[i] = anvil_lds(As + k * LDA + ty + i * TY);
-            for (int j = 0; j < RN; ++j) b[j] = anvil_lds(Bs + k * LDB + tx + j * TX);
-            for (int i = 0; i < RM; ++i)
-                for (int j = 0; j < RN; ++j) acc[i][j] += a[i] * b[j];
-        }
+        anvil_stage_commit();
     }
+    for (int kt = 0; kt < slices; ++kt) {
+        anvil_stage_wait<S - 2>();  // this thread's copies of slice kt have landed
+        anvil_barrier();  // the slices are complete
+        const int next = kt + S - 1;  // into slice kt - 1's stage, which everyone is done with
+        if (next < slices) {
+            anvil_mm_stage_a<TA, BM, BK>(smem + (next % S) * STAGE, A, p, m0, next * BK, a_vec);
+            anvil_mm_stage_b<TB, BN, BK>(smem + (next % S) * STAGE + BK * LDA, B, p, n0, next * BK, b_vec);
+        }
+        anvil_stage_commit();
+        // Out-of-range rows, columns and k were staged as zeros: no guards here.
+        const float* As = smem + (kt % S) * STAGE;
+        anvil_gemm_slice<BM, BN, BK, TY, TX>(As, As + BK * LDA, acc, ty, tx);
+    }
+    anvil_stage_wait<0>();  // only empty groups remain; nothing may be in flight at the task's end
 
-    // Thread (tx, ty) owns rows ty + i*TY and columns tx + j*TX: neighbouring
-    // threads store neighbouring columns. A fused epilogue sees each value
-    // in registers.
+    // Neighbouring threads store neighbouring column vectors. A fused
+    // epilogue sees each value in registers.
     const AnvilEpilogue* epi = p.epilogue ? &anvil_epilogue(p.epilogue) : 0;
     if (p.row_op) {
         anvil_mm_row_store<TC, BM, BN>(p, acc, m0, epi, C, cb, arena);
         return;
     }
     for (int i = 0; i < RM; ++i) {
-        const int gm = m0 + ty + i * TY;
+        const int gm = m0 + anvil_gemm_at(i, ty, TY, VM);
         if (gm >= p.M) continue;
         for (int j = 0; j < RN; ++j) {
-            const int gn = n0 + tx + j * TX;
+            const int gn = n0 + anvil_gemm_at(j, tx, TX, VN);
             if (gn < p.N) anvil_mm_store(p, C, cb, gm, gn, acc[i][j], epi, arena);
         }
     }

@@ -34,9 +34,22 @@
 // so BM and BN are multiples of 32; BK walks k16 steps.
 #define ANVIL_TC_TILE_STEP_MN 32
 #define ANVIL_TC_TILE_STEP_K 16
-// Tensor-core staging: 8 halves of padding per row (bank spread), two stages.
+// Tensor-core staging: 8 halves of padding per row (ldmatrix's 8 row
+// addresses land in 8 different 16-byte bank groups), three stages: two
+// slices in flight while the warps multiply the third.
 #define ANVIL_TC_PAD 8
-#define ANVIL_TC_STAGES 2
+#define ANVIL_TC_STAGES 3
+// CUDA-core GEMM staging (gemm_stages.cuh): four stages (three slices in
+// flight during the multiply), each row of a k-major slice padded by 4
+// floats (keeps 16-byte alignment; spreads the k-fast transposing copies
+// over all 32 banks).
+#define ANVIL_GEMM_STAGES 4
+#define ANVIL_GEMM_PAD 4
+// The deepest k slice a GEMM tile's variants take.
+#define ANVIL_GEMM_MAX_BK 32
+// The host runs a tensor-core tile as the CUDA-core GEMM with this BK, so
+// that its four stages fit beside any tensor-core tile's.
+#define ANVIL_TC_FALLBACK_BK 8
 // A GEMV tile: at most this many rows of A, all in one tile.
 #define ANVIL_GEMV_MAX_M 4
 // GEMV tile width: a power of two, at least this many columns, and at most
@@ -48,6 +61,10 @@
 ANVIL_FACT constexpr bool anvil_gemm_tile_ok(int bm, int bn, int bk) {
     return bm > 0 && bm % ANVIL_GEMM_TILE_STEP == 0 && bn > 0 && bn % ANVIL_GEMM_TILE_STEP == 0 && bk > 0;
 }
+
+// A thread's micro-tile of r rows (or columns) is read from shared memory
+// in vectors of this many floats: 4 (one 128-bit load) where r allows.
+ANVIL_FACT constexpr int anvil_gemm_vec(int r) { return r % 4 == 0 ? 4 : r % 2 == 0 ? 2 : 1; }
 
 // A tensor-core tile runs as the shared-memory GEMM where there are no
 // tensor cores (the host backend), so it must also be a valid GEMM tile.
@@ -64,18 +81,25 @@ ANVIL_FACT constexpr bool anvil_gemv_tile_ok(int bn, int b_elem_bytes) {
 
 // ---- Shared memory of one tile, in bytes
 
-// Matmul (matmul.cuh): BK-deep slices of A and B as f32, k-major with one
-// float of padding per k row so that K-fast loads hit 32 different banks.
-ANVIL_FACT constexpr int anvil_mm_smem_bytes(int bm, int bn, int bk) { return bk * (bm + 1 + bn + 1) * 4; }
+// Matmul (matmul.cuh, gemm_stages.cuh): ANVIL_GEMM_STAGES BK-deep slices
+// of A and B as f32, both k-major (As[k][m], Bs[k][n]) with rows padded by
+// ANVIL_GEMM_PAD floats.
+ANVIL_FACT constexpr int anvil_mm_smem_bytes(int bm, int bn, int bk) {
+    return ANVIL_GEMM_STAGES * bk * (bm + ANVIL_GEMM_PAD + bn + ANVIL_GEMM_PAD) * 4;
+}
 
 // Matmul with a fused row op: the finished BM x BN tile as f32, one float
 // of padding per row so that a thread per row walks its own bank.
 ANVIL_FACT constexpr int anvil_mm_row_smem_bytes(int bm, int bn) { return bm * (bn + 1) * 4; }
 
-// Tensor-core matmul (matmul_tc.cuh): A as [BM][BK + pad] and B as
-// [BN][BK + pad] 16-bit values, per stage.
+// Tensor-core matmul (matmul_tc.cuh): per stage, A as [BM][BK + pad] and B
+// either as [BK][BN + pad] (B's n contiguous, read with ldmatrix.trans) or
+// as [BN][BK + pad] (B's k contiguous), 16-bit values: room for the larger.
+ANVIL_FACT constexpr int anvil_tc_b_stage_halves(int bn, int bk) {
+    return bk * (bn + ANVIL_TC_PAD) > bn * (bk + ANVIL_TC_PAD) ? bk * (bn + ANVIL_TC_PAD) : bn * (bk + ANVIL_TC_PAD);
+}
 ANVIL_FACT constexpr int anvil_tc_smem_bytes(int bm, int bn, int bk) {
-    return ANVIL_TC_STAGES * (bm + bn) * (bk + ANVIL_TC_PAD) * 2;
+    return ANVIL_TC_STAGES * (bm * (bk + ANVIL_TC_PAD) + anvil_tc_b_stage_halves(bn, bk)) * 2;
 }
 
 // GEMV (gemv.cuh): the column walk's partial sums, one float per thread and
@@ -83,10 +107,10 @@ ANVIL_FACT constexpr int anvil_tc_smem_bytes(int bm, int bn, int bk) {
 ANVIL_FACT constexpr int anvil_gemv_smem_bytes(int threads) { return threads * 8 * 4; }
 
 // conv2d (conv2d.cuh): the A and B slices as matmul, then the gather
-// tables: per pixel of the tile its top input row and column, per k of the
-// slice its channel plane offset and kernel-cell row and column offsets.
+// tables: per stage and k of its slice the k's offset in x and its
+// kernel-cell row and column offsets (a pixel's are in registers).
 ANVIL_FACT constexpr int anvil_conv_smem_bytes(int bm, int bn, int bk) {
-    return anvil_mm_smem_bytes(bm, bn, bk) + (2 * bm + 3 * bk) * 4;
+    return anvil_mm_smem_bytes(bm, bn, bk) + 3 * ANVIL_GEMM_STAGES * bk * 4;
 }
 
 // The other kinds use only the few words of the block reductions.
@@ -100,7 +124,7 @@ ANVIL_FACT constexpr int anvil_max_int(int a, int b) { return a > b ? a : b; }
 ANVIL_FACT constexpr int anvil_matmul_tile_smem_bytes(int algo, int row_op, int bm, int bn, int bk) {
     return algo == ANVIL_MM_GEMV ? anvil_gemv_smem_bytes(ANVIL_BLOCK_THREADS)
            : algo == ANVIL_MM_TENSOR
-               ? anvil_max_int(anvil_mm_smem_bytes(bm, bn, bk), anvil_tc_smem_bytes(bm, bn, bk))
+               ? anvil_max_int(anvil_mm_smem_bytes(bm, bn, ANVIL_TC_FALLBACK_BK), anvil_tc_smem_bytes(bm, bn, bk))
            : row_op != ANVIL_MM_ROW_NONE ? anvil_max_int(anvil_mm_smem_bytes(bm, bn, bk), anvil_mm_row_smem_bytes(bm, bn))
                                          : anvil_mm_smem_bytes(bm, bn, bk);
 }

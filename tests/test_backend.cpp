@@ -462,13 +462,13 @@ Schedule mm_schedule(DType t) {
                 const int64_t c = b.output(name, t, {M, N});
                 // One configuration with another tile shape (another template instance).
                 const bool small = M == 37 && N == 129 && K == 129;
-                const MatmulParams p = mm_params(M, N, K, small ? 32 : 64, small ? 16 : 64, small ? 8 : 32, {},
+                const MatmulParams p = mm_params(M, N, K, small ? 32 : 64, small ? 16 : 64, small ? 8 : 16, {},
                                                  {a, kBig, 1, {}}, {bb, kBig, 1, {}}, {c, N, 1, {}});
                 b.rop(name, TaskKind::matmul, {t, t, t}, p, mm_tiles(p));
             }
     const int64_t at = b.input("At", t, {2, kBK, kBM}), bt = b.param("Bt", t, {3, kBN, kBK});
     const int64_t c = b.output("bmm", t, {2, 3, kBM, kBN});
-    const MatmulParams p = mm_params(kBM, kBN, kBK, 64, 64, 32, {2, 3}, {at, 1, kBM, {kBK * kBM, 0}},
+    const MatmulParams p = mm_params(kBM, kBN, kBK, 64, 64, 16, {2, 3}, {at, 1, kBM, {kBK * kBM, 0}},
                                      {bt, 1, kBK, {0, kBN * kBK}}, {c, kBN, 1, {3 * kBM * kBN, kBM * kBN}});
     b.rop("bmm", TaskKind::matmul, {t, t, t}, p, mm_tiles(p));
     return make_schedule(b.tg, 3);

@@ -113,11 +113,12 @@ TEST_CASE("simt: --check-races applies to the simt backend", "[simt]") {
 
 TEST_CASE("simt: the tensor-core tile over odd shapes, both B layouts, every tile shape", "[simt][tensor]") {
     // M, N and K take 1, 7, 33 and 129 in every position; K = 40 and 72 take
-    // cp.async (16-byte rows) with a zero-filled tail.
+    // cp.async (16-byte rows) with a zero-filled tail, and so does N = 72 for
+    // an n-contiguous B (staged [BK][BN], read with ldmatrix.trans).
     std::vector<MmCase> cases;
     for (bool t : {false, true})
         for (MmCase c : {MmCase{1, 33, 7}, MmCase{7, 129, 1}, MmCase{33, 1, 129}, MmCase{129, 7, 33},
-                         MmCase{129, 129, 129}, MmCase{33, 40, 7}, MmCase{70, 72, 45}}) {
+                         MmCase{129, 129, 129}, MmCase{33, 40, 7}, MmCase{70, 72, 45}, MmCase{37, 48, 72}}) {
             c.transpose_b = t;
             cases.push_back(c);
         }
@@ -129,7 +130,7 @@ TEST_CASE("simt: the tensor-core tile over odd shapes, both B layouts, every til
     TileGraph tg = decompose(g);
     for (ROp& op : tg.rops) {
         const int v = case_index(op);
-        op = on_tensor_cores(op, shapes[v][0], shapes[v][1], 32);
+        op = on_tensor_cores(op, shapes[v][0], shapes[v][1], deepest_tensor_core_bk(shapes[v][0], shapes[v][1], default_gpu()));
     }
     const Schedule s = launch_per_rop("per_op", tg, default_gpu(), "op_");
     REQUIRE(rops_with(s, ANVIL_MM_TENSOR) == static_cast<int>(cases.size() * 9));

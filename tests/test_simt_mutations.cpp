@@ -91,29 +91,28 @@ TEST_CASE("simt mutations: a removed barrier in a tile is a shared-memory race",
 
 TEST_CASE("simt mutations: a missing cp.async wait reads data that has not landed", "[simt][mutation]") {
     const Graph g = model(DType::f16);
-    CHECK_THROWS_WITH(run_mutant(g, schedule(g, true), "anvil_cp_async_wait<1>();", ""),
+    CHECK_THROWS_WITH(run_mutant(g, schedule(g, true), "anvil_cp_async_wait<S - 2>();", ""),
                       Catch::Contains("on tensor cores") && Catch::Contains("before the cp.async.wait_group"));
 }
 
 TEST_CASE("simt mutations: two lanes' fragment rows swapped give wrong numbers", "[simt][mutation]") {
     const Graph g = model(DType::f16);
-    // Rows g and g + 8 of A's fragment trade places.
-    const TensorMap out = run_mutant(g, schedule(g, true), "a[i][0] = anvil_lds((const unsigned*)s);\n                a[i][1] = anvil_lds((const unsigned*)(s + 8 * LD));",
-                                     "a[i][1] = anvil_lds((const unsigned*)s);\n                a[i][0] = anvil_lds((const unsigned*)(s + 8 * LD));");
+    // The lanes that address A's k 0-7 and k 8-15 trade places: the fragment's halves swap.
+    const TensorMap out = run_mutant(g, schedule(g, true), "kk + (lane / 16) * 8);", "kk + (1 - lane / 16) * 8);");
     CHECK_FALSE(matches_reference(g, out));
 }
 
 TEST_CASE("simt mutations: an out-of-bounds shared store is refused", "[simt][mutation]") {
     const Graph g = model(DType::f32);
-    CHECK_THROWS_WITH(run_mutant(g, schedule(g, false), "anvil_sts(As + k * LDA + m, v);",
-                                 "anvil_sts(As + k * LDA + m + ANVIL_SMEM_BYTES / 4, v);"),
+    CHECK_THROWS_WITH(run_mutant(g, schedule(g, false), "anvil_stage_elem(As + k * LDA + m,",
+                                 "anvil_stage_elem(As + k * LDA + m + ANVIL_SMEM_BYTES / 4,"),
                       Catch::Contains("out of bounds") && Catch::Contains("shared region 'smem'"));
 }
 
 TEST_CASE("simt mutations: a read of shared memory no thread wrote is refused", "[simt][mutation]") {
     const Graph g = model(DType::f32);
-    CHECK_THROWS_WITH(run_mutant(g, schedule(g, false), "anvil_sts(Bs + k * LDB + n, v);",
-                                 "if (n != 5) anvil_sts(Bs + k * LDB + n, v);"),
+    CHECK_THROWS_WITH(run_mutant(g, schedule(g, false), "anvil_stage_elem(Bs + k * LDB + n,",
+                                 "if (n != 5) anvil_stage_elem(Bs + k * LDB + n,"),
                       Catch::Contains("which no thread wrote since the task began"));
 }
 

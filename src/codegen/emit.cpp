@@ -33,7 +33,7 @@ namespace {
 
 // The rtasks files in the order they are pasted (each only uses earlier ones).
 const char* const kRtaskOrder[] = {"params.cuh",      "tiling.cuh",  "simt.cuh",      "platform.cuh",
-                                   "primitives.cuh",  "epilogue.cuh", "elementwise.cuh", "matmul.cuh",
+                                   "primitives.cuh",  "epilogue.cuh", "gemm_stages.cuh", "elementwise.cuh", "matmul.cuh",
                                    "matmul_tc.cuh",   "rowwise.cuh",  "conv2d.cuh",    "window.cuh",
                                    "channel.cuh",     "gather.cuh",   "gemv.cuh",
                                    "megakernel.cuh"};

@@ -47,6 +47,34 @@ ROp on_tensor_cores(const ROp& op, int bm, int bn, int bk) {
     return r;
 }
 
+namespace {
+
+// The deepest k slice (ANVIL_GEMM_MAX_BK, halving down to `min_bk`) whose
+// tile fits `limit` bytes of shared memory; 0 if none does. Deeper slices
+// mean fewer barriers per FMA; the stage count is fixed (tiling.cuh).
+template <class SmemBytes>
+int deepest_fit(int limit, int min_bk, SmemBytes smem) {
+    for (int bk = ANVIL_GEMM_MAX_BK; bk >= min_bk; bk /= 2)
+        if (smem(bk) <= limit) return bk;
+    return 0;
+}
+
+int smem_limit_for_tiles(const Gpu& gpu) {
+    return static_smem_limit(gpu) - ANVIL_SMALL_TILE_SMEM_BYTES;  // the reductions' words beside the tile
+}
+
+}  // namespace
+
+int deepest_bk(const ROp& op, int bm, int bn, const Gpu& gpu) {
+    return deepest_fit(smem_limit_for_tiles(gpu), 8, [&](int k) { return tile_smem_bytes(retile(op, bm, bn, k)); });
+}
+
+int deepest_tensor_core_bk(int bm, int bn, const Gpu& gpu) {
+    return deepest_fit(smem_limit_for_tiles(gpu), ANVIL_TC_TILE_STEP_K, [&](int k) {
+        return anvil_matmul_tile_smem_bytes(ANVIL_MM_TENSOR, ANVIL_MM_ROW_NONE, bm, bn, k);
+    });
+}
+
 std::vector<ROp> tile_variants(const ROp& op, const Gpu& gpu) {
     std::vector<ROp> out{op};
     if (op.kind != TaskKind::matmul && op.kind != TaskKind::conv2d) return out;
@@ -55,18 +83,21 @@ std::vector<ROp> tile_variants(const ROp& op, const Gpu& gpu) {
     const auto* p = std::get_if<MatmulParams>(&op.params);
     if (gpu.tensor_core_tiles && p && tensor_core_operands(op) && p->row_op == ANVIL_MM_ROW_NONE)
         for (int bm : {32, 64, 128})
-            for (int bn : {32, 64, 128})
-                if (anvil_tc_tile_ok(bm, bn, 32)) out.push_back(on_tensor_cores(op, bm, bn, 32));
+            for (int bn : {32, 64, 128}) {
+                const int bk = deepest_tensor_core_bk(bm, bn, gpu);
+                if (bk && anvil_tc_tile_ok(bm, bn, bk)) out.push_back(on_tensor_cores(op, bm, bn, bk));
+            }
     if (p && p->M <= ANVIL_GEMV_MAX_M && p->row_op == ANVIL_MM_ROW_NONE)
         for (int bn : {16, 32, 64, 128, 256})
             if (anvil_gemv_tile_ok(bn, dtype_size(op.dtypes.at(1)))) out.push_back(as_gemv(op, bn));
     for (int bm : {16, 32, 64, 128})
         for (int bn : {16, 32, 64, 128}) {
-            if (!anvil_gemm_tile_ok(bm, bn, 32)) continue;
-            ROp v = retile(op, bm, bn, 32);
+            const int bk = deepest_bk(op, bm, bn, gpu);
+            if (!bk || !anvil_gemm_tile_ok(bm, bn, bk)) continue;
+            ROp v = retile(op, bm, bn, bk);
             const auto* mm = std::get_if<MatmulParams>(&v.params);
             if (mm && mm->row_op != ANVIL_MM_ROW_NONE && mm->tiles_n != 1) continue;  // a fused row op needs whole rows
-            if (tile_smem_bytes(v) <= static_smem_limit(gpu)) out.push_back(std::move(v));
+            out.push_back(std::move(v));
         }
     return out;
 }

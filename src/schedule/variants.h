@@ -17,6 +17,12 @@ ROp as_gemv(const ROp& op, int bn);
 // An f16 or bf16 matmul with BM x BN x BK tiles on tensor cores.
 ROp on_tensor_cores(const ROp& op, int bm, int bn, int bk);
 
+// The deepest k slice (32, 16 or 8; 0: none) with which a BM x BN tile of
+// `op` fits one block's static shared memory on `gpu`, beside the block
+// reductions' words: tiled (CUDA cores) or on tensor cores.
+int deepest_bk(const ROp& op, int bm, int bn, const Gpu& gpu);
+int deepest_tensor_core_bk(int bm, int bn, const Gpu& gpu);
+
 // The tile shapes the rTask of `op` can take on `gpu` (itself included);
 // only GEMM rOps have more than one.
 std::vector<ROp> tile_variants(const ROp& op, const Gpu& gpu);

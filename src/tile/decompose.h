@@ -6,7 +6,7 @@ namespace anvil {
 
 struct TileSizes {
     int ew_tile_elems = 4096;  // elementwise elements per tile
-    int mm_bm = 64, mm_bn = 64, mm_bk = 32;
+    int mm_bm = 64, mm_bn = 64, mm_bk = 16;  // 64 x 64 x 16 in four stages: 34 KiB of shared memory
     int gemv_max_m = 4;   // matmuls of at most this many rows stream as GEMV tiles (0: never)
     int gemv_bn = 64;     // columns per GEMV tile
     int row_target_tiles = 264;  // row-wise ops aim for about this many tiles

@@ -68,6 +68,13 @@ void check_matmul(const ROp& op) {
     }
     require(p.algo == ANVIL_MM_TILED || p.algo == ANVIL_MM_TENSOR, op, "unknown matmul algo " + std::to_string(p.algo));
     check_gemm_tile(op, p.bm, p.bn, p.bk);
+    // The GEMM tiles index one batch's A, B and C with 32-bit offsets.
+    auto extent = [](int64_t rows, int64_t s_r, int64_t cols, int64_t s_c) {
+        return std::abs(s_r) * (rows + 64) + std::abs(s_c) * (cols + 64);  // + a tile's overhang
+    };
+    require(extent(p.M, p.a_sm, p.K, p.a_sk) < (int64_t{1} << 31) && extent(p.K, p.b_sk, p.N, p.b_sn) < (int64_t{1} << 31) &&
+                extent(p.M, p.c_sm, p.N, p.c_sn) < (int64_t{1} << 31),
+            op, "a GEMM tile's operands must be indexable with 32-bit offsets (under 2^31 elements per batch)");
     require(p.algo != ANVIL_MM_TENSOR ||
                 (tensor_core_operands(op) && p.row_op == ANVIL_MM_ROW_NONE && anvil_tc_tile_ok(p.bm, p.bn, p.bk)),
             op, "a tensor-core tile needs f16 or bf16 operands of one dtype, no row op, "
@@ -116,6 +123,11 @@ void check_rop(const ROp& op, const TileGraph& tg, int smem_limit) {
     if (op.kind == TaskKind::conv2d) {
         const auto& p = std::get<WindowParams>(op.params);
         check_gemm_tile(op, p.bm, p.bn, p.bk);
+        // The implicit GEMM indexes one (image, group) of x and y and one group of w with 32-bit offsets.
+        const int64_t x_group = int64_t{p.Cg} * p.H * p.W, y_group = int64_t{p.Og} * p.OH * p.OW,
+                      w_group = int64_t{p.Og} * p.Cg * p.KH * p.KW;
+        require(std::max({x_group, y_group, w_group}) < (int64_t{1} << 30), op,
+                "an implicit-GEMM conv2d needs each (image, group) of x and y and each group of w under 2^30 elements");
     }
     if (op.kind == TaskKind::gather) require(op.dtypes[1] == DType::i32, op, "gather ids must be i32");
     const int smem = tile_smem_bytes(op);

@@ -1,0 +1,180 @@
+// Every GEMM tile variant the policies can pick (tile_variants: CUDA-core
+// matmul and conv2d in f32, f16 and bf16, tensor-core matmul in f16 and
+// bf16) compiles with NVRTC for sm_90, and, with the kernels asking for
+// two blocks of 256 threads per SM (__launch_bounds__(256, 2): at most 128
+// registers), with no spills; its static shared memory lets two blocks
+// co-reside. With ANVIL_TILE_RESOURCES_OUT set, the
+// test also writes the table of docs/perf/tile-resources.md there
+// (scripts/tile_resources.sh): per variant, the cubin's registers and
+// spills, the tile's shared memory, and by construction its shared loads
+// per FMA (per mma) and the bytes its pipeline keeps in flight.
+#include <catch2/catch.hpp>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "codegen/emit.h"
+#include "frontend/infer_shapes.h"
+#include "frontend/load_model.h"
+#include "runtime/compile_nvrtc.h"
+#include "schedule/builders.h"
+#include "schedule/variants.h"
+#include "tile/decompose.h"
+#include "tile/footprint.h"
+#include "tile/fusion.h"
+#include "../rtasks/tiling.cuh"
+
+using namespace anvil;
+
+namespace {
+
+// A matmul and a conv2d large enough that no tile shape is clipped; with
+// `epilogue`, each with what most layers fuse (a bias and gelu, a relu).
+Graph gemm_model(DType dtype, bool epilogue) {
+    const std::string text = fmt::format(R"(anvil: 1
+name: tile_resources
+dtype: {}
+seed: 3
+inputs:
+  - {{name: x, shape: [512, 512]}}
+  - {{name: image, shape: [1, 64, 32, 32]}}
+params:
+  - {{name: w, shape: [512, 512]}}
+  - {{name: k, shape: [128, 64, 3, 3]}}
+  - {{name: b, shape: [512]}}
+nodes:
+  - {{name: y0, op: matmul, inputs: [x, w]}}
+  - {{name: c0, op: conv2d, inputs: [image, k], padding: 1}}
+{}
+)",
+                                         dtype_name(dtype),
+                                         epilogue ? "  - {name: y1, op: add, inputs: [y0, b]}\n"
+                                                    "  - {name: y, op: gelu, inputs: [y1]}\n"
+                                                    "  - {name: c, op: relu, inputs: [c0]}\n"
+                                                    "outputs: [y, c]"
+                                                  : "outputs: [y0, c0]");
+    return infer_shapes(build_graph(load_model_from_string(text, "tile_resources.yaml")));
+}
+
+// Every variant of every GEMM rOp of `g` (fused), one rOp (and so one kernel) each.
+Schedule every_variant(const Graph& g, bool epilogue) {
+    const TileGraph base = fuse(decompose(g), default_gpu());
+    TileGraph tg = base;
+    tg.rops.clear();
+    for (const ROp& op : base.rops) {
+        if (op.kind != TaskKind::matmul && op.kind != TaskKind::conv2d) continue;
+        REQUIRE((op.epilogue.nsteps > 0) == epilogue);
+        std::vector<ROp> variants = tile_variants(op, default_gpu());
+        variants.erase(variants.begin());  // decompose's own shape is among the others
+        for (ROp& v : variants)
+            if (std::get_if<MatmulParams>(&v.params) == nullptr || std::get<MatmulParams>(v.params).algo != ANVIL_MM_GEMV)
+                tg.rops.push_back(std::move(v));
+    }
+    return launch_per_rop("per_op", tg, default_gpu(), "op_");
+}
+
+// Each launch's kernel resources, by launch (= rOp).
+std::vector<KernelResources> per_rop(const Schedule& s, const CubinResult& r) {
+    std::map<std::string, KernelResources> by_name;
+    for (const KernelResources& k : r.kernels) by_name[k.name] = k;
+    std::vector<KernelResources> out;
+    for (const std::string& k : launch_kernels(s)) out.push_back(by_name.at(k));
+    return out;
+}
+
+std::string with_two_blocks_per_sm(std::string source) {
+    for (size_t at; (at = source.find("__launch_bounds__(256)")) != std::string::npos;)
+        source.replace(at, 22, "__launch_bounds__(256, 2)");
+    return source;
+}
+
+struct TileShape {
+    const char* kind;
+    int algo, bm, bn, bk;
+};
+
+TileShape shape_of(const ROp& op) {
+    if (const auto* p = std::get_if<MatmulParams>(&op.params))
+        return {p->algo == ANVIL_MM_TENSOR ? "matmul (tensor cores)" : p->algo == ANVIL_MM_GEMV ? "gemv" : "matmul",
+                p->algo, p->bm, p->bn, p->bk};
+    const auto& w = std::get<WindowParams>(op.params);
+    return {"conv2d", ANVIL_MM_TILED, w.bm, w.bn, w.bk};
+}
+
+// Shared loads per FMA of a CUDA-core tile's thread (RM x RN micro-tile,
+// RM / VM + RN / VN vector loads per k), or ldmatrix per mma of a warp.
+std::string loads_per_op(const TileShape& s) {
+    if (s.algo == ANVIL_MM_TENSOR) {
+        const int mi = s.bm / 2 / 16, ni = s.bn / 4 / 8;
+        return fmt::format("{:.3f} ldmatrix/mma ({} x4 A + {} B per {} mma)", double(mi + (ni + 1) / 2) / (mi * ni), mi,
+                           (ni + 1) / 2, mi * ni);
+    }
+    const int rm = s.bm / 16, rn = s.bn / 16, vm = anvil_gemm_vec(rm), vn = anvil_gemm_vec(rn);
+    return fmt::format("{:.4f} lds/FMA ({}x{} micro-tile, {}-wide x {} + {}-wide x {} per k)",
+                       double(rm / vm + rn / vn) / (rm * rn), rm, rn, vm * 32, rm / vm, vn * 32, rn / vn);
+}
+
+// Bytes the pipeline has in flight per block while a slice is multiplied.
+int bytes_in_flight(const TileShape& s, int elem_bytes) {
+    if (s.algo == ANVIL_MM_TENSOR) return (ANVIL_TC_STAGES - 1) * s.bk * (s.bm + s.bn) * 2;
+    return (ANVIL_GEMM_STAGES - 1) * s.bk * (s.bm + s.bn) * elem_bytes;
+}
+
+}  // namespace
+
+TEST_CASE("every GEMM tile variant compiles for sm_90 without spills in at most 128 registers", "[compile][gemm]") {
+    const char* out_path = std::getenv("ANVIL_TILE_RESOURCES_OUT");
+    std::string table =
+        "| kind | dtype | BM x BN x BK | (256, 2): registers, spills (B) | (256, 2) + epilogue | as emitted (256) + epilogue | "
+        "tile smem (B) | 2 blocks/SM | shared loads | bytes in flight per block (per SM at 2 blocks) |\n"
+        "|---|---|---|---|---|---|---|---|---|---|\n";
+    for (DType dtype : {DType::f32, DType::f16, DType::bf16}) {
+        CAPTURE(dtype_name(dtype));
+        const Schedule bare = every_variant(gemm_model(dtype, false), false);
+        const Schedule fused = every_variant(gemm_model(dtype, true), true);
+        REQUIRE(bare.tiles.rops.size() >= 16 + 16 + (dtype == DType::f32 ? 0 : 9));
+        REQUIRE(fused.tiles.rops.size() == bare.tiles.rops.size());
+        const std::vector<KernelResources> two = per_rop(bare, compile_nvrtc(with_two_blocks_per_sm(emit_source(bare)), "sm_90"));
+        const std::string fused_source = emit_source(fused);
+        const CubinResult fused_two_cubin = compile_nvrtc(with_two_blocks_per_sm(fused_source), "sm_90");
+        const std::vector<KernelResources> fused_two = per_rop(fused, fused_two_cubin);
+        const std::vector<KernelResources> fused_plain = per_rop(fused, compile_nvrtc(fused_source, "sm_90"));
+        if (const char* log = std::getenv("ANVIL_TILE_RESOURCES_LOG")) {  // for a look at ptxas' report
+            std::ofstream(std::string(log) + "." + dtype_name(dtype) + ".log") << fused_two_cubin.log;
+            std::ofstream(std::string(log) + "." + dtype_name(dtype) + ".cu") << with_two_blocks_per_sm(fused_source);
+        }
+        for (size_t i = 0; i < bare.tiles.rops.size(); ++i) {
+            const ROp& op = bare.tiles.rops[i];
+            const TileShape sh = shape_of(op);
+            const int smem = std::max(tile_smem_bytes(op), tile_smem_bytes(fused.tiles.rops[i]));
+            INFO(sh.kind << " " << sh.bm << " x " << sh.bn << " x " << sh.bk << ": " << two[i].registers
+                         << " registers, " << two[i].spill_stores << " B spilled; with the epilogue "
+                         << fused_two[i].registers << ", " << fused_two[i].spill_stores << " B");
+            CHECK(two[i].spill_stores == 0);
+            CHECK(two[i].spill_loads == 0);
+            CHECK(two[i].registers <= 128);
+            CHECK(fused_two[i].registers <= 128);
+            // The epilogue is a call (anvil_epilogue_apply): values live across
+            // it. Only the 8 x 8 micro-tiles, 64 accumulators live at the first
+            // call, may spill a few words there (known; docs/perf/tile-resources.md).
+            CHECK(fused_two[i].spill_stores <= (sh.algo != ANVIL_MM_TENSOR && sh.bm == 128 && sh.bn == 128 ? 32 : 0));
+            CHECK(smem <= ANVIL_STATIC_SMEM_LIMIT - ANVIL_SMALL_TILE_SMEM_BYTES);
+            const int elem = sh.algo == ANVIL_MM_TENSOR ? 2 : 4;  // staged as f32 on CUDA cores
+            const int flight = bytes_in_flight(sh, elem);
+            auto rs = [](const KernelResources& k) { return fmt::format("{}, {}", k.registers, k.spill_stores); };
+            table += fmt::format("| {} | {} | {} x {} x {} | {} | {} | {} | {} | {} | {} | {} ({}) |\n", sh.kind,
+                                 dtype_name(dtype), sh.bm, sh.bn, sh.bk, rs(two[i]), rs(fused_two[i]), rs(fused_plain[i]),
+                                 smem, two[i].registers <= 128 && 2 * (smem + 1024) <= 228 * 1024 ? "yes" : "no",
+                                 loads_per_op(sh), flight, 2 * flight);
+        }
+    }
+    if (out_path) {
+        std::ofstream(out_path) << table;
+        WARN("wrote " << out_path);
+    }
+}
