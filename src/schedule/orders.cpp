@@ -30,6 +30,7 @@ std::vector<Placed> wavefront_order(const TileGraph& tg, const Gpu& gpu) {
     }
     std::vector<Placed> order;
     std::vector<double> load(blocks, 0);
+    int next = 0;
     for (std::vector<int>& rops : by_wave) {
         // Rops of one wave are independent: any order of their tiles is topological.
         std::stable_sort(rops.begin(), rops.end(), [&](int a, int b) { return tile_s[a] > tile_s[b]; });
@@ -37,7 +38,16 @@ std::vector<Placed> wavefront_order(const TileGraph& tg, const Gpu& gpu) {
         std::fill(load.begin(), load.end(), floor);
         for (int r : rops)
             for (int tile = 0; tile < tg.rops[r].tiles; ++tile) {
-                const int b = static_cast<int>(std::min_element(load.begin(), load.end()) - load.begin());
+                // Of the least-loaded blocks, the first after the last one
+                // used: small rOps of later waves go to other blocks than
+                // the first ones, so no block collects every small tile
+                // (and its counter polls).
+                int b = next;
+                for (int k = 1; k < blocks; ++k) {
+                    const int o = (next + k) % blocks;
+                    if (load[o] < load[b]) b = o;
+                }
+                next = (b + 1) % blocks;
                 load[b] += tile_s[r] * share + gpu.task_overhead_s;
                 order.push_back(Placed{r, tile, b});
             }

@@ -12,32 +12,33 @@ namespace anvil {
 
 namespace {
 
-// One waiter's cover of what it still needs from one producer rOp: the
-// runs of consecutive tiles from a needed tile to a needed tile with every
-// tile between needed or already complete, trimmed to the tiles it still
-// needs. `needed` ascending; calls wait(begin, end) per run.
+// One waiter's cover of what it still needs from one producer rOp: runs
+// of consecutive tiles from a needed tile to a needed tile, every tile
+// between them needed or already complete, that hold a tile not yet
+// complete. A run spans all the needed tiles it joins, so that the waiters
+// of one region share its counter. `needed` ascending; wait(begin, end).
 template <typename Complete, typename Wait>
 void cover(const std::vector<int>& needed, const Complete& complete, const Wait& wait) {
-    int lo = -1, hi = -1;  // the open run's first and last still-needed tile
-    int prev = -1;          // the last needed tile seen
+    int lo = -1, hi = -1;  // the open run's first and last needed tile
+    bool open_needs = false;  // whether it holds a tile not yet complete
+    auto close = [&]() {
+        if (lo >= 0 && open_needs) wait(lo, hi + 1);
+        lo = hi = -1;
+        open_needs = false;
+    };
     for (int x : needed) {
-        const bool open = lo >= 0;
-        if (open) {
-            bool joined = true;  // every tile between prev and x complete
-            for (int tile = prev + 1; tile < x && joined; ++tile) joined = complete(tile);
-            if (!joined) {
-                wait(lo, hi + 1);
-                lo = hi = -1;
-            }
-        }
-        if (!complete(x)) {
-            if (lo < 0) lo = x;
-            hi = x;
-        }
-        prev = x;
+        bool joined = lo >= 0;  // every tile between the run's end and x complete
+        for (int tile = hi + 1; joined && tile < x; ++tile) joined = complete(tile);
+        if (!joined) close();
+        if (lo < 0) lo = x;
+        hi = x;
+        open_needs = open_needs || !complete(x);
     }
-    if (lo >= 0) wait(lo, hi + 1);
+    close();
 }
+
+// More runs of one producer than this and a task waits for their span.
+constexpr int kMaxRunsPerProducer = 4;
 
 }  // namespace
 
@@ -102,7 +103,19 @@ WaitPlan plan_waits(const TileGraph& tg, const std::vector<Task>& tasks, const s
             const std::vector<int>& of = task_of[rop];
             tiles.erase(std::unique(tiles.begin(), tiles.end()), tiles.end());
             auto tile_complete = [&](int tile) { return complete(of[tile]); };
-            cover(tiles, tile_complete, [&](int begin, int end) {
+            std::vector<std::pair<int, int>> runs;
+            cover(tiles, tile_complete, [&](int begin, int end) { runs.push_back({begin, end}); });
+            // A strided read (a depthwise tile's channels of a pixel-banded
+            // producer) makes many short runs: wait once for the span
+            // instead, when every tile in it comes earlier (the order
+            // argument holds; the extra tiles run in the same wave).
+            if (runs.size() > static_cast<size_t>(kMaxRunsPerProducer)) {
+                const int begin = runs.front().first, end = runs.back().second;
+                bool earlier = true;
+                for (int tile = begin; tile < end && earlier; ++tile) earlier = of[tile] >= 0 && of[tile] < t;
+                if (earlier) runs.assign(1, {begin, end});
+            }
+            for (const auto& [begin, end] : runs) {
                 auto [it, fresh] = group_of.emplace(std::array<int, 3>{rop, begin, end}, static_cast<int>(plan.groups.size()));
                 if (fresh) {
                     plan.groups.push_back(CounterGroup{rop, begin, end});
@@ -116,7 +129,7 @@ WaitPlan plan_waits(const TileGraph& tg, const std::vector<Task>& tasks, const s
                 }
                 plan.waits[t].push_back(it->second);
                 known = join(known, group_clock[it->second]);
-            });
+            }
         }
         std::sort(plan.waits[t].begin(), plan.waits[t].end());
         advance(known, block_of[t], position[t]);
