@@ -13,6 +13,7 @@
 #include "anvil/pipeline.h"
 #include "schedule/builders.h"
 #include "schedule/cost_model.h"
+#include "schedule/race_check.h"
 #include "schedule/sync_counters.h"
 #include "schedule/tile_dependencies.h"
 #include "schedule/wait_groups.h"
@@ -189,5 +190,21 @@ TEST_CASE("full-size models poll at most 64 counters per block", "[waits][fullsi
         INFO(j["wait_checks"] << " polls, " << j["wait_checks_per_block_max"] << " on the busiest block");
         CHECK(j["wait_checks_per_block_max"].get<int>() <= 64);
         CHECK(j["wait_checks"].get<int>() < 10000);
+    }
+}
+
+TEST_CASE("the full-size zoo's schedules are race-free under every policy", "[waits][.fullsize]") {
+    // Hidden (minutes on a CI machine): `anvil_tests "[.fullsize]"`. The
+    // host and simt runs of --check-races are too slow at full size; this
+    // is their static half, the same find_races.
+    for (const auto& entry : fs::directory_iterator(fs::path(ANVIL_SOURCE_DIR) / "models")) {
+        const std::string stem = entry.path().stem().string();
+        if (!fs::exists(entry.path().parent_path() / (stem + "_small.yaml"))) continue;
+        for (const char* policy : {"anvil", "rammer", "topo", "welder", "per_op"}) {
+            CAPTURE(stem, policy);
+            const std::vector<Race> races = find_races(plan(zoo(stem + ".yaml"), policy, default_gpu()));
+            INFO((races.empty() ? "" : races.front().what));
+            CHECK(races.empty());
+        }
     }
 }
