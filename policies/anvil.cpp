@@ -33,7 +33,7 @@ std::vector<Placed> critical_path_order(const TileGraph& tg, const Gpu& gpu, int
     std::vector<std::vector<int>> consumers(n);
     std::vector<int> waiting(n);
     for (size_t t = 0; t < n; ++t) {
-        cost[t] = tile_s[tasks[t].rop] + gpu.task_overhead_s;
+        cost[t] = tile_s[tasks[t].rop] * block_share(gpu, blocks) + gpu.task_overhead_s;
         waiting[t] = static_cast<int>(tasks[t].deps.size());
         for (int d : tasks[t].deps) consumers[d].push_back(static_cast<int>(t));
     }

@@ -1,18 +1,29 @@
 // The persistent loop and the task-level synchronisation.
 //
-// Every task has a counter in global memory. A task publishes by storing
-// the run's `epoch` into its counter with release semantics after all of its
-// threads' stores; a consumer's thread 0 spins with acquire loads until each
-// dependency's counter equals `epoch`, then the block passes a barrier
-// before anyone reads. Counters are never reset: run n uses epoch n.
+// Arrival counters in global memory, one per counter group (a run of
+// consecutive tiles of one rOp: what a consumer reads of it) or per single
+// task (Schedule::groups, Task::deps; src/schedule/sync_counters.h). Every
+// task, after all of its threads' stores and a block barrier, adds 1 with
+// release semantics to each counter it belongs to (a thread per counter). A
+// counter of `expected` members is complete in run n when it holds
+// expected * n (mod 2^32; it only grows within a run, from expected * (n - 1)):
+// counters are never reset, run n publishes epoch n. A consumer's warp 0 polls
+// the few counters covering what it reads, each lane its own counter(s) with
+// acquire loads, then the lanes vote and a block barrier hands the verdict
+// (and, by causality, the producers' stores) to every thread. So a wait costs
+// a round of parallel polls, not one serial check per producer tile.
 //
-// Why the loop cannot deadlock: every dependency points to a smaller task
-// id, every block runs its queue in ascending order and all blocks of a
-// launch are co-resident, so the smallest unfinished task can always run.
+// Why the loop cannot deadlock: every task of a waited counter comes before
+// the waiter in the global order, in the same launch (verify_schedule checks
+// it for groups as for single dependencies: plan_waits only groups tiles that
+// the waiter reads, or that its block already knows complete, and both come
+// earlier); every block runs its queue in ascending order and all blocks of a
+// launch are co-resident, so the smallest unfinished task can always run:
+// everything it waits for is smaller, hence finished, hence counted.
 // A bug in a schedule still must not hang: every spin is bounded in time,
 // the first block to time out records AnvilStatus {ANVIL_DEADLOCK, task,
-// waiting_on}, and every block polls the status between tasks and in its
-// spins and stops.
+// waiting_on = the counter}, and every block polls the status between tasks
+// and in its spins and stops.
 #ifndef ANVIL_RTASKS_MEGAKERNEL_CUH
 #define ANVIL_RTASKS_MEGAKERNEL_CUH
 
@@ -45,43 +56,58 @@ ANVIL_DEVICE void anvil_fail_variant(AnvilStatus* status, int task, int op, int 
     }
 }
 
-// Thread 0 waits for every dependency of `task`; the whole block gets the
-// verdict: false when the run is being stopped.
-ANVIL_DEVICE bool anvil_wait_deps(int task, const AnvilTask& t, const int* deps, const unsigned* counters,
-                                  unsigned epoch, AnvilStatus* status, unsigned long long timeout_ns) {
+// The schedule's synchronisation tables (emit.cpp) and this run's counters.
+struct AnvilSync {
+    const int* waits;          // counter ids, per task waits[wait_begin .. + wait_count)
+    const int* signals;        // counter ids, per task signals[signal_begin .. + signal_count)
+    const unsigned* expected;  // per counter: how many tasks add to it in a run
+    unsigned* counters;
+    unsigned epoch;            // this run's number, from 1
+};
+
+// Warp 0 waits for every counter `task` waits on, lane i polling counters
+// i, i + 32, ... in parallel; the whole block gets the verdict: false when
+// the run is being stopped.
+ANVIL_DEVICE bool anvil_wait_counters(int task, const AnvilTask& t, const AnvilSync& sync, AnvilStatus* status,
+                                      unsigned long long timeout_ns) {
     int go = 1;
-    if (anvil_thread() == 0) {
+    const int lane = anvil_thread();
+    if (lane < ANVIL_WARP) {
         if (anvil_load_relaxed(&status->code) != ANVIL_OK) go = 0;
-        for (int i = 0; go && i < t.dep_count; ++i) {
-            const int dep = deps[t.dep_begin + i];
+        for (int i = lane; go && i < t.wait_count; i += ANVIL_WARP) {
+            const int c = sync.waits[t.wait_begin + i];
+            const unsigned target = sync.expected[c] * sync.epoch;  // mod 2^32
             const unsigned long long start = anvil_now_ns();
-            // Acquire: the producer's stores, released before its counter,
-            // are visible to this thread once the counter is seen.
-            while (anvil_load_acquire(counters + dep) != epoch) {
+            // Acquire: the members' stores, released before their arrivals,
+            // are visible to this lane once the count is seen.
+            while (anvil_load_acquire(sync.counters + c) != target) {
                 if (anvil_load_relaxed(&status->code) != ANVIL_OK) {
                     go = 0;
                     break;
                 }
                 if (anvil_now_ns() - start > timeout_ns) {
-                    anvil_fail(status, ANVIL_DEADLOCK, task, dep);
+                    anvil_fail(status, ANVIL_DEADLOCK, task, c);
                     go = 0;
                     break;
                 }
                 anvil_backoff();
             }
         }
+        // The vote: every lane's verdict, in every lane (0/1 sums are exact).
+        if (t.wait_count > 1) go = anvil_warp_sum(go ? 1.0f : 0.0f) > (float)ANVIL_WARP - 0.5f;
     }
-    // The broadcast's barrier also orders thread 0's acquire before the
-    // loads of every other thread of the block.
+    // The broadcast's barrier also orders every polling lane's acquire
+    // before the loads of every other thread of the block.
     return anvil_block_broadcast(go) != 0;
 }
 
 // After the task body: the barrier makes every thread's stores happen
-// before thread 0's release store (release is cumulative), so a consumer
-// that acquires the counter sees the whole tile.
-ANVIL_DEVICE void anvil_publish(int task, unsigned* counters, unsigned epoch) {
+// before the release adds (release is cumulative), so a consumer that
+// acquires a complete count sees the whole tile. One thread per counter.
+ANVIL_DEVICE void anvil_publish(const AnvilTask& t, const AnvilSync& sync) {
     anvil_barrier();
-    if (anvil_thread() == 0) anvil_store_release(counters + task, epoch);
+    for (int i = anvil_thread(); i < t.signal_count; i += ANVIL_THREADS)
+        anvil_add_release(sync.counters + sync.signals[t.signal_begin + i], 1u);
 }
 
 // Where a task's timeline goes: null, or one record per task (ANVIL_TRACE).
@@ -94,19 +120,18 @@ struct AnvilTraceSink {
 // Runs one task; false when the run is being stopped. Without ANVIL_TRACE
 // the sink is never read, and the compiler drops it.
 template <AnvilRunTask RUN>
-ANVIL_DEVICE bool anvil_run_one(int task, const AnvilTask* tasks, const int* deps, char* arena,
-                                unsigned* counters, unsigned epoch, AnvilStatus* status,
-                                unsigned long long timeout_ns, AnvilTraceSink sink) {
+ANVIL_DEVICE bool anvil_run_one(int task, const AnvilTask* tasks, const AnvilSync& sync, char* arena,
+                                AnvilStatus* status, unsigned long long timeout_ns, AnvilTraceSink sink) {
     const AnvilTask t = tasks[task];
 #ifdef ANVIL_TRACE
     const unsigned long long ready = anvil_now_ns();
 #endif
-    if (!anvil_wait_deps(task, t, deps, counters, epoch, status, timeout_ns)) return false;
+    if (!anvil_wait_counters(task, t, sync, status, timeout_ns)) return false;
 #ifdef ANVIL_TRACE
     const unsigned long long start = anvil_now_ns();
 #endif
     RUN(t.op, t.tile, arena, status, task);
-    anvil_publish(task, counters, epoch);
+    anvil_publish(t, sync);
 #ifdef ANVIL_TRACE
     if (sink.records && anvil_thread() == 0)
         sink.records[task] = AnvilTraceRecord{ready, start, anvil_now_ns(), sink.sm, sink.block};
@@ -118,11 +143,11 @@ ANVIL_DEVICE bool anvil_run_one(int task, const AnvilTask* tasks, const int* dep
 
 // One persistent block: its queue, in order.
 template <AnvilRunTask RUN>
-ANVIL_DEVICE void anvil_run_queue(const int* queue, int count, const AnvilTask* tasks, const int* deps,
-                                  char* arena, unsigned* counters, unsigned epoch, AnvilStatus* status,
-                                  unsigned long long timeout_ns, AnvilTraceSink sink) {
+ANVIL_DEVICE void anvil_run_queue(const int* queue, int count, const AnvilTask* tasks, const AnvilSync& sync,
+                                  char* arena, AnvilStatus* status, unsigned long long timeout_ns,
+                                  AnvilTraceSink sink) {
     for (int i = 0; i < count; ++i)
-        if (!anvil_run_one<RUN>(queue[i], tasks, deps, arena, counters, epoch, status, timeout_ns, sink)) return;
+        if (!anvil_run_one<RUN>(queue[i], tasks, sync, arena, status, timeout_ns, sink)) return;
 }
 
 #ifndef __CUDACC__
@@ -134,30 +159,33 @@ ANVIL_DEVICE void anvil_run_queue(const int* queue, int count, const AnvilTask* 
 // worker's sequence).
 //
 // `observe`, when not null, is called with each task after its waits and
-// before its body (the race check's record of what had published by then);
-// null keeps the plain path. `trace` as on the device, the worker playing
-// the SM.
-typedef void (*AnvilHostObserver)(void* ctx, int task);
+// before its body (phase 0: the race check's record of what had published
+// by then) and after its body, before its arrivals (phase 1: it has
+// published); null keeps the plain path. `trace` as on the device, the
+// worker playing the SM.
+typedef void (*AnvilHostObserver)(void* ctx, int task, int phase);
 
 // One task as its block runs it: anvil_run_one, with the observer (thread
 // 0's) between the waits and the body when there is one.
 template <AnvilRunTask RUN>
-static bool anvil_host_task(int task, const AnvilTask* tasks, const int* deps, char* arena, unsigned* counters,
-                            unsigned epoch, AnvilStatus* status, unsigned long long timeout_ns, AnvilTraceSink sink,
+static bool anvil_host_task(int task, const AnvilTask* tasks, const AnvilSync& sync, char* arena,
+                            AnvilStatus* status, unsigned long long timeout_ns, AnvilTraceSink sink,
                             AnvilHostObserver observe, void* observe_ctx) {
-    if (!observe) return anvil_run_one<RUN>(task, tasks, deps, arena, counters, epoch, status, timeout_ns, sink);
+    if (!observe) return anvil_run_one<RUN>(task, tasks, sync, arena, status, timeout_ns, sink);
     const AnvilTask t = tasks[task];
-    if (!anvil_wait_deps(task, t, deps, counters, epoch, status, timeout_ns)) return false;
-    if (anvil_thread() == 0) observe(observe_ctx, task);
+    if (!anvil_wait_counters(task, t, sync, status, timeout_ns)) return false;
+    if (anvil_thread() == 0) observe(observe_ctx, task, 0);
     RUN(t.op, t.tile, arena, status, task);
-    anvil_publish(task, counters, epoch);
+    anvil_barrier();  // every thread's stores are done
+    if (anvil_thread() == 0) observe(observe_ctx, task, 1);
+    anvil_publish(t, sync);
     return true;
 }
 
 template <AnvilRunTask RUN>
 static void anvil_host_run_blocks(const int* qoff, const int* queue, int blocks, int worker, int workers,
-                                  const AnvilTask* tasks, const int* deps, char* arena, unsigned* counters,
-                                  unsigned epoch, AnvilStatus* status, unsigned long long timeout_ns,
+                                  const AnvilTask* tasks, const AnvilSync& sync, char* arena,
+                                  AnvilStatus* status, unsigned long long timeout_ns,
                                   AnvilTraceRecord* trace, AnvilHostObserver observe, void* observe_ctx) {
     int mine = 0;
     for (int b = worker; b < blocks; b += workers) ++mine;
@@ -179,8 +207,8 @@ static void anvil_host_run_blocks(const int* qoff, const int* queue, int blocks,
         const AnvilTraceSink sink = {trace, (unsigned)worker, (unsigned)(worker + best * workers)};
         // The whole block runs the task (platform.cuh: one thread, or simt's 256 fibers).
         auto body = [&]() -> bool {
-            return anvil_host_task<RUN>(best_task, tasks, deps, arena, counters, epoch, status, timeout_ns, sink,
-                                        observe, observe_ctx);
+            return anvil_host_task<RUN>(best_task, tasks, sync, arena, status, timeout_ns, sink, observe,
+                                        observe_ctx);
         };
         if (!anvil_as_block(best_task, tasks[best_task].op, worker, status, body)) break;
     }

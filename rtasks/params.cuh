@@ -252,19 +252,22 @@ struct AnvilROpRef {
     int index;
 };
 
-// One task: one tile of one rOperator. Its dependencies are the tasks whose
-// published outputs it reads: deps[dep_begin .. dep_begin + dep_count).
+// One task: one tile of one rOperator. It waits for the counters
+// waits[wait_begin .. + wait_count) (those covering the published outputs it
+// reads) and, once published, adds 1 to signals[signal_begin .. + signal_count).
 struct AnvilTask {
     int op;
     int tile;
-    int dep_begin;
-    int dep_count;
+    int wait_begin;
+    int wait_count;
+    int signal_begin;
+    int signal_count;
 };
 
 // What went wrong in a run, written once by the first task that fails.
 enum AnvilStatusCode {
     ANVIL_OK = 0,
-    ANVIL_DEADLOCK = 1,   // a dependency was not published within the spin bound
+    ANVIL_DEADLOCK = 1,   // a waited counter was not complete within the spin bound
     ANVIL_BAD_INDEX = 2,  // a gathered index was out of range
     ANVIL_BAD_VARIANT = 3,  // a task's rOp names a variant its kernel's dispatcher has no case for
     ANVIL_SIMT_CHECK = 4,   // simt backend: a thread-level check failed (the message is the library's)
@@ -273,7 +276,7 @@ enum AnvilStatusCode {
 struct AnvilStatus {
     int code;
     int task;        // the task that failed
-    int waiting_on;  // ANVIL_DEADLOCK: the dependency it waited for; ANVIL_BAD_INDEX: the
+    int waiting_on;  // ANVIL_DEADLOCK: the counter it waited for; ANVIL_BAD_INDEX: the
                      // position (flat, row-major) of the bad index in its tensor;
                      // ANVIL_BAD_VARIANT: the task's rOp
     int detail;      // ANVIL_BAD_INDEX: the bad index; ANVIL_BAD_VARIANT: the variant

@@ -195,6 +195,11 @@ ANVIL_DEVICE unsigned anvil_load_acquire(const unsigned* p) {
 ANVIL_DEVICE void anvil_store_release(unsigned* p, unsigned v) {
     asm volatile("st.release.gpu.u32 [%0], %1;" ::"l"(p), "r"(v) : "memory");
 }
+// An arrival: adds v, ordered after this thread's (and, through a barrier,
+// its block's) earlier stores. No result: a reduction, not an atomic.
+ANVIL_DEVICE void anvil_add_release(unsigned* p, unsigned v) {
+    asm volatile("red.release.gpu.add.u32 [%0], %1;" ::"l"(p), "r"(v) : "memory");
+}
 ANVIL_DEVICE int anvil_load_relaxed(const int* p) {
     int v;
     asm volatile("ld.relaxed.gpu.s32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
@@ -305,6 +310,7 @@ ANVIL_DEVICE anvil_u32x4 anvil_load16(const void* p) {
 // Worker threads are the blocks: C++ atomics with the same orderings.
 ANVIL_DEVICE unsigned anvil_load_acquire(const unsigned* p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
 ANVIL_DEVICE void anvil_store_release(unsigned* p, unsigned v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+ANVIL_DEVICE void anvil_add_release(unsigned* p, unsigned v) { __atomic_fetch_add(p, v, __ATOMIC_RELEASE); }
 ANVIL_DEVICE int anvil_load_relaxed(const int* p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
 ANVIL_DEVICE int anvil_cas(int* p, int expected, int desired) {
     __atomic_compare_exchange_n(p, &expected, desired, false, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);

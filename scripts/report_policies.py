@@ -4,7 +4,8 @@
 Runs `anvil schedule MODEL --policy P --gpu G --json` for every full-size zoo
 model and every policy, writes docs/perf/policies-<date>.json (machine, date,
 commit, command, and per model and policy: predicted time, DRAM bytes,
-kernels, tasks, groups, SM idle share), and rewrites the README's table of
+kernels, tasks, groups, SM idle share, counter polls in a run and on the
+busiest block, blocks per SM and grid blocks), and rewrites the README's table of
 predictions (between the `predictions:begin/end` markers) from that file.
 These are the cost model's predictions, not measurements; the README's
 table of GPU measurements comes from scripts/gpu_results.py.
@@ -55,7 +56,9 @@ def main():
                                  check=True, capture_output=True, text=True).stdout
             j = json.loads(out)
             models[model.stem][policy] = {k: j[k] for k in ("predicted_us", "dram_bytes", "l2_bytes", "kernels",
-                                                            "tasks", "groups", "fused_nodes", "sm_idle_share")}
+                                                            "tasks", "groups", "fused_nodes", "sm_idle_share",
+                                                            "wait_checks", "wait_checks_per_block_max",
+                                                            "blocks_per_sm", "grid_blocks")}
         print(model.stem, {p: round(v["predicted_us"], 1) for p, v in models[model.stem].items()}, flush=True)
 
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()

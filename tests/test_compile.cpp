@@ -67,7 +67,8 @@ TEST_CASE("the emitted source is self-contained", "[compile]") {
     REQUIRE((simt_begin != std::string::npos && simt_end != std::string::npos && cpu_branch != std::string::npos));
     for (size_t at = src.find("#include"); at != std::string::npos; at = src.find("#include", at + 1))
         CHECK(((at > simt_begin && at < simt_end) || at > cpu_branch));
-    CHECK(src.find("extern \"C\" __global__ void __launch_bounds__(256) anvil_megakernel(") != std::string::npos);
+    CHECK(src.find("extern \"C\" __global__ void __launch_bounds__(256, ANVIL_MIN_BLOCKS_PER_SM) anvil_megakernel(") !=
+          std::string::npos);
     CHECK(src.find("extern \"C\" void anvil_host_worker(") != std::string::npos);
     CHECK(src.find("model 'ew_f32', policy 'round robin (by hand)'") != std::string::npos);
 }

@@ -10,6 +10,7 @@
 #include <set>
 
 #include "schedule/cost_model.h"
+#include "schedule/sync_counters.h"
 #include "tile/fusion.h"
 #include "anvil/pipeline.h"
 #include "schedule/variants.h"
@@ -203,17 +204,24 @@ TEST_CASE("every policy gives a valid schedule that covers every tile once", "[p
             const bool persistent = entry.name != std::string("per_op") && entry.name != std::string("welder");
             if (persistent) {
                 REQUIRE(s.launches.size() == 1);
-                CHECK(s.launches[0].queues.size() <= static_cast<size_t>(s.gpu.sm_count));
-                // No dependency between tasks of one block (queue order covers
-                // them), and at most one per other block (the latest).
+                // Every co-resident block: up to blocks_per_sm per SM.
+                CHECK(s.blocks_per_sm <= kCudaCoreBlocksPerSm);
+                CHECK(s.launches[0].queues.size() <= static_cast<size_t>(s.gpu.sm_count * s.blocks_per_sm));
+                // Tasks synchronise through counter groups only; no task waits
+                // on a group that only its own block's earlier tasks fill
+                // (queue order covers them), nor on one group twice.
                 std::vector<int> block(s.tasks.size());
                 for (size_t b = 0; b < s.launches[0].queues.size(); ++b)
                     for (int t : s.launches[0].queues[b]) block[t] = static_cast<int>(b);
+                const SyncCounters sync = sync_counters(s);
                 for (size_t t = 0; t < s.tasks.size(); ++t) {
-                    std::set<int> blocks;
-                    for (int d : s.tasks[t].deps) {
-                        CHECK(block[d] != block[t]);
-                        CHECK(blocks.insert(block[d]).second);
+                    CHECK(s.tasks[t].deps.empty());
+                    const std::set<int> distinct(s.tasks[t].waits.begin(), s.tasks[t].waits.end());
+                    CHECK(distinct.size() == s.tasks[t].waits.size());
+                    for (int g : s.tasks[t].waits) {
+                        bool elsewhere = false;
+                        for (int m : sync.members[g]) elsewhere = elsewhere || block[m] != block[t];
+                        CHECK(elsewhere);
                     }
                 }
             } else {

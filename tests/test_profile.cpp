@@ -61,7 +61,7 @@ TEST_CASE("launches that dispatch the same variants share one kernel", "[profile
     size_t globals = 0;
     for (size_t at = src.find("__global__"); at != std::string::npos; at = src.find("__global__", at + 1)) ++globals;
     CHECK(globals == distinct.size());
-    for (const std::string& k : distinct) CHECK(src.find("__launch_bounds__(256) " + k + "(") != std::string::npos);
+    for (const std::string& k : distinct) CHECK(src.find("__launch_bounds__(256, ANVIL_MIN_BLOCKS_PER_SM) " + k + "(") != std::string::npos);
     // One persistent launch keeps its name.
     CHECK(launch_kernels(plan(zoo("mlp_f32.yaml"), "anvil", default_gpu())) ==
           std::vector<std::string>{"anvil_megakernel"});

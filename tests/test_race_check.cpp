@@ -18,6 +18,7 @@
 #include "schedule/tile_dependencies.h"
 #include "policies/registry.h"
 #include "schedule/race_check.h"
+#include "schedule/sync_counters.h"
 #include "tile/footprint.h"
 
 using namespace anvil;
@@ -37,7 +38,11 @@ Schedule plan_model(const std::string& rel, const std::string& policy) {
 // Where each task sits: launch, block, and the task before it in its queue.
 struct Placement {
     std::vector<int> launch, block, prev;
+    std::vector<std::vector<int>> task_of;  // per rOp, per tile: its task
     explicit Placement(const Schedule& s) : launch(s.tasks.size()), block(s.tasks.size()), prev(s.tasks.size(), -1) {
+        task_of.resize(s.tiles.rops.size());
+        for (size_t r = 0; r < s.tiles.rops.size(); ++r) task_of[r].assign(s.tiles.rops[r].tiles, -1);
+        for (size_t t = 0; t < s.tasks.size(); ++t) task_of[s.tasks[t].rop][s.tasks[t].tile] = static_cast<int>(t);
         for (size_t l = 0; l < s.launches.size(); ++l)
             for (size_t b = 0; b < s.launches[l].queues.size(); ++b) {
                 const std::vector<int>& q = s.launches[l].queues[b];
@@ -50,9 +55,35 @@ struct Placement {
     }
 };
 
+// The tasks `t` waits for: its dependency edges and every task of the
+// counter groups it waits on (groups as written, not through sync_counters).
+std::vector<int> waited(const Schedule& s, const Placement& at, int t) {
+    std::vector<int> out = s.tasks[t].deps;
+    for (int g : s.tasks[t].waits) {
+        const CounterGroup& grp = s.groups[g];
+        for (int tile = grp.begin; tile < grp.end; ++tile) out.push_back(at.task_of[grp.rop][tile]);
+    }
+    return out;
+}
+
+// The same order with every counter wait written as dependency edges to
+// the tasks it counts (for mutations that move tiles between tasks).
+Schedule as_task_edges(Schedule s) {
+    const Placement at(s);
+    for (size_t t = 0; t < s.tasks.size(); ++t) {
+        std::vector<int> d = waited(s, at, static_cast<int>(t));
+        std::sort(d.begin(), d.end());
+        d.erase(std::unique(d.begin(), d.end()), d.end());
+        s.tasks[t].deps = d;
+    }
+    for (Task& t : s.tasks) t.waits.clear();
+    s.groups.clear();
+    return s;
+}
+
 // Whether the schedule orders `p` before `c`: a search back from c over
-// dependency edges and queue predecessors (every edge points to a smaller id,
-// so ids below p lead nowhere), or a launch boundary.
+// dependency edges, counter waits and queue predecessors (every edge points
+// to a smaller id, so ids below p lead nowhere), or a launch boundary.
 bool ordered(const Schedule& s, const Placement& at, int p, int c) {
     if (at.launch[p] != at.launch[c]) return at.launch[p] < at.launch[c];
     std::vector<char> seen(s.tasks.size(), 0);
@@ -62,7 +93,7 @@ bool ordered(const Schedule& s, const Placement& at, int p, int c) {
         const int t = todo.front();
         todo.pop_front();
         if (t == p) return true;
-        std::vector<int> before = s.tasks[t].deps;
+        std::vector<int> before = waited(s, at, t);
         if (at.prev[t] >= 0) before.push_back(at.prev[t]);
         for (int u : before)
             if (u >= p && !seen[u]) {
@@ -102,8 +133,10 @@ std::vector<std::vector<int>> brute_producers(const Schedule& s) {
 Schedule with_producer_edges(Schedule s, bool same_block) {
     const Placement at(s);
     const std::vector<std::vector<int>> producers = brute_producers(s);
+    s.groups.clear();
     for (size_t t = 0; t < s.tasks.size(); ++t) {
         s.tasks[t].deps.clear();
+        s.tasks[t].waits.clear();
         for (int p : producers[t])
             if (at.launch[p] == at.launch[t] && (same_block || at.block[p] != at.block[t])) s.tasks[t].deps.push_back(p);
     }
@@ -207,11 +240,13 @@ TEST_CASE("edges from every producer, or from none on the consumer's block, are 
 }
 
 // Deleting the edge p -> c can only unorder pairs (x, y) with x before p
-// and y after c. The policies keep, per consumer, an edge to the latest
-// producer on each other block, so the pairs that lose their order are c's
-// own: p, and c's producers that only p's edge ordered. With an edge from
-// every producer, exactly (p, c).
-TEST_CASE("deleting a dependency edge is a race exactly when nothing else orders the pair", "[race]") {
+// and y after c. With an edge from every producer, exactly (p, c). Deleting
+// a counter wait of c (the policies' own synchronisation) unorders c's
+// producers that only it ordered, and the pairs of later tasks that relied
+// on it (plan_waits spares a wait that an earlier one implies): the checker
+// must report every pair of c the search finds unordered and only pairs
+// the search finds unordered.
+TEST_CASE("deleting a dependency edge or a counter wait is a race exactly when nothing else orders the pair", "[race]") {
     struct Case {
         std::string model, policy;
         int edges;  // 0: the policy's own; 1: from every producer; 2: from every producer on another block
@@ -233,50 +268,74 @@ TEST_CASE("deleting a dependency edge is a race exactly when nothing else orders
         if (k.edges) s = with_producer_edges(s, k.edges == 1);
         const Placement at(s);
         const std::vector<std::vector<int>> producers = brute_producers(s);
-        std::vector<std::pair<int, int>> edges;  // (consumer, index in its deps)
-        for (size_t t = 0; t < s.tasks.size(); ++t)
-            for (size_t i = 0; i < s.tasks[t].deps.size(); ++i) edges.push_back({static_cast<int>(t), static_cast<int>(i)});
+        struct Edge {
+            int consumer;
+            bool counter;  // a counter wait (Task::waits), else a dependency edge (Task::deps)
+            int index;
+        };
+        std::vector<Edge> edges;
+        for (size_t t = 0; t < s.tasks.size(); ++t) {
+            for (size_t i = 0; i < s.tasks[t].deps.size(); ++i) edges.push_back({static_cast<int>(t), false, static_cast<int>(i)});
+            for (size_t i = 0; i < s.tasks[t].waits.size(); ++i) edges.push_back({static_cast<int>(t), true, static_cast<int>(i)});
+        }
         const size_t step = edges.size() <= kAllUpTo ? 1 : edges.size() / kSample;
-        size_t tried = 0, caught = 0, exactly = 0, covered = 0, wrong = 0;
+        size_t tried = 0, caught = 0, exactly = 0, covered = 0, wrong = 0, counters = 0;
         std::string first_wrong;
         for (size_t e = 0; e < edges.size(); e += step) {
-            const auto [consumer, i] = edges[e];
-            std::vector<int>& deps = s.tasks[consumer].deps;
-            const int producer = deps[i];
-            deps.erase(deps.begin() + i);
-            const bool other_path = ordered(s, at, producer, consumer);
+            const Edge edge = edges[e];
+            const int consumer = edge.consumer;
+            std::vector<int>& list = edge.counter ? s.tasks[consumer].waits : s.tasks[consumer].deps;
+            const int removed = list[edge.index];
+            list.erase(list.begin() + edge.index);
             std::vector<std::pair<int, int>> want, got;
-            if (!other_path)
-                for (int q : producers[consumer])
-                    if (!ordered(s, at, q, consumer)) want.push_back({q, consumer});
+            for (int q : producers[consumer])
+                if (!ordered(s, at, q, consumer)) want.push_back({q, consumer});
+            // A deleted edge's pair is covered when another path orders it; a
+            // deleted counter's when every task it counts is still ordered.
+            bool other_path = true;
+            if (edge.counter) {
+                const CounterGroup& g = s.groups[removed];
+                for (int tile = g.begin; tile < g.end; ++tile) other_path = other_path && ordered(s, at, at.task_of[g.rop][tile], consumer);
+            } else {
+                other_path = ordered(s, at, removed, consumer);
+            }
             for (const Race& r : find_races(s)) got.push_back({r.producer, r.consumer});
             std::sort(got.begin(), got.end());
-            const bool right = got == want && (other_path || std::count(want.begin(), want.end(),
-                                                                        std::make_pair(producer, consumer)) == 1);
+            // Every pair of the consumer that lost its order is reported, and
+            // every reported pair is unordered (a later task whose waits
+            // relied on what this one waited for loses its order too).
+            bool right = std::includes(got.begin(), got.end(), want.begin(), want.end());
+            for (const auto& [q, t] : got) right = right && !ordered(s, at, q, t);
+            if (!edge.counter)  // with task edges nothing relies on another task's waits
+                right = right && got == want &&
+                        (other_path || std::count(want.begin(), want.end(), std::make_pair(removed, consumer)) == 1);
             ++tried;
+            counters += edge.counter;
             covered += other_path;
-            caught += !other_path && right;
-            exactly += !other_path && right && want.size() == 1;
+            caught += !want.empty() && right;
+            exactly += !edge.counter && !other_path && right && want.size() == 1;
             if (!right && wrong++ == 0)
-                first_wrong = fmt::format("deleting {} -> {} (another path: {}) gave {} races, want {}", producer,
-                                          consumer, other_path, got.size(), want.size());
-            deps.insert(deps.begin() + i, producer);
+                first_wrong = fmt::format("deleting {} {} of task {} (another path: {}) gave {} races, want {}",
+                                          edge.counter ? "counter" : "edge from", removed, consumer, other_path,
+                                          got.size(), want.size());
+            list.insert(list.begin() + edge.index, removed);
         }
-        std::printf("race mutations %s under %s%s: %zu of %zu edges deleted: %zu caught (%zu as exactly the deleted "
-                    "pair), %zu ordered by another path\n",
+        std::printf("race mutations %s under %s%s: %zu of %zu waits deleted (%zu counters): %zu caught (%zu as exactly "
+                    "the deleted pair), %zu ordered by another path\n",
                     k.model.c_str(), k.policy.c_str(),
                     k.edges == 1 ? " (an edge from every producer)" : k.edges == 2 ? " (no same-block edges)" : "",
-                    tried, edges.size(), caught, exactly, covered);
+                    tried, edges.size(), counters, caught, exactly, covered);
         INFO(first_wrong);
         CHECK(wrong == 0);
         CHECK(caught > 0);
         CHECK(tried >= std::min<size_t>(edges.size(), 300));
+        if (k.edges == 0) CHECK(counters == tried);  // the policies synchronise with counters only
         if (k.edges == 1) CHECK(exactly == caught);
     }
 }
 
 TEST_CASE("a race names both tasks and the tensor", "[race]") {
-    Schedule s = plan_model("models/mlp_f32.yaml", "topo");
+    Schedule s = as_task_edges(plan_model("models/mlp_f32.yaml", "topo"));
     const auto [c, p] = lone_edge(s);
     auto& deps = s.tasks[c].deps;
     deps.erase(std::find(deps.begin(), deps.end(), p));
@@ -295,7 +354,10 @@ TEST_CASE("a race names both tasks and the tensor", "[race]") {
 }
 
 TEST_CASE("a task moved to another block's queue loses the order its old queue gave", "[race]") {
-    Schedule s = with_producer_edges(plan_model("models/transformer_encoder_f32.yaml", "topo"), false);
+    Gpu few = default_gpu();
+    few.sm_count = 8;  // blocks that run several tasks each
+    Schedule s = with_producer_edges(
+        plan(load_graph(source_path("models/transformer_encoder_f32.yaml")), "topo", few), false);
     REQUIRE(find_races(s).empty());
     const Placement at(s);
     const std::vector<std::vector<int>> producers = task_producers(s);
@@ -335,7 +397,8 @@ TEST_CASE("a task moved to another block's queue loses the order its old queue g
 TEST_CASE("a consumer placed before its producer in the global order is a race", "[race]") {
     for (const char* policy : {"topo", "per_op"}) {
         CAPTURE(policy);
-        Schedule s = plan_model("models/mlp_f32.yaml", policy);
+        // Task edges stay with the ids when tiles move (a counter follows its tiles).
+        Schedule s = as_task_edges(plan_model("models/mlp_f32.yaml", policy));
         const std::vector<std::vector<int>> producers = task_producers(s);
         int c = static_cast<int>(s.tasks.size()) - 1;
         while (producers[c].empty()) --c;
@@ -372,7 +435,7 @@ TEST_CASE("run_host --check-races: a race-free schedule runs and matches the ref
 
 TEST_CASE("run_host --check-races refuses a racy schedule before running, naming both tasks", "[race][host]") {
     Run run("models/mlp_f32.yaml");
-    Schedule s = plan(run.graph, "topo", default_gpu());
+    Schedule s = as_task_edges(plan(run.graph, "topo", default_gpu()));
     SECTION("one deleted edge") {
         const auto [c, p] = lone_edge(s);
         auto& deps = s.tasks[c].deps;
@@ -400,7 +463,7 @@ TEST_CASE("run_host --check-races catches a race on the run itself", "[race][hos
     Run run("models/mlp_f32.yaml");
     for (const char* policy : {"topo", "per_op"}) {
         CAPTURE(policy);
-        Schedule s = plan(run.graph, policy, default_gpu());
+        Schedule s = as_task_edges(plan(run.graph, policy, default_gpu()));
         const std::vector<std::vector<int>> producers = task_producers(s);
         int c = static_cast<int>(s.tasks.size()) - 1;
         while (producers[c].empty()) --c;
@@ -419,11 +482,11 @@ TEST_CASE("run_host --check-races catches a race on the run itself", "[race][hos
 TEST_CASE("find_races is fast enough for the full-size LSTM", "[race][.perf]") {
     const Schedule s = plan_model("models/lstm_tc.yaml", "topo");
     size_t edges = 0;
-    for (const Task& t : s.tasks) edges += t.deps.size();
+    for (const Task& t : s.tasks) edges += t.deps.size() + t.waits.size();
     const auto t0 = std::chrono::steady_clock::now();
     const std::vector<Race> races = find_races(s);
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    std::printf("find_races on lstm_tc (topo): %zu tasks, %zu edges, %.3f s\n", s.tasks.size(), edges, secs);
+    std::printf("find_races on lstm_tc (topo): %zu tasks, %zu waits, %.3f s\n", s.tasks.size(), edges, secs);
     CHECK(races.empty());
     CHECK(secs < 5.0);
 }

@@ -6,6 +6,8 @@
 // waits only for the producer tiles under its halo.
 #include <catch2/catch.hpp>
 
+#include "schedule/sync_counters.h"
+
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -156,15 +158,18 @@ TEST_CASE("a launch dispatches on variants: its switch does not grow with the rO
 TEST_CASE("a conv tile waits only for the producer tiles under its halo", "[schedule][spatial]") {
     const Schedule s = plan(load_graph(model_path("tests/models", "cnn_mixed_f16.yaml")), "topo", default_gpu());
     int narrower = 0, spatial = 0;
-    for (const Task& t : s.tasks) {
+    const SyncCounters sync = sync_counters(s);
+    for (size_t i = 0; i < s.tasks.size(); ++i) {
+        const Task& t = s.tasks[i];
         const ROp& op = s.tiles.rops[t.rop];
         if (op.kind != TaskKind::conv2d && op.kind != TaskKind::window) continue;
         ++spatial;
+        const std::vector<int> waited = waited_tasks(s, sync, static_cast<int>(i));  // through its counters
         int producer_tiles = 0;  // tiles of the rOps it waits for
         std::set<int> producers;
-        for (int d : t.deps) producers.insert(s.tasks[d].rop);
+        for (int d : waited) producers.insert(s.tasks[d].rop);
         for (int p : producers) producer_tiles += s.tiles.rops[p].tiles;
-        narrower += static_cast<int>(t.deps.size()) < producer_tiles;
+        narrower += static_cast<int>(waited.size()) < producer_tiles;
     }
     CHECK(spatial > 0);
     CHECK(narrower > 0);

@@ -14,6 +14,8 @@
 #include "policies/registry.h"
 #include "tile/decompose.h"
 #include "tile/footprint.h"
+#include "schedule/cost_model.h"
+#include "schedule/sync_counters.h"
 #include "schedule/variants.h"
 
 using namespace anvil;
@@ -248,21 +250,43 @@ TEST_CASE("tiles of one rOperator write disjoint bytes", "[schedule]") {
 // may keep only the latest dependency per block).
 class Ordering {
 public:
-    explicit Ordering(const Schedule& s) : s_(s), block_(s.tasks.size()) {
+    explicit Ordering(const Schedule& s) : s_(s), sync_(sync_counters(s)), block_(s.tasks.size()), prev_(s.tasks.size(), -1) {
         for (size_t l = 0; l < s.launches.size(); ++l)
-            for (size_t b = 0; b < s.launches[l].queues.size(); ++b)
-                for (int t : s.launches[l].queues[b]) block_[t] = {static_cast<int>(l), static_cast<int>(b)};
+            for (size_t b = 0; b < s.launches[l].queues.size(); ++b) {
+                const std::vector<int>& q = s.launches[l].queues[b];
+                for (size_t i = 0; i < q.size(); ++i) {
+                    block_[q[i]] = {static_cast<int>(l), static_cast<int>(b)};
+                    if (i > 0) prev_[q[i]] = q[i - 1];
+                }
+            }
     }
+    // An earlier launch, or a chain of counter waits and queue order from w to t.
     bool finished_before(int w, int t) const {
-        if (block_[w].first < block_[t].first || (block_[w] == block_[t] && w < t)) return true;
-        for (int d : s_.tasks[t].deps)
-            if (d == w || (block_[d] == block_[w] && d > w)) return true;
-        return false;
+        if (block_[w].first != block_[t].first) return block_[w].first < block_[t].first;
+        auto [it, fresh] = memo_.emplace(std::make_pair(w, t), false);
+        if (!fresh) return it->second;
+        std::vector<char> seen(s_.tasks.size(), 0);
+        std::vector<int> todo{t};
+        bool found = false;
+        while (!todo.empty() && !found) {
+            const int u = todo.back();
+            todo.pop_back();
+            std::vector<int> before = waited_tasks(s_, sync_, u);
+            if (prev_[u] >= 0) before.push_back(prev_[u]);
+            for (int v : before) {
+                found = found || v == w;
+                if (v > w && !seen[v]) seen[v] = 1, todo.push_back(v);
+            }
+        }
+        return it->second = found;
     }
 
 private:
     const Schedule& s_;
+    const SyncCounters sync_;
     std::vector<std::pair<int, int>> block_;  // task -> (launch, block)
+    std::vector<int> prev_;
+    mutable std::map<std::pair<int, int>, bool> memo_;
 };
 
 TEST_CASE("every byte a task reads is published by a task it waits for", "[schedule]") {
@@ -305,11 +329,14 @@ TEST_CASE("dependencies are tile-level, not operator-level", "[schedule]") {
     Schedule s = plan(zoo_graph("transformer_encoder_f32.yaml"), "topo", default_gpu());
     // A row of layernorm needs only the tiles of its producer that hold its row.
     int narrower = 0;
-    for (const Task& t : s.tasks) {
+    const SyncCounters sync = sync_counters(s);
+    for (size_t i = 0; i < s.tasks.size(); ++i) {
+        const Task& t = s.tasks[i];
         const ROp& op = s.tiles.rops[t.rop];
-        if (op.kind != TaskKind::rowwise || t.deps.empty()) continue;
-        int producer_tiles = s.tiles.rops[s.tasks[t.deps.front()].rop].tiles;
-        narrower += static_cast<int>(t.deps.size()) < producer_tiles;
+        const std::vector<int> waited = waited_tasks(s, sync, static_cast<int>(i));  // through its counters
+        if (op.kind != TaskKind::rowwise || waited.empty()) continue;
+        int producer_tiles = s.tiles.rops[s.tasks[waited.front()].rop].tiles;
+        narrower += static_cast<int>(waited.size()) < producer_tiles;
     }
     CHECK(narrower > 0);
 }
@@ -324,7 +351,7 @@ TEST_CASE("policies give the schedule shapes they promise", "[schedule]") {
     for (const ROp& op : tg.rops) tiles += op.tiles;
 
     CHECK(mega.launches.size() == 1);
-    CHECK(mega.launches[0].queues.size() == static_cast<size_t>(gpu.sm_count));
+    CHECK(mega.launches[0].queues.size() == static_cast<size_t>(gpu.sm_count * kCudaCoreBlocksPerSm));  // every co-resident block
     CHECK(mega.tasks.size() == tiles);
     CHECK(per_op.launches.size() == tg.rops.size());
     CHECK(per_op.tasks.size() == tiles);

@@ -160,11 +160,14 @@ int cmd_schedule(const std::string& model, const std::string& policy, const Gpu&
     auto say = [&](const std::string& text) {
         if (!out.json) fmt::print("{}", text);
     };
+    // --compile first, so the report and the JSON show NVRTC's registers.
+    if (!out.emit_path.empty() || out.compile) run_to(c, out.compile ? Stage::compile : Stage::emit, opt);
+    const CubinResult* cubin = out.compile ? &*c.cubin : nullptr;
     if (out.report) {
-        say(schedule_table(s, prediction));
+        say(schedule_table(s, prediction, cubin));
     } else {
         size_t deps = 0;
-        for (const Task& t : s.tasks) deps += t.deps.size();
+        for (const Task& t : s.tasks) deps += t.deps.size() + t.waits.size();
         say(fmt::format("model {}: policy {}, target {} ({} SMs)\n", graph.model_name, s.policy, s.gpu.name,
                         s.gpu.sm_count));
         say(fmt::format("  rOperators  {}\n  tasks       {}\n  dependencies {}\n  launches    {}\n"
@@ -172,7 +175,6 @@ int cmd_schedule(const std::string& model, const std::string& policy, const Gpu&
                         s.tiles.rops.size(), s.tasks.size(), deps, s.launches.size(), prediction.total_s * 1e6,
                         prediction.dram_bytes));
     }
-    if (!out.emit_path.empty() || out.compile) run_to(c, out.compile ? Stage::compile : Stage::emit, opt);
     const std::string& source = c.source;
     if (out.compile) {
         const CubinResult& r = *c.cubin;
@@ -196,7 +198,7 @@ int cmd_schedule(const std::string& model, const std::string& policy, const Gpu&
     }
     say(fmt::format("  time        {}\n", clock.str()));
     if (out.json) {
-        nlohmann::json j = schedule_json(s, prediction);
+        nlohmann::json j = schedule_json(s, prediction, cubin);
         j["schedule_seconds"] = clock.stages;
         fmt::print("{}\n", j.dump(1));
     }

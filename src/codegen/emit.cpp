@@ -22,6 +22,7 @@
 #include "anvil/error.h"
 #include "codegen/epilogue_text.h"
 #include "codegen/params_text.h"
+#include "schedule/sync_counters.h"
 #include "tile/footprint.h"
 #include "../../rtasks/tiling.cuh"
 
@@ -38,7 +39,7 @@ const char* const kRtaskOrder[] = {"params.cuh",      "tiling.cuh",  "simt.cuh",
                                    "channel.cuh",     "gather.cuh",   "gemv.cuh",
                                    "megakernel.cuh"};
 
-static_assert(sizeof(AnvilTask) == 4 * 4, "AnvilTask changed: update the task table");
+static_assert(sizeof(AnvilTask) == 6 * 4, "AnvilTask changed: update the task table");
 static_assert(sizeof(AnvilROpRef) == 2 * 4, "AnvilROpRef changed: update emit_rops");
 
 // What emission needs to know of each kind: its device template, how many
@@ -230,20 +231,29 @@ void emit_header(std::ostringstream& o, const Schedule& s) {
 
 void emit_tasks(std::ostringstream& o, const Schedule& s) {
     const int ntasks = static_cast<int>(s.tasks.size());
-    o << "// ---- tasks: {op, tile, dep_begin, dep_count}\n"
+    const SyncCounters sync = sync_counters(s);
+    o << "// ---- tasks: {op, tile, wait_begin, wait_count, signal_begin, signal_count}\n"
       << "ANVIL_TABLE AnvilTask anvil_tasks[] = {\n";
-    std::vector<int> deps;
+    std::vector<int> waits, signals;
     for (int t = 0; t < ntasks; ++t) {
         const Task& task = s.tasks[t];
         ANVIL_CHECK(task.rop >= 0 && task.rop < static_cast<int>(s.tiles.rops.size()),
                     "task " + std::to_string(t) + " names rOp " + std::to_string(task.rop));
-        for (int d : task.deps)
-            ANVIL_CHECK(d >= 0 && d < ntasks, "task " + std::to_string(t) + " depends on task " + std::to_string(d));
-        o << "    {" << task.rop << ", " << task.tile << ", " << deps.size() << ", " << task.deps.size() << "},\n";
-        deps.insert(deps.end(), task.deps.begin(), task.deps.end());
+        o << "    {" << task.rop << ", " << task.tile << ", " << waits.size() << ", " << sync.waits[t].size() << ", "
+          << signals.size() << ", " << sync.signals[t].size() << "},\n";
+        waits.insert(waits.end(), sync.waits[t].begin(), sync.waits[t].end());
+        signals.insert(signals.end(), sync.signals[t].begin(), sync.signals[t].end());
     }
-    if (s.tasks.empty()) o << "    {0, 0, 0, 0},\n";
-    o << "};\n" << int_array("anvil_deps", deps);
+    if (s.tasks.empty()) o << "    {0, 0, 0, 0, 0, 0},\n";
+    std::vector<int> expected;
+    for (const auto& m : sync.members) expected.push_back(static_cast<int>(m.size()));
+    o << "};\n// ---- counters: " << sync.count() << " (" << s.groups.size()
+      << " groups of tiles, then single tasks); the tasks each counter counts\n"
+      << int_array("anvil_waits", waits) << int_array("anvil_signals", signals)
+      << "ANVIL_TABLE unsigned anvil_expected[] = {";
+    for (size_t i = 0; i < expected.size(); ++i) o << (i % 16 == 0 ? "\n    " : " ") << expected[i] << "u,";
+    if (expected.empty()) o << "0u";
+    o << "\n};\n";
 }
 
 // Per kind that occurs: its params table, one entry per rOp of the kind in
@@ -360,14 +370,15 @@ void emit_cuda_entries(std::ostringstream& o, const Kernels& k) {
     for (size_t id = 0; id < k.names.size(); ++id) {
         const std::string K = std::to_string(id);
         o << "// kernel " << K << ": grid = the launch's blocks, 256 threads each, all co-resident\n"
-          << "extern \"C\" __global__ void __launch_bounds__(256) " << k.names[id]
+          << "extern \"C\" __global__ void __launch_bounds__(256, ANVIL_MIN_BLOCKS_PER_SM) " << k.names[id]
           << "(char* arena, unsigned* counters, unsigned epoch, AnvilStatus* status, unsigned long long timeout_ns,\n"
           << "        AnvilTraceRecord* trace, int launch) {\n"
           << "    const int b = anvil_launch_block0[launch] + (int)blockIdx.x;\n"
           << "    if (b >= anvil_launch_block0[launch + 1]) return;\n"
           << "    const AnvilTraceSink sink = {trace, anvil_smid(), blockIdx.x};\n"
+          << "    const AnvilSync sync = {anvil_waits, anvil_signals, anvil_expected, counters, epoch};\n"
           << "    anvil_run_queue<run_task_" << K << ">(anvil_queue + anvil_qoff[b], anvil_qoff[b + 1] - anvil_qoff[b],\n"
-          << "        anvil_tasks, anvil_deps, arena, counters, epoch, status, timeout_ns, sink);\n"
+          << "        anvil_tasks, sync, arena, status, timeout_ns, sink);\n"
           << "}\n";
     }
 }
@@ -384,11 +395,12 @@ void emit_host_entries(std::ostringstream& o, const Schedule& s, const Kernels& 
       << "    const unsigned long long timeout_ns = (unsigned long long)(timeout_s * 1e9);\n"
       << "    const int* qoff = anvil_qoff + anvil_launch_block0[launch];\n"
       << "    const int blocks = anvil_host_block_count(launch);\n"
+      << "    const AnvilSync sync = {anvil_waits, anvil_signals, anvil_expected, counters, epoch};\n"
       << "    switch (launch) {\n";
     for (size_t l = 0; l < s.launches.size(); ++l)
         o << "        case " << l << ": anvil_host_run_blocks<run_task_" << k.of_launch[l]
           << ">(qoff, anvil_queue, blocks, worker, workers,\n"
-          << "            anvil_tasks, anvil_deps, arena, counters, epoch, status, timeout_ns, trace, observe, observe_ctx); break;\n";
+          << "            anvil_tasks, sync, arena, status, timeout_ns, trace, observe, observe_ctx); break;\n";
     o << "        default: break;\n    }\n}\n";
 }
 
@@ -421,6 +433,8 @@ std::string emit_source(const Schedule& s, const EmitOptions& opt) {
     std::ostringstream o;
     emit_header(o, s);
     o << "#define ANVIL_SMEM_BYTES " << smem_bytes_needed(s) << "\n";
+    // The grid holds this many blocks per SM: ask for registers that let them be co-resident.
+    o << "#define ANVIL_MIN_BLOCKS_PER_SM " << std::max(1, s.blocks_per_sm) << "\n";
     if (opt.trace) o << "// Every task records its timeline (AnvilTraceRecord).\n#define ANVIL_TRACE 1\n";
     if (opt.simt) o << "// For the host compiler: the CUDA configuration on simt.cuh's fibers.\n#define ANVIL_SIMT 1\n";
     o << "\n";

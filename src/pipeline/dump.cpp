@@ -200,7 +200,7 @@ std::string dump_schedule(const Schedule& s) {
         for (size_t b = 0; b < s.launches[l].queues.size(); ++b)
             for (int t : s.launches[l].queues[b]) launch_of[t] = static_cast<int>(l), block_of[t] = static_cast<int>(b);
     }
-    for (const Task& t : s.tasks) deps += t.deps.size();
+    for (const Task& t : s.tasks) deps += t.deps.size() + t.waits.size();
     std::string o = fmt::format("schedule {}: policy {}, target {} ({} SMs)\n", s.tiles.model_name, s.policy,
                                 s.gpu.name, s.gpu.sm_count);
     o += fmt::format("  launches {}, blocks {}, tasks {}, dependencies {}, threads per block {}\n",
@@ -221,7 +221,7 @@ std::string dump_schedule(const Schedule& s) {
     for (size_t t = 0; t < s.tasks.size(); ++t) {
         Placement& p = per_rop[s.tasks[t].rop];
         ++p.tasks;
-        p.deps += s.tasks[t].deps.size();
+        p.deps += s.tasks[t].deps.size() + s.tasks[t].waits.size();
         p.launches.insert(launch_of[t]);
         p.blocks.insert({launch_of[t], block_of[t]});
     }

@@ -13,6 +13,7 @@
 #include "runtime/cuda_driver.h"
 #include "codegen/emit.h"  // launch_kernels
 #include "anvil/error.h"
+#include "schedule/sync_counters.h"
 #include "runtime/run_errors.h"
 #include "runtime/compile_nvrtc.h"
 
@@ -43,7 +44,7 @@ size_t launch_of(const Schedule& s, int task) {
 bool has_waits(const Schedule& s, const Launch& l) {
     for (const auto& q : l.queues)
         for (int t : q)
-            if (!s.tasks[t].deps.empty()) return true;
+            if (!s.tasks[t].deps.empty() || !s.tasks[t].waits.empty()) return true;
     return false;
 }
 
@@ -64,7 +65,11 @@ struct CudaProgram::Impl {
     CUgraphExec graph = nullptr;        // run_graph's, captured on first use
     std::string name, arch;
     int sms = 0;
-    unsigned epoch = 0;  // of the last run
+    // Per launch, its runs since the counters were last zeroed: the epoch it
+    // publishes next (a counter belongs to one launch, so a run of some
+    // launches only leaves the others' counters as they were).
+    std::vector<unsigned> runs;
+    bool graph_ran = false;  // the counters hold a graph run's arrivals
     // Set when the device is stuck or its context broken: the destructor
     // then resets the context instead of freeing into it.
     bool broken = false;
@@ -120,11 +125,12 @@ struct CudaProgram::Impl {
 
         arena_bytes = arena_size(s.tiles);
         check(drv.cuMemAlloc(&arena, arena_bytes), "cuMemAlloc (the arena, " + std::to_string(arena_bytes) + " bytes)");
-        counter_bytes = std::max<size_t>(s.tasks.size(), 1) * sizeof(unsigned);
+        runs.assign(s.launches.size(), 0);
+        counter_bytes = std::max<size_t>(sync_counters(s).count(), 1) * sizeof(unsigned);
         check(drv.cuMemAlloc(&counters, counter_bytes), "cuMemAlloc (the task counters)");
         check(drv.cuMemAlloc(&status, sizeof(AnvilStatus)), "cuMemAlloc (the status word)");
         if (opt.trace)
-            check(drv.cuMemAlloc(&trace, counter_bytes / sizeof(unsigned) * sizeof(AnvilTraceRecord)),
+            check(drv.cuMemAlloc(&trace, std::max<size_t>(s.tasks.size(), 1) * sizeof(AnvilTraceRecord)),
                   "cuMemAlloc (the trace records)");
         // A blocking stream: its kernels wait for the synchronous copies
         // (legacy default stream) of upload().
@@ -189,12 +195,15 @@ struct CudaProgram::Impl {
         }
     }
 
-    // Enqueues the status reset and launches [first, end) on `on`, publishing `run_epoch`.
-    void enqueue(CUstream on, unsigned run_epoch, size_t first = 0, size_t end = SIZE_MAX) {
+    // Enqueues the status reset and launches [first, end) on `on`, launch l
+    // publishing epoch_of(l).
+    template <typename EpochOf>
+    void enqueue(CUstream on, EpochOf epoch_of, size_t first = 0, size_t end = SIZE_MAX) {
         unsigned long long timeout_ns = static_cast<unsigned long long>(opt.spin_timeout_s * 1e9);
         check(drv.cuMemsetD8Async(status, 0, sizeof(AnvilStatus), on), "cuMemsetD8 (the status word)");
         for (size_t l = first; l < std::min(end, s.launches.size()); ++l) {
             int launch = static_cast<int>(l);
+            unsigned run_epoch = epoch_of(l);
             void* args[] = {&arena, &counters, &run_epoch, &status, &timeout_ns, &trace, &launch};
             const unsigned blocks = static_cast<unsigned>(s.launches[l].queues.size());
             check(drv.cuLaunchKernel(functions[l], std::max(blocks, 1u), 1, 1, s.threads_per_block, 1, 1, 0, on,
@@ -219,22 +228,24 @@ struct CudaProgram::Impl {
 
     double run(size_t first = 0, size_t count = SIZE_MAX) {
         check(drv.cuCtxSetCurrent(ctx), "cuCtxSetCurrent");
-        ++epoch;
-        if (epoch == kGraphEpoch) throw UserError("a CudaProgram runs at most 2^32 - 2 times");
+        if (graph_ran) {  // the graph left its own counts: start again from zero
+            check(drv.cuMemsetD8Async(counters, 0, counter_bytes, stream), "cuMemsetD8 (the task counters)");
+            std::fill(runs.begin(), runs.end(), 0u);
+            graph_ran = false;
+        }
         check(drv.cuEventRecord(start, stream), "cuEventRecord");
-        enqueue(stream, epoch, first, count == SIZE_MAX ? SIZE_MAX : first + count);
+        // A counter complete in run n holds its count times n, mod 2^32.
+        enqueue(stream, [&](size_t l) { return ++runs[l]; }, first, count == SIZE_MAX ? SIZE_MAX : first + count);
         check(drv.cuEventRecord(end, stream), "cuEventRecord");
         return finish();
     }
 
-    // The graph publishes kGraphEpoch, which no plain run uses, after
-    // zeroing the counters: a graph run waits for its own producers, and a
-    // later plain run's epoch differs from what the graph left.
-    static constexpr unsigned kGraphEpoch = ~0u;
-
+    // The graph zeroes the counters and publishes epoch 1: a graph run
+    // waits for its own producers; a plain run after it zeroes them again.
     double run_graph() {
         check(drv.cuCtxSetCurrent(ctx), "cuCtxSetCurrent");
         if (!graph) capture();
+        graph_ran = true;
         check(drv.cuEventRecord(start, stream), "cuEventRecord");
         check(drv.cuGraphLaunch(graph, stream), "cuGraphLaunch");
         check(drv.cuEventRecord(end, stream), "cuEventRecord");
@@ -254,7 +265,7 @@ struct CudaProgram::Impl {
                 bool waits = false;
                 for (const Launch& l : s.launches) waits = waits || has_waits(s, l);
                 if (waits) check(drv.cuMemsetD8Async(counters, 0, counter_bytes, cap), "cuMemsetD8 (the task counters)");
-                enqueue(cap, kGraphEpoch);
+                enqueue(cap, [](size_t) { return 1u; });
             } catch (...) {
                 drv.cuStreamEndCapture(cap, &g);
                 if (g) drv.cuGraphDestroy(g);

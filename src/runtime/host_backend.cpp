@@ -17,6 +17,7 @@
 #include "runtime/arena_io.h"
 #include "anvil/error.h"
 #include "schedule/race_check.h"
+#include "schedule/sync_counters.h"
 #include "runtime/run_errors.h"
 #include "runtime/simt_backend.h"
 
@@ -28,7 +29,7 @@ namespace {
 using TaskCountFn = int (*)();
 using LaunchCountFn = int (*)();
 using BlockCountFn = int (*)(int);
-using ObserveFn = void (*)(void* ctx, int task);
+using ObserveFn = void (*)(void* ctx, int task, int phase);
 using WorkerFn = void (*)(int launch, int worker, int workers, char* arena, unsigned* counters, unsigned epoch,
                           AnvilStatus* status, double timeout_s, AnvilTraceRecord* trace, ObserveFn observe,
                           void* observe_ctx);
@@ -73,18 +74,22 @@ void check_schedule_races(const Schedule& s) {
 }
 
 // The run-time half of --check-races: every task, as it starts, notes which
-// of its producers had not yet published. A task starts once, on one worker,
+// of its producers had not yet published (each task marks itself published
+// after its body, before its arrivals). A task starts once, on one worker,
 // so each slot of `late` has one writer; joining the launch makes it readable.
 struct PublishRecord {
     std::vector<std::vector<int>> producers;
-    const unsigned* counters = nullptr;
-    unsigned epoch = 0;
+    std::unique_ptr<unsigned char[]> published;
     std::vector<std::vector<int>> late;
 
-    static void observe(void* self, int task) {
+    static void observe(void* self, int task, int phase) {
         auto* r = static_cast<PublishRecord*>(self);
+        if (phase == 1) {
+            __atomic_store_n(&r->published[task], 1, __ATOMIC_RELEASE);
+            return;
+        }
         for (int p : r->producers[task])
-            if (__atomic_load_n(r->counters + p, __ATOMIC_ACQUIRE) != r->epoch) r->late[task].push_back(p);
+            if (!__atomic_load_n(&r->published[p], __ATOMIC_ACQUIRE)) r->late[task].push_back(p);
     }
 
     void check(const Schedule& s) const {
@@ -122,14 +127,13 @@ TensorMap run_host(const Schedule& s, const HostLibrary& compiled, const TensorM
 
     // Fresh counters, so this run is epoch 1 (a backend that keeps its
     // counters between runs passes the run number instead, never resetting).
-    std::vector<unsigned> counters(std::max<size_t>(s.tasks.size(), 1), 0u);
+    std::vector<unsigned> counters(std::max<size_t>(sync_counters(s).count(), 1), 0u);
     const unsigned epoch = 1;
     AnvilStatus status{};
     PublishRecord record;
     if (opt.check_races) {
         record.producers = task_producers(s);
-        record.counters = counters.data();
-        record.epoch = epoch;
+        record.published = std::make_unique<unsigned char[]>(s.tasks.size() + 1);
         record.late.resize(s.tasks.size());
     }
     const ObserveFn observe = opt.check_races ? &PublishRecord::observe : nullptr;

@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "anvil/error.h"
+#include "schedule/sync_counters.h"
 
 namespace anvil {
 
@@ -63,7 +64,7 @@ const TensorBuffer* buffer_at(const TileGraph& tg, int64_t offset) {
     switch (st.code) {
         case ANVIL_DEADLOCK:
             throw UserError(where + task_str(s, st.task) + " waited more than " + seconds_str(timeout_s) + " s for " +
-                            task_str(s, st.waiting_on) + ": deadlock");
+                            counter_str(s, sync_counters(s), st.waiting_on) + ": deadlock");
         case ANVIL_BAD_INDEX: report_bad_index(s, launch, st);
         case ANVIL_BAD_VARIANT: {
             // anvil's own fault: the emitted rOp table and the dispatchers disagree.

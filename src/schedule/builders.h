@@ -9,10 +9,9 @@
 namespace anvil {
 
 // One persistent launch ("anvil_megakernel") of `blocks` blocks running the
-// tasks in `order`, which must be topological. Each task waits for the
-// producer tiles it reads, except those that queue order already puts
-// before it: of the producers on one block only the latest is kept, and
-// none on its own block (same-SM edges need no counter).
+// tasks in `order`, which must be topological. Each task waits on the
+// counter groups that cover the producer tiles it reads (plan_waits), except
+// those its block already knows complete (same-SM producers need no counter).
 Schedule persistent_schedule(const std::string& policy, const TileGraph& tg, const Gpu& gpu,
                              const std::vector<Placed>& order, int blocks);
 

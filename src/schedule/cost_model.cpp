@@ -7,6 +7,8 @@
 #include <sstream>
 
 #include "anvil/error.h"
+#include "schedule/sync_counters.h"
+#include "target/occupancy.h"
 #include "tile/epilogue_plan.h"
 #include "tile/footprint.h"
 
@@ -177,7 +179,7 @@ std::vector<double> tile_seconds_in_order(const TileGraph& tg, const Gpu& g) {
     Schedule s;
     s.gpu = g;
     s.tiles = tg;
-    for (size_t r = 0; r < tg.rops.size(); ++r) s.tasks.push_back(Task{static_cast<int>(r), 0, {}});
+    for (size_t r = 0; r < tg.rops.size(); ++r) s.tasks.push_back(Task{static_cast<int>(r), 0, {}, {}});
     std::vector<ROpCost> costs = traffic(s);
     std::vector<double> out(tg.rops.size());
     for (size_t r = 0; r < tg.rops.size(); ++r) out[r] = tile_seconds(g, tg.rops[r], costs[r]);
@@ -221,9 +223,15 @@ std::string cost_key(const ROp& op) {
 }
 
 int blocks_per_sm(const Gpu& gpu, int threads, int smem) {
-    int n = std::min(gpu.max_blocks_per_sm, gpu.max_threads_per_sm / std::max(1, threads));
-    if (smem > 0) n = std::min(n, gpu.smem_per_sm / smem);
-    return std::max(n, 0);
+    return occupancy(gpu, KernelUsage{threads, 0, smem}).blocks_per_sm;
+}
+
+int megakernel_blocks_per_sm(const TileGraph& tg, const Gpu& gpu) {
+    int smem = 0;
+    for (const ROp& op : tg.rops) smem = std::max(smem, tile_smem_bytes(op));
+    const int want = kCudaCoreBlocksPerSm;
+    const KernelUsage usage{256, register_cap(gpu, 256, want), smem + kMegakernelSmemExtra};
+    return std::max(1, std::min(want, occupancy(gpu, usage).blocks_per_sm));
 }
 
 Prediction predict(const Schedule& s) {
@@ -240,6 +248,10 @@ Prediction predict(const Schedule& s) {
     }
 
     const size_t n = s.tasks.size();
+    const SyncCounters sync = sync_counters(s);
+    constexpr int kUnplayed = -2, kManySms = -1;
+    std::vector<int> counter_sm(sync.count(), kUnplayed);
+    std::vector<double> counter_done(sync.count(), 0);
     p.start_s.assign(n, 0);
     p.end_s.assign(n, 0);
     p.sm.assign(n, 0);
@@ -251,7 +263,20 @@ Prediction predict(const Schedule& s) {
         const double begin = now + g.launch_overhead_s;
         p.launch_start_s.push_back(begin);
         std::fill(sm_free.begin(), sm_free.end(), begin);
-        const bool persistent = static_cast<int>(launch.queues.size()) <= g.sm_count;
+        // A persistent launch holds at most blocks_per_sm blocks per SM:
+        // block b stays on SM b mod sm_count, with its own timeline. A tile
+        // shares the SM's rates with the co-resident blocks busy when it
+        // starts (what one block waits, the others may compute). Wider
+        // launches place each block on the SM that frees first.
+        const int slots = g.sm_count * std::max(1, s.blocks_per_sm);
+        const bool persistent = static_cast<int>(launch.queues.size()) <= slots;
+        std::vector<double> block_free(persistent ? launch.queues.size() : 0, begin);
+        auto busy_partners = [&](int b, double at) {
+            int k = 0;
+            for (size_t o = static_cast<size_t>(b % g.sm_count); o < block_free.size(); o += g.sm_count)
+                k += static_cast<int>(o) != b && block_free[o] > at;
+            return k;
+        };
         std::vector<int> tasks;
         for (size_t b = 0; b < launch.queues.size(); ++b)
             for (int t : launch.queues[b]) {
@@ -262,22 +287,37 @@ Prediction predict(const Schedule& s) {
         std::vector<int> sm_of_block(launch.queues.size(), -1);
         double end = begin;
         for (int t : tasks) {
-            int& sm = sm_of_block[block_of[t]];
+            const int b = block_of[t];
+            int& sm = sm_of_block[b];
             if (sm < 0)  // a block is placed when it starts: statically, or on the SM that frees first
-                sm = persistent ? block_of[t]
+                sm = persistent ? b % g.sm_count
                                 : static_cast<int>(std::min_element(sm_free.begin(), sm_free.end()) - sm_free.begin());
-            double ready = sm_free[sm];
-            for (int d : s.tasks[t].deps) {
-                const bool crosses = p.sm[d] != sm;
+            double& free_at = persistent ? block_free[b] : sm_free[sm];
+            double ready = free_at;
+            for (int k : sync.waits[t]) {
+                // A counter is complete when its last member has published
+                // (members precede their waiters: played already); its
+                // arrival crosses SMs unless every member ran on this one.
+                if (counter_sm[k] == kUnplayed) {
+                    counter_sm[k] = p.sm[sync.members[k].front()];
+                    for (int m : sync.members[k]) {
+                        counter_done[k] = std::max(counter_done[k], p.end_s[m]);
+                        if (p.sm[m] != counter_sm[k]) counter_sm[k] = kManySms;
+                    }
+                }
+                const bool crosses = counter_sm[k] != sm;
                 p.cross_sm_deps += crosses;
-                ready = std::max(ready, p.end_s[d] + (crosses ? g.sync_latency_s : 0));
+                ready = std::max(ready, counter_done[k] + (crosses ? g.sync_latency_s : 0));
             }
-            const double busy = tile_s[s.tasks[t].rop] + g.task_overhead_s;
+            // Warp 0 polls up to 32 counters at once: one round trip each 32.
+            ready += std::ceil(static_cast<double>(sync.waits[t].size()) / 32.0) * g.poll_latency_s;
+            const int share = 1 + (persistent ? busy_partners(b, ready) : 0);
+            const double busy = tile_s[s.tasks[t].rop] * share + g.task_overhead_s;
             p.sm[t] = sm;
             p.start_s[t] = ready;
             p.end_s[t] = ready + busy;
-            sm_free[sm] = p.end_s[t];
-            p.sm_busy_s[sm] += busy;
+            free_at = p.end_s[t];
+            p.sm_busy_s[sm] += busy / share;
             end = std::max(end, p.end_s[t]);
         }
         p.launch_end_s.push_back(end);

@@ -16,8 +16,9 @@
 // one after another, each paying the launch overhead; in a launch with at
 // most one block per SM each block stays on its SM (persistent), otherwise
 // blocks go to the SM that frees first; a task starts when its SM is free
-// and its dependencies are done, plus the sync latency for a dependency run
-// by another SM.
+// and the counters it waits on are complete, plus the sync latency when a
+// counter's tasks ran on another SM, plus one poll round trip per 32
+// counters (warp 0 polls them in parallel).
 #pragma once
 #include <string>
 #include <vector>
@@ -46,7 +47,7 @@ struct Prediction {
     std::vector<double> sm_busy_s;       // per SM
     std::vector<double> launch_start_s, launch_end_s;
     double sm_idle_share = 0;  // of sm_count x total_s
-    int cross_sm_deps = 0;     // dependencies that need a counter
+    int cross_sm_deps = 0;     // counter waits whose arrivals come from another SM
 };
 
 // The key under which kernels_db stores the measured time of one tile of
@@ -54,8 +55,16 @@ struct Prediction {
 // and the fused work by its operations (so identical layers share a key).
 std::string cost_key(const ROp& op);
 
-// Most blocks of `threads` threads using `smem` bytes each that fit on one SM.
+// Most blocks of `threads` threads using `smem` bytes each that fit on one
+// SM, registers aside (target/occupancy.h).
 int blocks_per_sm(const Gpu& gpu, int threads, int smem);
+
+// The persistent megakernel's blocks per SM: two 256-thread blocks on the
+// CUDA-core paths (ptxas held to 128 registers by __launch_bounds__(256,
+// 2)), or fewer where shared memory does not allow them.
+constexpr int kCudaCoreBlocksPerSm = 2;
+constexpr int kMegakernelSmemExtra = 64;  // block reductions' scratch and the broadcast flag, beside the tiles'
+int megakernel_blocks_per_sm(const TileGraph& tg, const Gpu& gpu);
 
 Prediction predict(const Schedule& s);
 

@@ -10,13 +10,19 @@ namespace anvil {
 int wavefront_blocks(const TileGraph& tg, const Gpu& gpu) {
     int64_t tasks = 0;
     for (const ROp& op : tg.rops) tasks += op.tiles;
-    return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(gpu.sm_count, tasks)));
+    const int64_t slots = int64_t{gpu.sm_count} * megakernel_blocks_per_sm(tg, gpu);
+    return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(slots, tasks)));
+}
+
+double block_share(const Gpu& gpu, int blocks) {
+    return std::max(1, (blocks + gpu.sm_count - 1) / std::max(1, gpu.sm_count));
 }
 
 std::vector<Placed> wavefront_order(const TileGraph& tg, const Gpu& gpu) {
     const std::vector<int> wave = rop_waves(tg, task_graph(tg));
     const std::vector<double> tile_s = tile_seconds_in_order(tg, gpu);
     const int blocks = wavefront_blocks(tg, gpu);
+    const double share = block_share(gpu, blocks);
     std::vector<std::vector<int>> by_wave;
     for (size_t r = 0; r < tg.rops.size(); ++r) {
         if (wave[r] >= static_cast<int>(by_wave.size())) by_wave.resize(wave[r] + 1);
@@ -24,6 +30,7 @@ std::vector<Placed> wavefront_order(const TileGraph& tg, const Gpu& gpu) {
     }
     std::vector<Placed> order;
     std::vector<double> load(blocks, 0);
+    int next = 0;
     for (std::vector<int>& rops : by_wave) {
         // Rops of one wave are independent: any order of their tiles is topological.
         std::stable_sort(rops.begin(), rops.end(), [&](int a, int b) { return tile_s[a] > tile_s[b]; });
@@ -31,8 +38,17 @@ std::vector<Placed> wavefront_order(const TileGraph& tg, const Gpu& gpu) {
         std::fill(load.begin(), load.end(), floor);
         for (int r : rops)
             for (int tile = 0; tile < tg.rops[r].tiles; ++tile) {
-                const int b = static_cast<int>(std::min_element(load.begin(), load.end()) - load.begin());
-                load[b] += tile_s[r] + gpu.task_overhead_s;
+                // Of the least-loaded blocks, the first after the last one
+                // used: small rOps of later waves go to other blocks than
+                // the first ones, so no block collects every small tile
+                // (and its counter polls).
+                int b = next;
+                for (int k = 1; k < blocks; ++k) {
+                    const int o = (next + k) % blocks;
+                    if (load[o] < load[b]) b = o;
+                }
+                next = (b + 1) % blocks;
+                load[b] += tile_s[r] * share + gpu.task_overhead_s;
                 order.push_back(Placed{r, tile, b});
             }
     }

@@ -18,7 +18,11 @@ struct Placed {
 std::vector<Placed> wavefront_order(const TileGraph& tg, const Gpu& gpu);
 // Every tile in tile-graph order, dealt round-robin to the blocks.
 std::vector<Placed> round_robin_order(const TileGraph& tg, int blocks);
-// One block per SM, or one per task when there are fewer tasks.
+// Every co-resident block of the megakernel (SMs x megakernel_blocks_per_sm),
+// or one per task when there are fewer tasks.
 int wavefront_blocks(const TileGraph& tg, const Gpu& gpu);
+// How many blocks share an SM when `blocks` blocks are spread over the SMs:
+// a tile's time on a block is its time alone on the SM times this.
+double block_share(const Gpu& gpu, int blocks);
 
 }  // namespace anvil

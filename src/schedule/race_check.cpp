@@ -1,8 +1,10 @@
 // The race checker. The ground truth of who produces what a task reads is
-// searched here from the footprints, independently of tile_dependencies (the
-// thing being checked). The order a schedule guarantees is happens-before
-// over dependency edges, each block's queue order and launch boundaries,
-// computed with one vector clock per task over the blocks of its launch.
+// searched here from the footprints, independently of tile_dependencies and
+// plan_waits (the things being checked). The order a schedule guarantees is
+// happens-before over counter waits (a wait orders every task that adds to
+// the counter before the waiter), each block's queue order and launch
+// boundaries, computed with one vector clock per task over the blocks of its
+// launch, and one per waited counter (the join of its members').
 #include "schedule/race_check.h"
 
 #include <algorithm>
@@ -11,6 +13,8 @@
 #include <utility>
 
 #include "anvil/error.h"
+#include "schedule/sync_counters.h"
+#include "schedule/vector_clock.h"
 #include "tile/footprint.h"
 
 namespace anvil {
@@ -58,37 +62,6 @@ int64_t first_shared_byte(const Schedule& s, int producer, int consumer) {
     for (ByteRange r : tile_reads(s.tiles.rops[c.rop], c.tile))
         if (overlaps(w, r)) return std::max(w.begin, r.begin);
     throw InternalError("race_check: " + task_str(s, producer) + " is no producer of " + task_str(s, consumer));
-}
-
-// A sparse vector clock: (block, queue position counted from 1) of the last
-// task of each block ordered at or before the task, sorted by block. Sparse
-// because a per-op launch has thousands of one-task blocks.
-using Clock = std::vector<std::pair<int, int>>;
-
-Clock join(const Clock& a, const Clock& b) {
-    Clock out;
-    out.reserve(a.size() + b.size());
-    size_t i = 0, j = 0;
-    while (i < a.size() || j < b.size()) {
-        if (j == b.size() || (i < a.size() && a[i].first < b[j].first)) out.push_back(a[i++]);
-        else if (i == a.size() || b[j].first < a[i].first) out.push_back(b[j++]);
-        else {
-            out.push_back({a[i].first, std::max(a[i].second, b[j].second)});
-            ++i, ++j;
-        }
-    }
-    return out;
-}
-
-void advance(Clock& c, int block, int position) {
-    auto it = std::lower_bound(c.begin(), c.end(), std::make_pair(block, 0));
-    if (it != c.end() && it->first == block) it->second = std::max(it->second, position);
-    else c.insert(it, {block, position});
-}
-
-int position_seen(const Clock& c, int block) {
-    auto it = std::lower_bound(c.begin(), c.end(), std::make_pair(block, 0));
-    return it != c.end() && it->first == block ? it->second : 0;
 }
 
 }  // namespace
@@ -163,10 +136,19 @@ std::vector<Race> find_races(const Schedule& s) {
 
     // Every predecessor of a task has a smaller id, so ascending ids visit
     // each clock after all the clocks it joins.
+    const SyncCounters counters = sync_counters(s);
     std::vector<Clock> clock(s.tasks.size());
+    std::vector<Clock> counter_clock(counters.count());
+    std::vector<char> counter_done(counters.count(), 0);
     for (int t = 0; t < n; ++t) {
         Clock c = queue_prev[t] >= 0 ? clock[queue_prev[t]] : Clock{};
-        for (int d : s.tasks[t].deps) c = join(c, clock[d]);
+        for (int k : counters.waits[t]) {
+            if (!counter_done[k]) {  // its members all precede t (verify_schedule): their clocks are final
+                for (int m : counters.members[k]) counter_clock[k] = join(counter_clock[k], clock[m]);
+                counter_done[k] = 1;
+            }
+            c = join(c, counter_clock[k]);
+        }
         advance(c, block_of[t], position_of[t]);
         for (int p : producers[t]) {
             if (launch_of[p] < launch_of[t]) continue;  // a launch boundary orders it

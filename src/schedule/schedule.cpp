@@ -1,4 +1,5 @@
 #include "schedule/schedule.h"
+#include "schedule/sync_counters.h"
 
 #include <cctype>
 #include <set>
@@ -38,7 +39,23 @@ void verify_schedule(const Schedule& s) {
             if (launch_of[d] != launch_of[t])
                 fail("task " + std::to_string(t) + " depends on task " + std::to_string(d) + " of another launch");
         }
+        for (int g : task.waits)
+            if (g < 0 || g >= static_cast<int>(s.groups.size()))
+                fail("task " + std::to_string(t) + " waits for unknown counter group " + std::to_string(g));
     }
+    // A waited group's tasks all come before the waiter, in its launch: the
+    // order argument holds for counters as for single dependencies.
+    const SyncCounters c = sync_counters(s);
+    for (int t = 0; t < n; ++t)
+        for (int g : s.tasks[t].waits)
+            for (int m : c.members[g]) {
+                if (m >= t)
+                    fail("task " + std::to_string(t) + " waits for " + counter_str(s, c, g) + ", which holds task " +
+                         std::to_string(m) + ", not earlier in the global order");
+                if (launch_of[m] != launch_of[t])
+                    fail("task " + std::to_string(t) + " waits for " + counter_str(s, c, g) + ", which holds task " +
+                         std::to_string(m) + " of another launch");
+            }
 }
 
 }  // namespace anvil

@@ -16,7 +16,20 @@ namespace anvil {
 struct Task {
     int rop = 0;
     int tile = 0;
-    std::vector<int> deps;  // task ids, all smaller than this task's id, same launch
+    std::vector<int> deps;   // task ids, all smaller than this task's id, same launch
+    std::vector<int> waits;  // counter groups (Schedule::groups) it waits for
+};
+
+// An arrival counter shared by a region of one rOp's output: the tasks of
+// rOp `rop` whose tile is in [begin, end) each add 1 to it when they have
+// published, and a task that waits for the group waits until all of them
+// have (MPK's events). Every member must come before every waiter in the
+// global order, in the same launch: the deadlock-freedom argument
+// (rtasks/megakernel.cuh) needs nothing more.
+struct CounterGroup {
+    int rop = 0;
+    int begin = 0;  // tiles [begin, end)
+    int end = 0;
 };
 
 struct Launch {
@@ -30,7 +43,12 @@ struct Schedule {
     TileGraph tiles;
     std::vector<Task> tasks;      // global order
     std::vector<Launch> launches; // run one after another
+    std::vector<CounterGroup> groups;  // what Task::waits names
     int threads_per_block = 256;
+    // Blocks of a persistent launch that share one SM (the grid is
+    // SMs x blocks_per_sm); emit asks the compiler for registers that let
+    // this many be co-resident (__launch_bounds__).
+    int blocks_per_sm = 1;
 };
 
 // Checks the invariants above; throws InternalError naming the first breach.

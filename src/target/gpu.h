@@ -30,6 +30,12 @@ struct Gpu {
     int smem_per_sm = 0;     // bytes
     int smem_per_block = 0;  // bytes, opt-in maximum
     int regs_per_sm = 0;
+    // The occupancy rules (src/target/occupancy.h); optional keys, with
+    // the values of sm_80 and sm_90 as defaults.
+    int reg_alloc_unit = 256;          // registers are given to a warp in units of this many
+    int max_regs_per_thread = 255;
+    int smem_reserved_per_block = 1024;  // bytes the system keeps per resident block
+    int smem_alloc_unit = 128;           // bytes
     long long l2_bytes = 0;
     // Device memory: the default largest arena a model may need (--max-memory
     // changes it; tile/size_limits.h). A description without it gets 80 GiB.
@@ -40,6 +46,9 @@ struct Gpu {
     double tensor_f16_flops_per_s = 0;  // tensor cores, f32 accumulate
     double launch_overhead_s = 0;       // per kernel launch
     double sync_latency_s = 0;          // a dependency crossing SMs
+    // One round of counter polls (an acquire load that reaches L2): a task's
+    // warp polls up to 32 counters in one. Optional key; default 3e-7.
+    double poll_latency_s = 3.0e-7;
     double task_overhead_s = 0;         // per task of a persistent kernel
     // Measured seconds per tile, by cost key (cost_key() in cost_model.h).
     std::map<std::string, double> measured_tile_s;

@@ -7,7 +7,9 @@
 
 #include "anvil/error.h"
 
+#include "schedule/sync_counters.h"
 #include "schedule/tile_dependencies.h"
+#include "target/occupancy.h"
 #include "tile/footprint.h"
 
 namespace anvil {
@@ -25,18 +27,55 @@ const char* level_name(FusionLevel l) {
 
 struct Totals {
     size_t deps = 0, fused_nodes = 0;
-    int max_smem = 0, widest = 0;
+    size_t wait_checks = 0, wait_checks_per_block_max = 0, counters = 0;
+    int max_smem = 0, widest = 0, grid_blocks = 0;
 };
 
 Totals totals(const Schedule& s) {
     Totals t;
-    for (const Task& task : s.tasks) t.deps += task.deps.size();
+    const SyncCounters sync = sync_counters(s);
+    t.counters = sync.count();
+    t.wait_checks = sync.wait_checks();
+    for (const Task& task : s.tasks) t.deps += task.deps.size() + task.waits.size();
     for (const ROp& op : s.tiles.rops) {
         t.fused_nodes += op.fused.size();
         t.max_smem = std::max(t.max_smem, tile_smem_bytes(op));
     }
-    for (const Launch& l : s.launches) t.widest = std::max(t.widest, static_cast<int>(l.queues.size()));
+    for (const Launch& l : s.launches) {
+        t.widest = std::max(t.widest, static_cast<int>(l.queues.size()));
+        for (const auto& q : l.queues) {
+            size_t polls = 0;  // one block's counter polls in a run
+            for (int task : q) polls += sync.waits[task].size();
+            t.wait_checks_per_block_max = std::max(t.wait_checks_per_block_max, polls);
+        }
+    }
+    t.grid_blocks = t.widest;
     return t;
+}
+
+// The megakernel's occupancy: from NVRTC's resource usage of every kernel
+// (the smallest of theirs) when compiled, else from the register cap of the
+// launch bounds the schedule asks for and the tiles' shared memory.
+struct KernelFit {
+    Occupancy occ;
+    bool compiled = false;
+};
+
+KernelFit kernel_fit(const Schedule& s, const Totals& t, const CubinResult* cubin) {
+    KernelFit f;
+    if (cubin && !cubin->kernels.empty()) {
+        f.compiled = true;
+        bool first = true;
+        for (const KernelResources& k : cubin->kernels) {
+            const Occupancy o = occupancy(s.gpu, KernelUsage{s.threads_per_block, k.registers, k.smem_bytes});
+            if (first || o.blocks_per_sm < f.occ.blocks_per_sm) f.occ = o;
+            first = false;
+        }
+        return f;
+    }
+    const int regs = register_cap(s.gpu, s.threads_per_block, std::max(1, s.blocks_per_sm));
+    f.occ = occupancy(s.gpu, KernelUsage{s.threads_per_block, regs, t.max_smem + kMegakernelSmemExtra});
+    return f;
 }
 
 std::string dot_id(const std::string& s) {
@@ -47,8 +86,9 @@ std::string dot_id(const std::string& s) {
 
 }  // namespace
 
-nlohmann::json schedule_json(const Schedule& s, const Prediction& p) {
+nlohmann::json schedule_json(const Schedule& s, const Prediction& p, const CubinResult* cubin) {
     const Totals t = totals(s);
+    const KernelFit fit = kernel_fit(s, t, cubin);
     nlohmann::json j;
     j["model"] = s.tiles.model_name;
     j["policy"] = s.policy;
@@ -61,7 +101,27 @@ nlohmann::json schedule_json(const Schedule& s, const Prediction& p) {
     j["cross_sm_dependencies"] = p.cross_sm_deps;
     j["widest_launch_blocks"] = t.widest;
     j["max_smem_per_task"] = t.max_smem;
-    j["blocks_per_sm"] = blocks_per_sm(s.gpu, s.threads_per_block, t.max_smem);
+    j["counters"] = t.counters;
+    j["wait_checks"] = t.wait_checks;
+    j["wait_checks_per_block_max"] = t.wait_checks_per_block_max;
+    j["grid_blocks"] = t.grid_blocks;
+    j["blocks_per_sm"] = fit.occ.blocks_per_sm;
+    j["blocks_per_sm_source"] = fit.compiled ? "nvrtc" : "estimate";
+    j["blocks_per_sm_limited_by"] = fit.occ.limited_by;
+    j["grid_blocks_per_sm"] = s.blocks_per_sm;
+    if (cubin) {
+        nlohmann::json kernels = nlohmann::json::array();
+        for (const KernelResources& k : cubin->kernels)
+            kernels.push_back({{"name", k.name},
+                               {"registers", k.registers},
+                               {"smem_bytes", k.smem_bytes},
+                               {"spill_bytes", k.spill_stores + k.spill_loads},
+                               {"spill_store_bytes", k.spill_stores},
+                               {"spill_load_bytes", k.spill_loads},
+                               {"blocks_per_sm",
+                                occupancy(s.gpu, KernelUsage{s.threads_per_block, k.registers, k.smem_bytes}).blocks_per_sm}});
+        j["kernel_list"] = kernels;
+    }
     j["predicted_us"] = p.total_s * 1e6;
     j["dram_bytes"] = p.dram_bytes;
     j["l2_bytes"] = p.l2_bytes;
@@ -87,17 +147,29 @@ nlohmann::json schedule_json(const Schedule& s, const Prediction& p) {
     return j;
 }
 
-std::string schedule_table(const Schedule& s, const Prediction& p) {
+std::string schedule_table(const Schedule& s, const Prediction& p, const CubinResult* cubin) {
     const Totals t = totals(s);
+    const KernelFit fit = kernel_fit(s, t, cubin);
     auto row = [](const char* k, const std::string& v) { return fmt::format("  {:<24}{}\n", k, v); };
     std::string o = fmt::format("model {}: policy {}, target {} ({} SMs)\n", s.tiles.model_name, s.policy,
                                 s.gpu.name, s.gpu.sm_count);
     o += row("tasks", std::to_string(s.tasks.size()));
     o += row("groups (rOps)", fmt::format("{} ({} nodes fused into others)", s.tiles.rops.size(), t.fused_nodes));
     o += row("kernel launches", fmt::format("{} (widest {} blocks)", s.launches.size(), t.widest));
-    o += row("dependencies", fmt::format("{} ({} cross SMs)", t.deps, p.cross_sm_deps));
+    o += row("dependencies", fmt::format("{} counter waits ({} cross SMs), {} counters", t.deps, p.cross_sm_deps,
+                                         t.counters));
+    o += row("wait checks", fmt::format("{} counter polls a run, {} at most on one block", t.wait_checks,
+                                        t.wait_checks_per_block_max));
     o += row("smem per task", fmt::format("{} B at most", t.max_smem));
-    o += row("blocks per SM", fmt::format("{} can be co-resident", blocks_per_sm(s.gpu, s.threads_per_block, t.max_smem)));
+    o += row("blocks per SM", fmt::format("{} can be co-resident ({}, limited by {}); the grid uses {}",
+                                          fit.occ.blocks_per_sm, fit.compiled ? "NVRTC's registers" : "estimate",
+                                          fit.occ.limited_by, s.blocks_per_sm));
+    o += row("grid blocks", std::to_string(t.grid_blocks));
+    if (cubin)
+        for (const KernelResources& k : cubin->kernels)
+            o += row(("  " + k.name).c_str(),
+                     fmt::format("{} registers, {} B smem, {} B spilled", k.registers, k.smem_bytes,
+                                 k.spill_stores + k.spill_loads));
     o += row("predicted time", fmt::format("{:.2f} us", p.total_s * 1e6));
     o += row("predicted DRAM bytes", fmt::format("{:.4g}", p.dram_bytes));
     o += row("predicted L2 bytes", fmt::format("{:.4g}", p.l2_bytes));
@@ -120,7 +192,7 @@ std::string trace_json(const Schedule& s, const Prediction& p) {
         const ROp& op = s.tiles.rops[s.tasks[t].rop];
         events.push_back({{"name", op.name}, {"cat", task_kind_name(op.kind)}, {"ph", "X"}, {"pid", 0},
                           {"tid", p.sm[t]}, {"ts", p.start_s[t] * 1e6}, {"dur", (p.end_s[t] - p.start_s[t]) * 1e6},
-                          {"args", {{"task", t}, {"tile", s.tasks[t].tile}, {"deps", s.tasks[t].deps.size()}}}});
+                          {"args", {{"task", t}, {"tile", s.tasks[t].tile}, {"waits", s.tasks[t].deps.size() + s.tasks[t].waits.size()}}}});
     }
     nlohmann::json trace = {{"traceEvents", events}, {"displayTimeUnit", "ns"},
                             {"otherData", {{"model", s.tiles.model_name}, {"policy", s.policy}, {"gpu", s.gpu.name},
@@ -152,7 +224,7 @@ std::string measured_trace_json(const Schedule& s, const std::vector<AnvilTraceR
         if (r.start_ns > r.ready_ns)
             events.push_back({{"name", "wait"}, {"cat", "wait"}, {"ph", "X"}, {"pid", 0}, {"tid", r.sm},
                               {"ts", us(r.ready_ns)}, {"dur", (r.start_ns - r.ready_ns) * 1e-3},
-                              {"args", {{"task", t}, {"deps", s.tasks[t].deps.size()}}}});
+                              {"args", {{"task", t}, {"waits", s.tasks[t].deps.size() + s.tasks[t].waits.size()}}}});
         events.push_back({{"name", op.name}, {"cat", task_kind_name(op.kind)}, {"ph", "X"}, {"pid", 0},
                           {"tid", r.sm}, {"ts", us(r.start_ns)}, {"dur", (r.end_ns - r.start_ns) * 1e-3},
                           {"args", {{"task", t}, {"tile", s.tasks[t].tile}, {"block", r.block}}}});
@@ -182,13 +254,16 @@ std::string tile_graph_dot(const Schedule& s) {
         o += "  }\n";
     }
     // Every tile-level dependency; the ones the schedule leaves to queue
-    // order (no counter needed) are dashed.
+    // order or to an earlier wait of the block (no counter of their own) are dashed.
     const std::vector<std::vector<int>> all = tile_dependencies(s.tiles, s.tasks);
-    for (size_t t = 0; t < s.tasks.size(); ++t)
+    const SyncCounters sync = sync_counters(s);
+    for (size_t t = 0; t < s.tasks.size(); ++t) {
+        const std::vector<int> counted = waited_tasks(s, sync, static_cast<int>(t));
         for (int d : all[t]) {
-            const bool waited = std::binary_search(s.tasks[t].deps.begin(), s.tasks[t].deps.end(), d);
+            const bool waited = std::binary_search(counted.begin(), counted.end(), d);
             o += fmt::format("  t{} -> t{}{};\n", d, t, waited ? "" : " [style=dashed]");
         }
+    }
     return o + "}\n";
 }
 

@@ -6,12 +6,16 @@
 #include <string>
 #include <vector>
 
+#include "runtime/compile_nvrtc.h"
 #include "schedule/cost_model.h"
 
 namespace anvil {
 
-nlohmann::json schedule_json(const Schedule& s, const Prediction& p);
-std::string schedule_table(const Schedule& s, const Prediction& p);
+// With `cubin` (schedule --compile), the kernels' registers, shared memory
+// and spills from NVRTC, and the occupancy they allow; without, the
+// occupancy the schedule's launch bounds promise (an estimate).
+nlohmann::json schedule_json(const Schedule& s, const Prediction& p, const CubinResult* cubin = nullptr);
+std::string schedule_table(const Schedule& s, const Prediction& p, const CubinResult* cubin = nullptr);
 std::string trace_json(const Schedule& s, const Prediction& p);
 // The measured timeline (AnvilTraceRecord per task, from an ANVIL_TRACE
 // run) in the same format: one row per SM, each task's wait for its

@@ -1,0 +1,34 @@
+// How many blocks of one kernel an SM holds at once: the calculation the
+// CUDA driver does (cuOccupancyMaxActiveBlocksPerMultiprocessor), from the
+// kernel's threads, registers and shared memory and the GPU's description.
+#pragma once
+#include <string>
+
+#include "target/gpu.h"
+
+namespace anvil {
+
+struct KernelUsage {
+    int threads = 256;
+    int registers = 0;   // per thread; 0: not known (no limit from registers)
+    int smem_bytes = 0;  // static + dynamic shared memory per block
+};
+
+struct Occupancy {
+    int blocks_per_sm = 0;
+    int by_threads = 0, by_registers = 0, by_smem = 0, by_blocks = 0;  // each limit alone
+    std::string limited_by;  // "threads", "registers", "shared memory" or "blocks"
+};
+
+// Registers are given per warp in units of gpu.reg_alloc_unit; shared
+// memory per block with gpu.smem_reserved_per_block added, in units of
+// gpu.smem_alloc_unit. A kernel over max_regs_per_thread or smem_per_block
+// fits nowhere (0 blocks).
+Occupancy occupancy(const Gpu& gpu, const KernelUsage& k);
+
+// The most registers per thread ptxas may use for `threads`-thread blocks
+// of which `min_blocks` must fit on one SM (__launch_bounds__(threads,
+// min_blocks)): what a kernel is assumed to use before it is compiled.
+int register_cap(const Gpu& gpu, int threads, int min_blocks);
+
+}  // namespace anvil
