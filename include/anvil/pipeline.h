@@ -12,6 +12,7 @@
 // outputs against the reference.
 #pragma once
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -64,6 +65,7 @@ struct PipelineOptions {
     EmitOptions emit;
     CompileFor compile_for = CompileFor::host;
     std::string arch;           // NVRTC's target for CompileFor::cuda; empty: the schedule's GPU's
+    std::map<std::string, Shape> input_shapes;  // an ONNX model's input dims (--input-shape)
     StageHook hook;
 };
 

@@ -7,6 +7,8 @@
 
 #include "frontend/infer_shapes.h"
 #include "frontend/load_model.h"
+#include "onnx_import/import_onnx.h"
+#include "onnx_import/onnx_file.h"
 #include "policies/registry.h"
 #include "runtime/cuda_driver.h"
 #include "schedule/cost_model.h"
@@ -66,9 +68,19 @@ Schedule place(const PolicyEntry& policy, const std::vector<TileGraph>& candidat
     return best;
 }
 
+// A YAML model, or an ONNX one (by extension or by its first bytes)
+// imported in memory; --input-shape means something only to the latter.
+Model load_any_model(const std::string& path, const PipelineOptions& opt) {
+    if (looks_like_onnx(path)) return import_onnx(path, ImportOptions{opt.input_shapes});
+    if (!opt.input_shapes.empty())
+        throw UserError(path + ": --input-shape fixes the dims of an ONNX model's inputs; a YAML model declares its "
+                               "shapes itself");
+    return load_model(path);
+}
+
 void run_stage(Stage stage, Compilation& c, const PipelineOptions& opt, const PolicyEntry* policy) {
     switch (stage) {
-        case Stage::load: c.model = load_model(c.model_path); return;
+        case Stage::load: c.model = load_any_model(c.model_path, opt); return;
         case Stage::graph: c.graph = build_graph(*c.model); return;
         case Stage::shapes:
             c.graph = infer_shapes(std::move(*c.graph));
