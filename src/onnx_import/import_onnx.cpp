@@ -122,7 +122,7 @@ std::string Importer::runtime(const OnnxNode& n, const std::string& name) {
     if (it == values_.end()) value(n, name);  // fails
     OnnxValue& v = it->second;
     if (!v.anvil.empty()) {
-        if (!is_onnx_float(v.type) && !id_inputs_.count(v.anvil))
+        if (!is_onnx_float(v.type))
             n.fail("its input '" + name + "' is a run-time " + std::string(onnx_type_name(v.type)) +
                    " tensor; anvil computes on floats (integer tensors only as embedding ids)");
         return v.anvil;
@@ -255,7 +255,6 @@ void Importer::read_inputs() {
             d.init.kind = InitKind::uniform;
             d.init.low = 0;
             d.init.high = 1;
-            id_inputs_[d.name] = in.name();
         } else {
             user_error(SourceLoc{path_, 0, 0}, subject,
                        std::string("has element type ") + onnx_type_name(type) + "; anvil takes float inputs, or "
@@ -436,8 +435,8 @@ Model Importer::run() {
     for (const auto& o : proto_.opset_import())
         if (o.domain().empty() || o.domain() == "ai.onnx") opset_ = static_cast<int>(o.version());
     if (opset_ == 0) throw UserError(path_ + ": the model imports no standard ONNX opset");
-    if (opset_ < 7 || opset_ > 18)
-        throw UserError(path_ + ": opset " + std::to_string(opset_) + " is not supported (anvil imports opsets 7 to 18)");
+    if (opset_ > 18)
+        throw UserError(path_ + ": opset " + std::to_string(opset_) + " is newer than anvil knows (it imports opsets 1 to 18)");
     for (const auto& o : graph_.output()) graph_outputs_.insert(o.name());
     model_.path = path_;
     std::string stem = fs::path(path_).stem().string();

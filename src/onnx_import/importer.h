@@ -86,7 +86,6 @@ private:
     std::set<std::string> graph_outputs_;
     std::set<int> skipped_;
     std::vector<int> order_;
-    std::map<std::string, std::string> id_inputs_;  // anvil input name -> ids role
     int scalar_count_ = 0;
 };
 

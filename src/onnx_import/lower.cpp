@@ -44,6 +44,7 @@ Shape broadcast_or_fail(const Ctx& c, const Shape& a, const Shape& b) {
 }
 
 void binary(const Ctx& c, Op op) {
+    if (c.n.has("broadcast")) c.n.fail("the 'broadcast' attribute of opsets before 7 is not supported");
     const Shape s = broadcast_or_fail(c, c.shape(0), c.shape(1));
     c.define(c.emit(op, {c.rt(0), c.rt(1)}), s);
 }
@@ -454,7 +455,7 @@ void lower_gather(const Ctx& c) {
         for (int d = 1; d < rank; ++d) width *= ds[d];
         ConstTensor t2 = table;
         t2.shape = {ds[0], width};
-        const std::string ids = c.im.runtime(c.n, c.n.input(1));
+        const std::string ids = idx.anvil;  // an int graph input: refused by runtime() anywhere else
         c.im.use_as_ids(c.n, ids, ds[0]);
         const std::string tab = c.im.const_param(cast_to(t2, OnnxType::float32), c.n.input(0));
         Shape e = idx.shape;
@@ -628,6 +629,10 @@ void lower_node(Importer& im, const OnnxNode& n, int index) {
     }
     if (op == "Cast" || op == "CastLike") {
         const OnnxType to = op == "Cast" ? static_cast<OnnxType>(n.get_int("to", 1)) : c.val(1).type;
+        // anvil holds every float tensor of an imported model in f32: a cast
+        // that would round to a narrower type cannot be expressed.
+        if (to == OnnxType::float16 || to == OnnxType::bfloat16)
+            n.fail(std::string("a run-time cast to ") + onnx_type_name(to) + " is not supported (anvil holds imported tensors in f32)");
         if (!is_onnx_float(to) || !is_onnx_float(c.val(0).type))
             n.fail(std::string("a cast of a run-time tensor to ") + onnx_type_name(to) + " is not supported (anvil computes in floats)");
         return c.define(c.rt(0), c.shape(0));
