@@ -69,7 +69,10 @@ MODELS = {
     "gpt_block": (lambda: GptBlock(), (1, 16, 64), 17),
     "gpt_block_erf": (lambda: GptBlock(tanh_gelu=False), (2, 16, 64), 12),
     "rms_mlp": (lambda: RmsMlp(), (1, 8, 32), 15),
+    # a symbolic batch dim, fixed at run time with --input-shape x=3,3,48,40
+    "resnet18_dynamic": (lambda: torchvision.models.resnet18(num_classes=7), (3, 3, 48, 40), 17),
 }
+DYNAMIC = {"resnet18_dynamic": {"x": {0: "batch"}, "y": {0: "batch"}}}
 
 
 def calibrate_batchnorm(model, shape):
@@ -98,13 +101,16 @@ def export(name, out):
     x = torch.randn(shape)
     path = os.path.join(out, name + ".onnx")
     torch.onnx.export(model, (x,), path, input_names=["x"], output_names=["y"], opset_version=opset,
-                      do_constant_folding=True)
+                      do_constant_folding=True, dynamic_axes=DYNAMIC.get(name))
     with torch.no_grad():
         want = model.double()(x.double()).numpy()
     os.makedirs(os.path.join(out, name, "inputs"), exist_ok=True)
     os.makedirs(os.path.join(out, name, "expected"), exist_ok=True)
     np.save(os.path.join(out, name, "inputs", "x.npy"), x.numpy().astype("<f4"))
     np.save(os.path.join(out, name, "expected", "y.npy"), want)
+    if name in DYNAMIC:
+        with open(os.path.join(out, name, "input_shape.txt"), "w") as f:
+            f.write("x=" + ",".join(map(str, shape)) + "\n")
     print(f"exported {name} (opset {opset}, input {list(shape)}) to {path}")
 
 

@@ -384,17 +384,12 @@ int main(int argc, char** argv) {
         return g;
     };
 
-    InputShapes input_shapes;
+    InputShapes input_shapes;  // parsed from input_shape_args with the other checks, so a bad one exits 2
+    std::vector<std::string> input_shape_args;
     auto add_input_shape = [&](CLI::App* cmd) {
-        cmd->add_option_function<std::vector<std::string>>(
-               "--input-shape",
-               [&](const std::vector<std::string>& v) {
-                   for (const std::string& t : v) {
-                       auto [name, shape] = parse_input_shape(t);
-                       input_shapes[name] = shape;
-                   }
-               },
-               "an ONNX model's input dims, NAME=D1,D2,... (fixes symbolic dims such as the batch)")
+        cmd->add_option("--input-shape", input_shape_args,
+                        "an ONNX model's input dims, NAME=D1,D2,... (fixes symbolic dims such as the batch); "
+                        "repeat it for several inputs")
             ->allow_extra_args(false);
     };
 
@@ -500,6 +495,10 @@ int main(int argc, char** argv) {
         if (*run && run->count("--save-io") > 0) check_output_dir(save_io_dir, "--save-io");
         if (*run && run->count("--inputs") > 0 && inputs_dir.empty())
             throw UserError("--inputs: the path is empty");
+        for (const std::string& t : input_shape_args) {
+            auto [name, shape] = parse_input_shape(t);
+            input_shapes[name] = shape;
+        }
         if (*import_cmd) return cmd_import(model, import_out, input_shapes);
         if (*check) return cmd_check(model, with_options(find_gpu(gpu_name, kernels_db)), input_shapes);
         if (*sched)

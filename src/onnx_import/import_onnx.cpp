@@ -200,9 +200,17 @@ void Importer::read_inputs() {
         define_const(t.name(), tensor_values(t, path_, "initializer '" + t.name() + "'"));
     }
     std::set<std::string> input_names;
+    for (const auto& in : graph_.input())
+        if (!inits.count(in.name())) input_names.insert(in.name());
+    for (const auto& [name, shape] : opt_.input_shapes)
+        if (!input_names.count(name)) {
+            std::string list;
+            for (const auto& n : input_names) list += (list.empty() ? "" : ", ") + n;
+            throw UserError(path_ + ": --input-shape names '" + name + "', which is not an input of the model (its inputs: " +
+                            list + ")");
+        }
     for (const auto& in : graph_.input()) {
         if (inits.count(in.name())) continue;  // an initializer listed as an input (IR < 4): a weight
-        input_names.insert(in.name());
         const std::string subject = "input '" + in.name() + "'";
         if (!in.type().has_tensor_type())
             user_error(SourceLoc{path_, 0, 0}, subject, "is not a tensor; anvil takes tensor inputs only");
@@ -268,13 +276,6 @@ void Importer::read_inputs() {
         values_[in.name()] = v;
         model_.inputs.push_back(std::move(d));
     }
-    for (const auto& [name, shape] : opt_.input_shapes)
-        if (!input_names.count(name)) {
-            std::string list;
-            for (const auto& n : input_names) list += (list.empty() ? "" : ", ") + n;
-            throw UserError(path_ + ": --input-shape names '" + name + "', which is not an input of the model (its inputs: " +
-                            list + ")");
-        }
 }
 
 // ONNX requires topological order, but exporters have been known to break
