@@ -270,3 +270,50 @@ TEST_CASE("onnx: GELU and SiLU are recognised by their values, not their names",
     CHECK_THAT(r.output, Contains("sigmoid x1"));
     CHECK_THAT(r.output, !Contains("silu x1"));
 }
+
+TEST_CASE("onnx: LayerNorm and RMSNorm written out become one op only when their values agree", "[onnx]") {
+    TempDir dir;
+    // mean over `mean_axis`, variance over the last axis: a LayerNorm only when both are the last.
+    auto layernorm = [&](int64_t mean_axis) {
+        OnnxBuilder b;
+        b.input("x", {2, 3, 8});
+        b.init("two", {}, {2.0f});
+        b.init("eps", {}, {1e-5f});
+        b.init("gamma", {8}, {1, 2, 3, 4, 5, 6, 7, 8});
+        b.init("beta", {8}, {0, 1, 0, 1, 0, 1, 0, 1});
+        OnnxBuilder::attr_ints(b.node("ReduceMean", {"x"}, {"m"}), "axes", {mean_axis});
+        b.node("Sub", {"x", "m"}, {"d"});
+        b.node("Pow", {"d", "two"}, {"p"});
+        OnnxBuilder::attr_ints(b.node("ReduceMean", {"p"}, {"v"}), "axes", {-1});
+        b.node("Add", {"v", "eps"}, {"ve"});
+        b.node("Sqrt", {"ve"}, {"s"});
+        b.node("Div", {"d", "s"}, {"n"});
+        b.node("Mul", {"n", "gamma"}, {"g"});
+        b.node("Add", {"g", "beta"}, {"y"});
+        b.output("y");
+        return b;
+    };
+    CmdResult r = run_anvil("check " + layernorm(-1).save(dir.file("ln.onnx")));
+    INFO(r.output);
+    CHECK_THAT(r.output, Contains("ops         layernorm x1"));
+    r = run_anvil("run " + dir.file("ln.onnx") + " --backend host");
+    CHECK(r.status == 0);
+    r = run_anvil("check " + layernorm(1).save(dir.file("not_ln.onnx")));
+    CHECK(r.status == 0);
+    CHECK_THAT(r.output, !Contains("layernorm x1"));
+    r = run_anvil("run " + dir.file("not_ln.onnx") + " --backend host");
+    CHECK(r.status == 0);
+
+    OnnxBuilder b;
+    b.input("x", {4, 16});
+    b.init("eps", {}, {1e-6f});
+    b.node("Mul", {"x", "x"}, {"sq"});
+    OnnxBuilder::attr_ints(b.node("ReduceMean", {"sq"}, {"ms"}), "axes", {1});
+    b.node("Add", {"ms", "eps"}, {"mse"});
+    b.node("Sqrt", {"mse"}, {"rms"});
+    b.node("Reciprocal", {"rms"}, {"inv"});
+    b.node("Mul", {"x", "inv"}, {"y"});
+    b.output("y");
+    r = run_anvil("check " + b.save(dir.file("rms.onnx")));
+    CHECK_THAT(r.output, Contains("ops         rmsnorm x1"));
+}

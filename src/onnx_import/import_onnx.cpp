@@ -307,9 +307,12 @@ void Importer::sort_nodes() {
             }
         }
     producers_ = produced_by;
+    // Constants first: pattern checks read them when they reach a node.
     std::deque<int> ready;
     for (int i = 0; i < n; ++i)
-        if (!pending[i]) ready.push_back(i);
+        if (!pending[i] && graph_.node(i).input_size() == 0) ready.push_back(i);
+    for (int i = 0; i < n; ++i)
+        if (!pending[i] && graph_.node(i).input_size() != 0) ready.push_back(i);
     while (!ready.empty()) {
         int i = ready.front();
         ready.pop_front();

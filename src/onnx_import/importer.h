@@ -94,5 +94,8 @@ void lower_node(Importer& im, const OnnxNode& n, int index);
 // When node `index` (an Erf, Tanh or Sigmoid) is the core of a GELU or SiLU
 // written out elementwise, emits that op and returns true (patterns.cpp).
 bool match_activation(Importer& im, const OnnxNode& n, int index);
+// When ReduceMean node `index` starts a LayerNorm or RMSNorm written out
+// (ReduceMean, Sub, Pow, Add eps, Sqrt, Div, scale, shift), emits that op.
+bool match_norm(Importer& im, const OnnxNode& n, int index);
 
 }  // namespace anvil

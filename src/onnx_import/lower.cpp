@@ -658,7 +658,10 @@ void lower_node(Importer& im, const OnnxNode& n, int index) {
         out[2] = out[3] = 1;
         return c.define(c.emit(Op::reduce_max, {c.rt(0)}, {{"axes", Ints{2, 3}}, {"keepdims", true}}), out);
     }
-    if (op == "ReduceMean") return lower_reduce(c, Op::reduce_mean, false);
+    if (op == "ReduceMean") {
+        if (match_norm(im, n, index)) return;
+        return lower_reduce(c, Op::reduce_mean, false);
+    }
     if (op == "ReduceSum") return lower_reduce(c, Op::reduce_sum, false);
     if (op == "ReduceMax") return lower_reduce(c, Op::reduce_max, false);
     if (op == "ReduceMin") return lower_reduce(c, Op::reduce_max, true);
