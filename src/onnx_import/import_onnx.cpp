@@ -455,6 +455,15 @@ Model Importer::run() {
     return std::move(model_);
 }
 
-Model import_onnx(const std::string& path, const ImportOptions& opt) { return Importer(path, opt).run(); }
+Model import_onnx(const std::string& path, const ImportOptions& opt) {
+    try {
+        return Importer(path, opt).run();
+    } catch (const std::out_of_range& e) {
+        // An operand or attribute a well-formed model has, missing: a value
+        // list shorter than its op needs.
+        throw UserError(path + ": a malformed ONNX model: an operand or attribute holds fewer values than its op "
+                               "needs (" + e.what() + ")");
+    }
+}
 
 }  // namespace anvil
