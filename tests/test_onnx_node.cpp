@@ -32,7 +32,7 @@ const std::set<std::string> kLowered = {
     "LayerNormalization", "BatchNormalization", "Conv", "MaxPool", "AveragePool", "GlobalAveragePool",
     "GlobalMaxPool", "ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "MatMul", "Gemm", "Flatten", "Reshape",
     "Squeeze", "Unsqueeze", "Transpose", "Concat", "Split", "Slice", "Gather", "Pad", "Expand", "Where", "Erf",
-    "Shape", "Size", "Constant"};
+    "Shape", "Size", "Constant", "ConstantOfShape", "Range"};
 
 onnx::TensorProto read_pb(const fs::path& p) {
     std::ifstream in(p, std::ios::binary);
@@ -51,6 +51,7 @@ struct Outcome {
 // bounds), which the node tests feed as graph inputs: bound to the test's
 // values as initializers, as an exporter writes them.
 bool constant_operand(const std::string& op, int k) {
+    if (op == "ConstantOfShape" || op == "Range") return true;  // folded whole: a constant output
     if (k == 0) return op == "Where";
     static const std::set<std::string> ops = {"Reshape", "Expand", "Slice", "Pad", "Split", "Squeeze", "Unsqueeze",
                                               "ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "Gather", "Clip",
@@ -168,5 +169,5 @@ TEST_CASE("onnx node tests: every supported op matches the recorded outputs or i
     }
     WARN(fmt::format("onnx node tests of supported ops: {} passed, {} refused cleanly, of {}", passed, refused,
                      outcomes.size()));
-    CHECK(passed >= 150);
+    CHECK(passed >= 250);  // 260 when written: a drop is a regression
 }

@@ -374,7 +374,7 @@ std::vector<ConstTensor> fold(const OnnxNode& n, const std::vector<std::optional
     if (op == "ConstantOfShape") {
         ConstTensor r;
         r.v = {0.0};
-        ANVIL_CHECK(!n.has("value"), "ConstantOfShape's value is read by the importer");
+        // zeros here; the importer fills in the 'value' attribute's value
         r.shape = x(0).ints();
         for (int64_t d : r.shape)
             if (d < 0) n.fail("shape " + dims_str(r.shape) + " has a negative dimension");
