@@ -3,6 +3,8 @@
 // type), patterns recognised by their numbers, import to YAML.
 #include <catch2/catch.hpp>
 
+#include <sys/stat.h>
+
 #include <filesystem>
 
 #include "anvil_cmd.h"
@@ -65,7 +67,7 @@ TEST_CASE("onnx: a model runs from the .onnx file and imports to a YAML that run
     }
 }
 
-TEST_CASE("onnx: a binary file under a YAML name is named as such, an ONNX one is read", "[onnx]") {
+TEST_CASE("onnx: a binary file under a YAML name is named as such, an ONNX one is read", "[onnx][hostile]") {
     TempDir dir;
     expect_refusal("run " + dir.write("weights.yaml", std::string("\x93NUMPY\x01\x00garbage", 14)),
                    dir.file("weights.yaml"), {"binary data", "not YAML text"});
@@ -76,7 +78,7 @@ TEST_CASE("onnx: a binary file under a YAML name is named as such, an ONNX one i
     CHECK(r.status == 0);
 }
 
-TEST_CASE("onnx: malformed and truncated files are refused", "[onnx]") {
+TEST_CASE("onnx: malformed and truncated files are refused", "[onnx][hostile]") {
     TempDir dir;
     expect_refusal("check " + dir.write("junk.onnx", "this is not a protobuf \xff\xff\xff\xff"), dir.file("junk.onnx"),
                    {"not a valid ONNX model"});
@@ -89,9 +91,13 @@ TEST_CASE("onnx: malformed and truncated files are refused", "[onnx]") {
         CHECK_THAT(r.output, Contains(path));
     }
     expect_refusal("check " + dir.write("empty.onnx", ""), dir.file("empty.onnx"), {"no graph"});
+    // Not a regular file: refused at once, never opened (a FIFO would block).
+    const std::string fifo = dir.file("fifo.onnx");
+    REQUIRE(mkfifo(fifo.c_str(), 0600) == 0);
+    expect_refusal("check " + fifo, fifo, {"FIFO, not a regular file"});
 }
 
-TEST_CASE("onnx: unsupported ops, attributes and run-time shapes name the node and its op type", "[onnx]") {
+TEST_CASE("onnx: unsupported ops, attributes and run-time shapes name the node and its op type", "[onnx][hostile]") {
     TempDir dir;
     {
         OnnxBuilder b = small_mlp();
@@ -166,7 +172,7 @@ TEST_CASE("onnx: unsupported ops, attributes and run-time shapes name the node a
     }
 }
 
-TEST_CASE("onnx: symbolic dims need --input-shape, and a bad one is named", "[onnx]") {
+TEST_CASE("onnx: symbolic dims need --input-shape, and a bad one is named", "[onnx][hostile]") {
     TempDir dir;
     OnnxBuilder b;
     b.symbolic_input("x", "batch", {4});
@@ -200,7 +206,7 @@ TEST_CASE("onnx: import writes nothing for a refused model", "[onnx]") {
     CHECK(!fs::exists(dir.file("erf")));
 }
 
-TEST_CASE("onnx: external data is read beside the model; a missing file is named", "[onnx]") {
+TEST_CASE("onnx: external data is read beside the model, and a missing file is named", "[onnx][hostile]") {
     TempDir dir;
     OnnxBuilder b = small_mlp();
     onnx::TensorProto* w = b.m.mutable_graph()->mutable_initializer(0);

@@ -118,6 +118,10 @@ std::string external_bytes(const onnx::TensorProto& t, const std::string& model_
 
 bool looks_like_onnx(const std::string& path) {
     if (fs::path(path).extension() == ".onnx") return true;
+    // Only a regular file is sniffed: opening a FIFO would wait for a writer
+    // (the loader refuses what is not a regular file, at once).
+    std::error_code ec;
+    if (!fs::is_regular_file(path, ec)) return false;
     std::ifstream in(path, std::ios::binary);
     char head[2] = {0, 0};
     if (!in.read(head, 2)) return false;
