@@ -1,8 +1,9 @@
 # The stages of anvil, lowest first, and the stages each one builds on
 # directly (a stage may include and link everything below those too).
-set(ANVIL_LAYERS base frontend target reference tile schedule policies codegen runtime pipeline tools)
+set(ANVIL_LAYERS base frontend onnx_import target reference tile schedule policies codegen runtime pipeline tools)
 set(ANVIL_LAYER_DEPS_base)
 set(ANVIL_LAYER_DEPS_frontend base)
+set(ANVIL_LAYER_DEPS_onnx_import frontend)
 set(ANVIL_LAYER_DEPS_target base)
 set(ANVIL_LAYER_DEPS_reference frontend)
 set(ANVIL_LAYER_DEPS_tile frontend target)
@@ -10,7 +11,7 @@ set(ANVIL_LAYER_DEPS_schedule tile)
 set(ANVIL_LAYER_DEPS_policies schedule)
 set(ANVIL_LAYER_DEPS_codegen schedule)
 set(ANVIL_LAYER_DEPS_runtime codegen)
-set(ANVIL_LAYER_DEPS_pipeline runtime policies reference)
+set(ANVIL_LAYER_DEPS_pipeline runtime policies reference onnx_import)
 set(ANVIL_LAYER_DEPS_tools pipeline)
 set(ANVIL_LAYER_DEPS_cli tools)
 

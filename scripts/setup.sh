@@ -7,7 +7,9 @@ cd "$(dirname "$0")/.."
 packages=(cmake ninja-build g++ ccache libyaml-cpp-dev libboost-graph-dev libeigen3-dev catch2
           libcli11-dev nlohmann-json3-dev libfmt-dev python3-numpy python3-yaml
           libboost-context-dev  # the simt backend's fibers
-          clang libclang-rt-14-dev)  # clang: the libFuzzer target (scripts/fuzz/libfuzzer.sh)
+          clang libclang-rt-14-dev  # clang: the libFuzzer target (scripts/fuzz/libfuzzer.sh)
+          libonnx-dev libprotobuf-dev  # the ONNX importer (src/onnx_import)
+          libonnx-testdata python3-onnx python3-torch python3-torchvision)  # its tests: node tests, exported models
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

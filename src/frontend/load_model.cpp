@@ -1,6 +1,7 @@
 // The model loader: YAML text -> Model, with every check of
 // spec/model-format.md that needs no graph. Each error names the place in the
 // user's file (yaml-cpp marks are 0-based, ours 1-based).
+#include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -575,7 +576,17 @@ Model load_model(const std::string& path) {
     std::ostringstream text;
     text << in.rdbuf();
     if (in.bad()) user_error(SourceLoc{path, 0, 0}, "", "cannot read the model file");
-    return load_model_from_string(text.str(), path);
+    // YAML text never holds C0 control bytes other than tab and newlines;
+    // binary data (an .onnx file under another name, a cubin) is named as such.
+    const std::string& bytes = text.str();
+    for (size_t i = 0; i < bytes.size() && i < 65536; ++i) {
+        const auto b = static_cast<unsigned char>(bytes[i]);
+        if ((b < 0x20 && b != '\t' && b != '\n' && b != '\r') || b == 0x7f)
+            user_error(SourceLoc{path, 0, 0}, "",
+                       fmt::format("the model file holds binary data (byte 0x{:02x} at offset {}), not YAML text; "
+                                   "an ONNX model is read when its name ends in .onnx", b, i));
+    }
+    return load_model_from_string(bytes, path);
 }
 
 }  // namespace anvil

@@ -364,7 +364,9 @@ void eval_node(const Value& v, const std::vector<std::string>& names, const std:
 
 }  // namespace
 
-std::map<std::string, RefTensor> reference_execute(const Graph& graph, const TensorMap& values) {
+namespace {
+
+std::map<std::string, RefTensor> execute(const Graph& graph, const TensorMap& values, bool round_results) {
     std::map<std::string, RefTensor> result;
     for (VertexId v : graph.topological_order()) {
         const Value& val = graph.value(v);
@@ -387,8 +389,20 @@ std::map<std::string, RefTensor> reference_execute(const Graph& graph, const Ten
         }
         out.data.assign(static_cast<size_t>(numel(val.shape)), 0.0);
         eval_node(val, names, in, out);
+        if (round_results && is_float(val.dtype))
+            for (double& x : out.data) x = round_to(val.dtype, static_cast<float>(x));
     }
     return result;
+}
+
+}  // namespace
+
+std::map<std::string, RefTensor> reference_execute(const Graph& graph, const TensorMap& values) {
+    return execute(graph, values, false);
+}
+
+std::map<std::string, RefTensor> reference_execute_rounded(const Graph& graph, const TensorMap& values) {
+    return execute(graph, values, true);
 }
 
 }  // namespace anvil

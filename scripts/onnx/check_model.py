@@ -1,0 +1,67 @@
+#!/usr/bin/python3
+"""Runs one exported model (export_models.py) through anvil on the host
+backend under every policy, straight from the .onnx file, and compares each
+output with PyTorch's float64 output; then imports it to YAML and checks the
+YAML run gives the very same outputs.
+
+usage: check_model.py ANVIL EXPORT_DIR NAME [POLICY ...]"""
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+TOLERANCE = 1e-4  # relative L2 against PyTorch in float64, as anvil's f32 check
+
+
+def run(cmd):
+    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    print("$ " + " ".join(cmd) + "\n" + r.stdout, end="")
+    if r.returncode != 0:
+        sys.exit(f"FAILED: exit status {r.returncode}")
+
+
+def rel_l2(got, want):
+    return float(np.linalg.norm(got - want) / max(np.linalg.norm(want), 1e-30))
+
+
+def main():
+    anvil, root, name = sys.argv[1:4]
+    policies = sys.argv[4:] or ["anvil", "rammer", "welder", "topo", "per_op"]
+    model = os.path.join(root, name + ".onnx")
+    inputs = os.path.join(root, name, "inputs")
+    expected = os.path.join(root, name, "expected")
+    extra = []
+    shape_file = os.path.join(root, name, "input_shape.txt")
+    if os.path.exists(shape_file):
+        extra = ["--input-shape", open(shape_file).read().strip()]
+    with tempfile.TemporaryDirectory() as tmp:
+        outs = {}
+        for policy in policies:
+            io = os.path.join(tmp, policy)
+            run([anvil, "run", model, "--backend", "host", "--policy", policy, "--inputs", inputs, "--save-io", io] + extra)
+            for f in sorted(os.listdir(expected)):
+                want = np.load(os.path.join(expected, f))
+                got = np.load(os.path.join(io, "outputs", f)).astype(np.float64)
+                if got.shape != want.shape:
+                    sys.exit(f"FAILED: {policy}: output {f} is {got.shape}, PyTorch's is {want.shape}")
+                err = rel_l2(got, want)
+                print(f"{name} {policy}: output {f} relative L2 vs PyTorch float64 {err:.3e}")
+                if not err <= TOLERANCE:
+                    sys.exit(f"FAILED: {policy}: output {f} differs from PyTorch by {err:.3e} > {TOLERANCE}")
+                outs[(policy, f)] = got
+        yaml = os.path.join(tmp, "imported", name + ".yaml")
+        os.makedirs(os.path.dirname(yaml))
+        run([anvil, "import", model, "-o", yaml] + extra)
+        io = os.path.join(tmp, "from_yaml")
+        run([anvil, "run", yaml, "--backend", "host", "--policy", policies[0], "--inputs", inputs, "--save-io", io])
+        for f in sorted(os.listdir(expected)):
+            got = np.load(os.path.join(io, "outputs", f)).astype(np.float64)
+            if not np.array_equal(got, outs[(policies[0], f)]):
+                sys.exit(f"FAILED: the imported YAML's output {f} differs from the .onnx run's")
+        print(f"{name}: the imported YAML gives the same outputs")
+
+
+if __name__ == "__main__":
+    main()
