@@ -28,7 +28,7 @@ nvrtc=$(grep -h "define NVRTC_VERSION\|CUDA_VERSION " /usr/local/cuda/include/cu
   echo "  most 128 registers), as the megakernel is to; the test requires no spills here."
   echo "- *(256, 2) + epilogue*: the same with the fused epilogue most layers carry (bias and gelu, relu); the"
   echo "  test allows a few words of spill to the 128 x 128 CUDA-core tiles only (see Known)."
-  echo "- *as emitted (256) + epilogue*: as anvil emits kernels today (\`__launch_bounds__(256)\` alone)."
+  echo "- *as emitted + epilogue*: as emit.cpp writes the kernel for a schedule of one block per SM (\`__launch_bounds__(256, 1)\`); the policies' schedules ask for two, as in the first columns."
   echo "- *tile smem*: the tile's static shared memory (\`tile_smem_bytes\`); the kernel's static array is the"
   echo "  largest over its tiles plus 36 bytes. Two blocks fit an H100 SM (228 KB) whenever it is under 113 KB;"
   echo "  every tile stays under the 48 KB static limit anvil keeps (no dynamic shared memory)."
@@ -57,10 +57,10 @@ nvrtc=$(grep -h "define NVRTC_VERSION\|CUDA_VERSION " /usr/local/cuda/include/cu
 
 - With a fused epilogue the tile calls `anvil_epilogue_apply` once per value (an ABI call): values live
   across it. With `__launch_bounds__(256, 2)` only the 8 x 8 micro-tiles of 128 x 128 CUDA-core tiles
-  spill there (a few words, at the first calls, when all 64 accumulators are still live). As emitted
-  today (`__launch_bounds__(256)` alone) ptxas holds most tiles that call the epilogue to 64 registers
-  and some spill a few words; the megakernel asking for two blocks per SM, or an epilogue specialised
-  inline, removes that.
+  spill there (a few words, at the first calls, when all 64 accumulators are still live). At one block
+  per SM (`__launch_bounds__(256, 1)`) ptxas holds most tiles that call the epilogue to 64 registers
+  and some spill a few words; two blocks per SM (what the policies' schedules ask for), or an epilogue
+  inlined, removes that.
 - Every number here is static. Speed (the share of cuBLAS / cuDNN, of the FMA and mma.sync peaks)
   waits for a device: `build/anvil_tests "[gemm][gpu]" "[tensor][gpu]"`, then `anvil tune` and
   `anvil profile` on the zoo.
