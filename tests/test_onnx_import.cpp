@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include <filesystem>
+#include <tuple>
 
 #include "anvil_cmd.h"
 #include "onnx_builder.h"
@@ -91,6 +92,12 @@ TEST_CASE("onnx: malformed and truncated files are refused", "[onnx][hostile]") 
         CHECK_THAT(r.output, Contains(path));
     }
     expect_refusal("check " + dir.write("empty.onnx", ""), dir.file("empty.onnx"), {"no graph"});
+    {  // A node without outputs (libFuzzer: protobuf's CHECK, exit 3, once the importer read output 0).
+        OnnxBuilder b = small_mlp();
+        b.node("Relu", {"y"}, {}, "outless");
+        expect_refusal("check " + b.save(dir.file("outless.onnx")), dir.file("outless.onnx"),
+                       {"node 'outless' (Relu)", "has 0 outputs; output 0 is missing"});
+    }
     // Not a regular file: refused at once, never opened (a FIFO would block).
     const std::string fifo = dir.file("fifo.onnx");
     REQUIRE(mkfifo(fifo.c_str(), 0600) == 0);
@@ -125,6 +132,21 @@ TEST_CASE("onnx: unsupported ops, attributes and run-time shapes name the node a
         b.output("y");
         expect_refusal("check " + b.save(dir.file("unknown_attr.onnx")), dir.file("unknown_attr.onnx"),
                        {"node 'conv' (Conv)", "attribute 'mystery' is not supported"});
+    }
+    // Window attributes out of range, before any shape arithmetic (libFuzzer: strides 0 divided by zero).
+    for (const auto& [name, values, shown] :
+         std::vector<std::tuple<std::string, std::vector<int64_t>, std::string>>{
+             {"strides", {0, 1}, "holds 0; each must be from 1 to 2147483647"},
+             {"dilations", {1, int64_t{1} << 40}, "holds 1099511627776; each must be from 1 to 2147483647"},
+             {"pads", {0, -1, 0, 0}, "holds -1; each must be from 0 to 2147483647"}}) {
+        OnnxBuilder b;
+        b.input("x", {1, 1, 8, 8});
+        auto* n = b.node("Conv", {"x", "w"}, {"y"}, "conv");
+        b.init("w", {1, 1, 1, 1}, {1.0f});
+        OnnxBuilder::attr_ints(n, name, values);
+        b.output("y");
+        expect_refusal("check " + b.save(dir.file(name + ".onnx")), dir.file(name + ".onnx"),
+                       {"node 'conv' (Conv)", "attribute '" + name + "' " + shown});
     }
     {
         OnnxBuilder b;

@@ -84,6 +84,13 @@ Ints spatial(const Ctx& c, const char* name, Ints fallback) {
     if (v->size() != fallback.size())
         c.n.fail(std::string("attribute '") + name + "' has " + std::to_string(v->size()) + " values; anvil's " +
                  "convolutions and pools are 2-D");
+    // Bounded before any shape arithmetic (a stride of 0 divided by zero; libFuzzer):
+    // products of two of these stay within 64 bits.
+    const int64_t least = std::string(name) == "pads" ? 0 : 1, most = (int64_t{1} << 31) - 1;
+    for (int64_t x : *v)
+        if (x < least || x > most)
+            c.n.fail(std::string("attribute '") + name + "' holds " + std::to_string(x) + "; each must be from " +
+                     std::to_string(least) + " to " + std::to_string(most));
     return *v;
 }
 
@@ -92,10 +99,7 @@ Ints spatial(const Ctx& c, const char* name, Ints fallback) {
 Ints resolve_pads(const Ctx& c, const Shape& x, const Ints& kernel, const Ints& stride, const Ints& dil) {
     const std::string auto_pad = c.n.get_string("auto_pad", "NOTSET");
     if (auto_pad == "NOTSET") {
-        Ints p = spatial(c, "pads", {0, 0, 0, 0});
-        for (int64_t v : p)
-            if (v < 0) c.n.fail("negative pads are not supported");
-        return p;
+        return spatial(c, "pads", {0, 0, 0, 0});  // each from 0 to 2^31 - 1
     }
     if (auto_pad == "VALID") return {0, 0, 0, 0};
     if (auto_pad != "SAME_UPPER" && auto_pad != "SAME_LOWER") c.n.fail("auto_pad '" + auto_pad + "' is not supported");
@@ -128,6 +132,8 @@ std::optional<FoldedPad> folded_pad(const Ctx& c) {
     if (auto a = pad.get_ints("pads")) pads = *a;
     else if (pad.num_inputs() > 1 && c.im.is_const(pad.input(1))) pads = c.im.value(pad, pad.input(1)).constant->ints();
     else return std::nullopt;
+    for (int64_t v : pads)  // what a conv's pads may hold (spatial): the Pad then lowers alone
+        if (v < 0 || v > (int64_t{1} << 31) - 1) return std::nullopt;
     double fill = pad.get_float("value", 0.0f);
     if (pad.num_inputs() > 2 && !pad.input(2).empty()) {
         if (!c.im.is_const(pad.input(2))) return std::nullopt;
@@ -509,6 +515,9 @@ void lower_pad(const Ctx& c) {
     double fill = c.n.get_float("value", 0.0f);
     if (auto a = c.n.get_ints("pads")) pads = *a;
     else pads = c.constant(1, "pads").ints();
+    for (int64_t v : pads)
+        if (v < -((int64_t{1} << 31) - 1) || v > (int64_t{1} << 31) - 1)
+            c.n.fail("pads holds " + std::to_string(v) + "; each must be within +-(2^31 - 1)");
     if (c.n.num_inputs() > 2 && c.present(2)) fill = c.constant(2, "constant_value").v.at(0);
     if (c.n.num_inputs() > 3 && c.present(3)) {
         Ints axes = c.constant(3, "axes").ints(), full(2 * rank, 0);

@@ -20,7 +20,14 @@ public:
     int num_inputs() const { return n_.input_size(); }
     // Input i's tensor name; "" when absent (an optional input left out).
     std::string input(int i) const { return i < n_.input_size() ? n_.input(i) : std::string(); }
-    const std::string& output(int i) const { return n_.output(i); }
+    int num_outputs() const { return n_.output_size(); }
+    // Output i's tensor name; a node without it is malformed (refused, never read past the end).
+    const std::string& output(int i) const {
+        if (i < 0 || i >= n_.output_size())
+            fail("has " + std::to_string(n_.output_size()) + " outputs; output " + std::to_string(i) +
+                 " is missing (a malformed model)");
+        return n_.output(i);
+    }
 
     bool has(const std::string& name) const { return find(name) != nullptr; }
     int64_t get_int(const std::string& name, int64_t fallback) const;
