@@ -133,6 +133,15 @@ TEST_CASE("onnx: unsupported ops, attributes and run-time shapes name the node a
         expect_refusal("check " + b.save(dir.file("unknown_attr.onnx")), dir.file("unknown_attr.onnx"),
                        {"node 'conv' (Conv)", "attribute 'mystery' is not supported"});
     }
+    {  // A scalar operand of MatMul (libFuzzer: its shape was indexed before its start).
+        OnnxBuilder b;
+        b.input("x", {});
+        b.init("w", {3}, {1.0f, 2.0f, 3.0f});
+        b.node("MatMul", {"x", "w"}, {"y"}, "mm");
+        b.output("y");
+        expect_refusal("check " + b.save(dir.file("scalar_mm.onnx")), dir.file("scalar_mm.onnx"),
+                       {"node 'mm' (MatMul)", "a is [] and b is [3]; a matrix product needs operands of rank 1"});
+    }
     // Window attributes out of range, before any shape arithmetic (libFuzzer: strides 0 divided by zero).
     for (const auto& [name, values, shown] :
          std::vector<std::tuple<std::string, std::vector<int64_t>, std::string>>{

@@ -317,6 +317,8 @@ void lower_batchnorm(const Ctx& c) {
 // MatMul with numpy's rank-1 rules: anvil's matmul needs rank >= 2.
 std::string matmul(const Ctx& c, std::string a, Shape as, std::string b, Shape bs, Shape* out, bool ta = false,
                    bool tb = false, const std::string& tag = "") {
+    if (as.empty() || bs.empty())  // a scalar has no matrix (libFuzzer: indexed before the start)
+        c.n.fail("a is " + shape_str(as) + " and b is " + shape_str(bs) + "; a matrix product needs operands of rank 1 or more");
     const bool a1 = as.size() == 1, b1 = bs.size() == 1;
     if (a1) a = c.im.reshape(a, as = {1, as[0]}, c.out_hint() + "_a2d");
     if (b1) b = c.im.reshape(b, bs = {bs[0], 1}, c.out_hint() + "_b2d");
