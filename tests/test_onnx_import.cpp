@@ -142,6 +142,15 @@ TEST_CASE("onnx: unsupported ops, attributes and run-time shapes name the node a
         expect_refusal("check " + b.save(dir.file("scalar_mm.onnx")), dir.file("scalar_mm.onnx"),
                        {"node 'mm' (MatMul)", "a is [] and b is [3]; a matrix product needs operands of rank 1"});
     }
+    {  // A folded constant past the limit is refused before it is allocated (libFuzzer: 2.4 G elements, OOM).
+        OnnxBuilder b = small_mlp();
+        b.init_ints("big", {2415919105});
+        b.node("ConstantOfShape", {"big"}, {"zeros"}, "fill");
+        b.node("Add", {"y", "zeros"}, {"z"}, "add");
+        b.output("z");
+        expect_refusal("check " + b.save(dir.file("fold_big.onnx")), dir.file("fold_big.onnx"),
+                       {"node 'fill' (ConstantOfShape)", "constant of shape [2415919105], more than the 16777216"});
+    }
     // Window attributes out of range, before any shape arithmetic (libFuzzer: strides 0 divided by zero).
     for (const auto& [name, values, shown] :
          std::vector<std::tuple<std::string, std::vector<int64_t>, std::string>>{

@@ -7,10 +7,25 @@
 #include <numeric>
 
 #include "anvil/error.h"
+#include "base/checked.h"
 
 namespace anvil {
 
 namespace {
+
+// The most elements one folded tensor may have (16 Mi: 128 MiB of doubles).
+// Shape subgraphs fold tensors of a few elements; a mask or a position table
+// folds a few million at most. Checked before anything is allocated
+// (libFuzzer: a ConstantOfShape of 2.4 G elements).
+constexpr int64_t kMaxFoldedElements = int64_t{1} << 24;
+
+const Shape& folded_shape(const OnnxNode& n, const Shape& s) {
+    const std::optional<int64_t> count = checked_numel(s);
+    if (!count || *count > kMaxFoldedElements)
+        n.fail("folding it at import makes a constant of shape " + shape_str(s) + ", more than the " +
+               std::to_string(kMaxFoldedElements) + " elements a folded tensor may have");
+    return s;
+}
 
 std::string dims_str(const std::vector<int64_t>& s) { return shape_str(s); }
 
@@ -281,8 +296,9 @@ std::vector<ConstTensor> fold(const OnnxNode& n, const std::vector<std::optional
     auto x = [&](size_t i) -> const ConstTensor& { return need(n, in, i); };
     auto has = [&](size_t i) { return i < in.size() && in[i].has_value(); };
     auto binary = [&](double (*f)(double, double), std::optional<OnnxType> out = std::nullopt) {
-        if (!broadcast_shapes(x(0).shape, x(1).shape))
-            n.fail("operands " + shape_str(x(0).shape) + " and " + shape_str(x(1).shape) + " do not broadcast");
+        const auto s = broadcast_shapes(x(0).shape, x(1).shape);
+        if (!s) n.fail("operands " + shape_str(x(0).shape) + " and " + shape_str(x(1).shape) + " do not broadcast");
+        folded_shape(n, *s);
         return std::vector<ConstTensor>{broadcast_binary(x(0), x(1), out.value_or(x(0).type), f)};
     };
     const bool ints = !is_onnx_float(has(0) ? x(0).type : OnnxType::float32);
@@ -378,6 +394,7 @@ std::vector<ConstTensor> fold(const OnnxNode& n, const std::vector<std::optional
         r.shape = x(0).ints();
         for (int64_t d : r.shape)
             if (d < 0) n.fail("shape " + dims_str(r.shape) + " has a negative dimension");
+        folded_shape(n, r.shape);
         r.v.assign(static_cast<size_t>(numel(r.shape)), 0.0);
         return {r};
     }
@@ -426,7 +443,7 @@ std::vector<ConstTensor> fold(const OnnxNode& n, const std::vector<std::optional
         r.shape = flatten_shape(n, r.shape);
         return {r};
     }
-    if (op == "Expand") return {broadcast_to(x(0), expand_shape(n, x(0).shape, x(1).ints()))};
+    if (op == "Expand") return {broadcast_to(x(0), folded_shape(n, expand_shape(n, x(0).shape, x(1).ints())))};
     if (op == "Transpose") return {transpose(x(0), transpose_perm(n, static_cast<int>(x(0).shape.size())))};
     if (op == "Concat") {
         const int rank = static_cast<int>(x(0).shape.size());
@@ -475,7 +492,7 @@ std::vector<ConstTensor> fold(const OnnxNode& n, const std::vector<std::optional
         const double start = x(0).v.at(0), limit = x(1).v.at(0), delta = x(2).v.at(0);
         if (delta == 0) n.fail("delta is 0");
         const int64_t count = std::max<int64_t>(0, static_cast<int64_t>(std::ceil((limit - start) / delta)));
-        if (count > (int64_t(1) << 28)) n.fail("the range is too long");
+        folded_shape(n, {count});
         ConstTensor r;
         r.type = x(0).type;
         r.shape = {count};
@@ -487,6 +504,7 @@ std::vector<ConstTensor> fold(const OnnxNode& n, const std::vector<std::optional
         auto s1 = broadcast_shapes(c.shape, a.shape);
         auto s = s1 ? broadcast_shapes(*s1, b.shape) : std::nullopt;
         if (!s) n.fail("operands do not broadcast");
+        folded_shape(n, *s);
         ConstTensor cc = broadcast_to(c, *s), aa = broadcast_to(a, *s), bb = broadcast_to(b, *s);
         for (size_t i = 0; i < aa.v.size(); ++i) aa.v[i] = cc.v[i] != 0 ? aa.v[i] : bb.v[i];
         return {aa};
@@ -504,7 +522,13 @@ std::vector<ConstTensor> fold(const OnnxNode& n, const std::vector<std::optional
         if (reps.size() != d.shape.size()) n.fail("repeats do not match the rank");
         ConstTensor r;
         r.type = d.type;
-        for (size_t k = 0; k < reps.size(); ++k) r.shape.push_back(d.shape[k] * reps[k]);
+        for (size_t k = 0; k < reps.size(); ++k) {
+            if (reps[k] < 0) n.fail("repeats hold " + std::to_string(reps[k]) + "; each must be 0 or more");
+            const std::optional<int64_t> len = checked_mul(d.shape[k], reps[k]);
+            r.shape.push_back(len ? *len : -1);  // -1: refused just below
+        }
+        if (std::count(r.shape.begin(), r.shape.end(), -1)) n.fail("repeats make a dimension past 64 bits");
+        folded_shape(n, r.shape);
         r.v.resize(static_cast<size_t>(numel(r.shape)));
         for (int64_t i = 0; i < r.numel(); ++i) {
             std::vector<int64_t> idx = unravel(i, r.shape);
