@@ -328,6 +328,7 @@ void Importer::import_node(int i) {
     const std::string& domain = n.proto().domain();
     if (!domain.empty() && domain != "ai.onnx")
         n.fail("its domain '" + domain + "' is not the standard ONNX one; anvil imports standard ONNX ops only");
+    if (n.num_outputs() == 0) n.fail("has no outputs (a malformed model)");  // libFuzzer: read past the end
     if (n.op() == "Shape" || n.op() == "Size") {
         const OnnxValue& x = value(n, n.input(0));
         ConstTensor r{OnnxType::int64, {}, {}};
@@ -364,7 +365,7 @@ void Importer::import_node(int i) {
         in.push_back(v.constant);
     }
     if (n.op() == "ConstantOfShape") {
-        if (!in[0]) n.fail("its shape must be known at import");
+        if (in.empty() || !in[0]) n.fail("its shape must be known at import");
         ConstTensor fill{OnnxType::float32, {}, {0.0}};
         if (n.has("value")) fill = tensor_attr(n, "value");
         ConstTensor r = fold(n, in)[0];

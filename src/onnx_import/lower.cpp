@@ -410,6 +410,9 @@ void lower_split(const Ctx& c) {
     if (c.n.num_inputs() > 1 && c.present(1)) sizes = c.constant(1, "split").ints();
     else if (auto s = c.n.get_ints("split")) sizes = *s;
     const int outs = c.n.proto().output_size();
+    for (int64_t v : sizes)  // each within the dim before they are summed
+        if (v < 0 || v > xs[axis])
+            c.n.fail("split size " + std::to_string(v) + " is outside 0.." + std::to_string(xs[axis]));
     if (sizes.empty()) {
         const int64_t chunk = (xs[axis] + outs - 1) / outs;  // opset 18 lets the last part be smaller
         for (int k = 0; k < outs; ++k) sizes.push_back(std::min(chunk, xs[axis] - k * chunk));
