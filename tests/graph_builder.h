@@ -127,6 +127,15 @@ private:
 };
 
 // The message of the UserError infer_shapes throws, or "" if it accepts.
+// How a tensor's values are drawn: normal (std a) or uniform in [a, b).
+inline void set_init(Graph& g, const std::string& name, InitKind kind, double a, double b = 0) {
+    Value& v = g.g[*g.find(name)];
+    v.init.kind = kind;
+    v.init.std = a;
+    v.init.low = a;
+    v.init.high = b;
+}
+
 inline std::string error_of(const GraphBuilder& b) {
     try {
         infer_shapes(b.graph());

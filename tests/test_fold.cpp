@@ -19,14 +19,6 @@ using namespace anvil::test;
 
 namespace {
 
-void set_init(Graph& g, const std::string& name, InitKind kind, double a, double b = 0) {
-    Value& v = g.g[*g.find(name)];
-    v.init.kind = kind;
-    v.init.std = a;
-    v.init.low = a;
-    v.init.high = b;
-}
-
 // Batchnorm statistics far from the identity, so a fold that drops or
 // misapplies a factor cannot pass: scale in [0.5, 2], var in [0.3, 3].
 void bn_params(GraphBuilder& b, const std::string& p, int64_t c, std::optional<DType> t = std::nullopt) {

@@ -76,14 +76,6 @@ bool stored(const TileGraph& tg, const std::string& name) {
     return false;
 }
 
-void set_init(Graph& g, const std::string& name, InitKind kind, double a, double b = 0) {
-    Value& v = g.g[*g.find(name)];
-    v.init.kind = kind;
-    if (kind == InitKind::normal) v.init.std = a;
-    v.init.low = a;
-    v.init.high = b;
-}
-
 Graph zoo_graph(const std::string& name) {
     const bool test_model = name.rfind("tests/", 0) == 0;
     const fs::path path = test_model ? fs::path(ANVIL_SOURCE_DIR) / "tests" / "models" / name.substr(6)

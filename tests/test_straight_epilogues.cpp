@@ -19,14 +19,6 @@ using namespace anvil::test;
 
 namespace {
 
-void set_init(Graph& g, const std::string& name, InitKind kind, double a, double b = 0) {
-    Value& v = g.g[*g.find(name)];
-    v.init.kind = kind;
-    v.init.std = a;
-    v.init.low = a;
-    v.init.high = b;
-}
-
 // Epilogues with broadcast, transposed and mixed-dtype inputs and
 // transcendental steps: x @ w + bias (f16), gelu, * a column scale, + a
 // transposed residual (bf16); a conv + per-channel mul + sigmoid + residual.
