@@ -28,6 +28,11 @@ def _nodes(m):
     return [n for n in (m.get("nodes") or []) if isinstance(n, dict)]
 
 
+def _pick(rng, items):
+    """One of items at random, or None when there is none (the mutation does not apply)."""
+    return rng.choice(items) if items else None
+
+
 def _int(rng, old=None):
     if old is not None and isinstance(old, int) and rng.random() < 0.4:
         return max(1, old + rng.choice([-1, 1, 2]))  # nudged: small valid variants find wrong answers
@@ -35,10 +40,9 @@ def _int(rng, old=None):
 
 
 def mutate_shape(rng, m):
-    ts = [t for t in _tensors(m) if isinstance(t.get("shape"), list)]
-    if not ts:
+    t = _pick(rng, [t for t in _tensors(m) if isinstance(t.get("shape"), list)])
+    if t is None:
         return False
-    t = rng.choice(ts)
     s = t["shape"]
     r = rng.random()
     if s and r < 0.6:
@@ -54,10 +58,9 @@ def mutate_shape(rng, m):
 
 
 def mutate_attr(rng, m):
-    ns = _nodes(m)
-    if not ns:
+    n = _pick(rng, _nodes(m))
+    if n is None:
         return False
-    n = rng.choice(ns)
     r = rng.random()
     if r < 0.45:
         key = rng.choice(INT_ATTRS)
@@ -82,10 +85,9 @@ def mutate_attr(rng, m):
 
 
 def mutate_operands(rng, m):
-    ns = [n for n in _nodes(m) if isinstance(n.get("inputs"), list)]
-    if not ns:
+    n = _pick(rng, [n for n in _nodes(m) if isinstance(n.get("inputs"), list)])
+    if n is None:
         return False
-    n = rng.choice(ns)
     ins = n["inputs"]
     names = [t.get("name") for t in _tensors(m)] + [x.get("name") for x in _nodes(m)]
     r = rng.random()
@@ -99,10 +101,9 @@ def mutate_operands(rng, m):
 
 
 def mutate_op(rng, m):
-    ns = _nodes(m)
-    if not ns:
+    n = _pick(rng, _nodes(m))
+    if n is None:
         return False
-    n = rng.choice(ns)
     op = n.get("op")
     if op in UNARY:
         n["op"] = rng.choice(UNARY)
