@@ -3,6 +3,10 @@
 // consuming input, and LoadAll collects them until memory runs out. Here the
 // parser is asked for at most two documents: the model, and whether a
 // second one starts (whatever its cause, an error at its place).
+// The text is then parsed a second time, by YAML::Load: the node builder that
+// gives nodes their marks (every file:line:col anvil reports) is private to
+// yaml-cpp, so an event pass cannot build the document itself. Model files
+// are small; the second pass costs less than a copy of yaml-cpp's builder.
 #include "frontend/yaml_document.h"
 
 #include <yaml-cpp/eventhandler.h>
