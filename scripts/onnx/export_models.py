@@ -94,21 +94,28 @@ def calibrate_batchnorm(model, shape):
 
 def export(name, out):
     ctor, shape, opset = MODELS[name]
+    export_model(name, ctor, shape, opset, out, DYNAMIC.get(name))
+
+
+def export_model(name, ctor, shape, opset, out, dynamic=None):
+    """Exports ctor() at `shape` and `opset` to OUT/NAME.onnx with its input
+    and PyTorch's float64 output beside it (OUT/NAME/inputs, expected)."""
     torch.manual_seed(sum(map(ord, name)))
     model = ctor()
     calibrate_batchnorm(model, shape)
     model.eval()
     x = torch.randn(shape)
     path = os.path.join(out, name + ".onnx")
+    os.makedirs(out, exist_ok=True)
     torch.onnx.export(model, (x,), path, input_names=["x"], output_names=["y"], opset_version=opset,
-                      do_constant_folding=True, dynamic_axes=DYNAMIC.get(name))
+                      do_constant_folding=True, dynamic_axes=dynamic)
     with torch.no_grad():
         want = model.double()(x.double()).numpy()
     os.makedirs(os.path.join(out, name, "inputs"), exist_ok=True)
     os.makedirs(os.path.join(out, name, "expected"), exist_ok=True)
     np.save(os.path.join(out, name, "inputs", "x.npy"), x.numpy().astype("<f4"))
     np.save(os.path.join(out, name, "expected", "y.npy"), want)
-    if name in DYNAMIC:
+    if dynamic:
         with open(os.path.join(out, name, "input_shape.txt"), "w") as f:
             f.write("x=" + ",".join(map(str, shape)) + "\n")
     print(f"exported {name} (opset {opset}, input {list(shape)}) to {path}")
