@@ -203,6 +203,30 @@ std::vector<Refusal> refusals() {
              }, {"x", "w"});
          }, {"node 'the_Conv' (Conv)", "attribute 'strides' has 2 values for 1 spatial dims"}},
         // An extra output is computed only when nothing reads it.
+        {"fold_gather", [] {  // a folded Gather past the limit and past its inputs' size
+             B b = small_mlp();
+             b.init("table", {4, 5000}, std::vector<float>(20000, 0.5f));
+             b.init_ints("rows", std::vector<int64_t>(5000, 1));
+             b.node("Gather", {"table", "rows"}, {"picked"}, "gather");
+             b.node("Add", {"y", "picked"}, {"z"}, "add");
+             b.output("z");
+             return b;
+         }, {"node 'gather' (Gather)", "constant of shape [5000, 5000], more than the 16777216"}},
+        {"fold_sum", [] {
+             B b = small_mlp();
+             b.init("col", {5000, 1}, std::vector<float>(5000, 1.0f));
+             b.init("row", {1, 5000}, std::vector<float>(5000, 2.0f));
+             b.node("Sum", {"col", "row"}, {"grid"}, "sum");
+             b.node("Add", {"y", "grid"}, {"z"}, "add");
+             b.output("z");
+             return b;
+         }, {"node 'sum' (Sum)", "constant of shape [5000, 5000], more than the 16777216"}},
+        {"dropout_training", [] {
+             return one_node("Dropout", {2, 6}, {"y"}, [](B& b, auto*) {
+                 b.init("ratio", {}, {0.5f});
+                 b.init_bools("training", {}, {true});
+             }, {"x", "ratio", "training"});
+         }, {"node 'the_Dropout' (Dropout)", "training_mode must be false at inference"}},
         {"layernorm_mean", [] {
              return one_node("LayerNormalization", {2, 6}, {"y", "mean", "inv_std"}, [](B& b, auto*) {
                  b.init("g", {6}, {1, 2, 3, 4, 5, 6});
@@ -241,7 +265,7 @@ TEST_CASE("onnx: every refusal is an exit 2 naming the file, the node with its o
     }
 }
 
-TEST_CASE("onnx: the extra outputs of LayerNormalization, Dropout and MaxPool are accepted when unused", "[onnx]") {
+TEST_CASE("onnx: the extra outputs of LayerNormalization, Dropout and MaxPool are accepted when unused, and a Dropout of ratio 0 in training mode", "[onnx]") {
     TempDir dir;
     const std::vector<std::pair<std::string, OnnxBuilder>> models = {
         {"ln", [] {
@@ -256,6 +280,15 @@ TEST_CASE("onnx: the extra outputs of LayerNormalization, Dropout and MaxPool ar
              OnnxBuilder b;
              b.input("x", {2, 6});
              b.node("Dropout", {"x"}, {"y", "mask"}, "drop");
+             b.output("y");
+             return b;
+         }()},
+        {"dropout_training_ratio_0", [] {  // the identity, as torchvision's swin exports its attention dropout
+             OnnxBuilder b;
+             b.input("x", {2, 6});
+             b.init("ratio", {}, {0.0f});
+             b.init_bools("training", {}, {true});
+             b.node("Dropout", {"x", "ratio", "training"}, {"y"}, "drop");
              b.output("y");
              return b;
          }()},

@@ -13,6 +13,7 @@ import tempfile
 import numpy as np
 
 TOLERANCE = 1e-4  # relative L2 against PyTorch in float64, as anvil's f32 check
+ROUNDING_FACTOR = 8  # as anvil's check: up to 8x the model's own f32 rounding error
 POLICIES = ["anvil", "rammer", "welder", "topo", "per_op"]
 
 
@@ -47,6 +48,12 @@ def check(anvil, root, name, policies=POLICIES, quiet=False):
     shape_file = os.path.join(root, name, "input_shape.txt")
     if os.path.exists(shape_file):
         extra = ["--input-shape", open(shape_file).read().strip()]
+    # A model whose output f32 rounding alone moves by more than TOLERANCE
+    # (PyTorch's own f32 run, measured at export) is held to a multiple of that.
+    tolerance = TOLERANCE
+    own_file = os.path.join(root, name, "torch_f32_error.txt")
+    if os.path.exists(own_file):
+        tolerance = max(TOLERANCE, ROUNDING_FACTOR * float(open(own_file).read()))
     errors = {}
     with tempfile.TemporaryDirectory() as tmp:
         outs = {}
@@ -62,9 +69,9 @@ def check(anvil, root, name, policies=POLICIES, quiet=False):
                     raise CheckFailed(f"{policy}: output {f} is {got.shape}, PyTorch's is {want.shape}")
                 err = rel_l2(got, want)
                 if not quiet:
-                    print(f"{name} {policy}: output {f} relative L2 vs PyTorch float64 {err:.3e}")
-                if not err <= TOLERANCE:
-                    raise CheckFailed(f"{policy}: output {f} differs from PyTorch by {err:.3e} > {TOLERANCE}")
+                    print(f"{name} {policy}: output {f} relative L2 vs PyTorch float64 {err:.3e} (tolerance {tolerance:.3e})")
+                if not err <= tolerance:
+                    raise CheckFailed(f"{policy}: output {f} differs from PyTorch by {err:.3e} > {tolerance:.3e}")
                 worst = max(worst[0], err), max(worst[1], float(np.max(np.abs(got - want))))
                 outs[(policy, f)] = got
             errors[policy] = worst

@@ -690,9 +690,16 @@ void lower_node(Importer& im, const OnnxNode& n, int index) {
     if (op == "Abs") return unary(c, Op::abs);
     if (op == "Reciprocal") return c.define(c.emit(Op::div, {im.scalar(1.0), c.rt(0)}), c.shape(0));
     if (op == "Identity" || op == "Dropout") {
-        if (op == "Dropout" && n.num_inputs() > 2 && c.present(2) &&
-            (!im.is_const(n.input(2)) || im.value(n, n.input(2)).constant->v.at(0) != 0))
-            n.fail("training_mode must be false at inference");
+        // Dropout in training mode is the identity only at ratio 0 (torchvision's
+        // swin calls F.dropout(p=0.0) without training=False).
+        auto known = [&](int k) -> std::optional<double> {
+            if (n.num_inputs() <= k || !c.present(k)) return std::nullopt;
+            if (!im.is_const(n.input(k))) return NAN;
+            return im.value(n, n.input(k)).constant->v.at(0);
+        };
+        const std::optional<double> training = known(2), ratio = known(1);
+        if (op == "Dropout" && training && *training != 0 && !(ratio && *ratio == 0))
+            n.fail("training_mode must be false at inference (or the ratio a constant 0)");
         return c.define(c.rt(0), c.shape(0));
     }
     if (op == "Cast" || op == "CastLike") {
