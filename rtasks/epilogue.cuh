@@ -8,7 +8,7 @@
 
 // A forgotten case below would silently compute 0: adding an op to
 // AnvilEwOp must fail here until anvil_ew_apply handles it.
-static_assert(ANVIL_EW_COUNT == 21, "AnvilEwOp changed: update anvil_ew_apply in epilogue.cuh");
+static_assert(ANVIL_EW_COUNT == 22, "AnvilEwOp changed: update anvil_ew_apply in epilogue.cuh");
 
 // f(a, b) in f32. b is the second input, or EwParams::scalar when the op
 // has fewer than two inputs.
@@ -38,6 +38,7 @@ ANVIL_DEVICE float anvil_ew_apply(int op, float a, float b, float scalar) {
             const float k = 0.79788456080286536f;  // sqrt(2 / pi)
             return 0.5f * a * (1.0f + tanhf(k * (a + 0.044715f * a * a * a)));
         }
+        case ANVIL_EW_ERF: return erff(a);
     }
     return 0.0f;
 }

@@ -45,6 +45,13 @@ struct OnnxBuilder {
         for (float v : values) t->add_float_data(v);
         return t;
     }
+    void init_bools(const std::string& name, std::vector<int64_t> dims, std::vector<bool> values) {
+        auto* t = m.mutable_graph()->add_initializer();
+        t->set_name(name);
+        t->set_data_type(onnx::TensorProto::BOOL);
+        for (int64_t d : dims) t->add_dims(d);
+        for (bool v : values) t->add_int32_data(v ? 1 : 0);
+    }
     void init_ints(const std::string& name, std::vector<int64_t> values) {
         auto* t = m.mutable_graph()->add_initializer();
         t->set_name(name);
@@ -66,6 +73,12 @@ struct OnnxBuilder {
         a->set_name(name);
         a->set_type(onnx::AttributeProto::INTS);
         for (int64_t x : v) a->add_ints(x);
+    }
+    static void attr_int(onnx::NodeProto* n, const std::string& name, int64_t v) {
+        auto* a = n->add_attribute();
+        a->set_name(name);
+        a->set_type(onnx::AttributeProto::INT);
+        a->set_i(v);
     }
     static void attr_string(onnx::NodeProto* n, const std::string& name, const std::string& v) {
         auto* a = n->add_attribute();

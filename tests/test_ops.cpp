@@ -116,6 +116,8 @@ std::vector<OpCase> op_cases() {
     one(Op::maxpool2d, {{"x", {2, 3, 37, 37}}}, "name: $y, op: maxpool2d, inputs: [$x], kernel: 3, stride: 2, padding: 1");
     one(Op::maxpool2d, {{"x", {1, 3, 9, 8}}},
         "name: $y, op: maxpool2d, inputs: [$x], kernel: [3, 2], stride: [2, 1], padding: [1, 0, 1, 1]");
+    one(Op::maxpool2d, {{"x", {2, 3, 11, 13}}},
+        "name: $y, op: maxpool2d, inputs: [$x], kernel: [3, 2], stride: [1, 2], dilation: [2, 3], padding: [2, 1, 1, 0]");
     one(Op::avgpool2d, {{"x", {1, 37, 7, 7}}}, "name: $y, op: avgpool2d, inputs: [$x], kernel: 3, stride: 2, padding: 1");
     one(Op::avgpool2d, {{"x", {1, 37, 7, 7}}},
         "name: $y, op: avgpool2d, inputs: [$x], kernel: [3, 2], stride: 2, padding: 1, count_include_pad: true");

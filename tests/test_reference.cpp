@@ -119,6 +119,7 @@ TEST_CASE("reference: unary ops", "[reference]") {
          [](double x) { return 0.5 * x * (1 + std::erf(x / std::sqrt(2.0))); }},
         {Op::gelu, {{"approximate", S("tanh")}}, false,
          [&](double x) { return 0.5 * x * (1 + std::tanh(std::sqrt(2 / pi) * (x + 0.044715 * x * x * x))); }},
+        {Op::erf, {}, false, [](double x) { return 1 - std::erfc(x); }},
     };
     for (const Case& c : cases) {
         INFO(op_name(c.op));

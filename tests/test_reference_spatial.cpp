@@ -135,13 +135,15 @@ struct PoolSpec {
     std::array<int64_t, 2> kernel, stride;
     std::array<int64_t, 4> pad{0, 0, 0, 0};
     bool include_pad = false;
+    std::array<int64_t, 2> dilation{1, 1};  // maxpool2d only
 };
 
 // Max over the real cells of each window; average over them, divided by
 // their count or by the kernel area.
 std::vector<double> naive_pool(const PoolSpec& k, const std::vector<double>& x, Shape& out_shape) {
     Padded p = pad_nchw(x, k.x, k.pad);
-    const int64_t OH = (p.H - k.kernel[0]) / k.stride[0] + 1, OW = (p.W - k.kernel[1]) / k.stride[1] + 1;
+    const int64_t span_h = k.dilation[0] * (k.kernel[0] - 1) + 1, span_w = k.dilation[1] * (k.kernel[1] - 1) + 1;
+    const int64_t OH = (p.H - span_h) / k.stride[0] + 1, OW = (p.W - span_w) / k.stride[1] + 1;
     out_shape = {p.N, p.C, OH, OW};
     std::vector<double> y;
     for (int64_t n = 0; n < p.N; ++n)
@@ -149,13 +151,13 @@ std::vector<double> naive_pool(const PoolSpec& k, const std::vector<double>& x, 
             for (int64_t r = 0; r < OH; ++r)
                 for (int64_t s = 0; s < OW; ++s) {
                     std::vector<double> cells;
-                    for (int64_t a = 0; a < k.kernel[0]; ++a)
-                        for (int64_t b = 0; b < k.kernel[1]; ++b)
+                    for (int64_t a = 0; a < k.kernel[0] * k.dilation[0]; a += k.dilation[0])
+                        for (int64_t b = 0; b < k.kernel[1] * k.dilation[1]; b += k.dilation[1])
                             if (!p.is_pad(n, c, r * k.stride[0] + a, s * k.stride[1] + b))
                                 cells.push_back(p.at(n, c, r * k.stride[0] + a, s * k.stride[1] + b));
-                    REQUIRE(!cells.empty());
+                    REQUIRE((!cells.empty() || k.op == Op::maxpool2d));
                     if (k.op == Op::maxpool2d) {
-                        y.push_back(*std::max_element(cells.begin(), cells.end()));
+                        y.push_back(cells.empty() ? -INFINITY : *std::max_element(cells.begin(), cells.end()));
                     } else {
                         double sum = 0;
                         for (double v : cells) sum += v;
@@ -175,6 +177,7 @@ void check_pool(const PoolSpec& k, unsigned seed, bool negative = false) {
                                            {"stride", L({k.stride[0], k.stride[1]})},
                                            {"padding", L({k.pad[0], k.pad[1], k.pad[2], k.pad[3]})}};
     if (k.op == Op::avgpool2d) attrs["count_include_pad"] = B(k.include_pad);
+    if (k.op == Op::maxpool2d) attrs["dilation"] = L({k.dilation[0], k.dilation[1]});
     b.node("y", k.op, {negative ? "nx" : "x"}, attrs);
     Run r = run(b, seed, negative ? std::set<std::string>{"x"} : std::set<std::string>{});
     std::vector<double> x = r.in("x");
@@ -262,6 +265,16 @@ TEST_CASE("reference: maxpool2d, padded cells never win", "[reference]") {
     check_pool({Op::maxpool2d, {1, 2, 6, 7}, {2, 3}, {1, 2}, {1, 0, 0, 1}}, 2, true);
     check_pool({Op::maxpool2d, {1, 2, 37, 37}, {3, 2}, {1, 2}}, 3);
     check_pool({Op::maxpool2d, {1, 1, 1, 1}, {3, 3}, {3, 3}, {1, 1, 1, 1}}, 4, true);
+}
+
+TEST_CASE("reference: maxpool2d with dilation; a window that skips every cell of x is -inf", "[reference]") {
+    PoolSpec k{Op::maxpool2d, {2, 3, 9, 7}, {3, 2}, {1, 2}, {2, 1, 1, 1}};
+    k.dilation = {2, 3};
+    check_pool(k, 11, true);
+    // x 1 wide, kernel 2 dilated by 3, padding 2: every window's two cells lie in the padding.
+    PoolSpec empty{Op::maxpool2d, {1, 2, 1, 1}, {1, 2}, {1, 1}, {0, 2, 0, 2}};
+    empty.dilation = {1, 3};
+    check_pool(empty, 12);
 }
 
 TEST_CASE("reference: avgpool2d, count_include_pad both ways", "[reference]") {

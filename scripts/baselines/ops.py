@@ -123,7 +123,7 @@ OP_BUILDERS = {
     "max": _binary("maximum"), "min": _binary("minimum"), "pow": _binary("pow"),
     "relu": _unary("relu"), "sigmoid": _unary("sigmoid"), "tanh": _unary("tanh"), "exp": _unary("exp"),
     "log": _unary("log"), "sqrt": _unary("sqrt"), "rsqrt": _unary("rsqrt"), "neg": _unary("neg"),
-    "abs": _unary("abs"), "silu": _unary("silu"),
+    "abs": _unary("abs"), "silu": _unary("silu"), "erf": _unary("erf"),
     "gelu": _gelu,
     "softmax": _softmax,
     "layernorm": _layernorm,

@@ -44,7 +44,7 @@ def _case(label, op, shapes, dtype="f32", positive=(), ids=None, dtypes=None, no
 def cases():
     c = _case
     out = [c(f"{op}", op, [[3, 17]], positive=(0,) if op in ("log", "sqrt", "rsqrt") else ())
-           for op in ("relu", "sigmoid", "tanh", "exp", "log", "sqrt", "rsqrt", "neg", "abs", "silu")]
+           for op in ("relu", "sigmoid", "tanh", "exp", "log", "sqrt", "rsqrt", "neg", "abs", "silu", "erf")]
     out += [c(f"{op}_broadcast", op, [[4, 1, 5], [3, 5]], positive=(0, 1) if op in ("div", "pow") else ())
             for op in ("add", "sub", "mul", "div", "max", "min", "pow")]
     out += [

@@ -458,20 +458,26 @@ Shape infer_pool(const NodeCtx& c) {
     check_nchw(c);
     std::array<int64_t, 2> kernel = hw_attr(c, "kernel");
     std::array<int64_t, 2> stride = c.v.attrs.has("stride") ? hw_attr(c, "stride") : kernel;
+    // Only maxpool2d dilates (ONNX's AveragePool does from opset 19).
+    const std::array<int64_t, 2> dilation = c.v.attrs.has("dilation") ? hw_attr(c, "dilation") : std::array<int64_t, 2>{1, 1};
     Padding pad = padding_attr(c);
-    // As PyTorch: padding at most half the kernel on every side. Then, in
-    // floor mode, every window holds at least one cell of x, so a max never
-    // comes from padding and an average never divides by zero.
+    check_window_extent(c, x, pad, kernel, dilation);
+    // As PyTorch: padding at most half the (dilated) kernel on every side.
+    // Then, in floor mode, every undilated window holds at least one cell of
+    // x, so an average never divides by zero; a dilated max window may skip
+    // every cell of a small x and is then -inf, as in PyTorch.
     std::string k = list_str(c.v.attrs.get_ints("kernel"));
     std::string p = list_str(c.v.attrs.get_ints("padding"));
-    bool bad_h = std::max(pad.top, pad.bottom) > kernel[0] / 2;
-    if (bad_h || std::max(pad.left, pad.right) > kernel[1] / 2)
-        c.fail_attr("padding", c.op() + " padding " + p + " is more than half the kernel " + k + ": at most " +
-                                   std::to_string(kernel[bad_h ? 0 : 1] / 2) + " along " + (bad_h ? "H" : "W") +
+    const int64_t half_h = (dilation[0] * (kernel[0] - 1) + 1) / 2, half_w = (dilation[1] * (kernel[1] - 1) + 1) / 2;
+    bool bad_h = std::max(pad.top, pad.bottom) > half_h;
+    if (bad_h || std::max(pad.left, pad.right) > half_w)
+        c.fail_attr("padding", c.op() + " padding " + p + " is more than half the " +
+                                   (dilation == std::array<int64_t, 2>{1, 1} ? "" : "dilated ") + "kernel " + k +
+                                   ": at most " + std::to_string(bad_h ? half_h : half_w) + " along " +
+                                   (bad_h ? "H" : "W") +
                                    " (PyTorch refuses this too: a window could then hold only padding)");
-    check_window_extent(c, x, pad, kernel, {1, 1});
-    int64_t oh = window_count(x[2], pad.top, pad.bottom, kernel[0], stride[0], 1);
-    int64_t ow = window_count(x[3], pad.left, pad.right, kernel[1], stride[1], 1);
+    int64_t oh = window_count(x[2], pad.top, pad.bottom, kernel[0], stride[0], dilation[0]);
+    int64_t ow = window_count(x[3], pad.left, pad.right, kernel[1], stride[1], dilation[1]);
     if (oh == 0 || ow == 0)
         c.fail(c.op() + " kernel " + k + " is larger than x " + shape_str(x) + " with padding " + p + " (" +
                std::to_string(x[2] + pad.top + pad.bottom) + " x " + std::to_string(x[3] + pad.left + pad.right) +

@@ -155,6 +155,7 @@ inline constexpr OpDef kOpTable[] = {
     pointwise(Op::silu, "silu", 1, ANVIL_EW_SILU),
     pointwise(Op::gelu, "gelu", 1, ANVIL_EW_GELU, {choice_attr("approximate", "none", "none", "tanh")})
         .when("approximate", "tanh", ANVIL_EW_GELU_TANH),
+    pointwise(Op::erf, "erf", 1, ANVIL_EW_ERF),
     op_def_row(Op::softmax, "softmax", OpClass::Rowwise, 1, 1, IndexMap::rows,
                {number_attr("axis", AttrType::Int, -1)})
         .row(ANVIL_ROW_SOFTMAX, RowAxes::at_axis, ANVIL_MM_ROW_SOFTMAX),
@@ -183,7 +184,7 @@ inline constexpr OpDef kOpTable[] = {
                 list_attr("dilation", AttrType::IntOrList, 1, 1), number_attr("groups", AttrType::Int, 1)}),
     op_def_row(Op::maxpool2d, "maxpool2d", OpClass::Spatial, 1, 1, IndexMap::pool_window,
                {required_attr("kernel", AttrType::IntOrList), optional_attr("stride", AttrType::IntOrList),
-                list_attr("padding", AttrType::IntOrList, 1, 0)}),
+                list_attr("padding", AttrType::IntOrList, 1, 0), list_attr("dilation", AttrType::IntOrList, 1, 1)}),
     op_def_row(Op::avgpool2d, "avgpool2d", OpClass::Spatial, 1, 1, IndexMap::pool_window,
                {required_attr("kernel", AttrType::IntOrList), optional_attr("stride", AttrType::IntOrList),
                 list_attr("padding", AttrType::IntOrList, 1, 0), number_attr("count_include_pad", AttrType::Bool, false)}),

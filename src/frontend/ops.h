@@ -17,7 +17,7 @@ enum class Op : int {
     // binary elementwise, broadcast
     add, sub, mul, div, max, min, pow,
     // unary elementwise
-    relu, sigmoid, tanh, exp, log, sqrt, rsqrt, neg, abs, silu, gelu,
+    relu, sigmoid, tanh, exp, log, sqrt, rsqrt, neg, abs, silu, gelu, erf,
     // row-wise
     softmax, layernorm, rmsnorm, reduce_sum, reduce_mean, reduce_max,
     matmul,

@@ -13,19 +13,35 @@ namespace anvil {
 
 namespace {
 
-// The most elements one folded tensor may have (16 Mi: 128 MiB of doubles).
-// Shape subgraphs fold tensors of a few elements; a mask or a position table
-// folds a few million at most. Checked before anything is allocated
-// (libFuzzer: a ConstantOfShape of 2.4 G elements).
+// The most elements one folded tensor may have (16 Mi: 128 MiB of doubles)
+// beyond the size of its node's largest input (a weight transposed at
+// import is as large as the weight). Shape subgraphs fold tensors of a few
+// elements; a mask or a position table folds a few million at most.
 constexpr int64_t kMaxFoldedElements = int64_t{1} << 24;
 
-const Shape& folded_shape(const OnnxNode& n, const Shape& s) {
+int64_t largest(const std::vector<const ConstTensor*>& in) {
+    int64_t m = 0;
+    for (const ConstTensor* t : in) m = std::max(m, t ? t->numel() : 0);
+    return m;
+}
+
+}  // namespace
+
+// Every tensor folding computes is allocated here, its size checked first
+// (libFuzzer: a ConstantOfShape of 2.4 G elements ran out of memory).
+ConstTensor folded_tensor(const OnnxNode& n, OnnxType type, const Shape& s, const std::vector<const ConstTensor*>& from) {
     const std::optional<int64_t> count = checked_numel(s);
-    if (!count || *count > kMaxFoldedElements)
+    if (!count || *count > std::max(kMaxFoldedElements, largest(from)))
         n.fail("folding it at import makes a constant of shape " + shape_str(s) + ", more than the " +
                std::to_string(kMaxFoldedElements) + " elements a folded tensor may have");
-    return s;
+    ConstTensor r;
+    r.type = type;
+    r.shape = s;
+    r.v.assign(static_cast<size_t>(*count), 0.0);
+    return r;
 }
+
+namespace {
 
 std::string dims_str(const std::vector<int64_t>& s) { return shape_str(s); }
 
@@ -75,10 +91,9 @@ ConstTensor reduce(const OnnxNode& n, const ConstTensor& a, std::optional<std::v
     const bool keep = n.get_int("keepdims", 1) != 0;
     Shape kept;  // the output with every reduced dim kept as 1
     for (int d = 0; d < rank; ++d) kept.push_back(reduced[d] ? 1 : a.shape[d]);
-    ConstTensor r;
-    r.type = a.type;
+    ConstTensor r = folded_tensor(n, a.type, kept, {&a});
     const double init = kind == "max" ? -INFINITY : kind == "min" ? INFINITY : kind == "prod" ? 1 : 0;
-    r.v.assign(static_cast<size_t>(numel(kept)), init);
+    std::fill(r.v.begin(), r.v.end(), init);
     std::vector<int64_t> count(r.v.size(), 0);
     for (int64_t i = 0; i < a.numel(); ++i) {
         std::vector<int64_t> idx = unravel(i, a.shape);
@@ -95,20 +110,18 @@ ConstTensor reduce(const OnnxNode& n, const ConstTensor& a, std::optional<std::v
     }
     if (kind == "mean")
         for (size_t i = 0; i < r.v.size(); ++i) r.v[i] /= std::max<int64_t>(count[i], 1);
-    if (keep) {
-        r.shape = kept;
-    } else {
+    if (!keep) {
+        r.shape.clear();
         for (int d = 0; d < rank; ++d)
             if (!reduced[d]) r.shape.push_back(a.shape[d]);
     }
     return cast_to(r, a.type);
 }
 
-ConstTensor transpose(const ConstTensor& a, const std::vector<int64_t>& perm) {
-    ConstTensor r;
-    r.type = a.type;
-    for (int64_t p : perm) r.shape.push_back(a.shape[p]);
-    r.v.resize(a.v.size());
+ConstTensor transpose(const OnnxNode& n, const ConstTensor& a, const std::vector<int64_t>& perm) {
+    Shape s;
+    for (int64_t p : perm) s.push_back(a.shape[p]);
+    ConstTensor r = folded_tensor(n, a.type, s, {&a});
     for (int64_t i = 0; i < r.numel(); ++i) {
         std::vector<int64_t> oi = unravel(i, r.shape), ii(a.shape.size());
         for (size_t d = 0; d < perm.size(); ++d) ii[perm[d]] = oi[d];
@@ -139,12 +152,9 @@ Shape expand_shape(const OnnxNode& n, const Shape& in, const std::vector<int64_t
     return *b;
 }
 
-ConstTensor broadcast_to(const ConstTensor& a, const Shape& out) {
-    ConstTensor z;
-    z.type = a.type;
-    z.shape = out;
-    z.v.assign(static_cast<size_t>(numel(out)), 0);
-    return broadcast_binary(a, z, a.type, [](double x, double) { return x; });
+ConstTensor broadcast_to(const OnnxNode& n, const ConstTensor& a, const Shape& out) {
+    const ConstTensor z = folded_tensor(n, a.type, out, {&a});
+    return broadcast_binary(n, a, z, a.type, [](double x, double) { return x; });
 }
 
 }  // namespace
@@ -155,13 +165,11 @@ int norm_axis(const OnnxNode& n, int64_t axis, int rank) {
     return *a;
 }
 
-ConstTensor broadcast_binary(const ConstTensor& a, const ConstTensor& b, OnnxType out, double (*f)(double, double)) {
+ConstTensor broadcast_binary(const OnnxNode& n, const ConstTensor& a, const ConstTensor& b, OnnxType out,
+                             double (*f)(double, double)) {
     auto s = broadcast_shapes(a.shape, b.shape);
-    ANVIL_CHECK(s, "broadcast_binary: shapes checked by the caller");
-    ConstTensor r;
-    r.type = out;
-    r.shape = *s;
-    r.v.resize(static_cast<size_t>(numel(*s)));
+    if (!s) n.fail("operands " + shape_str(a.shape) + " and " + shape_str(b.shape) + " do not broadcast");
+    ConstTensor r = folded_tensor(n, out, *s, {&a, &b});
     const Strides sa = broadcast_strides(a.shape, *s), sb = broadcast_strides(b.shape, *s);
     for (int64_t i = 0; i < r.numel(); ++i) {
         std::vector<int64_t> idx = unravel(i, *s);
@@ -296,10 +304,7 @@ std::vector<ConstTensor> fold(const OnnxNode& n, const std::vector<std::optional
     auto x = [&](size_t i) -> const ConstTensor& { return need(n, in, i); };
     auto has = [&](size_t i) { return i < in.size() && in[i].has_value(); };
     auto binary = [&](double (*f)(double, double), std::optional<OnnxType> out = std::nullopt) {
-        const auto s = broadcast_shapes(x(0).shape, x(1).shape);
-        if (!s) n.fail("operands " + shape_str(x(0).shape) + " and " + shape_str(x(1).shape) + " do not broadcast");
-        folded_shape(n, *s);
-        return std::vector<ConstTensor>{broadcast_binary(x(0), x(1), out.value_or(x(0).type), f)};
+        return std::vector<ConstTensor>{broadcast_binary(n, x(0), x(1), out.value_or(x(0).type), f)};
     };
     const bool ints = !is_onnx_float(has(0) ? x(0).type : OnnxType::float32);
 
@@ -346,8 +351,7 @@ std::vector<ConstTensor> fold(const OnnxNode& n, const std::vector<std::optional
     if (op == "Min" || op == "Max" || op == "Sum") {
         ConstTensor acc = x(0);
         for (size_t i = 1; i < in.size(); ++i) {
-            if (!broadcast_shapes(acc.shape, x(i).shape)) n.fail("operands do not broadcast");
-            acc = broadcast_binary(acc, x(i), acc.type,
+            acc = broadcast_binary(n, acc, x(i), acc.type,
                                    op == "Min"   ? +[](double a, double b) { return std::min(a, b); }
                                    : op == "Max" ? +[](double a, double b) { return std::max(a, b); }
                                                  : +[](double a, double b) { return a + b; });
@@ -388,27 +392,22 @@ std::vector<ConstTensor> fold(const OnnxNode& n, const std::vector<std::optional
         return {r};
     }
     if (op == "ConstantOfShape") {
-        ConstTensor r;
-        r.v = {0.0};
         // zeros here; the importer fills in the 'value' attribute's value
-        r.shape = x(0).ints();
-        for (int64_t d : r.shape)
-            if (d < 0) n.fail("shape " + dims_str(r.shape) + " has a negative dimension");
-        folded_shape(n, r.shape);
-        r.v.assign(static_cast<size_t>(numel(r.shape)), 0.0);
-        return {r};
+        const Shape s = x(0).ints();
+        for (int64_t d : s)
+            if (d < 0) n.fail("shape " + dims_str(s) + " has a negative dimension");
+        return {folded_tensor(n, OnnxType::float32, s, {})};
     }
     if (op == "Gather") {
         const ConstTensor& d = x(0);
         const ConstTensor& idx = x(1);
         const int rank = static_cast<int>(d.shape.size());
         const int axis = norm_axis(n, n.get_int("axis", 0), rank);
-        ConstTensor r;
-        r.type = d.type;
-        r.shape.assign(d.shape.begin(), d.shape.begin() + axis);
-        r.shape.insert(r.shape.end(), idx.shape.begin(), idx.shape.end());
-        r.shape.insert(r.shape.end(), d.shape.begin() + axis + 1, d.shape.end());
-        int64_t outer = 1, inner = 1;
+        Shape s(d.shape.begin(), d.shape.begin() + axis);
+        s.insert(s.end(), idx.shape.begin(), idx.shape.end());
+        s.insert(s.end(), d.shape.begin() + axis + 1, d.shape.end());
+        ConstTensor r = folded_tensor(n, d.type, s, {&d, &idx});
+        int64_t outer = 1, inner = 1, at = 0;
         for (int i = 0; i < axis; ++i) outer *= d.shape[i];
         for (int i = axis + 1; i < rank; ++i) inner *= d.shape[i];
         const int64_t dim = d.shape[axis];
@@ -417,7 +416,7 @@ std::vector<ConstTensor> fold(const OnnxNode& n, const std::vector<std::optional
                 int64_t k = static_cast<int64_t>(fi);
                 if (k < 0) k += dim;
                 if (k < 0 || k >= dim) n.fail("index " + std::to_string(static_cast<int64_t>(fi)) + " is out of range for a dimension of " + std::to_string(dim));
-                for (int64_t i = 0; i < inner; ++i) r.v.push_back(d.v[(o * dim + k) * inner + i]);
+                for (int64_t i = 0; i < inner; ++i) r.v[at++] = d.v[(o * dim + k) * inner + i];
             }
         return {r};
     }
@@ -443,28 +442,30 @@ std::vector<ConstTensor> fold(const OnnxNode& n, const std::vector<std::optional
         r.shape = flatten_shape(n, r.shape);
         return {r};
     }
-    if (op == "Expand") return {broadcast_to(x(0), folded_shape(n, expand_shape(n, x(0).shape, x(1).ints())))};
-    if (op == "Transpose") return {transpose(x(0), transpose_perm(n, static_cast<int>(x(0).shape.size())))};
+    if (op == "Expand") return {broadcast_to(n, x(0), expand_shape(n, x(0).shape, x(1).ints()))};
+    if (op == "Transpose") return {transpose(n, x(0), transpose_perm(n, static_cast<int>(x(0).shape.size())))};
     if (op == "Concat") {
         const int rank = static_cast<int>(x(0).shape.size());
         const int axis = norm_axis(n, n.get_int("axis", 0), rank);
-        ConstTensor r;
-        r.type = x(0).type;
-        r.shape = x(0).shape;
-        r.shape[axis] = 0;
+        Shape s = x(0).shape;
+        s[axis] = 0;
+        std::vector<const ConstTensor*> parts;
         for (size_t i = 0; i < in.size(); ++i) {
             if (x(i).shape.size() != x(0).shape.size()) n.fail("operands differ in rank");
             for (int d = 0; d < rank; ++d)
                 if (d != axis && x(i).shape[d] != x(0).shape[d])
                     n.fail("operands " + shape_str(x(0).shape) + " and " + shape_str(x(i).shape) + " differ off the axis");
-            r.shape[axis] += x(i).shape[axis];
+            s[axis] += x(i).shape[axis];
+            parts.push_back(&x(i));
         }
+        ConstTensor r = folded_tensor(n, x(0).type, s, parts);
         int64_t outer = 1;
-        for (int d = 0; d < axis; ++d) outer *= r.shape[d];
+        for (int d = 0; d < axis; ++d) outer *= s[d];
+        auto at = r.v.begin();
         for (int64_t o = 0; o < outer; ++o)
             for (size_t i = 0; i < in.size(); ++i) {
                 const int64_t chunk = x(i).numel() / std::max<int64_t>(outer, 1);
-                r.v.insert(r.v.end(), x(i).v.begin() + o * chunk, x(i).v.begin() + (o + 1) * chunk);
+                at = std::copy(x(i).v.begin() + o * chunk, x(i).v.begin() + (o + 1) * chunk, at);
             }
         return {r};
     }
@@ -477,10 +478,7 @@ std::vector<ConstTensor> fold(const OnnxNode& n, const std::vector<std::optional
         Shape out = d.shape;
         std::vector<int64_t> start(d.shape.size(), 0), step(d.shape.size(), 1);
         for (const SliceAxis& s : sl) out[s.axis] = s.len, start[s.axis] = s.start, step[s.axis] = s.step;
-        ConstTensor r;
-        r.type = d.type;
-        r.shape = out;
-        r.v.resize(static_cast<size_t>(numel(out)));
+        ConstTensor r = folded_tensor(n, d.type, out, {&d});
         for (int64_t i = 0; i < r.numel(); ++i) {
             std::vector<int64_t> idx = unravel(i, out);
             for (size_t k = 0; k < idx.size(); ++k) idx[k] = start[k] + idx[k] * step[k];
@@ -492,11 +490,8 @@ std::vector<ConstTensor> fold(const OnnxNode& n, const std::vector<std::optional
         const double start = x(0).v.at(0), limit = x(1).v.at(0), delta = x(2).v.at(0);
         if (delta == 0) n.fail("delta is 0");
         const int64_t count = std::max<int64_t>(0, static_cast<int64_t>(std::ceil((limit - start) / delta)));
-        folded_shape(n, {count});
-        ConstTensor r;
-        r.type = x(0).type;
-        r.shape = {count};
-        for (int64_t i = 0; i < count; ++i) r.v.push_back(start + i * delta);
+        ConstTensor r = folded_tensor(n, x(0).type, {count}, {});
+        for (int64_t i = 0; i < count; ++i) r.v[i] = start + i * delta;
         return {cast_to(r, r.type)};
     }
     if (op == "Where") {
@@ -504,8 +499,7 @@ std::vector<ConstTensor> fold(const OnnxNode& n, const std::vector<std::optional
         auto s1 = broadcast_shapes(c.shape, a.shape);
         auto s = s1 ? broadcast_shapes(*s1, b.shape) : std::nullopt;
         if (!s) n.fail("operands do not broadcast");
-        folded_shape(n, *s);
-        ConstTensor cc = broadcast_to(c, *s), aa = broadcast_to(a, *s), bb = broadcast_to(b, *s);
+        ConstTensor cc = broadcast_to(n, c, *s), aa = broadcast_to(n, a, *s), bb = broadcast_to(n, b, *s);
         for (size_t i = 0; i < aa.v.size(); ++i) aa.v[i] = cc.v[i] != 0 ? aa.v[i] : bb.v[i];
         return {aa};
     }
@@ -520,16 +514,14 @@ std::vector<ConstTensor> fold(const OnnxNode& n, const std::vector<std::optional
         const std::vector<int64_t> reps = x(1).ints();
         const ConstTensor& d = x(0);
         if (reps.size() != d.shape.size()) n.fail("repeats do not match the rank");
-        ConstTensor r;
-        r.type = d.type;
+        Shape s;
         for (size_t k = 0; k < reps.size(); ++k) {
             if (reps[k] < 0) n.fail("repeats hold " + std::to_string(reps[k]) + "; each must be 0 or more");
             const std::optional<int64_t> len = checked_mul(d.shape[k], reps[k]);
-            r.shape.push_back(len ? *len : -1);  // -1: refused just below
+            s.push_back(len ? *len : -1);  // -1: refused just below
         }
-        if (std::count(r.shape.begin(), r.shape.end(), -1)) n.fail("repeats make a dimension past 64 bits");
-        folded_shape(n, r.shape);
-        r.v.resize(static_cast<size_t>(numel(r.shape)));
+        if (std::count(s.begin(), s.end(), -1)) n.fail("repeats make a dimension past 64 bits");
+        ConstTensor r = folded_tensor(n, d.type, s, {&d});
         for (int64_t i = 0; i < r.numel(); ++i) {
             std::vector<int64_t> idx = unravel(i, r.shape);
             for (size_t k = 0; k < idx.size(); ++k) idx[k] %= d.shape[k];

@@ -17,8 +17,14 @@ bool can_fold(const std::string& op);
 // input left out). Refuses (through node.fail) what it cannot evaluate.
 std::vector<ConstTensor> fold(const OnnxNode& node, const std::vector<std::optional<ConstTensor>>& in);
 
-// numpy broadcasting of a binary elementwise function.
-ConstTensor broadcast_binary(const ConstTensor& a, const ConstTensor& b, OnnxType out,
+// A tensor of zeros of shape `s` that node `n` computes from `from`: every
+// tensor folding makes is allocated here. Past 16 Mi elements, and past its
+// largest input's size, it is refused naming the node.
+ConstTensor folded_tensor(const OnnxNode& n, OnnxType type, const Shape& s, const std::vector<const ConstTensor*>& from);
+
+// numpy broadcasting of a binary elementwise function; operands that do not
+// broadcast are refused naming node `n`.
+ConstTensor broadcast_binary(const OnnxNode& n, const ConstTensor& a, const ConstTensor& b, OnnxType out,
                              double (*f)(double, double));
 
 // Shared with the lowering of run-time tensors: ONNX's shape rules.

@@ -32,6 +32,16 @@ HostTensor to_host_f32(const ConstTensor& t) {
     return h;
 }
 
+// What an op's optional extra output holds, for a refusal: " , the Indices".
+std::string extra_output_name(const std::string& op, int k) {
+    static const std::map<std::pair<std::string, int>, std::string> names = {
+        {{"LayerNormalization", 1}, "Mean"}, {{"LayerNormalization", 2}, "InvStdDev"}, {{"Dropout", 1}, "mask"},
+        {{"MaxPool", 1}, "Indices"}, {{"BatchNormalization", 1}, "running_mean"},
+        {{"BatchNormalization", 2}, "running_var"}};
+    const auto it = names.find({op, k});
+    return it == names.end() ? "" : ", the " + it->second;
+}
+
 }  // namespace
 
 std::pair<std::string, Shape> parse_input_shape(const std::string& text) {
@@ -96,10 +106,9 @@ std::string Importer::unique_name(const std::string& hint) {
     return name;
 }
 
+// A param may hold -inf (an additive attention mask) or NaN: the reference
+// and the backends compute with them as IEEE values.
 std::string Importer::const_param(const ConstTensor& t, const std::string& hint) {
-    for (double x : t.v)
-        if (!std::isfinite(x))
-            throw UserError(path_ + ": constant '" + hint + "' holds a non-finite value, which anvil's params cannot");
     TensorDecl d;
     d.name = unique_name(hint);
     d.shape = t.shape;
@@ -123,8 +132,9 @@ std::string Importer::runtime(const OnnxNode& n, const std::string& name) {
     OnnxValue& v = it->second;
     if (!v.anvil.empty()) {
         if (!is_onnx_float(v.type))
-            n.fail("its input '" + name + "' is a run-time " + std::string(onnx_type_name(v.type)) +
-                   " tensor; anvil computes on floats (integer tensors only as embedding ids)");
+            n.fail("its input '" + name + "' (" + onnx_type_name(v.type) +
+                   ") is computed at run time: integer arithmetic at run time is not supported (anvil computes in "
+                   "floats; integer tensors only as constants or as an embedding's ids)");
         return v.anvil;
     }
     ANVIL_CHECK(v.constant.has_value(), "an ONNX value is either constant or at run time");
@@ -381,13 +391,14 @@ void Importer::import_node(int i) {
         return;
     }
     lower_node(*this, n, i);
-    for (int k = 0; k < n.proto().output_size(); ++k) {
+    for (int k = 1; k < n.num_outputs(); ++k) {
         const std::string& o = n.output(k);
         const auto& users = consumers(o);
         const bool used = is_graph_output(o) ||
                           std::any_of(users.begin(), users.end(), [&](int u) { return !skipped_.count(u); });
         if (!o.empty() && !values_.count(o) && used)
-            n.fail("its output " + std::to_string(k) + " ('" + o + "') is used, but anvil computes only its first output");
+            n.fail("its output " + std::to_string(k) + " ('" + o + "'" + extra_output_name(n.op(), k) +
+                   ") is used, but anvil computes only its first output");
     }
 }
 

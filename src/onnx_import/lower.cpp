@@ -78,12 +78,29 @@ void lower_hard(const Ctx& c, bool swish) {
     c.define(t, c.shape(0));
 }
 
-Ints spatial(const Ctx& c, const char* name, Ints fallback) {
+// The spatial dims of a convolution or pool's x [N, C, ...]: 2, or 1 (run
+// as 2-D over [N, C, 1, L]); 3-D and others are refused.
+int window_dims(const Ctx& c, const Shape& x) {
+    if (x.size() == 3 || x.size() == 4) return static_cast<int>(x.size()) - 2;
+    c.n.fail("x is " + shape_str(x) + ": " +
+             (x.size() == 5 ? std::string("3-D convolutions and pools are not supported") : "not [N, C, L] or [N, C, H, W]") +
+             " (anvil's are 2-D, and 1-D ones run as 2-D)");
+}
+
+// A 1-D shape [N, C, L] (or weights [O, C/g, K]) as the 2-D [N, C, 1, L].
+Shape lift_1d(Shape s) {
+    s.insert(s.begin() + 2, 1);
+    return s;
+}
+
+// A spatial attribute, in its 2-D form: `fallback` is that form when the
+// attribute is absent; a 1-D one gains a unit leading entry (0 in pads).
+Ints spatial(const Ctx& c, const char* name, Ints fallback, int dims = 2) {
     auto v = c.n.get_ints(name);
     if (!v) return fallback;
-    if (v->size() != fallback.size())
-        c.n.fail(std::string("attribute '") + name + "' has " + std::to_string(v->size()) + " values; anvil's " +
-                 "convolutions and pools are 2-D");
+    if (v->size() != fallback.size() / 2 * dims)
+        c.n.fail(std::string("attribute '") + name + "' has " + std::to_string(v->size()) + " values for " +
+                 std::to_string(dims) + " spatial dims");
     // Bounded before any shape arithmetic (a stride of 0 divided by zero; libFuzzer):
     // products of two of these stay within 64 bits.
     const int64_t least = std::string(name) == "pads" ? 0 : 1, most = (int64_t{1} << 31) - 1;
@@ -91,15 +108,18 @@ Ints spatial(const Ctx& c, const char* name, Ints fallback) {
         if (x < least || x > most)
             c.n.fail(std::string("attribute '") + name + "' holds " + std::to_string(x) + "; each must be from " +
                      std::to_string(least) + " to " + std::to_string(most));
-    return *v;
+    if (dims == 2) return *v;
+    if (v->size() == 2) return {0, (*v)[0], 0, (*v)[1]};  // pads: begin, end
+    return {least, (*v)[0]};
 }
 
 // ONNX pads [top, left, bottom, right] (its x1_begin, x2_begin, x1_end,
 // x2_end), with auto_pad resolved for the given kernel, stride, dilation.
-Ints resolve_pads(const Ctx& c, const Shape& x, const Ints& kernel, const Ints& stride, const Ints& dil) {
+// x is the 2-D form (1-D lifted).
+Ints resolve_pads(const Ctx& c, const Shape& x, const Ints& kernel, const Ints& stride, const Ints& dil, int dims) {
     const std::string auto_pad = c.n.get_string("auto_pad", "NOTSET");
     if (auto_pad == "NOTSET") {
-        return spatial(c, "pads", {0, 0, 0, 0});  // each from 0 to 2^31 - 1
+        return spatial(c, "pads", {0, 0, 0, 0}, dims);  // each from 0 to 2^31 - 1
     }
     if (auto_pad == "VALID") return {0, 0, 0, 0};
     if (auto_pad != "SAME_UPPER" && auto_pad != "SAME_LOWER") c.n.fail("auto_pad '" + auto_pad + "' is not supported");
@@ -148,52 +168,64 @@ std::optional<FoldedPad> folded_pad(const Ctx& c) {
     return FoldedPad{pad.input(0), {pads[2], pads[3], pads[6], pads[7]}};
 }
 
+// The 2-D result y of shape `out` of a window op, as the node's output (a
+// 1-D op's without its unit H).
+void define_window_result(const Ctx& c, const std::string& y, Shape out, int dims) {
+    c.im.note_shape(y, out);
+    if (dims == 2) return c.define(y, out);
+    out.erase(out.begin() + 2);
+    c.define(c.im.reshape(y, out, c.out_hint()), out);
+}
+
 void lower_conv(const Ctx& c) {
     c.n.allow_only({"auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"});
-    const Shape& w = c.shape(1);
-    if (c.shape(0).size() != 4 || w.size() != 4)
-        c.n.fail("x is " + shape_str(c.shape(0)) + " and w " + shape_str(w) + "; anvil's conv2d is 2-D (4-D x and w)");
-    const Ints kernel = spatial(c, "kernel_shape", {w[2], w[3]});
+    const int dims = window_dims(c, c.shape(0));
+    if (c.shape(1).size() != c.shape(0).size())
+        c.n.fail("x is " + shape_str(c.shape(0)) + " and w " + shape_str(c.shape(1)) + ": their ranks differ");
+    const Shape w = dims == 1 ? lift_1d(c.shape(1)) : c.shape(1);
+    const Ints kernel = spatial(c, "kernel_shape", {w[2], w[3]}, dims);
     if (kernel[0] != w[2] || kernel[1] != w[3]) c.n.fail("kernel_shape " + shape_str(kernel) + " differs from w " + shape_str(w));
-    const Ints stride = spatial(c, "strides", {1, 1}), dil = spatial(c, "dilations", {1, 1});
+    const Ints stride = spatial(c, "strides", {1, 1}, dims), dil = spatial(c, "dilations", {1, 1}, dims);
     std::string x = c.rt(0);
     Shape xs = c.shape(0);
-    Ints pads = resolve_pads(c, xs, kernel, stride, dil);
+    if (dims == 1) x = c.im.reshape(x, xs = lift_1d(xs), c.out_hint() + "_2d_x");
+    Ints pads = resolve_pads(c, xs, kernel, stride, dil, dims);
     if (auto fp = folded_pad(c)) {
         x = c.im.runtime(c.n, fp->input);
         xs = c.im.value(c.n, fp->input).shape;
         for (int k = 0; k < 4; ++k) pads[k] += fp->pads[k];
     }
-    std::vector<std::string> in = {x, c.rt(1)};
+    std::vector<std::string> in = {x, dims == 1 ? c.im.reshape(c.rt(1), w, c.out_hint() + "_2d_w") : c.rt(1)};
     if (c.n.num_inputs() > 2 && c.present(2)) in.push_back(c.rt(2));
     const int64_t groups = c.n.get_int("group", 1);
     if (groups <= 0 || xs[1] != w[1] * groups)
-        c.n.fail("x has " + std::to_string(xs[1]) + " channels, but w " + shape_str(w) + " with group " +
+        c.n.fail("x has " + std::to_string(xs[1]) + " channels, but w " + shape_str(c.shape(1)) + " with group " +
                  std::to_string(groups) + " needs " + std::to_string(w[1] * groups));
     Shape out = {xs[0], w[0], 0, 0};
     for (int d = 0; d < 2; ++d)
         out[2 + d] = (xs[2 + d] + pads[d] + pads[2 + d] - dil[d] * (kernel[d] - 1) - 1) / stride[d] + 1;
-    if (out[2] <= 0 || out[3] <= 0) c.n.fail("the kernel is larger than the padded input " + shape_str(xs));
-    c.define(c.emit(Op::conv2d, in,
-                    {{"stride", stride}, {"dilation", dil}, {"padding", pads}, {"groups", groups}}),
-             out);
+    if (out[2] <= 0 || out[3] <= 0) c.n.fail("the kernel is larger than the padded input " + shape_str(c.shape(0)));
+    std::string y = c.emit(Op::conv2d, in, {{"stride", stride}, {"dilation", dil}, {"padding", pads}, {"groups", groups}},
+                           dims == 1 ? "2d" : "");
+    define_window_result(c, y, out, dims);
 }
 
 void lower_pool(const Ctx& c, bool is_max) {
     if (is_max) c.n.allow_only({"auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads", "storage_order", "strides"});
     else c.n.allow_only({"auto_pad", "ceil_mode", "count_include_pad", "kernel_shape", "pads", "strides"});
-    Shape xs = c.shape(0);
-    if (xs.size() != 4) c.n.fail("x is " + shape_str(xs) + "; anvil's pools are 2-D (4-D x)");
+    const int dims = window_dims(c, c.shape(0));
+    Shape xs = dims == 1 ? lift_1d(c.shape(0)) : c.shape(0);
     auto k = c.n.get_ints("kernel_shape");
     if (!k) c.n.fail("attribute 'kernel_shape' is missing");
-    const Ints kernel = spatial(c, "kernel_shape", {0, 0});
-    const Ints stride = spatial(c, "strides", {1, 1});
-    if (spatial(c, "dilations", {1, 1}) != Ints{1, 1}) c.n.fail("dilations other than 1 are not supported");
+    const Ints kernel = spatial(c, "kernel_shape", {0, 0}, dims);
+    const Ints stride = spatial(c, "strides", {1, 1}, dims);
+    const Ints dil = spatial(c, "dilations", {1, 1}, dims);
     if (c.n.get_int("storage_order", 0) != 0) c.n.fail("storage_order 1 is not supported");
-    Ints pads = resolve_pads(c, xs, kernel, stride, {1, 1});
+    Ints pads = resolve_pads(c, xs, kernel, stride, dil, dims);
     bool include_pad = c.n.get_int("count_include_pad", 0) != 0;
     std::string x = c.rt(0);
-    if (!is_max && !include_pad && pads == Ints{0, 0, 0, 0}) {
+    if (dims == 1) x = c.im.reshape(x, xs, c.out_hint() + "_2d_x");
+    if (dims == 2 && !is_max && !include_pad && pads == Ints{0, 0, 0, 0}) {
         // A zero Pad in front averages its zeros: the pool's own padding, counted.
         if (auto fp = folded_pad(c)) {
             x = c.im.runtime(c.n, fp->input);
@@ -205,12 +237,13 @@ void lower_pool(const Ctx& c, bool is_max) {
     Shape out = {xs[0], xs[1], 0, 0};
     const bool ceil_mode = c.n.get_int("ceil_mode", 0) != 0;
     for (int d = 0; d < 2; ++d) {
-        const int64_t span = xs[2 + d] + pads[d] + pads[2 + d] - kernel[d];
-        if (span < 0) c.n.fail("the kernel " + shape_str(kernel) + " is larger than the padded input " + shape_str(xs));
+        const int64_t reach = dil[d] * (kernel[d] - 1) + 1;  // the dilated kernel
+        const int64_t span = xs[2 + d] + pads[d] + pads[2 + d] - reach;
+        if (span < 0) c.n.fail("the kernel " + shape_str(kernel) + " is larger than the padded input " + shape_str(c.shape(0)));
         int64_t o = (ceil_mode ? (span + stride[d] - 1) / stride[d] : span / stride[d]) + 1;
         // As PyTorch: the last window must start inside the input or its leading padding.
         if (ceil_mode && (o - 1) * stride[d] >= xs[2 + d] + pads[d]) --o;
-        const int64_t extra = (o - 1) * stride[d] + kernel[d] - (xs[2 + d] + pads[d] + pads[2 + d]);
+        const int64_t extra = (o - 1) * stride[d] + reach - (xs[2 + d] + pads[d] + pads[2 + d]);
         if (extra > 0) {
             if (!is_max && include_pad)
                 c.n.fail("ceil_mode with count_include_pad divides the last windows by a count anvil's avgpool2d "
@@ -220,8 +253,20 @@ void lower_pool(const Ctx& c, bool is_max) {
         out[2 + d] = o;
     }
     std::map<std::string, AttrValue> attrs = {{"kernel", kernel}, {"stride", stride}, {"padding", pads}};
-    if (!is_max) attrs["count_include_pad"] = include_pad;
-    c.define(c.emit(is_max ? Op::maxpool2d : Op::avgpool2d, {x}, attrs), out);
+    if (is_max) attrs["dilation"] = dil;
+    else attrs["count_include_pad"] = include_pad;
+    define_window_result(c, c.emit(is_max ? Op::maxpool2d : Op::avgpool2d, {x}, attrs, dims == 1 ? "2d" : ""), out, dims);
+}
+
+// Over every spatial dim of x [N, C, ...], kept as 1s.
+void lower_global_pool(const Ctx& c, bool is_max) {
+    const Shape& xs = c.shape(0);
+    if (xs.size() < 3) c.n.fail("x " + shape_str(xs) + " has no spatial dims");
+    Shape out = xs;
+    Ints axes;
+    for (size_t d = 2; d < xs.size(); ++d) axes.push_back(static_cast<int64_t>(d)), out[d] = 1;
+    if (!is_max && xs.size() == 4) return c.define(c.emit(Op::global_avgpool, {c.rt(0)}), out);
+    c.define(c.emit(is_max ? Op::reduce_max : Op::reduce_mean, {c.rt(0)}, {{"axes", axes}, {"keepdims", true}}), out);
 }
 
 Ints reduce_axes(const Ctx& c, int rank) {
@@ -292,7 +337,7 @@ void lower_layernorm(const Ctx& c) {
             c.n.fail("its " + std::string(k == 1 ? "scale" : "bias") + " " + shape_str(t.shape) +
                      " does not broadcast to the normalised dims " + shape_str(trailing));
         ConstTensor zero{OnnxType::float32, trailing, std::vector<double>(numel(trailing), 0.0)};
-        return c.im.const_param(broadcast_binary(t, zero, OnnxType::float32, [](double a, double b) { return a + b; }),
+        return c.im.const_param(broadcast_binary(c.n, t, zero, OnnxType::float32, [](double a, double b) { return a + b; }),
                                 c.out_hint() + (k == 1 ? "_gamma" : "_beta"));
     };
     const std::string g = operand(1, 1.0), b = operand(2, 0.0);
@@ -587,16 +632,25 @@ void lower_where(const Ctx& c) {
             return;
         }
     }
-    // a * cond + b * (1 - cond): exact for finite a and b (one term is 0).
-    for (int k = 1; k <= 2; ++k)
-        if (c.val(k).constant)
-            for (double v : c.val(k).constant->v)
-                if (!std::isfinite(v)) c.n.fail("a non-finite constant operand with a mixed condition is not supported");
-    ConstTensor keep = cast_to(cond, OnnxType::float32), drop = keep;
-    for (double& v : drop.v) v = 1 - v;
-    std::string a = c.emit(Op::mul, {c.rt(1), c.im.const_param(keep, c.out_hint() + "_mask")}, {}, "a");
-    std::string b = c.emit(Op::mul, {c.rt(2), c.im.const_param(drop, c.out_hint() + "_unmask")}, {}, "b");
-    c.define(c.emit(Op::add, {a, b}), out);
+    // a * cond + b * (1 - cond), exact for finite run-time operands (one
+    // term is 0). A constant operand's term is computed here, so a -inf or
+    // finfo.min fill (masked_fill of a causal mask) is exact too.
+    std::string terms[2];
+    for (int k = 1; k <= 2; ++k) {
+        ConstTensor pick = cast_to(cond, OnnxType::float32);
+        if (k == 2)
+            for (double& v : pick.v) v = 1 - v;
+        const std::string tag = k == 1 ? "a" : "b";
+        if (const auto& operand = c.val(k).constant) {
+            const ConstTensor term = broadcast_binary(c.n, pick, *operand, OnnxType::float32,
+                                                      [](double p, double v) { return p != 0 ? v : 0.0; });
+            terms[k - 1] = c.im.const_param(term, c.out_hint() + "_" + tag);
+        } else {
+            terms[k - 1] = c.emit(Op::mul, {c.rt(k), c.im.const_param(pick, c.out_hint() + (k == 1 ? "_mask" : "_unmask"))},
+                                  {}, tag);
+        }
+    }
+    c.define(c.emit(Op::add, {terms[0], terms[1]}), out);
 }
 
 void lower_variadic(const Ctx& c, Op op) {
@@ -616,8 +670,8 @@ void lower_node(Importer& im, const OnnxNode& n, int index) {
     const std::string& op = n.op();
     if (op == "Erf" || op == "Tanh" || op == "Sigmoid") {
         if (match_activation(im, n, index)) return;
-        if (op == "Erf") n.fail("Erf is supported only inside a GELU (0.5 x (1 + erf(x / sqrt 2))), and this one is not");
     }
+    if (op == "Erf") return unary(c, Op::erf);
     if (op == "Add") return binary(c, Op::add);
     if (op == "Sub") return binary(c, Op::sub);
     if (op == "Mul") return binary(c, Op::mul);
@@ -636,9 +690,16 @@ void lower_node(Importer& im, const OnnxNode& n, int index) {
     if (op == "Abs") return unary(c, Op::abs);
     if (op == "Reciprocal") return c.define(c.emit(Op::div, {im.scalar(1.0), c.rt(0)}), c.shape(0));
     if (op == "Identity" || op == "Dropout") {
-        if (op == "Dropout" && n.num_inputs() > 2 && c.present(2) &&
-            (!im.is_const(n.input(2)) || im.value(n, n.input(2)).constant->v.at(0) != 0))
-            n.fail("training_mode must be false at inference");
+        // Dropout in training mode is the identity only at ratio 0 (torchvision's
+        // swin calls F.dropout(p=0.0) without training=False).
+        auto known = [&](int k) -> std::optional<double> {
+            if (n.num_inputs() <= k || !c.present(k)) return std::nullopt;
+            if (!im.is_const(n.input(k))) return NAN;
+            return im.value(n, n.input(k)).constant->v.at(0);
+        };
+        const std::optional<double> training = known(2), ratio = known(1);
+        if (op == "Dropout" && training && *training != 0 && !(ratio && *ratio == 0))
+            n.fail("training_mode must be false at inference (or the ratio a constant 0)");
         return c.define(c.rt(0), c.shape(0));
     }
     if (op == "Cast" || op == "CastLike") {
@@ -648,7 +709,8 @@ void lower_node(Importer& im, const OnnxNode& n, int index) {
         if (to == OnnxType::float16 || to == OnnxType::bfloat16)
             n.fail(std::string("a run-time cast to ") + onnx_type_name(to) + " is not supported (anvil holds imported tensors in f32)");
         if (!is_onnx_float(to) || !is_onnx_float(c.val(0).type))
-            n.fail(std::string("a cast of a run-time tensor to ") + onnx_type_name(to) + " is not supported (anvil computes in floats)");
+            n.fail(std::string("casts a run-time tensor to ") + onnx_type_name(to) +
+                   ": integer arithmetic at run time is not supported (anvil computes in floats)");
         return c.define(c.rt(0), c.shape(0));
     }
     if (op == "Clip") return lower_clip(c);
@@ -660,18 +722,7 @@ void lower_node(Importer& im, const OnnxNode& n, int index) {
     if (op == "Conv") return lower_conv(c);
     if (op == "MaxPool") return lower_pool(c, true);
     if (op == "AveragePool") return lower_pool(c, false);
-    if (op == "GlobalAveragePool") {
-        if (c.shape(0).size() != 4) n.fail("x " + shape_str(c.shape(0)) + " is not 4-D");
-        Shape out = c.shape(0);
-        out[2] = out[3] = 1;
-        return c.define(c.emit(Op::global_avgpool, {c.rt(0)}), out);
-    }
-    if (op == "GlobalMaxPool") {
-        if (c.shape(0).size() != 4) n.fail("x " + shape_str(c.shape(0)) + " is not 4-D");
-        Shape out = c.shape(0);
-        out[2] = out[3] = 1;
-        return c.define(c.emit(Op::reduce_max, {c.rt(0)}, {{"axes", Ints{2, 3}}, {"keepdims", true}}), out);
-    }
+    if (op == "GlobalAveragePool" || op == "GlobalMaxPool") return lower_global_pool(c, op == "GlobalMaxPool");
     if (op == "ReduceMean") {
         if (match_norm(im, n, index)) return;
         return lower_reduce(c, Op::reduce_mean, false);

@@ -329,11 +329,11 @@ std::optional<NormMatch> find_norm(const Importer& im, const OnnxNode& n, int in
 
 // `t` as a tensor of the normalised dims' shape, or nothing when it varies
 // along other dims.
-std::optional<ConstTensor> over_trailing(const ConstTensor& t, const Shape& trailing) {
+std::optional<ConstTensor> over_trailing(const OnnxNode& n, const ConstTensor& t, const Shape& trailing) {
     auto b = broadcast_shapes(t.shape, trailing);
     if (!b || *b != trailing) return std::nullopt;
     ConstTensor zero{OnnxType::float64, trailing, std::vector<double>(numel(trailing), 0.0)};
-    return broadcast_binary(t, zero, OnnxType::float64, [](double a, double z) { return a + z; });
+    return broadcast_binary(n, t, zero, OnnxType::float64, [](double a, double z) { return a + z; });
 }
 
 }  // namespace
@@ -345,7 +345,7 @@ bool match_norm(Importer& im, const OnnxNode& n, int index) {
     const Shape trailing(xs.begin() + m->axis, xs.end());
     auto param = [&](const std::optional<std::string>& name, double fill) -> std::optional<ConstTensor> {
         if (!name) return ConstTensor{OnnxType::float64, trailing, std::vector<double>(numel(trailing), fill)};
-        return over_trailing(*im.constant_of(*name), trailing);
+        return over_trailing(n, *im.constant_of(*name), trailing);
     };
     auto gamma = param(m->gamma, 1.0), beta = param(m->beta, 0.0);
     if (!gamma || !beta || m->eps < 0) return false;

@@ -46,7 +46,7 @@ std::string operand(int ref, float scalar) {
     return "_";
 }
 
-static_assert(ANVIL_EW_COUNT == 21, "AnvilEwOp changed: update step_str in dump.cpp");
+static_assert(ANVIL_EW_COUNT == 22, "AnvilEwOp changed: update step_str in dump.cpp");
 
 // One step as the expression epilogue.cuh's anvil_ew_apply computes.
 std::string step_str(const AnvilEpiStep& st) {
@@ -75,6 +75,7 @@ std::string step_str(const AnvilEpiStep& st) {
         case ANVIL_EW_SILU: return call("silu");
         case ANVIL_EW_GELU: return call("gelu");
         case ANVIL_EW_GELU_TANH: return call("gelu_tanh");
+        case ANVIL_EW_ERF: return call("erf");
     }
     return fmt::format("op{}({}, {})", st.op, a, b);
 }

@@ -67,6 +67,7 @@ double unary(Op op, const Attrs& attrs, double x) {
                 return 0.5 * x * (1.0 + std::tanh(k * (x + 0.044715 * x * x * x)));
             }
             return 0.5 * x * (1.0 + std::erf(x / std::sqrt(2.0)));
+        case Op::erf: return std::erf(x);
         default: break;
     }
     ANVIL_CHECK(false, std::string("reference: not a unary op: ") + op_name(op));
@@ -262,6 +263,7 @@ void eval_pool(const Value& v, const RefTensor& x, RefTensor& out) {
     const int64_t H = x.shape[2], W = x.shape[3], OH = out.shape[2], OW = out.shape[3];
     const auto [kh, kw] = hw(v.attrs, "kernel");
     const auto [sh, sw] = v.attrs.has("stride") ? hw(v.attrs, "stride") : std::array<int64_t, 2>{kh, kw};
+    const auto [dh, dw] = is_max ? hw(v.attrs, "dilation") : std::array<int64_t, 2>{1, 1};
     const auto [pt, pl] = top_left(v.attrs);
     const bool include_pad = !is_max && v.attrs.get_bool("count_include_pad");
     for (int64_t plane = 0; plane < x.shape[0] * x.shape[1]; ++plane) {
@@ -270,14 +272,16 @@ void eval_pool(const Value& v, const RefTensor& x, RefTensor& out) {
             for (int64_t ow = 0; ow < OW; ++ow) {
                 double acc = is_max ? -std::numeric_limits<double>::infinity() : 0.0;
                 int64_t cells = 0;
-                for (int64_t ih = oh * sh - pt; ih < oh * sh - pt + kh; ++ih)
-                    for (int64_t iw = ow * sw - pl; iw < ow * sw - pl + kw; ++iw) {
+                for (int64_t i = 0; i < kh; ++i)
+                    for (int64_t j = 0; j < kw; ++j) {
+                        const int64_t ih = oh * sh - pt + i * dh, iw = ow * sw - pl + j * dw;
                         if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
                         acc = is_max ? std::max(acc, src[ih * W + iw]) : acc + src[ih * W + iw];
                         ++cells;
                     }
-                ANVIL_CHECK(cells > 0, "reference: a pooling window of '" + v.name +
-                                           "' holds only padding (infer_shapes bounds padding by half the kernel)");
+                // A dilated max window may skip every cell of x: -inf, as PyTorch's.
+                ANVIL_CHECK(cells > 0 || is_max, "reference: a pooling window of '" + v.name +
+                                                     "' holds only padding (infer_shapes bounds padding by half the kernel)");
                 if (!is_max) acc /= static_cast<double>(include_pad ? kh * kw : cells);
                 out.data[(plane * OH + oh) * OW + ow] = acc;
             }

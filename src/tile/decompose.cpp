@@ -370,7 +370,9 @@ struct Builder {
         const std::vector<int64_t>& st = val.attrs.has("stride") ? val.attrs.get_ints("stride") : k;  // default: the kernel
         p.sh = static_cast<int>(st.front());
         p.sw = static_cast<int>(st.back());
-        p.dh = p.dw = 1;
+        const std::vector<int64_t> dil = val.attrs.has("dilation") ? val.attrs.get_ints("dilation") : std::vector<int64_t>{1};
+        p.dh = static_cast<int>(dil.front());
+        p.dw = static_cast<int>(dil.back());
         p.op = val.op == Op::maxpool2d                    ? ANVIL_WIN_MAX
                : val.attrs.get_bool("count_include_pad") ? ANVIL_WIN_AVG_PAD
                                                           : ANVIL_WIN_AVG;

@@ -250,7 +250,8 @@ Region map_operand(const TileGraph& tg, VertexId v, int k, const Region& out) {
         case IndexMap::pool_window: {
             auto kernel = hw(at, "kernel");
             auto stride = at.has("stride") ? hw(at, "stride") : kernel;
-            return window_map(out, x, kernel, stride, top_left(at), {1, 1});
+            auto dilation = at.has("dilation") ? hw(at, "dilation") : std::pair<int64_t, int64_t>{1, 1};
+            return window_map(out, x, kernel, stride, top_left(at), dilation);
         }
         case IndexMap::channel:
             if (k > 0) return Region{{out.lo[1]}, {out.hi[1]}};  // per-channel statistics
