@@ -83,16 +83,17 @@ int grid_of(const Schedule& s) { return s.gpu.sm_count * std::max(1, s.blocks_pe
 
 // The GEMM-like rOps: split (with their slices), filling a wave whole, neither.
 std::string split_k_summary(const Schedule& s) {
-    int fill = 0, below = 0;
-    std::string split;
+    constexpr int kNamed = 3;  // split GEMMs named; the rest counted
+    int fill = 0, below = 0, split = 0;
+    std::string named;
     for (const ROp& op : s.tiles.rops) {
         if (op.kind != TaskKind::matmul && op.kind != TaskKind::conv2d) continue;
-        if (op.split_k > 1) split += fmt::format("{}{} in {}", split.empty() ? "" : ", ", op.name, op.split_k);
-        else if (op.tiles >= grid_of(s)) ++fill;
-        else ++below;
+        if (op.split_k > 1 && split++ < kNamed) named += fmt::format(", {} in {}", op.name, op.split_k);
+        else if (op.split_k == 1) ++(op.tiles >= grid_of(s) ? fill : below);
     }
-    return fmt::format("{} whole GEMMs fill a wave of {} blocks, {} do not (why_not in --json); split: {}", fill,
-                       grid_of(s), below, split.empty() ? "none" : split);
+    return fmt::format("{} GEMMs split{}{}; whole, {} fill a wave of {} blocks, {} do not (why_not in --json)", split,
+                       named, split > kNamed ? fmt::format(" and {} more", split - kNamed) : "", fill, grid_of(s),
+                       below);
 }
 
 std::string dot_id(const std::string& s) {
