@@ -18,7 +18,7 @@ double block_share(const Gpu& gpu, int blocks) {
     return std::max(1, (blocks + gpu.sm_count - 1) / std::max(1, gpu.sm_count));
 }
 
-std::vector<Placed> wavefront_order(const TileGraph& tg, const Gpu& gpu) {
+std::vector<Placed> wavefront_order(const TileGraph& tg, const Gpu& gpu, bool producer_affine) {
     const std::vector<Task> tasks = task_graph(tg);  // rOp by rOp, tile by tile
     const std::vector<int> wave = rop_waves(tg, tasks);
     std::vector<int> first_task(tg.rops.size() + 1, 0);
@@ -51,11 +51,11 @@ std::vector<Placed> wavefront_order(const TileGraph& tg, const Gpu& gpu) {
                     const int o = (next + k) % blocks;
                     if (load[o] < load[b]) b = o;
                 }
-                // The block of its latest producer when that one is as
-                // lightly loaded: there it polls no counter for the producer
-                // (queue order) nor for what the producer waited on.
+                // Producer-affine: the block of its latest producer when that
+                // one is as lightly loaded; there it polls no counter for the
+                // producer (queue order) nor for what the producer waited on.
                 const Task& task = tasks[first_task[r] + tile];
-                if (!task.deps.empty()) {
+                if (producer_affine && !task.deps.empty()) {
                     const int p = block_of[*std::max_element(task.deps.begin(), task.deps.end())];
                     if (p >= 0 && load[p] <= load[b]) b = p;
                     else next = (b + 1) % blocks;
