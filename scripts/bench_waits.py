@@ -60,7 +60,7 @@ def gemms(j):
         else:
             out["neither"] += 1
             # The reason's kind, without the numbers that differ per layer.
-            out["why_not"][re.sub(r"[\d.]+", "N", g.get("why_not", "?"))] += 1
+            out["why_not"][re.sub(r"\b\d+(\.\d+)?\b", "N", g.get("why_not", "?"))] += 1
     if out["gemms"] == 0:  # an older binary: no split-K data
         return None
     out["why_not"] = dict(out["why_not"].most_common())
