@@ -10,8 +10,9 @@
 // The order of these decisions is the global task order, so every queue is
 // ascending and every dependency points backwards. The tile shapes are
 // Rammer's per-wave choice or Welder's fastest-alone one, and the placement
-// this list schedule, Rammer's wavefront or the topological order dealt
-// round-robin: the cost model keeps the fastest of the six.
+// this list schedule, Rammer's wavefront (plain, or producer-affine: fewer
+// counter polls) or the topological order dealt round-robin: the cost model
+// keeps the fastest of the eight.
 #include <cmath>
 #include <queue>
 #include <set>
@@ -90,7 +91,8 @@ Schedule anvil_policy(const TileGraph& tg, const Gpu& gpu) {
     double best_s = INFINITY;
     const int blocks = wavefront_blocks(tg, gpu);
     for (const std::vector<Placed>& order :
-         {critical_path_order(tg, gpu, blocks), wavefront_order(tg, gpu), round_robin_order(tg, blocks)}) {
+         {critical_path_order(tg, gpu, blocks), wavefront_order(tg, gpu), round_robin_order(tg, blocks),
+          wavefront_order(tg, gpu, true)}) {
         Schedule s = persistent_schedule("anvil", tg, gpu, order, blocks);
         const double t = predict(s).total_s;
         if (t < best_s) best_s = t, best = std::move(s);

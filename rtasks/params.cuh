@@ -155,6 +155,10 @@ enum AnvilRowOp {
     ANVIL_ROW_SUM,          // out has one element per row
     ANVIL_ROW_MEAN,
     ANVIL_ROW_MAX,
+    // A split-K GEMM's reduction (src/schedule/split_k.cpp): each row is one
+    // output, its row_len terms the f32 partial sums of the K slices, added
+    // in slice order by one thread, then the GEMM's epilogue; no graph op.
+    ANVIL_ROW_SPLIT_SUM,
     ANVIL_ROW_COUNT
 };
 

@@ -7,7 +7,7 @@
 #include "epilogue.cuh"
 #include "tiling.cuh"
 
-static_assert(ANVIL_ROW_COUNT == 6, "AnvilRowOp changed: update anvil_row_tile in rowwise.cuh");
+static_assert(ANVIL_ROW_COUNT == 7, "AnvilRowOp changed: update anvil_row_tile in rowwise.cuh");
 
 // Element offset of the j-th element of a row (row-major over red_shape).
 ANVIL_DEVICE anvil_i64 anvil_row_offset(const RowParams& p, anvil_i64 j, const anvil_i64* stride) {
@@ -36,6 +36,19 @@ ANVIL_TASK void anvil_row_tile(const RowParams& p, int tile, char* arena) {
 
     const AnvilSpan rows = anvil_tile_span(tile, p.rows_per_tile, p.rows);
     const anvil_i64 r0 = rows.begin, r1 = rows.end;
+    if (p.op == ANVIL_ROW_SPLIT_SUM) {
+        // A thread per output (consecutive threads, consecutive outputs), its
+        // partials summed in slice order: the same bits on every run.
+        for (anvil_i64 r = r0 + tid; r < r1; r += ANVIL_THREADS) {
+            anvil_i64 ib, ob;
+            anvil_offsets2(r, p.kept_rank, p.kept_shape, p.kept_in, p.kept_out, &ib, &ob);
+            const TI* in = anvil_at<const TI>(arena, p.in_off) + ib;
+            float s = 0.0f;
+            for (anvil_i64 j = 0; j < n; ++j) s += anvil_load(in + j * p.red_in[0]);
+            anvil_store(anvil_at<TO>(arena, p.out_off) + ob, epi ? anvil_epilogue_apply(*epi, s, ob, arena) : s);
+        }
+        return;
+    }
     for (anvil_i64 r = r0; r < r1; ++r) {
         anvil_i64 ib, ob;
         anvil_offsets2(r, p.kept_rank, p.kept_shape, p.kept_in, p.kept_out, &ib, &ob);

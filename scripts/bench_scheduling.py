@@ -13,16 +13,12 @@ microseconds per rTask (flat when scheduling is linear).
     scripts/bench_scheduling.py [--anvil build/anvil] [--repeats 3] [--max-tasks 1e6]
 """
 import argparse
-import datetime
 import json
 import pathlib
-import platform
 import statistics
-import subprocess
-import sys
 import tempfile
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+from bench_common import ROOT, anvil_json, write_results
 BRANCHES, DEPTH, WIDTH = 8, 16, 1024
 # ROWS -> about ROWS/2 tasks per (branch, layer): a 64x64-tiled matmul has
 # ROWS/64 * 16 tiles and gelu ROWS*1024/4096.
@@ -68,9 +64,7 @@ def main():
             for policy in ["per_op"] + [p for p in args.policies.split(",") if p != "per_op"]:
                 runs = []
                 for _ in range(args.repeats):
-                    out = subprocess.run([args.anvil, "schedule", str(path), "--policy", policy, "--json"],
-                                         check=True, capture_output=True, text=True).stdout
-                    runs.append(json.loads(out))
+                    runs.append(anvil_json(args.anvil, "schedule", path, "--policy", policy))
                 stages = {}
                 for name, _ in runs[0]["schedule_seconds"]:
                     stages[name] = statistics.median(dict(r["schedule_seconds"])[name] for r in runs)
@@ -84,18 +78,9 @@ def main():
                 results.append(row)
                 print(json.dumps(row), flush=True)
 
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
-    doc = {"benchmark": "scheduling time against rTask count",
-           "device": f"host CPU only: {cpu}, {platform.machine()} (scheduling runs on the host)",
-           "date": datetime.date.today().isoformat(), "commit": commit,
-           "command": "scripts/bench_scheduling.py " + " ".join(sys.argv[1:]),
-           "model": f"{BRANCHES} branches x {DEPTH} x (matmul [ROWS,{WIDTH}]x[{WIDTH},{WIDTH}] + gelu), f16",
-           "results": results}
-    out = pathlib.Path(args.out) if args.out else ROOT / "docs" / "perf" / f"scheduling-{doc['date']}.json"
-    out.write_text(json.dumps(doc, indent=1) + "\n")
-    print("wrote", out)
-
+    write_results("scheduling", {"benchmark": "scheduling time against rTask count (scheduling runs on the host)",
+                                 "model": f"{BRANCHES} branches x {DEPTH} x (matmul [ROWS,{WIDTH}]x[{WIDTH},{WIDTH}] + gelu), f16",
+                                 "results": results}, args.out)
 
 if __name__ == "__main__":
     main()

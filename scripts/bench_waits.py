@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""Dependency waits and occupancy of the default schedule, before and after.
+"""Tasks, dependency waits, GEMM decomposition and predictions of the default
+schedule, before and after.
 
 For every full-size zoo model, runs `anvil schedule MODEL --policy P --json
 --emit FILE` with the current binary and, given --before, with an older one
@@ -7,31 +8,27 @@ For every full-size zoo model, runs `anvil schedule MODEL --policy P --json
 counter polls of one run (wait_checks: every counter or producer task a
 task waits on, summed over tasks), the most polls on one block
 (wait_checks_per_block_max), the counters, blocks per SM and grid blocks,
-and the predicted time. The per-block numbers are read from the emitted
-task and queue tables, so an older binary that does not report them is
-measured the same way (its task table holds one entry per producer task a
-task waits on, checked one after another by thread 0). Writes
-docs/perf/waits-<date>.json. These are schedule properties and cost-model
-predictions: nothing runs on a GPU.
+the predicted time, and its GEMM-like rOps (matmul, implicit-GEMM conv):
+how many fill a wave of the grid's blocks, how many are split along K
+(split_k), and for the others the cost model's reasons (why_not, counted).
+The per-block numbers are read from the emitted task and queue tables, so
+an older binary that does not report them is measured the same way (its
+task table holds one entry per producer task a task waits on, checked one
+after another by thread 0). Writes docs/perf/waits-<date>.json (or --out).
+These are schedule properties and cost-model predictions: nothing runs on
+a GPU.
 
-    scripts/bench_waits.py [--anvil build/anvil] [--before OLD_ANVIL] [--policy anvil]
+    scripts/bench_waits.py [--anvil build/anvil] [--before OLD_ANVIL] [--policy anvil] [--out FILE]
 """
 import argparse
-import datetime
+import collections
 import json
 import pathlib
-import platform
 import re
 import subprocess
-import sys
 import tempfile
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-
-
-def full_size_models():
-    models = ROOT / "models"
-    return sorted(p for p in models.glob("*.yaml") if (models / f"{p.stem}_small.yaml").exists())
+from bench_common import ROOT, full_size_models, write_results
 
 
 def int_table(src, name):
@@ -49,6 +46,27 @@ def waits_from_source(src):
     return sum(polls), max(per_block, default=0), len(qoff) - 1
 
 
+def gemms(j):
+    """The GEMM-like groups: filling a wave, split along K, neither (with the reasons, counted)."""
+    out = {"gemms": 0, "fill_wave": 0, "split": 0, "neither": 0, "why_not": collections.Counter()}
+    for g in j["group_list"]:
+        if g["kind"] not in ("matmul", "conv2d") or "split_k" not in g:
+            continue
+        out["gemms"] += 1
+        if g["split_k"] > 1:
+            out["split"] += 1
+        elif g["fills_wave"]:
+            out["fill_wave"] += 1
+        else:
+            out["neither"] += 1
+            # The reason's kind, without the numbers that differ per layer.
+            out["why_not"][re.sub(r"\b\d+(\.\d+)?\b", "N", g.get("why_not", "?"))] += 1
+    if out["gemms"] == 0:  # an older binary: no split-K data
+        return None
+    out["why_not"] = dict(out["why_not"].most_common())
+    return out
+
+
 def measure(anvil, model, policy, tmp):
     emitted = pathlib.Path(tmp) / f"{model.stem}.cu"
     out = subprocess.run([anvil, "schedule", str(model), "--policy", policy, "--json", "--emit", str(emitted)],
@@ -60,6 +78,9 @@ def measure(anvil, model, policy, tmp):
            "blocks_per_sm": j.get("blocks_per_sm"), "counters": j.get("counters", j["tasks"])}
     if "wait_checks" in j:  # the binary reports them itself: both readings must agree
         assert j["wait_checks"] == polls and j["wait_checks_per_block_max"] == per_block_max, (model, j, row)
+    decomposition = gemms(j)
+    if decomposition:
+        row["gemm_rops"] = decomposition
     return row
 
 
@@ -81,20 +102,17 @@ def main():
             results[model.stem] = entry
             print(model.stem, json.dumps(entry), flush=True)
 
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
-    doc = {"benchmark": "dependency waits (counter polls) and occupancy of the default schedule, before and after",
-           "device": f"host CPU only: {cpu}, {platform.machine()}; no GPU: schedule properties and predictions",
-           "date": datetime.date.today().isoformat(), "commit": commit, "before_commit": args.before_commit,
-           "command": "scripts/bench_waits.py " + " ".join(sys.argv[1:]), "policy": args.policy,
-           "gpu": "h100_sxm (kernels_db), predictions only",
-           "fields": {"wait_checks": "counter (before: producer task) polls in one run, summed over tasks",
-                      "wait_checks_per_block_max": "the most on one block",
-                      "counters": "counters the kernel allocates (before: one per task)"},
-           "models": results}
-    out = pathlib.Path(args.out) if args.out else ROOT / "docs" / "perf" / f"waits-{doc['date']}.json"
-    out.write_text(json.dumps(doc, indent=1) + "\n")
-    print("wrote", out)
+    write_results("waits", {
+        "benchmark": "tasks, dependency waits (counter polls), GEMM decomposition (split-K) and predictions "
+                     "of the default schedule, before and after",
+        "before_commit": args.before_commit, "policy": args.policy,
+        "gpu": "h100_sxm (kernels_db), predictions only: no GPU",
+        "fields": {"wait_checks": "counter (before: producer task) polls in one run, summed over tasks",
+                   "wait_checks_per_block_max": "the most on one block",
+                   "counters": "counters the kernel allocates (before: one per task)",
+                   "gemm_rops": "GEMM-like rOps: filling a wave of grid_blocks whole, split along K, neither "
+                                "(why_not: the cost model's reasons, numbers elided, counted)"},
+        "models": results}, args.out)
 
 
 if __name__ == "__main__":

@@ -174,6 +174,7 @@ std::string dump_tile_graph(const TileGraph& tg) {
         const ROp& op = tg.rops[r];
         o += fmt::format("  rop {} {}: kind {}, variant {}, tiles {}, fusion {}", r, op.name, task_kind_name(op.kind),
                          variant_of(op), op.tiles, fusion_name(op.fusion));
+        if (op.split_k > 1) o += fmt::format(", K in {} slices", op.split_k);
         if (!op.fused.empty()) {
             std::vector<std::string> members;
             for (VertexId v : op.fused) members.push_back(tg.buffers[v].name);

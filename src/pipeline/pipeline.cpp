@@ -13,6 +13,7 @@
 #include "policies/registry.h"
 #include "runtime/cuda_driver.h"
 #include "schedule/cost_model.h"
+#include "schedule/split_k.h"
 #include "schedule/variants.h"
 #include "tile/decompose.h"
 #include "tile/fusion.h"
@@ -46,11 +47,14 @@ std::vector<TileGraph> variant_candidates(const TileGraph& tg, VariantChoice cho
         for (ROp& op : a.rops) op = fastest_alone(op, gpu, gpu.sm_count);
         return a;
     };
+    // Once tile shapes are chosen, the cost model splits the K of the GEMMs
+    // that would leave the GPU idle (split_k.h).
+    auto by_wave = [&] { return apply_split_k(choose_variants_by_wave(tg, gpu), gpu); };
     switch (choice) {
         case VariantChoice::keep: return {tg};
-        case VariantChoice::by_wave: return {choose_variants_by_wave(tg, gpu)};
-        case VariantChoice::fastest_alone: return {alone()};
-        case VariantChoice::by_wave_and_fastest_alone: return {choose_variants_by_wave(tg, gpu), alone()};
+        case VariantChoice::by_wave: return {by_wave()};
+        case VariantChoice::fastest_alone: return {apply_split_k(alone(), gpu)};
+        case VariantChoice::by_wave_and_fastest_alone: return {by_wave(), apply_split_k(alone(), gpu)};
     }
     throw InternalError("pipeline: unknown variant choice");
 }

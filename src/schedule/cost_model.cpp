@@ -331,3 +331,20 @@ Prediction predict(const Schedule& s) {
 }
 
 }  // namespace anvil
+
+namespace anvil {
+
+double split_k_reduce_tile_seconds(const Gpu& g, const ROp& reduce) {
+    const auto& p = std::get<RowParams>(reduce.params);
+    ANVIL_CHECK(p.op == ANVIL_ROW_SPLIT_SUM, "split_k_reduce_tile_seconds: rOp '" + reduce.name + "' is no split-K sum");
+    ROpCost c;
+    c.flops = static_cast<double>(reduce.flops);
+    c.l2_read = static_cast<double>(p.rows) * p.row_len * dtype_size(reduce.dtypes[0]);
+    c.dram_write = static_cast<double>(p.rows) * dtype_size(reduce.dtypes[1]);
+    std::set<std::string> straight;
+    if (reduce.epilogue.nsteps != 0) straight.insert(epilogue_key(reduce.epilogue));
+    c.epilogue_instructions = epilogue_instructions(reduce, static_cast<double>(p.rows), straight);
+    return tile_seconds(g, reduce, c);
+}
+
+}  // namespace anvil

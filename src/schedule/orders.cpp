@@ -18,8 +18,12 @@ double block_share(const Gpu& gpu, int blocks) {
     return std::max(1, (blocks + gpu.sm_count - 1) / std::max(1, gpu.sm_count));
 }
 
-std::vector<Placed> wavefront_order(const TileGraph& tg, const Gpu& gpu) {
-    const std::vector<int> wave = rop_waves(tg, task_graph(tg));
+std::vector<Placed> wavefront_order(const TileGraph& tg, const Gpu& gpu, bool producer_affine) {
+    const std::vector<Task> tasks = task_graph(tg);  // rOp by rOp, tile by tile
+    const std::vector<int> wave = rop_waves(tg, tasks);
+    std::vector<int> first_task(tg.rops.size() + 1, 0);
+    for (size_t r = 0; r < tg.rops.size(); ++r) first_task[r + 1] = first_task[r] + tg.rops[r].tiles;
+    std::vector<int> block_of(tasks.size(), -1);
     const std::vector<double> tile_s = tile_seconds_in_order(tg, gpu);
     const int blocks = wavefront_blocks(tg, gpu);
     const double share = block_share(gpu, blocks);
@@ -47,8 +51,19 @@ std::vector<Placed> wavefront_order(const TileGraph& tg, const Gpu& gpu) {
                     const int o = (next + k) % blocks;
                     if (load[o] < load[b]) b = o;
                 }
-                next = (b + 1) % blocks;
+                // Producer-affine: the block of its latest producer when that
+                // one is as lightly loaded; there it polls no counter for the
+                // producer (queue order) nor for what the producer waited on.
+                const Task& task = tasks[first_task[r] + tile];
+                if (producer_affine && !task.deps.empty()) {
+                    const int p = block_of[*std::max_element(task.deps.begin(), task.deps.end())];
+                    if (p >= 0 && load[p] <= load[b]) b = p;
+                    else next = (b + 1) % blocks;
+                } else {
+                    next = (b + 1) % blocks;
+                }
                 load[b] += tile_s[r] * share + gpu.task_overhead_s;
+                block_of[first_task[r] + tile] = b;
                 order.push_back(Placed{r, tile, b});
             }
     }

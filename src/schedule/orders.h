@@ -15,7 +15,11 @@ struct Placed {
 
 // Rammer's static placement: waves in order; in a wave, tiles largest first
 // (by predicted time), each onto the block with the least work so far.
-std::vector<Placed> wavefront_order(const TileGraph& tg, const Gpu& gpu);
+// producer_affine: onto its latest producer's block instead when that one
+// has as little work (fewer counter polls: a chain of tile-aligned rOps,
+// llama's up -> gate, polls once per block; more work on some blocks
+// elsewhere, so the policy weighs it as a candidate).
+std::vector<Placed> wavefront_order(const TileGraph& tg, const Gpu& gpu, bool producer_affine = false);
 // Every tile in tile-graph order, dealt round-robin to the blocks.
 std::vector<Placed> round_robin_order(const TileGraph& tg, int blocks);
 // Every co-resident block of the megakernel (SMs x megakernel_blocks_per_sm),

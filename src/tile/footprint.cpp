@@ -240,6 +240,13 @@ std::vector<ByteRange> tile_reads(const ROp& op, int tile) {
             const auto& p = std::get<RowParams>(op.params);
             auto [b, e] = tile_span(tile, p.rows_per_tile, p.rows);
             ByteRange kept = linear_range_box(p.kept_shape, p.kept_rank, b, e).bytes(p.in_off, p.kept_in, size_of(op, 0));
+            if (p.op == ANVIL_ROW_SPLIT_SUM) {  // the same outputs of each K slice's partials, exactly
+                for (int64_t j = 0; j < p.row_len; ++j) {
+                    const int64_t at = j * p.red_in[0] * size_of(op, 0);
+                    reads.push_back({kept.begin + at, kept.end + at});
+                }
+                break;
+            }
             ByteRange row = full_box(p.red_shape, p.red_rank).bytes(0, p.red_in, size_of(op, 0));
             reads.push_back({kept.begin, kept.end + row.end - size_of(op, 0)});
             if (p.op == ANVIL_ROW_LAYERNORM || p.op == ANVIL_ROW_RMSNORM)

@@ -67,6 +67,11 @@ struct ROp {
     FusionLevel fusion = FusionLevel::none;
     AnvilEpilogue epilogue{};   // fused elementwise work applied before each store (nsteps 0: none); emit numbers the table entry
     AnvilEpilogue row_epilogue{};  // matmul with a fused row op: elementwise work after the row op
+    // Split-K (src/schedule/split_k.cpp): a GEMM's partial sums rOp has
+    // K cut into split_k slices (its outermost batch dim); 1 otherwise.
+    // why_not_split: for a GEMM-like rOp left whole, the cost model's reason.
+    int split_k = 1;
+    std::string why_not_split;
 };
 
 struct TileGraph {

@@ -78,6 +78,24 @@ KernelFit kernel_fit(const Schedule& s, const Totals& t, const CubinResult* cubi
     return f;
 }
 
+// The blocks of one wave of tiles: the persistent grid.
+int grid_of(const Schedule& s) { return s.gpu.sm_count * std::max(1, s.blocks_per_sm); }
+
+// The GEMM-like rOps: split (with their slices), filling a wave whole, neither.
+std::string split_k_summary(const Schedule& s) {
+    constexpr int kNamed = 3;  // split GEMMs named; the rest counted
+    int fill = 0, below = 0, split = 0;
+    std::string named;
+    for (const ROp& op : s.tiles.rops) {
+        if (op.kind != TaskKind::matmul && op.kind != TaskKind::conv2d) continue;
+        if (op.split_k > 1 && split++ < kNamed) named += fmt::format(", {} in {}", op.name, op.split_k);
+        else if (op.split_k == 1) ++(op.tiles >= grid_of(s) ? fill : below);
+    }
+    return fmt::format("{} GEMMs split{}{}; whole, {} fill a wave of {} blocks, {} do not (why_not in --json)", split,
+                       named, split > kNamed ? fmt::format(" and {} more", split - kNamed) : "", fill, grid_of(s),
+                       below);
+}
+
 std::string dot_id(const std::string& s) {
     std::string out = "\"";
     for (char c : s) out += (c == '"' || c == '\\') ? std::string("\\") + c : std::string(1, c);
@@ -142,6 +160,11 @@ nlohmann::json schedule_json(const Schedule& s, const Prediction& p, const Cubin
                           {"measured", p.rops[r].measured},
                           {"dram_bytes", p.rops[r].dram_read + p.rops[r].dram_write},
                           {"cost_key", cost_key(op)}});
+        if (op.kind == TaskKind::matmul || op.kind == TaskKind::conv2d) {
+            groups.back()["split_k"] = op.split_k;
+            groups.back()["fills_wave"] = op.tiles >= grid_of(s);
+            if (!op.why_not_split.empty()) groups.back()["why_not"] = op.why_not_split;
+        }
     }
     j["group_list"] = groups;
     return j;
@@ -160,6 +183,7 @@ std::string schedule_table(const Schedule& s, const Prediction& p, const CubinRe
                                          t.counters));
     o += row("wait checks", fmt::format("{} counter polls a run, {} at most on one block", t.wait_checks,
                                         t.wait_checks_per_block_max));
+    o += row("split K", split_k_summary(s));
     o += row("smem per task", fmt::format("{} B at most", t.max_smem));
     o += row("blocks per SM", fmt::format("{} can be co-resident ({}, limited by {}); the grid uses {}",
                                           fit.occ.blocks_per_sm, fit.compiled ? "NVRTC's registers" : "estimate",

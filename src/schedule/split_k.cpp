@@ -1,0 +1,224 @@
+#include "schedule/split_k.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "anvil/error.h"
+#include "schedule/cost_model.h"
+#include "schedule/task_graph.h"
+#include "../../rtasks/tiling.cuh"
+
+namespace anvil {
+
+namespace {
+
+constexpr int kWays[] = {2, 3, 4, 6, 8, 12, 16};
+constexpr int kMaxTilesPerBlock = 4;  // a split's partial tiles, at most this many per grid block
+constexpr int64_t kArenaAlign = 256;   // as decompose places tensors
+constexpr int64_t kReduceRowsPerTile = 1024;  // outputs per reduce task, at least (four per thread)
+
+// Why `op` cannot be split at all (empty: it can).
+std::string cannot_split(const ROp& op) {
+    if (op.kind == TaskKind::conv2d)
+        return "implicit-GEMM conv2d: no split-K device path (its K runs over channels and the window)";
+    const auto& p = std::get<MatmulParams>(op.params);
+    if (p.row_op != ANVIL_MM_ROW_NONE) return "a fused row op needs whole rows of finished sums";
+    for (DType t : op.dtypes)
+        if (t == DType::i32) return "an integer GEMM: f32 partial sums would round";
+    if (p.batch_rank >= ANVIL_MAX_BATCH_RANK) return "no batch dim left for the K slices";
+    return "";
+}
+
+bool slices_ok(int K, int ways) {
+    return K % ways == 0 && (K / ways) % kSplitKSliceStep == 0 && K / ways >= kSplitKMinSlice;
+}
+
+}  // namespace
+
+std::pair<ROp, ROp> split_rop(const ROp& op, int ways, VertexId scratch, int64_t scratch_off) {
+    ANVIL_CHECK(op.kind == TaskKind::matmul && cannot_split(op).empty(), "split_rop: rOp '" + op.name + "' cannot be split");
+    const auto& whole = std::get<MatmulParams>(op.params);
+    ANVIL_CHECK(ways > 1 && slices_ok(whole.K, ways), "split_rop: K = " + std::to_string(whole.K) + " in " +
+                                                          std::to_string(ways) + " slices");
+    // The partials: the slices are the outermost batch dim.
+    ROp part = op;
+    part.name = op.name + "#partials";
+    part.node = scratch;
+    part.split_k = ways;
+    part.fused.clear();
+    part.fusion = FusionLevel::none;
+    part.epilogue = AnvilEpilogue{};
+    part.row_epilogue = AnvilEpilogue{};
+    part.reads.resize(std::min<size_t>(part.reads.size(), 2));
+    part.dtypes = {op.dtypes[0], op.dtypes[1], DType::f32};
+    auto& p = std::get<MatmulParams>(part.params);
+    const int kc = whole.K / ways;
+    p.K = kc;
+    p.epilogue = p.row_epilogue = 0;
+    for (int d = p.batch_rank; d > 0; --d) {
+        p.batch_shape[d] = p.batch_shape[d - 1];
+        p.a_sb[d] = p.a_sb[d - 1];
+        p.b_sb[d] = p.b_sb[d - 1];
+    }
+    p.batch_shape[0] = ways;
+    p.a_sb[0] = kc * p.a_sk;
+    p.b_sb[0] = kc * p.b_sk;
+    p.batch_rank += 1;
+    p.c_off = scratch_off;
+    p.c_sn = 1;
+    p.c_sm = p.N;
+    anvil_i64 stride = int64_t{p.M} * p.N;
+    for (int d = p.batch_rank - 1; d >= 0; --d) {
+        p.c_sb[d] = stride;
+        stride *= p.batch_shape[d];
+    }
+    p.batches *= ways;
+    part.tiles = static_cast<int>(p.batches * p.tiles_m * p.tiles_n);
+
+    // The reduce: one row per output, its terms one slice apart.
+    ROp red = op;
+    red.kind = TaskKind::rowwise;
+    red.split_k = 1;
+    red.dtypes = {DType::f32, op.dtypes[2], DType::f32, DType::f32};
+    red.reads = {scratch};
+    red.reads.insert(red.reads.end(), op.reads.begin() + std::min<size_t>(op.reads.size(), 2), op.reads.end());
+    red.row_epilogue = AnvilEpilogue{};
+    RowParams r{};
+    r.op = ANVIL_ROW_SPLIT_SUM;
+    r.kept_rank = whole.batch_rank + 2;
+    r.rows = whole.batches * whole.M * whole.N;
+    for (int d = 0; d < whole.batch_rank; ++d) {
+        r.kept_shape[d] = whole.batch_shape[d];
+        r.kept_in[d] = p.c_sb[d + 1];
+        r.kept_out[d] = whole.c_sb[d];
+    }
+    r.kept_shape[whole.batch_rank] = whole.M, r.kept_shape[whole.batch_rank + 1] = whole.N;
+    r.kept_in[whole.batch_rank] = whole.N, r.kept_in[whole.batch_rank + 1] = 1;
+    r.kept_out[whole.batch_rank] = whole.c_sm, r.kept_out[whole.batch_rank + 1] = whole.c_sn;
+    r.red_rank = 1;
+    r.red_shape[0] = ways;
+    r.red_in[0] = r.rows;
+    r.red_out[0] = 0;
+    r.row_len = ways;
+    r.in_off = scratch_off;
+    r.out_off = whole.c_off;
+    r.gamma_off = r.beta_off = -1;
+    r.rows_per_tile = static_cast<int>(std::min<int64_t>(r.rows, kReduceRowsPerTile));
+    red.params = r;
+    red.tiles = static_cast<int>((r.rows + r.rows_per_tile - 1) / r.rows_per_tile);
+    red.flops = r.rows * ways;
+    return {std::move(part), std::move(red)};
+}
+
+SplitChoice choose_split_k(const ROp& op, const Gpu& gpu, const WaveLoad& wave) {
+    ANVIL_CHECK(op.kind == TaskKind::matmul || op.kind == TaskKind::conv2d,
+                "choose_split_k: rOp '" + op.name + "' is no GEMM");
+    SplitChoice c;
+    const double sms = std::max(1, gpu.sm_count);
+    // A wave lasts as long as its work spread over the SMs, or the rOp's
+    // tiles on the SM that runs the most of them (an SM's blocks share its
+    // rates: two tiles at once take twice as long).
+    auto wave_s = [&](double tile_s, int64_t tiles) {
+        return std::max(std::ceil(static_cast<double>(tiles) / sms) * tile_s,
+                        (wave.other_work_s + static_cast<double>(tiles) * tile_s) / sms);
+    };
+    c.whole_s = wave_s(tile_seconds_alone(gpu, op) + gpu.task_overhead_s, op.tiles);
+    const std::string fills =
+        op.tiles >= wave.grid_blocks
+            ? fmt::format("its {} tiles fill the grid's {} blocks", op.tiles, wave.grid_blocks)
+        : op.tiles + wave.other_tiles >= wave.grid_blocks
+            ? fmt::format("its wave's {} tiles fill the grid's {} blocks", op.tiles + wave.other_tiles, wave.grid_blocks)
+            : "";
+    c.why_not = cannot_split(op);
+    if (!c.why_not.empty()) {
+        if (!fills.empty()) c.why_not = fills;
+        return c;
+    }
+    const auto& p = std::get<MatmulParams>(op.params);
+    int best = 1;
+    for (int ways : kWays) {
+        if (!slices_ok(p.K, ways) || int64_t{op.tiles} * ways > int64_t{kMaxTilesPerBlock} * wave.grid_blocks) continue;
+        const auto [part, red] = split_rop(op, ways, 0, 0);
+        const double reduce_tile_s = split_k_reduce_tile_seconds(gpu, red) + gpu.task_overhead_s;
+        const double s = wave_s(tile_seconds_alone(gpu, part) + gpu.task_overhead_s, part.tiles) +
+                         std::ceil(red.tiles / sms) * reduce_tile_s + gpu.sync_latency_s;
+        if (c.split_s == 0 || s < c.split_s) c.split_s = s, best = ways;
+    }
+    if (c.split_s == 0) {
+        c.why_not = !fills.empty() ? fills
+                                   : fmt::format("K = {} has no slices of a multiple of {}, at least {} long, within {} "
+                                                 "tiles per block",
+                                                 p.K, kSplitKSliceStep, kSplitKMinSlice, kMaxTilesPerBlock);
+        return c;
+    }
+    if (c.split_s < c.whole_s * (1 - kSplitKMinGain)) {
+        c.ways = best;
+        c.why_not.clear();
+        return c;
+    }
+    c.why_not = fmt::format("{}{}predicted {:.2f} us whole, {:.2f} us in {} K slices: under {:.0f}% faster",
+                            fills, fills.empty() ? "" : "; ", c.whole_s * 1e6, c.split_s * 1e6, best,
+                            100 * kSplitKMinGain);
+    return c;
+}
+
+TileGraph split_k_in(const TileGraph& tg, int rop, int ways) {
+    TileGraph out = tg;
+    const ROp op = tg.rops.at(rop);
+    const auto& p = std::get<MatmulParams>(op.params);
+    const VertexId v = static_cast<VertexId>(out.buffers.size());
+    TensorBuffer b;
+    b.name = op.name + "#partials";
+    b.dtype = DType::f32;
+    b.shape = {ways};
+    for (int d = 0; d < p.batch_rank; ++d) b.shape.push_back(p.batch_shape[d]);
+    b.shape.push_back(p.M);
+    b.shape.push_back(p.N);
+    b.offset = out.arena_bytes;
+    b.bytes = int64_t{ways} * p.batches * p.M * p.N * dtype_size(DType::f32);
+    b.storage = v;
+    out.arena_bytes += (b.bytes + kArenaAlign - 1) / kArenaAlign * kArenaAlign;
+    out.buffers.push_back(b);
+    out.nodes.push_back(NodeInfo{});
+    auto [part, red] = split_rop(op, ways, v, b.offset);
+    out.rops[rop] = std::move(red);
+    out.rops.insert(out.rops.begin() + rop, std::move(part));
+    return out;
+}
+
+TileGraph apply_split_k(const TileGraph& tg, const Gpu& gpu) {
+    TileGraph out = tg;
+    out.rops.clear();
+    const int grid = gpu.sm_count * megakernel_blocks_per_sm(tg, gpu);
+    const std::vector<int> wave = rop_waves(tg, task_graph(tg));
+    const std::vector<double> tile_s = tile_seconds_in_order(tg, gpu);
+    const int waves = wave.empty() ? 0 : *std::max_element(wave.begin(), wave.end()) + 1;
+    std::vector<double> work(waves, 0);
+    std::vector<int64_t> tiles(waves, 0);
+    for (size_t r = 0; r < tg.rops.size(); ++r) {
+        work[wave[r]] += tg.rops[r].tiles * (tile_s[r] + gpu.task_overhead_s);
+        tiles[wave[r]] += tg.rops[r].tiles;
+    }
+    for (size_t r = 0; r < tg.rops.size(); ++r) {
+        ROp op = tg.rops[r];
+        if (op.kind != TaskKind::matmul && op.kind != TaskKind::conv2d) {
+            out.rops.push_back(std::move(op));
+            continue;
+        }
+        const WaveLoad load{grid, tiles[wave[r]] - op.tiles,
+                            work[wave[r]] - op.tiles * (tile_s[r] + gpu.task_overhead_s)};
+        const SplitChoice c = choose_split_k(op, gpu, load);
+        if (c.ways == 1) {
+            op.why_not_split = c.why_not;
+            out.rops.push_back(std::move(op));
+            continue;
+        }
+        out.rops.push_back(std::move(op));
+        out = split_k_in(out, static_cast<int>(out.rops.size()) - 1, c.ways);
+    }
+    return out;
+}
+
+}  // namespace anvil

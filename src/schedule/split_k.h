@@ -1,0 +1,59 @@
+// Split-K: a GEMM whose output tiles cannot fill the GPU's blocks, or
+// whose K chain dominates its wave, computes K in slices. Its partials rOp
+// is the same GEMM batched over the slices (the outermost batch dim: A and
+// B advance by one slice of K, C by one [batch..][M][N] block), writing f32
+// partial sums to a scratch buffer of the arena; its reduce rOp (rowwise,
+// ANVIL_ROW_SPLIT_SUM) adds each output's partials in slice order and
+// applies the GEMM's fused epilogue. The reduce reads exactly what the
+// partials wrote, so its waits are ordinary counter waits (plan_waits) and
+// the race checker sees them like any other. The cost model decides, never
+// the user: choose_split_k is a pure function of the rOp's shape, the GPU
+// and the work beside it in its wave.
+#pragma once
+#include <string>
+#include <utility>
+
+#include "schedule/schedule.h"
+
+namespace anvil {
+
+// What runs beside an rOp: the grid's blocks, and the other tiles of its
+// wave (rop_waves) with their predicted SM-seconds.
+struct WaveLoad {
+    int grid_blocks = 1;
+    int64_t other_tiles = 0;
+    double other_work_s = 0;
+};
+
+struct SplitChoice {
+    int ways = 1;         // K slices; 1: left whole
+    std::string why_not;  // ways == 1: the reason
+    double whole_s = 0;   // the wave's predicted seconds with the rOp whole
+    double split_s = 0;   // ... split `ways` ways (the best split tried; 0: none tried)
+};
+
+// Splits gain less than this share of the wave's time are not taken: the
+// model's error is larger.
+constexpr double kSplitKMinGain = 0.10;
+// Slices of K are a multiple of this (16-byte aligned f16 operand rows in
+// every slice, as in the whole GEMM) and at least kSplitKMinSlice long.
+constexpr int kSplitKSliceStep = 16;
+constexpr int kSplitKMinSlice = 64;
+
+// How many K slices `op` (a GEMM-like rOp, tile shape chosen) should take.
+SplitChoice choose_split_k(const ROp& op, const Gpu& gpu, const WaveLoad& wave);
+
+// The partials and reduce rOps of `op` split `ways` ways; the partials go
+// to the f32 buffer `scratch` at arena offset `scratch_off`
+// ([ways][batch..][M][N], contiguous).
+std::pair<ROp, ROp> split_rop(const ROp& op, int ways, VertexId scratch, int64_t scratch_off);
+
+// `tg` with its rOp `rop` split `ways` ways: the partials take its place,
+// the reduce follows, the scratch buffer is appended to the arena.
+TileGraph split_k_in(const TileGraph& tg, int rop, int ways);
+
+// `tg` with every GEMM-like rOp split as choose_split_k says (each split
+// appends its scratch buffer to the arena) or annotated with why not.
+TileGraph apply_split_k(const TileGraph& tg, const Gpu& gpu);
+
+}  // namespace anvil

@@ -1,0 +1,228 @@
+// Split-K (src/schedule/split_k.cpp): the cost model's decision, and split
+// GEMMs (CUDA-core tiles, tensor cores, GEMV; batched, transposed, with a
+// fused epilogue) against the float64 reference on the host and simt
+// backends with --check-races, over odd M and N and K much larger than
+// M x N; the race checker catches a deleted wait of the reduction.
+#include <catch2/catch.hpp>
+#include <fmt/format.h>
+
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "anvil/pipeline.h"
+#include "anvil_cmd.h"
+#include "frontend/infer_shapes.h"
+#include "frontend/load_model.h"
+#include "frontend/values.h"
+#include "run_checks.h"
+#include "runtime/host_backend.h"
+#include "schedule/builders.h"
+#include "schedule/cost_model.h"
+#include "schedule/orders.h"
+#include "schedule/race_check.h"
+#include "schedule/split_k.h"
+#include "schedule/variants.h"
+#include "tile/decompose.h"
+#include "tile/fusion.h"
+#include "../rtasks/tiling.cuh"
+
+using namespace anvil;
+
+namespace {
+
+Graph model(const std::string& body, DType dtype) {
+    const std::string text = fmt::format("anvil: 1\nname: split_cases\ndtype: {}\nseed: 41\n{}", dtype_name(dtype), body);
+    return infer_shapes(build_graph(load_model_from_string(text, "split_cases.yaml")));
+}
+
+// Odd M and N, K much larger than M x N; a transposed weight, a batch, a
+// fused bias + relu (the reduce applies it) and a GEMV.
+Graph split_cases(DType dtype) {
+    return model(R"(inputs:
+  - {name: x1, shape: [1, 1024]}
+  - {name: x7, shape: [7, 2048]}
+  - {name: x33, shape: [33, 512]}
+  - {name: xb, shape: [3, 5, 768]}
+  - {name: x129, shape: [129, 256]}
+params:
+  - {name: w1, shape: [1024, 7]}
+  - {name: w7, shape: [33, 2048]}
+  - {name: w33, shape: [512, 1]}
+  - {name: wb, shape: [3, 768, 9]}
+  - {name: w129, shape: [256, 129]}
+  - {name: b7, shape: [33]}
+nodes:
+  - {name: y1, op: matmul, inputs: [x1, w1]}
+  - {name: m7, op: matmul, inputs: [x7, w7], transpose_b: true}
+  - {name: a7, op: add, inputs: [m7, b7]}
+  - {name: y7, op: relu, inputs: [a7]}
+  - {name: y33, op: matmul, inputs: [x33, w33]}
+  - {name: yb, op: matmul, inputs: [xb, wb]}
+  - {name: y129, op: matmul, inputs: [x129, w129]}
+outputs: [y1, y7, y33, yb, y129]
+)",
+                 dtype);
+}
+
+// Every matmul of the fused tile graph split `ways` ways, its tiles in
+// the given algo where it applies.
+TileGraph split_every_matmul(const TileGraph& fused, int ways, int algo) {
+    TileGraph tg = fused;
+    for (size_t r = 0; r < tg.rops.size(); ++r) {
+        if (tg.rops[r].kind != TaskKind::matmul) continue;
+        ROp& op = tg.rops[r];
+        const auto& p = std::get<MatmulParams>(op.params);
+        if (algo == ANVIL_MM_TENSOR && tensor_core_operands(op)) op = on_tensor_cores(op, 32, 32, 32);
+        else if (algo == ANVIL_MM_GEMV && p.M <= ANVIL_GEMV_MAX_M) op = as_gemv(op, 16);
+        else if (algo != ANVIL_MM_GEMV) op = retile(op, 32, 32, deepest_bk(op, 32, 32, default_gpu()));
+        const int K = std::get<MatmulParams>(op.params).K;
+        const int w = K % ways == 0 && (K / ways) % kSplitKSliceStep == 0 ? ways : 2;
+        tg = split_k_in(tg, static_cast<int>(r), w);
+        ++r;  // past the reduce
+    }
+    return tg;
+}
+
+// Few blocks: many tasks share one, and its known-complete counters.
+Schedule persistent(const TileGraph& tg, int blocks = 7) {
+    return persistent_schedule("test", tg, default_gpu(), round_robin_order(tg, blocks), blocks);
+}
+
+HostRunOptions checked(bool simt) {
+    HostRunOptions opt;
+    opt.workers = 3;
+    opt.check_races = true;
+    opt.simt = simt;
+    return opt;
+}
+
+}  // namespace
+
+TEST_CASE("split-K: the cost model splits a long K whose tiles leave the grid idle, and says why not otherwise",
+          "[split_k]") {
+    const Gpu gpu = default_gpu();
+    const int grid = gpu.sm_count * 2;
+    auto first_matmul = [](const std::string& body) {
+        for (const ROp& op : decompose(model(body, DType::f16)).rops)
+            if (op.kind == TaskKind::matmul || op.kind == TaskKind::conv2d) return op;
+        throw std::runtime_error("no GEMM");
+    };
+    SECTION("few tiles, long K: split") {
+        const ROp op = first_matmul("inputs: [{name: x, shape: [128, 8192]}]\nparams: [{name: w, shape: [8192, 256]}]\n"
+                                    "nodes: [{name: y, op: matmul, inputs: [x, w]}]\noutputs: [y]\n");
+        REQUIRE(op.tiles < grid);
+        const SplitChoice c = choose_split_k(op, gpu, WaveLoad{grid, 0, 0});
+        CAPTURE(c.why_not, c.whole_s, c.split_s);
+        CHECK(c.ways > 1);
+        CHECK(c.why_not.empty());
+        CHECK(c.split_s < c.whole_s * (1 - kSplitKMinGain));
+        CHECK(c.ways >= 4);
+    }
+    SECTION("tiles that fill the grid: whole") {
+        const ROp op = first_matmul("inputs: [{name: x, shape: [2048, 1024]}]\nparams: [{name: w, shape: [1024, 2048]}]\n"
+                                    "nodes: [{name: y, op: matmul, inputs: [x, w]}]\noutputs: [y]\n");
+        REQUIRE(op.tiles >= grid);
+        const SplitChoice c = choose_split_k(op, gpu, WaveLoad{grid, 0, 0});
+        CHECK(c.ways == 1);
+        CHECK_THAT(c.why_not, Catch::Contains("fill the grid"));
+    }
+    SECTION("a wave that other tiles fill: whole") {
+        const ROp op = first_matmul("inputs: [{name: x, shape: [128, 8192]}]\nparams: [{name: w, shape: [8192, 256]}]\n"
+                                    "nodes: [{name: y, op: matmul, inputs: [x, w]}]\noutputs: [y]\n");
+        const SplitChoice c = choose_split_k(op, gpu, WaveLoad{grid, 4 * grid, 0.1});
+        CHECK(c.ways == 1);
+        CHECK_THAT(c.why_not, Catch::Contains("wave"));
+    }
+    SECTION("short K: whole, with the reason") {
+        const ROp op = first_matmul("inputs: [{name: x, shape: [7, 129]}]\nparams: [{name: w, shape: [129, 33]}]\n"
+                                    "nodes: [{name: y, op: matmul, inputs: [x, w]}]\noutputs: [y]\n");
+        const SplitChoice c = choose_split_k(op, gpu, WaveLoad{grid, 0, 0});
+        CHECK(c.ways == 1);
+        CHECK_THAT(c.why_not, Catch::Contains("K = 129"));
+    }
+    SECTION("a conv2d: whole, with the reason") {
+        const ROp op = first_matmul("inputs: [{name: x, shape: [1, 512, 7, 7]}]\nparams: [{name: w, shape: [64, 512, 3, 3]}]\n"
+                                    "nodes: [{name: y, op: conv2d, inputs: [x, w], padding: 1}]\noutputs: [y]\n");
+        REQUIRE(op.kind == TaskKind::conv2d);
+        const SplitChoice c = choose_split_k(op, gpu, WaveLoad{grid, 0, 0});
+        CHECK(c.ways == 1);
+        CHECK_THAT(c.why_not, Catch::Contains("conv2d"));
+    }
+}
+
+TEST_CASE("split-K GEMMs match the reference on host and simt, race-free", "[split_k][simt]") {
+    const DType dtype = GENERATE(DType::f32, DType::f16, DType::bf16);
+    const int algo = GENERATE(ANVIL_MM_TILED, ANVIL_MM_TENSOR, ANVIL_MM_GEMV);
+    const int ways = GENERATE(2, 3, 4);
+    CAPTURE(dtype_name(dtype), algo, ways);
+    const Graph g = split_cases(dtype);
+    const TileGraph fused = fuse(decompose(g), default_gpu());
+    const TileGraph tg = split_every_matmul(fused, ways, algo);
+    int split = 0;
+    for (const ROp& op : tg.rops) split += op.split_k > 1;
+    CHECK(split == 5);
+    const Schedule s = persistent(tg);
+    CHECK(find_races(s).empty());
+    const TensorMap values = make_values(g, std::nullopt);
+    test::expect_reference(g, values, run_host(s, values, checked(false)), 5);
+    if (ways != 3) test::expect_reference(g, values, run_host(s, values, checked(true)), 5);
+}
+
+TEST_CASE("split-K: the reduce sums in a fixed order, so runs agree bit for bit", "[split_k]") {
+    const Graph g = split_cases(DType::f32);
+    const Schedule s = persistent(split_every_matmul(fuse(decompose(g), default_gpu()), 4, ANVIL_MM_TILED));
+    const TensorMap values = make_values(g, std::nullopt);
+    const TensorMap a = run_host(s, values, checked(false)), b = run_host(s, values, checked(false));
+    for (const auto& [name, t] : a) CHECK(t.bytes == b.at(name).bytes);
+}
+
+TEST_CASE("split-K: deleting a reduce task's wait is a race the checker catches", "[split_k][race]") {
+    const Graph g = split_cases(DType::f16);
+    // A block per partial tile: no other wait or queue orders a reduce after them.
+    const Schedule s = persistent(split_every_matmul(fuse(decompose(g), default_gpu()), 2, ANVIL_MM_TILED), 256);
+    REQUIRE(find_races(s).empty());
+    int deleted = 0;
+    for (size_t t = 0; t < s.tasks.size(); ++t) {
+        const ROp& op = s.tiles.rops[s.tasks[t].rop];
+        if (op.kind != TaskKind::rowwise || s.tasks[t].waits.empty()) continue;
+        for (size_t w = 0; w < s.tasks[t].waits.size(); ++w) {
+            Schedule m = s;
+            const int counter = m.tasks[t].waits[w];
+            REQUIRE(s.tiles.rops[s.groups[counter].rop].split_k > 1);  // a reduce waits only for its partials
+            m.tasks[t].waits.erase(m.tasks[t].waits.begin() + static_cast<long>(w));
+            const std::vector<Race> races = find_races(m);
+            bool names_it = false;
+            for (const Race& r : races) names_it = names_it || static_cast<size_t>(r.consumer) == t;
+            CAPTURE(t, counter);
+            CHECK(names_it);
+            ++deleted;
+        }
+    }
+    CHECK(deleted > 0);
+}
+
+TEST_CASE("split-K in schedule --report and --json: the split GEMMs, and why the others stay whole", "[split_k][cli]") {
+    const test::CmdResult report = test::run_anvil("schedule tests/models/split_k_f16.yaml --report");
+    INFO(report.output);
+    REQUIRE(report.status == 0);
+    CHECK_THAT(report.output, Catch::Contains("split K") && Catch::Contains("xw+xwb+y#partials in") &&
+                                  Catch::Contains("z#partials in"));
+    for (const char* model : {"tests/models/split_k_f16.yaml", "models/resnet18_small.yaml"}) {
+        const test::CmdResult json = test::run_anvil(std::string("schedule ") + model + " --json");
+        REQUIRE(json.status == 0);
+        const nlohmann::json j = nlohmann::json::parse(json.output);
+        int gemms = 0, split = 0;
+        for (const auto& g : j["group_list"]) {
+            if (g["kind"] != "matmul" && g["kind"] != "conv2d") continue;
+            ++gemms;
+            split += g["split_k"].get<int>() > 1;
+            // Every GEMM fills a wave, is split, or carries the cost model's reason.
+            CAPTURE(model, g.dump());
+            CHECK((g["fills_wave"].get<bool>() || g["split_k"].get<int>() > 1 || !g.value("why_not", std::string()).empty()));
+        }
+        CHECK(gemms > 0);
+        if (std::string(model).find("split_k") != std::string::npos) CHECK(split == 2);
+    }
+}
