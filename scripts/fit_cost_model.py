@@ -43,7 +43,7 @@ src/schedule/cost_model.cpp plays them over the schedule):
 | term | 30d23da (the measured schedules) | today |
 |---|---|---|
 | poll_rounds | one per dependency: thread 0 checks them one after another | one per 32 counters: warp 0 polls them in parallel |
-| phases per K slice | one per element a thread stages (the PTX reloads the params after every shared store, so each load waits for the previous) | 1 with cp.async (f32); per element otherwise (the f16/bf16 CUDA-core staging: today's PTX still reloads the params after every shared store) |
+| phases per K slice | one per element a thread stages (in the PTX each element's address waits behind the previous element's shared store: the params are reloaded after it) | 1 with cp.async (f32); per element otherwise (the f16/bf16 CUDA-core staging: today's PTX still reloads the params after every shared store) |
 | slices in flight | 1 (load, barrier, multiply, barrier) | 3 (four cp.async stages), 2 on tensor cores |
 | shared-memory wavefronts | one float per load: per k, BM/16 + BN/16 per warp | 64/128-bit loads of the micro-tile |
 | serial round trips | a thread's elements, a row's passes, the epilogue's operands one step after another (interpreted) | the same loops; straight-line epilogues load all of a value's operands at once |
@@ -138,7 +138,8 @@ def main():
         "dependent load served by L2 or DRAM, are each a few hundred nanoseconds on an H100 under load. "
         "Neither was held to a prior; an earlier version of the model (two round trips per conv2d slice, "
         "no shared-memory term) fitted a 41 ns poll and a 1.6 us memory latency, physically impossible, "
-        "which is what sent us to the PTX (each staged element waits for the previous one's shared store).",
+        "which is what sent us to the PTX (each staged element's load is issued behind the previous one's shared store; "
+        "ptxas may still reorder them, and no SASS disassembler was at hand: the physical fit is the evidence).",
         "",
         "## Residuals",
         "",
