@@ -150,18 +150,19 @@ LatencyFit fit_latencies(const Gpu& g, const std::vector<MeasuredSchedule>& ms) 
     };
     LatencyFit best;
     double best_err = INFINITY;
-    // Log-spaced: 0.05 us to 5 us in 24 steps per axis, then 24 steps across
-    // one coarse step around the best.
+    // A log-spaced grid, 0.05 us to 5 us on each axis in 24 steps; then as
+    // many steps across two of them around its best.
     double lo_p = std::log(5e-8), lo_m = std::log(5e-8), step = std::log(100.0) / 24;
     for (int round = 0; round < 2; ++round) {
-        double c_p = 0, c_m = 0;
         for (int i = 0; i <= 24; ++i)
             for (int k = 0; k <= 24; ++k) {
                 const double poll = std::exp(lo_p + i * step), mem = std::exp(lo_m + k * step);
                 const double e = error(poll, mem, nullptr);
-                if (e < best_err) best_err = e, best.poll_latency_s = poll, best.memory_latency_s = mem, c_p = lo_p + i * step, c_m = lo_m + k * step;
+                if (e < best_err) best_err = e, best.poll_latency_s = poll, best.memory_latency_s = mem;
             }
-        if (round == 0) lo_p = c_p - step, lo_m = c_m - step, step = 2 * step / 24;
+        lo_p = std::log(best.poll_latency_s) - step;
+        lo_m = std::log(best.memory_latency_s) - step;
+        step /= 12;
     }
     best.rms_log_error = error(best.poll_latency_s, best.memory_latency_s, &best.predicted_s);
     return best;
