@@ -158,9 +158,11 @@ TileLatency tile_latency(const ROp& op, double epilogue_rounds) {
             const double bytes = double(p->K) * p->bn * dtype_size(op.dtypes.at(1));
             t.serial_rounds = element_loop_rounds(bytes / (ANVIL_VEC_BYTES * 4.0), 1);
         } else {
+            // Every algorithm but the CUDA-core tile runs on the tensor cores' stages.
+            const bool cuda_cores = p->algo == ANVIL_MM_TILED;
             t.k_slices = std::ceil(double(p->K) / std::max(1, p->bk));
-            t.slices_in_flight = p->algo == ANVIL_MM_TENSOR ? ANVIL_TC_STAGES - 1 : cuda_core_in_flight;
-            if (p->algo != ANVIL_MM_TENSOR) t.phases_per_slice = staged(p->bm, p->bn, p->bk);
+            t.slices_in_flight = cuda_cores ? cuda_core_in_flight : ANVIL_TC_STAGES - 1;
+            if (cuda_cores) t.phases_per_slice = staged(p->bm, p->bn, p->bk);
         }
     } else if (const auto* w = std::get_if<WindowParams>(&op.params)) {
         if (op.kind == TaskKind::conv2d) {
