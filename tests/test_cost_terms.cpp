@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -154,7 +155,7 @@ TEST_CASE("cost fit: the fitted latencies reproduce the measurements", "[cost][f
 }
 
 TEST_CASE("cost fit: a broken schedule file is refused, naming the file", "[cost]") {
-    const std::string dir = std::string(ANVIL_SOURCE_DIR) + "/build";
+    const std::string dir = std::filesystem::temp_directory_path().string();
     auto refused = [&](const std::string& text, const std::string& what) {
         const std::string path = dir + "/cost_fit_bad.json";
         std::ofstream(path) << text;
