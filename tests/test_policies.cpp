@@ -171,8 +171,11 @@ TEST_CASE("the cost model counts DRAM and L2 bytes and launch overheads", "[poli
         calibrated.ceilings = Ceilings{0.5e12, 0.25e13, 0.25e14, 0.25e14, "toy", "2026-11-24"};
         const Prediction measured = predict(find_policy("per_op").fn(decompose(g), calibrated));
         REQUIRE(measured.rops.size() == 2);
-        // rOp 0 streams from DRAM: twice as slow; rOp 1 reads its input from L2: never faster.
-        CHECK(measured.rops[0].tile_s == Approx(2 * datasheet.rops[0].tile_s));
+        // rOp 0 streams from DRAM: its work twice as slow, its round trips as long as
+        // before; rOp 1 reads its input from L2: never faster.
+        CHECK(measured.rops[0].work_s == Approx(2 * datasheet.rops[0].work_s));
+        CHECK(measured.rops[0].latency_s == Approx(datasheet.rops[0].latency_s));
+        CHECK(measured.rops[0].latency_s > 0);
         CHECK(measured.rops[1].tile_s >= datasheet.rops[1].tile_s);
     }
     SECTION("a persistent kernel pays one launch and a sync latency per dependency across SMs") {

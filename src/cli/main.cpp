@@ -13,6 +13,7 @@
 #include <tuple>
 
 #include "tools/calibrate.h"
+#include "tools/cost_fit.h"
 #include "schedule/cost_model.h"
 #include "runtime/cuda_driver.h"
 #include "runtime/arena_io.h"
@@ -337,6 +338,44 @@ int cmd_calibrate(const Gpu& gpu, const std::string& out_path) {
     return 0;
 }
 
+// The cost model against measured schedules (src/tools/cost_fit.h): each
+// one's measured and predicted time with the GPU's latencies, and with
+// --fit the poll and memory latencies that fit them best.
+int cmd_cost_fit(const std::vector<std::string>& files, const Gpu& gpu, bool fit, bool json) {
+    std::vector<MeasuredSchedule> ms;
+    for (const std::string& f : files) ms.push_back(load_measured_schedule(f));
+    LatencyFit best;
+    if (fit) best = fit_latencies(gpu, ms);
+    nlohmann::json j;
+    j["gpu"] = gpu.name;
+    j["poll_latency_s"] = gpu.poll_latency_s;
+    j["memory_latency_s"] = gpu.memory_latency_s;
+    if (fit) {
+        j["fit"] = {{"poll_latency_s", best.poll_latency_s},
+                    {"memory_latency_s", best.memory_latency_s},
+                    {"rms_log_error", best.rms_log_error}};
+    }
+    if (!json) fmt::print("{:<34} {:>12} {:>12}{}\n", "schedule", "measured", "predicted", fit ? "    fitted" : "");
+    for (size_t i = 0; i < ms.size(); ++i) {
+        const Prediction pr = predict_measured(gpu, ms[i]);
+        const double p = pr.total_s;
+        nlohmann::json row{{"file", files[i]}, {"schedule", ms[i].name}, {"measured_us", ms[i].measured_s * 1e6},
+                           {"predicted_us", p * 1e6}};
+        for (size_t l = 0; l < pr.launch_end_s.size(); ++l)
+            row["launch_us"].push_back((pr.launch_end_s[l] - pr.launch_start_s[l]) * 1e6);
+        if (fit) row["fitted_us"] = best.predicted_s[i] * 1e6;
+        j["schedules"].push_back(row);
+        if (!json)
+            fmt::print("{:<34} {:>9.1f} us {:>9.1f} us{}\n", ms[i].name, ms[i].measured_s * 1e6, p * 1e6,
+                       fit ? fmt::format(" {:>9.1f} us", best.predicted_s[i] * 1e6) : "");
+    }
+    if (json) fmt::print("{}\n", j.dump(1));
+    else if (fit)
+        fmt::print("fit: poll_latency_s {:.3g}, memory_latency_s {:.3g}, rms log error {:.3f}\n", best.poll_latency_s,
+                   best.memory_latency_s, best.rms_log_error);
+    return 0;
+}
+
 int cmd_tune(const std::string& model, const Gpu& gpu, int iters, const std::string& out_path,
              const InputShapes& shapes) {
     const Graph graph = front_graph(model, shapes);
@@ -507,6 +546,16 @@ int main(int argc, char** argv) {
     std::string calib_out;
     calib->add_option("--out", calib_out, "write kernels_db/measured/<gpu>.yaml's text (with the GPU's tiles) here");
 
+    CLI::App* fit_cmd = app.add_subcommand(
+        "cost-fit", "the cost model against measured schedules (docs/perf/cost-model/*.json); --fit its latencies");
+    std::vector<std::string> fit_files;
+    bool fit_latency = false, fit_json = false;
+    fit_cmd->add_option("SCHEDULES", fit_files, "measured schedules (JSON)")->required();
+    fit_cmd->add_flag("--fit", fit_latency, "also fit the poll and memory latencies to them");
+    fit_cmd->add_flag("--json", fit_json, "print one JSON object");
+    fit_cmd->add_option("--gpu", gpu_name, "the kernels_db GPU (default h100_sxm)");
+    fit_cmd->add_option("--kernels-db", kernels_db, "read GPU descriptions from DIR");
+
     CLI::App* tune_cmd = app.add_subcommand(
         "tune", "measure the candidate tiles of every distinct GEMM of a model on the GPU (kernels_db/measured)");
     tune_cmd->add_option("MODEL", model, "model file (.yaml, or .onnx imported on the fly)")->required();
@@ -559,6 +608,7 @@ int main(int argc, char** argv) {
                                with_options(device_gpu(prof->count("--gpu") > 0, gpu_name, kernels_db)), profile_json,
                                profile_trace, input_shapes);
         }
+        if (*fit_cmd) return cmd_cost_fit(fit_files, find_gpu(gpu_name, kernels_db), fit_latency, fit_json);
         if (*calib) return cmd_calibrate(device_gpu(calib->count("--gpu") > 0, gpu_name, kernels_db), calib_out);
         if (*tune_cmd)
             return cmd_tune(model, with_options(device_gpu(tune_cmd->count("--gpu") > 0, gpu_name, kernels_db)),

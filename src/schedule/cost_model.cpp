@@ -7,10 +7,12 @@
 #include <sstream>
 
 #include "anvil/error.h"
+#include "schedule/cost_terms.h"
 #include "schedule/sync_counters.h"
 #include "target/occupancy.h"
 #include "tile/epilogue_plan.h"
 #include "tile/footprint.h"
+#include "../../rtasks/tiling.cuh"
 
 namespace anvil {
 
@@ -82,6 +84,16 @@ double epilogue_instructions(const ROp& op, double values, const std::set<std::s
     return per_value * values;
 }
 
+// Dependent round trips of an rOp's epilogues per stored value: the
+// straight-line code loads every operand at once, the interpreter one step
+// after another.
+double epilogue_rounds_per_value(const ROp& op, const std::set<std::string>& straight) {
+    double rounds = 0;
+    for (const AnvilEpilogue* e : {&op.epilogue, &op.row_epilogue})
+        if (e->ninputs > 0) rounds += straight.count(epilogue_key(*e)) ? 1.0 : e->ninputs;
+    return rounds;
+}
+
 // Per rOp, in the order the schedule first runs them: bytes read from DRAM
 // and from L2, bytes written (see the header for the model).
 std::vector<ROpCost> traffic(const Schedule& s) {
@@ -111,6 +123,7 @@ std::vector<ROpCost> traffic(const Schedule& s) {
         }
         written = written_bytes(tg, op);
         c.epilogue_instructions = epilogue_instructions(op, written / dtype_size(op.dtypes.back()), straight);
+        c.epilogue_rounds = epilogue_rounds_per_value(op, straight) * written / dtype_size(op.dtypes.back());
         double dram = 0, l2 = 0;
         for (auto& [buf, bytes] : read) {
             bytes = std::min(bytes, static_cast<double>(tg.buffers[buf].bytes));
@@ -131,35 +144,95 @@ std::vector<ROpCost> traffic(const Schedule& s) {
 
 }  // namespace
 
+TileLatency tile_latency(const ROp& op, double epilogue_rounds) {
+    TileLatency t;
+    const auto f32 = [&](size_t i) { return op.dtypes.size() > i && op.dtypes[i] == DType::f32; };
+    // The CUDA-core stages copy f32 operands asynchronously (S - 1 slices in
+    // flight); other storage types are loaded, widened and stored at once.
+    const bool async_copies = f32(0) && f32(1);
+    const double cuda_core_in_flight = async_copies ? ANVIL_GEMM_STAGES - 1 : 1;
+    auto staged = [&](int bm, int bn, int bk) { return async_copies ? 1.0 : staged_slice_rounds(bm, bn, bk); };
+    if (const auto* p = std::get_if<MatmulParams>(&op.params); p && op.kind == TaskKind::matmul) {
+        if (p->algo == ANVIL_MM_GEMV) {
+            // Each thread streams its share of B's columns, ANVIL_GEMV_UNROLL (4) 16-byte loads at a time.
+            const double bytes = double(p->K) * p->bn * dtype_size(op.dtypes.at(1));
+            t.serial_rounds = element_loop_rounds(bytes / (ANVIL_VEC_BYTES * 4.0), 1);
+        } else {
+            // Every algorithm but the CUDA-core tile runs on the tensor cores' stages.
+            const bool cuda_cores = p->algo == ANVIL_MM_TILED;
+            t.k_slices = std::ceil(double(p->K) / std::max(1, p->bk));
+            t.slices_in_flight = cuda_cores ? cuda_core_in_flight : ANVIL_TC_STAGES - 1;
+            if (cuda_cores) t.phases_per_slice = staged(p->bm, p->bn, p->bk);
+        }
+    } else if (const auto* w = std::get_if<WindowParams>(&op.params)) {
+        if (op.kind == TaskKind::conv2d) {
+            t.k_slices = std::ceil(double(w->Cg) * w->KH * w->KW / std::max(1, w->bk));
+            t.slices_in_flight = cuda_core_in_flight;
+            t.phases_per_slice = staged(w->bm, w->bn, w->bk);
+        } else {
+            const double reads = (w->op == ANVIL_WIN_CONV ? double(w->Cg) : 1.0) * w->KH * w->KW;
+            t.serial_rounds = element_loop_rounds(double(w->tile_elems), window_rounds_per_output(reads));
+        }
+    } else if (const auto* e = std::get_if<EwParams>(&op.params)) {
+        t.serial_rounds = element_loop_rounds(double(e->tile_elems), 1);
+    } else if (const auto* c = std::get_if<ChannelParams>(&op.params)) {
+        t.serial_rounds = element_loop_rounds(double(c->tile_elems), 1);
+    } else if (const auto* r = std::get_if<RowParams>(&op.params)) {
+        t.serial_rounds = r->rows_per_tile * element_loop_rounds(double(r->row_len), row_passes(r->op));
+    } else if (const auto* gp = std::get_if<GatherParams>(&op.params)) {
+        t.serial_rounds = gp->rows_per_tile * element_loop_rounds(double(gp->D), 1);
+    }
+    t.serial_rounds += element_loop_rounds(epilogue_rounds, 1);
+    return t;
+}
+
 double tile_seconds(const Gpu& g, const ROp& op, ROpCost& c) {
     auto it = g.measured_tile_s.find(cost_key(op));
     if (it != g.measured_tile_s.end()) {
+        // Measured per wave of tiles, co-resident blocks included: taken whole.
         c.measured = true;
-        return it->second;
+        c.work_s = 0;
+        return c.latency_s = it->second;
     }
-    const double n = std::max(1, op.tiles), sms = g.sm_count;
+    const double n = std::max(1, op.tiles);
     // Rates: the device's measured ceilings once `anvil calibrate` has run
     // on it, else the datasheet's. Every rTask but the tensor-core tile
     // computes on CUDA cores. A GEMM tile computes its padding too: BM x BN
     // products per k, however few rows and columns are real.
     const Ceilings& m = g.ceilings;
-    double flops = c.flops, rate = m.measured() ? m.fp32_flops_per_s : g.fp32_flops_per_s;
-    const double dram = m.measured() ? m.copy_bytes_per_s : g.dram_bytes_per_s;
+    TileWork w;
+    w.flops = c.flops / n;
+    w.flops_per_s = m.measured() ? m.fp32_flops_per_s : g.fp32_flops_per_s;
     if (const auto* p = std::get_if<MatmulParams>(&op.params); p && p->algo != ANVIL_MM_GEMV && p->M > 0 && p->N > 0)
-        flops *= double(p->tiles_m) * p->bm / p->M * (double(p->tiles_n) * p->bn / p->N);
+        w.flops *= double(p->tiles_m) * p->bm / p->M * (double(p->tiles_n) * p->bn / p->N);
     if (const auto* p = std::get_if<MatmulParams>(&op.params); p && p->algo == ANVIL_MM_TENSOR)
-        rate = !m.measured() ? g.tensor_f16_flops_per_s
-               : op.dtypes[0] == DType::bf16 ? m.tensor_bf16_flops_per_s : m.tensor_f16_flops_per_s;
-    // Epilogue instructions issue on the CUDA cores, one per lane per clock
-    // (an FMA is two of the FP32 peak's FLOPs).
-    const double fp32 = m.measured() ? m.fp32_flops_per_s : g.fp32_flops_per_s;
-    const double compute = flops / n / (rate / sms) + c.epilogue_instructions / n / (fp32 / 2 / sms);
-    const double memory = (c.dram_read + c.dram_write) / n / (dram / sms) +
-                          c.l2_read / n / (g.l2_bytes_per_s / sms);
-    return std::max(compute, memory);
+        w.flops_per_s = !m.measured() ? g.tensor_f16_flops_per_s
+                        : op.dtypes[0] == DType::bf16 ? m.tensor_bf16_flops_per_s : m.tensor_f16_flops_per_s;
+    w.dram_bytes = (c.dram_read + c.dram_write) / n;
+    w.l2_bytes = c.l2_read / n;
+    w.epilogue_instructions = c.epilogue_instructions / n;
+    if (const auto* p = std::get_if<MatmulParams>(&op.params); p && p->algo == ANVIL_MM_TILED)
+        w.smem_wavefronts = gemm_smem_wavefronts(std::ceil(double(p->K) / p->bk) * p->bk, p->bm, p->bn, true);
+    if (const auto* p = std::get_if<WindowParams>(&op.params); p && op.kind == TaskKind::conv2d)
+        w.smem_wavefronts = gemm_smem_wavefronts(std::ceil(double(p->Cg) * p->KH * p->KW / p->bk) * p->bk, p->bm, p->bn, true);
+    const TileTime t = tile_time(g, w, tile_latency(op, c.epilogue_rounds / n));
+    c.work_s = t.work_s;
+    c.latency_s = t.latency_s;
+    return t.total();
 }
 
-double tile_seconds_alone(const Gpu& g, const ROp& op) {
+double tile_seconds_alone(const Gpu& g, const ROp& op) { return tile_cost_alone(g, op).tile_s; }
+
+double rop_seconds_alone(const Gpu& g, const ROp& op, int sms, int per_sm) {
+    const ROpCost c = tile_cost_alone(g, op);
+    const double slots = std::max(1, sms) * double(std::max(1, per_sm));
+    const double waves = std::ceil(op.tiles / slots);
+    // Blocks sharing an SM in a wave: as many as the tiles fill.
+    const int share = static_cast<int>(std::min<double>(std::max(1, per_sm), std::ceil(double(op.tiles) / std::max(1, sms))));
+    return waves * (co_resident_seconds(c.tile_s, c.work_s, share) + g.task_overhead_s);
+}
+
+ROpCost tile_cost_alone(const Gpu& g, const ROp& op) {
     ROpCost c;
     c.flops = static_cast<double>(op.flops);
     for (int tile = 0; tile < op.tiles; ++tile) c.l2_read += tile_in_bytes(op, tile);
@@ -171,8 +244,13 @@ double tile_seconds_alone(const Gpu& g, const ROp& op) {
     std::set<std::string> straight;
     for (const AnvilEpilogue* e : {&op.epilogue, &op.row_epilogue})
         if (e->nsteps != 0) straight.insert(epilogue_key(*e));
-    if (c.dram_write > 0) c.epilogue_instructions = epilogue_instructions(op, c.dram_write / dtype_size(op.dtypes.back()), straight);
-    return tile_seconds(g, op, c);
+    if (c.dram_write > 0) {
+        const double values = c.dram_write / dtype_size(op.dtypes.back());
+        c.epilogue_instructions = epilogue_instructions(op, values, straight);
+        c.epilogue_rounds = epilogue_rounds_per_value(op, straight) * values;
+    }
+    c.tile_s = tile_seconds(g, op, c);
+    return c;
 }
 
 std::vector<double> tile_seconds_in_order(const TileGraph& tg, const Gpu& g) {
@@ -234,47 +312,37 @@ int megakernel_blocks_per_sm(const TileGraph& tg, const Gpu& gpu) {
     return std::max(1, std::min(want, occupancy(gpu, usage).blocks_per_sm));
 }
 
-Prediction predict(const Schedule& s) {
-    const Gpu& g = s.gpu;
+void play(const Gpu& g, const Timeline& tl, Prediction& p) {
     ANVIL_CHECK(g.sm_count > 0, "GPU '" + g.name + "' has no SMs");
-    Prediction p;
-    p.rops = traffic(s);
-    std::vector<double> tile_s(p.rops.size());
-    for (size_t r = 0; r < p.rops.size(); ++r) {
-        tile_s[r] = p.rops[r].tile_s = tile_seconds(g, s.tiles.rops[r], p.rops[r]);
-        p.dram_bytes += p.rops[r].dram_read + p.rops[r].dram_write;
-        p.l2_bytes += p.rops[r].l2_read;
-        p.flops += p.rops[r].flops;
-    }
-
-    const size_t n = s.tasks.size();
-    const SyncCounters sync = sync_counters(s);
+    const size_t n = tl.rop.size();
     constexpr int kUnplayed = -2, kManySms = -1;
-    std::vector<int> counter_sm(sync.count(), kUnplayed);
-    std::vector<double> counter_done(sync.count(), 0);
+    std::vector<int> counter_sm(tl.members.size(), kUnplayed);
+    std::vector<double> counter_done(tl.members.size(), 0);
     p.start_s.assign(n, 0);
     p.end_s.assign(n, 0);
     p.sm.assign(n, 0);
     p.sm_busy_s.assign(g.sm_count, 0);
+    p.launch_start_s.clear();
+    p.launch_end_s.clear();
+    p.cross_sm_deps = 0;
     std::vector<int> block_of(n, 0);
-    std::vector<double> sm_free(g.sm_count, 0);
+    const int per_sm = std::max(1, tl.blocks_per_sm);
+    const size_t slots = static_cast<size_t>(g.sm_count) * per_sm;
     double now = 0;
-    for (const Launch& launch : s.launches) {
+    for (const Launch& launch : tl.launches) {
         const double begin = now + g.launch_overhead_s;
         p.launch_start_s.push_back(begin);
-        std::fill(sm_free.begin(), sm_free.end(), begin);
-        // A persistent launch holds at most blocks_per_sm blocks per SM:
-        // block b stays on SM b mod sm_count, with its own timeline. A tile
-        // shares the SM's rates with the co-resident blocks busy when it
-        // starts (what one block waits, the others may compute). Wider
-        // launches place each block on the SM that frees first.
-        const int slots = g.sm_count * std::max(1, s.blocks_per_sm);
-        const bool persistent = static_cast<int>(launch.queues.size()) <= slots;
-        std::vector<double> block_free(persistent ? launch.queues.size() : 0, begin);
-        auto busy_partners = [&](int b, double at) {
+        // An SM holds blocks_per_sm blocks at once, each slot its own
+        // timeline (slot i on SM i mod sm_count). A persistent launch (at
+        // most that many blocks per SM) keeps block b in slot b; a wider one
+        // puts each block into the slot that frees first. A task shares the
+        // SM's rates with the co-resident blocks busy when it starts, but
+        // not its exposed latency (co_resident_seconds).
+        const bool persistent = launch.queues.size() <= slots;
+        std::vector<double> slot_free(slots, begin);
+        auto busy_partners = [&](size_t slot, double at) {
             int k = 0;
-            for (size_t o = static_cast<size_t>(b % g.sm_count); o < block_free.size(); o += g.sm_count)
-                k += static_cast<int>(o) != b && block_free[o] > at;
+            for (size_t o = slot % g.sm_count; o < slots; o += g.sm_count) k += o != slot && slot_free[o] > at;
             return k;
         };
         std::vector<int> tasks;
@@ -284,23 +352,22 @@ Prediction predict(const Schedule& s) {
                 tasks.push_back(t);
             }
         std::sort(tasks.begin(), tasks.end());  // dependencies point backwards: play in global order
-        std::vector<int> sm_of_block(launch.queues.size(), -1);
+        std::vector<int> slot_of_block(launch.queues.size(), -1);
         double end = begin;
         for (int t : tasks) {
             const int b = block_of[t];
-            int& sm = sm_of_block[b];
-            if (sm < 0)  // a block is placed when it starts: statically, or on the SM that frees first
-                sm = persistent ? b % g.sm_count
-                                : static_cast<int>(std::min_element(sm_free.begin(), sm_free.end()) - sm_free.begin());
-            double& free_at = persistent ? block_free[b] : sm_free[sm];
-            double ready = free_at;
-            for (int k : sync.waits[t]) {
+            int& slot = slot_of_block[b];
+            if (slot < 0)  // a block is placed when it starts: statically, or in the slot that frees first
+                slot = persistent ? b : static_cast<int>(std::min_element(slot_free.begin(), slot_free.end()) - slot_free.begin());
+            const int sm = slot % g.sm_count;
+            double ready = slot_free[slot];
+            for (int k : tl.waits[t]) {
                 // A counter is complete when its last member has published
                 // (members precede their waiters: played already); its
                 // arrival crosses SMs unless every member ran on this one.
                 if (counter_sm[k] == kUnplayed) {
-                    counter_sm[k] = p.sm[sync.members[k].front()];
-                    for (int m : sync.members[k]) {
+                    counter_sm[k] = p.sm[tl.members[k].front()];
+                    for (int m : tl.members[k]) {
                         counter_done[k] = std::max(counter_done[k], p.end_s[m]);
                         if (p.sm[m] != counter_sm[k]) counter_sm[k] = kManySms;
                     }
@@ -309,14 +376,14 @@ Prediction predict(const Schedule& s) {
                 p.cross_sm_deps += crosses;
                 ready = std::max(ready, counter_done[k] + (crosses ? g.sync_latency_s : 0));
             }
-            // Warp 0 polls up to 32 counters at once: one round trip each 32.
-            ready += std::ceil(static_cast<double>(sync.waits[t].size()) / 32.0) * g.poll_latency_s;
-            const int share = 1 + (persistent ? busy_partners(b, ready) : 0);
-            const double busy = tile_s[s.tasks[t].rop] * share + g.task_overhead_s;
+            ready += poll_wait_seconds(g, tl.poll_rounds[t]);
+            const int r = tl.rop[t];
+            const int share = 1 + busy_partners(slot, ready);
+            const double busy = co_resident_seconds(tl.tile_s[r], tl.work_s[r], share) + g.task_overhead_s;
             p.sm[t] = sm;
             p.start_s[t] = ready;
             p.end_s[t] = ready + busy;
-            free_at = p.end_s[t];
+            slot_free[slot] = p.end_s[t];
             p.sm_busy_s[sm] += busy / share;
             end = std::max(end, p.end_s[t]);
         }
@@ -327,6 +394,32 @@ Prediction predict(const Schedule& s) {
     double busy = 0;
     for (double b : p.sm_busy_s) busy += b;
     p.sm_idle_share = p.total_s > 0 ? 1.0 - busy / (g.sm_count * p.total_s) : 0;
+}
+
+Prediction predict(const Schedule& s) {
+    const Gpu& g = s.gpu;
+    ANVIL_CHECK(g.sm_count > 0, "GPU '" + g.name + "' has no SMs");
+    Prediction p;
+    p.rops = traffic(s);
+    Timeline tl;
+    for (size_t r = 0; r < p.rops.size(); ++r) {
+        p.rops[r].tile_s = tile_seconds(g, s.tiles.rops[r], p.rops[r]);
+        tl.tile_s.push_back(p.rops[r].tile_s);
+        tl.work_s.push_back(p.rops[r].work_s);
+        p.dram_bytes += p.rops[r].dram_read + p.rops[r].dram_write;
+        p.l2_bytes += p.rops[r].l2_read;
+        p.flops += p.rops[r].flops;
+    }
+    SyncCounters sync = sync_counters(s);
+    tl.launches = s.launches;
+    for (const Task& t : s.tasks) tl.rop.push_back(t.rop);
+    // Warp 0 polls up to 32 counters at once: one round trip each 32.
+    for (const auto& w : sync.waits) tl.poll_rounds.push_back(std::ceil(static_cast<double>(w.size()) / 32.0));
+    tl.waits = std::move(sync.waits);
+    tl.members = std::move(sync.members);
+    // A plain launch's blocks share an SM as far as the megakernel's could.
+    tl.blocks_per_sm = std::max(s.blocks_per_sm, megakernel_blocks_per_sm(s.tiles, g));
+    play(g, tl, p);
     return p;
 }
 

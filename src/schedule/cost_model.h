@@ -9,20 +9,25 @@
 // traffic, in the schedule's global order; otherwise by DRAM. Intermediates
 // that fusion keeps in registers or shared memory cost nothing.
 //
-// Time: a tile's time on one SM is the largest of its compute time (FLOPs
-// at the SM's share of the FP32 peak) and its memory time (bytes at the
-// SM's share of DRAM and L2 bandwidth), plus the per-task overhead; a
+// Time: a tile's time on one SM is its work (the largest of its compute
+// time, FLOPs at the SM's share of the unit's peak or its multiply's
+// shared-memory wavefronts, and its memory time, bytes at the SM's share
+// of DRAM and L2 bandwidth) plus the memory latency it leaves exposed (its
+// K loop's and its serial round trips: src/schedule/cost_terms.h); a
 // measured time replaces all of it. The schedule is then played: launches
-// one after another, each paying the launch overhead; in a launch with at
-// most one block per SM each block stays on its SM (persistent), otherwise
-// blocks go to the SM that frees first; a task starts when its SM is free
-// and the counters it waits on are complete, plus the sync latency when a
-// counter's tasks ran on another SM, plus one poll round trip per 32
-// counters (warp 0 polls them in parallel).
+// one after another, each paying the launch overhead; an SM holds
+// blocks_per_sm blocks, each with its own timeline (a persistent launch's
+// blocks stay in their slot, a wider one's go to the slot that frees
+// first); a task starts when its block is free and the counters it waits
+// on are complete, plus the sync latency when a counter's tasks ran on
+// another SM, plus one poll round trip per 32 counters (warp 0 polls them
+// in parallel); it takes max(alone, work x the SM's busy blocks). The
+// latencies are fitted to measured profiles (docs/perf/cost-model.md).
 #pragma once
 #include <string>
 #include <vector>
 
+#include "schedule/cost_terms.h"
 #include "schedule/schedule.h"
 
 namespace anvil {
@@ -32,7 +37,10 @@ struct ROpCost {
     double flops = 0;
     double dram_read = 0, dram_write = 0, l2_read = 0;  // bytes
     double epilogue_instructions = 0;  // fused elementwise work over every value the rOp stores
-    double tile_s = 0;       // predicted seconds of one tile on one SM
+    double epilogue_rounds = 0;        // dependent round trips of that work, over every value
+    double tile_s = 0;       // predicted seconds of one tile on one SM: work_s + latency_s
+    double work_s = 0;       // of which compute and bandwidth (what co-resident blocks share)
+    double latency_s = 0;    // of which exposed memory latency (src/schedule/cost_terms.h); all of a measured time
     bool measured = false;   // tile_s comes from kernels_db
 };
 
@@ -68,6 +76,22 @@ int megakernel_blocks_per_sm(const TileGraph& tg, const Gpu& gpu);
 
 Prediction predict(const Schedule& s);
 
+// A schedule as the timeline plays it: predict() builds it from a
+// Schedule, src/tools/cost_fit.cpp from the schedules of an older commit.
+struct Timeline {
+    std::vector<Launch> launches;
+    std::vector<int> rop;                    // per task
+    std::vector<std::vector<int>> waits;     // per task: the counters it waits for
+    std::vector<std::vector<int>> members;   // per counter: the tasks that complete it
+    std::vector<double> poll_rounds;         // per task: rounds of counter polls
+    std::vector<double> tile_s, work_s;      // per rOp: one tile alone, and its throughput part
+    int blocks_per_sm = 1;                   // co-resident blocks per SM
+};
+
+// Plays `tl` on `g` into p's timeline fields (start, end, SM per task, busy
+// time per SM, launches, total, idle share, crossing dependencies).
+void play(const Gpu& g, const Timeline& tl, Prediction& p);
+
 // Predicted seconds of one tile of each rOp, the rOps run in their
 // tile-graph order: what policies weigh tasks by before a schedule exists.
 std::vector<double> tile_seconds_in_order(const TileGraph& tg, const Gpu& g);
@@ -75,6 +99,19 @@ std::vector<double> tile_seconds_in_order(const TileGraph& tg, const Gpu& g);
 // Predicted seconds of one tile of `op` with every read served by L2: for
 // comparing tile shapes of one rOp.
 double tile_seconds_alone(const Gpu& g, const ROp& op);
+ROpCost tile_cost_alone(const Gpu& g, const ROp& op);  // the same, with its terms
+
+// Seconds `op` takes alone on `sms` SMs that hold `per_sm` of its blocks
+// each: waves of tiles, co-resident blocks sharing their SM's rates but
+// hiding each other's latency (co_resident_seconds). What tile shapes are
+// compared by, and what a split-K variant (more, shallower tiles plus its
+// reduction) is to be compared by.
+double rop_seconds_alone(const Gpu& g, const ROp& op, int sms, int per_sm);
+
+// The latency structure of one tile of `op` as today's rTasks run it, with
+// `epilogue_rounds` dependent round trips of its epilogues over the tile's
+// values (ROpCost::epilogue_rounds per tile).
+TileLatency tile_latency(const ROp& op, double epilogue_rounds = 0);
 
 // The time of one tile given the rOp's traffic (or its measured time,
 // which also sets c.measured).

@@ -102,12 +102,20 @@ std::vector<ROp> tile_variants(const ROp& op, const Gpu& gpu) {
     return out;
 }
 
+namespace {
+
+// Blocks of `op`'s tile the megakernel's SM holds at once.
+int co_resident_blocks(const ROp& op, const Gpu& gpu) {
+    return std::max(1, std::min(kCudaCoreBlocksPerSm, blocks_per_sm(gpu, ANVIL_BLOCK_THREADS, tile_smem_bytes(op))));
+}
+
+}  // namespace
+
 ROp fastest_alone(const ROp& op, const Gpu& gpu, int sms) {
     ROp best = op;
     double best_s = INFINITY;
     for (ROp& v : tile_variants(op, gpu)) {
-        const double waves = std::ceil(static_cast<double>(v.tiles) / std::max(1, sms));
-        const double s = waves * (tile_seconds_alone(gpu, v) + gpu.task_overhead_s);
+        const double s = rop_seconds_alone(gpu, v, sms, co_resident_blocks(v, gpu));
         if (s < best_s) best_s = s, best = std::move(v);
     }
     return best;
@@ -117,7 +125,11 @@ ROp most_efficient(const ROp& op, const Gpu& gpu) {
     ROp best = op;
     double best_s = INFINITY;
     for (ROp& v : tile_variants(op, gpu)) {
-        const double s = v.tiles * (tile_seconds_alone(gpu, v) + gpu.task_overhead_s);
+        // SM-seconds of its tiles when the GPU is full: each SM's blocks
+        // share its rates and hide each other's latency.
+        const ROpCost c = tile_cost_alone(gpu, v);
+        const int k = co_resident_blocks(v, gpu);
+        const double s = v.tiles * (co_resident_seconds(c.tile_s, c.work_s, k) + gpu.task_overhead_s) / k;
         if (s < best_s) best_s = s, best = std::move(v);
     }
     return best;

@@ -62,7 +62,7 @@ Gpu parse_gpu(const std::string& path, const std::string& text, const std::strin
         "name", "arch", "match", "sm_count", "max_threads_per_sm", "max_blocks_per_sm", "smem_per_sm", "smem_per_block",
         "regs_per_sm", "l2_bytes", "dram_bytes_per_s", "l2_bytes_per_s", "fp32_flops_per_s",
         "tensor_f16_flops_per_s", "launch_overhead_s", "sync_latency_s", "task_overhead_s", "memory_bytes",
-        "poll_latency_s", "reg_alloc_unit", "max_regs_per_thread", "smem_reserved_per_block", "smem_alloc_unit"};
+        "poll_latency_s", "memory_latency_s", "reg_alloc_unit", "max_regs_per_thread", "smem_reserved_per_block", "smem_alloc_unit"};
     for (const auto& kv : doc)
         if (!keys.count(kv.first.Scalar()))
             user_error(loc_of(path, kv.first), "GPU description", "unknown key '" + kv.first.Scalar() + "'");
@@ -89,6 +89,7 @@ Gpu parse_gpu(const std::string& path, const std::string& text, const std::strin
         if (g.memory_bytes <= 0) user_error(loc_of(path, doc["memory_bytes"]), "key 'memory_bytes'", "must be positive");
     }
     if (doc["poll_latency_s"]) g.poll_latency_s = required<double>(path, doc, "poll_latency_s");
+    if (doc["memory_latency_s"]) g.memory_latency_s = required<double>(path, doc, "memory_latency_s");
     if (doc["reg_alloc_unit"]) g.reg_alloc_unit = required<int>(path, doc, "reg_alloc_unit");
     if (doc["max_regs_per_thread"]) g.max_regs_per_thread = required<int>(path, doc, "max_regs_per_thread");
     if (doc["smem_reserved_per_block"]) g.smem_reserved_per_block = required<int>(path, doc, "smem_reserved_per_block");

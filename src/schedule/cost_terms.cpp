@@ -1,0 +1,78 @@
+#include "schedule/cost_terms.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "../../rtasks/params.cuh"
+
+namespace anvil {
+
+namespace {
+constexpr double kThreads = 256;       // ANVIL_BLOCK_THREADS
+constexpr double kLoadsInFlight = 4;   // a window's unrolled loads
+}  // namespace
+
+double element_loop_rounds(double elems, double per_elem) {
+    return elems > 0 ? std::ceil(elems / kThreads) * per_elem : 0;
+}
+
+double staged_slice_rounds(int bm, int bn, int bk) { return std::ceil(double(bm + bn) * bk / kThreads); }
+
+double row_passes(int row_op) {
+    switch (row_op) {
+        case ANVIL_ROW_SOFTMAX: case ANVIL_ROW_LAYERNORM: return 3;
+        case ANVIL_ROW_RMSNORM: return 2;
+        default: return 1;
+    }
+}
+
+double window_rounds_per_output(double reads) { return std::ceil(std::max(1.0, reads) / kLoadsInFlight); }
+
+double throughput_seconds(const Gpu& g, const TileWork& w) {
+    const Ceilings& m = g.ceilings;
+    const double sms = g.sm_count;
+    const double fp32 = m.measured() ? m.fp32_flops_per_s : g.fp32_flops_per_s;
+    const double dram = m.measured() ? m.copy_bytes_per_s : g.dram_bytes_per_s;
+    const double clock = g.fp32_flops_per_s / (256.0 * sms);  // 128 lanes, an FMA 2 FLOPs
+    const double compute = std::max(w.flops / (w.flops_per_s / sms), w.smem_wavefronts / clock) +
+                           w.epilogue_instructions / (fp32 / 2 / sms);
+    const double memory = w.dram_bytes / (dram / sms) + w.l2_bytes / (g.l2_bytes_per_s / sms);
+    return std::max(compute, memory);
+}
+
+double gemm_smem_wavefronts(double k, int bm, int bn, bool vector) {
+    const int rm = std::max(1, bm / 16), rn = std::max(1, bn / 16);
+    const auto vec = [&](int r) { return !vector ? 1 : r % 4 == 0 ? 4 : r % 2 == 0 ? 2 : 1; };  // anvil_gemm_vec
+    const double a = double(rm) / vec(rm);                                        // 2 rows: 1 wavefront each
+    const double b = double(rn) / vec(rn) * std::max(1.0, 16.0 * vec(rn) * 4 / 128);  // 16 columns
+    return k * 8 * (a + b);
+}
+
+TileTime tile_time(const Gpu& g, const TileWork& w, const TileLatency& t) {
+    TileTime r;
+    r.work_s = throughput_seconds(g, w);
+    r.latency_s = k_loop_latency_seconds(g, t, t.k_slices > 0 ? r.work_s / t.k_slices : 0) + serial_latency_seconds(g, t);
+    return r;
+}
+
+double poll_wait_seconds(const Gpu& g, double rounds) { return std::max(0.0, rounds) * g.poll_latency_s; }
+
+double k_loop_latency_seconds(const Gpu& g, const TileLatency& t, double slice_work_s) {
+    if (t.k_slices <= 0) return 0;
+    const double round_trips = t.phases_per_slice * g.memory_latency_s;
+    if (t.slices_in_flight <= 1) return t.k_slices * round_trips;  // nothing overlaps the loads
+    // Pipelined: the first slice's round trip is exposed, then each slice
+    // waits for what its work did not cover of its own.
+    const double per_slice = std::max(0.0, round_trips / t.slices_in_flight - slice_work_s);
+    return g.memory_latency_s + t.k_slices * per_slice;
+}
+
+double serial_latency_seconds(const Gpu& g, const TileLatency& t) {
+    return std::max(0.0, t.serial_rounds) * g.memory_latency_s;
+}
+
+double co_resident_seconds(double alone_s, double work_s, int share) {
+    return std::max(alone_s, work_s * std::max(1, share));
+}
+
+}  // namespace anvil

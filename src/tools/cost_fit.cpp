@@ -1,0 +1,171 @@
+#include "tools/cost_fit.h"
+
+#include <cmath>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "anvil/error.h"
+#include "tile/epilogue_plan.h"
+
+namespace anvil {
+
+namespace {
+
+using nlohmann::json;
+
+// 30d23da's epilogue: interpreted, every step's operand loaded in turn.
+AnvilEpilogue epilogue_shape(const json& e) {
+    AnvilEpilogue out{};
+    out.nsteps = e.at("nsteps").get<int>();
+    out.ninputs = e.at("ninputs").get<int>();
+    out.rank = e.at("rank").get<int>();
+    return out;
+}
+
+// One rOp's tile under 30d23da's rTasks.
+void old_tile(const json& r, TileWork& w, TileLatency& t) {
+    const double tiles = std::max(1, r.at("tiles").get<int>());
+    const std::string kind = r.at("kind").get<std::string>();
+    const double out_size = r.at("dtype_sizes").back().get<double>();
+    const double values = r.at("dram_write").get<double>() / out_size / tiles;  // stored per tile
+    w.flops = r.at("flops").get<double>() / tiles;
+    w.dram_bytes = (r.at("dram_read").get<double>() + r.at("dram_write").get<double>()) / tiles;
+    w.l2_bytes = r.at("l2_read").get<double>() / tiles;
+    double epi_rounds = 0;
+    for (const char* which : {"epilogue", "row_epilogue"}) {
+        const AnvilEpilogue e = epilogue_shape(r.at(which));
+        w.epilogue_instructions += epilogue_instructions_per_value(e, false) * values;
+        epi_rounds += e.ninputs * values;
+    }
+    if (r.contains("gemm")) {
+        const json& m = r.at("gemm");
+        const double M = m.at("M"), N = m.at("N"), K = m.at("K");
+        const double bm = m.at("bm"), bn = m.at("bn"), bk = m.at("bk");
+        if (M > 0 && N > 0) w.flops *= m.at("tiles_m").get<double>() * bm / M * (m.at("tiles_n").get<double>() * bn / N);
+        t.k_slices = std::ceil(K / std::max(1.0, bk));
+        w.smem_wavefronts = gemm_smem_wavefronts(t.k_slices * bk, int(bm), int(bn), false);
+        t.slices_in_flight = 1;  // load, barrier, compute, barrier
+        t.phases_per_slice = staged_slice_rounds(int(bm), int(bn), int(bk));
+    } else if (r.contains("window")) {
+        const json& x = r.at("window");
+        const double reads = (x.at("op").get<int>() == ANVIL_WIN_CONV ? x.at("Cg").get<double>() : 1.0) *
+                             x.at("KH").get<double>() * x.at("KW").get<double>();
+        t.serial_rounds = element_loop_rounds(x.at("tile_elems").get<double>(), window_rounds_per_output(reads));
+    } else if (r.contains("ew")) {
+        t.serial_rounds = element_loop_rounds(r.at("ew").at("tile_elems").get<double>(), 1);
+    } else if (r.contains("channel")) {
+        t.serial_rounds = element_loop_rounds(r.at("channel").at("tile_elems").get<double>(), 1);
+    } else if (r.contains("row")) {
+        const json& x = r.at("row");
+        t.serial_rounds = x.at("rows_per_tile").get<double>() *
+                          element_loop_rounds(x.at("row_len").get<double>(), row_passes(x.at("op").get<int>()));
+    } else if (r.contains("gather")) {
+        const json& x = r.at("gather");
+        t.serial_rounds = x.at("rows_per_tile").get<double>() * element_loop_rounds(x.at("D").get<double>(), 1);
+    }
+    t.serial_rounds += element_loop_rounds(epi_rounds, 1);
+}
+
+}  // namespace
+
+MeasuredSchedule load_measured_schedule(const std::string& path) {
+    std::ifstream in(path);
+    if (!in) throw UserError(path + ": cannot read the measured schedule");
+    MeasuredSchedule m;
+    try {
+        const json j = json::parse(in);
+        m.name = j.at("model").get<std::string>() + " " + j.at("policy").get<std::string>();
+        m.measured_s = j.at("measured_us").get<double>() * 1e-6;
+        for (const json& r : j.at("rops")) {
+            TileWork w;
+            TileLatency t;
+            old_tile(r, w, t);
+            m.work.push_back(w);
+            m.latency.push_back(t);
+        }
+        Timeline& tl = m.timeline;
+        const size_t n = j.at("tasks").size();
+        tl.waits.resize(n);
+        tl.members.resize(n);
+        for (size_t t = 0; t < n; ++t) {
+            const json& task = j.at("tasks")[t];
+            const int rop = task.at(0).get<int>();
+            if (rop < 0 || rop >= static_cast<int>(m.work.size())) throw UserError(path + ": task " + std::to_string(t) + " names no rOp");
+            tl.rop.push_back(rop);
+            // One counter per task; thread 0 checks the dependencies one after another.
+            tl.members[t] = {static_cast<int>(t)};
+            for (const json& run : task.at(2)) {  // [first, end) of task ids
+                const int first = run.at(0).get<int>(), end = run.at(1).get<int>();
+                if (first < 0 || end > static_cast<int>(t) || first >= end)
+                    throw UserError(path + ": task " + std::to_string(t) + " depends on tasks [" + std::to_string(first) +
+                                    ", " + std::to_string(end) + "), not all earlier ones");
+                for (int dep = first; dep < end; ++dep) tl.waits[t].push_back(dep);
+            }
+            tl.poll_rounds.push_back(static_cast<double>(tl.waits[t].size()));
+        }
+        for (const json& l : j.at("launches")) {
+            Launch launch;
+            launch.queues = l.get<std::vector<std::vector<int>>>();
+            for (const auto& q : launch.queues)
+                for (int t : q)
+                    if (t < 0 || t >= static_cast<int>(n)) throw UserError(path + ": a queue names no task");
+            tl.launches.push_back(std::move(launch));
+        }
+        tl.blocks_per_sm = j.at("blocks_per_sm").get<int>();
+    } catch (const json::exception& e) {
+        throw UserError(path + ": not a measured schedule: " + e.what());
+    }
+    return m;
+}
+
+Prediction predict_measured(const Gpu& g, const MeasuredSchedule& m) {
+    Timeline tl = m.timeline;
+    tl.tile_s.clear();
+    tl.work_s.clear();
+    for (size_t r = 0; r < m.work.size(); ++r) {
+        TileWork w = m.work[r];
+        w.flops_per_s = g.fp32_flops_per_s;  // 30d23da had only the CUDA-core tiles
+        const TileTime t = tile_time(g, w, m.latency[r]);
+        tl.tile_s.push_back(t.total());
+        tl.work_s.push_back(t.work_s);
+    }
+    Prediction p;
+    play(g, tl, p);
+    return p;
+}
+
+LatencyFit fit_latencies(const Gpu& g, const std::vector<MeasuredSchedule>& ms) {
+    auto error = [&](double poll, double mem, std::vector<double>* pred) {
+        Gpu x = g;
+        x.poll_latency_s = poll;
+        x.memory_latency_s = mem;
+        double sum = 0;
+        for (const MeasuredSchedule& m : ms) {
+            const double p = predict_measured(x, m).total_s;
+            if (pred) pred->push_back(p);
+            sum += std::pow(std::log(p / m.measured_s), 2);
+        }
+        return std::sqrt(sum / std::max<size_t>(1, ms.size()));
+    };
+    LatencyFit best;
+    double best_err = INFINITY;
+    // A log-spaced grid, 0.05 us to 5 us on each axis in 24 steps; then as
+    // many steps across two of them around its best.
+    double lo_p = std::log(5e-8), lo_m = std::log(5e-8), step = std::log(100.0) / 24;
+    for (int round = 0; round < 2; ++round) {
+        for (int i = 0; i <= 24; ++i)
+            for (int k = 0; k <= 24; ++k) {
+                const double poll = std::exp(lo_p + i * step), mem = std::exp(lo_m + k * step);
+                const double e = error(poll, mem, nullptr);
+                if (e < best_err) best_err = e, best.poll_latency_s = poll, best.memory_latency_s = mem;
+            }
+        lo_p = std::log(best.poll_latency_s) - step;
+        lo_m = std::log(best.memory_latency_s) - step;
+        step /= 12;
+    }
+    best.rms_log_error = error(best.poll_latency_s, best.memory_latency_s, &best.predicted_s);
+    return best;
+}
+
+}  // namespace anvil
