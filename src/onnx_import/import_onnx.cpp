@@ -8,6 +8,7 @@
 
 #include "anvil/error.h"
 #include "base/tensor.h"
+#include "frontend/infer_shapes.h"
 #include "onnx_import/fold.h"
 #include "onnx_import/importer.h"
 #include "onnx_import/onnx_file.h"
@@ -138,6 +139,9 @@ std::string Importer::runtime(const OnnxNode& n, const std::string& name) {
         return v.anvil;
     }
     ANVIL_CHECK(v.constant.has_value(), "an ONNX value is either constant or at run time");
+    if (v.constant->numel() == 0)
+        n.fail("its input '" + name + "' is empty (shape " + shape_str(v.shape) +
+               "); anvil's tensors are never empty (an empty part is taken only by Concat)");
     if (!is_onnx_float(v.type) && v.type != OnnxType::boolean && v.constant->numel() > 1 << 16)
         n.fail("its input '" + name + "' is a large integer constant, which anvil cannot compute on");
     v.anvil = const_param(*v.constant, name);
@@ -155,6 +159,25 @@ std::string Importer::emit(Op op, const std::vector<std::string>& inputs, std::m
         if (!attrs.count(a.name) && a.default_value) attrs[a.name] = *a.default_value;
     d.attrs.values = std::move(attrs);
     d.loc = SourceLoc{path_, 0, 0};
+    // Its shape, by anvil's own shape inference (and its checks): lowering
+    // never computes what anvil's op will make of its operands.
+    Value node;
+    node.name = d.name;
+    node.op = op;
+    node.attrs = d.attrs;
+    node.loc = d.loc;
+    node.input_locs = d.input_locs;
+    std::vector<Value> operands(inputs.size());
+    std::vector<const Value*> operand_ptrs;
+    for (size_t k = 0; k < inputs.size(); ++k) {
+        operands[k].name = inputs[k];
+        operands[k].role = Role::input;
+        operands[k].shape = shape_of(inputs[k]);
+        for (const TensorDecl& in : model_.inputs)
+            if (in.name == inputs[k]) operands[k].dtype = in.dtype;  // i32 embedding ids
+        operand_ptrs.push_back(&operands[k]);
+    }
+    anvil_shapes_[d.name] = infer_node_shape(node, operand_ptrs);
     model_.nodes.push_back(std::move(d));
     return model_.nodes.back().name;
 }
@@ -183,9 +206,7 @@ Shape Importer::shape_of(const std::string& anvil) const {
 
 std::string Importer::reshape(const std::string& anvil, const Shape& to, const std::string& hint) {
     if (shape_of(anvil) == to) return anvil;
-    std::string r = emit(Op::reshape, {anvil}, {{"shape", std::vector<int64_t>(to.begin(), to.end())}}, hint);
-    anvil_shapes_[r] = to;
-    return r;
+    return emit(Op::reshape, {anvil}, {{"shape", std::vector<int64_t>(to.begin(), to.end())}}, hint);
 }
 
 void Importer::use_as_ids(const OnnxNode& n, const std::string& anvil, int64_t rows) {
@@ -409,6 +430,9 @@ void Importer::finish_outputs() {
         if (it == values_.end()) throw UserError(path_ + ": graph output '" + o.name() + "' is computed by no node");
         OnnxValue& v = it->second;
         if (v.anvil.empty()) {
+            if (v.constant->numel() == 0)
+                throw UserError(path_ + ": graph output '" + o.name() + "' is empty (shape " + shape_str(v.shape) +
+                                "); anvil's outputs are never empty");
             if (!is_onnx_float(v.type))
                 throw UserError(path_ + ": graph output '" + o.name() + "' is a constant of type " +
                                 onnx_type_name(v.type) + "; anvil's outputs are float tensors");
