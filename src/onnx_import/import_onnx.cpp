@@ -33,7 +33,7 @@ HostTensor to_host_f32(const ConstTensor& t) {
     return h;
 }
 
-// What an op's optional extra output holds, for a refusal: " , the Indices".
+// What an op's optional extra output holds, for a refusal: ", the Indices".
 std::string extra_output_name(const std::string& op, int k) {
     static const std::map<std::pair<std::string, int>, std::string> names = {
         {{"LayerNormalization", 1}, "Mean"}, {{"LayerNormalization", 2}, "InvStdDev"}, {{"Dropout", 1}, "mask"},
@@ -412,7 +412,7 @@ void Importer::import_node(int i) {
         return;
     }
     lower_node(*this, n, i);
-    for (int k = 1; k < n.num_outputs(); ++k) {
+    for (int k = 0; k < n.num_outputs(); ++k) {
         const std::string& o = n.output(k);
         const auto& users = consumers(o);
         const bool used = is_graph_output(o) ||
