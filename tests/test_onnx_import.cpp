@@ -190,6 +190,9 @@ std::vector<Refusal> refusals() {
                  b.init("updates", {4}, {1, 2, 3, 4});
              }, {"x", "rows", "updates"});
          }, {"node 'the_ScatterND' (ScatterND)", "known at import", "'x' is computed at run time"}},
+        {"no_broadcast", [] {  // refused by anvil's own shape inference, naming the ONNX node
+             return one_node("Add", {2, 3}, {"y"}, [](B& b, auto*) { b.init("four", {4}, {1, 2, 3, 4}); }, {"x", "four"});
+         }, {"node 'the_Add' (Add)", "anvil's add refuses what it lowers to: add operands do not broadcast"}},
         {"domain", [] {
              return one_node("Relu", {4}, {"y"}, [](B&, auto* n) { n->set_domain("com.example"); });
          }, {"node 'the_Relu' (Relu)", "com.example"}},

@@ -161,12 +161,10 @@ std::string Importer::emit(Op op, const std::vector<std::string>& inputs, std::m
     d.loc = SourceLoc{path_, 0, 0};
     // Its shape, by anvil's own shape inference (and its checks): lowering
     // never computes what anvil's op will make of its operands.
-    Value node;
+    Value node;  // no place of its own: a refusal names the ONNX node instead
     node.name = d.name;
     node.op = op;
     node.attrs = d.attrs;
-    node.loc = d.loc;
-    node.input_locs = d.input_locs;
     std::vector<Value> operands(inputs.size());
     std::vector<const Value*> operand_ptrs;
     for (size_t k = 0; k < inputs.size(); ++k) {
@@ -177,7 +175,15 @@ std::string Importer::emit(Op op, const std::vector<std::string>& inputs, std::m
             if (in.name == inputs[k]) operands[k].dtype = in.dtype;  // i32 embedding ids
         operand_ptrs.push_back(&operands[k]);
     }
-    anvil_shapes_[d.name] = infer_node_shape(node, operand_ptrs);
+    try {
+        anvil_shapes_[d.name] = infer_node_shape(node, operand_ptrs);
+    } catch (const UserError& e) {
+        const std::string prefix = "node '" + d.name + "': ";
+        std::string what = e.what();
+        if (what.rfind(prefix, 0) == 0) what.erase(0, prefix.size());
+        ANVIL_CHECK(lowering_ != nullptr, "importer: a node emitted outside the lowering of an ONNX node");
+        lowering_->fail(std::string("anvil's ") + op_name(op) + " refuses what it lowers to: " + what);
+    }
     model_.nodes.push_back(std::move(d));
     return model_.nodes.back().name;
 }
@@ -411,7 +417,9 @@ void Importer::import_node(int i) {
             if (!n.output(static_cast<int>(k)).empty()) define_const(n.output(static_cast<int>(k)), outs[k]);
         return;
     }
+    lowering_ = &n;
     lower_node(*this, n, i);
+    lowering_ = nullptr;
     for (int k = 0; k < n.num_outputs(); ++k) {
         const std::string& o = n.output(k);
         const auto& users = consumers(o);

@@ -87,6 +87,7 @@ private:
     std::set<int> skipped_;
     std::vector<int> order_;
     int scalar_count_ = 0;
+    const OnnxNode* lowering_ = nullptr;  // the ONNX node being lowered, named by emit's refusals
 };
 
 // Lowers one ONNX node that computes on run-time tensors (lower.cpp).
