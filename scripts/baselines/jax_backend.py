@@ -81,14 +81,16 @@ class JaxBackend(Backend):
             feature_group_count=groups, precision=self._precision(x))
         return y if bias is None else y + bias.reshape(1, -1, 1, 1)
 
-    def _reduce_windows(self, x, kernel, stride, padding, init, op):
+    def _reduce_windows(self, x, kernel, stride, padding, init, op, dilation=(1, 1)):
         top, bottom, left, right = padding
         return self.lax.reduce_window(x, init, op, (1, 1) + tuple(kernel), (1, 1) + tuple(stride),
-                                      ((0, 0), (0, 0), (top, bottom), (left, right)))
+                                      ((0, 0), (0, 0), (top, bottom), (left, right)),
+                                      window_dilation=(1, 1) + tuple(dilation))
 
-    def maxpool2d(self, x, kernel, stride, padding):
+    def maxpool2d(self, x, kernel, stride, padding, dilation=(1, 1)):
         # reduce_window pads with the init value: -inf never wins
-        return self._reduce_windows(x, kernel, stride, padding, np.array(-np.inf, dtype=x.dtype), self.lax.max)
+        return self._reduce_windows(x, kernel, stride, padding, np.array(-np.inf, dtype=x.dtype), self.lax.max,
+                                    dilation)
 
     def avgpool2d(self, x, kernel, stride, padding, count_include_pad):
         zero = np.array(0, np.float32)

@@ -116,8 +116,8 @@ class NumpyBackend(Backend):
         y = np.matmul(w.reshape(1, groups, o // groups, cg * kh * kw), cols).reshape(n, o, oh, ow)
         return y if bias is None else y + bias.reshape(1, o, 1, 1)
 
-    def maxpool2d(self, x, kernel, stride, padding):
-        return self._windows(x, kernel, stride, (1, 1), padding, -np.inf).max(axis=(2, 3))
+    def maxpool2d(self, x, kernel, stride, padding, dilation=(1, 1)):
+        return self._windows(x, kernel, stride, dilation, padding, -np.inf).max(axis=(2, 3))
 
     def avgpool2d(self, x, kernel, stride, padding, count_include_pad):
         total = self._windows(x, kernel, stride, (1, 1), padding, 0.0).sum(axis=(2, 3))

@@ -106,7 +106,8 @@ def _pool(kind):
         kernel, stride = pair(node["kernel"]), pair(node.get("stride", node["kernel"]))
         padding = pads(node.get("padding", 0))
         if kind == "max":
-            return lambda be, a: be.maxpool2d(a[0], kernel, stride, padding)
+            dilation = pair(node.get("dilation", 1))
+            return lambda be, a: be.maxpool2d(a[0], kernel, stride, padding, dilation)
         include = bool(node.get("count_include_pad", False))
         return lambda be, a: be.avgpool2d(a[0], kernel, stride, padding, include)
     return build

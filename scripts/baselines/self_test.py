@@ -74,6 +74,8 @@ def cases():
         c("conv2d_depthwise", "conv2d", [[2, 4, 7, 7], [4, 1, 3, 3]], stride=2, padding=[1, 1], groups=4),
         c("maxpool2d", "maxpool2d", [[2, 3, 9, 8]], kernel=3, stride=2, padding=1),
         c("maxpool2d_asym", "maxpool2d", [[2, 3, 9, 8]], kernel=[3, 2], stride=[2, 1], padding=[1, 0, 1, 1]),
+        c("maxpool2d_dilated", "maxpool2d", [[2, 3, 9, 11]], kernel=[3, 2], stride=[1, 2], dilation=[2, 3],
+          padding=[2, 1, 1, 0]),
         c("avgpool2d", "avgpool2d", [[2, 3, 9, 8]], kernel=3, stride=2, padding=1),
         c("avgpool2d_include", "avgpool2d", [[2, 3, 9, 8]], kernel=3, stride=1, padding=1, count_include_pad=True),
         c("avgpool2d_asym", "avgpool2d", [[2, 3, 9, 8]], kernel=[2, 3], stride=[1, 2], padding=[1, 1, 0, 2]),

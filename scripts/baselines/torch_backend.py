@@ -119,10 +119,10 @@ class TorchBackend(Backend):
             return self.F.conv2d(x, w, bias, stride, (padding[0], padding[2]), dilation, groups)
         return self.F.conv2d(self._pad(x, padding), w, bias, stride, 0, dilation, groups)
 
-    def maxpool2d(self, x, kernel, stride, padding):
+    def maxpool2d(self, x, kernel, stride, padding, dilation=(1, 1)):
         if self._symmetric(padding, kernel):
-            return self.F.max_pool2d(x, kernel, stride, (padding[0], padding[2]))
-        return self.F.max_pool2d(self._pad(x, padding, float("-inf")), kernel, stride, 0)
+            return self.F.max_pool2d(x, kernel, stride, (padding[0], padding[2]), dilation)
+        return self.F.max_pool2d(self._pad(x, padding, float("-inf")), kernel, stride, 0, dilation)
 
     def avgpool2d(self, x, kernel, stride, padding, count_include_pad):
         if self._symmetric(padding, kernel):

@@ -115,7 +115,8 @@ def main():
             ab = max(e[1] for e in errors.values())
             result, err = f"matches, {len(errors)} policies + YAML round trip", f"{rel:.1e} / {ab:.1e}"
         except CheckFailed as e:
-            result, err = "**" + str(e) + "**", "`" + first_error_line(e.output).replace("|", "\\|") + "`"
+            said = first_error_line(e.output).replace("|", "\\|")
+            result, err = "**" + str(e) + "**", "`" + said + "`" if said else "-"
         dims = "x".join(map(str, shape))
         own_file = os.path.join(out, name, "torch_f32_error.txt")
         own = f"{float(open(own_file).read()):.1e}" if os.path.exists(own_file) else "-"

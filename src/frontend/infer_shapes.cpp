@@ -588,6 +588,18 @@ void check_common(const NodeCtx& c) {
 
 }  // namespace
 
+Shape infer_node_shape(const Value& node, const std::vector<const Value*>& operands) {
+    const NodeCtx c{node, operands};
+    check_common(c);
+    Shape s = infer_node(c);
+    if (static_cast<int>(s.size()) > kMaxRank)
+        c.fail(c.op() + " result " + shape_str(s) + " has rank " + std::to_string(s.size()) +
+               "; the rank of a tensor is at most " + std::to_string(kMaxRank));
+    if (std::string why = shape_size_problem(s); !why.empty())
+        c.fail(c.op() + " result " + shape_str(s) + " is too large: " + why);
+    return s;
+}
+
 Graph infer_shapes(Graph graph) {
     GraphStore& g = graph.g;
     for (VertexId v : graph.topological_order()) {
@@ -606,16 +618,9 @@ Graph infer_shapes(Graph graph) {
                 user_error(val.loc, subject, "shape " + shape_str(val.shape) + " is too large: " + why);
             continue;
         }
-        NodeCtx c{val, {}};
-        for (VertexId u : graph.operands(v)) c.in.push_back(&g[u]);
-        check_common(c);
-        Shape s = infer_node(c);
-        if (static_cast<int>(s.size()) > kMaxRank)
-            c.fail(c.op() + " result " + shape_str(s) + " has rank " + std::to_string(s.size()) +
-                   "; the rank of a tensor is at most " + std::to_string(kMaxRank));
-        if (std::string why = shape_size_problem(s); !why.empty())
-            c.fail(c.op() + " result " + shape_str(s) + " is too large: " + why);
-        val.shape = std::move(s);
+        std::vector<const Value*> operands;
+        for (VertexId u : graph.operands(v)) operands.push_back(&g[u]);
+        val.shape = infer_node_shape(val, operands);
     }
     // An i32 tensor that feeds no index operand has no use (spec: "dtype").
     // One that feeds a float operand was refused above, at the use.

@@ -7,4 +7,9 @@ namespace anvil {
 // with node shapes and dtypes filled in. Throws UserError.
 Graph infer_shapes(Graph graph);
 
+// One node's shape (`node` with its op, attributes and dtype; its operands
+// with their shapes and dtypes), with every check infer_shapes makes of it:
+// for a frontend that builds a model node by node (the ONNX importer).
+Shape infer_node_shape(const Value& node, const std::vector<const Value*>& operands);
+
 }  // namespace anvil

@@ -1,6 +1,7 @@
 #include "onnx_import/const_tensor.h"
 
 #include <cmath>
+#include <limits>
 
 #include "anvil/error.h"
 
@@ -31,9 +32,15 @@ bool is_onnx_float(OnnxType t) {
 }
 
 std::vector<int64_t> ConstTensor::ints() const {
+    // INT64_MAX ("to the end" of a Slice, as PyTorch exports x[3:]) is 2^63
+    // as a double, past llround's range: the ends saturate.
+    constexpr double two63 = 9223372036854775808.0;
     std::vector<int64_t> r;
     r.reserve(v.size());
-    for (double x : v) r.push_back(static_cast<int64_t>(std::llround(x)));
+    for (double x : v)
+        r.push_back(x >= two63 ? std::numeric_limits<int64_t>::max()
+                    : x <= -two63 ? std::numeric_limits<int64_t>::min()
+                                  : static_cast<int64_t>(std::llround(x)));
     return r;
 }
 

@@ -295,7 +295,7 @@ bool can_fold(const std::string& op) {
         "LessOrEqual", "GreaterOrEqual", "Not", "And", "Or", "Where", "Add", "Sub", "Mul", "Div", "Pow", "Mod",
         "Sqrt", "Reciprocal", "Neg", "Abs", "Exp", "Log", "Erf", "Tanh", "Sigmoid", "Relu", "Floor", "Ceil", "Min",
         "Max", "Clip", "ReduceProd", "ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "Split", "Tile", "Sin",
-        "Cos", "Sum"};
+        "Cos", "Sum", "ScatterND"};
     return std::find_if(std::begin(ops), std::end(ops), [&](const char* o) { return op == o; }) != std::end(ops);
 }
 
@@ -528,6 +528,43 @@ std::vector<ConstTensor> fold(const OnnxNode& n, const std::vector<std::optional
             r.v[i] = d.v[ravel(idx, d.shape)];
         }
         return {r};
+    }
+    if (op == "ScatterND") {  // swin builds its shifted-window mask by slice assignments
+        const ConstTensor &d = x(0), &idx = x(1), &up = x(2);
+        const std::string reduction = n.get_string("reduction", "none");
+        double (*apply)(double, double) =
+            reduction == "none"  ? +[](double, double u) { return u; }
+            : reduction == "add" ? +[](double a, double u) { return a + u; }
+            : reduction == "mul" ? +[](double a, double u) { return a * u; }
+            : reduction == "max" ? +[](double a, double u) { return std::max(a, u); }
+            : reduction == "min" ? +[](double a, double u) { return std::min(a, u); }
+                                 : nullptr;
+        if (!apply) n.fail("reduction '" + reduction + "' is not one of none, add, mul, max, min");
+        const int64_t rank = static_cast<int64_t>(d.shape.size());
+        const int64_t k = idx.shape.empty() ? 0 : idx.shape.back();
+        if (idx.shape.empty() || k < 1 || k > rank)
+            n.fail("indices " + shape_str(idx.shape) + " must end in a dim of 1 to " + std::to_string(rank));
+        int64_t slice = 1;
+        for (int64_t a = k; a < rank; ++a) slice *= d.shape[a];
+        const int64_t count = idx.numel() / k;
+        if (up.numel() != count * slice)
+            n.fail("updates " + shape_str(up.shape) + " hold " + std::to_string(up.numel()) + " values, not the " +
+                   std::to_string(count * slice) + " the indices " + shape_str(idx.shape) + " address");
+        ConstTensor r = folded_tensor(n, d.type, d.shape, {&d});
+        r.v = d.v;
+        for (int64_t c = 0; c < count; ++c) {
+            int64_t at = 0;
+            for (int64_t a = 0; a < k; ++a) {
+                int64_t i = static_cast<int64_t>(idx.v[c * k + a]);
+                if (i < 0) i += d.shape[a];
+                if (i < 0 || i >= d.shape[a])
+                    n.fail("index " + std::to_string(static_cast<int64_t>(idx.v[c * k + a])) + " is out of range for a dimension of " +
+                           std::to_string(d.shape[a]));
+                at = at * d.shape[a] + i;
+            }
+            for (int64_t s = 0; s < slice; ++s) r.v[at * slice + s] = apply(r.v[at * slice + s], up.v[c * slice + s]);
+        }
+        return {cast_to(r, d.type)};
     }
     if (op == "Split") {
         const ConstTensor& d = x(0);

@@ -8,6 +8,7 @@
 
 #include "anvil/error.h"
 #include "base/tensor.h"
+#include "frontend/infer_shapes.h"
 #include "onnx_import/fold.h"
 #include "onnx_import/importer.h"
 #include "onnx_import/onnx_file.h"
@@ -32,7 +33,7 @@ HostTensor to_host_f32(const ConstTensor& t) {
     return h;
 }
 
-// What an op's optional extra output holds, for a refusal: " , the Indices".
+// What an op's optional extra output holds, for a refusal: ", the Indices".
 std::string extra_output_name(const std::string& op, int k) {
     static const std::map<std::pair<std::string, int>, std::string> names = {
         {{"LayerNormalization", 1}, "Mean"}, {{"LayerNormalization", 2}, "InvStdDev"}, {{"Dropout", 1}, "mask"},
@@ -138,6 +139,9 @@ std::string Importer::runtime(const OnnxNode& n, const std::string& name) {
         return v.anvil;
     }
     ANVIL_CHECK(v.constant.has_value(), "an ONNX value is either constant or at run time");
+    if (v.constant->numel() == 0)
+        n.fail("its input '" + name + "' is empty (shape " + shape_str(v.shape) +
+               "); anvil's tensors are never empty (an empty part is taken only by Concat)");
     if (!is_onnx_float(v.type) && v.type != OnnxType::boolean && v.constant->numel() > 1 << 16)
         n.fail("its input '" + name + "' is a large integer constant, which anvil cannot compute on");
     v.anvil = const_param(*v.constant, name);
@@ -155,6 +159,31 @@ std::string Importer::emit(Op op, const std::vector<std::string>& inputs, std::m
         if (!attrs.count(a.name) && a.default_value) attrs[a.name] = *a.default_value;
     d.attrs.values = std::move(attrs);
     d.loc = SourceLoc{path_, 0, 0};
+    // Its shape, by anvil's own shape inference (and its checks): lowering
+    // never computes what anvil's op will make of its operands.
+    Value node;  // no place of its own: a refusal names the ONNX node instead
+    node.name = d.name;
+    node.op = op;
+    node.attrs = d.attrs;
+    std::vector<Value> operands(inputs.size());
+    std::vector<const Value*> operand_ptrs;
+    for (size_t k = 0; k < inputs.size(); ++k) {
+        operands[k].name = inputs[k];
+        operands[k].role = Role::input;
+        operands[k].shape = shape_of(inputs[k]);
+        for (const TensorDecl& in : model_.inputs)
+            if (in.name == inputs[k]) operands[k].dtype = in.dtype;  // i32 embedding ids
+        operand_ptrs.push_back(&operands[k]);
+    }
+    try {
+        anvil_shapes_[d.name] = infer_node_shape(node, operand_ptrs);
+    } catch (const UserError& e) {
+        const std::string prefix = "node '" + d.name + "': ";
+        std::string what = e.what();
+        if (what.rfind(prefix, 0) == 0) what.erase(0, prefix.size());
+        ANVIL_CHECK(lowering_ != nullptr, "importer: a node emitted outside the lowering of an ONNX node");
+        lowering_->fail(std::string("anvil's ") + op_name(op) + " refuses what it lowers to: " + what);
+    }
     model_.nodes.push_back(std::move(d));
     return model_.nodes.back().name;
 }
@@ -183,9 +212,7 @@ Shape Importer::shape_of(const std::string& anvil) const {
 
 std::string Importer::reshape(const std::string& anvil, const Shape& to, const std::string& hint) {
     if (shape_of(anvil) == to) return anvil;
-    std::string r = emit(Op::reshape, {anvil}, {{"shape", std::vector<int64_t>(to.begin(), to.end())}}, hint);
-    anvil_shapes_[r] = to;
-    return r;
+    return emit(Op::reshape, {anvil}, {{"shape", std::vector<int64_t>(to.begin(), to.end())}}, hint);
 }
 
 void Importer::use_as_ids(const OnnxNode& n, const std::string& anvil, int64_t rows) {
@@ -390,8 +417,10 @@ void Importer::import_node(int i) {
             if (!n.output(static_cast<int>(k)).empty()) define_const(n.output(static_cast<int>(k)), outs[k]);
         return;
     }
+    lowering_ = &n;
     lower_node(*this, n, i);
-    for (int k = 1; k < n.num_outputs(); ++k) {
+    lowering_ = nullptr;
+    for (int k = 0; k < n.num_outputs(); ++k) {
         const std::string& o = n.output(k);
         const auto& users = consumers(o);
         const bool used = is_graph_output(o) ||
@@ -409,6 +438,9 @@ void Importer::finish_outputs() {
         if (it == values_.end()) throw UserError(path_ + ": graph output '" + o.name() + "' is computed by no node");
         OnnxValue& v = it->second;
         if (v.anvil.empty()) {
+            if (v.constant->numel() == 0)
+                throw UserError(path_ + ": graph output '" + o.name() + "' is empty (shape " + shape_str(v.shape) +
+                                "); anvil's outputs are never empty");
             if (!is_onnx_float(v.type))
                 throw UserError(path_ + ": graph output '" + o.name() + "' is a constant of type " +
                                 onnx_type_name(v.type) + "; anvil's outputs are float tensors");

@@ -44,13 +44,13 @@ public:
     // A float scalar (or any constant) as a param.
     std::string scalar(double v);
     std::string const_param(const ConstTensor& t, const std::string& hint);
-    // Adds an anvil node; attributes not given take the op's defaults.
+    // Adds an anvil node, its shape inferred by anvil (with every check of
+    // infer_shapes); attributes not given take the op's defaults.
     std::string emit(Op op, const std::vector<std::string>& inputs, std::map<std::string, AttrValue> attrs,
                      const std::string& hint);
     void define(const std::string& onnx_name, const std::string& anvil, Shape shape);
     void define_const(const std::string& onnx_name, ConstTensor t);
     Shape shape_of(const std::string& anvil) const;
-    void note_shape(const std::string& anvil, Shape s) { anvil_shapes_[anvil] = std::move(s); }
     std::string reshape(const std::string& anvil, const Shape& to, const std::string& hint);
 
     // The ONNX nodes reading tensor `name` (indices into the graph), and the graph's outputs.
@@ -87,6 +87,7 @@ private:
     std::set<int> skipped_;
     std::vector<int> order_;
     int scalar_count_ = 0;
+    const OnnxNode* lowering_ = nullptr;  // the ONNX node being lowered, named by emit's refusals
 };
 
 // Lowers one ONNX node that computes on run-time tensors (lower.cpp).

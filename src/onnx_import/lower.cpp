@@ -34,7 +34,8 @@ struct Ctx {
                      const std::string& suffix = "") const {
         return im.emit(op, in, std::move(attrs), suffix.empty() ? out_hint() : out_hint() + "_" + suffix);
     }
-    void define(const std::string& anvil, Shape s, int out = 0) const { im.define(n.output(out), anvil, std::move(s)); }
+    // Output `out` of the node is anvil tensor `anvil`, of the shape anvil infers for it.
+    void define(const std::string& anvil, int out = 0) const { im.define(n.output(out), anvil, im.shape_of(anvil)); }
 };
 
 Shape broadcast_or_fail(const Ctx& c, const Shape& a, const Shape& b) {
@@ -45,11 +46,10 @@ Shape broadcast_or_fail(const Ctx& c, const Shape& a, const Shape& b) {
 
 void binary(const Ctx& c, Op op) {
     if (c.n.has("broadcast")) c.n.fail("the 'broadcast' attribute of opsets before 7 is not supported");
-    const Shape s = broadcast_or_fail(c, c.shape(0), c.shape(1));
-    c.define(c.emit(op, {c.rt(0), c.rt(1)}), s);
+    c.define(c.emit(op, {c.rt(0), c.rt(1)}));
 }
 
-void unary(const Ctx& c, Op op) { c.define(c.emit(op, {c.rt(0)}), c.shape(0)); }
+void unary(const Ctx& c, Op op) { c.define(c.emit(op, {c.rt(0)})); }
 
 std::string clamp(const Ctx& c, std::string x, double lo, double hi, const std::string& tag) {
     if (lo == 0 && std::isinf(hi) && hi > 0) return c.emit(Op::relu, {x}, {}, tag);
@@ -64,7 +64,7 @@ void lower_clip(const Ctx& c) {
     if (c.n.has("max")) hi = c.n.get_float("max", 0);
     if (c.n.num_inputs() > 1 && c.present(1)) lo = c.constant(1, "min").v.at(0);
     if (c.n.num_inputs() > 2 && c.present(2)) hi = c.constant(2, "max").v.at(0);
-    c.define(clamp(c, c.rt(0), lo, hi, "clip"), c.shape(0));
+    c.define(clamp(c, c.rt(0), lo, hi, "clip"));
 }
 
 // hardsigmoid(x) = clamp(alpha x + beta, 0, 1); hardswish = x hardsigmoid(x) with alpha 1/6, beta 1/2.
@@ -75,7 +75,7 @@ void lower_hard(const Ctx& c, bool swish) {
     t = c.emit(Op::add, {t, c.im.scalar(beta)}, {}, "shifted");
     t = clamp(c, t, 0, 1, swish ? "gate" : "");
     if (swish) t = c.emit(Op::mul, {x, t});
-    c.define(t, c.shape(0));
+    c.define(t);
 }
 
 // The spatial dims of a convolution or pool's x [N, C, ...]: 2, or 1 (run
@@ -168,13 +168,12 @@ std::optional<FoldedPad> folded_pad(const Ctx& c) {
     return FoldedPad{pad.input(0), {pads[2], pads[3], pads[6], pads[7]}};
 }
 
-// The 2-D result y of shape `out` of a window op, as the node's output (a
-// 1-D op's without its unit H).
-void define_window_result(const Ctx& c, const std::string& y, Shape out, int dims) {
-    c.im.note_shape(y, out);
-    if (dims == 2) return c.define(y, out);
+// The 2-D result y of a window op as the node's output (a 1-D op's without its unit H).
+void define_window_result(const Ctx& c, const std::string& y, int dims) {
+    if (dims == 2) return c.define(y);
+    Shape out = c.im.shape_of(y);
     out.erase(out.begin() + 2);
-    c.define(c.im.reshape(y, out, c.out_hint()), out);
+    c.define(c.im.reshape(y, out, c.out_hint()));
 }
 
 void lower_conv(const Ctx& c) {
@@ -201,13 +200,9 @@ void lower_conv(const Ctx& c) {
     if (groups <= 0 || xs[1] != w[1] * groups)
         c.n.fail("x has " + std::to_string(xs[1]) + " channels, but w " + shape_str(c.shape(1)) + " with group " +
                  std::to_string(groups) + " needs " + std::to_string(w[1] * groups));
-    Shape out = {xs[0], w[0], 0, 0};
-    for (int d = 0; d < 2; ++d)
-        out[2 + d] = (xs[2 + d] + pads[d] + pads[2 + d] - dil[d] * (kernel[d] - 1) - 1) / stride[d] + 1;
-    if (out[2] <= 0 || out[3] <= 0) c.n.fail("the kernel is larger than the padded input " + shape_str(c.shape(0)));
     std::string y = c.emit(Op::conv2d, in, {{"stride", stride}, {"dilation", dil}, {"padding", pads}, {"groups", groups}},
                            dims == 1 ? "2d" : "");
-    define_window_result(c, y, out, dims);
+    define_window_result(c, y, dims);
 }
 
 void lower_pool(const Ctx& c, bool is_max) {
@@ -234,7 +229,6 @@ void lower_pool(const Ctx& c, bool is_max) {
             include_pad = true;
         }
     }
-    Shape out = {xs[0], xs[1], 0, 0};
     const bool ceil_mode = c.n.get_int("ceil_mode", 0) != 0;
     for (int d = 0; d < 2; ++d) {
         const int64_t reach = dil[d] * (kernel[d] - 1) + 1;  // the dilated kernel
@@ -250,23 +244,21 @@ void lower_pool(const Ctx& c, bool is_max) {
                          "cannot express");
             pads[2 + d] += extra;  // cells past the end: never win a max, never counted in an average
         }
-        out[2 + d] = o;
     }
     std::map<std::string, AttrValue> attrs = {{"kernel", kernel}, {"stride", stride}, {"padding", pads}};
     if (is_max) attrs["dilation"] = dil;
     else attrs["count_include_pad"] = include_pad;
-    define_window_result(c, c.emit(is_max ? Op::maxpool2d : Op::avgpool2d, {x}, attrs, dims == 1 ? "2d" : ""), out, dims);
+    define_window_result(c, c.emit(is_max ? Op::maxpool2d : Op::avgpool2d, {x}, attrs, dims == 1 ? "2d" : ""), dims);
 }
 
 // Over every spatial dim of x [N, C, ...], kept as 1s.
 void lower_global_pool(const Ctx& c, bool is_max) {
     const Shape& xs = c.shape(0);
     if (xs.size() < 3) c.n.fail("x " + shape_str(xs) + " has no spatial dims");
-    Shape out = xs;
     Ints axes;
-    for (size_t d = 2; d < xs.size(); ++d) axes.push_back(static_cast<int64_t>(d)), out[d] = 1;
-    if (!is_max && xs.size() == 4) return c.define(c.emit(Op::global_avgpool, {c.rt(0)}), out);
-    c.define(c.emit(is_max ? Op::reduce_max : Op::reduce_mean, {c.rt(0)}, {{"axes", axes}, {"keepdims", true}}), out);
+    for (size_t d = 2; d < xs.size(); ++d) axes.push_back(static_cast<int64_t>(d));
+    if (!is_max && xs.size() == 4) return c.define(c.emit(Op::global_avgpool, {c.rt(0)}));
+    c.define(c.emit(is_max ? Op::reduce_max : Op::reduce_mean, {c.rt(0)}, {{"axes", axes}, {"keepdims", true}}));
 }
 
 Ints reduce_axes(const Ctx& c, int rank) {
@@ -289,21 +281,12 @@ void lower_reduce(const Ctx& c, Op op, bool negate) {
     const Shape& xs = c.shape(0);
     const Ints axes = reduce_axes(c, static_cast<int>(xs.size()));
     const bool keep = c.n.get_int("keepdims", 1) != 0;
-    Shape out;
-    for (int d = 0; d < static_cast<int>(xs.size()); ++d) {
-        const bool r = std::count(axes.begin(), axes.end(), d) > 0;
-        if (!r) out.push_back(xs[d]);
-        else if (keep) out.push_back(1);
-    }
-    if (axes.empty()) {
-        c.define(c.rt(0), xs);
-        return;
-    }
+    if (axes.empty()) return c.define(c.rt(0));
     std::string x = c.rt(0);
     if (negate) x = c.emit(Op::neg, {x}, {}, "neg");
     std::string r = c.emit(op, {x}, {{"axes", axes}, {"keepdims", keep}}, negate ? "max" : "");
     if (negate) r = c.emit(Op::neg, {r});
-    c.define(r, out);
+    c.define(r);
 }
 
 void lower_softmax(const Ctx& c) {
@@ -311,7 +294,7 @@ void lower_softmax(const Ctx& c) {
     const int rank = static_cast<int>(xs.size());
     const int axis = norm_axis(c.n, c.n.get_int("axis", c.im.opset() >= 13 ? -1 : 1), rank);
     if (c.im.opset() >= 13 || axis == rank - 1) {
-        c.define(c.emit(Op::softmax, {c.rt(0)}, {{"axis", int64_t(axis)}}), xs);
+        c.define(c.emit(Op::softmax, {c.rt(0)}, {{"axis", int64_t(axis)}}));
         return;
     }
     // Before opset 13, Softmax normalises over all dims from `axis` on.
@@ -319,7 +302,7 @@ void lower_softmax(const Ctx& c) {
     for (int d = 0; d < rank; ++d) (d < axis ? outer : inner) *= xs[d];
     std::string x = c.im.reshape(c.rt(0), {outer, inner}, c.out_hint() + "_2d");
     std::string s = c.emit(Op::softmax, {x}, {{"axis", int64_t(-1)}}, "2d_softmax");
-    c.define(c.im.reshape(s, xs, c.out_hint()), xs);
+    c.define(c.im.reshape(s, xs, c.out_hint()));
 }
 
 void lower_layernorm(const Ctx& c) {
@@ -342,8 +325,7 @@ void lower_layernorm(const Ctx& c) {
     };
     const std::string g = operand(1, 1.0), b = operand(2, 0.0);
     c.define(c.emit(Op::layernorm, {c.rt(0), g, b},
-                    {{"axis", int64_t(axis)}, {"eps", double(c.n.get_float("epsilon", 1e-5f))}}),
-             xs);
+                    {{"axis", int64_t(axis)}, {"eps", double(c.n.get_float("epsilon", 1e-5f))}}));
 }
 
 void lower_batchnorm(const Ctx& c) {
@@ -356,45 +338,33 @@ void lower_batchnorm(const Ctx& c) {
                      std::to_string(c.shape(0)[1]) + "]");
         in.push_back(c.rt(k));
     }
-    c.define(c.emit(Op::batchnorm, in, {{"eps", double(c.n.get_float("epsilon", 1e-5f))}}), c.shape(0));
+    c.define(c.emit(Op::batchnorm, in, {{"eps", double(c.n.get_float("epsilon", 1e-5f))}}));
 }
 
 // MatMul with numpy's rank-1 rules: anvil's matmul needs rank >= 2.
-std::string matmul(const Ctx& c, std::string a, Shape as, std::string b, Shape bs, Shape* out, bool ta = false,
-                   bool tb = false, const std::string& tag = "") {
+std::string matmul(const Ctx& c, std::string a, Shape as, std::string b, Shape bs, bool ta = false, bool tb = false,
+                   const std::string& tag = "") {
     if (as.empty() || bs.empty())  // a scalar has no matrix (libFuzzer: indexed before the start)
         c.n.fail("a is " + shape_str(as) + " and b is " + shape_str(bs) + "; a matrix product needs operands of rank 1 or more");
     const bool a1 = as.size() == 1, b1 = bs.size() == 1;
-    if (a1) a = c.im.reshape(a, as = {1, as[0]}, c.out_hint() + "_a2d");
-    if (b1) b = c.im.reshape(b, bs = {bs[0], 1}, c.out_hint() + "_b2d");
-    const int64_t m = ta ? as[as.size() - 1] : as[as.size() - 2], ka = ta ? as[as.size() - 2] : as[as.size() - 1];
-    const int64_t kb = tb ? bs[bs.size() - 1] : bs[bs.size() - 2], nn = tb ? bs[bs.size() - 2] : bs[bs.size() - 1];
-    if (ka != kb) c.n.fail("inner dimensions differ: a is " + shape_str(as) + ", b is " + shape_str(bs));
-    Shape ab(as.begin(), as.end() - 2), bb(bs.begin(), bs.end() - 2);
-    Shape batch = broadcast_or_fail(c, ab, bb);
-    Shape o = batch;
-    o.push_back(m);
-    o.push_back(nn);
+    if (a1) a = c.im.reshape(a, {1, as[0]}, c.out_hint() + "_a2d");
+    if (b1) b = c.im.reshape(b, {bs[0], 1}, c.out_hint() + "_b2d");
     std::map<std::string, AttrValue> attrs;
     if (ta) attrs["transpose_a"] = true;
     if (tb) attrs["transpose_b"] = true;
     std::string r = c.emit(Op::matmul, {a, b}, attrs, (a1 || b1) ? "2d" : tag);
-    c.im.note_shape(r, o);
-    Shape final_shape = o;
-    if (a1) final_shape.erase(final_shape.end() - 2);
-    if (b1) final_shape.erase(final_shape.end() - 1);
-    if (final_shape != o) r = c.im.reshape(r, final_shape, c.out_hint());
-    *out = final_shape;
-    return r;
+    Shape out = c.im.shape_of(r);  // the rank-1 operands' unit dims dropped again
+    if (a1) out.erase(out.end() - 2);
+    if (b1) out.erase(out.end() - 1);
+    return c.im.reshape(r, out, c.out_hint());
 }
 
 void lower_gemm(const Ctx& c) {
     const bool ta = c.n.get_int("transA", 0) != 0, tb = c.n.get_int("transB", 0) != 0;
     const double alpha = c.n.get_float("alpha", 1.0f), beta = c.n.get_float("beta", 1.0f);
     if (c.shape(0).size() != 2 || c.shape(1).size() != 2) c.n.fail("A and B must be 2-D");
-    Shape out;
     const bool bias = c.n.num_inputs() > 2 && c.present(2) && beta != 0;
-    std::string y = matmul(c, c.rt(0), c.shape(0), c.rt(1), c.shape(1), &out, ta, tb, bias || alpha != 1 ? "mm" : "");
+    std::string y = matmul(c, c.rt(0), c.shape(0), c.rt(1), c.shape(1), ta, tb, bias || alpha != 1 ? "mm" : "");
     if (alpha != 1) y = c.emit(Op::mul, {y, c.im.scalar(alpha)}, {}, bias ? "scaled" : "");
     if (bias) {
         std::string cc;
@@ -406,13 +376,12 @@ void lower_gemm(const Ctx& c) {
         } else {
             cc = c.rt(2);
         }
-        broadcast_or_fail(c, out, c.shape(2));
         y = c.emit(Op::add, {y, cc});
     }
-    c.define(y, out);
+    c.define(y);
 }
 
-void lower_reshape_like(const Ctx& c, const Shape& to) { c.define(c.im.reshape(c.rt(0), to, c.out_hint()), to); }
+void lower_reshape_like(const Ctx& c, const Shape& to) { c.define(c.im.reshape(c.rt(0), to, c.out_hint())); }
 
 // Python slice of `x` along one axis, then the rest.
 std::string slice(const Ctx& c, const std::string& x, int axis, int64_t start, int64_t len, int64_t step,
@@ -434,18 +403,21 @@ void lower_slice(const Ctx& c) {
         if (c.n.num_inputs() > 3 && c.present(3)) axes = c.constant(3, "axes").ints();
         if (c.n.num_inputs() > 4 && c.present(4)) steps = c.constant(4, "steps").ints();
     }
-    Shape s = c.shape(0);
+    const auto sl = slice_axes(c.n, c.shape(0), starts, ends, axes, steps);
+    for (const SliceAxis& a : sl)
+        if (a.len == 0) {  // torch.roll by 0 (swin at a small size) concatenates an empty part: nothing
+            Shape empty = c.shape(0);
+            empty[a.axis] = 0;
+            return c.im.define_const(c.n.output(0), ConstTensor{OnnxType::float32, empty, {}});
+        }
     std::string x = c.rt(0);
-    const auto sl = slice_axes(c.n, s, starts, ends, axes, steps);
     for (size_t k = 0; k < sl.size(); ++k) {
         const SliceAxis& a = sl[k];
         if (a.step < 0) c.n.fail("negative slice steps are not supported");
-        if (a.len == 0) c.n.fail("the slice along axis " + std::to_string(a.axis) + " is empty");
-        if (a.start == 0 && a.step == 1 && a.len == s[a.axis]) continue;
+        if (a.start == 0 && a.step == 1 && a.len == c.shape(0)[a.axis]) continue;
         x = slice(c, x, a.axis, a.start, a.len, a.step, k + 1 == sl.size() ? "" : "ax" + std::to_string(a.axis));
-        s[a.axis] = a.len;
     }
-    c.define(x, s);
+    c.define(x);
 }
 
 void lower_split(const Ctx& c) {
@@ -467,12 +439,10 @@ void lower_split(const Ctx& c) {
                  std::to_string(outs) + " outputs");
     int64_t at = 0;
     for (int k = 0; k < outs; ++k) {
-        Shape s = xs;
-        s[axis] = sizes[k];
         if (sizes[k] <= 0) c.n.fail("output " + std::to_string(k) + " would be empty");
         std::string part = c.im.emit(Op::slice, {c.rt(0)},
                                      {{"axis", int64_t(axis)}, {"start", at}, {"end", at + sizes[k]}}, c.n.output(k));
-        c.define(part, s, k);
+        c.define(part, k);
         at += sizes[k];
     }
 }
@@ -482,19 +452,13 @@ void lower_concat(const Ctx& c) {
     const int rank = static_cast<int>(first.size());
     const int axis = norm_axis(c.n, c.n.get_int("axis", 0), rank);
     std::vector<std::string> in;
-    Shape out = first;
-    out[axis] = 0;
     for (int k = 0; k < c.n.num_inputs(); ++k) {
         const Shape& s = c.shape(k);
         if (static_cast<int>(s.size()) != rank) c.n.fail("operands differ in rank");
-        for (int d = 0; d < rank; ++d)
-            if (d != axis && s[d] != first[d])
-                c.n.fail("operands " + shape_str(first) + " and " + shape_str(s) + " differ off axis " + std::to_string(axis));
-        if (s[axis] == 0) continue;
-        out[axis] += s[axis];
-        in.push_back(c.rt(k));
+        if (s[axis] != 0) in.push_back(c.rt(k));  // ONNX allows empty parts; anvil's concat does not
     }
-    c.define(in.size() == 1 ? in[0] : c.emit(Op::concat, in, {{"axis", int64_t(axis)}}), out);
+    if (in.empty()) c.n.fail("every operand is empty along axis " + std::to_string(axis));
+    c.define(in.size() == 1 ? in[0] : c.emit(Op::concat, in, {{"axis", int64_t(axis)}}));
 }
 
 void lower_gather(const Ctx& c) {
@@ -514,14 +478,10 @@ void lower_gather(const Ctx& c) {
         const std::string ids = idx.anvil;  // an int graph input: refused by runtime() anywhere else
         c.im.use_as_ids(c.n, ids, ds[0]);
         const std::string tab = c.im.const_param(cast_to(t2, OnnxType::float32), c.n.input(0));
-        Shape e = idx.shape;
-        e.push_back(width);
         std::string r = c.emit(Op::embedding, {tab, ids}, {}, rank == 2 ? "" : "rows");
-        c.im.note_shape(r, e);
         Shape out = idx.shape;
         out.insert(out.end(), ds.begin() + 1, ds.end());
-        c.define(c.im.reshape(r, out, c.out_hint()), out);
-        return;
+        return c.define(c.im.reshape(r, out, c.out_hint()));
     }
     std::vector<int64_t> ids = idx.constant->ints();
     for (int64_t& i : ids) {
@@ -529,8 +489,6 @@ void lower_gather(const Ctx& c) {
         if (i < 0 || i >= ds[axis]) c.n.fail("index out of range for a dim of " + std::to_string(ds[axis]));
     }
     std::string x = c.rt(0);
-    Shape picked = ds;
-    picked[axis] = static_cast<int64_t>(ids.size());
     std::string r;
     const bool progression = ids.size() >= 1 && [&] {
         if (ids.size() == 1) return true;
@@ -549,11 +507,10 @@ void lower_gather(const Ctx& c) {
         for (size_t k = 0; k < ids.size(); ++k) parts.push_back(slice(c, x, axis, ids[k], 1, 1, "pick" + std::to_string(k)));
         r = c.emit(Op::concat, parts, {{"axis", int64_t(axis)}}, "picked");
     }
-    c.im.note_shape(r, picked);
     Shape out(ds.begin(), ds.begin() + axis);
     out.insert(out.end(), idx.shape.begin(), idx.shape.end());
     out.insert(out.end(), ds.begin() + axis + 1, ds.end());
-    c.define(c.im.reshape(r, out, c.out_hint()), out);
+    c.define(c.im.reshape(r, out, c.out_hint()));
 }
 
 void lower_pad(const Ctx& c) {
@@ -605,19 +562,19 @@ void lower_pad(const Ctx& c) {
             s[d] += std::max<int64_t>(before, 0) + std::max<int64_t>(after, 0);
         }
     }
-    c.define(x, s);
+    c.define(x);
 }
 
 void lower_expand(const Ctx& c) {
     const Ints target = c.constant(1, "shape").ints();
     const Shape out = broadcast_or_fail(c, c.shape(0), Shape(target.begin(), target.end()));
     if (out == c.shape(0)) {
-        c.define(c.rt(0), out);
+        c.define(c.rt(0));
         return;
     }
     // x + zeros(out): numpy broadcasting is exactly Expand.
     std::string z = c.emit(Op::constant, {}, {{"value", 0.0}, {"shape", Ints(out.begin(), out.end())}}, "zeros");
-    c.define(c.emit(Op::add, {c.rt(0), z}), out);
+    c.define(c.emit(Op::add, {c.rt(0), z}));
 }
 
 void lower_where(const Ctx& c) {
@@ -628,7 +585,7 @@ void lower_where(const Ctx& c) {
     if (all || none) {
         const int k = all ? 1 : 2;
         if (c.shape(k) == out) {
-            c.define(c.rt(k), out);
+            c.define(c.rt(k));
             return;
         }
     }
@@ -650,17 +607,15 @@ void lower_where(const Ctx& c) {
                                   {}, tag);
         }
     }
-    c.define(c.emit(Op::add, {terms[0], terms[1]}), out);
+    c.define(c.emit(Op::add, {terms[0], terms[1]}));
 }
 
 void lower_variadic(const Ctx& c, Op op) {
     std::string acc = c.rt(0);
-    Shape s = c.shape(0);
     for (int k = 1; k < c.n.num_inputs(); ++k) {
-        s = broadcast_or_fail(c, s, c.shape(k));
         acc = c.emit(op, {acc, c.rt(k)}, {}, k + 1 == c.n.num_inputs() ? "" : "part" + std::to_string(k));
     }
-    c.define(acc, s);
+    c.define(acc);
 }
 
 }  // namespace
@@ -688,7 +643,7 @@ void lower_node(Importer& im, const OnnxNode& n, int index) {
     if (op == "Sqrt") return unary(c, Op::sqrt);
     if (op == "Neg") return unary(c, Op::neg);
     if (op == "Abs") return unary(c, Op::abs);
-    if (op == "Reciprocal") return c.define(c.emit(Op::div, {im.scalar(1.0), c.rt(0)}), c.shape(0));
+    if (op == "Reciprocal") return c.define(c.emit(Op::div, {im.scalar(1.0), c.rt(0)}));
     if (op == "Identity" || op == "Dropout") {
         // Dropout in training mode is the identity only at ratio 0 (torchvision's
         // swin calls F.dropout(p=0.0) without training=False).
@@ -700,7 +655,7 @@ void lower_node(Importer& im, const OnnxNode& n, int index) {
         const std::optional<double> training = known(2), ratio = known(1);
         if (op == "Dropout" && training && *training != 0 && !(ratio && *ratio == 0))
             n.fail("training_mode must be false at inference (or the ratio a constant 0)");
-        return c.define(c.rt(0), c.shape(0));
+        return c.define(c.rt(0));
     }
     if (op == "Cast" || op == "CastLike") {
         const OnnxType to = op == "Cast" ? static_cast<OnnxType>(n.get_int("to", 1)) : c.val(1).type;
@@ -711,7 +666,7 @@ void lower_node(Importer& im, const OnnxNode& n, int index) {
         if (!is_onnx_float(to) || !is_onnx_float(c.val(0).type))
             n.fail(std::string("casts a run-time tensor to ") + onnx_type_name(to) +
                    ": integer arithmetic at run time is not supported (anvil computes in floats)");
-        return c.define(c.rt(0), c.shape(0));
+        return c.define(c.rt(0));
     }
     if (op == "Clip") return lower_clip(c);
     if (op == "HardSigmoid") return lower_hard(c, false);
@@ -731,9 +686,7 @@ void lower_node(Importer& im, const OnnxNode& n, int index) {
     if (op == "ReduceMax") return lower_reduce(c, Op::reduce_max, false);
     if (op == "ReduceMin") return lower_reduce(c, Op::reduce_max, true);
     if (op == "MatMul") {
-        Shape out;
-        std::string y = matmul(c, c.rt(0), c.shape(0), c.rt(1), c.shape(1), &out);
-        return c.define(y, out);
+        return c.define(matmul(c, c.rt(0), c.shape(0), c.rt(1), c.shape(1)));
     }
     if (op == "Gemm") return lower_gemm(c);
     if (op == "Flatten") return lower_reshape_like(c, flatten_shape(n, c.shape(0)));
@@ -756,12 +709,11 @@ void lower_node(Importer& im, const OnnxNode& n, int index) {
         std::iota(perm.rbegin(), perm.rend(), 0);
         if (auto p = n.get_ints("perm")) perm = *p;
         if (static_cast<int>(perm.size()) != rank) n.fail("perm " + shape_str(perm) + " does not match rank " + std::to_string(rank));
-        Shape out;
-        for (int64_t& p : perm) out.push_back(c.shape(0)[p = norm_axis(n, p, rank)]);
+        for (int64_t& p : perm) p = norm_axis(n, p, rank);
         bool identity = true;
         for (int d = 0; d < rank; ++d) identity = identity && perm[d] == d;
-        if (identity) return c.define(c.rt(0), out);
-        return c.define(c.emit(Op::transpose, {c.rt(0)}, {{"perm", perm}}), out);
+        if (identity) return c.define(c.rt(0));
+        return c.define(c.emit(Op::transpose, {c.rt(0)}, {{"perm", perm}}));
     }
     if (op == "Concat") return lower_concat(c);
     if (op == "Split") return lower_split(c);
