@@ -20,6 +20,23 @@ ANVIL_DEVICE anvil_i64 anvil_row_offset(const RowParams& p, anvil_i64 j, const a
     return o;
 }
 
+// A split-K GEMM's reduce (no block reduction): a thread per output,
+// consecutive threads on consecutive outputs, each adding its partials in
+// slice order (the same bits on every run). Its own function, so that the
+// other row ops' registers do not pay for it.
+template <class TI, class TO>
+ANVIL_TASK void anvil_row_split_sum(const RowParams& p, anvil_i64 r0, anvil_i64 r1, const AnvilEpilogue* epi,
+                                    char* arena) {
+    for (anvil_i64 r = r0 + anvil_thread(); r < r1; r += ANVIL_THREADS) {
+        anvil_i64 ib, ob;
+        anvil_offsets2(r, p.kept_rank, p.kept_shape, p.kept_in, p.kept_out, &ib, &ob);
+        const TI* in = anvil_at<const TI>(arena, p.in_off) + ib;
+        float s = 0.0f;
+        for (anvil_i64 j = 0; j < p.row_len; ++j) s += anvil_load(in + j * p.red_in[0]);
+        anvil_store(anvil_at<TO>(arena, p.out_off) + ob, epi ? anvil_epilogue_apply(*epi, s, ob, arena) : s);
+    }
+}
+
 // gamma_off / beta_off < 0: the operand is absent (a scale of 1, a shift of 0).
 template <class TI, class TO, class TG, class TB>
 ANVIL_TASK void anvil_row_tile(const RowParams& p, int tile, char* arena) {
@@ -36,19 +53,7 @@ ANVIL_TASK void anvil_row_tile(const RowParams& p, int tile, char* arena) {
 
     const AnvilSpan rows = anvil_tile_span(tile, p.rows_per_tile, p.rows);
     const anvil_i64 r0 = rows.begin, r1 = rows.end;
-    if (p.op == ANVIL_ROW_SPLIT_SUM) {
-        // A thread per output (consecutive threads, consecutive outputs), its
-        // partials summed in slice order: the same bits on every run.
-        for (anvil_i64 r = r0 + tid; r < r1; r += ANVIL_THREADS) {
-            anvil_i64 ib, ob;
-            anvil_offsets2(r, p.kept_rank, p.kept_shape, p.kept_in, p.kept_out, &ib, &ob);
-            const TI* in = anvil_at<const TI>(arena, p.in_off) + ib;
-            float s = 0.0f;
-            for (anvil_i64 j = 0; j < n; ++j) s += anvil_load(in + j * p.red_in[0]);
-            anvil_store(anvil_at<TO>(arena, p.out_off) + ob, epi ? anvil_epilogue_apply(*epi, s, ob, arena) : s);
-        }
-        return;
-    }
+    if (p.op == ANVIL_ROW_SPLIT_SUM) return anvil_row_split_sum<TI, TO>(p, r0, r1, epi, arena);
     for (anvil_i64 r = r0; r < r1; ++r) {
         anvil_i64 ib, ob;
         anvil_offsets2(r, p.kept_rank, p.kept_shape, p.kept_in, p.kept_out, &ib, &ob);

@@ -17,7 +17,7 @@ namespace {
 constexpr int kWays[] = {2, 3, 4, 6, 8, 12, 16};
 constexpr int kMaxTilesPerBlock = 4;  // a split's partial tiles, at most this many per grid block
 constexpr int64_t kArenaAlign = 256;   // as decompose places tensors
-constexpr int64_t kReduceRowsPerTile = 1024;  // outputs per reduce task, at least (four per thread)
+constexpr int64_t kReduceRowsPerTile = 1024;  // outputs per reduce task (four per thread), fewer in a small GEMM
 
 // Why `op` cannot be split at all (empty: it can).
 std::string cannot_split(const ROp& op) {

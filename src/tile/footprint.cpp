@@ -12,19 +12,36 @@ namespace anvil {
 namespace {
 
 // The smallest and largest element offset reached by the multi-indices of a
-// box [lo[d], hi[d]] (inclusive) through non-negative strides.
+// box [lo[d], hi[d]] (inclusive) through non-negative strides. A box of a
+// linear range also keeps the range's two ends: through row-major strides
+// the range's offsets run from one end's to the other's, tighter than the
+// box's when the range crosses an outer dim (a row tile spanning two heads).
 struct Box {
     int rank = 0;
     int64_t lo[ANVIL_MAX_RANK] = {};
     int64_t hi[ANVIL_MAX_RANK] = {};
+    bool linear = false;  // first and last are the ends of a linear range over `shape`
+    int64_t first[ANVIL_MAX_RANK] = {}, last[ANVIL_MAX_RANK] = {}, shape[ANVIL_MAX_RANK] = {};
+
+    // Each dim's stride is the next (non-unit) inner dim's extent times its stride.
+    bool row_major(const anvil_i64* strides) const {
+        int64_t expect = -1;
+        for (int d = rank - 1; d >= 0; --d) {
+            if (shape[d] == 1) continue;
+            if (strides[d] <= 0 || (expect >= 0 && strides[d] != expect)) return false;
+            expect = strides[d] * shape[d];
+        }
+        return true;
+    }
 
     ByteRange bytes(int64_t base, const anvil_i64* strides, int elem_size) const {
-        int64_t first = 0, last = 0;
+        const bool ends = linear && row_major(strides);
+        int64_t from = 0, to = 0;
         for (int d = 0; d < rank; ++d) {
-            first += lo[d] * strides[d];
-            last += hi[d] * strides[d];
+            from += (ends ? first[d] : lo[d]) * strides[d];
+            to += (ends ? last[d] : hi[d]) * strides[d];
         }
-        return {base + first * elem_size, base + (last + 1) * elem_size};
+        return {base + from * elem_size, base + (to + 1) * elem_size};
     }
 };
 
@@ -42,6 +59,8 @@ Box linear_range_box(const anvil_i64* shape, int rank, int64_t begin, int64_t en
         ib[d] = b % shape[d];
         b /= shape[d];
     }
+    box.linear = true;
+    for (int d = 0; d < rank; ++d) box.first[d] = ia[d], box.last[d] = ib[d], box.shape[d] = shape[d];
     bool split = false;
     for (int d = 0; d < rank; ++d) {
         if (split) {
