@@ -11,6 +11,7 @@
 #include "target/occupancy.h"
 #include "tile/epilogue_plan.h"
 #include "tile/footprint.h"
+#include "tile/verify_tile_graph.h"
 
 namespace anvil {
 
@@ -147,9 +148,12 @@ double tile_seconds(const Gpu& g, const ROp& op, ROpCost& c) {
     const double dram = m.measured() ? m.copy_bytes_per_s : g.dram_bytes_per_s;
     if (const auto* p = std::get_if<MatmulParams>(&op.params); p && p->algo != ANVIL_MM_GEMV && p->M > 0 && p->N > 0)
         flops *= double(p->tiles_m) * p->bm / p->M * (double(p->tiles_n) * p->bn / p->N);
-    if (const auto* p = std::get_if<MatmulParams>(&op.params); p && p->algo == ANVIL_MM_TENSOR)
+    if (computes_on_tensor_cores(op))
         rate = !m.measured() ? g.tensor_f16_flops_per_s
                : op.dtypes[0] == DType::bf16 ? m.tensor_bf16_flops_per_s : m.tensor_f16_flops_per_s;
+    // TF32 mma runs at half the f16 rate; 3xTF32 issues three of them.
+    if (const auto* p = std::get_if<MatmulParams>(&op.params); p && p->algo == ANVIL_MM_TENSOR_TF32) rate /= 2;
+    if (const auto* p = std::get_if<MatmulParams>(&op.params); p && p->algo == ANVIL_MM_TENSOR_3XTF32) rate /= 6;
     // Epilogue instructions issue on the CUDA cores, one per lane per clock
     // (an FMA is two of the FP32 peak's FLOPs).
     const double fp32 = m.measured() ? m.fp32_flops_per_s : g.fp32_flops_per_s;
@@ -193,14 +197,15 @@ std::string cost_key(const ROp& op) {
     if (op.kind == TaskKind::matmul) {
         const auto& p = std::get<MatmulParams>(op.params);
         if (p.algo == ANVIL_MM_GEMV) o << " gemv BN=" << p.bn;
-        else o << (p.algo == ANVIL_MM_TENSOR ? " tc " : " ") << p.bm << "x" << p.bn << "x" << p.bk;
+        else o << (p.algo == ANVIL_MM_TENSOR ? " tc " : p.algo == ANVIL_MM_TENSOR_TF32 ? " tf32 "
+                   : p.algo == ANVIL_MM_TENSOR_3XTF32 ? " 3xtf32 " : " ") << p.bm << "x" << p.bn << "x" << p.bk;
         o << " M=" << p.M << " N=" << p.N << " K=" << p.K;
         if (p.batches != 1) o << " batches=" << p.batches;
         // Which axis of each operand is contiguous decides how tiles load it.
         o << " A=" << (p.a_sk == 1 ? "mk" : "km") << " B=" << (p.b_sn == 1 ? "kn" : "nk");
     } else if (op.kind == TaskKind::conv2d) {
         const auto& p = std::get<WindowParams>(op.params);
-        o << " " << p.bm << "x" << p.bn << "x" << p.bk << " M=" << int64_t{p.OH} * p.OW << " N=" << p.Og
+        o << (p.algo == ANVIL_MM_TENSOR ? " tc " : " ") << p.bm << "x" << p.bn << "x" << p.bk << " M=" << int64_t{p.OH} * p.OW << " N=" << p.Og
           << " K=" << int64_t{p.Cg} * p.KH * p.KW;
     } else {
         int code = 0;  // which function of the kind
