@@ -323,3 +323,14 @@ TEST_CASE("GEMM tiles: the zoo's CNNs in f16 and bf16 with tensor-core convs, ev
         if (std::string(policy) == "anvil") test::expect_reference(g, values, run_simt(s, values));
     }
 }
+
+// The tensor-core conv2d on a device (a session with a GPU runs the [gpu] tests).
+TEST_CASE("GEMM tiles: conv2d on tensor cores agrees with the reference on the device", "[gemm][conv][tensor][gpu]") {
+    REQUIRE_DEVICE();
+    const DType dtype = GENERATE(DType::f16, DType::bf16);
+    CAPTURE(dtype_name(dtype));
+    const std::vector<ConvCase> cases = tc_conv_cases();
+    const Graph g = conv_cases(dtype, cases, kTcShapeCount);
+    const TensorMap values = make_values(g, std::nullopt);
+    test::expect_reference(g, values, run_cuda(every_tc_shape(g), values), cases.size() * kTcShapeCount);
+}

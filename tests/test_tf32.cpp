@@ -20,6 +20,7 @@
 #include "frontend/load_model.h"
 #include "frontend/values.h"
 #include "run_checks.h"
+#include "runtime/cuda_backend.h"
 #include "runtime/simt_backend.h"
 #include "schedule/builders.h"
 #include "schedule/variants.h"
@@ -205,4 +206,20 @@ TEST_CASE("TF32: the CLI's --precision reaches the schedule, its report and run'
     const test::CmdResult run = test::run_anvil("run models/mlp_f32.yaml --backend simt --precision tf32");
     CHECK(run.status == 0);
     CHECK_THAT(run.output, Catch::Contains("tolerance 1e-02"));
+}
+
+// On a device (a session with a GPU runs the [gpu] tests): the hardware's
+// mma.sync m16n8k8 and cvt.rna, against the reference.
+TEST_CASE("TF32: TF32 and 3xTF32 tiles agree with the reference on the device", "[tensor][tf32][gpu]") {
+    REQUIRE_DEVICE();
+    const Graph g = cases_graph();
+    const TensorMap values = make_values(g, std::nullopt);
+    const auto reference = reference_execute(g, values);
+    for (F32Precision p : {F32Precision::tf32, F32Precision::tf32x3}) {
+        CAPTURE(precision_name(p));
+        for (const OutputCheck& c : check_outputs(g, run_cuda(every_shape(g, p), values), reference, &values, p)) {
+            INFO(c.name << ": relative L2 error " << c.rel_l2 << ", tolerance " << c.tolerance);
+            CHECK(c.ok());
+        }
+    }
 }
