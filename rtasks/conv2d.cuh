@@ -90,6 +90,30 @@ ANVIL_DEVICE void anvil_conv_stage(const WindowParams& p, float* As, float* Bs, 
     }
 }
 
+// One tile's operands: its (image, group) of x and y, its group of w and
+// bias (0: none), and y's offset from y_off (which locates an epilogue's
+// operands).
+template <class TX, class TW, class TB, class TY>
+struct AnvilConvOperands {
+    const TX* x;
+    const TW* w;
+    const TB* bias;
+    TY* y;
+    anvil_i64 y0;
+};
+template <class TX, class TW, class TB, class TY>
+ANVIL_DEVICE AnvilConvOperands<TX, TW, TB, TY> anvil_conv_operands(const WindowParams& p, const AnvilConvPlace& at,
+                                                                    char* arena) {
+    const anvil_i64 plane = (anvil_i64)p.H * p.W, M = (anvil_i64)p.OH * p.OW;
+    const anvil_i64 y0 = ((anvil_i64)at.n * p.O + (anvil_i64)at.g * p.Og) * M;
+    const AnvilConvOperands<TX, TW, TB, TY> o = {
+        anvil_at<const TX>(arena, p.x_off) + ((anvil_i64)at.n * p.C + (anvil_i64)at.g * p.Cg) * plane,
+        anvil_at<const TW>(arena, p.w_off) + (anvil_i64)at.g * p.Og * p.Cg * p.KH * p.KW,
+        p.bias_off >= 0 ? anvil_at<const TB>(arena, p.bias_off) + (anvil_i64)at.g * p.Og : 0,
+        anvil_at<TY>(arena, p.y_off) + y0, y0};
+    return o;
+}
+
 template <class TX, class TW, class TB, class TY, int BM, int BN, int BK>
 ANVIL_TASK void anvil_conv2d_tile(const WindowParams& p, int tile, char* arena) {
     static_assert(anvil_storage<TX>::ok && anvil_storage<TW>::ok && anvil_storage<TB>::ok && anvil_storage<TY>::ok,
@@ -106,14 +130,12 @@ ANVIL_TASK void anvil_conv2d_tile(const WindowParams& p, int tile, char* arena) 
     const int M = p.OH * p.OW, K = p.Cg * p.KH * p.KW;
 
     const AnvilConvPlace place = anvil_conv_place(p, tile, BM, BN);
-    const int g = place.g, n = place.n;
     const int m0 = place.m0, o0 = place.o0;
-
-    const anvil_i64 plane = (anvil_i64)p.H * p.W;
-    const TX* x = anvil_at<const TX>(arena, p.x_off) + ((anvil_i64)n * p.C + (anvil_i64)g * p.Cg) * plane;
-    const TW* w = anvil_at<const TW>(arena, p.w_off) + (anvil_i64)g * p.Og * K;
-    const TB* bias = p.bias_off >= 0 ? anvil_at<const TB>(arena, p.bias_off) + (anvil_i64)g * p.Og : 0;
-    TY* y = anvil_at<TY>(arena, p.y_off) + ((anvil_i64)n * p.O + (anvil_i64)g * p.Og) * M;
+    const AnvilConvOperands<TX, TW, TB, TY> op = anvil_conv_operands<TX, TW, TB, TY>(p, place, arena);
+    const TX* x = op.x;
+    const TW* w = op.w;
+    const TB* bias = op.bias;
+    TY* y = op.y;
 
     float* const smem = (float*)anvil_block_smem();  // stage s: As at s * STAGE, then Bs
     int* const ktables = (int*)(smem + S * STAGE);   // stage s: k_off, k_h, k_w at s * 3 * BK
@@ -161,7 +183,7 @@ ANVIL_TASK void anvil_conv2d_tile(const WindowParams& p, int tile, char* arena) 
     // activations, residual adds) takes each value in registers; its
     // operands are located by the element's offset in y.
     const AnvilEpilogue* epi = p.epilogue ? &anvil_epilogue(p.epilogue) : 0;
-    const anvil_i64 y0 = ((anvil_i64)n * p.O + (anvil_i64)g * p.Og) * M;  // y's offset from y_off
+    const anvil_i64 y0 = op.y0;
     for (int j = 0; j < RN; ++j) {
         const int go = o0 + anvil_gemm_at(j, ty, TYn, VN);
         if (go >= p.Og) continue;

@@ -110,52 +110,31 @@ ANVIL_DEVICE void anvil_mm_store(const MatmulParams& p, TC* C, anvil_i64 cb, int
     anvil_store(C + at, epi ? anvil_epilogue_apply(*epi, v, cb + at, arena) : v);
 }
 
-// A's slice from k0 into As[k][m]. A(m, k) = A[m * a_sm + k * a_sk]; the
-// tile's offsets fit in 32 bits (verify_tile_graph). `vec`: A is f32, m
-// contiguous and 16-byte aligned along it, so 4 m move as one 16-byte copy.
-template <class TA, int BM, int BK>
-ANVIL_DEVICE void anvil_mm_stage_a(float* As, const TA* A, const MatmulParams& p, int m0, int k0, bool vec) {
-    const int LDA = BM + ANVIL_GEMM_PAD, tid = anvil_thread();
-    const int sm = (int)p.a_sm, sk = (int)p.a_sk;
+// One operand's slice from k0 into Xs[k][x]: x is A's m (Xs = As) or B's n
+// (Xs = Bs), X(x, k) = X[x * sx + k * sk] for x < nx, k < K; the tile's
+// offsets fit in 32 bits (verify_tile_graph). `vec`: X is f32, x contiguous
+// and 16-byte aligned along it, so 4 x move as one 16-byte copy.
+template <class T, int BX, int BK>
+ANVIL_DEVICE void anvil_mm_stage(float* Xs, const T* X, anvil_i64 s_x, anvil_i64 s_k, int nx, int K, int x0, int k0,
+                                 bool vec) {
+    const int LDX = BX + ANVIL_GEMM_PAD, tid = anvil_thread();
+    const int sx = (int)s_x, sk = (int)s_k;
     if (vec) {
 #pragma unroll 1
-        for (int e = tid; e < BK * (BM / 4); e += ANVIL_THREADS) {
-            const int k = e / (BM / 4), m = (e % (BM / 4)) * 4, gm = m0 + m, gk = k0 + k;
-            const int left = gk < p.K ? p.M - gm : 0;
-            anvil_stage_vec4(As + k * LDA + m, (const float*)A + (gk * sk + gm), left < 0 ? 0 : left > 4 ? 4 : left,
-                             (const float*)A);
+        for (int e = tid; e < BK * (BX / 4); e += ANVIL_THREADS) {
+            const int k = e / (BX / 4), x = (e % (BX / 4)) * 4, gx = x0 + x, gk = k0 + k;
+            const int left = gk < K ? nx - gx : 0;
+            anvil_stage_vec4(Xs + k * LDX + x, (const float*)X + (gk * sk + gx), left < 0 ? 0 : left > 4 ? 4 : left,
+                             (const float*)X);
         }
         return;
     }
-    // One element each, walking A's contiguous axis so a warp's reads coalesce.
-    const bool k_fast = sk == 1 || sm != 1;
+    // One element each, walking X's contiguous axis so a warp's reads coalesce.
+    const bool k_fast = sk == 1 && sx != 1;
 #pragma unroll 1
-    for (int e = tid; e < BM * BK; e += ANVIL_THREADS) {
-        const int m = k_fast ? e / BK : e % BM, k = k_fast ? e % BK : e / BM, gm = m0 + m, gk = k0 + k;
-        anvil_stage_elem(As + k * LDA + m, A + (gm * sm + gk * sk), gm < p.M && gk < p.K, A);
-    }
-}
-
-// B's slice from k0 into Bs[k][n], as anvil_mm_stage_a with n for m.
-template <class TB, int BN, int BK>
-ANVIL_DEVICE void anvil_mm_stage_b(float* Bs, const TB* B, const MatmulParams& p, int n0, int k0, bool vec) {
-    const int LDB = BN + ANVIL_GEMM_PAD, tid = anvil_thread();
-    const int sn = (int)p.b_sn, sk = (int)p.b_sk;
-    if (vec) {
-#pragma unroll 1
-        for (int e = tid; e < BK * (BN / 4); e += ANVIL_THREADS) {
-            const int k = e / (BN / 4), n = (e % (BN / 4)) * 4, gn = n0 + n, gk = k0 + k;
-            const int left = gk < p.K ? p.N - gn : 0;
-            anvil_stage_vec4(Bs + k * LDB + n, (const float*)B + (gk * sk + gn), left < 0 ? 0 : left > 4 ? 4 : left,
-                             (const float*)B);
-        }
-        return;
-    }
-    const bool k_fast = sk == 1 && sn != 1;
-#pragma unroll 1
-    for (int e = tid; e < BN * BK; e += ANVIL_THREADS) {
-        const int n = k_fast ? e / BK : e % BN, k = k_fast ? e % BK : e / BN, gn = n0 + n, gk = k0 + k;
-        anvil_stage_elem(Bs + k * LDB + n, B + (gk * sk + gn * sn), gn < p.N && gk < p.K, B);
+    for (int e = tid; e < BX * BK; e += ANVIL_THREADS) {
+        const int x = k_fast ? e / BK : e % BX, k = k_fast ? e % BK : e / BX, gx = x0 + x, gk = k0 + k;
+        anvil_stage_elem(Xs + k * LDX + x, X + (gx * sx + gk * sk), gx < nx && gk < K, X);
     }
 }
 
@@ -194,8 +173,8 @@ ANVIL_TASK void anvil_matmul_tile(const MatmulParams& p, int tile, char* arena) 
     const int slices = (p.K + BK - 1) / BK;
     for (int s = 0; s < S - 1; ++s) {
         if (s < slices) {
-            anvil_mm_stage_a<TA, BM, BK>(smem + s * STAGE, A, p, m0, s * BK, a_vec);
-            anvil_mm_stage_b<TB, BN, BK>(smem + s * STAGE + BK * LDA, B, p, n0, s * BK, b_vec);
+            anvil_mm_stage<TA, BM, BK>(smem + s * STAGE, A, p.a_sm, p.a_sk, p.M, p.K, m0, s * BK, a_vec);
+            anvil_mm_stage<TB, BN, BK>(smem + s * STAGE + BK * LDA, B, p.b_sn, p.b_sk, p.N, p.K, n0, s * BK, b_vec);
         }
         anvil_stage_commit();
     }
@@ -204,8 +183,9 @@ ANVIL_TASK void anvil_matmul_tile(const MatmulParams& p, int tile, char* arena) 
         anvil_barrier();  // the slices are complete
         const int next = kt + S - 1;  // into slice kt - 1's stage, which everyone is done with
         if (next < slices) {
-            anvil_mm_stage_a<TA, BM, BK>(smem + (next % S) * STAGE, A, p, m0, next * BK, a_vec);
-            anvil_mm_stage_b<TB, BN, BK>(smem + (next % S) * STAGE + BK * LDA, B, p, n0, next * BK, b_vec);
+            float* st = smem + (next % S) * STAGE;
+            anvil_mm_stage<TA, BM, BK>(st, A, p.a_sm, p.a_sk, p.M, p.K, m0, next * BK, a_vec);
+            anvil_mm_stage<TB, BN, BK>(st + BK * LDA, B, p.b_sn, p.b_sk, p.N, p.K, n0, next * BK, b_vec);
         }
         anvil_stage_commit();
         // Out-of-range rows, columns and k were staged as zeros: no guards here.

@@ -109,8 +109,16 @@ enum AnvilMmRowOp { ANVIL_MM_ROW_NONE = 0, ANVIL_MM_ROW_SOFTMAX, ANVIL_MM_ROW_LA
 // How a matmul tile computes: staged through shared memory on CUDA cores
 // (matmul.cuh), streamed for at most ANVIL_GEMV_MAX_M rows (gemv.cuh: bm is
 // then only the rows a tile covers, and bk is unused), or on tensor cores
-// (matmul_tc.cuh, f16 and bf16).
-enum AnvilMmAlgo { ANVIL_MM_TILED = 0, ANVIL_MM_GEMV = 1, ANVIL_MM_TENSOR = 2 };
+// (matmul_tc.cuh: f16 and bf16; f32 as TF32 or 3xTF32 where the run's
+// precision allows). A conv2d tile computes tiled (conv2d.cuh) or on
+// tensor cores (conv2d_tc.cuh, f16 and bf16).
+enum AnvilMmAlgo {
+    ANVIL_MM_TILED = 0,
+    ANVIL_MM_GEMV = 1,
+    ANVIL_MM_TENSOR = 2,
+    ANVIL_MM_TENSOR_TF32 = 3,
+    ANVIL_MM_TENSOR_3XTF32 = 4
+};
 
 // C[b] = op(A[b]) @ op(B[b]) for every batch index b; a tile is one BM x BN
 // block of one batch. BM, BN, BK are template arguments of the device code;
@@ -210,7 +218,7 @@ enum AnvilWinOp {
     F(int, bm)                  /* bm .. tiles_n: conv2d kind only */                    \
     F(int, bn) F(int, bk) F(int, tiles_m) F(int, tiles_n)                                \
     F(int, epilogue)            /* index into the epilogue table; 0: none */             \
-    F(int, pad_)                                                                         \
+    F(int, algo)                /* conv2d: ANVIL_MM_TILED or ANVIL_MM_TENSOR (AnvilMmAlgo) */ \
     F(anvil_i64, tile_elems)    /* window kind only */                                   \
     F(anvil_i64, x_off) F(anvil_i64, w_off)                                              \
     F(anvil_i64, bias_off)      /* < 0: no bias */                                       \

@@ -112,6 +112,25 @@ ANVIL_DEVICE void anvil_mma_16816(float* d, const unsigned* a, const unsigned* b
                      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
 
+// TF32 tensor cores (sm_80+) on f32 data. cvt.rna.tf32.f32: x rounded to
+// tf32 (an f32 with 10 explicit mantissa bits, the low 13 bits zero), to
+// nearest, ties away from zero. mma m16n8k8: D = A x B + D for a 16x8 A
+// (row-major) by 8x8 B (column-major) of tf32 values, f32 accumulators;
+// lane l (g = l / 4, t = l % 4) holds a[0] = A[g][t], a[1] = A[g+8][t],
+// a[2] = A[g][t+4], a[3] = A[g+8][t+4], b[0] = B[t][g], b[1] = B[t+4][g],
+// d as anvil_mma_16816's.
+ANVIL_DEVICE unsigned anvil_f32_to_tf32(float x) {
+    unsigned r;
+    asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(x));
+    return r;
+}
+ANVIL_DEVICE void anvil_mma_1688_tf32(float* d, const unsigned* a, const unsigned* b) {
+    asm volatile("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+                 "{%0,%1,%2,%3};"
+                 : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+
 // 16 bytes from a 16-byte aligned address in one load (LDG.128).
 struct alignas(16) anvil_u32x4 {
     unsigned w[4];
@@ -353,6 +372,10 @@ ANVIL_DEVICE float anvil_simt_bf16_widen(unsigned short h) { return anvil_bits_f
 ANVIL_DEVICE void anvil_mma_16816(float* d, const unsigned* a, const unsigned* b, bool bf16) {
     anvil_simt::mma_16816(d, a, b, bf16, bf16 ? &anvil_simt_bf16_widen : &anvil_f16_to_f32);
 }
+
+// TF32: cvt.rna.tf32.f32 and mma.sync.m16n8k8.tf32 from the PTX ISA (simt.cuh).
+ANVIL_DEVICE unsigned anvil_f32_to_tf32(float x) { return anvil_simt::cvt_rna_tf32(x); }
+ANVIL_DEVICE void anvil_mma_1688_tf32(float* d, const unsigned* a, const unsigned* b) { anvil_simt::mma_1688_tf32(d, a, b); }
 
 // cp.async: the data lands at the wait_group that covers it.
 ANVIL_DEVICE void anvil_cp_async16(void* smem, const void* gmem, int bytes) { anvil_simt::cp_async16(smem, gmem, bytes); }

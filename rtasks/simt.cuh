@@ -59,13 +59,14 @@ const int kMaxCopies = 64;                // cp.async in flight per thread
 const unsigned short kNobody = 0xffff;
 
 enum State : unsigned char { RUNNABLE, AT_BARRIER, AT_WARP, EXITED };
-enum WarpOp : unsigned char { W_SHFL_XOR, W_SYNCWARP, W_MMA, W_LDMATRIX };
+enum WarpOp : unsigned char { W_SHFL_XOR, W_SYNCWARP, W_MMA, W_MMA_TF32, W_LDMATRIX };
 enum Access { READ, WRITE, ASYNC_ISSUE, ASYNC_LAND };
 
 inline const char* op_name(WarpOp op) {
     return op == W_SHFL_XOR   ? "shfl.sync.bfly"
            : op == W_SYNCWARP ? "bar.warp.sync"
            : op == W_MMA      ? "mma.sync.m16n8k16"
+           : op == W_MMA_TF32 ? "mma.sync.m16n8k8.tf32"
                               : "ldmatrix.sync.m8n8";
 }
 
@@ -649,6 +650,67 @@ inline void execute_mma(Block& bl, int w) {
         }
 }
 
+// ---- TF32: an f32 whose low 13 mantissa bits are zero (10 explicit bits).
+inline unsigned float_bits(float x) {
+    unsigned u;
+    memcpy(&u, &x, 4);
+    return u;
+}
+inline float bits_float(unsigned u) {
+    float x;
+    memcpy(&x, &u, 4);
+    return x;
+}
+// cvt.rna.tf32.f32: x rounded to the nearest tf32, ties away from zero
+// (half an ulp added to the magnitude, then truncated: a carry into the
+// exponent is the next binade, or infinity past the largest finite). The
+// result is a .b32 register with the low 13 bits zero; NaN stays NaN.
+inline unsigned cvt_rna_tf32(float x) {
+    const unsigned u = float_bits(x);
+    if ((u & 0x7f800000u) == 0x7f800000u && (u & 0x7fffffu)) return (u & 0x80000000u) | 0x7fffe000u;  // NaN
+    return (u + 0x1000u) & 0xffffe000u;
+}
+// mma.sync.m16n8k8 with .tf32 A and B, for lane (g, t) = (lane / 4, lane % 4):
+// a[i] is A[g + 8 (i & 1)][t + 4 (i >> 1)], b[i] is B[t + 4 i][g]; C and D
+// as m16n8k16's. The tensor core reads a register's upper 19 bits: the
+// emulation ignores the low 13 (what cvt.rna.tf32.f32 writes zero).
+inline void mma_1688_tf32(float* d, const unsigned* a, const unsigned* b) {
+    Block& bl = block();
+    Fiber& f = bl.f[bl.cur];
+    f.op = W_MMA_TF32;
+    f.mask = 0xffffffffu;  // .aligned: every lane of the warp
+    for (int i = 0; i < 4; ++i) f.a[i] = a[i], f.c[i] = d[i];
+    f.b[0] = b[0];
+    f.b[1] = b[1];
+    f.state = AT_WARP;
+    yield();
+    for (int i = 0; i < 4; ++i) d[i] = f.c[i];
+}
+// Products of tf32 values are exact in double; the 8 products and C are
+// summed in double and rounded once, as mma_16816.
+inline void execute_mma_tf32(Block& bl, int w) {
+    Fiber* lanes = bl.f + w * kWarp;
+    double A[16][8], B[8][8], C[16][8];
+    int r, c;
+    for (int l = 0; l < kWarp; ++l) {
+        const Fiber& f = lanes[l];
+        const int g = l / 4, t = l % 4;
+        for (int i = 0; i < 4; ++i) A[g + 8 * (i & 1)][t + 4 * (i >> 1)] = bits_float(f.a[i] & 0xffffe000u);
+        for (int i = 0; i < 2; ++i) B[t + 4 * i][g] = bits_float(f.b[i] & 0xffffe000u);
+        for (int i = 0; i < 4; ++i) {
+            frag_c(l, i, &r, &c);
+            C[r][c] = f.c[i];
+        }
+    }
+    for (int l = 0; l < kWarp; ++l)
+        for (int i = 0; i < 4; ++i) {
+            frag_c(l, i, &r, &c);
+            double s = C[r][c];
+            for (int k = 0; k < 8; ++k) s += A[r][k] * B[k][c];
+            lanes[l].c[i] = (float)s;
+        }
+}
+
 // ---- ldmatrix.sync.aligned.m8n8.x{1,2,4}{.trans}.shared.b16
 // The PTX ISA's ldmatrix: `num` 8x8 matrices of 16-bit elements, each row
 // 16 bytes of shared memory at a 16-byte aligned address. The address of
@@ -728,6 +790,7 @@ inline void execute_warp(Block& b, int w, unsigned mask) {
     while (!(mask >> first & 1u)) ++first;
     const WarpOp op = lanes[first].op;
     if (op == W_MMA) execute_mma(b, w);
+    if (op == W_MMA_TF32) execute_mma_tf32(b, w);
     if (op == W_LDMATRIX) execute_ldmatrix(b, w);
     if (op == W_SHFL_XOR)
         for (int l = 0; l < kWarp; ++l) {

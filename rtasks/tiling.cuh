@@ -39,6 +39,15 @@
 // slices in flight while the warps multiply the third.
 #define ANVIL_TC_PAD 8
 #define ANVIL_TC_STAGES 3
+// What a tensor-core tile multiplies (its device template's FMT): f16 or
+// bf16 operands as they are (m16n8k16), or f32 operands as TF32 (cvt.rna,
+// one m16n8k8 per product: 10-bit mantissas) or as 3xTF32 (each operand the
+// sum of a tf32 and the tf32 of its remainder, three m16n8k8: near f32).
+// A k step is 32 bytes of a row either way: k16 of 16-bit values, k8 of f32.
+#define ANVIL_TC_F16 0
+#define ANVIL_TC_BF16 1
+#define ANVIL_TC_TF32 2
+#define ANVIL_TC_3XTF32 3
 // CUDA-core GEMM staging (gemm_stages.cuh): four stages (three slices in
 // flight during the multiply), each row of a k-major slice padded by 4
 // floats (keeps 16-byte alignment; spreads the k-fast transposing copies
@@ -66,11 +75,18 @@ ANVIL_FACT constexpr bool anvil_gemm_tile_ok(int bm, int bn, int bk) {
 // in vectors of this many floats: 4 (one 128-bit load) where r allows.
 ANVIL_FACT constexpr int anvil_gemm_vec(int r) { return r % 4 == 0 ? 4 : r % 2 == 0 ? 2 : 1; }
 
+ANVIL_FACT constexpr int anvil_tc_elem_bytes(int fmt) { return fmt >= ANVIL_TC_TF32 ? 4 : 2; }
+
 // A tensor-core tile runs as the shared-memory GEMM where there are no
 // tensor cores (the host backend), so it must also be a valid GEMM tile.
-ANVIL_FACT constexpr bool anvil_tc_tile_ok(int bm, int bn, int bk) {
+// BK counts elements: whole k steps of 32 bytes. A 3xTF32 warp holds its
+// operands twice (big and small) beside its accumulators: at most 8 m16n8
+// products (64 x 16 of C), or a 128 x 128 tile passes 128 registers and
+// spills.
+ANVIL_FACT constexpr bool anvil_tc_tile_ok(int bm, int bn, int bk, int fmt = ANVIL_TC_F16) {
     return anvil_gemm_tile_ok(bm, bn, bk) && bm % ANVIL_TC_TILE_STEP_MN == 0 && bn % ANVIL_TC_TILE_STEP_MN == 0 &&
-           bk % ANVIL_TC_TILE_STEP_K == 0;
+           bk * anvil_tc_elem_bytes(fmt) % (ANVIL_TC_TILE_STEP_K * 2) == 0 &&
+           (fmt != ANVIL_TC_3XTF32 || (bm / 32) * (bn / 32) <= 8);
 }
 
 // `b_elem_bytes`: bytes of one element of B, which the tile streams in
@@ -94,12 +110,16 @@ ANVIL_FACT constexpr int anvil_mm_row_smem_bytes(int bm, int bn) { return bm * (
 
 // Tensor-core matmul (matmul_tc.cuh): per stage, A as [BM][BK + pad] and B
 // either as [BK][BN + pad] (B's n contiguous, read with ldmatrix.trans) or
-// as [BN][BK + pad] (B's k contiguous), 16-bit values: room for the larger.
+// as [BN][BK + pad] (B's k contiguous), in 16-bit units (halves): room for
+// the larger. An f32 slice of bk elements is 2 bk halves deep (`fmt`).
 ANVIL_FACT constexpr int anvil_tc_b_stage_halves(int bn, int bk) {
     return bk * (bn + ANVIL_TC_PAD) > bn * (bk + ANVIL_TC_PAD) ? bk * (bn + ANVIL_TC_PAD) : bn * (bk + ANVIL_TC_PAD);
 }
-ANVIL_FACT constexpr int anvil_tc_smem_bytes(int bm, int bn, int bk) {
-    return ANVIL_TC_STAGES * (bm * (bk + ANVIL_TC_PAD) + anvil_tc_b_stage_halves(bn, bk)) * 2;
+ANVIL_FACT constexpr int anvil_tc_stage_halves(int bm, int bn, int bk) {
+    return bm * (bk + ANVIL_TC_PAD) + anvil_tc_b_stage_halves(bn, bk);
+}
+ANVIL_FACT constexpr int anvil_tc_smem_bytes(int bm, int bn, int bk, int fmt = ANVIL_TC_F16) {
+    return ANVIL_TC_STAGES * anvil_tc_stage_halves(bm, bn, bk * anvil_tc_elem_bytes(fmt) / 2) * 2;
 }
 
 // GEMV (gemv.cuh): the column walk's partial sums, one float per thread and
@@ -113,6 +133,19 @@ ANVIL_FACT constexpr int anvil_conv_smem_bytes(int bm, int bn, int bk) {
     return anvil_mm_smem_bytes(bm, bn, bk) + 3 * ANVIL_GEMM_STAGES * bk * 4;
 }
 
+// conv2d on tensor cores (conv2d_tc.cuh): the GEMM transposed, w's BN
+// channels as A and the gathered BM pixels as k-major B, then the gather
+// tables as conv2d's, one per tensor-core stage.
+ANVIL_FACT constexpr int anvil_conv_tc_smem_bytes(int bm, int bn, int bk) {
+    return ANVIL_TC_STAGES * anvil_tc_stage_halves(bn, bm, bk) * 2 + 3 * ANVIL_TC_STAGES * bk * 4;
+}
+
+// A tensor-core conv2d tile: a tensor-core tile whose gather gives every
+// thread one fixed pixel (the block's threads a whole number of BM rows).
+ANVIL_FACT constexpr bool anvil_conv_tc_tile_ok(int bm, int bn, int bk) {
+    return anvil_tc_tile_ok(bm, bn, bk) && ANVIL_BLOCK_THREADS % bm == 0;
+}
+
 // The other kinds use only the few words of the block reductions.
 #define ANVIL_SMALL_TILE_SMEM_BYTES 64
 
@@ -121,12 +154,31 @@ ANVIL_FACT constexpr int anvil_max_int(int a, int b) { return a > b ? a : b; }
 // One matmul tile on the GPU, whichever way it computes (AnvilMmAlgo). A
 // tensor-core tile also holds the tiled GEMM's slices: the host backend
 // runs it as that.
+// The format of a matmul algo on tensor cores (f16 for the 16-bit ones:
+// f16 and bf16 take the same room).
+ANVIL_FACT constexpr int anvil_mm_tc_format(int algo) {
+    return algo == ANVIL_MM_TENSOR_TF32 ? ANVIL_TC_TF32 : algo == ANVIL_MM_TENSOR_3XTF32 ? ANVIL_TC_3XTF32 : ANVIL_TC_F16;
+}
+ANVIL_FACT constexpr bool anvil_mm_on_tensor_cores(int algo) {
+    return algo == ANVIL_MM_TENSOR || algo == ANVIL_MM_TENSOR_TF32 || algo == ANVIL_MM_TENSOR_3XTF32;
+}
+
 ANVIL_FACT constexpr int anvil_matmul_tile_smem_bytes(int algo, int row_op, int bm, int bn, int bk) {
     return algo == ANVIL_MM_GEMV ? anvil_gemv_smem_bytes(ANVIL_BLOCK_THREADS)
-           : algo == ANVIL_MM_TENSOR
-               ? anvil_max_int(anvil_mm_smem_bytes(bm, bn, ANVIL_TC_FALLBACK_BK), anvil_tc_smem_bytes(bm, bn, bk))
+           : anvil_mm_on_tensor_cores(algo)
+               ? anvil_max_int(anvil_mm_smem_bytes(bm, bn, ANVIL_TC_FALLBACK_BK),
+                               anvil_tc_smem_bytes(bm, bn, bk, anvil_mm_tc_format(algo)))
            : row_op != ANVIL_MM_ROW_NONE ? anvil_max_int(anvil_mm_smem_bytes(bm, bn, bk), anvil_mm_row_smem_bytes(bm, bn))
                                          : anvil_mm_smem_bytes(bm, bn, bk);
+}
+
+// One conv2d tile on the GPU (algo: AnvilMmAlgo, tiled or tensor). A
+// tensor-core tile also holds the CUDA-core tile's slices: the host
+// backend runs it as that.
+ANVIL_FACT constexpr int anvil_conv_tile_smem_bytes(int algo, int bm, int bn, int bk) {
+    return algo == ANVIL_MM_TENSOR
+               ? anvil_max_int(anvil_conv_smem_bytes(bm, bn, ANVIL_TC_FALLBACK_BK), anvil_conv_tc_smem_bytes(bm, bn, bk))
+               : anvil_conv_smem_bytes(bm, bn, bk);
 }
 
 // ---- Where a tile lies

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Writes docs/perf/tile-resources.md: the static evidence of the GEMM tiles
-# (rtasks/matmul.cuh, conv2d.cuh, matmul_tc.cuh) for sm_90, needing no GPU.
+# (rtasks/matmul.cuh, conv2d.cuh, matmul_tc.cuh, conv2d_tc.cuh) for sm_90, needing no GPU.
 # Per tile variant the policies can pick: registers and spills from NVRTC's
 # cubin as anvil emits the kernels today and with __launch_bounds__(256, 2)
 # (two blocks of 256 threads per SM), the tile's static shared memory, and
@@ -27,17 +27,19 @@ nvrtc=$(grep -h "define NVRTC_VERSION\|CUDA_VERSION " /usr/local/cuda/include/cu
   echo "  tile alone, its kernel asking for two blocks of 256 threads per SM (\`__launch_bounds__(256, 2)\`: at"
   echo "  most 128 registers), as the megakernel is to; the test requires no spills here."
   echo "- *(256, 2) + epilogue*: the same with the fused epilogue most layers carry (bias and gelu, relu); the"
-  echo "  test allows a few words of spill to the 128 x 128 CUDA-core tiles only (see Known)."
+  echo "  test requires no spills here either (see Spills below)."
   echo "- *as emitted + epilogue*: as emit.cpp writes the kernel for a schedule of one block per SM (\`__launch_bounds__(256, 1)\`); the policies' schedules ask for two, as in the first columns."
   echo "- *tile smem*: the tile's static shared memory (\`tile_smem_bytes\`); the kernel's static array is the"
   echo "  largest over its tiles plus 36 bytes. Two blocks fit an H100 SM (228 KB) whenever it is under 113 KB;"
   echo "  every tile stays under the 48 KB static limit anvil keeps (no dynamic shared memory)."
   echo "- *shared loads*: by construction. CUDA cores: per k each thread reads its RM x RN micro-tile's operands"
   echo "  as RM/VM + RN/VN vector loads (VM = 4: one 128-bit LDS) for RM x RN FMAs. Tensor cores: per k16 step"
-  echo "  each warp issues one ldmatrix.x4 per 16 rows of A and one ldmatrix.x4(.trans) per 16 columns of B."
+  echo "  each warp issues one ldmatrix.x4 per 16 rows of A and one ldmatrix.x4(.trans) per 16 columns of B"
+  echo "  (a conv2d's product is transposed: A is w, BN channels; B the gathered pixels). A k step is k16 of"
+  echo "  f16/bf16 or k8 of f32 (TF32, 3xTF32: three mma per product)."
   echo "- *bytes in flight*: the slices the pipeline has issued but not consumed while one is multiplied:"
   echo "  (stages - 1) x BK x (BM + BN) x element bytes (f32 staging on CUDA cores: 4 stages; tensor cores:"
-  echo "  3 stages of 16-bit values); per SM at two resident blocks in parentheses."
+  echo "  3 stages of 16-bit values, of f32 for TF32); per SM at two resident blocks in parentheses."
   echo
   cat "$table"
   cat <<'NOTES'
@@ -53,14 +55,31 @@ nvrtc=$(grep -h "define NVRTC_VERSION\|CUDA_VERSION " /usr/local/cuda/include/cu
   warp tile (now 0.375 ldmatrix per mma); B always staged k-contiguous, element by element for a
   `[K, N]` weight (its n is the contiguous axis), so a weight never took cp.async.
 
+## Spills of the 128 x 128 CUDA-core tiles with an epilogue (before 2026-11-27's tc branch)
+
+- Before: with `__launch_bounds__(256, 2)` and a fused epilogue the 128 x 128 CUDA-core tiles spilled
+  (NVRTC, commit ade3215): matmul 24 B (f32), 20 B (f16, bf16); conv2d 12 B (f32), 16 B (f16, bf16).
+- Why (ptxas -v on the emitted kernels, one variant at a time): the spill was in the kernel entry, not the
+  tile: the epilogue dispatcher (`anvil_epilogue_straight`) ended in a call to the interpreter
+  (`anvil_epilogue_interpret`, `__noinline__`, some 40 registers of offsets, inputs and values) for
+  entries without a straight-line function. Never taken when every entry has one, the call still sat in
+  the call graph, so ptxas stacked the interpreter's registers on the tile's 64 live accumulators and the
+  kernel loop's state at every epilogue call: past 128, the kernel saved a few words around the tile call.
+  Fewer live addresses in the store loop (32-bit offsets) did not help (nvcc's ptxas: 16 B became 20 B).
+- After: the emitter writes the interpreter's call only when some entry needs it (more programs than
+  `kMaxStraightLineEpilogues`, or `--interpret-epilogues`); otherwise the dispatcher's default returns
+  the value (entry 0, no epilogue, is never applied). The 8 x 8 micro-tiles stay; the same kernels use
+  126-127 registers and spill nothing (the table above). With the interpreter in use, the spill returns
+  (`--interpret-epilogues`, or a model with more distinct epilogue programs than the limit). The same
+  cause kept the 128 x 128 3xTF32 tile over 128 registers; it is not offered (at most 8 m16n8 products
+  per warp), and the tensor-core tiles' registers with an epilogue fell (f16 32 x 32: 76 to 52).
+
 ## Known
 
-- With a fused epilogue the tile calls `anvil_epilogue_apply` once per value (an ABI call): values live
-  across it. With `__launch_bounds__(256, 2)` only the 8 x 8 micro-tiles of 128 x 128 CUDA-core tiles
-  spill there (a few words, at the first calls, when all 64 accumulators are still live). At one block
-  per SM (`__launch_bounds__(256, 1)`) ptxas holds most tiles that call the epilogue to 64 registers
-  and some spill a few words; two blocks per SM (what the policies' schedules ask for), or an epilogue
-  inlined, removes that.
+- At one block per SM (`__launch_bounds__(256, 1)`, the *as emitted* column) ptxas is free to use more
+  than 128 registers; the policies' schedules ask for two blocks per SM, as in the first columns.
+- The tensor-core conv2d tile gathers x through registers (16-bit elements are below cp.async's 4 bytes);
+  its w side and the matmul tiles' aligned rows take 16-byte cp.async.
 - Every number here is static. Speed (the share of cuBLAS / cuDNN, of the FMA and mma.sync peaks)
   waits for a device: `build/anvil_tests "[gemm][gpu]" "[tensor][gpu]"`, then `anvil tune` and
   `anvil profile` on the zoo.

@@ -9,10 +9,13 @@
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
 
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include "anvil/pipeline.h"
+#include "codegen/emit.h"
 #include "frontend/infer_shapes.h"
 #include "frontend/load_model.h"
 #include "frontend/values.h"
@@ -24,6 +27,7 @@
 #include "schedule/variants.h"
 #include "tile/decompose.h"
 #include "tile/footprint.h"
+#include "tile/verify_tile_graph.h"
 
 using namespace anvil;
 
@@ -64,14 +68,14 @@ struct ConvCase {
     bool bias;
 };
 
-Graph conv_cases(DType dtype, const std::vector<ConvCase>& cases) {
+Graph conv_cases(DType dtype, const std::vector<ConvCase>& cases, int variants = kShapeCount) {
     std::string inputs, params, nodes, outputs;
     for (size_t i = 0; i < cases.size(); ++i) {
         const ConvCase& cc = cases[i];
         inputs += fmt::format("  - {{name: x{}, shape: [{}, {}, {}, {}]}}\n", i, cc.n, cc.c, cc.h, cc.w);
         params += fmt::format("  - {{name: w{}, shape: [{}, {}, {}, {}]}}\n", i, cc.o, cc.c / cc.groups, cc.kh, cc.kw);
         if (cc.bias) params += fmt::format("  - {{name: b{}, shape: [{}]}}\n", i, cc.o);
-        for (int v = 0; v < kShapeCount; ++v) {
+        for (int v = 0; v < variants; ++v) {
             nodes += fmt::format("  - {{name: y{}_v{}, op: conv2d, inputs: [x{}, w{}{}], stride: {}, padding: {}, "
                                  "dilation: {}, groups: {}}}\n",
                                  i, v, i, i, cc.bias ? fmt::format(", b{}", i) : "", cc.stride, cc.pad, cc.dilation,
@@ -123,6 +127,52 @@ const std::vector<ConvCase> kConvCases = {
     {1, 257, 5, 7, 7, 1, 1, 1, 0, 1, 1, false},   // 1 x 1: K = 257, N = 7 (an implicit GEMM as K > 256)
     {1, 4, 1, 129, 20, 1, 5, 1, 2, 1, 1, true},   // one row, 129 wide
 };
+
+// The tensor-core tile shapes tile_variants offers (BK: the deepest that fits).
+const int kTcShapes[][2] = {{32, 32}, {32, 64}, {32, 128}, {64, 32}, {64, 64}, {64, 128}, {128, 32}, {128, 64}, {128, 128}};
+const int kTcShapeCount = sizeof(kTcShapes) / sizeof(kTcShapes[0]);
+
+// Every conv2d rOp of `g` on tensor cores in its node's shape of kTcShapes.
+Schedule every_tc_shape(const Graph& g) {
+    TileGraph tg = decompose(g);
+    for (ROp& op : tg.rops) {
+        REQUIRE(op.kind == TaskKind::conv2d);
+        const int v = shape_index(op), bm = kTcShapes[v][0], bn = kTcShapes[v][1];
+        op = on_tensor_cores(op, bm, bn, deepest_tensor_core_bk(op, bm, bn, default_gpu()));
+    }
+    verify_tile_graph(tg, default_gpu());
+    return launch_per_rop("per_op", tg, default_gpu(), "op_");
+}
+
+// The tensor-core conv cases: kConvCases (w's rows unaligned, K = 27, 36,
+// 257, 20: element copies; K = 144: 16-byte cp.async) and odd pixel and
+// channel counts with aligned rows of w (K = 8, 16, 24).
+std::vector<ConvCase> tc_conv_cases() {
+    std::vector<ConvCase> c = kConvCases;
+    c.push_back({1, 8, 7, 7, 129, 1, 1, 1, 0, 1, 1, true});     // M = 49, N = 129, K = 8
+    c.push_back({3, 16, 1, 1, 33, 1, 1, 1, 0, 1, 1, false});    // M = 1 per image, N = 33, K = 16
+    c.push_back({1, 48, 11, 12, 34, 1, 1, 1, 0, 1, 2, true});   // 2 groups: M = 132, N = 17, K = 24
+    return c;
+}
+
+// A model of the zoo in another dtype (its text with the default dtype swapped).
+Graph zoo_model_as(const std::string& name, DType dtype) {
+    std::ifstream in(std::string(ANVIL_SOURCE_DIR) + "/models/" + name + ".yaml");
+    REQUIRE(in);
+    std::stringstream text;
+    text << in.rdbuf();
+    std::string yaml = text.str();
+    const size_t at = yaml.find("\ndtype: f32\n");
+    REQUIRE(at != std::string::npos);
+    yaml.replace(at, 12, std::string("\ndtype: ") + dtype_name(dtype) + "\n");
+    return infer_shapes(build_graph(load_model_from_string(yaml, name + "_" + dtype_name(dtype) + ".yaml")));
+}
+
+int tensor_convs(const Schedule& s) {
+    int n = 0;
+    for (const ROp& op : s.tiles.rops) n += op.kind == TaskKind::conv2d && computes_on_tensor_cores(op);
+    return n;
+}
 
 }  // namespace
 
@@ -188,10 +238,11 @@ TEST_CASE("GEMM tiles: the aligned cases take the 16-byte copies", "[simt][gemm]
     const Schedule s = every_shape(g, TaskKind::matmul);
     HostRunOptions opt;
     opt.edit_source = [](std::string& src) {
-        const std::string from = "anvil_stage_vec4(Bs + k * LDB + n, (const float*)B + (gk * sk + gn), left < 0 ? 0 : left > 4 ? 4 : left,";
+        // A's rows here are not contiguous along m: only B takes them.
+        const std::string from = "anvil_stage_vec4(Xs + k * LDX + x, (const float*)X + (gk * sk + gx), left < 0 ? 0 : left > 4 ? 4 : left,";
         const size_t at = src.find(from);
         REQUIRE(at != std::string::npos);
-        src.replace(at, from.size(), "anvil_stage_vec4(Bs + k * LDB + n, (const float*)B + (gk * sk + gn), left < 0 ? 0 : left > 3 ? 3 : left,");
+        src.replace(at, from.size(), "anvil_stage_vec4(Xs + k * LDX + x, (const float*)X + (gk * sk + gx), left < 0 ? 0 : left > 3 ? 3 : left,");
     };
     const TensorMap values = make_values(g, std::nullopt);
     const auto checks = check_outputs(g, run_simt(s, values, opt), reference_execute(g, values));
@@ -200,4 +251,86 @@ TEST_CASE("GEMM tiles: the aligned cases take the 16-byte copies", "[simt][gemm]
         INFO(c.name << ": relative L2 error " << c.rel_l2);
         CHECK(c.ok() == (c.name.rfind("y1_", 0) == 0));
     }
+}
+
+TEST_CASE("GEMM tiles: conv2d on tensor cores over odd shapes, strides, padding, groups, every tile shape, on host and simt",
+          "[simt][gemm][conv][tensor]") {
+    const DType dtype = GENERATE(DType::f16, DType::bf16);
+    CAPTURE(dtype_name(dtype));
+    const std::vector<ConvCase> cases = tc_conv_cases();
+    const Graph g = conv_cases(dtype, cases, kTcShapeCount);
+    const Schedule s = every_tc_shape(g);
+    REQUIRE(tensor_convs(s) == static_cast<int>(cases.size()) * kTcShapeCount);
+    const std::string src = emit_source(s);
+    CHECK(src.find("anvil_conv2d_tc_tile<anvil_") != std::string::npos);  // a variant, not the template
+    CHECK(src.find("anvil_conv2d_tile<anvil_") == std::string::npos);
+    const TensorMap values = make_values(g, std::nullopt);
+    test::expect_reference(g, values, run_host(s, values), cases.size() * kTcShapeCount);
+    test::expect_reference(g, values, run_simt(s, values), cases.size() * kTcShapeCount);
+}
+
+TEST_CASE("GEMM tiles: a conv2d takes tensor-core variants only with f16 or bf16 operands and tensor cores on",
+          "[gemm][conv][tensor]") {
+    auto variants_on_tc = [](DType dtype, bool tensor_cores) {
+        Gpu gpu = default_gpu();
+        gpu.tensor_core_tiles = tensor_cores;
+        int n = 0;
+        for (const ROp& v : tile_variants(decompose(conv_cases(dtype, {kConvCases[1]}, 1)).rops.front(), gpu)) {
+            n += computes_on_tensor_cores(v);
+            CHECK(tile_smem_bytes(v) <= 48 * 1024 - 64);
+        }
+        return n;
+    };
+    CHECK(variants_on_tc(DType::f16, true) == kTcShapeCount);
+    CHECK(variants_on_tc(DType::bf16, true) == kTcShapeCount);
+    CHECK(variants_on_tc(DType::f16, false) == 0);
+    CHECK(variants_on_tc(DType::f32, true) == 0);
+    // The tiles the host cannot emit are refused, naming the rOp.
+    const ROp f32 = decompose(conv_cases(DType::f32, {kConvCases[1]}, 1)).rops.front();
+    CHECK_THROWS_WITH(on_tensor_cores(f32, 64, 64, 32), Catch::Contains("cannot use them"));
+    TileGraph tg = decompose(conv_cases(DType::f16, {kConvCases[1]}, 1));
+    tg.rops.front() = on_tensor_cores(tg.rops.front(), 96, 64, 16);  // 256 threads are not whole rows of 96 pixels
+    CHECK_THROWS_WITH(verify_tile_graph(tg, default_gpu()), Catch::Contains("dividing 256"));
+    std::get<WindowParams>(tg.rops.front().params).algo = ANVIL_MM_GEMV;
+    CHECK_THROWS_WITH(verify_tile_graph(tg, default_gpu()), Catch::Contains("unknown conv2d algo"));
+}
+
+// The CNNs of the zoo in f16 and bf16 under every policy: where tensor
+// cores pay (here: a target whose tensor cores and memory are so fast that
+// they always do) the policies that choose variants put the wide convs on them,
+// fused epilogues (batchnorm folded, relu, residual adds) included; per_op
+// and topo keep decompose's CUDA-core tiles. Depthwise convs stay window tiles.
+TEST_CASE("GEMM tiles: the zoo's CNNs in f16 and bf16 with tensor-core convs, every policy, on host and simt",
+          "[simt][gemm][conv][tensor]") {
+    const DType dtype = GENERATE(DType::f16, DType::bf16);
+    const std::string model = GENERATE(as<std::string>{}, "resnet18_small", "mobilenet_v2_small");
+    CAPTURE(dtype_name(dtype), model);
+    const Graph g = zoo_model_as(model, dtype);
+    Gpu fast = default_gpu();  // compute-bound everywhere, tensor cores far ahead
+    fast.tensor_f16_flops_per_s *= 1e6;
+    fast.dram_bytes_per_s *= 1e6;
+    fast.l2_bytes_per_s *= 1e6;
+    const TensorMap values = make_values(g, std::nullopt);
+    for (const char* policy : {"anvil", "per_op", "rammer", "welder", "topo"}) {
+        CAPTURE(policy);
+        const Schedule s = plan(g, policy, fast);
+        const bool chooses = std::string(policy) != "per_op" && std::string(policy) != "topo";
+        if (chooses) CHECK(tensor_convs(s) > 0);
+        else CHECK(tensor_convs(s) == 0);
+        for (const ROp& op : s.tiles.rops)
+            if (op.kind == TaskKind::window) CHECK(!computes_on_tensor_cores(op));
+        test::expect_reference(g, values, run_host(s, values));
+        if (std::string(policy) == "anvil") test::expect_reference(g, values, run_simt(s, values));
+    }
+}
+
+// The tensor-core conv2d on a device (a session with a GPU runs the [gpu] tests).
+TEST_CASE("GEMM tiles: conv2d on tensor cores agrees with the reference on the device", "[gemm][conv][tensor][gpu]") {
+    REQUIRE_DEVICE();
+    const DType dtype = GENERATE(DType::f16, DType::bf16);
+    CAPTURE(dtype_name(dtype));
+    const std::vector<ConvCase> cases = tc_conv_cases();
+    const Graph g = conv_cases(dtype, cases, kTcShapeCount);
+    const TensorMap values = make_values(g, std::nullopt);
+    test::expect_reference(g, values, run_cuda(every_tc_shape(g), values), cases.size() * kTcShapeCount);
 }

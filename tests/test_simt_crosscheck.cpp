@@ -1,6 +1,7 @@
 // The GPU cross-check of the simt emulation (issue 12, item 6): the same
 // kernels (crosscheck/kernels.cuh), calling each inline-PTX wrapper of
-// rtasks/platform.cuh (mma.sync m16n8k16 in f16 and bf16, the warp
+// rtasks/platform.cuh (mma.sync m16n8k16 in f16 and bf16, m16n8k8 in tf32
+// and cvt.rna.tf32.f32, the warp
 // shuffles and block collectives, cp.async.cg and cp.async.ca of 4, 8 and
 // 16 bytes with zero-fill and their commit/wait groups, ldmatrix x1, x2 and
 // x4 with and without .trans), compiled with NVRTC and run on the device through
@@ -15,8 +16,10 @@
 #include <catch2/catch.hpp>
 #include <dlfcn.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <filesystem>
 #include <map>
 #include <random>
@@ -52,7 +55,7 @@ std::string crosscheck_source() {
     return src + embedded_crosscheck().at("kernels.cuh");
 }
 
-const char* const kKernels[] = {"xc_mma_f16",  "xc_mma_bf16",    "xc_collectives",
+const char* const kKernels[] = {"xc_mma_f16",  "xc_mma_bf16",    "xc_mma_tf32", "xc_cvt_tf32", "xc_collectives",
                                 "xc_cp_async", "xc_cp_async_ca", "xc_ldmatrix"};
 
 // The kernels in the simt configuration: the module built beside this binary.
@@ -195,6 +198,86 @@ void mma_reference(const Bytes& in, bool bf16, std::vector<float>* d, std::vecto
                 (*d)[w * 128 + r * 8 + n] = static_cast<float>(s);
                 (*scale)[w * 128 + r * 8 + n] = m;
             }
+}
+
+// ---- tf32: x rounded to 11 significant bits (10 stored), to nearest, ties
+// away from zero, with f32's exponent range (subnormals keep their spacing
+// 2^-149 x 2^13); past the largest finite, infinity. Written from the
+// definition with frexp/ldexp, apart from the emulator's bit arithmetic.
+float tf32_reference(float x) {
+    if (!std::isfinite(x) || x == 0) return x;
+    int e;
+    std::frexp(std::fabs(static_cast<double>(x)), &e);  // |x| in [2^(e-1), 2^e)
+    const double spacing = std::ldexp(1.0, std::max(e, -125) - 11);
+    const double r = std::floor(std::fabs(static_cast<double>(x)) / spacing + 0.5) * spacing;
+    const float f = r > std::numeric_limits<float>::max() ? INFINITY : static_cast<float>(r);
+    return x < 0 ? -f : f;
+}
+
+// Per warp A (16x8), B (8x8, [k][n]) and C (16x8) floats, as mma_input:
+// exact (small integers times powers of two: tf32 already) or general.
+Bytes mma_tf32_input(std::mt19937& rng, bool exact) {
+    Bytes in(kMmaIn);
+    std::uniform_int_distribution<int> small(-15, 15), shift(-3, 0), c_int(-1000, 1000), exponent(-6, 0), sign(0, 1);
+    std::uniform_real_distribution<float> mantissa(0.5f, 1.0f);
+    auto general = [&]() { return (sign(rng) ? -1.0f : 1.0f) * std::ldexp(mantissa(rng), exponent(rng)); };
+    for (int w = 0; w < 8; ++w) {
+        for (int i = 0; i < 128 + 64; ++i)
+            put<float>(in, w * 320 + i, exact ? std::ldexp(static_cast<float>(small(rng)), shift(rng)) : general());
+        for (int i = 0; i < 128; ++i)
+            put<float>(in, w * 320 + 192 + i, exact ? std::ldexp(static_cast<float>(c_int(rng)), -6) : general());
+    }
+    return in;
+}
+
+// D = tf32(A) tf32(B) + C in double, rounded once, and the terms' magnitudes.
+void mma_tf32_reference(const Bytes& in, std::vector<float>* d, std::vector<double>* scale) {
+    d->assign(8 * 128, 0);
+    scale->assign(8 * 128, 0);
+    for (int w = 0; w < 8; ++w)
+        for (int r = 0; r < 16; ++r)
+            for (int n = 0; n < 8; ++n) {
+                double s = word<float>(in, w * 320 + 192 + r * 8 + n), m = std::fabs(s);
+                for (int k = 0; k < 8; ++k) {
+                    const double p = static_cast<double>(tf32_reference(word<float>(in, w * 320 + r * 8 + k))) *
+                                     tf32_reference(word<float>(in, w * 320 + 128 + k * 8 + n));
+                    s += p;
+                    m += std::fabs(p);
+                }
+                (*d)[w * 128 + r * 8 + n] = static_cast<float>(s);
+                (*scale)[w * 128 + r * 8 + n] = m;
+            }
+}
+
+// 1024 floats for cvt: every binade from subnormals to the largest finite,
+// either sign, exact ties (the low 13 bits 0x1000) and their neighbours,
+// values that round up into the next binade and past the largest finite,
+// zeros and infinities.
+const size_t kCvtIn = 1024 * 4, kCvtOut = 1024 * 4;
+Bytes cvt_tf32_input(std::mt19937& rng) {
+    Bytes in(kCvtIn);
+    // zero, infinity, the largest finite, the tie that rounds it to infinity, the smallest tie, below it
+    const unsigned kFixed[] = {0u, 0x7f800000u, 0x7f7fffffu, 0x7f7ff000u, 0x00001000u, 0x00000fffu};
+    std::uniform_int_distribution<unsigned> any(0, 0x7f7fffffu), low(0, 0x1fffu), sign(0, 1), kind(0, 5);
+    for (int i = 0; i < 1024; ++i) {
+        unsigned u = any(rng);
+        switch (kind(rng)) {
+            case 0: u = (u & ~0x1fffu) | 0x1000u; break;                       // a tie
+            case 1: u = (u & ~0x1fffu) | (0x1000u + (low(rng) & 1 ? 1 : -1)); break;  // beside it
+            case 2: u = (u | 0x7fe000u) | (0x1000u + (low(rng) & 0xfff)); break;  // carries into the exponent
+            case 3: u = (u & 0x7fffffu) | (low(rng) & 1 ? 0 : 0x7f000000u); break;  // subnormal or near the top
+            default: break;
+        }
+        if (i < 6) u = kFixed[i];
+        if (sign(rng)) u |= 0x80000000u;
+        put<unsigned>(in, i, u);
+    }
+    return in;
+}
+Bytes cvt_tf32_reference(const Bytes& in) {
+    Bytes out(kCvtOut);
+    for (int i = 0; i < 1024; ++i) put<float>(out, i, tf32_reference(word<float>(in, i)));
+    return out;
 }
 
 // ---- collectives: 256 floats, 256 ints in; 9 words per thread out
@@ -350,6 +433,20 @@ TEST_CASE("crosscheck: the emulated wrappers agree with plain C++", "[simt][cros
                     REQUIRE(word<float>(out, i) == d[i]);
                 }
             }
+        for (bool exact : {true, false}) {
+            CAPTURE(exact);
+            const Bytes in = mma_tf32_input(rng, exact);
+            const Bytes out = simt.run("xc_mma_tf32", in, kMmaOut);
+            std::vector<float> d;
+            std::vector<double> scale;
+            mma_tf32_reference(in, &d, &scale);
+            for (size_t i = 0; i < d.size(); ++i) {
+                INFO("tf32: warp " << i / 128 << " D[" << i % 128 / 8 << "][" << i % 8 << "]");
+                REQUIRE(word<float>(out, i) == d[i]);
+            }
+        }
+        const Bytes cvt = cvt_tf32_input(rng);
+        CHECK(first_difference(simt.run("xc_cvt_tf32", cvt, kCvtOut), cvt_tf32_reference(cvt)) == "");
         const Bytes coll = collectives_input(rng);
         CHECK(first_difference(simt.run("xc_collectives", coll, kCollOut), collectives_reference(coll)) == "");
         const Bytes cp = cp_async_input(rng);
@@ -387,6 +484,25 @@ TEST_CASE("crosscheck: the device and the emulator agree on every wrapper", "[gp
                     REQUIRE(std::fabs(word<float>(on_device, i) - word<float>(emulated, i)) <= 1e-5 * scale[i]);
                 }
             }
+        for (bool exact : {true, false}) {
+            CAPTURE(exact);
+            const Bytes in = mma_tf32_input(rng, exact);
+            const Bytes on_device = device.run("xc_mma_tf32", in, kMmaOut), emulated = simt.run("xc_mma_tf32", in, kMmaOut);
+            if (exact) {
+                CHECK(first_difference(on_device, emulated) == "");
+                continue;
+            }
+            std::vector<float> d;
+            std::vector<double> scale;
+            mma_tf32_reference(in, &d, &scale);
+            for (size_t i = 0; i < d.size(); ++i) {
+                INFO("tf32: warp " << i / 128 << " D[" << i % 128 / 8 << "][" << i % 8 << "]: device "
+                                   << word<float>(on_device, i) << ", emulated " << word<float>(emulated, i));
+                REQUIRE(std::fabs(word<float>(on_device, i) - word<float>(emulated, i)) <= 1e-5 * scale[i]);
+            }
+        }
+        const Bytes cvt = cvt_tf32_input(rng);
+        CHECK(first_difference(device.run("xc_cvt_tf32", cvt, kCvtOut), simt.run("xc_cvt_tf32", cvt, kCvtOut)) == "");
         const Bytes coll = collectives_input(rng);
         CHECK(first_difference(device.run("xc_collectives", coll, kCollOut), simt.run("xc_collectives", coll, kCollOut)) == "");
         const Bytes cp = cp_async_input(rng);

@@ -104,15 +104,15 @@ TEST_CASE("simt mutations: two lanes' fragment rows swapped give wrong numbers",
 
 TEST_CASE("simt mutations: an out-of-bounds shared store is refused", "[simt][mutation]") {
     const Graph g = model(DType::f32);
-    CHECK_THROWS_WITH(run_mutant(g, schedule(g, false), "anvil_stage_elem(As + k * LDA + m,",
-                                 "anvil_stage_elem(As + k * LDA + m + ANVIL_SMEM_BYTES / 4,"),
+    CHECK_THROWS_WITH(run_mutant(g, schedule(g, false), "anvil_stage_elem(Xs + k * LDX + x,",
+                                 "anvil_stage_elem(Xs + k * LDX + x + ANVIL_SMEM_BYTES / 4,"),
                       Catch::Contains("out of bounds") && Catch::Contains("shared region 'smem'"));
 }
 
 TEST_CASE("simt mutations: a read of shared memory no thread wrote is refused", "[simt][mutation]") {
     const Graph g = model(DType::f32);
-    CHECK_THROWS_WITH(run_mutant(g, schedule(g, false), "anvil_stage_elem(Bs + k * LDB + n,",
-                                 "if (n != 5) anvil_stage_elem(Bs + k * LDB + n,"),
+    CHECK_THROWS_WITH(run_mutant(g, schedule(g, false), "anvil_stage_elem(Xs + k * LDX + x,",
+                                 "if (x != 5) anvil_stage_elem(Xs + k * LDX + x,"),
                       Catch::Contains("which no thread wrote since the task began"));
 }
 

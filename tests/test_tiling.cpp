@@ -18,6 +18,7 @@
 #include "runtime/compile_nvrtc.h"
 #include "runtime/host_backend.h"
 #include "rtasks/tiling.cuh"
+#include "runtime/simt_backend.h"
 #include "schedule/builders.h"
 #include "schedule/variants.h"
 #include "tile/decompose.h"
@@ -38,16 +39,22 @@ std::string tile_path(const ROp& op) {
         s += p->algo == ANVIL_MM_GEMV ? "/gemv" : p->algo == ANVIL_MM_TENSOR ? "/tensor" : "/tiled";
         if (p->row_op != ANVIL_MM_ROW_NONE) s += "+row";
     }
+    if (op.kind == TaskKind::conv2d && computes_on_tensor_cores(op)) s += "/tensor";
     return s;
 }
 
 // The fused tile graph of every_tile_f16 with its first plain tiled matmul
-// moved to tensor cores: one rOp on every device code path.
+// and its last conv2d moved to tensor cores: one rOp on every device code path.
 TileGraph every_tile_graph_tiles(const Graph& g) {
     TileGraph tg = fuse(decompose(g), default_gpu());
     for (ROp& op : tg.rops)
         if (tile_path(op) == "matmul/tiled") {
             op = on_tensor_cores(op, 32, 32, 32);
+            break;
+        }
+    for (auto op = tg.rops.rbegin(); op != tg.rops.rend(); ++op)
+        if (op->kind == TaskKind::conv2d) {
+            *op = on_tensor_cores(*op, 32, 32, 32);
             break;
         }
     return tg;
@@ -59,12 +66,12 @@ TEST_CASE("tiling: the every-tile model has one rOp on every device code path", 
     std::set<std::string> paths;
     for (const ROp& op : every_tile_graph_tiles(every_tile_graph()).rops) paths.insert(tile_path(op));
     const std::set<std::string> want = {"elementwise",    "matmul/tiled",  "matmul/tiled+row", "matmul/gemv",
-                                        "matmul/tensor",  "rowwise",       "conv2d",           "window",
+                                        "matmul/tensor",  "rowwise",       "conv2d",           "conv2d/tensor", "window",
                                         "channel",        "gather"};
     CHECK(paths == want);
 }
 
-TEST_CASE("tiling: every tile kind compiles for sm_90, sm_90a and the host, and runs on the host", "[tiling][compile]") {
+TEST_CASE("tiling: every tile kind compiles for sm_90, sm_90a and the host, and runs on the host and simt", "[tiling][compile][simt]") {
     const Graph g = every_tile_graph();
     const TileGraph tg = every_tile_graph_tiles(g);
     const Schedule s = find_policy("topo").fn(tg, default_gpu());
@@ -82,7 +89,8 @@ TEST_CASE("tiling: every tile kind compiles for sm_90, sm_90a and the host, and 
     }
     CHECK(std::filesystem::exists(compile_host(src).path));
     const TensorMap values = make_values(g, std::nullopt);
-    test::expect_reference(g, values, run_host(s, values), 4);
+    test::expect_reference(g, values, run_host(s, values), 5);
+    test::expect_reference(g, values, run_simt(s, values), 5);
 }
 
 TEST_CASE("tiling: a tile shape the device refuses is refused by the tile-graph verifier", "[tiling]") {
@@ -114,16 +122,21 @@ TEST_CASE("tiling: a tile shape the device refuses is refused by the tile-graph 
 TEST_CASE("tiling: the candidate tile shapes are all ones the device accepts", "[tiling]") {
     Gpu gpu = default_gpu();
     gpu.tensor_core_tiles = true;
-    int tensor = 0, gemv = 0, tiled = 0;
+    int tensor = 0, conv_tensor = 0, gemv = 0, tiled = 0;
     for (const ROp& op : decompose(every_tile_graph()).rops)
         for (const ROp& v : tile_variants(op, gpu)) {
             if (v.kind != TaskKind::matmul && v.kind != TaskKind::conv2d) continue;
             CAPTURE(v.name, tile_path(v));
             CHECK(tile_smem_bytes(v) <= ANVIL_STATIC_SMEM_LIMIT);
             if (v.kind == TaskKind::conv2d) {
-                ++tiled;
                 const auto& w = std::get<WindowParams>(v.params);
                 CHECK(anvil_gemm_tile_ok(w.bm, w.bn, w.bk));
+                if (w.algo == ANVIL_MM_TENSOR) {
+                    ++conv_tensor;
+                    CHECK(anvil_conv_tc_tile_ok(w.bm, w.bn, w.bk));
+                } else {
+                    ++tiled;
+                }
                 continue;
             }
             const auto& p = std::get<MatmulParams>(v.params);
@@ -139,6 +152,7 @@ TEST_CASE("tiling: the candidate tile shapes are all ones the device accepts", "
             }
         }
     CHECK(tensor > 0);
+    CHECK(conv_tensor > 0);
     CHECK(gemv > 0);
     CHECK(tiled > 0);
 }

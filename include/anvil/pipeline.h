@@ -119,11 +119,16 @@ struct OutputCheck {
 };
 
 // Relative L2 error of every output against the reference. The tolerance of
-// an output is the loosest of the dtypes of every tensor it depends on.
-// Given the run's values, an output beyond its tolerance also gets the
-// model's rounding floor (one more reference run, only then).
+// an output is the loosest of the dtypes of every tensor it depends on; with
+// `f32` TF32, an f32 tensor's is kTf32Tolerance (f32 matmuls then round
+// their operands to 10-bit mantissas). Given the run's values, an output
+// beyond its tolerance also gets the model's rounding floor (one more
+// reference run, only then).
 std::vector<OutputCheck> check_outputs(const Graph& graph, const TensorMap& outputs,
                                        const std::map<std::string, RefTensor>& reference,
-                                       const TensorMap* values = nullptr);
+                                       const TensorMap* values = nullptr, F32Precision f32 = F32Precision::f32);
+// TF32 keeps f16's 10-bit mantissa (with f32's exponent range), so an f32
+// tensor computed through it gets f16's tolerance. 3xTF32 keeps f32's.
+constexpr double kTf32Tolerance = 1e-2;
 
 }  // namespace anvil

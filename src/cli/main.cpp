@@ -272,7 +272,7 @@ int cmd_run(const std::string& model, const std::string& backend, const std::str
         }
     }
     auto reference = reference_execute(graph, values);
-    std::vector<OutputCheck> checks = check_outputs(graph, outputs, reference, &values);
+    std::vector<OutputCheck> checks = check_outputs(graph, outputs, reference, &values, s.gpu.f32_precision);
 
     fmt::print("model {}: backend {}, policy {}, {} tasks in {} launch{}\n", graph.model_name, chosen, s.policy,
                s.tasks.size(), s.launches.size(), s.launches.size() == 1 ? "" : "es");
@@ -435,6 +435,7 @@ int main(int argc, char** argv) {
     std::string gpu_help = "target GPU, a description in kernels_db/gpus:";
     for (const std::string& g : known_gpus()) gpu_help += " " + g;
     bool tensor_cores = true;
+    std::string precision = "f32";
     Specialisation spec;
     int repeat = 0;
     auto add_target = [&](CLI::App* cmd) {
@@ -443,8 +444,13 @@ int main(int argc, char** argv) {
         cmd->add_option("--kernels-db", kernels_db, "read GPU descriptions and measured times from DIR instead of "
                                                     "the kernels_db built into anvil");
         cmd->add_flag("--tensor-cores,!--no-tensor-cores", tensor_cores,
-                      "let policies pick mma.sync tensor-core matmul tiles for f16/bf16 (the default; "
-                      "--no-tensor-cores keeps every matmul on CUDA cores)");
+                      "let policies pick mma.sync tensor-core matmul and conv2d tiles for f16/bf16 (the default; "
+                      "--no-tensor-cores keeps every matmul and conv on CUDA cores)");
+        cmd->add_option("--precision", precision,
+                        "f32 matmuls: f32 (exact, CUDA cores), tf32 (tensor cores, 10-bit mantissas; the run's "
+                        "check allows 1e-2) or 3xtf32 (tensor cores, three TF32 products: f32 accuracy)")
+            ->check(CLI::IsMember({"f32", "tf32", "3xtf32"}))
+            ->capture_default_str();
     };
     auto add_specialisation = [&](CLI::App* cmd) {
         cmd->add_flag("--fold,!--no-fold", spec.fold,
@@ -464,6 +470,7 @@ int main(int argc, char** argv) {
     };
     auto with_options = [&](Gpu g) {
         g.tensor_core_tiles = tensor_cores;
+        g.f32_precision = parse_precision(precision);
         if (max_memory_given) g.memory_bytes = parse_memory_size(max_memory, "--max-memory");
         return g;
     };

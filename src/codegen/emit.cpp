@@ -24,6 +24,7 @@
 #include "codegen/params_text.h"
 #include "schedule/sync_counters.h"
 #include "tile/footprint.h"
+#include "tile/verify_tile_graph.h"
 #include "../../rtasks/tiling.cuh"
 
 namespace anvil {
@@ -34,8 +35,8 @@ namespace {
 
 // The rtasks files in the order they are pasted (each only uses earlier ones).
 const char* const kRtaskOrder[] = {"params.cuh",      "tiling.cuh",  "simt.cuh",      "platform.cuh",
-                                   "primitives.cuh",  "epilogue.cuh", "gemm_stages.cuh", "elementwise.cuh", "matmul.cuh",
-                                   "matmul_tc.cuh",   "rowwise.cuh",  "conv2d.cuh",    "window.cuh",
+                                   "primitives.cuh",  "epilogue.cuh", "gemm_stages.cuh", "tc_stages.cuh", "elementwise.cuh", "matmul.cuh",
+                                   "matmul_tc.cuh",   "rowwise.cuh",  "conv2d.cuh",    "conv2d_tc.cuh", "window.cuh",
                                    "channel.cuh",     "gather.cuh",   "gemv.cuh",
                                    "megakernel.cuh"};
 
@@ -124,9 +125,12 @@ std::string variant_of(const ROp& op) {
     const auto* mm = op.kind == TaskKind::matmul ? &std::get<MatmulParams>(op.params) : nullptr;
     if (mm && mm->algo == ANVIL_MM_GEMV)
         return "anvil_gemv_tile<" + template_args(op, k.arity) + ", " + std::to_string(mm->bn) + ">";
-    o << (mm && mm->algo == ANVIL_MM_TENSOR ? "anvil_matmul_tc_tile" : k.fn) << "<" << template_args(op, k.arity);
+    const char* fn = !computes_on_tensor_cores(op) ? k.fn : mm ? "anvil_matmul_tc_tile" : "anvil_conv2d_tc_tile";
+    o << fn << "<" << template_args(op, k.arity);
     if (mm) {
         o << ", " << mm->bm << ", " << mm->bn << ", " << mm->bk;
+        if (mm->algo == ANVIL_MM_TENSOR_TF32 || mm->algo == ANVIL_MM_TENSOR_3XTF32)
+            o << ", " << (mm->algo == ANVIL_MM_TENSOR_TF32 ? "ANVIL_TC_TF32" : "ANVIL_TC_3XTF32");
     } else if (op.kind == TaskKind::conv2d) {
         const auto& p = std::get<WindowParams>(op.params);
         o << ", " << p.bm << ", " << p.bn << ", " << p.bk;

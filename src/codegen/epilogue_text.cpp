@@ -108,13 +108,17 @@ std::string straight_line_epilogues(const std::vector<AnvilEpilogue>& table, int
     o << "// ---- straight-line epilogues: one function per distinct program of the table above\n";
     std::map<std::string, int> function_of;          // program bytes -> function id
     std::map<int, std::vector<size_t>> entries_of;   // function id -> table entries
+    bool interpreted = false;                        // some entry has no function
     for (size_t k = 1; k < table.size(); ++k) {
         const AnvilEpilogue& e = table[k];
         if (e.nsteps == 0) continue;
         const std::string key = epilogue_key(e);
         auto it = function_of.find(key);
         if (it == function_of.end()) {
-            if (static_cast<int>(function_of.size()) >= max_functions) continue;  // the interpreter's
+            if (static_cast<int>(function_of.size()) >= max_functions) {  // the interpreter's
+                interpreted = true;
+                continue;
+            }
             it = function_of.emplace(key, static_cast<int>(function_of.size())).first;
             o << function_text(e, it->second);
         }
@@ -129,7 +133,12 @@ std::string straight_line_epilogues(const std::vector<AnvilEpilogue>& table, int
         for (size_t k : entries) o << " case " << k << ":";
         o << " return anvil_epi_" << id << "(v, at, arena);\n";
     }
-    o << "        default: return anvil_epilogue_interpret(e, v, at, arena);\n    }\n}\n\n";
+    // The interpreter only where some entry needs it: a call to it, even
+    // never taken, puts its registers on top of a GEMM tile's live
+    // accumulators at every epilogue call, and the 128 x 128 tiles spill
+    // (docs/perf/tile-resources.md). Entry 0, no epilogue, is never applied.
+    if (interpreted) o << "        default: return anvil_epilogue_interpret(e, v, at, arena);\n    }\n}\n\n";
+    else o << "        default: return v;\n    }\n}\n\n";
     if (written) *written = static_cast<int>(function_of.size());
     return o.str();
 }

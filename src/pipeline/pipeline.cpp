@@ -247,7 +247,7 @@ TensorMap run_cuda(const Schedule& s, const TensorMap& values, const CudaRunOpti
 
 namespace {
 
-double loosest_tolerance(const Graph& graph, VertexId out) {
+double loosest_tolerance(const Graph& graph, VertexId out, F32Precision f32) {
     std::vector<bool> seen(graph.size(), false);
     std::vector<VertexId> stack{out};
     double tol = 0;
@@ -256,7 +256,8 @@ double loosest_tolerance(const Graph& graph, VertexId out) {
         stack.pop_back();
         if (seen[v]) continue;
         seen[v] = true;
-        if (is_float(graph.value(v).dtype)) tol = std::max(tol, dtype_tolerance(graph.value(v).dtype));
+        const DType t = graph.value(v).dtype;
+        if (is_float(t)) tol = std::max(tol, t == DType::f32 && f32 == F32Precision::tf32 ? kTf32Tolerance : dtype_tolerance(t));
         for (VertexId u : graph.operands(v)) stack.push_back(u);
     }
     return tol;
@@ -265,14 +266,15 @@ double loosest_tolerance(const Graph& graph, VertexId out) {
 }  // namespace
 
 std::vector<OutputCheck> check_outputs(const Graph& graph, const TensorMap& outputs,
-                                       const std::map<std::string, RefTensor>& reference, const TensorMap* values) {
+                                       const std::map<std::string, RefTensor>& reference, const TensorMap* values,
+                                       F32Precision f32) {
     std::vector<OutputCheck> checks;
     bool beyond = false;
     for (VertexId v : graph.outputs) {
         const std::string& name = graph.value(v).name;
         OutputCheck c;
         c.name = name;
-        c.tolerance = loosest_tolerance(graph, v);
+        c.tolerance = loosest_tolerance(graph, v, f32);
         c.rel_l2 = relative_l2_error(outputs.at(name).to_doubles(), reference.at(name).data);
         beyond = beyond || !c.within_tolerance();
         checks.push_back(c);

@@ -8,6 +8,7 @@
 
 #include "anvil/error.h"
 #include "runtime/run_errors.h"
+#include "tile/verify_tile_graph.h"
 
 namespace anvil {
 
@@ -25,10 +26,8 @@ std::string simt_link_flags() { return "-lboost_context"; }
     if (task >= 0 && task < static_cast<int>(s.tasks.size())) {
         const ROp& op = s.tiles.rops[s.tasks[task].rop];
         kind = std::string(task_kind_name(op.kind)) + " tile";
-        if (const auto* p = std::get_if<MatmulParams>(&op.params)) {
-            if (p->algo == ANVIL_MM_TENSOR) kind += " on tensor cores";
-            if (p->algo == ANVIL_MM_GEMV) kind = "gemv tile";
-        }
+        if (computes_on_tensor_cores(op)) kind += " on tensor cores";
+        if (const auto* p = std::get_if<MatmulParams>(&op.params); p && p->algo == ANVIL_MM_GEMV) kind = "gemv tile";
         kind = ", a " + kind;
     }
     throw UserError("model '" + s.tiles.model_name + "', launch '" + s.launches[launch].name +

@@ -12,6 +12,7 @@
 #include "target/occupancy.h"
 #include "tile/epilogue_plan.h"
 #include "tile/footprint.h"
+#include "tile/verify_tile_graph.h"
 #include "../../rtasks/tiling.cuh"
 
 namespace anvil {
@@ -167,7 +168,9 @@ TileLatency tile_latency(const ROp& op, double epilogue_rounds) {
     } else if (const auto* w = std::get_if<WindowParams>(&op.params)) {
         if (op.kind == TaskKind::conv2d) {
             t.k_slices = std::ceil(double(w->Cg) * w->KH * w->KW / std::max(1, w->bk));
-            t.slices_in_flight = cuda_core_in_flight;
+            // The tensor-core conv keeps its stages of weights in flight; both
+            // paths gather the input through registers, slice by slice.
+            t.slices_in_flight = w->algo == ANVIL_MM_TENSOR ? ANVIL_TC_STAGES - 1 : cuda_core_in_flight;
             t.phases_per_slice = staged(w->bm, w->bn, w->bk);
         } else {
             const double reads = (w->op == ANVIL_WIN_CONV ? double(w->Cg) : 1.0) * w->KH * w->KW;
@@ -205,15 +208,18 @@ double tile_seconds(const Gpu& g, const ROp& op, ROpCost& c) {
     w.flops_per_s = m.measured() ? m.fp32_flops_per_s : g.fp32_flops_per_s;
     if (const auto* p = std::get_if<MatmulParams>(&op.params); p && p->algo != ANVIL_MM_GEMV && p->M > 0 && p->N > 0)
         w.flops *= double(p->tiles_m) * p->bm / p->M * (double(p->tiles_n) * p->bn / p->N);
-    if (const auto* p = std::get_if<MatmulParams>(&op.params); p && p->algo == ANVIL_MM_TENSOR)
+    if (computes_on_tensor_cores(op))
         w.flops_per_s = !m.measured() ? g.tensor_f16_flops_per_s
                         : op.dtypes[0] == DType::bf16 ? m.tensor_bf16_flops_per_s : m.tensor_f16_flops_per_s;
+    // TF32 mma runs at half the f16 rate; 3xTF32 issues three of them.
+    if (const auto* p = std::get_if<MatmulParams>(&op.params); p && p->algo == ANVIL_MM_TENSOR_TF32) w.flops_per_s /= 2;
+    if (const auto* p = std::get_if<MatmulParams>(&op.params); p && p->algo == ANVIL_MM_TENSOR_3XTF32) w.flops_per_s /= 6;
     w.dram_bytes = (c.dram_read + c.dram_write) / n;
     w.l2_bytes = c.l2_read / n;
     w.epilogue_instructions = c.epilogue_instructions / n;
     if (const auto* p = std::get_if<MatmulParams>(&op.params); p && p->algo == ANVIL_MM_TILED)
         w.smem_wavefronts = gemm_smem_wavefronts(std::ceil(double(p->K) / p->bk) * p->bk, p->bm, p->bn, true);
-    if (const auto* p = std::get_if<WindowParams>(&op.params); p && op.kind == TaskKind::conv2d)
+    if (const auto* p = std::get_if<WindowParams>(&op.params); p && op.kind == TaskKind::conv2d && p->algo == ANVIL_MM_TILED)
         w.smem_wavefronts = gemm_smem_wavefronts(std::ceil(double(p->Cg) * p->KH * p->KW / p->bk) * p->bk, p->bm, p->bn, true);
     const TileTime t = tile_time(g, w, tile_latency(op, c.epilogue_rounds / n));
     c.work_s = t.work_s;
@@ -271,14 +277,15 @@ std::string cost_key(const ROp& op) {
     if (op.kind == TaskKind::matmul) {
         const auto& p = std::get<MatmulParams>(op.params);
         if (p.algo == ANVIL_MM_GEMV) o << " gemv BN=" << p.bn;
-        else o << (p.algo == ANVIL_MM_TENSOR ? " tc " : " ") << p.bm << "x" << p.bn << "x" << p.bk;
+        else o << (p.algo == ANVIL_MM_TENSOR ? " tc " : p.algo == ANVIL_MM_TENSOR_TF32 ? " tf32 "
+                   : p.algo == ANVIL_MM_TENSOR_3XTF32 ? " 3xtf32 " : " ") << p.bm << "x" << p.bn << "x" << p.bk;
         o << " M=" << p.M << " N=" << p.N << " K=" << p.K;
         if (p.batches != 1) o << " batches=" << p.batches;
         // Which axis of each operand is contiguous decides how tiles load it.
         o << " A=" << (p.a_sk == 1 ? "mk" : "km") << " B=" << (p.b_sn == 1 ? "kn" : "nk");
     } else if (op.kind == TaskKind::conv2d) {
         const auto& p = std::get<WindowParams>(op.params);
-        o << " " << p.bm << "x" << p.bn << "x" << p.bk << " M=" << int64_t{p.OH} * p.OW << " N=" << p.Og
+        o << (p.algo == ANVIL_MM_TENSOR ? " tc " : " ") << p.bm << "x" << p.bn << "x" << p.bk << " M=" << int64_t{p.OH} * p.OW << " N=" << p.Og
           << " K=" << int64_t{p.Cg} * p.KH * p.KW;
     } else {
         int code = 0;  // which function of the kind

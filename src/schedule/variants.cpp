@@ -21,6 +21,7 @@ ROp retile(const ROp& op, int bm, int bn, int bk) {
         p->tiles_n = static_cast<int>(ceil_div(p->N, bn));
         r.tiles = static_cast<int>(p->batches * p->tiles_m * p->tiles_n);
     } else if (auto* w = std::get_if<WindowParams>(&r.params); w && op.kind == TaskKind::conv2d) {
+        w->algo = ANVIL_MM_TILED;
         w->bm = bm, w->bn = bn, w->bk = bk;
         w->tiles_m = static_cast<int>(ceil_div(int64_t{w->OH} * w->OW, bm));
         w->tiles_n = static_cast<int>(ceil_div(w->Og, bn));
@@ -39,11 +40,13 @@ ROp as_gemv(const ROp& op, int bn) {
     return r;
 }
 
-ROp on_tensor_cores(const ROp& op, int bm, int bn, int bk) {
+ROp on_tensor_cores(const ROp& op, int bm, int bn, int bk, F32Precision f32) {
     ROp r = retile(op, bm, bn, bk);
-    auto& p = std::get<MatmulParams>(r.params);
-    ANVIL_CHECK(tensor_core_operands(op) && p.row_op == ANVIL_MM_ROW_NONE, "on_tensor_cores: rOp '" + op.name + "' cannot use them");
-    p.algo = ANVIL_MM_TENSOR;
+    const bool tf32 = f32 != F32Precision::f32 && tf32_operands(op);
+    ANVIL_CHECK(tf32 || tensor_core_operands(op), "on_tensor_cores: rOp '" + op.name + "' cannot use them");
+    const int algo = !tf32 ? ANVIL_MM_TENSOR : f32 == F32Precision::tf32 ? ANVIL_MM_TENSOR_TF32 : ANVIL_MM_TENSOR_3XTF32;
+    if (auto* p = std::get_if<MatmulParams>(&r.params)) p->algo = algo;
+    else std::get<WindowParams>(r.params).algo = algo;
     return r;
 }
 
@@ -75,17 +78,28 @@ int deepest_tensor_core_bk(int bm, int bn, const Gpu& gpu) {
     });
 }
 
+int deepest_tensor_core_bk(const ROp& op, int bm, int bn, const Gpu& gpu) {
+    // A k step is 32 bytes: k16 of f16/bf16, k8 of f32.
+    const int min_bk = tf32_operands(op) ? ANVIL_TC_TILE_STEP_K / 2 : ANVIL_TC_TILE_STEP_K;
+    return deepest_fit(smem_limit_for_tiles(gpu), min_bk,
+                       [&](int k) { return tile_smem_bytes(on_tensor_cores(op, bm, bn, k, gpu.f32_precision)); });
+}
+
 std::vector<ROp> tile_variants(const ROp& op, const Gpu& gpu) {
     std::vector<ROp> out{op};
     if (op.kind != TaskKind::matmul && op.kind != TaskKind::conv2d) return out;
     // Every candidate shape is one the device code accepts (rtasks/tiling.cuh)
     // and whose shared tiles fit the static shared memory of one block.
     const auto* p = std::get_if<MatmulParams>(&op.params);
-    if (gpu.tensor_core_tiles && p && tensor_core_operands(op) && p->row_op == ANVIL_MM_ROW_NONE)
+    const bool tf32 = gpu.f32_precision != F32Precision::f32 && tf32_operands(op);
+    if (gpu.tensor_core_tiles && (tensor_core_operands(op) || tf32))
         for (int bm : {32, 64, 128})
             for (int bn : {32, 64, 128}) {
-                const int bk = deepest_tensor_core_bk(bm, bn, gpu);
-                if (bk && anvil_tc_tile_ok(bm, bn, bk)) out.push_back(on_tensor_cores(op, bm, bn, bk));
+                const int bk = deepest_tensor_core_bk(op, bm, bn, gpu);
+                if (!bk) continue;
+                ROp v = on_tensor_cores(op, bm, bn, bk, gpu.f32_precision);
+                const auto* mm = std::get_if<MatmulParams>(&v.params);
+                if (!mm || anvil_tc_tile_ok(bm, bn, bk, anvil_mm_tc_format(mm->algo))) out.push_back(std::move(v));
             }
     if (p && p->M <= ANVIL_GEMV_MAX_M && p->row_op == ANVIL_MM_ROW_NONE)
         for (int bn : {16, 32, 64, 128, 256})

@@ -14,14 +14,17 @@ ROp retile(const ROp& op, int bm, int bn, int bk);
 // A matmul of at most 4 rows as a streaming GEMV tile bn columns wide.
 ROp as_gemv(const ROp& op, int bn);
 
-// An f16 or bf16 matmul with BM x BN x BK tiles on tensor cores.
-ROp on_tensor_cores(const ROp& op, int bm, int bn, int bk);
+// An f16 or bf16 matmul or conv2d with BM x BN x BK tiles on tensor cores;
+// an f32 matmul too, as TF32 or 3xTF32, when `f32` is one of them.
+ROp on_tensor_cores(const ROp& op, int bm, int bn, int bk, F32Precision f32 = F32Precision::f32);
 
 // The deepest k slice (32, 16 or 8; 0: none) with which a BM x BN tile of
 // `op` fits one block's static shared memory on `gpu`, beside the block
 // reductions' words: tiled (CUDA cores) or on tensor cores.
 int deepest_bk(const ROp& op, int bm, int bn, const Gpu& gpu);
 int deepest_tensor_core_bk(int bm, int bn, const Gpu& gpu);
+// The same for a tensor-core tile of `op`, a matmul or a conv2d.
+int deepest_tensor_core_bk(const ROp& op, int bm, int bn, const Gpu& gpu);
 
 // The tile shapes the rTask of `op` can take on `gpu` (itself included);
 // only GEMM rOps have more than one.

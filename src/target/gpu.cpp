@@ -189,6 +189,21 @@ std::string measured_yaml(const Gpu& g) {
     return std::string("# Measured on the device by anvil (calibrate, tune): do not edit by hand.\n") + out.c_str() + "\n";
 }
 
+const char* precision_name(F32Precision p) {
+    switch (p) {
+        case F32Precision::f32: return "f32";
+        case F32Precision::tf32: return "tf32";
+        case F32Precision::tf32x3: return "3xtf32";
+    }
+    return "f32";
+}
+
+F32Precision parse_precision(const std::string& name) {
+    for (F32Precision p : {F32Precision::f32, F32Precision::tf32, F32Precision::tf32x3})
+        if (name == precision_name(p)) return p;
+    throw UserError("unknown precision '" + name + "': one of f32, tf32, 3xtf32");
+}
+
 Gpu default_gpu() {
     static const Gpu g = find_gpu("h100_sxm");
     return g;

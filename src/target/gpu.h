@@ -20,6 +20,15 @@ struct Ceilings {
     bool measured() const { return copy_bytes_per_s > 0; }
 };
 
+// The precision of f32 matmuls: f32 (CUDA cores, exact f32 arithmetic),
+// tf32 (tensor cores on operands rounded to 10-bit mantissas: the run's
+// check allows f16's tolerance) or 3xtf32 ("tf32x3": each operand a sum of
+// two tf32, three products: f32's tolerance).
+enum class F32Precision { f32, tf32, tf32x3 };
+const char* precision_name(F32Precision p);  // "f32", "tf32", "3xtf32"
+// The precision named `name`; a UserError naming the three otherwise.
+F32Precision parse_precision(const std::string& name);
+
 struct Gpu {
     std::string name;        // "h100_sxm"
     std::string arch;        // NVRTC target, "sm_90"
@@ -62,6 +71,10 @@ struct Gpu {
     // for f16/bf16 matmuls: on unless `--no-tensor-cores` turns it off. Their
     // CUDA code runs, checked thread by thread, on the simt backend.
     bool tensor_core_tiles = true;
+    // How f32 matmuls may compute (`--precision`): exactly on CUDA cores
+    // (the default), or, with tensor_core_tiles, on tensor cores as TF32 or
+    // 3xTF32 (rtasks/tc_stages.cuh).
+    F32Precision f32_precision = F32Precision::f32;
 };
 
 // The GPU a schedule targets when none is named: the H100 SXM.

@@ -335,7 +335,7 @@ int tile_smem_bytes(const ROp& op) {
     }
     if (op.kind == TaskKind::conv2d) {
         const auto& p = std::get<WindowParams>(op.params);
-        return anvil_conv_smem_bytes(p.bm, p.bn, p.bk);
+        return anvil_conv_tile_smem_bytes(p.algo, p.bm, p.bn, p.bk);
     }
     return ANVIL_SMALL_TILE_SMEM_BYTES;
 }

@@ -68,7 +68,7 @@ ProfileResult profile(const Graph& graph, const Gpu& gpu, const ProfileOptions& 
         r.device = mk.device_name() + " (" + std::to_string(mk.sm_count()) + " SMs, " + mk.arch() + ")";
         mk.upload(values);
         r.megakernel = time_runs(r.warmup, r.iters, [&] { return mk.run(); });
-        r.checks = check_outputs(graph, mk.outputs(), reference_execute(graph, values));
+        r.checks = check_outputs(graph, mk.outputs(), reference_execute(graph, values), nullptr, s.gpu.f32_precision);
     }
     {
         const Schedule base = plan(graph, "per_op", gpu);

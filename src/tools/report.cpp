@@ -10,6 +10,7 @@
 #include "schedule/sync_counters.h"
 #include "schedule/tile_dependencies.h"
 #include "target/occupancy.h"
+#include "tile/verify_tile_graph.h"
 #include "tile/footprint.h"
 
 namespace anvil {
@@ -111,6 +112,7 @@ nlohmann::json schedule_json(const Schedule& s, const Prediction& p, const Cubin
     j["model"] = s.tiles.model_name;
     j["policy"] = s.policy;
     j["gpu"] = s.gpu.name;
+    j["precision"] = precision_name(s.gpu.f32_precision);
     j["tasks"] = s.tasks.size();
     j["kernels"] = s.launches.size();
     j["groups"] = s.tiles.rops.size();
@@ -176,6 +178,10 @@ std::string schedule_table(const Schedule& s, const Prediction& p, const CubinRe
     auto row = [](const char* k, const std::string& v) { return fmt::format("  {:<24}{}\n", k, v); };
     std::string o = fmt::format("model {}: policy {}, target {} ({} SMs)\n", s.tiles.model_name, s.policy,
                                 s.gpu.name, s.gpu.sm_count);
+    int tc = 0;
+    for (const ROp& op : s.tiles.rops) tc += computes_on_tensor_cores(op);
+    o += row("f32 precision", precision_name(s.gpu.f32_precision));
+    o += row("tensor-core rOps", std::to_string(tc));
     o += row("tasks", std::to_string(s.tasks.size()));
     o += row("groups (rOps)", fmt::format("{} ({} nodes fused into others)", s.tiles.rops.size(), t.fused_nodes));
     o += row("kernel launches", fmt::format("{} (widest {} blocks)", s.launches.size(), t.widest));

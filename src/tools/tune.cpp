@@ -29,7 +29,7 @@ bool is_gemm(const ROp& op) { return op.kind == TaskKind::matmul || op.kind == T
 std::string problem_key(const ROp& op) {
     ROp c = op;
     if (auto* p = std::get_if<MatmulParams>(&c.params)) p->bm = p->bn = p->bk = 0, p->algo = ANVIL_MM_TILED;
-    if (auto* w = std::get_if<WindowParams>(&c.params)) w->bm = w->bn = w->bk = 0;
+    if (auto* w = std::get_if<WindowParams>(&c.params)) w->bm = w->bn = w->bk = 0, w->algo = ANVIL_MM_TILED;
     return cost_key(c);
 }
 
@@ -144,7 +144,6 @@ Gpu tune(const Graph& graph, const Gpu& gpu, const TuneOptions& opt, std::vector
         const DType out = own.dtypes.back();
         const ByteRange range = written(own);
         const std::vector<char> expected = program.read(range.begin, range.end - range.begin);
-        const double tolerance = 2 * dtype_tolerance(out);
         std::string best;
         double best_s = INFINITY;
         for (; next < plan.candidates.size() && plan.candidates[next].problem == p; ++next) {
@@ -157,7 +156,10 @@ Gpu tune(const Graph& graph, const Gpu& gpu, const TuneOptions& opt, std::vector
             ANVIL_CHECK(c.writes.begin == range.begin && c.writes.end == range.end,
                         "tune: candidate " + rec.key + " writes other bytes than its problem");
             rec.rel_l2 = rel_l2(program.read(range.begin, range.end - range.begin), expected, out);
-            rec.ok = rec.rel_l2 <= tolerance;
+            // A TF32 candidate (--precision tf32) rounds its operands: TF32's tolerance.
+            const auto* mm = std::get_if<MatmulParams>(&op.params);
+            const bool tf32 = mm && mm->algo == ANVIL_MM_TENSOR_TF32;
+            rec.ok = rec.rel_l2 <= 2 * (tf32 ? kTf32Tolerance : dtype_tolerance(out));
             if (!rec.ok) {
                 program.write(range.begin, expected);  // later problems may read it
             } else {

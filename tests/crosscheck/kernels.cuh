@@ -62,6 +62,32 @@ ANVIL_DEVICE void xc_mma(const unsigned char* in, unsigned char* out) {
 XC_KERNEL(xc_mma_f16) { xc_mma<false>(in, out); }
 XC_KERNEL(xc_mma_bf16) { xc_mma<true>(in, out); }
 
+// mma.sync m16n8k8 on tf32, one per warp, after cvt.rna.tf32.f32 of every
+// operand. Per warp w, `in` holds at w * 1280 its A (16 x 8 floats,
+// row-major), B (8 x 8 floats, row k then column n) and C (16 x 8 floats);
+// `out` holds D = tf32(A) x tf32(B) + C at w * 512.
+XC_KERNEL(xc_mma_tf32) {
+    const int t = anvil_thread(), w = t / 32, lane = t % 32, g = lane / 4, q = lane % 4;
+    const float* A = (const float*)(in + w * 1280);
+    const float* B = A + 128;
+    const float* C = B + 64;
+    float* D = (float*)(out + w * 512);
+    unsigned a[4], b[2];
+    float d[4];
+    for (int i = 0; i < 4; ++i) a[i] = anvil_f32_to_tf32(A[(g + (i & 1) * 8) * 8 + q + (i >> 1) * 4]);
+    for (int i = 0; i < 2; ++i) b[i] = anvil_f32_to_tf32(B[(q + i * 4) * 8 + g]);
+    for (int i = 0; i < 4; ++i) d[i] = C[(g + (i >> 1) * 8) * 8 + 2 * q + (i & 1)];
+    anvil_mma_1688_tf32(d, a, b);
+    for (int i = 0; i < 4; ++i) D[(g + (i >> 1) * 8) * 8 + 2 * q + (i & 1)] = d[i];
+}
+
+// cvt.rna.tf32.f32 of 4 floats per thread: `in` 1024 floats, `out` their
+// tf32 bit patterns.
+XC_KERNEL(xc_cvt_tf32) {
+    const int t = anvil_thread();
+    for (int i = 0; i < 4; ++i) ((unsigned*)out)[t * 4 + i] = anvil_f32_to_tf32(((const float*)in)[t * 4 + i]);
+}
+
 // The warp shuffles and the block collectives. `in`: 256 floats v, then
 // 256 ints x. `out`, 9 words per thread: the shuffles of v by 1, 2, 4, 8
 // and 16, the warp sum, the block sum and the block max of v, and the
