@@ -278,19 +278,25 @@ TEST_CASE("the policies' predictions on the full-size zoo", "[policy][zoo]") {
     for (const std::string& model : models) {
         const Graph g = model_graph(model);
         std::map<std::string, Prediction> p;
+        std::map<std::string, double> partials;  // split-K's f32 partials, written once each
         std::string line = fmt::format("{:<30}", model);
         for (const PolicyEntry& entry : all_policies()) {
             // Through the pipeline: it runs the front stages (fusion, tile
             // shapes) each policy's entry asks for.
-            p[entry.name] = predict(plan(g, entry.name, gpu));
+            const Schedule s = plan(g, entry.name, gpu);
+            p[entry.name] = predict(s);
+            for (const ROp& op : s.tiles.rops)
+                if (op.split_k > 1) partials[entry.name] += double(s.tiles.buffers.at(op.node).bytes);
             line += fmt::format(" {} {:.1f} us {:.3g} B |", entry.name, p[entry.name].total_s * 1e6,
                                 p[entry.name].dram_bytes);
         }
         WARN(line);
         INFO(line);
         if (fusing.count(model)) {
-            CHECK(p["welder"].dram_bytes < p["per_op"].dram_bytes);
-            CHECK(p["anvil"].dram_bytes < p["per_op"].dram_bytes);
+            // Fusion's claim; a split GEMM's partials are traffic it adds
+            // on purpose (charged as DRAM writes: L2 writes them back).
+            CHECK(p["welder"].dram_bytes - partials["welder"] < p["per_op"].dram_bytes);
+            CHECK(p["anvil"].dram_bytes - partials["anvil"] < p["per_op"].dram_bytes);
         }
         if (branchy.count(model)) {
             CHECK(p["rammer"].total_s < p["per_op"].total_s);

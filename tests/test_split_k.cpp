@@ -131,7 +131,10 @@ TEST_CASE("split-K: the cost model splits a long K whose tiles leave the grid id
     SECTION("a wave that other tiles fill: whole") {
         const ROp op = first_matmul("inputs: [{name: x, shape: [128, 8192]}]\nparams: [{name: w, shape: [8192, 256]}]\n"
                                     "nodes: [{name: y, op: matmul, inputs: [x, w]}]\noutputs: [y]\n");
-        const SplitChoice c = choose_split_k(op, gpu, WaveLoad{grid, 4 * grid, 0.1});
+        // Other tiles' work that keeps every SM busy far longer than this
+        // rOp's chain of K slices: the split's extra traffic only adds to it.
+        const SplitChoice c = choose_split_k(op, gpu, WaveLoad{grid, 4 * grid, 1.0});
+        CAPTURE(c.why_not, c.whole_s, c.split_s, c.ways);
         CHECK(c.ways == 1);
         CHECK_THAT(c.why_not, Catch::Contains("wave"));
     }

@@ -180,6 +180,10 @@ TileLatency tile_latency(const ROp& op, double epilogue_rounds) {
         t.serial_rounds = element_loop_rounds(double(e->tile_elems), 1);
     } else if (const auto* c = std::get_if<ChannelParams>(&op.params)) {
         t.serial_rounds = element_loop_rounds(double(c->tile_elems), 1);
+    } else if (const auto* r = std::get_if<RowParams>(&op.params); r && r->op == ANVIL_ROW_SPLIT_SUM) {
+        // A split-K reduce gives each thread whole rows: its `row_len`
+        // partials are independent loads, in flight together.
+        t.serial_rounds = element_loop_rounds(double(r->rows_per_tile), window_rounds_per_output(r->row_len));
     } else if (const auto* r = std::get_if<RowParams>(&op.params)) {
         t.serial_rounds = r->rows_per_tile * element_loop_rounds(double(r->row_len), row_passes(r->op));
     } else if (const auto* gp = std::get_if<GatherParams>(&op.params)) {
@@ -259,14 +263,19 @@ ROpCost tile_cost_alone(const Gpu& g, const ROp& op) {
     return c;
 }
 
-std::vector<double> tile_seconds_in_order(const TileGraph& tg, const Gpu& g) {
+std::vector<ROpCost> tile_costs_in_order(const TileGraph& tg, const Gpu& g) {
     Schedule s;
     s.gpu = g;
     s.tiles = tg;
     for (size_t r = 0; r < tg.rops.size(); ++r) s.tasks.push_back(Task{static_cast<int>(r), 0, {}, {}});
     std::vector<ROpCost> costs = traffic(s);
-    std::vector<double> out(tg.rops.size());
-    for (size_t r = 0; r < tg.rops.size(); ++r) out[r] = tile_seconds(g, tg.rops[r], costs[r]);
+    for (size_t r = 0; r < tg.rops.size(); ++r) costs[r].tile_s = tile_seconds(g, tg.rops[r], costs[r]);
+    return costs;
+}
+
+std::vector<double> tile_seconds_in_order(const TileGraph& tg, const Gpu& g) {
+    std::vector<double> out;
+    for (const ROpCost& c : tile_costs_in_order(tg, g)) out.push_back(c.tile_s);
     return out;
 }
 

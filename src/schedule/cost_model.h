@@ -95,6 +95,9 @@ void play(const Gpu& g, const Timeline& tl, Prediction& p);
 // Predicted seconds of one tile of each rOp, the rOps run in their
 // tile-graph order: what policies weigh tasks by before a schedule exists.
 std::vector<double> tile_seconds_in_order(const TileGraph& tg, const Gpu& g);
+// The same, with each rOp's split of a tile into work (what co-resident
+// blocks share) and exposed latency.
+std::vector<ROpCost> tile_costs_in_order(const TileGraph& tg, const Gpu& g);
 
 // Predicted seconds of one tile of `op` with every read served by L2: for
 // comparing tile shapes of one rOp.

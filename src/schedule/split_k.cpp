@@ -116,15 +116,17 @@ SplitChoice choose_split_k(const ROp& op, const Gpu& gpu, const WaveLoad& wave) 
     ANVIL_CHECK(op.kind == TaskKind::matmul || op.kind == TaskKind::conv2d,
                 "choose_split_k: rOp '" + op.name + "' is no GEMM");
     SplitChoice c;
-    const double sms = std::max(1, gpu.sm_count);
-    // A wave lasts as long as its work spread over the SMs, or the rOp's
-    // tiles on the SM that runs the most of them (an SM's blocks share its
-    // rates: two tiles at once take twice as long).
-    auto wave_s = [&](double tile_s, int64_t tiles) {
-        return std::max(std::ceil(static_cast<double>(tiles) / sms) * tile_s,
-                        (wave.other_work_s + static_cast<double>(tiles) * tile_s) / sms);
+    const int sms = std::max(1, gpu.sm_count);
+    const int per_sm = std::max(1, wave.grid_blocks / sms);
+    // A wave lasts as long as the rOp's tiles take on their blocks (blocks
+    // sharing an SM hide each other's latency but share its rates), or as
+    // the wave's work spread over the SMs.
+    auto wave_s = [&](const ROp& rop) {
+        const ROpCost cost = tile_cost_alone(gpu, rop);
+        return std::max(rop_seconds_alone(gpu, rop, sms, per_sm),
+                        (wave.other_work_s + rop.tiles * (cost.work_s + gpu.task_overhead_s)) / sms);
     };
-    c.whole_s = wave_s(tile_seconds_alone(gpu, op) + gpu.task_overhead_s, op.tiles);
+    c.whole_s = wave_s(op);
     const std::string fills =
         op.tiles >= wave.grid_blocks
             ? fmt::format("its {} tiles fill the grid's {} blocks", op.tiles, wave.grid_blocks)
@@ -142,8 +144,8 @@ SplitChoice choose_split_k(const ROp& op, const Gpu& gpu, const WaveLoad& wave) 
         if (!slices_ok(p.K, ways) || int64_t{op.tiles} * ways > int64_t{kMaxTilesPerBlock} * wave.grid_blocks) continue;
         const auto [part, red] = split_rop(op, ways, 0, 0);
         const double reduce_tile_s = split_k_reduce_tile_seconds(gpu, red) + gpu.task_overhead_s;
-        const double s = wave_s(tile_seconds_alone(gpu, part) + gpu.task_overhead_s, part.tiles) +
-                         std::ceil(red.tiles / sms) * reduce_tile_s + gpu.sync_latency_s;
+        const double s = wave_s(part) + std::ceil(double(red.tiles) / wave.grid_blocks) * reduce_tile_s +
+                         gpu.sync_latency_s;
         if (c.split_s == 0 || s < c.split_s) c.split_s = s, best = ways;
     }
     if (c.split_s == 0) {
@@ -193,12 +195,15 @@ TileGraph apply_split_k(const TileGraph& tg, const Gpu& gpu) {
     out.rops.clear();
     const int grid = gpu.sm_count * megakernel_blocks_per_sm(tg, gpu);
     const std::vector<int> wave = rop_waves(tg, task_graph(tg));
-    const std::vector<double> tile_s = tile_seconds_in_order(tg, gpu);
+    // The other tiles of a wave occupy their SMs for their work; their
+    // latency hides behind co-resident blocks.
+    std::vector<double> work_s;
+    for (const ROpCost& c : tile_costs_in_order(tg, gpu)) work_s.push_back(c.work_s);
     const int waves = wave.empty() ? 0 : *std::max_element(wave.begin(), wave.end()) + 1;
     std::vector<double> work(waves, 0);
     std::vector<int64_t> tiles(waves, 0);
     for (size_t r = 0; r < tg.rops.size(); ++r) {
-        work[wave[r]] += tg.rops[r].tiles * (tile_s[r] + gpu.task_overhead_s);
+        work[wave[r]] += tg.rops[r].tiles * (work_s[r] + gpu.task_overhead_s);
         tiles[wave[r]] += tg.rops[r].tiles;
     }
     for (size_t r = 0; r < tg.rops.size(); ++r) {
@@ -208,7 +213,7 @@ TileGraph apply_split_k(const TileGraph& tg, const Gpu& gpu) {
             continue;
         }
         const WaveLoad load{grid, tiles[wave[r]] - op.tiles,
-                            work[wave[r]] - op.tiles * (tile_s[r] + gpu.task_overhead_s)};
+                            work[wave[r]] - op.tiles * (work_s[r] + gpu.task_overhead_s)};
         const SplitChoice c = choose_split_k(op, gpu, load);
         if (c.ways == 1) {
             op.why_not_split = c.why_not;

@@ -18,7 +18,8 @@
 namespace anvil {
 
 // What runs beside an rOp: the grid's blocks, and the other tiles of its
-// wave (rop_waves) with their predicted SM-seconds.
+// wave (rop_waves) with their work in SM-seconds (latency hides behind
+// co-resident blocks).
 struct WaveLoad {
     int grid_blocks = 1;
     int64_t other_tiles = 0;
