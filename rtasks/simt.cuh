@@ -618,6 +618,20 @@ inline void mma_16816(float* d, const unsigned* a, const unsigned* b, bool bf16,
     for (int i = 0; i < 4; ++i) d[i] = f.c[i];
 }
 
+// D = A B + C over a warp's 16 x 8 tile, K deep, each sum in double and
+// rounded once to f32 into every lane's accumulators (frag_c's layout).
+template <int K>
+inline void mma_accumulate(Fiber* lanes, const double (*A)[K], const double (*B)[8], const double (*C)[8]) {
+    int r, c;
+    for (int l = 0; l < kWarp; ++l)
+        for (int i = 0; i < 4; ++i) {
+            frag_c(l, i, &r, &c);
+            double s = C[r][c];
+            for (int k = 0; k < K; ++k) s += A[r][k] * B[k][c];
+            lanes[l].c[i] = (float)s;
+        }
+}
+
 inline void execute_mma(Block& bl, int w) {
     Fiber* lanes = bl.f + w * kWarp;
     for (int l = 1; l < kWarp; ++l)
@@ -641,13 +655,7 @@ inline void execute_mma(Block& bl, int w) {
             C[r][c] = f.c[i];
         }
     }
-    for (int l = 0; l < kWarp; ++l)
-        for (int i = 0; i < 4; ++i) {
-            frag_c(l, i, &r, &c);
-            double s = C[r][c];
-            for (int k = 0; k < 16; ++k) s += A[r][k] * B[k][c];
-            lanes[l].c[i] = (float)s;
-        }
+    mma_accumulate<16>(lanes, A, B, C);
 }
 
 // ---- TF32: an f32 whose low 13 mantissa bits are zero (10 explicit bits).
@@ -702,13 +710,7 @@ inline void execute_mma_tf32(Block& bl, int w) {
             C[r][c] = f.c[i];
         }
     }
-    for (int l = 0; l < kWarp; ++l)
-        for (int i = 0; i < 4; ++i) {
-            frag_c(l, i, &r, &c);
-            double s = C[r][c];
-            for (int k = 0; k < 8; ++k) s += A[r][k] * B[k][c];
-            lanes[l].c[i] = (float)s;
-        }
+    mma_accumulate<8>(lanes, A, B, C);
 }
 
 // ---- ldmatrix.sync.aligned.m8n8.x{1,2,4}{.trans}.shared.b16

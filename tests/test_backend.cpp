@@ -263,6 +263,7 @@ double ref_ew(int op, double a, double b, double scalar) {
         case ANVIL_EW_GELU: return 0.5 * a * (1 + std::erf(a / std::sqrt(2.0)));
         case ANVIL_EW_GELU_TANH:
             return 0.5 * a * (1 + std::tanh(std::sqrt(2 / M_PI) * (a + 0.044715 * a * a * a)));
+        case ANVIL_EW_ERF: return std::erf(a);
     }
     return NAN;
 }
@@ -290,7 +291,7 @@ const std::vector<EwCase>& ew_cases() {
         {ANVIL_EW_SQRT, "sqrt", {'p'}},       {ANVIL_EW_RSQRT, "rsqrt", {'p'}},
         {ANVIL_EW_NEG, "neg", {'x'}},         {ANVIL_EW_ABS, "abs", {'x'}},
         {ANVIL_EW_SILU, "silu", {'x'}},       {ANVIL_EW_GELU, "gelu", {'x'}},
-        {ANVIL_EW_GELU_TANH, "gelu_tanh", {'y'}},
+        {ANVIL_EW_GELU_TANH, "gelu_tanh", {'y'}}, {ANVIL_EW_ERF, "erf", {'x'}},
     };
     return cases;
 }

@@ -15,6 +15,7 @@
 #include "run_checks.h"
 #include "temp_dir.h"
 #include "schedule/builders.h"
+#include "schedule/split_k.h"
 #include "schedule/variants.h"
 #include "tile/decompose.h"
 #include "tile/fusion.h"
@@ -99,12 +100,13 @@ TEST_CASE("an unknown policy is refused before any stage runs", "[pipeline]") {
     CHECK(calls == 5);
 }
 
-TEST_CASE("the pipeline runs a policy's declared front stages: welder fused, tiles fastest alone", "[pipeline]") {
+TEST_CASE("the pipeline runs a policy's declared front stages: welder fused, tiles fastest alone, split-K",
+          "[pipeline]") {
     const Gpu gpu = find_gpu("h100_sxm");
     const Graph g = load_graph(model("transformer_encoder_f32.yaml"));
     TileGraph tg = fuse(decompose(g), gpu);
     for (ROp& op : tg.rops) op = fastest_alone(op, gpu, gpu.sm_count);
-    const Schedule by_hand = launch_per_rop("welder", tg, gpu, "anvil_group_");
+    const Schedule by_hand = launch_per_rop("welder", apply_split_k(tg, gpu), gpu, "anvil_group_");
     const Schedule piped = plan(g, "welder", gpu);
     CHECK(piped.tiles.rops.size() < decompose(g).rops.size());
     CHECK(emit_source(piped) == emit_source(by_hand));

@@ -17,6 +17,7 @@
 #include "frontend/infer_shapes.h"
 #include "frontend/load_model.h"
 #include "frontend/values.h"
+#include "matmul_cases.h"
 #include "run_checks.h"
 #include "runtime/simt_backend.h"
 #include "schedule/builders.h"
@@ -57,28 +58,10 @@ int rops_with(const Schedule& s, int algo) {
     return n;
 }
 
-// One matmul node per (case, variant), all of one dtype in one model: a
-// single compile covers every variant. Node names end in _v<variant>.
-struct MmCase {
-    int m, k, n;
-    bool transpose_b;
-};
+using test::MmCase;
+
 Graph cases_graph(const char* name, DType dtype, const std::vector<MmCase>& cases, int variants) {
-    std::string inputs, params, nodes, outputs;
-    for (size_t c = 0; c < cases.size(); ++c) {
-        const MmCase& mc = cases[c];
-        inputs += fmt::format("  - {{name: x{}, shape: [{}, {}]}}\n", c, mc.m, mc.k);
-        params += mc.transpose_b ? fmt::format("  - {{name: w{}, shape: [{}, {}]}}\n", c, mc.n, mc.k)
-                                 : fmt::format("  - {{name: w{}, shape: [{}, {}]}}\n", c, mc.k, mc.n);
-        for (int v = 0; v < variants; ++v) {
-            nodes += fmt::format("  - {{name: y{}_v{}, op: matmul, inputs: [x{}, w{}]{}}}\n", c, v, c, c,
-                                 mc.transpose_b ? ", transpose_b: true" : "");
-            outputs += fmt::format("{}y{}_v{}", outputs.empty() ? "" : ", ", c, v);
-        }
-    }
-    const std::string text = fmt::format("anvil: 1\nname: {}\ndtype: {}\nseed: 17\ninputs:\n{}params:\n{}nodes:\n{}outputs: [{}]\n",
-                                         name, dtype_name(dtype), inputs, params, nodes, outputs);
-    return infer_shapes(build_graph(load_model_from_string(text, std::string(name) + ".yaml")));
+    return test::matmul_cases_graph(name, dtype, cases, variants, 17);
 }
 int case_index(const ROp& op) { return std::stoi(op.name.substr(op.name.rfind("_v") + 2)); }
 

@@ -180,24 +180,35 @@ Bytes mma_input(std::mt19937& rng, bool bf16, bool exact) {
     return in;
 }
 
-// D in double, rounded once (the emulation's definition), and the sum of
-// the magnitudes of its terms (the scale of a hardware rounding difference).
-void mma_reference(const Bytes& in, bool bf16, std::vector<float>* d, std::vector<double>* scale) {
+// D = A B + C per warp (16 x 8 of C at float 192 of each warp's 320),
+// summed in double and rounded once (the emulation's definition), and the
+// sum of the magnitudes of its terms (the scale of a hardware rounding
+// difference). a(w, r, k) and b(w, k, n) read the operands as the shape's
+// kernel stores them.
+template <class A, class B>
+void mma_sums(int K, A a, B b, const Bytes& in, std::vector<float>* d, std::vector<double>* scale) {
     d->assign(8 * 128, 0);
     scale->assign(8 * 128, 0);
     for (int w = 0; w < 8; ++w)
         for (int r = 0; r < 16; ++r)
             for (int n = 0; n < 8; ++n) {
                 double s = word<float>(in, w * 320 + 192 + r * 8 + n), m = std::fabs(s);
-                for (int k = 0; k < 16; ++k) {
-                    const double p = from_half(word<unsigned short>(in, w * 640 + r * 16 + k), bf16) *
-                                     from_half(word<unsigned short>(in, w * 640 + 256 + k * 8 + n), bf16);
+                for (int k = 0; k < K; ++k) {
+                    const double p = a(w, r, k) * b(w, k, n);
                     s += p;
                     m += std::fabs(p);
                 }
                 (*d)[w * 128 + r * 8 + n] = static_cast<float>(s);
                 (*scale)[w * 128 + r * 8 + n] = m;
             }
+}
+
+// m16n8k16: A (16x16) and B (16x8, [k][n]) halves at byte 0 and 512 of a warp's 1280.
+void mma_reference(const Bytes& in, bool bf16, std::vector<float>* d, std::vector<double>* scale) {
+    mma_sums(
+        16, [&](int w, int r, int k) { return from_half(word<unsigned short>(in, w * 640 + r * 16 + k), bf16); },
+        [&](int w, int k, int n) { return from_half(word<unsigned short>(in, w * 640 + 256 + k * 8 + n), bf16); }, in,
+        d, scale);
 }
 
 // ---- tf32: x rounded to 11 significant bits (10 stored), to nearest, ties
@@ -230,23 +241,12 @@ Bytes mma_tf32_input(std::mt19937& rng, bool exact) {
     return in;
 }
 
-// D = tf32(A) tf32(B) + C in double, rounded once, and the terms' magnitudes.
+// D = tf32(A) tf32(B) + C: A (16x8) and B (8x8, [k][n]) floats at 0 and 128 of a warp's 320.
 void mma_tf32_reference(const Bytes& in, std::vector<float>* d, std::vector<double>* scale) {
-    d->assign(8 * 128, 0);
-    scale->assign(8 * 128, 0);
-    for (int w = 0; w < 8; ++w)
-        for (int r = 0; r < 16; ++r)
-            for (int n = 0; n < 8; ++n) {
-                double s = word<float>(in, w * 320 + 192 + r * 8 + n), m = std::fabs(s);
-                for (int k = 0; k < 8; ++k) {
-                    const double p = static_cast<double>(tf32_reference(word<float>(in, w * 320 + r * 8 + k))) *
-                                     tf32_reference(word<float>(in, w * 320 + 128 + k * 8 + n));
-                    s += p;
-                    m += std::fabs(p);
-                }
-                (*d)[w * 128 + r * 8 + n] = static_cast<float>(s);
-                (*scale)[w * 128 + r * 8 + n] = m;
-            }
+    mma_sums(
+        8, [&](int w, int r, int k) { return double(tf32_reference(word<float>(in, w * 320 + r * 8 + k))); },
+        [&](int w, int k, int n) { return double(tf32_reference(word<float>(in, w * 320 + 128 + k * 8 + n))); }, in,
+        d, scale);
 }
 
 // 1024 floats for cvt: every binade from subnormals to the largest finite,

@@ -19,6 +19,7 @@
 #include "frontend/infer_shapes.h"
 #include "frontend/load_model.h"
 #include "frontend/values.h"
+#include "matmul_cases.h"
 #include "run_checks.h"
 #include "runtime/cuda_backend.h"
 #include "runtime/simt_backend.h"
@@ -33,10 +34,7 @@ using namespace anvil;
 
 namespace {
 
-struct MmCase {
-    int m, k, n;
-    bool transpose_b;
-};
+using test::MmCase;
 
 // M, N and K take 1, 7, 33 and 129; K = 40 and 72 are 16-byte rows (A and
 // a k-contiguous B by 16-byte cp.async), N = 72 an n-contiguous B's.
@@ -47,24 +45,7 @@ const int kShapes[][2] = {{32, 32}, {32, 64}, {32, 128}, {64, 32}, {64, 64}, {64
 const int kShapeCount = sizeof(kShapes) / sizeof(kShapes[0]);
 
 // One f32 matmul node per (case, shape); node names end in _v<shape>.
-Graph cases_graph() {
-    std::string inputs, params, nodes, outputs;
-    for (size_t c = 0; c < kCases.size(); ++c) {
-        const MmCase& mc = kCases[c];
-        inputs += fmt::format("  - {{name: x{}, shape: [{}, {}]}}\n", c, mc.m, mc.k);
-        params += mc.transpose_b ? fmt::format("  - {{name: w{}, shape: [{}, {}]}}\n", c, mc.n, mc.k)
-                                 : fmt::format("  - {{name: w{}, shape: [{}, {}]}}\n", c, mc.k, mc.n);
-        for (int v = 0; v < kShapeCount; ++v) {
-            nodes += fmt::format("  - {{name: y{}_v{}, op: matmul, inputs: [x{}, w{}]{}}}\n", c, v, c, c,
-                                 mc.transpose_b ? ", transpose_b: true" : "");
-            outputs += fmt::format("{}y{}_v{}", outputs.empty() ? "" : ", ", c, v);
-        }
-    }
-    const std::string text = fmt::format("anvil: 1\nname: tf32_cases\ndtype: f32\nseed: 31\ninputs:\n{}params:\n{}"
-                                         "nodes:\n{}outputs: [{}]\n",
-                                         inputs, params, nodes, outputs);
-    return infer_shapes(build_graph(load_model_from_string(text, "tf32_cases.yaml")));
-}
+Graph cases_graph() { return test::matmul_cases_graph("tf32_cases", DType::f32, kCases, kShapeCount, 31); }
 
 Gpu with_precision(F32Precision p) {
     Gpu g = default_gpu();
