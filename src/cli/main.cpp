@@ -123,9 +123,11 @@ struct StageClock {
 // The compile-time specialisations a command may turn off (for before/after measurements).
 struct Specialisation {
     bool fold = true;                  // --no-fold
+    bool concat = true;                // --no-concat
     bool interpret_epilogues = false;  // --interpret-epilogues
     void apply(PipelineOptions& opt) const {
         opt.fold = fold;
+        opt.concat_siblings = concat;
         if (interpret_epilogues) opt.emit.max_straight_epilogues = 0;
     }
 };
@@ -411,6 +413,9 @@ int main(int argc, char** argv) {
         cmd->add_flag("--fold,!--no-fold", spec.fold,
                       "fold batchnorm and mul/add/sub/div by constants into the conv or matmul weights before them "
                       "(the default; --no-fold keeps them as nodes)");
+        cmd->add_flag("--concat,!--no-concat", spec.concat,
+                      "join batch-1 matmuls that read one activation (QKV, gate/up) into one matmul over their "
+                      "concatenated weights, each read back as a column range (the default)");
         cmd->add_flag("--interpret-epilogues", spec.interpret_epilogues,
                       "run every fused epilogue on the run-time interpreter instead of straight-line code "
                       "(for comparisons)");
