@@ -10,6 +10,8 @@
 //     its lanes walk K; the partial sums meet by shuffles.
 // Any other stride takes the first walk with scalar loads. On the host a
 // block is one thread and a warp one lane: the same code, every loop whole.
+// With p.a_rms (a folded rmsnorm, frontend/norm_fold.h) each row's sums are
+// multiplied by that row's rsqrt(mean(a^2) + eps) before the epilogue.
 #ifndef ANVIL_RTASKS_GEMV_CUH
 #define ANVIL_RTASKS_GEMV_CUH
 
@@ -21,6 +23,20 @@
 static_assert(ANVIL_GEMV_MAX_GROUPS <= ANVIL_BLOCK_THREADS, "gemv: a GPU thread per column group at most");
 static_assert(anvil_vec<float>::n == ANVIL_VEC_BYTES / 4 && anvil_vec<anvil_f16>::n == ANVIL_VEC_BYTES / 2,
               "gemv: anvil_vec must be ANVIL_VEC_BYTES wide (anvil_gemv_tile_ok, anvil_gemv_smem_bytes count on it)");
+
+// 1 / RMS of row m of A, for every thread of the block (which must all call
+// it): rsqrt(mean(a^2) + eps) as the rmsnorm row task computes it; 1 without
+// p.a_rms. A second read of the row, a few KB at batch 1, mostly from L1/L2.
+template <class TA>
+ANVIL_DEVICE float anvil_gemv_row_rms(const MatmulParams& p, const TA* A, int m) {
+    if (!p.a_rms) return 1.0f;
+    float q = 0.0f;
+    for (int k = anvil_thread(); k < p.K; k += ANVIL_THREADS) {
+        const float a = anvil_load(A + (anvil_i64)m * p.a_sm + (anvil_i64)k * p.a_sk);
+        q += a * a;
+    }
+    return anvil_rsqrt(anvil_block_sum(q) / (float)p.K + p.a_rms_eps);
+}
 
 // B's columns contiguous (or any strides, with scalar loads).
 template <class TA, class TB, class TC, int BN>
@@ -65,6 +81,7 @@ ANVIL_DEVICE void anvil_gemv_by_columns(const MatmulParams& p, const TA* A, cons
         }
         // Per row of C: the KR partial sums of each column, through shared memory.
         for (int m = 0; m < p.M; ++m) {
+            const float rms = anvil_gemv_row_rms(p, A, m);  // here, not live through the k loop
             anvil_barrier();  // the previous row's readers are done
             for (int v = 0; v < V; ++v) anvil_sts(red + kr * CT * V + (tid % CT) * V + v, acc[m][v]);
             anvil_barrier();
@@ -73,7 +90,7 @@ ANVIL_DEVICE void anvil_gemv_by_columns(const MatmulParams& p, const TA* A, cons
                 if (col >= ncols) continue;
                 float sum = 0.0f;
                 for (int r = 0; r < KR; ++r) sum += anvil_lds(red + r * CT * V + c);
-                anvil_mm_store(p, C, cb, m, n0 + col, sum, epi, arena);
+                anvil_mm_store(p, C, cb, m, n0 + col, sum * rms, epi, arena);
             }
         }
     }
@@ -87,6 +104,8 @@ ANVIL_DEVICE void anvil_gemv_by_k(const MatmulParams& p, const TA* A, const TB* 
     const int lane = anvil_thread() % ANVIL_WARP, warp = anvil_thread() / ANVIL_WARP;
     const int ncols = p.N - n0 < BN ? p.N - n0 : BN;
     const int kvec = p.K / V * V;  // the vector part of K; the rest is scalar
+    float rms[ANVIL_GEMV_MAX_M];    // before the warps part ways: a block reduction
+    for (int m = 0; m < ANVIL_GEMV_MAX_M; ++m) rms[m] = m < p.M ? anvil_gemv_row_rms(p, A, m) : 1.0f;
     // Warps take different columns (no block barrier below), and a warp's
     // lanes the same one, so the shuffles see whole warps.
     for (int c = warp; c < ncols; c += W) {
@@ -114,7 +133,7 @@ ANVIL_DEVICE void anvil_gemv_by_k(const MatmulParams& p, const TA* A, const TB* 
         }
         for (int m = 0; m < p.M; ++m) {
             const float sum = anvil_warp_sum(acc[m]);
-            if (lane == 0) anvil_mm_store(p, C, cb, m, n0 + c, sum, epi, arena);
+            if (lane == 0) anvil_mm_store(p, C, cb, m, n0 + c, sum * rms[m], epi, arena);
         }
     }
 }

@@ -69,6 +69,7 @@ struct PipelineOptions {
     std::string arch;           // NVRTC's target for CompileFor::cuda; empty: the schedule's GPU's
     bool fold = true;           // the fold stage folds affine chains on constants into weights
     bool concat_siblings = true;  // ... and joins sibling batch-1 matmuls of one activation (QKV, gate/up)
+    bool norm_fold = true;        // ... and computes an rmsnorm inside the batch-1 matmuls that read it
     std::map<std::string, Shape> input_shapes;  // an ONNX model's input dims (--input-shape)
     StageHook hook;
 };

@@ -124,10 +124,12 @@ struct StageClock {
 struct Specialisation {
     bool fold = true;                  // --no-fold
     bool concat = true;                // --no-concat
+    bool norm_fold = true;             // --no-norm-fold
     bool interpret_epilogues = false;  // --interpret-epilogues
     void apply(PipelineOptions& opt) const {
         opt.fold = fold;
         opt.concat_siblings = concat;
+        opt.norm_fold = norm_fold;
         if (interpret_epilogues) opt.emit.max_straight_epilogues = 0;
     }
 };
@@ -416,6 +418,9 @@ int main(int argc, char** argv) {
         cmd->add_flag("--concat,!--no-concat", spec.concat,
                       "join batch-1 matmuls that read one activation (QKV, gate/up) into one matmul over their "
                       "concatenated weights, each read back as a column range (the default)");
+        cmd->add_flag("--norm-fold,!--no-norm-fold", spec.norm_fold,
+                      "compute an rmsnorm inside the batch-1 matmuls that read it: gamma folded into their weights, "
+                      "the row's rsqrt(mean(x^2) + eps) in the GEMV tile (the default)");
         cmd->add_flag("--interpret-epilogues", spec.interpret_epilogues,
                       "run every fused epilogue on the run-time interpreter instead of straight-line code "
                       "(for comparisons)");

@@ -5,25 +5,12 @@
 #include <tuple>
 
 #include "frontend/affine_fold.h"
+#include "frontend/batch1_matmul.h"
 #include "frontend/graph_rewrite.h"
 
 namespace anvil {
 
 namespace {
-
-// A matmul's weight when it is a constant 2-D float param distinct from x.
-bool constant_weight(const Graph& g, VertexId m) {
-    const std::vector<VertexId> ops = g.operands(m);
-    const Value& w = g.value(ops[1]);
-    return ops[0] != ops[1] && w.role == Role::param && is_float(w.dtype) && w.shape.size() == 2;
-}
-
-// Whether every output dim but the last is 1, so a column range is contiguous.
-bool one_row(const Shape& s) {
-    for (size_t d = 0; d + 1 < s.size(); ++d)
-        if (s[d] != 1) return false;
-    return !s.empty();
-}
 
 // What siblings must share: activation, layouts, dtypes, K.
 using SiblingKey = std::tuple<VertexId, bool, bool, DType, DType, int64_t>;
@@ -35,7 +22,7 @@ Graph concat_sibling_matmuls(const Graph& graph) {
     std::vector<SiblingKey> order;  // groups in the order their first member comes
     for (VertexId v : graph.topological_order()) {
         const Value& val = graph.value(v);
-        if (val.role != Role::node || val.op != Op::matmul || !one_row(val.shape) || !constant_weight(graph, v)) continue;
+        if (!constant_weight_matmul(graph, v) || !one_output_row(val.shape)) continue;
         const std::vector<VertexId> ops = graph.operands(v);
         const Value& w = graph.value(ops[1]);
         const bool tb = val.attrs.get_bool("transpose_b");

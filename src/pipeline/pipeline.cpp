@@ -7,6 +7,7 @@
 
 #include "frontend/affine_fold.h"
 #include "frontend/concat_siblings.h"
+#include "frontend/norm_fold.h"
 #include "frontend/infer_shapes.h"
 #include "frontend/load_model.h"
 #include "onnx_import/import_onnx.h"
@@ -92,6 +93,7 @@ void run_stage(Stage stage, Compilation& c, const PipelineOptions& opt, const Po
         case Stage::fold: {
             Graph g = opt.fold ? fold_affine_chains(*c.graph) : *c.graph;
             if (opt.concat_siblings) g = concat_sibling_matmuls(g);
+            if (opt.norm_fold) g = fold_rmsnorm_into_matmuls(g);
             c.folded = std::move(g);
             return;
         }
@@ -201,6 +203,7 @@ Schedule plan(const Graph& graph, const std::string& policy, const Gpu& gpu, boo
     opt.gpu = gpu;
     opt.fold = fold;
     opt.concat_siblings = fold;
+    opt.norm_fold = fold;
     run_to(c, Stage::verify, opt);
     return std::move(*c.schedule);
 }

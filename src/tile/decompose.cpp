@@ -9,7 +9,9 @@
 
 #include <algorithm>
 
+#include "frontend/norm_fold.h"
 #include "frontend/op_table.h"
+#include "../../rtasks/tiling.cuh"
 
 namespace anvil {
 
@@ -240,6 +242,13 @@ struct Builder {
         // At most 4 rows (batch-1 decode): the streaming GEMV tile. Other
         // small M gets short tiles so the block is not mostly idle padding.
         p.algo = p.M <= sizes.gemv_max_m ? ANVIL_MM_GEMV : ANVIL_MM_TILED;
+        if (val.attrs.has(kMatmulRmsEpsAttr)) {  // a folded rmsnorm: only the GEMV computes it
+            ANVIL_CHECK(p.M <= ANVIL_GEMV_MAX_M,
+                        "decompose: matmul '" + val.name + "' folds an rmsnorm over more rows than a GEMV takes");
+            p.algo = ANVIL_MM_GEMV;
+            p.a_rms = 1;
+            p.a_rms_eps = static_cast<float>(val.attrs.get_float(kMatmulRmsEpsAttr));
+        }
         p.bm = p.M <= 16 ? 16 : p.M <= 32 ? 32 : sizes.mm_bm;
         p.bn = p.algo == ANVIL_MM_GEMV ? sizes.gemv_bn : sizes.mm_bn;
         p.bk = p.algo == ANVIL_MM_GEMV ? 0 : sizes.mm_bk;
