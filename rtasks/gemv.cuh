@@ -17,9 +17,14 @@
 // shared-memory ring instead (anvil_gemv_by_ring): stages of
 // ANVIL_GEMV_STAGE_BYTES of the tile's k rows by 16-byte cp.async, zero-filled
 // past K and N, ANVIL_GEMV_RING_STAGES - 1 in flight while one is
-// multiplied. The weights depend on nothing another task writes, so the
-// first stages are issued by anvil_gemv_prefetch before the task polls its
-// counters (megakernel.cuh): the weight stream never stops for a wait.
+// multiplied. Weights (p.b_fixed: B an input or param) depend on nothing
+// another task writes, so their first stages are issued by
+// anvil_gemv_prefetch before the task polls its counters (megakernel.cuh):
+// the weight stream never stops for a wait. A computed B (attention's V)
+// takes the same ring, its first stages issued after the waits.
+// Each walk is its own (noinline) function, so its registers are its own:
+// inlined together into the tile, the ring walk of llama_decode's kernel
+// spilled 164 bytes, alone 32 (docs/perf/decode-2026-11-27.md).
 #ifndef ANVIL_RTASKS_GEMV_CUH
 #define ANVIL_RTASKS_GEMV_CUH
 
@@ -111,14 +116,10 @@ ANVIL_DEVICE void anvil_gemv_ring_issue(const MatmulParams& p, const TB* B, int 
 #endif
 }
 
-// Before the task's waits: the ring's first ANVIL_GEMV_RING_STAGES - 1
-// stages (one commit group each, empty past K, so the body's counts hold).
-template <class TA, class TB, class TC, int BN>
-ANVIL_TASK void anvil_gemv_prefetch(const MatmulParams& p, int tile, char* arena) {
-    const AnvilMmPlace at = anvil_mm_place(p, tile, p.bm, BN);
-    const TB* B = anvil_at<const TB>(arena, p.b_off) + at.bb + at.n0;
-    if (!anvil_gemv_ring_ok(p, B)) return;
-    const int ncols = p.N - at.n0 < BN ? p.N - at.n0 : BN;
+// The ring's first ANVIL_GEMV_RING_STAGES - 1 stages (one commit group
+// each, empty past K, so the walk's counts hold).
+template <class TB, int BN>
+ANVIL_DEVICE void anvil_gemv_ring_prologue(const MatmulParams& p, const TB* B, int ncols) {
     const int stages = (p.K + anvil_gemv_ring<TB, BN>::ROWS - 1) / anvil_gemv_ring<TB, BN>::ROWS;
     for (int s = 0; s < ANVIL_GEMV_RING_STAGES - 1; ++s) {
         if (s < stages) anvil_gemv_ring_issue<TB, BN>(p, B, ncols, anvil_block_smem(), s);
@@ -126,11 +127,21 @@ ANVIL_TASK void anvil_gemv_prefetch(const MatmulParams& p, int tile, char* arena
     }
 }
 
-// The ring walk (after anvil_gemv_prefetch): a thread owns one column
+// Before the task's waits: the prologue of a tile whose B no task writes.
+template <class TA, class TB, class TC, int BN>
+ANVIL_TASK void anvil_gemv_prefetch(const MatmulParams& p, int tile, char* arena) {
+    const AnvilMmPlace at = anvil_mm_place(p, tile, p.bm, BN);
+    const TB* B = anvil_at<const TB>(arena, p.b_off) + at.bb + at.n0;
+    if (p.b_fixed && anvil_gemv_ring_ok(p, B))
+        anvil_gemv_ring_prologue<TB, BN>(p, B, p.N - at.n0 < BN ? p.N - at.n0 : BN);
+}
+
+// The ring walk (after anvil_gemv_prefetch, which issued the prologue of a
+// fixed B; a computed one's is issued here): a thread owns one column
 // group (G = BN / V <= ANVIL_THREADS) and every KR-th k row of each stage,
 // read from shared memory by one 16-byte load.
 template <class TA, class TB, class TC, int BN>
-ANVIL_DEVICE void anvil_gemv_by_ring(const MatmulParams& p, const TA* A, const TB* B, TC* C, anvil_i64 cb, int n0,
+ANVIL_TASK void anvil_gemv_by_ring(const MatmulParams& p, const TA* A, const TB* B, TC* C, anvil_i64 cb, int n0,
                                      const AnvilEpilogue* epi, char* arena) {
 #if ANVIL_GEMV_RING
     typedef anvil_gemv_ring<TB, BN> R;
@@ -139,6 +150,7 @@ ANVIL_DEVICE void anvil_gemv_by_ring(const MatmulParams& p, const TA* A, const T
     const int ncols = p.N - n0 < BN ? p.N - n0 : BN;
     const int stages = (p.K + R::ROWS - 1) / R::ROWS;
     char* ring = anvil_block_smem();
+    if (!p.b_fixed) anvil_gemv_ring_prologue<TB, BN>(p, B + n0, ncols);
     float acc[ANVIL_GEMV_MAX_M][anvil_vec<TB>::n];
     for (int m = 0; m < ANVIL_GEMV_MAX_M; ++m)
         for (int v = 0; v < V; ++v) acc[m][v] = 0.0f;
@@ -173,7 +185,7 @@ ANVIL_DEVICE void anvil_gemv_by_ring(const MatmulParams& p, const TA* A, const T
 
 // B's columns contiguous (or any strides, with scalar loads).
 template <class TA, class TB, class TC, int BN>
-ANVIL_DEVICE void anvil_gemv_by_columns(const MatmulParams& p, const TA* A, const TB* B, TC* C, anvil_i64 cb,
+ANVIL_TASK void anvil_gemv_by_columns(const MatmulParams& p, const TA* A, const TB* B, TC* C, anvil_i64 cb,
                                         int n0, const AnvilEpilogue* epi, char* arena) {
     const int V = anvil_vec<TB>::n, G = BN / V;                // column groups of the tile
     const int CT = G < ANVIL_THREADS ? G : ANVIL_THREADS;      // threads along the columns
@@ -218,7 +230,7 @@ ANVIL_DEVICE void anvil_gemv_by_columns(const MatmulParams& p, const TA* A, cons
 
 // B's k contiguous: a warp per column, its lanes along K.
 template <class TA, class TB, class TC, int BN>
-ANVIL_DEVICE void anvil_gemv_by_k(const MatmulParams& p, const TA* A, const TB* B, TC* C, anvil_i64 cb, int n0,
+ANVIL_TASK void anvil_gemv_by_k(const MatmulParams& p, const TA* A, const TB* B, TC* C, anvil_i64 cb, int n0,
                                   const AnvilEpilogue* epi, char* arena) {
     const int V = anvil_vec<TB>::n, W = ANVIL_THREADS / ANVIL_WARP;
     const int lane = anvil_thread() % ANVIL_WARP, warp = anvil_thread() / ANVIL_WARP;
@@ -273,7 +285,7 @@ ANVIL_TASK void anvil_gemv_tile(const MatmulParams& p, int tile, char* arena) {
     const TB* B = anvil_at<const TB>(arena, p.b_off) + at.bb;
     TC* C = anvil_at<TC>(arena, p.c_off) + at.cb;
     const AnvilEpilogue* epi = p.epilogue ? &anvil_epilogue(p.epilogue) : 0;
-    if (anvil_gemv_ring_ok(p, B + at.n0))  // its first stages were issued before the waits
+    if (anvil_gemv_ring_ok(p, B + at.n0))  // a fixed B's first stages were issued before the waits
         anvil_gemv_by_ring<TA, TB, TC, BN>(p, A, B, C, at.cb, at.n0, epi, arena);
     else if (p.b_sk == 1 && p.b_sn != 1)
         anvil_gemv_by_k<TA, TB, TC, BN>(p, A, B, C, at.cb, at.n0, epi, arena);

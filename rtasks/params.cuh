@@ -130,6 +130,7 @@ enum AnvilMmAlgo { ANVIL_MM_TILED = 0, ANVIL_MM_GEMV = 1, ANVIL_MM_TENSOR = 2 };
     F(float, eps)                                                                        \
     F(int, algo)                /* AnvilMmAlgo */                                        \
     F(int, a_rms)               /* 1: A's rows are RMS-normalised in the tile (GEMV) */  \
+    F(int, b_fixed)             /* 1: B is an input or param: no task writes it */       \
     F(float, a_rms_eps)                                                                  \
     F(anvil_i64, batches)                                                                \
     F(anvil_i64, a_off) F(anvil_i64, b_off) F(anvil_i64, c_off)                          \

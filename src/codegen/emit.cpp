@@ -4,7 +4,8 @@
 // comment naming its field: params_text.cpp), the rOp table (each
 // rOp's variant and its index in its kind's table), the task table, the
 // dependency array, every launch's queues, per kernel its run_task_<k>
-// dispatcher, and the entry points (one __global__ function per kernel on
+// dispatcher (and prefetch_task_<k>: what a task starts before its waits),
+// and the entry points (one __global__ function per kernel on
 // CUDA, shared by the launches that dispatch the same variants; extern "C"
 // functions for the host runner otherwise).
 //
@@ -387,7 +388,8 @@ void emit_cuda_entries(std::ostringstream& o, const Kernels& k) {
           << "    if (b >= anvil_launch_block0[launch + 1]) return;\n"
           << "    const AnvilTraceSink sink = {trace, anvil_smid(), blockIdx.x};\n"
           << "    const AnvilSync sync = {anvil_waits, anvil_signals, anvil_expected, counters, epoch};\n"
-          << "    anvil_run_queue<run_task_" << K << ", prefetch_task_" << K << ">(anvil_queue + anvil_qoff[b], anvil_qoff[b + 1] - anvil_qoff[b],\n"
+          << "    anvil_run_queue<run_task_" << K << ", prefetch_task_" << K
+          << ">(anvil_queue + anvil_qoff[b], anvil_qoff[b + 1] - anvil_qoff[b],\n"
           << "        anvil_tasks, sync, arena, status, timeout_ns, sink);\n"
           << "}\n";
     }

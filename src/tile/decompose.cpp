@@ -228,6 +228,7 @@ struct Builder {
         p.c_sn = sc[rc - 1];
         p.a_off = a.offset;
         p.b_off = b.offset;
+        p.b_fixed = graph.value(ins[1]).role != Role::node;  // a GEMV may stream it before its waits
         p.c_off = c.offset;
         p.batch_rank = rc - 2;
         p.batches = 1;
