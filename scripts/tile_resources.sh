@@ -17,7 +17,7 @@ table=$(mktemp)
 gemv=$(mktemp)
 trap 'rm -f "$table" "$gemv"' EXIT
 ANVIL_TILE_RESOURCES_OUT="$table" build/anvil_tests "every GEMM tile variant compiles for sm_90 without spills in at most 128 registers" >/dev/null
-ANVIL_GEMV_RESOURCES_OUT="$gemv" build/anvil_tests "every GEMV tile variant compiles for sm_90 in at most 128 registers, its ring in flight" >/dev/null
+ANVIL_GEMV_RESOURCES_OUT="$gemv" build/anvil_tests "every GEMV tile variant compiles for sm_90 in at most 128 registers with its ring in flight" >/dev/null
 nvrtc=$(grep -h "define NVRTC_VERSION\|CUDA_VERSION " /usr/local/cuda/include/cuda.h 2>/dev/null | head -1 | awk '{print $3}')
 {
   echo "# GEMM tiles on sm_90: registers, spills, shared memory, loads per FMA, bytes in flight"

@@ -229,7 +229,7 @@ TEST_CASE("every GEMM tile variant compiles for sm_90 without spills in at most 
     }
 }
 
-TEST_CASE("every GEMV tile variant compiles for sm_90 in at most 128 registers, its ring in flight", "[compile][gemv]") {
+TEST_CASE("every GEMV tile variant compiles for sm_90 in at most 128 registers with its ring in flight", "[compile][gemv]") {
     const char* out_path = std::getenv("ANVIL_GEMV_RESOURCES_OUT");
     std::string table =
         "| A | B, C | BN | rmsnorm folded | (256, 2): registers, spills (B) | (256, 2) + epilogue | tile smem (B) | "
