@@ -10,6 +10,21 @@
 //     its lanes walk K; the partial sums meet by shuffles.
 // Any other stride takes the first walk with scalar loads. On the host a
 // block is one thread and a warp one lane: the same code, every loop whole.
+// With p.a_rms (a folded rmsnorm, frontend/norm_fold.h) each row's sums are
+// multiplied by that row's rsqrt(mean(a^2) + eps) before the epilogue.
+//
+// On the GPU and simt, an aligned columns-contiguous B streams through a
+// shared-memory ring instead (anvil_gemv_by_ring): stages of
+// ANVIL_GEMV_STAGE_BYTES of the tile's k rows by 16-byte cp.async, zero-filled
+// past K and N, ANVIL_GEMV_RING_STAGES - 1 in flight while one is
+// multiplied. Weights (p.b_fixed: B an input or param) depend on nothing
+// another task writes, so their first stages are issued by
+// anvil_gemv_prefetch before the task polls its counters (megakernel.cuh):
+// the weight stream never stops for a wait. A computed B (attention's V)
+// takes the same ring, its first stages issued after the waits.
+// Each walk is its own (noinline) function, so its registers are its own:
+// inlined together into the tile, the ring walk of llama_decode's kernel
+// spilled 164 bytes, alone 32 (docs/perf/decode-2026-11-27.md).
 #ifndef ANVIL_RTASKS_GEMV_CUH
 #define ANVIL_RTASKS_GEMV_CUH
 
@@ -22,9 +37,155 @@ static_assert(ANVIL_GEMV_MAX_GROUPS <= ANVIL_BLOCK_THREADS, "gemv: a GPU thread 
 static_assert(anvil_vec<float>::n == ANVIL_VEC_BYTES / 4 && anvil_vec<anvil_f16>::n == ANVIL_VEC_BYTES / 2,
               "gemv: anvil_vec must be ANVIL_VEC_BYTES wide (anvil_gemv_tile_ok, anvil_gemv_smem_bytes count on it)");
 
+// 1 / RMS of row m of A, for every thread of the block (which must all call
+// it): rsqrt(mean(a^2) + eps) as the rmsnorm row task computes it; 1 without
+// p.a_rms. A second read of the row, a few KB at batch 1, mostly from L1/L2.
+template <class TA>
+ANVIL_DEVICE float anvil_gemv_row_rms(const MatmulParams& p, const TA* A, int m) {
+    if (!p.a_rms) return 1.0f;
+    float q = 0.0f;
+    for (int k = anvil_thread(); k < p.K; k += ANVIL_THREADS) {
+        const float a = anvil_load(A + (anvil_i64)m * p.a_sm + (anvil_i64)k * p.a_sk);
+        q += a * a;
+    }
+    return anvil_rsqrt(anvil_block_sum(q) / (float)p.K + p.a_rms_eps);
+}
+
+// Per row of C: the KR partial sums of the CT * V columns from g0 * V on
+// (thread tid holds group tid % CT of k row tid / CT in acc), through
+// shared memory `red`, times the row's 1/RMS, then the epilogue and store.
+template <class TA, class TC, int V>
+ANVIL_DEVICE void anvil_gemv_reduce_store(const MatmulParams& p, const TA* A, TC* C, anvil_i64 cb, int n0, int ncols,
+                                          int g0, int CT, int KR, const float (&acc)[ANVIL_GEMV_MAX_M][V], float* red,
+                                          const AnvilEpilogue* epi, char* arena) {
+    const int tid = anvil_thread(), kr = tid / CT;
+    for (int m = 0; m < p.M; ++m) {
+        const float rms = anvil_gemv_row_rms(p, A, m);  // here, not live through the k loop
+        anvil_barrier();  // the previous row's readers are done
+        for (int v = 0; v < V; ++v) anvil_sts(red + kr * CT * V + (tid % CT) * V + v, acc[m][v]);
+        anvil_barrier();
+        for (int c = tid; c < CT * V; c += ANVIL_THREADS) {
+            const int col = g0 * V + c;
+            if (col >= ncols) continue;
+            float sum = 0.0f;
+            for (int r = 0; r < KR; ++r) sum += anvil_lds(red + r * CT * V + c);
+            anvil_mm_store(p, C, cb, m, n0 + col, sum * rms, epi, arena);
+        }
+    }
+}
+
+#if ANVIL_HAS_CP_ASYNC && ANVIL_THREADS > 1
+#define ANVIL_GEMV_RING 1
+#else
+#define ANVIL_GEMV_RING 0  // the host: one thread, nothing to overlap; the register walk
+#endif
+
+// The ring's geometry for a BN-column slice of TB.
+template <class TB, int BN>
+struct anvil_gemv_ring {
+    static const int V = anvil_vec<TB>::n;
+    static const int ROW = BN * (int)sizeof(TB);         // bytes of one k row of the slice
+    static const int ROWS = ANVIL_GEMV_STAGE_BYTES / ROW;  // k rows per stage
+    static const int CHUNKS = ROWS * ROW / 16;            // 16-byte copies per stage
+};
+
+// Whether the tile streams through the ring: columns contiguous, every k
+// row of its slice 16-byte aligned (B at the tile's first column).
+template <class TB>
+ANVIL_DEVICE bool anvil_gemv_ring_ok(const MatmulParams& p, const TB* B) {
+    return ANVIL_GEMV_RING && p.b_sn == 1 && (p.b_sk * (anvil_i64)sizeof(TB)) % 16 == 0 && anvil_aligned16(B);
+}
+
+// Issues stage s of the slice (B at the tile's first column, ncols of its
+// BN valid) into its ring slot: one commit group's copies.
+template <class TB, int BN>
+ANVIL_DEVICE void anvil_gemv_ring_issue(const MatmulParams& p, const TB* B, int ncols, char* ring, int s) {
+#if ANVIL_GEMV_RING
+    typedef anvil_gemv_ring<TB, BN> R;
+    char* stage = ring + (s % ANVIL_GEMV_RING_STAGES) * ANVIL_GEMV_STAGE_BYTES;
+#pragma unroll 1
+    for (int c = anvil_thread(); c < R::CHUNKS; c += ANVIL_THREADS) {
+        const int r = c / (R::ROW / 16), e = c % (R::ROW / 16) * R::V;  // its k row in the stage, first column
+        const int k = s * R::ROWS + r;
+        const int left = ncols - e, cols = k >= p.K || left <= 0 ? 0 : left < R::V ? left : R::V;
+        anvil_cp_async16(stage + r * R::ROW + e * (int)sizeof(TB), cols ? B + (anvil_i64)k * p.b_sk + e : B,
+                         cols * (int)sizeof(TB));
+    }
+#else
+    (void)p, (void)B, (void)ncols, (void)ring, (void)s;
+#endif
+}
+
+// The ring's first ANVIL_GEMV_RING_STAGES - 1 stages (one commit group
+// each, empty past K, so the walk's counts hold).
+template <class TB, int BN>
+ANVIL_DEVICE void anvil_gemv_ring_prologue(const MatmulParams& p, const TB* B, int ncols) {
+    const int stages = (p.K + anvil_gemv_ring<TB, BN>::ROWS - 1) / anvil_gemv_ring<TB, BN>::ROWS;
+    for (int s = 0; s < ANVIL_GEMV_RING_STAGES - 1; ++s) {
+        if (s < stages) anvil_gemv_ring_issue<TB, BN>(p, B, ncols, anvil_block_smem(), s);
+        anvil_stage_commit();
+    }
+}
+
+// Before the task's waits: the prologue of a tile whose B no task writes.
+template <class TA, class TB, class TC, int BN>
+ANVIL_TASK void anvil_gemv_prefetch(const MatmulParams& p, int tile, char* arena) {
+    const AnvilMmPlace at = anvil_mm_place(p, tile, p.bm, BN);
+    const TB* B = anvil_at<const TB>(arena, p.b_off) + at.bb + at.n0;
+    if (p.b_fixed && anvil_gemv_ring_ok(p, B))
+        anvil_gemv_ring_prologue<TB, BN>(p, B, p.N - at.n0 < BN ? p.N - at.n0 : BN);
+}
+
+// The ring walk (after anvil_gemv_prefetch, which issued the prologue of a
+// fixed B; a computed one's is issued here): a thread owns one column
+// group (G = BN / V <= ANVIL_THREADS) and every KR-th k row of each stage,
+// read from shared memory by one 16-byte load.
+template <class TA, class TB, class TC, int BN>
+ANVIL_TASK void anvil_gemv_by_ring(const MatmulParams& p, const TA* A, const TB* B, TC* C, anvil_i64 cb, int n0,
+                                     const AnvilEpilogue* epi, char* arena) {
+#if ANVIL_GEMV_RING
+    typedef anvil_gemv_ring<TB, BN> R;
+    const int V = R::V, G = BN / V, KR = ANVIL_THREADS / G;
+    const int tid = anvil_thread(), g = tid % G, kr = tid / G;
+    const int ncols = p.N - n0 < BN ? p.N - n0 : BN;
+    const int stages = (p.K + R::ROWS - 1) / R::ROWS;
+    char* ring = anvil_block_smem();
+    if (!p.b_fixed) anvil_gemv_ring_prologue<TB, BN>(p, B + n0, ncols);
+    float acc[ANVIL_GEMV_MAX_M][anvil_vec<TB>::n];
+    for (int m = 0; m < ANVIL_GEMV_MAX_M; ++m)
+        for (int v = 0; v < V; ++v) acc[m][v] = 0.0f;
+    for (int s = 0; s < stages; ++s) {
+        // Stage s landed (this thread's copies), and after the barrier every
+        // thread's; every thread is done with stage s - 1, whose slot the
+        // stage issued now takes.
+        anvil_stage_wait<ANVIL_GEMV_RING_STAGES - 2>();
+        anvil_barrier();
+        if (s + ANVIL_GEMV_RING_STAGES - 1 < stages)
+            anvil_gemv_ring_issue<TB, BN>(p, B + n0, ncols, ring, s + ANVIL_GEMV_RING_STAGES - 1);
+        anvil_stage_commit();
+        const char* stage = ring + (s % ANVIL_GEMV_RING_STAGES) * ANVIL_GEMV_STAGE_BYTES;
+        for (int r = kr; r < R::ROWS; r += KR) {
+            const int k = s * R::ROWS + r;
+            if (k >= p.K) break;
+            float b[anvil_vec<TB>::n];
+            anvil_unpack16(anvil_lds((const anvil_u32x4*)(stage + r * R::ROW + g * 16)), b, (const TB*)0);
+            for (int m = 0; m < p.M; ++m) {
+                const float a = anvil_load(A + (anvil_i64)m * p.a_sm + (anvil_i64)k * p.a_sk);
+                for (int v = 0; v < V; ++v) acc[m][v] += a * b[v];
+            }
+        }
+    }
+    anvil_stage_wait<0>();  // the empty tail groups: nothing left in flight
+    anvil_gemv_reduce_store<TA, TC, anvil_vec<TB>::n>(p, A, C, cb, n0, ncols, 0, G, KR, acc,
+                                                    (float*)(ring + anvil_gemv_ring_bytes()), epi, arena);
+#else
+    (void)p, (void)A, (void)B, (void)C, (void)cb, (void)n0, (void)epi, (void)arena;
+#endif
+}
+
 // B's columns contiguous (or any strides, with scalar loads).
 template <class TA, class TB, class TC, int BN>
-ANVIL_DEVICE void anvil_gemv_by_columns(const MatmulParams& p, const TA* A, const TB* B, TC* C, anvil_i64 cb,
+ANVIL_TASK void anvil_gemv_by_columns(const MatmulParams& p, const TA* A, const TB* B, TC* C, anvil_i64 cb,
                                         int n0, const AnvilEpilogue* epi, char* arena) {
     const int V = anvil_vec<TB>::n, G = BN / V;                // column groups of the tile
     const int CT = G < ANVIL_THREADS ? G : ANVIL_THREADS;      // threads along the columns
@@ -32,7 +193,7 @@ ANVIL_DEVICE void anvil_gemv_by_columns(const MatmulParams& p, const TA* A, cons
     const int tid = anvil_thread(), kr = tid / CT;
     const int ncols = p.N - n0 < BN ? p.N - n0 : BN;
     const bool vec = p.b_sn == 1 && (p.b_sk * (anvil_i64)sizeof(TB)) % 16 == 0 && anvil_aligned16(B + n0);
-    float* red = (float*)anvil_block_smem();  // [KR][CT * V]
+    float* red = (float*)(anvil_block_smem() + anvil_gemv_ring_bytes());  // [KR][CT * V], beside the ring
     // On the GPU G <= ANVIL_THREADS and this loop runs once; a host block
     // (one thread) walks every group.
     for (int g0 = 0; g0 < G; g0 += CT) {
@@ -63,30 +224,20 @@ ANVIL_DEVICE void anvil_gemv_by_columns(const MatmulParams& p, const TA* A, cons
                 }
             }
         }
-        // Per row of C: the KR partial sums of each column, through shared memory.
-        for (int m = 0; m < p.M; ++m) {
-            anvil_barrier();  // the previous row's readers are done
-            for (int v = 0; v < V; ++v) anvil_sts(red + kr * CT * V + (tid % CT) * V + v, acc[m][v]);
-            anvil_barrier();
-            for (int c = tid; c < CT * V; c += ANVIL_THREADS) {
-                const int col = g0 * V + c;
-                if (col >= ncols) continue;
-                float sum = 0.0f;
-                for (int r = 0; r < KR; ++r) sum += anvil_lds(red + r * CT * V + c);
-                anvil_mm_store(p, C, cb, m, n0 + col, sum, epi, arena);
-            }
-        }
+        anvil_gemv_reduce_store<TA, TC, anvil_vec<TB>::n>(p, A, C, cb, n0, ncols, g0, CT, KR, acc, red, epi, arena);
     }
 }
 
 // B's k contiguous: a warp per column, its lanes along K.
 template <class TA, class TB, class TC, int BN>
-ANVIL_DEVICE void anvil_gemv_by_k(const MatmulParams& p, const TA* A, const TB* B, TC* C, anvil_i64 cb, int n0,
+ANVIL_TASK void anvil_gemv_by_k(const MatmulParams& p, const TA* A, const TB* B, TC* C, anvil_i64 cb, int n0,
                                   const AnvilEpilogue* epi, char* arena) {
     const int V = anvil_vec<TB>::n, W = ANVIL_THREADS / ANVIL_WARP;
     const int lane = anvil_thread() % ANVIL_WARP, warp = anvil_thread() / ANVIL_WARP;
     const int ncols = p.N - n0 < BN ? p.N - n0 : BN;
     const int kvec = p.K / V * V;  // the vector part of K; the rest is scalar
+    float rms[ANVIL_GEMV_MAX_M];    // before the warps part ways: a block reduction
+    for (int m = 0; m < ANVIL_GEMV_MAX_M; ++m) rms[m] = m < p.M ? anvil_gemv_row_rms(p, A, m) : 1.0f;
     // Warps take different columns (no block barrier below), and a warp's
     // lanes the same one, so the shuffles see whole warps.
     for (int c = warp; c < ncols; c += W) {
@@ -114,7 +265,7 @@ ANVIL_DEVICE void anvil_gemv_by_k(const MatmulParams& p, const TA* A, const TB* 
         }
         for (int m = 0; m < p.M; ++m) {
             const float sum = anvil_warp_sum(acc[m]);
-            if (lane == 0) anvil_mm_store(p, C, cb, m, n0 + c, sum, epi, arena);
+            if (lane == 0) anvil_mm_store(p, C, cb, m, n0 + c, sum * rms[m], epi, arena);
         }
     }
 }
@@ -134,7 +285,9 @@ ANVIL_TASK void anvil_gemv_tile(const MatmulParams& p, int tile, char* arena) {
     const TB* B = anvil_at<const TB>(arena, p.b_off) + at.bb;
     TC* C = anvil_at<TC>(arena, p.c_off) + at.cb;
     const AnvilEpilogue* epi = p.epilogue ? &anvil_epilogue(p.epilogue) : 0;
-    if (p.b_sk == 1 && p.b_sn != 1)
+    if (anvil_gemv_ring_ok(p, B + at.n0))  // a fixed B's first stages were issued before the waits
+        anvil_gemv_by_ring<TA, TB, TC, BN>(p, A, B, C, at.cb, at.n0, epi, arena);
+    else if (p.b_sk == 1 && p.b_sn != 1)
         anvil_gemv_by_k<TA, TB, TC, BN>(p, A, B, C, at.cb, at.n0, epi, arena);
     else
         anvil_gemv_by_columns<TA, TB, TC, BN>(p, A, B, C, at.cb, at.n0, epi, arena);

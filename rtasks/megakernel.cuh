@@ -37,6 +37,11 @@
 // let a task report a run-time error (a gather's bad index; the dispatcher's
 // default, a variant it has no case for).
 typedef void (*AnvilRunTask)(int op, int tile, char* arena, AnvilStatus* status, int task);
+// PREFETCH, also emitted per kernel: what a task may start before its waits,
+// because it depends on nothing another task writes (a GEMV's first weight
+// slices into its shared-memory ring, gemv.cuh); nothing for other variants.
+// The task's body (RUN) counts on it having run.
+typedef void (*AnvilPrefetchTask)(int op, int tile, char* arena);
 
 // Records the first failure of the run; later failures keep the first.
 ANVIL_DEVICE void anvil_fail(AnvilStatus* status, int code, int task, int waiting_on) {
@@ -118,14 +123,17 @@ struct AnvilTraceSink {
 };
 
 // Runs one task; false when the run is being stopped. Without ANVIL_TRACE
-// the sink is never read, and the compiler drops it.
-template <AnvilRunTask RUN>
+// the sink is never read, and the compiler drops it. The prefetch goes
+// first: its copies stream while warp 0 polls (a stopped run leaves them to
+// land in a ring no one reads).
+template <AnvilRunTask RUN, AnvilPrefetchTask PREFETCH>
 ANVIL_DEVICE bool anvil_run_one(int task, const AnvilTask* tasks, const AnvilSync& sync, char* arena,
                                 AnvilStatus* status, unsigned long long timeout_ns, AnvilTraceSink sink) {
     const AnvilTask t = tasks[task];
 #ifdef ANVIL_TRACE
     const unsigned long long ready = anvil_now_ns();
 #endif
+    PREFETCH(t.op, t.tile, arena);
     if (!anvil_wait_counters(task, t, sync, status, timeout_ns)) return false;
 #ifdef ANVIL_TRACE
     const unsigned long long start = anvil_now_ns();
@@ -142,12 +150,12 @@ ANVIL_DEVICE bool anvil_run_one(int task, const AnvilTask* tasks, const AnvilSyn
 }
 
 // One persistent block: its queue, in order.
-template <AnvilRunTask RUN>
+template <AnvilRunTask RUN, AnvilPrefetchTask PREFETCH>
 ANVIL_DEVICE void anvil_run_queue(const int* queue, int count, const AnvilTask* tasks, const AnvilSync& sync,
                                   char* arena, AnvilStatus* status, unsigned long long timeout_ns,
                                   AnvilTraceSink sink) {
     for (int i = 0; i < count; ++i)
-        if (!anvil_run_one<RUN>(queue[i], tasks, sync, arena, status, timeout_ns, sink)) return;
+        if (!anvil_run_one<RUN, PREFETCH>(queue[i], tasks, sync, arena, status, timeout_ns, sink)) return;
 }
 
 #ifndef __CUDACC__
@@ -167,12 +175,13 @@ typedef void (*AnvilHostObserver)(void* ctx, int task, int phase);
 
 // One task as its block runs it: anvil_run_one, with the observer (thread
 // 0's) between the waits and the body when there is one.
-template <AnvilRunTask RUN>
+template <AnvilRunTask RUN, AnvilPrefetchTask PREFETCH>
 static bool anvil_host_task(int task, const AnvilTask* tasks, const AnvilSync& sync, char* arena,
                             AnvilStatus* status, unsigned long long timeout_ns, AnvilTraceSink sink,
                             AnvilHostObserver observe, void* observe_ctx) {
-    if (!observe) return anvil_run_one<RUN>(task, tasks, sync, arena, status, timeout_ns, sink);
+    if (!observe) return anvil_run_one<RUN, PREFETCH>(task, tasks, sync, arena, status, timeout_ns, sink);
     const AnvilTask t = tasks[task];
+    PREFETCH(t.op, t.tile, arena);
     if (!anvil_wait_counters(task, t, sync, status, timeout_ns)) return false;
     if (anvil_thread() == 0) observe(observe_ctx, task, 0);
     RUN(t.op, t.tile, arena, status, task);
@@ -182,7 +191,7 @@ static bool anvil_host_task(int task, const AnvilTask* tasks, const AnvilSync& s
     return true;
 }
 
-template <AnvilRunTask RUN>
+template <AnvilRunTask RUN, AnvilPrefetchTask PREFETCH>
 static void anvil_host_run_blocks(const int* qoff, const int* queue, int blocks, int worker, int workers,
                                   const AnvilTask* tasks, const AnvilSync& sync, char* arena,
                                   AnvilStatus* status, unsigned long long timeout_ns,
@@ -207,7 +216,7 @@ static void anvil_host_run_blocks(const int* qoff, const int* queue, int blocks,
         const AnvilTraceSink sink = {trace, (unsigned)worker, (unsigned)(worker + best * workers)};
         // The whole block runs the task (platform.cuh: one thread, or simt's 256 fibers).
         auto body = [&]() -> bool {
-            return anvil_host_task<RUN>(best_task, tasks, sync, arena, status, timeout_ns, sink, observe,
+            return anvil_host_task<RUN, PREFETCH>(best_task, tasks, sync, arena, status, timeout_ns, sink, observe,
                                         observe_ctx);
         };
         if (!anvil_as_block(best_task, tasks[best_task].op, worker, status, body)) break;

@@ -138,6 +138,9 @@ enum AnvilMmAlgo {
     F(int, beta_dtype)                                                                   \
     F(float, eps)                                                                        \
     F(int, algo)                /* AnvilMmAlgo */                                        \
+    F(int, a_rms)               /* 1: A's rows are RMS-normalised in the tile (GEMV) */  \
+    F(int, b_fixed)             /* 1: B is an input or param: no task writes it */       \
+    F(float, a_rms_eps)                                                                  \
     F(anvil_i64, batches)                                                                \
     F(anvil_i64, a_off) F(anvil_i64, b_off) F(anvil_i64, c_off)                          \
     F(anvil_i64, gamma_off)     /* contiguous over N; < 0: absent */                     \

@@ -122,9 +122,14 @@ ANVIL_FACT constexpr int anvil_tc_smem_bytes(int bm, int bn, int bk, int fmt = A
     return ANVIL_TC_STAGES * anvil_tc_stage_halves(bm, bn, bk * anvil_tc_elem_bytes(fmt) / 2) * 2;
 }
 
-// GEMV (gemv.cuh): the column walk's partial sums, one float per thread and
-// vector element (8: the most elements a 16-byte vector holds).
-ANVIL_FACT constexpr int anvil_gemv_smem_bytes(int threads) { return threads * 8 * 4; }
+// GEMV (gemv.cuh): the weight ring, ANVIL_GEMV_RING_STAGES stages of
+// ANVIL_GEMV_STAGE_BYTES (all but one in flight: 24 KB per block, 48 KB per
+// SM at two blocks), then the column walk's partial sums, one float per
+// thread and vector element (8: the most elements a 16-byte vector holds).
+#define ANVIL_GEMV_RING_STAGES 4
+#define ANVIL_GEMV_STAGE_BYTES 8192
+ANVIL_FACT constexpr int anvil_gemv_ring_bytes() { return ANVIL_GEMV_RING_STAGES * ANVIL_GEMV_STAGE_BYTES; }
+ANVIL_FACT constexpr int anvil_gemv_smem_bytes(int threads) { return anvil_gemv_ring_bytes() + threads * 8 * 4; }
 
 // conv2d (conv2d.cuh): the A and B slices as matmul, then the gather
 // tables: per stage and k of its slice the k's offset in x and its

@@ -14,8 +14,10 @@ cd "$(dirname "$0")/.."
 cmake --build build -j "$(nproc)" --target anvil_tests
 out=docs/perf/tile-resources.md
 table=$(mktemp)
-trap 'rm -f "$table"' EXIT
+gemv=$(mktemp)
+trap 'rm -f "$table" "$gemv"' EXIT
 ANVIL_TILE_RESOURCES_OUT="$table" build/anvil_tests "every GEMM tile variant compiles for sm_90 without spills in at most 128 registers" >/dev/null
+ANVIL_GEMV_RESOURCES_OUT="$gemv" build/anvil_tests "every GEMV tile variant compiles for sm_90 in at most 128 registers with its ring in flight" >/dev/null
 nvrtc=$(grep -h "define NVRTC_VERSION\|CUDA_VERSION " /usr/local/cuda/include/cuda.h 2>/dev/null | head -1 | awk '{print $3}')
 {
   echo "# GEMM tiles on sm_90: registers, spills, shared memory, loads per FMA, bytes in flight"
@@ -42,6 +44,17 @@ nvrtc=$(grep -h "define NVRTC_VERSION\|CUDA_VERSION " /usr/local/cuda/include/cu
   echo "  3 stages of 16-bit values, of f32 for TF32); per SM at two resident blocks in parentheses."
   echo
   cat "$table"
+  echo
+  echo "## GEMV tiles (batch-1 decode)"
+  echo
+  echo "Every GEMV width the policies can pick, in each dtype, alone and with an rmsnorm folded into it (A is then"
+  echo "the f32 stream: \`frontend/norm_fold.h\`); epilogue: a bias and silu. Registers and spill stores as above,"
+  echo "the params constant (one rOp per variant; docs/perf/decode-2026-11-27.md has them read at run time, as in"
+  echo "llama_decode's kernel). *weight bytes in flight*: the ring's stages issued but not yet multiplied,"
+  echo "(ANVIL_GEMV_RING_STAGES - 1) x ANVIL_GEMV_STAGE_BYTES whenever K fills them, issued before the task's"
+  echo "waits; per SM at two blocks in parentheses."
+  echo
+  cat "$gemv"
   cat <<'NOTES'
 
 ## Before (main at 4792652), by construction

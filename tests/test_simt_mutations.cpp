@@ -133,3 +133,72 @@ TEST_CASE("simt mutations: with the checks off the removed barrier goes unnotice
     };
     CHECK_NOTHROW(run_simt(schedule(g, false), make_values(g, std::nullopt), opt));
 }
+
+namespace {
+
+// A decode projection: B's columns contiguous and 16-byte aligned, so the
+// GEMV streams it through its weight ring (gemv.cuh), with K over four stages.
+Graph ring_model() {
+    return infer_shapes(build_graph(load_model_from_string(R"(anvil: 1
+name: ring
+dtype: f32
+seed: 5
+inputs:
+  - {name: x, shape: [1, 200]}
+params:
+  - {name: w, shape: [200, 64]}
+nodes:
+  - {name: y, op: matmul, inputs: [x, w]}
+outputs: [y]
+)",
+                                                           "ring.yaml")));
+}
+
+Schedule ring_schedule(const Graph& g) { return launch_per_rop("per_op", decompose(g), default_gpu(), "op_"); }
+
+}  // namespace
+
+TEST_CASE("simt mutations: the GEMV weight ring needs its prefetch and its waits", "[simt][mutation][gemv]") {
+    const Graph g = ring_model();
+    CHECK(matches_reference(g, run_simt(ring_schedule(g), make_values(g, std::nullopt))));
+    // The stages issued before the task's waits, not issued: the body reads a ring no copy wrote.
+    CHECK_THROWS_WITH(run_mutant(g, ring_schedule(g),
+                                 "if (s < stages) anvil_gemv_ring_issue<TB, BN>(p, B, ncols, anvil_block_smem(), s);", ""),
+                      Catch::Contains("a gemv tile") && Catch::Contains("which no thread wrote since the task began"));
+    // The wait before a stage is multiplied, removed: its copies have not landed.
+    CHECK_THROWS_WITH(run_mutant(g, ring_schedule(g), "anvil_stage_wait<ANVIL_GEMV_RING_STAGES - 2>();", ""),
+                      Catch::Contains("a gemv tile") && Catch::Contains("cp.async"));
+}
+
+TEST_CASE("the GEMV ring streams only an input's or param's B before the waits, a computed one after", "[simt][gemv]") {
+    const Graph g = infer_shapes(build_graph(load_model_from_string(R"(anvil: 1
+name: ring_b
+dtype: bf16
+seed: 6
+inputs:
+  - {name: x, shape: [1, 129]}
+  - {name: v, shape: [129, 40]}
+params:
+  - {name: w, shape: [129, 40]}
+nodes:
+  - {name: e, op: exp, inputs: [v]}
+  - {name: y, op: matmul, inputs: [x, w]}
+  - {name: z, op: matmul, inputs: [x, v]}
+  - {name: u, op: matmul, inputs: [x, e]}
+outputs: [y, z, u]
+)",
+                                                                     "ring_b.yaml")));
+    const Schedule s = plan(g, "anvil", default_gpu());
+    for (const ROp& op : s.tiles.rops)
+        if (const auto* p = std::get_if<MatmulParams>(&op.params)) {
+            INFO(op.name);
+            CHECK(p->b_fixed == (op.name != "u"));
+        }
+    HostRunOptions opt;
+    opt.check_races = true;
+    const TensorMap values = make_values(g, std::nullopt);
+    for (const OutputCheck& c : check_outputs(g, run_simt(s, values, opt), reference_execute(g, values))) {
+        INFO(c.name << ": " << c.rel_l2);
+        CHECK(c.ok());
+    }
+}

@@ -22,6 +22,7 @@
 #include "codegen/emit.h"
 #include "frontend/infer_shapes.h"
 #include "frontend/load_model.h"
+#include "frontend/norm_fold.h"
 #include "runtime/compile_nvrtc.h"
 #include "schedule/builders.h"
 #include "schedule/variants.h"
@@ -60,6 +61,52 @@ nodes:
                                                     "outputs: [y, c]"
                                                   : "outputs: [y0, c0]");
     return infer_shapes(build_graph(load_model_from_string(text, "tile_resources.yaml")));
+}
+
+// A batch-1 decode layer's GEMVs: x @ w, and the same over an rmsnorm of an
+// f32 stream folded into the tile (frontend/norm_fold.h); with `epilogue`,
+// each with a bias and silu.
+Graph gemv_model(DType dtype, bool epilogue) {
+    const std::string text = fmt::format(R"(anvil: 1
+name: gemv_resources
+dtype: {}
+seed: 3
+inputs:
+  - {{name: x, shape: [1, 512]}}
+  - {{name: s, shape: [1, 512], dtype: f32}}
+params:
+  - {{name: w, shape: [512, 512]}}
+  - {{name: g, shape: [512]}}
+  - {{name: b, shape: [512]}}
+nodes:
+  - {{name: n, op: rmsnorm, inputs: [s, g]}}
+  - {{name: y0, op: matmul, inputs: [x, w]}}
+  - {{name: z0, op: matmul, inputs: [n, w]}}
+{}
+)",
+                                         dtype_name(dtype),
+                                         epilogue ? "  - {name: y1, op: add, inputs: [y0, b]}\n"
+                                                    "  - {name: y, op: silu, inputs: [y1]}\n"
+                                                    "  - {name: z1, op: add, inputs: [z0, b]}\n"
+                                                    "  - {name: z, op: silu, inputs: [z1]}\n"
+                                                    "outputs: [y, z]"
+                                                  : "outputs: [y0, z0]");
+    return fold_rmsnorm_into_matmuls(infer_shapes(build_graph(load_model_from_string(text, "gemv_resources.yaml"))));
+}
+
+// Every GEMV variant of every matmul rOp of `g` (fused), one rOp (and kernel) each.
+Schedule every_gemv_variant(const Graph& g) {
+    const TileGraph base = fuse(decompose(g), default_gpu());
+    TileGraph tg = base;
+    tg.rops.clear();
+    for (const ROp& op : base.rops) {
+        if (op.kind != TaskKind::matmul) continue;
+        std::vector<ROp> variants = tile_variants(op, default_gpu());
+        variants.erase(variants.begin());
+        for (ROp& v : variants)
+            if (std::get<MatmulParams>(v.params).algo == ANVIL_MM_GEMV) tg.rops.push_back(std::move(v));
+    }
+    return launch_per_rop("per_op", tg, default_gpu(), "op_");
 }
 
 // Every variant of every GEMM rOp of `g` (fused), one rOp (and so one kernel)
@@ -192,6 +239,45 @@ TEST_CASE("every GEMM tile variant compiles for sm_90 without spills in at most 
                                  dtype_name(dtype), sh.bm, sh.bn, sh.bk, rs(two[i]), rs(fused_two[i]), rs(fused_plain[i]),
                                  smem, two[i].registers <= 128 && 2 * (smem + 1024) <= 228 * 1024 ? "yes" : "no",
                                  loads_per_op(sh), flight, 2 * flight);
+        }
+    }
+    if (out_path) {
+        std::ofstream(out_path) << table;
+        WARN("wrote " << out_path);
+    }
+}
+
+TEST_CASE("every GEMV tile variant compiles for sm_90 in at most 128 registers with its ring in flight", "[compile][gemv]") {
+    const char* out_path = std::getenv("ANVIL_GEMV_RESOURCES_OUT");
+    std::string table =
+        "| A | B, C | BN | rmsnorm folded | (256, 2): registers, spills (B) | (256, 2) + epilogue | tile smem (B) | "
+        "2 blocks/SM | weight bytes in flight per block (per SM at 2 blocks) |\n|---|---|---|---|---|---|---|---|---|\n";
+    for (DType dtype : {DType::f32, DType::f16, DType::bf16}) {
+        CAPTURE(dtype_name(dtype));
+        const Schedule bare = every_gemv_variant(gemv_model(dtype, false));
+        const Schedule fused = every_gemv_variant(gemv_model(dtype, true));
+        REQUIRE(bare.tiles.rops.size() == 10);  // 5 widths, with and without the folded norm
+        REQUIRE(fused.tiles.rops.size() == bare.tiles.rops.size());
+        const std::vector<KernelResources> two = per_rop(bare, compile_nvrtc(with_two_blocks_per_sm(emit_source(bare)), "sm_90"));
+        const std::vector<KernelResources> fused_two =
+            per_rop(fused, compile_nvrtc(with_two_blocks_per_sm(emit_source(fused)), "sm_90"));
+        for (size_t i = 0; i < bare.tiles.rops.size(); ++i) {
+            const ROp& op = bare.tiles.rops[i];
+            const auto& p = std::get<MatmulParams>(op.params);
+            INFO("BN " << p.bn << " a_rms " << p.a_rms << ": " << two[i].registers << " registers, " << two[i].spill_stores
+                       << " B spilled; with the epilogue " << fused_two[i].registers << ", " << fused_two[i].spill_stores);
+            CHECK(two[i].registers <= 128);
+            CHECK(fused_two[i].registers <= 128);
+            const int smem = tile_smem_bytes(op);
+            CHECK(smem <= ANVIL_STATIC_SMEM_LIMIT - ANVIL_SMALL_TILE_SMEM_BYTES);
+            CHECK(2 * (smem + 1024) <= 228 * 1024);
+            // By construction: all stages but the one multiplied (a K of 512 fills them all).
+            const int flight = (ANVIL_GEMV_RING_STAGES - 1) * ANVIL_GEMV_STAGE_BYTES;
+            CHECK(2 * flight >= 32 * 1024);
+            auto rs = [](const KernelResources& k) { return fmt::format("{}, {}", k.registers, k.spill_stores); };
+            table += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} | {} ({}) |\n", dtype_name(op.dtypes[0]),
+                                 dtype_name(dtype), p.bn, p.a_rms ? "yes" : "no", rs(two[i]), rs(fused_two[i]), smem,
+                                 2 * (smem + 1024) <= 228 * 1024 ? "yes" : "no", flight, 2 * flight);
         }
     }
     if (out_path) {

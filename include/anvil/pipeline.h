@@ -68,6 +68,8 @@ struct PipelineOptions {
     CompileFor compile_for = CompileFor::host;
     std::string arch;           // NVRTC's target for CompileFor::cuda; empty: the schedule's GPU's
     bool fold = true;           // the fold stage folds affine chains on constants into weights
+    bool concat_siblings = true;  // ... and joins sibling batch-1 matmuls of one activation (QKV, gate/up)
+    bool norm_fold = true;        // ... and computes an rmsnorm inside the batch-1 matmuls that read it
     std::map<std::string, Shape> input_shapes;  // an ONNX model's input dims (--input-shape)
     StageHook hook;
 };
@@ -86,7 +88,8 @@ Compilation from_schedule(Schedule schedule);
 // stage runs) and for whatever a stage refuses.
 void run_to(Compilation& c, Stage last, const PipelineOptions& opt);
 
-// fold through verify for a graph: the Schedule of `policy`.
+// fold through verify for a graph: the Schedule of `policy` (fold false:
+// none of the fold stage's rewrites).
 Schedule plan(const Graph& graph, const std::string& policy, const Gpu& gpu, bool fold = true);
 
 // The schedule emitted and compiled by the pipeline, then run by the host

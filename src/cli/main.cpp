@@ -124,9 +124,13 @@ struct StageClock {
 // The compile-time specialisations a command may turn off (for before/after measurements).
 struct Specialisation {
     bool fold = true;                  // --no-fold
+    bool concat = true;                // --no-concat
+    bool norm_fold = true;             // --no-norm-fold
     bool interpret_epilogues = false;  // --interpret-epilogues
     void apply(PipelineOptions& opt) const {
         opt.fold = fold;
+        opt.concat_siblings = concat;
+        opt.norm_fold = norm_fold;
         if (interpret_epilogues) opt.emit.max_straight_epilogues = 0;
     }
 };
@@ -456,6 +460,12 @@ int main(int argc, char** argv) {
         cmd->add_flag("--fold,!--no-fold", spec.fold,
                       "fold batchnorm and mul/add/sub/div by constants into the conv or matmul weights before them "
                       "(the default; --no-fold keeps them as nodes)");
+        cmd->add_flag("--concat,!--no-concat", spec.concat,
+                      "join batch-1 matmuls that read one activation (QKV, gate/up) into one matmul over their "
+                      "concatenated weights, each read back as a column range (the default)");
+        cmd->add_flag("--norm-fold,!--no-norm-fold", spec.norm_fold,
+                      "compute an rmsnorm inside the batch-1 matmuls that read it: gamma folded into their weights, "
+                      "the row's rsqrt(mean(x^2) + eps) in the GEMV tile (the default)");
         cmd->add_flag("--interpret-epilogues", spec.interpret_epilogues,
                       "run every fused epilogue on the run-time interpreter instead of straight-line code "
                       "(for comparisons)");

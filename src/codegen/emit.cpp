@@ -4,7 +4,8 @@
 // comment naming its field: params_text.cpp), the rOp table (each
 // rOp's variant and its index in its kind's table), the task table, the
 // dependency array, every launch's queues, per kernel its run_task_<k>
-// dispatcher, and the entry points (one __global__ function per kernel on
+// dispatcher (and prefetch_task_<k>: what a task starts before its waits),
+// and the entry points (one __global__ function per kernel on
 // CUDA, shared by the launches that dispatch the same variants; extern "C"
 // functions for the host runner otherwise).
 //
@@ -368,6 +369,16 @@ void emit_dispatcher(std::ostringstream& o, const Variants& v, const Kernels& k,
       << "    const AnvilROpRef r = anvil_rops[op];\n    switch (r.variant) {\n";
     for (int variant : k.variants[id]) o << "        case " << variant << ": " << dispatch_call(v, variant) << " break;\n";
     o << "        default: anvil_fail_variant(status, task, op, r.variant); break;\n    }\n}\n";
+    // What its tasks start before their waits (megakernel.cuh): the GEMVs' weight ring.
+    o << "ANVIL_DEVICE void prefetch_task_" << K << "(int op, int tile, char* arena) {\n"
+      << "    const AnvilROpRef r = anvil_rops[op];\n    switch (r.variant) {\n";
+    const std::string gemv = "anvil_gemv_tile<";
+    for (int variant : k.variants[id]) {
+        const std::string call = dispatch_call(v, variant);
+        if (call.rfind(gemv, 0) == 0)
+            o << "        case " << variant << ": anvil_gemv_prefetch<" << call.substr(gemv.size()) << " break;\n";
+    }
+    o << "        default: (void)tile; (void)arena; break;\n    }\n}\n";
 }
 
 void emit_cuda_entries(std::ostringstream& o, const Kernels& k) {
@@ -381,7 +392,8 @@ void emit_cuda_entries(std::ostringstream& o, const Kernels& k) {
           << "    if (b >= anvil_launch_block0[launch + 1]) return;\n"
           << "    const AnvilTraceSink sink = {trace, anvil_smid(), blockIdx.x};\n"
           << "    const AnvilSync sync = {anvil_waits, anvil_signals, anvil_expected, counters, epoch};\n"
-          << "    anvil_run_queue<run_task_" << K << ">(anvil_queue + anvil_qoff[b], anvil_qoff[b + 1] - anvil_qoff[b],\n"
+          << "    anvil_run_queue<run_task_" << K << ", prefetch_task_" << K
+          << ">(anvil_queue + anvil_qoff[b], anvil_qoff[b + 1] - anvil_qoff[b],\n"
           << "        anvil_tasks, sync, arena, status, timeout_ns, sink);\n"
           << "}\n";
     }
@@ -402,8 +414,8 @@ void emit_host_entries(std::ostringstream& o, const Schedule& s, const Kernels& 
       << "    const AnvilSync sync = {anvil_waits, anvil_signals, anvil_expected, counters, epoch};\n"
       << "    switch (launch) {\n";
     for (size_t l = 0; l < s.launches.size(); ++l)
-        o << "        case " << l << ": anvil_host_run_blocks<run_task_" << k.of_launch[l]
-          << ">(qoff, anvil_queue, blocks, worker, workers,\n"
+        o << "        case " << l << ": anvil_host_run_blocks<run_task_" << k.of_launch[l] << ", prefetch_task_"
+          << k.of_launch[l] << ">(qoff, anvil_queue, blocks, worker, workers,\n"
           << "            anvil_tasks, sync, arena, status, timeout_ns, trace, observe, observe_ctx); break;\n";
     o << "        default: break;\n    }\n}\n";
 }

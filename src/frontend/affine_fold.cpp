@@ -8,6 +8,7 @@
 #include <set>
 
 #include "anvil/error.h"
+#include "frontend/graph_rewrite.h"
 
 namespace anvil {
 
@@ -143,12 +144,6 @@ std::optional<Chain> chain_from(const Graph& g, VertexId p, const std::set<Verte
     return c;
 }
 
-// A vertex of the graph being built: an original one, or a new folded param.
-struct NewNode {
-    Value value;
-    std::vector<int> operands;  // abstract ids: < n an original vertex, else n + index of a new param
-};
-
 }  // namespace
 
 Graph fold_affine_chains(const Graph& graph) {
@@ -166,18 +161,7 @@ Graph fold_affine_chains(const Graph& graph) {
     }
     if (chains.empty()) return graph;
 
-    // Every vertex as it will be: dropped (nullopt), kept, or rewritten.
-    std::vector<std::optional<NewNode>> nodes(n);
-    for (VertexId v = 0; v < n; ++v) {
-        NewNode nn{graph.value(v), {}};
-        for (VertexId u : graph.operands(v)) nn.operands.push_back(static_cast<int>(u));
-        nodes[v] = std::move(nn);
-    }
-    std::vector<Value> new_params;
-    auto add_param = [&](Value v) {
-        new_params.push_back(std::move(v));
-        return static_cast<int>(n + new_params.size() - 1);
-    };
+    GraphRewrite rw(graph);
     for (const Chain& c : chains) {
         const Value& p = graph.value(c.producer);
         const Value& w = graph.value(c.weight);
@@ -195,7 +179,7 @@ Graph fold_affine_chains(const Graph& graph) {
             Value wp = w;
             wp.name = w.name + "+" + lv.name;  // '+' is no name character of the format: no clash
             wp.fold = std::make_shared<const ParamFold>(wf);
-            new_w = add_param(std::move(wp));
+            new_w = rw.add(std::move(wp));
         }
 
         int new_b = -1;
@@ -211,67 +195,32 @@ Graph fold_affine_chains(const Graph& graph) {
             bp.dtype = c.bias ? graph.value(*c.bias).dtype : p.dtype;
             bp.loc = lv.loc;
             bp.fold = std::make_shared<const ParamFold>(bf);
-            new_b = add_param(std::move(bp));
+            new_b = rw.add(std::move(bp));
         }
 
-        for (VertexId u : c.nodes) nodes[u].reset();
-        const int x = nodes[c.producer]->operands[0];
+        for (VertexId u : c.nodes) rw.drop(static_cast<int>(u));
+        const int x = rw.node(static_cast<int>(c.producer)).operands[0];
         if (p.op == Op::conv2d || !c.additive) {
             // The producer itself, under the last node's name, with the folded params.
-            NewNode nn{p, {x, new_w}};
+            GraphRewrite::Node nn{p, {x, new_w}};
             if (new_b >= 0) nn.operands.push_back(new_b);
             nn.value.name = lv.name;
             nn.value.dtype = lv.dtype;
             if (nn.value.input_locs.size() < nn.operands.size()) nn.value.input_locs.resize(nn.operands.size(), p.loc);
-            nodes[c.producer].reset();
-            nodes[last] = std::move(nn);
+            rw.drop(static_cast<int>(c.producer));
+            rw.replace(static_cast<int>(last), std::move(nn));
         } else {
             // A matmul has no bias operand: the shift stays one add, which fusion absorbs.
-            nodes[c.producer]->operands[1] = new_w;
+            rw.node(static_cast<int>(c.producer)).operands[1] = new_w;
             Value add = lv;
             add.op = Op::add;
             add.attrs = Attrs{};
             add.attr_locs.clear();
             add.input_locs = {lv.loc, lv.loc};
-            nodes[last] = NewNode{add, {static_cast<int>(c.producer), new_b}};
+            rw.replace(static_cast<int>(last), GraphRewrite::Node{add, {static_cast<int>(c.producer), new_b}});
         }
     }
-
-    // Params and constants that only the folded chains read are dropped; a
-    // param that nothing read before stays (it is part of the model's I/O).
-    std::vector<bool> used(n + new_params.size(), false);
-    for (const auto& nn : nodes)
-        if (nn)
-            for (int u : nn->operands) used[static_cast<size_t>(u)] = true;
-    for (VertexId v : graph.outputs) used[v] = true;
-    for (VertexId v = 0; v < n; ++v) {
-        const Value& val = graph.value(v);
-        const bool source = val.role != Role::node || val.op == Op::constant;
-        if (nodes[v] && source && !used[v] && boost::out_degree(v, graph.g) > 0) nodes[v].reset();
-    }
-
-    Graph out;
-    out.model_name = graph.model_name;
-    out.model_path = graph.model_path;
-    out.seed = graph.seed;
-    std::vector<std::optional<VertexId>> id(n + new_params.size());
-    for (VertexId v = 0; v < n; ++v)
-        if (nodes[v]) id[v] = boost::add_vertex(nodes[v]->value, out.g);
-    for (size_t k = 0; k < new_params.size(); ++k) id[n + k] = boost::add_vertex(new_params[k], out.g);
-    for (VertexId v = 0; v < n; ++v) {
-        if (!nodes[v]) continue;
-        const auto& operands = nodes[v]->operands;
-        for (size_t k = 0; k < operands.size(); ++k) {
-            const auto& src = id[static_cast<size_t>(operands[k])];
-            ANVIL_CHECK(src.has_value(), "fold_affine_chains: an operand of '" + nodes[v]->value.name + "' was dropped");
-            boost::add_edge(*src, *id[v], Operand{static_cast<int>(k)}, out.g);
-        }
-    }
-    for (VertexId v : graph.outputs) {
-        ANVIL_CHECK(id[v].has_value(), "fold_affine_chains: output '" + graph.value(v).name + "' was dropped");
-        out.outputs.push_back(*id[v]);
-    }
-    return out;
+    return rw.build("fold_affine_chains");
 }
 
 namespace {
@@ -290,7 +239,44 @@ const HostTensor& value_of(const TensorMap& values, const std::string& name) {
 
 }  // namespace
 
-HostTensor folded_value(const ParamFold& fold, DType dtype, const Shape& shape, const TensorMap& values) {
+namespace {
+
+std::vector<double> recipe_doubles(const ParamFold& fold, const Shape& shape, const TensorMap& values);
+
+// The float64 value of a recipe's source: the run's value or a nested recipe's.
+std::vector<double> source_doubles(const std::string& name, const std::shared_ptr<const ParamFold>& fold,
+                                   const Shape& shape, const TensorMap& values) {
+    if (fold) return recipe_doubles(*fold, shape, values);
+    const HostTensor& t = value_of(values, name);
+    ANVIL_CHECK(t.shape == shape, "folded_value: param '" + name + "' is " + shape_str(t.shape) + ", its recipe reads " +
+                                      shape_str(shape));
+    return t.to_doubles();
+}
+
+// Pieces joined along `axis`: each outer index takes every piece's block in turn.
+std::vector<double> concat_doubles(const ParamFold& fold, const Shape& shape, const TensorMap& values) {
+    const size_t axis = static_cast<size_t>(fold.channel_axis);
+    int64_t outer = 1, inner = 1, joined = 0;
+    for (size_t d = 0; d < axis; ++d) outer *= shape[d];
+    for (size_t d = axis + 1; d < shape.size(); ++d) inner *= shape[d];
+    std::vector<std::vector<double>> parts;
+    for (const FoldSource& p : fold.pieces) {
+        parts.push_back(source_doubles(p.name, p.fold, p.shape, values));
+        joined += p.shape[axis];
+    }
+    ANVIL_CHECK(joined == shape[axis], "folded_value: the pieces of a concatenated param do not fill it");
+    std::vector<double> out;
+    out.reserve(static_cast<size_t>(numel(shape)));
+    for (int64_t o = 0; o < outer; ++o)
+        for (size_t k = 0; k < parts.size(); ++k) {
+            const int64_t block = fold.pieces[k].shape[axis] * inner;
+            out.insert(out.end(), parts[k].begin() + o * block, parts[k].begin() + (o + 1) * block);
+        }
+    return out;
+}
+
+std::vector<double> recipe_doubles(const ParamFold& fold, const Shape& shape, const TensorMap& values) {
+    if (fold.part == ParamFold::Part::concat) return concat_doubles(fold, shape, values);
     const int64_t C = fold.channels;
     std::vector<double> s(static_cast<size_t>(C), 1.0), t(static_cast<size_t>(C), 0.0);
     if (fold.part == ParamFold::Part::bias && !fold.source.empty()) t = value_of(values, fold.source).to_doubles();
@@ -318,24 +304,37 @@ HostTensor folded_value(const ParamFold& fold, DType dtype, const Shape& shape, 
             }
         }
     }
-    HostTensor out(dtype, shape);
-    if (fold.part == ParamFold::Part::bias) {
-        for (int64_t c = 0; c < C; ++c) out.set(c, t[static_cast<size_t>(c)]);
-        return out;
-    }
-    const HostTensor& w = value_of(values, fold.source);
-    ANVIL_CHECK(w.shape == shape && fold.channel_axis < static_cast<int>(shape.size()) &&
+    if (fold.part == ParamFold::Part::bias) return t;
+    std::vector<double> w = source_doubles(fold.source, fold.source_fold, shape, values);
+    ANVIL_CHECK(fold.channel_axis < static_cast<int>(shape.size()) &&
                     shape[static_cast<size_t>(fold.channel_axis)] == C,
                 "folded_value: weight '" + fold.source + "' does not match its fold");
     int64_t inner = 1;  // elements between two channels of the weight
     for (size_t d = static_cast<size_t>(fold.channel_axis) + 1; d < shape.size(); ++d) inner *= shape[d];
-    for (int64_t i = 0; i < w.numel(); ++i) out.set(i, w.get(i) * s[static_cast<size_t>((i / inner) % C)]);
+    for (size_t i = 0; i < w.size(); ++i) w[i] *= s[static_cast<size_t>((static_cast<int64_t>(i) / inner) % C)];
+    return w;
+}
+
+}  // namespace
+
+HostTensor folded_value(const ParamFold& fold, DType dtype, const Shape& shape, const TensorMap& values) {
+    const std::vector<double> v = recipe_doubles(fold, fold.part == ParamFold::Part::bias ? Shape{fold.channels} : shape,
+                                                 values);
+    HostTensor out(dtype, shape);
+    ANVIL_CHECK(static_cast<int64_t>(v.size()) == out.numel(), "folded_value: a recipe's size differs from its param's");
+    for (int64_t i = 0; i < out.numel(); ++i) out.set(i, v[static_cast<size_t>(i)]);
     return out;
 }
 
 std::string describe_fold(const ParamFold& fold) {
+    if (fold.part == ParamFold::Part::concat) {
+        std::string o = "concat along axis " + std::to_string(fold.channel_axis) + " of";
+        for (const FoldSource& p : fold.pieces) o += " " + (p.fold ? "(" + describe_fold(*p.fold) + ")" : p.name);
+        return o;
+    }
+    const std::string src = fold.source_fold ? "(" + describe_fold(*fold.source_fold) + ")" : fold.source;
     std::string o = fold.part == ParamFold::Part::weight
-                        ? "weight " + fold.source + " scaled along axis " + std::to_string(fold.channel_axis)
+                        ? "weight " + src + " scaled along axis " + std::to_string(fold.channel_axis)
                         : "bias " + (fold.source.empty() ? std::string("0") : fold.source);
     o += " by";
     for (const AffineStep& st : fold.steps) o += std::string(" ") + affine_step_name(st.kind) + "(" + st.node + ")";

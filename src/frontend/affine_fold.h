@@ -43,13 +43,26 @@ struct AffineStep {
     double eps = 0;  // batchnorm
 };
 
+struct ParamFold;
+
+// A param a recipe reads: one of the run's values, or itself derived.
+struct FoldSource {
+    std::string name;                       // the original param (weight, bias); empty: none
+    std::shared_ptr<const ParamFold> fold;  // set: the value is this recipe's, not the run's
+    Shape shape;                            // concat pieces: the piece's shape
+};
+
 // How a folded param is computed from the run's values of the originals.
+// Recipes nest (a weight scaled, then concatenated, then scaled along K);
+// the whole tree is evaluated in float64 and rounded once.
 struct ParamFold {
-    enum class Part { weight, bias } part = Part::weight;
+    enum class Part { weight, bias, concat } part = Part::weight;
     std::string source;    // weight: the original weight; bias: the producer's own bias (empty: zero)
-    int channel_axis = 0;  // weight: the axis of `source` that indexes output channels
+    std::shared_ptr<const ParamFold> source_fold;  // weight: `source` is derived by this recipe
+    int channel_axis = 0;  // weight: the axis of `source` scaled per channel; concat: the axis joined
     int64_t channels = 0;
     std::vector<AffineStep> steps;  // in data-flow order
+    std::vector<FoldSource> pieces;  // concat: the params joined, in order
 };
 
 // The graph with every foldable chain folded; a graph with none is returned

@@ -6,6 +6,8 @@
 #include <cmath>
 
 #include "frontend/affine_fold.h"
+#include "frontend/concat_siblings.h"
+#include "frontend/norm_fold.h"
 #include "frontend/infer_shapes.h"
 #include "frontend/load_model.h"
 #include "onnx_import/import_onnx.h"
@@ -92,9 +94,13 @@ void run_stage(Stage stage, Compilation& c, const PipelineOptions& opt, const Po
             c.graph = infer_shapes(std::move(*c.graph));
             check_tensor_sizes(*c.graph, opt.gpu);  // before any work that grows with the model
             return;
-        case Stage::fold:
-            c.folded = opt.fold ? fold_affine_chains(*c.graph) : *c.graph;
+        case Stage::fold: {
+            Graph g = opt.fold ? fold_affine_chains(*c.graph) : *c.graph;
+            if (opt.concat_siblings) g = concat_sibling_matmuls(g);
+            if (opt.norm_fold) g = fold_rmsnorm_into_matmuls(g);
+            c.folded = std::move(g);
             return;
+        }
         case Stage::decompose:
             check_tensor_sizes(*c.graph, opt.gpu);  // again: a compilation from_graph skipped the shapes stage
             c.tiles = decompose(*c.folded);
@@ -200,6 +206,8 @@ Schedule plan(const Graph& graph, const std::string& policy, const Gpu& gpu, boo
     opt.policy = policy;
     opt.gpu = gpu;
     opt.fold = fold;
+    opt.concat_siblings = fold;
+    opt.norm_fold = fold;
     run_to(c, Stage::verify, opt);
     return std::move(*c.schedule);
 }

@@ -91,6 +91,14 @@ std::vector<ROp> tile_variants(const ROp& op, const Gpu& gpu) {
     // Every candidate shape is one the device code accepts (rtasks/tiling.cuh)
     // and whose shared tiles fit the static shared memory of one block.
     const auto* p = std::get_if<MatmulParams>(&op.params);
+    auto gemvs = [&] {
+        for (int bn : {16, 32, 64, 128, 256})
+            if (anvil_gemv_tile_ok(bn, dtype_size(op.dtypes.at(1)))) out.push_back(as_gemv(op, bn));
+    };
+    if (p && p->a_rms) {  // a folded rmsnorm: GEMV tiles only (gemv.cuh computes it)
+        gemvs();
+        return out;
+    }
     const bool tf32 = gpu.f32_precision != F32Precision::f32 && tf32_operands(op);
     if (gpu.tensor_core_tiles && (tensor_core_operands(op) || tf32))
         for (int bm : {32, 64, 128})
@@ -101,9 +109,7 @@ std::vector<ROp> tile_variants(const ROp& op, const Gpu& gpu) {
                 const auto* mm = std::get_if<MatmulParams>(&v.params);
                 if (!mm || anvil_tc_tile_ok(bm, bn, bk, anvil_mm_tc_format(mm->algo))) out.push_back(std::move(v));
             }
-    if (p && p->M <= ANVIL_GEMV_MAX_M && p->row_op == ANVIL_MM_ROW_NONE)
-        for (int bn : {16, 32, 64, 128, 256})
-            if (anvil_gemv_tile_ok(bn, dtype_size(op.dtypes.at(1)))) out.push_back(as_gemv(op, bn));
+    if (p && p->M <= ANVIL_GEMV_MAX_M && p->row_op == ANVIL_MM_ROW_NONE) gemvs();
     for (int bm : {16, 32, 64, 128})
         for (int bn : {16, 32, 64, 128}) {
             const int bk = deepest_bk(op, bm, bn, gpu);

@@ -1,6 +1,7 @@
 // decompose: Graph -> TileGraph. Lays every tensor out in one arena and cuts
 // every node into rOperators of one rTask kind each. Reshape is free (its
-// result aliases its operand's storage; one that changes dtype is a copy); concat becomes one strided copy per
+// result aliases its operand's storage; one that changes dtype is a copy), and so is a slice that is a
+// contiguous run of its operand; concat becomes one strided copy per
 // operand; everything else is one rOperator (global_avgpool a row-wise mean
 // over H and W, batchnorm a per-channel affine, conv2d an implicit GEMM or,
 // for thin groups, a direct window).
@@ -8,7 +9,9 @@
 
 #include <algorithm>
 
+#include "frontend/norm_fold.h"
 #include "frontend/op_table.h"
+#include "../../rtasks/tiling.cuh"
 
 namespace anvil {
 
@@ -46,9 +49,9 @@ struct Builder {
                 n.attrs = val.attrs;
                 n.operands = graph.operands(v);
             }
-            if (aliases_operand(v)) {
+            if (auto at = view_offset(v)) {
                 const TensorBuffer& src = tg.buffers[graph.operands(v)[0]];
-                b.offset = src.offset;
+                b.offset = src.offset + *at;
                 b.storage = src.storage;
                 b.alias = true;
                 continue;
@@ -60,10 +63,28 @@ struct Builder {
 
     // A reshape shares its operand's bytes, unless its dtype differs (a node's
     // dtype sets its output type): then it is a converting copy.
-    bool aliases_operand(VertexId v) const {
+    bool aliases_operand(VertexId v) const { return view_offset(v).has_value(); }
+
+    // Where a view's bytes start in its operand's: a reshape at 0, a slice
+    // that is one contiguous run of its operand (step 1, every dim before the
+    // axis 1: a column range of a batch-1 row, as concat_sibling_matmuls makes)
+    // at its start. Not a view: a node that changes dtype or reorders.
+    std::optional<int64_t> view_offset(VertexId v) const {
         const Value& val = graph.value(v);
-        return val.role == Role::node && op_def(val.op).map == IndexMap::reshape &&
-               graph.value(graph.operands(v)[0]).dtype == val.dtype;
+        if (val.role != Role::node) return std::nullopt;
+        const IndexMap map = op_def(val.op).map;
+        if (map != IndexMap::reshape && map != IndexMap::slice) return std::nullopt;
+        if (graph.value(graph.operands(v)[0]).dtype != val.dtype) return std::nullopt;
+        if (map == IndexMap::reshape) return 0;
+        const Shape& in = graph.value(graph.operands(v)[0]).shape;
+        const int axis = *normalize_axis(val.attrs.get_int("axis"), static_cast<int>(in.size()));
+        std::optional<int64_t> end;
+        if (val.attrs.has("end")) end = val.attrs.get_int("end");
+        const SliceBounds b = slice_bounds(in[axis], val.attrs.get_int("start"), end, val.attrs.get_int("step"));
+        for (int d = 0; d < axis; ++d)
+            if (in[d] != 1) return std::nullopt;
+        if (b.step != 1 && b.len > 1) return std::nullopt;
+        return b.start * contiguous_strides(in)[axis] * dtype_size(val.dtype);
     }
 
     // The converting copy of a reshape that changes dtype: the operand read
@@ -147,6 +168,7 @@ struct Builder {
     }
 
     void slice_node(VertexId v) {
+        if (aliases_operand(v)) return;
         const Value& val = graph.value(v);
         const TensorBuffer& out = buf(v);
         VertexId in = graph.operands(v)[0];
@@ -206,6 +228,7 @@ struct Builder {
         p.c_sn = sc[rc - 1];
         p.a_off = a.offset;
         p.b_off = b.offset;
+        p.b_fixed = graph.value(ins[1]).role != Role::node;  // a GEMV may stream it before its waits
         p.c_off = c.offset;
         p.batch_rank = rc - 2;
         p.batches = 1;
@@ -220,6 +243,13 @@ struct Builder {
         // At most 4 rows (batch-1 decode): the streaming GEMV tile. Other
         // small M gets short tiles so the block is not mostly idle padding.
         p.algo = p.M <= sizes.gemv_max_m ? ANVIL_MM_GEMV : ANVIL_MM_TILED;
+        if (val.attrs.has(kMatmulRmsEpsAttr)) {  // a folded rmsnorm: only the GEMV computes it
+            ANVIL_CHECK(p.M <= ANVIL_GEMV_MAX_M,
+                        "decompose: matmul '" + val.name + "' folds an rmsnorm over more rows than a GEMV takes");
+            p.algo = ANVIL_MM_GEMV;
+            p.a_rms = 1;
+            p.a_rms_eps = static_cast<float>(val.attrs.get_float(kMatmulRmsEpsAttr));
+        }
         p.bm = p.M <= 16 ? 16 : p.M <= 32 ? 32 : sizes.mm_bm;
         p.bn = p.algo == ANVIL_MM_GEMV ? sizes.gemv_bn : sizes.mm_bn;
         p.bk = p.algo == ANVIL_MM_GEMV ? 0 : sizes.mm_bk;

@@ -30,8 +30,8 @@ struct TensorBuffer {
     Shape shape;
     int64_t offset = 0;  // bytes from the arena's start
     int64_t bytes = 0;
-    bool alias = false;  // shares its producer's storage (reshape)
-    VertexId storage = 0;  // the tensor that owns the bytes: itself, or the root of a reshape chain
+    bool alias = false;  // shares its producer's storage (a reshape, a contiguous slice: a view)
+    VertexId storage = 0;  // the tensor that owns the bytes: itself, or the root of a chain of views
 };
 
 // What the tile graph keeps of each graph vertex, so that passes on it

@@ -67,6 +67,7 @@ void check_matmul(const ROp& op) {
         return;
     }
     require(p.algo == ANVIL_MM_TILED || anvil_mm_on_tensor_cores(p.algo), op, "unknown matmul algo " + std::to_string(p.algo));
+    require(!p.a_rms, op, "only a GEMV tile computes the rmsnorm of A's rows");
     check_gemm_tile(op, p.bm, p.bn, p.bk);
     // The GEMM tiles index one batch's A, B and C with 32-bit offsets.
     auto extent = [](int64_t rows, int64_t s_r, int64_t cols, int64_t s_c) {
