@@ -56,7 +56,16 @@ std::vector<TileGraph> variant_candidates(const TileGraph& tg, VariantChoice cho
         case VariantChoice::keep: return {tg};
         case VariantChoice::by_wave: return {by_wave()};
         case VariantChoice::fastest_alone: return {apply_split_k(alone(), gpu)};
-        case VariantChoice::by_wave_and_fastest_alone: return {by_wave(), apply_split_k(alone(), gpu)};
+        case VariantChoice::by_wave_and_fastest_alone: {
+            // Split-K decides per GEMM, within its wave; the whole GEMMs
+            // stay a candidate, so the full prediction (every wait and
+            // placement) has the last word.
+            const TileGraph whole = choose_variants_by_wave(tg, gpu);
+            std::vector<TileGraph> c{apply_split_k(whole, gpu)};
+            if (c.front().rops.size() != whole.rops.size()) c.push_back(whole);
+            c.push_back(apply_split_k(alone(), gpu));
+            return c;
+        }
     }
     throw InternalError("pipeline: unknown variant choice");
 }
