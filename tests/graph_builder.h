@@ -157,4 +157,11 @@ inline std::string at_attr(const GraphBuilder& b, const std::string& n, Op op, c
     return at(b.line(n), attr_col(op, attr), "node '" + n + "'");
 }
 
+// How many nodes of `g` compute `op` (what a graph pass removed or made).
+inline int count_op(const Graph& g, Op op) {
+    int n = 0;
+    for (VertexId v : g.of_role(Role::node)) n += g.value(v).op == op;
+    return n;
+}
+
 }  // namespace anvil::test

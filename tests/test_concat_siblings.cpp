@@ -19,12 +19,6 @@ using namespace anvil::test;
 
 namespace {
 
-int count_op(const Graph& g, Op op) {
-    int n = 0;
-    for (VertexId v : g.of_role(Role::node)) n += g.value(v).op == op;
-    return n;
-}
-
 // x [1, K] feeds three projections of widths n0, n1, n2 (the first scaled by
 // a constant, which the fold puts into its weight first), a fourth with its
 // weight transposed, and a matmul whose weight is a computed tensor. q and k

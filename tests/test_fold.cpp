@@ -31,12 +31,6 @@ void bn_init(Graph& g, const std::string& p) {
     set_init(g, p + "v", InitKind::uniform, 0.3, 3.0);
 }
 
-int count_op(const Graph& g, Op op) {
-    int n = 0;
-    for (VertexId v : g.of_role(Role::node)) n += g.value(v).op == op;
-    return n;
-}
-
 // Every policy, host backend, folded schedule vs the unfolded reference.
 void check_every_policy(const Graph& g) {
     const TensorMap values = make_values(g, std::nullopt);

@@ -19,12 +19,6 @@ using namespace anvil::test;
 
 namespace {
 
-int count_op(const Graph& g, Op op) {
-    int n = 0;
-    for (VertexId v : g.of_role(Role::node)) n += g.value(v).op == op;
-    return n;
-}
-
 // x [1, K] -> rmsnorm -> a matmul over W [K, N1] with a bias epilogue and
 // one over W^T [N2, K]. x is far from unit RMS (std 3) so a missing r shows.
 Graph norm_then_gemvs(int64_t K, int64_t n1, int64_t n2, DType t) {
