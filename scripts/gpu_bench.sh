@@ -9,7 +9,20 @@
 #   bash scripts/gpu_bench.sh all         profile, baselines, hopper
 # Each phase fits one device call (10 minutes) and writes its results under
 # $OUT (or out/ without one); scripts/gpu_results.py merges them into
-# docs/perf/gpu-<date>.json. MODELS="a b" limits the zoo.
+# docs/perf/gpu-zoo-<date>.json. MODELS="a b" limits the zoo.
+#
+# `all` is the one prepared device command (about 9 minutes): each phase runs
+# under its own cap, and after each one everything measured so far is packed
+# into ONE archive, $OUT/gpu-results.tar.gz, so a call cut off anywhere still
+# returns what it measured. Plan (H100, from the 2026-11-24 figures: a
+# profile took 5-10 s once its CUBINs were cached; torch imports in ~4 s):
+#   profile    280 s  calibrate ~10 s; [gpu] tests (cap 120 s) beside the
+#                     compile-and-check of every model; then one profile per
+#                     model (cap 45 s each), the important ones first
+#   baselines  170 s  PyTorch eager and CUDA graph (and cuDNN's LSTM) for each
+#                     model (cap 30 s each); then torch.compile and JAX for
+#                     bert_base, resnet18, llama_decode while time is left
+#   hopper      80 s  scripts/bench_hopper.py, CUDA cores then tensor cores
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -22,7 +35,9 @@ export CPLUS_INCLUDE_PATH=$pack/include${CPLUS_INCLUDE_PATH:+:$CPLUS_INCLUDE_PAT
 export LIBRARY_PATH=$pack/lib${LIBRARY_PATH:+:$LIBRARY_PATH}
 export ANVIL_CACHE_DIR=$root/build/anvil_cache   # kept between calls while the machine stays warm
 # CUBINs compiled on the development machine (gpu_pack.sh --precompile).
-[ -f "$pack/anvil_cache.tar.xz" ] && mkdir -p "$ANVIL_CACHE_DIR" && tar -xJf "$pack/anvil_cache.tar.xz" -C "$ANVIL_CACHE_DIR"
+if [ -f "$pack/anvil_cache.tar.xz" ] && [ ! -f "$ANVIL_CACHE_DIR/.unpacked" ]; then
+    mkdir -p "$ANVIL_CACHE_DIR" && tar -xJf "$pack/anvil_cache.tar.xz" -C "$ANVIL_CACHE_DIR" && touch "$ANVIL_CACHE_DIR/.unpacked"
+fi
 anvil=$pack/anvil
 [ -x "$anvil" ] || { echo "no $anvil: run scripts/gpu_pack.sh here and carry build/gpu_pack" >&2; exit 2; }
 
@@ -30,18 +45,21 @@ anvil=$pack/anvil
 src=$(cat "$pack/source_dir")
 if [ "$src" != "$root" ] && [ ! -e "$src" ]; then mkdir -p "$(dirname "$src")" && ln -s "$root" "$src"; fi
 # The CLI tests run ANVIL_SOURCE_DIR/build/anvil.
-mkdir -p "$root/build" && cp "$anvil" "$root/build/anvil"
+mkdir -p "$root/build" && cp "$anvil" "$root/build/anvil.new" && mv -f "$root/build/anvil.new" "$root/build/anvil"
 
 gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)
 case "$gpu" in *H200*) target=h200 ;; *H100*) target=h100_sxm ;; *A100*) target=a100_sxm ;; *) target=h100_sxm ;; esac
-zoo=${MODELS:-$(ls models/*.yaml | grep -v _small | xargs -n1 basename | sed 's/\.yaml$//')}
+first="resnet18 bert_base llama_decode transformer_encoder_f16 mobilenet_v2 vit_b16 lstm_tc"
+all_models=$(ls models/*.yaml | grep -v _small | xargs -n1 basename | sed 's/\.yaml$//')
+zoo=${MODELS:-$first $(for m in $all_models; do case " $first " in *" $m "*) ;; *) echo "$m" ;; esac; done)}
 io=$root/build/io
 db=$root/build/kernels_db   # kernels_db with this device's measured ceilings
 { echo "device: $gpu"; echo "target: $target"; echo "commit: $(cat "$pack/commit")"; echo "date: $(date -u +%F)"; } > "$out/meta.txt"
 
 phase_tests() {
     echo "== [gpu] tests on $gpu"
-    "$pack/anvil_tests" "[gpu]" -r compact > "$out/gpu_tests.txt" 2>&1
+    # --foreground: a cap inside a capped phase must stay in its process group.
+    timeout --foreground -k 5 "${TESTS_CAP:-120}" "$pack/anvil_tests" "[gpu]" -r compact -d yes > "$out/gpu_tests.txt" 2>&1
     echo "rc=$?" >> "$out/gpu_tests.txt"
     tail -3 "$out/gpu_tests.txt"
 }
@@ -60,7 +78,7 @@ prepare() {
 }
 
 phase_profile() {
-    rm -rf "$db" && cp -r kernels_db "$db"
+    rm -rf "$db" && cp -r kernels_db "$db" && mkdir -p "$db/measured"
     # First, alone on the device: its ceilings.
     "$anvil" calibrate --gpu "$target" --out "$db/measured/$target.yaml" | tee "$out/calibrate.txt"
     cp "$db/measured/$target.yaml" "$out/measured_$target.yaml"
@@ -70,7 +88,7 @@ phase_profile() {
         trace=()
         case "$m" in transformer_encoder_f16 | resnet18 | bert_base | llama_decode) trace=(--trace "$out/profile/$m.trace.json") ;; esac
         echo "== profile $m"
-        timeout 300 "$anvil" profile "models/$m.yaml" --gpu "$target" --kernels-db "$db" --iters 50 --json "${trace[@]}" \
+        timeout --foreground -k 5 "${PROFILE_CAP:-45}" "$anvil" profile "models/$m.yaml" --gpu "$target" --kernels-db "$db" --iters 50 --json "${trace[@]}" \
             > "$out/profile/$m.json" 2> "$out/profile/$m.err"
         echo "rc=$?" >> "$out/profile/$m.err"
         grep -E '"(megakernel_us|per_op_us|per_op_graph_us|roofline_us)"' "$out/profile/$m.json" | tr -d '\n'; echo
@@ -89,18 +107,30 @@ phase_baselines() {
         [ -d "$io/$m" ] || { echo "no $io/$m: run the profile phase first" >&2; continue; }
         echo "== baselines $m"
         # One process for all (imports once); if it dies, one per baseline.
-        if ! timeout 240 python3 scripts/baselines.py "models/$m.yaml" "$io/$m" --iters 50 --warmup 10 --in-process \
+        if ! timeout --foreground -k 5 "${BASELINE_CAP:-30}" python3 scripts/baselines.py "models/$m.yaml" "$io/$m" \
+            --iters 50 --warmup 10 --in-process --only torch_eager,torch_cuda_graph,torch_cudnn_lstm \
             --json "$out/baselines/$m.json" > "$out/baselines/$m.txt" 2>&1; then
-            timeout 300 python3 scripts/baselines.py "models/$m.yaml" "$io/$m" --iters 50 --warmup 10 --timeout 120 \
+            timeout --foreground -k 5 "${BASELINE_CAP:-30}" python3 scripts/baselines.py "models/$m.yaml" "$io/$m" \
+                --iters 50 --warmup 10 --only torch_eager,torch_cuda_graph,torch_cudnn_lstm --timeout 20 \
                 --json "$out/baselines/$m.json" >> "$out/baselines/$m.txt" 2>&1
         fi
         echo "rc=$?" >> "$out/baselines/$m.txt"
         tail -8 "$out/baselines/$m.txt"
     done
+    # The compilers take tens of seconds each: the models the issue names first, while the phase's cap allows.
+    for m in ${COMPILED_MODELS:-resnet18 bert_base llama_decode transformer_encoder_f16 mobilenet_v2 vit_b16}; do
+        [ -d "$io/$m" ] || continue
+        echo "== compiled baselines $m"
+        timeout --foreground -k 5 "${COMPILED_CAP:-90}" python3 scripts/baselines.py "models/$m.yaml" "$io/$m" \
+            --iters 50 --warmup 10 --only torch_compile,jax_jit --timeout 80 \
+            --json "$out/baselines/$m.compiled.json" > "$out/baselines/$m.compiled.txt" 2>&1
+        echo "rc=$?" >> "$out/baselines/$m.compiled.txt"
+        tail -4 "$out/baselines/$m.compiled.txt"
+    done
 }
 
 phase_hopper() {
-    [ -f "$db/measured/$target.yaml" ] || { rm -rf "$db" && cp -r kernels_db "$db" &&
+    [ -f "$db/measured/$target.yaml" ] || { rm -rf "$db" && cp -r kernels_db "$db" && mkdir -p "$db/measured" &&
         "$anvil" calibrate --gpu "$target" --out "$db/measured/$target.yaml"; }
     for tc in "" --tensor-cores; do
         python3 scripts/bench_hopper.py --anvil "$anvil" --kernels-db "$db" $tc \
@@ -110,11 +140,33 @@ phase_hopper() {
     done
 }
 
+# One archive of everything measured so far ($stage), replaced whole after each phase.
+pack_results() {
+    cp "$log" "$stage/" 2> /dev/null
+    tar -czf "$final/gpu-results.tar.gz.part" -C "$stage" . && mv "$final/gpu-results.tar.gz.part" "$final/gpu-results.tar.gz"
+}
+
+run_all() {
+    final=$out
+    stage=$root/build/gpu_results
+    log=$final/gpu_bench.log
+    rm -rf "$stage" && mkdir -p "$stage"
+    cp "$out/meta.txt" "$stage/"
+    for phase in "profile ${PROFILE_PHASE_CAP:-280}" "baselines ${BASELINES_PHASE_CAP:-170}" "hopper ${HOPPER_PHASE_CAP:-80}"; do
+        set -- $phase
+        echo "== phase $1 (cap $2 s) at ${SECONDS} s"
+        # timeout (not --foreground) kills the phase's whole process group.
+        OUT=$stage timeout -k 10 "$2" bash "$root/scripts/gpu_bench.sh" "$1"
+        echo "== phase $1 rc=$? at ${SECONDS} s"
+        pack_results
+    done
+}
+
 case "${1:-all}" in
     tests) phase_tests ;;
     profile) phase_profile ;;
     baselines) phase_baselines ;;
     hopper) phase_hopper ;;
-    all) phase_profile; phase_baselines; phase_hopper ;;
+    all) run_all 2>&1 | tee "$out/gpu_bench.log" ;;
     *) echo "unknown phase '$1' (tests, profile, baselines, hopper, all)" >&2; exit 2 ;;
 esac

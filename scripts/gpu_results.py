@@ -4,10 +4,11 @@ docs/perf/gpu-zoo-<date>.json, and rewrites the README's table of GPU
 measurements (between the `measured:begin/end` markers) from the newest
 such file.
 
-    scripts/gpu_results.py OUT_DIR --command "the device command"   # merge, then README
+    scripts/gpu_results.py OUT --command "the device command"       # merge, then README
     scripts/gpu_results.py --readme                                 # README only
 
-Per model: per_op_us, per_op_graph_us, megakernel_us, launches,
+OUT is the device's output folder or the archive gpu_bench.sh packed there
+(gpu-results.tar.gz). Per model: per_op_us, per_op_graph_us, megakernel_us, launches,
 per_op_launches, roofline_us, roofline_share, outputs_ok, and each external
 baseline's median (null, with the reason, where it did not run or disagreed
 with anvil's outputs).
@@ -18,6 +19,7 @@ import math
 import pathlib
 import re
 import sys
+import tarfile
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PERF = ROOT / "docs" / "perf"
@@ -51,6 +53,24 @@ def model_entry(profile, baselines):
     return e
 
 
+def read_baselines(out, model):
+    """The model's baselines: <model>.json (eager, CUDA graph) and <model>.compiled.json (torch.compile, JAX)."""
+    merged = None
+    for name in (f"{model}.json", f"{model}.compiled.json"):
+        path = out / "baselines" / name
+        if not path.exists():
+            continue
+        try:
+            doc = json.loads(path.read_text())
+        except json.JSONDecodeError:
+            continue  # cut off mid-write by the phase's cap
+        if merged is None:
+            merged = doc
+        else:
+            merged.setdefault("baselines", {}).update(doc.get("baselines", {}))
+    return merged
+
+
 def merge(out, command):
     meta = read_meta(out)
     models, failures = {}, {}
@@ -63,12 +83,14 @@ def merge(out, command):
             err = out / "profile" / f"{p.stem}.err"
             failures[p.stem] = err.read_text()[-2000:] if err.exists() else "no output"
             continue
-        b = out / "baselines" / f"{p.stem}.json"
-        models[p.stem] = model_entry(profile, json.loads(b.read_text()) if b.exists() else None)
+        models[p.stem] = model_entry(profile, read_baselines(out, p.stem))
     tests = (out / "gpu_tests.txt").read_text().splitlines()[-3:] if (out / "gpu_tests.txt").exists() else []
     versions = {}
-    for b in (out / "baselines").glob("*.json") if (out / "baselines").exists() else []:
-        versions = json.loads(b.read_text()).get("versions", versions)
+    for b in sorted((out / "baselines").glob("*.json")) if (out / "baselines").exists() else []:
+        try:
+            versions = {**versions, **json.loads(b.read_text()).get("versions", {})}
+        except json.JSONDecodeError:
+            pass
     calib = (out / "calibrate.txt").read_text() if (out / "calibrate.txt").exists() else ""
     doc = {"what": "anvil profile (CUDA events; median of --iters runs after warm-up) of every zoo model against "
                    "the per_op baseline (plain and in a CUDA graph), the roofline bound, and the external "
@@ -144,7 +166,14 @@ def main():
     ap.add_argument("--readme", action="store_true", help="only rewrite the README table")
     args = ap.parse_args()
     if args.out:
-        merge(pathlib.Path(args.out), args.command)
+        out = pathlib.Path(args.out)
+        if out.is_file():  # the archive: unpack it beside itself
+            unpacked = out.with_name(out.name.split(".")[0])
+            unpacked.mkdir(exist_ok=True)
+            with tarfile.open(out) as tar:
+                tar.extractall(unpacked)  # our own archive
+            out = unpacked
+        merge(out, args.command)
     elif not args.readme:
         sys.exit("give the OUT directory, or --readme")
     table = readme_table()
