@@ -91,7 +91,8 @@ TEST_CASE("cuda backend: a dependency that is never published is a deadlock, not
         // Task 0's block is stuck, so whichever waiter times out first
         // (task 0 or a reader of a later task of that block) claims the status.
         CHECK(msg.find("model 'mlp_f32', launch '" + s.launches[0].name + "': task ") != std::string::npos);
-        CHECK(msg.find(" waited more than 0.5 s for task ") != std::string::npos);
+        // Every wait is on an arrival counter (Schedule::groups), named with its rOp and tiles.
+        CHECK(msg.find(" waited more than 0.5 s for counter ") != std::string::npos);
         CHECK(msg.find(": deadlock") != std::string::npos);
     }
     CHECK(seconds_since(t0) < 10.0);  // compile (cached after the first run) + the spin bound
@@ -132,7 +133,7 @@ TEST_CASE("cuda backend: a launch whose waiting blocks cannot all be resident is
     const Graph graph = load_graph(source_path("models/mlp_f32.yaml"));
     Schedule s = plan(graph, "topo", default_gpu());
     bool waits = false;
-    for (const Task& t : s.tasks) waits = waits || !t.deps.empty();
+    for (const Task& t : s.tasks) waits = waits || !t.deps.empty() || !t.waits.empty();
     REQUIRE(waits);
     // More blocks than any SM count x 32 resident blocks: the extra ones are empty.
     s.launches[0].queues.resize(200 * 33);

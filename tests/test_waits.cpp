@@ -11,6 +11,7 @@
 
 #include "anvil/error.h"
 #include "anvil/pipeline.h"
+#include "runtime/run_errors.h"
 #include "schedule/builders.h"
 #include "schedule/cost_model.h"
 #include "schedule/race_check.h"
@@ -207,4 +208,20 @@ TEST_CASE("the full-size zoo's schedules are race-free under every policy", "[wa
             CHECK(races.empty());
         }
     }
+}
+
+TEST_CASE("a deadlock the device reports names the waiter and the counter group it waited for", "[waits]") {
+    // The status word of the H100 run of 2026-11-27 (tests/test_cuda_backend.cpp's
+    // self-waiting task), turned into its message on the host.
+    const Schedule s = plan(zoo("mlp_f32.yaml"), "topo", default_gpu());
+    REQUIRE(s.groups.size() > 1);
+    const CounterGroup& g = s.groups[1];
+    const AnvilStatus st{ANVIL_DEADLOCK, 17, 1, 0};
+    const std::string group = "counter 1 (rop '" + s.tiles.rops[g.rop].name + "' tiles [" + std::to_string(g.begin) +
+                              ", " + std::to_string(g.end) + "), ";
+    CHECK_THROWS_WITH(report_run_status(s, 0, st, 0.5),
+                      Catch::StartsWith("model 'mlp_f32', launch '" + s.launches[0].name + "': task 17 (rop '" +
+                                        s.tiles.rops[s.tasks[17].rop].name + "' tile ") &&
+                          Catch::Contains(" waited more than 0.5 s for " + group) &&
+                          Catch::EndsWith(" arrivals): deadlock"));
 }
