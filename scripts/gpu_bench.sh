@@ -6,7 +6,7 @@
 #   bash scripts/gpu_bench.sh baselines   every zoo model under PyTorch (eager, CUDA graph, torch.compile) and JAX
 #   bash scripts/gpu_bench.sh hopper      issue 6's benchmarks (scripts/bench_hopper.py): 4096^3 GEMM vs cuBLAS,
 #                                         GEMV chain and decode step bytes/s vs copy bandwidth
-#   bash scripts/gpu_bench.sh all         profile, baselines, hopper
+#   bash scripts/gpu_bench.sh all         profile, hopper, baselines: the one device command (below)
 # Each phase fits one device call (10 minutes) and writes its results under
 # $OUT (or out/ without one); scripts/gpu_results.py merges them into
 # docs/perf/gpu-zoo-<date>.json. MODELS="a b" limits the zoo.
@@ -14,15 +14,20 @@
 # `all` is the one prepared device command (about 9 minutes): each phase runs
 # under its own cap, and after each one everything measured so far is packed
 # into ONE archive, $OUT/gpu-results.tar.gz, so a call cut off anywhere still
-# returns what it measured. Plan (H100, from the 2026-11-24 figures: a
-# profile took 5-10 s once its CUBINs were cached; torch imports in ~4 s):
-#   profile    280 s  calibrate ~10 s; [gpu] tests (cap 120 s) beside the
+# returns what it measured. Plan, from the H100 run of 2026-11-27 (commit
+# eecf9a0: [gpu] tests ~190 s in all; a small model's profile 5-10 s;
+# lstm_tc's schedule alone 46 s; torch.compile 60-90 s a model):
+#   profile    330 s  calibrate ~10 s; [gpu] tests (cap 150 s) beside the
 #                     compile-and-check of every model; then one profile per
-#                     model (cap 45 s each), the important ones first
-#   baselines  170 s  PyTorch eager and CUDA graph (and cuDNN's LSTM) for each
-#                     model (cap 30 s each); then torch.compile and JAX for
-#                     bert_base, resnet18, llama_decode while time is left
-#   hopper      80 s  scripts/bench_hopper.py, CUDA cores then tensor cores
+#                     model (cap 45 s; 120 s for llama_decode and lstm_tc,
+#                     which go last)
+#   hopper     110 s  scripts/bench_hopper.py, tensor cores first (never
+#                     measured yet), then CUDA cores
+#   baselines  100 s  PyTorch eager and CUDA graph (and cuDNN's LSTM) for the
+#                     models this device has none stored for (they do not
+#                     depend on anvil's commit: gpu_results.py carries the
+#                     stored ones forward); then torch.compile and JAX where
+#                     none is stored, bert_base and llama_decode first
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -49,9 +54,10 @@ mkdir -p "$root/build" && cp "$anvil" "$root/build/anvil.new" && mv -f "$root/bu
 
 gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)
 case "$gpu" in *H200*) target=h200 ;; *H100*) target=h100_sxm ;; *A100*) target=a100_sxm ;; *) target=h100_sxm ;; esac
-first="resnet18 bert_base llama_decode transformer_encoder_f16 mobilenet_v2 vit_b16 lstm_tc"
+first="resnet18 bert_base transformer_encoder_f16 mobilenet_v2 vit_b16"
+slow="llama_decode lstm_tc"   # their profiles take minutes (a 1.6 GB model; a 132k-task schedule)
 all_models=$(ls models/*.yaml | grep -v _small | xargs -n1 basename | sed 's/\.yaml$//')
-zoo=${MODELS:-$first $(for m in $all_models; do case " $first " in *" $m "*) ;; *) echo "$m" ;; esac; done)}
+zoo=${MODELS:-$first $(for m in $all_models; do case " $first $slow " in *" $m "*) ;; *) echo "$m" ;; esac; done) $slow}
 io=$root/build/io
 db=$root/build/kernels_db   # kernels_db with this device's measured ceilings
 { echo "device: $gpu"; echo "target: $target"; echo "commit: $(cat "$pack/commit")"; echo "date: $(date -u +%F)"; } > "$out/meta.txt"
@@ -59,7 +65,7 @@ db=$root/build/kernels_db   # kernels_db with this device's measured ceilings
 phase_tests() {
     echo "== [gpu] tests on $gpu"
     # --foreground: a cap inside a capped phase must stay in its process group.
-    timeout --foreground -k 5 "${TESTS_CAP:-120}" "$pack/anvil_tests" "[gpu]" -r compact -d yes > "$out/gpu_tests.txt" 2>&1
+    timeout --foreground -k 5 "${TESTS_CAP:-150}" "$pack/anvil_tests" "[gpu]" -r compact -d yes > "$out/gpu_tests.txt" 2>&1
     echo "rc=$?" >> "$out/gpu_tests.txt"
     tail -3 "$out/gpu_tests.txt"
 }
@@ -88,7 +94,9 @@ phase_profile() {
         trace=()
         case "$m" in transformer_encoder_f16 | resnet18 | bert_base | llama_decode) trace=(--trace "$out/profile/$m.trace.json") ;; esac
         echo "== profile $m"
-        timeout --foreground -k 5 "${PROFILE_CAP:-45}" "$anvil" profile "models/$m.yaml" --gpu "$target" --kernels-db "$db" --iters 50 --json "${trace[@]}" \
+        cap=${PROFILE_CAP:-45}
+        case " $slow " in *" $m "*) cap=${SLOW_PROFILE_CAP:-120} ;; esac
+        timeout --foreground -k 5 "$cap" "$anvil" profile "models/$m.yaml" --gpu "$target" --kernels-db "$db" --iters 50 --json "${trace[@]}" \
             > "$out/profile/$m.json" 2> "$out/profile/$m.err"
         echo "rc=$?" >> "$out/profile/$m.err"
         grep -E '"(megakernel_us|per_op_us|per_op_graph_us|roofline_us)"' "$out/profile/$m.json" | tr -d '\n'; echo
@@ -103,8 +111,13 @@ phase_baselines() {
     python3 scripts/baselines.py --self-test > "$out/baselines_self_test.txt" 2>&1
     echo "rc=$?" >> "$out/baselines_self_test.txt"
     tail -5 "$out/baselines_self_test.txt"
+    # Baselines do not depend on anvil's commit: skip those stored for this device (docs/perf/gpu-zoo-*.json).
+    local stored compiled
+    stored=" $(python3 scripts/gpu_results.py --stored-baselines "$gpu") "
+    compiled=" $(python3 scripts/gpu_results.py --stored-baselines "$gpu" --names torch_compile,jax_jit) "
     for m in $zoo; do
         [ -d "$io/$m" ] || { echo "no $io/$m: run the profile phase first" >&2; continue; }
+        case "$stored" in *" $m "*) [ -z "${MODELS:-}" ] && { echo "== baselines $m: stored"; continue; } ;; esac
         echo "== baselines $m"
         # One process for all (imports once); if it dies, one per baseline.
         if ! timeout --foreground -k 5 "${BASELINE_CAP:-30}" python3 scripts/baselines.py "models/$m.yaml" "$io/$m" \
@@ -118,8 +131,9 @@ phase_baselines() {
         tail -8 "$out/baselines/$m.txt"
     done
     # The compilers take tens of seconds each: the models the issue names first, while the phase's cap allows.
-    for m in ${COMPILED_MODELS:-resnet18 bert_base llama_decode transformer_encoder_f16 mobilenet_v2 vit_b16}; do
+    for m in ${COMPILED_MODELS:-bert_base llama_decode transformer_encoder_f16 mobilenet_v2 vit_b16 resnet18}; do
         [ -d "$io/$m" ] || continue
+        case "$compiled" in *" $m "*) [ -z "${COMPILED_MODELS:-}" ] && continue ;; esac
         echo "== compiled baselines $m"
         timeout --foreground -k 5 "${COMPILED_CAP:-90}" python3 scripts/baselines.py "models/$m.yaml" "$io/$m" \
             --iters 50 --warmup 10 --only torch_compile,jax_jit --timeout 80 \
@@ -132,7 +146,7 @@ phase_baselines() {
 phase_hopper() {
     [ -f "$db/measured/$target.yaml" ] || { rm -rf "$db" && cp -r kernels_db "$db" && mkdir -p "$db/measured" &&
         "$anvil" calibrate --gpu "$target" --out "$db/measured/$target.yaml"; }
-    for tc in "" --tensor-cores; do
+    for tc in --tensor-cores ""; do
         python3 scripts/bench_hopper.py --anvil "$anvil" --kernels-db "$db" $tc \
             --json "$out/hopper${tc:+_tensor_cores}.json" > "$out/hopper${tc:+_tensor_cores}.txt" 2>&1
         echo "rc=$?" >> "$out/hopper${tc:+_tensor_cores}.txt"
@@ -152,7 +166,7 @@ run_all() {
     log=$final/gpu_bench.log
     rm -rf "$stage" && mkdir -p "$stage"
     cp "$out/meta.txt" "$stage/"
-    for phase in "profile ${PROFILE_PHASE_CAP:-280}" "baselines ${BASELINES_PHASE_CAP:-170}" "hopper ${HOPPER_PHASE_CAP:-80}"; do
+    for phase in "profile ${PROFILE_PHASE_CAP:-330}" "hopper ${HOPPER_PHASE_CAP:-110}" "baselines ${BASELINES_PHASE_CAP:-100}"; do
         set -- $phase
         echo "== phase $1 (cap $2 s) at ${SECONDS} s"
         # timeout (not --foreground) kills the phase's whole process group.

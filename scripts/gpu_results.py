@@ -71,6 +71,58 @@ def read_baselines(out, model):
     return merged
 
 
+def zoo():
+    """The full-size zoo models (gpu_bench.sh's default list)."""
+    return sorted(p.stem for p in (ROOT / "models").glob("*.yaml") if not p.stem.endswith("_small"))
+
+
+def profile_failure(err):
+    text = err.read_text() if err.exists() else ""
+    if text.rstrip().endswith("rc=124") or text.rstrip().endswith("rc=137"):
+        return "cut off by its time cap in gpu_bench.sh (rc=124), not a failure of the run: " + text[-1500:]
+    return text[-2000:] or "no output"
+
+
+def stored_baselines(device):
+    """{model: {baseline: entry}} from the stored results files of this device, newest last wins."""
+    found = {}
+    for path in sorted(PERF.glob("gpu-zoo-*.json")):
+        doc = json.loads(path.read_text())
+        if doc.get("device") != device:
+            continue
+        for model, m in doc.get("models", {}).items():
+            for name, b in m.get("baselines", {}).items():
+                if b.get("us") is not None:
+                    found.setdefault(model, {})[name] = {**b, "from": b.get("from", path.name)}
+        for model, bs in doc.get("stored_baselines", {}).items():
+            for name, b in bs.items():
+                if b.get("us") is not None:
+                    found.setdefault(model, {})[name] = {**b, "from": b.get("from", path.name)}
+    return found
+
+
+def baselines_only(out):
+    """This run's baselines of every model, also those whose anvil profile did not finish."""
+    found = {}
+    for p in sorted((out / "baselines").glob("*.txt")) if (out / "baselines").exists() else []:
+        model = p.name.split(".")[0]
+        doc = read_baselines(out, model)
+        if doc:
+            found[model] = {n: {"us": b["us"], "ok": True} for n, b in doc.get("baselines", {}).items()
+                            if b.get("ok") and b.get("us") is not None}
+    return found
+
+
+def carry_baselines(models, device):
+    """External baselines do not depend on anvil's commit: a baseline this run skipped (gpu_bench.sh skips
+    those already stored for the device) is taken from the newest stored file, marked with its origin."""
+    stored = stored_baselines(device)
+    for model, m in models.items():
+        for name, b in stored.get(model, {}).items():
+            if m["baselines"].get(name, {}).get("us") is None:
+                m["baselines"][name] = b
+
+
 def merge(out, command):
     meta = read_meta(out)
     models, failures = {}, {}
@@ -80,10 +132,13 @@ def merge(out, command):
         try:
             profile = json.loads(p.read_text())
         except json.JSONDecodeError:
-            err = out / "profile" / f"{p.stem}.err"
-            failures[p.stem] = err.read_text()[-2000:] if err.exists() else "no output"
+            failures[p.stem] = profile_failure(out / "profile" / f"{p.stem}.err")
             continue
         models[p.stem] = model_entry(profile, read_baselines(out, p.stem))
+    for m in zoo():
+        if m not in models and m not in failures:
+            failures[m] = "not reached: the profile phase's time cap came first"
+    carry_baselines(models, meta["device"])
     tests = (out / "gpu_tests.txt").read_text().splitlines()[-3:] if (out / "gpu_tests.txt").exists() else []
     versions = {}
     for b in sorted((out / "baselines").glob("*.json")) if (out / "baselines").exists() else []:
@@ -97,7 +152,8 @@ def merge(out, command):
                    "baselines of scripts/baselines.py",
            "device": meta["device"], "target": meta["target"], "date": meta["date"], "commit": meta["commit"],
            "command": command, "calibration": calib, "gpu_tests": tests, "framework_versions": versions,
-           "models": models, "failed": failures}
+           "models": models, "failed": failures,
+           "stored_baselines": {m: b for m, b in baselines_only(out).items() if m not in models}}
     for name in ("hopper", "hopper_tensor_cores"):  # scripts/bench_hopper.py's results
         if (out / f"{name}.json").exists():
             doc[name] = json.loads((out / f"{name}.json").read_text())
@@ -164,7 +220,15 @@ def main():
     ap.add_argument("out", nargs="?", help="the device's OUT directory (gpu_bench.sh's results)")
     ap.add_argument("--command", default="bash scripts/gpu_bench.sh all")
     ap.add_argument("--readme", action="store_true", help="only rewrite the README table")
+    ap.add_argument("--stored-baselines", metavar="DEVICE",
+                    help="print the models whose listed baselines (--names) are stored for DEVICE, and exit")
+    ap.add_argument("--names", default="torch_eager,torch_cuda_graph")
     args = ap.parse_args()
+    if args.stored_baselines:
+        stored = stored_baselines(args.stored_baselines)
+        need = args.names.split(",")
+        print(" ".join(m for m, b in sorted(stored.items()) if all(n in b for n in need)))
+        return
     if args.out:
         out = pathlib.Path(args.out)
         if out.is_file():  # the archive: unpack it beside itself
