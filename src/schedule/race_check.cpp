@@ -144,10 +144,10 @@ std::vector<Race> find_races(const Schedule& s) {
         Clock c = queue_prev[t] >= 0 ? clock[queue_prev[t]] : Clock{};
         for (int k : counters.waits[t]) {
             if (!counter_done[k]) {  // its members all precede t (verify_schedule): their clocks are final
-                for (int m : counters.members[k]) counter_clock[k] = join(counter_clock[k], clock[m]);
+                for (int m : counters.members[k]) join_into(counter_clock[k], clock[m]);
                 counter_done[k] = 1;
             }
-            c = join(c, counter_clock[k]);
+            join_into(c, counter_clock[k]);
         }
         advance(c, block_of[t], position_of[t]);
         for (int p : producers[t]) {

@@ -168,7 +168,12 @@ SplitChoice choose_split_k(const ROp& op, const Gpu& gpu, const WaveLoad& wave) 
 
 TileGraph split_k_in(const TileGraph& tg, int rop, int ways) {
     TileGraph out = tg;
-    const ROp op = tg.rops.at(rop);
+    split_k_at(out, rop, ways);
+    return out;
+}
+
+void split_k_at(TileGraph& out, int rop, int ways) {
+    const ROp op = out.rops.at(rop);
     const auto& p = std::get<MatmulParams>(op.params);
     const VertexId v = static_cast<VertexId>(out.buffers.size());
     TensorBuffer b;
@@ -187,7 +192,6 @@ TileGraph split_k_in(const TileGraph& tg, int rop, int ways) {
     auto [part, red] = split_rop(op, ways, v, b.offset);
     out.rops[rop] = std::move(red);
     out.rops.insert(out.rops.begin() + rop, std::move(part));
-    return out;
 }
 
 TileGraph apply_split_k(const TileGraph& tg, const Gpu& gpu) {
@@ -221,7 +225,7 @@ TileGraph apply_split_k(const TileGraph& tg, const Gpu& gpu) {
             continue;
         }
         out.rops.push_back(std::move(op));
-        out = split_k_in(out, static_cast<int>(out.rops.size()) - 1, c.ways);
+        split_k_at(out, static_cast<int>(out.rops.size()) - 1, c.ways);
     }
     return out;
 }

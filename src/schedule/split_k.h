@@ -52,6 +52,9 @@ std::pair<ROp, ROp> split_rop(const ROp& op, int ways, VertexId scratch, int64_t
 // `tg` with its rOp `rop` split `ways` ways: the partials take its place,
 // the reduce follows, the scratch buffer is appended to the arena.
 TileGraph split_k_in(const TileGraph& tg, int rop, int ways);
+// The same in place: apply_split_k splits many rOps of one graph, and a
+// copy of the graph per split was quadratic (lstm_tc: 40 s of scheduling).
+void split_k_at(TileGraph& tg, int rop, int ways);
 
 // `tg` with every GEMM-like rOp split as choose_split_k says (each split
 // appends its scratch buffer to the arena) or annotated with why not.

@@ -26,6 +26,20 @@ inline Clock join(const Clock& a, const Clock& b) {
     return out;
 }
 
+// a = join(a, b) without a new vector when a already names every block of b
+// (the common case once clocks fill up: plan_waits joins one per wait).
+inline void join_into(Clock& a, const Clock& b) {
+    size_t i = 0;
+    for (const auto& [block, position] : b) {
+        while (i < a.size() && a[i].first < block) ++i;
+        if (i == a.size() || a[i].first != block) {
+            a = join(a, b);  // the max is idempotent: what was raised above stays right
+            return;
+        }
+        a[i].second = std::max(a[i].second, position);
+    }
+}
+
 inline void advance(Clock& c, int block, int position) {
     auto it = std::lower_bound(c.begin(), c.end(), std::make_pair(block, 0));
     if (it != c.end() && it->first == block) it->second = std::max(it->second, position);

@@ -123,12 +123,12 @@ WaitPlan plan_waits(const TileGraph& tg, const std::vector<Task>& tasks, const s
                     for (int tile = begin; tile < end; ++tile) {
                         Clock m = clock[of[tile]];  // every member precedes t: its clock is final
                         advance(m, block_of[of[tile]], position[of[tile]]);
-                        c = join(c, m);
+                        join_into(c, m);
                     }
                     group_clock.push_back(std::move(c));
                 }
                 plan.waits[t].push_back(it->second);
-                known = join(known, group_clock[it->second]);
+                join_into(known, group_clock[it->second]);
             }
         }
         std::sort(plan.waits[t].begin(), plan.waits[t].end());
