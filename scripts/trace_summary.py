@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Where a measured megakernel's time goes, beside the cost model's guess.
 
-    scripts/trace_summary.py MEASURED.trace.json [--predicted PREDICTED.trace.json] [--top N] [--json OUT]
+    scripts/trace_summary.py MEASURED.trace.json[.gz] [--predicted PREDICTED.trace.json[.gz]] [--top N] [--json OUT]
 
 MEASURED is `anvil profile --trace` (per task: a `wait` event, then its body
 event named after its rOp, category = rTask kind); PREDICTED is `anvil
@@ -13,6 +13,7 @@ over blocks, so with two blocks per SM they can exceed the span.
 """
 import argparse
 import collections
+import gzip
 import json
 import statistics
 import sys
@@ -76,6 +77,11 @@ def markdown(s):
     return "\n".join(lines)
 
 
+def load(path):
+    with (gzip.open if path.endswith(".gz") else open)(path, "rt") as f:
+        return json.load(f)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("measured")
@@ -83,14 +89,12 @@ def main():
     ap.add_argument("--top", type=int, default=15)
     ap.add_argument("--json")
     args = ap.parse_args()
-    with open(args.measured) as f:
-        measured = json.load(f)
+    measured = load(args.measured)
     if not measured.get("otherData", {}).get("measured"):
         sys.exit(f"{args.measured}: not a measured trace (anvil profile --trace writes one)")
     predicted = None
     if args.predicted:
-        with open(args.predicted) as f:
-            predicted = json.load(f)
+        predicted = load(args.predicted)
     s = summarise(measured, predicted, args.top)
     print(markdown(s))
     if args.json:
