@@ -13,7 +13,7 @@ EXTREME_INTS = [0, -1, -2, 1, 2, 3, 7, 8, 9, 2**31 - 1, 2**31, 2**32, 2**32 + 1,
                 2**62, 2**63 - 1, -(2**63), 4611686018427387904, 1000003]
 EXTREME_FLOATS = [float("nan"), float("inf"), float("-inf"), -1.0, 0.0, 1e-50, 1e-45, 1e300, 7e4, -0.0, 1e-5]
 DTYPES = ["f32", "f16", "bf16", "i32", "f64", "int8"]
-UNARY = ["relu", "sigmoid", "tanh", "exp", "log", "sqrt", "rsqrt", "neg", "abs", "silu", "gelu"]
+UNARY = ["relu", "sigmoid", "tanh", "exp", "log", "sqrt", "rsqrt", "neg", "abs", "silu", "gelu", "erf"]
 BINARY = ["add", "sub", "mul", "div", "max", "min", "pow"]
 INT_ATTRS = ["axis", "start", "end", "step", "groups", "stride", "padding", "dilation", "kernel"]
 LIST_ATTRS = ["shape", "perm", "axes", "stride", "padding", "dilation", "kernel"]
