@@ -172,6 +172,9 @@ enum AnvilRowOp {
     ANVIL_ROW_SPLIT_SUM,
     ANVIL_ROW_COUNT
 };
+// Rows up to this long (without an epilogue) are reduced by one warp each,
+// in registers (rtasks/rowwise.cuh); longer ones by the whole block.
+#define ANVIL_ROW_WARP_MAX 1024
 
 #define ANVIL_ROW_PARAMS_FIELDS(F, A, A2)                                                  \
     F(int, op)                  /* AnvilRowOp */                                         \

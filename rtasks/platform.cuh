@@ -435,6 +435,7 @@ ANVIL_DEVICE float anvil_block_max(float v) { return v; }
 // undefined here, so a tile that calls one outside `#if ANVIL_HAS_MMA` (or
 // an ANVIL_THREADS > 1 path) fails to compile rather than run wrong.
 ANVIL_DEVICE float anvil_warp_sum(float v) { return v; }
+ANVIL_DEVICE float anvil_warp_max(float v) { return v; }
 #define ANVIL_HAS_MMA 0
 #define ANVIL_WARP 1
 
@@ -483,6 +484,10 @@ ANVIL_DEVICE float anvil_block_max(float v) {
 // The sum over the 32 lanes of a warp, in every lane.
 ANVIL_DEVICE float anvil_warp_sum(float v) {
     for (int o = 16; o > 0; o >>= 1) v += anvil_shfl_xor(v, o);
+    return v;
+}
+ANVIL_DEVICE float anvil_warp_max(float v) {
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, anvil_shfl_xor(v, o));
     return v;
 }
 

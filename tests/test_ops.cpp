@@ -74,11 +74,16 @@ std::vector<OpCase> op_cases() {
     one(Op::softmax, {{"a", {37, 129}}}, "name: $y, op: softmax, inputs: [$a]");
     one(Op::softmax, {{"a", {3, 37, 3}}}, "name: $y, op: softmax, inputs: [$a], axis: 1");
     one(Op::softmax, {{"a", {129}}}, "name: $y, op: softmax, inputs: [$a], axis: 0");
+    // Rows past ANVIL_ROW_WARP_MAX (1024) take the block-wide walk, shorter ones a warp each.
+    one(Op::softmax, {{"a", {3, 1500}}}, "name: $y, op: softmax, inputs: [$a]");
     one(Op::layernorm, {{"a", {37, 129}}, {"g", {129}, kPositive}, {"b", {129}}},
         "name: $y, op: layernorm, inputs: [$a, $g, $b]");
     one(Op::layernorm, {{"a", {3, 37, 3}}, {"g", {37, 3}, kPositive}, {"b", {37, 3}}},
         "name: $y, op: layernorm, inputs: [$a, $g, $b], axis: -2, eps: 0.001");
     one(Op::rmsnorm, {{"a", {3, 129}}, {"g", {129}, kPositive}}, "name: $y, op: rmsnorm, inputs: [$a, $g]");
+    one(Op::layernorm, {{"a", {2, 1025}}, {"g", {1025}, kPositive}, {"b", {1025}}},
+        "name: $y, op: layernorm, inputs: [$a, $g, $b]");
+    one(Op::rmsnorm, {{"a", {9, 1024}}, {"g", {1024}, kPositive}}, "name: $y, op: rmsnorm, inputs: [$a, $g]");
     one(Op::rmsnorm, {{"a", {1, 37}}, {"g", {37}, kPositive}}, "name: $y, op: rmsnorm, inputs: [$a, $g], eps: 0.01");
     one(Op::reduce_sum, {{"a", {3, 37, 129}}}, "name: $y, op: reduce_sum, inputs: [$a], axes: [1]");
     one(Op::reduce_sum, {{"a", {3, 37}}}, "name: $y, op: reduce_sum, inputs: [$a], axes: [0, 1]");

@@ -184,6 +184,10 @@ TileLatency tile_latency(const ROp& op, double epilogue_rounds) {
         // A split-K reduce gives each thread whole rows: its `row_len`
         // partials are independent loads, in flight together.
         t.serial_rounds = element_loop_rounds(double(r->rows_per_tile), window_rounds_per_output(r->row_len));
+    } else if (const auto* r = std::get_if<RowParams>(&op.params); r && row_by_warps(*r, op.epilogue.nsteps > 0)) {
+        // A warp per row, its values in registers: the rows side by side,
+        // each lane's loads in flight together, one round trip for them.
+        t.serial_rounds = row_warp_rounds(r->rows_per_tile, double(r->row_len));
     } else if (const auto* r = std::get_if<RowParams>(&op.params)) {
         t.serial_rounds = r->rows_per_tile * element_loop_rounds(double(r->row_len), row_passes(r->op));
     } else if (const auto* gp = std::get_if<GatherParams>(&op.params)) {

@@ -18,6 +18,14 @@ double element_loop_rounds(double elems, double per_elem) {
 
 double staged_slice_rounds(int bm, int bn, int bk) { return std::ceil(double(bm + bn) * bk / kThreads); }
 
+bool row_by_warps(const RowParams& p, bool epilogue) {
+    return p.op != ANVIL_ROW_SPLIT_SUM && !epilogue && p.row_len <= ANVIL_ROW_WARP_MAX;
+}
+
+double row_warp_rounds(double rows, double row_len) {
+    return std::ceil(rows / (kThreads / 32)) * window_rounds_per_output(std::ceil(row_len / 32));
+}
+
 double row_passes(int row_op) {
     switch (row_op) {
         case ANVIL_ROW_SOFTMAX: case ANVIL_ROW_LAYERNORM: return 3;

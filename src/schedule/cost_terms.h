@@ -20,6 +20,8 @@
 
 #include "target/gpu.h"
 
+struct RowParams;  // rtasks/params.cuh
+
 namespace anvil {
 
 // The latency structure of one tile as its rTask code runs it.
@@ -82,6 +84,12 @@ double staged_slice_rounds(int bm, int bn, int bk);
 // (AnvilRowOp): softmax 3 (max, sum, write), layernorm 3, rmsnorm 2, the
 // reductions 1.
 double row_passes(int row_op);
+
+// Whether a row op's tile reduces each row with one warp in registers
+// (rtasks/rowwise.cuh: short rows, no epilogue) rather than the whole block.
+bool row_by_warps(const RowParams& p, bool epilogue);
+// Its round trips then: a wave of rows a warp each, every lane's loads in flight together.
+double row_warp_rounds(double rows, double row_len);
 
 // Round trips per output of a direct window (pool, depthwise conv) that
 // reads `reads` cells: the compiler keeps about four loads in flight.
