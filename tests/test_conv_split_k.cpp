@@ -222,6 +222,13 @@ TEST_CASE("conv2d split-K: the cost model splits a long K over few tiles and ref
         CHECK(c.ways == 1);
         CHECK_THAT(c.why_not, Catch::Contains("K = 63"));
     }
+    SECTION("an integer conv2d: whole, with the reason") {
+        ROp op = retile(first_conv(stage4), 64, 32, 16);
+        op.dtypes = {DType::i32, DType::i32, DType::i32, DType::i32};
+        const SplitChoice c = choose_split_k(op, gpu, WaveLoad{grid, 0, 0});
+        CHECK(c.ways == 1);
+        CHECK_THAT(c.why_not, Catch::Contains("integer conv2d"));
+    }
     SECTION("partials are not split again") {
         const Graph g = conv_cases(DType::f32);
         const TileGraph tg = split_every_conv(decompose(g), 2, false);
