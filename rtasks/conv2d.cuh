@@ -54,7 +54,8 @@ ANVIL_DEVICE AnvilConvPixel anvil_conv_pixel(const WindowParams& p, int gm, int 
     return px;
 }
 
-// The k tables of slice k0 (each thread writes its own k).
+// The k tables of slice k0 (each thread writes its own k); k from K on is
+// past the tile's range (the GEMM's or its split-K slice's end).
 template <int BK>
 ANVIL_DEVICE void anvil_conv_k_tables(const WindowParams& p, int* kt, int k0, int K) {
     const int KHW = p.KH * p.KW;
@@ -68,11 +69,12 @@ ANVIL_DEVICE void anvil_conv_k_tables(const WindowParams& p, int* kt, int k0, in
 }
 
 // Slice k0 of A (gathered from x, m fast so a warp reads along a row of x)
-// into As[k][m] and of B (w[o][k], k fast) into Bs[k][o]. `mine`: this
-// thread's one pixel when every element it gathers has it.
+// into As[k][m] and of B (w[o][k], k fast, rows K long) into Bs[k][o],
+// zero from k_end on. `mine`: this thread's one pixel when every element it
+// gathers has it.
 template <class TX, class TW, int BM, int BN, int BK>
 ANVIL_DEVICE void anvil_conv_stage(const WindowParams& p, float* As, float* Bs, const int* kt, const TX* x,
-                                   const TW* w, int m0, int o0, int k0, int M, int K, AnvilConvPixel mine) {
+                                   const TW* w, int m0, int o0, int k0, int M, int K, int k_end, AnvilConvPixel mine) {
     const int LDA = BM + ANVIL_GEMM_PAD, LDB = BN + ANVIL_GEMM_PAD, tid = anvil_thread();
     const bool fixed = ANVIL_THREADS % BM == 0;
 #pragma unroll 1
@@ -86,13 +88,14 @@ ANVIL_DEVICE void anvil_conv_stage(const WindowParams& p, float* As, float* Bs, 
 #pragma unroll 1
     for (int e = tid; e < BN * BK; e += ANVIL_THREADS) {
         const int k = e % BK, o = e / BK, gk = k0 + k, go = o0 + o;
-        anvil_stage_elem(Bs + k * LDB + o, w + (go * K + gk), gk < K && go < p.Og, w);
+        anvil_stage_elem(Bs + k * LDB + o, w + (go * K + gk), gk < k_end && go < p.Og, w);
     }
 }
 
-// One tile's operands: its (image, group) of x and y, its group of w and
-// bias (0: none), and y's offset from y_off (which locates an epilogue's
-// operands).
+// One tile's operands: its (image, group) of x and y (of its K slice's
+// block of y for split-K partials), its group of w and bias (0: none, and
+// in every K slice but the first), and y's offset from y_off (which locates
+// an epilogue's operands).
 template <class TX, class TW, class TB, class TY>
 struct AnvilConvOperands {
     const TX* x;
@@ -105,11 +108,11 @@ template <class TX, class TW, class TB, class TY>
 ANVIL_DEVICE AnvilConvOperands<TX, TW, TB, TY> anvil_conv_operands(const WindowParams& p, const AnvilConvPlace& at,
                                                                     char* arena) {
     const anvil_i64 plane = (anvil_i64)p.H * p.W, M = (anvil_i64)p.OH * p.OW;
-    const anvil_i64 y0 = ((anvil_i64)at.n * p.O + (anvil_i64)at.g * p.Og) * M;
+    const anvil_i64 y0 = (((anvil_i64)at.ks * p.N + at.n) * p.O + (anvil_i64)at.g * p.Og) * M;
     const AnvilConvOperands<TX, TW, TB, TY> o = {
         anvil_at<const TX>(arena, p.x_off) + ((anvil_i64)at.n * p.C + (anvil_i64)at.g * p.Cg) * plane,
         anvil_at<const TW>(arena, p.w_off) + (anvil_i64)at.g * p.Og * p.Cg * p.KH * p.KW,
-        p.bias_off >= 0 ? anvil_at<const TB>(arena, p.bias_off) + (anvil_i64)at.g * p.Og : 0,
+        p.bias_off >= 0 && at.ks == 0 ? anvil_at<const TB>(arena, p.bias_off) + (anvil_i64)at.g * p.Og : 0,
         anvil_at<TY>(arena, p.y_off) + y0, y0};
     return o;
 }
@@ -127,10 +130,10 @@ ANVIL_TASK void anvil_conv2d_tile(const WindowParams& p, int tile, char* arena) 
     const int RM = BM / TXn, RN = BN / TYn;  // micro-tile of one thread
     const int VM = anvil_gemm_vec(RM), VN = anvil_gemm_vec(RN);
     const int LDA = BM + ANVIL_GEMM_PAD, LDB = BN + ANVIL_GEMM_PAD, STAGE = BK * (LDA + LDB);
-    const int M = p.OH * p.OW, K = p.Cg * p.KH * p.KW;
+    const int M = p.OH * p.OW, K = anvil_conv_k(p);  // K: w's row length
 
     const AnvilConvPlace place = anvil_conv_place(p, tile, BM, BN);
-    const int m0 = place.m0, o0 = place.o0;
+    const int m0 = place.m0, o0 = place.o0, kb = place.k0, ke = place.k1;  // this tile's k: [kb, ke)
     const AnvilConvOperands<TX, TW, TB, TY> op = anvil_conv_operands<TX, TW, TB, TY>(p, place, arena);
     const TX* x = op.x;
     const TW* w = op.w;
@@ -151,14 +154,14 @@ ANVIL_TASK void anvil_conv2d_tile(const WindowParams& p, int tile, char* arena) 
     // The pipeline of gemm_stages.cuh; slice s's k tables are written one
     // barrier before its gather (the previous task's threads are past
     // anvil_publish's barrier: shared memory is free).
-    const int slices = (K + BK - 1) / BK;
+    const int slices = (ke - kb + BK - 1) / BK;
     for (int s = 0; s < S; ++s)
-        if (s < slices) anvil_conv_k_tables<BK>(p, ktables + s * 3 * BK, s * BK, K);
+        if (s < slices) anvil_conv_k_tables<BK>(p, ktables + s * 3 * BK, kb + s * BK, ke);
     anvil_barrier();  // the first tables are complete
     for (int s = 0; s < S - 1; ++s) {
         if (s < slices)
             anvil_conv_stage<TX, TW, BM, BN, BK>(p, smem + s * STAGE, smem + s * STAGE + BK * LDA, ktables + s * 3 * BK,
-                                                 x, w, m0, o0, s * BK, M, K, mine);
+                                                 x, w, m0, o0, kb + s * BK, M, K, ke, mine);
         anvil_stage_commit();
     }
     for (int kt = 0; kt < slices; ++kt) {
@@ -168,10 +171,10 @@ ANVIL_TASK void anvil_conv2d_tile(const WindowParams& p, int tile, char* arena) 
         if (next < slices) {
             float* st = smem + (next % S) * STAGE;
             anvil_conv_stage<TX, TW, BM, BN, BK>(p, st, st + BK * LDA, ktables + (next % S) * 3 * BK, x, w, m0, o0,
-                                                 next * BK, M, K, mine);
+                                                 kb + next * BK, M, K, ke, mine);
         }
         // Slice kt + S's tables into slice kt's, whose gather is long issued.
-        if (kt + S < slices) anvil_conv_k_tables<BK>(p, ktables + (kt % S) * 3 * BK, (kt + S) * BK, K);
+        if (kt + S < slices) anvil_conv_k_tables<BK>(p, ktables + (kt % S) * 3 * BK, kb + (kt + S) * BK, ke);
         anvil_stage_commit();
         const float* As = smem + (kt % S) * STAGE;
         anvil_gemm_slice<BM, BN, BK, TXn, TYn>(As, As + BK * LDA, acc, tx, ty);

@@ -37,19 +37,22 @@ ANVIL_TASK void anvil_conv2d_tc_tile(const WindowParams& p, int tile, char* aren
     static_assert(anvil_conv_tc_smem_bytes(BM, BN, BK) <= ANVIL_SMEM_BYTES,
                   "anvil_conv2d_tc_tile: the stages and gather tables do not fit in ANVIL_SMEM_BYTES");
     const int S = ANVIL_TC_STAGES, LDX = BM + ANVIL_TC_PAD, PER = BM * BK / ANVIL_THREADS;
-    const int M = p.OH * p.OW, K = p.Cg * p.KH * p.KW, tid = anvil_thread();
+    const int M = p.OH * p.OW, K = anvil_conv_k(p), tid = anvil_thread();  // K: w's row length
     const AnvilConvPlace place = anvil_conv_place(p, tile, BM, BN);
+    // This tile's k, [kb, ke): split-K slices start at multiples of 16, so
+    // w's rows from kb keep their 16-byte alignment.
+    const int kb = place.k0, ke = place.k1;
     const AnvilConvOperands<TX, TW, TB, TY> op = anvil_conv_operands<TX, TW, TB, TY>(p, place, arena);
     // After the stages: per stage the k tables k_off, k_h, k_w [BK].
     int* const ktables = (int*)((unsigned short*)anvil_block_smem() + S * anvil_tc_stage_halves(BN, BM, BK));
     // Element e of a slice is (k, m) = (e / BM, e % BM): this thread's are all pixel tid % BM.
     const AnvilConvPixel mine = anvil_conv_pixel(p, place.m0 + tid % BM, M);
-    const int slices = (K + BK - 1) / BK;
-    for (int s = 0; s < S && s < slices; ++s) anvil_conv_k_tables<BK>(p, ktables + s * 3 * BK, s * BK, K);
+    const int slices = (ke - kb + BK - 1) / BK;
+    for (int s = 0; s < S && s < slices; ++s) anvil_conv_k_tables<BK>(p, ktables + s * 3 * BK, kb + s * BK, ke);
     anvil_barrier();  // the first tables are complete (shared memory is free: the last task published)
 
     auto stage = [&](unsigned short* ws, unsigned short* xs, int s) {
-        anvil_tc_stage<TW, BN, BK>(ws, op.w, K, 1, place.o0, p.Og, s * BK, K);
+        anvil_tc_stage<TW, BN, BK>(ws, op.w + kb, K, 1, place.o0, p.Og, s * BK, ke - kb);
         const int* kt = ktables + (s % S) * 3 * BK;
         unsigned short v[PER];
 #pragma unroll
@@ -65,10 +68,11 @@ ANVIL_TASK void anvil_conv2d_tc_tile(const WindowParams& p, int tile, char* aren
         }
         // Slice s + 1's tables into slice s + 1 - S's, gathered at least one
         // barrier ago; the gather of s + 1 is one barrier ahead.
-        if (s + 1 >= S && s + 1 < slices) anvil_conv_k_tables<BK>(p, ktables + ((s + 1) % S) * 3 * BK, (s + 1) * BK, K);
+        if (s + 1 >= S && s + 1 < slices)
+            anvil_conv_k_tables<BK>(p, ktables + ((s + 1) % S) * 3 * BK, kb + (s + 1) * BK, ke);
     };
     float acc[BN / 32][BM / 32][4];
-    anvil_tc_gemm<BN, BM, BK, anvil_is_bf16<TX>::value ? ANVIL_TC_BF16 : ANVIL_TC_F16>(K, true, stage, acc);
+    anvil_tc_gemm<BN, BM, BK, anvil_is_bf16<TX>::value ? ANVIL_TC_BF16 : ANVIL_TC_F16>(ke - kb, true, stage, acc);
 
     // Row r: channel o0 + r; columns c, c + 1: pixels m0 + c, m0 + c + 1.
     const AnvilEpilogue* epi = p.epilogue ? &anvil_epilogue(p.epilogue) : 0;

@@ -214,7 +214,10 @@ enum AnvilWinOp {
 
 // Two kinds read it. conv2d (implicit GEMM): per image and group, GEMM
 // M = OH * OW pixels, N = Og channels, K = Cg * KH * KW, a tile is one
-// bm x bn block: tile = ((n * groups + g) * tiles_m + tm) * tiles_n + tn.
+// bm x bn block: tile = (((ks * N + n) * groups + g) * tiles_m + tm) * tiles_n + tn,
+// ks the K slice of a split-K partials rOp (k_split > 1: slice ks sums k in
+// [ks * k_slice, (ks + 1) * k_slice) and writes f32 y block ks of
+// [k_split][N][O][OH][OW]; only slice 0 adds the bias; 0 otherwise).
 // window (direct): a tile is `tile_elems` consecutive elements of y.
 #define ANVIL_WINDOW_PARAMS_FIELDS(F, A, A2)                                               \
     F(int, op)                  /* AnvilWinOp */                                         \
@@ -225,6 +228,8 @@ enum AnvilWinOp {
     F(int, bn) F(int, bk) F(int, tiles_m) F(int, tiles_n)                                \
     F(int, epilogue)            /* index into the epilogue table; 0: none */             \
     F(int, algo)                /* conv2d: ANVIL_MM_TILED or ANVIL_MM_TENSOR (AnvilMmAlgo) */ \
+    F(int, k_split)             /* conv2d split-K partials: K slices (0, 1: whole) */ \
+    F(int, k_slice)             /* ... each k_slice long (the last may be shorter) */ \
     F(anvil_i64, tile_elems)    /* window kind only */                                   \
     F(anvil_i64, x_off) F(anvil_i64, w_off)                                              \
     F(anvil_i64, bias_off)      /* < 0: no bias */                                       \

@@ -221,17 +221,25 @@ ANVIL_FACT AnvilMmPlace anvil_mm_place(const MatmulParams& p, int tile, int bm, 
     return at;
 }
 
-// conv2d (implicit GEMM): tile = ((n * groups + g) * tiles_m + tm) * tiles_n
-// + tn, image n, group g, pixels from m0 and the group's output channels
-// from o0 (a bm x bn block of the group's GEMM, ending at OH * OW and Og).
+// conv2d (implicit GEMM): tile = (((ks * N + n) * groups + g) * tiles_m +
+// tm) * tiles_n + tn, image n, group g, pixels from m0 and the group's
+// output channels from o0 (a bm x bn block of the group's GEMM, ending at
+// OH * OW and Og), k in [k0, k1) of the group's K = Cg * KH * KW: all of it,
+// or K slice ks of a split-K partials rOp (params.cuh).
 struct AnvilConvPlace {
-    int n, g, m0, o0;
+    int n, g, m0, o0, ks, k0, k1;
 };
+ANVIL_FACT int anvil_conv_k(const WindowParams& p) { return p.Cg * p.KH * p.KW; }
+ANVIL_FACT int anvil_conv_k_splits(const WindowParams& p) { return p.k_split > 1 ? p.k_split : 1; }
+// The k a tile sums: a slice's (the last may be shorter) or the whole K.
+ANVIL_FACT int anvil_conv_k_len(const WindowParams& p) { return p.k_split > 1 ? p.k_slice : anvil_conv_k(p); }
 ANVIL_FACT AnvilConvPlace anvil_conv_place(const WindowParams& p, int tile, int bm, int bn) {
     const int tn = tile % p.tiles_n;
     const int tm = (tile / p.tiles_n) % p.tiles_m;
-    const int ng = tile / (p.tiles_n * p.tiles_m);
-    const AnvilConvPlace at = {ng / p.groups, ng % p.groups, tm * bm, tn * bn};
+    const int sng = tile / (p.tiles_n * p.tiles_m), images = p.N * p.groups;
+    const int ks = sng / images, ng = sng % images, K = anvil_conv_k(p), k0 = ks * anvil_conv_k_len(p);
+    const AnvilConvPlace at = {ng / p.groups, ng % p.groups, tm * bm, tn * bn, ks, k0,
+                               K < k0 + anvil_conv_k_len(p) ? K : k0 + anvil_conv_k_len(p)};
     return at;
 }
 

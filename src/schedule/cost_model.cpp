@@ -51,7 +51,7 @@ double tile_in_bytes(const ROp& op, int tile) {
         first_generic = 2;
     } else if (op.kind == TaskKind::conv2d) {
         const auto& p = std::get<WindowParams>(op.params);
-        const double k = double(p.Cg) * p.KH * p.KW;
+        const double k = anvil_conv_k_len(p);
         bytes = k * (double(p.bm) * dtype_size(op.dtypes[0]) + double(p.bn) * dtype_size(op.dtypes[1]));
         first_generic = 2;
     }
@@ -167,7 +167,7 @@ TileLatency tile_latency(const ROp& op, double epilogue_rounds) {
         }
     } else if (const auto* w = std::get_if<WindowParams>(&op.params)) {
         if (op.kind == TaskKind::conv2d) {
-            t.k_slices = std::ceil(double(w->Cg) * w->KH * w->KW / std::max(1, w->bk));
+            t.k_slices = std::ceil(double(anvil_conv_k_len(*w)) / std::max(1, w->bk));
             // The tensor-core conv keeps its stages of weights in flight; both
             // paths gather the input through registers, slice by slice.
             t.slices_in_flight = w->algo == ANVIL_MM_TENSOR ? ANVIL_TC_STAGES - 1 : cuda_core_in_flight;
@@ -228,7 +228,7 @@ double tile_seconds(const Gpu& g, const ROp& op, ROpCost& c) {
     if (const auto* p = std::get_if<MatmulParams>(&op.params); p && p->algo == ANVIL_MM_TILED)
         w.smem_wavefronts = gemm_smem_wavefronts(std::ceil(double(p->K) / p->bk) * p->bk, p->bm, p->bn, true);
     if (const auto* p = std::get_if<WindowParams>(&op.params); p && op.kind == TaskKind::conv2d && p->algo == ANVIL_MM_TILED)
-        w.smem_wavefronts = gemm_smem_wavefronts(std::ceil(double(p->Cg) * p->KH * p->KW / p->bk) * p->bk, p->bm, p->bn, true);
+        w.smem_wavefronts = gemm_smem_wavefronts(std::ceil(double(anvil_conv_k_len(*p)) / p->bk) * p->bk, p->bm, p->bn, true);
     const TileTime t = tile_time(g, w, tile_latency(op, c.epilogue_rounds / n));
     c.work_s = t.work_s;
     c.latency_s = t.latency_s;
@@ -253,7 +253,7 @@ ROpCost tile_cost_alone(const Gpu& g, const ROp& op) {
     if (const auto* p = std::get_if<MatmulParams>(&op.params))
         c.dram_write = double(p->batches) * p->M * p->N * dtype_size(op.dtypes.back());
     else if (const auto* w = std::get_if<WindowParams>(&op.params))
-        c.dram_write = double(w->N) * w->O * w->OH * w->OW * dtype_size(op.dtypes.back());
+        c.dram_write = double(anvil_conv_k_splits(*w)) * w->N * w->O * w->OH * w->OW * dtype_size(op.dtypes.back());
     // Alone, an rOp's epilogues are straight-line (far below the emitter's limit).
     std::set<std::string> straight;
     for (const AnvilEpilogue* e : {&op.epilogue, &op.row_epilogue})
@@ -299,7 +299,8 @@ std::string cost_key(const ROp& op) {
     } else if (op.kind == TaskKind::conv2d) {
         const auto& p = std::get<WindowParams>(op.params);
         o << (p.algo == ANVIL_MM_TENSOR ? " tc " : " ") << p.bm << "x" << p.bn << "x" << p.bk << " M=" << int64_t{p.OH} * p.OW << " N=" << p.Og
-          << " K=" << int64_t{p.Cg} * p.KH * p.KW;
+          << " K=" << anvil_conv_k_len(p);
+        if (p.k_split > 1) o << " split=" << p.k_split;
     } else {
         int code = 0;  // which function of the kind
         if (const auto* e = std::get_if<EwParams>(&op.params)) code = e->op;
@@ -327,6 +328,10 @@ int blocks_per_sm(const Gpu& gpu, int threads, int smem) {
 int megakernel_blocks_per_sm(const TileGraph& tg, const Gpu& gpu) {
     int smem = 0;
     for (const ROp& op : tg.rops) smem = std::max(smem, tile_smem_bytes(op));
+    return megakernel_blocks_per_sm(smem, gpu);
+}
+
+int megakernel_blocks_per_sm(int smem, const Gpu& gpu) {
     const int want = kCudaCoreBlocksPerSm;
     const KernelUsage usage{256, register_cap(gpu, 256, want), smem + kMegakernelSmemExtra};
     return std::max(1, std::min(want, occupancy(gpu, usage).blocks_per_sm));

@@ -73,6 +73,8 @@ int blocks_per_sm(const Gpu& gpu, int threads, int smem);
 constexpr int kCudaCoreBlocksPerSm = 2;
 constexpr int kMegakernelSmemExtra = 64;  // block reductions' scratch and the broadcast flag, beside the tiles'
 int megakernel_blocks_per_sm(const TileGraph& tg, const Gpu& gpu);
+// ... of a megakernel whose largest tile takes `tile_smem` bytes.
+int megakernel_blocks_per_sm(int tile_smem, const Gpu& gpu);
 
 Prediction predict(const Schedule& s);
 

@@ -46,8 +46,15 @@ SplitChoice choose_split_k(const ROp& op, const Gpu& gpu, const WaveLoad& wave);
 
 // The partials and reduce rOps of `op` split `ways` ways; the partials go
 // to the f32 buffer `scratch` at arena offset `scratch_off`
-// ([ways][batch..][M][N], contiguous).
+// ([ways][batch..][M][N], or a conv2d's [ways][N][O][OH][OW], contiguous).
 std::pair<ROp, ROp> split_rop(const ROp& op, int ways, VertexId scratch, int64_t scratch_off);
+
+// A conv2d's K (Cg * KH * KW, its channels and window) in `ways` slices:
+// the slice length (a multiple of 16 and of the tile's BK, at least
+// kSplitKMinSlice; the last slice is shorter), 0 if no such slices make
+// exactly `ways`. Its partials rOp is the conv2d tile once per slice
+// (WindowParams::k_split, k_slice); slice 0 adds the bias.
+int conv_slice(const WindowParams& p, int ways);
 
 // `tg` with its rOp `rop` split `ways` ways: the partials take its place,
 // the reduce follows, the scratch buffer is appended to the arena.

@@ -25,7 +25,7 @@ ROp retile(const ROp& op, int bm, int bn, int bk) {
         w->bm = bm, w->bn = bn, w->bk = bk;
         w->tiles_m = static_cast<int>(ceil_div(int64_t{w->OH} * w->OW, bm));
         w->tiles_n = static_cast<int>(ceil_div(w->Og, bn));
-        r.tiles = static_cast<int>(int64_t{w->N} * w->groups * w->tiles_m * w->tiles_n);
+        r.tiles = static_cast<int>(int64_t{anvil_conv_k_splits(*w)} * w->N * w->groups * w->tiles_m * w->tiles_n);
     } else {
         throw InternalError("retile: rOp '" + op.name + "' is not a GEMM");
     }

@@ -129,16 +129,16 @@ ByteRange x_span(const WindowParams& p, int elem, int64_t n0, int64_t c0, int64_
 }
 
 // The conv2d (implicit GEMM) tile: image n, group g, pixels [m0, m1), the
-// group's output channels [o0, o1).
+// group's output channels [o0, o1), k in [k0, k1) of K slice ks.
 struct ConvTile {
-    int64_t n, g, m0, m1, o0, o1;
+    int64_t n, g, m0, m1, o0, o1, ks, k0, k1;
 };
 
 ConvTile conv_tile(const WindowParams& p, int tile) {
     const int64_t M = int64_t{p.OH} * p.OW;
     const AnvilConvPlace at = anvil_conv_place(p, tile, p.bm, p.bn);
     return {at.n, at.g, at.m0, std::min<int64_t>(M, int64_t{at.m0} + p.bm), at.o0,
-            std::min<int64_t>(p.Og, int64_t{at.o0} + p.bn)};
+            std::min<int64_t>(p.Og, int64_t{at.o0} + p.bn), at.ks, at.k0, at.k1};
 }
 
 // The direct window's tile: y elements [e0, e1) and the x they read. Within
@@ -210,7 +210,8 @@ ByteRange tile_writes(const ROp& op, int tile) {
         case TaskKind::conv2d: {
             const auto& p = std::get<WindowParams>(op.params);
             const ConvTile t = conv_tile(p, tile);
-            const int64_t M = int64_t{p.OH} * p.OW, ch = t.n * p.O + t.g * p.Og;  // y's plane of channel o0 is ch + o0
+            // y's plane of channel o0 is ch + o0 (in K slice ks's block of split-K partials)
+            const int64_t M = int64_t{p.OH} * p.OW, ch = (t.ks * p.N + t.n) * p.O + t.g * p.Og;
             return span2(p.y_off, 0, ch + t.o0, ch + t.o1, M, t.m0, t.m1, 1, size_of(op, 3));
         }
         case TaskKind::window: {
@@ -277,12 +278,15 @@ std::vector<ByteRange> tile_reads(const ROp& op, int tile) {
         case TaskKind::conv2d: {
             const auto& p = std::get<WindowParams>(op.params);
             const ConvTile t = conv_tile(p, tile);
-            // Every input channel of the group, the rows under the tile's output rows.
+            // The group's input channels its k range walks, the rows under the tile's output rows.
             auto [r0, r1] = window_rows(p, t.m0 / p.OW, (t.m1 - 1) / p.OW);
-            reads.push_back(x_span(p, size_of(op, 0), t.n, t.g * p.Cg, r0, t.n, t.g * p.Cg + p.Cg - 1, r1));
-            const int64_t K = int64_t{p.Cg} * p.KH * p.KW, o0 = t.g * p.Og + t.o0, o1 = t.g * p.Og + t.o1;
-            reads.push_back({p.w_off + o0 * K * size_of(op, 1), p.w_off + o1 * K * size_of(op, 1)});
-            if (p.bias_off >= 0) reads.push_back({p.bias_off + o0 * size_of(op, 2), p.bias_off + o1 * size_of(op, 2)});
+            const int64_t khw = int64_t{p.KH} * p.KW, c0 = t.g * p.Cg + t.k0 / khw, c1 = t.g * p.Cg + (t.k1 - 1) / khw;
+            reads.push_back(x_span(p, size_of(op, 0), t.n, c0, r0, t.n, c1, r1));
+            // w's rows of the tile's channels, from k0 of the first to k1 of the last.
+            const int64_t K = anvil_conv_k(p), o0 = t.g * p.Og + t.o0, o1 = t.g * p.Og + t.o1;
+            reads.push_back({p.w_off + (o0 * K + t.k0) * size_of(op, 1), p.w_off + ((o1 - 1) * K + t.k1) * size_of(op, 1)});
+            if (p.bias_off >= 0 && t.ks == 0)
+                reads.push_back({p.bias_off + o0 * size_of(op, 2), p.bias_off + o1 * size_of(op, 2)});
             break;
         }
         case TaskKind::window: {

@@ -137,6 +137,13 @@ void check_rop(const ROp& op, const TileGraph& tg, int smem_limit) {
                       w_group = int64_t{p.Og} * p.Cg * p.KH * p.KW;
         require(std::max({x_group, y_group, w_group}) < (int64_t{1} << 30), op,
                 "an implicit-GEMM conv2d needs each (image, group) of x and y and each group of w under 2^30 elements");
+        // Split-K partials: whole 16-aligned slices that cover K, f32 sums, no epilogue (the reduce applies it).
+        const int64_t K = anvil_conv_k(p);
+        require(p.k_split <= 1 || (p.k_slice > 0 && p.k_slice % 16 == 0 && int64_t{p.k_split - 1} * p.k_slice < K &&
+                                   int64_t{p.k_split} * p.k_slice >= K && op.dtypes[3] == DType::f32 &&
+                                   op.epilogue.nsteps == 0),
+                op, "conv2d split-K partials need " + std::to_string(p.k_split) + " slices of a multiple of 16 covering K = " +
+                        std::to_string(K) + " (k_slice " + std::to_string(p.k_slice) + "), f32 sums and no epilogue");
     }
     if (op.kind == TaskKind::gather) require(op.dtypes[1] == DType::i32, op, "gather ids must be i32");
     const int smem = tile_smem_bytes(op);
