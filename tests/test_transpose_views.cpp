@@ -14,6 +14,14 @@
 #include "graph_builder.h"
 #include "policies/registry.h"
 #include "run_checks.h"
+#include "runtime/host_backend.h"
+#include "schedule/builders.h"
+#include "schedule/orders.h"
+#include "schedule/race_check.h"
+#include "schedule/split_k.h"
+#include "schedule/variants.h"
+#include "tile/decompose.h"
+#include "tile/fusion.h"
 #include "../rtasks/tiling.cuh"
 
 using namespace anvil;
@@ -183,6 +191,37 @@ TEST_CASE("transpose views: attention matches the reference in every float dtype
             }
             expect_reference(g, values, run_simt(plan(g, "anvil", default_gpu()), values, opt));
         }
+}
+
+TEST_CASE("transpose views: split-K matmuls read and store through the views, race-free on host and simt", "[transpose][views][split_k][simt]") {
+    // K of the projections is H * D, of the context S (a slice is at least
+    // kSplitKMinSlice deep): every matmul but the scores split, the
+    // context's reduce writing in the transpose's order.
+    for (DType t : {DType::f32, DType::f16}) {
+        INFO(dtype_name(t));
+        const Graph g = attention(128, 4, 32, t);
+        TileGraph tg = fuse(decompose(transpose_views(g)), default_gpu());
+        for (size_t r = 0; r < tg.rops.size(); ++r) {
+            if (tg.rops[r].kind != TaskKind::matmul) continue;
+            if (std::get<MatmulParams>(tg.rops[r].params).K < 2 * kSplitKMinSlice) continue;  // the scores: K = D
+            tg.rops[r] = retile(tg.rops[r], 32, 32, deepest_bk(tg.rops[r], 32, 32, default_gpu()));
+            tg = split_k_in(tg, static_cast<int>(r), 2);
+            ++r;  // past the reduce
+        }
+        int split = 0;
+        for (const ROp& op : tg.rops) split += op.split_k > 1;
+        CHECK(split == 5);  // q, k, v, the context, the output
+        const int blocks = 7;
+        const Schedule s = persistent_schedule("test", tg, default_gpu(), round_robin_order(tg, blocks), blocks);
+        CHECK(find_races(s).empty());
+        const TensorMap values = make_values(g, std::nullopt);
+        HostRunOptions opt;
+        opt.workers = 3;
+        opt.check_races = true;
+        expect_reference(g, values, run_host(s, values, opt));
+        opt.simt = true;
+        expect_reference(g, values, run_host(s, values, opt));
+    }
 }
 
 TEST_CASE("transpose views: no view for an output, a non-matmul reader, a converting copy or a view of a view", "[transpose][views]") {
