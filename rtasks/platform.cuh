@@ -136,6 +136,7 @@ struct alignas(16) anvil_u32x4 {
     unsigned w[4];
 };
 ANVIL_DEVICE anvil_u32x4 anvil_load16(const void* p) { return *(const anvil_u32x4*)p; }
+ANVIL_DEVICE void anvil_store16(void* p, const anvil_u32x4& v) { *(anvil_u32x4*)p = v; }
 
 // A generic pointer to shared memory as a .shared address.
 ANVIL_DEVICE unsigned anvil_shared_address(const void* p) {
@@ -325,6 +326,7 @@ ANVIL_DEVICE anvil_u32x4 anvil_load16(const void* p) {
     memcpy(&r, p, sizeof r);
     return r;
 }
+ANVIL_DEVICE void anvil_store16(void* p, const anvil_u32x4& v) { memcpy(p, &v, sizeof v); }
 
 // Worker threads are the blocks: C++ atomics with the same orderings.
 ANVIL_DEVICE unsigned anvil_load_acquire(const unsigned* p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }

@@ -65,9 +65,10 @@ ANVIL_DEVICE void anvil_copy(TO* out, const TA* a) { anvil_store(out, anvil_load
 template <class T>
 ANVIL_DEVICE void anvil_copy(T* out, const T* a) { *out = *a; }
 
-// Element offsets of the i-th element (row-major over `shape`) in two or
-// three strided views. The multi-index is never stored: an array indexed
-// by a runtime rank would live in local memory on the GPU.
+// Element offsets of the i-th element (row-major over `shape`) in two
+// strided views (the elementwise tile has its own walk, elementwise.cuh).
+// The multi-index is never stored: an array indexed by a runtime rank
+// would live in local memory on the GPU.
 ANVIL_DEVICE void anvil_offsets2(anvil_i64 i, int rank, const anvil_i64* shape,
                                  const anvil_i64* s0, const anvil_i64* s1,
                                  anvil_i64* o0, anvil_i64* o1) {
@@ -80,22 +81,6 @@ ANVIL_DEVICE void anvil_offsets2(anvil_i64 i, int rank, const anvil_i64* shape,
     }
     *o0 = a;
     *o1 = b;
-}
-
-ANVIL_DEVICE void anvil_offsets3(anvil_i64 i, int rank, const anvil_i64* shape,
-                                 const anvil_i64* s0, const anvil_i64* s1, const anvil_i64* s2,
-                                 anvil_i64* o0, anvil_i64* o1, anvil_i64* o2) {
-    anvil_i64 a = 0, b = 0, c = 0;
-    for (int d = rank - 1; d >= 0; --d) {
-        const anvil_i64 idx = i % shape[d];
-        i /= shape[d];
-        a += idx * s0[d];
-        b += idx * s1[d];
-        c += idx * s2[d];
-    }
-    *o0 = a;
-    *o1 = b;
-    *o2 = c;
 }
 
 // A typed view of the arena at a byte offset.

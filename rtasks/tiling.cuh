@@ -199,6 +199,24 @@ ANVIL_FACT AnvilSpan anvil_tile_span(int tile, anvil_i64 per_tile, anvil_i64 tot
     return s;
 }
 
+// An elementwise copy between views of one storage type moves whole
+// 16-byte vectors when the output and the operand are contiguous along the
+// innermost axis with a whole number of vectors in it, every other stride,
+// both byte offsets and the tile size are vector multiples (a head
+// transpose [S, H, D] -> [H, S, D] with D % 8 == 0 in f16). Returns the
+// elements per vector, 1 where the element loop must run. The caller also
+// requires no epilogue (the params' `epilogue` is set only at emission).
+ANVIL_FACT int anvil_ew_copy_vec(const EwParams& p, int out_bytes, int in_bytes) {
+    if (p.op != ANVIL_EW_COPY || p.ninputs != 1 || p.rank < 1 || out_bytes != in_bytes) return 1;
+    const int v = ANVIL_VEC_BYTES / out_bytes, r = p.rank - 1;
+    if (p.shape[r] % v != 0 || p.out_stride[r] != 1 || p.in_stride[0][r] != 1 || p.tile_elems % v != 0) return 1;
+    if (p.out_off % ANVIL_VEC_BYTES != 0 || p.in_off[0] % ANVIL_VEC_BYTES != 0) return 1;
+    if (p.numel / v > 0x7fffffff) return 1;  // the vector walk divides in 32 bits
+    for (int d = 0; d < r; ++d)
+        if (p.out_stride[d] % v != 0 || p.in_stride[0][d] % v != 0) return 1;
+    return v;
+}
+
 // Matmul: tile = batch * tiles_m * tiles_n + tm * tiles_n + tn, a bm x bn
 // block of C from row m0 and column n0, plus its batch's element offsets in
 // A, B and C (stride 0 broadcasts an operand). The block ends at M and N.

@@ -126,11 +126,13 @@ struct Specialisation {
     bool fold = true;                  // --no-fold
     bool concat = true;                // --no-concat
     bool norm_fold = true;             // --no-norm-fold
+    bool transpose_views = true;       // --no-transpose-views
     bool interpret_epilogues = false;  // --interpret-epilogues
     void apply(PipelineOptions& opt) const {
         opt.fold = fold;
         opt.concat_siblings = concat;
         opt.norm_fold = norm_fold;
+        opt.transpose_views = transpose_views;
         if (interpret_epilogues) opt.emit.max_straight_epilogues = 0;
     }
 };
@@ -466,6 +468,9 @@ int main(int argc, char** argv) {
         cmd->add_flag("--norm-fold,!--no-norm-fold", spec.norm_fold,
                       "compute an rmsnorm inside the batch-1 matmuls that read it: gamma folded into their weights, "
                       "the row's rsqrt(mean(x^2) + eps) in the GEMV tile (the default)");
+        cmd->add_flag("--transpose-views,!--no-transpose-views", spec.transpose_views,
+                      "let a matmul read a transpose of its operand, or write its result transposed, through "
+                      "strides instead of a copy (attention heads; the default)");
         cmd->add_flag("--interpret-epilogues", spec.interpret_epilogues,
                       "run every fused epilogue on the run-time interpreter instead of straight-line code "
                       "(for comparisons)");

@@ -7,6 +7,7 @@
 
 #include "frontend/affine_fold.h"
 #include "frontend/concat_siblings.h"
+#include "frontend/transpose_views.h"
 #include "frontend/norm_fold.h"
 #include "frontend/infer_shapes.h"
 #include "frontend/load_model.h"
@@ -107,6 +108,7 @@ void run_stage(Stage stage, Compilation& c, const PipelineOptions& opt, const Po
             Graph g = opt.fold ? fold_affine_chains(*c.graph) : *c.graph;
             if (opt.concat_siblings) g = concat_sibling_matmuls(g);
             if (opt.norm_fold) g = fold_rmsnorm_into_matmuls(g);
+            if (opt.transpose_views) g = transpose_views(g);
             c.folded = std::move(g);
             return;
         }
@@ -217,6 +219,7 @@ Schedule plan(const Graph& graph, const std::string& policy, const Gpu& gpu, boo
     opt.fold = fold;
     opt.concat_siblings = fold;
     opt.norm_fold = fold;
+    opt.transpose_views = fold;
     run_to(c, Stage::verify, opt);
     return std::move(*c.schedule);
 }

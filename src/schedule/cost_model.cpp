@@ -177,7 +177,11 @@ TileLatency tile_latency(const ROp& op, double epilogue_rounds) {
             t.serial_rounds = element_loop_rounds(double(w->tile_elems), window_rounds_per_output(reads));
         }
     } else if (const auto* e = std::get_if<EwParams>(&op.params)) {
-        t.serial_rounds = element_loop_rounds(double(e->tile_elems), 1);
+        // A vector copy (anvil_ew_copy_vec) moves 16 bytes per thread and round.
+        const int vec = op.epilogue.nsteps == 0
+                            ? anvil_ew_copy_vec(*e, dtype_size(op.dtypes[0]), dtype_size(op.dtypes[1]))
+                            : 1;
+        t.serial_rounds = element_loop_rounds(double(e->tile_elems) / vec, 1);
     } else if (const auto* c = std::get_if<ChannelParams>(&op.params)) {
         t.serial_rounds = element_loop_rounds(double(c->tile_elems), 1);
     } else if (const auto* r = std::get_if<RowParams>(&op.params); r && r->op == ANVIL_ROW_SPLIT_SUM) {

@@ -1,7 +1,7 @@
 // decompose: Graph -> TileGraph. Lays every tensor out in one arena and cuts
 // every node into rOperators of one rTask kind each. Reshape is free (its
 // result aliases its operand's storage; one that changes dtype is a copy), and so is a slice that is a
-// contiguous run of its operand; concat becomes one strided copy per
+// contiguous run of its operand, and a transpose that transpose_views made a view (its matmul's strides); concat becomes one strided copy per
 // operand; everything else is one rOperator (global_avgpool a row-wise mean
 // over H and W, batchnorm a per-channel affine, conv2d an implicit GEMM or,
 // for thin groups, a direct window).
@@ -11,6 +11,7 @@
 
 #include "frontend/norm_fold.h"
 #include "frontend/op_table.h"
+#include "frontend/transpose_views.h"
 #include "../../rtasks/tiling.cuh"
 
 namespace anvil {
@@ -73,6 +74,7 @@ struct Builder {
         const Value& val = graph.value(v);
         if (val.role != Role::node) return std::nullopt;
         const IndexMap map = op_def(val.op).map;
+        if (val.attrs.has(kTransposeViewAttr)) return 0;  // its matmul reads or writes it permuted
         if (map != IndexMap::reshape && map != IndexMap::slice) return std::nullopt;
         if (graph.value(graph.operands(v)[0]).dtype != val.dtype) return std::nullopt;
         if (map == IndexMap::reshape) return 0;
@@ -85,6 +87,39 @@ struct Builder {
             if (in[d] != 1) return std::nullopt;
         if (b.step != 1 && b.len > 1) return std::nullopt;
         return b.start * contiguous_strides(in)[axis] * dtype_size(val.dtype);
+    }
+
+    // Element strides of v's bytes in its own shape: row-major, but for the
+    // two layouts transpose_views makes (src/frontend/transpose_views.h): a
+    // read view is its operand's bytes permuted, and a matmul whose only
+    // reader is a store view holds its result in the transpose's order.
+    Strides layout_strides(VertexId v) const {
+        const Value& val = graph.value(v);
+        if (val.role == Role::node && val.op == Op::transpose && val.attrs.has(kTransposeViewAttr) &&
+            val.attrs.get_string(kTransposeViewAttr) == kTransposeReadView) {
+            const Strides in = layout_strides(graph.operands(v)[0]);
+            const auto& perm = val.attrs.get_ints("perm");
+            const int rank = static_cast<int>(val.shape.size());
+            Strides st(rank);
+            for (int d = 0; d < rank; ++d) st[d] = in[*normalize_axis(perm[d], rank)];
+            return st;
+        }
+        if (val.role == Role::node && val.op == Op::matmul) {
+            const std::vector<VertexId> readers = graph.consumers(v);
+            if (readers.size() == 1) {
+                const Value& t = graph.value(readers[0]);
+                if (t.op == Op::transpose && t.attrs.has(kTransposeViewAttr) &&
+                    t.attrs.get_string(kTransposeViewAttr) == kTransposeStoreView) {
+                    const Strides ct = contiguous_strides(t.shape);
+                    const auto& perm = t.attrs.get_ints("perm");
+                    const int rank = static_cast<int>(t.shape.size());
+                    Strides st(rank);
+                    for (int d = 0; d < rank; ++d) st[*normalize_axis(perm[d], rank)] = ct[d];
+                    return st;
+                }
+            }
+        }
+        return contiguous_strides(buf(v).shape);
     }
 
     // The converting copy of a reshape that changes dtype: the operand read
@@ -155,6 +190,7 @@ struct Builder {
     }
 
     void transpose_node(VertexId v) {
+        if (aliases_operand(v)) return;
         const TensorBuffer& out = buf(v);
         VertexId in = graph.operands(v)[0];
         Strides in_st = contiguous_strides(buf(in).shape);
@@ -214,7 +250,7 @@ struct Builder {
         bool tb = val.attrs.get_bool("transpose_b");
         int ra = static_cast<int>(a.shape.size()), rb = static_cast<int>(b.shape.size());
         int rc = static_cast<int>(c.shape.size());
-        Strides sa = contiguous_strides(a.shape), sb = contiguous_strides(b.shape), sc = contiguous_strides(c.shape);
+        Strides sa = layout_strides(ins[0]), sb = layout_strides(ins[1]), sc = layout_strides(v);
 
         MatmulParams p{};
         p.M = static_cast<int>(c.shape[rc - 2]);
