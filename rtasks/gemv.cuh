@@ -129,15 +129,15 @@ ANVIL_TASK void anvil_gemv_by_ring(const MatmulParams& p, const TA* A, const TB*
     const int V = R::V, G = BN / V, KR = ANVIL_THREADS / G, S = ANVIL_GEMV_RING_STAGES;
     const int tid = anvil_thread(), g = tid % G, kr = tid / G;
     const int ncols = p.N - n0 < BN ? p.N - n0 : BN;
-    const AnvilRingStream own = anvil_gemv_stream<TB, BN>(p, B + n0, ncols);
-    const int stages = own.stages, slot0 = ring->slot;
+    const int stages = (p.K + R::ROWS - 1) / R::ROWS, slot0 = ring->slot;
     char* smem = anvil_block_smem();
-    if (!p.b_fixed) anvil_ring_prologue(own, slot0);
+    if (!p.b_fixed) anvil_ring_prologue(anvil_gemv_stream<TB, BN>(p, B + n0, ncols), slot0);
     // The next task's first stages go where this task's would: after its
     // last, so a walk of fewer stages than the ring keeps in flight leaves
-    // them to the next task's own prologue.
-    const AnvilRingStream next = ring->next;
-    const bool hand_on = next.stages > 0 && stages >= S - 1;
+    // them to the next task's own prologue. (Both streams are rebuilt where
+    // they are issued: kept live through the loop, they spilled.)
+    const int next_stages = ring->next.stages;
+    const bool hand_on = next_stages > 0 && stages >= S - 1;
     float acc[ANVIL_GEMV_MAX_M][anvil_vec<TB>::n];
     for (int m = 0; m < ANVIL_GEMV_MAX_M; ++m)
         for (int v = 0; v < V; ++v) acc[m][v] = 0.0f;
@@ -148,8 +148,8 @@ ANVIL_TASK void anvil_gemv_by_ring(const MatmulParams& p, const TA* A, const TB*
         anvil_stage_wait<ANVIL_GEMV_RING_STAGES - 2>();
         anvil_barrier();
         const int j = s + S - 1;  // the stream position issued now
-        if (j < stages) anvil_ring_issue(own, j, (slot0 + j) % S);
-        else if (hand_on && j - stages < next.stages) anvil_ring_issue(next, j - stages, (slot0 + j) % S);
+        if (j < stages) anvil_ring_issue(anvil_gemv_stream<TB, BN>(p, B + n0, ncols), j, (slot0 + j) % S);
+        else if (hand_on && j - stages < next_stages) anvil_ring_issue(ring->next, j - stages, (slot0 + j) % S);
         anvil_stage_commit();
         const char* stage = smem + ((slot0 + s) % S) * ANVIL_GEMV_STAGE_BYTES;
         for (int r = kr; r < R::ROWS; r += KR) {

@@ -212,7 +212,7 @@ TEST_CASE("simt mutations: a GEMV walk hands its ring to the block's next task",
     // The next task's first stages not issued by the walk before it: the
     // next task reads slots no copy of its own wrote.
     CHECK_THROWS_WITH(run_mutant(g, handoff_schedule(g),
-                                 "else if (hand_on && j - stages < next.stages) anvil_ring_issue(next, j - stages, (slot0 + j) % S);",
+                                 "else if (hand_on && j - stages < next_stages) anvil_ring_issue(ring->next, j - stages, (slot0 + j) % S);",
                                  ""),
                       Catch::Contains("a gemv tile") && Catch::Contains("which no thread wrote since the task began"));
     // The next task starting its stream at slot 0, not where the walk left
