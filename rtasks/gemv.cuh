@@ -18,10 +18,11 @@
 // ANVIL_GEMV_STAGE_BYTES of the tile's k rows by 16-byte cp.async, zero-filled
 // past K and N, ANVIL_GEMV_RING_STAGES - 1 in flight while one is
 // multiplied. Weights (p.b_fixed: B an input or param) depend on nothing
-// another task writes, so their first stages are issued by
-// anvil_gemv_prefetch before the task polls its counters (megakernel.cuh):
-// the weight stream never stops for a wait. A computed B (attention's V)
-// takes the same ring, its first stages issued after the waits.
+// another task writes, so their first stages are issued before the task
+// polls its counters (megakernel.cuh), or by the block's previous ring task
+// in the slots its last stages free (weight_ring.cuh): the weight stream
+// stops neither for a wait nor at a task boundary. A computed B (attention's
+// V) takes the same ring, its first stages issued after the waits.
 // Each walk is its own (noinline) function, so its registers are its own:
 // inlined together into the tile, the ring walk of llama_decode's kernel
 // spilled 164 bytes, alone 32 (docs/perf/decode-2026-11-27.md).
@@ -29,6 +30,7 @@
 #define ANVIL_RTASKS_GEMV_CUH
 
 #include "matmul.cuh"
+#include "weight_ring.cuh"
 
 #define ANVIL_GEMV_UNROLL 4
 
@@ -74,19 +76,14 @@ ANVIL_DEVICE void anvil_gemv_reduce_store(const MatmulParams& p, const TA* A, TC
     }
 }
 
-#if ANVIL_HAS_CP_ASYNC && ANVIL_THREADS > 1
-#define ANVIL_GEMV_RING 1
-#else
-#define ANVIL_GEMV_RING 0  // the host: one thread, nothing to overlap; the register walk
-#endif
-
 // The ring's geometry for a BN-column slice of TB.
 template <class TB, int BN>
 struct anvil_gemv_ring {
     static const int V = anvil_vec<TB>::n;
     static const int ROW = BN * (int)sizeof(TB);         // bytes of one k row of the slice
     static const int ROWS = ANVIL_GEMV_STAGE_BYTES / ROW;  // k rows per stage
-    static const int CHUNKS = ROWS * ROW / 16;            // 16-byte copies per stage
+    static_assert((ROW & (ROW - 1)) == 0 && ROW >= 16 && ROW <= ANVIL_GEMV_STAGE_BYTES,
+                  "gemv ring: a k row of the slice is a power of two of 16-byte chunks within a stage");
 };
 
 // Whether the tile streams through the ring: columns contiguous, every k
@@ -96,61 +93,51 @@ ANVIL_DEVICE bool anvil_gemv_ring_ok(const MatmulParams& p, const TB* B) {
     return ANVIL_GEMV_RING && p.b_sn == 1 && (p.b_sk * (anvil_i64)sizeof(TB)) % 16 == 0 && anvil_aligned16(B);
 }
 
-// Issues stage s of the slice (B at the tile's first column, ncols of its
-// BN valid) into its ring slot: one commit group's copies.
+// The tile's slice as the ring streams it (B at the tile's first column).
 template <class TB, int BN>
-ANVIL_DEVICE void anvil_gemv_ring_issue(const MatmulParams& p, const TB* B, int ncols, char* ring, int s) {
-#if ANVIL_GEMV_RING
+ANVIL_DEVICE AnvilRingStream anvil_gemv_stream(const MatmulParams& p, const TB* B, int ncols) {
     typedef anvil_gemv_ring<TB, BN> R;
-    char* stage = ring + (s % ANVIL_GEMV_RING_STAGES) * ANVIL_GEMV_STAGE_BYTES;
-#pragma unroll 1
-    for (int c = anvil_thread(); c < R::CHUNKS; c += ANVIL_THREADS) {
-        const int r = c / (R::ROW / 16), e = c % (R::ROW / 16) * R::V;  // its k row in the stage, first column
-        const int k = s * R::ROWS + r;
-        const int left = ncols - e, cols = k >= p.K || left <= 0 ? 0 : left < R::V ? left : R::V;
-        anvil_cp_async16(stage + r * R::ROW + e * (int)sizeof(TB), cols ? B + (anvil_i64)k * p.b_sk + e : B,
-                         cols * (int)sizeof(TB));
-    }
-#else
-    (void)p, (void)B, (void)ncols, (void)ring, (void)s;
-#endif
+    int shift = 0;
+    while ((16 << shift) < R::ROW) ++shift;  // constant: folded by the compiler
+    AnvilRingStream w = {(const char*)B, p.b_sk * (anvil_i64)sizeof(TB), shift, ncols * (int)sizeof(TB), p.K,
+                         (p.K + R::ROWS - 1) / R::ROWS};
+    return w;
 }
 
-// The ring's first ANVIL_GEMV_RING_STAGES - 1 stages (one commit group
-// each, empty past K, so the walk's counts hold).
-template <class TB, int BN>
-ANVIL_DEVICE void anvil_gemv_ring_prologue(const MatmulParams& p, const TB* B, int ncols) {
-    const int stages = (p.K + anvil_gemv_ring<TB, BN>::ROWS - 1) / anvil_gemv_ring<TB, BN>::ROWS;
-    for (int s = 0; s < ANVIL_GEMV_RING_STAGES - 1; ++s) {
-        if (s < stages) anvil_gemv_ring_issue<TB, BN>(p, B, ncols, anvil_block_smem(), s);
-        anvil_stage_commit();
-    }
-}
-
-// Before the task's waits: the prologue of a tile whose B no task writes.
+// The stream a task may start before its waits and during the block's
+// previous task: a ring tile's whose B no task writes; none otherwise.
 template <class TA, class TB, class TC, int BN>
-ANVIL_TASK void anvil_gemv_prefetch(const MatmulParams& p, int tile, char* arena) {
+ANVIL_TASK AnvilRingStream anvil_gemv_fixed_stream(const MatmulParams& p, int tile, char* arena) {
     const AnvilMmPlace at = anvil_mm_place(p, tile, p.bm, BN);
     const TB* B = anvil_at<const TB>(arena, p.b_off) + at.bb + at.n0;
-    if (p.b_fixed && anvil_gemv_ring_ok(p, B))
-        anvil_gemv_ring_prologue<TB, BN>(p, B, p.N - at.n0 < BN ? p.N - at.n0 : BN);
+    if (!p.b_fixed || !anvil_gemv_ring_ok(p, B)) return anvil_ring_none();
+    return anvil_gemv_stream<TB, BN>(p, B, p.N - at.n0 < BN ? p.N - at.n0 : BN);
 }
 
-// The ring walk (after anvil_gemv_prefetch, which issued the prologue of a
-// fixed B; a computed one's is issued here): a thread owns one column
+// The ring walk. A fixed B's first stages are in flight already (issued
+// before the waits, or by the block's previous task: weight_ring.cuh), from
+// ring->slot on; a computed one's are issued here. A thread owns one column
 // group (G = BN / V <= ANVIL_THREADS) and every KR-th k row of each stage,
-// read from shared memory by one 16-byte load.
+// read from shared memory by one 16-byte load. The slots its last stages
+// free take the first stages of ring->next, if the block's next task
+// streams fixed weights: then the walk ends with them in flight.
 template <class TA, class TB, class TC, int BN>
 ANVIL_TASK void anvil_gemv_by_ring(const MatmulParams& p, const TA* A, const TB* B, TC* C, anvil_i64 cb, int n0,
-                                     const AnvilEpilogue* epi, char* arena) {
+                                     const AnvilEpilogue* epi, char* arena, AnvilRing* ring) {
 #if ANVIL_GEMV_RING
     typedef anvil_gemv_ring<TB, BN> R;
-    const int V = R::V, G = BN / V, KR = ANVIL_THREADS / G;
+    const int V = R::V, G = BN / V, KR = ANVIL_THREADS / G, S = ANVIL_GEMV_RING_STAGES;
     const int tid = anvil_thread(), g = tid % G, kr = tid / G;
     const int ncols = p.N - n0 < BN ? p.N - n0 : BN;
-    const int stages = (p.K + R::ROWS - 1) / R::ROWS;
-    char* ring = anvil_block_smem();
-    if (!p.b_fixed) anvil_gemv_ring_prologue<TB, BN>(p, B + n0, ncols);
+    const int stages = (p.K + R::ROWS - 1) / R::ROWS, slot0 = ring->slot;
+    char* smem = anvil_block_smem();
+    if (!p.b_fixed) anvil_ring_prologue(anvil_gemv_stream<TB, BN>(p, B + n0, ncols), slot0);
+    // The next task's first stages go where this task's would: after its
+    // last, so a walk of fewer stages than the ring keeps in flight leaves
+    // them to the next task's own prologue. (Both streams are rebuilt where
+    // they are issued: kept live through the loop, they spilled.)
+    const int next_stages = ring->next.stages;
+    const bool hand_on = next_stages > 0 && stages >= S - 1;
     float acc[ANVIL_GEMV_MAX_M][anvil_vec<TB>::n];
     for (int m = 0; m < ANVIL_GEMV_MAX_M; ++m)
         for (int v = 0; v < V; ++v) acc[m][v] = 0.0f;
@@ -160,10 +147,11 @@ ANVIL_TASK void anvil_gemv_by_ring(const MatmulParams& p, const TA* A, const TB*
         // stage issued now takes.
         anvil_stage_wait<ANVIL_GEMV_RING_STAGES - 2>();
         anvil_barrier();
-        if (s + ANVIL_GEMV_RING_STAGES - 1 < stages)
-            anvil_gemv_ring_issue<TB, BN>(p, B + n0, ncols, ring, s + ANVIL_GEMV_RING_STAGES - 1);
+        const int j = s + S - 1;  // the stream position issued now
+        if (j < stages) anvil_ring_issue(anvil_gemv_stream<TB, BN>(p, B + n0, ncols), j, (slot0 + j) % S);
+        else if (hand_on && j - stages < next_stages) anvil_ring_issue(ring->next, j - stages, (slot0 + j) % S);
         anvil_stage_commit();
-        const char* stage = ring + (s % ANVIL_GEMV_RING_STAGES) * ANVIL_GEMV_STAGE_BYTES;
+        const char* stage = smem + ((slot0 + s) % S) * ANVIL_GEMV_STAGE_BYTES;
         for (int r = kr; r < R::ROWS; r += KR) {
             const int k = s * R::ROWS + r;
             if (k >= p.K) break;
@@ -175,11 +163,16 @@ ANVIL_TASK void anvil_gemv_by_ring(const MatmulParams& p, const TA* A, const TB*
             }
         }
     }
-    anvil_stage_wait<0>();  // the empty tail groups: nothing left in flight
+    if (hand_on) {
+        ring->handed = 1;  // the groups in flight are the next task's stages 0, 1, 2
+        ring->slot = (slot0 + stages) % S;
+    } else {
+        anvil_stage_wait<0>();  // the empty tail groups: nothing left in flight
+    }
     anvil_gemv_reduce_store<TA, TC, anvil_vec<TB>::n>(p, A, C, cb, n0, ncols, 0, G, KR, acc,
-                                                    (float*)(ring + anvil_gemv_ring_bytes()), epi, arena);
+                                                    (float*)(smem + anvil_gemv_ring_bytes()), epi, arena);
 #else
-    (void)p, (void)A, (void)B, (void)C, (void)cb, (void)n0, (void)epi, (void)arena;
+    (void)p, (void)A, (void)B, (void)C, (void)cb, (void)n0, (void)epi, (void)arena, (void)ring;
 #endif
 }
 
@@ -271,7 +264,7 @@ ANVIL_TASK void anvil_gemv_by_k(const MatmulParams& p, const TA* A, const TB* B,
 }
 
 template <class TA, class TB, class TC, int BN>
-ANVIL_TASK void anvil_gemv_tile(const MatmulParams& p, int tile, char* arena) {
+ANVIL_TASK void anvil_gemv_tile(const MatmulParams& p, int tile, char* arena, AnvilRing* ring) {
     static_assert(anvil_storage<TA>::ok && anvil_storage<TB>::ok && anvil_storage<TC>::ok,
                   "anvil_gemv_tile: TA, TB, TC must be storage types (float, int, anvil_f16, anvil_bf16)");
     static_assert(anvil_gemv_tile_ok(BN, sizeof(TB)),
@@ -285,8 +278,8 @@ ANVIL_TASK void anvil_gemv_tile(const MatmulParams& p, int tile, char* arena) {
     const TB* B = anvil_at<const TB>(arena, p.b_off) + at.bb;
     TC* C = anvil_at<TC>(arena, p.c_off) + at.cb;
     const AnvilEpilogue* epi = p.epilogue ? &anvil_epilogue(p.epilogue) : 0;
-    if (anvil_gemv_ring_ok(p, B + at.n0))  // a fixed B's first stages were issued before the waits
-        anvil_gemv_by_ring<TA, TB, TC, BN>(p, A, B, C, at.cb, at.n0, epi, arena);
+    if (anvil_gemv_ring_ok(p, B + at.n0))  // a fixed B's first stages are in flight (anvil_gemv_fixed_stream)
+        anvil_gemv_by_ring<TA, TB, TC, BN>(p, A, B, C, at.cb, at.n0, epi, arena, ring);
     else if (p.b_sk == 1 && p.b_sn != 1)
         anvil_gemv_by_k<TA, TB, TC, BN>(p, A, B, C, at.cb, at.n0, epi, arena);
     else

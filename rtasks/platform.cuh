@@ -167,6 +167,9 @@ ANVIL_DEVICE void anvil_cp_async_ca(void* smem, const void* gmem, int size, int 
         asm volatile("cp.async.ca.shared.global [%0], [%1], 16, %2;" ::"r"(s), "l"(gmem), "r"(src_bytes) : "memory");
 }
 ANVIL_DEVICE void anvil_cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+// The thread's groups still in flight belong to the block's next task
+// (weight_ring.cuh): nothing to do on the GPU, whose threads persist.
+ANVIL_DEVICE void anvil_cp_async_carry() {}
 template <int N>
 ANVIL_DEVICE void anvil_cp_async_wait() {
     asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
@@ -385,6 +388,7 @@ ANVIL_DEVICE void anvil_cp_async_ca(void* smem, const void* gmem, int size, int 
     anvil_simt::cp_async(smem, gmem, size, src_bytes, "ca");
 }
 ANVIL_DEVICE void anvil_cp_async_commit() { anvil_simt::cp_async_commit(); }
+ANVIL_DEVICE void anvil_cp_async_carry() { anvil_simt::cp_async_carry(); }
 template <int N>
 ANVIL_DEVICE void anvil_cp_async_wait() {
     anvil_simt::cp_async_wait(N);

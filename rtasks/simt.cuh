@@ -105,10 +105,13 @@ struct Fiber {
     const void* row;
     int num;
     bool trans;
-    // cp.async: copies not landed yet; `committed` groups closed so far
+    // cp.async: copies not landed yet; `committed` groups closed so far;
+    // `carry`: the task handed its copies in flight to the worker's next
+    // task (cp_async_carry), which keeps them and the group count
     Copy copies[kMaxCopies];
-    int ncopies;
-    unsigned committed;
+    int ncopies = 0;
+    unsigned committed = 0;
+    bool carry = false;
 };
 
 struct Shadow {  // one shared byte
@@ -321,6 +324,7 @@ inline void report_stuck(Block& b) {
 // returned true and no thread diverged.
 inline bool run_block(int task, int op, int worker, AnvilStatus* status, bool (*body)(void*), void* ctx) {
     Block& b = block();
+    const bool keep_copies = !b.abandoned;  // an abandoned block's fibers carried nothing
     b.task = task;
     b.op = op;
     b.worker = worker;
@@ -338,8 +342,11 @@ inline bool run_block(int task, int op, int worker, AnvilStatus* status, bool (*
         char* bottom = b.stacks + (size_t)t * kStack + page;
         f.ctx = fc::make_fcontext(bottom + (kStack - page), kStack - page, &fiber_main);
         f.state = RUNNABLE;
-        f.ncopies = 0;
-        f.committed = 0;
+        if (!keep_copies || !f.carry) {
+            f.ncopies = 0;
+            f.committed = 0;
+        }
+        f.carry = false;
     }
     for (;;) {
         for (int t = 0; t < kThreads; ++t)
@@ -534,6 +541,9 @@ inline void cp_async(void* dst, const void* src, int size, int bytes, const char
 }
 inline void cp_async16(void* dst, const void* src, int bytes) { cp_async(dst, src, 16, bytes, "cg"); }
 inline void cp_async_commit() { ++block().f[block().cur].committed; }
+// The thread's copies in flight pass to the next task this worker runs: the
+// end of the task does not refuse them, and they land at that task's waits.
+inline void cp_async_carry() { block().f[block().cur].carry = true; }
 // Lands every copy of a group older than the newest n committed ones.
 inline void cp_async_wait(int n) {
     Block& b = block();
@@ -552,7 +562,7 @@ inline void cp_async_wait(int n) {
 
 inline void end_of_thread(Block& b, int me) {
     const Fiber& f = b.f[me];
-    if (f.ncopies && !quiet()) {
+    if (f.ncopies && !f.carry && !quiet()) {
         const Who who(me);
         fail("%s ended the task with %d cp.async copies not waited for (cp.async.wait_group missing)", who.s,
              f.ncopies);

@@ -52,7 +52,8 @@ nvrtc=$(grep -h "define NVRTC_VERSION\|CUDA_VERSION " /usr/local/cuda/include/cu
   echo "the params constant (one rOp per variant; docs/perf/decode-2026-11-27.md has them read at run time, as in"
   echo "llama_decode's kernel). *weight bytes in flight*: the ring's stages issued but not yet multiplied,"
   echo "(ANVIL_GEMV_RING_STAGES - 1) x ANVIL_GEMV_STAGE_BYTES whenever K fills them, issued before the task's"
-  echo "waits; per SM at two blocks in parentheses."
+  echo "waits or, while the block's previous GEMV multiplies its last stages, by that GEMV (rtasks/weight_ring.cuh);"
+  echo "per SM at two blocks in parentheses."
   echo
   cat "$gemv"
   cat <<'NOTES'

@@ -16,6 +16,7 @@
 #include "schedule/cost_model.h"
 #include "schedule/cost_terms.h"
 #include "tools/cost_fit.h"
+#include "../rtasks/tiling.cuh"
 
 using namespace anvil;
 using anvil::test::GraphBuilder;
@@ -83,8 +84,46 @@ TEST_CASE("cost terms: slices in flight hide the K loop's round trips", "[cost]"
     CHECK(k_loop_latency_seconds(g, t, slice_work) == Approx(L + 37 * (L / 3 - slice_work)));
     // Enough work per slice hides all but the first round trip.
     CHECK(k_loop_latency_seconds(g, t, L) == Approx(L));
+    // A GEMV ring's fixed weights: the fill was issued before the waits.
+    t.fill_hidden = true;
+    CHECK(k_loop_latency_seconds(g, t, slice_work) == Approx(37 * (L / 3 - slice_work)));
+    CHECK(k_loop_latency_seconds(g, t, L) == 0);
     t.k_slices = 0;
     CHECK(k_loop_latency_seconds(g, t, slice_work) == 0);
+}
+
+TEST_CASE("cost terms: a GEMV whose weight rows are 16-byte aligned streams them through the ring", "[cost][gemv]") {
+    // x [1, 1000] @ w [1000, n]: bf16 rows of n = 88 are 176 bytes (the ring,
+    // 256 k rows of 16 columns per 8 KB stage: 4 stages), of n = 77 154
+    // bytes (the register walk). A computed B (exp of an input) fills the
+    // ring after its waits: the first round trip shows.
+    auto gemv = [](int n, bool computed) {
+        GraphBuilder b(DType::bf16);
+        b.input("x", {1, 1000});
+        if (computed) {
+            b.input("v", {1000, n});
+            b.node("w", Op::exp, {"v"});
+        } else {
+            b.param("w", {1000, n});
+        }
+        b.node("y", Op::matmul, {"x", "w"});
+        b.output("y");
+        for (const ROp& op : decompose(infer_shapes(b.graph())).rops)
+            if (op.name == "y") return as_gemv(op, 16);
+        FAIL("no rOp y");
+        return ROp{};
+    };
+    const TileLatency ring = tile_latency(gemv(88, false));
+    CHECK(ring.k_slices == 4);
+    CHECK(ring.slices_in_flight == ANVIL_GEMV_RING_STAGES - 1);
+    CHECK(ring.fill_hidden);
+    CHECK(ring.serial_rounds == 0);
+    const TileLatency computed = tile_latency(gemv(88, true));
+    CHECK(computed.k_slices == 4);
+    CHECK_FALSE(computed.fill_hidden);
+    const TileLatency walk = tile_latency(gemv(77, false));
+    CHECK(walk.k_slices == 0);
+    CHECK(walk.serial_rounds == element_loop_rounds(1000.0 * 16 * 2 / 64, 1));
 }
 
 TEST_CASE("cost terms: shared-memory wavefronts of the multiply and the serial loops", "[cost]") {

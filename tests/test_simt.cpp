@@ -121,6 +121,32 @@ TEST_CASE("simt: the tensor-core tile over odd shapes, both B layouts, every til
     test::expect_reference(g, values, run_simt(s, values), cases.size() * 9);
 }
 
+TEST_CASE("simt: the weight ring runs on from a block's task to its next", "[simt][gemv]") {
+    // Persistent blocks holding several GEMV tiles each (round robin), every
+    // width, both layouts, odd K and N. The ring takes B's rows 16-byte
+    // aligned (N = 88, 136, 40; 300 in f32), last tiles part full: K = 600
+    // and 1000 give slices of 3 stages and more, whose walks issue the
+    // block's next tile's first stages (weight_ring.cuh), across widths and
+    // dtypes of A; K = 40 and 129 mostly fewer (the next tile's prologue is
+    // its own). N = 77 (rows unaligned) and x @ W^T take no ring and are
+    // handed nothing. One block: one simt worker plays the queue; three: a
+    // worker plays two blocks, merged.
+    const std::vector<MmCase> cases = {{1, 600, 88, false}, {3, 129, 136, false}, {1, 1000, 40, false},
+                                       {2, 600, 75, true},  {1, 40, 300, false},  {1, 600, 77, false}};
+    const int widths[] = {16, 32, 64, 128, 256};
+    const DType dtype = GENERATE(DType::f32, DType::bf16);
+    const int blocks = GENERATE(1, 3);
+    CAPTURE(dtype_name(dtype), blocks);
+    const Graph g = cases_graph("ring_on", dtype, cases, 5);
+    TileGraph tg = decompose(g);
+    for (ROp& op : tg.rops) op = as_gemv(op, widths[case_index(op)]);
+    const Schedule s = persistent_schedule("round_robin", tg, default_gpu(), round_robin_order(tg, blocks), blocks);
+    HostRunOptions opt;
+    opt.check_races = true;
+    const TensorMap values = make_values(g, std::nullopt);
+    test::expect_reference(g, values, run_simt(s, values, opt), cases.size() * 5);
+}
+
 TEST_CASE("simt: the GEMV in every width, both B layouts", "[simt][gemv]") {
     const std::vector<MmCase> cases = {{1, 37, 129, false}, {3, 64, 136, false}, {2, 130, 75, true},
                                        {4, 256, 40, true},  {1, 40, 1000, false}, {1, 1000, 24, true}};

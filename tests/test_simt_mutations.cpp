@@ -14,6 +14,7 @@
 #include "frontend/values.h"
 #include "runtime/simt_backend.h"
 #include "schedule/builders.h"
+#include "schedule/orders.h"
 #include "schedule/variants.h"
 #include "tile/decompose.h"
 
@@ -163,11 +164,66 @@ TEST_CASE("simt mutations: the GEMV weight ring needs its prefetch and its waits
     CHECK(matches_reference(g, run_simt(ring_schedule(g), make_values(g, std::nullopt))));
     // The stages issued before the task's waits, not issued: the body reads a ring no copy wrote.
     CHECK_THROWS_WITH(run_mutant(g, ring_schedule(g),
-                                 "if (s < stages) anvil_gemv_ring_issue<TB, BN>(p, B, ncols, anvil_block_smem(), s);", ""),
+                                 "if (s < w.stages) anvil_ring_issue(w, s, (slot + s) % ANVIL_GEMV_RING_STAGES);", ""),
                       Catch::Contains("a gemv tile") && Catch::Contains("which no thread wrote since the task began"));
     // The wait before a stage is multiplied, removed: its copies have not landed.
     CHECK_THROWS_WITH(run_mutant(g, ring_schedule(g), "anvil_stage_wait<ANVIL_GEMV_RING_STAGES - 2>();", ""),
                       Catch::Contains("a gemv tile") && Catch::Contains("cp.async"));
+}
+
+namespace {
+
+// A block's queue of ring GEMVs (one persistent block, so one simt worker
+// plays it as the GPU would): y's 6 tiles of a bf16 [600, 88] weight (rows
+// 16-byte aligned, the last tile half full) stream 3 stages each (256 k
+// rows of a 16-column slice per stage), each walk handing its freed slots to
+// the next tile's first stages, the last to z's first tile (another
+// variant: 32 columns, K = 88, one stage), whose walks are too short to
+// hand on.
+Graph handoff_model() {
+    return infer_shapes(build_graph(load_model_from_string(R"(anvil: 1
+name: handoff
+dtype: bf16
+seed: 9
+inputs:
+  - {name: x, shape: [1, 600], dtype: f32}
+params:
+  - {name: w1, shape: [600, 88]}
+  - {name: w2, shape: [88, 56]}
+nodes:
+  - {name: y, op: matmul, inputs: [x, w1]}
+  - {name: z, op: matmul, inputs: [y, w2]}
+outputs: [z]
+)",
+                                                           "handoff.yaml")));
+}
+
+Schedule handoff_schedule(const Graph& g) {
+    TileGraph tg = decompose(g);
+    for (ROp& op : tg.rops) op = as_gemv(op, op.name == "y" ? 16 : 32);
+    return persistent_schedule("one_block", tg, default_gpu(), round_robin_order(tg, 1), 1);
+}
+
+}  // namespace
+
+TEST_CASE("simt mutations: a GEMV walk hands its ring to the block's next task", "[simt][mutation][gemv]") {
+    const Graph g = handoff_model();
+    CHECK(matches_reference(g, run_simt(handoff_schedule(g), make_values(g, std::nullopt))));
+    // The next task's first stages not issued by the walk before it: the
+    // next task reads slots no copy of its own wrote.
+    CHECK_THROWS_WITH(run_mutant(g, handoff_schedule(g),
+                                 "else if (hand_on && j - stages < next_stages) anvil_ring_issue(ring->next, j - stages, (slot0 + j) % S);",
+                                 ""),
+                      Catch::Contains("a gemv tile") && Catch::Contains("which no thread wrote since the task began"));
+    // The next task starting its stream at slot 0, not where the walk left
+    // it: its first stage is a slot whose copy (its second stage) has not
+    // landed.
+    CHECK_THROWS_WITH(run_mutant(g, handoff_schedule(g), "ring->slot = (slot0 + stages) % S;", "ring->slot = 0;"),
+                      Catch::Contains("(rop 'y' tile 1), a gemv tile") &&
+                          Catch::Contains("read byte 0 of shared region 'smem', which no thread wrote since the task began"));
+    // The copies in flight at the task's end not handed on.
+    CHECK_THROWS_WITH(run_mutant(g, handoff_schedule(g), "if (ring.handed) anvil_cp_async_carry();", ""),
+                      Catch::Contains("cp.async copies not waited for"));
 }
 
 TEST_CASE("the GEMV ring streams only an input's or param's B before the waits, a computed one after", "[simt][gemv]") {

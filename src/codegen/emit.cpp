@@ -4,7 +4,8 @@
 // comment naming its field: params_text.cpp), the rOp table (each
 // rOp's variant and its index in its kind's table), the task table, the
 // dependency array, every launch's queues, per kernel its run_task_<k>
-// dispatcher (and prefetch_task_<k>: what a task starts before its waits),
+// dispatcher (and stream_task_<k>: the weights a task may start streaming
+// before its waits, weight_ring.cuh),
 // and the entry points (one __global__ function per kernel on
 // CUDA, shared by the launches that dispatch the same variants; extern "C"
 // functions for the host runner otherwise).
@@ -36,7 +37,7 @@ namespace {
 
 // The rtasks files in the order they are pasted (each only uses earlier ones).
 const char* const kRtaskOrder[] = {"params.cuh",      "tiling.cuh",  "simt.cuh",      "platform.cuh",
-                                   "primitives.cuh",  "epilogue.cuh", "gemm_stages.cuh", "tc_stages.cuh", "elementwise.cuh", "matmul.cuh",
+                                   "primitives.cuh",  "epilogue.cuh", "gemm_stages.cuh", "weight_ring.cuh", "tc_stages.cuh", "elementwise.cuh", "matmul.cuh",
                                    "matmul_tc.cuh",   "rowwise.cuh",  "conv2d.cuh",    "conv2d_tc.cuh", "window.cuh",
                                    "channel.cuh",     "gather.cuh",   "gemv.cuh",
                                    "megakernel.cuh"};
@@ -172,13 +173,23 @@ Variants number_variants(const TileGraph& tg) {
 // its params entry by a constant index: NVRTC then folds the params into a
 // specialised copy of the function (smaller code, compiled faster), as it
 // did when every rOp had its own case.
-std::string dispatch_call(const Variants& v, int variant) {
-    const KindInfo& k = kind_info(v.kinds[variant]);
+std::string params_entry(const Variants& v, int variant) {
     std::string index = "r.index";
     if (v.uses[variant] == 1)
         for (const AnvilROpRef& r : v.rops)
             if (r.variant == variant) index = std::to_string(r.index);
-    return v.names[variant] + "(" + k.table + "[" + index + "], tile, arena" + (k.reports ? ", status, task" : "") + ");";
+    return std::string(kind_info(v.kinds[variant]).table) + "[" + index + "]";
+}
+
+const std::string kGemv = "anvil_gemv_tile<";
+
+bool is_gemv(const Variants& v, int variant) { return v.names[variant].rfind(kGemv, 0) == 0; }
+
+// A GEMV also takes the block's weight ring.
+std::string dispatch_call(const Variants& v, int variant) {
+    const KindInfo& k = kind_info(v.kinds[variant]);
+    return v.names[variant] + "(" + params_entry(v, variant) + ", tile, arena" + (k.reports ? ", status, task" : "") +
+           (is_gemv(v, variant) ? ", ring" : "") + ");";
 }
 
 // The rtasks text with its quoted includes removed: the files are pasted
@@ -365,20 +376,19 @@ void emit_dispatcher(std::ostringstream& o, const Variants& v, const Kernels& k,
       << (k.users[id].size() == 1 ? "" : "es") << ":";
     for (size_t i = 0; i < k.users[id].size() && i < 8; ++i) o << " " << k.users[id][i];
     o << (k.users[id].size() > 8 ? " ...\n" : "\n");
-    o << "ANVIL_DEVICE void run_task_" << K << "(int op, int tile, char* arena, AnvilStatus* status, int task) {\n"
+    o << "ANVIL_DEVICE void run_task_" << K
+      << "(int op, int tile, char* arena, AnvilStatus* status, int task, AnvilRing* ring) {\n"
       << "    const AnvilROpRef r = anvil_rops[op];\n    switch (r.variant) {\n";
     for (int variant : k.variants[id]) o << "        case " << variant << ": " << dispatch_call(v, variant) << " break;\n";
-    o << "        default: anvil_fail_variant(status, task, op, r.variant); break;\n    }\n}\n";
-    // What its tasks start before their waits (megakernel.cuh): the GEMVs' weight ring.
-    o << "ANVIL_DEVICE void prefetch_task_" << K << "(int op, int tile, char* arena) {\n"
+    o << "        default: (void)ring; anvil_fail_variant(status, task, op, r.variant); break;\n    }\n}\n";
+    // The weights its tasks may stream before their waits (megakernel.cuh): the GEMVs' ring.
+    o << "ANVIL_DEVICE AnvilRingStream stream_task_" << K << "(int op, int tile, char* arena) {\n"
       << "    const AnvilROpRef r = anvil_rops[op];\n    switch (r.variant) {\n";
-    const std::string gemv = "anvil_gemv_tile<";
-    for (int variant : k.variants[id]) {
-        const std::string call = dispatch_call(v, variant);
-        if (call.rfind(gemv, 0) == 0)
-            o << "        case " << variant << ": anvil_gemv_prefetch<" << call.substr(gemv.size()) << " break;\n";
-    }
-    o << "        default: (void)tile; (void)arena; break;\n    }\n}\n";
+    for (int variant : k.variants[id])
+        if (is_gemv(v, variant))
+            o << "        case " << variant << ": return anvil_gemv_fixed_stream<" << v.names[variant].substr(kGemv.size())
+              << "(" << params_entry(v, variant) << ", tile, arena);\n";
+    o << "        default: (void)tile; (void)arena; return anvil_ring_none();\n    }\n}\n";
 }
 
 void emit_cuda_entries(std::ostringstream& o, const Kernels& k) {
@@ -392,7 +402,7 @@ void emit_cuda_entries(std::ostringstream& o, const Kernels& k) {
           << "    if (b >= anvil_launch_block0[launch + 1]) return;\n"
           << "    const AnvilTraceSink sink = {trace, anvil_smid(), blockIdx.x};\n"
           << "    const AnvilSync sync = {anvil_waits, anvil_signals, anvil_expected, counters, epoch};\n"
-          << "    anvil_run_queue<run_task_" << K << ", prefetch_task_" << K
+          << "    anvil_run_queue<run_task_" << K << ", stream_task_" << K
           << ">(anvil_queue + anvil_qoff[b], anvil_qoff[b + 1] - anvil_qoff[b],\n"
           << "        anvil_tasks, sync, arena, status, timeout_ns, sink);\n"
           << "}\n";
@@ -414,7 +424,7 @@ void emit_host_entries(std::ostringstream& o, const Schedule& s, const Kernels& 
       << "    const AnvilSync sync = {anvil_waits, anvil_signals, anvil_expected, counters, epoch};\n"
       << "    switch (launch) {\n";
     for (size_t l = 0; l < s.launches.size(); ++l)
-        o << "        case " << l << ": anvil_host_run_blocks<run_task_" << k.of_launch[l] << ", prefetch_task_"
+        o << "        case " << l << ": anvil_host_run_blocks<run_task_" << k.of_launch[l] << ", stream_task_"
           << k.of_launch[l] << ">(qoff, anvil_queue, blocks, worker, workers,\n"
           << "            anvil_tasks, sync, arena, status, timeout_ns, trace, observe, observe_ctx); break;\n";
     o << "        default: break;\n    }\n}\n";

@@ -143,6 +143,16 @@ std::vector<ROpCost> traffic(const Schedule& s) {
     return costs;
 }
 
+// Whether a GEMV tile streams B through its shared-memory ring on the GPU:
+// anvil_gemv_ring_ok (gemv.cuh) on every tile's slice, from the params (the
+// arena is 256-byte aligned; a tile's first column is BN elements on).
+bool gemv_takes_ring(const MatmulParams& p, size_t b_elem) {
+    const auto aligned = [&](long long elems) { return elems * static_cast<long long>(b_elem) % 16 == 0; };
+    bool ok = p.b_sn == 1 && aligned(p.b_sk) && p.b_off % 16 == 0 && aligned(p.bn);
+    for (int d = 0; d < p.batch_rank; ++d) ok = ok && aligned(p.b_sb[d]);
+    return ok;
+}
+
 }  // namespace
 
 TileLatency tile_latency(const ROp& op, double epilogue_rounds) {
@@ -154,7 +164,17 @@ TileLatency tile_latency(const ROp& op, double epilogue_rounds) {
     const double cuda_core_in_flight = async_copies ? ANVIL_GEMM_STAGES - 1 : 1;
     auto staged = [&](int bm, int bn, int bk) { return async_copies ? 1.0 : staged_slice_rounds(bm, bn, bk); };
     if (const auto* p = std::get_if<MatmulParams>(&op.params); p && op.kind == TaskKind::matmul) {
-        if (p->algo == ANVIL_MM_GEMV) {
+        if (p->algo == ANVIL_MM_GEMV && gemv_takes_ring(*p, dtype_size(op.dtypes.at(1)))) {
+            // The weight ring (gemv.cuh): stages of ANVIL_GEMV_STAGE_BYTES,
+            // all but one in flight; a fixed B's first stages are issued
+            // before the waits or by the block's previous GEMV, so its fill
+            // is hidden (taken as always: the first task of a block after a
+            // short wait still pays it).
+            const double rows = double(ANVIL_GEMV_STAGE_BYTES) / (double(p->bn) * dtype_size(op.dtypes.at(1)));
+            t.k_slices = std::ceil(double(p->K) / rows);
+            t.slices_in_flight = ANVIL_GEMV_RING_STAGES - 1;
+            t.fill_hidden = p->b_fixed != 0;
+        } else if (p->algo == ANVIL_MM_GEMV) {
             // Each thread streams its share of B's columns, ANVIL_GEMV_UNROLL (4) 16-byte loads at a time.
             const double bytes = double(p->K) * p->bn * dtype_size(op.dtypes.at(1));
             t.serial_rounds = element_loop_rounds(bytes / (ANVIL_VEC_BYTES * 4.0), 1);

@@ -69,10 +69,11 @@ double k_loop_latency_seconds(const Gpu& g, const TileLatency& t, double slice_w
     if (t.k_slices <= 0) return 0;
     const double round_trips = t.phases_per_slice * g.memory_latency_s;
     if (t.slices_in_flight <= 1) return t.k_slices * round_trips;  // nothing overlaps the loads
-    // Pipelined: the first slice's round trip is exposed, then each slice
-    // waits for what its work did not cover of its own.
+    // Pipelined: the first slice's round trip is exposed (unless it was
+    // issued before the waits), then each slice waits for what its work did
+    // not cover of its own.
     const double per_slice = std::max(0.0, round_trips / t.slices_in_flight - slice_work_s);
-    return g.memory_latency_s + t.k_slices * per_slice;
+    return (t.fill_hidden ? 0.0 : g.memory_latency_s) + t.k_slices * per_slice;
 }
 
 double serial_latency_seconds(const Gpu& g, const TileLatency& t) {

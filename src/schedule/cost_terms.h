@@ -10,6 +10,8 @@
 //               exposed: synchronous slices expose every round trip; with
 //               s slices in flight a slice costs max(its work, phases x
 //               memory_latency_s / s), after one round trip to fill
+//               (none when the fill was issued before the waits: a GEMV
+//               ring's fixed weights, weight_ring.cuh)
 //   serial    = dependent round trips outside a K loop (a thread's element
 //               loop, a row's passes, the epilogue's operand loads per
 //               stored value) x memory_latency_s
@@ -29,6 +31,7 @@ struct TileLatency {
     double k_slices = 0;          // BK-deep slices of a GEMM-like K loop; 0: none
     double phases_per_slice = 1;  // dependent round trips to stage one slice
     double slices_in_flight = 1;  // 1: synchronous (load, barrier, compute)
+    bool fill_hidden = false;     // the first slices were issued before the tile's waits (a GEMV's weight ring)
     double serial_rounds = 0;     // further dependent round trips of a thread
 };
 
