@@ -17,7 +17,8 @@ needs for the schedule that was traced; a tile timed alone would be faster.
 The schedule must be the one that ran. By default it is made with a copy
 of kernels_db whose measured file keeps its ceilings and drops its tiles
 (as on the device, where `anvil calibrate` had written the ceilings and no
-tile was measured yet); every rOp's task count is checked against the trace.
+tile was measured yet) and whose latencies are eecf9a0's; every rOp's task
+count is checked against the trace.
 
     scripts/trace_tiles.py TRACE.json... [--ceilings MEASURED.yaml] [--out FILE]
         [--anvil build/anvil] [--kernels-db DIR] [--gpu h100_sxm] [--commit C]
@@ -40,10 +41,21 @@ def fail(msg):
     sys.exit(f"trace_tiles.py: {msg}")
 
 
-def kernels_db_without_tiles(tmp, gpu):
-    """kernels_db as the device had it: the measured ceilings, no tiles."""
+# The latencies kernels_db/gpus held at commit eecf9a0, where the traces
+# and profiles of 2026-11-27 were taken (a later fit changed them).
+EECF9A0_LATENCIES = (3.8e-7, 4.1e-7)
+
+
+def kernels_db_without_tiles(tmp, gpu, latencies=EECF9A0_LATENCIES):
+    """kernels_db as the device had it: the measured ceilings, no tiles, and
+    the poll and memory latencies of the time."""
     d = pathlib.Path(tmp) / "kernels_db"
     shutil.copytree(ROOT / "kernels_db", d)
+    desc = d / "gpus" / f"{gpu}.yaml"
+    text = desc.read_text()
+    text = re.sub(r"^poll_latency_s:.*$", f"poll_latency_s: {latencies[0]}", text, flags=re.M)
+    text = re.sub(r"^memory_latency_s:.*$", f"memory_latency_s: {latencies[1]}", text, flags=re.M)
+    desc.write_text(text)
     measured = d / "measured" / f"{gpu}.yaml"
     if measured.exists():
         text = measured.read_text()
