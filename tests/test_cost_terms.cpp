@@ -1,5 +1,5 @@
 // The cost model's latency terms (src/schedule/cost_terms.h) and their fit
-// to the measured schedules of commit 30d23da (src/tools/cost_fit.h).
+// to the measured schedules of commits 30d23da and eecf9a0 (src/tools/cost_fit.h).
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -8,9 +8,11 @@
 #include <nlohmann/json.hpp>
 
 #include "anvil/error.h"
+#include "anvil/pipeline.h"
 #include "anvil_cmd.h"
 #include "frontend/infer_shapes.h"
 #include "graph_builder.h"
+#include "temp_dir.h"
 #include "schedule/variants.h"
 #include "tile/decompose.h"
 #include "schedule/cost_model.h"
@@ -159,26 +161,38 @@ TEST_CASE("cost terms: a second block per SM hides latency, not throughput", "[c
     CHECK(co_resident_seconds(10e-6, 6e-6, 2) == Approx(12e-6));
 }
 
-TEST_CASE("cost fit: commit 30d23da's schedules against their measured times", "[cost]") {
+TEST_CASE("cost fit: the kept model against the measured schedules of 30d23da and eecf9a0", "[cost]") {
     const Gpu g = default_gpu();
-    // The fit (docs/perf/cost-model.md) left every schedule within 25% of
-    // its measurement (RMS log error 0.11); resnet18's megakernel within 10%.
+    // 30d23da's resnet18: the latencies fitted over every schedule
+    // (docs/perf/cost-model.md) over-predict it by about 40%; the model it
+    // was compared against then (128 us) was 33x optimistic.
     const MeasuredSchedule r18 = load_measured_schedule(measured("resnet18", "anvil"));
     CHECK(r18.measured_s == Approx(4187.92e-6).epsilon(1e-6));
     const double p = predict_measured(g, r18).total_s;
-    CHECK(std::abs(std::log(p / r18.measured_s)) < 0.10);
-    // The model the profile compared against (128 us) was 33x optimistic.
+    CHECK(std::abs(std::log(p / r18.measured_s)) < 0.5);
     CHECK(p > 20 * 128.27e-6);
-    for (const char* model : {"mobilenet_v2", "transformer_encoder_f16"})
-        for (const char* policy : {"anvil", "per_op"}) {
-            const MeasuredSchedule m = load_measured_schedule(measured(model, policy));
-            INFO(m.name);
-            CHECK(std::abs(std::log(predict_measured(g, m).total_s / m.measured_s)) < 0.25);
-        }
-    // Serial checks of 266,407 dependencies cost resnet18 more than a poll round each 32 would.
+    // Its serial checks of 266,407 dependencies cost more than a poll round each 32 would.
     Gpu no_polls = g;
     no_polls.poll_latency_s = 0;
-    CHECK(predict_measured(no_polls, r18).total_s < 0.7 * p);
+    CHECK(predict_measured(no_polls, r18).total_s < 0.8 * p);
+    // eecf9a0's traced megakernels: with their in-situ tile times
+    // (kernels_db/measured) within 20% of the measurement; with the
+    // estimates alone too fast (transformer_encoder_f16 1.6x, resnet18 5.8x),
+    // as eecf9a0's own prediction was.
+    for (const char* model : {"resnet18", "transformer_encoder_f16"}) {
+        INFO(model);
+        const MeasuredSchedule m = load_measured_schedule(
+            std::string(ANVIL_SOURCE_DIR) + "/docs/perf/cost-model/eecf9a0-" + model + "-anvil.json");
+        CHECK(std::abs(std::log(predict_measured(g, m).total_s / m.measured_s)) < 0.2);
+        Gpu estimated = g;
+        estimated.measured_tile_s.clear();
+        CHECK(predict_measured(estimated, m).total_s < m.measured_s / 1.4);
+    }
+    const MeasuredSchedule r18_now = load_measured_schedule(std::string(ANVIL_SOURCE_DIR) +
+                                                            "/docs/perf/cost-model/eecf9a0-resnet18-anvil.json");
+    Gpu estimated = g;
+    estimated.measured_tile_s.clear();
+    CHECK(predict_measured(estimated, r18_now).total_s < r18_now.measured_s / 4);
 }
 
 TEST_CASE("cost fit: the fitted latencies reproduce the measurements", "[cost][fit]") {
@@ -222,25 +236,123 @@ TEST_CASE("cost fit: a broken schedule file is refused, naming the file", "[cost
     CHECK_THAT(r.output, Catch::Contains("missing.json: cannot read"));
 }
 
+namespace {
+
+// x [77, 300] @ w1 -> relu -> @ w2 -> softmax + x's residual: GEMMs with
+// ragged tiles, a row op and waits across rOps.
+Graph snapshot_graph() {
+    GraphBuilder b;
+    b.input("x", {77, 300});
+    b.param("w1", {300, 257});
+    b.param("w2", {257, 300});
+    b.node("h", Op::matmul, {"x", "w1"});
+    b.node("r", Op::relu, {"h"});
+    b.node("y", Op::matmul, {"r", "w2"});
+    b.node("s", Op::softmax, {"y"});
+    b.node("o", Op::add, {"s", "x"});
+    b.output("o");
+    return infer_shapes(b.graph());
+}
+
+// schedule_snapshot_json's text with a measured time: a timeline file.
+MeasuredSchedule snapshot_of(const Schedule& s, const test::TempDir& dir, double measured_us = 100) {
+    nlohmann::json j = nlohmann::json::parse(schedule_snapshot_json(s));
+    j["measured_us"] = measured_us;
+    return load_measured_schedule(dir.write(s.policy + ".json", j.dump()));
+}
+
+}  // namespace
+
+TEST_CASE("cost fit: today's schedule as a timeline file replays to its prediction", "[cost]") {
+    const test::TempDir dir;
+    const Graph g = snapshot_graph();
+    for (const char* policy : {"anvil", "per_op"}) {
+        INFO(policy);
+        Schedule s = plan(g, policy, default_gpu());
+        const MeasuredSchedule m = snapshot_of(s, dir);
+        CHECK(m.name == s.tiles.model_name + " " + policy);
+        CHECK(m.measured_s == Approx(100e-6));
+        REQUIRE(m.cost_keys.size() == s.tiles.rops.size());
+        CHECK(predict_measured(s.gpu, m).total_s == Approx(predict(s).total_s).epsilon(1e-12));
+        // Other latencies: the file keeps the counts they multiply, not the times.
+        Gpu slow = s.gpu;
+        slow.memory_latency_s *= 3;
+        slow.poll_latency_s *= 2;
+        const double base = predict(s).total_s;
+        s.gpu = slow;
+        CHECK(predict_measured(slow, m).total_s == Approx(predict(s).total_s).epsilon(1e-12));
+        CHECK(predict(s).total_s > base);
+        // A tile kernels_db has measured replaces its estimate in both.
+        slow.measured_tile_s[m.cost_keys[0]] = 40e-6;
+        s.gpu = slow;
+        const double measured = predict(s).total_s;
+        CHECK(predict_measured(slow, m).total_s == Approx(measured).epsilon(1e-12));
+        CHECK(measured >= 40e-6);
+    }
+}
+
+TEST_CASE("cost fit: a broken timeline file is refused, naming the file", "[cost]") {
+    const test::TempDir dir;
+    const Schedule s = plan(snapshot_graph(), "anvil", default_gpu());
+    nlohmann::json good = nlohmann::json::parse(schedule_snapshot_json(s));
+    good["measured_us"] = 50;
+    REQUIRE(good["waits"].size() > 1);
+    auto refused = [&](nlohmann::json j, const std::string& what) {
+        const std::string path = dir.write("bad.json", j.dump());
+        try {
+            load_measured_schedule(path);
+            FAIL("accepted: " << what);
+        } catch (const UserError& e) {
+            CHECK_THAT(e.what(), Catch::Contains(path) && Catch::Contains(what));
+        }
+    };
+    nlohmann::json j = good;
+    j["tasks"][0] = 99;
+    refused(j, "task 0 names no rOp");
+    j = good;
+    j["measured_us"] = 0;
+    refused(j, "measured_us must be positive");
+    j = good;
+    j["waits"][0] = nlohmann::json::array({nlohmann::json::array({0, 1})});  // the first task waits for itself
+    refused(j, "task 0 waits for counter 0, whose tasks are not all earlier");
+    j = good;
+    j["members"][0] = nlohmann::json::array({nlohmann::json::array({0, 100000})});
+    refused(j, "counter 0 names ids [0, 100000)");
+    j = good;
+    j["poll_rounds"].erase(0);
+    refused(j, "one entry per task");
+    j = good;
+    j["rops"][0]["work"]["flops_per_s"] = 0;
+    refused(j, "has no rate");
+    j = good;
+    j["rops"][0].erase("latency");
+    refused(j, "not a measured schedule");
+}
+
 TEST_CASE("anvil cost-fit prints each schedule's measured and predicted time", "[cost][cli]") {
-    const test::CmdResult r = test::run_anvil("cost-fit docs/perf/cost-model/30d23da-transformer_encoder_f16-anvil.json --json");
+    // Both kinds of file: 30d23da's (replayed under its rules) and a timeline snapshot of eecf9a0.
+    const test::CmdResult r = test::run_anvil("cost-fit docs/perf/cost-model/30d23da-transformer_encoder_f16-anvil.json "
+                                              "docs/perf/cost-model/eecf9a0-transformer_encoder_f16-anvil.json --json");
     REQUIRE(r.status == 0);
     const auto j = nlohmann::json::parse(r.output);
+    REQUIRE(j["schedules"].size() == 2);
     CHECK(j["schedules"][0]["measured_us"].get<double>() == Approx(234.784).epsilon(1e-4));
-    const double p = j["schedules"][0]["predicted_us"].get<double>();
-    CHECK(std::abs(std::log(p / 234.784)) < 0.25);
+    CHECK(std::abs(std::log(j["schedules"][0]["predicted_us"].get<double>() / 234.784)) < 0.5);
+    // eecf9a0's, its tiles measured in situ: within 20%.
+    CHECK(j["schedules"][1]["measured_us"].get<double>() == Approx(135.984).epsilon(1e-4));
+    CHECK(std::abs(std::log(j["schedules"][1]["predicted_us"].get<double>() / 135.984)) < 0.2);
 }
 
 TEST_CASE("cost terms: the GPU description carries the fitted latencies", "[cost]") {
     const Gpu h100 = default_gpu();
-    CHECK(h100.poll_latency_s == Approx(3.8e-7));
-    CHECK(h100.memory_latency_s == Approx(4.1e-7));
+    CHECK(h100.poll_latency_s == Approx(4.1e-7));
+    CHECK(h100.memory_latency_s == Approx(6.5e-7));
     const std::string toy = "name: toy\nmatch: toy\narch: sm_90\nsm_count: 4\nmax_threads_per_sm: 2048\n"
                             "max_blocks_per_sm: 32\nsmem_per_sm: 100000\nsmem_per_block: 99000\nregs_per_sm: 65536\n"
                             "l2_bytes: 1048576\ndram_bytes_per_s: 1.0e12\nl2_bytes_per_s: 4.0e12\n"
                             "fp32_flops_per_s: 1.0e13\ntensor_f16_flops_per_s: 1.0e14\nlaunch_overhead_s: 3.0e-6\n"
                             "sync_latency_s: 1.0e-6\ntask_overhead_s: 1.0e-7\n";
-    CHECK(parse_gpu("toy.yaml", toy).memory_latency_s == Approx(4.1e-7));  // the default: the H100 fit
+    CHECK(parse_gpu("toy.yaml", toy).memory_latency_s == Approx(6.5e-7));  // the default: the H100 fit
     CHECK(parse_gpu("toy.yaml", toy + "memory_latency_s: 9.0e-7\n").memory_latency_s == Approx(9.0e-7));
 }
 

@@ -138,7 +138,7 @@ struct Specialisation {
 };
 
 struct ScheduleOutputs {
-    std::string emit_path, trace_path, dot_path, dump_after;
+    std::string emit_path, trace_path, dot_path, dump_after, snapshot_path;
     bool compile = false, report = false, json = false;
 };
 
@@ -209,6 +209,10 @@ int cmd_schedule(const std::string& model, const std::string& policy, const Gpu&
     if (!out.dot_path.empty()) {
         write_file_atomically(out.dot_path, tile_graph_dot(s));
         say(fmt::format("  wrote       {} (tile graph, Graphviz)\n", out.dot_path));
+    }
+    if (!out.snapshot_path.empty()) {
+        write_file_atomically(out.snapshot_path, schedule_snapshot_json(s));
+        say(fmt::format("  wrote       {} (the schedule as anvil cost-fit replays it)\n", out.snapshot_path));
     }
     say(fmt::format("  time        {}\n", clock.str()));
     if (out.json) {
@@ -520,6 +524,9 @@ int main(int argc, char** argv) {
     sched->add_flag("--json", outputs.json, "print the schedule and its prediction as one JSON object (only that)");
     sched->add_option("--trace", outputs.trace_path, "write the predicted per-SM timeline (Chrome/Perfetto trace)");
     sched->add_option("--dot", outputs.dot_path, "write the tile graph in Graphviz dot, each group a cluster");
+    sched->add_option("--snapshot", outputs.snapshot_path,
+                      "write the schedule as `anvil cost-fit` replays it (JSON; add its measured_us: "
+                      "docs/perf/cost-model/)");
     std::string stage_names;
     for (Stage st : all_stages()) stage_names += std::string(stage_names.empty() ? "" : ", ") + stage_name(st);
     sched->add_option("--dump-after", outputs.dump_after,
@@ -606,7 +613,8 @@ int main(int argc, char** argv) {
         // Every output path is checked before any work: a refused one exits 2 having written nothing.
         const std::vector<std::tuple<CLI::App*, const char*, const std::string*>> out_files = {
             {sched, "--emit", &outputs.emit_path}, {sched, "--trace", &outputs.trace_path},
-            {sched, "--dot", &outputs.dot_path},   {prof, "--trace", &profile_trace},
+            {sched, "--dot", &outputs.dot_path},   {sched, "--snapshot", &outputs.snapshot_path},
+            {prof, "--trace", &profile_trace},
             {calib, "--out", &calib_out},          {tune_cmd, "--out", &tune_out},
             {import_cmd, "--out", &import_out}};
         for (const auto& [cmd, opt, path] : out_files)

@@ -221,14 +221,7 @@ TileLatency tile_latency(const ROp& op, double epilogue_rounds) {
     return t;
 }
 
-double tile_seconds(const Gpu& g, const ROp& op, ROpCost& c) {
-    auto it = g.measured_tile_s.find(cost_key(op));
-    if (it != g.measured_tile_s.end()) {
-        // Measured per wave of tiles, co-resident blocks included: taken whole.
-        c.measured = true;
-        c.work_s = 0;
-        return c.latency_s = it->second;
-    }
+TileWork tile_work(const Gpu& g, const ROp& op, const ROpCost& c) {
     const double n = std::max(1, op.tiles);
     // Rates: the device's measured ceilings once `anvil calibrate` has run
     // on it, else the datasheet's. Every rTask but the tensor-core tile
@@ -253,7 +246,18 @@ double tile_seconds(const Gpu& g, const ROp& op, ROpCost& c) {
         w.smem_wavefronts = gemm_smem_wavefronts(std::ceil(double(p->K) / p->bk) * p->bk, p->bm, p->bn, true);
     if (const auto* p = std::get_if<WindowParams>(&op.params); p && op.kind == TaskKind::conv2d && p->algo == ANVIL_MM_TILED)
         w.smem_wavefronts = gemm_smem_wavefronts(std::ceil(double(anvil_conv_k_len(*p)) / p->bk) * p->bk, p->bm, p->bn, true);
-    const TileTime t = tile_time(g, w, tile_latency(op, c.epilogue_rounds / n));
+    return w;
+}
+
+double tile_seconds(const Gpu& g, const ROp& op, ROpCost& c) {
+    auto it = g.measured_tile_s.find(cost_key(op));
+    if (it != g.measured_tile_s.end()) {
+        // Measured per wave of tiles, co-resident blocks included: taken whole.
+        c.measured = true;
+        c.work_s = 0;
+        return c.latency_s = it->second;
+    }
+    const TileTime t = tile_time(g, tile_work(g, op, c), tile_latency(op, c.epilogue_rounds / std::max(1, op.tiles)));
     c.work_s = t.work_s;
     c.latency_s = t.latency_s;
     return t.total();
@@ -445,20 +449,8 @@ void play(const Gpu& g, const Timeline& tl, Prediction& p) {
     p.sm_idle_share = p.total_s > 0 ? 1.0 - busy / (g.sm_count * p.total_s) : 0;
 }
 
-Prediction predict(const Schedule& s) {
-    const Gpu& g = s.gpu;
-    ANVIL_CHECK(g.sm_count > 0, "GPU '" + g.name + "' has no SMs");
-    Prediction p;
-    p.rops = traffic(s);
+Timeline schedule_timeline(const Schedule& s) {
     Timeline tl;
-    for (size_t r = 0; r < p.rops.size(); ++r) {
-        p.rops[r].tile_s = tile_seconds(g, s.tiles.rops[r], p.rops[r]);
-        tl.tile_s.push_back(p.rops[r].tile_s);
-        tl.work_s.push_back(p.rops[r].work_s);
-        p.dram_bytes += p.rops[r].dram_read + p.rops[r].dram_write;
-        p.l2_bytes += p.rops[r].l2_read;
-        p.flops += p.rops[r].flops;
-    }
     SyncCounters sync = sync_counters(s);
     tl.launches = s.launches;
     for (const Task& t : s.tasks) tl.rop.push_back(t.rop);
@@ -467,7 +459,24 @@ Prediction predict(const Schedule& s) {
     tl.waits = std::move(sync.waits);
     tl.members = std::move(sync.members);
     // A plain launch's blocks share an SM as far as the megakernel's could.
-    tl.blocks_per_sm = std::max(s.blocks_per_sm, megakernel_blocks_per_sm(s.tiles, g));
+    tl.blocks_per_sm = std::max(s.blocks_per_sm, megakernel_blocks_per_sm(s.tiles, s.gpu));
+    return tl;
+}
+
+Prediction predict(const Schedule& s) {
+    const Gpu& g = s.gpu;
+    ANVIL_CHECK(g.sm_count > 0, "GPU '" + g.name + "' has no SMs");
+    Prediction p;
+    p.rops = traffic(s);
+    Timeline tl = schedule_timeline(s);
+    for (size_t r = 0; r < p.rops.size(); ++r) {
+        p.rops[r].tile_s = tile_seconds(g, s.tiles.rops[r], p.rops[r]);
+        tl.tile_s.push_back(p.rops[r].tile_s);
+        tl.work_s.push_back(p.rops[r].work_s);
+        p.dram_bytes += p.rops[r].dram_read + p.rops[r].dram_write;
+        p.l2_bytes += p.rops[r].l2_read;
+        p.flops += p.rops[r].flops;
+    }
     play(g, tl, p);
     return p;
 }

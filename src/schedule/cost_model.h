@@ -90,6 +90,10 @@ struct Timeline {
     int blocks_per_sm = 1;                   // co-resident blocks per SM
 };
 
+// The schedule's timeline without its tiles' times: launches, each task's
+// rOp, counters and poll rounds, blocks per SM (predict() adds the times).
+Timeline schedule_timeline(const Schedule& s);
+
 // Plays `tl` on `g` into p's timeline fields (start, end, SM per task, busy
 // time per SM, launches, total, idle share, crossing dependencies).
 void play(const Gpu& g, const Timeline& tl, Prediction& p);
@@ -117,6 +121,10 @@ double rop_seconds_alone(const Gpu& g, const ROp& op, int sms, int per_sm);
 // `epilogue_rounds` dependent round trips of its epilogues over the tile's
 // values (ROpCost::epilogue_rounds per tile).
 TileLatency tile_latency(const ROp& op, double epilogue_rounds = 0);
+
+// What one tile of `op` does, in the throughput term's units, given the
+// rOp's traffic `c` (the estimate's inputs; tile_seconds' unless measured).
+TileWork tile_work(const Gpu& g, const ROp& op, const ROpCost& c);
 
 // The time of one tile given the rOp's traffic (or its measured time,
 // which also sets c.measured).

@@ -1,7 +1,7 @@
 // The cost model's latency terms: what a task waits for rather than
 // computes. Each is one named function of a few counts and one of the GPU
-// description's latencies, fitted to the measured profiles of commit
-// 30d23da (docs/perf/cost-model.md, scripts/fit_cost_model.py):
+// description's latencies, fitted to the measured profiles of commits
+// 30d23da and eecf9a0 (docs/perf/cost-model.md, scripts/fit_cost_model.py):
 //
 //   wait      = poll_rounds x poll_latency_s (a serial check per dependency
 //               at 30d23da; today one round per 32 counters, warp 0 polls

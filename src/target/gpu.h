@@ -60,9 +60,9 @@ struct Gpu {
     double poll_latency_s = 3.0e-7;
     // One dependent round trip of a tile's loads to L2 or DRAM and back, as
     // a block that nothing else hides sees it (the K loop's and the serial
-    // terms of src/schedule/cost_terms.h). Optional key; default 4.1e-7, the
+    // terms of src/schedule/cost_terms.h). Optional key; default 6.5e-7, the
     // H100 fit of docs/perf/cost-model.md.
-    double memory_latency_s = 4.1e-7;
+    double memory_latency_s = 6.5e-7;
     double task_overhead_s = 0;         // per task of a persistent kernel
     // Measured seconds per tile, by cost key (cost_key() in cost_model.h).
     std::map<std::string, double> measured_tile_s;

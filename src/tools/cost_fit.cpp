@@ -1,5 +1,6 @@
 #include "tools/cost_fit.h"
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -67,7 +68,132 @@ void old_tile(const json& r, TileWork& w, TileLatency& t) {
     t.serial_rounds += element_loop_rounds(epi_rounds, 1);
 }
 
+// Sorted ids as [first, end) runs (the files' compact lists).
+json id_runs(std::vector<int> ids) {
+    std::sort(ids.begin(), ids.end());
+    json out = json::array();
+    for (int x : ids) {
+        if (!out.empty() && out.back()[1].get<int>() == x) out.back()[1] = x + 1;
+        else out.push_back(json::array({x, x + 1}));
+    }
+    return out;
+}
+
+std::vector<int> read_runs(const json& runs, int limit, const std::string& path, const std::string& what) {
+    std::vector<int> ids;
+    for (const json& run : runs) {
+        const int first = run.at(0).get<int>(), end = run.at(1).get<int>();
+        if (first < 0 || end > limit || first >= end)
+            throw UserError(path + ": " + what + " names ids [" + std::to_string(first) + ", " + std::to_string(end) +
+                            "), outside [0, " + std::to_string(limit) + ")");
+        for (int x = first; x < end; ++x) ids.push_back(x);
+    }
+    return ids;
+}
+
+// A "timeline" file (schedule_snapshot_json): today's rules, applied when it was written.
+void load_timeline(const json& j, const std::string& path, MeasuredSchedule& m) {
+    m.timeline_format = true;
+    for (const json& r : j.at("rops")) {
+        const json& w = r.at("work");
+        const json& l = r.at("latency");
+        TileWork work;
+        work.flops = w.at("flops");
+        work.flops_per_s = w.at("flops_per_s");
+        work.dram_bytes = w.at("dram_bytes");
+        work.l2_bytes = w.at("l2_bytes");
+        work.epilogue_instructions = w.at("epilogue_instructions");
+        work.smem_wavefronts = w.at("smem_wavefronts");
+        TileLatency lat;
+        lat.k_slices = l.at("k_slices");
+        lat.phases_per_slice = l.at("phases_per_slice");
+        lat.slices_in_flight = l.at("slices_in_flight");
+        lat.serial_rounds = l.at("serial_rounds");
+        if (!(work.flops_per_s > 0)) throw UserError(path + ": rOp '" + r.at("name").get<std::string>() + "' has no rate");
+        m.work.push_back(work);
+        m.latency.push_back(lat);
+        m.cost_keys.push_back(r.at("cost_key").get<std::string>());
+    }
+    Timeline& tl = m.timeline;
+    const int rops = static_cast<int>(m.work.size());
+    tl.rop = j.at("tasks").get<std::vector<int>>();
+    const int n = static_cast<int>(tl.rop.size());
+    for (int t = 0; t < n; ++t)
+        if (tl.rop[t] < 0 || tl.rop[t] >= rops) throw UserError(path + ": task " + std::to_string(t) + " names no rOp");
+    const json& members = j.at("members");
+    for (size_t k = 0; k < members.size(); ++k)
+        tl.members.push_back(read_runs(members[k], n, path, "counter " + std::to_string(k)));
+    const int counters = static_cast<int>(tl.members.size());
+    for (const auto& mem : tl.members)
+        if (mem.empty()) throw UserError(path + ": a counter has no members");
+    const json& waits = j.at("waits");
+    tl.poll_rounds = j.at("poll_rounds").get<std::vector<double>>();
+    if (static_cast<int>(waits.size()) != n || static_cast<int>(tl.poll_rounds.size()) != n)
+        throw UserError(path + ": waits and poll_rounds need one entry per task");
+    for (int t = 0; t < n; ++t) {
+        tl.waits.push_back(read_runs(waits[t], counters, path, "task " + std::to_string(t) + "'s waits"));
+        // play() reads a counter's members before its waiters: they must all be earlier tasks.
+        for (int k : tl.waits.back())
+            if (tl.members[k].back() >= t)
+                throw UserError(path + ": task " + std::to_string(t) + " waits for counter " + std::to_string(k) +
+                                ", whose tasks are not all earlier");
+    }
+    for (const json& l : j.at("launches")) {
+        Launch launch;
+        launch.queues = l.get<std::vector<std::vector<int>>>();
+        for (const auto& q : launch.queues)
+            for (int t : q)
+                if (t < 0 || t >= n) throw UserError(path + ": a queue names no task");
+        tl.launches.push_back(std::move(launch));
+    }
+    tl.blocks_per_sm = j.at("blocks_per_sm").get<int>();
+}
+
 }  // namespace
+
+std::string schedule_snapshot_json(const Schedule& s) {
+    const Prediction p = predict(s);
+    const Timeline tl = schedule_timeline(s);
+    json j;
+    j["format"] = "timeline";
+    j["model"] = s.tiles.model_name;
+    j["policy"] = s.policy;
+    j["gpu"] = s.gpu.name;
+    j["predicted_us"] = p.total_s * 1e6;
+    j["blocks_per_sm"] = tl.blocks_per_sm;
+    json rops = json::array();
+    for (size_t r = 0; r < s.tiles.rops.size(); ++r) {
+        const ROp& op = s.tiles.rops[r];
+        const TileWork w = tile_work(s.gpu, op, p.rops[r]);
+        const TileLatency l = tile_latency(op, p.rops[r].epilogue_rounds / std::max(1, op.tiles));
+        rops.push_back({{"name", op.name},
+                        {"cost_key", cost_key(op)},
+                        {"tiles", op.tiles},
+                        {"work", {{"flops", w.flops},
+                                  {"flops_per_s", w.flops_per_s},
+                                  {"dram_bytes", w.dram_bytes},
+                                  {"l2_bytes", w.l2_bytes},
+                                  {"epilogue_instructions", w.epilogue_instructions},
+                                  {"smem_wavefronts", w.smem_wavefronts}}},
+                        {"latency", {{"k_slices", l.k_slices},
+                                     {"phases_per_slice", l.phases_per_slice},
+                                     {"slices_in_flight", l.slices_in_flight},
+                                     {"serial_rounds", l.serial_rounds}}}});
+    }
+    j["rops"] = rops;
+    j["tasks_format"] = "tasks: rOp per task; waits: counters per task, members: tasks per counter, as [first, end) runs";
+    j["tasks"] = tl.rop;
+    j["poll_rounds"] = tl.poll_rounds;
+    json waits = json::array(), members = json::array();
+    for (const auto& w : tl.waits) waits.push_back(id_runs(w));
+    for (const auto& m : tl.members) members.push_back(id_runs(m));
+    j["waits"] = waits;
+    j["members"] = members;
+    json launches = json::array();
+    for (const Launch& l : tl.launches) launches.push_back(l.queues);
+    j["launches"] = launches;
+    return j.dump() + "\n";
+}
 
 MeasuredSchedule load_measured_schedule(const std::string& path) {
     std::ifstream in(path);
@@ -77,6 +203,11 @@ MeasuredSchedule load_measured_schedule(const std::string& path) {
         const json j = json::parse(in);
         m.name = j.at("model").get<std::string>() + " " + j.at("policy").get<std::string>();
         m.measured_s = j.at("measured_us").get<double>() * 1e-6;
+        if (!(m.measured_s > 0)) throw UserError(path + ": measured_us must be positive");
+        if (j.value("format", "") == "timeline") {
+            load_timeline(j, path, m);
+            return m;
+        }
         for (const json& r : j.at("rops")) {
             TileWork w;
             TileLatency t;
@@ -124,8 +255,16 @@ Prediction predict_measured(const Gpu& g, const MeasuredSchedule& m) {
     tl.tile_s.clear();
     tl.work_s.clear();
     for (size_t r = 0; r < m.work.size(); ++r) {
+        if (m.timeline_format) {
+            // A tile kernels_db has measured is taken whole, as predict() takes it.
+            if (auto it = g.measured_tile_s.find(m.cost_keys[r]); it != g.measured_tile_s.end()) {
+                tl.tile_s.push_back(it->second);
+                tl.work_s.push_back(0);
+                continue;
+            }
+        }
         TileWork w = m.work[r];
-        w.flops_per_s = g.fp32_flops_per_s;  // 30d23da had only the CUDA-core tiles
+        if (!m.timeline_format) w.flops_per_s = g.fp32_flops_per_s;  // 30d23da had only the CUDA-core tiles
         const TileTime t = tile_time(g, w, m.latency[r]);
         tl.tile_s.push_back(t.total());
         tl.work_s.push_back(t.work_s);
