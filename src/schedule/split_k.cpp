@@ -58,6 +58,20 @@ bool splits_into(const ROp& op, int ways) {
     return slices_ok(gemm_k(op), ways);
 }
 
+// The partials rOp of `op` split `ways` ways into `scratch`: the same tiles
+// per K slice, nothing fused (the reduce applies the epilogues).
+ROp partials_of(const ROp& op, int ways, VertexId scratch) {
+    ROp part = op;
+    part.name = op.name + "#partials";
+    part.node = scratch;
+    part.split_k = ways;
+    part.fused.clear();
+    part.fusion = FusionLevel::none;
+    part.epilogue = AnvilEpilogue{};
+    part.row_epilogue = AnvilEpilogue{};
+    return part;
+}
+
 }  // namespace
 
 int conv_slice(const WindowParams& p, int ways) {
@@ -78,14 +92,7 @@ std::pair<ROp, ROp> split_conv_rop(const ROp& op, int ways, VertexId scratch, in
     ANVIL_CHECK(slice > 0, fmt::format("split_conv_rop: K = {} in {} slices", anvil_conv_k(whole), ways));
     // The partials: the same conv2d tiles, once per K slice, each slice's
     // f32 sums (slice 0's with the bias) in its block of the scratch buffer.
-    ROp part = op;
-    part.name = op.name + "#partials";
-    part.node = scratch;
-    part.split_k = ways;
-    part.fused.clear();
-    part.fusion = FusionLevel::none;
-    part.epilogue = AnvilEpilogue{};
-    part.row_epilogue = AnvilEpilogue{};
+    ROp part = partials_of(op, ways, scratch);
     const size_t operands = whole.bias_off >= 0 ? 3 : 2;  // x, w (, bias): the fused inputs follow
     part.reads.resize(std::min(part.reads.size(), operands));
     part.dtypes = {op.dtypes[0], op.dtypes[1], op.dtypes[2], DType::f32};
@@ -136,14 +143,7 @@ std::pair<ROp, ROp> split_rop(const ROp& op, int ways, VertexId scratch, int64_t
     ANVIL_CHECK(ways > 1 && slices_ok(whole.K, ways), "split_rop: K = " + std::to_string(whole.K) + " in " +
                                                           std::to_string(ways) + " slices");
     // The partials: the slices are the outermost batch dim.
-    ROp part = op;
-    part.name = op.name + "#partials";
-    part.node = scratch;
-    part.split_k = ways;
-    part.fused.clear();
-    part.fusion = FusionLevel::none;
-    part.epilogue = AnvilEpilogue{};
-    part.row_epilogue = AnvilEpilogue{};
+    ROp part = partials_of(op, ways, scratch);
     part.reads.resize(std::min<size_t>(part.reads.size(), 2));
     part.dtypes = {op.dtypes[0], op.dtypes[1], DType::f32};
     auto& p = std::get<MatmulParams>(part.params);
