@@ -613,19 +613,24 @@ inline void frag_c(int lane, int i, int* row, int* col) {
 // Products of f16 or bf16 values are exact in f32; the emulation sums the
 // 16 products and C in double and rounds once (the hardware's order of
 // accumulation is its own: results agree within f32 rounding).
-inline void mma_16816(float* d, const unsigned* a, const unsigned* b, bool bf16, Widen widen) {
-    Block& bl = block();
-    Fiber& f = bl.f[bl.cur];
-    f.op = W_MMA;
+// This lane's part of a warp-wide mma `op`: its A, B and C fragments go to
+// the warp, which executes once every lane has arrived; D comes back in d.
+inline void issue_mma(WarpOp op, float* d, const unsigned* a, const unsigned* b) {
+    Fiber& f = block().f[block().cur];
+    f.op = op;
     f.mask = 0xffffffffu;  // .aligned: every lane of the warp
     for (int i = 0; i < 4; ++i) f.a[i] = a[i], f.c[i] = d[i];
     f.b[0] = b[0];
     f.b[1] = b[1];
-    f.bf16 = bf16;
-    f.widen = widen;
     f.state = AT_WARP;
     yield();
     for (int i = 0; i < 4; ++i) d[i] = f.c[i];
+}
+inline void mma_16816(float* d, const unsigned* a, const unsigned* b, bool bf16, Widen widen) {
+    Fiber& f = block().f[block().cur];
+    f.bf16 = bf16;
+    f.widen = widen;
+    issue_mma(W_MMA, d, a, b);
 }
 
 // D = A B + C over a warp's 16 x 8 tile, K deep, each sum in double and
@@ -692,18 +697,7 @@ inline unsigned cvt_rna_tf32(float x) {
 // a[i] is A[g + 8 (i & 1)][t + 4 (i >> 1)], b[i] is B[t + 4 i][g]; C and D
 // as m16n8k16's. The tensor core reads a register's upper 19 bits: the
 // emulation ignores the low 13 (what cvt.rna.tf32.f32 writes zero).
-inline void mma_1688_tf32(float* d, const unsigned* a, const unsigned* b) {
-    Block& bl = block();
-    Fiber& f = bl.f[bl.cur];
-    f.op = W_MMA_TF32;
-    f.mask = 0xffffffffu;  // .aligned: every lane of the warp
-    for (int i = 0; i < 4; ++i) f.a[i] = a[i], f.c[i] = d[i];
-    f.b[0] = b[0];
-    f.b[1] = b[1];
-    f.state = AT_WARP;
-    yield();
-    for (int i = 0; i < 4; ++i) d[i] = f.c[i];
-}
+inline void mma_1688_tf32(float* d, const unsigned* a, const unsigned* b) { issue_mma(W_MMA_TF32, d, a, b); }
 // Products of tf32 values are exact in double; the 8 products and C are
 // summed in double and rounded once, as mma_16816.
 inline void execute_mma_tf32(Block& bl, int w) {
