@@ -8,7 +8,8 @@
 #include "tiling.cuh"
 
 template <class TX, class TS, class TB, class TM, class TV, class TY>
-ANVIL_TASK void anvil_channel_tile(const ChannelParams& p, int tile, char* arena) {
+ANVIL_TASK void anvil_channel_tile(const ChannelParams& params, int tile, char* arena) {
+    ANVIL_LOCAL_PARAMS(ChannelParams, p, params);
     static_assert(anvil_storage<TX>::ok && anvil_storage<TS>::ok && anvil_storage<TB>::ok && anvil_storage<TM>::ok &&
                       anvil_storage<TV>::ok && anvil_storage<TY>::ok,
                   "anvil_channel_tile: TX, TS, TB, TM, TV, TY must be storage types (float, int, anvil_f16, anvil_bf16)");

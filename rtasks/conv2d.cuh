@@ -118,7 +118,8 @@ ANVIL_DEVICE AnvilConvOperands<TX, TW, TB, TY> anvil_conv_operands(const WindowP
 }
 
 template <class TX, class TW, class TB, class TY, int BM, int BN, int BK>
-ANVIL_TASK void anvil_conv2d_tile(const WindowParams& p, int tile, char* arena) {
+ANVIL_TASK void anvil_conv2d_tile(const WindowParams& params, int tile, char* arena) {
+    ANVIL_LOCAL_PARAMS(WindowParams, p, params);
     static_assert(anvil_storage<TX>::ok && anvil_storage<TW>::ok && anvil_storage<TB>::ok && anvil_storage<TY>::ok,
                   "anvil_conv2d_tile: TX, TW, TB, TY must be storage types (float, int, anvil_f16, anvil_bf16)");
     static_assert(ANVIL_CONV_TX * ANVIL_CONV_TY == ANVIL_THREADS, "conv2d thread grid must cover the block");

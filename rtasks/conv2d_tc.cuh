@@ -25,7 +25,8 @@
 #include "tc_stages.cuh"
 
 template <class TX, class TW, class TB, class TY, int BM, int BN, int BK>
-ANVIL_TASK void anvil_conv2d_tc_tile(const WindowParams& p, int tile, char* arena) {
+ANVIL_TASK void anvil_conv2d_tc_tile(const WindowParams& params, int tile, char* arena) {
+    ANVIL_LOCAL_PARAMS(WindowParams, p, params);
 #if !ANVIL_HAS_MMA
     anvil_conv2d_tile<TX, TW, TB, TY, BM, BN, ANVIL_TC_FALLBACK_BK>(p, tile, arena);
 #else

@@ -92,7 +92,8 @@ ANVIL_DEVICE bool anvil_ew_copy_vectors(const EwParams& p, AnvilSpan span, T* ou
 }
 
 template <class TO, class TA, class TB>
-ANVIL_TASK void anvil_ew_tile(const EwParams& p, int tile, char* arena) {
+ANVIL_TASK void anvil_ew_tile(const EwParams& params, int tile, char* arena) {
+    ANVIL_LOCAL_PARAMS(EwParams, p, params);
     static_assert(anvil_storage<TO>::ok, "anvil_ew_tile: TO must be a storage type (float, int, anvil_f16, anvil_bf16)");
     static_assert(anvil_storage<TA>::ok, "anvil_ew_tile: TA must be a storage type (float, int, anvil_f16, anvil_bf16)");
     static_assert(anvil_storage<TB>::ok, "anvil_ew_tile: TB must be a storage type (float, int, anvil_f16, anvil_bf16)");

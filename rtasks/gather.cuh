@@ -25,7 +25,8 @@ template <class T> struct anvil_index_type { static const bool ok = false; };
 template <> struct anvil_index_type<int> { static const bool ok = true; };
 
 template <class TT, class TI, class TO>
-ANVIL_TASK void anvil_gather_tile(const GatherParams& p, int tile, char* arena, AnvilStatus* status, int task) {
+ANVIL_TASK void anvil_gather_tile(const GatherParams& params, int tile, char* arena, AnvilStatus* status, int task) {
+    ANVIL_LOCAL_PARAMS(GatherParams, p, params);
     static_assert(anvil_storage<TT>::ok && anvil_storage<TO>::ok,
                   "anvil_gather_tile: TT and TO must be storage types (float, int, anvil_f16, anvil_bf16)");
     static_assert(anvil_index_type<TI>::ok, "anvil_gather_tile: TI (the ids) must be int (i32)");

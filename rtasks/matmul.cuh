@@ -139,7 +139,8 @@ ANVIL_DEVICE void anvil_mm_stage(float* Xs, const T* X, anvil_i64 s_x, anvil_i64
 }
 
 template <class TA, class TB, class TC, int BM, int BN, int BK>
-ANVIL_TASK void anvil_matmul_tile(const MatmulParams& p, int tile, char* arena) {
+ANVIL_TASK void anvil_matmul_tile(const MatmulParams& params, int tile, char* arena) {
+    ANVIL_LOCAL_PARAMS(MatmulParams, p, params);
     static_assert(anvil_storage<TA>::ok && anvil_storage<TB>::ok && anvil_storage<TC>::ok,
                   "anvil_matmul_tile: TA, TB, TC must be storage types (float, int, anvil_f16, anvil_bf16)");
     static_assert(ANVIL_MM_TX * ANVIL_MM_TY == ANVIL_THREADS, "matmul thread grid must cover the block");

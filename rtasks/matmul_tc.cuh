@@ -27,7 +27,8 @@ ANVIL_DEVICE void anvil_mm_store_pair(const MatmulParams& p, TC* C, int m, int n
 
 template <class TA, class TB, class TC, int BM, int BN, int BK,
           int FMT = anvil_is_bf16<TA>::value ? ANVIL_TC_BF16 : ANVIL_TC_F16>
-ANVIL_TASK void anvil_matmul_tc_tile(const MatmulParams& p, int tile, char* arena) {
+ANVIL_TASK void anvil_matmul_tc_tile(const MatmulParams& params, int tile, char* arena) {
+    ANVIL_LOCAL_PARAMS(MatmulParams, p, params);
 #if !ANVIL_HAS_MMA
     anvil_matmul_tile<TA, TB, TC, BM, BN, ANVIL_TC_FALLBACK_BK>(p, tile, arena);
 #else

@@ -20,6 +20,29 @@
 #define ANVIL_DECLARE_MATRIX(type, name, n, m) type name[n][m];
 #define ANVIL_DECLARE_FIELDS(LIST) LIST(ANVIL_DECLARE_FIELD, ANVIL_DECLARE_ARRAY, ANVIL_DECLARE_MATRIX)
 
+// Params in a tile: a tile function gets its rOp's params by reference into
+// a table in global memory and copies them into a local first. Its K loops
+// issue cp.async (asm with a memory clobber) and stores through generic
+// pointers, after each of which the compiler must assume global memory
+// changed and reload every field it still needs: through the reference, a
+// conv2d tile variant shared by several rOps reloaded p.H, p.W and p.Og per
+// staged element (103 global loads in its PTX; 2 with the copy). A local
+// whose address never escapes is no memory the asm can touch. (A variant
+// with one rOp gets the same from the compiler: its one call site passes a
+// constant address.) The GEMV walks and the row tile keep the reference:
+// the copy made them spill, and the row tile indexes its params' shape and
+// strides per element, which reads a local copy from memory as well
+// (docs/perf/param-loads-*.md). ANVIL_COPY_PARAMS=0 restores the
+// reference everywhere, for comparisons (scripts/bench_param_loads.sh).
+#ifndef ANVIL_COPY_PARAMS
+#define ANVIL_COPY_PARAMS 1
+#endif
+#if ANVIL_COPY_PARAMS
+#define ANVIL_LOCAL_PARAMS(type, local, ref) const type local = ref
+#else
+#define ANVIL_LOCAL_PARAMS(type, local, ref) const type& local = ref
+#endif
+
 #define ANVIL_MAX_RANK 6
 #define ANVIL_MAX_BATCH_RANK 4
 

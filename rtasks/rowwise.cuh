@@ -25,8 +25,9 @@ ANVIL_DEVICE anvil_i64 anvil_row_offset(const RowParams& p, anvil_i64 j, const a
 // slice order (the same bits on every run). Its own function, so that the
 // other row ops' registers do not pay for it.
 template <class TI, class TO>
-ANVIL_TASK void anvil_row_split_sum(const RowParams& p, anvil_i64 r0, anvil_i64 r1, const AnvilEpilogue* epi,
+ANVIL_TASK void anvil_row_split_sum(const RowParams& params, anvil_i64 r0, anvil_i64 r1, const AnvilEpilogue* epi,
                                     char* arena) {
+    ANVIL_LOCAL_PARAMS(RowParams, p, params);
     for (anvil_i64 r = r0 + anvil_thread(); r < r1; r += ANVIL_THREADS) {
         anvil_i64 ib, ob;
         anvil_offsets2(r, p.kept_rank, p.kept_shape, p.kept_in, p.kept_out, &ib, &ob);

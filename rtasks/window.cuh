@@ -16,7 +16,8 @@ static_assert(ANVIL_WIN_COUNT == 4, "AnvilWinOp changed: update anvil_window_til
 
 // TW and TB (the weights and the bias) are unused by the pools, which pass float.
 template <class TX, class TW, class TB, class TY>
-ANVIL_TASK void anvil_window_tile(const WindowParams& p, int tile, char* arena) {
+ANVIL_TASK void anvil_window_tile(const WindowParams& params, int tile, char* arena) {
+    ANVIL_LOCAL_PARAMS(WindowParams, p, params);
     static_assert(anvil_storage<TX>::ok && anvil_storage<TW>::ok && anvil_storage<TB>::ok && anvil_storage<TY>::ok,
                   "anvil_window_tile: TX, TW, TB, TY must be storage types (float, int, anvil_f16, anvil_bf16)");
     const TX* x = anvil_at<const TX>(arena, p.x_off);

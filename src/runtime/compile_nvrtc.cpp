@@ -68,6 +68,31 @@ std::vector<KernelResources> parse_ptxas(const std::string& log) {
     return out;
 }
 
+// NVRTC on `source` with `options`: the compiled program (the caller
+// destroys it) and its log; on a compile error, UserError with the log and
+// the path where the source was dumped (as `key`.cu).
+nvrtcProgram run_nvrtc(const std::string& source, const std::vector<std::string>& options, const std::string& arch,
+                       const std::string& key, std::string& log) {
+    nvrtcProgram prog;
+    check(nvrtcCreateProgram(&prog, source.c_str(), "anvil_megakernel.cu", 0, nullptr, nullptr), "create");
+    std::vector<const char*> argv;
+    for (const auto& opt : options) argv.push_back(opt.c_str());
+    const nvrtcResult compiled = nvrtcCompileProgram(prog, static_cast<int>(argv.size()), argv.data());
+    size_t log_size = 0;
+    nvrtcGetProgramLogSize(prog, &log_size);
+    log.assign(log_size, '\0');
+    if (log_size > 0) nvrtcGetProgramLog(prog, log.data());
+    while (!log.empty() && log.back() == '\0') log.pop_back();
+    if (compiled != NVRTC_SUCCESS) {
+        nvrtcDestroyProgram(&prog);
+        const std::string dump = cache_path("failed", key + ".cu");
+        write_file_atomic(dump, source);
+        throw UserError("NVRTC could not compile the emitted source for " + arch + " (" +
+                        nvrtcGetErrorString(compiled) + "); the source is in " + dump + "\nNVRTC log:\n" + log);
+    }
+    return prog;
+}
+
 }  // namespace
 
 CubinResult compile_nvrtc(const std::string& source, const std::string& arch) {
@@ -96,24 +121,8 @@ CubinResult compile_nvrtc(const std::string& source, const std::string& arch) {
         }
     }
 
-    nvrtcProgram prog;
-    check(nvrtcCreateProgram(&prog, source.c_str(), "anvil_megakernel.cu", 0, nullptr, nullptr), "create");
-    std::vector<const char*> argv;
-    for (const auto& opt : options) argv.push_back(opt.c_str());
-    const nvrtcResult compiled = nvrtcCompileProgram(prog, static_cast<int>(argv.size()), argv.data());
-    size_t log_size = 0;
-    nvrtcGetProgramLogSize(prog, &log_size);
-    std::string log(log_size, '\0');
-    if (log_size > 0) nvrtcGetProgramLog(prog, log.data());
-    while (!log.empty() && log.back() == '\0') log.pop_back();
-
-    if (compiled != NVRTC_SUCCESS) {
-        nvrtcDestroyProgram(&prog);
-        const std::string dump = cache_path("failed", key + ".cu");
-        write_file_atomic(dump, source);
-        throw UserError("NVRTC could not compile the emitted source for " + arch + " (" +
-                        nvrtcGetErrorString(compiled) + "); the source is in " + dump + "\nNVRTC log:\n" + log);
-    }
+    std::string log;
+    nvrtcProgram prog = run_nvrtc(source, options, arch, key, log);
     size_t size = 0;
     check(nvrtcGetCUBINSize(prog, &size), "cubin size");
     result.cubin.resize(size);
@@ -127,6 +136,22 @@ CubinResult compile_nvrtc(const std::string& source, const std::string& arch) {
     write_cache_entry(cubin_path, result.cubin);
     result.seconds = seconds();
     return result;
+}
+
+std::string compile_ptx(const std::string& source, const std::string& arch, const std::vector<std::string>& extra) {
+    if (arch.rfind("compute_", 0) != 0)
+        throw UserError("cannot emit PTX for '" + arch + "': PTX needs a virtual architecture such as compute_90");
+    std::vector<std::string> options = {"--gpu-architecture=" + arch, "-std=c++17"};
+    options.insert(options.end(), extra.begin(), extra.end());
+    std::string log;
+    nvrtcProgram prog = run_nvrtc(source, options, arch, content_hash(source), log);
+    size_t size = 0;
+    check(nvrtcGetPTXSize(prog, &size), "ptx size");
+    std::string ptx(size, '\0');
+    check(nvrtcGetPTX(prog, ptx.data()), "ptx");
+    nvrtcDestroyProgram(&prog);
+    while (!ptx.empty() && ptx.back() == '\0') ptx.pop_back();
+    return ptx;
 }
 
 }  // namespace anvil

@@ -29,4 +29,9 @@ struct CubinResult {
 // throws UserError with NVRTC's log and the path where the source was dumped.
 CubinResult compile_nvrtc(const std::string& source, const std::string& arch);
 
+// `source` as PTX for the virtual architecture `arch` ("compute_90"), with
+// `extra` options (such as "-DANVIL_COPY_PARAMS=0"): for static checks of
+// the code the device compiler makes of a tile. Not cached.
+std::string compile_ptx(const std::string& source, const std::string& arch, const std::vector<std::string>& extra = {});
+
 }  // namespace anvil
