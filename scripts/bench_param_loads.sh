@@ -32,7 +32,7 @@ trap 'rm -rf "$tmp"' EXIT
         $anvil schedule "models/$m.yaml" --emit "$tmp/$m.cu" >/dev/null
         for variant in reference copy; do
             if [ $variant = reference ]; then flags=(-DANVIL_COPY_PARAMS=0); else flags=(); fi
-            "$nvcc" -arch=sm_90 -ptx "${flags[@]}" "$tmp/$m.cu" -o "$tmp/$m.ptx"
+            "$nvcc" -arch=sm_90 -ptx "${flags[@]}" "$tmp/$m.cu" -o "$tmp/$m.ptx" 2>"$tmp/$m.ptx.log"
             "$nvcc" -arch=sm_90 -cubin -Xptxas -v "${flags[@]}" "$tmp/$m.cu" -o "$tmp/$m.cubin" 2>"$tmp/$m.log"
             report=$(/usr/bin/python3 scripts/ptx_loads.py "$tmp/$m.ptx" "$tmp/$m.log")
             echo "| $m | $variant | $(sed -n 1p <<<"$report") | $(sed -n 2p <<<"$report") |"
