@@ -1,8 +1,9 @@
 // decompose: Graph -> TileGraph. Lays every tensor out in one arena and cuts
 // every node into rOperators of one rTask kind each. Reshape is free (its
 // result aliases its operand's storage; one that changes dtype is a copy), and so is a slice that is a
-// contiguous run of its operand, and a transpose that transpose_views made a view (its matmul's strides); concat becomes one strided copy per
-// operand; everything else is one rOperator (global_avgpool a row-wise mean
+// contiguous run of its operand, and a transpose that transpose_views made a view (its matmul's strides), and so is a
+// slice read only by matmuls (their strides) and a concat of matmuls made only for it (each stores its part in place);
+// another concat becomes one strided copy per operand; everything else is one rOperator (global_avgpool a row-wise mean
 // over H and W, batchnorm a per-channel affine, conv2d an implicit GEMM or,
 // for thin groups, a direct window).
 #include "tile/decompose.h"
