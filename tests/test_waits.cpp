@@ -183,14 +183,17 @@ TEST_CASE("a counter group that holds its waiter or a later task is refused", "[
 
 TEST_CASE("full-size models poll at most 64 counters per block", "[waits][fullsize]") {
     // resnet18's default schedule polled 2,018 counters on its busiest block
-    // with a counter per producer task (docs/perf/waits-*.json).
-    for (const char* model : {"resnet18.yaml"}) {
+    // with a counter per producer task (docs/perf/waits-*.json); llama_decode
+    // 18,330 polls in all, 73 on its busiest block, before its attention
+    // copied nothing and took 128 q.K tiles a layer.
+    const std::vector<std::pair<const char*, int>> models = {{"resnet18.yaml", 10000}, {"llama_decode.yaml", 16000}};
+    for (const auto& [model, total] : models) {
         CAPTURE(model);
         const Schedule s = plan(zoo(model), "anvil", default_gpu());
         const nlohmann::json j = schedule_json(s, predict(s));
         INFO(j["wait_checks"] << " polls, " << j["wait_checks_per_block_max"] << " on the busiest block");
         CHECK(j["wait_checks_per_block_max"].get<int>() <= 64);
-        CHECK(j["wait_checks"].get<int>() < 10000);
+        CHECK(j["wait_checks"].get<int>() < total);
     }
 }
 

@@ -135,7 +135,15 @@ ROp fastest_alone(const ROp& op, const Gpu& gpu, int sms) {
     ROp best = op;
     double best_s = INFINITY;
     for (ROp& v : tile_variants(op, gpu)) {
-        const double s = rop_seconds_alone(gpu, v, sms, co_resident_blocks(v, gpu));
+        // Its time alone, plus the fixed cost of its tasks (fetching each,
+        // its dependency list) spread over the slots: in the megakernel
+        // that time is taken from the rOps co-scheduled with it. So of two
+        // shapes nearly as fast, the one with fewer tasks, which also has
+        // fewer blocks poll its producers' counters (llama_decode's q.K
+        // tiles: 128 rather than 256, each block of the GPU polling once).
+        const int per_sm = co_resident_blocks(v, gpu);
+        const double s = rop_seconds_alone(gpu, v, sms, per_sm) +
+                         v.tiles * gpu.task_overhead_s / (double(std::max(1, sms)) * per_sm);
         if (s < best_s) best_s = s, best = std::move(v);
     }
     return best;

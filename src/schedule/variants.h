@@ -30,7 +30,8 @@ int deepest_tensor_core_bk(const ROp& op, int bm, int bn, const Gpu& gpu);
 // only GEMM rOps have more than one.
 std::vector<ROp> tile_variants(const ROp& op, const Gpu& gpu);
 
-// The variant that finishes soonest alone on `sms` SMs (Welder's choice).
+// The variant that finishes soonest alone on `sms` SMs (Welder's choice),
+// its tasks' fixed cost spread over the slots counted in.
 ROp fastest_alone(const ROp& op, const Gpu& gpu, int sms);
 
 // The variant that uses the fewest SM-seconds, for rOps co-scheduled with

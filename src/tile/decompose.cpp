@@ -1,8 +1,9 @@
 // decompose: Graph -> TileGraph. Lays every tensor out in one arena and cuts
 // every node into rOperators of one rTask kind each. Reshape is free (its
 // result aliases its operand's storage; one that changes dtype is a copy), and so is a slice that is a
-// contiguous run of its operand, and a transpose that transpose_views made a view (its matmul's strides); concat becomes one strided copy per
-// operand; everything else is one rOperator (global_avgpool a row-wise mean
+// contiguous run of its operand, and a transpose that transpose_views made a view (its matmul's strides), and so is a
+// slice read only by matmuls (their strides) and a concat of matmuls made only for it (each stores its part in place);
+// another concat becomes one strided copy per operand; everything else is one rOperator (global_avgpool a row-wise mean
 // over H and W, batchnorm a per-channel affine, conv2d an implicit GEMM or,
 // for thin groups, a direct window).
 #include "tile/decompose.h"
@@ -29,6 +30,7 @@ struct Builder {
     const Graph& graph;
     const TileSizes& sizes;
     TileGraph tg;
+    std::vector<bool> allocated;  // per vertex: its own bytes are in the arena
 
     const TensorBuffer& buf(VertexId v) const { return tg.buffers[v]; }
 
@@ -57,9 +59,99 @@ struct Builder {
                 b.alias = true;
                 continue;
             }
-            b.offset = tg.arena_bytes;
-            tg.arena_bytes += ceil_div(std::max<int64_t>(b.bytes, 1), kAlign) * kAlign;
+            if (auto c = stored_in_concat(v)) {  // its bytes lie inside the concat's, allocated first
+                allocate(*c);
+                b.offset = tg.buffers[*c].offset + part_offset(*c, v);
+                b.storage = *c;
+                b.alias = true;
+                continue;
+            }
+            allocate(v);
         }
+    }
+
+    void allocate(VertexId v) {
+        if (allocated.size() < graph.size()) allocated.assign(graph.size(), false);
+        if (allocated[v]) return;
+        allocated[v] = true;
+        TensorBuffer& b = tg.buffers[v];
+        const Value& val = graph.value(v);
+        b.bytes = numel(val.shape) * dtype_size(val.dtype);
+        b.storage = v;
+        b.offset = tg.arena_bytes;
+        tg.arena_bytes += ceil_div(std::max<int64_t>(b.bytes, 1), kAlign) * kAlign;
+    }
+
+    bool is_output(VertexId v) const {
+        return std::find(graph.outputs.begin(), graph.outputs.end(), v) != graph.outputs.end();
+    }
+
+    bool is_node(VertexId v, Op op) const {
+        const Value& val = graph.value(v);
+        return val.role == Role::node && val.op == op;
+    }
+
+    // A concat whose every part is a matmul computed only for it, once, in
+    // its dtype: each matmul stores its result in place (its C strides are
+    // the concat's), so the concat copies nothing and its readers wait for
+    // the matmuls' tiles themselves (decode attention's scores of the cache
+    // and of the new token, then its softmax).
+    bool concat_store_view(VertexId c) const {
+        if (!is_node(c, Op::concat)) return false;
+        const std::vector<VertexId> parts = graph.operands(c);
+        for (size_t k = 0; k < parts.size(); ++k) {
+            const VertexId m = parts[k];
+            if (!is_node(m, Op::matmul) || is_output(m) || graph.value(m).dtype != graph.value(c).dtype) return false;
+            if (graph.consumers(m).size() != 1 || std::count(parts.begin(), parts.end(), m) != 1) return false;
+        }
+        return true;
+    }
+
+    // The store-view concat that matmul `m` writes into, if any.
+    std::optional<VertexId> stored_in_concat(VertexId m) const {
+        if (!is_node(m, Op::matmul)) return std::nullopt;
+        const std::vector<VertexId> readers = graph.consumers(m);
+        if (readers.size() != 1 || !concat_store_view(readers[0])) return std::nullopt;
+        return readers[0];
+    }
+
+    // Bytes from the concat's start to where part `m` starts.
+    int64_t part_offset(VertexId c, VertexId m) const {
+        const Shape& shape = graph.value(c).shape;
+        const int axis = *normalize_axis(graph.value(c).attrs.get_int("axis"), static_cast<int>(shape.size()));
+        int64_t at = 0;
+        for (VertexId part : graph.operands(c)) {
+            if (part == m) break;
+            at += graph.value(part).shape[axis];
+        }
+        return at * contiguous_strides(shape)[axis] * dtype_size(graph.value(c).dtype);
+    }
+
+    // A slice read only by matmuls (which take any strides) of an operand
+    // laid out row-major, in its dtype, no output: the matmuls read it in
+    // place (decode attention's probabilities of the cache and of the new
+    // token), with its operand's strides.
+    bool slice_read_view(VertexId v) const {
+        if (!is_node(v, Op::slice) || is_output(v)) return false;
+        const VertexId in = graph.operands(v)[0];
+        if (graph.value(in).dtype != graph.value(v).dtype) return false;
+        if (graph.value(v).attrs.get_int("step") < 1) return false;
+        if (layout_strides(in) != contiguous_strides(graph.value(in).shape)) return false;
+        const std::vector<VertexId> readers = graph.consumers(v);
+        if (readers.empty()) return false;
+        for (VertexId r : readers)
+            if (!is_node(r, Op::matmul)) return false;
+        return true;
+    }
+
+    // The slice's bounds along its axis in its operand.
+    std::pair<int, SliceBounds> slice_axis_bounds(VertexId v) const {
+        const Value& val = graph.value(v);
+        const Shape& in = graph.value(graph.operands(v)[0]).shape;
+        const int axis = *normalize_axis(val.attrs.get_int("axis"), static_cast<int>(in.size()));
+        std::optional<int64_t> end;
+        if (val.attrs.has("end")) end = val.attrs.get_int("end");
+        return {axis, slice_bounds(in[axis], val.attrs.get_int("start"), end, val.attrs.get_int("step"))};
     }
 
     // A reshape shares its operand's bytes, unless its dtype differs (a node's
@@ -79,10 +171,8 @@ struct Builder {
         if (graph.value(graph.operands(v)[0]).dtype != val.dtype) return std::nullopt;
         if (map == IndexMap::reshape) return 0;
         const Shape& in = graph.value(graph.operands(v)[0]).shape;
-        const int axis = *normalize_axis(val.attrs.get_int("axis"), static_cast<int>(in.size()));
-        std::optional<int64_t> end;
-        if (val.attrs.has("end")) end = val.attrs.get_int("end");
-        const SliceBounds b = slice_bounds(in[axis], val.attrs.get_int("start"), end, val.attrs.get_int("step"));
+        const auto [axis, b] = slice_axis_bounds(v);
+        if (slice_read_view(v)) return b.start * contiguous_strides(in)[axis] * dtype_size(val.dtype);
         for (int d = 0; d < axis; ++d)
             if (in[d] != 1) return std::nullopt;
         if (b.step != 1 && b.len > 1) return std::nullopt;
@@ -104,6 +194,13 @@ struct Builder {
             for (int d = 0; d < rank; ++d) st[d] = in[*normalize_axis(perm[d], rank)];
             return st;
         }
+        if (slice_read_view(v)) {
+            const auto [axis, b] = slice_axis_bounds(v);
+            Strides st = contiguous_strides(graph.value(graph.operands(v)[0]).shape);
+            st[axis] *= b.step;
+            return st;
+        }
+        if (auto c = stored_in_concat(v)) return contiguous_strides(graph.value(*c).shape);
         if (val.role == Role::node && val.op == Op::matmul) {
             const std::vector<VertexId> readers = graph.consumers(v);
             if (readers.size() == 1) {
@@ -223,6 +320,7 @@ struct Builder {
     }
 
     void concat_node(VertexId v) {
+        if (concat_store_view(v)) return;  // its parts wrote it
         const TensorBuffer& out = buf(v);
         int rank = static_cast<int>(out.shape.size());
         int axis = *normalize_axis(graph.value(v).attrs.get_int("axis"), rank);
@@ -526,7 +624,7 @@ struct Builder {
 }  // namespace
 
 TileGraph decompose(const Graph& graph, const TileSizes& sizes) {
-    Builder b{graph, sizes, {}};
+    Builder b{graph, sizes, {}, {}};
     b.tg.model_name = graph.model_name;
     b.layout();
     for (VertexId v : graph.topological_order())
