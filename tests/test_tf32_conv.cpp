@@ -323,6 +323,38 @@ TEST_CASE("TF32 conv2d: resnet18_small's convs on TF32 and 3xTF32 tensor cores u
     }
 }
 
+// The CLI at full size with the cost model's own rates: at --precision tf32
+// (3xtf32) resnet18's schedule puts most convs, split-K partials among them,
+// on TF32 (3xTF32) tiles, none at f32; the TF32 run on simt meets its tolerance.
+TEST_CASE("TF32 conv2d: resnet18's schedule shows TF32 conv tiles, and its TF32 run on simt matches",
+          "[cli][simt][tf32][conv]") {
+    for (const char* p : {"f32", "tf32", "3xtf32"}) {
+        CAPTURE(p);
+        const test::CmdResult json = test::run_anvil(std::string("schedule models/resnet18.yaml --json --precision ") + p);
+        REQUIRE(json.status == 0);
+        int convs = 0, on_tf32 = 0, partials = 0;
+        const nlohmann::json schedule = nlohmann::json::parse(json.output);
+        for (const auto& g : schedule["group_list"]) {
+            if (g["kind"] != "conv2d") continue;
+            ++convs;
+            if (g["cost_key"].get<std::string>().find(std::string(" ") + p + " ") == std::string::npos) continue;
+            ++on_tf32;
+            partials += g["split_k"].get<int>() > 1;
+        }
+        CHECK(convs == 20);
+        if (std::string(p) == "f32") {
+            CHECK(on_tf32 == 0);
+        } else {
+            CHECK(on_tf32 > convs / 2);
+            CHECK(partials > 0);
+        }
+    }
+    const test::CmdResult run = test::run_anvil("run models/resnet18.yaml --backend simt --precision tf32");
+    INFO(run.output);
+    CHECK(run.status == 0);
+    CHECK_THAT(run.output, Catch::Contains("tolerance 1e-02) ok"));
+}
+
 // On a device (a session with a GPU runs the [gpu] tests): the hardware's
 // mma.sync m16n8k8 and cvt.rna behind the f32 gather.
 TEST_CASE("TF32 conv2d: TF32 and 3xTF32 conv tiles agree with the reference on the device", "[tensor][tf32][conv][gpu]") {
