@@ -1,43 +1,88 @@
-// conv2d on tensor cores (f16, bf16 x and w): conv2d.cuh's implicit GEMM
-// on the pipeline of tc_stages.cuh, transposed, y^T = w x^T: the
-// product's rows are the tile's BN output channels and its columns the
-// tile's BM pixels, so
-//   A is w as stored, [Og][K] with k contiguous, staged [BN][BK + 8] by
-//   16-byte cp.async where w's rows are 16-byte aligned (K % 8 == 0);
-//   B is the gathered x, staged k-major [BK][BM + 8] (read with
-//   ldmatrix.trans): a warp gathers 32 consecutive pixels of one k into
-//   one shared row;
+// conv2d on tensor cores (f16, bf16 x and w; f32 ones as TF32 or 3xTF32,
+// FMT): conv2d.cuh's implicit GEMM on the pipeline of tc_stages.cuh,
+// transposed, y^T = w x^T: the product's rows are the tile's BN output
+// channels and its columns the tile's BM pixels, so
+//   A is w as stored, [Og][K] with k contiguous, staged [BN][BK + pad] by
+//   16-byte cp.async where w's rows are 16-byte aligned;
+//   B is the gathered x: 16-bit, staged k-major [BK][BM + 8] (read with
+//   ldmatrix.trans), a warp gathering 32 consecutive pixels of one k into
+//   one shared row; f32 (there is no 32-bit .trans), staged pixel-major
+//   [BM][BK + pad] as any f32 B, a warp gathering 32 pixels' same k into
+//   32 rows;
 //   the accumulator pairs (neighbouring columns) are neighbouring pixels
 //   of y: one 32-bit store each where y allows.
-// The gather moves 16-bit elements, too small for cp.async, so it goes
+// A 16-bit gather moves elements too small for cp.async, so it goes
 // through registers: a thread loads its elements of the slice, then
-// stores them. It uses conv2d.cuh's window origin (one pixel per thread)
-// and k tables (one per stage, written one barrier before the slice's
-// gather). Grouped convs run a tile per (image, group) as conv2d.cuh's do;
-// depthwise and thin-group convs are window tiles (a GEMM of a few
-// channels has nothing for an m16n8k16 product to do).
+// stores them; an f32 one is a 4-byte cp.async per element. Both use
+// conv2d.cuh's window origin (one pixel per thread) and k tables (one per
+// stage, written one barrier before the slice's gather). Grouped convs run
+// a tile per (image, group) as conv2d.cuh's do; depthwise and thin-group
+// convs are window tiles (a GEMM of a few channels has nothing for an mma
+// product to do).
 // Without tensor cores (the host backend) the variant runs conv2d.cuh's
-// CUDA-core tile.
+// CUDA-core tile (for f32: exact f32, no TF32 rounding).
 #ifndef ANVIL_RTASKS_CONV2D_TC_CUH
 #define ANVIL_RTASKS_CONV2D_TC_CUH
 
 #include "conv2d.cuh"
 #include "tc_stages.cuh"
 
-template <class TX, class TW, class TB, class TY, int BM, int BN, int BK>
+#if ANVIL_HAS_MMA
+// Slice k of the tile's x into xs (zero in the padding and past the
+// edges): element e of a slice is (k, m) = (e / BM, e % BM), so all of this
+// thread's are pixel tid % BM, `mine`; kt: the slice's k tables.
+// 16-bit x, k-major [BK][BM + 8]: every load in flight before the first
+// store waits.
+template <int BM, int BK, class TX>
+ANVIL_DEVICE void anvil_conv_tc_gather(unsigned short* xs, const WindowParams& p, const TX* x, const int* kt,
+                                       const AnvilConvPixel& mine) {
+    const int LDX = BM + ANVIL_TC_PAD, PER = BM * BK / ANVIL_THREADS, tid = anvil_thread();
+    unsigned short v[PER];
+#pragma unroll
+    for (int i = 0; i < PER; ++i) {
+        const int k = (tid + i * ANVIL_THREADS) / BM;
+        const int ih = mine.h + anvil_lds(kt + BK + k), iw = mine.w + anvil_lds(kt + 2 * BK + k);
+        v[i] = (unsigned)ih < (unsigned)p.H && (unsigned)iw < (unsigned)p.W ? x[mine.off + anvil_lds(kt + k)].bits : 0;
+    }
+#pragma unroll
+    for (int i = 0; i < PER; ++i) {
+        const int e = tid + i * ANVIL_THREADS;
+        anvil_sts(xs + (e / BM) * LDX + e % BM, v[i]);
+    }
+}
+// f32 x, pixel-major [BM][BK + pad] (2 halves an element): one 4-byte
+// cp.async each, landing by anvil_cp_async_wait.
+template <int BM, int BK>
+ANVIL_DEVICE void anvil_conv_tc_gather(unsigned short* xs, const WindowParams& p, const float* x, const int* kt,
+                                       const AnvilConvPixel& mine) {
+    const int LDX = 2 * BK + ANVIL_TC_PAD, PER = BM * BK / ANVIL_THREADS, tid = anvil_thread(), m = tid % BM;
+#pragma unroll
+    for (int i = 0; i < PER; ++i) {
+        const int k = (tid + i * ANVIL_THREADS) / BM;
+        const int ih = mine.h + anvil_lds(kt + BK + k), iw = mine.w + anvil_lds(kt + 2 * BK + k);
+        const bool in = (unsigned)ih < (unsigned)p.H && (unsigned)iw < (unsigned)p.W;
+        anvil_tc_stage_elem(xs + m * LDX + 2 * k, x + (mine.off + anvil_lds(kt + k)), in, x);
+    }
+}
+#endif
+
+template <class TX, class TW, class TB, class TY, int BM, int BN, int BK,
+          int FMT = anvil_is_bf16<TX>::value ? ANVIL_TC_BF16 : ANVIL_TC_F16>
 ANVIL_TASK void anvil_conv2d_tc_tile(const WindowParams& params, int tile, char* arena) {
     ANVIL_LOCAL_PARAMS(WindowParams, p, params);
 #if !ANVIL_HAS_MMA
     anvil_conv2d_tile<TX, TW, TB, TY, BM, BN, ANVIL_TC_FALLBACK_BK>(p, tile, arena);
 #else
-    static_assert(sizeof(TX) == 2 && sizeof(TW) == 2, "anvil_conv2d_tc_tile: x and w must be f16 or bf16");
-    static_assert(anvil_is_bf16<TX>::value == anvil_is_bf16<TW>::value, "anvil_conv2d_tc_tile: x and w differ");
-    static_assert(anvil_conv_tc_tile_ok(BM, BN, BK) && ANVIL_THREADS % BM == 0,
+    static_assert(sizeof(TX) == anvil_tc_elem_bytes(FMT) && sizeof(TW) == sizeof(TX) &&
+                      anvil_is_bf16<TX>::value == anvil_is_bf16<TW>::value &&
+                      (FMT == ANVIL_TC_BF16) == anvil_is_bf16<TX>::value,
+                  "anvil_conv2d_tc_tile: x and w must both be f16 or bf16 (as FMT), or f32 for TF32 and 3xTF32");
+    static_assert(anvil_conv_tc_tile_ok(BM, BN, BK, FMT) && ANVIL_THREADS % BM == 0,
                   "anvil_conv2d_tc_tile: BM and BN must be multiples of ANVIL_TC_TILE_STEP_MN dividing the block, "
-                  "BK of ANVIL_TC_TILE_STEP_K");
-    static_assert(anvil_conv_tc_smem_bytes(BM, BN, BK) <= ANVIL_SMEM_BYTES,
+                  "BK whole k steps");
+    static_assert(anvil_conv_tc_smem_bytes(BM, BN, BK, FMT) <= ANVIL_SMEM_BYTES,
                   "anvil_conv2d_tc_tile: the stages and gather tables do not fit in ANVIL_SMEM_BYTES");
-    const int S = ANVIL_TC_STAGES, LDX = BM + ANVIL_TC_PAD, PER = BM * BK / ANVIL_THREADS;
+    const int S = ANVIL_TC_STAGES, BKH = BK * anvil_tc_elem_bytes(FMT) / 2;  // a slice row's halves
     const int M = p.OH * p.OW, K = anvil_conv_k(p), tid = anvil_thread();  // K: w's row length
     const AnvilConvPlace place = anvil_conv_place(p, tile, BM, BN);
     // This tile's k, [kb, ke): split-K slices start at multiples of 16, so
@@ -45,35 +90,22 @@ ANVIL_TASK void anvil_conv2d_tc_tile(const WindowParams& params, int tile, char*
     const int kb = place.k0, ke = place.k1;
     const AnvilConvOperands<TX, TW, TB, TY> op = anvil_conv_operands<TX, TW, TB, TY>(p, place, arena);
     // After the stages: per stage the k tables k_off, k_h, k_w [BK].
-    int* const ktables = (int*)((unsigned short*)anvil_block_smem() + S * anvil_tc_stage_halves(BN, BM, BK));
-    // Element e of a slice is (k, m) = (e / BM, e % BM): this thread's are all pixel tid % BM.
-    const AnvilConvPixel mine = anvil_conv_pixel(p, place.m0 + tid % BM, M);
+    int* const ktables = (int*)((unsigned short*)anvil_block_smem() + S * anvil_tc_stage_halves(BN, BM, BKH));
+    const AnvilConvPixel mine = anvil_conv_pixel(p, place.m0 + tid % BM, M);  // every pixel this thread gathers
     const int slices = (ke - kb + BK - 1) / BK;
     for (int s = 0; s < S && s < slices; ++s) anvil_conv_k_tables<BK>(p, ktables + s * 3 * BK, kb + s * BK, ke);
     anvil_barrier();  // the first tables are complete (shared memory is free: the last task published)
 
     auto stage = [&](unsigned short* ws, unsigned short* xs, int s) {
         anvil_tc_stage<TW, BN, BK>(ws, op.w + kb, K, 1, place.o0, p.Og, s * BK, ke - kb);
-        const int* kt = ktables + (s % S) * 3 * BK;
-        unsigned short v[PER];
-#pragma unroll
-        for (int i = 0; i < PER; ++i) {  // every load in flight before the first store waits
-            const int k = (tid + i * ANVIL_THREADS) / BM;
-            const int ih = mine.h + anvil_lds(kt + BK + k), iw = mine.w + anvil_lds(kt + 2 * BK + k);
-            v[i] = (unsigned)ih < (unsigned)p.H && (unsigned)iw < (unsigned)p.W ? op.x[mine.off + anvil_lds(kt + k)].bits : 0;
-        }
-#pragma unroll
-        for (int i = 0; i < PER; ++i) {
-            const int e = tid + i * ANVIL_THREADS;
-            anvil_sts(xs + (e / BM) * LDX + e % BM, v[i]);
-        }
+        anvil_conv_tc_gather<BM, BK>(xs, p, op.x, ktables + (s % S) * 3 * BK, mine);
         // Slice s + 1's tables into slice s + 1 - S's, gathered at least one
         // barrier ago; the gather of s + 1 is one barrier ahead.
         if (s + 1 >= S && s + 1 < slices)
             anvil_conv_k_tables<BK>(p, ktables + ((s + 1) % S) * 3 * BK, kb + (s + 1) * BK, ke);
     };
     float acc[BN / 32][BM / 32][4];
-    anvil_tc_gemm<BN, BM, BK, anvil_is_bf16<TX>::value ? ANVIL_TC_BF16 : ANVIL_TC_F16>(ke - kb, true, stage, acc);
+    anvil_tc_gemm<BN, BM, BK, FMT>(ke - kb, sizeof(TX) == 2, stage, acc);  // an f32 x is staged pixel-major
 
     // Row r: channel o0 + r; columns c, c + 1: pixels m0 + c, m0 + c + 1.
     const AnvilEpilogue* epi = p.epilogue ? &anvil_epilogue(p.epilogue) : 0;

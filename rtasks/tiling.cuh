@@ -139,16 +139,18 @@ ANVIL_FACT constexpr int anvil_conv_smem_bytes(int bm, int bn, int bk) {
 }
 
 // conv2d on tensor cores (conv2d_tc.cuh): the GEMM transposed, w's BN
-// channels as A and the gathered BM pixels as k-major B, then the gather
-// tables as conv2d's, one per tensor-core stage.
-ANVIL_FACT constexpr int anvil_conv_tc_smem_bytes(int bm, int bn, int bk) {
-    return ANVIL_TC_STAGES * anvil_tc_stage_halves(bn, bm, bk) * 2 + 3 * ANVIL_TC_STAGES * bk * 4;
+// channels as A and the gathered BM pixels as B (k-major, or for f32
+// pixel-major), then the gather tables as conv2d's, one per tensor-core
+// stage. An f32 slice of bk elements is 2 bk halves deep (`fmt`).
+ANVIL_FACT constexpr int anvil_conv_tc_smem_bytes(int bm, int bn, int bk, int fmt = ANVIL_TC_F16) {
+    return ANVIL_TC_STAGES * anvil_tc_stage_halves(bn, bm, bk * anvil_tc_elem_bytes(fmt) / 2) * 2 +
+           3 * ANVIL_TC_STAGES * bk * 4;
 }
 
 // A tensor-core conv2d tile: a tensor-core tile whose gather gives every
 // thread one fixed pixel (the block's threads a whole number of BM rows).
-ANVIL_FACT constexpr bool anvil_conv_tc_tile_ok(int bm, int bn, int bk) {
-    return anvil_tc_tile_ok(bm, bn, bk) && ANVIL_BLOCK_THREADS % bm == 0;
+ANVIL_FACT constexpr bool anvil_conv_tc_tile_ok(int bm, int bn, int bk, int fmt = ANVIL_TC_F16) {
+    return anvil_tc_tile_ok(bm, bn, bk, fmt) && ANVIL_BLOCK_THREADS % bm == 0;
 }
 
 // The other kinds use only the few words of the block reductions.
@@ -177,12 +179,13 @@ ANVIL_FACT constexpr int anvil_matmul_tile_smem_bytes(int algo, int row_op, int 
                                          : anvil_mm_smem_bytes(bm, bn, bk);
 }
 
-// One conv2d tile on the GPU (algo: AnvilMmAlgo, tiled or tensor). A
-// tensor-core tile also holds the CUDA-core tile's slices: the host
-// backend runs it as that.
+// One conv2d tile on the GPU (algo: AnvilMmAlgo, tiled or on tensor
+// cores). A tensor-core tile also holds the CUDA-core tile's slices: the
+// host backend runs it as that.
 ANVIL_FACT constexpr int anvil_conv_tile_smem_bytes(int algo, int bm, int bn, int bk) {
-    return algo == ANVIL_MM_TENSOR
-               ? anvil_max_int(anvil_conv_smem_bytes(bm, bn, ANVIL_TC_FALLBACK_BK), anvil_conv_tc_smem_bytes(bm, bn, bk))
+    return anvil_mm_on_tensor_cores(algo)
+               ? anvil_max_int(anvil_conv_smem_bytes(bm, bn, ANVIL_TC_FALLBACK_BK),
+                               anvil_conv_tc_smem_bytes(bm, bn, bk, anvil_mm_tc_format(algo)))
                : anvil_conv_smem_bytes(bm, bn, bk);
 }
 

@@ -131,7 +131,7 @@ TEST_CASE("conv2d split-K matches the reference on host and simt, race-free", "[
     const DType dtype = GENERATE(DType::f32, DType::f16);
     const bool tensor = GENERATE(false, true);
     const int ways = GENERATE(2, 3, 4);
-    if (tensor && dtype == DType::f32) return;  // f32 convs have no tensor-core tile
+    if (tensor && dtype == DType::f32) return;  // f32 convs take tensor cores only as TF32: test_tf32_conv.cpp
     CAPTURE(dtype_name(dtype), tensor, ways);
     const Graph g = conv_cases(dtype);
     const TileGraph tg = split_every_conv(fuse(decompose(g), default_gpu()), ways, tensor);

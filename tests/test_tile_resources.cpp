@@ -1,6 +1,6 @@
 // Every GEMM tile variant the policies can pick (tile_variants: CUDA-core
 // matmul and conv2d in f32, f16 and bf16, tensor-core matmul and conv2d in
-// f16 and bf16, tensor-core matmul in f32 as TF32 and 3xTF32) compiles
+// f16 and bf16, tensor-core matmul and conv2d in f32 as TF32 and 3xTF32) compiles
 // with NVRTC for sm_90, and, with the kernels asking for two blocks of 256
 // threads per SM (__launch_bounds__(256, 2): at most 128 registers), with
 // no spills, fused epilogue or not; its static shared memory lets two
@@ -110,7 +110,7 @@ Schedule every_gemv_variant(const Graph& g) {
 }
 
 // Every variant of every GEMM rOp of `g` (fused), one rOp (and so one kernel)
-// each; f32 matmuls also on tensor cores as TF32 and 3xTF32 (--precision).
+// each; f32 matmuls and convs also on tensor cores as TF32 and 3xTF32 (--precision).
 Schedule every_variant(const Graph& g, bool epilogue) {
     const TileGraph base = fuse(decompose(g), default_gpu());
     TileGraph tg = base;
@@ -123,9 +123,12 @@ Schedule every_variant(const Graph& g, bool epilogue) {
         for (F32Precision p : {F32Precision::tf32, F32Precision::tf32x3}) {
             Gpu gpu = default_gpu();
             gpu.f32_precision = p;
-            for (ROp& v : tile_variants(op, gpu))
-                if (v.kind == TaskKind::matmul && std::get<MatmulParams>(v.params).algo == (p == F32Precision::tf32 ? ANVIL_MM_TENSOR_TF32 : ANVIL_MM_TENSOR_3XTF32))
+            for (ROp& v : tile_variants(op, gpu)) {
+                const auto* mm = std::get_if<MatmulParams>(&v.params);
+                const int algo = mm ? mm->algo : std::get<WindowParams>(v.params).algo;
+                if (algo == (p == F32Precision::tf32 ? ANVIL_MM_TENSOR_TF32 : ANVIL_MM_TENSOR_3XTF32))
                     variants.push_back(std::move(v));
+            }
         }
         for (ROp& v : variants)
             if (std::get_if<MatmulParams>(&v.params) == nullptr || std::get<MatmulParams>(v.params).algo != ANVIL_MM_GEMV)
@@ -166,7 +169,11 @@ TileShape shape_of(const ROp& op) {
                                                     : "matmul",
                 p->algo, p->bm, p->bn, p->bk};
     const auto& w = std::get<WindowParams>(op.params);
-    return {w.algo == ANVIL_MM_TENSOR ? "conv2d (tensor cores)" : "conv2d", w.algo, w.bm, w.bn, w.bk};
+    return {w.algo == ANVIL_MM_TENSOR          ? "conv2d (tensor cores)"
+            : w.algo == ANVIL_MM_TENSOR_TF32   ? "conv2d (TF32)"
+            : w.algo == ANVIL_MM_TENSOR_3XTF32 ? "conv2d (3xTF32)"
+                                               : "conv2d",
+            w.algo, w.bm, w.bn, w.bk};
 }
 
 // Shared loads per FMA of a CUDA-core tile's thread (RM x RN micro-tile,
@@ -204,8 +211,9 @@ TEST_CASE("every GEMM tile variant compiles for sm_90 without spills in at most 
         CAPTURE(dtype_name(dtype));
         const Schedule bare = every_variant(gemm_model(dtype, false), false);
         const Schedule fused = every_variant(gemm_model(dtype, true), true);
-        // f32: TF32 and 3xTF32 (not 128 x 128) matmuls; f16, bf16: tensor-core matmuls and convs
-        REQUIRE(bare.tiles.rops.size() >= 16 + 16 + 9 + 8);
+        // CUDA-core matmuls and convs; f32: TF32 and 3xTF32 (not 128 x 128) matmuls and convs;
+        // f16, bf16: tensor-core matmuls and convs
+        REQUIRE(bare.tiles.rops.size() >= (dtype == DType::f32 ? 16 + 16 + 2 * (9 + 8) : 16 + 16 + 9 + 9));
         REQUIRE(fused.tiles.rops.size() == bare.tiles.rops.size());
         const std::vector<KernelResources> two = per_rop(bare, compile_nvrtc(with_two_blocks_per_sm(emit_source(bare)), "sm_90"));
         const std::string fused_source = emit_source(fused);

@@ -457,7 +457,7 @@ int main(int argc, char** argv) {
                       "let policies pick mma.sync tensor-core matmul and conv2d tiles for f16/bf16 (the default; "
                       "--no-tensor-cores keeps every matmul and conv on CUDA cores)");
         cmd->add_option("--precision", precision,
-                        "f32 matmuls: f32 (exact, CUDA cores), tf32 (tensor cores, 10-bit mantissas; the run's "
+                        "f32 matmuls and convs: f32 (exact, CUDA cores), tf32 (tensor cores, 10-bit mantissas; the run's "
                         "check allows 1e-2) or 3xtf32 (tensor cores, three TF32 products: f32 accuracy)")
             ->check(CLI::IsMember({"f32", "tf32", "3xtf32"}))
             ->capture_default_str();

@@ -129,14 +129,13 @@ std::string variant_of(const ROp& op) {
         return "anvil_gemv_tile<" + template_args(op, k.arity) + ", " + std::to_string(mm->bn) + ">";
     const char* fn = !computes_on_tensor_cores(op) ? k.fn : mm ? "anvil_matmul_tc_tile" : "anvil_conv2d_tc_tile";
     o << fn << "<" << template_args(op, k.arity);
-    if (mm) {
-        o << ", " << mm->bm << ", " << mm->bn << ", " << mm->bk;
-        if (mm->algo == ANVIL_MM_TENSOR_TF32 || mm->algo == ANVIL_MM_TENSOR_3XTF32)
-            o << ", " << (mm->algo == ANVIL_MM_TENSOR_TF32 ? "ANVIL_TC_TF32" : "ANVIL_TC_3XTF32");
-    } else if (op.kind == TaskKind::conv2d) {
-        const auto& p = std::get<WindowParams>(op.params);
-        o << ", " << p.bm << ", " << p.bn << ", " << p.bk;
-    }
+    const auto* conv = op.kind == TaskKind::conv2d ? &std::get<WindowParams>(op.params) : nullptr;
+    if (mm) o << ", " << mm->bm << ", " << mm->bn << ", " << mm->bk;
+    else if (conv) o << ", " << conv->bm << ", " << conv->bn << ", " << conv->bk;
+    // f32 on tensor cores: the format (--precision) follows the tile shape.
+    const int algo = mm ? mm->algo : conv ? conv->algo : ANVIL_MM_TILED;
+    if (algo == ANVIL_MM_TENSOR_TF32 || algo == ANVIL_MM_TENSOR_3XTF32)
+        o << ", " << (algo == ANVIL_MM_TENSOR_TF32 ? "ANVIL_TC_TF32" : "ANVIL_TC_3XTF32");
     o << ">";
     return o.str();
 }

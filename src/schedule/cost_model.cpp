@@ -153,6 +153,18 @@ bool gemv_takes_ring(const MatmulParams& p, size_t b_elem) {
     return ok;
 }
 
+// How a GEMM rOp (matmul, conv2d) computes (AnvilMmAlgo); -1 for the other kinds.
+int gemm_algo(const ROp& op) {
+    if (const auto* p = std::get_if<MatmulParams>(&op.params); p && op.kind == TaskKind::matmul) return p->algo;
+    if (const auto* w = std::get_if<WindowParams>(&op.params); w && op.kind == TaskKind::conv2d) return w->algo;
+    return -1;
+}
+
+// A tiled GEMM's algo in its cost key: the CUDA-core tile has none.
+const char* algo_tag(int algo) {
+    return algo == ANVIL_MM_TENSOR ? " tc " : algo == ANVIL_MM_TENSOR_TF32 ? " tf32 " : algo == ANVIL_MM_TENSOR_3XTF32 ? " 3xtf32 " : " ";
+}
+
 }  // namespace
 
 TileLatency tile_latency(const ROp& op, double epilogue_rounds) {
@@ -188,9 +200,10 @@ TileLatency tile_latency(const ROp& op, double epilogue_rounds) {
     } else if (const auto* w = std::get_if<WindowParams>(&op.params)) {
         if (op.kind == TaskKind::conv2d) {
             t.k_slices = std::ceil(double(anvil_conv_k_len(*w)) / std::max(1, w->bk));
-            // The tensor-core conv keeps its stages of weights in flight; both
-            // paths gather the input through registers, slice by slice.
-            t.slices_in_flight = w->algo == ANVIL_MM_TENSOR ? ANVIL_TC_STAGES - 1 : cuda_core_in_flight;
+            // The tensor-core conv keeps its stages of weights in flight; a
+            // 16-bit input is gathered through registers, slice by slice, an
+            // f32 one (CUDA cores, TF32) by cp.async.
+            t.slices_in_flight = anvil_mm_on_tensor_cores(w->algo) ? ANVIL_TC_STAGES - 1 : cuda_core_in_flight;
             t.phases_per_slice = staged(w->bm, w->bn, w->bk);
         } else {
             const double reads = (w->op == ANVIL_WIN_CONV ? double(w->Cg) : 1.0) * w->KH * w->KW;
@@ -237,8 +250,9 @@ TileWork tile_work(const Gpu& g, const ROp& op, const ROpCost& c) {
         w.flops_per_s = !m.measured() ? g.tensor_f16_flops_per_s
                         : op.dtypes[0] == DType::bf16 ? m.tensor_bf16_flops_per_s : m.tensor_f16_flops_per_s;
     // TF32 mma runs at half the f16 rate; 3xTF32 issues three of them.
-    if (const auto* p = std::get_if<MatmulParams>(&op.params); p && p->algo == ANVIL_MM_TENSOR_TF32) w.flops_per_s /= 2;
-    if (const auto* p = std::get_if<MatmulParams>(&op.params); p && p->algo == ANVIL_MM_TENSOR_3XTF32) w.flops_per_s /= 6;
+    const int algo = gemm_algo(op);
+    if (algo == ANVIL_MM_TENSOR_TF32) w.flops_per_s /= 2;
+    if (algo == ANVIL_MM_TENSOR_3XTF32) w.flops_per_s /= 6;
     w.dram_bytes = (c.dram_read + c.dram_write) / n;
     w.l2_bytes = c.l2_read / n;
     w.epilogue_instructions = c.epilogue_instructions / n;
@@ -318,15 +332,14 @@ std::string cost_key(const ROp& op) {
     if (op.kind == TaskKind::matmul) {
         const auto& p = std::get<MatmulParams>(op.params);
         if (p.algo == ANVIL_MM_GEMV) o << " gemv BN=" << p.bn;
-        else o << (p.algo == ANVIL_MM_TENSOR ? " tc " : p.algo == ANVIL_MM_TENSOR_TF32 ? " tf32 "
-                   : p.algo == ANVIL_MM_TENSOR_3XTF32 ? " 3xtf32 " : " ") << p.bm << "x" << p.bn << "x" << p.bk;
+        else o << algo_tag(p.algo) << p.bm << "x" << p.bn << "x" << p.bk;
         o << " M=" << p.M << " N=" << p.N << " K=" << p.K;
         if (p.batches != 1) o << " batches=" << p.batches;
         // Which axis of each operand is contiguous decides how tiles load it.
         o << " A=" << (p.a_sk == 1 ? "mk" : "km") << " B=" << (p.b_sn == 1 ? "kn" : "nk");
     } else if (op.kind == TaskKind::conv2d) {
         const auto& p = std::get<WindowParams>(op.params);
-        o << (p.algo == ANVIL_MM_TENSOR ? " tc " : " ") << p.bm << "x" << p.bn << "x" << p.bk << " M=" << int64_t{p.OH} * p.OW << " N=" << p.Og
+        o << algo_tag(p.algo) << p.bm << "x" << p.bn << "x" << p.bk << " M=" << int64_t{p.OH} * p.OW << " N=" << p.Og
           << " K=" << anvil_conv_k_len(p);
         if (p.k_split > 1) o << " split=" << p.k_split;
     } else {

@@ -107,7 +107,8 @@ std::vector<ROp> tile_variants(const ROp& op, const Gpu& gpu) {
                 if (!bk) continue;
                 ROp v = on_tensor_cores(op, bm, bn, bk, gpu.f32_precision);
                 const auto* mm = std::get_if<MatmulParams>(&v.params);
-                if (!mm || anvil_tc_tile_ok(bm, bn, bk, anvil_mm_tc_format(mm->algo))) out.push_back(std::move(v));
+                const int fmt = anvil_mm_tc_format(mm ? mm->algo : std::get<WindowParams>(v.params).algo);
+                if (mm ? anvil_tc_tile_ok(bm, bn, bk, fmt) : anvil_conv_tc_tile_ok(bm, bn, bk, fmt)) out.push_back(std::move(v));
             }
     if (p && p->M <= ANVIL_GEMV_MAX_M && p->row_op == ANVIL_MM_ROW_NONE) gemvs();
     for (int bm : {16, 32, 64, 128})

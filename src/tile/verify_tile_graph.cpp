@@ -128,10 +128,14 @@ void check_rop(const ROp& op, const TileGraph& tg, int smem_limit) {
     if (op.kind == TaskKind::conv2d) {
         const auto& p = std::get<WindowParams>(op.params);
         check_gemm_tile(op, p.bm, p.bn, p.bk);
-        require(p.algo == ANVIL_MM_TILED || p.algo == ANVIL_MM_TENSOR, op, "unknown conv2d algo " + std::to_string(p.algo));
+        require(p.algo == ANVIL_MM_TILED || anvil_mm_on_tensor_cores(p.algo), op, "unknown conv2d algo " + std::to_string(p.algo));
         require(p.algo != ANVIL_MM_TENSOR || (tensor_core_operands(op) && anvil_conv_tc_tile_ok(p.bm, p.bn, p.bk)), op,
                 "a tensor-core conv2d tile needs f16 or bf16 x and w of one dtype, BM and BN multiples of 32 "
                 "dividing 256 and BK of 16");
+        require((p.algo != ANVIL_MM_TENSOR_TF32 && p.algo != ANVIL_MM_TENSOR_3XTF32) ||
+                    (tf32_operands(op) && anvil_conv_tc_tile_ok(p.bm, p.bn, p.bk, anvil_mm_tc_format(p.algo))),
+                op, "a TF32 or 3xTF32 tensor-core conv2d tile needs f32 x and w, BM and BN multiples of 32 dividing 256 "
+                    "and BK of 8 (3xTF32: at most 8 m16n8 products per warp)");
         // The implicit GEMM indexes one (image, group) of x and y and one group of w with 32-bit offsets.
         const int64_t x_group = int64_t{p.Cg} * p.H * p.W, y_group = int64_t{p.Og} * p.OH * p.OW,
                       w_group = int64_t{p.Og} * p.Cg * p.KH * p.KW;
@@ -169,15 +173,15 @@ bool tensor_core_operands(const ROp& op) {
 
 bool tf32_operands(const ROp& op) {
     const auto* mm = std::get_if<MatmulParams>(&op.params);
-    return op.kind == TaskKind::matmul && mm && mm->row_op == ANVIL_MM_ROW_NONE && op.dtypes.size() == 3 &&
-           op.dtypes[0] == DType::f32 && op.dtypes[1] == DType::f32;
+    const bool gemm = op.kind == TaskKind::conv2d || (op.kind == TaskKind::matmul && mm && mm->row_op == ANVIL_MM_ROW_NONE);
+    return gemm && op.dtypes.size() >= 2 && op.dtypes[0] == DType::f32 && op.dtypes[1] == DType::f32;
 }
 
 bool computes_on_tensor_cores(const ROp& op) {
     if (const auto* p = std::get_if<MatmulParams>(&op.params))
         return op.kind == TaskKind::matmul && anvil_mm_on_tensor_cores(p->algo);
     const auto* w = std::get_if<WindowParams>(&op.params);
-    return op.kind == TaskKind::conv2d && w && w->algo == ANVIL_MM_TENSOR;
+    return op.kind == TaskKind::conv2d && w && anvil_mm_on_tensor_cores(w->algo);
 }
 
 void verify_tile_graph(const TileGraph& tg, const Gpu& gpu) {

@@ -21,8 +21,9 @@ int static_smem_limit(const Gpu& gpu);
 // op or an implicit-GEMM conv2d, its two operands both f16 or both bf16.
 bool tensor_core_operands(const ROp& op);
 
-// Whether `op` is a matmul without a fused row op whose A and B are f32: what
-// TF32 and 3xTF32 tensor-core tiles compute.
+// Whether `op` is a matmul without a fused row op or an implicit-GEMM conv2d
+// whose two operands (A and B, x and w) are f32: what TF32 and 3xTF32
+// tensor-core tiles compute.
 bool tf32_operands(const ROp& op);
 
 // Whether `op`'s tiles compute on tensor cores (a matmul's or a conv2d's algo).

@@ -158,7 +158,8 @@ Gpu tune(const Graph& graph, const Gpu& gpu, const TuneOptions& opt, std::vector
             rec.rel_l2 = rel_l2(program.read(range.begin, range.end - range.begin), expected, out);
             // A TF32 candidate (--precision tf32) rounds its operands: TF32's tolerance.
             const auto* mm = std::get_if<MatmulParams>(&op.params);
-            const bool tf32 = mm && mm->algo == ANVIL_MM_TENSOR_TF32;
+            const auto* conv = op.kind == TaskKind::conv2d ? std::get_if<WindowParams>(&op.params) : nullptr;
+            const bool tf32 = (mm && mm->algo == ANVIL_MM_TENSOR_TF32) || (conv && conv->algo == ANVIL_MM_TENSOR_TF32);
             rec.ok = rec.rel_l2 <= 2 * (tf32 ? kTf32Tolerance : dtype_tolerance(out));
             if (!rec.ok) {
                 program.write(range.begin, expected);  // later problems may read it
