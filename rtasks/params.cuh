@@ -30,9 +30,7 @@
 // whose address never escapes is no memory the asm can touch. (A variant
 // with one rOp gets the same from the compiler: its one call site passes a
 // constant address.) The GEMV walks and the row tile keep the reference:
-// the copy made them spill, and the row tile indexes its params' shape and
-// strides per element, which reads a local copy from memory as well
-// (docs/perf/param-loads-*.md). ANVIL_COPY_PARAMS=0 restores the
+// the copy made them spill (docs/perf/param-loads-*.md). ANVIL_COPY_PARAMS=0 restores the
 // reference everywhere, for comparisons (scripts/bench_param_loads.sh).
 #ifndef ANVIL_COPY_PARAMS
 #define ANVIL_COPY_PARAMS 1
@@ -250,7 +248,7 @@ enum AnvilWinOp {
     F(int, bm)                  /* bm .. tiles_n: conv2d kind only */                    \
     F(int, bn) F(int, bk) F(int, tiles_m) F(int, tiles_n)                                \
     F(int, epilogue)            /* index into the epilogue table; 0: none */             \
-    F(int, algo)                /* conv2d: ANVIL_MM_TILED or ANVIL_MM_TENSOR (AnvilMmAlgo) */ \
+    F(int, algo)                /* conv2d: ANVIL_MM_TILED, ANVIL_MM_TENSOR, _TF32 or _3XTF32 (AnvilMmAlgo) */ \
     F(int, k_split)             /* conv2d split-K partials: K slices (0, 1: whole) */ \
     F(int, k_slice)             /* ... each k_slice long (the last may be shorter) */ \
     F(anvil_i64, tile_elems)    /* window kind only */                                   \
