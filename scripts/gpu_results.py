@@ -154,6 +154,19 @@ def merge(out, command):
            "command": command, "calibration": calib, "gpu_tests": tests, "framework_versions": versions,
            "models": models, "failed": failures,
            "stored_baselines": {m: b for m, b in baselines_only(out).items() if m not in models}}
+    # A/B of one compile-time choice, measured beside the model's own profile (gpu_bench.sh: `reload_params`).
+    comparisons = {}
+    for p in sorted((out / "ab").glob("*.json")) if (out / "ab").exists() else []:
+        model, _, variant = p.stem.partition(".")
+        try:
+            ab = json.loads(p.read_text())
+        except json.JSONDecodeError:
+            continue
+        comparisons.setdefault(model, {})[variant] = {"megakernel_us": ab.get("megakernel_us"),
+                                                      "default_megakernel_us": models.get(model, {}).get("megakernel_us"),
+                                                      "outputs_ok": ab.get("outputs_ok")}
+    if comparisons:
+        doc["comparisons"] = comparisons
     for name in ("hopper", "hopper_tensor_cores"):  # scripts/bench_hopper.py's results
         if (out / f"{name}.json").exists():
             doc[name] = json.loads((out / f"{name}.json").read_text())

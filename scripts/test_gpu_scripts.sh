@@ -30,6 +30,8 @@ for name in ("torch_eager", "torch_cuda_graph", "torch_compile", "jax_jit"):
 assert "cut off by its time cap" in d["failed"]["lstm_tc"], d["failed"]["lstm_tc"]
 assert d["failed"]["resnet18"].startswith("not reached"), d["failed"]["resnet18"]
 assert d["stored_baselines"]["lstm_tc"]["torch_cudnn_lstm"]["us"] > 0, d["stored_baselines"]
+ab = d["comparisons"]["mlp_f32"]["reload_params"]  # out/ab: the same model profiled with --reload-params
+assert ab["megakernel_us"] == 35.125 and abs(ab["default_megakernel_us"] - 32.736) < 0.01 and ab["outputs_ok"], ab
 PY
 grep -q '^| mlp_f32 | ' "$tmp/README.md" || fail "README table has no mlp_f32 row"
 grep -q 'old table' "$tmp/README.md" && fail "README table not replaced"

@@ -8,6 +8,8 @@
 // the copy removes, so the check can fail.
 #include <catch2/catch.hpp>
 
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <regex>
 #include <sstream>
@@ -15,12 +17,15 @@
 #include <vector>
 
 #include "anvil/pipeline.h"
+#include "anvil_cmd.h"
 #include "codegen/emit.h"
 #include "frontend/infer_shapes.h"
 #include "frontend/load_model.h"
 #include "runtime/compile_nvrtc.h"
+#include "temp_dir.h"
 
 using namespace anvil;
+using namespace anvil::test;
 
 namespace {
 
@@ -101,4 +106,24 @@ TEST_CASE("PTX is asked of a virtual architecture", "[compile]") {
     CHECK_THROWS_WITH(compile_ptx("__global__ void k() { undeclared(); }", "compute_90"),
                       Catch::Contains("NVRTC could not compile"));
     CHECK(compile_ptx("__global__ void k() {}", "compute_90").find(".entry") != std::string::npos);
+}
+
+TEST_CASE("--reload-params emits the tiles reading their params through the table, and they still compute", "[cli][simt]") {
+    TempDir dir;
+    const std::string cu = (dir.path / "reload.cu").string();
+    REQUIRE(run_anvil("schedule models/resnet18_small.yaml --reload-params --emit " + cu).status == 0);
+    std::ifstream in(cu);
+    const std::string source((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    CHECK(source.find("#define ANVIL_COPY_PARAMS 0") != std::string::npos);
+    const std::string plain = (dir.path / "plain.cu").string();
+    REQUIRE(run_anvil("schedule models/resnet18_small.yaml --emit " + plain).status == 0);
+    std::ifstream in2(plain);
+    const std::string copied((std::istreambuf_iterator<char>(in2)), std::istreambuf_iterator<char>());
+    CHECK(copied.find("#define ANVIL_COPY_PARAMS 0") == std::string::npos);
+    // The reference path is the one the tiles took before the copy: still right.
+    const CmdResult r = run_anvil("run models/resnet18_small.yaml --backend simt --reload-params");
+    INFO(r.output);
+    CHECK(r.status == 0);
+    CHECK(r.output.find(") ok") != std::string::npos);
+    CHECK(r.output.find("FAILED") == std::string::npos);
 }

@@ -128,12 +128,14 @@ struct Specialisation {
     bool norm_fold = true;             // --no-norm-fold
     bool transpose_views = true;       // --no-transpose-views
     bool interpret_epilogues = false;  // --interpret-epilogues
+    bool reload_params = false;        // --reload-params
     void apply(PipelineOptions& opt) const {
         opt.fold = fold;
         opt.concat_siblings = concat;
         opt.norm_fold = norm_fold;
         opt.transpose_views = transpose_views;
         if (interpret_epilogues) opt.emit.max_straight_epilogues = 0;
+        opt.emit.reload_params = reload_params;
     }
 };
 
@@ -478,6 +480,9 @@ int main(int argc, char** argv) {
         cmd->add_flag("--interpret-epilogues", spec.interpret_epilogues,
                       "run every fused epilogue on the run-time interpreter instead of straight-line code "
                       "(for comparisons)");
+        cmd->add_flag("--reload-params", spec.reload_params,
+                      "let the tiles read their rOp's params through the params table, reloading them after every "
+                      "store, instead of from a local copy (for comparisons)");
     };
     std::string max_memory;
     bool max_memory_given = false;  // an empty --max-memory '' is an error, not the default
@@ -564,6 +569,9 @@ int main(int argc, char** argv) {
     prof->add_option("--iters", profile_opt.iters, "timed runs per schedule (the median is reported)")
         ->capture_default_str();
     prof->add_flag("--json", profile_json, "print the measurements as one JSON object (only that)");
+    prof->add_flag("--reload-params", profile_opt.reload_params,
+                   "let the tiles read their rOp's params through the params table, reloading them after every "
+                   "store, instead of from a local copy (for comparisons)");
     prof->add_option("--trace", profile_trace,
                      "also run the instrumented megakernel and write its measured per-task timeline "
                      "(Chrome/Perfetto trace)");

@@ -462,6 +462,7 @@ std::string emit_source(const Schedule& s, const EmitOptions& opt) {
     o << "#define ANVIL_MIN_BLOCKS_PER_SM " << std::max(1, s.blocks_per_sm) << "\n";
     if (opt.trace) o << "// Every task records its timeline (AnvilTraceRecord).\n#define ANVIL_TRACE 1\n";
     if (opt.simt) o << "// For the host compiler: the CUDA configuration on simt.cuh's fibers.\n#define ANVIL_SIMT 1\n";
+    if (opt.reload_params) o << "// Tiles read their params through the table (--reload-params).\n#define ANVIL_COPY_PARAMS 0\n";
     o << "\n";
     for (const char* f : kRtaskOrder) o << paste_rtask(f) << "\n";
 

@@ -21,6 +21,9 @@ struct EmitOptions {
     // Distinct epilogue programs written as straight-line functions; the
     // others run on the interpreter (tests lower it to exercise that path).
     int max_straight_epilogues = kMaxStraightLineEpilogues;
+    // The tiles read their params through the table's reference instead of
+    // a local copy (ANVIL_COPY_PARAMS=0, rtasks/params.cuh): for comparisons.
+    bool reload_params = false;
 };
 
 // `s.tiles` must have passed verify_tile_graph (tile/verify_tile_graph.h),

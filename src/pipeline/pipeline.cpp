@@ -249,6 +249,7 @@ CubinResult device_cubin(const Schedule& s, const CudaRunOptions& opt) {
     Compilation c = from_schedule(s);
     PipelineOptions p;
     p.emit.trace = opt.trace;
+    p.emit.reload_params = opt.reload_params;
     p.compile_for = CompileFor::cuda;
     p.arch = cuda_device_arch(opt.device);
     run_to(c, Stage::compile, p);

@@ -24,6 +24,9 @@ struct CudaRunOptions {
     // this is set): keep every task's timeline of the last run
     // (CudaProgram::trace). Off, the kernels carry no instrumentation.
     bool trace = false;
+    // The source was emitted with ANVIL_COPY_PARAMS 0 (rtasks/params.cuh):
+    // the tiles reload their params from the table, for comparisons.
+    bool reload_params = false;
 };
 
 // Runs `cubin`, `s`'s emitted source compiled for the device's

@@ -63,6 +63,7 @@ ProfileResult profile(const Graph& graph, const Gpu& gpu, const ProfileOptions& 
 
     CudaRunOptions run_opt;
     run_opt.device = opt.device;
+    run_opt.reload_params = opt.reload_params;
     {
         CudaProgram mk = cuda_program(s, run_opt);
         r.device = mk.device_name() + " (" + std::to_string(mk.sm_count()) + " SMs, " + mk.arch() + ")";

@@ -18,6 +18,7 @@ struct ProfileOptions {
     std::string policy;  // the schedule under test
     int iters = 20;      // timed runs of each schedule; the median is reported
     bool trace = false;  // also run the instrumented megakernel and keep its timeline
+    bool reload_params = false;  // every kernel's tiles reload their params (--reload-params)
     int device = 0;
 };
 
