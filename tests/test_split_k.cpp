@@ -177,8 +177,8 @@ TEST_CASE("split-K GEMMs match the reference on host and simt, race-free", "[spl
     const Schedule s = persistent(tg);
     CHECK(find_races(s).empty());
     const TensorMap values = make_values(g, std::nullopt);
-    test::expect_reference(g, values, run_host(s, values, checked(false)), 5);
-    if (ways != 3) test::expect_reference(g, values, run_host(s, values, checked(true)), 5);
+    test::expect_reference(g, values, run_host(s, values, checked(false)), 7);
+    if (ways != 3) test::expect_reference(g, values, run_host(s, values, checked(true)), 7);
 }
 
 TEST_CASE("split-K: the reduce sums in a fixed order, so runs agree bit for bit", "[split_k]") {
@@ -237,8 +237,29 @@ TEST_CASE("split-K: the slices of one output tile are consecutive partial tiles,
     };
     CHECK(most_waits(rop_of("y64", false)) == 1);
     CHECK(most_waits(rop_of("yr", false)) == 1);
-    // Ragged row and column bands keep the slices outermost: a counter per slice.
-    CHECK(most_waits(rop_of("y129", false)) == static_cast<size_t>(ways));
+    // y64's first reduce tile (rows 0-10) waits for exactly its row band's
+    // partials: 3 column tiles x the slices, the first tiles of the rOp.
+    for (const Task& t : s.tasks)
+        if (t.rop == rop_of("y64", false) && t.tile == 0) {
+            REQUIRE(t.waits.size() == 1);
+            const CounterGroup& g = s.groups[t.waits[0]];
+            CHECK(g.begin == 0);
+            CHECK(g.end == 3 * ways);
+        }
+    // Ragged row and column bands keep the slices outermost, a run per
+    // slice: a reduce task waits once for their span (wait_groups.cpp).
+    const int ragged = rop_of("y129", false);
+    CHECK(most_waits(ragged) == 1);
+    const int ragged_tiles = tg.rops[ragged - 1].tiles;
+    bool spans_slices = false;
+    for (const Task& t : s.tasks)
+        if (t.rop == ragged) {
+            REQUIRE(t.waits.size() == 1);
+            const CounterGroup& g = s.groups[t.waits[0]];
+            CHECK(g.rop == ragged - 1);
+            spans_slices = spans_slices || (g.begin < ragged_tiles / ways && g.end > ragged_tiles / ways * (ways - 1));
+        }
+    CHECK(spans_slices);
 }
 
 TEST_CASE("split-K: deleting a reduce task's wait is a race the checker catches", "[split_k][race]") {
