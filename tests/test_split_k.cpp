@@ -38,7 +38,8 @@ Graph model(const std::string& body, DType dtype) {
 }
 
 // Odd M and N, K much larger than M x N; a transposed weight, a batch, a
-// fused bias + relu (the reduce applies it) and a GEMV.
+// fused bias + relu (the reduce applies it) and a GEMV; M and N whole
+// tiles (y64), M whole tiles and N ragged in a batch (yr).
 Graph split_cases(DType dtype) {
     return model(R"(inputs:
   - {name: x1, shape: [1, 1024]}
@@ -46,6 +47,8 @@ Graph split_cases(DType dtype) {
   - {name: x33, shape: [33, 512]}
   - {name: xb, shape: [3, 5, 768]}
   - {name: x129, shape: [129, 256]}
+  - {name: x64, shape: [64, 512]}
+  - {name: xr, shape: [2, 64, 256]}
 params:
   - {name: w1, shape: [1024, 7]}
   - {name: w7, shape: [33, 2048]}
@@ -53,6 +56,8 @@ params:
   - {name: wb, shape: [3, 768, 9]}
   - {name: w129, shape: [256, 129]}
   - {name: b7, shape: [33]}
+  - {name: w64, shape: [512, 96]}
+  - {name: wr, shape: [2, 256, 40]}
 nodes:
   - {name: y1, op: matmul, inputs: [x1, w1]}
   - {name: m7, op: matmul, inputs: [x7, w7], transpose_b: true}
@@ -61,7 +66,9 @@ nodes:
   - {name: y33, op: matmul, inputs: [x33, w33]}
   - {name: yb, op: matmul, inputs: [xb, wb]}
   - {name: y129, op: matmul, inputs: [x129, w129]}
-outputs: [y1, y7, y33, yb, y129]
+  - {name: y64, op: matmul, inputs: [x64, w64]}
+  - {name: yr, op: matmul, inputs: [xr, wr]}
+outputs: [y1, y7, y33, yb, y129, y64, yr]
 )",
                  dtype);
 }
@@ -166,12 +173,12 @@ TEST_CASE("split-K GEMMs match the reference on host and simt, race-free", "[spl
     const TileGraph tg = split_every_matmul(fused, ways, algo);
     int split = 0;
     for (const ROp& op : tg.rops) split += op.split_k > 1;
-    CHECK(split == 5);
+    CHECK(split == 7);
     const Schedule s = persistent(tg);
     CHECK(find_races(s).empty());
     const TensorMap values = make_values(g, std::nullopt);
-    test::expect_reference(g, values, run_host(s, values, checked(false)), 5);
-    if (ways != 3) test::expect_reference(g, values, run_host(s, values, checked(true)), 5);
+    test::expect_reference(g, values, run_host(s, values, checked(false)), 7);
+    if (ways != 3) test::expect_reference(g, values, run_host(s, values, checked(true)), 7);
 }
 
 TEST_CASE("split-K: the reduce sums in a fixed order, so runs agree bit for bit", "[split_k]") {
@@ -180,6 +187,79 @@ TEST_CASE("split-K: the reduce sums in a fixed order, so runs agree bit for bit"
     const TensorMap values = make_values(g, std::nullopt);
     const TensorMap a = run_host(s, values, checked(false)), b = run_host(s, values, checked(false));
     for (const auto& [name, t] : a) CHECK(t.bytes == b.at(name).bytes);
+}
+
+TEST_CASE("split-K: the slices of one output tile are consecutive partial tiles, so a reduce task waits one counter",
+          "[split_k][waits]") {
+    const int ways = 4;
+    const TileGraph tg = split_every_matmul(fuse(decompose(split_cases(DType::f32)), default_gpu()), ways, ANVIL_MM_TILED);
+    auto rop_of = [&](const std::string& name, bool partials) {
+        for (size_t r = 0; r < tg.rops.size(); ++r)
+            if (tg.rops[r].name.find(name) != std::string::npos && (tg.rops[r].split_k > 1) == partials)
+                return static_cast<int>(r);
+        FAIL("no rOp " << name);
+        return -1;
+    };
+    for (const char* name : {"y64", "yr"}) {
+        CAPTURE(name);
+        const ROp& part = tg.rops[rop_of(name, true)];
+        const auto& p = std::get<MatmulParams>(part.params);
+        const int64_t slice_elems = int64_t{64} * (std::string(name) == "y64" ? 96 : 2 * 40);
+        // The slices are the innermost batch dim: tile t computes slice
+        // (t / per) % ways of its output tile, whose C sits that many slice
+        // blocks past slice 0's, and A that many K slices on. y64's output
+        // tiles are whole batches: its slices are consecutive tiles.
+        const int per = p.tiles_m * p.tiles_n;
+        CHECK(per == (std::string(name) == "y64" ? 1 : 2));
+        for (int t = 0; t < part.tiles; ++t) {
+            const int slice = t / per % ways;
+            const AnvilMmPlace at = anvil_mm_place(p, t, p.bm, p.bn), first = anvil_mm_place(p, t - slice * per, p.bm, p.bn);
+            CAPTURE(t);
+            CHECK(at.m0 == first.m0);
+            CHECK(at.n0 == first.n0);
+            CHECK(at.cb - first.cb == slice * slice_elems);
+            CHECK(at.ab - first.ab == slice * int64_t{p.K} * p.a_sk);
+        }
+    }
+    // A block per task: no queue order spares a wait, every reduce task
+    // waits for its partials alone.
+    const Schedule s = persistent(tg, 512);
+    REQUIRE(find_races(s).empty());
+    auto most_waits = [&](int reduce) {
+        size_t most = 0, tasks = 0;
+        for (const Task& t : s.tasks) {
+            if (t.rop != reduce) continue;
+            most = std::max(most, t.waits.size());
+            ++tasks;
+        }
+        CHECK(tasks > 1);
+        return most;
+    };
+    CHECK(most_waits(rop_of("y64", false)) == 1);
+    CHECK(most_waits(rop_of("yr", false)) == 1);
+    // y64's first reduce tile (rows 0-10) waits for exactly its row band's
+    // partials: 3 column tiles x the slices, the first tiles of the rOp.
+    for (const Task& t : s.tasks)
+        if (t.rop == rop_of("y64", false) && t.tile == 0) {
+            REQUIRE(t.waits.size() == 1);
+            const CounterGroup& g = s.groups[t.waits[0]];
+            CHECK(g.begin == 0);
+            CHECK(g.end == 3 * ways);
+        }
+    // Ragged row and column bands keep the slices outermost, a run per
+    // slice: a reduce task waits once for their span (wait_groups.cpp).
+    const int ragged = rop_of("y129", false);
+    CHECK(most_waits(ragged) == 1);
+    const int ragged_tiles = tg.rops[ragged - 1].tiles;
+    bool spans_slices = false;
+    for (const Task& t : s.tasks)
+        if (t.rop == ragged) {
+            REQUIRE(t.waits.size() == 1);
+            const CounterGroup& g = s.groups[t.waits[0]];
+            CHECK(g.rop == ragged - 1);
+            spans_slices = spans_slices || (g.begin < ragged_tiles / ways && g.end > ragged_tiles / ways * (ways - 1));
+        }
+    CHECK(spans_slices);
 }
 
 TEST_CASE("split-K: deleting a reduce task's wait is a race the checker catches", "[split_k][race]") {

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <vector>
 
 #include "anvil/error.h"
 #include "schedule/cost_model.h"
@@ -142,7 +143,11 @@ std::pair<ROp, ROp> split_rop(const ROp& op, int ways, VertexId scratch, int64_t
     const auto& whole = std::get<MatmulParams>(op.params);
     ANVIL_CHECK(ways > 1 && slices_ok(whole.K, ways), "split_rop: K = " + std::to_string(whole.K) + " in " +
                                                           std::to_string(ways) + " slices");
-    // The partials: the slices are the outermost batch dim.
+    // The partials: the same GEMM batched over the K slices. The scratch
+    // holds them slice-major ([ways][batch..][M][N], what the reduce reads),
+    // but the tiles run output tile by output tile, the slices innermost:
+    // a reduce tile then waits for one run of consecutive partial tiles
+    // (one counter) instead of one run per slice.
     ROp part = partials_of(op, ways, scratch);
     part.reads.resize(std::min<size_t>(part.reads.size(), 2));
     part.dtypes = {op.dtypes[0], op.dtypes[1], DType::f32};
@@ -150,24 +155,37 @@ std::pair<ROp, ROp> split_rop(const ROp& op, int ways, VertexId scratch, int64_t
     const int kc = whole.K / ways;
     p.K = kc;
     p.epilogue = p.row_epilogue = 0;
-    for (int d = p.batch_rank; d > 0; --d) {
-        p.batch_shape[d] = p.batch_shape[d - 1];
-        p.a_sb[d] = p.a_sb[d - 1];
-        p.b_sb[d] = p.b_sb[d - 1];
-    }
-    p.batch_shape[0] = ways;
-    p.a_sb[0] = kc * p.a_sk;
-    p.b_sb[0] = kc * p.b_sk;
-    p.batch_rank += 1;
     p.c_off = scratch_off;
     p.c_sn = 1;
     p.c_sm = p.N;
+    std::vector<anvil_i64> scratch_sb(whole.batch_rank);  // the scratch's strides of the GEMM's batch dims
     anvil_i64 stride = int64_t{p.M} * p.N;
-    for (int d = p.batch_rank - 1; d >= 0; --d) {
-        p.c_sb[d] = stride;
-        stride *= p.batch_shape[d];
+    for (int d = whole.batch_rank - 1; d >= 0; --d) {
+        scratch_sb[d] = stride;
+        stride *= whole.batch_shape[d];
     }
-    p.batches *= ways;
+    const anvil_i64 slice_stride = stride;
+    for (int d = 0; d < whole.batch_rank; ++d) p.c_sb[d] = scratch_sb[d];
+    auto add_dim = [&](anvil_i64 extent, anvil_i64 a_sb, anvil_i64 b_sb, anvil_i64 c_sb) {
+        const int d = p.batch_rank++;
+        p.batch_shape[d] = extent, p.a_sb[d] = a_sb, p.b_sb[d] = b_sb, p.c_sb[d] = c_sb;
+        p.batches *= extent;
+    };
+    // Row bands, then column bands, as batch dims of one tile each where
+    // they divide M and N (a ragged band would need its own tile count) and
+    // the batch rank has room beside the slices.
+    const bool rows_fold = p.tiles_m > 1 && p.M % p.bm == 0 && p.batch_rank + 2 <= ANVIL_MAX_BATCH_RANK;
+    if (rows_fold) {
+        add_dim(p.tiles_m, p.bm * p.a_sm, 0, int64_t{p.bm} * p.N);
+        p.M = p.bm;
+        p.tiles_m = 1;
+    }
+    if (p.tiles_m == 1 && p.tiles_n > 1 && p.N % p.bn == 0 && p.batch_rank + 2 <= ANVIL_MAX_BATCH_RANK) {
+        add_dim(p.tiles_n, 0, p.bn * p.b_sn, p.bn);
+        p.N = p.bn;
+        p.tiles_n = 1;
+    }
+    add_dim(ways, kc * p.a_sk, kc * p.b_sk, slice_stride);
     part.tiles = static_cast<int>(p.batches * p.tiles_m * p.tiles_n);
 
     // The reduce: one row per output, its terms one slice apart.
@@ -184,7 +202,7 @@ std::pair<ROp, ROp> split_rop(const ROp& op, int ways, VertexId scratch, int64_t
     r.rows = whole.batches * whole.M * whole.N;
     for (int d = 0; d < whole.batch_rank; ++d) {
         r.kept_shape[d] = whole.batch_shape[d];
-        r.kept_in[d] = p.c_sb[d + 1];
+        r.kept_in[d] = scratch_sb[d];
         r.kept_out[d] = whole.c_sb[d];
     }
     r.kept_shape[whole.batch_rank] = whole.M, r.kept_shape[whole.batch_rank + 1] = whole.N;

@@ -1,8 +1,10 @@
 // Split-K: a GEMM whose output tiles cannot fill the GPU's blocks, or
 // whose K chain dominates its wave, computes K in slices. Its partials rOp
-// is the same GEMM batched over the slices (the outermost batch dim: A and
-// B advance by one slice of K, C by one [batch..][M][N] block), writing f32
-// partial sums to a scratch buffer of the arena; its reduce rOp (rowwise,
+// is the same GEMM batched over the slices (the innermost batch dim: A and
+// B advance by one slice of K, C by one [batch..][M][N] block; row and
+// column bands that divide M and N become batch dims too, so the slices of
+// one output tile are consecutive tiles), writing f32 partial sums to a
+// scratch buffer of the arena; its reduce rOp (rowwise,
 // ANVIL_ROW_SPLIT_SUM) adds each output's partials in slice order and
 // applies the GEMM's fused epilogue. The reduce reads exactly what the
 // partials wrote, so its waits are ordinary counter waits (plan_waits) and

@@ -109,7 +109,11 @@ WaitPlan plan_waits(const TileGraph& tg, const std::vector<Task>& tasks, const s
             // producer) makes many short runs: wait once for the span
             // instead, when every tile in it comes earlier (the order
             // argument holds; the extra tiles run in the same wave).
-            if (runs.size() > static_cast<size_t>(kMaxRunsPerProducer)) {
+            // So does a split-K reduce whose output tiles' K slices are not
+            // consecutive partial tiles (ragged bands: split_k.cpp): one
+            // wave of like tiles, whose span ends with its last slice.
+            const bool slices = tg.rops[rop].split_k > 1 && runs.size() > 1;
+            if (runs.size() > static_cast<size_t>(kMaxRunsPerProducer) || slices) {
                 const int begin = runs.front().first, end = runs.back().second;
                 bool earlier = true;
                 for (int tile = begin; tile < end && earlier; ++tile) earlier = of[tile] >= 0 && of[tile] < t;

@@ -26,6 +26,7 @@ struct WaitPlan {
 // would take more than a few runs of one producer (strided) waits for
 // their whole span instead, when every tile of the span is earlier: a
 // task may then wait for tiles it does not read, never for a later one.
+// So does a split-K reduce whose slices are runs apart (ragged bands).
 WaitPlan plan_waits(const TileGraph& tg, const std::vector<Task>& tasks, const std::vector<int>& block_of,
                     const std::vector<std::vector<int>>& needed);
 
