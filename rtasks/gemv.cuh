@@ -89,8 +89,8 @@ ANVIL_DEVICE void anvil_gemv_stage_x(const MatmulParams& p, const TA* A, TA* xs)
 }
 
 // Every row's 1/RMS (as anvil_gemv_row_rms) from the staged x, by 16-byte
-// loads (the padding is zero), into the rms slots, for the reduction to read
-// after its barrier: the partial sums overwrite the staged x.
+// loads (the padding is zero), into the rms slots, for the reduction to
+// read: the partial sums overwrite the staged x.
 template <class TA>
 ANVIL_DEVICE void anvil_gemv_rms_from_staged(const MatmulParams& p, const TA* xs) {
     if (!p.a_rms) return;
@@ -105,6 +105,7 @@ ANVIL_DEVICE void anvil_gemv_rms_from_staged(const MatmulParams& p, const TA* xs
         const float rms = anvil_rsqrt(anvil_block_sum(q) / (float)p.K + p.a_rms_eps);
         if (anvil_thread() == 0) anvil_sts(anvil_gemv_rms_slots() + m, rms);
     }
+    anvil_barrier();  // the slots are read before the reduction's first barrier
 }
 
 // Per row of C: the KR partial sums of the CT * V columns from g0 * V on
