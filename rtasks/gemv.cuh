@@ -23,6 +23,13 @@
 // in the slots its last stages free (weight_ring.cuh): the weight stream
 // stops neither for a wait nor at a task boundary. A computed B (attention's
 // V) takes the same ring, its first stages issued after the waits.
+// The ring walk reads x (A) from shared memory: staged once per task, right
+// after the waits (x is the previous task's output), by 16-byte cp.async
+// where a row is contiguous and aligned and scalar copies otherwise, when its
+// M rows fit in ANVIL_GEMV_X_BYTES (tiling.cuh); a thread's two k rows of a
+// stage are adjacent, so their x is one shared load per row of A. A folded
+// rmsnorm's 1/RMS comes from the staged copy too. A larger x is read from
+// global memory as the other walks read it.
 // Each walk is its own (noinline) function, so its registers are its own:
 // inlined together into the tile, the ring walk of llama_decode's kernel
 // spilled 164 bytes, alone 32 (docs/perf/decode-2026-11-27.md).
@@ -53,16 +60,66 @@ ANVIL_DEVICE float anvil_gemv_row_rms(const MatmulParams& p, const TA* A, int m)
     return anvil_rsqrt(anvil_block_sum(q) / (float)p.K + p.a_rms_eps);
 }
 
+// The staged x (gemv.cuh's header): row m at xs + m * xp elements.
+template <class TA>
+ANVIL_DEVICE int anvil_gemv_x_pitch(const MatmulParams& p) {
+    return (int)(anvil_gemv_x_row_bytes(p.K, (int)sizeof(TA)) / (int)sizeof(TA));
+}
+ANVIL_DEVICE char* anvil_gemv_region() { return anvil_block_smem() + anvil_gemv_ring_bytes(); }
+ANVIL_DEVICE float* anvil_gemv_rms_slots() {
+    return (float*)(anvil_gemv_region() + anvil_gemv_region_bytes(ANVIL_THREADS));
+}
+
+// Copies the M rows of x into the staged x: 16-byte cp.async for the
+// aligned whole chunks of a contiguous row (the caller commits), plain
+// copies for the rest, zeros to the row's padding (a walk reads it).
+template <class TA>
+ANVIL_DEVICE void anvil_gemv_stage_x(const MatmulParams& p, const TA* A, TA* xs) {
+    const int E = anvil_vec<TA>::n, xp = anvil_gemv_x_pitch<TA>(p), tid = anvil_thread();
+    TA zero;
+    anvil_store(&zero, 0.0f);
+    for (int m = 0; m < p.M; ++m) {
+        const TA* row = A + (anvil_i64)m * p.a_sm;
+        TA* dst = xs + m * xp;
+        const int kv = p.a_sk == 1 && anvil_aligned16(row) ? p.K / E * E : 0;
+        for (int c = tid; c < kv / E; c += ANVIL_THREADS) anvil_cp_async16(dst + c * E, row + c * E, 16);
+        for (int k = kv + tid; k < xp; k += ANVIL_THREADS)
+            anvil_sts(dst + k, k < p.K ? row[(anvil_i64)k * p.a_sk] : zero);
+    }
+}
+
+// Every row's 1/RMS (as anvil_gemv_row_rms) from the staged x, by 16-byte
+// loads (the padding is zero), into the rms slots, for the reduction to
+// read: the partial sums overwrite the staged x.
+template <class TA>
+ANVIL_DEVICE void anvil_gemv_rms_from_staged(const MatmulParams& p, const TA* xs) {
+    if (!p.a_rms) return;
+    const int E = anvil_vec<TA>::n, xp = anvil_gemv_x_pitch<TA>(p);
+    for (int m = 0; m < p.M; ++m) {
+        float q = 0.0f;
+        for (int c = anvil_thread(); c < xp / E; c += ANVIL_THREADS) {
+            float a[anvil_vec<TA>::n];
+            anvil_unpack16(anvil_lds((const anvil_u32x4*)(xs + m * xp + c * E)), a, xs);
+            for (int e = 0; e < E; ++e) q += a[e] * a[e];
+        }
+        const float rms = anvil_rsqrt(anvil_block_sum(q) / (float)p.K + p.a_rms_eps);
+        if (anvil_thread() == 0) anvil_sts(anvil_gemv_rms_slots() + m, rms);
+    }
+    anvil_barrier();  // the slots are read before the reduction's first barrier
+}
+
 // Per row of C: the KR partial sums of the CT * V columns from g0 * V on
 // (thread tid holds group tid % CT of k row tid / CT in acc), through
-// shared memory `red`, times the row's 1/RMS, then the epilogue and store.
+// shared memory `red`, times the row's 1/RMS (from the rms slots when
+// `staged`), then the epilogue and store.
 template <class TA, class TC, int V>
 ANVIL_DEVICE void anvil_gemv_reduce_store(const MatmulParams& p, const TA* A, TC* C, anvil_i64 cb, int n0, int ncols,
                                           int g0, int CT, int KR, const float (&acc)[ANVIL_GEMV_MAX_M][V], float* red,
-                                          const AnvilEpilogue* epi, char* arena) {
+                                          const AnvilEpilogue* epi, char* arena, bool staged = false) {
     const int tid = anvil_thread(), kr = tid / CT;
     for (int m = 0; m < p.M; ++m) {
-        const float rms = anvil_gemv_row_rms(p, A, m);  // here, not live through the k loop
+        // here, not live through the k loop
+        const float rms = !staged ? anvil_gemv_row_rms(p, A, m) : p.a_rms ? anvil_lds(anvil_gemv_rms_slots() + m) : 1.0f;
         anvil_barrier();  // the previous row's readers are done
         for (int v = 0; v < V; ++v) anvil_sts(red + kr * CT * V + (tid % CT) * V + v, acc[m][v]);
         anvil_barrier();
@@ -74,6 +131,31 @@ ANVIL_DEVICE void anvil_gemv_reduce_store(const MatmulParams& p, const TA* A, TC
             anvil_mm_store(p, C, cb, m, n0 + col, sum * rms, epi, arena);
         }
     }
+}
+
+// x[m][k] and x[m][k + 1] (k even) as floats: from the staged x by one
+// shared load, or from global memory (zero past K).
+ANVIL_DEVICE void anvil_gemv_x_pair(const float* xs, float* a) {
+    const anvil_f32x2 r = anvil_lds((const anvil_f32x2*)xs);
+    a[0] = r.v[0], a[1] = r.v[1];
+}
+ANVIL_DEVICE void anvil_gemv_x_pair(const int* xs, float* a) {
+    const anvil_f32x2 r = anvil_lds((const anvil_f32x2*)xs);
+    a[0] = (float)(int)anvil_float_bits(r.v[0]), a[1] = (float)(int)anvil_float_bits(r.v[1]);
+}
+ANVIL_DEVICE void anvil_gemv_x_pair(const anvil_f16* xs, float* a) {
+    const unsigned r = anvil_lds((const unsigned*)xs);
+    a[0] = anvil_f16_to_f32((unsigned short)(r & 0xffffu)), a[1] = anvil_f16_to_f32((unsigned short)(r >> 16));
+}
+ANVIL_DEVICE void anvil_gemv_x_pair(const anvil_bf16* xs, float* a) {
+    const unsigned r = anvil_lds((const unsigned*)xs);
+    a[0] = anvil_bits_float(r << 16), a[1] = anvil_bits_float(r & 0xffff0000u);
+}
+template <class TA>
+ANVIL_DEVICE void anvil_gemv_x_pair_global(const MatmulParams& p, const TA* A, int m, int k, float* a) {
+    const TA* x = A + (anvil_i64)m * p.a_sm + (anvil_i64)k * p.a_sk;
+    a[0] = anvil_load(x);
+    a[1] = k + 1 < p.K ? anvil_load(x + p.a_sk) : 0.0f;
 }
 
 // The ring's geometry for a BN-column slice of TB.
@@ -117,20 +199,29 @@ ANVIL_TASK AnvilRingStream anvil_gemv_fixed_stream(const MatmulParams& p, int ti
 // The ring walk. A fixed B's first stages are in flight already (issued
 // before the waits, or by the block's previous task: weight_ring.cuh), from
 // ring->slot on; a computed one's are issued here. A thread owns one column
-// group (G = BN / V <= ANVIL_THREADS) and every KR-th k row of each stage,
-// read from shared memory by one 16-byte load. The slots its last stages
+// group (G = BN / V <= ANVIL_THREADS) and two adjacent k rows of each stage,
+// read from shared memory by one 16-byte load each. With XS, x is staged
+// (its copies one commit group, after a fixed B's first stages and before a
+// computed B's), else read from global memory. The slots its last stages
 // free take the first stages of ring->next, if the block's next task
 // streams fixed weights: then the walk ends with them in flight.
-template <class TA, class TB, class TC, int BN>
+template <class TA, class TB, class TC, int BN, bool XS>
 ANVIL_TASK void anvil_gemv_by_ring(const MatmulParams& p, const TA* A, const TB* B, TC* C, anvil_i64 cb, int n0,
                                      const AnvilEpilogue* epi, char* arena, AnvilRing* ring) {
 #if ANVIL_GEMV_RING
     typedef anvil_gemv_ring<TB, BN> R;
     const int V = R::V, G = BN / V, KR = ANVIL_THREADS / G, S = ANVIL_GEMV_RING_STAGES;
+    static_assert(ANVIL_GEMV_STAGE_BYTES == 2 * 16 * ANVIL_THREADS, "gemv ring: two k rows of a stage per thread");
     const int tid = anvil_thread(), g = tid % G, kr = tid / G;
     const int ncols = p.N - n0 < BN ? p.N - n0 : BN;
     const int stages = (p.K + R::ROWS - 1) / R::ROWS, slot0 = ring->slot;
     char* smem = anvil_block_smem();
+    const TA* xs = (const TA*)anvil_gemv_region();
+    const int xp = anvil_gemv_x_pitch<TA>(p);
+    if (XS) {
+        anvil_gemv_stage_x(p, A, (TA*)xs);
+        anvil_stage_commit();
+    }
     if (!p.b_fixed) anvil_ring_prologue(anvil_gemv_stream<TB, BN>(p, B + n0, ncols), slot0);
     // The next task's first stages go where this task's would: after its
     // last, so a walk of fewer stages than the ring keeps in flight leaves
@@ -145,21 +236,27 @@ ANVIL_TASK void anvil_gemv_by_ring(const MatmulParams& p, const TA* A, const TB*
         // Stage s landed (this thread's copies), and after the barrier every
         // thread's; every thread is done with stage s - 1, whose slot the
         // stage issued now takes.
-        anvil_stage_wait<ANVIL_GEMV_RING_STAGES - 2>();
+        // (At s = 0 a staged x is the newest group when B is fixed.)
+        if (XS && s == 0 && p.b_fixed) anvil_stage_wait<0>();
+        else anvil_stage_wait<ANVIL_GEMV_RING_STAGES - 2>();
         anvil_barrier();
         const int j = s + S - 1;  // the stream position issued now
         if (j < stages) anvil_ring_issue(anvil_gemv_stream<TB, BN>(p, B + n0, ncols), j, (slot0 + j) % S);
         else if (hand_on && j - stages < next_stages) anvil_ring_issue(ring->next, j - stages, (slot0 + j) % S);
         anvil_stage_commit();
         const char* stage = smem + ((slot0 + s) % S) * ANVIL_GEMV_STAGE_BYTES;
-        for (int r = kr; r < R::ROWS; r += KR) {
-            const int k = s * R::ROWS + r;
-            if (k >= p.K) break;
-            float b[anvil_vec<TB>::n];
-            anvil_unpack16(anvil_lds((const anvil_u32x4*)(stage + r * R::ROW + g * 16)), b, (const TB*)0);
+        // Rows 2 kr and 2 kr + 1 (KR = ROWS / 2); past K, B is zero-filled
+        // and x zero.
+        const int r = 2 * kr, k = s * R::ROWS + r;
+        if (k < p.K) {
+            float b0[anvil_vec<TB>::n], b1[anvil_vec<TB>::n];
+            anvil_unpack16(anvil_lds((const anvil_u32x4*)(stage + r * R::ROW + g * 16)), b0, (const TB*)0);
+            anvil_unpack16(anvil_lds((const anvil_u32x4*)(stage + (r + 1) * R::ROW + g * 16)), b1, (const TB*)0);
             for (int m = 0; m < p.M; ++m) {
-                const float a = anvil_load(A + (anvil_i64)m * p.a_sm + (anvil_i64)k * p.a_sk);
-                for (int v = 0; v < V; ++v) acc[m][v] += a * b[v];
+                float a[2];
+                if (XS) anvil_gemv_x_pair(xs + m * xp + k, a);
+                else anvil_gemv_x_pair_global(p, A, m, k, a);
+                for (int v = 0; v < V; ++v) acc[m][v] += a[0] * b0[v] + a[1] * b1[v];
             }
         }
     }
@@ -169,8 +266,9 @@ ANVIL_TASK void anvil_gemv_by_ring(const MatmulParams& p, const TA* A, const TB*
     } else {
         anvil_stage_wait<0>();  // the empty tail groups: nothing left in flight
     }
+    if (XS) anvil_gemv_rms_from_staged(p, xs);  // before the partial sums take the region
     anvil_gemv_reduce_store<TA, TC, anvil_vec<TB>::n>(p, A, C, cb, n0, ncols, 0, G, KR, acc,
-                                                    (float*)(smem + anvil_gemv_ring_bytes()), epi, arena);
+                                                    (float*)anvil_gemv_region(), epi, arena, XS);
 #else
     (void)p, (void)A, (void)B, (void)C, (void)cb, (void)n0, (void)epi, (void)arena, (void)ring;
 #endif
@@ -186,7 +284,7 @@ ANVIL_TASK void anvil_gemv_by_columns(const MatmulParams& p, const TA* A, const 
     const int tid = anvil_thread(), kr = tid / CT;
     const int ncols = p.N - n0 < BN ? p.N - n0 : BN;
     const bool vec = p.b_sn == 1 && (p.b_sk * (anvil_i64)sizeof(TB)) % 16 == 0 && anvil_aligned16(B + n0);
-    float* red = (float*)(anvil_block_smem() + anvil_gemv_ring_bytes());  // [KR][CT * V], beside the ring
+    float* red = (float*)anvil_gemv_region();  // [KR][CT * V], beside the ring
     // On the GPU G <= ANVIL_THREADS and this loop runs once; a host block
     // (one thread) walks every group.
     for (int g0 = 0; g0 < G; g0 += CT) {
@@ -278,9 +376,12 @@ ANVIL_TASK void anvil_gemv_tile(const MatmulParams& p, int tile, char* arena, An
     const TB* B = anvil_at<const TB>(arena, p.b_off) + at.bb;
     TC* C = anvil_at<TC>(arena, p.c_off) + at.cb;
     const AnvilEpilogue* epi = p.epilogue ? &anvil_epilogue(p.epilogue) : 0;
-    if (anvil_gemv_ring_ok(p, B + at.n0))  // a fixed B's first stages are in flight (anvil_gemv_fixed_stream)
-        anvil_gemv_by_ring<TA, TB, TC, BN>(p, A, B, C, at.cb, at.n0, epi, arena, ring);
-    else if (p.b_sk == 1 && p.b_sn != 1)
+    if (anvil_gemv_ring_ok(p, B + at.n0)) {  // a fixed B's first stages are in flight (anvil_gemv_fixed_stream)
+        if (anvil_gemv_x_fits(p.M, p.K, (int)sizeof(TA)))
+            anvil_gemv_by_ring<TA, TB, TC, BN, true>(p, A, B, C, at.cb, at.n0, epi, arena, ring);
+        else
+            anvil_gemv_by_ring<TA, TB, TC, BN, false>(p, A, B, C, at.cb, at.n0, epi, arena, ring);
+    } else if (p.b_sk == 1 && p.b_sn != 1)
         anvil_gemv_by_k<TA, TB, TC, BN>(p, A, B, C, at.cb, at.n0, epi, arena);
     else
         anvil_gemv_by_columns<TA, TB, TC, BN>(p, A, B, C, at.cb, at.n0, epi, arena);

@@ -124,12 +124,29 @@ ANVIL_FACT constexpr int anvil_tc_smem_bytes(int bm, int bn, int bk, int fmt = A
 
 // GEMV (gemv.cuh): the weight ring, ANVIL_GEMV_RING_STAGES stages of
 // ANVIL_GEMV_STAGE_BYTES (all but one in flight: 24 KB per block, 48 KB per
-// SM at two blocks), then the column walk's partial sums, one float per
-// thread and vector element (8: the most elements a 16-byte vector holds).
+// SM at two blocks), then one region that holds first the ring walk's
+// staged x (ANVIL_GEMV_X_BYTES: M rows of K in A's type, each padded to 16
+// bytes) and then the walks' partial sums, one float per thread and vector
+// element (8: the most elements a 16-byte vector holds), then a row's 1/RMS
+// per row of A. 14 KB of x: K up to 3584 in f32, 7168 in f16/bf16 at M = 1
+// (llama_decode's 2048 and 5632), the whole tile within 48 KB of static
+// shared memory; a larger x is read from global memory as before.
 #define ANVIL_GEMV_RING_STAGES 4
 #define ANVIL_GEMV_STAGE_BYTES 8192
+#define ANVIL_GEMV_X_BYTES 14336
 ANVIL_FACT constexpr int anvil_gemv_ring_bytes() { return ANVIL_GEMV_RING_STAGES * ANVIL_GEMV_STAGE_BYTES; }
-ANVIL_FACT constexpr int anvil_gemv_smem_bytes(int threads) { return anvil_gemv_ring_bytes() + threads * 8 * 4; }
+ANVIL_FACT constexpr int anvil_gemv_region_bytes(int threads) {
+    return threads * 8 * 4 > ANVIL_GEMV_X_BYTES ? threads * 8 * 4 : ANVIL_GEMV_X_BYTES;
+}
+ANVIL_FACT constexpr int anvil_gemv_smem_bytes(int threads) {
+    return anvil_gemv_ring_bytes() + anvil_gemv_region_bytes(threads) + ANVIL_GEMV_MAX_M * 4;
+}
+// Bytes of one staged row of x: K elements of `elem` bytes, padded to 16.
+ANVIL_FACT constexpr anvil_i64 anvil_gemv_x_row_bytes(anvil_i64 k, int elem) { return (k * elem + 15) / 16 * 16; }
+// Whether the ring walk stages x (m rows of k) in shared memory.
+ANVIL_FACT constexpr bool anvil_gemv_x_fits(int m, anvil_i64 k, int elem) {
+    return m * anvil_gemv_x_row_bytes(k, elem) <= ANVIL_GEMV_X_BYTES;
+}
 
 // conv2d (conv2d.cuh): the A and B slices as matmul, then the gather
 // tables: per stage and k of its slice the k's offset in x and its

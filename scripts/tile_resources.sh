@@ -53,7 +53,8 @@ nvrtc=$(grep -h "define NVRTC_VERSION\|CUDA_VERSION " /usr/local/cuda/include/cu
   echo "llama_decode's kernel). *weight bytes in flight*: the ring's stages issued but not yet multiplied,"
   echo "(ANVIL_GEMV_RING_STAGES - 1) x ANVIL_GEMV_STAGE_BYTES whenever K fills them, issued before the task's"
   echo "waits or, while the block's previous GEMV multiplies its last stages, by that GEMV (rtasks/weight_ring.cuh);"
-  echo "per SM at two blocks in parentheses."
+  echo "per SM at two blocks in parentheses. *tile smem*: the ring, then the staged x (ANVIL_GEMV_X_BYTES, which the"
+  echo "partial sums reuse after the walk) and a row's 1/RMS per row of A (rtasks/tiling.cuh)."
   echo
   cat "$gemv"
   cat <<'NOTES'

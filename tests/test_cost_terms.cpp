@@ -112,15 +112,17 @@ TEST_CASE("cost terms: a GEMV whose weight rows are 16-byte aligned streams them
     // x [1, 1000] @ w [1000, n]: bf16 rows of n = 88 are 176 bytes (the ring,
     // 256 k rows of 16 columns per 8 KB stage: 4 stages), of n = 77 154
     // bytes (the register walk). A computed B (exp of an input) fills the
-    // ring after its waits: the first round trip shows.
-    auto gemv = [](int n, bool computed) {
+    // ring after its waits: the first round trip shows. x (2000 bytes) is
+    // staged after the waits: one round trip, which a computed B's fill
+    // covers; an x over ANVIL_GEMV_X_BYTES is read in the walk.
+    auto gemv = [](int n, bool computed, int k = 1000) {
         GraphBuilder b(DType::bf16);
-        b.input("x", {1, 1000});
+        b.input("x", {1, k});
         if (computed) {
-            b.input("v", {1000, n});
+            b.input("v", {k, n});
             b.node("w", Op::exp, {"v"});
         } else {
-            b.param("w", {1000, n});
+            b.param("w", {k, n});
         }
         b.node("y", Op::matmul, {"x", "w"});
         b.output("y");
@@ -133,10 +135,16 @@ TEST_CASE("cost terms: a GEMV whose weight rows are 16-byte aligned streams them
     CHECK(ring.k_slices == 4);
     CHECK(ring.slices_in_flight == ANVIL_GEMV_RING_STAGES - 1);
     CHECK(ring.fill_hidden);
-    CHECK(ring.serial_rounds == 0);
+    CHECK(ring.serial_rounds == 1);
     const TileLatency computed = tile_latency(gemv(88, true));
     CHECK(computed.k_slices == 4);
     CHECK_FALSE(computed.fill_hidden);
+    CHECK(computed.serial_rounds == 0);
+    const int k_large = ANVIL_GEMV_X_BYTES / 2 + 1;  // one bf16 more than the staged x holds
+    const TileLatency large = tile_latency(gemv(88, false, k_large));
+    CHECK(large.fill_hidden);
+    CHECK(large.serial_rounds == 0);
+    CHECK(tile_latency(gemv(88, false, k_large - 8)).serial_rounds == 1);
     const TileLatency walk = tile_latency(gemv(77, false));
     CHECK(walk.k_slices == 0);
     CHECK(walk.serial_rounds == element_loop_rounds(1000.0 * 16 * 2 / 64, 1));

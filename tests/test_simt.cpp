@@ -23,6 +23,7 @@
 #include "schedule/builders.h"
 #include "schedule/variants.h"
 #include "tile/decompose.h"
+#include "../rtasks/tiling.cuh"
 
 using namespace anvil;
 namespace fs = std::filesystem;
@@ -145,6 +146,36 @@ TEST_CASE("simt: the weight ring runs on from a block's task to its next", "[sim
     opt.check_races = true;
     const TensorMap values = make_values(g, std::nullopt);
     test::expect_reference(g, values, run_simt(s, values, opt), cases.size() * 5);
+}
+
+TEST_CASE("simt: the ring walk stages x in shared memory when it fits, reads it from global memory when not", "[simt][gemv]") {
+    // Rows of x at the edge of ANVIL_GEMV_X_BYTES (tiling.cuh) and on either
+    // side of it, in f32 and bf16: 3584 f32 or 7168 bf16 elements fit one
+    // row, 896 f32 four rows; one element more does not (the walk then reads
+    // x from global memory). Odd K, rows of x that are not 16-byte aligned
+    // (M > 1, K odd: their staging is scalar), K below one stage, N past the
+    // last full tile; B's rows 16-byte aligned, so the ring takes them all.
+    const DType dtype = GENERATE(DType::f32, DType::bf16);
+    CAPTURE(dtype_name(dtype));
+    const int e = static_cast<int>(dtype_size(dtype)), full = ANVIL_GEMV_X_BYTES / e;
+    const std::vector<MmCase> cases = {{1, full, 40, false},     {1, full + 1, 40, false}, {4, full / 4, 24, false},
+                                       {4, full / 4 + 1, 24, false}, {3, 1001, 8, false},   {2, 7, 136, false},
+                                       {1, 1, 16, false}};
+    CHECK(anvil_gemv_x_fits(1, full, e));
+    CHECK_FALSE(anvil_gemv_x_fits(1, full + 1, e));
+    CHECK(anvil_gemv_x_fits(4, full / 4, e));
+    CHECK_FALSE(anvil_gemv_x_fits(4, full / 4 + 1, e));
+    const int widths[] = {16, 64};
+    const Graph g = cases_graph("x_staged", dtype, cases, 2);
+    TileGraph tg = decompose(g);
+    for (ROp& op : tg.rops) op = as_gemv(op, widths[case_index(op)]);
+    // Three blocks round robin: a block's tasks alternate staged and global x
+    // while the ring runs on across them.
+    const Schedule s = persistent_schedule("round_robin", tg, default_gpu(), round_robin_order(tg, 3), 3);
+    HostRunOptions opt;
+    opt.check_races = true;
+    const TensorMap values = make_values(g, std::nullopt);
+    test::expect_reference(g, values, run_simt(s, values, opt), cases.size() * 2);
 }
 
 TEST_CASE("simt: the GEMV in every width, both B layouts", "[simt][gemv]") {

@@ -17,6 +17,7 @@
 #include "schedule/orders.h"
 #include "schedule/variants.h"
 #include "tile/decompose.h"
+#include "../rtasks/tiling.cuh"
 
 using namespace anvil;
 
@@ -171,6 +172,18 @@ TEST_CASE("simt mutations: the GEMV weight ring needs its prefetch and its waits
                       Catch::Contains("a gemv tile") && Catch::Contains("cp.async"));
 }
 
+TEST_CASE("simt mutations: the ring walk's staged x needs its copies and its wait", "[simt][mutation][gemv]") {
+    const Graph g = ring_model();
+    // x's copies not issued: the walk reads shared memory no copy wrote.
+    CHECK_THROWS_WITH(run_mutant(g, ring_schedule(g), "anvil_gemv_stage_x(p, A, (TA*)xs);", ""),
+                      Catch::Contains("a gemv tile") && Catch::Contains("which no thread wrote since the task began"));
+    // The first stage's wait for every group (x's is the newest), only for
+    // the ring's: x's copies have not landed.
+    CHECK_THROWS_WITH(run_mutant(g, ring_schedule(g), "if (XS && s == 0 && p.b_fixed) anvil_stage_wait<0>();",
+                                 "if (false) anvil_stage_wait<0>();"),
+                      Catch::Contains("a gemv tile") && Catch::Contains("cp.async"));
+}
+
 namespace {
 
 // A block's queue of ring GEMVs (one persistent block, so one simt worker
@@ -216,11 +229,13 @@ TEST_CASE("simt mutations: a GEMV walk hands its ring to the block's next task",
                                  ""),
                       Catch::Contains("a gemv tile") && Catch::Contains("which no thread wrote since the task began"));
     // The next task starting its stream at slot 0, not where the walk left
-    // it: its first stage is a slot whose copy (its second stage) has not
-    // landed.
+    // it (slot 3): its first two stages read slots 0 and 1, which hold its
+    // second and third (landed: the wait for its staged x waits for every
+    // group), its third slot 2, which no copy wrote.
     CHECK_THROWS_WITH(run_mutant(g, handoff_schedule(g), "ring->slot = (slot0 + stages) % S;", "ring->slot = 0;"),
                       Catch::Contains("(rop 'y' tile 1), a gemv tile") &&
-                          Catch::Contains("read byte 0 of shared region 'smem', which no thread wrote since the task began"));
+                          Catch::Contains("read byte " + std::to_string(2 * ANVIL_GEMV_STAGE_BYTES) +
+                                          " of shared region 'smem', which no thread wrote since the task began"));
     // The copies in flight at the task's end not handed on.
     CHECK_THROWS_WITH(run_mutant(g, handoff_schedule(g), "if (ring.handed) anvil_cp_async_carry();", ""),
                       Catch::Contains("cp.async copies not waited for"));

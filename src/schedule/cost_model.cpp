@@ -186,6 +186,11 @@ TileLatency tile_latency(const ROp& op, double epilogue_rounds) {
             t.k_slices = std::ceil(double(p->K) / rows);
             t.slices_in_flight = ANVIL_GEMV_RING_STAGES - 1;
             t.fill_hidden = p->b_fixed != 0;
+            // x staged in shared memory after the waits (anvil_gemv_x_fits):
+            // its one round trip precedes the first stage's multiply; a
+            // computed B's fill, issued beside it, covers it.
+            if (t.fill_hidden && anvil_gemv_x_fits(p->M, p->K, static_cast<int>(dtype_size(op.dtypes.at(0)))))
+                t.serial_rounds = 1;
         } else if (p->algo == ANVIL_MM_GEMV) {
             // Each thread streams its share of B's columns, ANVIL_GEMV_UNROLL (4) 16-byte loads at a time.
             const double bytes = double(p->K) * p->bn * dtype_size(op.dtypes.at(1));
