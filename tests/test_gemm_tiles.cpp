@@ -16,6 +16,7 @@
 
 #include "anvil/pipeline.h"
 #include "codegen/emit.h"
+#include "conv_cases.h"
 #include "frontend/infer_shapes.h"
 #include "frontend/load_model.h"
 #include "frontend/values.h"
@@ -30,6 +31,7 @@
 #include "tile/verify_tile_graph.h"
 
 using namespace anvil;
+using namespace anvil::test;
 
 namespace {
 
@@ -63,29 +65,8 @@ Graph matmul_cases(DType dtype, const std::vector<MmCase>& cases) {
     return infer_shapes(build_graph(load_model_from_string(text, "gemm_cases.yaml")));
 }
 
-struct ConvCase {
-    int n, c, h, w, o, kh, kw, stride, pad, dilation, groups;
-    bool bias;
-};
-
 Graph conv_cases(DType dtype, const std::vector<ConvCase>& cases, int variants = kShapeCount) {
-    std::string inputs, params, nodes, outputs;
-    for (size_t i = 0; i < cases.size(); ++i) {
-        const ConvCase& cc = cases[i];
-        inputs += fmt::format("  - {{name: x{}, shape: [{}, {}, {}, {}]}}\n", i, cc.n, cc.c, cc.h, cc.w);
-        params += fmt::format("  - {{name: w{}, shape: [{}, {}, {}, {}]}}\n", i, cc.o, cc.c / cc.groups, cc.kh, cc.kw);
-        if (cc.bias) params += fmt::format("  - {{name: b{}, shape: [{}]}}\n", i, cc.o);
-        for (int v = 0; v < variants; ++v) {
-            nodes += fmt::format("  - {{name: y{}_v{}, op: conv2d, inputs: [x{}, w{}{}], stride: {}, padding: {}, "
-                                 "dilation: {}, groups: {}}}\n",
-                                 i, v, i, i, cc.bias ? fmt::format(", b{}", i) : "", cc.stride, cc.pad, cc.dilation,
-                                 cc.groups);
-            outputs += fmt::format("{}y{}_v{}", outputs.empty() ? "" : ", ", i, v);
-        }
-    }
-    const std::string text = fmt::format("anvil: 1\nname: conv_cases\ndtype: {}\nseed: 29\ninputs:\n{}params:\n{}nodes:\n{}outputs: [{}]\n",
-                                         dtype_name(dtype), inputs, params, nodes, outputs);
-    return infer_shapes(build_graph(load_model_from_string(text, "conv_cases.yaml")));
+    return conv_cases_graph(dtype, cases, variants, 29);
 }
 
 int shape_index(const ROp& op) { return std::stoi(op.name.substr(op.name.rfind("_v") + 2)); }

@@ -108,7 +108,7 @@ TEST_CASE("PTX is asked of a virtual architecture", "[compile]") {
     CHECK(compile_ptx("__global__ void k() {}", "compute_90").find(".entry") != std::string::npos);
 }
 
-TEST_CASE("--reload-params emits the tiles reading their params through the table, and they still compute", "[cli][simt]") {
+TEST_CASE("anvil --reload-params emits the tiles reading their params through the table, and they still compute", "[cli][simt]") {
     TempDir dir;
     const std::string cu = (dir.path / "reload.cu").string();
     REQUIRE(run_anvil("schedule models/resnet18_small.yaml --reload-params --emit " + cu).status == 0);

@@ -20,6 +20,7 @@
 #include "anvil/pipeline.h"
 #include "anvil_cmd.h"
 #include "codegen/emit.h"
+#include "conv_cases.h"
 #include "frontend/infer_shapes.h"
 #include "frontend/load_model.h"
 #include "frontend/values.h"
@@ -37,13 +38,9 @@
 #include "../rtasks/tiling.cuh"
 
 using namespace anvil;
+using namespace anvil::test;
 
 namespace {
-
-struct ConvCase {
-    int n, c, h, w, o, kh, kw, stride, pad, dilation, groups;
-    bool bias;
-};
 
 // None a multiple of a tile; every one an implicit GEMM (N >= 16 or K > 256).
 const std::vector<ConvCase> kCases = {
@@ -60,26 +57,7 @@ const int kShapes[][2] = {{32, 32}, {32, 64}, {32, 128}, {64, 32}, {64, 64}, {64
 const int kShapeCount = sizeof(kShapes) / sizeof(kShapes[0]);
 
 // One f32 conv2d node per (case, shape); node names end in _v<shape>.
-Graph conv_cases_graph(int variants = kShapeCount) {
-    std::string inputs, params, nodes, outputs;
-    for (size_t i = 0; i < kCases.size(); ++i) {
-        const ConvCase& cc = kCases[i];
-        inputs += fmt::format("  - {{name: x{}, shape: [{}, {}, {}, {}]}}\n", i, cc.n, cc.c, cc.h, cc.w);
-        params += fmt::format("  - {{name: w{}, shape: [{}, {}, {}, {}]}}\n", i, cc.o, cc.c / cc.groups, cc.kh, cc.kw);
-        if (cc.bias) params += fmt::format("  - {{name: b{}, shape: [{}]}}\n", i, cc.o);
-        for (int v = 0; v < variants; ++v) {
-            nodes += fmt::format("  - {{name: y{}_v{}, op: conv2d, inputs: [x{}, w{}{}], stride: {}, padding: {}, "
-                                 "dilation: {}, groups: {}}}\n",
-                                 i, v, i, i, cc.bias ? fmt::format(", b{}", i) : "", cc.stride, cc.pad, cc.dilation,
-                                 cc.groups);
-            outputs += fmt::format("{}y{}_v{}", outputs.empty() ? "" : ", ", i, v);
-        }
-    }
-    const std::string text = fmt::format(
-        "anvil: 1\nname: tf32_conv_cases\ndtype: f32\nseed: 37\ninputs:\n{}params:\n{}nodes:\n{}outputs: [{}]\n", inputs,
-        params, nodes, outputs);
-    return infer_shapes(build_graph(load_model_from_string(text, "tf32_conv_cases.yaml")));
-}
+Graph conv_cases_graph(int variants = kShapeCount) { return conv_cases_graph(DType::f32, kCases, variants, 37); }
 
 Gpu with_precision(F32Precision p) {
     Gpu g = default_gpu();
