@@ -1,10 +1,12 @@
 // anvil tune's parts that need no GPU: the distinct problems of a model and
-// their candidates, the one tuning schedule (which must compile with NVRTC
+// their candidates (tile shapes, and K splits of those that leave blocks
+// idle), the one tuning schedule (which must compile with NVRTC
 // and, run on the host, rewrite every output with each candidate and still
 // match the reference), and cost keys shared by identical layers. On a
 // device ([gpu]) the whole tuner runs.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <filesystem>
 #include <set>
 
@@ -14,6 +16,7 @@
 #include "runtime/host_backend.h"
 #include "anvil/pipeline.h"
 #include "tools/tune.h"
+#include "schedule/split_k.h"
 #include "run_checks.h"
 #include "runtime/compile_nvrtc.h"
 #include "tile/decompose.h"
@@ -71,19 +74,55 @@ TEST_CASE("decode GEMVs and tensor-core tiles are candidates where they apply", 
     CHECK(tc);
 }
 
+TEST_CASE("tile shapes that leave blocks idle are also measured split along K", "[tune]") {
+    const Gpu gpu = with_tensor_cores();
+    const TileGraph tg = fuse(decompose(zoo("bert_base.yaml")), gpu);  // full size: K long enough to slice
+    const int grid = gpu.sm_count * megakernel_blocks_per_sm(tg, gpu);
+    size_t splits = 0;
+    for (const TuneProblem& p : tune_problems(tg, gpu)) {
+        INFO(p.key);
+        std::set<std::pair<size_t, int>> seen;
+        for (const TuneSplit& s : p.splits) {
+            REQUIRE(s.candidate < p.candidates.size());
+            const ROp& c = p.candidates[s.candidate];
+            CHECK(c.tiles < grid);  // whole, it would leave blocks idle
+            CHECK(s.ways > 1);
+            CHECK(seen.insert({s.candidate, s.ways}).second);
+            // Exactly the slice counts choose_split_k weighs.
+            const std::vector<int> ways = split_k_ways(c, grid);
+            CHECK(std::find(ways.begin(), ways.end(), s.ways) != ways.end());
+        }
+        for (size_t c = 0; c < p.candidates.size(); ++c) {
+            const size_t n = std::count_if(p.splits.begin(), p.splits.end(), [&](const TuneSplit& s) { return s.candidate == c; });
+            CHECK(n == (p.candidates[c].tiles < grid ? split_k_ways(p.candidates[c], grid).size() : 0));
+        }
+        splits += p.splits.size();
+    }
+    CHECK(splits > 0);
+}
+
 TEST_CASE("the tuning schedule compiles as one source and every candidate recomputes its output", "[tune][host]") {
     const Graph g = zoo("transformer_encoder_f16.yaml");
     const TileGraph tg = fuse(decompose(g), default_gpu());
     const std::vector<TuneProblem> problems = tune_problems(tg, with_tensor_cores());
     const TuningPlan plan = tuning_plan(tg, with_tensor_cores(), problems);
-    size_t candidates = 0;
-    for (const TuneProblem& p : problems) candidates += p.candidates.size();
-    REQUIRE(plan.candidates.size() == candidates);
+    size_t candidates = 0, splits = 0;
+    for (const TuneProblem& p : problems) candidates += p.candidates.size(), splits += p.splits.size();
+    REQUIRE(splits > 0);
+    REQUIRE(plan.candidates.size() == candidates + splits);
     CHECK(plan.model_launches == tg.rops.size());
-    CHECK(plan.schedule.launches.size() == tg.rops.size() + candidates);
+    CHECK(plan.schedule.launches.size() == tg.rops.size() + candidates + 2 * splits);
     for (const auto& c : plan.candidates) {
         CHECK(c.launch >= plan.model_launches);
         CHECK(c.writes.end > c.writes.begin);
+        if (c.ways == 1) continue;
+        // A split: its partials, then the reduce that writes the output.
+        const ROp& part = plan.schedule.tiles.rops.at(c.launch);
+        const ROp& red = plan.schedule.tiles.rops.at(c.launch + 1);
+        CHECK(part.split_k == c.ways);
+        CHECK(red.kind == TaskKind::rowwise);
+        CHECK(std::get<RowParams>(red.params).op == ANVIL_ROW_SPLIT_SUM);
+        CHECK(red.reads.front() == part.node);  // the scratch the partials wrote
     }
     const CubinResult cubin = compile_nvrtc(emit_source(plan.schedule), "sm_90");
     CHECK(!cubin.cubin.empty());
@@ -106,6 +145,7 @@ TEST_CASE("tune measures every candidate on the device and the cost model uses t
     opt.iters = 3;
     const Gpu tuned = tune(g, with_tensor_cores(), opt, &records, [&](const std::string& l) { lines.push_back(l); });
     REQUIRE(!records.empty());
+    CHECK(std::any_of(records.begin(), records.end(), [](const TuneRecord& r) { return r.ways > 1; }));
     for (const TuneRecord& r : records) {
         INFO(r.key << ": relative L2 " << r.rel_l2);
         CHECK(r.ok);

@@ -397,10 +397,13 @@ int cmd_tune(const std::string& model, const Gpu& gpu, int iters, const std::str
     fmt::print("model {}: tuning for {}\n", graph.model_name, gpu.name);
     const Gpu tuned = tune(graph, gpu, opt, &records, [](const std::string& line) { fmt::print("  {}\n", line); });
     const auto failed = std::count_if(records.begin(), records.end(), [](const TuneRecord& r) { return !r.ok; });
-    fmt::print("  {} candidates measured, {} refused (output differs from the model's run)\n",
+    fmt::print("  {} rOps measured (a K split's partials and reduce apart), {} refused (output differs from the "
+               "model's run)\n",
                records.size() - failed, failed);
     for (const TuneRecord& r : records)
-        if (!r.ok) fmt::print("    refused: {} (relative L2 {:.3e})\n", r.key, r.rel_l2);
+        if (!r.ok)
+            fmt::print("    refused: {}{} (relative L2 {:.3e})\n", r.key,
+                       r.ways > 1 ? fmt::format(", of a split in {} K slices", r.ways) : "", r.rel_l2);
     if (!out_path.empty()) {
         write_file_atomically(out_path, measured_yaml(tuned));
         fmt::print("  wrote {} (copy it to kernels_db/measured/{}.yaml)\n", out_path, gpu.name);

@@ -223,6 +223,15 @@ std::pair<ROp, ROp> split_rop(const ROp& op, int ways, VertexId scratch, int64_t
     return {std::move(part), std::move(red)};
 }
 
+std::vector<int> split_k_ways(const ROp& op, int grid_blocks) {
+    std::vector<int> out;
+    if (!cannot_split(op).empty()) return out;
+    for (int ways : kWays)
+        if (splits_into(op, ways) && int64_t{op.tiles} * ways <= int64_t{kMaxTilesPerBlock} * grid_blocks)
+            out.push_back(ways);
+    return out;
+}
+
 SplitChoice choose_split_k(const ROp& op, const Gpu& gpu, const WaveLoad& wave) {
     ANVIL_CHECK(op.kind == TaskKind::matmul || op.kind == TaskKind::conv2d,
                 "choose_split_k: rOp '" + op.name + "' is no GEMM");
@@ -251,8 +260,7 @@ SplitChoice choose_split_k(const ROp& op, const Gpu& gpu, const WaveLoad& wave) 
     }
     const int K = gemm_k(op);
     int best = 1;
-    for (int ways : kWays) {
-        if (!splits_into(op, ways) || int64_t{op.tiles} * ways > int64_t{kMaxTilesPerBlock} * wave.grid_blocks) continue;
+    for (int ways : split_k_ways(op, wave.grid_blocks)) {
         const auto [part, red] = split_rop(op, ways, 0, 0);
         const double reduce_tile_s = split_k_reduce_tile_seconds(gpu, red) + gpu.task_overhead_s;
         const double s = wave_s(part) + std::ceil(double(red.tiles) / wave.grid_blocks) * reduce_tile_s +

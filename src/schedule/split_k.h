@@ -14,6 +14,7 @@
 #pragma once
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "schedule/schedule.h"
 
@@ -42,6 +43,12 @@ constexpr double kSplitKMinGain = 0.10;
 // every slice, as in the whole GEMM) and at least kSplitKMinSlice long.
 constexpr int kSplitKSliceStep = 16;
 constexpr int kSplitKMinSlice = 64;
+
+// The K slice counts `op` (a GEMM-like rOp, tile shape chosen) can take on
+// a grid of `grid_blocks`: whole slices, at most a few partial tiles per
+// block; empty when it cannot be split at all. What choose_split_k tries
+// and what anvil tune measures.
+std::vector<int> split_k_ways(const ROp& op, int grid_blocks);
 
 // How many K slices `op` (a GEMM-like rOp, tile shape chosen) should take.
 SplitChoice choose_split_k(const ROp& op, const Gpu& gpu, const WaveLoad& wave);

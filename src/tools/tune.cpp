@@ -15,6 +15,7 @@
 #include "anvil/pipeline.h"
 #include "schedule/variants.h"
 #include "schedule/builders.h"
+#include "schedule/split_k.h"
 #include "tile/footprint.h"
 #include "tile/verify_tile_graph.h"
 #include "runtime/cuda_driver.h"
@@ -78,6 +79,7 @@ double median(std::vector<double> v) {
 std::vector<TuneProblem> tune_problems(const TileGraph& tg, const Gpu& gpu) {
     std::vector<TuneProblem> problems;
     std::map<std::string, size_t> index;
+    const int grid = gpu.sm_count * megakernel_blocks_per_sm(tg, gpu);
     for (size_t r = 0; r < tg.rops.size(); ++r) {
         const ROp& op = tg.rops[r];
         if (!is_gemm(op)) continue;
@@ -89,6 +91,10 @@ std::vector<TuneProblem> tune_problems(const TileGraph& tg, const Gpu& gpu) {
             std::set<std::string> seen;
             for (ROp& v : tile_variants(op, gpu))
                 if (seen.insert(cost_key(v)).second) p.candidates.push_back(std::move(v));
+            // A shape that leaves blocks idle whole is what split-K is for.
+            for (size_t c = 0; c < p.candidates.size(); ++c)
+                if (p.candidates[c].tiles < grid)
+                    for (int ways : split_k_ways(p.candidates[c], grid)) p.splits.push_back({c, ways});
             problems.push_back(std::move(p));
         }
         problems[it->second].rops.push_back(static_cast<int>(r));
@@ -100,11 +106,18 @@ TuningPlan tuning_plan(const TileGraph& tg, const Gpu& gpu, const std::vector<Tu
     TileGraph all = tg;
     TuningPlan plan;
     plan.model_launches = tg.rops.size();
-    for (size_t p = 0; p < problems.size(); ++p)
+    for (size_t p = 0; p < problems.size(); ++p) {
         for (const ROp& c : problems[p].candidates) {
-            plan.candidates.push_back({p, all.rops.size(), written(c)});
+            plan.candidates.push_back({p, all.rops.size(), 1, written(c)});
             all.rops.push_back(c);
         }
+        for (const TuneSplit& split : problems[p].splits) {
+            const size_t at = all.rops.size();
+            all.rops.push_back(problems[p].candidates.at(split.candidate));
+            split_k_at(all, static_cast<int>(at), split.ways);  // partials at `at`, the reduce after them
+            plan.candidates.push_back({p, at, split.ways, written(all.rops[at + 1])});
+        }
+    }
     plan.schedule = launch_per_rop("tune", all, gpu, "anvil_tune_");
     verify_tile_graph(plan.schedule.tiles, gpu);
     verify_schedule(plan.schedule);
@@ -148,35 +161,47 @@ Gpu tune(const Graph& graph, const Gpu& gpu, const TuneOptions& opt, std::vector
         double best_s = INFINITY;
         for (; next < plan.candidates.size() && plan.candidates[next].problem == p; ++next) {
             const auto& c = plan.candidates[next];
+            const size_t launches = c.ways > 1 ? 2 : 1;
             const ROp& op = plan.schedule.tiles.rops[c.launch];
-            TuneRecord rec;
-            rec.key = cost_key(op);
-            program.run_launches(c.launch, 1);  // warm-up, and the output to check
+            program.run_launches(c.launch, launches);  // warm-up, and the output to check
             // Every candidate writes the same elements (its problem's output).
             ANVIL_CHECK(c.writes.begin == range.begin && c.writes.end == range.end,
-                        "tune: candidate " + rec.key + " writes other bytes than its problem");
-            rec.rel_l2 = rel_l2(program.read(range.begin, range.end - range.begin), expected, out);
+                        "tune: candidate " + cost_key(op) + " writes other bytes than its problem");
+            const double err = rel_l2(program.read(range.begin, range.end - range.begin), expected, out);
             // A TF32 candidate (--precision tf32) rounds its operands: TF32's tolerance.
             const auto* mm = std::get_if<MatmulParams>(&op.params);
             const auto* conv = op.kind == TaskKind::conv2d ? std::get_if<WindowParams>(&op.params) : nullptr;
             const bool tf32 = (mm && mm->algo == ANVIL_MM_TENSOR_TF32) || (conv && conv->algo == ANVIL_MM_TENSOR_TF32);
-            rec.ok = rec.rel_l2 <= 2 * (tf32 ? kTf32Tolerance : dtype_tolerance(out));
-            if (!rec.ok) {
-                program.write(range.begin, expected);  // later problems may read it
-            } else {
-                std::vector<double> times;
-                for (int i = 0; i < opt.iters; ++i) times.push_back(program.run_launches(c.launch, 1));
-                rec.launch_s = median(times);
-                const int per_sm = std::max(1, blocks_per_sm(gpu, 256, tile_smem_bytes(op)));
-                const double waves = std::ceil(double(op.tiles) / (double(program.sm_count()) * per_sm));
-                rec.tile_s = rec.launch_s / std::max(1.0, waves);
-                tuned.measured_tile_s[rec.key] = rec.tile_s;
-                if (rec.launch_s < best_s) best_s = rec.launch_s, best = rec.key;
+            const bool ok = err <= 2 * (tf32 ? kTf32Tolerance : dtype_tolerance(out));
+            if (!ok) program.write(range.begin, expected);  // later problems may read it
+            // A split's partials and reduce are timed apart: the cost model
+            // weighs each (choose_split_k) by its own key.
+            double total_s = 0;
+            for (size_t l = c.launch; l < c.launch + launches; ++l) {
+                const ROp& rop = plan.schedule.tiles.rops[l];
+                TuneRecord rec;
+                rec.key = cost_key(rop);
+                rec.ways = c.ways;
+                rec.rel_l2 = err;
+                rec.ok = ok;
+                if (ok) {
+                    std::vector<double> times;
+                    for (int i = 0; i < opt.iters; ++i) times.push_back(program.run_launches(l, 1));
+                    rec.launch_s = median(times);
+                    const int per_sm = std::max(1, blocks_per_sm(gpu, 256, tile_smem_bytes(rop)));
+                    const double waves = std::ceil(double(rop.tiles) / (double(program.sm_count()) * per_sm));
+                    rec.tile_s = rec.launch_s / std::max(1.0, waves);
+                    tuned.measured_tile_s[rec.key] = rec.tile_s;
+                    total_s += rec.launch_s;
+                }
+                if (records) records->push_back(rec);
             }
-            if (records) records->push_back(rec);
+            if (ok && total_s < best_s)
+                best_s = total_s, best = c.ways > 1 ? fmt::format("{} in {} K slices", cost_key(op), c.ways) : cost_key(op);
         }
-        say(fmt::format("[{}/{}] {} (x{} rOps): {} candidates; fastest {} at {:.2f} us", p + 1, problems.size(),
-                        problem.key, problem.rops.size(), problem.candidates.size(), best, best_s * 1e6));
+        say(fmt::format("[{}/{}] {} (x{} rOps): {} candidates, {} K splits; fastest {} at {:.2f} us", p + 1,
+                        problems.size(), problem.key, problem.rops.size(), problem.candidates.size(),
+                        problem.splits.size(), best, best_s * 1e6));
     }
     return tuned;
 }
