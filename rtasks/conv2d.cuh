@@ -9,7 +9,8 @@
 // A tile is one BM x BN block of Y. As in matmul.cuh, BK-deep slices of A
 // and B stream through the stages of gemm_stages.cuh as k-major f32 (the
 // gather of A is one 4-byte cp.async per element, zero-filled in the
-// padding and past the edges), and each thread owns a register micro-tile
+// padding and past the edges; a pointwise conv's A is x itself, copied 16
+// bytes at a time), and each thread owns a register micro-tile
 // read with 128-bit shared loads. Threads are laid out along M first: y's
 // pixels are contiguous, so neighbouring threads store neighbouring bytes.
 //
@@ -68,22 +69,44 @@ ANVIL_DEVICE void anvil_conv_k_tables(const WindowParams& p, int* kt, int k0, in
     }
 }
 
+// Whether A of this tile's conv is x as it is stored, [K][M] with m
+// contiguous, so that four pixels move as one 16-byte copy: a pointwise
+// conv (1 x 1, stride 1, no padding: pixel m of y is pixel m of x) of f32
+// x whose planes keep 16-byte alignment.
+template <class TX>
+ANVIL_DEVICE bool anvil_conv_a_vec(const WindowParams& p, const TX* x) {
+    return anvil_is_f32<TX>::value && p.KH == 1 && p.KW == 1 && p.sh == 1 && p.sw == 1 && p.pt == 0 && p.pl == 0 &&
+           (p.H * p.W) % 4 == 0 && anvil_aligned16(x);
+}
+
 // Slice k0 of A (gathered from x, m fast so a warp reads along a row of x)
 // into As[k][m] and of B (w[o][k], k fast, rows K long) into Bs[k][o],
 // zero from k_end on. `mine`: this thread's one pixel when every element it
-// gathers has it.
+// gathers has it. `a_vec` (anvil_conv_a_vec): A's rows are x's planes,
+// copied four pixels at a time with no k tables.
 template <class TX, class TW, int BM, int BN, int BK>
 ANVIL_DEVICE void anvil_conv_stage(const WindowParams& p, float* As, float* Bs, const int* kt, const TX* x,
-                                   const TW* w, int m0, int o0, int k0, int M, int K, int k_end, AnvilConvPixel mine) {
+                                   const TW* w, int m0, int o0, int k0, int M, int K, int k_end, AnvilConvPixel mine,
+                                   bool a_vec) {
     const int LDA = BM + ANVIL_GEMM_PAD, LDB = BN + ANVIL_GEMM_PAD, tid = anvil_thread();
     const bool fixed = ANVIL_THREADS % BM == 0;
+    if (a_vec) {
 #pragma unroll 1
-    for (int e = tid; e < BM * BK; e += ANVIL_THREADS) {
-        const int m = e % BM, k = e / BM;
-        const AnvilConvPixel px = fixed ? mine : anvil_conv_pixel(p, m0 + m, M);
-        const int ih = px.h + anvil_lds(kt + BK + k), iw = px.w + anvil_lds(kt + 2 * BK + k);
-        const bool in = (unsigned)ih < (unsigned)p.H && (unsigned)iw < (unsigned)p.W;
-        anvil_stage_elem(As + k * LDA + m, x + (px.off + anvil_lds(kt + k)), in, x);
+        for (int e = tid; e < BK * (BM / 4); e += ANVIL_THREADS) {
+            const int k = e / (BM / 4), m = (e % (BM / 4)) * 4, gm = m0 + m, gk = k0 + k;
+            const int left = gk < k_end ? M - gm : 0;
+            anvil_stage_vec4(As + k * LDA + m, (const float*)x + (gk * M + gm), left < 0 ? 0 : left > 4 ? 4 : left,
+                             (const float*)x);
+        }
+    } else {
+#pragma unroll 1
+        for (int e = tid; e < BM * BK; e += ANVIL_THREADS) {
+            const int m = e % BM, k = e / BM;
+            const AnvilConvPixel px = fixed ? mine : anvil_conv_pixel(p, m0 + m, M);
+            const int ih = px.h + anvil_lds(kt + BK + k), iw = px.w + anvil_lds(kt + 2 * BK + k);
+            const bool in = (unsigned)ih < (unsigned)p.H && (unsigned)iw < (unsigned)p.W;
+            anvil_stage_elem(As + k * LDA + m, x + (px.off + anvil_lds(kt + k)), in, x);
+        }
     }
 #pragma unroll 1
     for (int e = tid; e < BN * BK; e += ANVIL_THREADS) {
@@ -147,6 +170,7 @@ ANVIL_TASK void anvil_conv2d_tile(const WindowParams& params, int tile, char* ar
     const int tx = tid % TXn, ty = tid / TXn;
     // On the GPU (ANVIL_THREADS % BM == 0) this thread gathers pixel tid % BM only.
     const AnvilConvPixel mine = anvil_conv_pixel(p, m0 + tid % BM, M);
+    const bool a_vec = anvil_conv_a_vec(p, x);
 
     float acc[BM / ANVIL_CONV_TX][BN / ANVIL_CONV_TY];
     for (int i = 0; i < RM; ++i)
@@ -162,7 +186,7 @@ ANVIL_TASK void anvil_conv2d_tile(const WindowParams& params, int tile, char* ar
     for (int s = 0; s < S - 1; ++s) {
         if (s < slices)
             anvil_conv_stage<TX, TW, BM, BN, BK>(p, smem + s * STAGE, smem + s * STAGE + BK * LDA, ktables + s * 3 * BK,
-                                                 x, w, m0, o0, kb + s * BK, M, K, ke, mine);
+                                                 x, w, m0, o0, kb + s * BK, M, K, ke, mine, a_vec);
         anvil_stage_commit();
     }
     for (int kt = 0; kt < slices; ++kt) {
@@ -172,7 +196,7 @@ ANVIL_TASK void anvil_conv2d_tile(const WindowParams& params, int tile, char* ar
         if (next < slices) {
             float* st = smem + (next % S) * STAGE;
             anvil_conv_stage<TX, TW, BM, BN, BK>(p, st, st + BK * LDA, ktables + (next % S) * 3 * BK, x, w, m0, o0,
-                                                 kb + next * BK, M, K, ke, mine);
+                                                 kb + next * BK, M, K, ke, mine, a_vec);
         }
         // Slice kt + S's tables into slice kt's, whose gather is long issued.
         if (kt + S < slices) anvil_conv_k_tables<BK>(p, ktables + (kt % S) * 3 * BK, kb + (kt + S) * BK, ke);

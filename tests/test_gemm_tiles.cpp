@@ -107,6 +107,7 @@ const std::vector<ConvCase> kConvCases = {
     {1, 8, 13, 11, 32, 3, 3, 1, 2, 2, 2, true},   // dilated, 2 groups of 16 channels
     {1, 257, 5, 7, 7, 1, 1, 1, 0, 1, 1, false},   // 1 x 1: K = 257, N = 7 (an implicit GEMM as K > 256)
     {1, 4, 1, 129, 20, 1, 5, 1, 2, 1, 1, true},   // one row, 129 wide
+    {2, 20, 6, 10, 18, 1, 1, 1, 0, 1, 1, true},   // pointwise, M = 60: f32 x's planes move 16 bytes at a time
 };
 
 // The tensor-core tile shapes tile_variants offers (BK: the deepest that fits).
@@ -126,7 +127,7 @@ Schedule every_tc_shape(const Graph& g) {
 }
 
 // The tensor-core conv cases: kConvCases (w's rows unaligned, K = 27, 36,
-// 257, 20: element copies; K = 144: 16-byte cp.async) and odd pixel and
+// 257, 20, 20: element copies; K = 144: 16-byte cp.async) and odd pixel and
 // channel counts with aligned rows of w (K = 8, 16, 24).
 std::vector<ConvCase> tc_conv_cases() {
     std::vector<ConvCase> c = kConvCases;
@@ -231,6 +232,29 @@ TEST_CASE("GEMM tiles: the aligned cases take the 16-byte copies", "[simt][gemm]
     for (const OutputCheck& c : checks) {
         INFO(c.name << ": relative L2 error " << c.rel_l2);
         CHECK(c.ok() == (c.name.rfind("y1_", 0) == 0));
+    }
+}
+
+// A pointwise f32 conv whose planes keep 16-byte alignment copies x four
+// pixels at a time: with that copy's tail clipped by one float, it goes
+// wrong, and the 1 x 1 conv of 35-pixel planes (gathered element by
+// element) stays right.
+TEST_CASE("GEMM tiles: a pointwise conv2d's aligned planes take the 16-byte copies", "[simt][gemm][conv][mutation]") {
+    const Graph g = conv_cases(DType::f32, {kConvCases[3], kConvCases[5]});
+    const Schedule s = every_shape(g, TaskKind::conv2d);
+    HostRunOptions opt;
+    opt.edit_source = [](std::string& src) {
+        const std::string from = "(const float*)x + (gk * M + gm), left < 0 ? 0 : left > 4 ? 4 : left,";
+        const size_t at = src.find(from);
+        REQUIRE(at != std::string::npos);
+        src.replace(at, from.size(), "(const float*)x + (gk * M + gm), left < 0 ? 0 : left > 3 ? 3 : left,");
+    };
+    const TensorMap values = make_values(g, std::nullopt);
+    const auto checks = check_outputs(g, run_simt(s, values, opt), reference_execute(g, values));
+    REQUIRE(checks.size() == 2 * kShapeCount);
+    for (const OutputCheck& c : checks) {
+        INFO(c.name << ": relative L2 error " << c.rel_l2);
+        CHECK(c.ok() == (c.name.rfind("y0_", 0) == 0));
     }
 }
 
