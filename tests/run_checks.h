@@ -1,5 +1,6 @@
 // What the tests of runs share: skipping, visibly, where there is no CUDA
-// device, and checking every output of a run against the float64 reference.
+// device, checking every output of a run against the float64 reference, and
+// mutating the emitted source.
 #pragma once
 #include <catch2/catch.hpp>
 
@@ -7,6 +8,7 @@
 
 #include "anvil/pipeline.h"
 #include "runtime/cuda_driver.h"
+#include "runtime/host_backend.h"
 
 // Returns from the test (reporting it skipped, with the reason) when no
 // CUDA device is usable.
@@ -31,6 +33,20 @@ inline void expect_reference(const Graph& g, const TensorMap& values, const Tens
         INFO("output " << c.name << ": relative L2 error " << c.rel_l2 << ", tolerance " << c.tolerance);
         CHECK(c.ok());
     }
+}
+
+// Run options that emit the source with the first `from` (which it must
+// hold; `unique`: exactly once) replaced by `to`: a mutation the test must
+// catch.
+inline HostRunOptions with_mutation(const std::string& from, const std::string& to, bool unique = true) {
+    HostRunOptions opt;
+    opt.edit_source = [from, to, unique](std::string& src) {
+        const size_t at = src.find(from);
+        REQUIRE(at != std::string::npos);
+        if (unique) REQUIRE(src.find(from, at + 1) == std::string::npos);
+        src.replace(at, from.size(), to);
+    };
+    return opt;
 }
 
 }  // namespace anvil::test

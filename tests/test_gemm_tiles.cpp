@@ -212,50 +212,39 @@ TEST_CASE("GEMM tiles: matmul and conv2d on CUDA cores agree with the reference 
                            kConvCases.size() * kShapeCount);
 }
 
-// The 16-byte copies are really taken for aligned rows: with their tail
-// clipped by one float, the aligned cases go wrong (and the odd ones, which
-// copy element by element, stay right).
-TEST_CASE("GEMM tiles: the aligned cases take the 16-byte copies", "[simt][gemm][mutation]") {
-    const Graph g = matmul_cases(DType::f32, {{37, 70, 68, false, false}, {129, 7, 33, false, false}});
-    const Schedule s = every_shape(g, TaskKind::matmul);
-    HostRunOptions opt;
-    opt.edit_source = [](std::string& src) {
-        // A's rows here are not contiguous along m: only B takes them.
-        const std::string from = "anvil_stage_vec4(Xs + k * LDX + x, (const float*)X + (gk * sk + gx), left < 0 ? 0 : left > 4 ? 4 : left,";
-        const size_t at = src.find(from);
-        REQUIRE(at != std::string::npos);
-        src.replace(at, from.size(), "anvil_stage_vec4(Xs + k * LDX + x, (const float*)X + (gk * sk + gx), left < 0 ? 0 : left > 3 ? 3 : left,");
-    };
+namespace {
+
+// Two cases' rOps in every tile shape, their 16-byte copies' tails clipped
+// by one float: the outputs of case `copied` go wrong, and the other
+// case's, copied element by element, stay right.
+void expect_clipped_copies(const Graph& g, const Schedule& s, const std::string& copy, int copied) {
+    const std::string whole = copy + " left < 0 ? 0 : left > 4 ? 4 : left,";
+    const std::string clipped = copy + " left < 0 ? 0 : left > 3 ? 3 : left,";
     const TensorMap values = make_values(g, std::nullopt);
-    const auto checks = check_outputs(g, run_simt(s, values, opt), reference_execute(g, values));
+    const auto checks =
+        check_outputs(g, run_simt(s, values, test::with_mutation(whole, clipped)), reference_execute(g, values));
     REQUIRE(checks.size() == 2 * kShapeCount);
     for (const OutputCheck& c : checks) {
         INFO(c.name << ": relative L2 error " << c.rel_l2);
-        CHECK(c.ok() == (c.name.rfind("y1_", 0) == 0));
+        CHECK(c.ok() != (c.name.rfind(fmt::format("y{}_", copied), 0) == 0));
     }
 }
 
+}  // namespace
+
+// The 16-byte copies are really taken for aligned rows (A's rows here are
+// not contiguous along m: only B takes them).
+TEST_CASE("GEMM tiles: the aligned cases take the 16-byte copies", "[simt][gemm][mutation]") {
+    const Graph g = matmul_cases(DType::f32, {{37, 70, 68, false, false}, {129, 7, 33, false, false}});
+    expect_clipped_copies(g, every_shape(g, TaskKind::matmul), "(const float*)X + (gk * sk + gx),", 0);
+}
+
 // A pointwise f32 conv whose planes keep 16-byte alignment copies x four
-// pixels at a time: with that copy's tail clipped by one float, it goes
-// wrong, and the 1 x 1 conv of 35-pixel planes (gathered element by
-// element) stays right.
+// pixels at a time; the 1 x 1 conv of 35-pixel planes gathers element by
+// element.
 TEST_CASE("GEMM tiles: a pointwise conv2d's aligned planes take the 16-byte copies", "[simt][gemm][conv][mutation]") {
     const Graph g = conv_cases(DType::f32, {kConvCases[3], kConvCases[5]});
-    const Schedule s = every_shape(g, TaskKind::conv2d);
-    HostRunOptions opt;
-    opt.edit_source = [](std::string& src) {
-        const std::string from = "(const float*)x + (gk * M + gm), left < 0 ? 0 : left > 4 ? 4 : left,";
-        const size_t at = src.find(from);
-        REQUIRE(at != std::string::npos);
-        src.replace(at, from.size(), "(const float*)x + (gk * M + gm), left < 0 ? 0 : left > 3 ? 3 : left,");
-    };
-    const TensorMap values = make_values(g, std::nullopt);
-    const auto checks = check_outputs(g, run_simt(s, values, opt), reference_execute(g, values));
-    REQUIRE(checks.size() == 2 * kShapeCount);
-    for (const OutputCheck& c : checks) {
-        INFO(c.name << ": relative L2 error " << c.rel_l2);
-        CHECK(c.ok() == (c.name.rfind("y0_", 0) == 0));
-    }
+    expect_clipped_copies(g, every_shape(g, TaskKind::conv2d), "(const float*)x + (gk * M + gm),", 1);
 }
 
 TEST_CASE("GEMM tiles: conv2d on tensor cores over odd shapes, strides, padding, groups, every tile shape, on host and simt",

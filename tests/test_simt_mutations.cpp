@@ -12,6 +12,7 @@
 #include "frontend/infer_shapes.h"
 #include "frontend/load_model.h"
 #include "frontend/values.h"
+#include "run_checks.h"
 #include "runtime/simt_backend.h"
 #include "schedule/builders.h"
 #include "schedule/orders.h"
@@ -57,15 +58,9 @@ Schedule schedule(const Graph& g, bool tensor) {
     return launch_per_rop("per_op", tg, default_gpu(), "op_");
 }
 
-// Runs `s` with `from` replaced by `to` in the emitted source (which must hold it).
+// Runs `s` with the first `from` replaced by `to` in the emitted source (which must hold it).
 TensorMap run_mutant(const Graph& g, const Schedule& s, const std::string& from, const std::string& to) {
-    HostRunOptions opt;
-    opt.edit_source = [&](std::string& src) {
-        const size_t at = src.find(from);
-        REQUIRE(at != std::string::npos);
-        src.replace(at, from.size(), to);
-    };
-    return run_simt(s, make_values(g, std::nullopt), opt);
+    return run_simt(s, make_values(g, std::nullopt), test::with_mutation(from, to, false));
 }
 
 bool matches_reference(const Graph& g, const TensorMap& outputs) {

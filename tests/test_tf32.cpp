@@ -110,13 +110,8 @@ TEST_CASE("TF32: TF32 tiles meet the TF32 tolerance, not f32's, and a broken one
     CHECK_FALSE(all_ok(check_outputs(g, out, reference, nullptr, F32Precision::f32)));
     // A mantissa bit of every A element flipped before its rounding: the
     // TF32 check still catches a wrong tile.
-    HostRunOptions opt;
-    opt.edit_source = [](std::string& src) {
-        const std::string from = "ab[q] = anvil_tf32_big(a[q]);";
-        const size_t at = src.find(from);
-        REQUIRE(at != std::string::npos);
-        src.replace(at, from.size(), "ab[q] = anvil_tf32_big(a[q] ^ 0x00200000u);");
-    };
+    const HostRunOptions opt =
+        test::with_mutation("ab[q] = anvil_tf32_big(a[q]);", "ab[q] = anvil_tf32_big(a[q] ^ 0x00200000u);");
     CHECK_FALSE(all_ok(check_outputs(g, run_simt(s, values, opt), reference, &values, F32Precision::tf32)));
 }
 

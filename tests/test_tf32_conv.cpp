@@ -147,14 +147,8 @@ TEST_CASE("TF32 conv2d: TF32 tiles meet the TF32 tolerance, not f32's, and a bro
     CHECK_FALSE(all_ok(check_outputs(g, out, reference, nullptr, F32Precision::f32)));
     // Neighbouring pixels swapped in the staged x (every element still
     // written once): the TF32 check still catches a wrong gather.
-    HostRunOptions opt;
-    opt.edit_source = [](std::string& src) {
-        const std::string from = "anvil_tc_stage_elem(xs + m * LDX + 2 * k,";
-        const size_t at = src.find(from);
-        REQUIRE(at != std::string::npos);
-        REQUIRE(src.find(from, at + 1) == std::string::npos);
-        src.replace(at, from.size(), "anvil_tc_stage_elem(xs + (m ^ 1) * LDX + 2 * k,");
-    };
+    const HostRunOptions opt = test::with_mutation("anvil_tc_stage_elem(xs + m * LDX + 2 * k,",
+                                                   "anvil_tc_stage_elem(xs + (m ^ 1) * LDX + 2 * k,");
     const std::vector<OutputCheck> broken = check_outputs(g, run_simt(s, values, opt), reference, &values, F32Precision::tf32);
     int failed = 0;
     for (const OutputCheck& c : broken) failed += !c.ok();
