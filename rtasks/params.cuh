@@ -195,7 +195,8 @@ enum AnvilRowOp {
     // layernorm or rmsnorm) over the GEMM's rows: each row is one row of the
     // GEMM's contiguous output (row_len = N <= ANVIL_ROW_WARP_MAX), its
     // elements' k_split partials slice_stride apart; the GEMM's epilogue,
-    // then the row op, then `row_epilogue`; out is the row op's output.
+    // then the row op, then `row_epilogue`; out is the row op's output, and
+    // where other rOps read the GEMM's result, pre_off its copy.
     ANVIL_ROW_SPLIT_NORM,
     ANVIL_ROW_COUNT
 };
@@ -225,7 +226,8 @@ enum AnvilRowOp {
     F(int, row_epilogue)        /* ... its epilogue (after the row op); 0: none */       \
     F(int, k_split)             /* ... the partials per element */                       \
     F(int, mid_dtype)           /* ... AnvilDTypeCode the GEMM's result is rounded to */ \
-    F(anvil_i64, slice_stride)  /* ... elements between one slice's partials and the next's */
+    F(anvil_i64, slice_stride)  /* ... elements between one slice's partials and the next's */ \
+    F(anvil_i64, pre_off)       /* ... where it also stores the GEMM's result (mid_dtype); < 0: not */
 struct RowParams {
     ANVIL_DECLARE_FIELDS(ANVIL_ROW_PARAMS_FIELDS)
 };

@@ -130,13 +130,23 @@ ANVIL_DEVICE float anvil_round_dyn(int dtype, float v) {
     }
 }
 
+// Stores v as storage type `dtype` at element `off` of `base`.
+ANVIL_DEVICE void anvil_store_dyn(char* base, int dtype, anvil_i64 off, float v) {
+    switch (dtype) {
+        case ANVIL_DT_F16: anvil_store((anvil_f16*)base + off, v); break;
+        case ANVIL_DT_BF16: anvil_store((anvil_bf16*)base + off, v); break;
+        default: anvil_store((float*)base + off, v); break;
+    }
+}
+
 // A split-K GEMM's reduce fused with the row op over its rows
 // (ANVIL_ROW_SPLIT_NORM, src/schedule/split_k.cpp): the block takes the
 // tile's rows one after another, each thread holding elements tid + 256 i
 // of the row in registers. Each element's partials are added in slice
 // order (anvil_row_split_sum's sums; a slice's loads all in flight), then
 // the GEMM's epilogue and the rounding to the GEMM's storage type (the
-// bits a separate reduce stores and its row op reads), then the row op in
+// bits a separate reduce stores and its row op reads; stored at pre_off
+// too where other rOps read them), then the row op in
 // two passes over the registers (no E[x^2] - mean^2) with the block-wide
 // walk's sums and order, gamma and beta, the row op's epilogue. A block
 // per row, not a warp: the epilogues are calls, one after another in a
@@ -171,6 +181,13 @@ ANVIL_TASK void anvil_row_split_norm(const RowParams& params, anvil_i64 r0, anvi
         for (int i = 0; i < ANVIL_SPLIT_NORM_PER_THREAD; ++i) {
             const int j = tid + ANVIL_THREADS * i;
             if (j < n) v[i] = anvil_round_dyn(p.mid_dtype, epi ? anvil_epilogue_apply(*epi, v[i], row + j, arena) : v[i]);
+        }
+        if (p.pre_off >= 0) {
+#pragma unroll
+            for (int i = 0; i < ANVIL_SPLIT_NORM_PER_THREAD; ++i) {
+                const int j = tid + ANVIL_THREADS * i;
+                if (j < n) anvil_store_dyn(arena + p.pre_off, p.mid_dtype, row + j, v[i]);
+            }
         }
         float scale = 1.0f, shift = 0.0f;  // y = (x - shift) * scale
         if (op == ANVIL_ROW_SOFTMAX) {

@@ -125,6 +125,9 @@ std::vector<ROpCost> traffic(const Schedule& s) {
         written = written_bytes(tg, op);
         c.epilogue_instructions = epilogue_instructions(op, written / dtype_size(op.dtypes.back()), straight);
         c.epilogue_rounds = epilogue_rounds_per_value(op, straight) * written / dtype_size(op.dtypes.back());
+        const auto* rp = std::get_if<RowParams>(&op.params);
+        const bool pre = rp && rp->op == ANVIL_ROW_SPLIT_NORM && rp->pre_off >= 0;  // a second output
+        if (pre) written += static_cast<double>(tg.buffers[owners.at(rp->pre_off)].bytes);
         double dram = 0, l2 = 0;
         for (auto& [buf, bytes] : read) {
             bytes = std::min(bytes, static_cast<double>(tg.buffers[buf].bytes));
@@ -139,6 +142,7 @@ std::vector<ROpCost> traffic(const Schedule& s) {
         c.dram_write = written;
         clock += written;
         last_touch[tg.buffers[op.node].storage] = clock;  // reuse distance counts from the end of the write
+        if (pre) last_touch[tg.buffers[owners.at(rp->pre_off)].storage] = clock;
     }
     return costs;
 }
@@ -522,6 +526,7 @@ double split_k_reduce_tile_seconds(const Gpu& g, const ROp& reduce) {
     if (norm && p.norm_op != ANVIL_ROW_SOFTMAX)  // gamma and beta, once per tile
         c.l2_read += reduce.tiles * static_cast<double>(p.row_len) * (dtype_size(reduce.dtypes[2]) + dtype_size(reduce.dtypes[3]));
     c.dram_write = outputs * dtype_size(reduce.dtypes[1]);
+    if (norm && p.pre_off >= 0) c.dram_write += outputs * dtype_size(static_cast<DType>(p.mid_dtype));
     std::set<std::string> straight;
     for (const AnvilEpilogue* e : {&reduce.epilogue, &reduce.row_epilogue})
         if (e->nsteps != 0) straight.insert(epilogue_key(*e));

@@ -350,30 +350,55 @@ bool reads_bytes_of(const ROp& norm, const TensorBuffer& b) {
     return any;
 }
 
+// Whether an rOp before index `before` writes storage u (nothing does: an
+// input or param), so that an rOp at `before` may read it.
+bool written_before(const TileGraph& tg, VertexId u, int before) {
+    const TensorBuffer& b = tg.buffers[tg.buffers[u].storage];
+    for (size_t r = before; r < tg.rops.size(); ++r) {
+        const ROp& op = tg.rops[r];
+        if (tg.buffers[op.node].storage == b.storage) return false;
+        const auto* p = std::get_if<RowParams>(&op.params);
+        if (p && p->op == ANVIL_ROW_SPLIT_NORM && p->pre_off >= b.offset && p->pre_off < b.offset + b.bytes) return false;
+    }
+    return true;
+}
+
+// Where split-K reduce `red` may apply row op `norm`.
+struct NormPlan {
+    int row = -1;        // the row op's rOp; -1: none
+    bool pre = false;    // other rOps (or the graph's outputs) read the GEMM's result: stored too
+    int place = -1;      // the merged rOp's index before the reduce is removed
+    std::string why;     // row >= 0 and place < 0: why not
+};
+
 // The softmax, layernorm or rmsnorm rOp that reads the result of split-K
-// reduce `red`, or -1; `why` says why the reduce cannot apply it (empty:
-// it can, or no such rOp reads it).
-int norm_reader(const TileGraph& tg, int red, std::string& why) {
-    why.clear();
+// reduce `red`, and whether and where the reduce can apply it.
+NormPlan norm_plan(const TileGraph& tg, int red) {
+    NormPlan plan;
     const ROp& op = tg.rops[red];
     const auto& rp = std::get<RowParams>(op.params);
     const VertexId v = op.node;
     const TensorBuffer& bv = tg.buffers[v];
     const std::vector<int> readers = readers_of(tg, bv.storage, red);
-    int row = -1;
     for (int r : readers)
-        if (const auto* p = std::get_if<RowParams>(&tg.rops[r].params); p && is_norm(p->op)) row = r;
-    if (row < 0) return -1;
-    const ROp& norm = tg.rops[row];
+        if (const auto* p = std::get_if<RowParams>(&tg.rops[r].params); p && is_norm(p->op) && plan.row < 0) plan.row = r;
+    if (plan.row < 0) return plan;
+    const ROp& norm = tg.rops[plan.row];
     const auto& np = std::get<RowParams>(norm.params);
     const int64_t n = rp.kept_rank >= 2 ? rp.kept_shape[rp.kept_rank - 1] : 0;
     bool output = false;
     for (const std::string& name : tg.outputs) output = output || buffer_of(tg, name).storage == bv.storage;
+    plan.pre = output || readers.size() > 1;
+    // The merged rOp goes where the row op was (what its epilogue reads is
+    // produced before it), or, when other readers of the GEMM's result come
+    // in between, where the reduce was (if the row op's inputs are ready there).
+    bool between = false, ready = true;
+    for (int r : readers) between = between || (r != plan.row && r > red && r < plan.row);
+    for (VertexId u : norm.reads)
+        if (tg.buffers[u].storage != bv.storage) ready = ready && written_before(tg, u, red);
+    std::string& why = plan.why;
     if (rp.kept_rank < 2) {
         why = "a conv2d's reduce: the row op stays apart";
-    } else if (output || readers.size() > 1) {
-        why = fmt::format("its result is read by {} rOps{}: the reduce stores one tensor", readers.size(),
-                          output ? " and is a graph output" : "");
     } else if (bv.alias || rp.out_off != bv.offset || !rows_contiguous(rp.kept_shape, rp.kept_out, rp.kept_rank - 1, n) ||
                rp.kept_out[rp.kept_rank - 1] != 1) {
         why = "the GEMM writes a strided view, not whole contiguous rows";
@@ -383,16 +408,21 @@ int norm_reader(const TileGraph& tg, int red, std::string& why) {
                !rows_contiguous(np.kept_shape, np.kept_out, np.kept_rank, n)) {
         why = "the row op is not over the GEMM's contiguous rows of N";
     } else if (reads_bytes_of(norm, bv)) {
-        why = "the row op's gamma, beta or epilogue reads the GEMM's result, which the reduce would not store";
+        why = "the row op's gamma, beta or epilogue reads the GEMM's result, which the reduce computes in the same tile";
     } else if (n > ANVIL_ROW_WARP_MAX) {
-        why = fmt::format("rows of N = {} are over the {} a warp holds in registers", n, ANVIL_ROW_WARP_MAX);
+        why = fmt::format("rows of N = {} are over the {} a block holds in registers ({} a thread)", n,
+                          ANVIL_ROW_WARP_MAX, ANVIL_ROW_WARP_MAX / 256);
+    } else if (between && !ready) {
+        why = "other readers of the GEMM's result run before the row op, whose inputs are produced after the reduce";
+    } else {
+        plan.place = between ? red : plan.row;
     }
-    return why.empty() ? row : -1;
+    return plan;
 }
 
 // The reduce `red` of a split GEMM applying the row op `norm` after its
-// sums, in `rows_per_tile` rows per task.
-ROp split_norm_rop(const TileGraph& tg, const ROp& red, const ROp& norm, int rows_per_tile) {
+// sums, in `rows_per_tile` rows per task; `pre`: storing the GEMM's result too.
+ROp split_norm_rop(const TileGraph& tg, const ROp& red, const ROp& norm, int rows_per_tile, bool pre) {
     const auto& rp = std::get<RowParams>(red.params);
     const auto& np = std::get<RowParams>(norm.params);
     const VertexId v = red.node;
@@ -405,16 +435,24 @@ ROp split_norm_rop(const TileGraph& tg, const ROp& red, const ROp& norm, int row
     for (VertexId u : norm.reads)
         if (tg.buffers[u].storage != tg.buffers[v].storage && std::find(m.reads.begin(), m.reads.end(), u) == m.reads.end())
             m.reads.push_back(u);
-    // The nodes it does: the GEMM's chain, its result v, the row op (found by
-    // its operand: a graph without node records names none) and its chain.
-    if (std::find(m.fused.begin(), m.fused.end(), v) == m.fused.end()) m.fused.push_back(v);
-    if (tg.nodes.size() == tg.buffers.size() && norm.fused.empty()) m.fused.push_back(norm.node);
-    for (size_t u = 0; u < tg.nodes.size() && !norm.fused.empty(); ++u)
-        if (tg.nodes[u].is_node && !tg.nodes[u].operands.empty() && u != norm.node &&
-            tg.buffers[tg.nodes[u].operands[0]].storage == tg.buffers[v].storage &&
-            std::find(norm.fused.begin(), norm.fused.end(), static_cast<VertexId>(u)) == norm.fused.end())
-            m.fused.push_back(static_cast<VertexId>(u));
-    m.fused.insert(m.fused.end(), norm.fused.begin(), norm.fused.end());
+    // The nodes it does (their outputs unstored): the GEMM's chain with its
+    // result v unless stored, the row op (found by its operand: a graph
+    // without node records names none) and its chain.
+    const bool v_fused = std::find(m.fused.begin(), m.fused.end(), v) != m.fused.end();
+    if (pre && v_fused) m.fused.erase(std::find(m.fused.begin(), m.fused.end(), v));
+    if (!pre && !v_fused) m.fused.push_back(v);
+    if (tg.nodes.size() == tg.buffers.size()) {
+        // The row op's node: the rOp's own, or the one its chain's first node reads.
+        VertexId row_node = norm.node;
+        if (!norm.fused.empty())
+            for (VertexId u : tg.nodes[norm.fused.front()].operands)
+                if (tg.nodes[u].is_node && !tg.nodes[u].operands.empty() &&
+                    tg.buffers[tg.nodes[u].operands[0]].storage == tg.buffers[v].storage)
+                    row_node = u;
+        if (std::find(m.fused.begin(), m.fused.end(), row_node) == m.fused.end()) m.fused.push_back(row_node);
+    }
+    for (VertexId u : norm.fused)
+        if (std::find(m.fused.begin(), m.fused.end(), u) == m.fused.end()) m.fused.push_back(u);
     m.fusion = FusionLevel::registers;
     m.row_epilogue = norm.epilogue;
     m.flops = red.flops + norm.flops;
@@ -438,6 +476,7 @@ ROp split_norm_rop(const TileGraph& tg, const ROp& red, const ROp& norm, int row
     q.k_split = static_cast<int>(rp.row_len);
     q.slice_stride = rp.red_in[0];
     q.mid_dtype = static_cast<int>(tg.buffers[v].dtype);
+    q.pre_off = pre ? rp.out_off : -1;
     q.rows_per_tile = rows_per_tile;
     m.params = q;
     m.tiles = static_cast<int>(ceil_div(q.rows, rows_per_tile));
@@ -447,13 +486,14 @@ ROp split_norm_rop(const TileGraph& tg, const ROp& red, const ROp& norm, int row
 // Rows per task of a split-norm reduce: of 1, 2, 4, ... rows (a warp each),
 // the fewest tasks (polls, counters, task overheads) whose waves of
 // `grid_blocks` are predicted within 2% of the fastest.
-int split_norm_rows_per_tile(const TileGraph& tg, const ROp& red, const ROp& norm, const Gpu& gpu, int grid_blocks) {
+int split_norm_rows_per_tile(const TileGraph& tg, const ROp& red, const ROp& norm, bool pre, const Gpu& gpu,
+                             int grid_blocks) {
     const auto& rp = std::get<RowParams>(red.params);
     const int64_t rows = rp.rows / rp.kept_shape[rp.kept_rank - 1];
     std::vector<std::pair<int, double>> options;
     double fastest = INFINITY;
     for (int64_t k = 1; k <= std::max<int64_t>(1, rows) && k <= (1 << 16); k *= 2) {
-        const ROp m = split_norm_rop(tg, red, norm, static_cast<int>(k));
+        const ROp m = split_norm_rop(tg, red, norm, static_cast<int>(k), pre);
         const double s = std::ceil(double(m.tiles) / std::max(1, grid_blocks)) *
                          (split_k_reduce_tile_seconds(gpu, m) + gpu.task_overhead_s);
         options.push_back({static_cast<int>(k), s});
@@ -543,14 +583,18 @@ int apply_row_op_in_reduce(TileGraph& tg, int reduce, const Gpu& gpu, int grid_b
     const auto* rp = std::get_if<RowParams>(&red.params);
     ANVIL_CHECK(red.kind == TaskKind::rowwise && rp && rp->op == ANVIL_ROW_SPLIT_SUM,
                 "apply_row_op_in_reduce: rOp '" + red.name + "' is no split-K reduce");
-    const int row = norm_reader(tg, reduce, red.why_not_row_op);
-    if (row < 0) return -1;
-    ANVIL_CHECK(row > reduce, "apply_row_op_in_reduce: row op '" + tg.rops[row].name + "' runs before its input");
-    const int rows_per_tile = split_norm_rows_per_tile(tg, red, tg.rops[row], gpu, grid_blocks);
-    // In the row op's place: what its row epilogue reads is produced before it.
-    tg.rops[row] = split_norm_rop(tg, red, tg.rops[row], rows_per_tile);
-    tg.rops.erase(tg.rops.begin() + reduce);
-    return row - 1;
+    const NormPlan plan = norm_plan(tg, reduce);
+    red.why_not_row_op = plan.why;
+    if (plan.row < 0 || plan.place < 0) return -1;
+    ANVIL_CHECK(plan.row > reduce, "apply_row_op_in_reduce: row op '" + tg.rops[plan.row].name + "' runs before its input");
+    const int rows_per_tile = split_norm_rows_per_tile(tg, red, tg.rops[plan.row], plan.pre, gpu, grid_blocks);
+    ROp merged = split_norm_rop(tg, red, tg.rops[plan.row], rows_per_tile, plan.pre);
+    tg.rops.erase(tg.rops.begin() + plan.row);
+    tg.rops[reduce] = std::move(merged);
+    // Where the reduce was (just written), or moved to the row op's place.
+    if (plan.place == reduce) return reduce;
+    std::rotate(tg.rops.begin() + reduce, tg.rops.begin() + reduce + 1, tg.rops.begin() + plan.row);
+    return plan.row - 1;
 }
 
 }  // namespace anvil

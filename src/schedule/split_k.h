@@ -74,13 +74,16 @@ void split_k_at(TileGraph& tg, int rop, int ways);
 TileGraph apply_split_k(const TileGraph& tg, const Gpu& gpu);
 
 // The split-K reduce `reduce` of a GEMM (ANVIL_ROW_SPLIT_SUM) whose result
-// only a softmax, layernorm or rmsnorm over its rows of N <=
-// ANVIL_ROW_WARP_MAX reads becomes one ANVIL_ROW_SPLIT_NORM rOp in the row
-// op's place (the GEMM's epilogue, the row op, the row op's epilogue; one
-// warp per row), the row op's rOp gone, its rows per task chosen by the cost
-// model for a grid of `grid_blocks`. Returns the new rOp's index, or -1
-// with the reason in the reduce's why_not_row_op when a row op reads it
-// but stays apart (a second reader, rows longer than a warp holds).
+// a softmax, layernorm or rmsnorm over its contiguous rows of N <=
+// ANVIL_ROW_WARP_MAX reads becomes one ANVIL_ROW_SPLIT_NORM rOp (the GEMM's
+// epilogue, the row op, the row op's epilogue; a block per row), the row
+// op's rOp gone, its rows per task chosen by the cost model for a grid of
+// `grid_blocks`. Where other rOps or the graph's outputs read the GEMM's
+// result too (a pre-LN residual stream), the rOp stores it as well
+// (RowParams::pre_off), in the reduce's place if they run before the row
+// op, else in the row op's. Returns the new rOp's index, or -1, with the
+// reason in the reduce's why_not_row_op when a row op reads it but stays
+// apart (longer rows, a strided GEMM output, ...).
 int apply_row_op_in_reduce(TileGraph& tg, int reduce, const Gpu& gpu, int grid_blocks);
 
 }  // namespace anvil

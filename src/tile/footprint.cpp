@@ -233,6 +233,16 @@ ByteRange tile_writes(const ROp& op, int tile) {
     throw InternalError("tile_writes: unknown task kind");
 }
 
+std::vector<ByteRange> tile_writes_all(const ROp& op, int tile) {
+    std::vector<ByteRange> w{tile_writes(op, tile)};
+    if (const auto* p = std::get_if<RowParams>(&op.params); p && p->op == ANVIL_ROW_SPLIT_NORM && p->pre_off >= 0) {
+        auto [b, e] = tile_span(tile, p->rows_per_tile, p->rows);
+        const int64_t elem = dtype_size(static_cast<DType>(p->mid_dtype));
+        w.push_back({p->pre_off + b * p->row_len * elem, p->pre_off + e * p->row_len * elem});
+    }
+    return w;
+}
+
 std::vector<ByteRange> tile_reads(const ROp& op, int tile) {
     std::vector<ByteRange> reads;
     switch (op.kind) {

@@ -165,7 +165,9 @@ void check_rop(const ROp& op, const TileGraph& tg, int smem_limit) {
         require(norm && row->row_len >= 1 && row->row_len <= ANVIL_ROW_WARP_MAX && row->k_split >= 1 &&
                     row->kept_rank == 1 && row->kept_in[0] == row->row_len && row->kept_out[0] == row->row_len &&
                     row->red_rank == 1 && row->red_in[0] == 1 && row->red_out[0] == 1 && op.dtypes[0] == DType::f32 &&
-                    row->slice_stride >= row->rows * row->row_len,
+                    row->slice_stride >= row->rows * row->row_len && row->pre_off >= -1 &&
+                    (row->pre_off < 0 || row->mid_dtype == static_cast<int>(DType::f32) ||
+                     row->mid_dtype == static_cast<int>(DType::f16) || row->mid_dtype == static_cast<int>(DType::bf16)),
                 op, "a split-K reduce with a row op needs softmax, layernorm or rmsnorm over contiguous rows of 1 to " +
                         std::to_string(ANVIL_ROW_WARP_MAX) + " f32 partial sums, each slice's apart");
     }
