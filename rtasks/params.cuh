@@ -201,7 +201,9 @@ enum AnvilRowOp {
     ANVIL_ROW_COUNT
 };
 // Rows up to this long (without an epilogue) are reduced by one warp each,
-// in registers (rtasks/rowwise.cuh); longer ones by the whole block.
+// in registers (rtasks/rowwise.cuh); longer ones by the whole block. A
+// split-K reduce applies a row op over rows up to this long (four values a
+// thread of the block in registers).
 #define ANVIL_ROW_WARP_MAX 1024
 
 #define ANVIL_ROW_PARAMS_FIELDS(F, A, A2)                                                  \

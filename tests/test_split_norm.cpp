@@ -121,7 +121,7 @@ TEST_CASE("split-K reduces apply the row op after them: every dtype, row op and 
         CHECK(find_races(s).empty());
         test::expect_reference(g, values, run_host(s, values, test::checked(false)), 3);
     }
-    // simt: a warp per row, 32 lanes; few blocks, so rows of a tile share one.
+    // simt: 256 threads on a row, block sums through shared memory; few blocks, so tasks share one.
     const Schedule s = test::persistent(tg);
     test::expect_reference(g, values, run_host(s, values, test::checked(true)), 3);
 }
