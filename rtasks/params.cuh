@@ -191,10 +191,19 @@ enum AnvilRowOp {
     // output, its row_len terms the f32 partial sums of the K slices, added
     // in slice order by one thread, then the GEMM's epilogue; no graph op.
     ANVIL_ROW_SPLIT_SUM,
+    // A split-K reduce that also applies the row op `norm_op` (softmax,
+    // layernorm or rmsnorm) over the GEMM's rows: each row is one row of the
+    // GEMM's contiguous output (row_len = N <= ANVIL_ROW_WARP_MAX), its
+    // elements' k_split partials slice_stride apart; the GEMM's epilogue,
+    // then the row op, then `row_epilogue`; out is the row op's output, and
+    // where other rOps read the GEMM's result, pre_off its copy.
+    ANVIL_ROW_SPLIT_NORM,
     ANVIL_ROW_COUNT
 };
 // Rows up to this long (without an epilogue) are reduced by one warp each,
-// in registers (rtasks/rowwise.cuh); longer ones by the whole block.
+// in registers (rtasks/rowwise.cuh); longer ones by the whole block. A
+// split-K reduce applies a row op over rows up to this long (four values a
+// thread of the block in registers).
 #define ANVIL_ROW_WARP_MAX 1024
 
 #define ANVIL_ROW_PARAMS_FIELDS(F, A, A2)                                                  \
@@ -214,7 +223,13 @@ enum AnvilRowOp {
     A(anvil_i64, red_in, ANVIL_MAX_RANK)                                                 \
     A(anvil_i64, red_out, ANVIL_MAX_RANK)   /* 0 for reductions (one output per row) */  \
     F(float, eps)                                                                        \
-    F(int, epilogue)            /* index into the epilogue table; 0: none */
+    F(int, epilogue)            /* index into the epilogue table; 0: none */             \
+    F(int, norm_op)             /* ANVIL_ROW_SPLIT_NORM: the AnvilRowOp after the sum */ \
+    F(int, row_epilogue)        /* ... its epilogue (after the row op); 0: none */       \
+    F(int, k_split)             /* ... the partials per element */                       \
+    F(int, mid_dtype)           /* ... AnvilDTypeCode the GEMM's result is rounded to */ \
+    F(anvil_i64, slice_stride)  /* ... elements between one slice's partials and the next's */ \
+    F(anvil_i64, pre_off)       /* ... where it also stores the GEMM's result (mid_dtype); < 0: not */
 struct RowParams {
     ANVIL_DECLARE_FIELDS(ANVIL_ROW_PARAMS_FIELDS)
 };

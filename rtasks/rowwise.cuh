@@ -7,7 +7,7 @@
 #include "epilogue.cuh"
 #include "tiling.cuh"
 
-static_assert(ANVIL_ROW_COUNT == 7, "AnvilRowOp changed: update anvil_row_tile in rowwise.cuh");
+static_assert(ANVIL_ROW_COUNT == 8, "AnvilRowOp changed: update anvil_row_tile in rowwise.cuh");
 
 // Element offset of the j-th element of a row (row-major over red_shape).
 ANVIL_DEVICE anvil_i64 anvil_row_offset(const RowParams& p, anvil_i64 j, const anvil_i64* stride) {
@@ -121,6 +121,124 @@ ANVIL_DEVICE void anvil_row_by_warps(const RowParams& p, anvil_i64 r0, anvil_i64
 }
 #endif
 
+// v as a store to storage type `dtype` and a load back would give it.
+ANVIL_DEVICE float anvil_round_dyn(int dtype, float v) {
+    switch (dtype) {
+        case ANVIL_DT_F16: return anvil_f16_to_f32(anvil_f32_to_f16(v));
+        case ANVIL_DT_BF16: return anvil_bf16_to_f32(anvil_f32_to_bf16(v));
+        default: return v;
+    }
+}
+
+// Stores v as storage type `dtype` at element `off` of `base`.
+ANVIL_DEVICE void anvil_store_dyn(char* base, int dtype, anvil_i64 off, float v) {
+    switch (dtype) {
+        case ANVIL_DT_F16: anvil_store((anvil_f16*)base + off, v); break;
+        case ANVIL_DT_BF16: anvil_store((anvil_bf16*)base + off, v); break;
+        default: anvil_store((float*)base + off, v); break;
+    }
+}
+
+// A split-K GEMM's reduce fused with the row op over its rows
+// (ANVIL_ROW_SPLIT_NORM, src/schedule/split_k.cpp): the block takes the
+// tile's rows one after another, each thread holding elements tid + 256 i
+// of the row in registers. Each element's partials are added in slice
+// order (anvil_row_split_sum's sums; a slice's loads all in flight), then
+// the GEMM's epilogue and the rounding to the GEMM's storage type (the
+// bits a separate reduce stores and its row op reads; stored at pre_off
+// too where other rOps read them), then the row op in
+// two passes over the registers (no E[x^2] - mean^2) with the block-wide
+// walk's sums and order, gamma and beta, the row op's epilogue. A block
+// per row, not a warp: the epilogues are calls, one after another in a
+// thread (a warp per row of 768 makes 24 dependent calls a lane, the block
+// 3), and four values a thread leave the calls few registers to save. Its
+// own function, so that the other row ops' registers do not pay for it.
+#define ANVIL_SPLIT_NORM_PER_THREAD (ANVIL_ROW_WARP_MAX / ANVIL_THREADS)
+
+template <class TI, class TO, class TG, class TB>
+ANVIL_TASK void anvil_row_split_norm(const RowParams& params, anvil_i64 r0, anvil_i64 r1, char* arena) {
+    ANVIL_LOCAL_PARAMS(RowParams, p, params);
+    const AnvilEpilogue* epi = p.epilogue ? &anvil_epilogue(p.epilogue) : 0;
+    const AnvilEpilogue* post = p.row_epilogue ? &anvil_epilogue(p.row_epilogue) : 0;
+    const TG* gamma = p.gamma_off >= 0 ? anvil_at<const TG>(arena, p.gamma_off) : 0;
+    const TB* beta = p.beta_off >= 0 ? anvil_at<const TB>(arena, p.beta_off) : 0;
+    const int tid = anvil_thread(), n = (int)p.row_len, op = p.norm_op;
+    const float inv_n = 1.0f / (float)n;
+    for (anvil_i64 r = r0; r < r1; ++r) {
+        const anvil_i64 row = r * n;  // its first element in the GEMM's output, each slice of partials, and out
+        const TI* in = anvil_at<const TI>(arena, p.in_off) + row;
+        float v[ANVIL_SPLIT_NORM_PER_THREAD];  // element tid + ANVIL_THREADS i of the row
+#pragma unroll
+        for (int i = 0; i < ANVIL_SPLIT_NORM_PER_THREAD; ++i) v[i] = 0.0f;
+        for (int k = 0; k < p.k_split; ++k) {
+#pragma unroll
+            for (int i = 0; i < ANVIL_SPLIT_NORM_PER_THREAD; ++i) {
+                const int j = tid + ANVIL_THREADS * i;
+                if (j < n) v[i] += anvil_load(in + k * p.slice_stride + j);
+            }
+        }
+#pragma unroll
+        for (int i = 0; i < ANVIL_SPLIT_NORM_PER_THREAD; ++i) {
+            const int j = tid + ANVIL_THREADS * i;
+            if (j < n) v[i] = anvil_round_dyn(p.mid_dtype, epi ? anvil_epilogue_apply(*epi, v[i], row + j, arena) : v[i]);
+        }
+        if (p.pre_off >= 0) {
+#pragma unroll
+            for (int i = 0; i < ANVIL_SPLIT_NORM_PER_THREAD; ++i) {
+                const int j = tid + ANVIL_THREADS * i;
+                if (j < n) anvil_store_dyn(arena + p.pre_off, p.mid_dtype, row + j, v[i]);
+            }
+        }
+        float scale = 1.0f, shift = 0.0f;  // y = (x - shift) * scale
+        if (op == ANVIL_ROW_SOFTMAX) {
+            float m = anvil_neg_inf();
+#pragma unroll
+            for (int i = 0; i < ANVIL_SPLIT_NORM_PER_THREAD; ++i)
+                if (tid + ANVIL_THREADS * i < n) m = fmaxf(m, v[i]);
+            m = anvil_block_max(m);
+            float e = 0.0f;
+#pragma unroll
+            for (int i = 0; i < ANVIL_SPLIT_NORM_PER_THREAD; ++i)
+                if (tid + ANVIL_THREADS * i < n) {
+                    v[i] = expf(v[i] - m);
+                    e += v[i];
+                }
+            scale = 1.0f / anvil_block_sum(e);
+        } else {
+            if (op == ANVIL_ROW_LAYERNORM) {
+                float t = 0.0f;
+#pragma unroll
+                for (int i = 0; i < ANVIL_SPLIT_NORM_PER_THREAD; ++i)
+                    if (tid + ANVIL_THREADS * i < n) t += v[i];
+                shift = anvil_block_sum(t) * inv_n;
+            }
+            float q = 0.0f;
+#pragma unroll
+            for (int i = 0; i < ANVIL_SPLIT_NORM_PER_THREAD; ++i)
+                if (tid + ANVIL_THREADS * i < n) {
+                    const float d = v[i] - shift;
+                    q += d * d;
+                }
+            scale = anvil_rsqrt(anvil_block_sum(q) * inv_n + p.eps);
+        }
+        TO* out = anvil_at<TO>(arena, p.out_off) + row;
+#pragma unroll
+        for (int i = 0; i < ANVIL_SPLIT_NORM_PER_THREAD; ++i) {
+            const int j = tid + ANVIL_THREADS * i;
+            if (j >= n) continue;
+            float y;
+            if (op == ANVIL_ROW_SOFTMAX) {
+                y = v[i] * scale;
+            } else {
+                y = (v[i] - shift) * scale;
+                if (gamma) y *= anvil_load(gamma + j);
+                if (beta && op == ANVIL_ROW_LAYERNORM) y += anvil_load(beta + j);
+            }
+            anvil_store(out + j, post ? anvil_epilogue_apply(*post, y, row + j, arena) : y);
+        }
+    }
+}
+
 // gamma_off / beta_off < 0: the operand is absent (a scale of 1, a shift of 0).
 template <class TI, class TO, class TG, class TB>
 ANVIL_TASK void anvil_row_tile(const RowParams& p, int tile, char* arena) {
@@ -138,6 +256,7 @@ ANVIL_TASK void anvil_row_tile(const RowParams& p, int tile, char* arena) {
     const AnvilSpan rows = anvil_tile_span(tile, p.rows_per_tile, p.rows);
     const anvil_i64 r0 = rows.begin, r1 = rows.end;
     if (p.op == ANVIL_ROW_SPLIT_SUM) return anvil_row_split_sum<TI, TO>(p, r0, r1, epi, arena);
+    if (p.op == ANVIL_ROW_SPLIT_NORM) return anvil_row_split_norm<TI, TO, TG, TB>(p, r0, r1, arena);
 #if ANVIL_THREADS > 1
     // Not with an epilogue: its call per value would spill the row's registers.
     if (!epi && p.row_len <= ANVIL_ROW_WARP_MAX) return anvil_row_by_warps<TI, TO, TG, TB>(p, r0, r1, gamma, beta, arena);

@@ -92,7 +92,11 @@ std::string emit_params(const ROp& op, int epilogue, int row_epilogue) {
             p.row_epilogue = row_epilogue;
             return params_text(p);
         }
-        case TaskKind::rowwise: return params_text(with(std::get<RowParams>(op.params)));
+        case TaskKind::rowwise: {
+            RowParams p = with(std::get<RowParams>(op.params));
+            p.row_epilogue = row_epilogue;  // a split-K reduce's row op's
+            return params_text(p);
+        }
         case TaskKind::conv2d:
         case TaskKind::window: return params_text(with(std::get<WindowParams>(op.params)));
         case TaskKind::channel: return params_text(std::get<ChannelParams>(op.params));

@@ -125,6 +125,9 @@ std::vector<ROpCost> traffic(const Schedule& s) {
         written = written_bytes(tg, op);
         c.epilogue_instructions = epilogue_instructions(op, written / dtype_size(op.dtypes.back()), straight);
         c.epilogue_rounds = epilogue_rounds_per_value(op, straight) * written / dtype_size(op.dtypes.back());
+        const auto* rp = std::get_if<RowParams>(&op.params);
+        const bool pre = rp && rp->op == ANVIL_ROW_SPLIT_NORM && rp->pre_off >= 0;  // a second output
+        if (pre) written += static_cast<double>(tg.buffers[owners.at(rp->pre_off)].bytes);
         double dram = 0, l2 = 0;
         for (auto& [buf, bytes] : read) {
             bytes = std::min(bytes, static_cast<double>(tg.buffers[buf].bytes));
@@ -139,6 +142,7 @@ std::vector<ROpCost> traffic(const Schedule& s) {
         c.dram_write = written;
         clock += written;
         last_touch[tg.buffers[op.node].storage] = clock;  // reuse distance counts from the end of the write
+        if (pre) last_touch[tg.buffers[owners.at(rp->pre_off)].storage] = clock;
     }
     return costs;
 }
@@ -226,6 +230,11 @@ TileLatency tile_latency(const ROp& op, double epilogue_rounds) {
         // A split-K reduce gives each thread whole rows: its `row_len`
         // partials are independent loads, in flight together.
         t.serial_rounds = element_loop_rounds(double(r->rows_per_tile), window_rounds_per_output(r->row_len));
+    } else if (const auto* r = std::get_if<RowParams>(&op.params); r && r->op == ANVIL_ROW_SPLIT_NORM) {
+        // The block per row, a row after another, each thread loading its
+        // elements' partials of every slice (independent loads); the
+        // epilogues' rounds are added below, spread over the block.
+        t.serial_rounds = r->rows_per_tile * element_loop_rounds(double(r->row_len), window_rounds_per_output(r->k_split));
     } else if (const auto* r = std::get_if<RowParams>(&op.params); r && row_by_warps(*r, op.epilogue.nsteps > 0)) {
         // A warp per row, its values in registers: the rows side by side,
         // each lane's loads in flight together, one round trip for them.
@@ -350,7 +359,7 @@ std::string cost_key(const ROp& op) {
     } else {
         int code = 0;  // which function of the kind
         if (const auto* e = std::get_if<EwParams>(&op.params)) code = e->op;
-        if (const auto* r = std::get_if<RowParams>(&op.params)) code = r->op;
+        if (const auto* r = std::get_if<RowParams>(&op.params)) code = r->op == ANVIL_ROW_SPLIT_NORM ? 100 * (r->norm_op + 1) + r->op : r->op;
         if (const auto* w = std::get_if<WindowParams>(&op.params)) code = w->op;
         o << " op=" << code << " tiles=" << op.tiles << " flops=" << op.flops;
     }
@@ -505,14 +514,24 @@ namespace anvil {
 
 double split_k_reduce_tile_seconds(const Gpu& g, const ROp& reduce) {
     const auto& p = std::get<RowParams>(reduce.params);
-    ANVIL_CHECK(p.op == ANVIL_ROW_SPLIT_SUM, "split_k_reduce_tile_seconds: rOp '" + reduce.name + "' is no split-K sum");
+    ANVIL_CHECK(p.op == ANVIL_ROW_SPLIT_SUM || p.op == ANVIL_ROW_SPLIT_NORM,
+                "split_k_reduce_tile_seconds: rOp '" + reduce.name + "' is no split-K reduce");
+    // Outputs, and the partials each adds (a split sum's row is one output's).
+    const bool norm = p.op == ANVIL_ROW_SPLIT_NORM;
+    const double outputs = static_cast<double>(p.rows) * (norm ? p.row_len : 1);
+    const double terms = norm ? p.k_split : static_cast<double>(p.row_len);
     ROpCost c;
     c.flops = static_cast<double>(reduce.flops);
-    c.l2_read = static_cast<double>(p.rows) * p.row_len * dtype_size(reduce.dtypes[0]);
-    c.dram_write = static_cast<double>(p.rows) * dtype_size(reduce.dtypes[1]);
+    c.l2_read = outputs * terms * dtype_size(reduce.dtypes[0]);
+    if (norm && p.norm_op != ANVIL_ROW_SOFTMAX)  // gamma and beta, once per tile
+        c.l2_read += reduce.tiles * static_cast<double>(p.row_len) * (dtype_size(reduce.dtypes[2]) + dtype_size(reduce.dtypes[3]));
+    c.dram_write = outputs * dtype_size(reduce.dtypes[1]);
+    if (norm && p.pre_off >= 0) c.dram_write += outputs * dtype_size(static_cast<DType>(p.mid_dtype));
     std::set<std::string> straight;
-    if (reduce.epilogue.nsteps != 0) straight.insert(epilogue_key(reduce.epilogue));
-    c.epilogue_instructions = epilogue_instructions(reduce, static_cast<double>(p.rows), straight);
+    for (const AnvilEpilogue* e : {&reduce.epilogue, &reduce.row_epilogue})
+        if (e->nsteps != 0) straight.insert(epilogue_key(*e));
+    c.epilogue_instructions = epilogue_instructions(reduce, outputs, straight);
+    if (norm) c.epilogue_rounds = epilogue_rounds_per_value(reduce, straight) * outputs;
     return tile_seconds(g, reduce, c);
 }
 

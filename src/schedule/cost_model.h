@@ -135,8 +135,9 @@ double tile_seconds(const Gpu& g, const ROp& op, ROpCost& c);
 namespace anvil {
 
 // Split-K's reduction (src/schedule/split_k.cpp): one tile of a
-// ANVIL_ROW_SPLIT_SUM rOp on one SM: its partials read from L2 (just
-// written), its outputs stored, the GEMM's epilogue run on each.
+// ANVIL_ROW_SPLIT_SUM or ANVIL_ROW_SPLIT_NORM rOp on one SM: its partials
+// read from L2 (just written), its outputs stored, the GEMM's epilogue (and
+// the row op's) run on each.
 double split_k_reduce_tile_seconds(const Gpu& g, const ROp& reduce);
 
 }  // namespace anvil

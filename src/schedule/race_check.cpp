@@ -58,9 +58,9 @@ private:
 // The first byte that `producer` writes and `consumer` reads.
 int64_t first_shared_byte(const Schedule& s, int producer, int consumer) {
     const Task &p = s.tasks[producer], &c = s.tasks[consumer];
-    const ByteRange w = tile_writes(s.tiles.rops[p.rop], p.tile);
-    for (ByteRange r : tile_reads(s.tiles.rops[c.rop], c.tile))
-        if (overlaps(w, r)) return std::max(w.begin, r.begin);
+    for (ByteRange w : tile_writes_all(s.tiles.rops[p.rop], p.tile))
+        for (ByteRange r : tile_reads(s.tiles.rops[c.rop], c.tile))
+            if (overlaps(w, r)) return std::max(w.begin, r.begin);
     throw InternalError("race_check: " + task_str(s, producer) + " is no producer of " + task_str(s, consumer));
 }
 
@@ -71,8 +71,8 @@ std::vector<std::vector<int>> task_producers(const Schedule& s) {
     std::vector<Span> writes, reads;
     for (int t = 0; t < n; ++t) {
         const ROp& op = s.tiles.rops[s.tasks[t].rop];
-        const ByteRange w = tile_writes(op, s.tasks[t].tile);
-        if (w.end > w.begin) writes.push_back({w, t});
+        for (ByteRange w : tile_writes_all(op, s.tasks[t].tile))
+            if (w.end > w.begin) writes.push_back({w, t});
         for (ByteRange r : tile_reads(op, s.tasks[t].tile))
             if (r.end > r.begin) reads.push_back({r, t});
     }

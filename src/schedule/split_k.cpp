@@ -319,6 +319,200 @@ void split_k_at(TileGraph& out, int rop, int ways) {
 
 namespace {
 
+bool is_norm(int row_op) {
+    return row_op == ANVIL_ROW_SOFTMAX || row_op == ANVIL_ROW_LAYERNORM || row_op == ANVIL_ROW_RMSNORM;
+}
+
+// Whether element r * len + j of a kept index space sits at offset
+// r * len + j: strides `st` over `shape` are the contiguous ones of rows `len` long.
+bool rows_contiguous(const anvil_i64* shape, const anvil_i64* st, int rank, int64_t len) {
+    int64_t want = len;
+    for (int d = rank - 1; d >= 0; --d) {
+        if (shape[d] != 1 && st[d] != want) return false;
+        want *= shape[d];
+    }
+    return true;
+}
+
+// The rOps other than `self` that read tensor storage v (through any view).
+std::vector<int> readers_of(const TileGraph& tg, VertexId v, int self) {
+    std::vector<int> out;
+    for (size_t r = 0; r < tg.rops.size(); ++r) {
+        if (static_cast<int>(r) == self) continue;
+        for (VertexId u : tg.rops[r].reads)
+            if (tg.buffers[u].storage == v) {
+                out.push_back(static_cast<int>(r));
+                break;
+            }
+    }
+    return out;
+}
+
+// Whether row rOp `norm` reads b's bytes other than as its input rows
+// (gamma, beta, an input of its epilogue).
+bool reads_bytes_of(const ROp& norm, const TensorBuffer& b) {
+    const auto& p = std::get<RowParams>(norm.params);
+    auto inside = [&](int64_t off) { return off >= b.offset && off < b.offset + b.bytes; };
+    bool any = inside(p.gamma_off) || inside(p.beta_off);
+    for (int i = 0; i < norm.epilogue.ninputs; ++i) any = any || inside(norm.epilogue.in_off[i]);
+    return any;
+}
+
+// Whether an rOp before index `before` writes storage u (nothing does: an
+// input or param), so that an rOp at `before` may read it.
+bool written_before(const TileGraph& tg, VertexId u, int before) {
+    const TensorBuffer& b = tg.buffers[tg.buffers[u].storage];
+    for (size_t r = before; r < tg.rops.size(); ++r) {
+        const ROp& op = tg.rops[r];
+        if (tg.buffers[op.node].storage == b.storage) return false;
+        const auto* p = std::get_if<RowParams>(&op.params);
+        if (p && p->op == ANVIL_ROW_SPLIT_NORM && p->pre_off >= b.offset && p->pre_off < b.offset + b.bytes) return false;
+    }
+    return true;
+}
+
+// Where split-K reduce `red` may apply row op `norm`.
+struct NormPlan {
+    int row = -1;        // the row op's rOp; -1: none
+    bool pre = false;    // other rOps (or the graph's outputs) read the GEMM's result: stored too
+    int place = -1;      // the merged rOp's index before the reduce is removed
+    std::string why;     // row >= 0 and place < 0: why not
+};
+
+// The softmax, layernorm or rmsnorm rOp that reads the result of split-K
+// reduce `red`, and whether and where the reduce can apply it.
+NormPlan norm_plan(const TileGraph& tg, int red) {
+    NormPlan plan;
+    const ROp& op = tg.rops[red];
+    const auto& rp = std::get<RowParams>(op.params);
+    const VertexId v = op.node;
+    const TensorBuffer& bv = tg.buffers[v];
+    const std::vector<int> readers = readers_of(tg, bv.storage, red);
+    for (int r : readers)
+        if (const auto* p = std::get_if<RowParams>(&tg.rops[r].params); p && is_norm(p->op) && plan.row < 0) plan.row = r;
+    if (plan.row < 0) return plan;
+    const ROp& norm = tg.rops[plan.row];
+    const auto& np = std::get<RowParams>(norm.params);
+    const int64_t n = rp.kept_rank >= 2 ? rp.kept_shape[rp.kept_rank - 1] : 0;
+    bool output = false;
+    for (const std::string& name : tg.outputs) output = output || buffer_of(tg, name).storage == bv.storage;
+    plan.pre = output || readers.size() > 1;
+    // The merged rOp goes where the row op was (what its epilogue reads is
+    // produced before it), or, when other readers of the GEMM's result come
+    // in between, where the reduce was (if the row op's inputs are ready there).
+    bool between = false, ready = true;
+    for (int r : readers) between = between || (r != plan.row && r > red && r < plan.row);
+    for (VertexId u : norm.reads)
+        if (tg.buffers[u].storage != bv.storage) ready = ready && written_before(tg, u, red);
+    std::string& why = plan.why;
+    if (rp.kept_rank < 2) {
+        why = "a conv2d's reduce: the row op stays apart";
+    } else if (bv.alias || rp.out_off != bv.offset || !rows_contiguous(rp.kept_shape, rp.kept_out, rp.kept_rank - 1, n) ||
+               rp.kept_out[rp.kept_rank - 1] != 1) {
+        why = "the GEMM writes a strided view, not whole contiguous rows";
+    } else if (np.red_rank != 1 || np.red_shape[0] != n || np.red_in[0] != 1 || np.red_out[0] != 1 ||
+               np.in_off != bv.offset || np.rows * n != rp.rows || norm.dtypes[0] != bv.dtype ||
+               !rows_contiguous(np.kept_shape, np.kept_in, np.kept_rank, n) ||
+               !rows_contiguous(np.kept_shape, np.kept_out, np.kept_rank, n)) {
+        why = "the row op is not over the GEMM's contiguous rows of N";
+    } else if (reads_bytes_of(norm, bv)) {
+        why = "the row op's gamma, beta or epilogue reads the GEMM's result, which the reduce computes in the same tile";
+    } else if (n > ANVIL_ROW_WARP_MAX) {
+        why = fmt::format("rows of N = {} are over the {} a block holds in registers ({} a thread)", n,
+                          ANVIL_ROW_WARP_MAX, ANVIL_ROW_WARP_MAX / 256);
+    } else if (between && !ready) {
+        why = "other readers of the GEMM's result run before the row op, whose inputs are produced after the reduce";
+    } else {
+        plan.place = between ? red : plan.row;
+    }
+    return plan;
+}
+
+// The reduce `red` of a split GEMM applying the row op `norm` after its
+// sums, in `rows_per_tile` rows per task; `pre`: storing the GEMM's result too.
+ROp split_norm_rop(const TileGraph& tg, const ROp& red, const ROp& norm, int rows_per_tile, bool pre) {
+    const auto& rp = std::get<RowParams>(red.params);
+    const auto& np = std::get<RowParams>(norm.params);
+    const VertexId v = red.node;
+    const int64_t n = rp.kept_shape[rp.kept_rank - 1];
+    ROp m = red;
+    m.name = red.name + "+" + norm.name;
+    m.node = norm.node;
+    m.dtypes = {DType::f32, norm.dtypes[1], norm.dtypes[2], norm.dtypes[3]};
+    // The partials and the GEMM epilogue's inputs, then the row op's but v.
+    for (VertexId u : norm.reads)
+        if (tg.buffers[u].storage != tg.buffers[v].storage && std::find(m.reads.begin(), m.reads.end(), u) == m.reads.end())
+            m.reads.push_back(u);
+    // The nodes it does (their outputs unstored): the GEMM's chain with its
+    // result v unless stored, the row op (found by its operand: a graph
+    // without node records names none) and its chain.
+    const bool v_fused = std::find(m.fused.begin(), m.fused.end(), v) != m.fused.end();
+    if (pre && v_fused) m.fused.erase(std::find(m.fused.begin(), m.fused.end(), v));
+    if (!pre && !v_fused) m.fused.push_back(v);
+    if (tg.nodes.size() == tg.buffers.size()) {
+        // The row op's node: the rOp's own, or the one its chain's first node reads.
+        VertexId row_node = norm.node;
+        if (!norm.fused.empty())
+            for (VertexId u : tg.nodes[norm.fused.front()].operands)
+                if (tg.nodes[u].is_node && !tg.nodes[u].operands.empty() &&
+                    tg.buffers[tg.nodes[u].operands[0]].storage == tg.buffers[v].storage)
+                    row_node = u;
+        if (std::find(m.fused.begin(), m.fused.end(), row_node) == m.fused.end()) m.fused.push_back(row_node);
+    }
+    for (VertexId u : norm.fused)
+        if (std::find(m.fused.begin(), m.fused.end(), u) == m.fused.end()) m.fused.push_back(u);
+    m.fusion = FusionLevel::registers;
+    m.row_epilogue = norm.epilogue;
+    m.flops = red.flops + norm.flops;
+    m.why_not_row_op.clear();
+    RowParams q{};
+    q.op = ANVIL_ROW_SPLIT_NORM;
+    q.norm_op = np.op;
+    q.rows = rp.rows / n;
+    q.row_len = n;
+    q.kept_rank = 1;
+    q.kept_shape[0] = q.rows;
+    q.kept_in[0] = q.kept_out[0] = n;
+    q.red_rank = 1;
+    q.red_shape[0] = n;
+    q.red_in[0] = q.red_out[0] = 1;
+    q.in_off = rp.in_off;
+    q.out_off = np.out_off;
+    q.gamma_off = np.gamma_off;
+    q.beta_off = np.beta_off;
+    q.eps = np.eps;
+    q.k_split = static_cast<int>(rp.row_len);
+    q.slice_stride = rp.red_in[0];
+    q.mid_dtype = static_cast<int>(tg.buffers[v].dtype);
+    q.pre_off = pre ? rp.out_off : -1;
+    q.rows_per_tile = rows_per_tile;
+    m.params = q;
+    m.tiles = static_cast<int>(ceil_div(q.rows, rows_per_tile));
+    return m;
+}
+
+// Rows per task of a split-norm reduce: of 1, 2, 4, ... rows (a warp each),
+// the fewest tasks (polls, counters, task overheads) whose waves of
+// `grid_blocks` are predicted within 2% of the fastest.
+int split_norm_rows_per_tile(const TileGraph& tg, const ROp& red, const ROp& norm, bool pre, const Gpu& gpu,
+                             int grid_blocks) {
+    const auto& rp = std::get<RowParams>(red.params);
+    const int64_t rows = rp.rows / rp.kept_shape[rp.kept_rank - 1];
+    std::vector<std::pair<int, double>> options;
+    double fastest = INFINITY;
+    for (int64_t k = 1; k <= std::max<int64_t>(1, rows) && k <= (1 << 16); k *= 2) {
+        const ROp m = split_norm_rop(tg, red, norm, static_cast<int>(k), pre);
+        const double s = std::ceil(double(m.tiles) / std::max(1, grid_blocks)) *
+                         (split_k_reduce_tile_seconds(gpu, m) + gpu.task_overhead_s);
+        options.push_back({static_cast<int>(k), s});
+        fastest = std::min(fastest, s);
+    }
+    int best = 1;
+    for (const auto& [k, s] : options)
+        if (s <= fastest * 1.02) best = k;
+    return best;
+}
+
 // A conv2d's tile shape and split chosen together: the variants stage
 // chose its tile whole, and a small tile (few products per shared-memory
 // read) that runs a long K is slow at any split; a wider tile split along
@@ -385,7 +579,30 @@ TileGraph apply_split_k(const TileGraph& tg, const Gpu& gpu) {
         out.rops.push_back(std::move(op));
         split_k_at(out, static_cast<int>(out.rops.size()) - 1, c.ways);
     }
+    // Back to front: a merge removes a reduce, the rOps before it stay put.
+    for (int r = static_cast<int>(out.rops.size()) - 1; r >= 0; --r)
+        if (const auto* p = std::get_if<RowParams>(&out.rops[r].params); p && p->op == ANVIL_ROW_SPLIT_SUM)
+            apply_row_op_in_reduce(out, r, gpu, grid);
     return out;
+}
+
+int apply_row_op_in_reduce(TileGraph& tg, int reduce, const Gpu& gpu, int grid_blocks) {
+    ROp& red = tg.rops.at(reduce);
+    const auto* rp = std::get_if<RowParams>(&red.params);
+    ANVIL_CHECK(red.kind == TaskKind::rowwise && rp && rp->op == ANVIL_ROW_SPLIT_SUM,
+                "apply_row_op_in_reduce: rOp '" + red.name + "' is no split-K reduce");
+    const NormPlan plan = norm_plan(tg, reduce);
+    red.why_not_row_op = plan.why;
+    if (plan.row < 0 || plan.place < 0) return -1;
+    ANVIL_CHECK(plan.row > reduce, "apply_row_op_in_reduce: row op '" + tg.rops[plan.row].name + "' runs before its input");
+    const int rows_per_tile = split_norm_rows_per_tile(tg, red, tg.rops[plan.row], plan.pre, gpu, grid_blocks);
+    ROp merged = split_norm_rop(tg, red, tg.rops[plan.row], rows_per_tile, plan.pre);
+    tg.rops.erase(tg.rops.begin() + plan.row);
+    tg.rops[reduce] = std::move(merged);
+    // Where the reduce was (just written), or moved to the row op's place.
+    if (plan.place == reduce) return reduce;
+    std::rotate(tg.rops.begin() + reduce, tg.rops.begin() + reduce + 1, tg.rops.begin() + plan.row);
+    return plan.row - 1;
 }
 
 }  // namespace anvil

@@ -6,7 +6,9 @@
 // one output tile are consecutive tiles), writing f32 partial sums to a
 // scratch buffer of the arena; its reduce rOp (rowwise,
 // ANVIL_ROW_SPLIT_SUM) adds each output's partials in slice order and
-// applies the GEMM's fused epilogue. The reduce reads exactly what the
+// applies the GEMM's fused epilogue; where a softmax or norm over the
+// GEMM's rows alone reads the result, the reduce applies it too
+// (ANVIL_ROW_SPLIT_NORM, a warp per row). The reduce reads exactly what the
 // partials wrote, so its waits are ordinary counter waits (plan_waits) and
 // the race checker sees them like any other. The cost model decides, never
 // the user: choose_split_k is a pure function of the rOp's shape, the GPU
@@ -73,7 +75,22 @@ TileGraph split_k_in(const TileGraph& tg, int rop, int ways);
 void split_k_at(TileGraph& tg, int rop, int ways);
 
 // `tg` with every GEMM-like rOp split as choose_split_k says (each split
-// appends its scratch buffer to the arena) or annotated with why not.
+// appends its scratch buffer to the arena) or annotated with why not; then
+// each reduce applies the softmax or norm that reads its result where it
+// can (apply_row_op_in_reduce).
 TileGraph apply_split_k(const TileGraph& tg, const Gpu& gpu);
+
+// The split-K reduce `reduce` of a GEMM (ANVIL_ROW_SPLIT_SUM) whose result
+// a softmax, layernorm or rmsnorm over its contiguous rows of N <=
+// ANVIL_ROW_WARP_MAX reads becomes one ANVIL_ROW_SPLIT_NORM rOp (the GEMM's
+// epilogue, the row op, the row op's epilogue; a block per row), the row
+// op's rOp gone, its rows per task chosen by the cost model for a grid of
+// `grid_blocks`. Where other rOps or the graph's outputs read the GEMM's
+// result too (a pre-LN residual stream), the rOp stores it as well
+// (RowParams::pre_off), in the reduce's place if they run before the row
+// op, else in the row op's. Returns the new rOp's index, or -1, with the
+// reason in the reduce's why_not_row_op when a row op reads it but stays
+// apart (longer rows, a strided GEMM output, ...).
+int apply_row_op_in_reduce(TileGraph& tg, int reduce, const Gpu& gpu, int grid_blocks);
 
 }  // namespace anvil

@@ -47,7 +47,7 @@ private:
 std::vector<std::vector<int>> tile_dependencies(const TileGraph& tg, const std::vector<Task>& tasks) {
     WriteIndex index;
     for (size_t t = 0; t < tasks.size(); ++t)
-        index.add(tile_writes(tg.rops[tasks[t].rop], tasks[t].tile), static_cast<int>(t));
+        for (ByteRange w : tile_writes_all(tg.rops[tasks[t].rop], tasks[t].tile)) index.add(w, static_cast<int>(t));
     index.finish();
 
     std::vector<std::vector<int>> deps(tasks.size());

@@ -233,6 +233,16 @@ ByteRange tile_writes(const ROp& op, int tile) {
     throw InternalError("tile_writes: unknown task kind");
 }
 
+std::vector<ByteRange> tile_writes_all(const ROp& op, int tile) {
+    std::vector<ByteRange> w{tile_writes(op, tile)};
+    if (const auto* p = std::get_if<RowParams>(&op.params); p && p->op == ANVIL_ROW_SPLIT_NORM && p->pre_off >= 0) {
+        auto [b, e] = tile_span(tile, p->rows_per_tile, p->rows);
+        const int64_t elem = dtype_size(static_cast<DType>(p->mid_dtype));
+        w.push_back({p->pre_off + b * p->row_len * elem, p->pre_off + e * p->row_len * elem});
+    }
+    return w;
+}
+
 std::vector<ByteRange> tile_reads(const ROp& op, int tile) {
     std::vector<ByteRange> reads;
     switch (op.kind) {
@@ -268,6 +278,17 @@ std::vector<ByteRange> tile_reads(const ROp& op, int tile) {
                 break;
             }
             ByteRange row = full_box(p.red_shape, p.red_rank).bytes(0, p.red_in, size_of(op, 0));
+            if (p.op == ANVIL_ROW_SPLIT_NORM) {  // the tile's rows of each K slice's partials, then gamma and beta
+                for (int64_t k = 0; k < p.k_split; ++k) {
+                    const int64_t at = k * p.slice_stride * size_of(op, 0);
+                    reads.push_back({kept.begin + at, kept.end + row.end - size_of(op, 0) + at});
+                }
+                if (p.gamma_off >= 0 && p.norm_op != ANVIL_ROW_SOFTMAX)
+                    reads.push_back({p.gamma_off, p.gamma_off + p.row_len * size_of(op, 2)});
+                if (p.beta_off >= 0 && p.norm_op == ANVIL_ROW_LAYERNORM)
+                    reads.push_back({p.beta_off, p.beta_off + p.row_len * size_of(op, 3)});
+                break;
+            }
             reads.push_back({kept.begin, kept.end + row.end - size_of(op, 0)});
             if (p.op == ANVIL_ROW_LAYERNORM || p.op == ANVIL_ROW_RMSNORM)
                 reads.push_back({p.gamma_off, p.gamma_off + p.row_len * size_of(op, 2)});

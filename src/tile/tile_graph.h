@@ -72,6 +72,9 @@ struct ROp {
     // why_not_split: for a GEMM-like rOp left whole, the cost model's reason.
     int split_k = 1;
     std::string why_not_split;
+    // A split-K reduce whose result a softmax or norm reads, that it does
+    // not apply itself (ANVIL_ROW_SPLIT_NORM): why.
+    std::string why_not_row_op;
 };
 
 struct TileGraph {

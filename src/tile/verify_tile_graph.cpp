@@ -154,8 +154,23 @@ void check_rop(const ROp& op, const TileGraph& tg, int smem_limit) {
     require(smem <= smem_limit, op,
             std::string(task_kind_name(op.kind)) + " tile needs " + std::to_string(smem) +
                 " bytes of static shared memory, over the limit of " + std::to_string(smem_limit));
-    require(op.row_epilogue.nsteps == 0 || op.kind == TaskKind::matmul, op,
-            "only a matmul applies an epilogue after a fused row op");
+    const auto* row = std::get_if<RowParams>(&op.params);
+    const bool split_norm = op.kind == TaskKind::rowwise && row && row->op == ANVIL_ROW_SPLIT_NORM;
+    require(op.row_epilogue.nsteps == 0 || op.kind == TaskKind::matmul || split_norm, op,
+            "only a matmul or a split-K reduce applies an epilogue after a fused row op");
+    if (split_norm) {
+        // anvil_row_split_norm: a warp per row in registers, f32 partials, a contiguous row layout.
+        const bool norm = row->norm_op == ANVIL_ROW_SOFTMAX || row->norm_op == ANVIL_ROW_LAYERNORM ||
+                          row->norm_op == ANVIL_ROW_RMSNORM;
+        require(norm && row->row_len >= 1 && row->row_len <= ANVIL_ROW_WARP_MAX && row->k_split >= 1 &&
+                    row->kept_rank == 1 && row->kept_in[0] == row->row_len && row->kept_out[0] == row->row_len &&
+                    row->red_rank == 1 && row->red_in[0] == 1 && row->red_out[0] == 1 && op.dtypes[0] == DType::f32 &&
+                    row->slice_stride >= row->rows * row->row_len && row->pre_off >= -1 &&
+                    (row->pre_off < 0 || row->mid_dtype == static_cast<int>(DType::f32) ||
+                     row->mid_dtype == static_cast<int>(DType::f16) || row->mid_dtype == static_cast<int>(DType::bf16)),
+                op, "a split-K reduce with a row op needs softmax, layernorm or rmsnorm over contiguous rows of 1 to " +
+                        std::to_string(ANVIL_ROW_WARP_MAX) + " f32 partial sums, each slice's apart");
+    }
     if (op.epilogue.nsteps != 0) check_epilogue(op, op.epilogue, "epilogue");
     if (op.row_epilogue.nsteps != 0) check_epilogue(op, op.row_epilogue, "row epilogue");
 }

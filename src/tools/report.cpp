@@ -92,9 +92,22 @@ std::string split_k_summary(const Schedule& s) {
         if (op.split_k > 1 && split++ < kNamed) named += fmt::format(", {} in {}", op.name, op.split_k);
         else if (op.split_k == 1) ++(op.tiles >= grid_of(s) ? fill : below);
     }
-    return fmt::format("{} GEMMs split{}{}; whole, {} fill a wave of {} blocks, {} do not (why_not in --json)", split,
-                       named, split > kNamed ? fmt::format(" and {} more", split - kNamed) : "", fill, grid_of(s),
-                       below);
+    int norms = 0;
+    for (const ROp& op : s.tiles.rops)
+        if (const auto* rp = std::get_if<RowParams>(&op.params); rp && rp->op == ANVIL_ROW_SPLIT_NORM) ++norms;
+    return fmt::format("{} GEMMs split{}{}; whole, {} fill a wave of {} blocks, {} do not (why_not in --json); {} "
+                       "reduces apply the softmax or norm after them",
+                       split, named, split > kNamed ? fmt::format(" and {} more", split - kNamed) : "", fill,
+                       grid_of(s), below, norms);
+}
+
+const char* row_op_name(int row_op) {
+    switch (row_op) {
+        case ANVIL_ROW_SOFTMAX: return "softmax";
+        case ANVIL_ROW_LAYERNORM: return "layernorm";
+        case ANVIL_ROW_RMSNORM: return "rmsnorm";
+        default: return "other";
+    }
 }
 
 std::string dot_id(const std::string& s) {
@@ -166,6 +179,11 @@ nlohmann::json schedule_json(const Schedule& s, const Prediction& p, const Cubin
             groups.back()["split_k"] = op.split_k;
             groups.back()["fills_wave"] = op.tiles >= grid_of(s);
             if (!op.why_not_split.empty()) groups.back()["why_not"] = op.why_not_split;
+        }
+        if (const auto* rp = std::get_if<RowParams>(&op.params)) {
+            // A split-K reduce: whether it applies the softmax or norm after it, or why not.
+            if (rp->op == ANVIL_ROW_SPLIT_NORM) groups.back()["split_reduce_row_op"] = row_op_name(rp->norm_op);
+            if (!op.why_not_row_op.empty()) groups.back()["why_not_row_op"] = op.why_not_row_op;
         }
     }
     j["group_list"] = groups;
