@@ -14,7 +14,7 @@
 //               ring's fixed weights, weight_ring.cuh)
 //   serial    = dependent round trips outside a K loop (a thread's element
 //               loop, a row's passes, the epilogue's operand loads per
-//               stored value) x memory_latency_s
+//               stored value, none for a scalar operand) x memory_latency_s
 //   occupancy = with k co-resident blocks busy, an SM's throughput is
 //               shared k ways, but one block's exposed latency is another's
 //               issue time: a task takes max(alone, work x k)
