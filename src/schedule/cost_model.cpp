@@ -214,6 +214,8 @@ TileLatency tile_latency(const ROp& op, double epilogue_rounds) {
             t.k_slices = std::ceil(double(p->K) / std::max(1, p->bk));
             t.slices_in_flight = cuda_cores ? cuda_core_in_flight : ANVIL_TC_STAGES - 1;
             if (cuda_cores) t.phases_per_slice = staged(p->bm, p->bn, p->bk);
+            // A fused row op's pass over the finished tile.
+            t.serial_rounds = fused_row_rounds(p->row_op, std::min(p->bm, p->M), double(p->N));
         }
     } else if (const auto* w = std::get_if<WindowParams>(&op.params)) {
         if (op.kind == TaskKind::conv2d) {
