@@ -9,6 +9,7 @@
 
 #include "epilogue.cuh"
 #include "gemm_stages.cuh"
+#include "tc_stages.cuh"
 #include "tiling.cuh"
 
 #define ANVIL_MM_TX (ANVIL_THREADS >= 16 ? 16 : 1)  // threads along N
@@ -21,54 +22,88 @@ static_assert(ANVIL_GEMM_TILE_STEP % ANVIL_MM_TX == 0 && ANVIL_GEMM_TILE_STEP % 
 
 // Shared memory (sizes: rtasks/tiling.cuh): per stage the A and B slices
 // as As[BK][BM + pad], Bs[BK][BN + pad]; with a fused row op, afterwards,
-// the finished tile as Cs[BM][BN + 1] (emission sizes ANVIL_SMEM_BYTES for
-// it). Thread (tx, ty) owns rows anvil_gemm_at(i, ty, TY, VM) and columns
-// anvil_gemm_at(j, tx, TX, VN) (VM, VN: anvil_gemm_vec of the micro-tile).
+// the finished tile as Cs[BM][BN + ANVIL_MM_ROW_PAD] (emission sizes
+// ANVIL_SMEM_BYTES for it). Thread (tx, ty) owns rows anvil_gemm_at(i, ty,
+// TY, VM) and columns anvil_gemm_at(j, tx, TX, VN) (VM, VN: anvil_gemm_vec
+// of the micro-tile).
 
-// Row op `op` (AnvilMmRowOp) on one finished row of n values in shared memory.
-ANVIL_DEVICE void anvil_mm_row_apply(const MatmulParams& p, float* row, char* arena) {
-    const int n = p.N;
-    if (p.row_op == ANVIL_MM_ROW_SOFTMAX) {
-        float mx = anvil_neg_inf();
-        for (int j = 0; j < n; ++j) mx = fmaxf(mx, anvil_lds(row + j));
-        float sum = 0.0f;
-        for (int j = 0; j < n; ++j) {
-            const float e = expf(anvil_lds(row + j) - mx);
-            anvil_sts(row + j, e);
-            sum += e;
+// A fused row op (AnvilMmRowOp) over the finished tile's `rows` rows in
+// Cs[BM][BN + ANVIL_MM_ROW_PAD] (after the epilogue; whole rows: n0 = 0,
+// N <= BN), then the row epilogue and the stores to C. A warp per row, the
+// rows of the tile side by side (8 at a time): lane l holds column pairs
+// 2 (l + 32 i), reduces by shuffles and stores each pair as one 32-bit
+// word (16-bit C). Shared by the CUDA-core and the tensor-core tiles; on
+// the host the one thread is the warp. Cs must be complete (a barrier
+// after its stores); nothing writes it after.
+template <class TC, int BN>
+ANVIL_DEVICE void anvil_mm_rows_finish(const MatmulParams& p, const float* Cs, int m0, int rows, TC* C, anvil_i64 cb,
+                                       char* arena) {
+    const int L = ANVIL_WARP, P = (BN + 2 * L - 1) / (2 * L), LDC = BN + ANVIL_MM_ROW_PAD;
+    const int lane = anvil_thread() % L, n = p.N;
+    const float inv_n = 1.0f / (float)n;
+    const char* gamma = p.row_op != ANVIL_MM_ROW_SOFTMAX && p.gamma_off >= 0 ? arena + p.gamma_off : 0;
+    const char* beta = p.row_op == ANVIL_MM_ROW_LAYERNORM && p.beta_off >= 0 ? arena + p.beta_off : 0;
+    const AnvilEpilogue* post = p.row_epilogue ? &anvil_epilogue(p.row_epilogue) : 0;
+    for (int r = anvil_thread() / L; r < rows; r += ANVIL_THREADS / L) {  // the same row in every lane
+        float v[P][2];  // columns c = 2 (lane + L i) + q; 0 past N
+        for (int i = 0; i < P; ++i)
+            for (int q = 0; q < 2; ++q) {
+                const int c = 2 * (lane + L * i) + q;
+                v[i][q] = c < n ? anvil_lds(Cs + r * LDC + c) : 0.0f;
+            }
+        float shift = 0.0f, scale = 1.0f;  // y = (x - shift) * scale
+        if (p.row_op == ANVIL_MM_ROW_SOFTMAX) {
+            float mx = anvil_neg_inf();
+            for (int i = 0; i < P; ++i)
+                for (int q = 0; q < 2; ++q)
+                    if (2 * (lane + L * i) + q < n) mx = fmaxf(mx, v[i][q]);
+            mx = anvil_warp_max(mx);
+            float e = 0.0f;
+            for (int i = 0; i < P; ++i)
+                for (int q = 0; q < 2; ++q)
+                    if (2 * (lane + L * i) + q < n) {
+                        v[i][q] = expf(v[i][q] - mx);
+                        e += v[i][q];
+                    }
+            scale = 1.0f / anvil_warp_sum(e);
+        } else {
+            // The norms as the rowwise rTask computes them: two passes, mean = 0 for rmsnorm.
+            if (p.row_op == ANVIL_MM_ROW_LAYERNORM) {
+                float t = 0.0f;
+                for (int i = 0; i < P; ++i) t += v[i][0] + v[i][1];  // 0 past N
+                shift = anvil_warp_sum(t) * inv_n;
+            }
+            float sq = 0.0f;
+            for (int i = 0; i < P; ++i)
+                for (int q = 0; q < 2; ++q)
+                    if (2 * (lane + L * i) + q < n) sq += (v[i][q] - shift) * (v[i][q] - shift);
+            scale = anvil_rsqrt(anvil_warp_sum(sq) * inv_n + p.eps);
         }
-        const float inv = 1.0f / sum;
-        for (int j = 0; j < n; ++j) anvil_sts(row + j, anvil_lds(row + j) * inv);
-        return;
-    }
-    // The norms as the rowwise rTask computes them: two passes, mean = 0 for rmsnorm.
-    float mean = 0.0f;
-    if (p.row_op == ANVIL_MM_ROW_LAYERNORM) {
-        for (int j = 0; j < n; ++j) mean += anvil_lds(row + j);
-        mean /= (float)n;
-    }
-    float q = 0.0f;
-    for (int j = 0; j < n; ++j) q += (anvil_lds(row + j) - mean) * (anvil_lds(row + j) - mean);
-    const float rstd = anvil_rsqrt(q / (float)n + p.eps);
-    const char* gamma = p.gamma_off >= 0 ? arena + p.gamma_off : 0;
-    const char* beta = p.beta_off >= 0 && p.row_op == ANVIL_MM_ROW_LAYERNORM ? arena + p.beta_off : 0;
-    for (int j = 0; j < n; ++j) {
-        float y = (anvil_lds(row + j) - mean) * rstd;
-        if (gamma) y *= anvil_load_dyn(gamma, p.gamma_dtype, j);
-        if (beta) y += anvil_load_dyn(beta, p.beta_dtype, j);
-        anvil_sts(row + j, y);
+        const int gm = m0 + r;
+        for (int i = 0; i < P; ++i) {
+            const int c = 2 * (lane + L * i);
+            if (c >= n) continue;
+            const anvil_i64 at = (anvil_i64)gm * p.c_sm + (anvil_i64)c * p.c_sn;
+            float y[2] = {0.0f, 0.0f};
+            for (int q = 0; q < 2 && c + q < n; ++q) {
+                y[q] = (v[i][q] - shift) * scale;
+                if (gamma) y[q] *= anvil_load_dyn(gamma, p.gamma_dtype, c + q);
+                if (beta) y[q] += anvil_load_dyn(beta, p.beta_dtype, c + q);
+                if (post) y[q] = anvil_epilogue_apply(*post, y[q], cb + at + q * p.c_sn, arena);
+            }
+            anvil_store2(C + at, p.c_sn, c + 1 < n, y[0], y[1]);
+        }
     }
 }
 
 // The store of a tile fused with a row op over its rows (shared-memory
-// fusion): the values, after the epilogue, go to shared memory, a thread
-// per row transforms its row there, and the block stores the rows after
-// the row epilogue. The tile holds whole rows (n0 = 0, N <= BN): no other
-// tile's values are needed.
+// fusion): the values, after the epilogue, go to shared memory, then
+// anvil_mm_rows_finish. The tile holds whole rows (n0 = 0, N <= BN): no
+// other tile's values are needed.
 template <class TC, int BM, int BN>
 ANVIL_DEVICE void anvil_mm_row_store(const MatmulParams& p, float (*acc)[BN / ANVIL_MM_TX], int m0,
                                      const AnvilEpilogue* epi, TC* C, anvil_i64 cb, char* arena) {
-    const int TX = ANVIL_MM_TX, TY = ANVIL_MM_TY, LDC = BN + 1;
+    const int TX = ANVIL_MM_TX, TY = ANVIL_MM_TY, LDC = BN + ANVIL_MM_ROW_PAD;
     const int VM = anvil_gemm_vec(BM / TY), VN = anvil_gemm_vec(BN / TX);
     const int tid = anvil_thread(), tx = tid % TX, ty = tid / TX;
     float* Cs = (float*)anvil_block_smem();  // [BM][LDC]
@@ -84,21 +119,7 @@ ANVIL_DEVICE void anvil_mm_row_store(const MatmulParams& p, float (*acc)[BN / AN
         }
     }
     anvil_barrier();
-    for (int r = tid; r < BM; r += ANVIL_THREADS)
-        if (m0 + r < p.M) anvil_mm_row_apply(p, Cs + r * LDC, arena);
-    anvil_barrier();
-    const AnvilEpilogue* post = p.row_epilogue ? &anvil_epilogue(p.row_epilogue) : 0;
-    for (int i = 0; i < BM / TY; ++i) {
-        const int r = anvil_gemm_at(i, ty, TY, VM), gm = m0 + r;
-        if (gm >= p.M) continue;
-        for (int j = 0; j < BN / TX; ++j) {
-            const int n = anvil_gemm_at(j, tx, TX, VN);
-            if (n >= p.N) continue;
-            const anvil_i64 at = (anvil_i64)gm * p.c_sm + (anvil_i64)n * p.c_sn;
-            const float v = anvil_lds(Cs + r * LDC + n);
-            anvil_store(C + at, post ? anvil_epilogue_apply(*post, v, cb + at, arena) : v);
-        }
-    }
+    anvil_mm_rows_finish<TC, BN>(p, Cs, m0, p.M - m0 < BM ? p.M - m0 : BM, C, cb, arena);
 }
 
 // C[m, n] = v after the epilogue, if any: C is contiguous, so the

@@ -6,7 +6,9 @@
 // with ldmatrix.x4 (an f32 B always so: no 32-bit .trans). A row that is
 // contiguous and 16-byte aligned is copied asynchronously, any other
 // element by element along its contiguous axis.
-// Results leave as packed pairs (32 bits for f16/bf16) where C allows.
+// Results leave as packed pairs (32 bits for f16/bf16) where C allows; a
+// fused row op (softmax, layernorm, rmsnorm over whole rows) goes through
+// shared memory first (anvil_mm_rows_finish).
 // Without tensor cores (the host backend) the variant runs the shared-
 // memory GEMM of matmul.cuh: the same results, up to summation order.
 #ifndef ANVIL_RTASKS_MATMUL_TC_CUH
@@ -55,6 +57,27 @@ ANVIL_TASK void anvil_matmul_tc_tile(const MatmulParams& params, int tile, char*
     float acc[BM / 32][BN / 32][4];
     anvil_tc_gemm<BM, BN, BK, FMT>(p.K, b_kmajor, stage, acc);
 
+    // A fused row op (whole rows: n0 = 0, N <= BN): the pairs, after the
+    // epilogue, into Cs[BM][BN + ANVIL_MM_ROW_PAD] over the stages' memory,
+    // then a warp per row (matmul.cuh).
+    if (p.row_op) {
+        const AnvilEpilogue* epi = p.epilogue ? &anvil_epilogue(p.epilogue) : 0;
+        const int LDC = BN + ANVIL_MM_ROW_PAD;
+        float* Cs = (float*)anvil_block_smem();
+        anvil_barrier();  // every warp is done reading the last stage
+        anvil_tc_pairs<BM, BN>(acc, [&](int r, int c, const float* v) {
+            const int m = at.m0 + r;
+            for (int q = 0; q < 2; ++q) {
+                float x = v[q];
+                if (epi && m < p.M && c + q < p.N)
+                    x = anvil_epilogue_apply(*epi, x, at.cb + (anvil_i64)m * p.c_sm + (anvil_i64)(c + q) * p.c_sn, arena);
+                anvil_sts(Cs + r * LDC + c + q, x);
+            }
+        });
+        anvil_barrier();
+        anvil_mm_rows_finish<TC, BN>(p, Cs, at.m0, p.M - at.m0 < BM ? p.M - at.m0 : BM, C, at.cb, arena);
+        return;
+    }
     // Without an epilogue the pairs leave two at a time (one 32-bit store
     // of f16/bf16); with one, value by value as the epilogue's operands are
     // located (a call per value: fewer values live across it).

@@ -183,8 +183,11 @@ ANVIL_DEVICE void anvil_tc_pairs(float (*acc)[BN / 32][4], const Visit& visit) {
         }
 }
 
+#endif  // ANVIL_HAS_MMA
+
 // Both values of a pair: p[0] = a and p[step] = b when `both`, else p[0] = a
-// alone; one 32-bit store where they are neighbours and the pair aligned.
+// alone; one 32-bit store where they are neighbours and the pair aligned
+// (also the CUDA-core tile's, after a fused row op: matmul.cuh).
 ANVIL_DEVICE void anvil_store_bits32(void* p, unsigned v) {
 #ifdef __CUDACC__
     *(unsigned*)p = v;
@@ -208,6 +211,5 @@ ANVIL_DEVICE void anvil_store2(T* p, anvil_i64 step, bool both, float a, float b
     anvil_store(p, a);
     if (both) anvil_store(p + step, b);
 }
-#endif
 
 #endif  // ANVIL_RTASKS_TC_STAGES_CUH

@@ -79,15 +79,23 @@ ANVIL_FACT constexpr int anvil_tc_elem_bytes(int fmt) { return fmt >= ANVIL_TC_T
 
 // A tensor-core tile runs as the shared-memory GEMM where there are no
 // tensor cores (the host backend), so it must also be a valid GEMM tile.
-// BK counts elements: whole k steps of 32 bytes. A 3xTF32 warp holds its
-// operands twice (big and small) beside its accumulators: at most 8 m16n8
-// products (64 x 16 of C), or a 128 x 128 tile passes 128 registers and
-// spills.
+// BK counts elements: whole k steps of 32 bytes. A warp holds at most 16
+// m16n8 products (64 accumulators: 128 x 128, or 64 x 256 for a whole-row
+// tile). A 3xTF32 warp holds its operands twice (big and small) beside its
+// accumulators: at most 8 m16n8 products (64 x 16 of C), or a 128 x 128
+// tile passes 128 registers and spills.
 ANVIL_FACT constexpr bool anvil_tc_tile_ok(int bm, int bn, int bk, int fmt = ANVIL_TC_F16) {
     return anvil_gemm_tile_ok(bm, bn, bk) && bm % ANVIL_TC_TILE_STEP_MN == 0 && bn % ANVIL_TC_TILE_STEP_MN == 0 &&
-           bk * anvil_tc_elem_bytes(fmt) % (ANVIL_TC_TILE_STEP_K * 2) == 0 &&
+           bk * anvil_tc_elem_bytes(fmt) % (ANVIL_TC_TILE_STEP_K * 2) == 0 && (bm / 32) * (bn / 32) <= 16 &&
            (fmt != ANVIL_TC_3XTF32 || (bm / 32) * (bn / 32) <= 8);
 }
+
+// A matmul tile that applies a row op (softmax, layernorm, rmsnorm) holds
+// whole rows: BN >= N, at most ANVIL_MM_ROW_MAX_BN (ViT's 197 keys fit; a
+// warp's row is then at most 8 column pairs a lane). Its width: N rounded
+// up to the tile step of its kind (16 CUDA cores, 32 tensor cores).
+#define ANVIL_MM_ROW_MAX_BN 256
+ANVIL_FACT constexpr int anvil_mm_row_bn(anvil_i64 n, int step) { return (int)((n + step - 1) / step * step); }
 
 // `b_elem_bytes`: bytes of one element of B, which the tile streams in
 // 16-byte vectors.
@@ -104,9 +112,11 @@ ANVIL_FACT constexpr int anvil_mm_smem_bytes(int bm, int bn, int bk) {
     return ANVIL_GEMM_STAGES * bk * (bm + ANVIL_GEMM_PAD + bn + ANVIL_GEMM_PAD) * 4;
 }
 
-// Matmul with a fused row op: the finished BM x BN tile as f32, one float
-// of padding per row so that a thread per row walks its own bank.
-ANVIL_FACT constexpr int anvil_mm_row_smem_bytes(int bm, int bn) { return bm * (bn + 1) * 4; }
+// Matmul with a fused row op: the finished BM x BN tile as f32, each row
+// padded by ANVIL_MM_ROW_PAD floats (rows stay 16-byte aligned; a warp
+// reads one row). It reuses the stages' memory after the K loop.
+#define ANVIL_MM_ROW_PAD 4
+ANVIL_FACT constexpr int anvil_mm_row_smem_bytes(int bm, int bn) { return bm * (bn + ANVIL_MM_ROW_PAD) * 4; }
 
 // Tensor-core matmul (matmul_tc.cuh): per stage, A as [BM][BK + pad] and B
 // either as [BK][BN + pad] (B's n contiguous, read with ldmatrix.trans) or
@@ -189,11 +199,11 @@ ANVIL_FACT constexpr bool anvil_mm_on_tensor_cores(int algo) {
 
 ANVIL_FACT constexpr int anvil_matmul_tile_smem_bytes(int algo, int row_op, int bm, int bn, int bk) {
     return algo == ANVIL_MM_GEMV ? anvil_gemv_smem_bytes(ANVIL_BLOCK_THREADS)
-           : anvil_mm_on_tensor_cores(algo)
-               ? anvil_max_int(anvil_mm_smem_bytes(bm, bn, ANVIL_TC_FALLBACK_BK),
-                               anvil_tc_smem_bytes(bm, bn, bk, anvil_mm_tc_format(algo)))
-           : row_op != ANVIL_MM_ROW_NONE ? anvil_max_int(anvil_mm_smem_bytes(bm, bn, bk), anvil_mm_row_smem_bytes(bm, bn))
-                                         : anvil_mm_smem_bytes(bm, bn, bk);
+                                 : anvil_max_int(row_op != ANVIL_MM_ROW_NONE ? anvil_mm_row_smem_bytes(bm, bn) : 0,
+                                                 anvil_mm_on_tensor_cores(algo)
+                                                     ? anvil_max_int(anvil_mm_smem_bytes(bm, bn, ANVIL_TC_FALLBACK_BK),
+                                                                     anvil_tc_smem_bytes(bm, bn, bk, anvil_mm_tc_format(algo)))
+                                                     : anvil_mm_smem_bytes(bm, bn, bk));
 }
 
 // One conv2d tile on the GPU (algo: AnvilMmAlgo, tiled or on tensor

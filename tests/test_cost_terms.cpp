@@ -15,6 +15,7 @@
 #include "temp_dir.h"
 #include "schedule/variants.h"
 #include "tile/decompose.h"
+#include "tile/fusion.h"
 #include "schedule/cost_model.h"
 #include "schedule/cost_terms.h"
 #include "tools/cost_fit.h"
@@ -162,6 +163,30 @@ TEST_CASE("cost terms: shared-memory wavefronts of the multiply and the serial l
     CHECK(window_rounds_per_output(9) == 3);
     CHECK(row_passes(ANVIL_ROW_LAYERNORM) == 3);
     CHECK(row_passes(ANVIL_ROW_SUM) == 1);
+}
+
+TEST_CASE("cost terms: an epilogue's scalar operand costs no round trip per value", "[cost]") {
+    // scores [4, 64, 64] times a constant (attention's 1/sqrt(d)), plus a [64, 64] mask.
+    auto tile_s = [](bool mask) {
+        GraphBuilder b(DType::f16);
+        b.input("q", {4, 64, 32});
+        b.input("k", {4, 64, 32});
+        b.param("mask", {64, 64});
+        b.node("scale", Op::constant, {}, {{"value", anvil::test::F(0.125)}});
+        b.node("s", Op::matmul, {"q", "k"}, {{"transpose_b", anvil::test::B(true)}});
+        b.node("t", Op::mul, {"s", "scale"});
+        b.node("y", mask ? Op::add : Op::relu, mask ? std::vector<std::string>{"t", "mask"} : std::vector<std::string>{"t"});
+        b.output("y");
+        const TileGraph tg = fuse(decompose(infer_shapes(b.graph())), default_gpu());
+        for (const ROp& op : tg.rops)
+            if (op.kind == TaskKind::matmul) return tile_seconds_alone(default_gpu(), op);
+        FAIL("no matmul");
+        return 0.0;
+    };
+    // 64 x 64 tiles: 16 values a thread, each a round trip for the mask
+    // alone (and a few more instructions); counting the scalar, both would
+    // pay one a value and differ by nothing.
+    CHECK(tile_s(true) - tile_s(false) == Approx(16 * default_gpu().memory_latency_s).epsilon(0.02));
 }
 
 TEST_CASE("cost terms: a second block per SM hides latency, not throughput", "[cost]") {

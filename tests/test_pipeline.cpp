@@ -105,7 +105,12 @@ TEST_CASE("the pipeline runs a policy's declared front stages: welder fused, til
           "[pipeline]") {
     const Gpu gpu = find_gpu("h100_sxm");
     const Graph g = load_graph(model("transformer_encoder_f32.yaml"));
-    TileGraph tg = fuse(decompose(transpose_views(g)), gpu);  // the fold stage's only pass that applies here
+    // A row op joins its matmul where the cost model finds that no slower.
+    FusionOptions fusion;
+    fusion.row_fusion_pays = [&](const ROp& fused, const ROp& matmul, const ROp& row) {
+        return row_fusion_times(fused, matmul, row, gpu, true).pays();
+    };
+    TileGraph tg = fuse(decompose(transpose_views(g)), gpu, fusion);  // the fold stage's only pass that applies here
     for (ROp& op : tg.rops) op = fastest_alone(op, gpu, gpu.sm_count);
     const Schedule by_hand = launch_per_rop("welder", apply_split_k(tg, gpu), gpu, "anvil_group_");
     const Schedule piped = plan(g, "welder", gpu);

@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <map>
@@ -252,6 +253,89 @@ TEST_CASE("every GEMM tile variant compiles for sm_90 without spills in at most 
     if (out_path) {
         std::ofstream(out_path) << table;
         WARN("wrote " << out_path);
+    }
+}
+
+namespace {
+
+// Matmuls whose row op joins them (src/tile/fusion.cpp): attention's scores
+// and softmax over 128 keys (BERT) and 197 (ViT), a projection with a bias,
+// a layernorm and a residual after it.
+Graph row_op_model(DType dtype) {
+    const std::string text = fmt::format(R"(anvil: 1
+name: row_tiles
+dtype: {}
+seed: 3
+inputs:
+  - {{name: q, shape: [12, 128, 64]}}
+  - {{name: qv, shape: [12, 197, 64]}}
+  - {{name: x, shape: [128, 256]}}
+  - {{name: r, shape: [128, 128]}}
+params:
+  - {{name: k, shape: [12, 128, 64]}}
+  - {{name: kv, shape: [12, 197, 64]}}
+  - {{name: w, shape: [256, 128]}}
+  - {{name: b, shape: [128]}}
+  - {{name: g, shape: [128]}}
+  - {{name: be, shape: [128]}}
+nodes:
+  - {{name: s, op: matmul, inputs: [q, k], transpose_b: true}}
+  - {{name: p, op: softmax, inputs: [s]}}
+  - {{name: sv, op: matmul, inputs: [qv, kv], transpose_b: true}}
+  - {{name: pv, op: softmax, inputs: [sv]}}
+  - {{name: h0, op: matmul, inputs: [x, w]}}
+  - {{name: h1, op: add, inputs: [h0, b]}}
+  - {{name: h2, op: layernorm, inputs: [h1, g, be]}}
+  - {{name: y, op: add, inputs: [h2, r]}}
+outputs: [p, pv, y]
+)",
+                                         dtype_name(dtype));
+    return infer_shapes(build_graph(load_model_from_string(text, "row_tiles.yaml")));
+}
+
+}  // namespace
+
+TEST_CASE("every whole-row tile variant (a fused row op) compiles for sm_90 without spills in at most 128 registers",
+          "[compile][gemm][rowtile]") {
+    for (DType dtype : {DType::f32, DType::f16, DType::bf16}) {
+        CAPTURE(dtype_name(dtype));
+        const TileGraph base = fuse(decompose(row_op_model(dtype)), default_gpu());
+        TileGraph tg = base;
+        tg.rops.clear();
+        for (const ROp& op : base.rops) {
+            const auto* p = std::get_if<MatmulParams>(&op.params);
+            if (!p || p->row_op == ANVIL_MM_ROW_NONE) continue;
+            std::vector<ROp> variants = tile_variants(op, default_gpu());
+            variants.erase(variants.begin());
+            for (F32Precision precision : {F32Precision::tf32, F32Precision::tf32x3}) {
+                Gpu gpu = default_gpu();
+                gpu.f32_precision = precision;
+                for (ROp& v : tile_variants(op, gpu))
+                    if (std::get<MatmulParams>(v.params).algo ==
+                        (precision == F32Precision::tf32 ? ANVIL_MM_TENSOR_TF32 : ANVIL_MM_TENSOR_3XTF32))
+                        variants.push_back(std::move(v));
+            }
+            for (ROp& v : variants) tg.rops.push_back(std::move(v));
+        }
+        // Three row-op rOps, each on CUDA cores and tensor cores.
+        int tensor = 0;
+        for (const ROp& op : tg.rops) tensor += anvil_mm_on_tensor_cores(std::get<MatmulParams>(op.params).algo);
+        CHECK(tensor >= 3);
+        const Schedule s = launch_per_rop("per_op", tg, default_gpu(), "op_");
+        const std::vector<KernelResources> two = per_rop(s, compile_nvrtc(with_two_blocks_per_sm(emit_source(s)), "sm_90"));
+        for (size_t i = 0; i < tg.rops.size(); ++i) {
+            const TileShape sh = shape_of(tg.rops[i]);
+            const int row_op = std::get<MatmulParams>(tg.rops[i].params).row_op;
+            INFO(sh.kind << " " << sh.bm << " x " << sh.bn << " x " << sh.bk << " row op " << row_op << ": "
+                         << two[i].registers << " registers, " << two[i].spill_stores << " B spilled");
+            CHECK(two[i].spill_stores == 0);
+            CHECK(two[i].spill_loads == 0);
+            CHECK(two[i].registers <= 128);
+            CHECK(tile_smem_bytes(tg.rops[i]) <= ANVIL_STATIC_SMEM_LIMIT - ANVIL_SMALL_TILE_SMEM_BYTES);
+            std::printf("[rowtile] %-6s %-22s %3d x %3d x %2d row op %d: %3d registers, spills %d/%d B, smem %d B\n",
+                        dtype_name(dtype), sh.kind, sh.bm, sh.bn, sh.bk, row_op, two[i].registers, two[i].spill_stores,
+                        two[i].spill_loads, tile_smem_bytes(tg.rops[i]));
+        }
     }
 }
 

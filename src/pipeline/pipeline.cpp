@@ -120,7 +120,13 @@ void run_stage(Stage stage, Compilation& c, const PipelineOptions& opt, const Po
             return;
         case Stage::fuse:
             if (policy->fuses) {
-                c.tiles = fuse(*c.tiles, opt.gpu);
+                // A row op joins its matmul only where the cost model predicts that no slower.
+                FusionOptions fusion;
+                const bool choose = policy->variants != VariantChoice::keep;
+                fusion.row_fusion_pays = [&](const ROp& fused, const ROp& matmul, const ROp& row) {
+                    return row_fusion_times(fused, matmul, row, opt.gpu, choose).pays();
+                };
+                c.tiles = fuse(*c.tiles, opt.gpu, fusion);
                 verify_tile_graph(*c.tiles, opt.gpu);
             }
             check_task_count(*c.tiles);  // after fusion, which may merge many rOps' tiles into one

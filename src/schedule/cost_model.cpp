@@ -85,13 +85,26 @@ double epilogue_instructions(const ROp& op, double values, const std::set<std::s
     return per_value * values;
 }
 
+// Epilogue inputs that change along the output: a scalar (every stride 0,
+// attention's 1/sqrt(d) as a constant tensor) is one address, in L1 after
+// the tile's first value.
+int varying_inputs(const AnvilEpilogue& e) {
+    int n = 0;
+    for (int i = 0; i < e.ninputs; ++i) {
+        bool varies = false;
+        for (int d = 0; d < e.rank; ++d) varies = varies || e.in_stride[i][d] != 0;
+        n += varies;
+    }
+    return n;
+}
+
 // Dependent round trips of an rOp's epilogues per stored value: the
 // straight-line code loads every operand at once, the interpreter one step
-// after another.
+// after another; scalar operands cost none.
 double epilogue_rounds_per_value(const ROp& op, const std::set<std::string>& straight) {
     double rounds = 0;
     for (const AnvilEpilogue* e : {&op.epilogue, &op.row_epilogue})
-        if (e->ninputs > 0) rounds += straight.count(epilogue_key(*e)) ? 1.0 : e->ninputs;
+        if (const int varying = varying_inputs(*e); varying > 0) rounds += straight.count(epilogue_key(*e)) ? 1.0 : varying;
     return rounds;
 }
 
@@ -205,6 +218,8 @@ TileLatency tile_latency(const ROp& op, double epilogue_rounds) {
             t.k_slices = std::ceil(double(p->K) / std::max(1, p->bk));
             t.slices_in_flight = cuda_cores ? cuda_core_in_flight : ANVIL_TC_STAGES - 1;
             if (cuda_cores) t.phases_per_slice = staged(p->bm, p->bn, p->bk);
+            // A fused row op's pass over the finished tile.
+            t.serial_rounds = fused_row_rounds(p->row_op, std::min(p->bm, p->M), double(p->N));
         }
     } else if (const auto* w = std::get_if<WindowParams>(&op.params)) {
         if (op.kind == TaskKind::conv2d) {

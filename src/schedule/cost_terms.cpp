@@ -34,6 +34,13 @@ double row_passes(int row_op) {
     }
 }
 
+double fused_row_rounds(int mm_row_op, double rows, double row_len) {
+    if (mm_row_op == ANVIL_MM_ROW_NONE || rows <= 0 || row_len <= 0) return 0;
+    const double reductions = mm_row_op == ANVIL_MM_ROW_RMSNORM ? 1 : 2;  // softmax: max, sum; layernorm: mean, variance
+    const double loads = mm_row_op == ANVIL_MM_ROW_SOFTMAX ? 0 : 1;       // gamma (and beta), in flight together
+    return std::ceil(rows / (kThreads / 32)) * (reductions / 5 + loads);
+}
+
 double window_rounds_per_output(double reads) { return std::ceil(std::max(1.0, reads) / kLoadsInFlight); }
 
 double throughput_seconds(const Gpu& g, const TileWork& w) {

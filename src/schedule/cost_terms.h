@@ -14,7 +14,8 @@
 //               ring's fixed weights, weight_ring.cuh)
 //   serial    = dependent round trips outside a K loop (a thread's element
 //               loop, a row's passes, the epilogue's operand loads per
-//               stored value) x memory_latency_s
+//               stored value, none for a scalar operand, a fused row op's
+//               pass: fused_row_rounds) x memory_latency_s
 //   occupancy = with k co-resident blocks busy, an SM's throughput is
 //               shared k ways, but one block's exposed latency is another's
 //               issue time: a task takes max(alone, work x k)
@@ -93,6 +94,14 @@ double row_passes(int row_op);
 bool row_by_warps(const RowParams& p, bool epilogue);
 // Its round trips then: a wave of rows a warp each, every lane's loads in flight together.
 double row_warp_rounds(double rows, double row_len);
+
+// Round trips of a row op (AnvilMmRowOp) fused into a matmul tile of
+// `rows` rows of `row_len` (matmul.cuh: anvil_mm_rows_finish): a warp per
+// row, 8 rows side by side, the values already in shared memory. Each of a
+// row's reductions (5 dependent shuffles and a shared load, ~200 cycles) is
+// charged a fifth of a memory round trip, and a norm's gamma and beta
+// loads one. Estimated, not yet fitted to a device trace.
+double fused_row_rounds(int mm_row_op, double rows, double row_len);
 
 // Round trips per output of a direct window (pool, depthwise conv) that
 // reads `reads` cells: the compiler keeps about four loads in flight.

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "schedule/cost_model.h"
+#include "schedule/cost_terms.h"
 #include "schedule/task_graph.h"
 #include "tile/footprint.h"
 #include "tile/verify_tile_graph.h"
@@ -99,10 +100,17 @@ std::vector<ROp> tile_variants(const ROp& op, const Gpu& gpu) {
         gemvs();
         return out;
     }
+    // A fused row op needs whole rows: one tile as wide as N, rounded up to
+    // the kind's tile step (at most ANVIL_MM_ROW_MAX_BN: fusion checked it).
+    const bool whole_rows = p && p->row_op != ANVIL_MM_ROW_NONE;
+    const std::vector<int> tc_bns = whole_rows ? std::vector<int>{anvil_mm_row_bn(p->N, ANVIL_TC_TILE_STEP_MN)}
+                                               : std::vector<int>{32, 64, 128};
+    const std::vector<int> cuda_core_bns = whole_rows ? std::vector<int>{anvil_mm_row_bn(p->N, ANVIL_GEMM_TILE_STEP)}
+                                                      : std::vector<int>{16, 32, 64, 128};
     const bool tf32 = gpu.f32_precision != F32Precision::f32 && tf32_operands(op);
     if (gpu.tensor_core_tiles && (tensor_core_operands(op) || tf32))
         for (int bm : {32, 64, 128})
-            for (int bn : {32, 64, 128}) {
+            for (int bn : tc_bns) {
                 const int bk = deepest_tensor_core_bk(op, bm, bn, gpu);
                 if (!bk) continue;
                 ROp v = on_tensor_cores(op, bm, bn, bk, gpu.f32_precision);
@@ -112,13 +120,9 @@ std::vector<ROp> tile_variants(const ROp& op, const Gpu& gpu) {
             }
     if (p && p->M <= ANVIL_GEMV_MAX_M && p->row_op == ANVIL_MM_ROW_NONE) gemvs();
     for (int bm : {16, 32, 64, 128})
-        for (int bn : {16, 32, 64, 128}) {
+        for (int bn : cuda_core_bns) {
             const int bk = deepest_bk(op, bm, bn, gpu);
-            if (!bk || !anvil_gemm_tile_ok(bm, bn, bk)) continue;
-            ROp v = retile(op, bm, bn, bk);
-            const auto* mm = std::get_if<MatmulParams>(&v.params);
-            if (mm && mm->row_op != ANVIL_MM_ROW_NONE && mm->tiles_n != 1) continue;  // a fused row op needs whole rows
-            out.push_back(std::move(v));
+            if (bk && anvil_gemm_tile_ok(bm, bn, bk)) out.push_back(retile(op, bm, bn, bk));
         }
     return out;
 }
@@ -148,6 +152,20 @@ ROp fastest_alone(const ROp& op, const Gpu& gpu, int sms) {
         if (s < best_s) best_s = s, best = std::move(v);
     }
     return best;
+}
+
+RowFusionTimes row_fusion_times(const ROp& fused, const ROp& matmul, const ROp& row, const Gpu& gpu,
+                                bool choose_variants) {
+    const int sms = gpu.sm_count;
+    auto seconds = [&](const ROp& op) {
+        const ROp v = choose_variants ? fastest_alone(op, gpu, sms) : op;
+        const int per_sm = co_resident_blocks(v, gpu);
+        return rop_seconds_alone(gpu, v, sms, per_sm) + v.tiles * gpu.task_overhead_s / (double(std::max(1, sms)) * per_sm);
+    };
+    RowFusionTimes t;
+    t.fused_s = seconds(fused);
+    t.apart_s = seconds(matmul) + seconds(row) + gpu.sync_latency_s + poll_wait_seconds(gpu, 1);
+    return t;
 }
 
 ROp most_efficient(const ROp& op, const Gpu& gpu) {

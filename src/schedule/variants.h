@@ -38,6 +38,19 @@ ROp fastest_alone(const ROp& op, const Gpu& gpu, int sms);
 // others that fill the GPU (Rammer's choice: throughput per resource).
 ROp most_efficient(const ROp& op, const Gpu& gpu);
 
+// Whether a matmul that applies a row op to whole rows (`fused`, fusion's
+// group) is predicted no slower than its matmul group and its row op's
+// group apart, which are one more dependent wave (a cross-SM dependency and
+// a round of polls). Each side alone on the whole GPU: as it stands, or,
+// with `choose_variants`, in its fastest variant (a fused tile has only
+// whole-row ones).
+struct RowFusionTimes {
+    double fused_s = 0, apart_s = 0;  // apart: matmul + row op + the wave between them
+    bool pays() const { return fused_s <= apart_s; }
+};
+RowFusionTimes row_fusion_times(const ROp& fused, const ROp& matmul, const ROp& row, const Gpu& gpu,
+                                bool choose_variants);
+
 // Every GEMM rOp with its tile shape chosen by wave: most_efficient when the
 // wave it belongs to has at least one tile per SM, else fastest_alone on
 // the wave's SMs shared in proportion to work.

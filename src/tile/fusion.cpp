@@ -12,12 +12,16 @@
 // exceed ANVIL_EPI_MAX_STEPS steps or ANVIL_EPI_MAX_INPUTS inputs: the rest
 // becomes a group of its own, never an error.
 //
-// At the shared-memory level, a matmul (with its chain) whose tiles hold
-// whole rows also absorbs the softmax, layernorm or rmsnorm over those rows:
-// the finished tile is normalised in shared memory, and the pointwise chain
-// after the row op is a second epilogue applied before the store. Where a
-// row does not fit one tile, or the tile not the GPU's shared memory, the
-// row op stays an rOp of its own (and heads its own chain).
+// At the shared-memory level, a matmul (with its chain) absorbs the
+// softmax, layernorm or rmsnorm over its rows when a tile of it can hold
+// whole rows (N <= ANVIL_MM_ROW_MAX_BN and the finished tile fits the
+// static shared memory; its tile is widened to BN >= N, and the variants
+// stage offers only such tiles, CUDA-core and tensor-core): the finished
+// tile is normalised in shared memory, a warp per row, and the pointwise
+// chain after the row op is a second epilogue applied before the store.
+// Where no such tile fits, or FusionOptions::row_fusion_pays says the two
+// rOps apart are faster, the row op stays an rOp of its own (and heads its
+// own chain).
 //
 // The fused rOp takes the place of the last node of its group: everything
 // the group reads is produced before that node, and nothing in between
@@ -25,10 +29,12 @@
 #include "tile/fusion.h"
 
 #include <algorithm>
+#include <optional>
 #include <set>
 
 #include "anvil/error.h"
 #include "frontend/op_table.h"
+#include "tile/verify_tile_graph.h"
 #include "../../rtasks/tiling.cuh"
 
 namespace anvil {
@@ -67,6 +73,33 @@ struct Program {
         return steps.size() <= ANVIL_EPI_MAX_STEPS && inputs.size() <= ANVIL_EPI_MAX_INPUTS;
     }
 };
+
+// The tile of matmul rOp `op` that applies row op `code` to whole rows,
+// or nothing when no such tile fits: its own tile when that already holds
+// whole rows, else a CUDA-core tile BN = N (rounded up to the tile step)
+// wide, BM and BK as decompose chose them or halved until the tile fits
+// the static shared memory. The variants stage offers the other whole-row
+// shapes, tensor-core ones included (schedule/variants.cpp).
+std::optional<MatmulParams> whole_row_tile(const ROp& op, int code, const Gpu& gpu) {
+    MatmulParams p = std::get<MatmulParams>(op.params);
+    if (p.algo == ANVIL_MM_GEMV || p.a_rms || p.N > ANVIL_MM_ROW_MAX_BN) return std::nullopt;
+    const int limit = static_smem_limit(gpu) - ANVIL_SMALL_TILE_SMEM_BYTES;  // the reductions' words beside it
+    auto fits = [&](const MatmulParams& t) {
+        return anvil_matmul_tile_smem_bytes(t.algo, code, t.bm, t.bn, t.bk) <= limit;
+    };
+    if (p.tiles_n == 1 && p.N <= p.bn && fits(p)) return p;
+    p.algo = ANVIL_MM_TILED;
+    p.bn = anvil_mm_row_bn(p.N, ANVIL_GEMM_TILE_STEP);
+    p.bk = std::max(p.bk, 8);
+    while (!fits(p) && (p.bm > ANVIL_GEMM_TILE_STEP || p.bk > 8)) {
+        if (p.bk > 8) p.bk /= 2;
+        else p.bm /= 2;
+    }
+    if (!fits(p)) return std::nullopt;
+    p.tiles_m = static_cast<int>((p.M + p.bm - 1) / p.bm);
+    p.tiles_n = 1;
+    return p;
+}
 
 struct Fuser {
     const TileGraph& tg;
@@ -119,8 +152,8 @@ struct Fuser {
 
     // The AnvilMmRowOp that matmul rOp mm can apply in shared memory for
     // rOp c, the only reader of its result v: a softmax, layernorm or
-    // rmsnorm over v's last axis when mm's tiles hold whole rows and the
-    // finished tile fits the block's shared memory; else ANVIL_MM_ROW_NONE.
+    // rmsnorm over v's last axis when a tile of mm can hold whole rows
+    // (whole_row_tile); else ANVIL_MM_ROW_NONE.
     int row_op_of(const ROp& mm, VertexId v, const ROp& c, const Gpu& gpu) const {
         const NodeInfo& n = tg.nodes[c.node];
         if (c.kind != TaskKind::rowwise || !single_rop(c.node) || n.operands[0] != v) return ANVIL_MM_ROW_NONE;
@@ -131,10 +164,7 @@ struct Fuser {
         // gamma or beta as another view of v's bytes would read what is never written.
         for (size_t i = 1; i < n.operands.size(); ++i)
             if (buf(n.operands[i]).storage == v) return ANVIL_MM_ROW_NONE;
-        const auto& p = std::get<MatmulParams>(mm.params);
-        const bool fits = p.algo == ANVIL_MM_TILED && p.tiles_n == 1 && p.N <= p.bn &&
-                          anvil_mm_row_smem_bytes(p.bm, p.bn) <= std::min(gpu.smem_per_block, ANVIL_STATIC_SMEM_LIMIT);
-        return fits ? code : ANVIL_MM_ROW_NONE;
+        return whole_row_tile(mm, code, gpu) ? code : ANVIL_MM_ROW_NONE;
     }
 
     // Extends the register chain after v (updated to its last node) into
@@ -197,7 +227,7 @@ struct Fuser {
     }
 
     AnvilEpilogue lower(const Program& p) const;
-    void absorb_row_op(ROp& op, const ROp& row, int code) const;
+    void absorb_row_op(ROp& op, const ROp& row, int code, const Gpu& gpu) const;
     void add_row_epilogue(ROp& op, const std::vector<int>& members, const Program& p) const;
     void take_members(ROp& op, const std::vector<int>& members, const std::vector<VertexId>& inputs) const;
     ROp fused_rop(int head, const std::vector<int>& members, const Program& p) const;
@@ -295,9 +325,11 @@ ROp Fuser::fused_rop(int head, const std::vector<int>& members, const Program& p
 
 // The matmul `op` also applies row op `code` (the rOp `row`) to its
 // finished tiles and writes the row op's output.
-void Fuser::absorb_row_op(ROp& op, const ROp& row, int code) const {
+void Fuser::absorb_row_op(ROp& op, const ROp& row, int code, const Gpu& gpu) const {
     auto& p = std::get<MatmulParams>(op.params);
     const TensorBuffer& out = buf(row.node);
+    p = *whole_row_tile(op, code, gpu);
+    op.tiles = static_cast<int>(p.batches * p.tiles_m * p.tiles_n);
     p.row_op = code;
     p.c_off = out.offset;
     p.gamma_off = p.beta_off = -1;
@@ -360,17 +392,24 @@ TileGraph fuse(const TileGraph& tg, const Gpu& gpu, const FusionOptions& options
             const int c = f.reader_of(v);
             const int code = c >= 0 && !absorbed[c] ? f.row_op_of(group, v, tg.rops[c], gpu) : ANVIL_MM_ROW_NONE;
             if (code != ANVIL_MM_ROW_NONE) {
-                f.absorb_row_op(group, tg.rops[c], code);
-                members.push_back(c);
-                absorbed[c] = true;
-                v = tg.rops[c].node;
+                ROp whole = group;
+                f.absorb_row_op(whole, tg.rops[c], code, gpu);
+                std::vector<bool> taken = absorbed;
+                taken[c] = true;
                 // Pointwise nodes after the row op continue the chain.
+                VertexId w = tg.rops[c].node;
                 Program post;
-                post.shape = f.buf(v).shape;
+                post.shape = f.buf(w).shape;
                 std::vector<int> after;
-                if (options.registers) f.chain(v, post, after, absorbed);
-                if (!after.empty()) {
-                    f.add_row_epilogue(group, after, post);
+                if (options.registers) f.chain(w, post, after, taken);
+                if (!after.empty()) f.add_row_epilogue(whole, after, post);
+                // Fused, or the matmul's group and the row op's (with the same chain) apart.
+                const bool pays = !options.row_fusion_pays ||
+                                  options.row_fusion_pays(whole, group, after.empty() ? tg.rops[c] : f.fused_rop(c, after, post));
+                if (pays) {
+                    group = std::move(whole);
+                    absorbed = std::move(taken);
+                    members.push_back(c);
                     members.insert(members.end(), after.begin(), after.end());
                 }
             }

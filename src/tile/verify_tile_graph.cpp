@@ -76,16 +76,15 @@ void check_matmul(const ROp& op) {
     require(extent(p.M, p.a_sm, p.K, p.a_sk) < (int64_t{1} << 31) && extent(p.K, p.b_sk, p.N, p.b_sn) < (int64_t{1} << 31) &&
                 extent(p.M, p.c_sm, p.N, p.c_sn) < (int64_t{1} << 31),
             op, "a GEMM tile's operands must be indexable with 32-bit offsets (under 2^31 elements per batch)");
-    require(p.algo != ANVIL_MM_TENSOR ||
-                (tensor_core_operands(op) && p.row_op == ANVIL_MM_ROW_NONE && anvil_tc_tile_ok(p.bm, p.bn, p.bk)),
-            op, "a tensor-core tile needs f16 or bf16 operands of one dtype, no row op, "
-                "BM and BN multiples of 32 and BK of 16");
+    require(p.algo != ANVIL_MM_TENSOR || (tensor_core_operands(op) && anvil_tc_tile_ok(p.bm, p.bn, p.bk)), op,
+            "a tensor-core tile needs f16 or bf16 operands of one dtype, BM and BN multiples of 32 and BK of 16, "
+            "at most 16 m16n8 products per warp");
     require((p.algo != ANVIL_MM_TENSOR_TF32 && p.algo != ANVIL_MM_TENSOR_3XTF32) ||
                 (tf32_operands(op) && anvil_tc_tile_ok(p.bm, p.bn, p.bk, anvil_mm_tc_format(p.algo))),
-            op, "a TF32 or 3xTF32 tensor-core tile needs f32 A and B, no row op, BM and BN multiples of 32 and BK of 8 "
+            op, "a TF32 or 3xTF32 tensor-core tile needs f32 A and B, BM and BN multiples of 32 and BK of 8 "
                 "(3xTF32: at most 8 m16n8 products per warp)");
-    require(p.row_op == ANVIL_MM_ROW_NONE || (p.tiles_n == 1 && p.N <= p.bn), op,
-            "a fused row op needs whole rows in one tile");
+    require(p.row_op == ANVIL_MM_ROW_NONE || (p.tiles_n == 1 && p.N <= p.bn && p.bn <= ANVIL_MM_ROW_MAX_BN), op,
+            "a fused row op needs whole rows in one tile, at most " + std::to_string(ANVIL_MM_ROW_MAX_BN) + " wide");
     require(p.row_op >= ANVIL_MM_ROW_NONE && p.row_op <= ANVIL_MM_ROW_RMSNORM, op, "unknown fused row op");
     require(op.row_epilogue.nsteps == 0 || p.row_op != ANVIL_MM_ROW_NONE, op,
             "an epilogue after a row op needs a fused row op");
@@ -181,14 +180,14 @@ int static_smem_limit(const Gpu& gpu) { return std::min(ANVIL_STATIC_SMEM_LIMIT,
 
 bool tensor_core_operands(const ROp& op) {
     const auto* mm = std::get_if<MatmulParams>(&op.params);
-    const bool gemm = op.kind == TaskKind::conv2d || (op.kind == TaskKind::matmul && mm && mm->row_op == ANVIL_MM_ROW_NONE);
+    const bool gemm = op.kind == TaskKind::conv2d || (op.kind == TaskKind::matmul && mm);
     return gemm && op.dtypes.size() >= 2 && (op.dtypes[0] == DType::f16 || op.dtypes[0] == DType::bf16) &&
            op.dtypes[1] == op.dtypes[0];
 }
 
 bool tf32_operands(const ROp& op) {
     const auto* mm = std::get_if<MatmulParams>(&op.params);
-    const bool gemm = op.kind == TaskKind::conv2d || (op.kind == TaskKind::matmul && mm && mm->row_op == ANVIL_MM_ROW_NONE);
+    const bool gemm = op.kind == TaskKind::conv2d || (op.kind == TaskKind::matmul && mm);
     return gemm && op.dtypes.size() >= 2 && op.dtypes[0] == DType::f32 && op.dtypes[1] == DType::f32;
 }
 

@@ -17,11 +17,11 @@ void verify_tile_graph(const TileGraph& tg, const Gpu& gpu);
 // maximum per block, capped at the 48 KiB a kernel gets without opting in.
 int static_smem_limit(const Gpu& gpu);
 
-// Whether tensor-core tiles can compute `op`: a matmul without a fused row
-// op or an implicit-GEMM conv2d, its two operands both f16 or both bf16.
+// Whether tensor-core tiles can compute `op`: a matmul (a fused row op
+// included) or an implicit-GEMM conv2d, its two operands both f16 or both bf16.
 bool tensor_core_operands(const ROp& op);
 
-// Whether `op` is a matmul without a fused row op or an implicit-GEMM conv2d
+// Whether `op` is a matmul (a fused row op included) or an implicit-GEMM conv2d
 // whose two operands (A and B, x and w) are f32: what TF32 and 3xTF32
 // tensor-core tiles compute.
 bool tf32_operands(const ROp& op);
