@@ -26,6 +26,7 @@
 #include "schedule/builders.h"
 #include "schedule/variants.h"
 #include "tile/decompose.h"
+#include "target/occupancy.h"
 #include "tile/footprint.h"
 #include "tile/verify_tile_graph.h"
 #include "../rtasks/tiling.cuh"
@@ -130,7 +131,7 @@ TEST_CASE("TF32: f32 matmuls take tensor-core variants only at --precision tf32 
         for (const ROp& v : tile_variants(op, gpu))
             if (computes_on_tensor_cores(v)) {
                 out.push_back(std::get<MatmulParams>(v.params).algo);
-                CHECK(tile_smem_bytes(v) <= 48 * 1024 - 64);
+                CHECK(tile_smem_bytes(v, gpu) <= tile_smem_budget(gpu));
             }
         return out;
     };

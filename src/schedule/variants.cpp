@@ -62,14 +62,12 @@ int deepest_fit(int limit, int min_bk, SmemBytes smem) {
     return 0;
 }
 
-int smem_limit_for_tiles(const Gpu& gpu) {
-    return static_smem_limit(gpu) - ANVIL_SMALL_TILE_SMEM_BYTES;  // the reductions' words beside the tile
-}
+int smem_limit_for_tiles(const Gpu& gpu) { return tile_smem_budget(gpu); }
 
 }  // namespace
 
 int deepest_bk(const ROp& op, int bm, int bn, const Gpu& gpu) {
-    return deepest_fit(smem_limit_for_tiles(gpu), 8, [&](int k) { return tile_smem_bytes(retile(op, bm, bn, k)); });
+    return deepest_fit(smem_limit_for_tiles(gpu), 8, [&](int k) { return tile_smem_bytes(retile(op, bm, bn, k), gpu); });
 }
 
 int deepest_tensor_core_bk(int bm, int bn, const Gpu& gpu) {
@@ -82,7 +80,7 @@ int deepest_tensor_core_bk(const ROp& op, int bm, int bn, const Gpu& gpu) {
     // A k step is 32 bytes: k16 of f16/bf16, k8 of f32.
     const int min_bk = tf32_operands(op) ? ANVIL_TC_TILE_STEP_K / 2 : ANVIL_TC_TILE_STEP_K;
     return deepest_fit(smem_limit_for_tiles(gpu), min_bk,
-                       [&](int k) { return tile_smem_bytes(on_tensor_cores(op, bm, bn, k, gpu.f32_precision)); });
+                       [&](int k) { return tile_smem_bytes(on_tensor_cores(op, bm, bn, k, gpu.f32_precision), gpu); });
 }
 
 std::vector<ROp> tile_variants(const ROp& op, const Gpu& gpu) {
@@ -127,7 +125,7 @@ namespace {
 
 // Blocks of `op`'s tile the megakernel's SM holds at once.
 int co_resident_blocks(const ROp& op, const Gpu& gpu) {
-    return std::max(1, std::min(kCudaCoreBlocksPerSm, blocks_per_sm(gpu, ANVIL_BLOCK_THREADS, tile_smem_bytes(op))));
+    return std::max(1, std::min(kCudaCoreBlocksPerSm, blocks_per_sm(gpu, ANVIL_BLOCK_THREADS, tile_smem_bytes(op, gpu))));
 }
 
 }  // namespace

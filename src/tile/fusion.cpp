@@ -29,6 +29,7 @@
 
 #include "anvil/error.h"
 #include "frontend/op_table.h"
+#include "target/occupancy.h"
 #include "../../rtasks/tiling.cuh"
 
 namespace anvil {
@@ -133,7 +134,7 @@ struct Fuser {
             if (buf(n.operands[i]).storage == v) return ANVIL_MM_ROW_NONE;
         const auto& p = std::get<MatmulParams>(mm.params);
         const bool fits = p.algo == ANVIL_MM_TILED && p.tiles_n == 1 && p.N <= p.bn &&
-                          anvil_mm_row_smem_bytes(p.bm, p.bn) <= std::min(gpu.smem_per_block, ANVIL_STATIC_SMEM_LIMIT);
+                          anvil_mm_row_smem_bytes(p.bm, p.bn) <= tile_smem_budget(gpu);
         return fits ? code : ANVIL_MM_ROW_NONE;
     }
 
