@@ -64,10 +64,20 @@ int deepest_fit(int limit, int min_bk, SmemBytes smem) {
 
 int smem_limit_for_tiles(const Gpu& gpu) { return tile_smem_budget(gpu); }
 
+// The widest conv2d tiles (128 x 128: 64 accumulators a thread beside the
+// gather's per-pixel state) keep the slice depth of the former 48 KB limit:
+// one step deeper, their fused epilogue spills (CUDA cores 128 x 128 x 16:
+// 8 B; tensor cores 128 x 128 x 32: 112 B; test_tile_resources).
+constexpr int kWidestConvSliceSmem = 48 * 1024 - kMegakernelSmemExtra;
+int slice_limit(const ROp& op, int bm, int bn, const Gpu& gpu) {
+    const bool widest_conv = op.kind == TaskKind::conv2d && bm * bn >= 128 * 128;
+    return widest_conv ? std::min(kWidestConvSliceSmem, smem_limit_for_tiles(gpu)) : smem_limit_for_tiles(gpu);
+}
+
 }  // namespace
 
 int deepest_bk(const ROp& op, int bm, int bn, const Gpu& gpu) {
-    return deepest_fit(smem_limit_for_tiles(gpu), 8, [&](int k) { return tile_smem_bytes(retile(op, bm, bn, k), gpu); });
+    return deepest_fit(slice_limit(op, bm, bn, gpu), 8, [&](int k) { return tile_smem_bytes(retile(op, bm, bn, k), gpu); });
 }
 
 int deepest_tensor_core_bk(int bm, int bn, const Gpu& gpu) {
@@ -79,7 +89,7 @@ int deepest_tensor_core_bk(int bm, int bn, const Gpu& gpu) {
 int deepest_tensor_core_bk(const ROp& op, int bm, int bn, const Gpu& gpu) {
     // A k step is 32 bytes: k16 of f16/bf16, k8 of f32.
     const int min_bk = tf32_operands(op) ? ANVIL_TC_TILE_STEP_K / 2 : ANVIL_TC_TILE_STEP_K;
-    return deepest_fit(smem_limit_for_tiles(gpu), min_bk,
+    return deepest_fit(slice_limit(op, bm, bn, gpu), min_bk,
                        [&](int k) { return tile_smem_bytes(on_tensor_cores(op, bm, bn, k, gpu.f32_precision), gpu); });
 }
 
@@ -87,7 +97,7 @@ std::vector<ROp> tile_variants(const ROp& op, const Gpu& gpu) {
     std::vector<ROp> out{op};
     if (op.kind != TaskKind::matmul && op.kind != TaskKind::conv2d) return out;
     // Every candidate shape is one the device code accepts (rtasks/tiling.cuh)
-    // and whose shared tiles fit the static shared memory of one block.
+    // and whose shared tiles fit the budget of one block (tile_smem_budget).
     const auto* p = std::get_if<MatmulParams>(&op.params);
     auto gemvs = [&] {
         for (int bn : {16, 32, 64, 128, 256})
