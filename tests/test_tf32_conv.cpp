@@ -242,7 +242,7 @@ TEST_CASE("TF32 conv2d: f32 convs take tensor-core variants only at --precision 
     CHECK(algos(F32Precision::tf32, true) == std::vector<int>(kShapeCount, ANVIL_MM_TENSOR_TF32));
     CHECK(algos(F32Precision::tf32x3, true) == std::vector<int>(kShapeCount - 1, ANVIL_MM_TENSOR_3XTF32));  // not 128 x 128
     // f32 rows: twice the bytes of a 16-bit k step, so 128 x 128 is 8 deep
-    // (the widest conv tiles keep the depth of 48 KB: deeper, they spill).
+    // (the widest tiles keep the depth of 48 KB: deeper, they spill).
     CHECK(deepest_tensor_core_bk(op, 128, 128, with_precision(F32Precision::tf32)) == 8);
     CHECK(deepest_tensor_core_bk(op, 32, 32, with_precision(F32Precision::tf32)) == 32);
     // Depthwise and thin-group convs stay window tiles, at any precision.

@@ -64,24 +64,26 @@ int deepest_fit(int limit, int min_bk, SmemBytes smem) {
 
 int smem_limit_for_tiles(const Gpu& gpu) { return tile_smem_budget(gpu); }
 
-// The widest conv2d tiles (128 x 128: 64 accumulators a thread beside the
-// gather's per-pixel state) keep the slice depth of the former 48 KB limit:
-// one step deeper, their fused epilogue spills (CUDA cores 128 x 128 x 16:
-// 8 B; tensor cores 128 x 128 x 32: 112 B; test_tile_resources).
-constexpr int kWidestConvSliceSmem = 48 * 1024 - kMegakernelSmemExtra;
-int slice_limit(const ROp& op, int bm, int bn, const Gpu& gpu) {
-    const bool widest_conv = op.kind == TaskKind::conv2d && bm * bn >= 128 * 128;
-    return widest_conv ? std::min(kWidestConvSliceSmem, smem_limit_for_tiles(gpu)) : smem_limit_for_tiles(gpu);
+// The widest tiles (128 x 128: 64 accumulators a thread) keep the slice
+// depth of the former 48 KB limit: one step deeper they spill with an
+// epilogue (conv2d on CUDA cores 128 x 128 x 16: 8 B, on tensor cores
+// 128 x 128 x 32: 112 B, test_tile_resources; the tensor-core matmul
+// 128 x 128 x 32 in nerf_mlp's megakernel, its epilogues interpreted:
+// 272 B, against 92 B in the whole kernel at 16).
+constexpr int kWidestTileSliceSmem = 48 * 1024 - kMegakernelSmemExtra;
+int slice_limit(int bm, int bn, const Gpu& gpu) {
+    const bool widest = bm * bn >= 128 * 128;
+    return widest ? std::min(kWidestTileSliceSmem, smem_limit_for_tiles(gpu)) : smem_limit_for_tiles(gpu);
 }
 
 }  // namespace
 
 int deepest_bk(const ROp& op, int bm, int bn, const Gpu& gpu) {
-    return deepest_fit(slice_limit(op, bm, bn, gpu), 8, [&](int k) { return tile_smem_bytes(retile(op, bm, bn, k), gpu); });
+    return deepest_fit(slice_limit(bm, bn, gpu), 8, [&](int k) { return tile_smem_bytes(retile(op, bm, bn, k), gpu); });
 }
 
 int deepest_tensor_core_bk(int bm, int bn, const Gpu& gpu) {
-    return deepest_fit(smem_limit_for_tiles(gpu), ANVIL_TC_TILE_STEP_K, [&](int k) {
+    return deepest_fit(slice_limit(bm, bn, gpu), ANVIL_TC_TILE_STEP_K, [&](int k) {
         return anvil_matmul_tile_smem_bytes(ANVIL_MM_TENSOR, ANVIL_MM_ROW_NONE, bm, bn, k);
     });
 }
@@ -89,7 +91,7 @@ int deepest_tensor_core_bk(int bm, int bn, const Gpu& gpu) {
 int deepest_tensor_core_bk(const ROp& op, int bm, int bn, const Gpu& gpu) {
     // A k step is 32 bytes: k16 of f16/bf16, k8 of f32.
     const int min_bk = tf32_operands(op) ? ANVIL_TC_TILE_STEP_K / 2 : ANVIL_TC_TILE_STEP_K;
-    return deepest_fit(slice_limit(op, bm, bn, gpu), min_bk,
+    return deepest_fit(slice_limit(bm, bn, gpu), min_bk,
                        [&](int k) { return tile_smem_bytes(on_tensor_cores(op, bm, bn, k, gpu.f32_precision), gpu); });
 }
 
