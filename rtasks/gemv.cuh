@@ -26,7 +26,7 @@
 // The ring walk reads x (A) from shared memory: staged once per task, right
 // after the waits (x is the previous task's output), by 16-byte cp.async
 // where a row is contiguous and aligned and scalar copies otherwise, when its
-// M rows fit in ANVIL_GEMV_X_BYTES (tiling.cuh); a thread's two k rows of a
+// M rows fit in ANVIL_GEMV_X_BYTES (below); a thread's two k rows of a
 // stage are adjacent, so their x is one shared load per row of A. A folded
 // rmsnorm's 1/RMS comes from the staged copy too. A larger x is read from
 // global memory as the other walks read it.
@@ -40,6 +40,12 @@
 #include "weight_ring.cuh"
 
 #define ANVIL_GEMV_UNROLL 4
+
+// Room for the staged x (tiling.cuh): emit.cpp defines it as the largest x
+// a GEMV of the schedule stages (0: none does), within ANVIL_SMEM_BYTES.
+#ifndef ANVIL_GEMV_X_BYTES
+#define ANVIL_GEMV_X_BYTES 0
+#endif
 
 // The shared facts (rtasks/tiling.cuh) assume these of the block and of the vectors.
 static_assert(ANVIL_GEMV_MAX_GROUPS <= ANVIL_BLOCK_THREADS, "gemv: a GPU thread per column group at most");
@@ -67,7 +73,7 @@ ANVIL_DEVICE int anvil_gemv_x_pitch(const MatmulParams& p) {
 }
 ANVIL_DEVICE char* anvil_gemv_region() { return anvil_block_smem() + anvil_gemv_ring_bytes(); }
 ANVIL_DEVICE float* anvil_gemv_rms_slots() {
-    return (float*)(anvil_gemv_region() + anvil_gemv_region_bytes(ANVIL_THREADS));
+    return (float*)(anvil_gemv_region() + anvil_gemv_region_bytes(ANVIL_THREADS, ANVIL_GEMV_X_BYTES));
 }
 
 // Copies the M rows of x into the staged x: 16-byte cp.async for the
@@ -369,15 +375,15 @@ ANVIL_TASK void anvil_gemv_tile(const MatmulParams& p, int tile, char* arena, An
                   "anvil_gemv_tile: BN must be a power of two, at least ANVIL_GEMV_MIN_BN, with at most "
                   "ANVIL_GEMV_MAX_GROUPS column groups");
     // (BN > 0: a dependent condition, checked only where the template is used.)
-    static_assert(BN > 0 && anvil_gemv_smem_bytes(ANVIL_THREADS) <= ANVIL_SMEM_BYTES,
-                  "anvil_gemv_tile: partial sums exceed ANVIL_SMEM_BYTES");
+    static_assert(BN > 0 && anvil_gemv_smem_bytes(ANVIL_THREADS, ANVIL_GEMV_X_BYTES) <= ANVIL_SMEM_BYTES,
+                  "anvil_gemv_tile: the ring, the staged x or the partial sums exceed ANVIL_SMEM_BYTES");
     const AnvilMmPlace at = anvil_mm_place(p, tile, p.bm, BN);
     const TA* A = anvil_at<const TA>(arena, p.a_off) + at.ab;
     const TB* B = anvil_at<const TB>(arena, p.b_off) + at.bb;
     TC* C = anvil_at<TC>(arena, p.c_off) + at.cb;
     const AnvilEpilogue* epi = p.epilogue ? &anvil_epilogue(p.epilogue) : 0;
     if (anvil_gemv_ring_ok(p, B + at.n0)) {  // a fixed B's first stages are in flight (anvil_gemv_fixed_stream)
-        if (anvil_gemv_x_fits(p.M, p.K, (int)sizeof(TA)))
+        if (anvil_gemv_x_bytes(p.M, p.K, (int)sizeof(TA)) <= ANVIL_GEMV_X_BYTES)
             anvil_gemv_by_ring<TA, TB, TC, BN, true>(p, A, B, C, at.cb, at.n0, epi, arena, ring);
         else
             anvil_gemv_by_ring<TA, TB, TC, BN, false>(p, A, B, C, at.cb, at.n0, epi, arena, ring);

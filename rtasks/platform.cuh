@@ -21,7 +21,10 @@
 #include "simt.cuh"
 
 // Bytes of the block's shared scratch (matmul tiles). emit.cpp defines it
-// to the largest need of the schedule before pasting this file.
+// to the largest need of the schedule before pasting this file, and
+// ANVIL_SMEM_DYNAMIC: on the GPU the scratch is then the kernel's dynamic
+// shared memory, ANVIL_SMEM_BYTES given at launch (over 48 KiB only with
+// the kernel's attribute raised: runtime/cuda_backend.cpp).
 #ifndef ANVIL_SMEM_BYTES
 #define ANVIL_SMEM_BYTES 16896
 #endif
@@ -72,12 +75,17 @@ ANVIL_DEVICE T anvil_lds(const T* p) { return *p; }
 template <class T>
 ANVIL_DEVICE void anvil_sts(T* p, typename anvil_type<T>::type v) { *p = v; }
 
-// The block's shared scratch. One static buffer for the whole kernel: a
+// The block's shared scratch. One buffer for the whole kernel: a
 // __shared__ array declared inside a kind template would be allocated once
 // per template instance, and the megakernel holds many.
 ANVIL_DEVICE char* anvil_block_smem() {
+#ifdef ANVIL_SMEM_DYNAMIC
+    extern __shared__ __align__(16) char anvil_dynamic_smem[];
+    return anvil_dynamic_smem;
+#else
     __shared__ __align__(16) char smem[ANVIL_SMEM_BYTES];
     return smem;
+#endif
 }
 // The block reductions' one float per warp, and the broadcast's slot.
 ANVIL_DEVICE float* anvil_reduce_scratch() {

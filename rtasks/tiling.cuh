@@ -24,9 +24,9 @@
 
 // Threads of one block on the GPU: the rtasks are written for 256.
 #define ANVIL_BLOCK_THREADS 256
-// Static shared memory of one block; a megakernel never raises it (no
-// dynamic shared memory), so every tile's scratch must fit.
-#define ANVIL_STATIC_SMEM_LIMIT (48 * 1024)
+// A block's shared memory is dynamic, ANVIL_SMEM_BYTES (the schedule's
+// largest tile), within the GPU's budget per block (tile_smem_budget,
+// src/target/occupancy.h).
 // BM and BN of a shared-memory GEMM tile (matmul, conv2d) are multiples of
 // the 16 x 16 thread grid, so every thread owns a whole micro-tile.
 #define ANVIL_GEMM_TILE_STEP 16
@@ -135,27 +135,27 @@ ANVIL_FACT constexpr int anvil_tc_smem_bytes(int bm, int bn, int bk, int fmt = A
 // GEMV (gemv.cuh): the weight ring, ANVIL_GEMV_RING_STAGES stages of
 // ANVIL_GEMV_STAGE_BYTES (all but one in flight: 24 KB per block, 48 KB per
 // SM at two blocks), then one region that holds first the ring walk's
-// staged x (ANVIL_GEMV_X_BYTES: M rows of K in A's type, each padded to 16
-// bytes) and then the walks' partial sums, one float per thread and vector
-// element (8: the most elements a 16-byte vector holds), then a row's 1/RMS
-// per row of A. 14 KB of x: K up to 3584 in f32, 7168 in f16/bf16 at M = 1
-// (llama_decode's 2048 and 5632), the whole tile within 48 KB of static
-// shared memory; a larger x is read from global memory as before.
+// staged x (`x_bytes`: room for M rows of K in A's type, each padded to 16
+// bytes; 0 where nothing is staged) and then the walks' partial sums, one
+// float per thread and vector element (8: the most elements a 16-byte vector
+// holds), then a row's 1/RMS per row of A. The schedule sizes x's room: its
+// largest x whose tile fits the GPU's budget (src/tile/footprint.cpp,
+// gemv_staged_x_bytes), which emit.cpp defines as ANVIL_GEMV_X_BYTES; a
+// larger x is read from global memory.
 #define ANVIL_GEMV_RING_STAGES 4
 #define ANVIL_GEMV_STAGE_BYTES 8192
-#define ANVIL_GEMV_X_BYTES 14336
 ANVIL_FACT constexpr int anvil_gemv_ring_bytes() { return ANVIL_GEMV_RING_STAGES * ANVIL_GEMV_STAGE_BYTES; }
-ANVIL_FACT constexpr int anvil_gemv_region_bytes(int threads) {
-    return threads * 8 * 4 > ANVIL_GEMV_X_BYTES ? threads * 8 * 4 : ANVIL_GEMV_X_BYTES;
+ANVIL_FACT constexpr int anvil_gemv_region_bytes(int threads, int x_bytes) {
+    return threads * 8 * 4 > x_bytes ? threads * 8 * 4 : x_bytes;
 }
-ANVIL_FACT constexpr int anvil_gemv_smem_bytes(int threads) {
-    return anvil_gemv_ring_bytes() + anvil_gemv_region_bytes(threads) + ANVIL_GEMV_MAX_M * 4;
+ANVIL_FACT constexpr int anvil_gemv_smem_bytes(int threads, int x_bytes) {
+    return anvil_gemv_ring_bytes() + anvil_gemv_region_bytes(threads, x_bytes) + ANVIL_GEMV_MAX_M * 4;
 }
 // Bytes of one staged row of x: K elements of `elem` bytes, padded to 16.
 ANVIL_FACT constexpr anvil_i64 anvil_gemv_x_row_bytes(anvil_i64 k, int elem) { return (k * elem + 15) / 16 * 16; }
-// Whether the ring walk stages x (m rows of k) in shared memory.
-ANVIL_FACT constexpr bool anvil_gemv_x_fits(int m, anvil_i64 k, int elem) {
-    return m * anvil_gemv_x_row_bytes(k, elem) <= ANVIL_GEMV_X_BYTES;
+// Bytes of the staged x of m rows of k.
+ANVIL_FACT constexpr anvil_i64 anvil_gemv_x_bytes(int m, anvil_i64 k, int elem) {
+    return m * anvil_gemv_x_row_bytes(k, elem);
 }
 
 // conv2d (conv2d.cuh): the A and B slices as matmul, then the gather
@@ -197,8 +197,10 @@ ANVIL_FACT constexpr bool anvil_mm_on_tensor_cores(int algo) {
     return algo == ANVIL_MM_TENSOR || algo == ANVIL_MM_TENSOR_TF32 || algo == ANVIL_MM_TENSOR_3XTF32;
 }
 
-ANVIL_FACT constexpr int anvil_matmul_tile_smem_bytes(int algo, int row_op, int bm, int bn, int bk) {
-    return algo == ANVIL_MM_GEMV ? anvil_gemv_smem_bytes(ANVIL_BLOCK_THREADS)
+// A GEMV's tile also holds its staged x (`gemv_x_bytes`).
+ANVIL_FACT constexpr int anvil_matmul_tile_smem_bytes(int algo, int row_op, int bm, int bn, int bk,
+                                                      int gemv_x_bytes = 0) {
+    return algo == ANVIL_MM_GEMV ? anvil_gemv_smem_bytes(ANVIL_BLOCK_THREADS, gemv_x_bytes)
                                  : anvil_max_int(row_op != ANVIL_MM_ROW_NONE ? anvil_mm_row_smem_bytes(bm, bn) : 0,
                                                  anvil_mm_on_tensor_cores(algo)
                                                      ? anvil_max_int(anvil_mm_smem_bytes(bm, bn, ANVIL_TC_FALLBACK_BK),

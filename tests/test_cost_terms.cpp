@@ -16,6 +16,7 @@
 #include "schedule/variants.h"
 #include "tile/decompose.h"
 #include "tile/fusion.h"
+#include "tile/footprint.h"
 #include "schedule/cost_model.h"
 #include "schedule/cost_terms.h"
 #include "tools/cost_fit.h"
@@ -115,7 +116,8 @@ TEST_CASE("cost terms: a GEMV whose weight rows are 16-byte aligned streams them
     // bytes (the register walk). A computed B (exp of an input) fills the
     // ring after its waits: the first round trip shows. x (2000 bytes) is
     // staged after the waits: one round trip, which a computed B's fill
-    // covers; an x over ANVIL_GEMV_X_BYTES is read in the walk.
+    // covers; an x over the room the budget leaves (gemv_x_limit) is read in
+    // the walk.
     auto gemv = [](int n, bool computed, int k = 1000) {
         GraphBuilder b(DType::bf16);
         b.input("x", {1, k});
@@ -132,21 +134,21 @@ TEST_CASE("cost terms: a GEMV whose weight rows are 16-byte aligned streams them
         FAIL("no rOp y");
         return ROp{};
     };
-    const TileLatency ring = tile_latency(gemv(88, false));
+    const TileLatency ring = tile_latency(gemv(88, false), default_gpu());
     CHECK(ring.k_slices == 4);
     CHECK(ring.slices_in_flight == ANVIL_GEMV_RING_STAGES - 1);
     CHECK(ring.fill_hidden);
     CHECK(ring.serial_rounds == 1);
-    const TileLatency computed = tile_latency(gemv(88, true));
+    const TileLatency computed = tile_latency(gemv(88, true), default_gpu());
     CHECK(computed.k_slices == 4);
     CHECK_FALSE(computed.fill_hidden);
     CHECK(computed.serial_rounds == 0);
-    const int k_large = ANVIL_GEMV_X_BYTES / 2 + 1;  // one bf16 more than the staged x holds
-    const TileLatency large = tile_latency(gemv(88, false, k_large));
+    const int k_large = gemv_x_limit(default_gpu()) / 2 + 1;  // one bf16 more than the staged x holds
+    const TileLatency large = tile_latency(gemv(88, false, k_large), default_gpu());
     CHECK(large.fill_hidden);
     CHECK(large.serial_rounds == 0);
-    CHECK(tile_latency(gemv(88, false, k_large - 8)).serial_rounds == 1);
-    const TileLatency walk = tile_latency(gemv(77, false));
+    CHECK(tile_latency(gemv(88, false, k_large - 8), default_gpu()).serial_rounds == 1);
+    const TileLatency walk = tile_latency(gemv(77, false), default_gpu());
     CHECK(walk.k_slices == 0);
     CHECK(walk.serial_rounds == element_loop_rounds(1000.0 * 16 * 2 / 64, 1));
 }

@@ -233,12 +233,12 @@ TEST_CASE("fastest_alone: of two shapes nearly as fast, the one with fewer tasks
     double best_s = INFINITY;
     int best_tiles = 0;
     for (const ROp& v : tile_variants(op, gpu)) {
-        const int per_sm = std::max(1, std::min(kCudaCoreBlocksPerSm, blocks_per_sm(gpu, ANVIL_BLOCK_THREADS, tile_smem_bytes(v))));
+        const int per_sm = std::max(1, std::min(kCudaCoreBlocksPerSm, blocks_per_sm(gpu, ANVIL_BLOCK_THREADS, tile_smem_bytes(v, gpu))));
         const double t = rop_seconds_alone(gpu, v, gpu.sm_count, per_sm);
         if (t < best_s) best_s = t, best_tiles = v.tiles;
     }
     const int chosen_per_sm =
-        std::max(1, std::min(kCudaCoreBlocksPerSm, blocks_per_sm(gpu, ANVIL_BLOCK_THREADS, tile_smem_bytes(chosen))));
+        std::max(1, std::min(kCudaCoreBlocksPerSm, blocks_per_sm(gpu, ANVIL_BLOCK_THREADS, tile_smem_bytes(chosen, gpu))));
     const double chosen_s = rop_seconds_alone(gpu, chosen, gpu.sm_count, chosen_per_sm);
     INFO("fastest by time " << best_tiles << " tiles, chosen " << chosen.tiles);
     CHECK(chosen.tiles < best_tiles);

@@ -13,6 +13,7 @@
 #include "policies/registry.h"
 #include "run_checks.h"
 #include "schedule/variants.h"
+#include "tile/footprint.h"
 #include "../rtasks/tiling.cuh"
 
 using namespace anvil;
@@ -94,9 +95,9 @@ TEST_CASE("norm fold: folded GEMVs match the reference in every dtype and odd si
 TEST_CASE("norm fold: through the GEMV ring the RMS comes from the staged x, or from global memory past its room", "[normfold][simt]") {
     // N1 = 40: W's rows 16-byte aligned in every dtype, so the ring walk
     // takes the x @ W GEMV and computes the RMS from its staged x (f32 x: K up
-    // to ANVIL_GEMV_X_BYTES / 4) or, at K one past that, from global memory.
-    const int64_t k_past = ANVIL_GEMV_X_BYTES / 4 + 1;
-    CHECK_FALSE(anvil_gemv_x_fits(1, k_past, 4));
+    // to gemv_x_limit / 4) or, at K one past that, from global memory.
+    const int64_t k_past = gemv_x_limit(default_gpu()) / 4 + 1;
+    CHECK(anvil_gemv_x_bytes(1, k_past, 4) > gemv_x_limit(default_gpu()));
     for (DType t : {DType::f32, DType::f16, DType::bf16})
         for (int64_t K : {int64_t{1}, int64_t{7}, int64_t{129}, int64_t{1000}, k_past}) {
             INFO(dtype_name(t) << " K " << K);

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "anvil/pipeline.h"
+#include "codegen/emit.h"
 #include "frontend/infer_shapes.h"
 #include "frontend/load_model.h"
 #include "frontend/values.h"
@@ -23,6 +24,7 @@
 #include "schedule/builders.h"
 #include "schedule/variants.h"
 #include "tile/decompose.h"
+#include "tile/footprint.h"
 #include "../rtasks/tiling.cuh"
 
 using namespace anvil;
@@ -149,29 +151,36 @@ TEST_CASE("simt: the weight ring runs on from a block's task to its next", "[sim
 }
 
 TEST_CASE("simt: the ring walk stages x in shared memory when it fits, reads it from global memory when not", "[simt][gemv]") {
-    // Rows of x at the edge of ANVIL_GEMV_X_BYTES (tiling.cuh) and on either
-    // side of it, in f32 and bf16: 3584 f32 or 7168 bf16 elements fit one
-    // row, 896 f32 four rows; one element more does not (the walk then reads
-    // x from global memory). Odd K, rows of x that are not 16-byte aligned
-    // (M > 1, K odd: their staging is scalar), K below one stage, N past the
-    // last full tile; B's rows 16-byte aligned, so the ring takes them all.
+    // Rows of x at the edge of the room the GPU's budget leaves a GEMV
+    // (gemv_x_limit: 82864 bytes on the H100, over 48 KB of shared memory
+    // for the tile) and on either side of it, in f32 and bf16: one row of
+    // the largest K that fits, four rows; one element more does not (the
+    // walk then reads x from global memory). Odd K, rows of x that are not
+    // 16-byte aligned (M > 1, K odd: their staging is scalar), K below one
+    // stage, N past the last full tile; B's rows 16-byte aligned, so the ring
+    // takes them all.
     const DType dtype = GENERATE(DType::f32, DType::bf16);
     CAPTURE(dtype_name(dtype));
-    const int e = static_cast<int>(dtype_size(dtype)), full = ANVIL_GEMV_X_BYTES / e;
-    const std::vector<MmCase> cases = {{1, full, 40, false},     {1, full + 1, 40, false}, {4, full / 4, 24, false},
-                                       {4, full / 4 + 1, 24, false}, {3, 1001, 8, false},   {2, 7, 136, false},
+    const Gpu& gpu = default_gpu();
+    const int e = static_cast<int>(dtype_size(dtype)), room = gemv_x_limit(gpu);
+    const int full = room / 16 * 16 / e, full4 = room / 4 / 16 * 16 / e;  // the largest K of one row, of four
+    const std::vector<MmCase> cases = {{1, full, 40, false},     {1, full + 1, 40, false}, {4, full4, 24, false},
+                                       {4, full4 + 1, 24, false}, {3, 1001, 8, false},   {2, 7, 136, false},
                                        {1, 1, 16, false}};
-    CHECK(anvil_gemv_x_fits(1, full, e));
-    CHECK_FALSE(anvil_gemv_x_fits(1, full + 1, e));
-    CHECK(anvil_gemv_x_fits(4, full / 4, e));
-    CHECK_FALSE(anvil_gemv_x_fits(4, full / 4 + 1, e));
     const int widths[] = {16, 64};
     const Graph g = cases_graph("x_staged", dtype, cases, 2);
     TileGraph tg = decompose(g);
-    for (ROp& op : tg.rops) op = as_gemv(op, widths[case_index(op)]);
+    for (ROp& op : tg.rops) {
+        op = as_gemv(op, widths[case_index(op)]);
+        const auto& p = std::get<MatmulParams>(op.params);
+        const bool edge_past = (p.M == 1 && p.K == full + 1) || (p.M == 4 && p.K == full4 + 1);
+        CAPTURE(op.name, p.M, p.K);
+        CHECK(gemv_staged_x_bytes(op, gpu) == (edge_past ? 0 : anvil_gemv_x_bytes(p.M, p.K, e)));
+    }
     // Three blocks round robin: a block's tasks alternate staged and global x
     // while the ring runs on across them.
-    const Schedule s = persistent_schedule("round_robin", tg, default_gpu(), round_robin_order(tg, 3), 3);
+    const Schedule s = persistent_schedule("round_robin", tg, gpu, round_robin_order(tg, 3), 3);
+    CHECK(emit_source(s).find("#define ANVIL_GEMV_X_BYTES " + std::to_string(room / 16 * 16) + "\n") != std::string::npos);
     HostRunOptions opt;
     opt.check_races = true;
     const TensorMap values = make_values(g, std::nullopt);

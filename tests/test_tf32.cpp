@@ -26,6 +26,7 @@
 #include "schedule/builders.h"
 #include "schedule/variants.h"
 #include "tile/decompose.h"
+#include "target/occupancy.h"
 #include "tile/footprint.h"
 #include "tile/verify_tile_graph.h"
 #include "../rtasks/tiling.cuh"
@@ -125,7 +126,7 @@ TEST_CASE("TF32: f32 matmuls take tensor-core variants only at --precision tf32 
         for (const ROp& v : tile_variants(op, gpu))
             if (computes_on_tensor_cores(v)) {
                 out.push_back(std::get<MatmulParams>(v.params).algo);
-                CHECK(tile_smem_bytes(v) <= 48 * 1024 - 64);
+                CHECK(tile_smem_bytes(v, gpu) <= tile_smem_budget(gpu));
             }
         return out;
     };
@@ -134,6 +135,7 @@ TEST_CASE("TF32: f32 matmuls take tensor-core variants only at --precision tf32 
     CHECK(algos(F32Precision::tf32, true) == std::vector<int>(kShapeCount, ANVIL_MM_TENSOR_TF32));
     CHECK(algos(F32Precision::tf32x3, true) == std::vector<int>(kShapeCount - 1, ANVIL_MM_TENSOR_3XTF32));  // not 128 x 128
     CHECK(deepest_tensor_core_bk(op, 128, 128, with_precision(F32Precision::tf32)) == 8);  // f32 rows: twice the bytes
+    CHECK(deepest_tensor_core_bk(op, 64, 128, with_precision(F32Precision::tf32)) == 32);  // 80 KB: over the old 48
     // f32 at f32 precision cannot use them; a TF32 tile of f16 operands is refused.
     CHECK_THROWS_WITH(on_tensor_cores(op, 64, 64, 16), Catch::Contains("cannot use them"));
     TileGraph tg = decompose(cases_graph());

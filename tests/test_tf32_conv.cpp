@@ -32,6 +32,7 @@
 #include "schedule/split_k.h"
 #include "schedule/variants.h"
 #include "tile/decompose.h"
+#include "target/occupancy.h"
 #include "tile/footprint.h"
 #include "tile/fusion.h"
 #include "tile/verify_tile_graph.h"
@@ -123,7 +124,7 @@ TEST_CASE("TF32 conv2d: 3xTF32 tiles meet f32's tolerance over odd shapes, every
     const Schedule s = every_shape(g, F32Precision::tf32x3);
     REQUIRE(tf32_convs(s, F32Precision::tf32x3) == static_cast<int>(kCases.size()) * kShapeCount);
     const std::string src = emit_source(s);
-    CHECK(src.find("anvil_conv2d_tc_tile<float, float, float, float, 128, 64, 16, ANVIL_TC_3XTF32>(") != std::string::npos);
+    CHECK(src.find("anvil_conv2d_tc_tile<float, float, float, float, 128, 64, 32, ANVIL_TC_3XTF32>(") != std::string::npos);
     CHECK(src.find("anvil_conv2d_tile<float") == std::string::npos);  // no CUDA-core conv variant
     const TensorMap values = make_values(g, std::nullopt);
     const auto reference = reference_execute(g, values);
@@ -226,7 +227,7 @@ TEST_CASE("TF32 conv2d: f32 convs take tensor-core variants only at --precision 
         for (const ROp& v : tile_variants(op, gpu))
             if (computes_on_tensor_cores(v)) {
                 out.push_back(std::get<WindowParams>(v.params).algo);
-                CHECK(tile_smem_bytes(v) <= 48 * 1024 - 64);
+                CHECK(tile_smem_bytes(v, gpu) <= tile_smem_budget(gpu));
             }
         return out;
     };
@@ -234,7 +235,8 @@ TEST_CASE("TF32 conv2d: f32 convs take tensor-core variants only at --precision 
     CHECK(algos(F32Precision::tf32, false).empty());
     CHECK(algos(F32Precision::tf32, true) == std::vector<int>(kShapeCount, ANVIL_MM_TENSOR_TF32));
     CHECK(algos(F32Precision::tf32x3, true) == std::vector<int>(kShapeCount - 1, ANVIL_MM_TENSOR_3XTF32));  // not 128 x 128
-    // f32 rows: twice the bytes of a 16-bit k step, so 128 x 128 is 8 deep.
+    // f32 rows: twice the bytes of a 16-bit k step, so 128 x 128 is 8 deep
+    // (the widest tiles keep the depth of 48 KB: deeper, they spill).
     CHECK(deepest_tensor_core_bk(op, 128, 128, with_precision(F32Precision::tf32)) == 8);
     CHECK(deepest_tensor_core_bk(op, 32, 32, with_precision(F32Precision::tf32)) == 32);
     // Depthwise and thin-group convs stay window tiles, at any precision.
@@ -296,8 +298,10 @@ TEST_CASE("TF32 conv2d: resnet18_small's convs on TF32 and 3xTF32 tensor cores u
 }
 
 // The CLI at full size with the cost model's own rates: at --precision tf32
-// (3xtf32) resnet18's schedule puts most convs, split-K partials among them,
-// on TF32 (3xTF32) tiles, none at f32; the TF32 run on simt meets its tolerance.
+// (3xtf32) resnet18's schedule puts convs, split-K partials among them, on
+// TF32 (3xTF32) tiles, none at f32 (with the 113 KB budget the CUDA-core
+// tiles' deeper slices win about two thirds of them, the 48 KB limit left
+// TF32 most); the TF32 run on simt meets its tolerance.
 TEST_CASE("TF32 conv2d: resnet18's schedule shows TF32 conv tiles, and its TF32 run on simt matches",
           "[cli][simt][tf32][conv]") {
     for (const char* p : {"f32", "tf32", "3xtf32"}) {
@@ -317,7 +321,7 @@ TEST_CASE("TF32 conv2d: resnet18's schedule shows TF32 conv tiles, and its TF32 
         if (std::string(p) == "f32") {
             CHECK(on_tf32 == 0);
         } else {
-            CHECK(on_tf32 > convs / 2);
+            CHECK(on_tf32 >= convs / 4);
             CHECK(partials > 0);
         }
     }

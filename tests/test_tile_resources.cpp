@@ -28,6 +28,7 @@
 #include "schedule/builders.h"
 #include "schedule/variants.h"
 #include "tile/decompose.h"
+#include "target/occupancy.h"
 #include "tile/footprint.h"
 #include "tile/fusion.h"
 #include "../rtasks/tiling.cuh"
@@ -228,7 +229,7 @@ TEST_CASE("every GEMM tile variant compiles for sm_90 without spills in at most 
         for (size_t i = 0; i < bare.tiles.rops.size(); ++i) {
             const ROp& op = bare.tiles.rops[i];
             const TileShape sh = shape_of(op);
-            const int smem = std::max(tile_smem_bytes(op), tile_smem_bytes(fused.tiles.rops[i]));
+            const int smem = std::max(tile_smem_bytes(op, default_gpu()), tile_smem_bytes(fused.tiles.rops[i], default_gpu()));
             INFO(sh.kind << " " << sh.bm << " x " << sh.bn << " x " << sh.bk << ": " << two[i].registers
                          << " registers, " << two[i].spill_stores << " B spilled; with the epilogue "
                          << fused_two[i].registers << ", " << fused_two[i].spill_stores << " B");
@@ -240,7 +241,7 @@ TEST_CASE("every GEMM tile variant compiles for sm_90 without spills in at most 
             // it, 64 accumulators at the first call of an 8 x 8 micro-tile. With
             // no interpreter call behind it (every entry straight-line) they fit.
             CHECK(fused_two[i].spill_stores == 0);
-            CHECK(smem <= ANVIL_STATIC_SMEM_LIMIT - ANVIL_SMALL_TILE_SMEM_BYTES);
+            CHECK(smem <= tile_smem_budget(default_gpu()));
             const int elem = sh.algo == ANVIL_MM_TENSOR ? 2 : 4;  // staged as f32 on CUDA cores and for TF32
             const int flight = bytes_in_flight(sh, elem);
             auto rs = [](const KernelResources& k) { return fmt::format("{}, {}", k.registers, k.spill_stores); };
@@ -360,8 +361,8 @@ TEST_CASE("every GEMV tile variant compiles for sm_90 in at most 128 registers w
                        << " B spilled; with the epilogue " << fused_two[i].registers << ", " << fused_two[i].spill_stores);
             CHECK(two[i].registers <= 128);
             CHECK(fused_two[i].registers <= 128);
-            const int smem = tile_smem_bytes(op);
-            CHECK(smem <= ANVIL_STATIC_SMEM_LIMIT - ANVIL_SMALL_TILE_SMEM_BYTES);
+            const int smem = tile_smem_bytes(op, default_gpu());
+            CHECK(smem <= tile_smem_budget(default_gpu()));
             CHECK(2 * (smem + 1024) <= 228 * 1024);
             // By construction: all stages but the one multiplied (a K of 512 fills them all).
             const int flight = (ANVIL_GEMV_RING_STAGES - 1) * ANVIL_GEMV_STAGE_BYTES;

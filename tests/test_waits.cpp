@@ -11,6 +11,7 @@
 
 #include "anvil/error.h"
 #include "anvil/pipeline.h"
+#include "codegen/emit.h"
 #include "runtime/run_errors.h"
 #include "schedule/builders.h"
 #include "schedule/cost_model.h"
@@ -84,7 +85,9 @@ TEST_CASE("the megakernel's grid is every co-resident block: two per SM on the C
 TEST_CASE("a compiled schedule reports the occupancy its kernels' registers allow", "[waits][occupancy]") {
     const Schedule s = plan(zoo("mlp_f32.yaml"), "topo", default_gpu());
     CubinResult fake;
-    fake.kernels.push_back({"anvil_megakernel", 168, 20000, 8, 16, 0});
+    fake.kernels.push_back({launch_kernels(s).at(0), 168, 20000, 8, 16, 0});
+    const int dynamic = launch_smem_bytes(s, 0);  // the matmul tiles' scratch, given at launch
+    REQUIRE(dynamic > 0);
     const nlohmann::json j = schedule_json(s, predict(s), &fake);
     CHECK(j["blocks_per_sm"] == 1);  // 168 registers: 43008 a block
     CHECK(j["blocks_per_sm_source"] == "nvrtc");
@@ -94,7 +97,9 @@ TEST_CASE("a compiled schedule reports the occupancy its kernels' registers allo
     CHECK(j["kernel_list"][0]["smem_bytes"] == 20000);
     CHECK(j["kernel_list"][0]["spill_bytes"] == 24);
     const std::string table = schedule_table(s, predict(s), &fake);
-    CHECK(table.find("168 registers, 20000 B smem, 24 B spilled") != std::string::npos);
+    CHECK(j["kernel_list"][0]["dynamic_smem_bytes"] == dynamic);
+    CHECK(table.find("168 registers, 20000 B smem + " + std::to_string(dynamic) + " B dynamic, 24 B spilled") !=
+          std::string::npos);
     CHECK(table.find("limited by registers") != std::string::npos);
 }
 

@@ -227,12 +227,6 @@ std::string int_array(const std::string& name, const std::vector<int>& values) {
     return o.str();
 }
 
-int smem_bytes_needed(const Schedule& s) {
-    int need = 16;
-    for (const ROp& op : s.tiles.rops) need = std::max(need, tile_smem_bytes(op));
-    return need;
-}
-
 void emit_header(std::ostringstream& o, const Schedule& s) {
     const TileGraph& tg = s.tiles;
     o << "// anvil megakernel, generated: do not edit.\n"
@@ -449,6 +443,27 @@ std::vector<std::string> launch_kernels(const Schedule& s) {
     return names;
 }
 
+int megakernel_smem_bytes(const Schedule& s) {
+    int need = 16;
+    for (const ROp& op : s.tiles.rops) need = std::max(need, tile_smem_bytes(op, s.gpu));
+    return need;
+}
+
+int gemv_x_room(const Schedule& s) {
+    int room = 0;
+    for (const ROp& op : s.tiles.rops) room = std::max(room, gemv_staged_x_bytes(op, s.gpu));
+    return room;
+}
+
+int launch_smem_bytes(const Schedule& s, size_t launch) {
+    for (const auto& q : s.launches.at(launch).queues)
+        for (int t : q) {
+            const TaskKind kind = s.tiles.rops[s.tasks[t].rop].kind;
+            if (kind == TaskKind::matmul || kind == TaskKind::conv2d) return megakernel_smem_bytes(s);
+        }
+    return 0;
+}
+
 std::string emit_source(const Schedule& s, const EmitOptions& opt) {
     const TileGraph& tg = s.tiles;
     ANVIL_CHECK(s.threads_per_block == 256, "the rtasks are written for 256 threads per block, the schedule asks for " +
@@ -461,7 +476,9 @@ std::string emit_source(const Schedule& s, const EmitOptions& opt) {
 
     std::ostringstream o;
     emit_header(o, s);
-    o << "#define ANVIL_SMEM_BYTES " << smem_bytes_needed(s) << "\n";
+    o << "#define ANVIL_SMEM_BYTES " << megakernel_smem_bytes(s) << "\n"
+      << "#define ANVIL_SMEM_DYNAMIC 1\n"
+      << "#define ANVIL_GEMV_X_BYTES " << gemv_x_room(s) << "\n";
     // The grid holds this many blocks per SM: ask for registers that let them be co-resident.
     o << "#define ANVIL_MIN_BLOCKS_PER_SM " << std::max(1, s.blocks_per_sm) << "\n";
     if (opt.trace) o << "// Every task records its timeline (AnvilTraceRecord).\n#define ANVIL_TRACE 1\n";

@@ -30,6 +30,18 @@ struct EmitOptions {
 // as every schedule plan() makes has: emit does not check rOps again.
 std::string emit_source(const Schedule& s, const EmitOptions& opt = {});
 
+// Bytes of the block's shared scratch, ANVIL_SMEM_BYTES: the largest need
+// of the schedule's tiles (tile_smem_bytes, a GEMV's with its staged x). On
+// the GPU it is the kernels' dynamic shared memory (ANVIL_SMEM_DYNAMIC).
+int megakernel_smem_bytes(const Schedule& s);
+// The room for a GEMV's staged x, ANVIL_GEMV_X_BYTES: the largest x the
+// schedule's GEMVs stage (gemv_staged_x_bytes), 0 when none does.
+int gemv_x_room(const Schedule& s);
+// The dynamic shared memory launch `launch`'s blocks get: the whole scratch
+// where a task of it runs a matmul or conv2d tile (the only kinds that use
+// it), 0 otherwise.
+int launch_smem_bytes(const Schedule& s, size_t launch);
+
 // The kernel each launch runs, by launch. Launches that dispatch the same
 // rTask variants share one kernel (named after the first of them); every
 // kernel takes (arena, counters, epoch, status, timeout_ns, trace, launch).

@@ -11,7 +11,7 @@
 
 #include "runtime/arena_io.h"
 #include "runtime/cuda_driver.h"
-#include "codegen/emit.h"  // launch_kernels
+#include "codegen/emit.h"  // launch_kernels, launch_smem_bytes
 #include "anvil/error.h"
 #include "schedule/sync_counters.h"
 #include "runtime/run_errors.h"
@@ -48,7 +48,18 @@ bool has_waits(const Schedule& s, const Launch& l) {
     return false;
 }
 
+// Dynamic shared memory every kernel may use without raising its attribute.
+constexpr int kSmemWithoutOptIn = 48 * 1024;
+
 }  // namespace
+
+std::string dynamic_smem_refusal(const std::string& kernel, int dynamic_bytes, int static_bytes, int optin_bytes,
+                                 const std::string& device) {
+    if (static_bytes + dynamic_bytes <= optin_bytes) return "";
+    return "kernel '" + kernel + "' needs " + std::to_string(dynamic_bytes) + " B of dynamic shared memory beside " +
+           std::to_string(static_bytes) + " B of static, over the " + std::to_string(optin_bytes) +
+           " B a block of " + device + " may use; schedule for this GPU (--gpu)";
+}
 
 struct CudaProgram::Impl {
     const CudaDriver& drv = driver();
@@ -62,6 +73,7 @@ struct CudaProgram::Impl {
     CUdeviceptr arena = 0, counters = 0, status = 0, trace = 0;
     size_t arena_bytes = 0, counter_bytes = 0;
     std::vector<CUfunction> functions;  // one per launch (launches may share a kernel)
+    std::vector<int> smem_bytes;        // per launch, its blocks' dynamic shared memory (launch_smem_bytes)
     CUgraphExec graph = nullptr;        // run_graph's, captured on first use
     std::string name, arch;
     int sms = 0;
@@ -120,7 +132,9 @@ struct CudaProgram::Impl {
             CUfunction f = nullptr;
             check(drv.cuModuleGetFunction(&f, module, kernel.c_str()), "cuModuleGetFunction('" + kernel + "')");
             functions.push_back(f);
+            smem_bytes.push_back(launch_smem_bytes(s, functions.size() - 1));
         }
+        raise_smem_limits();
         check_residency();
 
         arena_bytes = arena_size(s.tiles);
@@ -143,21 +157,42 @@ struct CudaProgram::Impl {
         wait("zeroing the arena", opt.host_margin_s);
     }
 
+    // The block's scratch is dynamic shared memory (ANVIL_SMEM_DYNAMIC):
+    // over 48 KiB a kernel must opt in, up to the device's limit per block.
+    void raise_smem_limits() {
+        int optin = 0;
+        check(drv.cuDeviceGetAttribute(&optin, CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN, dev),
+              "cuDeviceGetAttribute (the opt-in shared memory per block)");
+        const std::vector<std::string> kernels = launch_kernels(s);
+        for (size_t l = 0; l < functions.size(); ++l) {
+            if (smem_bytes[l] <= kSmemWithoutOptIn) continue;
+            int static_bytes = 0;
+            check(drv.cuFuncGetAttribute(&static_bytes, CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES, functions[l]),
+                  "cuFuncGetAttribute");
+            const std::string why = dynamic_smem_refusal(kernels[l], smem_bytes[l], static_bytes, optin, name);
+            if (!why.empty()) throw UserError("model '" + s.tiles.model_name + "' on the cuda backend: " + why);
+            check(drv.cuFuncSetAttribute(functions[l], CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, smem_bytes[l]),
+                  "cuFuncSetAttribute('" + kernels[l] + "', CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, " +
+                      std::to_string(smem_bytes[l]) + " B)");
+        }
+    }
+
     // Every block of a launch with waits must be resident at once (the
-    // deadlock-freedom argument in megakernel.cuh). Shared memory is static
-    // (ANVIL_SMEM_BYTES, at most 48 KiB), so no attribute needs raising and
-    // the dynamic size is 0.
+    // deadlock-freedom argument in megakernel.cuh), with its dynamic shared
+    // memory.
     void check_residency() {
         for (size_t l = 0; l < s.launches.size(); ++l) {
             const Launch& launch = s.launches[l];
             int per_sm = 0, regs = 0, smem = 0;
-            check(drv.cuOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, functions[l], s.threads_per_block, 0),
+            check(drv.cuOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, functions[l], s.threads_per_block,
+                                                                  static_cast<size_t>(smem_bytes[l])),
                   "cuOccupancyMaxActiveBlocksPerMultiprocessor('" + launch.name + "')");
             check(drv.cuFuncGetAttribute(&regs, CU_FUNC_ATTRIBUTE_NUM_REGS, functions[l]), "cuFuncGetAttribute");
             check(drv.cuFuncGetAttribute(&smem, CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES, functions[l]),
                   "cuFuncGetAttribute");
             const std::string resources = std::to_string(s.threads_per_block) + " threads, " + std::to_string(regs) +
-                                          " registers per thread, " + std::to_string(smem) + " B shared memory";
+                                          " registers per thread, " + std::to_string(smem) + " B static and " +
+                                          std::to_string(smem_bytes[l]) + " B dynamic shared memory";
             const long long blocks = static_cast<long long>(launch.queues.size());
             const long long fit = static_cast<long long>(sms) * per_sm;
             if (per_sm == 0)
@@ -206,8 +241,8 @@ struct CudaProgram::Impl {
             unsigned run_epoch = epoch_of(l);
             void* args[] = {&arena, &counters, &run_epoch, &status, &timeout_ns, &trace, &launch};
             const unsigned blocks = static_cast<unsigned>(s.launches[l].queues.size());
-            check(drv.cuLaunchKernel(functions[l], std::max(blocks, 1u), 1, 1, s.threads_per_block, 1, 1, 0, on,
-                                     args, nullptr),
+            check(drv.cuLaunchKernel(functions[l], std::max(blocks, 1u), 1, 1, s.threads_per_block, 1, 1,
+                                     static_cast<unsigned>(smem_bytes[l]), on, args, nullptr),
                   "cuLaunchKernel('" + s.launches[l].name + "', " + std::to_string(blocks) + " blocks)");
         }
     }

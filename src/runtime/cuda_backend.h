@@ -40,6 +40,13 @@ struct CudaRunOptions {
 TensorMap run_cuda(const Schedule& s, const CubinResult& cubin, const TensorMap& values,
                    const CudaRunOptions& opt = {});
 
+// Why a kernel cannot get `dynamic_bytes` of dynamic shared memory beside
+// its `static_bytes` on a device that lets a block opt in to `optin_bytes`
+// (CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN): a sentence naming
+// the kernel, the bytes and the device; "" when it can.
+std::string dynamic_smem_refusal(const std::string& kernel, int dynamic_bytes, int static_bytes, int optin_bytes,
+                                 const std::string& device);
+
 // A schedule loaded on the device once and run many times (the profiler).
 // Counters are zeroed once; run n publishes epoch n, so they never need
 // resetting between runs. It keeps a reference to `s`, which must outlive it.

@@ -160,16 +160,6 @@ std::vector<ROpCost> traffic(const Schedule& s) {
     return costs;
 }
 
-// Whether a GEMV tile streams B through its shared-memory ring on the GPU:
-// anvil_gemv_ring_ok (gemv.cuh) on every tile's slice, from the params (the
-// arena is 256-byte aligned; a tile's first column is BN elements on).
-bool gemv_takes_ring(const MatmulParams& p, size_t b_elem) {
-    const auto aligned = [&](long long elems) { return elems * static_cast<long long>(b_elem) % 16 == 0; };
-    bool ok = p.b_sn == 1 && aligned(p.b_sk) && p.b_off % 16 == 0 && aligned(p.bn);
-    for (int d = 0; d < p.batch_rank; ++d) ok = ok && aligned(p.b_sb[d]);
-    return ok;
-}
-
 // How a GEMM rOp (matmul, conv2d) computes (AnvilMmAlgo); -1 for the other kinds.
 int gemm_algo(const ROp& op) {
     if (const auto* p = std::get_if<MatmulParams>(&op.params); p && op.kind == TaskKind::matmul) return p->algo;
@@ -184,7 +174,7 @@ const char* algo_tag(int algo) {
 
 }  // namespace
 
-TileLatency tile_latency(const ROp& op, double epilogue_rounds) {
+TileLatency tile_latency(const ROp& op, const Gpu& g, double epilogue_rounds) {
     TileLatency t;
     const auto f32 = [&](size_t i) { return op.dtypes.size() > i && op.dtypes[i] == DType::f32; };
     // The CUDA-core stages copy f32 operands asynchronously (S - 1 slices in
@@ -193,7 +183,7 @@ TileLatency tile_latency(const ROp& op, double epilogue_rounds) {
     const double cuda_core_in_flight = async_copies ? ANVIL_GEMM_STAGES - 1 : 1;
     auto staged = [&](int bm, int bn, int bk) { return async_copies ? 1.0 : staged_slice_rounds(bm, bn, bk); };
     if (const auto* p = std::get_if<MatmulParams>(&op.params); p && op.kind == TaskKind::matmul) {
-        if (p->algo == ANVIL_MM_GEMV && gemv_takes_ring(*p, dtype_size(op.dtypes.at(1)))) {
+        if (p->algo == ANVIL_MM_GEMV && gemv_takes_ring(op)) {
             // The weight ring (gemv.cuh): stages of ANVIL_GEMV_STAGE_BYTES,
             // all but one in flight; a fixed B's first stages are issued
             // before the waits or by the block's previous GEMV, so its fill
@@ -203,10 +193,11 @@ TileLatency tile_latency(const ROp& op, double epilogue_rounds) {
             t.k_slices = std::ceil(double(p->K) / rows);
             t.slices_in_flight = ANVIL_GEMV_RING_STAGES - 1;
             t.fill_hidden = p->b_fixed != 0;
-            // x staged in shared memory after the waits (anvil_gemv_x_fits):
-            // its one round trip precedes the first stage's multiply; a
-            // computed B's fill, issued beside it, covers it.
-            if (t.fill_hidden && anvil_gemv_x_fits(p->M, p->K, static_cast<int>(dtype_size(op.dtypes.at(0)))))
+            // x staged in shared memory after the waits (where it fits the
+            // budget: gemv_staged_x_bytes): its one round trip precedes the
+            // first stage's multiply; a computed B's fill, issued beside it,
+            // covers it.
+            if (t.fill_hidden && gemv_staged_x_bytes(op, g) > 0)
                 t.serial_rounds = 1;
         } else if (p->algo == ANVIL_MM_GEMV) {
             // Each thread streams its share of B's columns, ANVIL_GEMV_UNROLL (4) 16-byte loads at a time.
@@ -300,7 +291,7 @@ double tile_seconds(const Gpu& g, const ROp& op, ROpCost& c) {
         c.work_s = 0;
         return c.latency_s = it->second;
     }
-    const TileTime t = tile_time(g, tile_work(g, op, c), tile_latency(op, c.epilogue_rounds / std::max(1, op.tiles)));
+    const TileTime t = tile_time(g, tile_work(g, op, c), tile_latency(op, g, c.epilogue_rounds / std::max(1, op.tiles)));
     c.work_s = t.work_s;
     c.latency_s = t.latency_s;
     return t.total();
@@ -397,7 +388,7 @@ int blocks_per_sm(const Gpu& gpu, int threads, int smem) {
 
 int megakernel_blocks_per_sm(const TileGraph& tg, const Gpu& gpu) {
     int smem = 0;
-    for (const ROp& op : tg.rops) smem = std::max(smem, tile_smem_bytes(op));
+    for (const ROp& op : tg.rops) smem = std::max(smem, tile_smem_bytes(op, gpu));
     return megakernel_blocks_per_sm(smem, gpu);
 }
 

@@ -29,6 +29,7 @@
 
 #include "schedule/cost_terms.h"
 #include "schedule/schedule.h"
+#include "target/occupancy.h"  // kCudaCoreBlocksPerSm, kMegakernelSmemExtra
 
 namespace anvil {
 
@@ -67,11 +68,8 @@ std::string cost_key(const ROp& op);
 // SM, registers aside (target/occupancy.h).
 int blocks_per_sm(const Gpu& gpu, int threads, int smem);
 
-// The persistent megakernel's blocks per SM: two 256-thread blocks on the
-// CUDA-core paths (ptxas held to 128 registers by __launch_bounds__(256,
-// 2)), or fewer where shared memory does not allow them.
-constexpr int kCudaCoreBlocksPerSm = 2;
-constexpr int kMegakernelSmemExtra = 64;  // block reductions' scratch and the broadcast flag, beside the tiles'
+// The persistent megakernel's blocks per SM: kCudaCoreBlocksPerSm
+// (target/occupancy.h), or fewer where shared memory does not allow them.
 int megakernel_blocks_per_sm(const TileGraph& tg, const Gpu& gpu);
 // ... of a megakernel whose largest tile takes `tile_smem` bytes.
 int megakernel_blocks_per_sm(int tile_smem, const Gpu& gpu);
@@ -119,8 +117,9 @@ double rop_seconds_alone(const Gpu& g, const ROp& op, int sms, int per_sm);
 
 // The latency structure of one tile of `op` as today's rTasks run it, with
 // `epilogue_rounds` dependent round trips of its epilogues over the tile's
-// values (ROpCost::epilogue_rounds per tile).
-TileLatency tile_latency(const ROp& op, double epilogue_rounds = 0);
+// values (ROpCost::epilogue_rounds per tile); a GEMV's x is staged where
+// it fits `g`'s budget (gemv_staged_x_bytes).
+TileLatency tile_latency(const ROp& op, const Gpu& g, double epilogue_rounds = 0);
 
 // What one tile of `op` does, in the throughput term's units, given the
 // rOp's traffic `c` (the estimate's inputs; tile_seconds' unless measured).

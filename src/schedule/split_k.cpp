@@ -528,7 +528,7 @@ std::pair<ROp, SplitChoice> conv_tile_and_split(const ROp& op, const Gpu& gpu, c
     double best_found = best_s;
     for (const ROp& v : tile_variants(op, gpu)) {
         if (v.tiles >= load.grid_blocks) continue;  // whole, it fills the grid
-        const int smem = tile_smem_bytes(v);
+        const int smem = tile_smem_bytes(v, gpu);
         if (smem > smem_cap && megakernel_blocks_per_sm(smem, gpu) < megakernel_blocks_per_sm(smem_cap, gpu)) continue;
         const SplitChoice c = choose_split_k(v, gpu, load);
         if (c.ways > 1 && c.split_s < best_found) best_found = c.split_s, best_op = v, best = c;
@@ -547,7 +547,7 @@ TileGraph apply_split_k(const TileGraph& tg, const Gpu& gpu) {
     out.rops.clear();
     const int grid = gpu.sm_count * megakernel_blocks_per_sm(tg, gpu);
     int smem_cap = 0;
-    for (const ROp& op : tg.rops) smem_cap = std::max(smem_cap, tile_smem_bytes(op));
+    for (const ROp& op : tg.rops) smem_cap = std::max(smem_cap, tile_smem_bytes(op, gpu));
     const std::vector<int> wave = rop_waves(tg, task_graph(tg));
     // The other tiles of a wave occupy their SMs for their work; their
     // latency hides behind co-resident blocks.

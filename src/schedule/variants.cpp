@@ -63,18 +63,28 @@ int deepest_fit(int limit, int min_bk, SmemBytes smem) {
     return 0;
 }
 
-int smem_limit_for_tiles(const Gpu& gpu) {
-    return static_smem_limit(gpu) - ANVIL_SMALL_TILE_SMEM_BYTES;  // the reductions' words beside the tile
+int smem_limit_for_tiles(const Gpu& gpu) { return tile_smem_budget(gpu); }
+
+// The widest tiles (128 x 128: 64 accumulators a thread) keep the slice
+// depth of the former 48 KB limit: one step deeper they spill with an
+// epilogue (conv2d on CUDA cores 128 x 128 x 16: 8 B, on tensor cores
+// 128 x 128 x 32: 112 B, test_tile_resources; the tensor-core matmul
+// 128 x 128 x 32 in nerf_mlp's megakernel, its epilogues interpreted:
+// 272 B, against 92 B in the whole kernel at 16).
+constexpr int kWidestTileSliceSmem = 48 * 1024 - kMegakernelSmemExtra;
+int slice_limit(int bm, int bn, const Gpu& gpu) {
+    const bool widest = bm * bn >= 128 * 128;
+    return widest ? std::min(kWidestTileSliceSmem, smem_limit_for_tiles(gpu)) : smem_limit_for_tiles(gpu);
 }
 
 }  // namespace
 
 int deepest_bk(const ROp& op, int bm, int bn, const Gpu& gpu) {
-    return deepest_fit(smem_limit_for_tiles(gpu), 8, [&](int k) { return tile_smem_bytes(retile(op, bm, bn, k)); });
+    return deepest_fit(slice_limit(bm, bn, gpu), 8, [&](int k) { return tile_smem_bytes(retile(op, bm, bn, k), gpu); });
 }
 
 int deepest_tensor_core_bk(int bm, int bn, const Gpu& gpu) {
-    return deepest_fit(smem_limit_for_tiles(gpu), ANVIL_TC_TILE_STEP_K, [&](int k) {
+    return deepest_fit(slice_limit(bm, bn, gpu), ANVIL_TC_TILE_STEP_K, [&](int k) {
         return anvil_matmul_tile_smem_bytes(ANVIL_MM_TENSOR, ANVIL_MM_ROW_NONE, bm, bn, k);
     });
 }
@@ -82,15 +92,15 @@ int deepest_tensor_core_bk(int bm, int bn, const Gpu& gpu) {
 int deepest_tensor_core_bk(const ROp& op, int bm, int bn, const Gpu& gpu) {
     // A k step is 32 bytes: k16 of f16/bf16, k8 of f32.
     const int min_bk = tf32_operands(op) ? ANVIL_TC_TILE_STEP_K / 2 : ANVIL_TC_TILE_STEP_K;
-    return deepest_fit(smem_limit_for_tiles(gpu), min_bk,
-                       [&](int k) { return tile_smem_bytes(on_tensor_cores(op, bm, bn, k, gpu.f32_precision)); });
+    return deepest_fit(slice_limit(bm, bn, gpu), min_bk,
+                       [&](int k) { return tile_smem_bytes(on_tensor_cores(op, bm, bn, k, gpu.f32_precision), gpu); });
 }
 
 std::vector<ROp> tile_variants(const ROp& op, const Gpu& gpu) {
     std::vector<ROp> out{op};
     if (op.kind != TaskKind::matmul && op.kind != TaskKind::conv2d) return out;
     // Every candidate shape is one the device code accepts (rtasks/tiling.cuh)
-    // and whose shared tiles fit the static shared memory of one block.
+    // and whose shared tiles fit the budget of one block (tile_smem_budget).
     const auto* p = std::get_if<MatmulParams>(&op.params);
     auto gemvs = [&] {
         for (int bn : {16, 32, 64, 128, 256})
@@ -131,7 +141,7 @@ namespace {
 
 // Blocks of `op`'s tile the megakernel's SM holds at once.
 int co_resident_blocks(const ROp& op, const Gpu& gpu) {
-    return std::max(1, std::min(kCudaCoreBlocksPerSm, blocks_per_sm(gpu, ANVIL_BLOCK_THREADS, tile_smem_bytes(op))));
+    return std::max(1, std::min(kCudaCoreBlocksPerSm, blocks_per_sm(gpu, ANVIL_BLOCK_THREADS, tile_smem_bytes(op, gpu))));
 }
 
 }  // namespace

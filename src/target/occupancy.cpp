@@ -37,6 +37,16 @@ Occupancy occupancy(const Gpu& gpu, const KernelUsage& k) {
     return o;
 }
 
+int smem_per_block_for(const Gpu& gpu, int blocks_per_sm) {
+    const int unit = std::max(1, gpu.smem_alloc_unit);
+    const int share = gpu.smem_per_sm / std::max(1, blocks_per_sm) / unit * unit;
+    return std::max(0, std::min(gpu.smem_per_block, share - gpu.smem_reserved_per_block));
+}
+
+int tile_smem_budget(const Gpu& gpu) {
+    return std::max(0, smem_per_block_for(gpu, kCudaCoreBlocksPerSm) - kMegakernelSmemExtra);
+}
+
 int register_cap(const Gpu& gpu, int threads, int min_blocks) {
     const int warps = std::max(1, (threads + 31) / 32) * std::max(1, min_blocks);
     const int per_warp = gpu.regs_per_sm / warps / std::max(1, gpu.reg_alloc_unit) * gpu.reg_alloc_unit;

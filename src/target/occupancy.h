@@ -31,4 +31,22 @@ Occupancy occupancy(const Gpu& gpu, const KernelUsage& k);
 // min_blocks)): what a kernel is assumed to use before it is compiled.
 int register_cap(const Gpu& gpu, int threads, int min_blocks);
 
+// The persistent megakernel's blocks per SM: two 256-thread blocks on the
+// CUDA-core paths (ptxas held to 128 registers by __launch_bounds__(256,
+// 2)), or fewer where shared memory does not allow them.
+constexpr int kCudaCoreBlocksPerSm = 2;
+constexpr int kMegakernelSmemExtra = 64;  // block reductions' scratch and the broadcast flag, beside the tiles'
+
+// The most shared memory (static + dynamic) one block may use for
+// `blocks_per_sm` of them to fit on an SM (each with the per-block reserve,
+// in allocation units: the inverse of occupancy's limit), and at most the
+// GPU's opt-in per-block limit.
+int smem_per_block_for(const Gpu& gpu, int blocks_per_sm);
+
+// The shared memory one tile of the megakernel may use on `gpu`: what keeps
+// kCudaCoreBlocksPerSm blocks on an SM, less the scratch beside the tiles.
+// Tile shapes (variants, fusion), the GEMV's staged x and the tile graph's
+// check (verify_tile_graph) all stay within it.
+int tile_smem_budget(const Gpu& gpu);
+
 }  // namespace anvil

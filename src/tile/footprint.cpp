@@ -6,6 +6,8 @@
 #include <algorithm>
 
 #include "../../rtasks/tiling.cuh"
+#include "base/dtype.h"
+#include "target/occupancy.h"
 
 namespace anvil {
 
@@ -353,10 +355,34 @@ std::vector<ByteRange> tile_reads(const ROp& op, int tile) {
     return reads;
 }
 
-int tile_smem_bytes(const ROp& op) {
+bool gemv_takes_ring(const ROp& op) {
+    const auto* p = std::get_if<MatmulParams>(&op.params);
+    if (op.kind != TaskKind::matmul || !p || p->algo != ANVIL_MM_GEMV) return false;
+    const long long b_elem = static_cast<long long>(dtype_size(op.dtypes.at(1)));
+    const auto aligned = [&](long long elems) { return elems * b_elem % 16 == 0; };
+    bool ok = p->b_sn == 1 && aligned(p->b_sk) && p->b_off % 16 == 0 && aligned(p->bn);
+    for (int d = 0; d < p->batch_rank; ++d) ok = ok && aligned(p->b_sb[d]);
+    return ok;
+}
+
+int gemv_x_limit(const Gpu& gpu) {
+    return std::max(0, (tile_smem_budget(gpu) - anvil_gemv_ring_bytes() - ANVIL_GEMV_MAX_M * 4) / 16 * 16);
+}
+
+int gemv_staged_x_bytes(const ROp& op, const Gpu& gpu) {
+    if (!gemv_takes_ring(op)) return 0;
+    const auto& p = std::get<MatmulParams>(op.params);
+    const int64_t x = anvil_gemv_x_bytes(p.M, p.K, static_cast<int>(dtype_size(op.dtypes.at(0))));
+    // (The region also holds the partial sums: a few KB, within any real budget.)
+    const bool fits = x <= gemv_x_limit(gpu) &&
+                      anvil_gemv_smem_bytes(ANVIL_BLOCK_THREADS, static_cast<int>(x)) <= tile_smem_budget(gpu);
+    return fits ? static_cast<int>(x) : 0;
+}
+
+int tile_smem_bytes(const ROp& op, const Gpu& gpu) {
     if (op.kind == TaskKind::matmul) {
         const auto& p = std::get<MatmulParams>(op.params);
-        return anvil_matmul_tile_smem_bytes(p.algo, p.row_op, p.bm, p.bn, p.bk);
+        return anvil_matmul_tile_smem_bytes(p.algo, p.row_op, p.bm, p.bn, p.bk, gemv_staged_x_bytes(op, gpu));
     }
     if (op.kind == TaskKind::conv2d) {
         const auto& p = std::get<WindowParams>(op.params);

@@ -1,6 +1,7 @@
 #pragma once
 #include <vector>
 
+#include "target/gpu.h"
 #include "tile/tile_graph.h"
 
 namespace anvil {
@@ -13,9 +14,23 @@ ByteRange tile_writes(const ROp& op, int tile);
 // that result's rows.
 std::vector<ByteRange> tile_writes_all(const ROp& op, int tile);
 std::vector<ByteRange> tile_reads(const ROp& op, int tile);
-// Bytes of static shared memory one tile of `op` uses on the GPU: the
-// formulas of rtasks/tiling.cuh that the rtasks' static_asserts use (the
-// other kinds only need a few words for block reductions).
-int tile_smem_bytes(const ROp& op);
+// Bytes of shared memory one tile of `op` uses on `gpu`: the formulas of
+// rtasks/tiling.cuh that the rtasks' static_asserts use (the other kinds
+// only need a few words for block reductions); a GEMV's include its staged x.
+int tile_smem_bytes(const ROp& op, const Gpu& gpu);
+
+// Whether a GEMV rOp streams B through its shared-memory ring on the GPU:
+// anvil_gemv_ring_ok (gemv.cuh) on every tile's slice, from the params (the
+// arena is 256-byte aligned; a tile's first column is BN elements on).
+bool gemv_takes_ring(const ROp& op);
+// The bytes of x (its M rows of K, anvil_gemv_x_bytes) a GEMV rOp's ring
+// walk stages in shared memory on `gpu`: all of them when its tile then
+// fits tile_smem_budget, else 0 (x read from global memory); 0 for a rOp
+// that is not a ring GEMV. The megakernel's x room (ANVIL_GEMV_X_BYTES) is
+// the largest of its schedule's.
+int gemv_staged_x_bytes(const ROp& op, const Gpu& gpu);
+// The most bytes of x a GEMV may stage on `gpu`: what its tile's budget
+// leaves beside the ring and the 1/RMS slots, in whole 16-byte rows.
+int gemv_x_limit(const Gpu& gpu);
 
 }  // namespace anvil

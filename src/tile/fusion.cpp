@@ -35,6 +35,7 @@
 #include "anvil/error.h"
 #include "frontend/op_table.h"
 #include "tile/verify_tile_graph.h"
+#include "target/occupancy.h"
 #include "../../rtasks/tiling.cuh"
 
 namespace anvil {
@@ -78,12 +79,12 @@ struct Program {
 // or nothing when no such tile fits: its own tile when that already holds
 // whole rows, else a CUDA-core tile BN = N (rounded up to the tile step)
 // wide, BM and BK as decompose chose them or halved until the tile fits
-// the static shared memory. The variants stage offers the other whole-row
+// the tile budget (tile_smem_budget). The variants stage offers the other whole-row
 // shapes, tensor-core ones included (schedule/variants.cpp).
 std::optional<MatmulParams> whole_row_tile(const ROp& op, int code, const Gpu& gpu) {
     MatmulParams p = std::get<MatmulParams>(op.params);
     if (p.algo == ANVIL_MM_GEMV || p.a_rms || p.N > ANVIL_MM_ROW_MAX_BN) return std::nullopt;
-    const int limit = static_smem_limit(gpu) - ANVIL_SMALL_TILE_SMEM_BYTES;  // the reductions' words beside it
+    const int limit = tile_smem_budget(gpu) - ANVIL_SMALL_TILE_SMEM_BYTES;  // the reductions' words beside it
     auto fits = [&](const MatmulParams& t) {
         return anvil_matmul_tile_smem_bytes(t.algo, code, t.bm, t.bn, t.bk) <= limit;
     };

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "anvil/error.h"
+#include "target/occupancy.h"
 #include "tile/footprint.h"
 #include "../../rtasks/tiling.cuh"
 
@@ -118,7 +119,7 @@ void check_epilogue(const ROp& op, const AnvilEpilogue& e, const char* which) {
     }
 }
 
-void check_rop(const ROp& op, const TileGraph& tg, int smem_limit) {
+void check_rop(const ROp& op, const TileGraph& tg, const Gpu& gpu) {
     require(params_match_kind(op), op, "params do not match its kind");
     require(op.dtypes.size() == kind_arity(op.kind), op,
             std::to_string(op.dtypes.size()) + " dtypes, its kind takes " + std::to_string(kind_arity(op.kind)));
@@ -149,10 +150,10 @@ void check_rop(const ROp& op, const TileGraph& tg, int smem_limit) {
                         std::to_string(K) + " (k_slice " + std::to_string(p.k_slice) + "), f32 sums and no epilogue");
     }
     if (op.kind == TaskKind::gather) require(op.dtypes[1] == DType::i32, op, "gather ids must be i32");
-    const int smem = tile_smem_bytes(op);
+    const int smem = tile_smem_bytes(op, gpu), smem_limit = tile_smem_budget(gpu);
     require(smem <= smem_limit, op,
             std::string(task_kind_name(op.kind)) + " tile needs " + std::to_string(smem) +
-                " bytes of static shared memory, over the limit of " + std::to_string(smem_limit));
+                " bytes of shared memory, over the budget of " + std::to_string(smem_limit) + " per tile on " + gpu.name);
     const auto* row = std::get_if<RowParams>(&op.params);
     const bool split_norm = op.kind == TaskKind::rowwise && row && row->op == ANVIL_ROW_SPLIT_NORM;
     require(op.row_epilogue.nsteps == 0 || op.kind == TaskKind::matmul || split_norm, op,
@@ -176,8 +177,6 @@ void check_rop(const ROp& op, const TileGraph& tg, int smem_limit) {
 
 }  // namespace
 
-int static_smem_limit(const Gpu& gpu) { return std::min(ANVIL_STATIC_SMEM_LIMIT, gpu.smem_per_block); }
-
 bool tensor_core_operands(const ROp& op) {
     const auto* mm = std::get_if<MatmulParams>(&op.params);
     const bool gemm = op.kind == TaskKind::conv2d || (op.kind == TaskKind::matmul && mm);
@@ -199,8 +198,7 @@ bool computes_on_tensor_cores(const ROp& op) {
 }
 
 void verify_tile_graph(const TileGraph& tg, const Gpu& gpu) {
-    const int smem_limit = static_smem_limit(gpu);
-    for (const ROp& op : tg.rops) check_rop(op, tg, smem_limit);
+    for (const ROp& op : tg.rops) check_rop(op, tg, gpu);
 }
 
 }  // namespace anvil

@@ -2,7 +2,7 @@
 // decompose, after fusion, on the graph a policy scheduled) rather than
 // where they are emitted: every rOp's params match its kind, its tile shape
 // is one its device template takes, its epilogues reference only what they
-// may, and one tile fits the target's static shared memory. Emit trusts a
+// may, and one tile fits the target's shared-memory budget (tile_smem_budget). Emit trusts a
 // graph that passed.
 #pragma once
 #include "target/gpu.h"
@@ -13,9 +13,6 @@ namespace anvil {
 // Throws InternalError naming the first rOp that breaks an invariant.
 void verify_tile_graph(const TileGraph& tg, const Gpu& gpu);
 
-// Bytes of static shared memory one tile may use on `gpu`: the opt-in
-// maximum per block, capped at the 48 KiB a kernel gets without opting in.
-int static_smem_limit(const Gpu& gpu);
 
 // Whether tensor-core tiles can compute `op`: a matmul (a fused row op
 // included) or an implicit-GEMM conv2d, its two operands both f16 or both bf16.

@@ -165,7 +165,7 @@ std::string schedule_snapshot_json(const Schedule& s) {
     for (size_t r = 0; r < s.tiles.rops.size(); ++r) {
         const ROp& op = s.tiles.rops[r];
         const TileWork w = tile_work(s.gpu, op, p.rops[r]);
-        const TileLatency l = tile_latency(op, p.rops[r].epilogue_rounds / std::max(1, op.tiles));
+        const TileLatency l = tile_latency(op, s.gpu, p.rops[r].epilogue_rounds / std::max(1, op.tiles));
         rops.push_back({{"name", op.name},
                         {"cost_key", cost_key(op)},
                         {"tiles", op.tiles},

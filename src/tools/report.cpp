@@ -7,6 +7,7 @@
 
 #include "anvil/error.h"
 
+#include "codegen/emit.h"  // launch_kernels, launch_smem_bytes
 #include "schedule/sync_counters.h"
 #include "schedule/tile_dependencies.h"
 #include "target/occupancy.h"
@@ -40,7 +41,7 @@ Totals totals(const Schedule& s) {
     for (const Task& task : s.tasks) t.deps += task.deps.size() + task.waits.size();
     for (const ROp& op : s.tiles.rops) {
         t.fused_nodes += op.fused.size();
-        t.max_smem = std::max(t.max_smem, tile_smem_bytes(op));
+        t.max_smem = std::max(t.max_smem, tile_smem_bytes(op, s.gpu));
     }
     for (const Launch& l : s.launches) {
         t.widest = std::max(t.widest, static_cast<int>(l.queues.size()));
@@ -54,9 +55,26 @@ Totals totals(const Schedule& s) {
     return t;
 }
 
+// The dynamic shared memory the launches of kernel `name` give its blocks
+// (the most of theirs).
+int dynamic_smem_of(const Schedule& s, const std::string& name) {
+    const std::vector<std::string> kernels = launch_kernels(s);
+    int bytes = 0;
+    for (size_t l = 0; l < kernels.size(); ++l)
+        if (kernels[l] == name) bytes = std::max(bytes, launch_smem_bytes(s, l));
+    return bytes;
+}
+
+// A compiled kernel's use: NVRTC's registers and static shared memory, and
+// the dynamic shared memory its launches give it.
+KernelUsage usage_of(const Schedule& s, const KernelResources& k) {
+    return KernelUsage{s.threads_per_block, k.registers, k.smem_bytes + dynamic_smem_of(s, k.name)};
+}
+
 // The megakernel's occupancy: from NVRTC's resource usage of every kernel
-// (the smallest of theirs) when compiled, else from the register cap of the
-// launch bounds the schedule asks for and the tiles' shared memory.
+// (the smallest of theirs; shared memory with the dynamic part) when
+// compiled, else from the register cap of the launch bounds the schedule
+// asks for and the tiles' shared memory.
 struct KernelFit {
     Occupancy occ;
     bool compiled = false;
@@ -68,7 +86,7 @@ KernelFit kernel_fit(const Schedule& s, const Totals& t, const CubinResult* cubi
         f.compiled = true;
         bool first = true;
         for (const KernelResources& k : cubin->kernels) {
-            const Occupancy o = occupancy(s.gpu, KernelUsage{s.threads_per_block, k.registers, k.smem_bytes});
+            const Occupancy o = occupancy(s.gpu, usage_of(s, k));
             if (first || o.blocks_per_sm < f.occ.blocks_per_sm) f.occ = o;
             first = false;
         }
@@ -148,11 +166,11 @@ nlohmann::json schedule_json(const Schedule& s, const Prediction& p, const Cubin
             kernels.push_back({{"name", k.name},
                                {"registers", k.registers},
                                {"smem_bytes", k.smem_bytes},
+                               {"dynamic_smem_bytes", dynamic_smem_of(s, k.name)},
                                {"spill_bytes", k.spill_stores + k.spill_loads},
                                {"spill_store_bytes", k.spill_stores},
                                {"spill_load_bytes", k.spill_loads},
-                               {"blocks_per_sm",
-                                occupancy(s.gpu, KernelUsage{s.threads_per_block, k.registers, k.smem_bytes}).blocks_per_sm}});
+                               {"blocks_per_sm", occupancy(s.gpu, usage_of(s, k)).blocks_per_sm}});
         j["kernel_list"] = kernels;
     }
     j["predicted_us"] = p.total_s * 1e6;
@@ -170,7 +188,7 @@ nlohmann::json schedule_json(const Schedule& s, const Prediction& p, const Cubin
                           {"tiles", op.tiles},
                           {"fused", fused},
                           {"fusion", level_name(op.fusion)},
-                          {"smem_per_task", tile_smem_bytes(op)},
+                          {"smem_per_task", tile_smem_bytes(op, s.gpu)},
                           {"tile_us", p.rops[r].tile_s * 1e6},
                           {"measured", p.rops[r].measured},
                           {"dram_bytes", p.rops[r].dram_read + p.rops[r].dram_write},
@@ -216,8 +234,8 @@ std::string schedule_table(const Schedule& s, const Prediction& p, const CubinRe
     if (cubin)
         for (const KernelResources& k : cubin->kernels)
             o += row(("  " + k.name).c_str(),
-                     fmt::format("{} registers, {} B smem, {} B spilled", k.registers, k.smem_bytes,
-                                 k.spill_stores + k.spill_loads));
+                     fmt::format("{} registers, {} B smem + {} B dynamic, {} B spilled", k.registers, k.smem_bytes,
+                                 dynamic_smem_of(s, k.name), k.spill_stores + k.spill_loads));
     o += row("predicted time", fmt::format("{:.2f} us", p.total_s * 1e6));
     o += row("predicted DRAM bytes", fmt::format("{:.4g}", p.dram_bytes));
     o += row("predicted L2 bytes", fmt::format("{:.4g}", p.l2_bytes));

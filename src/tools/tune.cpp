@@ -188,7 +188,7 @@ Gpu tune(const Graph& graph, const Gpu& gpu, const TuneOptions& opt, std::vector
                     std::vector<double> times;
                     for (int i = 0; i < opt.iters; ++i) times.push_back(program.run_launches(l, 1));
                     rec.launch_s = median(times);
-                    const int per_sm = std::max(1, blocks_per_sm(gpu, 256, tile_smem_bytes(rop)));
+                    const int per_sm = std::max(1, blocks_per_sm(gpu, 256, tile_smem_bytes(rop, gpu)));
                     const double waves = std::ceil(double(rop.tiles) / (double(program.sm_count()) * per_sm));
                     rec.tile_s = rec.launch_s / std::max(1.0, waves);
                     tuned.measured_tile_s[rec.key] = rec.tile_s;
