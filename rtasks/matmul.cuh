@@ -7,6 +7,7 @@
 #ifndef ANVIL_RTASKS_MATMUL_CUH
 #define ANVIL_RTASKS_MATMUL_CUH
 
+#include "a_norm.cuh"
 #include "epilogue.cuh"
 #include "gemm_stages.cuh"
 #include "tiling.cuh"
@@ -179,6 +180,11 @@ ANVIL_TASK void anvil_matmul_tile(const MatmulParams& params, int tile, char* ar
         }
         anvil_stage_commit();
     }
+    // A folded norm of A's rows (a_norm.cuh): the rows' statistics while the
+    // first slices are in flight, beside the stages; the loop's first
+    // barrier shows them to every thread.
+    float* const stats = smem + anvil_mm_smem_bytes(BM, BN, BK) / 4;
+    if (p.a_norm) anvil_a_norm_stats(p, A, m0, BM, stats);
     for (int kt = 0; kt < slices; ++kt) {
         anvil_stage_wait<S - 2>();  // this thread's copies of slice kt have landed
         anvil_barrier();  // the slices are complete
@@ -190,7 +196,11 @@ ANVIL_TASK void anvil_matmul_tile(const MatmulParams& params, int tile, char* ar
         }
         anvil_stage_commit();
         // Out-of-range rows, columns and k were staged as zeros: no guards here.
-        const float* As = smem + (kt % S) * STAGE;
+        float* As = smem + (kt % S) * STAGE;
+        if (p.a_norm) {  // normalise slice kt's A where it landed; then it may be read
+            anvil_a_norm_slice<BM, BK>(As, stats, kt * BK, p.K);
+            anvil_barrier();
+        }
         anvil_gemm_slice<BM, BN, BK, TY, TX>(As, As + BK * LDA, acc, ty, tx);
     }
     anvil_stage_wait<0>();  // only empty groups remain; nothing may be in flight at the task's end

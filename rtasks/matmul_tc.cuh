@@ -53,7 +53,18 @@ ANVIL_TASK void anvil_matmul_tc_tile(const MatmulParams& params, int tile, char*
             anvil_tc_stage<TB, BN, BK>(bs, B, p.b_sn, p.b_sk, at.n0, p.N, s * BK, p.K);
     };
     float acc[BM / 32][BN / 32][4];
-    anvil_tc_gemm<BM, BN, BK, FMT>(p.K, b_kmajor, stage, acc);
+    // A folded norm of A's rows (a_norm.cuh): statistics beside the stages
+    // while the first slices are in flight, each slice normalised as it lands.
+    float* const stats = (float*)(anvil_block_smem() + anvil_tc_smem_bytes(BM, BN, BK, FMT));
+    anvil_tc_gemm<BM, BN, BK, FMT>(
+        p.K, b_kmajor, stage, acc,
+        [&] {
+            if (p.a_norm) anvil_a_norm_stats(p, A, at.m0, BM, stats);
+        },
+        [&](unsigned short* as, int s) {
+            if (p.a_norm) anvil_a_norm_tc_slice<TA, BM, BK>(as, stats, s * BK, p.K);
+            return p.a_norm != 0;
+        });
 
     // Without an epilogue the pairs leave two at a time (one 32-bit store
     // of f16/bf16); with one, value by value as the epilogue's operands are

@@ -335,7 +335,7 @@ std::vector<ByteRange> tile_reads(const ROp& op, int tile) {
 int tile_smem_bytes(const ROp& op) {
     if (op.kind == TaskKind::matmul) {
         const auto& p = std::get<MatmulParams>(op.params);
-        return anvil_matmul_tile_smem_bytes(p.algo, p.row_op, p.bm, p.bn, p.bk);
+        return anvil_matmul_tile_smem_bytes(p.algo, p.row_op, p.bm, p.bn, p.bk, p.a_norm);
     }
     if (op.kind == TaskKind::conv2d) {
         const auto& p = std::get<WindowParams>(op.params);
