@@ -91,12 +91,25 @@ ANVIL_DEVICE void anvil_a_norm_stats(const MatmulParams& p, const TA* A, int m0,
 #pragma unroll
                 for (int i = 0; i < R; ++i) {
                     if (m0 + r0 + i >= p.M) continue;  // the same in every lane
-                    float v[ANVIL_A_NORM_VECS * 8];
+                    // Unpacked a vector at a time (twice): the packed loads are the registers kept.
+                    float cm = 0.0f, q = 0.0f, f[ANVIL_VEC_BYTES / 2];
+                    if (centred) {
 #pragma unroll
-                    for (int u = 0; u < U; ++u) anvil_unpack16(raw[i][u], v + u * V, (const TA*)0);
-                    anvil_a_norm_chunk<ANVIL_A_NORM_VECS * 16 / (int)sizeof(TA)>(
-                        v, cn, centred, [&](int e) { return k0 + ((e / V) * lanes + lane) * V < K; }, n[i], mean[i],
-                        m2[i]);
+                        for (int u = 0; u < U; ++u) {
+                            anvil_unpack16(raw[i][u], f, (const TA*)0);
+                            for (int e = 0; e < V; ++e) cm += f[e];  // zeros past K
+                        }
+                        cm = anvil_warp_sum(cm) / cn;
+                    }
+#pragma unroll
+                    for (int u = 0; u < U; ++u) {
+                        if (k0 + (u * lanes + lane) * V >= K) continue;
+                        anvil_unpack16(raw[i][u], f, (const TA*)0);
+                        for (int e = 0; e < V; ++e) q += (f[e] - cm) * (f[e] - cm);
+                    }
+                    q = anvil_warp_sum(q);
+                    if (centred) anvil_norm_merge(n[i], mean[i], m2[i], cn, cm, q);
+                    else m2[i] += q;
                 }
             }
             if (lane == 0)

@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <map>
@@ -331,6 +332,8 @@ nodes:
                 const TileShape sh = shape_of(op);
                 INFO(sh.kind << " " << sh.bm << " x " << sh.bn << " x " << sh.bk << ": " << two[i].registers
                              << " registers, " << two[i].spill_stores << " B spilled");
+                std::printf("[normtile] %s %-9s %-22s %3d x %3d x %2d: %3d registers, spills %d/%d B\n", dtype_name(dtype),
+                            norm, sh.kind, sh.bm, sh.bn, sh.bk, two[i].registers, two[i].spill_stores, two[i].spill_loads);
                 CHECK(std::get<MatmulParams>(op.params).a_norm != ANVIL_MM_A_NORM_NONE);
                 CHECK(two[i].registers <= 128);
                 CHECK(two[i].spill_stores == 0);

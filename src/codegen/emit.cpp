@@ -134,8 +134,12 @@ std::string variant_of(const ROp& op) {
     else if (conv) o << ", " << conv->bm << ", " << conv->bn << ", " << conv->bk;
     // f32 on tensor cores: the format (--precision) follows the tile shape.
     const int algo = mm ? mm->algo : conv ? conv->algo : ANVIL_MM_TILED;
+    const bool a_norm = mm && mm->a_norm != ANVIL_MM_A_NORM_NONE;  // its own variant (rtasks/a_norm.cuh)
     if (algo == ANVIL_MM_TENSOR_TF32 || algo == ANVIL_MM_TENSOR_3XTF32)
         o << ", " << (algo == ANVIL_MM_TENSOR_TF32 ? "ANVIL_TC_TF32" : "ANVIL_TC_3XTF32");
+    else if (a_norm && algo == ANVIL_MM_TENSOR)
+        o << ", " << (op.dtypes[0] == DType::bf16 ? "ANVIL_TC_BF16" : "ANVIL_TC_F16");
+    if (a_norm) o << ", true";
     o << ">";
     return o.str();
 }
