@@ -7,6 +7,7 @@
 #ifndef ANVIL_RTASKS_MATMUL_CUH
 #define ANVIL_RTASKS_MATMUL_CUH
 
+#include "a_norm.cuh"
 #include "epilogue.cuh"
 #include "gemm_stages.cuh"
 #include "tc_stages.cuh"
@@ -159,7 +160,9 @@ ANVIL_DEVICE void anvil_mm_stage(float* Xs, const T* X, anvil_i64 s_x, anvil_i64
     }
 }
 
-template <class TA, class TB, class TC, int BM, int BN, int BK>
+// A_NORM: the tile normalises A's rows (p.a_norm, a_norm.cuh); its own
+// variant, so that the other tiles carry none of its code or registers.
+template <class TA, class TB, class TC, int BM, int BN, int BK, bool A_NORM = false>
 ANVIL_TASK void anvil_matmul_tile(const MatmulParams& params, int tile, char* arena) {
     ANVIL_LOCAL_PARAMS(MatmulParams, p, params);
     static_assert(anvil_storage<TA>::ok && anvil_storage<TB>::ok && anvil_storage<TC>::ok,
@@ -187,6 +190,12 @@ ANVIL_TASK void anvil_matmul_tile(const MatmulParams& params, int tile, char* ar
     const bool a_vec = anvil_is_f32<TA>::value && p.a_sm == 1 && p.a_sk % 4 == 0 && anvil_aligned16(A);
     const bool b_vec = anvil_is_f32<TB>::value && p.b_sn == 1 && p.b_sk % 4 == 0 && anvil_aligned16(B);
 
+    // A folded norm of A's rows (a_norm.cuh): the rows' statistics beside
+    // the stages, before the accumulators take their registers; the loop's
+    // first barrier shows them to every thread.
+    float* const stats = smem + anvil_mm_smem_bytes(BM, BN, BK) / 4;
+    if (A_NORM) anvil_a_norm_stats(p, A, m0, BM, stats);
+
     float acc[BM / ANVIL_MM_TY][BN / ANVIL_MM_TX];
     for (int i = 0; i < RM; ++i)
         for (int j = 0; j < RN; ++j) acc[i][j] = 0.0f;
@@ -211,7 +220,11 @@ ANVIL_TASK void anvil_matmul_tile(const MatmulParams& params, int tile, char* ar
         }
         anvil_stage_commit();
         // Out-of-range rows, columns and k were staged as zeros: no guards here.
-        const float* As = smem + (kt % S) * STAGE;
+        float* As = smem + (kt % S) * STAGE;
+        if (A_NORM) {  // normalise slice kt's A where it landed; then it may be read
+            anvil_a_norm_slice<BM, BK>(As, stats, kt * BK, p.K);
+            anvil_barrier();
+        }
         anvil_gemm_slice<BM, BN, BK, TY, TX>(As, As + BK * LDA, acc, ty, tx);
     }
     anvil_stage_wait<0>();  // only empty groups remain; nothing may be in flight at the task's end

@@ -27,12 +27,13 @@ ANVIL_DEVICE void anvil_mm_store_pair(const MatmulParams& p, TC* C, int m, int n
 }
 #endif
 
+// A_NORM: as anvil_matmul_tile's (a_norm.cuh).
 template <class TA, class TB, class TC, int BM, int BN, int BK,
-          int FMT = anvil_is_bf16<TA>::value ? ANVIL_TC_BF16 : ANVIL_TC_F16>
+          int FMT = anvil_is_bf16<TA>::value ? ANVIL_TC_BF16 : ANVIL_TC_F16, bool A_NORM = false>
 ANVIL_TASK void anvil_matmul_tc_tile(const MatmulParams& params, int tile, char* arena) {
     ANVIL_LOCAL_PARAMS(MatmulParams, p, params);
 #if !ANVIL_HAS_MMA
-    anvil_matmul_tile<TA, TB, TC, BM, BN, ANVIL_TC_FALLBACK_BK>(p, tile, arena);
+    anvil_matmul_tile<TA, TB, TC, BM, BN, ANVIL_TC_FALLBACK_BK, A_NORM>(p, tile, arena);
 #else
     static_assert(sizeof(TA) == anvil_tc_elem_bytes(FMT) && sizeof(TB) == sizeof(TA) &&
                       anvil_is_bf16<TA>::value == anvil_is_bf16<TB>::value &&
@@ -55,7 +56,18 @@ ANVIL_TASK void anvil_matmul_tc_tile(const MatmulParams& params, int tile, char*
             anvil_tc_stage<TB, BN, BK>(bs, B, p.b_sn, p.b_sk, at.n0, p.N, s * BK, p.K);
     };
     float acc[BM / 32][BN / 32][4];
-    anvil_tc_gemm<BM, BN, BK, FMT>(p.K, b_kmajor, stage, acc);
+    // A folded norm of A's rows (a_norm.cuh): statistics beside the stages
+    // before the pipeline starts (its registers are free before the
+    // accumulators'; the loop's first barrier shows them to every thread),
+    // each slice normalised as it lands.
+    float* const stats = (float*)(anvil_block_smem() + anvil_tc_smem_bytes(BM, BN, BK, FMT));
+    if (A_NORM) anvil_a_norm_stats(p, A, at.m0, BM, stats);
+    anvil_tc_gemm<BM, BN, BK, FMT>(
+        p.K, b_kmajor, stage, acc,
+        [&](unsigned short* as, int s) {
+            if (A_NORM) anvil_a_norm_tc_slice<TA, BM, BK>(as, stats, s * BK, p.K);
+            return A_NORM;
+        });
 
     // A fused row op (whole rows: n0 = 0, N <= BN): the pairs, after the
     // epilogue, into Cs[BM][BN + ANVIL_MM_ROW_PAD] over the stages' memory,

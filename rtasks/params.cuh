@@ -127,6 +127,10 @@ struct EwParams {
 // Row ops a matmul applies to its finished tile (shared-memory fusion).
 enum AnvilMmRowOp { ANVIL_MM_ROW_NONE = 0, ANVIL_MM_ROW_SOFTMAX, ANVIL_MM_ROW_LAYERNORM, ANVIL_MM_ROW_RMSNORM };
 
+// A norm of A's rows that a GEMM tile (CUDA-core or tensor-core) computes
+// itself (rtasks/a_norm.cuh); its gamma and beta are folded into B and the bias.
+enum AnvilMmANorm { ANVIL_MM_A_NORM_NONE = 0, ANVIL_MM_A_LAYERNORM, ANVIL_MM_A_RMSNORM };
+
 // How a matmul tile computes: staged through shared memory on CUDA cores
 // (matmul.cuh), streamed for at most ANVIL_GEMV_MAX_M rows (gemv.cuh: bm is
 // then only the rows a tile covers, and bk is unused), or on tensor cores
@@ -162,6 +166,8 @@ enum AnvilMmAlgo {
     F(int, a_rms)               /* 1: A's rows are RMS-normalised in the tile (GEMV) */  \
     F(int, b_fixed)             /* 1: B is an input or param: no task writes it */       \
     F(float, a_rms_eps)                                                                  \
+    F(int, a_norm)              /* AnvilMmANorm: A's rows normalised in the tile (a_norm.cuh) */ \
+    F(float, a_norm_eps)                                                                 \
     F(anvil_i64, batches)                                                                \
     F(anvil_i64, a_off) F(anvil_i64, b_off) F(anvil_i64, c_off)                          \
     F(anvil_i64, gamma_off)     /* contiguous over N; < 0: absent */                     \

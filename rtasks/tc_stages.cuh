@@ -109,8 +109,13 @@ ANVIL_DEVICE void anvil_tc_mma(float* acc, const unsigned* a, const unsigned* b)
 // edges; copies it starts asynchronously must land by anvil_cp_async_wait.
 // Staging begins at once: shared memory must be free (a task's first
 // barrier is behind it). Offsets below count halves; a k step is 16.
-template <int BM, int BN, int BK, int FMT, class Stage>
-ANVIL_DEVICE void anvil_tc_gemm(int K, bool b_kmajor, const Stage& stage, float (*acc)[BN / 32][4]) {
+// A hook lets a tile transform A as it lands (a_norm.cuh): landed(As, s)
+// runs when slice s is in shared memory for every thread, before the
+// multiply reads it; when it returns true (it rewrote the slice) a barrier
+// follows.
+template <int BM, int BN, int BK, int FMT, class Stage, class Landed>
+ANVIL_DEVICE void anvil_tc_gemm(int K, bool b_kmajor, const Stage& stage, float (*acc)[BN / 32][4],
+                                const Landed& landed) {
     const int WTM = BM / 2, WTN = BN / 4;  // a warp's block of C
     const int MI = WTM / 16, NI = WTN / 8;  // its m16n8 products
     const int BKH = BK * anvil_tc_elem_bytes(FMT) / 2;  // a slice row's halves
@@ -137,7 +142,8 @@ ANVIL_DEVICE void anvil_tc_gemm(int K, bool b_kmajor, const Stage& stage, float 
         }
         anvil_cp_async_commit();  // possibly empty: one group per slice keeps the count
         if (kt < 0) continue;
-        const unsigned short* As = smem + (kt % S) * STAGE;
+        unsigned short* const As = smem + (kt % S) * STAGE;
+        if (landed(As, kt)) anvil_barrier();
         const unsigned short* Bs = As + BM * LDA;
         for (int kk = 0; kk < BKH; kk += 16) {
             unsigned a[BM / 32][4], b[BN / 32 + 1][2];
@@ -167,6 +173,10 @@ ANVIL_DEVICE void anvil_tc_gemm(int K, bool b_kmajor, const Stage& stage, float 
         }
     }
     anvil_cp_async_wait<0>();  // only empty groups remain; nothing may be in flight at the task's end
+}
+template <int BM, int BN, int BK, int FMT, class Stage>
+ANVIL_DEVICE void anvil_tc_gemm(int K, bool b_kmajor, const Stage& stage, float (*acc)[BN / 32][4]) {
+    anvil_tc_gemm<BM, BN, BK, FMT>(K, b_kmajor, stage, acc, [](unsigned short*, int) { return false; });
 }
 
 // Lane (g, t) of a warp holds columns 2t, 2t + 1 of rows g and g + 8 of

@@ -197,15 +197,29 @@ ANVIL_FACT constexpr bool anvil_mm_on_tensor_cores(int algo) {
     return algo == ANVIL_MM_TENSOR || algo == ANVIL_MM_TENSOR_TF32 || algo == ANVIL_MM_TENSOR_3XTF32;
 }
 
+// The statistics pass of a norm of A's rows (a_norm.cuh): where A's rows
+// are k contiguous and 16-byte aligned a warp reads ANVIL_A_NORM_ROWS rows
+// at once in chunks of 32 lanes x ANVIL_A_NORM_VECS 16-byte loads;
+// otherwise a row at a time in chunks of 32 x ANVIL_A_NORM_UNROLL elements.
+#define ANVIL_A_NORM_VECS 4
+#define ANVIL_A_NORM_ROWS 2
+#define ANVIL_A_NORM_UNROLL 8
+
+// A norm of A's rows computed in the tile (a_norm.cuh): each row's mean and
+// 1/std as f32, after the tile's stages (anvil_mm_smem_bytes or
+// anvil_tc_smem_bytes of its shape).
+ANVIL_FACT constexpr int anvil_a_norm_stats_bytes(int a_norm, int bm) { return a_norm ? 2 * bm * 4 : 0; }
+
 // A GEMV's tile also holds its staged x (`gemv_x_bytes`).
-ANVIL_FACT constexpr int anvil_matmul_tile_smem_bytes(int algo, int row_op, int bm, int bn, int bk,
+ANVIL_FACT constexpr int anvil_matmul_tile_smem_bytes(int algo, int row_op, int bm, int bn, int bk, int a_norm = 0,
                                                       int gemv_x_bytes = 0) {
-    return algo == ANVIL_MM_GEMV ? anvil_gemv_smem_bytes(ANVIL_BLOCK_THREADS, gemv_x_bytes)
-                                 : anvil_max_int(row_op != ANVIL_MM_ROW_NONE ? anvil_mm_row_smem_bytes(bm, bn) : 0,
-                                                 anvil_mm_on_tensor_cores(algo)
-                                                     ? anvil_max_int(anvil_mm_smem_bytes(bm, bn, ANVIL_TC_FALLBACK_BK),
-                                                                     anvil_tc_smem_bytes(bm, bn, bk, anvil_mm_tc_format(algo)))
-                                                     : anvil_mm_smem_bytes(bm, bn, bk));
+    return anvil_a_norm_stats_bytes(a_norm, bm) +
+           (algo == ANVIL_MM_GEMV ? anvil_gemv_smem_bytes(ANVIL_BLOCK_THREADS, gemv_x_bytes)
+                                  : anvil_max_int(row_op != ANVIL_MM_ROW_NONE ? anvil_mm_row_smem_bytes(bm, bn) : 0,
+                                                  anvil_mm_on_tensor_cores(algo)
+                                                      ? anvil_max_int(anvil_mm_smem_bytes(bm, bn, ANVIL_TC_FALLBACK_BK),
+                                                                      anvil_tc_smem_bytes(bm, bn, bk, anvil_mm_tc_format(algo)))
+                                                      : anvil_mm_smem_bytes(bm, bn, bk)));
 }
 
 // One conv2d tile on the GPU (algo: AnvilMmAlgo, tiled or on tensor

@@ -378,3 +378,51 @@ TEST_CASE("every GEMV tile variant compiles for sm_90 in at most 128 registers w
         WARN("wrote " << out_path);
     }
 }
+
+TEST_CASE("every GEMM tile variant with a norm of A's rows compiles for sm_90 without spills in at most 128 registers",
+          "[compile][gemm][normtile]") {
+    // x -> layernorm -> matmul (its beta @ W a bias, then gelu), and the same
+    // through an rmsnorm with no epilogue: every CUDA-core and tensor-core
+    // variant (f32 also as TF32 and 3xTF32) computes the norm in the tile
+    // (rtasks/a_norm.cuh). A variant's rOp alone names its params as a
+    // constant, so without a folded norm the norm's code is compiled away.
+    for (DType dtype : {DType::f32, DType::f16, DType::bf16})
+        for (const char* norm : {"layernorm", "rmsnorm"}) {
+            CAPTURE(dtype_name(dtype), norm);
+            const bool ln = std::string(norm) == "layernorm";
+            const std::string text = fmt::format(R"(anvil: 1
+name: norm_tile_resources
+dtype: {}
+seed: 3
+inputs:
+  - {{name: x, shape: [512, 512]}}
+params:
+  - {{name: w, shape: [512, 512]}}
+  - {{name: g, shape: [512]}}
+  - {{name: beta, shape: [512]}}
+nodes:
+  - {{name: n, op: {}, inputs: [x, g{}]}}
+  - {{name: y0, op: matmul, inputs: [n, w]}}
+{}
+)",
+                                                 dtype_name(dtype), norm, ln ? ", beta" : "",
+                                                 ln ? "  - {name: y, op: gelu, inputs: [y0]}\noutputs: [y]" : "outputs: [y0]");
+            const Graph g = fold_norms_into_gemm_tiles(infer_shapes(build_graph(load_model_from_string(text, "norm.yaml"))));
+            const Schedule s = every_variant(g, ln);
+            REQUIRE(s.tiles.rops.size() >= (dtype == DType::f32 ? 16 + 2 * 8 : 16 + 9));
+            const std::vector<KernelResources> two = per_rop(s, compile_nvrtc(with_two_blocks_per_sm(emit_source(s)), "sm_90"));
+            for (size_t i = 0; i < s.tiles.rops.size(); ++i) {
+                const ROp& op = s.tiles.rops[i];
+                const TileShape sh = shape_of(op);
+                INFO(sh.kind << " " << sh.bm << " x " << sh.bn << " x " << sh.bk << ": " << two[i].registers
+                             << " registers, " << two[i].spill_stores << " B spilled");
+                std::printf("[normtile] %s %-9s %-22s %3d x %3d x %2d: %3d registers, spills %d/%d B\n", dtype_name(dtype),
+                            norm, sh.kind, sh.bm, sh.bn, sh.bk, two[i].registers, two[i].spill_stores, two[i].spill_loads);
+                CHECK(std::get<MatmulParams>(op.params).a_norm != ANVIL_MM_A_NORM_NONE);
+                CHECK(two[i].registers <= 128);
+                CHECK(two[i].spill_stores == 0);
+                CHECK(two[i].spill_loads == 0);
+                CHECK(tile_smem_bytes(op) <= ANVIL_STATIC_SMEM_LIMIT - ANVIL_SMALL_TILE_SMEM_BYTES);
+            }
+        }
+}

@@ -69,7 +69,8 @@ struct PipelineOptions {
     std::string arch;           // NVRTC's target for CompileFor::cuda; empty: the schedule's GPU's
     bool fold = true;           // the fold stage folds affine chains on constants into weights
     bool concat_siblings = true;  // ... and joins sibling batch-1 matmuls of one activation (QKV, gate/up)
-    bool norm_fold = true;        // ... and computes an rmsnorm inside the batch-1 matmuls that read it
+    bool norm_fold = true;        // ... and computes an rmsnorm inside the batch-1 matmuls that read it, and a
+                                  // layernorm or rmsnorm inside the GEMM tiles that read it
     bool transpose_views = true;  // ... and lets matmuls read or write a transpose next to them permuted
     std::map<std::string, Shape> input_shapes;  // an ONNX model's input dims (--input-shape)
     StageHook hook;

@@ -475,8 +475,10 @@ int main(int argc, char** argv) {
                       "join batch-1 matmuls that read one activation (QKV, gate/up) into one matmul over their "
                       "concatenated weights, each read back as a column range (the default)");
         cmd->add_flag("--norm-fold,!--no-norm-fold", spec.norm_fold,
-                      "compute an rmsnorm inside the batch-1 matmuls that read it: gamma folded into their weights, "
-                      "the row's rsqrt(mean(x^2) + eps) in the GEMV tile (the default)");
+                      "compute a norm inside the matmuls that read it: an rmsnorm read by batch-1 matmuls in their "
+                      "GEMV tiles (the row's rsqrt(mean(x^2) + eps)), any other layernorm or rmsnorm read only by "
+                      "matmuls as A in their GEMM tiles (each tile's rows' mean and 1/std, A normalised as it is "
+                      "staged); gamma folded into the weights, beta @ W into the bias (the default)");
         cmd->add_flag("--transpose-views,!--no-transpose-views", spec.transpose_views,
                       "let a matmul read a transpose of its operand, or write its result transposed, through "
                       "strides instead of a copy (attention heads; the default)");

@@ -37,7 +37,7 @@ namespace {
 
 // The rtasks files in the order they are pasted (each only uses earlier ones).
 const char* const kRtaskOrder[] = {"params.cuh",      "tiling.cuh",  "simt.cuh",      "platform.cuh",
-                                   "primitives.cuh",  "epilogue.cuh", "gemm_stages.cuh", "weight_ring.cuh", "tc_stages.cuh", "elementwise.cuh", "matmul.cuh",
+                                   "primitives.cuh",  "epilogue.cuh", "gemm_stages.cuh", "weight_ring.cuh", "tc_stages.cuh", "a_norm.cuh", "elementwise.cuh", "matmul.cuh",
                                    "matmul_tc.cuh",   "rowwise.cuh",  "conv2d.cuh",    "conv2d_tc.cuh", "window.cuh",
                                    "channel.cuh",     "gather.cuh",   "gemv.cuh",
                                    "megakernel.cuh"};
@@ -138,8 +138,12 @@ std::string variant_of(const ROp& op) {
     else if (conv) o << ", " << conv->bm << ", " << conv->bn << ", " << conv->bk;
     // f32 on tensor cores: the format (--precision) follows the tile shape.
     const int algo = mm ? mm->algo : conv ? conv->algo : ANVIL_MM_TILED;
+    const bool a_norm = mm && mm->a_norm != ANVIL_MM_A_NORM_NONE;  // its own variant (rtasks/a_norm.cuh)
     if (algo == ANVIL_MM_TENSOR_TF32 || algo == ANVIL_MM_TENSOR_3XTF32)
         o << ", " << (algo == ANVIL_MM_TENSOR_TF32 ? "ANVIL_TC_TF32" : "ANVIL_TC_3XTF32");
+    else if (a_norm && algo == ANVIL_MM_TENSOR)
+        o << ", " << (op.dtypes[0] == DType::bf16 ? "ANVIL_TC_BF16" : "ANVIL_TC_F16");
+    if (a_norm) o << ", true";
     o << ">";
     return o.str();
 }

@@ -275,8 +275,27 @@ std::vector<double> concat_doubles(const ParamFold& fold, const Shape& shape, co
     return out;
 }
 
+// b + v @ W over W's K axis (`channel_axis`), in float64.
+std::vector<double> projection_doubles(const ParamFold& fold, const TensorMap& values) {
+    ANVIL_CHECK(fold.pieces.size() >= 2 && fold.pieces[0].shape.size() == 2,
+                "folded_value: a projection needs a 2-D weight and a vector");
+    const FoldSource& wp = fold.pieces[0];
+    const bool k_rows = fold.channel_axis == 0;
+    const int64_t K = wp.shape[k_rows ? 0 : 1], N = wp.shape[k_rows ? 1 : 0];
+    ANVIL_CHECK(N == fold.channels, "folded_value: a projection's weight does not match its length");
+    const std::vector<double> w = source_doubles(wp.name, wp.fold, wp.shape, values);
+    const std::vector<double> v = source_doubles(fold.pieces[1].name, fold.pieces[1].fold, Shape{K}, values);
+    std::vector<double> out(static_cast<size_t>(N), 0.0);
+    if (fold.pieces.size() > 2) out = source_doubles(fold.pieces[2].name, fold.pieces[2].fold, Shape{N}, values);
+    for (int64_t k = 0; k < K; ++k)
+        for (int64_t n = 0; n < N; ++n)
+            out[static_cast<size_t>(n)] += v[static_cast<size_t>(k)] * w[static_cast<size_t>(k_rows ? k * N + n : n * K + k)];
+    return out;
+}
+
 std::vector<double> recipe_doubles(const ParamFold& fold, const Shape& shape, const TensorMap& values) {
     if (fold.part == ParamFold::Part::concat) return concat_doubles(fold, shape, values);
+    if (fold.part == ParamFold::Part::projection) return projection_doubles(fold, values);
     const int64_t C = fold.channels;
     std::vector<double> s(static_cast<size_t>(C), 1.0), t(static_cast<size_t>(C), 0.0);
     if (fold.part == ParamFold::Part::bias && !fold.source.empty()) t = value_of(values, fold.source).to_doubles();
@@ -327,6 +346,12 @@ HostTensor folded_value(const ParamFold& fold, DType dtype, const Shape& shape, 
 }
 
 std::string describe_fold(const ParamFold& fold) {
+    if (fold.part == ParamFold::Part::projection) {
+        const auto name = [](const FoldSource& p) { return p.fold ? "(" + describe_fold(*p.fold) + ")" : p.name; };
+        std::string o = name(fold.pieces.at(1)) + " @ " + name(fold.pieces.at(0)) + (fold.channel_axis ? "^T" : "");
+        if (fold.pieces.size() > 2) o += " + " + name(fold.pieces[2]);
+        return o;
+    }
     if (fold.part == ParamFold::Part::concat) {
         std::string o = "concat along axis " + std::to_string(fold.channel_axis) + " of";
         for (const FoldSource& p : fold.pieces) o += " " + (p.fold ? "(" + describe_fold(*p.fold) + ")" : p.name);

@@ -56,7 +56,10 @@ struct FoldSource {
 // Recipes nest (a weight scaled, then concatenated, then scaled along K);
 // the whole tree is evaluated in float64 and rounded once.
 struct ParamFold {
-    enum class Part { weight, bias, concat } part = Part::weight;
+    // projection: pieces W ([K, N], or [N, K] with K along channel_axis 1), a
+    // vector v [K] and optionally a bias b [N]: b + v @ W, `channels` = N
+    // (a layernorm's beta moved through the weight that reads it, norm_fold.h).
+    enum class Part { weight, bias, concat, projection } part = Part::weight;
     std::string source;    // weight: the original weight; bias: the producer's own bias (empty: zero)
     std::shared_ptr<const ParamFold> source_fold;  // weight: `source` is derived by this recipe
     int channel_axis = 0;  // weight: the axis of `source` scaled per channel; concat: the axis joined

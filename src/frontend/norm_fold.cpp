@@ -1,5 +1,8 @@
 #include "frontend/norm_fold.h"
 
+#include <optional>
+#include <utility>
+
 #include "frontend/affine_fold.h"
 #include "frontend/batch1_matmul.h"
 #include "frontend/graph_rewrite.h"
@@ -61,6 +64,130 @@ Graph fold_rmsnorm_into_matmuls(const Graph& graph) {
         rw.drop(static_cast<int>(n));
     }
     return changed ? rw.build("fold_rmsnorm_into_matmuls") : graph;
+}
+
+namespace {
+
+// Whether layernorm or rmsnorm n can live in the GEMM tiles that read it.
+bool tile_foldable(const Graph& g, VertexId n, const std::vector<bool>& is_output) {
+    const Value& nv = g.value(n);
+    if (nv.role != Role::node || (nv.op != Op::layernorm && nv.op != Op::rmsnorm) || is_output[n] ||
+        boost::out_degree(n, g.g) == 0)
+        return false;
+    const std::vector<VertexId> ops = g.operands(n);
+    const Value& x = g.value(ops[0]);
+    if (!is_float(x.dtype) || x.dtype != nv.dtype || x.shape.size() < 2) return false;
+    for (size_t i = 1; i < ops.size(); ++i) {  // gamma (and beta): over x's last axis alone
+        const Value& p = g.value(ops[i]);
+        if (ops[i] == ops[0] || p.role != Role::param || p.fold || !is_float(p.dtype) || p.shape != Shape{x.shape.back()})
+            return false;
+    }
+    for (VertexId c : g.consumers(n)) {
+        const Value& cv = g.value(c);
+        if (!constant_weight_matmul(g, c) || cv.attrs.get_bool("transpose_a") || cv.attrs.has(kMatmulRmsEpsAttr) ||
+            cv.attrs.has(kMatmulNormAttr) || g.operands(c)[0] != n || g.operands(c)[1] == n)
+            return false;
+    }
+    return true;
+}
+
+// The bias param of an add that is matmul c's one reader, if any: beta @ W joins it.
+std::optional<std::pair<VertexId, int>> bias_add_after(const Graph& g, VertexId c, int64_t n_cols,
+                                                       const std::vector<bool>& is_output) {
+    if (is_output[c] || boost::out_degree(c, g.g) != 1) return std::nullopt;
+    const VertexId a = g.consumers(c).front();
+    const Value& av = g.value(a);
+    const std::vector<VertexId> ops = g.operands(a);
+    if (av.role != Role::node || av.op != Op::add || ops.size() != 2 || ops[0] == ops[1] || av.shape != g.value(c).shape ||
+        av.dtype != g.value(c).dtype)
+        return std::nullopt;
+    const int k = ops[0] == c ? 1 : 0;
+    const Value& b = g.value(ops[static_cast<size_t>(k)]);
+    if (b.role != Role::param || !is_float(b.dtype) || b.shape != Shape{n_cols}) return std::nullopt;
+    return std::make_pair(a, k);
+}
+
+FoldSource source_of(const Value& v) { return FoldSource{v.name, v.fold, v.shape}; }
+
+}  // namespace
+
+Graph fold_norms_into_gemm_tiles(const Graph& graph) {
+    std::vector<bool> is_output(graph.size(), false);
+    for (VertexId v : graph.outputs) is_output[v] = true;
+    GraphRewrite rw(graph);
+    bool changed = false;
+    for (VertexId n = 0; n < graph.size(); ++n) {
+        if (!tile_foldable(graph, n, is_output)) continue;
+        changed = true;
+        const Value& nv = graph.value(n);
+        const std::vector<VertexId> nops = graph.operands(n);
+        const Value& gamma = graph.value(nops[1]);
+        const bool layernorm = nv.op == Op::layernorm;
+        for (VertexId c : graph.consumers(n)) {
+            const Value& cv = graph.value(c);
+            const Value& w = graph.value(graph.operands(c)[1]);
+            const bool tb = cv.attrs.get_bool("transpose_b");
+            const int k_axis = tb ? 1 : 0;
+            ParamFold wf;
+            wf.part = ParamFold::Part::weight;
+            wf.source = w.name;
+            wf.source_fold = w.fold;
+            wf.channel_axis = k_axis;
+            wf.channels = gamma.shape[0];
+            wf.steps = {AffineStep{AffineStepKind::mul, nv.name, {ChannelFactor{gamma.name, 0}}, 0}};
+            Value wv = w;
+            wv.name = w.name + "+" + nv.name;  // '+' is no name character of the format: no clash
+            wv.fold = std::make_shared<const ParamFold>(wf);
+            const int w_id = rw.add(std::move(wv));
+
+            Value mm = cv;
+            mm.attrs.values[kMatmulNormAttr] = std::string(layernorm ? "layernorm" : "rmsnorm");
+            mm.attrs.values[kMatmulNormEpsAttr] = nv.attrs.get_float("eps");
+            GraphRewrite::Node mm_node{mm, {static_cast<int>(nops[0]), w_id}};
+            if (!layernorm) {
+                rw.replace(static_cast<int>(c), std::move(mm_node));
+                continue;
+            }
+            // beta @ W: into the bias added next, or a bias of its own.
+            const int64_t n_cols = w.shape[tb ? 0 : 1];
+            const auto add = bias_add_after(graph, c, n_cols, is_output);
+            ParamFold bf;
+            bf.part = ParamFold::Part::projection;
+            bf.channel_axis = k_axis;
+            bf.channels = n_cols;
+            bf.pieces = {source_of(w), source_of(graph.value(nops[2]))};
+            Value bp;
+            bp.name = cv.name + "+" + nv.name + "+bias";
+            bp.role = Role::param;
+            bp.shape = {n_cols};
+            bp.dtype = cv.dtype;
+            bp.loc = cv.loc;
+            if (add) {
+                const Value& b = graph.value(graph.operands(add->first)[static_cast<size_t>(add->second)]);
+                bf.pieces.push_back(source_of(b));
+                bp.dtype = b.dtype;
+            }
+            bp.fold = std::make_shared<const ParamFold>(bf);
+            const int b_id = rw.add(std::move(bp));
+            if (add) {
+                rw.replace(static_cast<int>(c), std::move(mm_node));
+                rw.node(static_cast<int>(add->first)).operands[static_cast<size_t>(add->second)] = b_id;
+                continue;
+            }
+            // No bias to join: the matmul under a new name, then an add of the
+            // projected beta under the matmul's, so its readers stay as they are.
+            mm_node.value.name = cv.name + "+" + nv.name;
+            const int mm_id = rw.add(std::move(mm_node.value), mm_node.operands);
+            Value av = cv;
+            av.op = Op::add;
+            av.attrs = Attrs{};
+            av.attr_locs.clear();
+            av.input_locs = {cv.loc, cv.loc};
+            rw.replace(static_cast<int>(c), GraphRewrite::Node{av, {mm_id, b_id}});
+        }
+        rw.drop(static_cast<int>(n));
+    }
+    return changed ? rw.build("fold_norms_into_gemm_tiles") : graph;
 }
 
 }  // namespace anvil

@@ -21,4 +21,27 @@ inline constexpr const char* kMatmulRmsEpsAttr = "a_rms_eps";
 // The graph with every such rmsnorm folded into its readers; unchanged when none.
 Graph fold_rmsnorm_into_matmuls(const Graph& graph);
 
+// A layernorm or rmsnorm computed inside the GEMM tiles that read it, at any M.
+//
+// y = norm(x) @ W + b = xhat @ (g ⊙ W) + (beta @ W + b), xhat = (x - mean) * rstd
+// per row of x (rmsnorm: mean 0, no beta). Gamma scales W's K rows and beta
+// @ W becomes (or joins) the bias, both recipes over the originals folded
+// when the run's values are placed (affine_fold.h); the CUDA-core or
+// tensor-core tile computes its rows' mean and rstd over the whole row
+// before its K loop and normalises A in shared memory as each slice lands
+// (rtasks/a_norm.cuh). The matmul carries kMatmulNormAttr and
+// kMatmulNormEpsAttr, its tiles are never GEMVs nor split along K, and the
+// norm's wave of rowwise tasks disappears. Only where every reader of the
+// norm is a matmul with a constant 2-D weight reading it as A (not
+// transposed), the norm is no output, its gamma and beta are params over
+// x's last axis, and x has the norm's dtype. A bias param added right after
+// a matmul (its one reader) takes beta @ W; otherwise an add of it follows
+// the matmul (an epilogue after fusion). Run after fold_rmsnorm_into_matmuls:
+// an rmsnorm a GEMV can hold stays there.
+inline constexpr const char* kMatmulNormAttr = "a_norm";  // "layernorm" or "rmsnorm"
+inline constexpr const char* kMatmulNormEpsAttr = "a_norm_eps";
+
+// The graph with every such norm folded into its readers; unchanged when none.
+Graph fold_norms_into_gemm_tiles(const Graph& graph);
+
 }  // namespace anvil

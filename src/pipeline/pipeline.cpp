@@ -107,7 +107,7 @@ void run_stage(Stage stage, Compilation& c, const PipelineOptions& opt, const Po
         case Stage::fold: {
             Graph g = opt.fold ? fold_affine_chains(*c.graph) : *c.graph;
             if (opt.concat_siblings) g = concat_sibling_matmuls(g);
-            if (opt.norm_fold) g = fold_rmsnorm_into_matmuls(g);
+            if (opt.norm_fold) g = fold_norms_into_gemm_tiles(fold_rmsnorm_into_matmuls(g));
             if (opt.transpose_views) g = transpose_views(g);
             c.folded = std::move(g);
             return;

@@ -48,6 +48,7 @@ double tile_in_bytes(const ROp& op, int tile) {
         const auto& p = std::get<MatmulParams>(op.params);
         const double rows = std::min(p.bm, p.M);  // rows past M are never loaded
         bytes = double(p.K) * (rows * dtype_size(op.dtypes[0]) + double(p.bn) * dtype_size(op.dtypes[1]));
+        if (p.a_norm) bytes += double(p.K) * rows * dtype_size(op.dtypes[0]);  // the statistics pass reads A's rows once more
         first_generic = 2;
     } else if (op.kind == TaskKind::conv2d) {
         const auto& p = std::get<WindowParams>(op.params);
@@ -167,6 +168,30 @@ int gemm_algo(const ROp& op) {
     return -1;
 }
 
+// A norm of A's rows in a GEMM tile (rtasks/a_norm.cuh). Its statistics:
+// a warp per row; where A's rows are k contiguous and 16-byte aligned, two
+// rows side by side, a round trip per chunk of 32 lanes x
+// ANVIL_A_NORM_VECS 16-byte loads of each, else a row at a time, a round
+// trip per 32 x ANVIL_A_NORM_UNROLL elements; each element added and its
+// squared deviation summed (4 instructions with its load). The
+// normalisation: per staged slice, BM x BK elements loaded, shifted, scaled
+// and stored with their rows' statistics, 4 m at a time on CUDA cores (4
+// instructions an element), 2 k at a time with the 16-bit conversions on
+// tensor cores (7).
+double a_norm_stats_rounds(const MatmulParams& p, size_t a_elem) {
+    const double rows = std::min(p.bm, p.M), warps = ANVIL_BLOCK_THREADS / 32;
+    const int v = static_cast<int>(ANVIL_VEC_BYTES / a_elem);
+    bool vec = p.a_sk == 1 && p.K % v == 0 && p.a_sm % v == 0 && p.a_off % ANVIL_VEC_BYTES == 0;
+    for (int d = 0; d < p.batch_rank; ++d) vec = vec && p.a_sb[d] % v == 0;
+    if (vec)
+        return std::ceil(rows / (warps * ANVIL_A_NORM_ROWS)) * std::ceil(double(p.K) / (32.0 * ANVIL_A_NORM_VECS * v));
+    return std::ceil(rows / warps) * std::ceil(double(p.K) / (32.0 * ANVIL_A_NORM_UNROLL));
+}
+double a_norm_instructions(const MatmulParams& p) {
+    const double rows = std::min(p.bm, p.M), slices = std::ceil(double(p.K) / std::max(1, p.bk));
+    return rows * p.K * 4 + slices * double(p.bm) * p.bk * (p.algo == ANVIL_MM_TILED ? 4 : 7);
+}
+
 // A tiled GEMM's algo in its cost key: the CUDA-core tile has none.
 const char* algo_tag(int algo) {
     return algo == ANVIL_MM_TENSOR ? " tc " : algo == ANVIL_MM_TENSOR_TF32 ? " tf32 " : algo == ANVIL_MM_TENSOR_3XTF32 ? " 3xtf32 " : " ";
@@ -211,6 +236,7 @@ TileLatency tile_latency(const ROp& op, const Gpu& g, double epilogue_rounds) {
             if (cuda_cores) t.phases_per_slice = staged(p->bm, p->bn, p->bk);
             // A fused row op's pass over the finished tile.
             t.serial_rounds = fused_row_rounds(p->row_op, std::min(p->bm, p->M), double(p->N));
+            if (p->a_norm) t.serial_rounds += a_norm_stats_rounds(*p, dtype_size(op.dtypes.at(0)));
         }
     } else if (const auto* w = std::get_if<WindowParams>(&op.params)) {
         if (op.kind == TaskKind::conv2d) {
@@ -276,6 +302,8 @@ TileWork tile_work(const Gpu& g, const ROp& op, const ROpCost& c) {
     w.dram_bytes = (c.dram_read + c.dram_write) / n;
     w.l2_bytes = c.l2_read / n;
     w.epilogue_instructions = c.epilogue_instructions / n;
+    if (const auto* p = std::get_if<MatmulParams>(&op.params); p && p->a_norm && p->algo != ANVIL_MM_GEMV)
+        w.epilogue_instructions += a_norm_instructions(*p);
     if (const auto* p = std::get_if<MatmulParams>(&op.params); p && p->algo == ANVIL_MM_TILED)
         w.smem_wavefronts = gemm_smem_wavefronts(std::ceil(double(p->K) / p->bk) * p->bk, p->bm, p->bn, true);
     if (const auto* p = std::get_if<WindowParams>(&op.params); p && op.kind == TaskKind::conv2d && p->algo == ANVIL_MM_TILED)
@@ -357,6 +385,7 @@ std::string cost_key(const ROp& op) {
         if (p.batches != 1) o << " batches=" << p.batches;
         // Which axis of each operand is contiguous decides how tiles load it.
         o << " A=" << (p.a_sk == 1 ? "mk" : "km") << " B=" << (p.b_sn == 1 ? "kn" : "nk");
+        if (p.a_norm) o << " a_norm=" << p.a_norm;
     } else if (op.kind == TaskKind::conv2d) {
         const auto& p = std::get<WindowParams>(op.params);
         o << algo_tag(p.algo) << p.bm << "x" << p.bn << "x" << p.bk << " M=" << int64_t{p.OH} * p.OW << " N=" << p.Og

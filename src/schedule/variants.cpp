@@ -128,7 +128,7 @@ std::vector<ROp> tile_variants(const ROp& op, const Gpu& gpu) {
                 const int fmt = anvil_mm_tc_format(mm ? mm->algo : std::get<WindowParams>(v.params).algo);
                 if (mm ? anvil_tc_tile_ok(bm, bn, bk, fmt) : anvil_conv_tc_tile_ok(bm, bn, bk, fmt)) out.push_back(std::move(v));
             }
-    if (p && p->M <= ANVIL_GEMV_MAX_M && p->row_op == ANVIL_MM_ROW_NONE) gemvs();
+    if (p && p->M <= ANVIL_GEMV_MAX_M && p->row_op == ANVIL_MM_ROW_NONE && !p->a_norm) gemvs();  // a_norm.cuh: GEMM tiles
     for (int bm : {16, 32, 64, 128})
         for (int bn : cuda_core_bns) {
             const int bk = deepest_bk(op, bm, bn, gpu);

@@ -384,6 +384,11 @@ struct Builder {
             p.a_rms = 1;
             p.a_rms_eps = static_cast<float>(val.attrs.get_float(kMatmulRmsEpsAttr));
         }
+        if (val.attrs.has(kMatmulNormAttr)) {  // a folded norm: a GEMM tile computes it (rtasks/a_norm.cuh)
+            p.a_norm = val.attrs.get_string(kMatmulNormAttr) == "layernorm" ? ANVIL_MM_A_LAYERNORM : ANVIL_MM_A_RMSNORM;
+            p.a_norm_eps = static_cast<float>(val.attrs.get_float(kMatmulNormEpsAttr));
+            if (p.algo == ANVIL_MM_GEMV) p.algo = ANVIL_MM_TILED;
+        }
         p.bm = p.M <= 16 ? 16 : p.M <= 32 ? 32 : sizes.mm_bm;
         p.bn = p.algo == ANVIL_MM_GEMV ? sizes.gemv_bn : sizes.mm_bn;
         p.bk = p.algo == ANVIL_MM_GEMV ? 0 : sizes.mm_bk;

@@ -382,7 +382,7 @@ int gemv_staged_x_bytes(const ROp& op, const Gpu& gpu) {
 int tile_smem_bytes(const ROp& op, const Gpu& gpu) {
     if (op.kind == TaskKind::matmul) {
         const auto& p = std::get<MatmulParams>(op.params);
-        return anvil_matmul_tile_smem_bytes(p.algo, p.row_op, p.bm, p.bn, p.bk, gemv_staged_x_bytes(op, gpu));
+        return anvil_matmul_tile_smem_bytes(p.algo, p.row_op, p.bm, p.bn, p.bk, p.a_norm, gemv_staged_x_bytes(op, gpu));
     }
     if (op.kind == TaskKind::conv2d) {
         const auto& p = std::get<WindowParams>(op.params);

@@ -1,6 +1,7 @@
 #include "tile/verify_tile_graph.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "anvil/error.h"
 #include "target/occupancy.h"
@@ -59,9 +60,9 @@ void check_matmul(const ROp& op) {
     const auto& p = std::get<MatmulParams>(op.params);
     if (p.algo == ANVIL_MM_GEMV) {
         const int vec = ANVIL_VEC_BYTES / dtype_size(op.dtypes[1]);
-        require(p.M <= ANVIL_GEMV_MAX_M && p.tiles_m == 1 && p.bm >= p.M && p.row_op == ANVIL_MM_ROW_NONE, op,
+        require(p.M <= ANVIL_GEMV_MAX_M && p.tiles_m == 1 && p.bm >= p.M && p.row_op == ANVIL_MM_ROW_NONE && !p.a_norm, op,
                 "a GEMV tile takes at most " + std::to_string(ANVIL_GEMV_MAX_M) +
-                    " rows of A, all in one tile, and no row op");
+                    " rows of A, all in one tile, no row op and no norm of A's rows (a_norm)");
         require(anvil_gemv_tile_ok(p.bn, dtype_size(op.dtypes[1])), op,
                 "GEMV tile width " + std::to_string(p.bn) + " is not a power of two in [" +
                     std::to_string(ANVIL_GEMV_MIN_BN) + ", " + std::to_string(ANVIL_GEMV_MAX_GROUPS * vec) + "]");
@@ -69,6 +70,10 @@ void check_matmul(const ROp& op) {
     }
     require(p.algo == ANVIL_MM_TILED || anvil_mm_on_tensor_cores(p.algo), op, "unknown matmul algo " + std::to_string(p.algo));
     require(!p.a_rms, op, "only a GEMV tile computes the rmsnorm of A's rows");
+    require(p.a_norm >= ANVIL_MM_A_NORM_NONE && p.a_norm <= ANVIL_MM_A_RMSNORM, op,
+            "unknown norm of A's rows " + std::to_string(p.a_norm));
+    require(!p.a_norm || (p.a_norm_eps > 0 && std::isfinite(p.a_norm_eps)), op,
+            "a norm of A's rows needs a finite positive eps");
     check_gemm_tile(op, p.bm, p.bn, p.bk);
     // The GEMM tiles index one batch's A, B and C with 32-bit offsets.
     auto extent = [](int64_t rows, int64_t s_r, int64_t cols, int64_t s_c) {
