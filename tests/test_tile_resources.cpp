@@ -332,10 +332,10 @@ TEST_CASE("every whole-row tile variant (a fused row op) compiles for sm_90 with
             CHECK(two[i].spill_stores == 0);
             CHECK(two[i].spill_loads == 0);
             CHECK(two[i].registers <= 128);
-            CHECK(tile_smem_bytes(tg.rops[i]) <= ANVIL_STATIC_SMEM_LIMIT - ANVIL_SMALL_TILE_SMEM_BYTES);
+            CHECK(tile_smem_bytes(tg.rops[i], default_gpu()) <= tile_smem_budget(default_gpu()) - ANVIL_SMALL_TILE_SMEM_BYTES);
             std::printf("[rowtile] %-6s %-22s %3d x %3d x %2d row op %d: %3d registers, spills %d/%d B, smem %d B\n",
                         dtype_name(dtype), sh.kind, sh.bm, sh.bn, sh.bk, row_op, two[i].registers, two[i].spill_stores,
-                        two[i].spill_loads, tile_smem_bytes(tg.rops[i]));
+                        two[i].spill_loads, tile_smem_bytes(tg.rops[i], default_gpu()));
         }
     }
 }
@@ -422,7 +422,7 @@ nodes:
                 CHECK(two[i].registers <= 128);
                 CHECK(two[i].spill_stores == 0);
                 CHECK(two[i].spill_loads == 0);
-                CHECK(tile_smem_bytes(op) <= ANVIL_STATIC_SMEM_LIMIT - ANVIL_SMALL_TILE_SMEM_BYTES);
+                CHECK(tile_smem_bytes(op, default_gpu()) <= tile_smem_budget(default_gpu()) - ANVIL_SMALL_TILE_SMEM_BYTES);
             }
         }
 }

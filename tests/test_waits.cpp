@@ -202,6 +202,19 @@ TEST_CASE("full-size models poll at most 64 counters per block", "[waits][fullsi
     }
 }
 
+TEST_CASE("the full-size transformers poll at most 80 counters on their busiest block", "[waits][fullsize]") {
+    // Issue 13 asks for 64; bert_base polled 112 and vit_b16 123 before the
+    // norms joined the split-K reduce and the GEMMs, the softmax the score
+    // tile, and the policy broke near-ties by polls (ARCHITECTURE, "Not yet").
+    for (const char* model : {"bert_base.yaml", "vit_b16.yaml"}) {
+        CAPTURE(model);
+        const Schedule s = plan(zoo(model), "anvil", default_gpu());
+        const nlohmann::json j = schedule_json(s, predict(s));
+        INFO(j["wait_checks"] << " polls, " << j["wait_checks_per_block_max"] << " on the busiest block");
+        CHECK(j["wait_checks_per_block_max"].get<int>() <= 80);
+    }
+}
+
 TEST_CASE("the full-size zoo's schedules are race-free under every policy", "[waits][.fullsize]") {
     // Hidden (minutes on a CI machine): `anvil_tests "[.fullsize]"`. The
     // host and simt runs of --check-races are too slow at full size; this

@@ -210,7 +210,7 @@ TEST_CASE("whole rows: the variants of a row-op matmul all hold whole rows, on C
             CHECK(p.row_op == ANVIL_MM_ROW_SOFTMAX);
             CHECK(p.tiles_n == 1);
             CHECK(p.N <= p.bn);
-            CHECK(tile_smem_bytes(v) <= ANVIL_STATIC_SMEM_LIMIT - ANVIL_SMALL_TILE_SMEM_BYTES);
+            CHECK(tile_smem_bytes(v, gpu) <= tile_smem_budget(gpu) - ANVIL_SMALL_TILE_SMEM_BYTES);
             tensor += p.algo == tensor_algo;
             cuda_cores += p.algo == ANVIL_MM_TILED;
             if (p.algo == tensor_algo) CHECK(p.bn == anvil_mm_row_bn(p.N, 32));

@@ -13,6 +13,17 @@ size_t SyncCounters::wait_checks() const {
     return n;
 }
 
+size_t SyncCounters::wait_checks_per_block_max(const Schedule& s) const {
+    size_t most = 0;
+    for (const Launch& l : s.launches)
+        for (const auto& q : l.queues) {
+            size_t polls = 0;
+            for (int task : q) polls += waits[task].size();
+            most = std::max(most, polls);
+        }
+    return most;
+}
+
 SyncCounters sync_counters(const Schedule& s) {
     const int n = static_cast<int>(s.tasks.size());
     SyncCounters c;

@@ -19,6 +19,8 @@ struct SyncCounters {
     size_t count() const { return members.size(); }
     // Counter polls of one run: every wait of every task polled at least once.
     size_t wait_checks() const;
+    // ... by the block (queue) of `s` that polls most.
+    size_t wait_checks_per_block_max(const Schedule& s) const;
 };
 
 // Throws InternalError when a group names no tile, or a tile that is no

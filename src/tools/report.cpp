@@ -43,14 +43,8 @@ Totals totals(const Schedule& s) {
         t.fused_nodes += op.fused.size();
         t.max_smem = std::max(t.max_smem, tile_smem_bytes(op, s.gpu));
     }
-    for (const Launch& l : s.launches) {
-        t.widest = std::max(t.widest, static_cast<int>(l.queues.size()));
-        for (const auto& q : l.queues) {
-            size_t polls = 0;  // one block's counter polls in a run
-            for (int task : q) polls += sync.waits[task].size();
-            t.wait_checks_per_block_max = std::max(t.wait_checks_per_block_max, polls);
-        }
-    }
+    for (const Launch& l : s.launches) t.widest = std::max(t.widest, static_cast<int>(l.queues.size()));
+    t.wait_checks_per_block_max = sync.wait_checks_per_block_max(s);
     t.grid_blocks = t.widest;
     return t;
 }
