@@ -77,10 +77,23 @@ int slice_limit(int bm, int bn, const Gpu& gpu) {
     return widest ? std::min(kWidestTileSliceSmem, smem_limit_for_tiles(gpu)) : smem_limit_for_tiles(gpu);
 }
 
+// A CUDA-core tile's thread keeps ANVIL_GEMM_STAGES - 1 slices of its
+// 4-byte copies in flight (one per element where the rows are not 16-byte
+// aligned): at most this many, as the simt backend checks (simt.cuh
+// kMaxCopies). Within the 48 KB of old no shape came near it; the larger
+// budget would let 64 x 64 tiles take 64-deep slices, 96 copies a thread.
+constexpr int kMaxCopiesInFlight = 64;
+bool copies_fit(int bm, int bn, int bk) {
+    const int per_slice = ((bm + bn) * bk + ANVIL_BLOCK_THREADS - 1) / ANVIL_BLOCK_THREADS;
+    return (ANVIL_GEMM_STAGES - 1) * per_slice <= kMaxCopiesInFlight;
+}
+
 }  // namespace
 
 int deepest_bk(const ROp& op, int bm, int bn, const Gpu& gpu) {
-    return deepest_fit(slice_limit(bm, bn, gpu), 8, [&](int k) { return tile_smem_bytes(retile(op, bm, bn, k), gpu); });
+    return deepest_fit(slice_limit(bm, bn, gpu), 8, [&](int k) {
+        return copies_fit(bm, bn, k) ? tile_smem_bytes(retile(op, bm, bn, k), gpu) : INT32_MAX;
+    });
 }
 
 int deepest_tensor_core_bk(int bm, int bn, const Gpu& gpu) {
