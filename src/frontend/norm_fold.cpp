@@ -11,6 +11,28 @@ namespace anvil {
 
 namespace {
 
+// Matmul c's weight w with its K rows scaled by the norm's gamma (a param
+// fold), added to the rewrite; its id.
+int gamma_scaled_weight(GraphRewrite& rw, const Value& w, bool transpose_b, const Value& norm, const Value& gamma) {
+    ParamFold f;
+    f.part = ParamFold::Part::weight;
+    f.source = w.name;
+    f.source_fold = w.fold;
+    f.channel_axis = transpose_b ? 1 : 0;  // the weight's K axis
+    f.channels = gamma.shape[0];
+    f.steps = {AffineStep{AffineStepKind::mul, norm.name, {ChannelFactor{gamma.name, 0}}, 0}};
+    Value wv = w;
+    wv.name = w.name + "+" + norm.name;  // '+' is no name character of the format: no clash
+    wv.fold = std::make_shared<const ParamFold>(f);
+    return rw.add(std::move(wv));
+}
+
+std::vector<bool> output_mask(const Graph& g) {
+    std::vector<bool> is_output(g.size(), false);
+    for (VertexId v : g.outputs) is_output[v] = true;
+    return is_output;
+}
+
 // Whether rmsnorm n can live in its readers.
 bool foldable(const Graph& g, VertexId n, const std::vector<bool>& is_output) {
     const Value& nv = g.value(n);
@@ -33,8 +55,7 @@ bool foldable(const Graph& g, VertexId n, const std::vector<bool>& is_output) {
 }  // namespace
 
 Graph fold_rmsnorm_into_matmuls(const Graph& graph) {
-    std::vector<bool> is_output(graph.size(), false);
-    for (VertexId v : graph.outputs) is_output[v] = true;
+    const std::vector<bool> is_output = output_mask(graph);
     GraphRewrite rw(graph);
     bool changed = false;
     for (VertexId n = 0; n < graph.size(); ++n) {
@@ -45,18 +66,7 @@ Graph fold_rmsnorm_into_matmuls(const Graph& graph) {
         const Value& gamma = graph.value(graph.operands(n)[1]);
         for (VertexId c : graph.consumers(n)) {
             const Value& w = graph.value(graph.operands(c)[1]);
-            const bool tb = graph.value(c).attrs.get_bool("transpose_b");
-            ParamFold f;
-            f.part = ParamFold::Part::weight;
-            f.source = w.name;
-            f.source_fold = w.fold;
-            f.channel_axis = tb ? 1 : 0;  // the weight's K axis
-            f.channels = gamma.shape[0];
-            f.steps = {AffineStep{AffineStepKind::mul, nv.name, {ChannelFactor{gamma.name, 0}}, 0}};
-            Value wv = w;
-            wv.name = w.name + "+" + nv.name;  // '+' is no name character of the format: no clash
-            wv.fold = std::make_shared<const ParamFold>(f);
-            const int w_id = rw.add(std::move(wv));
+            const int w_id = gamma_scaled_weight(rw, w, graph.value(c).attrs.get_bool("transpose_b"), nv, gamma);
             GraphRewrite::Node& m = rw.node(static_cast<int>(c));
             m.operands = {static_cast<int>(x), w_id};
             m.value.attrs.values[kMatmulRmsEpsAttr] = nv.attrs.get_float("eps");
@@ -112,8 +122,7 @@ FoldSource source_of(const Value& v) { return FoldSource{v.name, v.fold, v.shape
 }  // namespace
 
 Graph fold_norms_into_gemm_tiles(const Graph& graph) {
-    std::vector<bool> is_output(graph.size(), false);
-    for (VertexId v : graph.outputs) is_output[v] = true;
+    const std::vector<bool> is_output = output_mask(graph);
     GraphRewrite rw(graph);
     bool changed = false;
     for (VertexId n = 0; n < graph.size(); ++n) {
@@ -128,17 +137,7 @@ Graph fold_norms_into_gemm_tiles(const Graph& graph) {
             const Value& w = graph.value(graph.operands(c)[1]);
             const bool tb = cv.attrs.get_bool("transpose_b");
             const int k_axis = tb ? 1 : 0;
-            ParamFold wf;
-            wf.part = ParamFold::Part::weight;
-            wf.source = w.name;
-            wf.source_fold = w.fold;
-            wf.channel_axis = k_axis;
-            wf.channels = gamma.shape[0];
-            wf.steps = {AffineStep{AffineStepKind::mul, nv.name, {ChannelFactor{gamma.name, 0}}, 0}};
-            Value wv = w;
-            wv.name = w.name + "+" + nv.name;  // '+' is no name character of the format: no clash
-            wv.fold = std::make_shared<const ParamFold>(wf);
-            const int w_id = rw.add(std::move(wv));
+            const int w_id = gamma_scaled_weight(rw, w, tb, nv, gamma);
 
             Value mm = cv;
             mm.attrs.values[kMatmulNormAttr] = std::string(layernorm ? "layernorm" : "rmsnorm");
