@@ -225,7 +225,7 @@ TEST_CASE("TF32 conv2d: f32 convs take tensor-core variants only at --precision 
         gpu.tensor_core_tiles = tensor_cores;
         std::vector<int> out;
         for (const ROp& v : tile_variants(op, gpu))
-            if (computes_on_tensor_cores(v)) {
+            if (computes_on_tensor_cores(v) && std::get<WindowParams>(v.params).stages == 0) {  // three stages (four: test_tc_stages.cpp)
                 out.push_back(std::get<WindowParams>(v.params).algo);
                 CHECK(tile_smem_bytes(v, gpu) <= tile_smem_budget(gpu));
             }
