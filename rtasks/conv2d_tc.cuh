@@ -66,8 +66,9 @@ ANVIL_DEVICE void anvil_conv_tc_gather(unsigned short* xs, const WindowParams& p
 }
 #endif
 
+// STAGES: the params' `stages` (tc_stages.cuh).
 template <class TX, class TW, class TB, class TY, int BM, int BN, int BK,
-          int FMT = anvil_is_bf16<TX>::value ? ANVIL_TC_BF16 : ANVIL_TC_F16>
+          int FMT = anvil_is_bf16<TX>::value ? ANVIL_TC_BF16 : ANVIL_TC_F16, int STAGES = ANVIL_TC_STAGES>
 ANVIL_TASK void anvil_conv2d_tc_tile(const WindowParams& params, int tile, char* arena) {
     ANVIL_LOCAL_PARAMS(WindowParams, p, params);
 #if !ANVIL_HAS_MMA
@@ -80,9 +81,9 @@ ANVIL_TASK void anvil_conv2d_tc_tile(const WindowParams& params, int tile, char*
     static_assert(anvil_conv_tc_tile_ok(BM, BN, BK, FMT) && ANVIL_THREADS % BM == 0,
                   "anvil_conv2d_tc_tile: BM and BN must be multiples of ANVIL_TC_TILE_STEP_MN dividing the block, "
                   "BK whole k steps");
-    static_assert(anvil_conv_tc_smem_bytes(BM, BN, BK, FMT) <= ANVIL_SMEM_BYTES,
+    static_assert(anvil_conv_tc_smem_bytes(BM, BN, BK, FMT, STAGES) <= ANVIL_SMEM_BYTES,
                   "anvil_conv2d_tc_tile: the stages and gather tables do not fit in ANVIL_SMEM_BYTES");
-    const int S = ANVIL_TC_STAGES, BKH = BK * anvil_tc_elem_bytes(FMT) / 2;  // a slice row's halves
+    const int S = STAGES, BKH = BK * anvil_tc_elem_bytes(FMT) / 2;  // a slice row's halves
     const int M = p.OH * p.OW, K = anvil_conv_k(p), tid = anvil_thread();  // K: w's row length
     const AnvilConvPlace place = anvil_conv_place(p, tile, BM, BN);
     // This tile's k, [kb, ke): split-K slices start at multiples of 16, so
@@ -105,7 +106,7 @@ ANVIL_TASK void anvil_conv2d_tc_tile(const WindowParams& params, int tile, char*
             anvil_conv_k_tables<BK>(p, ktables + ((s + 1) % S) * 3 * BK, kb + (s + 1) * BK, ke);
     };
     float acc[BN / 32][BM / 32][4];
-    anvil_tc_gemm<BN, BM, BK, FMT>(ke - kb, sizeof(TX) == 2, stage, acc);  // an f32 x is staged pixel-major
+    anvil_tc_gemm<BN, BM, BK, FMT, STAGES>(ke - kb, sizeof(TX) == 2, stage, acc);  // an f32 x is staged pixel-major
 
     // Row r: channel o0 + r; columns c, c + 1: pixels m0 + c, m0 + c + 1.
     const AnvilEpilogue* epi = p.epilogue ? &anvil_epilogue(p.epilogue) : 0;

@@ -1,6 +1,6 @@
 // Matmul on tensor cores: f16 or bf16 operands, or f32 ones as TF32 or
 // 3xTF32 (FMT), f32 accumulators, on the pipeline of tc_stages.cuh (8 warps as 2 x 4, a 64 x 32 warp tile in a
-// 128 x 128 tile, three stages, ldmatrix). A is staged as [BM][BK + 8];
+// 128 x 128 tile, STAGES stages: three, or four where the variants chose it; ldmatrix). A is staged as [BM][BK + 8];
 // B as it is stored: n contiguous (a [K, N] weight, x @ W) as [BK][BN + 8],
 // read with ldmatrix.x4.trans; k contiguous (x @ W^T) as [BN][BK + 8], read
 // with ldmatrix.x4 (an f32 B always so: no 32-bit .trans). A row that is
@@ -27,9 +27,10 @@ ANVIL_DEVICE void anvil_mm_store_pair(const MatmulParams& p, TC* C, int m, int n
 }
 #endif
 
-// A_NORM: as anvil_matmul_tile's (a_norm.cuh).
+// A_NORM: as anvil_matmul_tile's (a_norm.cuh); STAGES: the params' `stages`.
 template <class TA, class TB, class TC, int BM, int BN, int BK,
-          int FMT = anvil_is_bf16<TA>::value ? ANVIL_TC_BF16 : ANVIL_TC_F16, bool A_NORM = false>
+          int FMT = anvil_is_bf16<TA>::value ? ANVIL_TC_BF16 : ANVIL_TC_F16, bool A_NORM = false,
+          int STAGES = ANVIL_TC_STAGES>
 ANVIL_TASK void anvil_matmul_tc_tile(const MatmulParams& params, int tile, char* arena) {
     ANVIL_LOCAL_PARAMS(MatmulParams, p, params);
 #if !ANVIL_HAS_MMA
@@ -41,7 +42,7 @@ ANVIL_TASK void anvil_matmul_tc_tile(const MatmulParams& params, int tile, char*
                   "anvil_matmul_tc_tile: A and B must both be f16 or bf16 (as FMT), or f32 for TF32 and 3xTF32");
     static_assert(anvil_tc_tile_ok(BM, BN, BK, FMT),
                   "anvil_matmul_tc_tile: BM and BN must be multiples of ANVIL_TC_TILE_STEP_MN, BK whole k steps");
-    static_assert(anvil_tc_smem_bytes(BM, BN, BK, FMT) <= ANVIL_SMEM_BYTES,
+    static_assert(anvil_tc_smem_bytes(BM, BN, BK, FMT, STAGES) <= ANVIL_SMEM_BYTES,
                   "anvil_matmul_tc_tile: the staged operands do not fit in ANVIL_SMEM_BYTES");
     const AnvilMmPlace at = anvil_mm_place(p, tile, BM, BN);
     const TA* A = anvil_at<const TA>(arena, p.a_off) + at.ab;
@@ -60,9 +61,9 @@ ANVIL_TASK void anvil_matmul_tc_tile(const MatmulParams& params, int tile, char*
     // before the pipeline starts (its registers are free before the
     // accumulators'; the loop's first barrier shows them to every thread),
     // each slice normalised as it lands.
-    float* const stats = (float*)(anvil_block_smem() + anvil_tc_smem_bytes(BM, BN, BK, FMT));
+    float* const stats = (float*)(anvil_block_smem() + anvil_tc_smem_bytes(BM, BN, BK, FMT, STAGES));
     if (A_NORM) anvil_a_norm_stats(p, A, at.m0, BM, stats);
-    anvil_tc_gemm<BM, BN, BK, FMT>(
+    anvil_tc_gemm<BM, BN, BK, FMT, STAGES>(
         p.K, b_kmajor, stage, acc,
         [&](unsigned short* as, int s) {
             if (A_NORM) anvil_a_norm_tc_slice<TA, BM, BK>(as, stats, s * BK, p.K);

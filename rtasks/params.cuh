@@ -163,6 +163,7 @@ enum AnvilMmAlgo {
     F(int, beta_dtype)                                                                   \
     F(float, eps)                                                                        \
     F(int, algo)                /* AnvilMmAlgo */                                        \
+    F(int, stages)              /* tensor cores: cp.async stages (0: ANVIL_TC_STAGES) */ \
     F(int, a_rms)               /* 1: A's rows are RMS-normalised in the tile (GEMV) */  \
     F(int, b_fixed)             /* 1: B is an input or param: no task writes it */       \
     F(float, a_rms_eps)                                                                  \
@@ -270,6 +271,7 @@ enum AnvilWinOp {
     F(int, bn) F(int, bk) F(int, tiles_m) F(int, tiles_n)                                \
     F(int, epilogue)            /* index into the epilogue table; 0: none */             \
     F(int, algo)                /* conv2d: ANVIL_MM_TILED, ANVIL_MM_TENSOR, _TF32 or _3XTF32 (AnvilMmAlgo) */ \
+    F(int, stages)              /* conv2d on tensor cores: cp.async stages (0: ANVIL_TC_STAGES) */ \
     F(int, k_split)             /* conv2d split-K partials: K slices (0, 1: whole) */ \
     F(int, k_slice)             /* ... each k_slice long (the last may be shorter) */ \
     F(anvil_i64, tile_elems)    /* window kind only */                                   \

@@ -4,8 +4,9 @@
 // as TF32 or 3xTF32 (FMT, tiling.cuh). Its 8 warps form
 // a 2 x 4 grid, each owning a (BM/2) x (BN/4) block of m16n8k16 products
 // (anvil_mma_16816): 64 x 32 for a 128 x 128 tile. The operands stream
-// through ANVIL_TC_STAGES shared-memory stages (two slices in flight while
-// the warps multiply the third) as raw 16-bit values, read as mma
+// through S shared-memory stages (S - 1 slices in flight while the warps
+// multiply one; S = ANVIL_TC_STAGES, 3, or 4 where the variants chose it)
+// as raw 16-bit values, read as mma
 // fragments with ldmatrix, four 8 x 8 matrices per instruction:
 //   A as [BM][BK + 8] (k contiguous), ldmatrix.x4: one A fragment;
 //   B as [BK][BN + 8] (n contiguous, "k-major"), ldmatrix.x4.trans, or as
@@ -113,13 +114,14 @@ ANVIL_DEVICE void anvil_tc_mma(float* acc, const unsigned* a, const unsigned* b)
 // runs when slice s is in shared memory for every thread, before the
 // multiply reads it; when it returns true (it rewrote the slice) a barrier
 // follows.
-template <int BM, int BN, int BK, int FMT, class Stage, class Landed>
+template <int BM, int BN, int BK, int FMT, int S, class Stage, class Landed>
 ANVIL_DEVICE void anvil_tc_gemm(int K, bool b_kmajor, const Stage& stage, float (*acc)[BN / 32][4],
                                 const Landed& landed) {
+    static_assert(anvil_tc_stages_ok(S), "anvil_tc_gemm: 2 to ANVIL_TC_MAX_STAGES stages");
     const int WTM = BM / 2, WTN = BN / 4;  // a warp's block of C
     const int MI = WTM / 16, NI = WTN / 8;  // its m16n8 products
     const int BKH = BK * anvil_tc_elem_bytes(FMT) / 2;  // a slice row's halves
-    const int S = ANVIL_TC_STAGES, LDA = BKH + ANVIL_TC_PAD, STAGE = anvil_tc_stage_halves(BM, BN, BKH);
+    const int LDA = BKH + ANVIL_TC_PAD, STAGE = anvil_tc_stage_halves(BM, BN, BKH);
     const int LDB = b_kmajor ? BN + ANVIL_TC_PAD : BKH + ANVIL_TC_PAD;
     unsigned short* const smem = (unsigned short*)anvil_block_smem();  // stage s at s * STAGE: A, then B
     const int warp = anvil_thread() / 32, lane = anvil_thread() % 32;
@@ -174,9 +176,9 @@ ANVIL_DEVICE void anvil_tc_gemm(int K, bool b_kmajor, const Stage& stage, float 
     }
     anvil_cp_async_wait<0>();  // only empty groups remain; nothing may be in flight at the task's end
 }
-template <int BM, int BN, int BK, int FMT, class Stage>
+template <int BM, int BN, int BK, int FMT, int S, class Stage>
 ANVIL_DEVICE void anvil_tc_gemm(int K, bool b_kmajor, const Stage& stage, float (*acc)[BN / 32][4]) {
-    anvil_tc_gemm<BM, BN, BK, FMT>(K, b_kmajor, stage, acc, [](unsigned short*, int) { return false; });
+    anvil_tc_gemm<BM, BN, BK, FMT, S>(K, b_kmajor, stage, acc, [](unsigned short*, int) { return false; });
 }
 
 // Lane (g, t) of a warp holds columns 2t, 2t + 1 of rows g and g + 8 of

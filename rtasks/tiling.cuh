@@ -35,10 +35,12 @@
 #define ANVIL_TC_TILE_STEP_MN 32
 #define ANVIL_TC_TILE_STEP_K 16
 // Tensor-core staging: 8 halves of padding per row (ldmatrix's 8 row
-// addresses land in 8 different 16-byte bank groups), three stages: two
-// slices in flight while the warps multiply the third.
+// addresses land in 8 different 16-byte bank groups), three stages by
+// default (two slices in flight while the warps multiply the third), four
+// where the variants find room (the params' `stages`, a template argument).
 #define ANVIL_TC_PAD 8
 #define ANVIL_TC_STAGES 3
+#define ANVIL_TC_MAX_STAGES 4
 // What a tensor-core tile multiplies (its device template's FMT): f16 or
 // bf16 operands as they are (m16n8k16), or f32 operands as TF32 (cvt.rna,
 // one m16n8k8 per product: 10-bit mantissas) or as 3xTF32 (each operand the
@@ -76,6 +78,10 @@ ANVIL_FACT constexpr bool anvil_gemm_tile_ok(int bm, int bn, int bk) {
 ANVIL_FACT constexpr int anvil_gemm_vec(int r) { return r % 4 == 0 ? 4 : r % 2 == 0 ? 2 : 1; }
 
 ANVIL_FACT constexpr int anvil_tc_elem_bytes(int fmt) { return fmt >= ANVIL_TC_TF32 ? 4 : 2; }
+
+// A tensor-core tile's stage count from its params' `stages` (0: the default).
+ANVIL_FACT constexpr int anvil_tc_stages(int stages) { return stages ? stages : ANVIL_TC_STAGES; }
+ANVIL_FACT constexpr bool anvil_tc_stages_ok(int stages) { return stages >= 2 && stages <= ANVIL_TC_MAX_STAGES; }
 
 // A tensor-core tile runs as the shared-memory GEMM where there are no
 // tensor cores (the host backend), so it must also be a valid GEMM tile.
@@ -128,8 +134,9 @@ ANVIL_FACT constexpr int anvil_tc_b_stage_halves(int bn, int bk) {
 ANVIL_FACT constexpr int anvil_tc_stage_halves(int bm, int bn, int bk) {
     return bm * (bk + ANVIL_TC_PAD) + anvil_tc_b_stage_halves(bn, bk);
 }
-ANVIL_FACT constexpr int anvil_tc_smem_bytes(int bm, int bn, int bk, int fmt = ANVIL_TC_F16) {
-    return ANVIL_TC_STAGES * anvil_tc_stage_halves(bm, bn, bk * anvil_tc_elem_bytes(fmt) / 2) * 2;
+ANVIL_FACT constexpr int anvil_tc_smem_bytes(int bm, int bn, int bk, int fmt = ANVIL_TC_F16,
+                                             int stages = ANVIL_TC_STAGES) {
+    return stages * anvil_tc_stage_halves(bm, bn, bk * anvil_tc_elem_bytes(fmt) / 2) * 2;
 }
 
 // GEMV (gemv.cuh): the weight ring, ANVIL_GEMV_RING_STAGES stages of
@@ -169,9 +176,9 @@ ANVIL_FACT constexpr int anvil_conv_smem_bytes(int bm, int bn, int bk) {
 // channels as A and the gathered BM pixels as B (k-major, or for f32
 // pixel-major), then the gather tables as conv2d's, one per tensor-core
 // stage. An f32 slice of bk elements is 2 bk halves deep (`fmt`).
-ANVIL_FACT constexpr int anvil_conv_tc_smem_bytes(int bm, int bn, int bk, int fmt = ANVIL_TC_F16) {
-    return ANVIL_TC_STAGES * anvil_tc_stage_halves(bn, bm, bk * anvil_tc_elem_bytes(fmt) / 2) * 2 +
-           3 * ANVIL_TC_STAGES * bk * 4;
+ANVIL_FACT constexpr int anvil_conv_tc_smem_bytes(int bm, int bn, int bk, int fmt = ANVIL_TC_F16,
+                                                  int stages = ANVIL_TC_STAGES) {
+    return stages * anvil_tc_stage_halves(bn, bm, bk * anvil_tc_elem_bytes(fmt) / 2) * 2 + 3 * stages * bk * 4;
 }
 
 // A tensor-core conv2d tile: a tensor-core tile whose gather gives every
@@ -210,25 +217,26 @@ ANVIL_FACT constexpr bool anvil_mm_on_tensor_cores(int algo) {
 // anvil_tc_smem_bytes of its shape).
 ANVIL_FACT constexpr int anvil_a_norm_stats_bytes(int a_norm, int bm) { return a_norm ? 2 * bm * 4 : 0; }
 
-// A GEMV's tile also holds its staged x (`gemv_x_bytes`).
+// A GEMV's tile also holds its staged x (`gemv_x_bytes`); a tensor-core
+// tile has `stages` stages (the params' field: 0, the default).
 ANVIL_FACT constexpr int anvil_matmul_tile_smem_bytes(int algo, int row_op, int bm, int bn, int bk, int a_norm = 0,
-                                                      int gemv_x_bytes = 0) {
+                                                      int gemv_x_bytes = 0, int stages = 0) {
     return anvil_a_norm_stats_bytes(a_norm, bm) +
            (algo == ANVIL_MM_GEMV ? anvil_gemv_smem_bytes(ANVIL_BLOCK_THREADS, gemv_x_bytes)
                                   : anvil_max_int(row_op != ANVIL_MM_ROW_NONE ? anvil_mm_row_smem_bytes(bm, bn) : 0,
                                                   anvil_mm_on_tensor_cores(algo)
                                                       ? anvil_max_int(anvil_mm_smem_bytes(bm, bn, ANVIL_TC_FALLBACK_BK),
-                                                                      anvil_tc_smem_bytes(bm, bn, bk, anvil_mm_tc_format(algo)))
+                                                                      anvil_tc_smem_bytes(bm, bn, bk, anvil_mm_tc_format(algo), anvil_tc_stages(stages)))
                                                       : anvil_mm_smem_bytes(bm, bn, bk)));
 }
 
 // One conv2d tile on the GPU (algo: AnvilMmAlgo, tiled or on tensor
 // cores). A tensor-core tile also holds the CUDA-core tile's slices: the
 // host backend runs it as that.
-ANVIL_FACT constexpr int anvil_conv_tile_smem_bytes(int algo, int bm, int bn, int bk) {
+ANVIL_FACT constexpr int anvil_conv_tile_smem_bytes(int algo, int bm, int bn, int bk, int stages = 0) {
     return anvil_mm_on_tensor_cores(algo)
                ? anvil_max_int(anvil_conv_smem_bytes(bm, bn, ANVIL_TC_FALLBACK_BK),
-                               anvil_conv_tc_smem_bytes(bm, bn, bk, anvil_mm_tc_format(algo)))
+                               anvil_conv_tc_smem_bytes(bm, bn, bk, anvil_mm_tc_format(algo), anvil_tc_stages(stages)))
                : anvil_conv_smem_bytes(bm, bn, bk);
 }
 

@@ -41,7 +41,9 @@ nvrtc=$(grep -h "define NVRTC_VERSION\|CUDA_VERSION " /usr/local/cuda/include/cu
   echo "  f16/bf16 or k8 of f32 (TF32, 3xTF32: three mma per product)."
   echo "- *bytes in flight*: the slices the pipeline has issued but not consumed while one is multiplied:"
   echo "  (stages - 1) x BK x (BM + BN) x element bytes (f32 staging on CUDA cores: 4 stages; tensor cores:"
-  echo "  3 stages of 16-bit values, of f32 for TF32); per SM at two resident blocks in parentheses."
+  echo "  3 stages of 16-bit values, of f32 for TF32, or 4 where the kind says so: the variants offer them where"
+  echo "  a slice fits the budget and a thread's copies in flight stay within 64); per SM at two resident blocks"
+  echo "  in parentheses."
   echo
   cat "$table"
   echo
@@ -88,6 +90,25 @@ nvrtc=$(grep -h "define NVRTC_VERSION\|CUDA_VERSION " /usr/local/cuda/include/cu
   (`--interpret-epilogues`, or a model with more distinct epilogue programs than the limit). The same
   cause kept the 128 x 128 3xTF32 tile over 128 registers; it is not offered (at most 8 m16n8 products
   per warp), and the tensor-core tiles' registers with an epilogue fell (f16 32 x 32: 76 to 52).
+
+## 128 x 256 tensor-core tiles: not offered
+
+Measured by hand (2026-11-28, nvcc 13.0 `-arch=sm_90 -cubin -Xptxas -v`) on the emitted kernel of the
+4096^3 f16 GEMM (`scripts/bench_hopper.py`), its 128 x 128 x 16 variant replaced by 128 x 256 (8 warps as
+2 x 4: a 64 x 64 warp tile, 32 m16n8 products, 128 accumulators a thread; `anvil_tc_tile_ok`'s cap of 16
+products raised for the test):
+
+- two blocks per SM (`__launch_bounds__(256, 2)`, as the policies' schedules ask): 128 registers, 276 B
+  spill stores and 280 B spill loads, and a 688 B stack frame. The accumulators alone are 128 registers.
+- one block per SM (`(256, 1)`): 186 registers (BK 16; 207 at BK 32), no spills, but a 512 B stack
+  frame in the megakernel (its local copy of the params goes to local memory; the 128 x 128 kernel has
+  none), and the whole megakernel at one block per SM halves every other tile's co-residency.
+- four stages at BK 32 do not fit the budget (4 x 30,720 B = 120 KB, over 113 KB: the static assert
+  refuses it).
+
+So the variants keep at most 16 products a warp (128 x 128); a 128 x 256 tile wants its own kernel (or a
+schedule of one block per SM) and a warp-specialised, register-lean design (wgmma: accumulators in
+registers but operands from shared memory), which is issue 6's next step.
 
 ## Known
 

@@ -158,24 +158,33 @@ std::string with_two_blocks_per_sm(std::string source) {
 }
 
 struct TileShape {
-    const char* kind;
+    std::string kind;
     int algo, bm, bn, bk;
+    int stages;  // tensor cores: the pipeline's stages (anvil_tc_stages)
 };
+
+// A tensor-core tile's kind names its stages where they are not the default.
+std::string with_stages(const char* kind, int algo, int stages) {
+    const int s = anvil_tc_stages(stages);
+    return anvil_mm_on_tensor_cores(algo) && s != ANVIL_TC_STAGES ? fmt::format("{}, {} stages", kind, s) : kind;
+}
 
 TileShape shape_of(const ROp& op) {
     if (const auto* p = std::get_if<MatmulParams>(&op.params))
-        return {p->algo == ANVIL_MM_TENSOR          ? "matmul (tensor cores)"
-                : p->algo == ANVIL_MM_TENSOR_TF32   ? "matmul (TF32)"
-                : p->algo == ANVIL_MM_TENSOR_3XTF32 ? "matmul (3xTF32)"
-                : p->algo == ANVIL_MM_GEMV          ? "gemv"
-                                                    : "matmul",
-                p->algo, p->bm, p->bn, p->bk};
+        return {with_stages(p->algo == ANVIL_MM_TENSOR          ? "matmul (tensor cores)"
+                            : p->algo == ANVIL_MM_TENSOR_TF32   ? "matmul (TF32)"
+                            : p->algo == ANVIL_MM_TENSOR_3XTF32 ? "matmul (3xTF32)"
+                            : p->algo == ANVIL_MM_GEMV          ? "gemv"
+                                                                : "matmul",
+                            p->algo, p->stages),
+                p->algo, p->bm, p->bn, p->bk, anvil_tc_stages(p->stages)};
     const auto& w = std::get<WindowParams>(op.params);
-    return {w.algo == ANVIL_MM_TENSOR          ? "conv2d (tensor cores)"
-            : w.algo == ANVIL_MM_TENSOR_TF32   ? "conv2d (TF32)"
-            : w.algo == ANVIL_MM_TENSOR_3XTF32 ? "conv2d (3xTF32)"
-                                               : "conv2d",
-            w.algo, w.bm, w.bn, w.bk};
+    return {with_stages(w.algo == ANVIL_MM_TENSOR          ? "conv2d (tensor cores)"
+                        : w.algo == ANVIL_MM_TENSOR_TF32   ? "conv2d (TF32)"
+                        : w.algo == ANVIL_MM_TENSOR_3XTF32 ? "conv2d (3xTF32)"
+                                                           : "conv2d",
+                        w.algo, w.stages),
+            w.algo, w.bm, w.bn, w.bk, anvil_tc_stages(w.stages)};
 }
 
 // Shared loads per FMA of a CUDA-core tile's thread (RM x RN micro-tile,
@@ -183,7 +192,7 @@ TileShape shape_of(const ROp& op) {
 std::string loads_per_op(const TileShape& s) {
     if (anvil_mm_on_tensor_cores(s.algo)) {
         // A conv2d's product is transposed: rows are its BN channels, columns its BM pixels.
-        const bool conv = std::string(s.kind).rfind("conv2d", 0) == 0;
+        const bool conv = s.kind.rfind("conv2d", 0) == 0;
         const int rows = conv ? s.bn : s.bm, cols = conv ? s.bm : s.bn;
         const int mi = rows / 2 / 16, ni = cols / 4 / 8;
         const int mmas = mi * ni * (s.algo == ANVIL_MM_TENSOR_3XTF32 ? 3 : 1);  // 3xTF32: three per product
@@ -197,7 +206,7 @@ std::string loads_per_op(const TileShape& s) {
 
 // Bytes the pipeline has in flight per block while a slice is multiplied.
 int bytes_in_flight(const TileShape& s, int elem_bytes) {
-    if (anvil_mm_on_tensor_cores(s.algo)) return (ANVIL_TC_STAGES - 1) * s.bk * (s.bm + s.bn) * elem_bytes;
+    if (anvil_mm_on_tensor_cores(s.algo)) return (s.stages - 1) * s.bk * (s.bm + s.bn) * elem_bytes;
     return (ANVIL_GEMM_STAGES - 1) * s.bk * (s.bm + s.bn) * elem_bytes;
 }
 
@@ -214,8 +223,11 @@ TEST_CASE("every GEMM tile variant compiles for sm_90 without spills in at most 
         const Schedule bare = every_variant(gemm_model(dtype, false), false);
         const Schedule fused = every_variant(gemm_model(dtype, true), true);
         // CUDA-core matmuls and convs; f32: TF32 and 3xTF32 (not 128 x 128) matmuls and convs;
-        // f16, bf16: tensor-core matmuls and convs
-        REQUIRE(bare.tiles.rops.size() >= (dtype == DType::f32 ? 16 + 16 + 2 * (9 + 8) : 16 + 16 + 9 + 9));
+        // f16, bf16: tensor-core matmuls and convs; each tensor-core shape but the widest also in four stages
+        REQUIRE(bare.tiles.rops.size() >= (dtype == DType::f32 ? 16 + 16 + 2 * (9 + 8) : 16 + 16 + 9 + 9 + 8 + 8));
+        int four_stages = 0;
+        for (const ROp& op : bare.tiles.rops) four_stages += shape_of(op).stages == 4;
+        CHECK(four_stages >= 16);
         REQUIRE(fused.tiles.rops.size() == bare.tiles.rops.size());
         const std::vector<KernelResources> two = per_rop(bare, compile_nvrtc(with_two_blocks_per_sm(emit_source(bare)), "sm_90"));
         const std::string fused_source = emit_source(fused);
@@ -334,7 +346,7 @@ TEST_CASE("every whole-row tile variant (a fused row op) compiles for sm_90 with
             CHECK(two[i].registers <= 128);
             CHECK(tile_smem_bytes(tg.rops[i], default_gpu()) <= tile_smem_budget(default_gpu()) - ANVIL_SMALL_TILE_SMEM_BYTES);
             std::printf("[rowtile] %-6s %-22s %3d x %3d x %2d row op %d: %3d registers, spills %d/%d B, smem %d B\n",
-                        dtype_name(dtype), sh.kind, sh.bm, sh.bn, sh.bk, row_op, two[i].registers, two[i].spill_stores,
+                        dtype_name(dtype), sh.kind.c_str(), sh.bm, sh.bn, sh.bk, row_op, two[i].registers, two[i].spill_stores,
                         two[i].spill_loads, tile_smem_bytes(tg.rops[i], default_gpu()));
         }
     }
@@ -417,7 +429,7 @@ nodes:
                 INFO(sh.kind << " " << sh.bm << " x " << sh.bn << " x " << sh.bk << ": " << two[i].registers
                              << " registers, " << two[i].spill_stores << " B spilled");
                 std::printf("[normtile] %s %-9s %-22s %3d x %3d x %2d: %3d registers, spills %d/%d B\n", dtype_name(dtype),
-                            norm, sh.kind, sh.bm, sh.bn, sh.bk, two[i].registers, two[i].spill_stores, two[i].spill_loads);
+                            norm, sh.kind.c_str(), sh.bm, sh.bn, sh.bk, two[i].registers, two[i].spill_stores, two[i].spill_loads);
                 CHECK(std::get<MatmulParams>(op.params).a_norm != ANVIL_MM_A_NORM_NONE);
                 CHECK(two[i].registers <= 128);
                 CHECK(two[i].spill_stores == 0);

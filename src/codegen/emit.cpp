@@ -139,11 +139,16 @@ std::string variant_of(const ROp& op) {
     // f32 on tensor cores: the format (--precision) follows the tile shape.
     const int algo = mm ? mm->algo : conv ? conv->algo : ANVIL_MM_TILED;
     const bool a_norm = mm && mm->a_norm != ANVIL_MM_A_NORM_NONE;  // its own variant (rtasks/a_norm.cuh)
+    // A tensor-core tile's stages other than the default follow FMT (and a
+    // matmul's A_NORM) in its template's arguments.
+    const int stages = !anvil_mm_on_tensor_cores(algo) ? 0 : mm ? mm->stages : conv ? conv->stages : 0;
+    const bool deeper = stages != 0 && stages != ANVIL_TC_STAGES;
     if (algo == ANVIL_MM_TENSOR_TF32 || algo == ANVIL_MM_TENSOR_3XTF32)
         o << ", " << (algo == ANVIL_MM_TENSOR_TF32 ? "ANVIL_TC_TF32" : "ANVIL_TC_3XTF32");
-    else if (a_norm && algo == ANVIL_MM_TENSOR)
+    else if ((a_norm || deeper) && algo == ANVIL_MM_TENSOR)
         o << ", " << (op.dtypes[0] == DType::bf16 ? "ANVIL_TC_BF16" : "ANVIL_TC_F16");
-    if (a_norm) o << ", true";
+    if (a_norm || (deeper && mm)) o << ", " << (a_norm ? "true" : "false");
+    if (deeper) o << ", " << stages;
     o << ">";
     return o.str();
 }

@@ -232,7 +232,7 @@ TileLatency tile_latency(const ROp& op, const Gpu& g, double epilogue_rounds) {
             // Every algorithm but the CUDA-core tile runs on the tensor cores' stages.
             const bool cuda_cores = p->algo == ANVIL_MM_TILED;
             t.k_slices = std::ceil(double(p->K) / std::max(1, p->bk));
-            t.slices_in_flight = cuda_cores ? cuda_core_in_flight : ANVIL_TC_STAGES - 1;
+            t.slices_in_flight = cuda_cores ? cuda_core_in_flight : anvil_tc_stages(p->stages) - 1;
             if (cuda_cores) t.phases_per_slice = staged(p->bm, p->bn, p->bk);
             // A fused row op's pass over the finished tile.
             t.serial_rounds = fused_row_rounds(p->row_op, std::min(p->bm, p->M), double(p->N));
@@ -244,7 +244,7 @@ TileLatency tile_latency(const ROp& op, const Gpu& g, double epilogue_rounds) {
             // The tensor-core conv keeps its stages of weights in flight; a
             // 16-bit input is gathered through registers, slice by slice, an
             // f32 one (CUDA cores, TF32) by cp.async.
-            t.slices_in_flight = anvil_mm_on_tensor_cores(w->algo) ? ANVIL_TC_STAGES - 1 : cuda_core_in_flight;
+            t.slices_in_flight = anvil_mm_on_tensor_cores(w->algo) ? anvil_tc_stages(w->stages) - 1 : cuda_core_in_flight;
             t.phases_per_slice = staged(w->bm, w->bn, w->bk);
         } else {
             const double reads = (w->op == ANVIL_WIN_CONV ? double(w->Cg) : 1.0) * w->KH * w->KW;

@@ -17,12 +17,14 @@ ROp retile(const ROp& op, int bm, int bn, int bk) {
     auto ceil_div = [](int64_t a, int64_t b) { return (a + b - 1) / b; };
     if (auto* p = std::get_if<MatmulParams>(&r.params); p && op.kind == TaskKind::matmul) {
         p->algo = ANVIL_MM_TILED;
+        p->stages = 0;
         p->bm = bm, p->bn = bn, p->bk = bk;
         p->tiles_m = static_cast<int>(ceil_div(p->M, bm));
         p->tiles_n = static_cast<int>(ceil_div(p->N, bn));
         r.tiles = static_cast<int>(p->batches * p->tiles_m * p->tiles_n);
     } else if (auto* w = std::get_if<WindowParams>(&r.params); w && op.kind == TaskKind::conv2d) {
         w->algo = ANVIL_MM_TILED;
+        w->stages = 0;
         w->bm = bm, w->bn = bn, w->bk = bk;
         w->tiles_m = static_cast<int>(ceil_div(int64_t{w->OH} * w->OW, bm));
         w->tiles_n = static_cast<int>(ceil_div(w->Og, bn));
@@ -41,13 +43,15 @@ ROp as_gemv(const ROp& op, int bn) {
     return r;
 }
 
-ROp on_tensor_cores(const ROp& op, int bm, int bn, int bk, F32Precision f32) {
+ROp on_tensor_cores(const ROp& op, int bm, int bn, int bk, F32Precision f32, int stages) {
     ROp r = retile(op, bm, bn, bk);
     const bool tf32 = f32 != F32Precision::f32 && tf32_operands(op);
     ANVIL_CHECK(tf32 || tensor_core_operands(op), "on_tensor_cores: rOp '" + op.name + "' cannot use them");
     const int algo = !tf32 ? ANVIL_MM_TENSOR : f32 == F32Precision::tf32 ? ANVIL_MM_TENSOR_TF32 : ANVIL_MM_TENSOR_3XTF32;
-    if (auto* p = std::get_if<MatmulParams>(&r.params)) p->algo = algo;
-    else std::get<WindowParams>(r.params).algo = algo;
+    ANVIL_CHECK(stages == 0 || anvil_tc_stages_ok(stages), "on_tensor_cores: " + std::to_string(stages) + " stages");
+    const int kept = stages == ANVIL_TC_STAGES ? 0 : stages;  // the default stays 0: its variant's name as before
+    if (auto* p = std::get_if<MatmulParams>(&r.params)) p->algo = algo, p->stages = kept;
+    else std::get<WindowParams>(r.params).algo = algo, std::get<WindowParams>(r.params).stages = kept;
     return r;
 }
 
@@ -55,7 +59,7 @@ namespace {
 
 // The deepest k slice (ANVIL_GEMM_MAX_BK, halving down to `min_bk`) whose
 // tile fits `limit` bytes of shared memory; 0 if none does. Deeper slices
-// mean fewer barriers per FMA; the stage count is fixed (tiling.cuh).
+// mean fewer barriers per FMA; the stage count is the caller's.
 template <class SmemBytes>
 int deepest_fit(int limit, int min_bk, SmemBytes smem) {
     for (int bk = ANVIL_GEMM_MAX_BK; bk >= min_bk; bk /= 2)
@@ -88,6 +92,17 @@ bool copies_fit(int bm, int bn, int bk) {
     return (ANVIL_GEMM_STAGES - 1) * per_slice <= kMaxCopiesInFlight;
 }
 
+// A tensor-core tile's thread keeps stages - 1 slices of copies in flight
+// too: f32 operands (TF32) one 4-byte cp.async per element where rows are
+// not 16-byte aligned, 16-bit ones 16-byte copies or none (unaligned
+// elements go through registers). Four stages of a 64 x 128 TF32 slice 32
+// deep would be 72 a thread; they take 16.
+bool tc_copies_fit(int bm, int bn, int bk, bool f32, int stages) {
+    const int elems_per_copy = f32 ? 1 : ANVIL_VEC_BYTES / 2;
+    const int per_slice = ((bm + bn) * bk / elems_per_copy + ANVIL_BLOCK_THREADS - 1) / ANVIL_BLOCK_THREADS;
+    return (anvil_tc_stages(stages) - 1) * per_slice <= kMaxCopiesInFlight;
+}
+
 }  // namespace
 
 int deepest_bk(const ROp& op, int bm, int bn, const Gpu& gpu) {
@@ -102,11 +117,15 @@ int deepest_tensor_core_bk(int bm, int bn, const Gpu& gpu) {
     });
 }
 
-int deepest_tensor_core_bk(const ROp& op, int bm, int bn, const Gpu& gpu) {
+int deepest_tensor_core_bk(const ROp& op, int bm, int bn, const Gpu& gpu, int stages) {
     // A k step is 32 bytes: k16 of f16/bf16, k8 of f32.
     const int min_bk = tf32_operands(op) ? ANVIL_TC_TILE_STEP_K / 2 : ANVIL_TC_TILE_STEP_K;
-    return deepest_fit(slice_limit(bm, bn, gpu), min_bk,
-                       [&](int k) { return tile_smem_bytes(on_tensor_cores(op, bm, bn, k, gpu.f32_precision), gpu); });
+    const bool f32 = tf32_operands(op);
+    return deepest_fit(slice_limit(bm, bn, gpu), min_bk, [&](int k) {
+        return tc_copies_fit(bm, bn, k, f32, stages)
+                   ? tile_smem_bytes(on_tensor_cores(op, bm, bn, k, gpu.f32_precision, stages), gpu)
+                   : INT32_MAX;
+    });
 }
 
 std::vector<ROp> tile_variants(const ROp& op, const Gpu& gpu) {
@@ -131,16 +150,22 @@ std::vector<ROp> tile_variants(const ROp& op, const Gpu& gpu) {
     const std::vector<int> cuda_core_bns = whole_rows ? std::vector<int>{anvil_mm_row_bn(p->N, ANVIL_GEMM_TILE_STEP)}
                                                       : std::vector<int>{16, 32, 64, 128};
     const bool tf32 = gpu.f32_precision != F32Precision::f32 && tf32_operands(op);
+    // Tensor-core tiles in three stages and, where a slice still fits the
+    // budget, in four (three slices in flight: more of a K loop's latency
+    // hidden at the same depth). The widest tiles' 48 KB (slice_limit)
+    // leaves them no room for a fourth stage.
     if (gpu.tensor_core_tiles && (tensor_core_operands(op) || tf32))
         for (int bm : {32, 64, 128})
-            for (int bn : tc_bns) {
-                const int bk = deepest_tensor_core_bk(op, bm, bn, gpu);
-                if (!bk) continue;
-                ROp v = on_tensor_cores(op, bm, bn, bk, gpu.f32_precision);
-                const auto* mm = std::get_if<MatmulParams>(&v.params);
-                const int fmt = anvil_mm_tc_format(mm ? mm->algo : std::get<WindowParams>(v.params).algo);
-                if (mm ? anvil_tc_tile_ok(bm, bn, bk, fmt) : anvil_conv_tc_tile_ok(bm, bn, bk, fmt)) out.push_back(std::move(v));
-            }
+            for (int bn : tc_bns)
+                for (int stages : {ANVIL_TC_STAGES, ANVIL_TC_MAX_STAGES}) {
+                    const int bk = deepest_tensor_core_bk(op, bm, bn, gpu, stages);
+                    if (!bk) continue;
+                    ROp v = on_tensor_cores(op, bm, bn, bk, gpu.f32_precision, stages);
+                    const auto* mm = std::get_if<MatmulParams>(&v.params);
+                    const int fmt = anvil_mm_tc_format(mm ? mm->algo : std::get<WindowParams>(v.params).algo);
+                    if (mm ? anvil_tc_tile_ok(bm, bn, bk, fmt) : anvil_conv_tc_tile_ok(bm, bn, bk, fmt))
+                        out.push_back(std::move(v));
+                }
     if (p && p->M <= ANVIL_GEMV_MAX_M && p->row_op == ANVIL_MM_ROW_NONE && !p->a_norm) gemvs();  // a_norm.cuh: GEMM tiles
     for (int bm : {16, 32, 64, 128})
         for (int bn : cuda_core_bns) {

@@ -15,16 +15,17 @@ ROp retile(const ROp& op, int bm, int bn, int bk);
 ROp as_gemv(const ROp& op, int bn);
 
 // An f16 or bf16 matmul or conv2d with BM x BN x BK tiles on tensor cores;
-// an f32 matmul too, as TF32 or 3xTF32, when `f32` is one of them.
-ROp on_tensor_cores(const ROp& op, int bm, int bn, int bk, F32Precision f32 = F32Precision::f32);
+// an f32 matmul too, as TF32 or 3xTF32, when `f32` is one of them; in
+// `stages` cp.async stages (0: ANVIL_TC_STAGES, else 2 to ANVIL_TC_MAX_STAGES).
+ROp on_tensor_cores(const ROp& op, int bm, int bn, int bk, F32Precision f32 = F32Precision::f32, int stages = 0);
 
 // The deepest k slice (32, 16 or 8; 0: none) with which a BM x BN tile of
 // `op` fits one block's static shared memory on `gpu`, beside the block
 // reductions' words: tiled (CUDA cores) or on tensor cores.
 int deepest_bk(const ROp& op, int bm, int bn, const Gpu& gpu);
 int deepest_tensor_core_bk(int bm, int bn, const Gpu& gpu);
-// The same for a tensor-core tile of `op`, a matmul or a conv2d.
-int deepest_tensor_core_bk(const ROp& op, int bm, int bn, const Gpu& gpu);
+// The same for a tensor-core tile of `op`, a matmul or a conv2d, in `stages` stages (0: the default).
+int deepest_tensor_core_bk(const ROp& op, int bm, int bn, const Gpu& gpu, int stages = 0);
 
 // The tile shapes the rTask of `op` can take on `gpu` (itself included);
 // only GEMM rOps have more than one.

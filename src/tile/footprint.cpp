@@ -382,11 +382,12 @@ int gemv_staged_x_bytes(const ROp& op, const Gpu& gpu) {
 int tile_smem_bytes(const ROp& op, const Gpu& gpu) {
     if (op.kind == TaskKind::matmul) {
         const auto& p = std::get<MatmulParams>(op.params);
-        return anvil_matmul_tile_smem_bytes(p.algo, p.row_op, p.bm, p.bn, p.bk, p.a_norm, gemv_staged_x_bytes(op, gpu));
+        return anvil_matmul_tile_smem_bytes(p.algo, p.row_op, p.bm, p.bn, p.bk, p.a_norm, gemv_staged_x_bytes(op, gpu),
+                                            p.stages);
     }
     if (op.kind == TaskKind::conv2d) {
         const auto& p = std::get<WindowParams>(op.params);
-        return anvil_conv_tile_smem_bytes(p.algo, p.bm, p.bn, p.bk);
+        return anvil_conv_tile_smem_bytes(p.algo, p.bm, p.bn, p.bk, p.stages);
     }
     return ANVIL_SMALL_TILE_SMEM_BYTES;
 }

@@ -86,7 +86,7 @@ std::optional<MatmulParams> whole_row_tile(const ROp& op, int code, const Gpu& g
     if (p.algo == ANVIL_MM_GEMV || p.a_rms || p.N > ANVIL_MM_ROW_MAX_BN) return std::nullopt;
     const int limit = tile_smem_budget(gpu) - ANVIL_SMALL_TILE_SMEM_BYTES;  // the reductions' words beside it
     auto fits = [&](const MatmulParams& t) {
-        return anvil_matmul_tile_smem_bytes(t.algo, code, t.bm, t.bn, t.bk, t.a_norm) <= limit;
+        return anvil_matmul_tile_smem_bytes(t.algo, code, t.bm, t.bn, t.bk, t.a_norm, 0, t.stages) <= limit;
     };
     if (p.tiles_n == 1 && p.N <= p.bn && fits(p)) return p;
     p.algo = ANVIL_MM_TILED;

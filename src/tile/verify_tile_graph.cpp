@@ -89,6 +89,9 @@ void check_matmul(const ROp& op) {
                 (tf32_operands(op) && anvil_tc_tile_ok(p.bm, p.bn, p.bk, anvil_mm_tc_format(p.algo))),
             op, "a TF32 or 3xTF32 tensor-core tile needs f32 A and B, BM and BN multiples of 32 and BK of 8 "
                 "(3xTF32: at most 8 m16n8 products per warp)");
+    require(p.stages == 0 || (anvil_mm_on_tensor_cores(p.algo) && anvil_tc_stages_ok(p.stages)), op,
+            "stages " + std::to_string(p.stages) + ": only a tensor-core tile takes 2 to " +
+                std::to_string(ANVIL_TC_MAX_STAGES));
     require(p.row_op == ANVIL_MM_ROW_NONE || (p.tiles_n == 1 && p.N <= p.bn && p.bn <= ANVIL_MM_ROW_MAX_BN), op,
             "a fused row op needs whole rows in one tile, at most " + std::to_string(ANVIL_MM_ROW_MAX_BN) + " wide");
     require(p.row_op >= ANVIL_MM_ROW_NONE && p.row_op <= ANVIL_MM_ROW_RMSNORM, op, "unknown fused row op");
@@ -141,6 +144,9 @@ void check_rop(const ROp& op, const TileGraph& tg, const Gpu& gpu) {
                     (tf32_operands(op) && anvil_conv_tc_tile_ok(p.bm, p.bn, p.bk, anvil_mm_tc_format(p.algo))),
                 op, "a TF32 or 3xTF32 tensor-core conv2d tile needs f32 x and w, BM and BN multiples of 32 dividing 256 "
                     "and BK of 8 (3xTF32: at most 8 m16n8 products per warp)");
+        require(p.stages == 0 || (anvil_mm_on_tensor_cores(p.algo) && anvil_tc_stages_ok(p.stages)), op,
+                "stages " + std::to_string(p.stages) + ": only a tensor-core conv2d tile takes 2 to " +
+                    std::to_string(ANVIL_TC_MAX_STAGES));
         // The implicit GEMM indexes one (image, group) of x and y and one group of w with 32-bit offsets.
         const int64_t x_group = int64_t{p.Cg} * p.H * p.W, y_group = int64_t{p.Og} * p.OH * p.OW,
                       w_group = int64_t{p.Og} * p.Cg * p.KH * p.KW;

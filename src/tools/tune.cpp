@@ -29,8 +29,8 @@ bool is_gemm(const ROp& op) { return op.kind == TaskKind::matmul || op.kind == T
 // cost_key with the tile shape blanked: equal for two rOps that compute the same problem.
 std::string problem_key(const ROp& op) {
     ROp c = op;
-    if (auto* p = std::get_if<MatmulParams>(&c.params)) p->bm = p->bn = p->bk = 0, p->algo = ANVIL_MM_TILED;
-    if (auto* w = std::get_if<WindowParams>(&c.params)) w->bm = w->bn = w->bk = 0, w->algo = ANVIL_MM_TILED;
+    if (auto* p = std::get_if<MatmulParams>(&c.params)) p->bm = p->bn = p->bk = p->stages = 0, p->algo = ANVIL_MM_TILED;
+    if (auto* w = std::get_if<WindowParams>(&c.params)) w->bm = w->bn = w->bk = w->stages = 0, w->algo = ANVIL_MM_TILED;
     return cost_key(c);
 }
 
