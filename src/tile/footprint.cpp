@@ -256,6 +256,19 @@ ByteRange tile_writes(const ROp& op, int tile) {
     throw InternalError("tile_writes: unknown task kind");
 }
 
+void matmul_operand_reads(const ROp& op, int tile, std::vector<ByteRange>& reads) {
+    const auto& p = std::get<MatmulParams>(op.params);
+    const MatmulTile t = matmul_tile(p, tile);
+    // Exact rows where they are columns of a wider tensor (a head of q or k
+    // in a joined q/k/v output); a fixed B (a weight no task writes) keeps
+    // the one range.
+    span2_runs(reads, p.a_off, t.a_batch, t.m0, t.m1, p.a_sm, 0, p.K, p.a_sk, size_of(op, 0));
+    if (p.b_fixed)
+        reads.push_back(span2(p.b_off, t.b_batch, 0, p.K, p.b_sk, t.n0, t.n1, p.b_sn, size_of(op, 1)));
+    else
+        span2_runs(reads, p.b_off, t.b_batch, 0, p.K, p.b_sk, t.n0, t.n1, p.b_sn, size_of(op, 1));
+}
+
 std::vector<ByteRange> tile_writes_all(const ROp& op, int tile) {
     if (op.kind == TaskKind::matmul) {  // each row of a tile narrower than C's rows apart
         const auto& p = std::get<MatmulParams>(op.params);
@@ -286,14 +299,7 @@ std::vector<ByteRange> tile_reads(const ROp& op, int tile) {
         case TaskKind::matmul: {
             const auto& p = std::get<MatmulParams>(op.params);
             MatmulTile t = matmul_tile(p, tile);
-            // Exact rows where they are columns of a wider tensor (a head of q
-            // or k in a joined q/k/v output); a fixed B (a weight no task
-            // writes) keeps the one range.
-            span2_runs(reads, p.a_off, t.a_batch, t.m0, t.m1, p.a_sm, 0, p.K, p.a_sk, size_of(op, 0));
-            if (p.b_fixed)
-                reads.push_back(span2(p.b_off, t.b_batch, 0, p.K, p.b_sk, t.n0, t.n1, p.b_sn, size_of(op, 1)));
-            else
-                span2_runs(reads, p.b_off, t.b_batch, 0, p.K, p.b_sk, t.n0, t.n1, p.b_sn, size_of(op, 1));
+            matmul_operand_reads(op, tile, reads);
             // A fused norm's gamma and beta, over the whole row.
             const int64_t offs[2] = {p.gamma_off, p.beta_off};
             const int dts[2] = {p.gamma_dtype, p.beta_dtype};
