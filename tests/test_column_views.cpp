@@ -329,3 +329,54 @@ TEST_CASE("column views: a wrong column offset or row stride in the view is caug
     mutated([&](MatmulParams& p) { return p.a_sm = E, 1; });        // the unjoined row stride
     mutated([&](MatmulParams& p) { return p.b_sn = E, 1; });        // k's rows read as if apart
 }
+
+TEST_CASE("column views: a matmul tile narrower than its matrix reads and writes one range per row", "[concat][views][footprint]") {
+    const int64_t S = 33, H = 3, D = 8, E = H * D;
+    const Graph g = attention(S, H, D, DType::f32);
+    const Schedule s = plan(g, "per_op", default_gpu());
+    const TileGraph& tg = s.tiles;
+    const int64_t base = buffer_of(tg, "q+k+v").offset;
+    for (const ROp& op : tg.rops) {
+        const auto* p = std::get_if<MatmulParams>(&op.params);
+        if (!p) continue;
+        const std::string& name = tg.buffers[op.node].name;
+        if (name == "q+k+v" || name == "q_mm+k_mm+v_mm") {
+            // C [33, 72]: a tile narrower than 72 columns writes each of its rows apart.
+            for (int tile = 0; tile < op.tiles; ++tile) {
+                const AnvilMmPlace at = anvil_mm_place(*p, tile, p->bm, p->bn);
+                const int64_t rows = std::min<int64_t>(p->bm, S - at.m0), cols = std::min<int64_t>(p->bn, 3 * E - at.n0);
+                const std::vector<ByteRange> w = tile_writes_all(op, tile);
+                INFO("tile " << tile << " rows " << rows << " cols " << cols);
+                if (cols == 3 * E) {
+                    REQUIRE(w.size() == 1);  // whole rows: one run
+                    CHECK(w[0].end - w[0].begin == rows * cols * 4);
+                    continue;
+                }
+                REQUIRE(w.size() == static_cast<size_t>(rows));
+                for (int64_t m = 0; m < rows; ++m) {
+                    CHECK(w[m].begin == p->c_off + ((at.m0 + m) * 3 * E + at.n0) * 4);
+                    CHECK(w[m].end == w[m].begin + cols * 4);
+                }
+            }
+            // B, a weight no task writes: one range however narrow the tile.
+            CHECK(tile_reads(op, 0).size() >= 1);
+        }
+        if (name.rfind("scores", 0) == 0) {
+            // Head h's q: D elements of each of the tile's rows; k: D of each key.
+            for (int tile = 0; tile < op.tiles; ++tile) {
+                const AnvilMmPlace at = anvil_mm_place(*p, tile, p->bm, p->bn);
+                const int64_t rows = std::min<int64_t>(p->bm, S - at.m0), keys = std::min<int64_t>(p->bn, S - at.n0);
+                const std::vector<ByteRange> r = tile_reads(op, tile);
+                REQUIRE(r.size() >= static_cast<size_t>(rows + keys));
+                for (int64_t m = 0; m < rows; ++m) {
+                    CHECK(r[m].begin == base + ((at.m0 + m) * 3 * E + at.ab) * 4);
+                    CHECK(r[m].end == r[m].begin + D * 4);
+                }
+                for (int64_t n = 0; n < keys; ++n) {
+                    CHECK(r[rows + n].begin == base + ((at.n0 + n) * 3 * E + E + at.bb) * 4);
+                    CHECK(r[rows + n].end == r[rows + n].begin + D * 4);
+                }
+            }
+        }
+    }
+}
