@@ -270,6 +270,10 @@ TEST_CASE("column views: groups read row-major, outputs, mixed bias dtypes or co
         CHECK(f.find(odd_v ? "q+k" : "q+v").has_value());
         REQUIRE(why.size() == 1);
         CHECK(why[0] == c.reason);
+        // The member left out says why in the folded graph (--dump-after fold).
+        const Value& left = f.value(*f.find(odd));
+        REQUIRE(left.attrs.has(kNotJoinedAttr));
+        CHECK(std::string(odd) + ": " + left.attrs.get_string(kNotJoinedAttr) == c.reason);
         const TensorMap values = make_values(g, std::nullopt);
         expect_reference(g, values, run_host(plan(g, "anvil", default_gpu()), values, race_checked()));
     }

@@ -76,9 +76,10 @@ struct ColumnMember {
 
 // The members of a many-row group whose every reader takes a column view,
 // with their biases; empty when fewer than two qualify alike. `left_out`
-// gets a line for each member left out, saying why.
+// gets each member left out, with why.
 std::vector<ColumnMember> column_members(const Graph& g, const std::vector<VertexId>& members, int64_t n_total,
-                                         const std::vector<bool>& is_output, std::vector<std::string>& left_out) {
+                                         const std::vector<bool>& is_output,
+                                         std::vector<std::pair<VertexId, std::string>>& left_out) {
     std::vector<ColumnMember> with_bias, plain;
     for (VertexId m : members) {
         const auto ba = bias_add(g, m, is_output);
@@ -87,7 +88,7 @@ std::vector<ColumnMember> column_members(const Graph& g, const std::vector<Verte
         joined.back() = n_total;
         std::string why;
         if (!view_readers(g, c.seen, contiguous_strides(joined), is_output, why)) {
-            left_out.push_back(g.value(m).name + ": " + why);
+            left_out.push_back({m, why});
             continue;
         }
         (c.bias ? with_bias : plain).push_back(c);
@@ -112,7 +113,7 @@ std::vector<ColumnMember> column_members(const Graph& g, const std::vector<Verte
                       dtype_name(g.value(*chosen.front().bias).dtype);
             else if (!chosen.empty())
                 why = c.bias ? "it has a bias add, the joined ones none" : "the joined ones have bias adds, it has none";
-            left_out.push_back(g.value(c.matmul).name + ": " + why);
+            left_out.push_back({c.matmul, why});
         }
     return chosen;
 }
@@ -152,9 +153,13 @@ Graph concat_sibling_matmuls(const Graph& graph, std::vector<std::string>* not_j
         // readers take such a view join, with their bias adds.
         std::vector<ColumnMember> column;
         if (!one_output_row(graph.value(members.front()).shape)) {
-            std::vector<std::string> left_out;
+            std::vector<std::pair<VertexId, std::string>> left_out;
             column = column_members(graph, members, n_all, is_output, left_out);
-            if (not_joined) not_joined->insert(not_joined->end(), left_out.begin(), left_out.end());
+            for (const auto& [m, why] : left_out) {
+                if (not_joined) not_joined->push_back(graph.value(m).name + ": " + why);
+                rw.node(static_cast<int>(m)).value.attrs.values[kNotJoinedAttr] = why;  // --dump-after fold shows it
+                changed = true;
+            }
             if (column.empty()) continue;
             members.clear();
             for (const ColumnMember& c : column) members.push_back(c.matmul);

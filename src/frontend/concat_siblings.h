@@ -19,8 +19,9 @@
 // biases joined, a concat recipe; the joined GEMM's epilogue after fusion),
 // and the slices are then of that add. A group whose members are read any
 // other way (an elementwise op, a residual add, an output) is not joined: its
-// slices would be strided copies. `not_joined`, when given, receives one line
-// per such group saying why.
+// slices would be strided copies. Each member left out carries why in its
+// kNotJoinedAttr (printed by --dump-after fold), and `not_joined`, when
+// given, receives "name: why" for each.
 #pragma once
 #include <string>
 #include <vector>
@@ -28,6 +29,10 @@
 #include "frontend/graph.h"
 
 namespace anvil {
+
+// The matmul attribute (internal, not a model-format attribute) saying why a
+// sibling of many rows was not joined.
+inline constexpr const char* kNotJoinedAttr = "not_joined";
 
 // The graph with every group of such siblings joined; unchanged when none.
 Graph concat_sibling_matmuls(const Graph& graph, std::vector<std::string>* not_joined = nullptr);
