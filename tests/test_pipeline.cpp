@@ -10,6 +10,7 @@
 
 #include "anvil/pipeline.h"
 #include "anvil_cmd.h"
+#include "frontend/concat_siblings.h"
 #include "frontend/transpose_views.h"
 #include "frontend/values.h"
 #include "pipeline/dump.h"
@@ -110,7 +111,7 @@ TEST_CASE("the pipeline runs a policy's declared front stages: welder fused, til
     fusion.row_fusion_pays = [&](const ROp& fused, const ROp& matmul, const ROp& row) {
         return row_fusion_times(fused, matmul, row, gpu, true).pays();
     };
-    TileGraph tg = fuse(decompose(transpose_views(g)), gpu, fusion);  // the fold stage's only pass that applies here
+    TileGraph tg = fuse(decompose(transpose_views(concat_sibling_matmuls(g))), gpu, fusion);  // the fold stage's passes that apply here
     for (ROp& op : tg.rops) op = fastest_alone(op, gpu, gpu.sm_count);
     const Schedule by_hand = launch_per_rop("welder", apply_split_k(tg, gpu), gpu, "anvil_group_");
     const Schedule piped = plan(g, "welder", gpu);

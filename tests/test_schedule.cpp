@@ -12,6 +12,7 @@
 #include "tile/fusion.h"
 #include "anvil/pipeline.h"
 #include "policies/registry.h"
+#include "frontend/concat_siblings.h"
 #include "frontend/transpose_views.h"
 #include "tile/decompose.h"
 #include "tile/footprint.h"
@@ -347,7 +348,7 @@ TEST_CASE("policies give the schedule shapes they promise", "[schedule]") {
     Gpu gpu = default_gpu();
     Schedule mega = plan(g, "topo", gpu);
     Schedule per_op = plan(g, "per_op", gpu);
-    TileGraph tg = decompose(transpose_views(g));  // the fold stage's only pass that applies here
+    TileGraph tg = decompose(transpose_views(concat_sibling_matmuls(g)));  // the fold stage's passes that apply here
     size_t tiles = 0;
     for (const ROp& op : tg.rops) tiles += op.tiles;
 

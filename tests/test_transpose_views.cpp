@@ -167,7 +167,7 @@ TEST_CASE("transpose views: attention's head transposes become matmul strides", 
         CHECK(p->c_sm == 15);
         CHECK(p->c_sn == 1);
         CHECK(p->b_sb[0] == 5);   // v_h
-        CHECK(p->b_sk == 15);
+        CHECK(p->b_sk == 45);     // a row of q, k and v joined (concat_siblings)
     }
     CHECK(seen);
     const Schedule kept = plan(g, "anvil", default_gpu(), false);

@@ -49,7 +49,9 @@ double tile_in_bytes(const ROp& op, int tile) {
         const double rows = std::min(p.bm, p.M);  // rows past M are never loaded
         bytes = double(p.K) * (rows * dtype_size(op.dtypes[0]) + double(p.bn) * dtype_size(op.dtypes[1]));
         if (p.a_norm) bytes += double(p.K) * rows * dtype_size(op.dtypes[0]);  // the statistics pass reads A's rows once more
-        first_generic = 2;
+        std::vector<ByteRange> ab;
+        matmul_operand_reads(op, tile, ab);
+        first_generic = ab.size();
     } else if (op.kind == TaskKind::conv2d) {
         const auto& p = std::get<WindowParams>(op.params);
         const double k = anvil_conv_k_len(p);

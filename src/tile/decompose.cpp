@@ -10,6 +10,7 @@
 
 #include <algorithm>
 
+#include "base/reshape_strides.h"
 #include "frontend/norm_fold.h"
 #include "frontend/op_table.h"
 #include "frontend/transpose_views.h"
@@ -130,7 +131,10 @@ struct Builder {
     // A slice read only by matmuls (which take any strides) of an operand
     // laid out row-major, in its dtype, no output: the matmuls read it in
     // place (decode attention's probabilities of the cache and of the new
-    // token), with its operand's strides.
+    // token), with its operand's strides. Also a slice that is no contiguous
+    // run (a column range of many rows: concat_sibling_matmuls' q, k, v)
+    // whose readers reach matmuls only through views that keep strides
+    // (strided_readers): the heads' reshapes and transposes.
     bool slice_read_view(VertexId v) const {
         if (!is_node(v, Op::slice) || is_output(v)) return false;
         const VertexId in = graph.operands(v)[0];
@@ -139,9 +143,51 @@ struct Builder {
         if (layout_strides(in) != contiguous_strides(graph.value(in).shape)) return false;
         const std::vector<VertexId> readers = graph.consumers(v);
         if (readers.empty()) return false;
-        for (VertexId r : readers)
-            if (!is_node(r, Op::matmul)) return false;
+        bool matmuls = true;
+        for (VertexId r : readers) matmuls = matmuls && is_node(r, Op::matmul);
+        return matmuls || (!contiguous_run(v) && strided_readers(v, slice_strides(v)));
+    }
+
+    // The element strides of slice v's view of its (row-major) operand.
+    Strides slice_strides(VertexId v) const {
+        const auto [axis, b] = slice_axis_bounds(v);
+        Strides st = contiguous_strides(graph.value(graph.operands(v)[0]).shape);
+        st[axis] *= b.step;
+        return st;
+    }
+
+    // Whether slice v is one contiguous run of its operand (step 1, every
+    // dim before the axis 1: a column range of a batch-1 row).
+    bool contiguous_run(VertexId v) const {
+        const Shape& in = graph.value(graph.operands(v)[0]).shape;
+        const auto [axis, b] = slice_axis_bounds(v);
+        for (int d = 0; d < axis; ++d)
+            if (in[d] != 1) return false;
+        return b.step == 1 || b.len <= 1;
+    }
+
+    // Whether every reader of v, laid out with strides `st`, reads it
+    // through them: a matmul, a transpose its matmuls read permuted (a read
+    // view), or a reshape (same dtype, no output) whose strides over `st`
+    // exist (reshape_strides) and whose own readers do. Such a v needs no
+    // contiguous copy; any other reader (elementwise, rowwise, an output)
+    // reads its operand row-major, and v is then a copy.
+    bool strided_readers(VertexId v, const Strides& st) const {
+        const std::vector<VertexId> readers = graph.consumers(v);
+        if (readers.empty() || is_output(v)) return false;
+        for (VertexId r : readers) {
+            if (is_node(r, Op::matmul) || transpose_read_view(r)) continue;
+            if (!is_node(r, Op::reshape) || is_output(r) || graph.value(r).dtype != graph.value(v).dtype) return false;
+            const auto rs = reshape_strides(graph.value(v).shape, st, graph.value(r).shape);
+            if (!rs || !strided_readers(r, *rs)) return false;
+        }
         return true;
+    }
+
+    bool transpose_read_view(VertexId v) const {
+        const Value& val = graph.value(v);
+        return val.role == Role::node && val.op == Op::transpose && val.attrs.has(kTransposeViewAttr) &&
+               val.attrs.get_string(kTransposeViewAttr) == kTransposeReadView;
     }
 
     // The slice's bounds along its axis in its operand.
@@ -172,10 +218,7 @@ struct Builder {
         if (map == IndexMap::reshape) return 0;
         const Shape& in = graph.value(graph.operands(v)[0]).shape;
         const auto [axis, b] = slice_axis_bounds(v);
-        if (slice_read_view(v)) return b.start * contiguous_strides(in)[axis] * dtype_size(val.dtype);
-        for (int d = 0; d < axis; ++d)
-            if (in[d] != 1) return std::nullopt;
-        if (b.step != 1 && b.len > 1) return std::nullopt;
+        if (!slice_read_view(v) && !contiguous_run(v)) return std::nullopt;
         return b.start * contiguous_strides(in)[axis] * dtype_size(val.dtype);
     }
 
@@ -185,8 +228,7 @@ struct Builder {
     // reader is a store view holds its result in the transpose's order.
     Strides layout_strides(VertexId v) const {
         const Value& val = graph.value(v);
-        if (val.role == Role::node && val.op == Op::transpose && val.attrs.has(kTransposeViewAttr) &&
-            val.attrs.get_string(kTransposeViewAttr) == kTransposeReadView) {
+        if (transpose_read_view(v)) {
             const Strides in = layout_strides(graph.operands(v)[0]);
             const auto& perm = val.attrs.get_ints("perm");
             const int rank = static_cast<int>(val.shape.size());
@@ -194,11 +236,17 @@ struct Builder {
             for (int d = 0; d < rank; ++d) st[d] = in[*normalize_axis(perm[d], rank)];
             return st;
         }
-        if (slice_read_view(v)) {
-            const auto [axis, b] = slice_axis_bounds(v);
-            Strides st = contiguous_strides(graph.value(graph.operands(v)[0]).shape);
-            st[axis] *= b.step;
-            return st;
+        if (slice_read_view(v)) return slice_strides(v);
+        if (val.role == Role::node && val.op == Op::reshape && aliases_operand(v)) {
+            // A strided operand's strides reshaped; slice_read_view admitted
+            // only reshapes whose strides exist.
+            const VertexId in = graph.operands(v)[0];
+            const Strides in_st = layout_strides(in);
+            if (in_st != contiguous_strides(graph.value(in).shape)) {
+                const auto st = reshape_strides(graph.value(in).shape, in_st, val.shape);
+                ANVIL_CHECK(st.has_value(), "decompose: reshape '" + val.name + "' of a strided view has no strides");
+                return *st;
+            }
         }
         if (auto c = stored_in_concat(v)) return contiguous_strides(graph.value(*c).shape);
         if (val.role == Role::node && val.op == Op::matmul) {
@@ -219,6 +267,14 @@ struct Builder {
         return contiguous_strides(buf(v).shape);
     }
 
+    // Every kind but the matmul reads its operands row-major: a strided view
+    // (slice_read_view) is made only where no such reader sees it.
+    void check_row_major(VertexId reader, VertexId in) const {
+        ANVIL_CHECK(graph.value(in).role != Role::node || layout_strides(in) == contiguous_strides(buf(in).shape),
+                    "decompose: '" + graph.value(reader).name + "' reads the strided view '" + graph.value(in).name +
+                        "' row-major");
+    }
+
     // The converting copy of a reshape that changes dtype: the operand read
     // in the output's shape, as a reshape keeps the row-major order.
     void reshape_copy_node(VertexId v) {
@@ -231,6 +287,8 @@ struct Builder {
     }
 
     ROp& add_rop(VertexId v, TaskKind kind, std::string suffix = "") {
+        if (kind != TaskKind::matmul)
+            for (VertexId in : graph.operands(v)) check_row_major(v, in);
         ROp op;
         op.name = graph.value(v).name + suffix;
         op.node = v;

@@ -105,6 +105,27 @@ ByteRange span2(int64_t base, int64_t origin, int64_t r0, int64_t r1, int64_t rs
     return {base + first * elem, base + (last + 1) * elem};
 }
 
+// The bytes of the same 2-D block, exactly where it is a block of a wider
+// matrix: one range per outer index (the dim of the larger stride) when one
+// outer index's span of inner elements ends before the next begins (a tile
+// of a column view, a head's columns of q, k or v), else span2's one range.
+// Past kMaxRuns outer indices the one range (a cover) is kept.
+void span2_runs(std::vector<ByteRange>& out, int64_t base, int64_t origin, int64_t r0, int64_t r1, int64_t rs,
+                int64_t c0, int64_t c1, int64_t cs, int elem) {
+    constexpr int64_t kMaxRuns = 1024;
+    const bool rows_outer = rs >= cs;
+    const int64_t o0 = rows_outer ? r0 : c0, o1 = rows_outer ? r1 : c1, os = rows_outer ? rs : cs;
+    const int64_t i0 = rows_outer ? c0 : r0, i1 = rows_outer ? c1 : r1, is = rows_outer ? cs : rs;
+    if (o1 - o0 <= 1 || i1 <= i0 || o1 - o0 > kMaxRuns || os <= (i1 - i0 - 1) * is + 1) {
+        out.push_back(span2(base, origin, r0, r1, rs, c0, c1, cs, elem));
+        return;
+    }
+    for (int64_t o = o0; o < o1; ++o) {
+        const int64_t first = origin + o * os + i0 * is, last = origin + o * os + (i1 - 1) * is;
+        out.push_back({base + first * elem, base + (last + 1) * elem});
+    }
+}
+
 Box full_box(const anvil_i64* shape, int rank) {
     Box box;
     box.rank = rank;
@@ -235,7 +256,27 @@ ByteRange tile_writes(const ROp& op, int tile) {
     throw InternalError("tile_writes: unknown task kind");
 }
 
+void matmul_operand_reads(const ROp& op, int tile, std::vector<ByteRange>& reads) {
+    const auto& p = std::get<MatmulParams>(op.params);
+    const MatmulTile t = matmul_tile(p, tile);
+    // Exact rows where they are columns of a wider tensor (a head of q or k
+    // in a joined q/k/v output); a fixed B (a weight no task writes) keeps
+    // the one range.
+    span2_runs(reads, p.a_off, t.a_batch, t.m0, t.m1, p.a_sm, 0, p.K, p.a_sk, size_of(op, 0));
+    if (p.b_fixed)
+        reads.push_back(span2(p.b_off, t.b_batch, 0, p.K, p.b_sk, t.n0, t.n1, p.b_sn, size_of(op, 1)));
+    else
+        span2_runs(reads, p.b_off, t.b_batch, 0, p.K, p.b_sk, t.n0, t.n1, p.b_sn, size_of(op, 1));
+}
+
 std::vector<ByteRange> tile_writes_all(const ROp& op, int tile) {
+    if (op.kind == TaskKind::matmul) {  // each row of a tile narrower than C's rows apart
+        const auto& p = std::get<MatmulParams>(op.params);
+        const MatmulTile t = matmul_tile(p, tile);
+        std::vector<ByteRange> w;
+        span2_runs(w, p.c_off, t.c_batch, t.m0, t.m1, p.c_sm, t.n0, t.n1, p.c_sn, size_of(op, 2));
+        return w;
+    }
     std::vector<ByteRange> w{tile_writes(op, tile)};
     if (const auto* p = std::get_if<RowParams>(&op.params); p && p->op == ANVIL_ROW_SPLIT_NORM && p->pre_off >= 0) {
         auto [b, e] = tile_span(tile, p->rows_per_tile, p->rows);
@@ -258,8 +299,7 @@ std::vector<ByteRange> tile_reads(const ROp& op, int tile) {
         case TaskKind::matmul: {
             const auto& p = std::get<MatmulParams>(op.params);
             MatmulTile t = matmul_tile(p, tile);
-            reads.push_back(span2(p.a_off, t.a_batch, t.m0, t.m1, p.a_sm, 0, p.K, p.a_sk, size_of(op, 0)));
-            reads.push_back(span2(p.b_off, t.b_batch, 0, p.K, p.b_sk, t.n0, t.n1, p.b_sn, size_of(op, 1)));
+            matmul_operand_reads(op, tile, reads);
             // A fused norm's gamma and beta, over the whole row.
             const int64_t offs[2] = {p.gamma_off, p.beta_off};
             const int dts[2] = {p.gamma_dtype, p.beta_dtype};

@@ -9,11 +9,15 @@ namespace anvil {
 // Tile footprints: the bytes a tile writes, and the byte ranges (a
 // conservative cover) that it reads, one per operand.
 ByteRange tile_writes(const ROp& op, int tile);
-// Every range a tile writes: tile_writes' and, for a split-K reduce that
+// Every range a tile writes: tile_writes' (a matmul's one per row where its
+// tile is narrower than C's rows) and, for a split-K reduce that
 // also stores the GEMM's result beside its row op's (RowParams::pre_off),
 // that result's rows.
 std::vector<ByteRange> tile_writes_all(const ROp& op, int tile);
 std::vector<ByteRange> tile_reads(const ROp& op, int tile);
+// The ranges tile_reads gives first for a matmul tile: A's, then B's (one
+// per row or column where the block is narrower than its matrix, else one).
+void matmul_operand_reads(const ROp& op, int tile, std::vector<ByteRange>& reads);
 // Bytes of shared memory one tile of `op` uses on `gpu`: the formulas of
 // rtasks/tiling.cuh that the rtasks' static_asserts use (the other kinds
 // only need a few words for block reductions); a GEMV's include its staged x.
