@@ -190,8 +190,10 @@ TEST_CASE("full-size models poll at most 64 counters per block", "[waits][fullsi
     // resnet18's default schedule polled 2,018 counters on its busiest block
     // with a counter per producer task (docs/perf/waits-*.json); llama_decode
     // 18,330 polls in all, 73 on its busiest block, before its attention
-    // copied nothing and took 128 q.K tiles a layer.
-    const std::vector<std::pair<const char*, int>> models = {{"resnet18.yaml", 10000}, {"llama_decode.yaml", 16000}};
+    // copied nothing and took 128 q.K tiles a layer; bert_base 19,812 and 78
+    // before its q/k/v joined into one GEMM (concat_siblings).
+    const std::vector<std::pair<const char*, int>> models = {
+        {"resnet18.yaml", 10000}, {"llama_decode.yaml", 16000}, {"bert_base.yaml", 15000}};
     for (const auto& [model, total] : models) {
         CAPTURE(model);
         const Schedule s = plan(zoo(model), "anvil", default_gpu());
@@ -202,11 +204,12 @@ TEST_CASE("full-size models poll at most 64 counters per block", "[waits][fullsi
     }
 }
 
-TEST_CASE("the full-size transformers poll at most 80 counters on their busiest block", "[waits][fullsize]") {
-    // Issue 13 asks for 64; bert_base polled 112 and vit_b16 123 before the
-    // norms joined the split-K reduce and the GEMMs, the softmax the score
-    // tile, and the policy broke near-ties by polls (ARCHITECTURE, "Not yet").
-    for (const char* model : {"bert_base.yaml", "vit_b16.yaml"}) {
+TEST_CASE("vit_b16 polls at most 80 counters on its busiest block", "[waits][fullsize]") {
+    // Issue 13's 64 is asked of resnet18, bert_base and llama_decode; vit_b16
+    // polled 123 before the norms joined the split-K reduce and the GEMMs,
+    // the softmax the score tile, the policy broke near-ties by polls and
+    // its q/k/v joined (ARCHITECTURE, "Not yet").
+    for (const char* model : {"vit_b16.yaml"}) {
         CAPTURE(model);
         const Schedule s = plan(zoo(model), "anvil", default_gpu());
         const nlohmann::json j = schedule_json(s, predict(s));
