@@ -574,9 +574,18 @@ void choose_reduce_mode(TileGraph& tg, int reduce, const Gpu& gpu, int grid_bloc
                               (split_k_reduce_tile_seconds(gpu, red) + gpu.task_overhead_s) +
                           gpu.sync_latency_s + poll_wait_seconds(gpu, 1);
     const double inline_s = split_k_reduce_tile_seconds(gpu, inl);
-    const std::string numbers = fmt::format(
+    std::string numbers = fmt::format(
         "{} tasks of {} rows after their last K slice {:.2f} us, a wave of {} tasks {:.2f} us", inl.tiles,
         std::get<RowParams>(inl.params).rows_per_tile, inline_s * 1e6, red.tiles, wave_s * 1e6);
+    if (const auto& rp = std::get<RowParams>(red.params); rp.op == ANVIL_ROW_SPLIT_SUM) {
+        // What one partial tile's outputs would take (a reduce tile per
+        // output tile: 2-D reduce tiles, not built; see ARCHITECTURE).
+        const auto& pp = std::get<MatmulParams>(partials_for(tg, red)->params);
+        ROp one = red;
+        std::get<RowParams>(one.params).rows_per_tile =
+            static_cast<int>(std::min<int64_t>(rp.rows, int64_t{std::min(pp.bm, pp.M)} * std::min(pp.bn, pp.N)));
+        numbers += fmt::format("; one partial tile's outputs alone {:.2f} us", split_k_reduce_tile_seconds(gpu, one) * 1e6);
+    }
     if (inline_s <= wave_s * 1.01) {
         red = std::move(inl);
         red.reduce_mode = "last slice: " + numbers;
