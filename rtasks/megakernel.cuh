@@ -206,6 +206,17 @@ ANVIL_DEVICE bool anvil_run_inline(int task, const AnvilTask* tasks, const Anvil
     return true;
 }
 
+// The tickets of task t and the reduces it completes: a call of its own
+// (ANVIL_TASK), taken only by tasks with tickets, so that the persistent
+// loop's registers do not pay for it.
+template <AnvilRunTask RUN>
+ANVIL_TASK bool anvil_run_tickets(AnvilTask t, const AnvilTask* tasks, AnvilSync sync, char* arena, AnvilStatus* status,
+                              unsigned long long timeout_ns, AnvilTraceSink sink, AnvilRing* ring) {
+    return anvil_take_tickets(t, sync, [&](int r) {
+        return anvil_run_inline<RUN>(r, tasks, sync, arena, status, timeout_ns, sink, *ring);
+    });
+}
+
 // Runs one task; false when the run is being stopped. Without ANVIL_TRACE
 // the sink is never read, and the compiler drops it. The ring goes first:
 // its copies stream while warp 0 polls.
@@ -236,9 +247,7 @@ ANVIL_DEVICE bool anvil_run_one(int task, int next, const AnvilTask* tasks, cons
     // A reduce this task completes runs here, between the task and the
     // ring's next one: it does not touch the ring (rowwise), whose copies
     // stay in flight.
-    if (!anvil_take_tickets(t, sync, [&](int r) {
-            return anvil_run_inline<RUN>(r, tasks, sync, arena, status, timeout_ns, sink, ring);
-        })) {
+    if (t.ticket_count > 0 && !anvil_run_tickets<RUN>(t, tasks, sync, arena, status, timeout_ns, sink, &ring)) {
         anvil_ring_drop();
         return false;
     }

@@ -28,26 +28,33 @@ using namespace anvil;
 namespace {
 
 // Plain split sums: M = 33 x N = 7, a batch of 3 x 43 rows x N = 129, and
-// M = 129 x N = 33 with a residual; K = 192, 320 and 256 (none a multiple
-// of the slices' tiles' rows or columns).
+// M = 129 x N = 33 with a residual (tiles that do not divide M or N: a
+// reduce task per row band); a batch of 2 x 64 x 96 with a bias (32 x 32
+// tiles divide it: a reduce task per partial output tile). K = 192, 320,
+// 256 and 256.
 Graph sum_cases(DType dtype) {
     return test::split_model(R"(inputs:
   - {name: x0, shape: [33, 192]}
   - {name: x1, shape: [3, 43, 320]}
   - {name: x2, shape: [129, 256]}
   - {name: r2, shape: [129, 33]}
+  - {name: x3, shape: [2, 64, 256]}
 params:
   - {name: w0, shape: [192, 7]}
   - {name: b0, shape: [7]}
   - {name: w1, shape: [320, 129]}
   - {name: w2, shape: [256, 33]}
+  - {name: w3, shape: [256, 96]}
+  - {name: b3, shape: [96]}
 nodes:
   - {name: m0, op: matmul, inputs: [x0, w0]}
   - {name: a0, op: add, inputs: [m0, b0]}
   - {name: m1, op: matmul, inputs: [x1, w1]}
   - {name: m2, op: matmul, inputs: [x2, w2]}
   - {name: a2, op: add, inputs: [m2, r2]}
-outputs: [a0, m1, a2]
+  - {name: m3, op: matmul, inputs: [x3, w3]}
+  - {name: a3, op: add, inputs: [m3, b3]}
+outputs: [a0, m1, a2, a3]
 )",
                              dtype);
 }
@@ -90,8 +97,8 @@ TileGraph by_last_slice(const Graph& g, int ways, int algo, bool norm) {
         for (int r = static_cast<int>(tg.rops.size()) - 1; r >= 0; --r)
             if (const auto* p = std::get_if<RowParams>(&tg.rops[r].params); p && p->op == ANVIL_ROW_SPLIT_SUM)
                 apply_row_op_in_reduce(tg, r, default_gpu(), default_gpu().sm_count * 2);
-    for (ROp& op : tg.rops)
-        if (is_reduce(op)) op = by_last_slice_rop(tg, op);
+    for (size_t r = 0; r < tg.rops.size(); ++r)
+        if (is_reduce(tg.rops[r])) set_by_last_slice(tg, static_cast<int>(r));
     verify_tile_graph(tg, default_gpu());
     return tg;
 }
@@ -115,21 +122,30 @@ TEST_CASE("last-slice reduce: split sums of ragged GEMMs against the reference, 
     const Schedule s = test::persistent(tg, blocks);
     const size_t joined = joined_tasks(s);
     CHECK(joined > 0);
-    for (const Task& t : s.tasks)
-        if (is_reduce(s.tiles.rops[t.rop])) CHECK(!t.joins.empty());  // every reduce: its inputs are params or inputs
+    int per_tile = 0;
+    for (const Task& t : s.tasks) {
+        if (!is_reduce(s.tiles.rops[t.rop])) continue;
+        CHECK(!t.joins.empty());  // every reduce: its inputs are params or inputs
+        // a3's reduce: a task per partial output tile, which joins its slices only.
+        if (std::get<RowParams>(s.tiles.rops[t.rop].params).kept_rank == 5) {
+            CHECK(t.joins.size() == static_cast<size_t>(std::get<RowParams>(s.tiles.rops[t.rop].params).row_len));
+            ++per_tile;
+        }
+    }
+    CHECK(per_tile == 2 * 2 * 3);  // 2 batches x 2 x 3 tiles of 32 x 32
     REQUIRE(find_races(s).empty());
     const TensorMap values = make_values(g, std::nullopt);
     const TensorMap host = run_host(s, values, test::checked(false));
-    test::expect_reference(g, values, host, 3);
+    test::expect_reference(g, values, host, 4);
     const TensorMap simt = run_host(s, values, test::checked(true));
-    test::expect_reference(g, values, simt, 3);
+    test::expect_reference(g, values, simt, 4);
     // The slices are summed in slice order whoever runs the reduce: the
     // same bits as the reduce as a wave of its own.
     const TileGraph wave = test::split_every_matmul(registers_only(g), dtype == DType::f32 ? 3 : 2,
                                                     dtype == DType::f32 ? ANVIL_MM_TILED : ANVIL_MM_TENSOR);
     const TensorMap apart = run_host(test::persistent(wave, blocks), values, test::checked(false));
     const TensorMap apart_simt = run_host(test::persistent(wave, blocks), values, test::checked(true));
-    for (const char* name : {"a0", "m1", "a2"}) {
+    for (const char* name : {"a0", "m1", "a2", "a3"}) {
         CAPTURE(name);
         CHECK(apart.at(name).bytes == host.at(name).bytes);
         CHECK(apart_simt.at(name).bytes == simt.at(name).bytes);
@@ -179,7 +195,7 @@ TEST_CASE("last-slice reduce: the policies' schedules run it where the cost mode
         CAPTURE(entry.name);
         const Schedule s = entry.fn(tg, default_gpu());
         CHECK(find_races(s).empty());
-        test::expect_reference(g, values, run_host(s, values, test::checked(false)), 3);
+        test::expect_reference(g, values, run_host(s, values, test::checked(false)), 4);
     }
 }
 
@@ -203,7 +219,7 @@ TEST_CASE("last-slice reduce: a ticket off by one, a skipped inline run and a dr
         const auto checks = check_outputs(g, run_host(s, values, opt), reference_execute(g, values));
         int failed = 0;
         for (const OutputCheck& c : checks) failed += !c.ok();
-        CHECK(failed == 3);
+        CHECK(failed == 4);
     }
     SECTION("a join dropped from the schedule: the race checker names the reduce") {
         int mutated = 0;
@@ -279,5 +295,21 @@ TEST_CASE("last-slice reduce: the cost model's choice is reported, and the flag 
             }
         }
         CHECK(reduces > 0);  // the model splits these GEMMs: their tiles leave the grid idle
+    }
+}
+
+TEST_CASE("last-slice reduce: the tickets on the device, split sums and the row op", "[last_slice][gpu]") {
+    REQUIRE_DEVICE();
+    for (DType dtype : {DType::f32, DType::f16}) {
+        CAPTURE(dtype_name(dtype));
+        const Graph sums = sum_cases(dtype);
+        const Schedule s = test::persistent(by_last_slice(sums, 3, ANVIL_MM_TILED, false), 64);
+        REQUIRE(joined_tasks(s) > 0);
+        const TensorMap values = make_values(sums, std::nullopt);
+        test::expect_reference(sums, values, run_cuda(s, values), 4);
+        const Graph norms = norm_cases(dtype);
+        const Schedule n = test::persistent(by_last_slice(norms, 2, ANVIL_MM_TILED, true));
+        const TensorMap nvalues = make_values(norms, std::nullopt);
+        test::expect_reference(norms, nvalues, run_cuda(n, nvalues), 2);
     }
 }

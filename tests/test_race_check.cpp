@@ -108,11 +108,10 @@ bool ordered(const Schedule& s, const Placement& at, int p, int c) {
 // (an independent check of task_producers' sweep). An empty range touches nothing.
 std::vector<std::vector<int>> brute_producers(const Schedule& s) {
     const size_t n = s.tasks.size();
-    std::vector<ByteRange> writes(n);
-    std::vector<std::vector<ByteRange>> reads(n);
+    std::vector<std::vector<ByteRange>> writes(n), reads(n);
     for (size_t t = 0; t < n; ++t) {
         const ROp& op = s.tiles.rops[s.tasks[t].rop];
-        writes[t] = tile_writes(op, s.tasks[t].tile);
+        writes[t] = tile_writes_all(op, s.tasks[t].tile);  // every range: a last-slice reduce's partials go by rows
         reads[t] = tile_reads(op, s.tasks[t].tile);
     }
     auto meet = [](ByteRange a, ByteRange b) {
@@ -122,7 +121,9 @@ std::vector<std::vector<int>> brute_producers(const Schedule& s) {
     for (size_t t = 0; t < n; ++t)
         for (size_t q = 0; q < n; ++q)
             if (s.tasks[q].rop != s.tasks[t].rop &&
-                std::any_of(reads[t].begin(), reads[t].end(), [&](ByteRange r) { return meet(writes[q], r); }))
+                std::any_of(reads[t].begin(), reads[t].end(), [&](ByteRange r) {
+                    return std::any_of(writes[q].begin(), writes[q].end(), [&](ByteRange w) { return meet(w, r); });
+                }))
                 producers[t].push_back(static_cast<int>(q));
     return producers;
 }

@@ -41,7 +41,7 @@ Schedule persistent_schedule(const std::string& policy, const TileGraph& tg, con
         const int block = order[t].block;
         ANVIL_CHECK(block >= 0 && block < blocks, "task placed on block " + std::to_string(block));
         block_of[t] = block;
-        if (tg.rops[order[t].rop].by_last_slice) {
+        if (tg.rops[order[t].rop].by_last_slice && tg.rops[order[t].rop].kind == TaskKind::rowwise) {
             // Run by the last of its K slices (the tasks that write the
             // partials it reads), when all else it reads comes before the
             // first of them (megakernel.cuh's argument); else queued here.

@@ -574,21 +574,12 @@ void choose_reduce_mode(TileGraph& tg, int reduce, const Gpu& gpu, int grid_bloc
                               (split_k_reduce_tile_seconds(gpu, red) + gpu.task_overhead_s) +
                           gpu.sync_latency_s + poll_wait_seconds(gpu, 1);
     const double inline_s = split_k_reduce_tile_seconds(gpu, inl);
-    std::string numbers = fmt::format(
+    const std::string numbers = fmt::format(
         "{} tasks of {} rows after their last K slice {:.2f} us, a wave of {} tasks {:.2f} us", inl.tiles,
         std::get<RowParams>(inl.params).rows_per_tile, inline_s * 1e6, red.tiles, wave_s * 1e6);
-    if (const auto& rp = std::get<RowParams>(red.params); rp.op == ANVIL_ROW_SPLIT_SUM) {
-        // What one partial tile's outputs would take (a reduce tile per
-        // output tile: 2-D reduce tiles, not built; see ARCHITECTURE).
-        const auto& pp = std::get<MatmulParams>(partials_for(tg, red)->params);
-        ROp one = red;
-        std::get<RowParams>(one.params).rows_per_tile =
-            static_cast<int>(std::min<int64_t>(rp.rows, int64_t{std::min(pp.bm, pp.M)} * std::min(pp.bn, pp.N)));
-        numbers += fmt::format("; one partial tile's outputs alone {:.2f} us", split_k_reduce_tile_seconds(gpu, one) * 1e6);
-    }
     if (inline_s <= wave_s * 1.01) {
-        red = std::move(inl);
-        red.reduce_mode = "last slice: " + numbers;
+        set_by_last_slice(tg, reduce);
+        tg.rops[reduce].reduce_mode = "last slice: " + numbers;
     } else {
         red.reduce_mode = "wave: " + numbers;
     }
@@ -682,11 +673,40 @@ ROp by_last_slice_rop(const TileGraph& tg, const ROp& red) {
     const int64_t band = std::min<int64_t>(pp.bm, pp.M);  // GEMM rows of one partial tile
     ROp out = red;
     auto& p = std::get<RowParams>(out.params);
-    const int64_t rows = rp.op == ANVIL_ROW_SPLIT_SUM ? band * rp.kept_shape[rp.kept_rank - 1] : band;
-    p.rows_per_tile = static_cast<int>(std::min<int64_t>(std::max<int64_t>(1, rp.rows), rows));
-    out.tiles = static_cast<int>(ceil_div(p.rows, p.rows_per_tile));
     out.by_last_slice = true;
+    if (rp.op == ANVIL_ROW_SPLIT_SUM) {
+        // A reduce tile per partial output tile where the tiles divide M and
+        // N: the kept dims [batch..][M / bm][N / bn][bm][bn], so a tile's
+        // outputs are consecutive (footprints by rows: footprint.cpp).
+        const int k = rp.kept_rank;
+        const int64_t M = rp.kept_shape[k - 2], N = rp.kept_shape[k - 1];
+        const int64_t bn = std::min<int64_t>(pp.bn, pp.N);
+        if (M % band == 0 && N % bn == 0 && (M > band || N > bn) && k + 2 <= ANVIL_MAX_RANK &&
+            rp.kept_in[k - 1] == 1) {
+            const anvil_i64 in_m = rp.kept_in[k - 2], out_m = rp.kept_out[k - 2], out_n = rp.kept_out[k - 1];
+            p.kept_rank = k + 2;
+            p.kept_shape[k - 2] = M / band, p.kept_shape[k - 1] = N / bn, p.kept_shape[k] = band, p.kept_shape[k + 1] = bn;
+            p.kept_in[k - 2] = band * in_m, p.kept_in[k - 1] = bn, p.kept_in[k] = in_m, p.kept_in[k + 1] = 1;
+            p.kept_out[k - 2] = band * out_m, p.kept_out[k - 1] = bn * out_n, p.kept_out[k] = out_m, p.kept_out[k + 1] = out_n;
+            p.rows_per_tile = static_cast<int>(band * bn);
+        } else {
+            p.rows_per_tile = static_cast<int>(std::min<int64_t>(std::max<int64_t>(1, rp.rows), band * N));
+        }
+    } else {
+        p.rows_per_tile = static_cast<int>(std::min<int64_t>(std::max<int64_t>(1, rp.rows), band));
+    }
+    out.tiles = static_cast<int>(ceil_div(p.rows, p.rows_per_tile));
     return out;
+}
+
+void set_by_last_slice(TileGraph& tg, int reduce) {
+    ROp red = by_last_slice_rop(tg, tg.rops.at(reduce));
+    // Its partials' footprints go by rows, so that a reduce tile joins
+    // only the partial tiles it reads (footprint.cpp).
+    const VertexId scratch = tg.buffers[red.reads.front()].storage;
+    for (ROp& op : tg.rops)
+        if (op.split_k > 1 && tg.buffers[op.node].storage == scratch) op.by_last_slice = true;
+    tg.rops[reduce] = std::move(red);
 }
 
 }  // namespace anvil
