@@ -69,6 +69,8 @@ struct AnvilSync {
     const unsigned* expected;  // per counter: how many tasks add to it in a run
     unsigned* counters;
     unsigned epoch;            // this run's number, from 1
+    const int* tickets;        // ticket counter ids, per task tickets[ticket_begin .. + ticket_count)
+    const int* ticket_tasks;   // beside each: the task its last taker runs (in no queue)
 };
 
 // Warp 0 waits for every counter `task` waits on, lane i polling counters
@@ -116,6 +118,29 @@ ANVIL_DEVICE void anvil_publish(const AnvilTask& t, const AnvilSync& sync) {
         anvil_add_release(sync.counters + sync.signals[t.signal_begin + i], 1u);
 }
 
+// After a task's arrivals, its tickets: a split-K reduce task run by the last
+// of its K slices to arrive (Task::joins) is in no queue. Each slice, once
+// published, takes one ticket of it (thread 0, acq_rel, after the
+// publish's barrier: the block's stores are released with it); the taker
+// of the last one (expected * epoch - 1 before its add: tickets are never
+// reset, like counters) acquires every earlier taker's release, and the
+// broadcast's barrier hands that to the whole block, which then runs the
+// reduce at once (`run`: its waits, body and arrivals). Why this cannot
+// deadlock: the reduce needs its slices (all arrived) and otherwise only
+// tasks before its first slice in the global order (persistent_schedule
+// inlines no other), so it runs where that slice's block would already be
+// able to wait (see the argument above).
+template <class RunInline>
+ANVIL_DEVICE bool anvil_take_tickets(const AnvilTask& t, const AnvilSync& sync, const RunInline& run) {
+    for (int i = 0; i < t.ticket_count; ++i) {
+        const int k = sync.tickets[t.ticket_begin + i];
+        int last = 0;
+        if (anvil_thread() == 0) last = anvil_take_ticket(sync.counters + k) == sync.expected[k] * sync.epoch - 1u;
+        if (anvil_block_broadcast(last) && !run(sync.ticket_tasks[t.ticket_begin + i])) return false;
+    }
+    return true;
+}
+
 // Where a task's timeline goes: null, or one record per task (ANVIL_TRACE).
 struct AnvilTraceSink {
     AnvilTraceRecord* records;
@@ -156,6 +181,42 @@ ANVIL_DEVICE void anvil_ring_drop() {
 #endif
 }
 
+// A task run by the last taker of its ticket (anvil_take_tickets): its
+// waits, its body, its arrivals; false when the run is being stopped.
+template <AnvilRunTask RUN>
+ANVIL_DEVICE bool anvil_run_inline(int task, const AnvilTask* tasks, const AnvilSync& sync, char* arena,
+                                   AnvilStatus* status, unsigned long long timeout_ns, AnvilTraceSink sink,
+                                   AnvilRing& ring) {
+    const AnvilTask t = tasks[task];
+#ifdef ANVIL_TRACE
+    const unsigned long long ready = anvil_now_ns();
+#endif
+    if (!anvil_wait_counters(task, t, sync, status, timeout_ns)) return false;
+#ifdef ANVIL_TRACE
+    const unsigned long long start = anvil_now_ns();
+#endif
+    RUN(t.op, t.tile, arena, status, task, &ring);
+    anvil_publish(t, sync);
+#ifdef ANVIL_TRACE
+    if (sink.records && anvil_thread() == 0)
+        sink.records[task] = AnvilTraceRecord{ready, start, anvil_now_ns(), sink.sm, sink.block};
+#else
+    (void)sink;
+#endif
+    return true;
+}
+
+// The tickets of task t and the reduces it completes: a call of its own
+// (ANVIL_TASK), taken only by tasks with tickets, so that the persistent
+// loop's registers do not pay for it.
+template <AnvilRunTask RUN>
+ANVIL_TASK bool anvil_run_tickets(AnvilTask t, const AnvilTask* tasks, AnvilSync sync, char* arena, AnvilStatus* status,
+                              unsigned long long timeout_ns, AnvilTraceSink sink, AnvilRing* ring) {
+    return anvil_take_tickets(t, sync, [&](int r) {
+        return anvil_run_inline<RUN>(r, tasks, sync, arena, status, timeout_ns, sink, *ring);
+    });
+}
+
 // Runs one task; false when the run is being stopped. Without ANVIL_TRACE
 // the sink is never read, and the compiler drops it. The ring goes first:
 // its copies stream while warp 0 polls.
@@ -177,13 +238,20 @@ ANVIL_DEVICE bool anvil_run_one(int task, int next, const AnvilTask* tasks, cons
 #endif
     RUN(t.op, t.tile, arena, status, task, &ring);
     anvil_publish(t, sync);
-    anvil_ring_leave(ring);
 #ifdef ANVIL_TRACE
     if (sink.records && anvil_thread() == 0)
         sink.records[task] = AnvilTraceRecord{ready, start, anvil_now_ns(), sink.sm, sink.block};
 #else
     (void)sink;
 #endif
+    // A reduce this task completes runs here, between the task and the
+    // ring's next one: it does not touch the ring (rowwise), whose copies
+    // stay in flight.
+    if (t.ticket_count > 0 && !anvil_run_tickets<RUN>(t, tasks, sync, arena, status, timeout_ns, sink, &ring)) {
+        anvil_ring_drop();
+        return false;
+    }
+    anvil_ring_leave(ring);
     return true;
 }
 
@@ -235,6 +303,21 @@ static bool anvil_host_task(int task, int next, const AnvilTask* tasks, const An
     anvil_barrier();  // every thread's stores are done
     if (anvil_thread() == 0) observe(observe_ctx, task, 1);
     anvil_publish(t, sync);
+    // The reduces it completes, observed as the queued tasks are.
+    auto run_inline = [&](int r) {
+        const AnvilTask rt = tasks[r];
+        if (!anvil_wait_counters(r, rt, sync, status, timeout_ns)) return false;
+        if (anvil_thread() == 0) observe(observe_ctx, r, 0);
+        RUN(rt.op, rt.tile, arena, status, r, &ring);
+        anvil_barrier();
+        if (anvil_thread() == 0) observe(observe_ctx, r, 1);
+        anvil_publish(rt, sync);
+        return true;
+    };
+    if (!anvil_take_tickets(t, sync, run_inline)) {
+        anvil_ring_drop();
+        return false;
+    }
     anvil_ring_leave(ring);
     return true;
 }

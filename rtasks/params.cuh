@@ -330,6 +330,8 @@ struct AnvilTask {
     int wait_count;
     int signal_begin;
     int signal_count;
+    int ticket_begin;  // the tickets it takes after its arrivals (AnvilSync::tickets)
+    int ticket_count;
 };
 
 // What went wrong in a run, written once by the first task that fails.

@@ -231,6 +231,14 @@ ANVIL_DEVICE void anvil_store_release(unsigned* p, unsigned v) {
 ANVIL_DEVICE void anvil_add_release(unsigned* p, unsigned v) {
     asm volatile("red.release.gpu.add.u32 [%0], %1;" ::"l"(p), "r"(v) : "memory");
 }
+// A ticket: adds 1 and returns the old value, ordered after this thread's
+// (through a barrier, its block's) earlier stores and before its later
+// loads: the last of a ticket's takers sees what every earlier one released.
+ANVIL_DEVICE unsigned anvil_take_ticket(unsigned* p) {
+    unsigned old;
+    asm volatile("atom.acq_rel.gpu.add.u32 %0, [%1], 1;" : "=r"(old) : "l"(p) : "memory");
+    return old;
+}
 ANVIL_DEVICE int anvil_load_relaxed(const int* p) {
     int v;
     asm volatile("ld.relaxed.gpu.s32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
@@ -343,6 +351,7 @@ ANVIL_DEVICE void anvil_store16(void* p, const anvil_u32x4& v) { memcpy(p, &v, s
 ANVIL_DEVICE unsigned anvil_load_acquire(const unsigned* p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
 ANVIL_DEVICE void anvil_store_release(unsigned* p, unsigned v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
 ANVIL_DEVICE void anvil_add_release(unsigned* p, unsigned v) { __atomic_fetch_add(p, v, __ATOMIC_RELEASE); }
+ANVIL_DEVICE unsigned anvil_take_ticket(unsigned* p) { return __atomic_fetch_add(p, 1u, __ATOMIC_ACQ_REL); }
 ANVIL_DEVICE int anvil_load_relaxed(const int* p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
 ANVIL_DEVICE int anvil_cas(int* p, int expected, int desired) {
     __atomic_compare_exchange_n(p, &expected, desired, false, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);

@@ -145,7 +145,7 @@ TEST_CASE("plan_waits: a whole rOp is one counter; a known one is not polled aga
     tg.rops[2].tiles = 2;
     std::vector<Task> tasks;
     for (int r = 0; r < 3; ++r)
-        for (int tile = 0; tile < tg.rops[r].tiles; ++tile) tasks.push_back(Task{r, tile, {}, {}});
+        for (int tile = 0; tile < tg.rops[r].tiles; ++tile) tasks.push_back(Task{r, tile, {}, {}, {}});
     // a0..a3 on blocks 0..3; b0, b1 on blocks 0, 1; c0 on block 0, c1 on block 2.
     std::vector<int> block = {0, 1, 2, 3, 0, 1, 0, 2};
     std::vector<std::vector<int>> needed(tasks.size());

@@ -450,6 +450,7 @@ int main(int argc, char** argv) {
     std::string gpu_help = "target GPU, a description in kernels_db/gpus:";
     for (const std::string& g : known_gpus()) gpu_help += " " + g;
     bool tensor_cores = true;
+    bool last_slice_reduce = true;
     std::string precision = "f32";
     Specialisation spec;
     int repeat = 0;
@@ -461,6 +462,9 @@ int main(int argc, char** argv) {
         cmd->add_flag("--tensor-cores,!--no-tensor-cores", tensor_cores,
                       "let policies pick mma.sync tensor-core matmul and conv2d tiles for f16/bf16 (the default; "
                       "--no-tensor-cores keeps every matmul and conv on CUDA cores)");
+        cmd->add_flag("--last-slice-reduce,!--no-last-slice-reduce", last_slice_reduce,
+                      "let the cost model have a split-K reduce run by the last K slice to arrive, in its block "
+                      "(the default; --no-last-slice-reduce keeps every reduce a wave of its own, for comparisons)");
         cmd->add_option("--precision", precision,
                         "f32 matmuls and convs: f32 (exact, CUDA cores), tf32 (tensor cores, 10-bit mantissas; the run's "
                         "check allows 1e-2) or 3xtf32 (tensor cores, three TF32 products: f32 accuracy)")
@@ -499,6 +503,7 @@ int main(int argc, char** argv) {
     };
     auto with_options = [&](Gpu g) {
         g.tensor_core_tiles = tensor_cores;
+        g.last_slice_reduce = last_slice_reduce;
         g.f32_precision = parse_precision(precision);
         if (max_memory_given) g.memory_bytes = parse_memory_size(max_memory, "--max-memory");
         return g;

@@ -42,7 +42,7 @@ const char* const kRtaskOrder[] = {"params.cuh",      "tiling.cuh",  "simt.cuh",
                                    "channel.cuh",     "gather.cuh",   "gemv.cuh",
                                    "megakernel.cuh"};
 
-static_assert(sizeof(AnvilTask) == 6 * 4, "AnvilTask changed: update the task table");
+static_assert(sizeof(AnvilTask) == 8 * 4, "AnvilTask changed: update the task table");
 static_assert(sizeof(AnvilROpRef) == 2 * 4, "AnvilROpRef changed: update emit_rops");
 
 // What emission needs to know of each kind: its device template, how many
@@ -254,24 +254,31 @@ void emit_header(std::ostringstream& o, const Schedule& s) {
 void emit_tasks(std::ostringstream& o, const Schedule& s) {
     const int ntasks = static_cast<int>(s.tasks.size());
     const SyncCounters sync = sync_counters(s);
-    o << "// ---- tasks: {op, tile, wait_begin, wait_count, signal_begin, signal_count}\n"
+    o << "// ---- tasks: {op, tile, wait_begin, wait_count, signal_begin, signal_count, ticket_begin, ticket_count}\n"
       << "ANVIL_TABLE AnvilTask anvil_tasks[] = {\n";
-    std::vector<int> waits, signals;
+    std::vector<int> waits, signals, tickets, ticket_tasks;
     for (int t = 0; t < ntasks; ++t) {
         const Task& task = s.tasks[t];
         ANVIL_CHECK(task.rop >= 0 && task.rop < static_cast<int>(s.tiles.rops.size()),
                     "task " + std::to_string(t) + " names rOp " + std::to_string(task.rop));
         o << "    {" << task.rop << ", " << task.tile << ", " << waits.size() << ", " << sync.waits[t].size() << ", "
-          << signals.size() << ", " << sync.signals[t].size() << "},\n";
+          << signals.size() << ", " << sync.signals[t].size() << ", " << tickets.size() << ", "
+          << sync.tickets[t].size() << "},\n";
         waits.insert(waits.end(), sync.waits[t].begin(), sync.waits[t].end());
         signals.insert(signals.end(), sync.signals[t].begin(), sync.signals[t].end());
+        for (int k : sync.tickets[t]) {
+            tickets.push_back(k);
+            ticket_tasks.push_back(sync.ticket_task[k]);
+        }
     }
-    if (s.tasks.empty()) o << "    {0, 0, 0, 0, 0, 0},\n";
+    if (s.tasks.empty()) o << "    {0, 0, 0, 0, 0, 0, 0, 0},\n";
     std::vector<int> expected;
     for (const auto& m : sync.members) expected.push_back(static_cast<int>(m.size()));
     o << "};\n// ---- counters: " << sync.count() << " (" << s.groups.size()
       << " groups of tiles, then single tasks); the tasks each counter counts\n"
       << int_array("anvil_waits", waits) << int_array("anvil_signals", signals)
+      << "// ---- tickets: per task the ticket counters it takes, beside each the task its last taker runs\n"
+      << int_array("anvil_tickets", tickets) << int_array("anvil_ticket_tasks", ticket_tasks)
       << "ANVIL_TABLE unsigned anvil_expected[] = {";
     for (size_t i = 0; i < expected.size(); ++i) o << (i % 16 == 0 ? "\n    " : " ") << expected[i] << "u,";
     if (expected.empty()) o << "0u";
@@ -337,6 +344,11 @@ struct Kernels {
 
 Kernels group_kernels(const Schedule& s, const Variants& v) {
     Kernels k;
+    // A task run by the last of its joins (in no queue) runs in their kernel.
+    std::vector<std::vector<int>> inline_runs(s.tasks.size());
+    for (size_t r = 0; r < s.tasks.size(); ++r)
+        for (int j : s.tasks[r].joins)
+            if (j >= 0 && j < static_cast<int>(s.tasks.size())) inline_runs[j].push_back(static_cast<int>(r));
     std::map<std::set<int>, int> ids;
     for (size_t l = 0; l < s.launches.size(); ++l) {
         std::set<int> used;
@@ -345,6 +357,7 @@ Kernels group_kernels(const Schedule& s, const Variants& v) {
                 ANVIL_CHECK(t >= 0 && t < static_cast<int>(s.tasks.size()),
                             "launch " + std::to_string(l) + " queues task " + std::to_string(t));
                 used.insert(v.rops[s.tasks[t].rop].variant);
+                for (int r : inline_runs[t]) used.insert(v.rops[s.tasks[r].rop].variant);
             }
         auto [it, fresh] = ids.emplace(used, static_cast<int>(k.names.size()));
         if (fresh) {
@@ -407,7 +420,8 @@ void emit_cuda_entries(std::ostringstream& o, const Kernels& k) {
           << "    const int b = anvil_launch_block0[launch] + (int)blockIdx.x;\n"
           << "    if (b >= anvil_launch_block0[launch + 1]) return;\n"
           << "    const AnvilTraceSink sink = {trace, anvil_smid(), blockIdx.x};\n"
-          << "    const AnvilSync sync = {anvil_waits, anvil_signals, anvil_expected, counters, epoch};\n"
+          << "    const AnvilSync sync = {anvil_waits, anvil_signals, anvil_expected, counters, epoch, anvil_tickets,\n"
+          << "                            anvil_ticket_tasks};\n"
           << "    anvil_run_queue<run_task_" << K << ", stream_task_" << K
           << ">(anvil_queue + anvil_qoff[b], anvil_qoff[b + 1] - anvil_qoff[b],\n"
           << "        anvil_tasks, sync, arena, status, timeout_ns, sink);\n"
@@ -427,7 +441,8 @@ void emit_host_entries(std::ostringstream& o, const Schedule& s, const Kernels& 
       << "    const unsigned long long timeout_ns = (unsigned long long)(timeout_s * 1e9);\n"
       << "    const int* qoff = anvil_qoff + anvil_launch_block0[launch];\n"
       << "    const int blocks = anvil_host_block_count(launch);\n"
-      << "    const AnvilSync sync = {anvil_waits, anvil_signals, anvil_expected, counters, epoch};\n"
+      << "    const AnvilSync sync = {anvil_waits, anvil_signals, anvil_expected, counters, epoch, anvil_tickets,\n"
+          << "                            anvil_ticket_tasks};\n"
       << "    switch (launch) {\n";
     for (size_t l = 0; l < s.launches.size(); ++l)
         o << "        case " << l << ": anvil_host_run_blocks<run_task_" << k.of_launch[l] << ", stream_task_"

@@ -363,7 +363,7 @@ std::vector<ROpCost> tile_costs_in_order(const TileGraph& tg, const Gpu& g) {
     Schedule s;
     s.gpu = g;
     s.tiles = tg;
-    for (size_t r = 0; r < tg.rops.size(); ++r) s.tasks.push_back(Task{static_cast<int>(r), 0, {}, {}});
+    for (size_t r = 0; r < tg.rops.size(); ++r) s.tasks.push_back(Task{static_cast<int>(r), 0, {}, {}, {}});
     std::vector<ROpCost> costs = traffic(s);
     for (size_t r = 0; r < tg.rops.size(); ++r) costs[r].tile_s = tile_seconds(g, tg.rops[r], costs[r]);
     return costs;
@@ -469,15 +469,44 @@ void play(const Gpu& g, const Timeline& tl, Prediction& p) {
                 tasks.push_back(t);
             }
         std::sort(tasks.begin(), tasks.end());  // dependencies point backwards: play in global order
+        // Joined tasks (in no queue): each is played as soon as its joins
+        // all are, on the block of the one that ends last.
+        std::vector<std::vector<int>> completes;  // per task: the joined tasks it may complete
+        std::vector<int> joins_left;
+        if (!tl.joins.empty()) {
+            completes.resize(n);
+            joins_left.assign(n, 0);
+            for (size_t r = 0; r < n; ++r)
+                for (int j : tl.joins[r]) {
+                    completes[j].push_back(static_cast<int>(r));
+                    ++joins_left[r];
+                }
+        }
         std::vector<int> slot_of_block(launch.queues.size(), -1);
         double end = begin;
-        for (int t : tasks) {
+        std::vector<int> pending;
+        for (size_t i = 0; i < tasks.size() || !pending.empty();) {
+            int t;
+            bool joined = false;
+            if (!pending.empty()) {
+                t = pending.back();
+                pending.pop_back();
+                joined = true;
+                int last = tl.joins[t].front();
+                for (int j : tl.joins[t])
+                    if (p.end_s[j] > p.end_s[last]) last = j;
+                block_of[t] = block_of[last];
+            } else {
+                t = tasks[i++];
+            }
             const int b = block_of[t];
             int& slot = slot_of_block[b];
             if (slot < 0)  // a block is placed when it starts: statically, or in the slot that frees first
                 slot = persistent ? b : static_cast<int>(std::min_element(slot_free.begin(), slot_free.end()) - slot_free.begin());
             const int sm = slot % g.sm_count;
             double ready = slot_free[slot];
+            if (joined)  // right after its last join (the block's later tasks may have been played already)
+                for (int j : tl.joins[t]) ready = std::max(ready, p.end_s[j]);
             for (int k : tl.waits[t]) {
                 // A counter is complete when its last member has published
                 // (members precede their waiters: played already); its
@@ -503,6 +532,9 @@ void play(const Gpu& g, const Timeline& tl, Prediction& p) {
             slot_free[slot] = p.end_s[t];
             p.sm_busy_s[sm] += busy / share;
             end = std::max(end, p.end_s[t]);
+            if (!completes.empty())
+                for (int r : completes[t])
+                    if (--joins_left[r] == 0) pending.push_back(r);
         }
         p.launch_end_s.push_back(end);
         now = end;
@@ -522,6 +554,10 @@ Timeline schedule_timeline(const Schedule& s) {
     for (const auto& w : sync.waits) tl.poll_rounds.push_back(std::ceil(static_cast<double>(w.size()) / 32.0));
     tl.waits = std::move(sync.waits);
     tl.members = std::move(sync.members);
+    bool any_joins = false;
+    for (const Task& t : s.tasks) any_joins = any_joins || !t.joins.empty();
+    if (any_joins)
+        for (const Task& t : s.tasks) tl.joins.push_back(t.joins);
     // A plain launch's blocks share an SM as far as the megakernel's could.
     tl.blocks_per_sm = std::max(s.blocks_per_sm, megakernel_blocks_per_sm(s.tiles, s.gpu));
     return tl;

@@ -86,6 +86,9 @@ struct Timeline {
     std::vector<double> poll_rounds;         // per task: rounds of counter polls
     std::vector<double> tile_s, work_s;      // per rOp: one tile alone, and its throughput part
     int blocks_per_sm = 1;                   // co-resident blocks per SM
+    // Per task: the tasks the last of which runs it (Task::joins; empty:
+    // queued). Played on that one's block right after it.
+    std::vector<std::vector<int>> joins;
 };
 
 // The schedule's timeline without its tiles' times: launches, each task's

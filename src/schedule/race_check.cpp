@@ -124,6 +124,15 @@ std::vector<Race> find_races(const Schedule& s) {
                 if (i > 0) queue_prev[q[i]] = q[i - 1];
             }
         }
+    // A task run by the last of its joins to publish (Task::joins) is on no
+    // block that another task knows by queue order: a block of its own.
+    constexpr int kOwnBlock0 = 1 << 30;  // above every real block
+    for (int t = 0; t < n; ++t)
+        if (!s.tasks[t].joins.empty()) {
+            launch_of[t] = launch_of[s.tasks[t].joins.front()];
+            block_of[t] = kOwnBlock0 + t;
+            position_of[t] = 1;
+        }
 
     std::vector<Race> races;
     std::unique_ptr<BufferIndex> buffers;  // built on the first race
@@ -142,6 +151,9 @@ std::vector<Race> find_races(const Schedule& s) {
     std::vector<char> counter_done(counters.count(), 0);
     for (int t = 0; t < n; ++t) {
         Clock c = queue_prev[t] >= 0 ? clock[queue_prev[t]] : Clock{};
+        // Ticket-joined: the last taker acquired every join's release, so
+        // the task comes after all of them (and what they knew), nothing else.
+        for (int j : s.tasks[t].joins) join_into(c, clock[j]);
         for (int k : counters.waits[t]) {
             if (!counter_done[k]) {  // its members all precede t (verify_schedule): their clocks are final
                 for (int m : counters.members[k]) join_into(counter_clock[k], clock[m]);

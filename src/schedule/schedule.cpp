@@ -1,6 +1,7 @@
 #include "schedule/schedule.h"
 #include "schedule/sync_counters.h"
 
+#include <algorithm>
 #include <cctype>
 #include <set>
 #include <string>
@@ -30,6 +31,17 @@ void verify_schedule(const Schedule& s) {
             }
     for (int t = 0; t < n; ++t) {
         const Task& task = s.tasks[t];
+        if (!task.joins.empty()) {
+            // Run by the last of its joins: in no queue, in their launch.
+            if (launch_of[t] != -1) fail("task " + std::to_string(t) + " joins earlier tasks but is queued too");
+            for (int j : task.joins) {
+                if (j < 0 || j >= t) fail("task " + std::to_string(t) + " joins task " + std::to_string(j) + ", not an earlier one");
+                if (!s.tasks[j].joins.empty()) fail("task " + std::to_string(t) + " joins task " + std::to_string(j) + ", which is in no queue");
+                if (launch_of[j] != launch_of[task.joins.front()])
+                    fail("task " + std::to_string(t) + " joins tasks of two launches");
+            }
+            launch_of[t] = launch_of[task.joins.front()];
+        }
         if (launch_of[t] == -1) fail("task " + std::to_string(t) + " is in no queue");
         if (task.rop < 0 || task.rop >= static_cast<int>(s.tiles.rops.size()) || task.tile < 0 ||
             task.tile >= s.tiles.rops[task.rop].tiles)
@@ -49,6 +61,13 @@ void verify_schedule(const Schedule& s) {
     for (int t = 0; t < n; ++t)
         for (int g : s.tasks[t].waits)
             for (int m : c.members[g]) {
+                // A joined task runs on its last join's block, as soon as
+                // that one publishes: what it waits for must come before its
+                // first join, or that block could wait for its own future.
+                if (!s.tasks[t].joins.empty() && m >= *std::min_element(s.tasks[t].joins.begin(), s.tasks[t].joins.end()))
+                    fail("task " + std::to_string(t) + ", run by the last of its joins, waits for " +
+                         counter_str(s, c, g) + ", which holds task " + std::to_string(m) +
+                         ", not earlier than its first join");
                 if (m >= t)
                     fail("task " + std::to_string(t) + " waits for " + counter_str(s, c, g) + ", which holds task " +
                          std::to_string(m) + ", not earlier in the global order");

@@ -18,6 +18,11 @@ struct Task {
     int tile = 0;
     std::vector<int> deps;   // task ids, all smaller than this task's id, same launch
     std::vector<int> waits;  // counter groups (Schedule::groups) it waits for
+    // Not empty: the task is in no queue; the last of these (earlier tasks,
+    // one launch: a split-K reduce's K slices) to publish runs it, after a
+    // ticket each (rtasks/megakernel.cuh, anvil_take_tickets). Its waits then
+    // name only counters whose tasks all precede the first of them.
+    std::vector<int> joins;
 };
 
 // An arrival counter shared by a region of one rOp's output: the tasks of

@@ -9,6 +9,7 @@
 
 #include "anvil/error.h"
 #include "schedule/cost_model.h"
+#include "schedule/cost_terms.h"
 #include "schedule/task_graph.h"
 #include "schedule/variants.h"
 #include "tile/footprint.h"
@@ -541,6 +542,49 @@ std::pair<ROp, SplitChoice> conv_tile_and_split(const ROp& op, const Gpu& gpu, c
     return {op, own};
 }
 
+// The rOp that writes the partials split-K reduce `red` sums.
+const ROp* partials_for(const TileGraph& tg, const ROp& red) {
+    const VertexId scratch = tg.buffers[red.reads.front()].storage;
+    for (const ROp& op : tg.rops)
+        if (op.split_k > 1 && tg.buffers[op.node].storage == scratch) return &op;
+    return nullptr;
+}
+
+// Whether split-K reduce `reduce` runs as a wave of its own or, in the
+// block of the last of its K slices to arrive, at once (Task::joins): the
+// wave pays a sync latency and a poll on its consumer's path, and its
+// tasks' polls; the inline reduce makes that block's last partial tile
+// longer by the reduce of the tile's whole row band (rows per task: the
+// band, so a slice joins one reduce task and a reduce task few slices).
+// Taken when predicted within 1% of the wave (closer than the model can
+// tell), the polls being fewer.
+void choose_reduce_mode(TileGraph& tg, int reduce, const Gpu& gpu, int grid_blocks) {
+    ROp& red = tg.rops[reduce];
+    if (!gpu.last_slice_reduce) {
+        red.reduce_mode = "wave: --no-last-slice-reduce";
+        return;
+    }
+    const std::string why_not = why_not_by_last_slice(tg, red);
+    if (!why_not.empty()) {
+        red.reduce_mode = "wave: " + why_not;
+        return;
+    }
+    ROp inl = by_last_slice_rop(tg, red);
+    const double wave_s = std::ceil(double(red.tiles) / std::max(1, grid_blocks)) *
+                              (split_k_reduce_tile_seconds(gpu, red) + gpu.task_overhead_s) +
+                          gpu.sync_latency_s + poll_wait_seconds(gpu, 1);
+    const double inline_s = split_k_reduce_tile_seconds(gpu, inl);
+    const std::string numbers = fmt::format(
+        "{} tasks of {} rows after their last K slice {:.2f} us, a wave of {} tasks {:.2f} us", inl.tiles,
+        std::get<RowParams>(inl.params).rows_per_tile, inline_s * 1e6, red.tiles, wave_s * 1e6);
+    if (inline_s <= wave_s * 1.01) {
+        set_by_last_slice(tg, reduce);
+        tg.rops[reduce].reduce_mode = "last slice: " + numbers;
+    } else {
+        red.reduce_mode = "wave: " + numbers;
+    }
+}
+
 }  // namespace
 
 TileGraph apply_split_k(const TileGraph& tg, const Gpu& gpu) {
@@ -584,6 +628,10 @@ TileGraph apply_split_k(const TileGraph& tg, const Gpu& gpu) {
     for (int r = static_cast<int>(out.rops.size()) - 1; r >= 0; --r)
         if (const auto* p = std::get_if<RowParams>(&out.rops[r].params); p && p->op == ANVIL_ROW_SPLIT_SUM)
             apply_row_op_in_reduce(out, r, gpu, grid);
+    for (size_t r = 0; r < out.rops.size(); ++r)
+        if (const auto* p = std::get_if<RowParams>(&out.rops[r].params);
+            p && (p->op == ANVIL_ROW_SPLIT_SUM || p->op == ANVIL_ROW_SPLIT_NORM))
+            choose_reduce_mode(out, static_cast<int>(r), gpu, grid);
     return out;
 }
 
@@ -604,6 +652,61 @@ int apply_row_op_in_reduce(TileGraph& tg, int reduce, const Gpu& gpu, int grid_b
     if (plan.place == reduce) return reduce;
     std::rotate(tg.rops.begin() + reduce, tg.rops.begin() + reduce + 1, tg.rops.begin() + plan.row);
     return plan.row - 1;
+}
+
+std::string why_not_by_last_slice(const TileGraph& tg, const ROp& red) {
+    const auto* rp = std::get_if<RowParams>(&red.params);
+    ANVIL_CHECK(red.kind == TaskKind::rowwise && rp && (rp->op == ANVIL_ROW_SPLIT_SUM || rp->op == ANVIL_ROW_SPLIT_NORM),
+                "why_not_by_last_slice: rOp '" + red.name + "' is no split-K reduce");
+    const ROp* part = partials_for(tg, red);
+    ANVIL_CHECK(part, "why_not_by_last_slice: no rOp writes the partials of '" + red.name + "'");
+    if (part->kind != TaskKind::matmul || (rp->op == ANVIL_ROW_SPLIT_SUM && rp->kept_rank < 2))
+        return "a conv2d's partial tiles are not whole row bands of its output";
+    return "";
+}
+
+ROp by_last_slice_rop(const TileGraph& tg, const ROp& red) {
+    const std::string why_not = why_not_by_last_slice(tg, red);
+    ANVIL_CHECK(why_not.empty(), "by_last_slice_rop: '" + red.name + "': " + why_not);
+    const auto& rp = std::get<RowParams>(red.params);
+    const auto& pp = std::get<MatmulParams>(partials_for(tg, red)->params);
+    const int64_t band = std::min<int64_t>(pp.bm, pp.M);  // GEMM rows of one partial tile
+    ROp out = red;
+    auto& p = std::get<RowParams>(out.params);
+    out.by_last_slice = true;
+    if (rp.op == ANVIL_ROW_SPLIT_SUM) {
+        // A reduce tile per partial output tile where the tiles divide M and
+        // N: the kept dims [batch..][M / bm][N / bn][bm][bn], so a tile's
+        // outputs are consecutive (footprints by rows: footprint.cpp).
+        const int k = rp.kept_rank;
+        const int64_t M = rp.kept_shape[k - 2], N = rp.kept_shape[k - 1];
+        const int64_t bn = std::min<int64_t>(pp.bn, pp.N);
+        if (M % band == 0 && N % bn == 0 && (M > band || N > bn) && k + 2 <= ANVIL_MAX_RANK &&
+            rp.kept_in[k - 1] == 1) {
+            const anvil_i64 in_m = rp.kept_in[k - 2], out_m = rp.kept_out[k - 2], out_n = rp.kept_out[k - 1];
+            p.kept_rank = k + 2;
+            p.kept_shape[k - 2] = M / band, p.kept_shape[k - 1] = N / bn, p.kept_shape[k] = band, p.kept_shape[k + 1] = bn;
+            p.kept_in[k - 2] = band * in_m, p.kept_in[k - 1] = bn, p.kept_in[k] = in_m, p.kept_in[k + 1] = 1;
+            p.kept_out[k - 2] = band * out_m, p.kept_out[k - 1] = bn * out_n, p.kept_out[k] = out_m, p.kept_out[k + 1] = out_n;
+            p.rows_per_tile = static_cast<int>(band * bn);
+        } else {
+            p.rows_per_tile = static_cast<int>(std::min<int64_t>(std::max<int64_t>(1, rp.rows), band * N));
+        }
+    } else {
+        p.rows_per_tile = static_cast<int>(std::min<int64_t>(std::max<int64_t>(1, rp.rows), band));
+    }
+    out.tiles = static_cast<int>(ceil_div(p.rows, p.rows_per_tile));
+    return out;
+}
+
+void set_by_last_slice(TileGraph& tg, int reduce) {
+    ROp red = by_last_slice_rop(tg, tg.rops.at(reduce));
+    // Its partials' footprints go by rows, so that a reduce tile joins
+    // only the partial tiles it reads (footprint.cpp).
+    const VertexId scratch = tg.buffers[red.reads.front()].storage;
+    for (ROp& op : tg.rops)
+        if (op.split_k > 1 && tg.buffers[op.node].storage == scratch) op.by_last_slice = true;
+    tg.rops[reduce] = std::move(red);
 }
 
 }  // namespace anvil

@@ -93,4 +93,18 @@ TileGraph apply_split_k(const TileGraph& tg, const Gpu& gpu);
 // apart (longer rows, a strided GEMM output, ...).
 int apply_row_op_in_reduce(TileGraph& tg, int reduce, const Gpu& gpu, int grid_blocks);
 
+// A split-K reduce run by the last of its K slices to arrive, in its block
+// (no reduce wave; persistent_schedule gives its tasks Task::joins):
+// by_last_slice_rop is `red` of `tg` with by_last_slice set and its rows
+// per task following the partial tiles: where they divide M and N, a split
+// sum takes a reduce tile per partial output tile (its kept dims
+// [..][M/bm][N/bn][bm][bn]); else, and for a split norm, the row band.
+// set_by_last_slice puts it in `tg` and makes its partials' footprints go
+// by rows (footprint.cpp). why_not_by_last_slice: empty, or why it cannot
+// be (a conv2d's reduce). apply_split_k asks the cost model whether to
+// (ROp::reduce_mode says which and why; Gpu::last_slice_reduce off: never).
+std::string why_not_by_last_slice(const TileGraph& tg, const ROp& red);
+ROp by_last_slice_rop(const TileGraph& tg, const ROp& red);
+void set_by_last_slice(TileGraph& tg, int reduce);
+
 }  // namespace anvil

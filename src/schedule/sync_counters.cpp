@@ -18,7 +18,13 @@ size_t SyncCounters::wait_checks_per_block_max(const Schedule& s) const {
     for (const Launch& l : s.launches)
         for (const auto& q : l.queues) {
             size_t polls = 0;
-            for (int task : q) polls += waits[task].size();
+            for (int task : q) {
+                polls += waits[task].size();
+                // A task it may complete polls here too (counted on its last
+                // join's block: which one is dynamic).
+                for (int k : tickets[task])
+                    if (members[k].back() == task) polls += waits[ticket_task[k]].size();
+            }
             most = std::max(most, polls);
         }
     return most;
@@ -76,6 +82,21 @@ SyncCounters sync_counters(const Schedule& s) {
     }
     for (size_t k = 0; k < c.members.size(); ++k)
         for (int t : c.members[k]) c.signals[t].push_back(static_cast<int>(k));
+    c.ticket_task.assign(c.members.size(), -1);
+    c.tickets.resize(n);
+    for (int t = 0; t < n; ++t) {
+        if (s.tasks[t].joins.empty()) continue;
+        const int k = static_cast<int>(c.members.size());
+        std::vector<int> m = s.tasks[t].joins;
+        std::sort(m.begin(), m.end());
+        for (int j : m) {
+            ANVIL_CHECK(j >= 0 && j < t, "task " + std::to_string(t) + " joins task " + std::to_string(j) +
+                                             ", not an earlier one");
+            c.tickets[j].push_back(k);
+        }
+        c.members.push_back(std::move(m));
+        c.ticket_task.push_back(t);
+    }
     return c;
 }
 
@@ -95,6 +116,12 @@ std::string counter_str(const Schedule& s, const SyncCounters& c, int counter) {
         return "counter " + std::to_string(counter) + " (rop '" + s.tiles.rops[g.rop].name + "' tiles [" +
                std::to_string(g.begin) + ", " + std::to_string(g.end) + "), " +
                std::to_string(c.members[counter].size()) + " arrivals)";
+    }
+    if (counter < static_cast<int>(c.ticket_task.size()) && c.ticket_task[counter] >= 0) {
+        const int t = c.ticket_task[counter];
+        return "ticket " + std::to_string(counter) + " of task " + std::to_string(t) + " (rop '" +
+               s.tiles.rops[s.tasks[t].rop].name + "' tile " + std::to_string(s.tasks[t].tile) + ", " +
+               std::to_string(c.members[counter].size()) + " joins)";
     }
     const int t = c.members[counter].front();
     return "task " + std::to_string(t) + " (rop '" + s.tiles.rops[s.tasks[t].rop].name + "' tile " +

@@ -15,6 +15,12 @@ struct SyncCounters {
     std::vector<std::vector<int>> members;  // per counter: the tasks that add 1 to it, ascending
     std::vector<std::vector<int>> waits;    // per task: the counters it waits for
     std::vector<std::vector<int>> signals;  // per task: the counters it adds to, ascending
+    // Tickets (Task::joins): after the groups and the single tasks, one
+    // counter per joined task, its members the joins, which take a ticket
+    // of it (not an arrival: they are in no `signals`); its last taker runs
+    // ticket_task[counter] (-1 for the other counters).
+    std::vector<std::vector<int>> tickets;  // per task: the ticket counters it takes, ascending
+    std::vector<int> ticket_task;
 
     size_t count() const { return members.size(); }
     // Counter polls of one run: every wait of every task polled at least once.

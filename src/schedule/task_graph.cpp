@@ -9,7 +9,7 @@ namespace anvil {
 std::vector<Task> task_graph(const TileGraph& tg) {
     std::vector<Task> tasks;
     for (size_t r = 0; r < tg.rops.size(); ++r)
-        for (int tile = 0; tile < tg.rops[r].tiles; ++tile) tasks.push_back(Task{static_cast<int>(r), tile, {}, {}});
+        for (int tile = 0; tile < tg.rops[r].tiles; ++tile) tasks.push_back(Task{static_cast<int>(r), tile, {}, {}, {}});
     std::vector<std::vector<int>> deps = tile_dependencies(tg, tasks);
     for (size_t t = 0; t < tasks.size(); ++t) tasks[t].deps = std::move(deps[t]);
     return tasks;

@@ -77,7 +77,19 @@ WaitPlan plan_waits(const TileGraph& tg, const std::vector<Task>& tasks, const s
     std::vector<std::pair<int, std::vector<int>>> by_rop;  // producer rOp -> needed tiles
     for (int t = 0; t < n; ++t) {
         Clock known = prev[t] >= 0 ? clock[prev[t]] : Clock{};
-        auto complete = [&](int task) { return task >= 0 && position_seen(known, block_of[task]) >= position[task]; };
+        // A task run by the last of its joins (its own block, which no
+        // other task shares) knows what every join knew when it published;
+        // it waits only for tasks before its first join (the deadlock
+        // argument, megakernel.cuh), never for the joins (its tickets).
+        const std::vector<int>& joins = tasks[t].joins;
+        const int bound = joins.empty() ? t : *std::min_element(joins.begin(), joins.end());
+        for (int j : joins) {
+            ANVIL_CHECK(j >= 0 && j < t, "task " + std::to_string(t) + " joins task " + std::to_string(j));
+            join_into(known, clock[j]);
+        }
+        auto complete = [&](int task) {
+            return task >= 0 && task < bound && position_seen(known, block_of[task]) >= position[task];
+        };
         // Producer rOps latest first: waiting for a late one often implies the earlier ones.
         by_rop.clear();
         std::unordered_map<int, size_t> slot_of;
@@ -85,6 +97,9 @@ WaitPlan plan_waits(const TileGraph& tg, const std::vector<Task>& tasks, const s
         for (int p : needed[t]) {
             ANVIL_CHECK(p >= 0 && p < t, "task " + std::to_string(t) + " needs task " + std::to_string(p) +
                                              ", not an earlier one");
+            if (!joins.empty() && std::find(joins.begin(), joins.end(), p) != joins.end()) continue;
+            ANVIL_CHECK(p < bound, "task " + std::to_string(t) + ", run by the last of its joins, needs task " +
+                                       std::to_string(p) + ", not before its first join");
             auto [it, fresh] = slot_of.emplace(tasks[p].rop, by_rop.size());
             if (fresh) {
                 by_rop.push_back({tasks[p].rop, {}});
@@ -116,7 +131,7 @@ WaitPlan plan_waits(const TileGraph& tg, const std::vector<Task>& tasks, const s
             if (runs.size() > static_cast<size_t>(kMaxRunsPerProducer) || slices) {
                 const int begin = runs.front().first, end = runs.back().second;
                 bool earlier = true;
-                for (int tile = begin; tile < end && earlier; ++tile) earlier = of[tile] >= 0 && of[tile] < t;
+                for (int tile = begin; tile < end && earlier; ++tile) earlier = of[tile] >= 0 && of[tile] < bound;
                 if (earlier) runs.assign(1, {begin, end});
             }
             for (const auto& [begin, end] : runs) {

@@ -27,6 +27,9 @@ struct WaitPlan {
 // their whole span instead, when every tile of the span is earlier: a
 // task may then wait for tiles it does not read, never for a later one.
 // So does a split-K reduce whose slices are runs apart (ragged bands).
+// A task with Task::joins (run by the last of them, in no queue; its
+// block_of is a block of its own) knows what its joins knew, and waits
+// only for tasks before its first join, never for the joins themselves.
 WaitPlan plan_waits(const TileGraph& tg, const std::vector<Task>& tasks, const std::vector<int>& block_of,
                     const std::vector<std::vector<int>>& needed);
 

@@ -75,6 +75,10 @@ struct Gpu {
     // (the default), or, with tensor_core_tiles, on tensor cores as TF32 or
     // 3xTF32 (rtasks/tc_stages.cuh).
     F32Precision f32_precision = F32Precision::f32;
+    // Whether the cost model may have a split-K reduce run by the last of
+    // its K slices to arrive (split_k.cpp): on unless
+    // `--no-last-slice-reduce` turns it off (for comparisons).
+    bool last_slice_reduce = true;
 };
 
 // The GPU a schedule targets when none is named: the H100 SXM.

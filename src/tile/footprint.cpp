@@ -208,6 +208,38 @@ void epilogue_reads(const ROp& op, const AnvilEpilogue& e, int tile, std::vector
         reads.push_back(box.bytes(e.in_off[i], e.in_stride[i], dtype_size(static_cast<DType>(e.in_dtype[i]))));
 }
 
+// Whether a split sum's kept dims are blocked (a reduce tile per partial
+// output tile, split_k.cpp's by_last_slice_rop): its rows' outputs are
+// then runs of the innermost dim, apart.
+bool blocked_split_sum(const RowParams& p) {
+    return p.op == ANVIL_ROW_SPLIT_SUM && p.kept_rank >= 4 && p.kept_in[p.kept_rank - 1] == 1 &&
+           p.kept_in[p.kept_rank - 2] > p.kept_shape[p.kept_rank - 1];
+}
+
+// The bytes of kept indices [b, e) through strides `st` (the innermost 1),
+// one range per run of the innermost dim: exact where the dims are blocked.
+void kept_runs(const RowParams& p, const anvil_i64* st, int64_t base, int elem, int64_t b, int64_t e,
+               std::vector<ByteRange>& out) {
+    const int rank = p.kept_rank;
+    int64_t idx[ANVIL_MAX_RANK] = {};
+    for (int64_t d = rank - 1, a = b; d >= 0; --d) {
+        idx[d] = a % p.kept_shape[d];
+        a /= p.kept_shape[d];
+    }
+    for (int64_t r = b; r < e;) {
+        const int64_t len = std::min<int64_t>(e - r, p.kept_shape[rank - 1] - idx[rank - 1]);
+        int64_t off = 0;
+        for (int d = 0; d < rank; ++d) off += idx[d] * st[d];
+        out.push_back({base + off * elem, base + (off + len) * elem});
+        r += len;
+        idx[rank - 1] += len;
+        for (int d = rank - 1; d > 0 && idx[d] >= p.kept_shape[d]; --d) {
+            idx[d] -= p.kept_shape[d];
+            ++idx[d - 1];
+        }
+    }
+}
+
 }  // namespace
 
 ByteRange tile_writes(const ROp& op, int tile) {
@@ -277,6 +309,12 @@ std::vector<ByteRange> tile_writes_all(const ROp& op, int tile) {
         span2_runs(w, p.c_off, t.c_batch, t.m0, t.m1, p.c_sm, t.n0, t.n1, p.c_sn, size_of(op, 2));
         return w;
     }
+    if (const auto* p = std::get_if<RowParams>(&op.params); p && blocked_split_sum(*p) && p->kept_out[p->kept_rank - 1] == 1) {
+        auto [b, e] = tile_span(tile, p->rows_per_tile, p->rows);
+        std::vector<ByteRange> w;
+        kept_runs(*p, p->kept_out, p->out_off, size_of(op, 1), b, e, w);
+        return w;
+    }
     std::vector<ByteRange> w{tile_writes(op, tile)};
     if (const auto* p = std::get_if<RowParams>(&op.params); p && p->op == ANVIL_ROW_SPLIT_NORM && p->pre_off >= 0) {
         auto [b, e] = tile_span(tile, p->rows_per_tile, p->rows);
@@ -312,6 +350,11 @@ std::vector<ByteRange> tile_reads(const ROp& op, int tile) {
             const auto& p = std::get<RowParams>(op.params);
             auto [b, e] = tile_span(tile, p.rows_per_tile, p.rows);
             ByteRange kept = linear_range_box(p.kept_shape, p.kept_rank, b, e).bytes(p.in_off, p.kept_in, size_of(op, 0));
+            if (blocked_split_sum(p)) {  // a partial output tile of each K slice, by rows
+                for (int64_t j = 0; j < p.row_len; ++j)
+                    kept_runs(p, p.kept_in, p.in_off + j * p.red_in[0] * size_of(op, 0), size_of(op, 0), b, e, reads);
+                break;
+            }
             if (p.op == ANVIL_ROW_SPLIT_SUM) {  // the same outputs of each K slice's partials, exactly
                 for (int64_t j = 0; j < p.row_len; ++j) {
                     const int64_t at = j * p.red_in[0] * size_of(op, 0);

@@ -75,6 +75,13 @@ struct ROp {
     // A split-K reduce whose result a softmax or norm reads, that it does
     // not apply itself (ANVIL_ROW_SPLIT_NORM): why.
     std::string why_not_row_op;
+    // A split-K reduce run by the last of its K slices to arrive, in the
+    // slice's block (no reduce wave: persistent_schedule queues its tasks
+    // nowhere, Task::joins), or as a wave of its own: the cost model's
+    // choice (split_k.cpp, choose_reduce_mode) and why, in words. On such
+    // a reduce's partials rOp: their footprints go by rows (footprint.cpp).
+    bool by_last_slice = false;
+    std::string reduce_mode;
 };
 
 struct TileGraph {

@@ -196,6 +196,7 @@ nlohmann::json schedule_json(const Schedule& s, const Prediction& p, const Cubin
             // A split-K reduce: whether it applies the softmax or norm after it, or why not.
             if (rp->op == ANVIL_ROW_SPLIT_NORM) groups.back()["split_reduce_row_op"] = row_op_name(rp->norm_op);
             if (!op.why_not_row_op.empty()) groups.back()["why_not_row_op"] = op.why_not_row_op;
+            if (!op.reduce_mode.empty()) groups.back()["reduce_mode"] = op.reduce_mode;
         }
     }
     j["group_list"] = groups;
