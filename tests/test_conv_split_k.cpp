@@ -188,7 +188,8 @@ TEST_CASE("conv2d split-K: the cost model splits a long K over few tiles and ref
         const SplitChoice c = choose_split_k(op, gpu, WaveLoad{grid, 0, 0});
         CAPTURE(c.why_not, c.whole_s, c.split_s);
         CHECK(c.ways >= 4);
-        CHECK(c.why_not.empty());
+        // Its slices still leave blocks idle: the reason names every split weighed.
+        CHECK_THAT(c.why_not, Catch::Contains("predicted fastest") && Catch::Contains("2 slices"));
         CHECK(c.split_s < c.whole_s * (1 - kSplitKMinGain));
     }
     SECTION("on 16 x 16 tiles it stays whole: bound by its shared-memory reads, which a split only spreads") {

@@ -93,7 +93,8 @@ TEST_CASE("split-K: the cost model splits a long K whose tiles leave the grid id
         const SplitChoice c = choose_split_k(op, gpu, WaveLoad{grid, 0, 0});
         CAPTURE(c.why_not, c.whole_s, c.split_s);
         CHECK(c.ways > 1);
-        CHECK(c.why_not.empty());
+        // Its slices still leave blocks idle: the reason names every split weighed.
+        CHECK_THAT(c.why_not, Catch::Contains("predicted fastest") && Catch::Contains("2 slices"));
         CHECK(c.split_s < c.whole_s * (1 - kSplitKMinGain));
         CHECK(c.ways >= 4);
     }
@@ -263,7 +264,8 @@ TEST_CASE("split-K in schedule --report and --json: the split GEMMs, and why the
     REQUIRE(report.status == 0);
     CHECK_THAT(report.output, Catch::Contains("split K") && Catch::Contains("xw+xwb+y#partials in") &&
                                   Catch::Contains("z#partials in"));
-    for (const char* model : {"tests/models/split_k_f16.yaml", "models/resnet18_small.yaml"}) {
+    for (const char* model : {"tests/models/split_k_f16.yaml", "models/resnet18_small.yaml", "models/bert_base.yaml",
+                              "models/llama_mlp_f32.yaml"}) {
         const test::CmdResult json = test::run_anvil(std::string("schedule ") + model + " --json");
         REQUIRE(json.status == 0);
         const nlohmann::json j = nlohmann::json::parse(json.output);
@@ -272,9 +274,10 @@ TEST_CASE("split-K in schedule --report and --json: the split GEMMs, and why the
             if (g["kind"] != "matmul" && g["kind"] != "conv2d") continue;
             ++gemms;
             split += g["split_k"].get<int>() > 1;
-            // Every GEMM fills a wave, is split, or carries the cost model's reason.
+            // Every GEMM fills a wave or carries the cost model's reason (a
+            // split one: why no more slices).
             CAPTURE(model, g.dump());
-            CHECK((g["fills_wave"].get<bool>() || g["split_k"].get<int>() > 1 || !g.value("why_not", std::string()).empty()));
+            CHECK((g["fills_wave"].get<bool>() || !g.value("why_not", std::string()).empty()));
         }
         CHECK(gemms > 0);
         if (std::string(model).find("split_k") != std::string::npos) CHECK(split == 2);

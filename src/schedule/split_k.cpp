@@ -262,11 +262,13 @@ SplitChoice choose_split_k(const ROp& op, const Gpu& gpu, const WaveLoad& wave) 
     }
     const int K = gemm_k(op);
     int best = 1;
+    std::string tried;  // every split weighed, with its prediction
     for (int ways : split_k_ways(op, wave.grid_blocks)) {
         const auto [part, red] = split_rop(op, ways, 0, 0);
         const double reduce_tile_s = split_k_reduce_tile_seconds(gpu, red) + gpu.task_overhead_s;
         const double s = wave_s(part) + std::ceil(double(red.tiles) / wave.grid_blocks) * reduce_tile_s +
                          gpu.sync_latency_s;
+        tried += fmt::format("{}{} slices {:.2f} us", tried.empty() ? "" : ", ", ways, s * 1e6);
         if (c.split_s == 0 || s < c.split_s) c.split_s = s, best = ways;
     }
     if (c.split_s == 0) {
@@ -279,6 +281,16 @@ SplitChoice choose_split_k(const ROp& op, const Gpu& gpu, const WaveLoad& wave) 
     if (c.split_s < c.whole_s * (1 - kSplitKMinGain)) {
         c.ways = best;
         c.why_not.clear();
+        const int64_t split_tiles = int64_t{op.tiles} * best;
+        if (split_tiles < wave.grid_blocks)  // why not more slices, then
+            c.why_not = fmt::format("{} K slices, {} tiles for the grid's {} blocks ({}): predicted fastest "
+                                    "({:.2f} us whole; {}; more slices would pass {} tiles a block or be under {} "
+                                    "deep)",
+                                    best, split_tiles, wave.grid_blocks,
+                                    split_tiles + wave.other_tiles >= wave.grid_blocks
+                                        ? fmt::format("its wave's {} tiles fill them", split_tiles + wave.other_tiles)
+                                        : fmt::format("its wave's {} tiles leave some idle", split_tiles + wave.other_tiles),
+                                    c.whole_s * 1e6, tried, kMaxTilesPerBlock, kSplitKMinSlice);
         return c;
     }
     c.why_not = fmt::format("{}{}predicted {:.2f} us whole, {:.2f} us in {} K slices: under {:.0f}% faster",
@@ -621,6 +633,7 @@ TileGraph apply_split_k(const TileGraph& tg, const Gpu& gpu) {
             out.rops.push_back(std::move(op));
             continue;
         }
+        op.why_not_split = c.why_not;  // the partials keep why they leave blocks idle, if they do
         out.rops.push_back(std::move(op));
         split_k_at(out, static_cast<int>(out.rops.size()) - 1, c.ways);
     }

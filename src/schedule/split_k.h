@@ -33,7 +33,7 @@ struct WaveLoad {
 
 struct SplitChoice {
     int ways = 1;         // K slices; 1: left whole
-    std::string why_not;  // ways == 1: the reason
+    std::string why_not;  // ways == 1: the reason; split, but leaving blocks idle: why no more slices
     double whole_s = 0;   // the wave's predicted seconds with the rOp whole
     double split_s = 0;   // ... split `ways` ways (the best split tried; 0: none tried)
 };

@@ -69,7 +69,8 @@ struct ROp {
     AnvilEpilogue row_epilogue{};  // matmul with a fused row op: elementwise work after the row op
     // Split-K (src/schedule/split_k.cpp): a GEMM's partial sums rOp has
     // K cut into split_k slices (its outermost batch dim); 1 otherwise.
-    // why_not_split: for a GEMM-like rOp left whole, the cost model's reason.
+    // why_not_split: for a GEMM-like rOp whose tiles do not fill the grid,
+    // the cost model's reason (left whole, or no more K slices).
     int split_k = 1;
     std::string why_not_split;
     // A split-K reduce whose result a softmax or norm reads, that it does
