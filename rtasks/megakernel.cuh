@@ -244,13 +244,15 @@ ANVIL_DEVICE bool anvil_run_one(int task, int next, const AnvilTask* tasks, cons
 #else
     (void)sink;
 #endif
+#ifdef ANVIL_TICKETS
     // A reduce this task completes runs here, between the task and the
     // ring's next one: it does not touch the ring (rowwise), whose copies
-    // stay in flight.
+    // stay in flight. (Without ANVIL_TICKETS no task takes a ticket.)
     if (t.ticket_count > 0 && !anvil_run_tickets<RUN>(t, tasks, sync, arena, status, timeout_ns, sink, &ring)) {
         anvil_ring_drop();
         return false;
     }
+#endif
     anvil_ring_leave(ring);
     return true;
 }

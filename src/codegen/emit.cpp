@@ -506,6 +506,10 @@ std::string emit_source(const Schedule& s, const EmitOptions& opt) {
     // The grid holds this many blocks per SM: ask for registers that let them be co-resident.
     o << "#define ANVIL_MIN_BLOCKS_PER_SM " << std::max(1, s.blocks_per_sm) << "\n";
     if (opt.trace) o << "// Every task records its timeline (AnvilTraceRecord).\n#define ANVIL_TRACE 1\n";
+    // Only a schedule with tickets carries their code: its call in the
+    // persistent loop costs registers, and the tightest tiles would spill.
+    if (std::any_of(s.tasks.begin(), s.tasks.end(), [](const Task& t) { return !t.joins.empty(); }))
+        o << "// Some split-K reduces run in the block of their last K slice (tickets).\n#define ANVIL_TICKETS 1\n";
     if (opt.simt) o << "// For the host compiler: the CUDA configuration on simt.cuh's fibers.\n#define ANVIL_SIMT 1\n";
     if (opt.reload_params) o << "// Tiles read their params through the table (--reload-params).\n#define ANVIL_COPY_PARAMS 0\n";
     o << "\n";
