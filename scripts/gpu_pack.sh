@@ -5,9 +5,10 @@
 # link that is neither libc's nor CUDA's, and PyYAML. Then, on the device:
 #   run(command="bash scripts/gpu_bench.sh PHASE", carry=["build/gpu_pack"])
 # With --precompile it also compiles every full-size zoo model's schedules
-# (anvil and per_op, for the H100) with NVRTC here and packs the cache
-# (xz): the device (CUDA 13.0 like this machine) then finds them compiled
-# and spends its time measuring.
+# (anvil and per_op) with NVRTC here and packs the cache (xz): the device
+# (CUDA 13.0 like this machine) then finds them compiled and spends its time
+# measuring. The GPUs to compile for follow --precompile (default h100_sxm;
+# name the kind `status` offers: `--precompile h200`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -f build/build.ninja ] || bash scripts/setup.sh
@@ -44,11 +45,15 @@ echo "$PWD" > "$pack/source_dir"
 git rev-parse HEAD > "$pack/commit" 2>/dev/null || echo unknown > "$pack/commit"
 git diff --quiet HEAD 2>/dev/null || echo "dirty" >> "$pack/commit"
 if [ "${1:-}" = "--precompile" ]; then
+    shift
+    gpus=${*:-h100_sxm}
     cache=build/gpu_pack_cache
     mkdir -p "$cache"
-    for m in $(ls models/*.yaml | grep -v _small); do
-        for policy in anvil per_op; do
-            ANVIL_CACHE_DIR=$cache build/anvil schedule "$m" --gpu h100_sxm --policy "$policy" --compile > /dev/null
+    for gpu in $gpus; do
+        for m in $(ls models/*.yaml | grep -v _small); do
+            for policy in anvil per_op; do
+                ANVIL_CACHE_DIR=$cache build/anvil schedule "$m" --gpu "$gpu" --policy "$policy" --compile > /dev/null
+            done
         done
     done
     tar -cJf "$pack/anvil_cache.tar.xz" -C "$cache" .
