@@ -21,6 +21,7 @@ import pathlib
 import subprocess
 import sys
 import tempfile
+import time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -81,6 +82,16 @@ def cublas_us(dtype, n, iters):
     return times[len(times) // 2]
 
 
+def derive(out):
+    """The shares, from whatever has been measured so far."""
+    for k in ("f16", "bf16"):
+        if f"gemm_4096_{k}_us" in out and f"cublas_4096_{k}_us" in out:
+            out[f"gemm_4096_{k}_share_of_cublas"] = out[f"cublas_4096_{k}_us"] / out[f"gemm_4096_{k}_us"]
+    for k in ("gemv_chain", "decode_step"):
+        if f"{k}_bytes_per_s" in out and "copy_bytes_per_s" in out:
+            out[f"{k}_share_of_copy"] = out[f"{k}_bytes_per_s"] / out["copy_bytes_per_s"]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--anvil", default=str(ROOT / "build" / "anvil"))
@@ -97,42 +108,54 @@ def main():
            "commit": subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
                                     text=True).stdout.strip() or "unknown",
            "command": " ".join(sys.argv), "tensor_cores": args.tensor_cores, "errors": {}}
+    started = time.monotonic()
+
+    def step(name, measure):
+        """One measurement; the JSON is rewritten after each, so a run cut off by
+        its cap (gpu_bench.sh) keeps what it measured."""
+        t0 = time.monotonic()
+        try:
+            measure()
+        except Exception as e:  # keep going: one failure must not hide the other numbers
+            out["errors"][name] = str(e)
+        out.setdefault("step_seconds", {})[name] = round(time.monotonic() - t0, 1)
+        derive(out)
+        pathlib.Path(args.json).write_text(json.dumps(out, indent=1) + "\n")
+        error = f"  ERROR {out['errors'][name][-300:]}" if name in out["errors"] else ""
+        print(f"{time.monotonic() - started:6.1f} s  {name}: {out['step_seconds'][name]} s{error}", flush=True)
+
+    def gemm(dtype, path):
+        path.write_text(gemm_model(dtype))
+        p = profile(args, path)
+        out[f"gemm_4096_{dtype}_us"] = p["megakernel_us"]
+        out[f"gemm_4096_{dtype}_ok"] = p["outputs_ok"]
+        out["device"] = p["device"]
+        out["copy_bytes_per_s"] = p["roofline"]["ceilings"]["copy_bytes_per_s"]
+
+    def bandwidth(name, model):
+        p = profile(args, model)
+        out[f"{name}_us"] = p["megakernel_us"]
+        out[f"{name}_bytes"] = p["roofline"]["min_bytes"]
+        out[f"{name}_bytes_per_s"] = p["roofline"]["min_bytes"] / (p["megakernel_us"] * 1e-6)
+        out[f"{name}_ok"] = p["outputs_ok"]
+        out["copy_bytes_per_s"] = p["roofline"]["ceilings"]["copy_bytes_per_s"]
+
+    def cublas(dtype):
+        out[f"cublas_4096_{dtype}_us"] = cublas_us(dtype, 4096, args.iters)
+
+    # One figure of each kind first (f16 GEMM, the GEMV chain, the decode step),
+    # then bf16: a cap that cuts the run short still leaves one of each. On the
+    # H200 (2026-11-28) the old order, both GEMMs first, returned nothing in 110 s.
     with tempfile.TemporaryDirectory() as tmp:
         tmp = pathlib.Path(tmp)
-        for dtype in ("f16", "bf16"):
-            path = tmp / f"gemm_{dtype}.yaml"
-            path.write_text(gemm_model(dtype))
-            try:
-                p = profile(args, path)
-                out[f"gemm_4096_{dtype}_us"] = p["megakernel_us"]
-                out[f"gemm_4096_{dtype}_ok"] = p["outputs_ok"]
-                out["device"] = p["device"]
-                out["copy_bytes_per_s"] = p["roofline"]["ceilings"]["copy_bytes_per_s"]
-            except Exception as e:  # keep going: one failure must not hide the other numbers
-                out["errors"][f"gemm_4096_{dtype}"] = str(e)
-            try:
-                out[f"cublas_4096_{dtype}_us"] = cublas_us(dtype, 4096, args.iters)
-            except Exception as e:
-                out["errors"][f"cublas_4096_{dtype}"] = str(e)
         chain = tmp / "gemv_chain.yaml"
         chain.write_text(gemv_chain_model())
-        for name, model in (("gemv_chain", chain), ("decode_step", ROOT / "models" / "llama_decode.yaml")):
-            try:
-                p = profile(args, model)
-                out[f"{name}_us"] = p["megakernel_us"]
-                out[f"{name}_bytes"] = p["roofline"]["min_bytes"]
-                out[f"{name}_bytes_per_s"] = p["roofline"]["min_bytes"] / (p["megakernel_us"] * 1e-6)
-                out[f"{name}_ok"] = p["outputs_ok"]
-                out["copy_bytes_per_s"] = p["roofline"]["ceilings"]["copy_bytes_per_s"]
-            except Exception as e:
-                out["errors"][name] = str(e)
-    for k in ("f16", "bf16"):
-        if f"gemm_4096_{k}_us" in out and f"cublas_4096_{k}_us" in out:
-            out[f"gemm_4096_{k}_share_of_cublas"] = out[f"cublas_4096_{k}_us"] / out[f"gemm_4096_{k}_us"]
-    for k in ("gemv_chain", "decode_step"):
-        if f"{k}_bytes_per_s" in out and "copy_bytes_per_s" in out:
-            out[f"{k}_share_of_copy"] = out[f"{k}_bytes_per_s"] / out["copy_bytes_per_s"]
-    pathlib.Path(args.json).write_text(json.dumps(out, indent=1) + "\n")
+        step("cublas_4096_f16", lambda: cublas("f16"))
+        step("gemm_4096_f16", lambda: gemm("f16", tmp / "gemm_f16.yaml"))
+        step("gemv_chain", lambda: bandwidth("gemv_chain", chain))
+        step("decode_step", lambda: bandwidth("decode_step", ROOT / "models" / "llama_decode.yaml"))
+        step("cublas_4096_bf16", lambda: cublas("bf16"))
+        step("gemm_4096_bf16", lambda: gemm("bf16", tmp / "gemm_bf16.yaml"))
     print(json.dumps(out, indent=1))
 
 

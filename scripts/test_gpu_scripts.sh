@@ -3,7 +3,8 @@
 # of 2026-11-27 wrote (tests/gpu_results_fixture): gpu_results.py merges the
 # archive into a results file and the README table, says why a model is
 # missing and lists the stored baselines; trace_summary.py summarises a
-# measured trace beside its prediction and refuses a trace that is not one.
+# measured trace beside its prediction and refuses a trace that is not one;
+# bench_hopper.py survives failed steps and writes its JSON after each.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 fx=$root/tests/gpu_results_fixture
@@ -55,4 +56,22 @@ if $py "$root/scripts/trace_summary.py" "$fx/transformer_encoder_f16.predicted.j
     fail "a predicted trace was taken for a measured one"
 fi
 grep -q 'not a measured trace' "$tmp/err" || fail "refusal message: $(cat "$tmp/err")"
+# bench_hopper.py keeps going past a failed step and rewrites its JSON after
+# each one (a cap can stop it anywhere): here every step fails (no anvil that
+# runs, and torch only if this machine has it), in the order that puts one
+# figure of each kind first.
+stub=$tmp/anvil_fails
+printf '#!/bin/sh\necho "no GPU here" >&2\nexit 3\n' > "$stub" && chmod +x "$stub"
+$py "$root/scripts/bench_hopper.py" --anvil "$stub" --iters 2 --json "$tmp/hopper.json" > "$tmp/hopper.txt" 2>&1 ||
+    fail "bench_hopper.py stopped at a failed step: $(tail -5 "$tmp/hopper.txt")"
+$py - "$tmp/hopper.json" <<'PY' || fail "bench_hopper.py's JSON"
+import json, sys
+d = json.load(open(sys.argv[1]))
+steps = list(d["step_seconds"])
+assert steps == ["cublas_4096_f16", "gemm_4096_f16", "gemv_chain", "decode_step", "cublas_4096_bf16",
+                 "gemm_4096_bf16"], steps
+for name in ("gemm_4096_f16", "gemv_chain", "decode_step", "gemm_4096_bf16"):
+    assert "no GPU here" in d["errors"][name], (name, d["errors"])
+PY
+grep -q 'gemm_4096_f16: .* ERROR ' "$tmp/hopper.txt" || fail "bench_hopper.py's progress: $(cat "$tmp/hopper.txt")"
 echo "gpu scripts: ok"
