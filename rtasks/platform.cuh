@@ -262,8 +262,15 @@ ANVIL_DEVICE unsigned anvil_smid() {
     asm volatile("mov.u32 %0, %%smid;" : "=r"(id));
     return id;
 }
-// Between two polls of a counter: let the SM's other warps run.
-ANVIL_DEVICE void anvil_backoff() { asm volatile("nanosleep.u32 64;"); }
+// Between two polls of a counter: let the SM's other warps run. The pause
+// is a knob for measurements (--poll-backoff-ns): a waiting block's lanes
+// load hot counters from the L2 slices the busy blocks also load from.
+#ifndef ANVIL_POLL_BACKOFF_NS
+#define ANVIL_POLL_BACKOFF_NS 64
+#endif
+#define ANVIL_TEXT_OF(x) #x
+#define ANVIL_TEXT(x) ANVIL_TEXT_OF(x)
+ANVIL_DEVICE void anvil_backoff() { asm volatile("nanosleep.u32 " ANVIL_TEXT(ANVIL_POLL_BACKOFF_NS) ";"); }
 
 #else  // the CPU: the host backend and simt share what does not depend on the block
 

@@ -30,9 +30,10 @@
 #   profile    330 s  calibrate ~10 s; [gpu] tests (cap 150 s) beside the
 #                     compile-and-check of every model; then one profile per
 #                     model (cap 45 s; 120 s for llama_decode and lstm_tc,
-#                     which go last); resnet18 and bert_base once more with
-#                     --reload-params (out/ab: what the tiles' local copy of
-#                     their params buys; ~20 s in all)
+#                     which go last); resnet18 and bert_base twice more,
+#                     with --reload-params (what the tiles' local copy of
+#                     their params buys) and --poll-backoff-ns 1024 (what
+#                     polling costs the busy blocks), into out/ab; ~40 s
 #   hopper     110 s  scripts/bench_hopper.py, tensor cores first (never
 #                     measured yet), then CUDA cores
 #   baselines  100 s  PyTorch eager and CUDA graph (and cuDNN's LSTM) for the
@@ -117,12 +118,16 @@ phase_profile() {
             > "$out/profile/$m.json" 2> "$out/profile/$m.err"
         echo "rc=$?" >> "$out/profile/$m.err"
         grep -E '"(megakernel_us|per_op_us|per_op_graph_us|roofline_us)"' "$out/profile/$m.json" | tr -d '\n'; echo
-        # What the tiles' local copy of their params buys (rtasks/params.cuh): the same model, reloading them.
+        # A/B, the same model: reloading the params instead of their local copy (rtasks/params.cuh); a longer poll pause.
         case "$m" in resnet18 | bert_base)
             mkdir -p "$out/ab"
             timeout --foreground -k 5 "$cap" "$anvil" profile "models/$m.yaml" --gpu "$target" --kernels-db "$db" --iters 50 \
                 --json --reload-params > "$out/ab/$m.reload_params.json" 2> "$out/ab/$m.reload_params.err"
-            grep -E '"megakernel_us"' "$out/ab/$m.reload_params.json" | sed 's/^/  --reload-params: /' ;;
+            grep -E '"megakernel_us"' "$out/ab/$m.reload_params.json" | sed 's/^/  --reload-params: /'
+            # Whether polling slows the busy blocks (docs/perf/gpu-notes-2026-11-28.md): a 16x longer pause.
+            timeout --foreground -k 5 "$cap" "$anvil" profile "models/$m.yaml" --gpu "$target" --kernels-db "$db" --iters 50 \
+                --json --poll-backoff-ns 1024 > "$out/ab/$m.poll_backoff_1024.json" 2> "$out/ab/$m.poll_backoff_1024.err"
+            grep -E '"megakernel_us"' "$out/ab/$m.poll_backoff_1024.json" | sed 's/^/  --poll-backoff-ns 1024: /' ;;
         esac
     done
 }

@@ -129,6 +129,7 @@ struct Specialisation {
     bool transpose_views = true;       // --no-transpose-views
     bool interpret_epilogues = false;  // --interpret-epilogues
     bool reload_params = false;        // --reload-params
+    int poll_backoff_ns = -1;          // --poll-backoff-ns
     void apply(PipelineOptions& opt) const {
         opt.fold = fold;
         opt.concat_siblings = concat;
@@ -136,8 +137,18 @@ struct Specialisation {
         opt.transpose_views = transpose_views;
         if (interpret_epilogues) opt.emit.max_straight_epilogues = 0;
         opt.emit.reload_params = reload_params;
+        opt.emit.poll_backoff_ns = poll_backoff_ns;
     }
 };
+
+// --poll-backoff-ns: the megakernel's pause between two polls of a counter
+// (ANVIL_POLL_BACKOFF_NS, rtasks/platform.cuh), for A/B runs on the device.
+void add_poll_backoff(CLI::App* cmd, int& ns) {
+    cmd->add_option("--poll-backoff-ns", ns,
+                    "the pause of a waiting block between two polls of a counter, in ns (default 64; for "
+                    "comparisons)")
+        ->check(CLI::Range(0, 1000000));
+}
 
 struct ScheduleOutputs {
     std::string emit_path, trace_path, dot_path, dump_after, snapshot_path;
@@ -492,6 +503,7 @@ int main(int argc, char** argv) {
         cmd->add_flag("--reload-params", spec.reload_params,
                       "let the tiles read their rOp's params through the params table, reloading them after every "
                       "store, instead of from a local copy (for comparisons)");
+        add_poll_backoff(cmd, spec.poll_backoff_ns);
     };
     std::string max_memory;
     bool max_memory_given = false;  // an empty --max-memory '' is an error, not the default
@@ -582,6 +594,7 @@ int main(int argc, char** argv) {
     prof->add_flag("--reload-params", profile_opt.reload_params,
                    "let the tiles read their rOp's params through the params table, reloading them after every "
                    "store, instead of from a local copy (for comparisons)");
+    add_poll_backoff(prof, profile_opt.poll_backoff_ns);
     prof->add_option("--trace", profile_trace,
                      "also run the instrumented megakernel and write its measured per-task timeline "
                      "(Chrome/Perfetto trace)");

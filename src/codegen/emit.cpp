@@ -512,6 +512,9 @@ std::string emit_source(const Schedule& s, const EmitOptions& opt) {
         o << "// Some split-K reduces run in the block of their last K slice (tickets).\n#define ANVIL_TICKETS 1\n";
     if (opt.simt) o << "// For the host compiler: the CUDA configuration on simt.cuh's fibers.\n#define ANVIL_SIMT 1\n";
     if (opt.reload_params) o << "// Tiles read their params through the table (--reload-params).\n#define ANVIL_COPY_PARAMS 0\n";
+    if (opt.poll_backoff_ns >= 0)
+        o << "// The pause between two polls of a counter (--poll-backoff-ns).\n#define ANVIL_POLL_BACKOFF_NS "
+          << opt.poll_backoff_ns << "\n";
     o << "\n";
     for (const char* f : kRtaskOrder) o << paste_rtask(f) << "\n";
 

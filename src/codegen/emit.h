@@ -24,6 +24,9 @@ struct EmitOptions {
     // The tiles read their params through the table's reference instead of
     // a local copy (ANVIL_COPY_PARAMS=0, rtasks/params.cuh): for comparisons.
     bool reload_params = false;
+    // The pause between two polls of a counter (ANVIL_POLL_BACKOFF_NS,
+    // rtasks/platform.cuh); negative: the header's default. For comparisons.
+    int poll_backoff_ns = -1;
 };
 
 // `s.tiles` must have passed verify_tile_graph (tile/verify_tile_graph.h),

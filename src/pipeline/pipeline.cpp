@@ -276,6 +276,7 @@ CubinResult device_cubin(const Schedule& s, const CudaRunOptions& opt) {
     PipelineOptions p;
     p.emit.trace = opt.trace;
     p.emit.reload_params = opt.reload_params;
+    p.emit.poll_backoff_ns = opt.poll_backoff_ns;
     p.compile_for = CompileFor::cuda;
     p.arch = cuda_device_arch(opt.device);
     run_to(c, Stage::compile, p);

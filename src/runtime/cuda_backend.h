@@ -27,6 +27,8 @@ struct CudaRunOptions {
     // The source was emitted with ANVIL_COPY_PARAMS 0 (rtasks/params.cuh):
     // the tiles reload their params from the table, for comparisons.
     bool reload_params = false;
+    // Emitted with this ANVIL_POLL_BACKOFF_NS (negative: the default).
+    int poll_backoff_ns = -1;
 };
 
 // Runs `cubin`, `s`'s emitted source compiled for the device's

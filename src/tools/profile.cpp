@@ -64,6 +64,8 @@ ProfileResult profile(const Graph& graph, const Gpu& gpu, const ProfileOptions& 
     CudaRunOptions run_opt;
     run_opt.device = opt.device;
     run_opt.reload_params = opt.reload_params;
+    run_opt.poll_backoff_ns = opt.poll_backoff_ns;
+    r.poll_backoff_ns = opt.poll_backoff_ns;
     {
         CudaProgram mk = cuda_program(s, run_opt);
         r.device = mk.device_name() + " (" + std::to_string(mk.sm_count()) + " SMs, " + mk.arch() + ")";
@@ -113,6 +115,7 @@ nlohmann::json profile_json(const ProfileResult& r) {
     j["megakernel"] = timing_json(r.megakernel);
     j["launches"] = r.launches;
     j["predicted_us"] = r.predicted_s * 1e6;
+    if (r.poll_backoff_ns >= 0) j["poll_backoff_ns"] = r.poll_backoff_ns;
     j["per_op_us"] = r.per_op.median_s * 1e6;
     j["per_op"] = timing_json(r.per_op);
     j["per_op_graph_us"] = r.per_op_graph.median_s * 1e6;

@@ -19,6 +19,7 @@ struct ProfileOptions {
     int iters = 20;      // timed runs of each schedule; the median is reported
     bool trace = false;  // also run the instrumented megakernel and keep its timeline
     bool reload_params = false;  // every kernel's tiles reload their params (--reload-params)
+    int poll_backoff_ns = -1;    // the pause between polls (--poll-backoff-ns); negative: the default
     int device = 0;
 };
 
@@ -32,6 +33,7 @@ struct ProfileResult {
     Timing megakernel, per_op, per_op_graph;
     size_t launches = 0, per_op_launches = 0, tasks = 0;
     double predicted_s = 0, per_op_predicted_s = 0;
+    int poll_backoff_ns = -1;  // as asked (--poll-backoff-ns); negative: the default
     Ceilings ceilings;
     bool ceilings_measured_now = false;  // not from kernels_db: calibrated for this run
     Roofline roofline;
