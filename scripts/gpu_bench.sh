@@ -6,6 +6,8 @@
 #   bash scripts/gpu_bench.sh baselines   every zoo model under PyTorch (eager, CUDA graph, torch.compile) and JAX
 #   bash scripts/gpu_bench.sh hopper      issue 6's benchmarks (scripts/bench_hopper.py): 4096^3 GEMM vs cuBLAS,
 #                                         GEMV chain and decode step bytes/s vs copy bandwidth
+#   bash scripts/gpu_bench.sh tune        anvil tune of TUNE_MODELS (resnet18 bert_base): each GEMM's candidate
+#                                         tiles timed alone (not in `all`; for a second call)
 #   bash scripts/gpu_bench.sh all         profile, hopper, baselines: the one device command (below)
 # SKIP_TESTS=1 leaves the [gpu] tests out of the profile phase.
 # Each phase fits one device call (10 minutes) and writes its results under
@@ -183,6 +185,22 @@ phase_hopper() {
     done
 }
 
+# Each distinct GEMM's candidate tiles alone on the device (anvil tune), for
+# the models of TUNE_MODELS: set beside the in-situ medians of a trace, they
+# say whether a tile is slow by itself or inside the megakernel.
+phase_tune() {
+    [ -f "$db/measured/$target.yaml" ] || { rm -rf "$db" && cp -r kernels_db "$db" && mkdir -p "$db/measured" &&
+        "$anvil" calibrate --gpu "$target" --out "$db/measured/$target.yaml"; }
+    mkdir -p "$out/tune"
+    for m in ${TUNE_MODELS:-resnet18 bert_base}; do
+        echo "== tune $m"
+        timeout --foreground -k 5 "${TUNE_CAP:-60}" "$anvil" tune "models/$m.yaml" --gpu "$target" --kernels-db "$db" \
+            --out "$out/tune/$m.yaml" > "$out/tune/$m.txt" 2>&1
+        echo "rc=$?" >> "$out/tune/$m.txt"
+        tail -5 "$out/tune/$m.txt"
+    done
+}
+
 # One archive of everything measured so far ($stage), replaced whole after each phase.
 pack_results() {
     cp "$log" "$stage/" 2> /dev/null
@@ -210,6 +228,7 @@ case "${1:-all}" in
     profile) phase_profile ;;
     baselines) phase_baselines ;;
     hopper) phase_hopper ;;
+    tune) phase_tune ;;
     all) run_all 2>&1 | tee "$out/gpu_bench.log" ;;
-    *) echo "unknown phase '$1' (tests, profile, baselines, hopper, all)" >&2; exit 2 ;;
+    *) echo "unknown phase '$1' (tests, profile, baselines, hopper, tune, all)" >&2; exit 2 ;;
 esac
