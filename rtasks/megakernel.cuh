@@ -181,16 +181,23 @@ ANVIL_DEVICE void anvil_ring_drop() {
 #endif
 }
 
-// A task run by the last taker of its ticket (anvil_take_tickets): its
-// waits, its body, its arrivals; false when the run is being stopped.
-template <AnvilRunTask RUN>
-ANVIL_DEVICE bool anvil_run_inline(int task, const AnvilTask* tasks, const AnvilSync& sync, char* arena,
-                                   AnvilStatus* status, unsigned long long timeout_ns, AnvilTraceSink sink,
-                                   AnvilRing& ring) {
-    const AnvilTask t = tasks[task];
+// The time a task's block turned to it, for its trace record; 0 untraced.
+ANVIL_DEVICE unsigned long long anvil_trace_now() {
 #ifdef ANVIL_TRACE
-    const unsigned long long ready = anvil_now_ns();
+    return anvil_now_ns();
+#else
+    return 0;
 #endif
+}
+
+// What every task's run is, queued or run by the last taker of a ticket:
+// its waits, its body, its arrivals and its trace record (`ready`: when its
+// block turned to it); false when the run is being stopped. Without
+// ANVIL_TRACE the sink is never read, and the compiler drops it.
+template <AnvilRunTask RUN>
+ANVIL_DEVICE bool anvil_run_task(int task, const AnvilTask& t, const AnvilSync& sync, char* arena,
+                                 AnvilStatus* status, unsigned long long timeout_ns, AnvilTraceSink sink,
+                                 AnvilRing& ring, unsigned long long ready) {
     if (!anvil_wait_counters(task, t, sync, status, timeout_ns)) return false;
 #ifdef ANVIL_TRACE
     const unsigned long long start = anvil_now_ns();
@@ -202,8 +209,18 @@ ANVIL_DEVICE bool anvil_run_inline(int task, const AnvilTask* tasks, const Anvil
         sink.records[task] = AnvilTraceRecord{ready, start, anvil_now_ns(), sink.sm, sink.block};
 #else
     (void)sink;
+    (void)ready;
 #endif
     return true;
+}
+
+// A task run by the last taker of its ticket (anvil_take_tickets).
+template <AnvilRunTask RUN>
+ANVIL_DEVICE bool anvil_run_inline(int task, const AnvilTask* tasks, const AnvilSync& sync, char* arena,
+                                   AnvilStatus* status, unsigned long long timeout_ns, AnvilTraceSink sink,
+                                   AnvilRing& ring) {
+    const AnvilTask t = tasks[task];
+    return anvil_run_task<RUN>(task, t, sync, arena, status, timeout_ns, sink, ring, anvil_trace_now());
 }
 
 // The tickets of task t and the reduces it completes: a call of its own
@@ -217,33 +234,20 @@ ANVIL_TASK bool anvil_run_tickets(AnvilTask t, const AnvilTask* tasks, AnvilSync
     });
 }
 
-// Runs one task; false when the run is being stopped. Without ANVIL_TRACE
-// the sink is never read, and the compiler drops it. The ring goes first:
-// its copies stream while warp 0 polls.
+// Runs one queued task (anvil_run_task between the ring's enter and leave,
+// then the tickets it takes); false when the run is being stopped. The ring
+// goes first: its copies stream while warp 0 polls.
 template <AnvilRunTask RUN, AnvilStreamTask STREAM>
 ANVIL_DEVICE bool anvil_run_one(int task, int next, const AnvilTask* tasks, const AnvilSync& sync, char* arena,
                                 AnvilStatus* status, unsigned long long timeout_ns, AnvilTraceSink sink,
                                 AnvilRing& ring) {
     const AnvilTask t = tasks[task];
-#ifdef ANVIL_TRACE
-    const unsigned long long ready = anvil_now_ns();
-#endif
+    const unsigned long long ready = anvil_trace_now();
     anvil_ring_enter<STREAM>(ring, t, next, tasks, arena);
-    if (!anvil_wait_counters(task, t, sync, status, timeout_ns)) {
+    if (!anvil_run_task<RUN>(task, t, sync, arena, status, timeout_ns, sink, ring, ready)) {
         anvil_ring_drop();
         return false;
     }
-#ifdef ANVIL_TRACE
-    const unsigned long long start = anvil_now_ns();
-#endif
-    RUN(t.op, t.tile, arena, status, task, &ring);
-    anvil_publish(t, sync);
-#ifdef ANVIL_TRACE
-    if (sink.records && anvil_thread() == 0)
-        sink.records[task] = AnvilTraceRecord{ready, start, anvil_now_ns(), sink.sm, sink.block};
-#else
-    (void)sink;
-#endif
 #ifdef ANVIL_TICKETS
     // A reduce this task completes runs here, between the task and the
     // ring's next one: it does not touch the ring (rowwise), whose copies

@@ -11,10 +11,10 @@
 #include <array>
 
 #include "anvil/pipeline.h"
+#include "attention_graph.h"
 #include "base/reshape_strides.h"
 #include "frontend/affine_fold.h"
 #include "frontend/concat_siblings.h"
-#include "graph_builder.h"
 #include "policies/registry.h"
 #include "run_checks.h"
 #include "runtime/host_backend.h"
@@ -26,57 +26,6 @@ using namespace anvil;
 using namespace anvil::test;
 
 namespace {
-
-// How attention() varies from the plain layer.
-struct Variant {
-    bool v_residual = false;   // v also feeds an add with x (an elementwise reader)
-    bool k_output = false;     // k (after its bias) is a graph output
-    bool wq_shared = false;    // wq also projects x a second time, summed into the output
-    bool bias_f16 = false;     // v's bias stored in f16 (another dtype than the others)
-};
-
-// One attention layer over x [S, H * D] as the zoo's BERT writes it: q, k, v
-// projections with biases, the heads split ([S, H, D] -> [H, S, D]),
-// softmax(q k^T) v, joined back and projected.
-Graph attention(int64_t S, int64_t H, int64_t D, DType t, const Variant& var = {}) {
-    const int64_t E = H * D;
-    GraphBuilder b(t);
-    b.input("x", {S, E});
-    for (const char* w : {"wq", "wk", "wv", "wo"}) b.param(w, {E, E});
-    b.param("bq", {E});
-    b.param("bk", {E});
-    b.param("bv", {E}, var.bias_f16 ? DType::f16 : t);
-    for (const char* n : {"q", "k", "v"}) {
-        const std::string s = n;
-        b.node(s + "_mm", Op::matmul, {"x", "w" + s});
-        b.node(s, Op::add, {s + "_mm", "b" + s});
-        b.node(s + "_r", Op::reshape, {s}, {{"shape", L({S, H, D})}});
-        b.node(s + "_h", Op::transpose, {s + "_r"}, {{"perm", L({1, 0, 2})}});
-    }
-    b.node("scores", Op::matmul, {"q_h", "k_h"}, {{"transpose_b", B(true)}});
-    b.node("probs", Op::softmax, {"scores"}, {{"axis", I(-1)}});
-    b.node("ctx", Op::matmul, {"probs", "v_h"});
-    b.node("ctx_t", Op::transpose, {"ctx"}, {{"perm", L({1, 0, 2})}});
-    b.node("ctx_r", Op::reshape, {"ctx_t"}, {{"shape", L({S, E})}});
-    b.node("y0", Op::matmul, {"ctx_r", "wo"});
-    std::string y = "y0";
-    if (var.v_residual) {
-        b.node("y1", Op::add, {y, "v"});
-        y = "y1";
-    }
-    if (var.wq_shared) {
-        b.node("q2", Op::matmul, {"ctx_r", "wq"});
-        b.node("y2", Op::add, {y, "q2"});
-        y = "y2";
-    }
-    b.output(y);
-    if (var.k_output) b.output("k");
-    Graph g = infer_shapes(b.graph());
-    set_init(g, "x", InitKind::normal, 1.0);
-    for (const char* w : {"wq", "wk", "wv", "wo"}) set_init(g, w, InitKind::normal, 1.0 / std::sqrt(double(E)));
-    for (const char* w : {"bq", "bk", "bv"}) set_init(g, w, InitKind::normal, 0.5);
-    return g;
-}
 
 Graph joined_graph(const Graph& g, std::vector<std::string>* why = nullptr) {
     return concat_sibling_matmuls(fold_affine_chains(g), why);
@@ -249,7 +198,7 @@ TEST_CASE("column views: a score tile waits only for the joined tiles of its hea
 TEST_CASE("column views: groups read row-major, outputs, mixed bias dtypes or computed weights stay apart", "[concat][views]") {
     struct Case {
         const char* what;
-        Variant var;
+        AttentionVariant var;
         const char* reason;  // in the not-joined line
     };
     const std::vector<Case> cases = {
@@ -278,7 +227,7 @@ TEST_CASE("column views: groups read row-major, outputs, mixed bias dtypes or co
         expect_reference(g, values, run_host(plan(g, "anvil", default_gpu()), values, race_checked()));
     }
     {  // Two left out of three: nothing joins, each says why.
-        const Graph g = attention(17, 2, 8, DType::f32, Variant{true, true, false, false});
+        const Graph g = attention(17, 2, 8, DType::f32, AttentionVariant{true, true, false, false});
         std::vector<std::string> why;
         const Graph f = joined_graph(g, &why);
         CHECK(count_op(f, Op::matmul) == count_op(fold_affine_chains(g), Op::matmul));
@@ -287,7 +236,7 @@ TEST_CASE("column views: groups read row-major, outputs, mixed bias dtypes or co
     }
     // A computed weight (x @ x^T's sibling) and a weight also read elsewhere.
     {
-        const Graph g = attention(17, 2, 8, DType::f32, Variant{false, false, true, false});
+        const Graph g = attention(17, 2, 8, DType::f32, AttentionVariant{false, false, true, false});
         const Graph f = joined_graph(g);
         CHECK(f.find("q+k+v").has_value());
         CHECK(f.find("wq").has_value());  // still read by q2

@@ -59,30 +59,9 @@ outputs: [a0, m1, a2, a3]
                              dtype);
 }
 
-// The row op in the reduce, its second output (pre-LN: y1 is read by ln1,
-// by the second GEMM's residual add and is no output) and a reduce that
-// waits for another task than its slices (h2 adds y1).
-Graph norm_cases(DType dtype) {
-    return test::split_model(R"(inputs: [{name: x, shape: [33, 512]}, {name: r, shape: [33, 160]}]
-params:
-  - {name: w1, shape: [512, 160]}
-  - {name: w2, shape: [160, 160]}
-  - {name: g1, shape: [160]}
-  - {name: b1, shape: [160]}
-  - {name: g2, shape: [160]}
-nodes:
-  - {name: m1, op: matmul, inputs: [x, w1]}
-  - {name: y1, op: add, inputs: [m1, r]}
-  - {name: ln1, op: layernorm, inputs: [y1, g1, b1], eps: 1.0e-5}
-  - {name: m2, op: matmul, inputs: [ln1, w2]}
-  - {name: h2, op: add, inputs: [m2, y1]}
-  - {name: n2, op: rmsnorm, inputs: [h2, g2], eps: 1.0e-5}
-outputs: [h2, n2]
-)",
-                             dtype);
-}
-
-TileGraph registers_only(const Graph& g) { return fuse(decompose(g), default_gpu(), FusionOptions{true, false}); }
+// The row op in the reduce, its second output and a reduce that waits for
+// another task than its slices (h2 adds y1).
+Graph norm_cases(DType dtype) { return test::pre_ln_model(33, dtype); }
 
 bool is_reduce(const ROp& op) {
     const auto* p = std::get_if<RowParams>(&op.params);
@@ -92,11 +71,8 @@ bool is_reduce(const ROp& op) {
 // Every matmul split `ways` ways (the row ops in the reduces where `norm`),
 // every reduce run by its last K slice.
 TileGraph by_last_slice(const Graph& g, int ways, int algo, bool norm) {
-    TileGraph tg = test::split_every_matmul(registers_only(g), ways, algo);
-    if (norm)
-        for (int r = static_cast<int>(tg.rops.size()) - 1; r >= 0; --r)
-            if (const auto* p = std::get_if<RowParams>(&tg.rops[r].params); p && p->op == ANVIL_ROW_SPLIT_SUM)
-                apply_row_op_in_reduce(tg, r, default_gpu(), default_gpu().sm_count * 2);
+    TileGraph tg = norm ? test::split_and_norm(g, ways, algo)
+                        : test::split_every_matmul(test::registers_only(g), ways, algo);
     for (size_t r = 0; r < tg.rops.size(); ++r)
         if (is_reduce(tg.rops[r])) set_by_last_slice(tg, static_cast<int>(r));
     verify_tile_graph(tg, default_gpu());
@@ -141,7 +117,7 @@ TEST_CASE("last-slice reduce: split sums of ragged GEMMs against the reference, 
     test::expect_reference(g, values, simt, 4);
     // The slices are summed in slice order whoever runs the reduce: the
     // same bits as the reduce as a wave of its own.
-    const TileGraph wave = test::split_every_matmul(registers_only(g), dtype == DType::f32 ? 3 : 2,
+    const TileGraph wave = test::split_every_matmul(test::registers_only(g), dtype == DType::f32 ? 3 : 2,
                                                     dtype == DType::f32 ? ANVIL_MM_TILED : ANVIL_MM_TENSOR);
     const TensorMap apart = run_host(test::persistent(wave, blocks), values, test::checked(false));
     const TensorMap apart_simt = run_host(test::persistent(wave, blocks), values, test::checked(true));
@@ -221,39 +197,33 @@ TEST_CASE("last-slice reduce: a ticket off by one, a skipped inline run and a dr
         for (const OutputCheck& c : checks) failed += !c.ok();
         CHECK(failed == 4);
     }
-    SECTION("a join dropped from the schedule: the race checker names the reduce") {
-        int mutated = 0;
-        for (size_t t = 0; t < s.tasks.size() && mutated < 4; ++t) {
-            if (s.tasks[t].joins.size() < 2) continue;
-            Schedule m = s;
-            m.tasks[t].joins.pop_back();
-            bool names_it = false;
-            for (const Race& race : find_races(m)) names_it = names_it || static_cast<size_t>(race.consumer) == t;
-            CAPTURE(t);
-            CHECK(names_it);
-            ++mutated;
-        }
-        CHECK(mutated > 0);
-    }
-    SECTION("a reader of a joined task without its wait: a race, whichever block ran the reduce") {
-        const Schedule s = test::persistent(by_last_slice(norm_cases(DType::f32), 2, ANVIL_MM_TILED, true));
-        REQUIRE(find_races(s).empty());
-        const SyncCounters c = sync_counters(s);
-        int mutated = 0;
-        for (size_t t = 0; t < s.tasks.size() && mutated < 4; ++t) {
-            bool reads_joined = false;
+    SECTION("a dropped join, or a reader of a joined task without its wait: the race checker names the task") {
+        // A reduce's join dropped (the sums), a wait deleted from a reader of
+        // a joined task whichever block ran it (the row ops' reduces).
+        const Schedule norms = test::persistent(by_last_slice(norm_cases(DType::f32), 2, ANVIL_MM_TILED, true));
+        REQUIRE(find_races(norms).empty());
+        const SyncCounters c = sync_counters(norms);
+        auto reads_joined = [&](size_t t) {
+            bool reads = false;
             for (int k : c.waits[t])
-                for (int m : c.members[k]) reads_joined = reads_joined || !s.tasks[m].joins.empty();
-            if (!reads_joined) continue;
-            Schedule m = s;
-            m.tasks[t].waits.clear();
-            bool names_it = false;
-            for (const Race& race : find_races(m)) names_it = names_it || static_cast<size_t>(race.consumer) == t;
-            CAPTURE(t);
-            CHECK(names_it);
-            ++mutated;
+                for (int m : c.members[k]) reads = reads || !norms.tasks[m].joins.empty();
+            return reads;
+        };
+        for (const bool drop_join : {true, false}) {
+            CAPTURE(drop_join);
+            const Schedule& base = drop_join ? s : norms;
+            int mutated = 0;
+            for (size_t t = 0; t < base.tasks.size() && mutated < 4; ++t) {
+                if (drop_join ? base.tasks[t].joins.size() < 2 : !reads_joined(t)) continue;
+                Schedule m = base;
+                if (drop_join) m.tasks[t].joins.pop_back();
+                else m.tasks[t].waits.clear();
+                CAPTURE(t);
+                CHECK(test::races_name(m, t));
+                ++mutated;
+            }
+            CHECK(mutated > 0);
         }
-        CHECK(mutated > 0);
     }
     SECTION("a joined task that is also queued, or joins a later task, is refused") {
         Schedule m = s;
@@ -277,7 +247,7 @@ TEST_CASE("last-slice reduce: a ticket off by one, a skipped inline run and a dr
 TEST_CASE("last-slice reduce: the cost model's choice is reported, and the flag turns it off", "[last_slice][split_k]") {
     Gpu gpu = default_gpu();
     const Graph g = sum_cases(DType::f32);
-    const TileGraph tg = registers_only(g);
+    const TileGraph tg = test::registers_only(g);
     for (bool on : {true, false}) {
         gpu.last_slice_reduce = on;
         const TileGraph out = apply_split_k(tg, gpu);

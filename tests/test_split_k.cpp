@@ -134,6 +134,53 @@ TEST_CASE("split-K: the cost model splits a long K whose tiles leave the grid id
     }
 }
 
+TEST_CASE("split-K kept whole: the same rOps, each GEMM with its wave's verdict", "[split_k]") {
+    // The candidate the pipeline places beside the split one
+    // (by_wave_and_fastest_alone): nothing split, no scratch, each GEMM's
+    // reason the split graph's, or that its wave's model splits it.
+    const Gpu gpu = default_gpu();
+    const Graph conv = model("inputs: [{name: x, shape: [1, 512, 7, 7]}]\nparams: [{name: w, shape: [64, 512, 3, 3]}]\n"
+                             "nodes: [{name: y, op: conv2d, inputs: [x, w], padding: 1}]\noutputs: [y]\n",
+                             DType::f16);
+    int split_gemms = 0, whole_gemms = 0;
+    for (const Graph& g : {split_cases(DType::f32), split_cases(DType::f16), conv}) {
+        const TileGraph tg = choose_variants_by_wave(fuse(decompose(g), gpu), gpu);
+        const TileGraph split = apply_split_k(tg, gpu);
+        const TileGraph whole = apply_split_k(tg, gpu, SplitKMode::keep_whole);
+        REQUIRE(whole.rops.size() == tg.rops.size());
+        CHECK(whole.buffers.size() == tg.buffers.size());
+        CHECK(whole.arena_bytes == tg.arena_bytes);
+        for (size_t r = 0; r < tg.rops.size(); ++r) {
+            const ROp& op = whole.rops[r];
+            CAPTURE(op.name, op.why_not_split);
+            CHECK(op.name == tg.rops[r].name);
+            CHECK(op.kind == tg.rops[r].kind);
+            CHECK(op.tiles == tg.rops[r].tiles);  // a conv2d keeps its tile shape
+            CHECK(op.split_k == 1);
+            if (op.kind != TaskKind::matmul && op.kind != TaskKind::conv2d) continue;
+            int ways = 0;
+            const ROp* same = nullptr;
+            for (const ROp& o : split.rops) {
+                if (o.name == op.name + "#partials") ways = o.split_k;
+                if (o.name == op.name) same = &o;
+            }
+            if (ways > 1) {
+                ++split_gemms;
+                CHECK(op.why_not_split == fmt::format("its wave's model splits K {} ways, but the whole schedule with "
+                                                      "every GEMM whole was predicted faster",
+                                                      ways));
+            } else {
+                ++whole_gemms;
+                REQUIRE(same);
+                CHECK(!op.why_not_split.empty());
+                CHECK(op.why_not_split == same->why_not_split);
+            }
+        }
+    }
+    CHECK(split_gemms > 0);
+    CHECK(whole_gemms > 0);
+}
+
 TEST_CASE("split-K GEMMs match the reference on host and simt, race-free", "[split_k][simt]") {
     const DType dtype = GENERATE(DType::f32, DType::f16, DType::bf16);
     const int algo = GENERATE(ANVIL_MM_TILED, ANVIL_MM_TENSOR, ANVIL_MM_GEMV);

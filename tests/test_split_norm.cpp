@@ -70,21 +70,6 @@ Graph norm_cases(DType dtype, int rotation, int n_last = 768) {
                              dtype);
 }
 
-// Register fusion only: a CUDA-core matmul tile holding whole rows would
-// take the row op itself (and then stays whole).
-TileGraph registers_only(const Graph& g) { return fuse(decompose(g), default_gpu(), FusionOptions{true, false}); }
-
-int grid_of(const Gpu& gpu) { return gpu.sm_count * kCudaCoreBlocksPerSm; }
-
-// Every matmul split `ways` ways, each reduce applying its row op where it can.
-TileGraph split_and_norm(const Graph& g, int ways, int algo) {
-    TileGraph tg = test::split_every_matmul(registers_only(g), ways, algo);
-    for (int r = static_cast<int>(tg.rops.size()) - 1; r >= 0; --r)
-        if (const auto* p = std::get_if<RowParams>(&tg.rops[r].params); p && p->op == ANVIL_ROW_SPLIT_SUM)
-            apply_row_op_in_reduce(tg, r, default_gpu(), grid_of(default_gpu()));
-    return tg;
-}
-
 int count_op(const TileGraph& tg, int row_op) {
     int n = 0;
     for (const ROp& op : tg.rops)
@@ -107,7 +92,7 @@ TEST_CASE("split-K reduces apply the row op after them: every dtype, row op and 
     const int rotation = GENERATE(0, 1, 2);
     CAPTURE(dtype_name(dtype), rotation);
     const Graph g = norm_cases(dtype, rotation);
-    const TileGraph tg = split_and_norm(g, dtype == DType::f32 ? 4 : 2, dtype == DType::f32 ? ANVIL_MM_TILED : ANVIL_MM_TENSOR);
+    const TileGraph tg = test::split_and_norm(g, dtype == DType::f32 ? 4 : 2, dtype == DType::f32 ? ANVIL_MM_TILED : ANVIL_MM_TENSOR);
     REQUIRE(count_op(tg, ANVIL_ROW_SPLIT_NORM) == 3);
     CHECK(count_op(tg, ANVIL_ROW_SPLIT_SUM) == 0);
     // The row ops' rOps are gone: every rowwise rOp is a reduce.
@@ -136,8 +121,8 @@ TEST_CASE("split-K: the reduce with its row op gives the bits of the reduce and 
     const bool simt = GENERATE(false, true);
     CAPTURE(dtype_name(dtype), rotation, simt);
     const Graph g = norm_cases(dtype, rotation);
-    const TileGraph apart = test::split_every_matmul(registers_only(g), 2, ANVIL_MM_TILED);
-    const TileGraph merged = split_and_norm(g, 2, ANVIL_MM_TILED);
+    const TileGraph apart = test::split_every_matmul(test::registers_only(g), 2, ANVIL_MM_TILED);
+    const TileGraph merged = test::split_and_norm(g, 2, ANVIL_MM_TILED);
     REQUIRE(count_op(merged, ANVIL_ROW_SPLIT_NORM) == 3);
     const TensorMap values = make_values(g, std::nullopt);
     const TensorMap a = run_host(test::persistent(apart), values, test::checked(simt));
@@ -153,7 +138,7 @@ TEST_CASE("split-K: the reduce with its row op gives the bits of the reduce and 
 TEST_CASE("split-K with a row op: a reduce skipping a slice fails the reference, a deleted wait is a race",
           "[split_norm][race]") {
     const Graph g = norm_cases(DType::f32, 0);
-    const TileGraph tg = split_and_norm(g, 4, ANVIL_MM_TILED);
+    const TileGraph tg = test::split_and_norm(g, 4, ANVIL_MM_TILED);
     const int r = first_split_norm(tg);
     REQUIRE(r >= 0);
     const TensorMap values = make_values(g, std::nullopt);
@@ -174,16 +159,14 @@ TEST_CASE("split-K with a row op: a reduce skipping a slice fails the reference,
             if (s.tasks[t].rop != r || s.tasks[t].waits.empty()) continue;
             Schedule m = s;
             m.tasks[t].waits.clear();
-            bool names_it = false;
-            for (const Race& race : find_races(m)) names_it = names_it || static_cast<size_t>(race.consumer) == t;
             CAPTURE(t);
-            CHECK(names_it);
+            CHECK(test::races_name(m, t));
             ++deleted;
         }
         CHECK(deleted > 0);
     }
     SECTION("the row op's rOp removed while its output is still read: not written, the reference catches it") {
-        TileGraph apart = test::split_every_matmul(registers_only(g), 4, ANVIL_MM_TILED);
+        TileGraph apart = test::split_every_matmul(test::registers_only(g), 4, ANVIL_MM_TILED);
         int removed = -1;
         for (size_t i = 0; i < apart.rops.size() && removed < 0; ++i)
             if (const auto* p = std::get_if<RowParams>(&apart.rops[i].params); p && p->op == ANVIL_ROW_LAYERNORM)
@@ -202,7 +185,7 @@ TEST_CASE("split-K: a row op over rows longer than a block holds (1024) stays ap
           "[split_norm]") {
     SECTION("rows of 1030") {
         const Graph g = norm_cases(DType::f32, 0, 1030);  // chain 2: a softmax over rows of 1030
-        const TileGraph tg = split_and_norm(g, 2, ANVIL_MM_TILED);
+        const TileGraph tg = test::split_and_norm(g, 2, ANVIL_MM_TILED);
         CHECK(count_op(tg, ANVIL_ROW_SPLIT_NORM) == 2);
         CHECK(count_op(tg, ANVIL_ROW_SPLIT_SUM) == 1);
         CHECK(count_op(tg, ANVIL_ROW_SOFTMAX) == 1);
@@ -220,24 +203,8 @@ TEST_CASE("split-K: where others read the GEMM's result too, the reduce with its
     // add (its reduce's epilogue); h2 feeds an rmsnorm and is an output.
     const DType dtype = GENERATE(DType::f32, DType::f16);
     CAPTURE(dtype_name(dtype));
-    const Graph g = test::split_model(R"(inputs: [{name: x, shape: [9, 512]}, {name: r, shape: [9, 160]}]
-params:
-  - {name: w1, shape: [512, 160]}
-  - {name: w2, shape: [160, 160]}
-  - {name: g1, shape: [160]}
-  - {name: b1, shape: [160]}
-  - {name: g2, shape: [160]}
-nodes:
-  - {name: m1, op: matmul, inputs: [x, w1]}
-  - {name: y1, op: add, inputs: [m1, r]}
-  - {name: ln1, op: layernorm, inputs: [y1, g1, b1], eps: 1.0e-5}
-  - {name: m2, op: matmul, inputs: [ln1, w2]}
-  - {name: h2, op: add, inputs: [m2, y1]}
-  - {name: n2, op: rmsnorm, inputs: [h2, g2], eps: 1.0e-5}
-outputs: [h2, n2]
-)",
-                                      dtype);
-    const TileGraph tg = split_and_norm(g, 2, ANVIL_MM_TILED);
+    const Graph g = test::pre_ln_model(9, dtype);
+    const TileGraph tg = test::split_and_norm(g, 2, ANVIL_MM_TILED);
     REQUIRE(count_op(tg, ANVIL_ROW_SPLIT_NORM) == 2);
     CHECK(count_op(tg, ANVIL_ROW_SPLIT_SUM) == 0);
     for (const ROp& op : tg.rops)
@@ -278,9 +245,7 @@ outputs: [h2, n2]
             if (wide.tasks[t].rop != second || wide.tasks[t].waits.empty()) continue;
             Schedule m = wide;
             m.tasks[t].waits.clear();
-            bool names_it = false;
-            for (const Race& race : find_races(m)) names_it = names_it || static_cast<size_t>(race.consumer) == t;
-            CHECK(names_it);
+            CHECK(test::races_name(m, t));
             ++deleted;
         }
         CHECK(deleted > 0);
@@ -299,7 +264,7 @@ nodes:
 outputs: [n]
 )",
                                       DType::f16);
-    const TileGraph split = test::split_every_matmul(registers_only(g), 2, ANVIL_MM_TILED);
+    const TileGraph split = test::split_every_matmul(test::registers_only(g), 2, ANVIL_MM_TILED);
     auto rows_per_tile = [&](int grid) {
         TileGraph tg = split;
         int reduce = -1;

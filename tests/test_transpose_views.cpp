@@ -10,6 +10,7 @@
 
 #include "anvil/pipeline.h"
 #include "anvil_cmd.h"
+#include "attention_graph.h"
 #include "frontend/transpose_views.h"
 #include "graph_builder.h"
 #include "policies/registry.h"
@@ -37,35 +38,6 @@ Graph transpose_graph(const Shape& shape, const std::vector<int64_t>& perm, DTyp
     b.output("y");
     Graph g = infer_shapes(b.graph());
     set_init(g, "x", InitKind::normal, 3.0);
-    return g;
-}
-
-// One attention layer over x [S, H * D]: q, k, v projections with biases,
-// split into heads ([S, H, D] -> [H, S, D]), softmax(q k^T) v, the heads
-// joined back ([H, S, D] -> [S, H, D] -> [S, H * D]) and projected.
-Graph attention(int64_t S, int64_t H, int64_t D, DType t) {
-    const int64_t E = H * D;
-    GraphBuilder b(t);
-    b.input("x", {S, E});
-    for (const char* w : {"wq", "wk", "wv", "wo"}) b.param(w, {E, E});
-    for (const char* w : {"bq", "bk", "bv"}) b.param(w, {E});
-    for (const char* n : {"q", "k", "v"}) {
-        const std::string s = n;
-        b.node(s + "_mm", Op::matmul, {"x", "w" + s});
-        b.node(s + "_b", Op::add, {s + "_mm", "b" + s});
-        b.node(s + "_r", Op::reshape, {s + "_b"}, {{"shape", L({S, H, D})}});
-        b.node(s + "_h", Op::transpose, {s + "_r"}, {{"perm", L({1, 0, 2})}});
-    }
-    b.node("scores", Op::matmul, {"q_h", "k_h"}, {{"transpose_b", B(true)}});
-    b.node("probs", Op::softmax, {"scores"}, {{"axis", I(-1)}});
-    b.node("ctx", Op::matmul, {"probs", "v_h"});
-    b.node("ctx_t", Op::transpose, {"ctx"}, {{"perm", L({1, 0, 2})}});
-    b.node("ctx_r", Op::reshape, {"ctx_t"}, {{"shape", L({S, E})}});
-    b.node("y", Op::matmul, {"ctx_r", "wo"});
-    b.output("y");
-    Graph g = infer_shapes(b.graph());
-    set_init(g, "x", InitKind::normal, 1.0);
-    for (const char* w : {"wq", "wk", "wv", "wo", "bq", "bk", "bv"}) set_init(g, w, InitKind::normal, 0.5);
     return g;
 }
 

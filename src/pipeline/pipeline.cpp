@@ -45,24 +45,6 @@ constexpr StageInfo kStages[] = {
 
 bool is_policy_stage(Stage s) { return s == Stage::fuse || s == Stage::variants || s == Stage::policy; }
 
-// `whole` with each GEMM's reason from `split` (apply_split_k of it), and
-// for those split there, that this candidate keeps them whole: it is placed
-// only if the whole schedule is predicted faster.
-TileGraph note_splits_not_taken(TileGraph whole, const TileGraph& split) {
-    for (ROp& op : whole.rops) {
-        if (op.kind != TaskKind::matmul && op.kind != TaskKind::conv2d) continue;
-        for (const ROp& o : split.rops) {
-            if (o.name == op.name + "#partials")
-                op.why_not_split = fmt::format("its wave's model splits K {} ways, but the whole schedule with every "
-                                               "GEMM whole was predicted faster",
-                                               o.split_k);
-            else if (o.name == op.name && !o.why_not_split.empty())
-                op.why_not_split = o.why_not_split;
-        }
-    }
-    return whole;
-}
-
 // The tile shapes the policy's entry asks the variants stage for.
 std::vector<TileGraph> variant_candidates(const TileGraph& tg, VariantChoice choice, const Gpu& gpu) {
     auto alone = [&] {
@@ -83,7 +65,7 @@ std::vector<TileGraph> variant_candidates(const TileGraph& tg, VariantChoice cho
             // placement) has the last word.
             TileGraph whole = choose_variants_by_wave(tg, gpu);
             std::vector<TileGraph> c{apply_split_k(whole, gpu)};
-            if (c.front().rops.size() != whole.rops.size()) c.push_back(note_splits_not_taken(whole, c.front()));
+            if (c.front().rops.size() != whole.rops.size()) c.push_back(apply_split_k(whole, gpu, SplitKMode::keep_whole));
             c.push_back(apply_split_k(alone(), gpu));
             return c;
         }

@@ -599,7 +599,7 @@ void choose_reduce_mode(TileGraph& tg, int reduce, const Gpu& gpu, int grid_bloc
 
 }  // namespace
 
-TileGraph apply_split_k(const TileGraph& tg, const Gpu& gpu) {
+TileGraph apply_split_k(const TileGraph& tg, const Gpu& gpu, SplitKMode mode) {
     TileGraph out = tg;
     out.rops.clear();
     const int grid = gpu.sm_count * megakernel_blocks_per_sm(tg, gpu);
@@ -626,8 +626,21 @@ TileGraph apply_split_k(const TileGraph& tg, const Gpu& gpu) {
         const WaveLoad load{grid, tiles[wave[r]] - op.tiles,
                             work[wave[r]] - op.tiles * (work_s[r] + gpu.task_overhead_s)};
         SplitChoice c;
-        if (op.kind == TaskKind::conv2d) std::tie(op, c) = conv_tile_and_split(op, gpu, load, smem_cap);
-        else c = choose_split_k(op, gpu, load);
+        if (op.kind == TaskKind::conv2d) {
+            ROp tiled;  // a conv2d split may take another tile shape; whole, it keeps its own
+            std::tie(tiled, c) = conv_tile_and_split(op, gpu, load, smem_cap);
+            if (mode == SplitKMode::split) op = std::move(tiled);
+        } else {
+            c = choose_split_k(op, gpu, load);
+        }
+        if (mode == SplitKMode::keep_whole) {
+            op.why_not_split = c.ways == 1 ? c.why_not
+                                           : fmt::format("its wave's model splits K {} ways, but the whole schedule "
+                                                         "with every GEMM whole was predicted faster",
+                                                         c.ways);
+            out.rops.push_back(std::move(op));
+            continue;
+        }
         if (c.ways == 1) {
             op.why_not_split = c.why_not;
             out.rops.push_back(std::move(op));
@@ -637,6 +650,7 @@ TileGraph apply_split_k(const TileGraph& tg, const Gpu& gpu) {
         out.rops.push_back(std::move(op));
         split_k_at(out, static_cast<int>(out.rops.size()) - 1, c.ways);
     }
+    if (mode == SplitKMode::keep_whole) return out;
     // Back to front: a merge removes a reduce, the rOps before it stay put.
     for (int r = static_cast<int>(out.rops.size()) - 1; r >= 0; --r)
         if (const auto* p = std::get_if<RowParams>(&out.rops[r].params); p && p->op == ANVIL_ROW_SPLIT_SUM)

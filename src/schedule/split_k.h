@@ -74,11 +74,20 @@ TileGraph split_k_in(const TileGraph& tg, int rop, int ways);
 // copy of the graph per split was quadratic (lstm_tc: 40 s of scheduling).
 void split_k_at(TileGraph& tg, int rop, int ways);
 
+// What apply_split_k does with each GEMM's verdict (choose_split_k).
+enum class SplitKMode {
+    split,      // split the GEMMs it splits, and say why the others stay whole
+    keep_whole  // split none: the tile graph placed beside the split one, each
+                // GEMM saying what its wave's model chose, so that the whole
+                // schedule's prediction decides
+};
+
 // `tg` with every GEMM-like rOp split as choose_split_k says (each split
 // appends its scratch buffer to the arena) or annotated with why not; then
 // each reduce applies the softmax or norm that reads its result where it
-// can (apply_row_op_in_reduce).
-TileGraph apply_split_k(const TileGraph& tg, const Gpu& gpu);
+// can (apply_row_op_in_reduce). SplitKMode::keep_whole: `tg`'s rOps
+// unchanged but for their why_not_split.
+TileGraph apply_split_k(const TileGraph& tg, const Gpu& gpu, SplitKMode mode = SplitKMode::split);
 
 // The split-K reduce `reduce` of a GEMM (ANVIL_ROW_SPLIT_SUM) whose result
 // a softmax, layernorm or rmsnorm over its contiguous rows of N <=
