@@ -65,7 +65,10 @@ std::vector<TileGraph> variant_candidates(const TileGraph& tg, VariantChoice cho
             // placement) has the last word.
             TileGraph whole = choose_variants_by_wave(tg, gpu);
             std::vector<TileGraph> c{apply_split_k(whole, gpu)};
-            if (c.front().rops.size() != whole.rops.size()) c.push_back(apply_split_k(whole, gpu, SplitKMode::keep_whole));
+            // Any split counts: a reduce that takes in its norm keeps the rOp count.
+            const bool split = std::any_of(c.front().rops.begin(), c.front().rops.end(),
+                                           [](const ROp& op) { return op.split_k > 1; });
+            if (split) c.push_back(apply_split_k(whole, gpu, SplitKMode::keep_whole));
             c.push_back(apply_split_k(alone(), gpu));
             return c;
         }
