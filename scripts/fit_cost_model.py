@@ -15,6 +15,7 @@ schedule MODEL --json`. scripts/cost_model/ rebuilds the schedule files.
 """
 import argparse
 import datetime
+import gzip
 import json
 import math
 import pathlib
@@ -25,7 +26,10 @@ import subprocess
 import tempfile
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-SCHEDULES = sorted((ROOT / "docs/perf/cost-model").glob("*.json"))
+ALL_SCHEDULES = sorted((ROOT / "docs/perf/cost-model").glob("*.json"))
+# 30d23da's files name no GPU: they ran on the H100 SXM.
+SCHEDULES = [f for f in ALL_SCHEDULES if json.loads(f.read_text()).get("gpu", "h100_sxm") == "h100_sxm"]
+H200_SCHEDULES = [f for f in ALL_SCHEDULES if json.loads(f.read_text()).get("gpu") == "h200"]
 # The latencies of the previous fit (30d23da's six schedules alone), kept
 # in kernels_db until this one: the "before" of every comparison.
 BEFORE = (3.8e-7, 4.1e-7)
@@ -69,8 +73,8 @@ def anvil_json(args, *cmd):
     return json.loads(out)
 
 
-def cost_fit(args, files, kernels_db=None, fit=False):
-    cmd = ["cost-fit", *map(str, files), "--json", "--gpu", args.gpu]
+def cost_fit(args, files, kernels_db=None, fit=False, gpu=None):
+    cmd = ["cost-fit", *map(str, files), "--json", "--gpu", gpu or args.gpu]
     if fit:
         cmd.append("--fit")
     if kernels_db:
@@ -78,23 +82,35 @@ def cost_fit(args, files, kernels_db=None, fit=False):
     return anvil_json(args, *cmd)
 
 
-def kernels_db(args, tmp, poll, memory, tiles=True):
-    """A copy of kernels_db whose GPU has these latencies, with or without the measured tiles."""
-    d = pathlib.Path(tmp) / f"kdb_{poll}_{memory}_{tiles}"
-    if d.exists():
-        return str(d)
+_variants = {}
+
+
+def kernels_db_variant(tmp, settings):
+    """A copy of kernels_db; settings: {gpu: (poll, memory, tiles_file)}. poll None keeps the GPU's own
+    latencies (the kept fit); tiles_file None keeps its measured file as it is (ceilings, no tiles)."""
+    key = repr(sorted(settings.items()))
+    if key in _variants:
+        return _variants[key]
+    d = pathlib.Path(tmp) / f"kdb_{len(_variants)}"
     shutil.copytree(ROOT / "kernels_db", d)
-    g = d / "gpus" / f"{args.gpu}.yaml"
-    src = g.read_text()
-    if poll is not None:  # None: kernels_db's own (the kept fit)
-        src = re.sub(r"^poll_latency_s:.*$", f"poll_latency_s: {poll}", src, flags=re.M)
-        src = re.sub(r"^memory_latency_s:.*$", f"memory_latency_s: {memory}", src, flags=re.M)
-    g.write_text(src)
-    m = d / "measured" / f"{args.gpu}.yaml"
-    if tiles:  # the traced tiles, with kernels_db's own ceilings
-        m.write_text(re.split(r"^tiles:", m.read_text(), flags=re.M)[0] + "tiles:" +
-                     re.split(r"^tiles:", TILES.read_text(), flags=re.M)[1])
+    for gpu, (poll, memory, tiles_file) in settings.items():
+        g = d / "gpus" / f"{gpu}.yaml"
+        src = g.read_text()
+        if poll is not None:
+            src = re.sub(r"^poll_latency_s:.*$", f"poll_latency_s: {poll}", src, flags=re.M)
+            src = re.sub(r"^memory_latency_s:.*$", f"memory_latency_s: {memory}", src, flags=re.M)
+        g.write_text(src)
+        m = d / "measured" / f"{gpu}.yaml"
+        if tiles_file:  # the traced tiles, with kernels_db's own ceilings
+            m.write_text(re.split(r"^tiles:", m.read_text(), flags=re.M)[0] + "tiles:" +
+                         re.split(r"^tiles:", tiles_file.read_text(), flags=re.M)[1])
+    _variants[key] = str(d)
     return str(d)
+
+
+def kernels_db(args, tmp, poll, memory, tiles=True):
+    """A copy of kernels_db whose GPU (--gpu) has these latencies, with or without the measured tiles."""
+    return kernels_db_variant(tmp, {args.gpu: (poll, memory, TILES if tiles else None)})
 
 
 def rms(rows, key="predicted_us"):
@@ -123,9 +139,11 @@ def main():
     ap.add_argument("--anvil", default=str(ROOT / "build" / "anvil"))
     ap.add_argument("--gpu", default="h100_sxm")
     args = ap.parse_args()
+    if args.gpu != "h100_sxm":
+        ap.error("the H100 section is fitted for h100_sxm; the H200 one follows it")
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip()
-    files = {f: json.loads(f.read_text()) for f in SCHEDULES}
+    files = {f: json.loads(f.read_text()) for f in ALL_SCHEDULES}
     new = [f for f in SCHEDULES if files[f]["commit"] == "eecf9a0"]
     old = [f for f in SCHEDULES if files[f]["commit"] == "30d23da"]
     then = {f"{d['model'].split('/')[-1].removesuffix('.yaml')} {d['policy']} {d['commit']}":
@@ -207,7 +225,7 @@ def main():
         "kernels_db/measured). Each measured schedule is kept in docs/perf/cost-model/ with its time: "
         "30d23da's rebuilt by building that commit (scripts/cost_model/rebuild_30d23da.sh) and replayed "
         "under its rTasks' rules, eecf9a0's written by this tree's `anvil schedule --snapshot`, which plans "
-        "exactly what eecf9a0 planned (scripts/cost_model/rebuild_eecf9a0.py checks each prediction against "
+        "exactly what eecf9a0 planned (scripts/cost_model/rebuild_snapshots.py checks each prediction against "
         "the one eecf9a0 made on the device). `anvil cost-fit` plays them all with today's terms "
         "(src/tools/cost_fit.cpp).",
         "",
@@ -347,8 +365,212 @@ def main():
         p = schedule(args, model.stem, "per_op")
         m = f"{measured_now[model.stem]:.0f} us" if model.stem in measured_now else "-"
         lines.append(f"| {model.stem} | {a['predicted_us']:.0f} us | {p['predicted_us']:.0f} us | {m} |")
+    with tempfile.TemporaryDirectory() as tmp:
+        lines += h200_section(args, files, tmp)
+        lines += H200_FINDINGS
     (ROOT / "docs/perf/cost-model.md").write_text("\n".join(lines) + "\n")
     print("wrote docs/perf/cost-model.md")
+
+
+# The H200 run of 2026-11-28 (commit 3cda44c): its schedules, the tiles of its three traces, and the traces.
+H200_COMMIT = "3cda44c"
+TILES_H200 = ROOT / f"docs/perf/cost-model/tiles-h200-{H200_COMMIT}.yaml"
+TRACES_H200 = ROOT / "docs/perf/traces-2026-11-28"
+
+
+def latencies_of(gpu, commit=None):
+    """(poll, memory) latencies of kernels_db/gpus/<gpu>.yaml, this tree's or at a commit."""
+    path = f"kernels_db/gpus/{gpu}.yaml"
+    text = (subprocess.run(["git", "-C", str(ROOT), "show", f"{commit}:{path}"], check=True, capture_output=True,
+                           text=True).stdout if commit else (ROOT / path).read_text())
+    return tuple(float(re.search(rf"^{k}:\s*(\S+)", text, flags=re.M).group(1))
+                 for k in ("poll_latency_s", "memory_latency_s"))
+
+
+def trace_events(model):
+    """{rOp name: [body us]}, [wait us] of a measured trace, and its kind per rOp name."""
+    doc = json.loads(gzip.open(TRACES_H200 / f"{model}.trace.json.gz").read())
+    bodies, waits, kinds = {}, [], {}
+    for e in doc["traceEvents"]:
+        if e.get("ph") != "X" or "task" not in e.get("args", {}):
+            continue
+        if e["cat"] == "wait":
+            waits.append(e["dur"])
+        else:
+            bodies.setdefault(e["name"], []).append(e["dur"])
+            kinds[e["name"]] = e["cat"]
+    return bodies, waits, kinds
+
+
+def kind_of(trace_kind, cost_key):
+    return trace_kind + (" (tensor cores)" if " tc " in cost_key else "")
+
+
+def h200_section(args, files, tmp):
+    g = "h200"
+    h200 = H200_SCHEDULES
+    before_lat = latencies_of(g, H200_COMMIT)
+    kept_lat = latencies_of(g)
+
+    def cf(fs, settings, fit=False, gpu=g):
+        return cost_fit(args, fs, kernels_db_variant(tmp, settings), fit, gpu)
+
+    before = cf(h200, {g: (*before_lat, None)})
+    tiles_before = cf(h200, {g: (*before_lat, TILES_H200)})
+    fit_plain = cf(h200, {g: (None, None, None)}, fit=True)
+    fit_tiles = cf(h200, {g: (None, None, TILES_H200)}, fit=True)
+    everything = ALL_SCHEDULES
+    fit_all = cf(everything, {"h100_sxm": (None, None, TILES), g: (None, None, TILES_H200)}, fit=True,
+                 gpu="h100_sxm")
+    fit_all_plain = cf(everything, {"h100_sxm": (None, None, None), g: (None, None, None)}, fit=True, gpu="h100_sxm")
+    after = cf(h200, {g: (None, None, None)})
+    after_tiles = cf(h200, {g: (None, None, TILES_H200)})
+
+    def rms_of(rows, key="predicted_us", only_gpu=None):
+        rows = [r for r in rows if only_gpu is None or r["gpu"] == only_gpu]
+        return math.sqrt(sum(math.log(r[key] / r["measured_us"]) ** 2 for r in rows) / len(rows))
+
+    def fit_row(name, res, n):
+        f = res["fit"]
+        return (f"| {name} | {n} | {f['poll_latency_s'] * 1e9:.0f} ns | {f['memory_latency_s'] * 1e9:.0f} ns | "
+                f"{f['rms_log_error']:.3f} | {rms_of(res['schedules'], 'fitted_us', g):.3f} |")
+
+    then_gap = max(abs(r["predicted_us"] / files[pathlib.Path(r["file"])]["predicted_us_at_commit"] - 1)
+                   for r in before["schedules"])
+    lines = [
+        "",
+        f"# H200 (commit {H200_COMMIT}, 2026-11-28)",
+        "",
+        f"`anvil profile --iters 50` of {len(h200) // 2} models on an NVIDIA H200 at commit {H200_COMMIT} "
+        "(docs/perf/gpu-zoo-2026-11-28.json), with the ceilings `anvil calibrate` measured there "
+        "(kernels_db/measured/h200.yaml, the same file the device planned with). Each schedule is kept as "
+        f"docs/perf/cost-model/{H200_COMMIT}-<model>-<policy>.json, written by this tree's `anvil schedule "
+        "--snapshot` (scripts/cost_model/rebuild_snapshots.py, which refuses a snapshot whose prediction "
+        "is not the device's own to 1e-9; none was refused). Replayed by `anvil cost-fit` with the latencies "
+        f"of {H200_COMMIT}, they give the device's predictions to {then_gap:.1e} (relative). The tiles of "
+        f"the three traces (resnet18, bert_base, transformer_encoder_f16) are in "
+        f"docs/perf/cost-model/tiles-h200-{H200_COMMIT}.yaml (scripts/trace_tiles.py), not in kernels_db "
+        "(kernels_db/README.md says why).",
+        "",
+        "## The fit",
+        "",
+        "The grid fit of the H100 section. `RMS, H200`: over the H200 schedules alone, with the fitted "
+        "latencies. A fit over several GPUs plays each schedule on its own GPU's description with one "
+        "pair of latencies (`anvil cost-fit` reads the GPU a snapshot names).",
+        "",
+        "| schedules fitted | n | poll_latency_s | memory_latency_s | RMS log error | RMS, H200 |",
+        "|---|---|---|---|---|---|",
+        fit_row("H200 alone, no measured tiles", fit_plain, len(h200)),
+        fit_row("H200 alone, the H200 traced tiles", fit_tiles, len(h200)),
+        fit_row("H100 and H200, no measured tiles", fit_all_plain, len(everything)),
+        fit_row("H100 and H200, each GPU's traced tiles", fit_all, len(everything)),
+        "",
+        "RMS log error over the H200 schedules:",
+        "",
+        "| model | poll, memory latency | measured tiles | RMS log error |",
+        "|---|---|---|---|",
+        f"| before ({H200_COMMIT}'s h200.yaml) | {before_lat[0] * 1e9:.0f} ns, {before_lat[1] * 1e9:.0f} ns | no | "
+        f"{rms_of(before['schedules']):.3f} |",
+        f"| the traced tiles alone | {before_lat[0] * 1e9:.0f} ns, {before_lat[1] * 1e9:.0f} ns | yes | "
+        f"{rms_of(tiles_before['schedules']):.3f} |",
+        f"| after (kept in kernels_db/gpus/h200.yaml) | {kept_lat[0] * 1e9:.0f} ns, {kept_lat[1] * 1e9:.0f} ns | no | "
+        f"{rms_of(after['schedules']):.3f} |",
+        f"| after, with the traced tiles | {kept_lat[0] * 1e9:.0f} ns, {kept_lat[1] * 1e9:.0f} ns | yes | "
+        f"{rms_of(after_tiles['schedules']):.3f} |",
+        "",
+        "## Residuals",
+        "",
+        "`then`: the device's prediction; `before`: the replay with "
+        f"{H200_COMMIT}'s latencies; `after`: the kept latencies (no measured tiles, as kernels_db has them); "
+        "`after, tiles`: the same with the traced tiles. `*`: a traced model.",
+        "",
+        "| schedule | measured | then | before | after | residual after | after, tiles |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for i, s in enumerate(after["schedules"]):
+        d = files[pathlib.Path(s["file"])]
+        star = " *" if d["model"] in TRACED else ""
+        lines.append(f"| {s['schedule']}{star} | {s['measured_us']:.0f} us | {d['predicted_us_at_commit']:.0f} us | "
+                     f"{before['schedules'][i]['predicted_us']:.0f} us | {s['predicted_us']:.0f} us | "
+                     f"{100 * (s['predicted_us'] / s['measured_us'] - 1):+.0f}% | "
+                     f"{after_tiles['schedules'][i]['predicted_us']:.0f} us |")
+    lines += h200_residual_by_kind(before, before_lat, files)
+    return lines
+
+
+def h200_residual_by_kind(before, before_lat, files):
+    """Per rTask kind of the traced megakernels: measured bodies against the estimate of the schedule that ran."""
+    rows = {files[pathlib.Path(s["file"])]["model"]: s for s in before["schedules"]
+            if files[pathlib.Path(s["file"])]["policy"] == "anvil"}
+    kinds, waits = {}, []
+    for model in TRACED:
+        bodies, wait, trace_kind = trace_events(model)
+        total_body = sum(sum(v) for v in bodies.values())
+        snap = files[ROOT / "docs/perf/cost-model" / f"{H200_COMMIT}-{model}-anvil.json"]
+        polls = sum(snap["poll_rounds"]) * before_lat[0] * 1e6
+        waits.append((model, len(wait), sum(wait), total_body, polls))
+        for r in rows[model]["rops"]:
+            if r["name"] not in bodies:
+                continue
+            meas = bodies[r["name"]]
+            k = kinds.setdefault(kind_of(trace_kind[r["name"]], r["cost_key"]),
+                                 {"rops": 0, "tasks": 0, "meas": 0.0, "work": 0.0, "lat": 0.0, "ratios": [],
+                                  "lat_needed": [], "work_needed": []})
+            k["rops"] += 1
+            k["tasks"] += len(meas)
+            k["meas"] += sum(meas)
+            k["work"] += r["work_us"] * len(meas)
+            k["lat"] += r["latency_us"] * len(meas)
+            m = statistics.median(meas)
+            est = r["work_us"] + r["latency_us"]
+            k["ratios"].append(m / est)
+            if r["latency_us"] > 0:  # the memory latency that alone would make the estimate the median body
+                k["lat_needed"].append(before_lat[1] * (m - r["work_us"]) / r["latency_us"] * 1e9)
+            if r["work_us"] > 0:  # the factor on the throughput part that alone would
+                k["work_needed"].append((m - r["latency_us"]) / r["work_us"])
+    lines = [
+        "",
+        "## The residual per rTask kind",
+        "",
+        f"The bodies of the three measured traces (docs/perf/traces-2026-11-28/) against the estimated tile "
+        f"of the same rOp in the schedule that ran ({H200_COMMIT}'s latencies: poll {before_lat[0] * 1e9:.0f} ns, "
+        f"memory {before_lat[1] * 1e9:.0f} ns), split into its throughput part (FLOPs, shared memory, "
+        "DRAM and L2 bytes at the calibrated rates) and its latency part (K-loop and serial round trips x "
+        "memory latency). Summed over the tasks; per rOp the median body over the estimate. `memory latency "
+        "needed`: per rOp, the memory latency that alone (throughput part held) makes the estimate the "
+        "median body; `throughput factor needed`: the factor on the throughput part that alone (latency "
+        "part held) would. Medians over the kind's rOps, range in brackets.",
+        "",
+        "| kind | rOps | tasks | measured bodies | estimated: throughput + latency | ratio | per rOp: median "
+        "(range) | memory latency needed | throughput factor needed |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+
+    def med(xs, fmt):
+        return f"{fmt(statistics.median(xs))} ({fmt(min(xs))} to {fmt(max(xs))})" if xs else "-"
+
+    for kind, k in sorted(kinds.items(), key=lambda kv: -kv[1]["meas"]):
+        est = k["work"] + k["lat"]
+        lines.append(f"| {kind} | {k['rops']} | {k['tasks']} | {k['meas']:.0f} us | {k['work']:.0f} + {k['lat']:.0f} us | "
+                     f"{k['meas'] / est:.1f}x | {med(k['ratios'], lambda x: f'{x:.1f}x')} | "
+                     f"{med(k['lat_needed'], lambda x: f'{x:.0f} ns')} | {med(k['work_needed'], lambda x: f'{x:.1f}x')} |")
+    lines += [
+        "",
+        "The waits (the `wait` event before each body: the block polling its counters, dependencies still "
+        "running included) against the model's poll term (poll rounds x poll latency, summed over the tasks):",
+        "",
+        "| model | tasks | measured waits | measured bodies | waits / (waits + bodies) | poll term, predicted |",
+        "|---|---|---|---|---|---|",
+    ]
+    for model, n, w, b, polls in waits:
+        lines.append(f"| {model} | {n} | {w:.0f} us | {b:.0f} us | {100 * w / (w + b):.0f}% | {polls:.0f} us |")
+    H200_KINDS.update(kinds)
+    H200_WAITS.extend(waits)
+    return lines
+
+
+H200_KINDS, H200_WAITS = {}, []
+H200_FINDINGS = []
 
 
 if __name__ == "__main__":
