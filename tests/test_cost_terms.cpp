@@ -5,6 +5,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <stdexcept>
 #include <nlohmann/json.hpp>
 
 #include "anvil/error.h"
@@ -19,6 +20,7 @@
 #include "tile/footprint.h"
 #include "schedule/cost_model.h"
 #include "schedule/cost_terms.h"
+#include "target/gpu.h"
 #include "tools/cost_fit.h"
 #include "../rtasks/tiling.cuh"
 
@@ -400,6 +402,44 @@ TEST_CASE("anvil cost-fit prints each schedule's measured and predicted time", "
     // eecf9a0's, its tiles measured in situ: within 20%.
     CHECK(j["schedules"][1]["measured_us"].get<double>() == Approx(135.984).epsilon(1e-4));
     CHECK(std::abs(std::log(j["schedules"][1]["predicted_us"].get<double>() / 135.984)) < 0.2);
+}
+
+TEST_CASE("anvil cost-fit plays each snapshot on the GPU it names", "[cost][cli]") {
+    // 3cda44c's mlp_f32 ran on the H200, eecf9a0's on the H100: one call (default --gpu h100_sxm) plays
+    // each on its own description, and prints each rOp's estimate in its two parts.
+    const std::string h200_file = "docs/perf/cost-model/3cda44c-mlp_f32-anvil.json";
+    const std::string h100_file = "docs/perf/cost-model/eecf9a0-mlp_f32-anvil.json";
+    const test::CmdResult both = test::run_anvil("cost-fit " + h200_file + " " + h100_file + " --json");
+    const test::CmdResult alone = test::run_anvil("cost-fit " + h200_file + " --gpu h200 --json");
+    REQUIRE(both.status == 0);
+    REQUIRE(alone.status == 0);
+    const auto j = nlohmann::json::parse(both.output), k = nlohmann::json::parse(alone.output);
+    CHECK(j["schedules"][0]["gpu"] == "h200");
+    CHECK(j["schedules"][1]["gpu"] == "h100_sxm");
+    CHECK(j["schedules"][0]["predicted_us"].get<double>() == Approx(k["schedules"][0]["predicted_us"].get<double>()));
+    const auto& rops = j["schedules"][0]["rops"];
+    REQUIRE(rops.size() == 2);
+    CHECK(rops[0]["name"] == "h+hb+a");
+    CHECK(rops[0]["work_us"].get<double>() > 0);
+    CHECK(rops[0]["latency_us"].get<double>() > 0);
+    CHECK_FALSE(rops[0]["measured_tile"].get<bool>());
+
+    // The fit over both: one pair of latencies, each schedule on its own GPU's rates.
+    const std::string root = std::string(ANVIL_SOURCE_DIR) + "/";
+    const MeasuredSchedule m200 = load_measured_schedule(root + h200_file), m100 = load_measured_schedule(root + h100_file);
+    CHECK(m200.gpu == "h200");
+    const Gpu h200 = find_gpu("h200"), h100 = find_gpu("h100_sxm");
+    CHECK(predict_measured(h200, m200).total_s != Approx(predict_measured(h100, m200).total_s));
+    const LatencyFit f = fit_latencies(std::vector<Gpu>{h200, h100}, {m200, m100});
+    REQUIRE(f.predicted_s.size() == 2);
+    Gpu fitted200 = h200, fitted100 = h100;
+    for (Gpu* x : {&fitted200, &fitted100}) {
+        x->poll_latency_s = f.poll_latency_s;
+        x->memory_latency_s = f.memory_latency_s;
+    }
+    CHECK(f.predicted_s[0] == Approx(predict_measured(fitted200, m200).total_s));
+    CHECK(f.predicted_s[1] == Approx(predict_measured(fitted100, m100).total_s));
+    CHECK_THROWS_AS(fit_latencies(std::vector<Gpu>{h200}, {m200, m100}), std::logic_error);
 }
 
 TEST_CASE("cost terms: the GPU description carries the fitted latencies", "[cost]") {
