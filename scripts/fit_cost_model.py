@@ -458,7 +458,8 @@ def h200_section(args, files, tmp):
             for r in before["schedules"]}
     off = {n: g for n, g in gaps.items() if abs(g) > 1e-6}
     rest = max(abs(g) for n, g in gaps.items() if n not in off)
-    replay = (f"the other {len(gaps) - len(off)} " + ("exactly" if rest == 0 else f"to {rest:.0e}") + "; "
+    replay = (f"all {len(gaps)} " + ("exactly" if rest == 0 else f"to {rest:.0e}") if not off else
+              f"the other {len(gaps) - len(off)} " + ("exactly" if rest == 0 else f"to {rest:.0e}") + "; "
               + ", ".join(f"{n} {100 * g:+.1f}%" for n, g in sorted(off.items())) +
               " replay off the prediction the same binary makes (`anvil schedule --snapshot` then `anvil "
               "cost-fit`: a gap between the snapshot and predict(), not a different schedule; not yet found)")

@@ -345,6 +345,39 @@ TEST_CASE("cost fit: today's schedule as a timeline file replays to its predicti
     }
 }
 
+TEST_CASE("cost fit: a snapshot with tickets replays to the device's prediction", "[cost]") {
+    // 3cda44c's llama_mlp_bf16 megakernel joins its split-K partials by tickets (Task::joins): with the
+    // latencies h200.yaml had at 3cda44c its replay is the prediction the H200 run printed; without its
+    // joins it is not (the reduce would wait in a queue instead of running on the last partial's block).
+    const test::TempDir dir;
+    std::ifstream in(std::string(ANVIL_SOURCE_DIR) + "/docs/perf/cost-model/3cda44c-llama_mlp_bf16-anvil.json");
+    nlohmann::json j = nlohmann::json::parse(in);
+    REQUIRE(j.contains("joins"));
+    Gpu h200 = find_gpu("h200");
+    h200.poll_latency_s = 4.1e-7;
+    h200.memory_latency_s = 6.5e-7;
+    const double device_us = j["predicted_us_at_commit"].get<double>();
+    const MeasuredSchedule m = load_measured_schedule(dir.write("tickets.json", j.dump()));
+    CHECK(predict_measured(h200, m).total_s * 1e6 == Approx(device_us).epsilon(1e-9));
+    nlohmann::json no_joins = j;
+    no_joins.erase("joins");
+    const MeasuredSchedule queued = load_measured_schedule(dir.write("no_joins.json", no_joins.dump()));
+    CHECK(std::abs(predict_measured(h200, queued).total_s * 1e6 / device_us - 1) > 0.01);
+    // A join must be an earlier task, and there must be one entry per task.
+    for (size_t t = 0; t < j["joins"].size(); ++t)
+        if (!j["joins"][t].empty()) {
+            nlohmann::json later = j;
+            later["joins"][t] = nlohmann::json::array({nlohmann::json::array({int(t), int(t) + 1})});
+            CHECK_THROWS_WITH(load_measured_schedule(dir.write("later.json", later.dump())),
+                              Catch::Contains("later.json") && Catch::Contains("joins a later task"));
+            break;
+        }
+    nlohmann::json short_joins = j;
+    short_joins["joins"].erase(0);
+    CHECK_THROWS_WITH(load_measured_schedule(dir.write("short.json", short_joins.dump())),
+                      Catch::Contains("joins needs one entry per task"));
+}
+
 TEST_CASE("cost fit: a broken timeline file is refused, naming the file", "[cost]") {
     const test::TempDir dir;
     const Schedule s = plan(snapshot_graph(), "anvil", default_gpu());

@@ -150,6 +150,17 @@ void load_timeline(const json& j, const std::string& path, MeasuredSchedule& m) 
                 if (t < 0 || t >= n) throw UserError(path + ": a queue names no task");
         tl.launches.push_back(std::move(launch));
     }
+    // Tickets (Task::joins): a joined task runs on the block of the last of its joins. Written from
+    // 3cda44c's snapshots on; an earlier file's schedule had none.
+    if (j.contains("joins")) {
+        const json& joins = j.at("joins");
+        if (static_cast<int>(joins.size()) != n) throw UserError(path + ": joins needs one entry per task");
+        for (int t = 0; t < n; ++t) {
+            tl.joins.push_back(read_runs(joins[t], n, path, "task " + std::to_string(t) + "'s joins"));
+            for (int x : tl.joins.back())
+                if (x >= t) throw UserError(path + ": task " + std::to_string(t) + " joins a later task");
+        }
+    }
     tl.blocks_per_sm = j.at("blocks_per_sm").get<int>();
 }
 
@@ -194,6 +205,11 @@ std::string schedule_snapshot_json(const Schedule& s) {
     for (const auto& m : tl.members) members.push_back(id_runs(m));
     j["waits"] = waits;
     j["members"] = members;
+    if (!tl.joins.empty()) {
+        json joins = json::array();
+        for (const auto& x : tl.joins) joins.push_back(id_runs(x));
+        j["joins"] = joins;
+    }
     json launches = json::array();
     for (const Launch& l : tl.launches) launches.push_back(l.queues);
     j["launches"] = launches;
