@@ -521,6 +521,12 @@ def h200_section(args, files, tmp):
                      f"{100 * (s['predicted_us'] / s['measured_us'] - 1):+.0f}% | "
                      f"{after_tiles['schedules'][i]['predicted_us']:.0f} us |")
     lines += h200_residual_by_kind(before, before_lat, files)
+    # What the kept latencies do to a policy's choice: resnet18's anvil schedule for the h200, before and after.
+    cmd = ["schedule", str(ROOT / "models/resnet18.yaml"), "--policy", "anvil", "--gpu", g, "--json", "--kernels-db"]
+    was = anvil_json(args, *cmd, kernels_db_variant(tmp, {g: (*before_lat, None)}))
+    now = anvil_json(args, *cmd, kernels_db_variant(tmp, {g: (None, None, None)}))
+    keys = {(x["name"], x["cost_key"]) for x in was["group_list"]}
+    H200_CHOICE.update(was=was, now=now, changed=sum((x["name"], x["cost_key"]) not in keys for x in now["group_list"]))
     return lines
 
 
@@ -617,7 +623,7 @@ def h200_residual_by_kind(before, before_lat, files):
     return lines
 
 
-H200_KINDS, H200_WAITS = {}, []
+H200_KINDS, H200_WAITS, H200_CHOICE = {}, [], {}
 H200_KEPT_NOTE = (
     "The kept latencies (kernels_db/gpus/h200.yaml: the H200 fit without measured tiles, rounded) carry "
     "that missing cost. The poll latency sits at the grid's upper bound (5 us and one refining step), as it "
@@ -626,7 +632,8 @@ H200_KEPT_NOTE = (
     "has. It is a fitted stand-in for the per-task fixed cost of the bodies above (the intercepts), not an L2 "
     "round trip; the H100 description keeps its physical values, anchored by 30d23da's serial checks, which "
     "the H200 has no counterpart of. It changes the policies' h200 choices: resnet18's anvil schedule goes "
-    "from 4177 tasks (212 us predicted) to 3625 (411 us), 5 of its rOps taking another tile.")
+    "from {was[tasks]} tasks ({was[predicted_us]:.0f} us predicted) to {now[tasks]} ({now[predicted_us]:.0f} us), "
+    "{changed} of its rOps taking another tile.")
 
 
 def h200_findings(kept_note):
@@ -688,7 +695,7 @@ def h200_findings(kept_note):
         "poll term. A wait holds the time the producers are still running as well as the polling, so the "
         "traces alone do not measure the polls' cost: the hypothesis is neither supported nor refuted by "
         "these files.")
-    out.append(f"- {kept_note}")
+    out.append("- " + kept_note.format(**H200_CHOICE))
     return out
 
 
