@@ -17,8 +17,9 @@ needs for the schedule that was traced; a tile timed alone would be faster.
 The schedule must be the one that ran. By default it is made with a copy
 of kernels_db whose measured file keeps its ceilings and drops its tiles
 (as on the device, where `anvil calibrate` had written the ceilings and no
-tile was measured yet) and whose latencies are eecf9a0's; every rOp's task
-count is checked against the trace.
+tile was measured yet) and whose latencies are those the GPU's description
+held at --commit (eecf9a0's without it); every rOp's task count is checked
+against the trace.
 
     scripts/trace_tiles.py TRACE.json... [--ceilings MEASURED.yaml] [--out FILE]
         [--anvil build/anvil] [--kernels-db DIR] [--gpu h100_sxm] [--commit C]
@@ -44,6 +45,16 @@ def fail(msg):
 # The latencies kernels_db/gpus held at commit eecf9a0, where the traces
 # and profiles of 2026-11-27 were taken (a later fit changed them).
 EECF9A0_LATENCIES = (3.8e-7, 4.1e-7)
+
+
+def latencies_at(commit, gpu):
+    """The poll and memory latencies kernels_db/gpus/<gpu>.yaml held at a commit (git show)."""
+    text = subprocess.run(["git", "-C", str(ROOT), "show", f"{commit}:kernels_db/gpus/{gpu}.yaml"], check=True,
+                          capture_output=True, text=True).stdout
+    values = [re.search(rf"^{k}:\s*(\S+)", text, flags=re.M) for k in ("poll_latency_s", "memory_latency_s")]
+    if not all(values):
+        fail(f"kernels_db/gpus/{gpu}.yaml at {commit} has no poll or memory latency")
+    return tuple(float(v.group(1)) for v in values)
 
 
 def kernels_db_without_tiles(tmp, gpu, latencies=EECF9A0_LATENCIES):
@@ -110,7 +121,8 @@ def main():
     samples = collections.defaultdict(list)
     models = []
     with tempfile.TemporaryDirectory() as tmp:
-        kdb = args.kernels_db or kernels_db_without_tiles(tmp, args.gpu)
+        latencies = EECF9A0_LATENCIES if args.commit == "?" else latencies_at(args.commit, args.gpu)
+        kdb = args.kernels_db or kernels_db_without_tiles(tmp, args.gpu, latencies)
         for t in args.traces:
             model, s = tile_samples(t, args, kdb)
             models.append(model)

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <stdexcept>
 #include <nlohmann/json.hpp>
 
 #include "anvil/error.h"
@@ -19,6 +20,7 @@
 #include "tile/footprint.h"
 #include "schedule/cost_model.h"
 #include "schedule/cost_terms.h"
+#include "target/gpu.h"
 #include "tools/cost_fit.h"
 #include "../rtasks/tiling.cuh"
 
@@ -343,6 +345,39 @@ TEST_CASE("cost fit: today's schedule as a timeline file replays to its predicti
     }
 }
 
+TEST_CASE("cost fit: a snapshot with tickets replays to the device's prediction", "[cost]") {
+    // 3cda44c's llama_mlp_bf16 megakernel joins its split-K partials by tickets (Task::joins): with the
+    // latencies h200.yaml had at 3cda44c its replay is the prediction the H200 run printed; without its
+    // joins it is not (the reduce would wait in a queue instead of running on the last partial's block).
+    const test::TempDir dir;
+    std::ifstream in(std::string(ANVIL_SOURCE_DIR) + "/docs/perf/cost-model/3cda44c-llama_mlp_bf16-anvil.json");
+    nlohmann::json j = nlohmann::json::parse(in);
+    REQUIRE(j.contains("joins"));
+    Gpu h200 = find_gpu("h200");
+    h200.poll_latency_s = 4.1e-7;
+    h200.memory_latency_s = 6.5e-7;
+    const double device_us = j["predicted_us_at_commit"].get<double>();
+    const MeasuredSchedule m = load_measured_schedule(dir.write("tickets.json", j.dump()));
+    CHECK(predict_measured(h200, m).total_s * 1e6 == Approx(device_us).epsilon(1e-9));
+    nlohmann::json no_joins = j;
+    no_joins.erase("joins");
+    const MeasuredSchedule queued = load_measured_schedule(dir.write("no_joins.json", no_joins.dump()));
+    CHECK(std::abs(predict_measured(h200, queued).total_s * 1e6 / device_us - 1) > 0.01);
+    // A join must be an earlier task, and there must be one entry per task.
+    for (size_t t = 0; t < j["joins"].size(); ++t)
+        if (!j["joins"][t].empty()) {
+            nlohmann::json later = j;
+            later["joins"][t] = nlohmann::json::array({nlohmann::json::array({int(t), int(t) + 1})});
+            CHECK_THROWS_WITH(load_measured_schedule(dir.write("later.json", later.dump())),
+                              Catch::Contains("later.json") && Catch::Contains("joins a later task"));
+            break;
+        }
+    nlohmann::json short_joins = j;
+    short_joins["joins"].erase(0);
+    CHECK_THROWS_WITH(load_measured_schedule(dir.write("short.json", short_joins.dump())),
+                      Catch::Contains("joins needs one entry per task"));
+}
+
 TEST_CASE("cost fit: a broken timeline file is refused, naming the file", "[cost]") {
     const test::TempDir dir;
     const Schedule s = plan(snapshot_graph(), "anvil", default_gpu());
@@ -400,6 +435,44 @@ TEST_CASE("anvil cost-fit prints each schedule's measured and predicted time", "
     // eecf9a0's, its tiles measured in situ: within 20%.
     CHECK(j["schedules"][1]["measured_us"].get<double>() == Approx(135.984).epsilon(1e-4));
     CHECK(std::abs(std::log(j["schedules"][1]["predicted_us"].get<double>() / 135.984)) < 0.2);
+}
+
+TEST_CASE("anvil cost-fit plays each snapshot on the GPU it names", "[cost][cli]") {
+    // 3cda44c's mlp_f32 ran on the H200, eecf9a0's on the H100: one call (default --gpu h100_sxm) plays
+    // each on its own description, and prints each rOp's estimate in its two parts.
+    const std::string h200_file = "docs/perf/cost-model/3cda44c-mlp_f32-anvil.json";
+    const std::string h100_file = "docs/perf/cost-model/eecf9a0-mlp_f32-anvil.json";
+    const test::CmdResult both = test::run_anvil("cost-fit " + h200_file + " " + h100_file + " --json");
+    const test::CmdResult alone = test::run_anvil("cost-fit " + h200_file + " --gpu h200 --json");
+    REQUIRE(both.status == 0);
+    REQUIRE(alone.status == 0);
+    const auto j = nlohmann::json::parse(both.output), k = nlohmann::json::parse(alone.output);
+    CHECK(j["schedules"][0]["gpu"] == "h200");
+    CHECK(j["schedules"][1]["gpu"] == "h100_sxm");
+    CHECK(j["schedules"][0]["predicted_us"].get<double>() == Approx(k["schedules"][0]["predicted_us"].get<double>()));
+    const auto& rops = j["schedules"][0]["rops"];
+    REQUIRE(rops.size() == 2);
+    CHECK(rops[0]["name"] == "h+hb+a");
+    CHECK(rops[0]["work_us"].get<double>() > 0);
+    CHECK(rops[0]["latency_us"].get<double>() > 0);
+    CHECK_FALSE(rops[0]["measured_tile"].get<bool>());
+
+    // The fit over both: one pair of latencies, each schedule on its own GPU's rates.
+    const std::string root = std::string(ANVIL_SOURCE_DIR) + "/";
+    const MeasuredSchedule m200 = load_measured_schedule(root + h200_file), m100 = load_measured_schedule(root + h100_file);
+    CHECK(m200.gpu == "h200");
+    const Gpu h200 = find_gpu("h200"), h100 = find_gpu("h100_sxm");
+    CHECK(predict_measured(h200, m200).total_s != Approx(predict_measured(h100, m200).total_s));
+    const LatencyFit f = fit_latencies(std::vector<Gpu>{h200, h100}, {m200, m100});
+    REQUIRE(f.predicted_s.size() == 2);
+    Gpu fitted200 = h200, fitted100 = h100;
+    for (Gpu* x : {&fitted200, &fitted100}) {
+        x->poll_latency_s = f.poll_latency_s;
+        x->memory_latency_s = f.memory_latency_s;
+    }
+    CHECK(f.predicted_s[0] == Approx(predict_measured(fitted200, m200).total_s));
+    CHECK(f.predicted_s[1] == Approx(predict_measured(fitted100, m100).total_s));
+    CHECK_THROWS_AS(fit_latencies(std::vector<Gpu>{h200}, {m200, m100}), std::logic_error);
 }
 
 TEST_CASE("cost terms: the GPU description carries the fitted latencies", "[cost]") {

@@ -363,12 +363,20 @@ int cmd_calibrate(const Gpu& gpu, const std::string& out_path) {
 
 // The cost model against measured schedules (src/tools/cost_fit.h): each
 // one's measured and predicted time with the GPU's latencies, and with
-// --fit the poll and memory latencies that fit them best.
-int cmd_cost_fit(const std::vector<std::string>& files, const Gpu& gpu, bool fit, bool json) {
+// --fit the poll and memory latencies that fit them best. A timeline file
+// is played on the GPU it names (kernels_db's description of it), the
+// others on --gpu; a fit over several GPUs gives them one pair of latencies.
+int cmd_cost_fit(const std::vector<std::string>& files, const Gpu& gpu, const std::string& kernels_db, bool fit,
+                 bool json) {
     std::vector<MeasuredSchedule> ms;
-    for (const std::string& f : files) ms.push_back(load_measured_schedule(f));
+    std::vector<Gpu> gpus;
+    for (const std::string& f : files) {
+        ms.push_back(load_measured_schedule(f));
+        const std::string& name = ms.back().gpu;
+        gpus.push_back(name.empty() || name == gpu.name ? gpu : find_gpu(name, kernels_db));
+    }
     LatencyFit best;
-    if (fit) best = fit_latencies(gpu, ms);
+    if (fit) best = fit_latencies(gpus, ms);
     nlohmann::json j;
     j["gpu"] = gpu.name;
     j["poll_latency_s"] = gpu.poll_latency_s;
@@ -380,12 +388,22 @@ int cmd_cost_fit(const std::vector<std::string>& files, const Gpu& gpu, bool fit
     }
     if (!json) fmt::print("{:<34} {:>12} {:>12}{}\n", "schedule", "measured", "predicted", fit ? "    fitted" : "");
     for (size_t i = 0; i < ms.size(); ++i) {
-        const Prediction pr = predict_measured(gpu, ms[i]);
+        const Prediction pr = predict_measured(gpus[i], ms[i]);
         const double p = pr.total_s;
-        nlohmann::json row{{"file", files[i]}, {"schedule", ms[i].name}, {"measured_us", ms[i].measured_s * 1e6},
+        nlohmann::json row{{"file", files[i]}, {"schedule", ms[i].name}, {"gpu", gpus[i].name},
+                           {"measured_us", ms[i].measured_s * 1e6},
                            {"predicted_us", p * 1e6}};
         for (size_t l = 0; l < pr.launch_end_s.size(); ++l)
             row["launch_us"].push_back((pr.launch_end_s[l] - pr.launch_start_s[l]) * 1e6);
+        // Each rOp's estimated tile (measured tiles aside): its throughput and latency parts.
+        for (size_t r = 0; r < ms[i].rop_names.size(); ++r) {
+            const TileTime t = tile_time(gpus[i], ms[i].work[r], ms[i].latency[r]);
+            row["rops"].push_back({{"name", ms[i].rop_names[r]},
+                                   {"cost_key", ms[i].cost_keys[r]},
+                                   {"measured_tile", gpus[i].measured_tile_s.count(ms[i].cost_keys[r]) > 0},
+                                   {"work_us", t.work_s * 1e6},
+                                   {"latency_us", t.latency_s * 1e6}});
+        }
         if (fit) row["fitted_us"] = best.predicted_s[i] * 1e6;
         j["schedules"].push_back(row);
         if (!json)
@@ -669,7 +687,7 @@ int main(int argc, char** argv) {
                                with_options(device_gpu(prof->count("--gpu") > 0, gpu_name, kernels_db)), profile_json,
                                profile_trace, input_shapes);
         }
-        if (*fit_cmd) return cmd_cost_fit(fit_files, find_gpu(gpu_name, kernels_db), fit_latency, fit_json);
+        if (*fit_cmd) return cmd_cost_fit(fit_files, find_gpu(gpu_name, kernels_db), kernels_db, fit_latency, fit_json);
         if (*calib) return cmd_calibrate(device_gpu(calib->count("--gpu") > 0, gpu_name, kernels_db), calib_out);
         if (*tune_cmd)
             return cmd_tune(model, with_options(device_gpu(tune_cmd->count("--gpu") > 0, gpu_name, kernels_db)),

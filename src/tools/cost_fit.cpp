@@ -5,6 +5,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <stdexcept>
 
 #include "anvil/error.h"
 #include "tile/epilogue_plan.h"
@@ -94,6 +95,7 @@ std::vector<int> read_runs(const json& runs, int limit, const std::string& path,
 // A "timeline" file (schedule_snapshot_json): today's rules, applied when it was written.
 void load_timeline(const json& j, const std::string& path, MeasuredSchedule& m) {
     m.timeline_format = true;
+    m.gpu = j.value("gpu", "");
     for (const json& r : j.at("rops")) {
         const json& w = r.at("work");
         const json& l = r.at("latency");
@@ -109,10 +111,12 @@ void load_timeline(const json& j, const std::string& path, MeasuredSchedule& m) 
         lat.phases_per_slice = l.at("phases_per_slice");
         lat.slices_in_flight = l.at("slices_in_flight");
         lat.serial_rounds = l.at("serial_rounds");
+        lat.fill_hidden = l.value("fill_hidden", false);  // written from 3cda44c's snapshots on
         if (!(work.flops_per_s > 0)) throw UserError(path + ": rOp '" + r.at("name").get<std::string>() + "' has no rate");
         m.work.push_back(work);
         m.latency.push_back(lat);
         m.cost_keys.push_back(r.at("cost_key").get<std::string>());
+        m.rop_names.push_back(r.at("name").get<std::string>());
     }
     Timeline& tl = m.timeline;
     const int rops = static_cast<int>(m.work.size());
@@ -146,6 +150,17 @@ void load_timeline(const json& j, const std::string& path, MeasuredSchedule& m) 
                 if (t < 0 || t >= n) throw UserError(path + ": a queue names no task");
         tl.launches.push_back(std::move(launch));
     }
+    // Tickets (Task::joins): a joined task runs on the block of the last of its joins. Written from
+    // 3cda44c's snapshots on; an earlier file's schedule had none.
+    if (j.contains("joins")) {
+        const json& joins = j.at("joins");
+        if (static_cast<int>(joins.size()) != n) throw UserError(path + ": joins needs one entry per task");
+        for (int t = 0; t < n; ++t) {
+            tl.joins.push_back(read_runs(joins[t], n, path, "task " + std::to_string(t) + "'s joins"));
+            for (int x : tl.joins.back())
+                if (x >= t) throw UserError(path + ": task " + std::to_string(t) + " joins a later task");
+        }
+    }
     tl.blocks_per_sm = j.at("blocks_per_sm").get<int>();
 }
 
@@ -178,7 +193,8 @@ std::string schedule_snapshot_json(const Schedule& s) {
                         {"latency", {{"k_slices", l.k_slices},
                                      {"phases_per_slice", l.phases_per_slice},
                                      {"slices_in_flight", l.slices_in_flight},
-                                     {"serial_rounds", l.serial_rounds}}}});
+                                     {"serial_rounds", l.serial_rounds},
+                                     {"fill_hidden", l.fill_hidden}}}});
     }
     j["rops"] = rops;
     j["tasks_format"] = "tasks: rOp per task; waits: counters per task, members: tasks per counter, as [first, end) runs";
@@ -189,6 +205,11 @@ std::string schedule_snapshot_json(const Schedule& s) {
     for (const auto& m : tl.members) members.push_back(id_runs(m));
     j["waits"] = waits;
     j["members"] = members;
+    if (!tl.joins.empty()) {
+        json joins = json::array();
+        for (const auto& x : tl.joins) joins.push_back(id_runs(x));
+        j["joins"] = joins;
+    }
     json launches = json::array();
     for (const Launch& l : tl.launches) launches.push_back(l.queues);
     j["launches"] = launches;
@@ -275,12 +296,18 @@ Prediction predict_measured(const Gpu& g, const MeasuredSchedule& m) {
 }
 
 LatencyFit fit_latencies(const Gpu& g, const std::vector<MeasuredSchedule>& ms) {
+    return fit_latencies(std::vector<Gpu>(ms.size(), g), ms);
+}
+
+LatencyFit fit_latencies(const std::vector<Gpu>& gpus, const std::vector<MeasuredSchedule>& ms) {
+    if (gpus.size() != ms.size()) throw std::logic_error("fit_latencies: one GPU per schedule");
     auto error = [&](double poll, double mem, std::vector<double>* pred) {
-        Gpu x = g;
-        x.poll_latency_s = poll;
-        x.memory_latency_s = mem;
         double sum = 0;
-        for (const MeasuredSchedule& m : ms) {
+        for (size_t i = 0; i < ms.size(); ++i) {
+            const MeasuredSchedule& m = ms[i];
+            Gpu x = gpus[i];
+            x.poll_latency_s = poll;
+            x.memory_latency_s = mem;
             const double p = predict_measured(x, m).total_s;
             if (pred) pred->push_back(p);
             sum += std::pow(std::log(p / m.measured_s), 2);

@@ -28,10 +28,12 @@ namespace anvil {
 
 struct MeasuredSchedule {
     std::string name;         // "resnet18 anvil"
+    std::string gpu;          // the GPU description it was planned for (timeline files); empty: the caller's
     double measured_s = 0;    // the profile's median
     std::vector<TileWork> work;        // per rOp, one tile
     std::vector<TileLatency> latency;  // per rOp, one tile
     std::vector<std::string> cost_keys;  // per rOp (timeline files; empty for 30d23da's)
+    std::vector<std::string> rop_names;  // per rOp (timeline files; empty for 30d23da's)
     bool timeline_format = false;        // work's rates are the snapshot's, not the GPU's FP32 peak
     Timeline timeline;                 // tile_s and work_s filled by predict_measured
 };
@@ -59,5 +61,9 @@ struct LatencyFit {
 // the squared log error of the predictions over `ms`, the GPU's other
 // numbers held: a log-spaced grid, then a finer one around its best.
 LatencyFit fit_latencies(const Gpu& g, const std::vector<MeasuredSchedule>& ms);
+
+// The same over schedules of several GPUs: ms[i] is played on gpus[i]
+// (its rates), all with one pair of latencies.
+LatencyFit fit_latencies(const std::vector<Gpu>& gpus, const std::vector<MeasuredSchedule>& ms);
 
 }  // namespace anvil
