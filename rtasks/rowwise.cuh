@@ -113,6 +113,8 @@ ANVIL_TASK void anvil_row_split_sum(const RowParams& p, anvil_i64 r0, anvil_i64 
 // between: on the H100 (2026-11-27) a tile of six 128-wide softmax rows
 // took 12 us that way.
 #define ANVIL_ROW_PER_LANE (ANVIL_ROW_WARP_MAX / 32)
+#define ANVIL_ROW_LOAD_GROUP 8
+static_assert(ANVIL_ROW_PER_LANE % ANVIL_ROW_LOAD_GROUP == 0, "rowwise.cuh: whole load groups a lane");
 
 // Only rows that are single runs in the input and output (anvil_row_walk's
 // el_in, el_out >= 0): element j at j * stride, so the unrolled loops cost
@@ -121,29 +123,44 @@ template <class TI, class TO, class TG, class TB>
 ANVIL_DEVICE void anvil_row_by_warps(const RowParams& p, const AnvilRowWalk& w, int r0, int r1, const TG* gamma,
                                      const TB* beta, char* arena) {
     const int lane = anvil_thread() & 31, warps = ANVIL_THREADS / 32;
-    const int n = (int)p.row_len, op = p.op;
-    const float inv_n = 1.0f / (float)n, eps = p.eps;
-    const anvil_i64 el_in = w.el_in, el_out = w.el_out;
+    const int n = (int)p.row_len;
+    const float inv_n = 1.0f / (float)n;
+    // 32-bit element offsets (the caller checks they fit): 64-bit ones for
+    // all 32 elements a lane, worked out ahead of the loads, spilled.
+    const int el_in = (int)w.el_in, el_out = (int)w.el_out;
     const TI* const in0 = anvil_at<const TI>(arena, p.in_off);
     TO* const out0 = anvil_at<TO>(arena, p.out_off);
     for (int r = r0 + (anvil_thread() >> 5); r < r1; r += warps) {  // the same row in every lane
         anvil_i64 ib, ob;
         anvil_row_bases(p, w, r, &ib, &ob);
-        const TI* in = in0 + ib + lane * el_in;  // this lane's first element; the next 32 el_in on
+        const TI* in = in0 + ib;
         TO* out = out0 + ob;
         float v[ANVIL_ROW_PER_LANE];  // element lane + 32 i of the row
+        // Eight loads at a time, in flight together; a group the row ends
+        // before is skipped. One block of all 32 had ptxas hoist every
+        // address ahead of the loads, and spill.
 #pragma unroll
-        for (int i = 0; i < ANVIL_ROW_PER_LANE; ++i)
-            v[i] = lane + 32 * i < n ? (float)anvil_load(in + i * 32 * el_in) : 0.0f;
+        for (int g = 0; g < ANVIL_ROW_PER_LANE; g += ANVIL_ROW_LOAD_GROUP) {
+            if (32 * g < n) {
+#pragma unroll
+                for (int i = g; i < g + ANVIL_ROW_LOAD_GROUP; ++i) {
+                    const int j = lane + 32 * i;
+                    v[i] = j < n ? (float)anvil_load(in + j * el_in) : 0.0f;
+                }
+            } else {
+#pragma unroll
+                for (int i = g; i < g + ANVIL_ROW_LOAD_GROUP; ++i) v[i] = 0.0f;
+            }
+        }
         float stat = 0.0f, scale = 1.0f, shift = 0.0f;  // y = (x - shift) * scale
-        if (op == ANVIL_ROW_SOFTMAX || op == ANVIL_ROW_MAX) {
+        if (p.op == ANVIL_ROW_SOFTMAX || p.op == ANVIL_ROW_MAX) {
             float m = anvil_neg_inf();
 #pragma unroll
             for (int i = 0; i < ANVIL_ROW_PER_LANE; ++i)
                 if (lane + 32 * i < n) m = fmaxf(m, v[i]);
             m = anvil_warp_max(m);
             stat = m;
-            if (op == ANVIL_ROW_SOFTMAX) {
+            if (p.op == ANVIL_ROW_SOFTMAX) {
                 float e = 0.0f;
 #pragma unroll
                 for (int i = 0; i < ANVIL_ROW_PER_LANE; ++i)
@@ -154,37 +171,37 @@ ANVIL_DEVICE void anvil_row_by_warps(const RowParams& p, const AnvilRowWalk& w, 
                 scale = 1.0f / anvil_warp_sum(e);
             }
         } else {
-            if (op != ANVIL_ROW_RMSNORM) {
+            if (p.op != ANVIL_ROW_RMSNORM) {
                 float t = 0.0f;
 #pragma unroll
                 for (int i = 0; i < ANVIL_ROW_PER_LANE; ++i) t += v[i];  // 0 past the row's end
                 stat = anvil_warp_sum(t);
                 shift = stat * inv_n;
             }
-            if (op == ANVIL_ROW_LAYERNORM || op == ANVIL_ROW_RMSNORM) {
+            if (p.op == ANVIL_ROW_LAYERNORM || p.op == ANVIL_ROW_RMSNORM) {
                 // A second pass over (x - mean): no cancellation of E[x^2] - mean^2.
                 float q = 0.0f;
 #pragma unroll
                 for (int i = 0; i < ANVIL_ROW_PER_LANE; ++i)
                     if (lane + 32 * i < n) q += (v[i] - shift) * (v[i] - shift);
-                scale = anvil_rsqrt(anvil_warp_sum(q) * inv_n + eps);
+                scale = anvil_rsqrt(anvil_warp_sum(q) * inv_n + p.eps);
             }
         }
-        if (op == ANVIL_ROW_SUM || op == ANVIL_ROW_MEAN || op == ANVIL_ROW_MAX) {
-            if (lane == 0) anvil_store(out, op == ANVIL_ROW_MEAN ? stat * inv_n : stat);
+        if (p.op == ANVIL_ROW_SUM || p.op == ANVIL_ROW_MEAN || p.op == ANVIL_ROW_MAX) {
+            if (lane == 0) anvil_store(out, p.op == ANVIL_ROW_MEAN ? stat * inv_n : stat);
             continue;
         }
 #pragma unroll
         for (int i = 0; i < ANVIL_ROW_PER_LANE; ++i) {
             const int j = lane + 32 * i;
-            if (j >= n) continue;
+            if (j >= n) break;  // the row's end: a branch per store keeps ptxas from hoisting them all (it spilled)
             float y;
-            if (op == ANVIL_ROW_SOFTMAX) {
+            if (p.op == ANVIL_ROW_SOFTMAX) {
                 y = v[i] * scale;
             } else {  // gamma and beta belong to the norms alone (softmax leaves their offsets unset)
                 y = (v[i] - shift) * scale;
                 if (gamma) y *= anvil_load(gamma + j);
-                if (beta && op == ANVIL_ROW_LAYERNORM) y += anvil_load(beta + j);
+                if (beta && p.op == ANVIL_ROW_LAYERNORM) y += anvil_load(beta + j);
             }
             anvil_store(out + j * el_out, y);
         }
@@ -338,7 +355,8 @@ ANVIL_TASK void anvil_row_tile(const RowParams& p, int tile, char* arena) {
     const AnvilRowWalk w = anvil_row_walk(p);
 #if ANVIL_THREADS > 1
     // Not with an epilogue: its call per value would spill the row's registers.
-    if (!epi && n <= ANVIL_ROW_WARP_MAX && w.el_in >= 0 && w.el_out >= 0)
+    const anvil_i64 el_max = 0x7fffffff / ANVIL_ROW_WARP_MAX;  // its element offsets fit in int
+    if (!epi && n <= ANVIL_ROW_WARP_MAX && w.el_in >= 0 && w.el_out >= 0 && w.el_in <= el_max && w.el_out <= el_max)
         return anvil_row_by_warps<TI, TO, TG, TB>(p, w, r0, r1, gamma, beta, arena);
 #endif
     const TI* const in0 = anvil_at<const TI>(arena, p.in_off);
