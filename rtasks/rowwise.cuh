@@ -118,7 +118,7 @@ static_assert(ANVIL_ROW_PER_LANE % ANVIL_ROW_LOAD_GROUP == 0, "rowwise.cuh: whol
 
 // Only rows that are single runs in the input and output (anvil_row_walk's
 // el_in, el_out >= 0): element j at j * stride, so the unrolled loops cost
-// a multiply-add an element. The fields read after a store are read once.
+// a multiply-add an element.
 template <class TI, class TO, class TG, class TB>
 ANVIL_DEVICE void anvil_row_by_warps(const RowParams& p, const AnvilRowWalk& w, int r0, int r1, const TG* gamma,
                                      const TB* beta, char* arena) {
