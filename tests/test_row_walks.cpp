@@ -41,8 +41,8 @@ inputs:
   - {{name: d, shape: [3, 7, 129]}}
   - {{name: e, shape: [2, 3, 5, 7]}}
   - {{name: f, shape: [2, 1029]}}
-  - {{name: g, shape: [7, 3], init: uniform, low: 0.5, high: 2.0}}
-  - {{name: h, shape: [7, 3]}}
+  - {{name: g, shape: [5, 7], init: uniform, low: 0.5, high: 2.0}}
+  - {{name: h, shape: [5, 7]}}
   - {{name: k, shape: [129], init: uniform, low: 0.5, high: 2.0}}
 nodes:
   - {{name: y0, op: softmax, inputs: [a]}}
