@@ -29,8 +29,10 @@
 // staged element (103 global loads in its PTX; 2 with the copy). A local
 // whose address never escapes is no memory the asm can touch. (A variant
 // with one rOp gets the same from the compiler: its one call site passes a
-// constant address.) The GEMV walks and the row tile keep the reference:
-// the copy made them spill (docs/perf/param-loads-*.md). ANVIL_COPY_PARAMS=0 restores the
+// constant address.) The GEMV walks and the row tiles keep the reference:
+// the copy made them spill, or (indexed by a runtime rank) lived in local
+// memory; the row tiles read the fields they need into locals once
+// (docs/perf/param-loads-*.md, row-tiles-2026-11-28.md). ANVIL_COPY_PARAMS=0 restores the
 // reference everywhere, for comparisons (scripts/bench_param_loads.sh).
 #ifndef ANVIL_COPY_PARAMS
 #define ANVIL_COPY_PARAMS 1

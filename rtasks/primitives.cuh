@@ -68,14 +68,15 @@ ANVIL_DEVICE void anvil_copy(T* out, const T* a) { *out = *a; }
 // Element offsets of the i-th element (row-major over `shape`) in two
 // strided views (the elementwise tile has its own walk, elementwise.cuh).
 // The multi-index is never stored: an array indexed by a runtime rank
-// would live in local memory on the GPU.
-ANVIL_DEVICE void anvil_offsets2(anvil_i64 i, int rank, const anvil_i64* shape,
+// would live in local memory on the GPU. The index and the extents fit in
+// int (the row tile's rows, verify_tile_graph): 32-bit division.
+ANVIL_DEVICE void anvil_offsets2(int i, int rank, const anvil_i64* shape,
                                  const anvil_i64* s0, const anvil_i64* s1,
                                  anvil_i64* o0, anvil_i64* o1) {
     anvil_i64 a = 0, b = 0;
     for (int d = rank - 1; d >= 0; --d) {
-        const anvil_i64 idx = i % shape[d];
-        i /= shape[d];
+        const int e = (int)shape[d], idx = i % e;
+        i /= e;
         a += idx * s0[d];
         b += idx * s1[d];
     }

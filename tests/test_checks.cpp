@@ -71,6 +71,22 @@ TEST_CASE("the tile-graph verifier names the rOp of a bad tile shape", "[checks]
                       Catch::Contains("rOp '" + op.name + "'") && Catch::Contains("multiples of 16"));
 }
 
+TEST_CASE("the tile-graph verifier refuses a row op past 32-bit row indices", "[checks]") {
+    TileGraph tg = decompose(model("transformer_encoder_f32"));
+    ROp& op = find_rop(tg, [](const ROp& r) { return r.kind == TaskKind::rowwise; });
+    auto& p = std::get<RowParams>(op.params);
+    const RowParams good = p;
+    REQUIRE_NOTHROW(verify_tile_graph(tg, default_gpu()));
+    p.row_len = int64_t{1} << 31;
+    CHECK_THROWS_WITH(verify_tile_graph(tg, default_gpu()),
+                      Catch::Contains("rOp '" + op.name + "'") && Catch::Contains("rows of 2147483648"));
+    p = good;
+    p.rows = int64_t{1} << 32;
+    CHECK_THROWS_WITH(verify_tile_graph(tg, default_gpu()), Catch::Contains("not 4294967296 rows"));
+    p = good;
+    CHECK_NOTHROW(verify_tile_graph(tg, default_gpu()));
+}
+
 TEST_CASE("the tile-graph verifier refuses a tile over the shared-memory limit", "[checks]") {
     TileGraph tg = decompose(model("transformer_encoder_f32"));
     ROp& op = find_rop(tg, tiled_matmul);

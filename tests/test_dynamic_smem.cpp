@@ -173,8 +173,11 @@ TEST_CASE("dynamic smem: megakernels compile for sm_90 with their dynamic size",
     // llama_decode: its largest x (the down projection's 5632 bf16, 11 KB)
     // staged, the whole kernel at 128 registers and two blocks per SM;
     // its spills (the attention walks and the row tile, docs/ARCHITECTURE.md)
-    // no more than 1512 B of stores and 3264 B of loads (1336 and 3056
-    // before the split-K reduce's row op added six fields to RowParams).
+    // no more than 1512 B of stores and 3516 B of loads (1336 and 3056
+    // before the split-K reduce's row op added six fields to RowParams;
+    // 3264 B of loads before the row tiles' flat walks, whose own spills
+    // fell, 576/500 -> 236/344 B in the row tile, while ptxas spilled more
+    // in the GEMV walks, their PTX unchanged: row-tiles-2026-11-28.md).
     const Graph g = load_graph((fs::path(ANVIL_SOURCE_DIR) / "models" / "llama_decode.yaml").string());
     const Schedule s = plan(g, "anvil", default_gpu());
     CHECK(gemv_x_room(s) == 5632 * 2);
@@ -188,7 +191,7 @@ TEST_CASE("dynamic smem: megakernels compile for sm_90 with their dynamic size",
     CHECK(k.smem_bytes <= kMegakernelSmemExtra);
     CHECK(k.registers <= 128);
     CHECK(k.spill_stores <= 1512);
-    CHECK(k.spill_loads <= 3264);
+    CHECK(k.spill_loads <= 3516);
     CHECK(occupancy(s.gpu, KernelUsage{256, k.registers, k.smem_bytes + smem}).blocks_per_sm == 2);
 }
 

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <string>
 
 #include "anvil/error.h"
 #include "target/occupancy.h"
@@ -167,6 +169,11 @@ void check_rop(const ROp& op, const TileGraph& tg, const Gpu& gpu) {
                 " bytes of shared memory, over the budget of " + std::to_string(smem_limit) + " per tile on " + gpu.name);
     const auto* row = std::get_if<RowParams>(&op.params);
     const bool split_norm = op.kind == TaskKind::rowwise && row && row->op == ANVIL_ROW_SPLIT_NORM;
+    // rtasks/rowwise.cuh indexes rows and a row's elements in 32 bits.
+    require(op.kind != TaskKind::rowwise || !row ||
+                (row->rows >= 1 && row->rows <= INT32_MAX && row->row_len >= 1 && row->row_len <= INT32_MAX),
+            op, "a row op needs 1 to 2^31 - 1 rows of 1 to 2^31 - 1 elements, not " + std::to_string(row ? row->rows : 0) +
+                    " rows of " + std::to_string(row ? row->row_len : 0));
     require(op.row_epilogue.nsteps == 0 || op.kind == TaskKind::matmul || split_norm, op,
             "only a matmul or a split-K reduce applies an epilogue after a fused row op");
     if (split_norm) {
