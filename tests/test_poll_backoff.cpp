@@ -27,7 +27,7 @@ std::string read_text(const std::string& path) {
 
 }  // namespace
 
-TEST_CASE("--poll-backoff-ns sets the megakernel's pause between polls", "[cli][compile]") {
+TEST_CASE("the poll pause (--poll-backoff-ns) reaches the source and the PTX", "[cli][compile]") {
     TempDir dir;
     const std::string slow = (dir.path / "slow.cu").string(), plain = (dir.path / "plain.cu").string();
     REQUIRE(run_anvil("schedule models/mlp_f32.yaml --poll-backoff-ns 1500 --emit " + slow).status == 0);
@@ -42,7 +42,7 @@ TEST_CASE("--poll-backoff-ns sets the megakernel's pause between polls", "[cli][
     CHECK(plain_ptx.find("nanosleep.u32 64;") != std::string::npos);
 }
 
-TEST_CASE("--poll-backoff-ns out of range is refused with nothing written", "[cli]") {
+TEST_CASE("a poll pause (--poll-backoff-ns) out of range is refused with nothing written", "[cli]") {
     TempDir dir;
     for (const std::string bad : {"-1", "1000001", "many"}) {
         const std::string cu = (dir.path / ("bad" + bad + ".cu")).string();
