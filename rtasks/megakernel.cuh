@@ -190,23 +190,42 @@ ANVIL_DEVICE unsigned long long anvil_trace_now() {
 #endif
 }
 
+// Who watches a task run: none on the device. The host's race check
+// (AnvilHostWatch below) is called by thread 0 after the task's waits and
+// before its body (phase 0: what had published by then) and after its body,
+// before its arrivals (phase 1). `on` is a constant, so the device's path
+// carries nothing of it.
+struct AnvilNoWatch {
+    static const bool on = false;
+    ANVIL_FACT void operator()(int, int) const {}
+};
+
 // What every task's run is, queued or run by the last taker of a ticket:
 // its waits, its body, its arrivals and its trace record (`ready`: when its
 // block turned to it); false when the run is being stopped. Without
 // ANVIL_TRACE the sink is never read, and the compiler drops it.
-template <AnvilRunTask RUN>
+template <AnvilRunTask RUN, class WATCH>
 ANVIL_DEVICE bool anvil_run_task(int task, const AnvilTask& t, const AnvilSync& sync, char* arena,
                                  AnvilStatus* status, unsigned long long timeout_ns, AnvilTraceSink sink,
-                                 AnvilRing& ring, unsigned long long ready) {
+                                 AnvilRing& ring, unsigned long long ready, const WATCH& watch) {
     if (!anvil_wait_counters(task, t, sync, status, timeout_ns)) return false;
+    if (WATCH::on && anvil_thread() == 0) watch(task, 0);
 #ifdef ANVIL_TRACE
     const unsigned long long start = anvil_now_ns();
 #endif
     RUN(t.op, t.tile, arena, status, task, &ring);
+    if (WATCH::on) {
+        anvil_barrier();  // every thread's stores are done
+        if (anvil_thread() == 0) watch(task, 1);
+    }
+#ifdef ANVIL_TRACE
+    anvil_barrier();  // the body ends when its slowest warp does
+    const unsigned long long body_end = anvil_now_ns();
+#endif
     anvil_publish(t, sync);
 #ifdef ANVIL_TRACE
     if (sink.records && anvil_thread() == 0)
-        sink.records[task] = AnvilTraceRecord{ready, start, anvil_now_ns(), sink.sm, sink.block};
+        sink.records[task] = AnvilTraceRecord{ready, start, body_end, anvil_now_ns(), sink.sm, sink.block};
 #else
     (void)sink;
     (void)ready;
@@ -215,36 +234,36 @@ ANVIL_DEVICE bool anvil_run_task(int task, const AnvilTask& t, const AnvilSync& 
 }
 
 // A task run by the last taker of its ticket (anvil_take_tickets).
-template <AnvilRunTask RUN>
+template <AnvilRunTask RUN, class WATCH>
 ANVIL_DEVICE bool anvil_run_inline(int task, const AnvilTask* tasks, const AnvilSync& sync, char* arena,
                                    AnvilStatus* status, unsigned long long timeout_ns, AnvilTraceSink sink,
-                                   AnvilRing& ring) {
+                                   AnvilRing& ring, const WATCH& watch) {
     const AnvilTask t = tasks[task];
-    return anvil_run_task<RUN>(task, t, sync, arena, status, timeout_ns, sink, ring, anvil_trace_now());
+    return anvil_run_task<RUN>(task, t, sync, arena, status, timeout_ns, sink, ring, anvil_trace_now(), watch);
 }
 
 // The tickets of task t and the reduces it completes: a call of its own
 // (ANVIL_TASK), taken only by tasks with tickets, so that the persistent
 // loop's registers do not pay for it.
-template <AnvilRunTask RUN>
+template <AnvilRunTask RUN, class WATCH>
 ANVIL_TASK bool anvil_run_tickets(AnvilTask t, const AnvilTask* tasks, AnvilSync sync, char* arena, AnvilStatus* status,
-                              unsigned long long timeout_ns, AnvilTraceSink sink, AnvilRing* ring) {
+                              unsigned long long timeout_ns, AnvilTraceSink sink, AnvilRing* ring, WATCH watch) {
     return anvil_take_tickets(t, sync, [&](int r) {
-        return anvil_run_inline<RUN>(r, tasks, sync, arena, status, timeout_ns, sink, *ring);
+        return anvil_run_inline<RUN>(r, tasks, sync, arena, status, timeout_ns, sink, *ring, watch);
     });
 }
 
 // Runs one queued task (anvil_run_task between the ring's enter and leave,
 // then the tickets it takes); false when the run is being stopped. The ring
 // goes first: its copies stream while warp 0 polls.
-template <AnvilRunTask RUN, AnvilStreamTask STREAM>
+template <AnvilRunTask RUN, AnvilStreamTask STREAM, class WATCH>
 ANVIL_DEVICE bool anvil_run_one(int task, int next, const AnvilTask* tasks, const AnvilSync& sync, char* arena,
                                 AnvilStatus* status, unsigned long long timeout_ns, AnvilTraceSink sink,
-                                AnvilRing& ring) {
+                                AnvilRing& ring, const WATCH& watch) {
     const AnvilTask t = tasks[task];
     const unsigned long long ready = anvil_trace_now();
     anvil_ring_enter<STREAM>(ring, t, next, tasks, arena);
-    if (!anvil_run_task<RUN>(task, t, sync, arena, status, timeout_ns, sink, ring, ready)) {
+    if (!anvil_run_task<RUN>(task, t, sync, arena, status, timeout_ns, sink, ring, ready, watch)) {
         anvil_ring_drop();
         return false;
     }
@@ -252,7 +271,8 @@ ANVIL_DEVICE bool anvil_run_one(int task, int next, const AnvilTask* tasks, cons
     // A reduce this task completes runs here, between the task and the
     // ring's next one: it does not touch the ring (rowwise), whose copies
     // stay in flight. (Without ANVIL_TICKETS no task takes a ticket.)
-    if (t.ticket_count > 0 && !anvil_run_tickets<RUN>(t, tasks, sync, arena, status, timeout_ns, sink, &ring)) {
+    if (t.ticket_count > 0 &&
+        !anvil_run_tickets<RUN, WATCH>(t, tasks, sync, arena, status, timeout_ns, sink, &ring, watch)) {
         anvil_ring_drop();
         return false;
     }
@@ -269,7 +289,7 @@ ANVIL_DEVICE void anvil_run_queue(const int* queue, int count, const AnvilTask* 
     AnvilRing ring = {0, 0, 0, anvil_ring_none()};
     for (int i = 0; i < count; ++i)
         if (!anvil_run_one<RUN, STREAM>(queue[i], i + 1 < count ? queue[i + 1] : -1, tasks, sync, arena, status,
-                                        timeout_ns, sink, ring))
+                                        timeout_ns, sink, ring, AnvilNoWatch()))
             return;
 }
 
@@ -288,44 +308,28 @@ ANVIL_DEVICE void anvil_run_queue(const int* queue, int count, const AnvilTask* 
 // worker playing the SM.
 typedef void (*AnvilHostObserver)(void* ctx, int task, int phase);
 
-// One task as its block runs it: anvil_run_one, with the observer (thread
-// 0's) between the waits and the body when there is one. `next` is the
-// task the worker runs after it (the worker's block, in simt.cuh, is the
-// same for both), `rings` one AnvilRing per thread of the block.
+// The race check's observer as a watch (AnvilNoWatch).
+struct AnvilHostWatch {
+    static const bool on = true;
+    AnvilHostObserver observe;
+    void* ctx;
+    void operator()(int task, int phase) const { observe(ctx, task, phase); }
+};
+
+// One task as its block runs it: anvil_run_one, watched by the observer
+// when there is one. `next` is the task the worker runs after it (the
+// worker's block, in simt.cuh, is the same for both), `rings` one AnvilRing
+// per thread of the block.
 template <AnvilRunTask RUN, AnvilStreamTask STREAM>
 static bool anvil_host_task(int task, int next, const AnvilTask* tasks, const AnvilSync& sync, char* arena,
                             AnvilStatus* status, unsigned long long timeout_ns, AnvilTraceSink sink,
                             AnvilHostObserver observe, void* observe_ctx, AnvilRing* rings) {
     AnvilRing& ring = rings[anvil_thread()];
-    if (!observe) return anvil_run_one<RUN, STREAM>(task, next, tasks, sync, arena, status, timeout_ns, sink, ring);
-    const AnvilTask t = tasks[task];
-    anvil_ring_enter<STREAM>(ring, t, next, tasks, arena);
-    if (!anvil_wait_counters(task, t, sync, status, timeout_ns)) {
-        anvil_ring_drop();
-        return false;
-    }
-    if (anvil_thread() == 0) observe(observe_ctx, task, 0);
-    RUN(t.op, t.tile, arena, status, task, &ring);
-    anvil_barrier();  // every thread's stores are done
-    if (anvil_thread() == 0) observe(observe_ctx, task, 1);
-    anvil_publish(t, sync);
-    // The reduces it completes, observed as the queued tasks are.
-    auto run_inline = [&](int r) {
-        const AnvilTask rt = tasks[r];
-        if (!anvil_wait_counters(r, rt, sync, status, timeout_ns)) return false;
-        if (anvil_thread() == 0) observe(observe_ctx, r, 0);
-        RUN(rt.op, rt.tile, arena, status, r, &ring);
-        anvil_barrier();
-        if (anvil_thread() == 0) observe(observe_ctx, r, 1);
-        anvil_publish(rt, sync);
-        return true;
-    };
-    if (!anvil_take_tickets(t, sync, run_inline)) {
-        anvil_ring_drop();
-        return false;
-    }
-    anvil_ring_leave(ring);
-    return true;
+    if (!observe)
+        return anvil_run_one<RUN, STREAM>(task, next, tasks, sync, arena, status, timeout_ns, sink, ring,
+                                          AnvilNoWatch());
+    const AnvilHostWatch watch = {observe, observe_ctx};
+    return anvil_run_one<RUN, STREAM>(task, next, tasks, sync, arena, status, timeout_ns, sink, ring, watch);
 }
 
 template <AnvilRunTask RUN, AnvilStreamTask STREAM>

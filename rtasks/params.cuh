@@ -356,11 +356,15 @@ struct AnvilStatus {
 
 // One task's measured timeline, written by its block's thread 0 when the
 // source is emitted with ANVIL_TRACE (the profiler's --trace): when it
-// began waiting for its dependencies, when its body started, when it had
-// published; all %globaltimer nanoseconds (host: CLOCK_MONOTONIC).
+// began waiting for its dependencies, when its body started, when every
+// thread had finished the body (a barrier), when it had published; all
+// %globaltimer nanoseconds (host: CLOCK_MONOTONIC). body_end_ns to end_ns
+// is the arrivals' cost (release atomics), which the H200 traces of
+// 2026-11-28 could not tell from the body's.
 struct AnvilTraceRecord {
     unsigned long long ready_ns;
     unsigned long long start_ns;
+    unsigned long long body_end_ns;
     unsigned long long end_ns;
     unsigned sm;     // %smid (host: the worker thread)
     unsigned block;  // the block of its launch

@@ -56,6 +56,18 @@ if $py "$root/scripts/trace_summary.py" "$fx/transformer_encoder_f16.predicted.j
     fail "a predicted trace was taken for a measured one"
 fi
 grep -q 'not a measured trace' "$tmp/err" || fail "refusal message: $(cat "$tmp/err")"
+# A trace that records the arrivals (publish_us) gets their mean per kind; one without shows '-'.
+$py - "$tmp/published.json" <<'PY'
+import json, sys
+ev = [{"ph": "X", "cat": "wait", "name": "wait", "dur": 1.0, "args": {"task": t}} for t in (0, 1)]
+ev += [{"ph": "X", "cat": "conv2d", "name": "c", "dur": 20.0, "args": {"task": 0, "publish_us": 1.5}},
+       {"ph": "X", "cat": "conv2d", "name": "c", "dur": 30.0, "args": {"task": 1, "publish_us": 2.5}}]
+json.dump({"traceEvents": ev, "otherData": {"measured": True, "model": "m", "span_us": 50, "busy_share": 1}},
+          open(sys.argv[1], "w"))
+PY
+published=$($py "$root/scripts/trace_summary.py" "$tmp/published.json")
+grep -q '^| conv2d | 2 | 100.0% | 25.00 | 0.00 | 1.00 | 2.0 |' <<< "$published" || fail "publish column: $published"
+grep -q '^| matmul | 224 | 64.7% | 6.85 | .* | - |$' <<< "$summary" || fail "no publish column without publish_us: $summary"
 # bench_hopper.py keeps going past a failed step and rewrites its JSON after
 # each one (a cap can stop it anywhere): here every step fails (no anvil that
 # runs, and torch only if this machine has it), in the order that puts one

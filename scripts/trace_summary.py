@@ -7,7 +7,9 @@ MEASURED is `anvil profile --trace` (per task: a `wait` event, then its body
 event named after its rOp, category = rTask kind); PREDICTED is `anvil
 schedule --trace` of the same schedule (bodies only). Prints, as Markdown:
 the span and the SMs' busy share; per rTask kind the tasks, the summed body
-and wait time and the mean body beside the predicted mean; then the rOps that
+and wait time, the mean body beside the predicted mean and, in traces that
+record it (publish_us, since 2026-11-28), the mean time of the arrivals
+that end each body; then the rOps that
 take the most body time, each with its predicted tile time. Waits are summed
 over blocks, so with two blocks per SM they can exceed the span.
 """
@@ -20,9 +22,10 @@ import sys
 
 
 def bodies(doc):
-    """{(kind, rop): [durations]} and {task: wait} of a trace."""
+    """{(kind, rop): [(task, duration)]}, {task: wait} and {task: publish} of a trace."""
     body = collections.defaultdict(list)
     wait = {}
+    publish = {}
     for e in doc["traceEvents"]:
         if e.get("ph") != "X" or "args" not in e or "task" not in e["args"]:
             continue
@@ -30,14 +33,17 @@ def bodies(doc):
             wait[e["args"]["task"]] = e["dur"]
         else:
             body[(e["cat"], e["name"])].append((e["args"]["task"], e["dur"]))
-    return body, wait
+            if "publish_us" in e["args"]:
+                publish[e["args"]["task"]] = e["args"]["publish_us"]
+    return body, wait, publish
 
 
 def summarise(measured, predicted=None, top=15):
-    body, wait = bodies(measured)
+    body, wait, publish = bodies(measured)
     pbody = bodies(predicted)[0] if predicted else {}
     other = measured.get("otherData", {})
-    kinds = collections.defaultdict(lambda: {"tasks": 0, "body_us": 0.0, "wait_us": 0.0, "predicted_body_us": 0.0})
+    kinds = collections.defaultdict(lambda: {"tasks": 0, "body_us": 0.0, "wait_us": 0.0, "predicted_body_us": 0.0,
+                                             "publish_us": None})
     rops = []
     for (kind, rop), tasks in body.items():
         k = kinds[kind]
@@ -45,6 +51,8 @@ def summarise(measured, predicted=None, top=15):
         k["tasks"] += len(tasks)
         k["body_us"] += sum(durs)
         k["wait_us"] += sum(wait.get(t, 0.0) for t, _ in tasks)
+        if any(t in publish for t, _ in tasks):
+            k["publish_us"] = (k["publish_us"] or 0.0) + sum(publish.get(t, 0.0) for t, _ in tasks)
         pd = [d for _, d in pbody.get((kind, rop), [])]
         k["predicted_body_us"] += sum(pd)
         rops.append({"rop": rop, "kind": kind, "tasks": len(tasks), "body_us": sum(durs),
@@ -65,11 +73,13 @@ def markdown(s):
     lines = [f"**{s['model']}**: span {us(s['span_us'])} us measured, {us(s['predicted_span_us'])} us predicted; "
              f"SMs busy {100 * (s['busy_share'] or 0):.0f}% of the span; bodies {s['body_us']:.0f} us summed over "
              "blocks.", "",
-             "| kind | tasks | body share | mean body us | predicted mean us | mean wait us |", "|---|---|---|---|---|---|"]
+             "| kind | tasks | body share | mean body us | predicted mean us | mean wait us | mean publish us |",
+             "|---|---|---|---|---|---|---|"]
     for kind, k in sorted(s["kinds"].items(), key=lambda kv: -kv[1]["body_us"]):
         n = k["tasks"]
+        pub = None if k["publish_us"] is None else k["publish_us"] / n
         lines.append(f"| {kind} | {n} | {100 * k['body_us'] / s['body_us']:.1f}% | {k['body_us'] / n:.2f} | "
-                     f"{k['predicted_body_us'] / n:.2f} | {k['wait_us'] / n:.2f} |")
+                     f"{k['predicted_body_us'] / n:.2f} | {k['wait_us'] / n:.2f} | {us(pub)} |")
     lines += ["", "| rOp | kind | tasks | body share | median tile us | predicted tile us |", "|---|---|---|---|---|---|"]
     for r in s["rops"]:
         lines.append(f"| {r['rop']} | {r['kind']} | {r['tasks']} | {100 * r['body_us'] / s['body_us']:.1f}% | "

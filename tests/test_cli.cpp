@@ -203,6 +203,14 @@ TEST_CASE("anvil profile needs a device and says so, or measures both schedules"
         CHECK(r.status == 2);
         CHECK_THAT(r.output, Catch::Contains("no CUDA device"));
         CHECK(anvil_cmd("profile models/mlp_f32.yaml --json").status == 2);
+        // It takes schedule's and run's specialisations: parsed, then refused for want of a device only.
+        Result spec = anvil_cmd("profile models/mlp_f32.yaml --no-fold --no-concat --reload-params "
+                                "--poll-backoff-ns 256 --interpret-epilogues");
+        CHECK(spec.status == 2);
+        CHECK_THAT(spec.output, Catch::Contains("no CUDA device"));
+        Result bad = anvil_cmd("profile models/mlp_f32.yaml --poll-backoff-ns -5");
+        CHECK(bad.status == 2);
+        CHECK_THAT(bad.output, Catch::Contains("--poll-backoff-ns"));
         // A bad model or policy is still named first.
         CHECK(anvil_cmd("profile models/no_such_model.yaml").status == 2);
         CHECK(anvil_cmd("profile models/mlp_f32.yaml --policy fastest").status == 2);

@@ -223,6 +223,10 @@ TEST_CASE("column views: groups read row-major, outputs, mixed bias dtypes or co
         const Value& left = f.value(*f.find(odd));
         REQUIRE(left.attrs.has(kNotJoinedAttr));
         CHECK(std::string(odd) + ": " + left.attrs.get_string(kNotJoinedAttr) == c.reason);
+        // ... and `anvil schedule` lists it (not_joined_members): that one member, nothing joined.
+        const std::map<std::string, std::string> listed = not_joined_members(f);
+        REQUIRE(listed.size() == 1);
+        CHECK(listed.begin()->first + ": " + listed.begin()->second == c.reason);
         const TensorMap values = make_values(g, std::nullopt);
         expect_reference(g, values, run_host(plan(g, "anvil", default_gpu()), values, race_checked()));
     }
@@ -233,6 +237,8 @@ TEST_CASE("column views: groups read row-major, outputs, mixed bias dtypes or co
         CHECK(count_op(f, Op::matmul) == count_op(fold_affine_chains(g), Op::matmul));
         REQUIRE(why.size() == 3);
         CHECK(why[2] == "q_mm: no other member reads alike");
+        CHECK(not_joined_members(f).size() == 3);
+        CHECK(not_joined_members(f).at("q_mm") == "no other member reads alike");
     }
     // A computed weight (x @ x^T's sibling) and a weight also read elsewhere.
     {

@@ -37,7 +37,8 @@ void check_trace(const Schedule& s, const std::vector<AnvilTraceRecord>& trace) 
         INFO("task " << t);
         CHECK(trace[t].end_ns != 0);
         CHECK(trace[t].ready_ns <= trace[t].start_ns);
-        CHECK(trace[t].start_ns <= trace[t].end_ns);
+        CHECK(trace[t].start_ns <= trace[t].body_end_ns);
+        CHECK(trace[t].body_end_ns <= trace[t].end_ns);
         for (int d : s.tasks[t].deps) CHECK(trace[d].start_ns <= trace[t].start_ns);
     }
     for (const Launch& l : s.launches)
@@ -101,6 +102,9 @@ TEST_CASE("a traced host run records every task's timeline, in dependency order"
             tasks.insert(e["args"]["task"].get<int>());
             CHECK(e["dur"].get<double>() >= 0);
             CHECK(e["ts"].get<double>() >= 0);
+            // The arrivals' share of the body, which they end.
+            CHECK(e["args"]["publish_us"].get<double>() >= 0);
+            CHECK(e["args"]["publish_us"].get<double>() <= e["dur"].get<double>() + 1e-9);
         }
     CHECK(bodies == s.tasks.size());
     CHECK(tasks.size() == s.tasks.size());
@@ -109,7 +113,10 @@ TEST_CASE("a traced host run records every task's timeline, in dependency order"
     CHECK(busy > 0);
     CHECK(busy <= 1.0);
 
-    // A record that was never written is refused, not drawn.
+    // A record that was never written, or whose body ends after its arrivals, is refused, not drawn.
+    std::vector<AnvilTraceRecord> late = trace;
+    late.front().body_end_ns = late.front().end_ns + 1;
+    CHECK_THROWS_WITH(measured_trace_json(s, late), Catch::Contains("no consistent trace record"));
     trace.back().end_ns = 0;
     CHECK_THROWS_WITH(measured_trace_json(s, trace), Catch::Contains("no consistent trace record"));
 }
@@ -186,7 +193,7 @@ TEST_CASE("the device trace records every task's timeline", "[gpu][profile]") {
     const TensorMap values = make_values(g, std::nullopt);
     const Schedule s = plan(g, "anvil", default_gpu());
     CudaRunOptions opt;
-    opt.trace = true;
+    opt.emit.trace = true;
     CudaProgram p = cuda_program(s, opt);
     p.upload(values);
     p.run();
@@ -204,10 +211,10 @@ TEST_CASE("the device trace records every task's timeline", "[gpu][profile]") {
 TEST_CASE("a whole profile: outputs checked, every time and bound filled in", "[gpu][profile]") {
     REQUIRE_DEVICE();
     ProfileOptions opt;
-    opt.policy = "anvil";
+    opt.pipeline.policy = "anvil";
     opt.iters = 5;
     opt.trace = true;
-    const ProfileResult r = profile(zoo("mlp_f16.yaml"), default_gpu(), opt);
+    const ProfileResult r = profile(zoo("mlp_f16.yaml"), opt);
     CHECK(r.outputs_ok());
     for (const Timing* t : {&r.megakernel, &r.per_op, &r.per_op_graph, &r.traced}) {
         CHECK(t->min_s > 0);

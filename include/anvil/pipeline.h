@@ -93,6 +93,9 @@ void run_to(Compilation& c, Stage last, const PipelineOptions& opt);
 // fold through verify for a graph: the Schedule of `policy` (fold false:
 // none of the fold stage's rewrites).
 Schedule plan(const Graph& graph, const std::string& policy, const Gpu& gpu, bool fold = true);
+// The same with every stage option as given (the emit and compile options
+// play no part: the stages stop at verify).
+Schedule plan(const Graph& graph, const PipelineOptions& opt);
 
 // The schedule emitted and compiled by the pipeline, then run by the host
 // backend (emitted with ANVIL_TRACE when opt.trace is set).

@@ -19,6 +19,7 @@
 #include "runtime/arena_io.h"
 #include "runtime/simt_backend.h"
 #include "anvil/pipeline.h"
+#include "frontend/concat_siblings.h"
 #include "pipeline/dump.h"
 #include "policies/registry.h"
 #include "tools/profile.h"
@@ -141,15 +142,6 @@ struct Specialisation {
     }
 };
 
-// --poll-backoff-ns: the megakernel's pause between two polls of a counter
-// (ANVIL_POLL_BACKOFF_NS, rtasks/platform.cuh), for A/B runs on the device.
-void add_poll_backoff(CLI::App* cmd, int& ns) {
-    cmd->add_option("--poll-backoff-ns", ns,
-                    "the pause of a waiting block between two polls of a counter, in ns (default 64; for "
-                    "comparisons)")
-        ->check(CLI::Range(0, 1000000));
-}
-
 struct ScheduleOutputs {
     std::string emit_path, trace_path, dot_path, dump_after, snapshot_path;
     bool compile = false, report = false, json = false;
@@ -202,6 +194,10 @@ int cmd_schedule(const std::string& model, const std::string& policy, const Gpu&
                         s.tiles.rops.size(), s.tasks.size(), deps, s.launches.size(), prediction.total_s * 1e6,
                         prediction.dram_bytes));
     }
+    // Sibling matmuls the fold stage could not join (--concat), and why.
+    const std::map<std::string, std::string> left_apart =
+        c.folded ? not_joined_members(*c.folded) : std::map<std::string, std::string>{};
+    for (const auto& [name, why] : left_apart) say(fmt::format("  not joined  {}: {}\n", name, why));
     const std::string& source = c.source;
     if (out.compile) {
         const CubinResult& r = *c.cubin;
@@ -231,6 +227,7 @@ int cmd_schedule(const std::string& model, const std::string& policy, const Gpu&
     if (out.json) {
         nlohmann::json j = schedule_json(s, prediction, cubin);
         j["schedule_seconds"] = clock.stages;
+        j["not_joined"] = left_apart;
         fmt::print("{}\n", j.dump(1));
     }
     return 0;
@@ -328,11 +325,11 @@ Graph front_graph(const std::string& model, const InputShapes& shapes) {
     return std::move(*c.graph);
 }
 
-int cmd_profile(const std::string& model, const ProfileOptions& opt, const Gpu& gpu, bool json,
-                const std::string& trace_path, const InputShapes& shapes) {
+int cmd_profile(const std::string& model, const ProfileOptions& opt, bool json, const std::string& trace_path,
+                const InputShapes& shapes) {
     const Graph graph = front_graph(model, shapes);
-    find_policy(opt.policy);
-    const ProfileResult r = profile(graph, gpu, opt);
+    find_policy(opt.pipeline.policy);
+    const ProfileResult r = profile(graph, opt);
     if (!trace_path.empty()) write_file_atomically(trace_path, r.trace_json);
     if (json) {
         fmt::print("{}\n", profile_json(r).dump(1));
@@ -521,7 +518,12 @@ int main(int argc, char** argv) {
         cmd->add_flag("--reload-params", spec.reload_params,
                       "let the tiles read their rOp's params through the params table, reloading them after every "
                       "store, instead of from a local copy (for comparisons)");
-        add_poll_backoff(cmd, spec.poll_backoff_ns);
+        // The megakernel's pause between two polls of a counter
+        // (ANVIL_POLL_BACKOFF_NS, rtasks/platform.cuh), for A/B runs on the device.
+        cmd->add_option("--poll-backoff-ns", spec.poll_backoff_ns,
+                        "the pause of a waiting block between two polls of a counter, in ns (default 64; for "
+                        "comparisons)")
+            ->check(CLI::Range(0, 1000000));
     };
     std::string max_memory;
     bool max_memory_given = false;  // an empty --max-memory '' is an error, not the default
@@ -609,10 +611,7 @@ int main(int argc, char** argv) {
     prof->add_option("--iters", profile_opt.iters, "timed runs per schedule (the median is reported)")
         ->capture_default_str();
     prof->add_flag("--json", profile_json, "print the measurements as one JSON object (only that)");
-    prof->add_flag("--reload-params", profile_opt.reload_params,
-                   "let the tiles read their rOp's params through the params table, reloading them after every "
-                   "store, instead of from a local copy (for comparisons)");
-    add_poll_backoff(prof, profile_opt.poll_backoff_ns);
+    add_specialisation(prof);
     prof->add_option("--trace", profile_trace,
                      "also run the instrumented megakernel and write its measured per-task timeline "
                      "(Chrome/Perfetto trace)");
@@ -681,11 +680,12 @@ int main(int argc, char** argv) {
             return cmd_schedule(model, policy, with_options(find_gpu(gpu_name, kernels_db)), outputs, spec,
                                 input_shapes);
         if (*prof) {
-            profile_opt.policy = policy;
+            profile_opt.pipeline.policy = policy;
+            profile_opt.pipeline.gpu = with_options(device_gpu(prof->count("--gpu") > 0, gpu_name, kernels_db));
+            profile_opt.pipeline.input_shapes = input_shapes;
+            spec.apply(profile_opt.pipeline);
             profile_opt.trace = !profile_trace.empty();
-            return cmd_profile(model, profile_opt,
-                               with_options(device_gpu(prof->count("--gpu") > 0, gpu_name, kernels_db)), profile_json,
-                               profile_trace, input_shapes);
+            return cmd_profile(model, profile_opt, profile_json, profile_trace, input_shapes);
         }
         if (*fit_cmd) return cmd_cost_fit(fit_files, find_gpu(gpu_name, kernels_db), kernels_db, fit_latency, fit_json);
         if (*calib) return cmd_calibrate(device_gpu(calib->count("--gpu") > 0, gpu_name, kernels_db), calib_out);

@@ -235,4 +235,13 @@ Graph concat_sibling_matmuls(const Graph& graph, std::vector<std::string>* not_j
     return changed ? rw.build("concat_sibling_matmuls") : graph;
 }
 
+std::map<std::string, std::string> not_joined_members(const Graph& joined) {
+    std::map<std::string, std::string> left;
+    for (VertexId v = 0; v < joined.size(); ++v) {
+        const Value& val = joined.value(v);
+        if (val.attrs.has(kNotJoinedAttr)) left[val.name] = val.attrs.get_string(kNotJoinedAttr);
+    }
+    return left;
+}
+
 }  // namespace anvil

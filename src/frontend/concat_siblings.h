@@ -23,6 +23,7 @@
 // kNotJoinedAttr (printed by --dump-after fold), and `not_joined`, when
 // given, receives "name: why" for each.
 #pragma once
+#include <map>
 #include <string>
 #include <vector>
 
@@ -36,5 +37,9 @@ inline constexpr const char* kNotJoinedAttr = "not_joined";
 
 // The graph with every group of such siblings joined; unchanged when none.
 Graph concat_sibling_matmuls(const Graph& graph, std::vector<std::string>* not_joined = nullptr);
+
+// The members a joined graph left out, by name, with why (their
+// kNotJoinedAttr): what `anvil schedule` reports of the join.
+std::map<std::string, std::string> not_joined_members(const Graph& joined);
 
 }  // namespace anvil

@@ -222,8 +222,13 @@ void run_to(Compilation& c, Stage last, const PipelineOptions& opt) {
     }
 }
 
-Schedule plan(const Graph& graph, const std::string& policy, const Gpu& gpu, bool fold) {
+Schedule plan(const Graph& graph, const PipelineOptions& opt) {
     Compilation c = from_graph(graph);
+    run_to(c, Stage::verify, opt);
+    return std::move(*c.schedule);
+}
+
+Schedule plan(const Graph& graph, const std::string& policy, const Gpu& gpu, bool fold) {
     PipelineOptions opt;
     opt.policy = policy;
     opt.gpu = gpu;
@@ -231,8 +236,7 @@ Schedule plan(const Graph& graph, const std::string& policy, const Gpu& gpu, boo
     opt.concat_siblings = fold;
     opt.norm_fold = fold;
     opt.transpose_views = fold;
-    run_to(c, Stage::verify, opt);
-    return std::move(*c.schedule);
+    return plan(graph, opt);
 }
 
 TensorMap run_host(const Schedule& s, const TensorMap& values, const HostRunOptions& opt) {
@@ -259,9 +263,7 @@ namespace {
 CubinResult device_cubin(const Schedule& s, const CudaRunOptions& opt) {
     Compilation c = from_schedule(s);
     PipelineOptions p;
-    p.emit.trace = opt.trace;
-    p.emit.reload_params = opt.reload_params;
-    p.emit.poll_backoff_ns = opt.poll_backoff_ns;
+    p.emit = opt.emit;
     p.compile_for = CompileFor::cuda;
     p.arch = cuda_device_arch(opt.device);
     run_to(c, Stage::compile, p);

@@ -143,7 +143,7 @@ struct CudaProgram::Impl {
         counter_bytes = std::max<size_t>(sync_counters(s).count(), 1) * sizeof(unsigned);
         check(drv.cuMemAlloc(&counters, counter_bytes), "cuMemAlloc (the task counters)");
         check(drv.cuMemAlloc(&status, sizeof(AnvilStatus)), "cuMemAlloc (the status word)");
-        if (opt.trace)
+        if (opt.emit.trace)
             check(drv.cuMemAlloc(&trace, std::max<size_t>(s.tasks.size(), 1) * sizeof(AnvilTraceRecord)),
                   "cuMemAlloc (the trace records)");
         // A blocking stream: its kernels wait for the synchronous copies

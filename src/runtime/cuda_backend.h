@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "codegen/emit.h"
 #include "runtime/compile_nvrtc.h"
 #include "schedule/schedule.h"
 #include "frontend/values.h"
@@ -20,15 +21,11 @@ struct CudaRunOptions {
     // A run not finished this long after its spin bound is stuck in a way the
     // spins cannot see (a task that never ends): the host gives up on it.
     double host_margin_s = 10.0;
-    // The source was emitted with ANVIL_TRACE (the pipeline does so when
-    // this is set): keep every task's timeline of the last run
-    // (CudaProgram::trace). Off, the kernels carry no instrumentation.
-    bool trace = false;
-    // The source was emitted with ANVIL_COPY_PARAMS 0 (rtasks/params.cuh):
-    // the tiles reload their params from the table, for comparisons.
-    bool reload_params = false;
-    // Emitted with this ANVIL_POLL_BACKOFF_NS (negative: the default).
-    int poll_backoff_ns = -1;
+    // How the source is emitted (the pipeline's EmitOptions): with
+    // emit.trace the kernels carry ANVIL_TRACE and the program keeps every
+    // task's timeline of the last run (CudaProgram::trace); emit.reload_params
+    // and emit.poll_backoff_ns are the A/B switches of `anvil profile`.
+    EmitOptions emit;
 };
 
 // Runs `cubin`, `s`'s emitted source compiled for the device's

@@ -45,7 +45,7 @@ bool ProfileResult::outputs_ok() const {
     return std::all_of(checks.begin(), checks.end(), [](const OutputCheck& c) { return c.ok(); });
 }
 
-ProfileResult profile(const Graph& graph, const Gpu& gpu, const ProfileOptions& opt) {
+ProfileResult profile(const Graph& graph, const ProfileOptions& opt) {
     if (opt.iters < 1) throw UserError("--iters must be at least 1, not " + std::to_string(opt.iters));
     if (const std::string why = cuda_unavailable_reason(); !why.empty())
         throw UserError("anvil profile measures on a GPU, and there is no CUDA device to use: " + why);
@@ -54,7 +54,7 @@ ProfileResult profile(const Graph& graph, const Gpu& gpu, const ProfileOptions& 
     r.iters = opt.iters;
     r.warmup = std::max(2, opt.iters / 10);
     const TensorMap values = make_values(graph, std::nullopt);
-    const Schedule s = plan(graph, opt.policy, gpu);
+    const Schedule s = plan(graph, opt.pipeline);
     r.policy = s.policy;
     r.target = s.gpu.name;
     r.tasks = s.tasks.size();
@@ -63,9 +63,9 @@ ProfileResult profile(const Graph& graph, const Gpu& gpu, const ProfileOptions& 
 
     CudaRunOptions run_opt;
     run_opt.device = opt.device;
-    run_opt.reload_params = opt.reload_params;
-    run_opt.poll_backoff_ns = opt.poll_backoff_ns;
-    r.poll_backoff_ns = opt.poll_backoff_ns;
+    run_opt.emit = opt.pipeline.emit;
+    run_opt.emit.trace = false;  // the timed runs carry no instrumentation
+    r.emit = run_opt.emit;
     {
         CudaProgram mk = cuda_program(s, run_opt);
         r.device = mk.device_name() + " (" + std::to_string(mk.sm_count()) + " SMs, " + mk.arch() + ")";
@@ -74,7 +74,9 @@ ProfileResult profile(const Graph& graph, const Gpu& gpu, const ProfileOptions& 
         r.checks = check_outputs(graph, mk.outputs(), reference_execute(graph, values), nullptr, s.gpu.f32_precision);
     }
     {
-        const Schedule base = plan(graph, "per_op", gpu);
+        PipelineOptions per_op = opt.pipeline;
+        per_op.policy = "per_op";
+        const Schedule base = plan(graph, per_op);
         r.per_op_launches = base.launches.size();
         r.per_op_predicted_s = predict(base).total_s;
         CudaProgram po = cuda_program(base, run_opt);
@@ -84,14 +86,14 @@ ProfileResult profile(const Graph& graph, const Gpu& gpu, const ProfileOptions& 
     }
     if (opt.trace) {
         CudaRunOptions traced = run_opt;
-        traced.trace = true;
+        traced.emit.trace = true;
         CudaProgram mk = cuda_program(s, traced);
         mk.upload(values);
         r.traced = time_runs(r.warmup, r.iters, [&] { return mk.run(); });
         r.trace = mk.trace();
         r.trace_json = measured_trace_json(s, r.trace);
     }
-    r.ceilings = gpu.ceilings;
+    r.ceilings = opt.pipeline.gpu.ceilings;
     if (!r.ceilings.measured()) {
         r.ceilings = calibrate(opt.device);
         r.ceilings_measured_now = true;
@@ -115,7 +117,8 @@ nlohmann::json profile_json(const ProfileResult& r) {
     j["megakernel"] = timing_json(r.megakernel);
     j["launches"] = r.launches;
     j["predicted_us"] = r.predicted_s * 1e6;
-    if (r.poll_backoff_ns >= 0) j["poll_backoff_ns"] = r.poll_backoff_ns;
+    if (r.emit.poll_backoff_ns >= 0) j["poll_backoff_ns"] = r.emit.poll_backoff_ns;
+    if (r.emit.reload_params) j["reload_params"] = true;
     j["per_op_us"] = r.per_op.median_s * 1e6;
     j["per_op"] = timing_json(r.per_op);
     j["per_op_graph_us"] = r.per_op_graph.median_s * 1e6;

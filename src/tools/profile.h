@@ -15,11 +15,13 @@
 namespace anvil {
 
 struct ProfileOptions {
-    std::string policy;  // the schedule under test
+    // The schedule under test, as `anvil schedule` would make it with these
+    // options: its policy and GPU, the stages' specialisations (--no-fold,
+    // ...) and how it is emitted (--reload-params, --poll-backoff-ns: A/B
+    // runs). The per_op baseline is planned and emitted the same way.
+    PipelineOptions pipeline;
     int iters = 20;      // timed runs of each schedule; the median is reported
     bool trace = false;  // also run the instrumented megakernel and keep its timeline
-    bool reload_params = false;  // every kernel's tiles reload their params (--reload-params)
-    int poll_backoff_ns = -1;    // the pause between polls (--poll-backoff-ns); negative: the default
     int device = 0;
 };
 
@@ -33,7 +35,7 @@ struct ProfileResult {
     Timing megakernel, per_op, per_op_graph;
     size_t launches = 0, per_op_launches = 0, tasks = 0;
     double predicted_s = 0, per_op_predicted_s = 0;
-    int poll_backoff_ns = -1;  // as asked (--poll-backoff-ns); negative: the default
+    EmitOptions emit;  // as asked (--reload-params, --poll-backoff-ns)
     Ceilings ceilings;
     bool ceilings_measured_now = false;  // not from kernels_db: calibrated for this run
     Roofline roofline;
@@ -44,10 +46,10 @@ struct ProfileResult {
     bool outputs_ok() const;
 };
 
-// Plans `policy` and per_op for `gpu`, runs both on the device, checks the
-// schedule's outputs against the reference and times them. Throws
+// Plans opt.pipeline's policy and per_op, runs both on the device, checks
+// the schedule's outputs against the reference and times them. Throws
 // UserError when no device is usable or a run fails.
-ProfileResult profile(const Graph& graph, const Gpu& gpu, const ProfileOptions& opt);
+ProfileResult profile(const Graph& graph, const ProfileOptions& opt);
 
 nlohmann::json profile_json(const ProfileResult& r);
 std::string profile_table(const ProfileResult& r);

@@ -275,7 +275,8 @@ std::string measured_trace_json(const Schedule& s, const std::vector<AnvilTraceR
     std::map<unsigned, double> busy_ns;  // per SM
     for (size_t t = 0; t < records.size(); ++t) {
         const AnvilTraceRecord& r = records[t];
-        ANVIL_CHECK(r.ready_ns <= r.start_ns && r.start_ns <= r.end_ns && r.end_ns != 0,
+        ANVIL_CHECK(r.ready_ns <= r.start_ns && r.start_ns <= r.body_end_ns && r.body_end_ns <= r.end_ns &&
+                        r.end_ns != 0,
                     "task " + std::to_string(t) + " has no consistent trace record");
         if (!busy_ns.count(r.sm))
             events.push_back({{"name", "thread_name"}, {"ph", "M"}, {"pid", 0}, {"tid", r.sm},
@@ -288,7 +289,11 @@ std::string measured_trace_json(const Schedule& s, const std::vector<AnvilTraceR
                               {"args", {{"task", t}, {"waits", s.tasks[t].deps.size() + s.tasks[t].waits.size()}}}});
         events.push_back({{"name", op.name}, {"cat", task_kind_name(op.kind)}, {"ph", "X"}, {"pid", 0},
                           {"tid", r.sm}, {"ts", us(r.start_ns)}, {"dur", (r.end_ns - r.start_ns) * 1e-3},
-                          {"args", {{"task", t}, {"tile", s.tasks[t].tile}, {"block", r.block}}}});
+                          {"args",
+                           {{"task", t},
+                            {"tile", s.tasks[t].tile},
+                            {"block", r.block},
+                            {"publish_us", (r.end_ns - r.body_end_ns) * 1e-3}}}});
     }
     double busy = 0;
     for (const auto& [sm, ns] : busy_ns) busy += ns;
