@@ -12,10 +12,16 @@
 //   the accumulator pairs (neighbouring columns) are neighbouring pixels
 //   of y: one 32-bit store each where y allows.
 // A 16-bit gather moves elements too small for cp.async, so it goes
-// through registers: a thread loads its elements of the slice, then
-// stores them; an f32 one is a 4-byte cp.async per element. Both use
-// conv2d.cuh's window origin (one pixel per thread) and k tables (one per
-// stage, written one barrier before the slice's gather). Grouped convs run
+// through registers, in the two phases of tc_stages.cuh's pipeline: a
+// thread loads its elements of slice s before the warps multiply slice
+// s - S + 1 and stores them after that multiply, which hides the loads'
+// round trip (one slice of x in flight beside w's S - 1; BM * BK / 256
+// registers a thread held across the multiply). A pointwise conv whose
+// 16-bit planes keep 16-byte alignment needs no gather: its B is x as
+// stored, eight pixels of one k a 16-byte cp.async (S - 1 slices in
+// flight, as w). An f32 gather is a 4-byte cp.async per element. The
+// gathers use conv2d.cuh's window origin (one pixel per thread) and k
+// tables (one per stage, written one barrier before the slice's gather). Grouped convs run
 // a tile per (image, group) as conv2d.cuh's do; depthwise and thin-group
 // convs are window tiles (a GEMM of a few channels has nothing for an mma
 // product to do).
@@ -28,33 +34,50 @@
 #include "tc_stages.cuh"
 
 #if ANVIL_HAS_MMA
-// Slice k of the tile's x into xs (zero in the padding and past the
-// edges): element e of a slice is (k, m) = (e / BM, e % BM), so all of this
-// thread's are pixel tid % BM, `mine`; kt: the slice's k tables.
-// 16-bit x, k-major [BK][BM + 8]: every load in flight before the first
-// store waits.
-template <int BM, int BK, class TX>
-ANVIL_DEVICE void anvil_conv_tc_gather(unsigned short* xs, const WindowParams& p, const TX* x, const int* kt,
-                                       const AnvilConvPixel& mine) {
+// A slice of 16-bit x in flight in registers, k-major [BK][BM + 8]:
+// element e of a slice is (k, m) = (e / BM, e % BM), so all of a thread's
+// are pixel tid % BM, `mine`. Issued (anvil_conv_tc_gather) before the
+// multiply that hides the loads, landed (anvil_conv_tc_land) after it; 32
+// bits an element, so that nothing reads a load, not even to narrow it,
+// before it lands. BM * BK / 256 registers live across the multiply.
+template <int BM, int BK>
+struct AnvilConvTcGather {
+    unsigned v[BM * BK / ANVIL_THREADS];
+};
+template <int BM, int BK>
+ANVIL_DEVICE void anvil_conv_tc_land(const AnvilConvTcGather<BM, BK>& g, unsigned short* xs) {
     const int LDX = BM + ANVIL_TC_PAD, PER = BM * BK / ANVIL_THREADS, tid = anvil_thread();
-    unsigned short v[PER];
+#pragma unroll
+    for (int i = 0; i < PER; ++i) {
+        const int e = tid + i * ANVIL_THREADS;
+        anvil_sts(xs + (e / BM) * LDX + e % BM, (unsigned short)g.v[i]);
+    }
+}
+// Whether the tile's B is x as it is stored, eight pixels of one k a
+// 16-byte cp.async (as conv2d.cuh's anvil_conv_a_vec moves four f32): a
+// pointwise conv of 16-bit x whose planes keep 16-byte alignment.
+template <class TX>
+ANVIL_DEVICE bool anvil_conv_tc_x_vec(const WindowParams& p, const TX* x) {
+    return sizeof(TX) == 2 && anvil_conv_x_planes(p, 8) && anvil_aligned16(x);
+}
+// Issues slice k of the tile's x (zero in the padding and past the edges;
+// kt: the slice's k tables). 16-bit x: into g's registers.
+template <int BM, int BK, class TX>
+ANVIL_DEVICE void anvil_conv_tc_gather(AnvilConvTcGather<BM, BK>& g, unsigned short*, const WindowParams& p,
+                                       const TX* x, const int* kt, const AnvilConvPixel& mine) {
+    const int PER = BM * BK / ANVIL_THREADS, tid = anvil_thread();
 #pragma unroll
     for (int i = 0; i < PER; ++i) {
         const int k = (tid + i * ANVIL_THREADS) / BM;
         const int ih = mine.h + anvil_lds(kt + BK + k), iw = mine.w + anvil_lds(kt + 2 * BK + k);
-        v[i] = (unsigned)ih < (unsigned)p.H && (unsigned)iw < (unsigned)p.W ? x[mine.off + anvil_lds(kt + k)].bits : 0;
-    }
-#pragma unroll
-    for (int i = 0; i < PER; ++i) {
-        const int e = tid + i * ANVIL_THREADS;
-        anvil_sts(xs + (e / BM) * LDX + e % BM, v[i]);
+        g.v[i] = (unsigned)ih < (unsigned)p.H && (unsigned)iw < (unsigned)p.W ? x[mine.off + anvil_lds(kt + k)].bits : 0;
     }
 }
 // f32 x, pixel-major [BM][BK + pad] (2 halves an element): one 4-byte
-// cp.async each, landing by anvil_cp_async_wait.
+// cp.async each, landing by anvil_cp_async_wait (g unused).
 template <int BM, int BK>
-ANVIL_DEVICE void anvil_conv_tc_gather(unsigned short* xs, const WindowParams& p, const float* x, const int* kt,
-                                       const AnvilConvPixel& mine) {
+ANVIL_DEVICE void anvil_conv_tc_gather(AnvilConvTcGather<BM, BK>&, unsigned short* xs, const WindowParams& p,
+                                       const float* x, const int* kt, const AnvilConvPixel& mine) {
     const int LDX = 2 * BK + ANVIL_TC_PAD, PER = BM * BK / ANVIL_THREADS, tid = anvil_thread(), m = tid % BM;
 #pragma unroll
     for (int i = 0; i < PER; ++i) {
@@ -94,19 +117,34 @@ ANVIL_TASK void anvil_conv2d_tc_tile(const WindowParams& params, int tile, char*
     int* const ktables = (int*)((unsigned short*)anvil_block_smem() + S * anvil_tc_stage_halves(BN, BM, BKH));
     const AnvilConvPixel mine = anvil_conv_pixel(p, place.m0 + tid % BM, M);  // every pixel this thread gathers
     const int slices = (ke - kb + BK - 1) / BK;
-    for (int s = 0; s < S && s < slices; ++s) anvil_conv_k_tables<BK>(p, ktables + s * 3 * BK, kb + s * BK, ke);
+    // Pointwise x that keeps 16-byte alignment is copied as it is stored
+    // (k-major, like any 16-bit x): no registers, no k tables.
+    const bool x_vec = anvil_conv_tc_x_vec(p, op.x);
+    if (!x_vec)
+        for (int s = 0; s < S && s < slices; ++s) anvil_conv_k_tables<BK>(p, ktables + s * 3 * BK, kb + s * BK, ke);
     anvil_barrier();  // the first tables are complete (shared memory is free: the last task published)
 
-    auto stage = [&](unsigned short* ws, unsigned short* xs, int s) {
+    AnvilConvTcGather<BM, BK> gather;  // a 16-bit slice in flight
+    auto issue = [&](unsigned short* ws, unsigned short* xs, int s) {
         anvil_tc_stage<TW, BN, BK>(ws, op.w + kb, K, 1, place.o0, p.Og, s * BK, ke - kb);
-        anvil_conv_tc_gather<BM, BK>(xs, p, op.x, ktables + (s % S) * 3 * BK, mine);
+        if (x_vec) {
+            anvil_tc_stage<TX, BK, BM>(xs, op.x + kb * M, M, 1, s * BK, ke - kb, place.m0, M);
+            return;
+        }
+        anvil_conv_tc_gather<BM, BK>(gather, xs, p, op.x, ktables + (s % S) * 3 * BK, mine);
+    };
+    auto land = [&](unsigned short*, unsigned short* xs, int s) {
+        if (x_vec) return;
+        if (sizeof(TX) == 2) anvil_conv_tc_land(gather, xs);
         // Slice s + 1's tables into slice s + 1 - S's, gathered at least one
-        // barrier ago; the gather of s + 1 is one barrier ahead.
+        // barrier ago; the gather of s + 1 is one barrier ahead. (Here, not
+        // in issue: the registers of the loads are free again.)
         if (s + 1 >= S && s + 1 < slices)
             anvil_conv_k_tables<BK>(p, ktables + ((s + 1) % S) * 3 * BK, kb + (s + 1) * BK, ke);
     };
     float acc[BN / 32][BM / 32][4];
-    anvil_tc_gemm<BN, BM, BK, FMT, STAGES>(ke - kb, sizeof(TX) == 2, stage, acc);  // an f32 x is staged pixel-major
+    anvil_tc_gemm<BN, BM, BK, FMT, STAGES>(ke - kb, sizeof(TX) == 2, issue, land, acc,  // an f32 x is staged pixel-major
+                                           [](unsigned short*, int) { return false; });
 
     // Row r: channel o0 + r; columns c, c + 1: pixels m0 + c, m0 + c + 1.
     const AnvilEpilogue* epi = p.epilogue ? &anvil_epilogue(p.epilogue) : 0;

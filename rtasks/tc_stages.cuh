@@ -20,9 +20,14 @@
 // [BN][BK + pad]). The fragments are converted to tf32 after they are read
 // (3xTF32: x = big + small, big = tf32(x), small = tf32(x - big); the
 // products small x big, big x small, big x big accumulate in that order,
-// the small terms first). The tile stages each slice itself (a
-// callback: a strided block with anvil_tc_stage, or a gather) and reads
-// its results by pairs of neighbouring columns (anvil_tc_pairs).
+// the small terms first). The tile stages each slice itself (callbacks: a
+// strided block with anvil_tc_stage, or a gather) and reads its results by
+// pairs of neighbouring columns (anvil_tc_pairs). Staging has two phases
+// around a multiply, issue before and land after: cp.async needs only the
+// first; a gather through registers (16-bit elements, too small for
+// cp.async) loads in the first and stores in the second, so its loads are
+// in flight while the warps multiply (one slice ahead, where cp.async
+// keeps S - 1).
 #ifndef ANVIL_RTASKS_TC_STAGES_CUH
 #define ANVIL_RTASKS_TC_STAGES_CUH
 
@@ -104,30 +109,74 @@ ANVIL_DEVICE void anvil_tc_mma(float* acc, const unsigned* a, const unsigned* b)
     anvil_mma_1688_tf32(acc, ab, bb);
 }
 
-// acc = A B over K: for each slice s (BK elements of k), stage(a, b, s)
-// fills the stage's A ([BM][BK + pad]) and B (k-major [BK][BN + 8] when
-// b_kmajor, 16-bit only, else [BN][BK + pad]) with slice s, zeros past the
-// edges; copies it starts asynchronously must land by anvil_cp_async_wait.
-// Staging begins at once: shared memory must be free (a task's first
-// barrier is behind it). Offsets below count halves; a k step is 16.
+// acc += the product of one staged slice (As: its stage, A then B, LDA and
+// LDB their row pitches in halves): each warp its (BM/2) x (BN/4) block,
+// k step by k step. landed(As, s) first (anvil_tc_gemm).
+template <int BM, int BN, int BK, int FMT, class Landed>
+ANVIL_DEVICE void anvil_tc_multiply(unsigned short* As, int LDB, bool b_kmajor, float (*acc)[BN / 32][4],
+                                    const Landed& landed, int s) {
+    const int WTM = BM / 2, WTN = BN / 4;  // a warp's block of C
+    const int MI = WTM / 16, NI = WTN / 8;  // its m16n8 products
+    const int BKH = BK * anvil_tc_elem_bytes(FMT) / 2;  // a slice row's halves
+    const int LDA = BKH + ANVIL_TC_PAD;
+    const int warp = anvil_thread() / 32, lane = anvil_thread() % 32;
+    const int wm = warp / 4, wn = warp % 4;
+    if (landed(As, s)) anvil_barrier();
+    const unsigned short* Bs = As + BM * LDA;
+    for (int kk = 0; kk < BKH; kk += 16) {
+        unsigned a[BM / 32][4], b[BN / 32 + 1][2];
+        // Lane l addresses row l % 16 of the warp's 16 rows, k half l / 16:
+        // matrices (rows 0-7, k 0-7), (8-15, 0-7), (0-7, 8-15), (8-15, 8-15).
+        for (int i = 0; i < MI; ++i)
+            anvil_ldmatrix_x4(a[i], As + (wm * WTM + i * 16 + lane % 16) * LDA + kk + (lane / 16) * 8);
+        for (int j = 0; j < NI; j += 2) {
+            const int n = wn * WTN + j * 8;
+            // .x2 reads lanes 0-15's addresses; the others repeat them (valid, written).
+            const int l = j + 1 < NI ? lane : lane % 16;
+            unsigned r[4];
+            if (b_kmajor) {  // matrices (k 0-7, n 0-7), (k 8-15, n 0-7), (k 0-7, n 8-15), (k 8-15, n 8-15)
+                const unsigned short* row = Bs + (kk + l % 16) * LDB + n + (l / 16) * 8;
+                if (j + 1 < NI) anvil_ldmatrix_x4_trans(r, row);
+                else anvil_ldmatrix_x2_trans(r, row);
+            } else {  // rows are n: (n 0-7, k 0-7), (n 0-7, k 8-15), (n 8-15, k 0-7), (n 8-15, k 8-15)
+                const unsigned short* row = Bs + (n + l % 8 + (l / 16) * 8) * LDB + kk + ((l / 8) % 2) * 8;
+                if (j + 1 < NI) anvil_ldmatrix_x4(r, row);
+                else anvil_ldmatrix_x2(r, row);
+            }
+            b[j][0] = r[0], b[j][1] = r[1];
+            if (j + 1 < NI) b[j + 1][0] = r[2], b[j + 1][1] = r[3];
+        }
+        for (int i = 0; i < MI; ++i)
+            for (int j = 0; j < NI; ++j) anvil_tc_mma<FMT>(acc[i][j], a[i], b[j]);
+    }
+}
+
+// acc = A B over K: for each slice s (BK elements of k), issue(a, b, s)
+// then land(a, b, s) fill the stage's A ([BM][BK + pad]) and B (k-major
+// [BK][BN + 8] when b_kmajor, 16-bit only, else [BN][BK + pad]) with slice
+// s, zeros past the edges; copies they start asynchronously must land by
+// anvil_cp_async_wait. The two phases surround the multiply of slice
+// s - S + 1: what issue loads into registers (a gather of elements too
+// small for cp.async) is in flight while the warps multiply, and land
+// stores it; slice s is whole at the next barrier, at least one before its
+// own multiply. A stage filled by cp.async alone needs no land (the
+// single-phase overload). Staging begins at once: shared memory must be
+// free (a task's first barrier is behind it). Offsets count halves; a k
+// step is 16.
 // A hook lets a tile transform A as it lands (a_norm.cuh): landed(As, s)
 // runs when slice s is in shared memory for every thread, before the
 // multiply reads it; when it returns true (it rewrote the slice) a barrier
 // follows.
-template <int BM, int BN, int BK, int FMT, int S, class Stage, class Landed>
-ANVIL_DEVICE void anvil_tc_gemm(int K, bool b_kmajor, const Stage& stage, float (*acc)[BN / 32][4],
+template <int BM, int BN, int BK, int FMT, int S, class Issue, class Land, class Landed>
+ANVIL_DEVICE void anvil_tc_gemm(int K, bool b_kmajor, const Issue& issue, const Land& land, float (*acc)[BN / 32][4],
                                 const Landed& landed) {
     static_assert(anvil_tc_stages_ok(S), "anvil_tc_gemm: 2 to ANVIL_TC_MAX_STAGES stages");
-    const int WTM = BM / 2, WTN = BN / 4;  // a warp's block of C
-    const int MI = WTM / 16, NI = WTN / 8;  // its m16n8 products
     const int BKH = BK * anvil_tc_elem_bytes(FMT) / 2;  // a slice row's halves
     const int LDA = BKH + ANVIL_TC_PAD, STAGE = anvil_tc_stage_halves(BM, BN, BKH);
     const int LDB = b_kmajor ? BN + ANVIL_TC_PAD : BKH + ANVIL_TC_PAD;
     unsigned short* const smem = (unsigned short*)anvil_block_smem();  // stage s at s * STAGE: A, then B
-    const int warp = anvil_thread() / 32, lane = anvil_thread() % 32;
-    const int wm = warp / 4, wn = warp % 4;
-    for (int i = 0; i < MI; ++i)
-        for (int j = 0; j < NI; ++j)
+    for (int i = 0; i < BM / 32; ++i)
+        for (int j = 0; j < BN / 32; ++j)
             for (int q = 0; q < 4; ++q) acc[i][j][q] = 0.0f;
 
     // The pipeline of gemm_stages.cuh: S - 1 slices in flight.
@@ -138,43 +187,19 @@ ANVIL_DEVICE void anvil_tc_gemm(int K, bool b_kmajor, const Stage& stage, float 
             anvil_barrier();               // ... and everyone's; everyone is done with slice kt - 1
         }
         const int next = kt + S - 1;  // into slice kt - 1's stage
-        if (next < slices) {
-            unsigned short* st = smem + (next % S) * STAGE;
-            stage(st, st + BM * LDA, next);
-        }
+        unsigned short* const st = smem + (next % S) * STAGE;
+        if (next < slices) issue(st, st + BM * LDA, next);
         anvil_cp_async_commit();  // possibly empty: one group per slice keeps the count
-        if (kt < 0) continue;
-        unsigned short* const As = smem + (kt % S) * STAGE;
-        if (landed(As, kt)) anvil_barrier();
-        const unsigned short* Bs = As + BM * LDA;
-        for (int kk = 0; kk < BKH; kk += 16) {
-            unsigned a[BM / 32][4], b[BN / 32 + 1][2];
-            // Lane l addresses row l % 16 of the warp's 16 rows, k half l / 16:
-            // matrices (rows 0-7, k 0-7), (8-15, 0-7), (0-7, 8-15), (8-15, 8-15).
-            for (int i = 0; i < MI; ++i)
-                anvil_ldmatrix_x4(a[i], As + (wm * WTM + i * 16 + lane % 16) * LDA + kk + (lane / 16) * 8);
-            for (int j = 0; j < NI; j += 2) {
-                const int n = wn * WTN + j * 8;
-                // .x2 reads lanes 0-15's addresses; the others repeat them (valid, written).
-                const int l = j + 1 < NI ? lane : lane % 16;
-                unsigned r[4];
-                if (b_kmajor) {  // matrices (k 0-7, n 0-7), (k 8-15, n 0-7), (k 0-7, n 8-15), (k 8-15, n 8-15)
-                    const unsigned short* row = Bs + (kk + l % 16) * LDB + n + (l / 16) * 8;
-                    if (j + 1 < NI) anvil_ldmatrix_x4_trans(r, row);
-                    else anvil_ldmatrix_x2_trans(r, row);
-                } else {  // rows are n: (n 0-7, k 0-7), (n 0-7, k 8-15), (n 8-15, k 0-7), (n 8-15, k 8-15)
-                    const unsigned short* row = Bs + (n + l % 8 + (l / 16) * 8) * LDB + kk + ((l / 8) % 2) * 8;
-                    if (j + 1 < NI) anvil_ldmatrix_x4(r, row);
-                    else anvil_ldmatrix_x2(r, row);
-                }
-                b[j][0] = r[0], b[j][1] = r[1];
-                if (j + 1 < NI) b[j + 1][0] = r[2], b[j + 1][1] = r[3];
-            }
-            for (int i = 0; i < MI; ++i)
-                for (int j = 0; j < NI; ++j) anvil_tc_mma<FMT>(acc[i][j], a[i], b[j]);
-        }
+        if (kt >= 0) anvil_tc_multiply<BM, BN, BK, FMT>(smem + (kt % S) * STAGE, LDB, b_kmajor, acc, landed, kt);
+        if (next < slices) land(st, st + BM * LDA, next);  // slice `next` is whole at the next barrier
     }
     anvil_cp_async_wait<0>();  // only empty groups remain; nothing may be in flight at the task's end
+}
+// Single-phase: stage(a, b, s) is the whole of slice s's staging.
+template <int BM, int BN, int BK, int FMT, int S, class Stage, class Landed>
+ANVIL_DEVICE void anvil_tc_gemm(int K, bool b_kmajor, const Stage& stage, float (*acc)[BN / 32][4],
+                                const Landed& landed) {
+    anvil_tc_gemm<BM, BN, BK, FMT, S>(K, b_kmajor, stage, [](unsigned short*, unsigned short*, int) {}, acc, landed);
 }
 template <int BM, int BN, int BK, int FMT, int S, class Stage>
 ANVIL_DEVICE void anvil_tc_gemm(int K, bool b_kmajor, const Stage& stage, float (*acc)[BN / 32][4]) {

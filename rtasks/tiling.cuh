@@ -315,6 +315,16 @@ ANVIL_FACT AnvilConvPlace anvil_conv_place(const WindowParams& p, int tile, int 
     return at;
 }
 
+// Whether a conv2d's GEMM operand x is x as stored, [K][M] with m
+// contiguous, its planes whole vectors of v elements: a pointwise conv
+// (1 x 1, stride 1, no padding: pixel m of y is pixel m of x) whose planes
+// are multiples of v pixels. Where x is also 16-byte aligned,
+// conv2d_tc.cuh copies a 16-bit x 8 pixels to a 16-byte cp.async.
+ANVIL_FACT bool anvil_conv_x_planes(const WindowParams& p, int v) {
+    return p.KH == 1 && p.KW == 1 && p.sh == 1 && p.sw == 1 && p.pt == 0 && p.pl == 0 && p.OH == p.H &&
+           p.OW == p.W && (p.H * p.W) % v == 0;
+}
+
 // The direct window: element e of y [N, O, OH, OW] as (n, o, oh, ow); its
 // tiles are spans of `tile_elems` elements.
 struct AnvilWindowCell {

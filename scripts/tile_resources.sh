@@ -40,7 +40,8 @@ nvrtc=$(grep -h "define NVRTC_VERSION\|CUDA_VERSION " /usr/local/cuda/include/cu
   echo "  (a conv2d's product is transposed: A is w, BN channels; B the gathered pixels). A k step is k16 of"
   echo "  f16/bf16 or k8 of f32 (TF32, 3xTF32: three mma per product)."
   echo "- *bytes in flight*: the slices the pipeline has issued but not consumed while one is multiplied:"
-  echo "  (stages - 1) x BK x (BM + BN) x element bytes (f32 staging on CUDA cores: 4 stages; tensor cores:"
+  echo "  (stages - 1) x BK x (BM + BN) x element bytes (a 16-bit tensor-core conv2d's gathered x: one slice,"
+  echo "  BK x (BM + (stages - 1) x BN); f32 staging on CUDA cores: 4 stages; tensor cores:"
   echo "  3 stages of 16-bit values, of f32 for TF32, or 4 where the kind says so: the variants offer them where"
   echo "  a slice fits the budget and a thread's copies in flight stay within 64); per SM at two resident blocks"
   echo "  in parentheses."
@@ -114,8 +115,10 @@ registers but operands from shared memory), which is issue 6's next step.
 
 - At one block per SM (`__launch_bounds__(256, 1)`, the *as emitted* column) ptxas is free to use more
   than 128 registers; the policies' schedules ask for two blocks per SM, as in the first columns.
-- The tensor-core conv2d tile gathers x through registers (16-bit elements are below cp.async's 4 bytes);
-  its w side and the matmul tiles' aligned rows take 16-byte cp.async.
+- The tensor-core conv2d tile gathers a 16-bit x through registers (16-bit elements are below cp.async's
+  4 bytes), one slice ahead: its loads are issued before a slice's multiply and stored after it, so its
+  bytes in flight count one slice of x beside w's stages (docs/perf/tc-conv-gather-2026-11-28.md); a
+  pointwise conv's aligned x, its w side and the matmul tiles' aligned rows take 16-byte cp.async.
 - Every number here is static. Speed (the share of cuBLAS / cuDNN, of the FMA and mma.sync peaks)
   waits for a device: `build/anvil_tests "[gemm][gpu]" "[tensor][gpu]"`, then `anvil tune` and
   `anvil profile` on the zoo.

@@ -205,7 +205,11 @@ std::string loads_per_op(const TileShape& s) {
 }
 
 // Bytes the pipeline has in flight per block while a slice is multiplied.
+// A tensor-core conv2d's 16-bit x (a 3 x 3 conv here) is gathered one
+// slice ahead, through registers, beside its w's stages (conv2d_tc.cuh).
 int bytes_in_flight(const TileShape& s, int elem_bytes) {
+    const bool gathered = s.algo == ANVIL_MM_TENSOR && s.kind.rfind("conv2d", 0) == 0;
+    if (gathered) return s.bk * (s.bm + (s.stages - 1) * s.bn) * elem_bytes;
     if (anvil_mm_on_tensor_cores(s.algo)) return (s.stages - 1) * s.bk * (s.bm + s.bn) * elem_bytes;
     return (ANVIL_GEMM_STAGES - 1) * s.bk * (s.bm + s.bn) * elem_bytes;
 }

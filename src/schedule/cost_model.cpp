@@ -194,6 +194,13 @@ double a_norm_instructions(const MatmulParams& p) {
     return rows * p.K * 4 + slices * double(p.bm) * p.bk * (p.algo == ANVIL_MM_TILED ? 4 : 7);
 }
 
+// Whether a tensor-core conv2d copies its 16-bit x by 16-byte cp.async
+// (conv2d_tc.cuh's anvil_conv_tc_x_vec: a pointwise conv whose planes keep
+// 16-byte alignment; the arena's base is aligned).
+bool conv_tc_x_copied(const WindowParams& p, DType x) {
+    return dtype_size(x) == 2 && anvil_conv_x_planes(p, 8) && p.x_off % 16 == 0;
+}
+
 // A tiled GEMM's algo in its cost key: the CUDA-core tile has none.
 const char* algo_tag(int algo) {
     return algo == ANVIL_MM_TENSOR ? " tc " : algo == ANVIL_MM_TENSOR_TF32 ? " tf32 " : algo == ANVIL_MM_TENSOR_3XTF32 ? " 3xtf32 " : " ";
@@ -243,11 +250,22 @@ TileLatency tile_latency(const ROp& op, const Gpu& g, double epilogue_rounds) {
     } else if (const auto* w = std::get_if<WindowParams>(&op.params)) {
         if (op.kind == TaskKind::conv2d) {
             t.k_slices = std::ceil(double(anvil_conv_k_len(*w)) / std::max(1, w->bk));
-            // The tensor-core conv keeps its stages of weights in flight; a
-            // 16-bit input is gathered through registers, slice by slice, an
-            // f32 one (CUDA cores, TF32) by cp.async.
-            t.slices_in_flight = anvil_mm_on_tensor_cores(w->algo) ? anvil_tc_stages(w->stages) - 1 : cuda_core_in_flight;
-            t.phases_per_slice = staged(w->bm, w->bn, w->bk);
+            if (!anvil_mm_on_tensor_cores(w->algo)) {
+                t.slices_in_flight = cuda_core_in_flight;
+                t.phases_per_slice = staged(w->bm, w->bn, w->bk);
+            } else if (f32(0) || conv_tc_x_copied(*w, op.dtypes.at(0))) {
+                // The tensor-core conv keeps its stages of weights in flight
+                // (cp.async), and of x where x takes cp.async too: f32 (TF32)
+                // by 4-byte copies, a pointwise 16-bit x by 16-byte ones.
+                t.slices_in_flight = anvil_tc_stages(w->stages) - 1;
+            } else {
+                // Any other 16-bit x is gathered through registers, its loads
+                // (all of a thread's at once) issued before a slice's multiply
+                // and stored after it: one slice ahead, its round trip behind
+                // one slice's work (rtasks/conv2d_tc.cuh).
+                t.slices_in_flight = 1;
+                t.one_slice_ahead = true;
+            }
         } else {
             const double reads = (w->op == ANVIL_WIN_CONV ? double(w->Cg) : 1.0) * w->KH * w->KW;
             t.serial_rounds = element_loop_rounds(double(w->tile_elems), window_rounds_per_output(reads));

@@ -75,10 +75,10 @@ double poll_wait_seconds(const Gpu& g, double rounds) { return std::max(0.0, rou
 double k_loop_latency_seconds(const Gpu& g, const TileLatency& t, double slice_work_s) {
     if (t.k_slices <= 0) return 0;
     const double round_trips = t.phases_per_slice * g.memory_latency_s;
-    if (t.slices_in_flight <= 1) return t.k_slices * round_trips;  // nothing overlaps the loads
+    if (t.slices_in_flight <= 1 && !t.one_slice_ahead) return t.k_slices * round_trips;  // nothing overlaps the loads
     // Pipelined: the first slice's round trip is exposed (unless it was
     // issued before the waits), then each slice waits for what its work did
-    // not cover of its own.
+    // not cover of its own (one slice ahead: what one slice's work did not).
     const double per_slice = std::max(0.0, round_trips / t.slices_in_flight - slice_work_s);
     return (t.fill_hidden ? 0.0 : g.memory_latency_s) + t.k_slices * per_slice;
 }

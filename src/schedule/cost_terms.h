@@ -31,7 +31,8 @@ namespace anvil {
 struct TileLatency {
     double k_slices = 0;          // BK-deep slices of a GEMM-like K loop; 0: none
     double phases_per_slice = 1;  // dependent round trips to stage one slice
-    double slices_in_flight = 1;  // 1: synchronous (load, barrier, compute)
+    double slices_in_flight = 1;  // 1: synchronous (load, barrier, compute), unless one_slice_ahead
+    bool one_slice_ahead = false;  // the one slice in flight was issued before the previous slice's work (a split-phase gather)
     bool fill_hidden = false;     // the first slices were issued before the tile's waits (a GEMV's weight ring)
     double serial_rounds = 0;     // further dependent round trips of a thread
 };

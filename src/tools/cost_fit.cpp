@@ -112,6 +112,7 @@ void load_timeline(const json& j, const std::string& path, MeasuredSchedule& m) 
         lat.slices_in_flight = l.at("slices_in_flight");
         lat.serial_rounds = l.at("serial_rounds");
         lat.fill_hidden = l.value("fill_hidden", false);  // written from 3cda44c's snapshots on
+        lat.one_slice_ahead = l.value("one_slice_ahead", false);  // written from the split-phase conv gather on
         if (!(work.flops_per_s > 0)) throw UserError(path + ": rOp '" + r.at("name").get<std::string>() + "' has no rate");
         m.work.push_back(work);
         m.latency.push_back(lat);
@@ -194,7 +195,8 @@ std::string schedule_snapshot_json(const Schedule& s) {
                                      {"phases_per_slice", l.phases_per_slice},
                                      {"slices_in_flight", l.slices_in_flight},
                                      {"serial_rounds", l.serial_rounds},
-                                     {"fill_hidden", l.fill_hidden}}}});
+                                     {"fill_hidden", l.fill_hidden},
+                                     {"one_slice_ahead", l.one_slice_ahead}}}});
     }
     j["rops"] = rops;
     j["tasks_format"] = "tasks: rOp per task; waits: counters per task, members: tasks per counter, as [first, end) runs";
