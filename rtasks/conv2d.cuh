@@ -27,7 +27,8 @@
 // k and one table per stage), so an element costs one 128-bit shared load,
 // three adds, one unsigned compare per axis and the copy; on the GPU the
 // thread's k of a slice are known at compile time (its pixel's column of
-// As), so its gather loop is unrolled with constant offsets. All offsets
+// As), so its gather loop is unrolled with constant offsets (but the 8 x 8
+// micro-tile's, short of registers). All offsets
 // are 32-bit: one (image, group) of x and one group of w fit
 // (verify_tile_graph).
 #ifndef ANVIL_RTASKS_CONV2D_CUH
