@@ -7,19 +7,29 @@
 //   padding), gathered from x on the fly; B[k, o] = w[g*Og + o, c, i, j],
 //   which is w read as it is stored.
 // A tile is one BM x BN block of Y. As in matmul.cuh, BK-deep slices of A
-// and B stream through the stages of gemm_stages.cuh as k-major f32 (the
-// gather of A is one 4-byte cp.async per element, zero-filled in the
-// padding and past the edges; a pointwise conv's A is x itself, copied 16
-// bytes at a time), and each thread owns a register micro-tile
-// read with 128-bit shared loads. Threads are laid out along M first: y's
-// pixels are contiguous, so neighbouring threads store neighbouring bytes.
+// and B stream through the stages of gemm_stages.cuh as f32: A k-major,
+// As[k][m] (the gather is one 4-byte cp.async per element, zero-filled in
+// the padding and past the edges; a pointwise conv's A is x itself, copied
+// 16 bytes at a time), B as w stores it, n-major, Bt[o][k] (16-byte
+// cp.async where w's rows keep 16-byte alignment, K % 4 == 0, else one
+// 4-byte copy per element; zero-filled past the edges). Each thread owns a
+// register micro-tile read with 128-bit shared loads: A's pixels along m,
+// B's channels along k (anvil_gemm_slice_bt: one load, 4 k-steps of a
+// channel). The 8 x 8 micro-tile (128 x 128) stages B k-major instead,
+// Bs[k][o], each element transposed by its 4-byte copy: it has no registers
+// to spare for 4 k-steps of 8 channels (anvil_conv_b_nmajor). Threads are laid out along M first: y's pixels are contiguous,
+// so neighbouring threads store neighbouring bytes.
 //
 // The gather's index math is precomputed: a pixel's top-left input row and
 // column and its offset in x once per tile (in registers: on the GPU each
 // thread gathers one fixed pixel of the tile), a k's channel and
-// kernel-cell offsets once per slice (shared tables, one per stage), so an
-// element costs two adds, one unsigned compare per axis and the copy. All
-// offsets are 32-bit: one (image, group) of x and one group of w fit
+// kernel-cell offsets once per slice (a shared table, one 16-byte entry per
+// k and one table per stage), so an element costs one 128-bit shared load,
+// three adds, one unsigned compare per axis and the copy; on the GPU the
+// thread's k of a slice are known at compile time (its pixel's column of
+// As), so its gather loop is unrolled with constant offsets (but the 8 x 8
+// micro-tile's, short of registers). All offsets
+// are 32-bit: one (image, group) of x and one group of w fit
 // (verify_tile_graph).
 #ifndef ANVIL_RTASKS_CONV2D_CUH
 #define ANVIL_RTASKS_CONV2D_CUH
@@ -37,7 +47,8 @@ static_assert(ANVIL_GEMM_TILE_STEP % ANVIL_CONV_TX == 0 && ANVIL_GEMM_TILE_STEP 
               "conv2d: a tile step of ANVIL_GEMM_TILE_STEP must be a multiple of the thread grid");
 
 // Shared memory (anvil_conv_smem_bytes, rtasks/tiling.cuh): the stages of
-// A and B slices as matmul, then per stage the k tables k_off, k_h, k_w [BK].
+// As[BK][BM + pad] and Bt[BN][BK + pad] (or Bs[BK][BN + pad]), then per
+// stage the k table, AnvilConvK[BK].
 
 // A row or column offset that no kernel-cell offset can bring back into x:
 // marks pixels and k beyond the GEMM's edge, so their A entries stage as 0.
@@ -56,7 +67,8 @@ ANVIL_DEVICE AnvilConvPixel anvil_conv_pixel(const WindowParams& p, int gm, int 
 }
 
 // The k tables of slice k0 (each thread writes its own k); k from K on is
-// past the tile's range (the GEMM's or its split-K slice's end).
+// past the tile's range (the GEMM's or its split-K slice's end). Three
+// tables k_off, k_h, k_w [BK]: the tensor-core tile's (conv2d_tc.cuh).
 template <int BK>
 ANVIL_DEVICE void anvil_conv_k_tables(const WindowParams& p, int* kt, int k0, int K) {
     const int KHW = p.KH * p.KW;
@@ -67,6 +79,39 @@ ANVIL_DEVICE void anvil_conv_k_tables(const WindowParams& p, int* kt, int k0, in
         anvil_sts(kt + BK + k, in ? i * p.dh : ANVIL_CONV_OUTSIDE);
         anvil_sts(kt + 2 * BK + k, in ? j * p.dw : ANVIL_CONV_OUTSIDE);
     }
+}
+
+// One k of a slice, as this tile's gather reads it in one 128-bit load:
+// its offset in x's (image, group) planes and its kernel cell's row and
+// column offsets (ANVIL_CONV_OUTSIDE from K on).
+struct alignas(16) AnvilConvK {
+    int off, h, w, unused;
+};
+template <int BK>
+ANVIL_DEVICE void anvil_conv_k_entries(const WindowParams& p, AnvilConvK* kt, int k0, int K) {
+    const int KHW = p.KH * p.KW;
+    for (int k = anvil_thread(); k < BK; k += ANVIL_THREADS) {
+        const int gk = k0 + k, c = gk / KHW, r = gk % KHW, i = r / p.KW, j = r % p.KW;
+        const bool in = gk < K;
+        const AnvilConvK e = {in ? c * p.H * p.W + i * p.dh * p.W + j * p.dw : 0, in ? i * p.dh : ANVIL_CONV_OUTSIDE,
+                              in ? j * p.dw : ANVIL_CONV_OUTSIDE, 0};
+        anvil_sts(kt + k, e);
+    }
+}
+
+// A[m][k] of pixel px into *dst (0 outside x).
+template <class TX>
+ANVIL_DEVICE void anvil_conv_gather(const WindowParams& p, float* dst, const TX* x, AnvilConvPixel px, AnvilConvK k) {
+    const int ih = px.h + k.h, iw = px.w + k.w;
+    const bool in = (unsigned)ih < (unsigned)p.H && (unsigned)iw < (unsigned)p.W;
+    anvil_stage_elem(dst, x + (px.off + k.off), in, x);
+}
+
+// Whether w's rows (k contiguous, K long) move as 16-byte copies: f32 rows
+// that keep 16-byte alignment, and slices that start at multiples of 4.
+template <class TW, int BK>
+ANVIL_DEVICE bool anvil_conv_b_vec(const WindowParams& p, const TW* w) {
+    return anvil_is_f32<TW>::value && BK % 4 == 0 && anvil_conv_k(p) % 4 == 0 && anvil_aligned16(w);
 }
 
 // Whether A of this tile's conv is x as it is stored, [K][M] with m
@@ -80,16 +125,19 @@ ANVIL_DEVICE bool anvil_conv_a_vec(const WindowParams& p, const TX* x) {
 }
 
 // Slice k0 of A (gathered from x, m fast so a warp reads along a row of x)
-// into As[k][m] and of B (w[o][k], k fast, rows K long) into Bs[k][o],
-// zero from k_end on. `mine`: this thread's one pixel when every element it
+// into As[k][m] and of B (w[o][k], k fast, rows K long) into Bt[o][k]
+// (Bs[k][o] where !anvil_conv_b_nmajor), zero from k_end on. `mine`: this thread's one pixel when every element it
 // gathers has it. `a_vec` (anvil_conv_a_vec): A's rows are x's planes,
-// copied four pixels at a time with no k tables.
+// copied four pixels at a time with no k tables. `b_vec`
+// (anvil_conv_b_vec): w's rows move four k at a time.
 template <class TX, class TW, int BM, int BN, int BK>
-ANVIL_DEVICE void anvil_conv_stage(const WindowParams& p, float* As, float* Bs, const int* kt, const TX* x,
+ANVIL_DEVICE void anvil_conv_stage(const WindowParams& p, float* As, float* Bt, const AnvilConvK* kt, const TX* x,
                                    const TW* w, int m0, int o0, int k0, int M, int K, int k_end, AnvilConvPixel mine,
-                                   bool a_vec) {
-    const int LDA = BM + ANVIL_GEMM_PAD, LDB = BN + ANVIL_GEMM_PAD, tid = anvil_thread();
+                                   bool a_vec, bool b_vec) {
+    const int LDA = BM + ANVIL_GEMM_PAD, LDK = BK + ANVIL_GEMM_PAD, tid = anvil_thread();
+    // Every thread gathers one fixed pixel, tid % BM, at k = tid / BM + r * KSTEP.
     const bool fixed = ANVIL_THREADS % BM == 0;
+    const int KSTEP = ANVIL_THREADS / BM > 0 ? ANVIL_THREADS / BM : 1, ROUNDS = (BK + KSTEP - 1) / KSTEP;
     if (a_vec) {
 #pragma unroll 1
         for (int e = tid; e < BK * (BM / 4); e += ANVIL_THREADS) {
@@ -98,20 +146,48 @@ ANVIL_DEVICE void anvil_conv_stage(const WindowParams& p, float* As, float* Bs, 
             anvil_stage_vec4(As + k * LDA + m, (const float*)x + (gk * M + gm), left < 0 ? 0 : left > 4 ? 4 : left,
                              (const float*)x);
         }
+    } else if (fixed && anvil_conv_b_nmajor(BM, BN)) {
+        // Unrolled: the table's and As's offsets become constants (16 PTX
+        // instructions an element, against 39 rolled with three table loads);
+        // at most BK / 2 rounds (BM <= 128), each a table entry's 4 registers.
+        // (Not the 8 x 8 micro-tile's: its accumulators leave no room.)
+        float* const column = As + (tid / BM) * LDA + tid % BM;
+        const AnvilConvK* const ks = kt + tid / BM;
+#pragma unroll
+        for (int r = 0; r < ROUNDS; ++r) {
+            if (BK % KSTEP != 0 && tid / BM + r * KSTEP >= BK) break;
+            anvil_conv_gather(p, column + r * KSTEP * LDA, x, mine, anvil_lds(ks + r * KSTEP));
+        }
     } else {
 #pragma unroll 1
         for (int e = tid; e < BM * BK; e += ANVIL_THREADS) {
             const int m = e % BM, k = e / BM;
-            const AnvilConvPixel px = fixed ? mine : anvil_conv_pixel(p, m0 + m, M);
-            const int ih = px.h + anvil_lds(kt + BK + k), iw = px.w + anvil_lds(kt + 2 * BK + k);
-            const bool in = (unsigned)ih < (unsigned)p.H && (unsigned)iw < (unsigned)p.W;
-            anvil_stage_elem(As + k * LDA + m, x + (px.off + anvil_lds(kt + k)), in, x);
+            anvil_conv_gather(p, As + k * LDA + m, x, fixed ? mine : anvil_conv_pixel(p, m0 + m, M), anvil_lds(kt + k));
         }
+    }
+    if (!anvil_conv_b_nmajor(BM, BN)) {  // k-major, Bs[k][o]: each element transposed by its copy
+        const int LDB = BN + ANVIL_GEMM_PAD;
+#pragma unroll 1
+        for (int e = tid; e < BN * BK; e += ANVIL_THREADS) {
+            const int k = e % BK, o = e / BK, gk = k0 + k, go = o0 + o;
+            anvil_stage_elem(Bt + k * LDB + o, w + (go * K + gk), gk < k_end && go < p.Og, w);
+        }
+        return;
+    }
+    if (b_vec) {
+#pragma unroll 1
+        for (int e = tid; e < BN * (BK / 4); e += ANVIL_THREADS) {
+            const int o = e / (BK / 4), k = (e % (BK / 4)) * 4, go = o0 + o, gk = k0 + k;
+            const int left = go < p.Og ? k_end - gk : 0;
+            anvil_stage_vec4(Bt + o * LDK + k, (const float*)w + (go * K + gk), left < 0 ? 0 : left > 4 ? 4 : left,
+                             (const float*)w);
+        }
+        return;
     }
 #pragma unroll 1
     for (int e = tid; e < BN * BK; e += ANVIL_THREADS) {
         const int k = e % BK, o = e / BK, gk = k0 + k, go = o0 + o;
-        anvil_stage_elem(Bs + k * LDB + o, w + (go * K + gk), gk < k_end && go < p.Og, w);
+        anvil_stage_elem(Bt + o * LDK + k, w + (go * K + gk), gk < k_end && go < p.Og, w);
     }
 }
 
@@ -153,7 +229,7 @@ ANVIL_TASK void anvil_conv2d_tile(const WindowParams& params, int tile, char* ar
     const int TXn = ANVIL_CONV_TX, TYn = ANVIL_CONV_TY, S = ANVIL_GEMM_STAGES;
     const int RM = BM / TXn, RN = BN / TYn;  // micro-tile of one thread
     const int VM = anvil_gemm_vec(RM), VN = anvil_gemm_vec(RN);
-    const int LDA = BM + ANVIL_GEMM_PAD, LDB = BN + ANVIL_GEMM_PAD, STAGE = BK * (LDA + LDB);
+    const int LDA = BM + ANVIL_GEMM_PAD, STAGE = anvil_conv_stage_floats(BM, BN, BK);
     const int M = p.OH * p.OW, K = anvil_conv_k(p);  // K: w's row length
 
     const AnvilConvPlace place = anvil_conv_place(p, tile, BM, BN);
@@ -164,13 +240,13 @@ ANVIL_TASK void anvil_conv2d_tile(const WindowParams& params, int tile, char* ar
     const TB* bias = op.bias;
     TY* y = op.y;
 
-    float* const smem = (float*)anvil_block_smem();  // stage s: As at s * STAGE, then Bs
-    int* const ktables = (int*)(smem + S * STAGE);   // stage s: k_off, k_h, k_w at s * 3 * BK
+    float* const smem = (float*)anvil_block_smem();                // stage s: As at s * STAGE, then Bt
+    AnvilConvK* const ktables = (AnvilConvK*)(smem + S * STAGE);  // stage s: at s * BK
     const int tid = anvil_thread();
     const int tx = tid % TXn, ty = tid / TXn;
     // On the GPU (ANVIL_THREADS % BM == 0) this thread gathers pixel tid % BM only.
     const AnvilConvPixel mine = anvil_conv_pixel(p, m0 + tid % BM, M);
-    const bool a_vec = anvil_conv_a_vec(p, x);
+    const bool a_vec = anvil_conv_a_vec(p, x), b_vec = anvil_conv_b_vec<TW, BK>(p, w);
 
     float acc[BM / ANVIL_CONV_TX][BN / ANVIL_CONV_TY];
     for (int i = 0; i < RM; ++i)
@@ -181,12 +257,12 @@ ANVIL_TASK void anvil_conv2d_tile(const WindowParams& params, int tile, char* ar
     // anvil_publish's barrier: shared memory is free).
     const int slices = (ke - kb + BK - 1) / BK;
     for (int s = 0; s < S; ++s)
-        if (s < slices) anvil_conv_k_tables<BK>(p, ktables + s * 3 * BK, kb + s * BK, ke);
+        if (s < slices) anvil_conv_k_entries<BK>(p, ktables + s * BK, kb + s * BK, ke);
     anvil_barrier();  // the first tables are complete
     for (int s = 0; s < S - 1; ++s) {
         if (s < slices)
-            anvil_conv_stage<TX, TW, BM, BN, BK>(p, smem + s * STAGE, smem + s * STAGE + BK * LDA, ktables + s * 3 * BK,
-                                                 x, w, m0, o0, kb + s * BK, M, K, ke, mine, a_vec);
+            anvil_conv_stage<TX, TW, BM, BN, BK>(p, smem + s * STAGE, smem + s * STAGE + BK * LDA, ktables + s * BK, x,
+                                                 w, m0, o0, kb + s * BK, M, K, ke, mine, a_vec, b_vec);
         anvil_stage_commit();
     }
     for (int kt = 0; kt < slices; ++kt) {
@@ -195,14 +271,17 @@ ANVIL_TASK void anvil_conv2d_tile(const WindowParams& params, int tile, char* ar
         const int next = kt + S - 1;  // into slice kt - 1's stage, which everyone is done with
         if (next < slices) {
             float* st = smem + (next % S) * STAGE;
-            anvil_conv_stage<TX, TW, BM, BN, BK>(p, st, st + BK * LDA, ktables + (next % S) * 3 * BK, x, w, m0, o0,
-                                                 kb + next * BK, M, K, ke, mine, a_vec);
+            anvil_conv_stage<TX, TW, BM, BN, BK>(p, st, st + BK * LDA, ktables + (next % S) * BK, x, w, m0, o0,
+                                                 kb + next * BK, M, K, ke, mine, a_vec, b_vec);
         }
         // Slice kt + S's tables into slice kt's, whose gather is long issued.
-        if (kt + S < slices) anvil_conv_k_tables<BK>(p, ktables + (kt % S) * 3 * BK, kb + (kt + S) * BK, ke);
+        if (kt + S < slices) anvil_conv_k_entries<BK>(p, ktables + (kt % S) * BK, kb + (kt + S) * BK, ke);
         anvil_stage_commit();
         const float* As = smem + (kt % S) * STAGE;
-        anvil_gemm_slice<BM, BN, BK, TXn, TYn>(As, As + BK * LDA, acc, tx, ty);
+        if (anvil_conv_b_nmajor(BM, BN))
+            anvil_gemm_slice_bt<BM, BN, BK, TXn, TYn>(As, As + BK * LDA, acc, tx, ty);
+        else
+            anvil_gemm_slice<BM, BN, BK, TXn, TYn>(As, As + BK * LDA, acc, tx, ty);
     }
     anvil_stage_wait<0>();  // only empty groups remain; nothing may be in flight at the task's end
 

@@ -3,7 +3,8 @@
 // multiplies its register micro-tile out of one staged slice.
 //
 // Shared memory holds ANVIL_GEMM_STAGES slices of both operands as f32,
-// both k-major: As[k][m], Bs[k][n], rows padded by ANVIL_GEMM_PAD floats.
+// both k-major: As[k][m], Bs[k][n], rows padded by ANVIL_GEMM_PAD floats
+// (conv2d's B instead n-major as w stores it, Bt[n][k]: anvil_gemm_slice_bt).
 // k-major is what lets a thread read its micro-tile's operands with 128-bit
 // loads: for each k it needs RM values of A and RN of B, 4 consecutive ones
 // per load. An 8 x 8 micro-tile then takes 2 + 2 loads per 64 FMAs (1/16
@@ -14,7 +15,8 @@
 // and simt): f32 data goes global -> shared without registers, 16 bytes at
 // a time where 4 consecutive m (or n) are contiguous and aligned, else 4
 // bytes per element, which also transposes a k-contiguous operand into its
-// k-major slice. Zero-fill (src-size 0) stages the edges without a branch.
+// k-major slice (matmul's; conv2d stages its k-contiguous w n-major instead,
+// 16 bytes at a time). Zero-fill (src-size 0) stages the edges without a branch.
 // Other storage types (f16, bf16, i32) are loaded, widened to f32 and
 // stored at once: correct, not pipelined. On the host (no cp.async) every
 // copy is a plain store; the stages then simply run in order.
@@ -28,7 +30,9 @@
 // One barrier per slice; the commit is unconditional so that group counts
 // stay in step at the tail. The copy loops stay rolled (#pragma unroll 1):
 // unrolled, their addresses live beside the accumulators and push a
-// 128 x 128 tile past the 128 registers of two blocks per SM.
+// 128 x 128 tile past the 128 registers of two blocks per SM. (conv2d's
+// gather is the exception: a thread's elements there are a compile-time
+// column of As, so unrolled they need no addresses of their own.)
 #ifndef ANVIL_RTASKS_GEMM_STAGES_CUH
 #define ANVIL_RTASKS_GEMM_STAGES_CUH
 
@@ -117,6 +121,37 @@ ANVIL_DEVICE void anvil_gemm_slice(const float* As, const float* Bs, float (*acc
         for (int i = 0; i < RM; ++i)
 #pragma unroll
             for (int j = 0; j < RN; ++j) acc[i][j] += a[i] * b[j];
+    }
+}
+
+// The same for B staged n-major, Bt[n][k] with rows of BK + ANVIL_GEMM_PAD
+// floats (conv2d.cuh: w's k is contiguous, so its slice lands with 16-byte
+// copies and no transposition). A thread reads each of its RN columns KV
+// k-steps at a time (anvil_gemm_bt_vec): one 128-bit load covers 4
+// k-steps, half the loads of Bs[k][n] at RN = 2, a quarter at RN = 1, as
+// many at RN = 4 and 8. A warp's columns are the rows of its two tn: two
+// distinct addresses, whose 16-byte words fall in different banks for
+// BK % 8 == 0 (the rows are BK / 4 + 1 words apart, an odd number).
+template <int BM, int BN, int BK, int TM, int TN>
+ANVIL_DEVICE void anvil_gemm_slice_bt(const float* As, const float* Bt, float (*acc)[BN / TN], int tm, int tn) {
+    const int RM = BM / TM, RN = BN / TN, VM = anvil_gemm_vec(RM), VN = anvil_gemm_vec(RN);
+    const int KV = anvil_gemm_bt_vec(BK), LDA = BM + ANVIL_GEMM_PAD, LDK = BK + ANVIL_GEMM_PAD;
+#pragma unroll
+    for (int k0 = 0; k0 < BK; k0 += KV) {
+        float b[BN / TN][KV];
+#pragma unroll
+        for (int j = 0; j < RN; ++j) anvil_lds_f32<KV>(Bt + anvil_gemm_at(j, tn, TN, VN) * LDK + k0, b[j]);
+#pragma unroll
+        for (int kk = 0; kk < KV; ++kk) {
+            float a[BM / TM];
+#pragma unroll
+            for (int c = 0; c < RM / VM; ++c)
+                anvil_lds_f32<VM>(As + (k0 + kk) * LDA + c * TM * VM + tm * VM, a + c * VM);
+#pragma unroll
+            for (int i = 0; i < RM; ++i)
+#pragma unroll
+                for (int j = 0; j < RN; ++j) acc[i][j] += a[i] * b[j][kk];
+        }
     }
 }
 

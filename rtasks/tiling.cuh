@@ -165,11 +165,26 @@ ANVIL_FACT constexpr anvil_i64 anvil_gemv_x_bytes(int m, anvil_i64 k, int elem) 
     return m * anvil_gemv_x_row_bytes(k, elem);
 }
 
-// conv2d (conv2d.cuh): the A and B slices as matmul, then the gather
-// tables: per stage and k of its slice the k's offset in x and its
-// kernel-cell row and column offsets (a pixel's are in registers).
+// How many k-steps of one column a thread reads per shared load from a B
+// slice staged n-major (anvil_gemm_slice_bt): 4, a 128-bit load, where the
+// slice's depth allows.
+ANVIL_FACT constexpr int anvil_gemm_bt_vec(int bk) { return bk % 4 == 0 ? 4 : bk % 2 == 0 ? 2 : 1; }
+
+// conv2d (conv2d.cuh): per stage the A slice as matmul's, As[BK][BM + pad],
+// and the B slice n-major, Bt[BN][BK + pad] (w's k is contiguous), then the
+// gather tables: per stage and k of its slice one 16-byte entry, the k's
+// offset in x and its kernel-cell row and column offsets (a pixel's are in
+// registers). The tensor-core tile's fallback is this tile.
+// The 8 x 8 micro-tile (128 x 128 on the GPU's 16 x 16 threads) keeps B
+// k-major, Bs[BK][BN + pad], as matmul's: its 64 accumulators leave no
+// registers for B's 4 k-steps a load (n-major it spills; k-major its two
+// 128-bit loads a k are as few).
+ANVIL_FACT constexpr bool anvil_conv_b_nmajor(int bm, int bn) { return (bm / 16) * (bn / 16) < 64; }
+ANVIL_FACT constexpr int anvil_conv_stage_floats(int bm, int bn, int bk) {
+    return bk * (bm + ANVIL_GEMM_PAD) + (anvil_conv_b_nmajor(bm, bn) ? bn * (bk + ANVIL_GEMM_PAD) : bk * (bn + ANVIL_GEMM_PAD));
+}
 ANVIL_FACT constexpr int anvil_conv_smem_bytes(int bm, int bn, int bk) {
-    return anvil_mm_smem_bytes(bm, bn, bk) + 3 * ANVIL_GEMM_STAGES * bk * 4;
+    return ANVIL_GEMM_STAGES * (anvil_conv_stage_floats(bm, bn, bk) + 4 * bk) * 4;
 }
 
 // conv2d on tensor cores (conv2d_tc.cuh): the GEMM transposed, w's BN

@@ -169,6 +169,45 @@ TEST_CASE("cost terms: shared-memory wavefronts of the multiply and the serial l
     CHECK(row_passes(ANVIL_ROW_SUM) == 1);
 }
 
+// The CUDA-core conv tile (conv2d.cuh): 16 threads along M read A's
+// pixels, 2 rows of threads along N read B n-major, several k-steps a load.
+TEST_CASE("cost terms: the conv tile's shared loads and its issue slots per slice", "[cost][conv]") {
+    // 64 x 32: a 4 x 2 micro-tile; per k and warp one 128-bit load of A (16
+    // threads x 16 bytes: 2 wavefronts) and half a 128-bit load of B (4 k-steps each).
+    CHECK(conv_smem_wavefronts(32, 64, 32, 32) == Approx(32 * 8 * (2 + 0.5)));
+    // 128 x 128: 8 x 8, A in 2 loads of 2 wavefronts, B k-major in 2 loads of 4 columns.
+    CHECK(conv_smem_wavefronts(32, 128, 128, 32) == Approx(32 * 8 * (4 + 2)));
+    // 16 x 16: 1 x 1, a scalar load of A (one wavefront), B a quarter load a k.
+    CHECK(conv_smem_wavefronts(32, 16, 16, 32) == Approx(32 * 8 * (1 + 0.25)));
+    // Issue: at least the FMAs of the 8 warps, and more than them by the
+    // loads, copies and pipeline steps the tile's construction adds.
+    const double fmas = 8.0 * 4 * 2 * 32;
+    const double gathered = conv_slice_issue_slots(64, 32, 32, true, true);
+    CHECK(gathered > fmas + 8 * (32 + 16));  // + A's 32 and B's 16 loads a thread
+    CHECK(gathered < 2.5 * fmas);
+    // A pointwise conv's 16-byte copies of x issue less than the gather;
+    // element copies of w more than 16-byte ones.
+    CHECK(conv_slice_issue_slots(64, 32, 32, false, true) < gathered);
+    CHECK(conv_slice_issue_slots(64, 32, 32, true, false) > gathered);
+    // Bigger micro-tiles spend more of their slots on FMAs.
+    const double big = conv_slice_issue_slots(128, 128, 32, true, true);
+    CHECK(8.0 * 8 * 8 * 32 / big > fmas / gathered);
+    // The throughput term takes whichever is longest: here the issue slots.
+    const Gpu g = default_gpu();
+    const double clock = g.fp32_flops_per_s / (256.0 * g.sm_count);
+    TileWork w;
+    w.flops = 2 * 64 * 32 * 32.0;
+    w.flops_per_s = g.fp32_flops_per_s * 10;  // not the bound
+    w.smem_wavefronts = conv_smem_wavefronts(32, 64, 32, 32);
+    w.issue_slots = gathered;
+    const Gpu datasheet = [&] {
+        Gpu d = g;
+        d.ceilings = Ceilings{};
+        return d;
+    }();
+    CHECK(throughput_seconds(datasheet, w) == Approx(std::max(gathered / 4, w.smem_wavefronts) / clock));
+}
+
 TEST_CASE("cost terms: an epilogue's scalar operand costs no round trip per value", "[cost]") {
     // scores [4, 64, 64] times a constant (attention's 1/sqrt(d)), plus a [64, 64] mask.
     auto tile_s = [](bool mask) {

@@ -25,6 +25,7 @@
 #include "runtime/host_backend.h"
 #include "runtime/simt_backend.h"
 #include "schedule/builders.h"
+#include "schedule/split_k.h"
 #include "schedule/variants.h"
 #include "tile/decompose.h"
 #include "target/occupancy.h"
@@ -335,4 +336,90 @@ TEST_CASE("GEMM tiles: conv2d on tensor cores agrees with the reference on the d
     const Graph g = conv_cases(dtype, cases, kTcShapeCount);
     const TensorMap values = make_values(g, std::nullopt);
     test::expect_reference(g, values, run_cuda(every_tc_shape(g), values), cases.size() * kTcShapeCount);
+}
+
+namespace {
+
+// The CUDA-core conv2d's weight slices (conv2d.cuh): w's rows, k
+// contiguous, land n-major in 16-byte copies where K % 4 == 0, else one
+// element at a time. Odd pixels and channels (1, 7, 33, 129) on both
+// paths, with strides, padding, dilation and groups.
+const std::vector<ConvCase> kWeightRowCases = {
+    {1, 4, 7, 7, 33, 3, 3, 1, 1, 1, 1, true},      // K = 36: aligned rows; M = 49, N = 33
+    {2, 32, 9, 11, 7, 3, 3, 2, 2, 2, 1, false},    // K = 288, strided and dilated, N = 7 (a GEMM as K > 256)
+    {1, 16, 1, 1, 129, 1, 1, 1, 0, 1, 1, true},    // K = 16, one pixel (M = 1), N = 129
+    {1, 66, 5, 5, 129, 1, 1, 1, 0, 1, 3, false},   // 3 groups: K = 22, 43 channels each: element copies
+    {1, 29, 33, 1, 1, 3, 3, 1, 1, 1, 1, true},     // K = 261: element copies; a column of 33 pixels, N = 1
+};
+
+// Tile shapes beyond the policies' deepest BK: slices shallower than a
+// 16-pixel tile's rows of threads (BK 4, 12: a thread's gather ends early),
+// a BK not a multiple of 4 (6: element copies, 2 k-steps per load of B), a
+// BM the block's threads are not whole rows of (48: every element finds
+// its pixel).
+const int kSliceShapes[][3] = {{16, 16, 4}, {16, 32, 12}, {32, 16, 6}, {48, 16, 8}, {64, 32, 32}, {128, 64, 16}};
+const int kSliceShapeCount = sizeof(kSliceShapes) / sizeof(kSliceShapes[0]);
+
+Schedule every_slice_shape(const Graph& g) {
+    TileGraph tg = decompose(g);
+    for (ROp& op : tg.rops) {
+        const int v = shape_index(op);
+        op = retile(op, kSliceShapes[v][0], kSliceShapes[v][1], kSliceShapes[v][2]);
+    }
+    verify_tile_graph(tg, default_gpu());
+    return launch_per_rop("per_op", tg, default_gpu(), "op_");
+}
+
+}  // namespace
+
+TEST_CASE("GEMM tiles: conv2d's weight rows, aligned or not, in every slice shape, on host and simt",
+          "[simt][gemm][conv]") {
+    const DType dtype = GENERATE(DType::f32, DType::f16);
+    CAPTURE(dtype_name(dtype));
+    const Graph g = conv_cases_graph(dtype, kWeightRowCases, kSliceShapeCount, 31);
+    const Schedule s = every_slice_shape(g);
+    const TensorMap values = make_values(g, std::nullopt);
+    test::expect_reference(g, values, run_host(s, values), kWeightRowCases.size() * kSliceShapeCount);
+    test::expect_reference(g, values, run_simt(s, values), kWeightRowCases.size() * kSliceShapeCount);
+}
+
+// The aligned rows really take the 16-byte copies (clipped by one float,
+// their outputs go wrong in every shape whose BK is a multiple of 4), and
+// the odd rows (K = 261) do not.
+TEST_CASE("GEMM tiles: conv2d's aligned weight rows take the 16-byte copies", "[simt][gemm][conv][mutation]") {
+    const Graph g = conv_cases_graph(DType::f32, {kWeightRowCases[0], kWeightRowCases[4]}, kSliceShapeCount, 31);
+    const std::string copy = "(const float*)w + (go * K + gk),";
+    const TensorMap values = make_values(g, std::nullopt);
+    const auto checks = check_outputs(
+        g,
+        run_simt(every_slice_shape(g), values,
+                 test::with_mutation(copy + " left < 0 ? 0 : left > 4 ? 4 : left,", copy + " left < 0 ? 0 : left > 3 ? 3 : left,")),
+        reference_execute(g, values));
+    REQUIRE(checks.size() == 2 * kSliceShapeCount);
+    for (const OutputCheck& c : checks) {
+        INFO(c.name << ": relative L2 error " << c.rel_l2);
+        const bool vector_copies = c.name.rfind("y0_", 0) == 0 && kSliceShapes[std::stoi(c.name.substr(4))][2] % 4 == 0;
+        CHECK(c.ok() != vector_copies);
+    }
+}
+
+// Split K over aligned rows: each slice's k range starts at a multiple of
+// BK, so its rows stay 16-byte aligned; the partials and their reduce
+// match the reference.
+TEST_CASE("GEMM tiles: conv2d split-K over aligned weight rows, on host and simt", "[simt][gemm][conv][split_k]") {
+    // K = 288 in slices of 96; K = 396 in 144, 144, 108.
+    const Graph g = conv_cases_graph(DType::f32, {kWeightRowCases[1], {1, 44, 7, 9, 33, 3, 3, 1, 1, 1, 1, true}}, 1, 37);
+    TileGraph tg = decompose(g);
+    for (size_t r = 0; r < tg.rops.size(); ++r) {
+        if (tg.rops[r].kind != TaskKind::conv2d) continue;
+        tg.rops[r] = retile(tg.rops[r], 32, 16, 8);
+        REQUIRE(conv_slice(std::get<WindowParams>(tg.rops[r].params), 3) > 0);
+        tg = split_k_in(tg, static_cast<int>(r), 3);
+        ++r;  // past the reduce
+    }
+    verify_tile_graph(tg, default_gpu());
+    const Schedule s = launch_per_rop("per_op", tg, default_gpu(), "op_");
+    const TensorMap values = make_values(g, std::nullopt);
+    test::expect_reference(g, values, run_host(s, values), 2);
+    test::expect_reference(g, values, run_simt(s, values), 2);
 }

@@ -94,8 +94,9 @@ TEST_CASE("tile variants shared by several rOps read their params once, not in t
         INFO(t << ": " << copied.at(t) << " global loads with the local copy, " << referenced.at(t)
                << " through the table's reference");
         // The tile functions exist and, through the reference, reload their
-        // params (about a hundred loads in each) ...
-        REQUIRE(referenced.at(t) >= 90);
+        // params (80 to a hundred loads in each; the conv tile's unrolled
+        // gather reloads fewer) ...
+        REQUIRE(referenced.at(t) >= 60);
         // ... where the copy reads each field once: what is left are the
         // data the tile loads itself (a bias; the matmul's epilogue operands).
         CHECK(copied.at(t) * 3 <= referenced.at(t));

@@ -326,8 +326,16 @@ TileWork tile_work(const Gpu& g, const ROp& op, const ROpCost& c) {
         w.epilogue_instructions += a_norm_instructions(*p);
     if (const auto* p = std::get_if<MatmulParams>(&op.params); p && p->algo == ANVIL_MM_TILED)
         w.smem_wavefronts = gemm_smem_wavefronts(std::ceil(double(p->K) / p->bk) * p->bk, p->bm, p->bn, true);
-    if (const auto* p = std::get_if<WindowParams>(&op.params); p && op.kind == TaskKind::conv2d && p->algo == ANVIL_MM_TILED)
-        w.smem_wavefronts = gemm_smem_wavefronts(std::ceil(double(anvil_conv_k_len(*p)) / p->bk) * p->bk, p->bm, p->bn, true);
+    if (const auto* p = std::get_if<WindowParams>(&op.params); p && op.kind == TaskKind::conv2d && p->algo == ANVIL_MM_TILED) {
+        const double slices = std::ceil(double(anvil_conv_k_len(*p)) / p->bk);
+        w.smem_wavefronts = conv_smem_wavefronts(slices * p->bk, p->bm, p->bn, p->bk);
+        // conv2d.cuh's anvil_conv_a_vec and anvil_conv_b_vec (the arena keeps tensors 16-byte aligned).
+        const bool f32_x = op.dtypes.at(0) == DType::f32, f32_w = op.dtypes.at(1) == DType::f32;
+        const bool pointwise = p->KH == 1 && p->KW == 1 && p->sh == 1 && p->sw == 1 && p->pt == 0 && p->pl == 0;
+        const bool a_vec = f32_x && pointwise && (p->H * p->W) % 4 == 0;
+        const bool b_vec = f32_w && p->bk % 4 == 0 && anvil_conv_k(*p) % 4 == 0;
+        w.issue_slots = slices * conv_slice_issue_slots(p->bm, p->bn, p->bk, !a_vec, b_vec);
+    }
     return w;
 }
 

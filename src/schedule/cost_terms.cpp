@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "../../rtasks/params.cuh"
+#include "../../rtasks/tiling.cuh"
 
 namespace anvil {
 
@@ -49,8 +50,9 @@ double throughput_seconds(const Gpu& g, const TileWork& w) {
     const double fp32 = m.measured() ? m.fp32_flops_per_s : g.fp32_flops_per_s;
     const double dram = m.measured() ? m.copy_bytes_per_s : g.dram_bytes_per_s;
     const double clock = g.fp32_flops_per_s / (256.0 * sms);  // 128 lanes, an FMA 2 FLOPs
-    const double compute = std::max(w.flops / (w.flops_per_s / sms), w.smem_wavefronts / clock) +
-                           w.epilogue_instructions / (fp32 / 2 / sms);
+    const double compute =
+        std::max({w.flops / (w.flops_per_s / sms), w.smem_wavefronts / clock, w.issue_slots / (4 * clock)}) +
+        w.epilogue_instructions / (fp32 / 2 / sms);
     const double memory = w.dram_bytes / (dram / sms) + w.l2_bytes / (g.l2_bytes_per_s / sms);
     return std::max(compute, memory);
 }
@@ -61,6 +63,37 @@ double gemm_smem_wavefronts(double k, int bm, int bn, bool vector) {
     const double a = double(rm) / vec(rm);                                        // 2 rows: 1 wavefront each
     const double b = double(rn) / vec(rn) * std::max(1.0, 16.0 * vec(rn) * 4 / 128);  // 16 columns
     return k * 8 * (a + b);
+}
+
+double conv_smem_wavefronts(double k, int bm, int bn, int bk) {
+    const int rm = std::max(1, bm / 16), rn = std::max(1, bn / 16), vm = anvil_gemm_vec(rm);
+    const double a = double(rm) / vm * std::max(1.0, 16.0 * vm * 4 / 128);
+    const double b = double(rn) / (anvil_conv_b_nmajor(bm, bn) ? anvil_gemm_bt_vec(bk) : anvil_gemm_vec(rn));
+    return k * 8 * (a + b);
+}
+
+namespace {
+// Thread instructions per item of the conv tile's slice: PTX instructions
+// of its f32 instantiations for sm_90 (nvcc -ptx of resnet18's megakernel,
+// counted per unrolled element or loop iteration;
+// docs/perf/conv-f32-tile-2026-11-28.md). PTX, not SASS: 64-bit address
+// arithmetic and the shared-window conversions may fold, so these are upper
+// bounds.
+constexpr double kGatherElem = 16;  // table load, 3 adds, 2 compares, 2 selects, address, cp.async
+constexpr double kCopy = 33;        // a rolled copy loop's iteration: index, edge clamp, addresses, cp.async
+constexpr double kSliceSteps = 28;  // wait, barrier, commit, stage pointers, the loop's branches
+constexpr double kTableEntry = 60;  // a k's table entry (two divisions by run-time values), one warp's
+}  // namespace
+
+double conv_slice_issue_slots(int bm, int bn, int bk, bool gather, bool b_vec) {
+    const int rm = std::max(1, bm / 16), rn = std::max(1, bn / 16), vm = anvil_gemm_vec(rm);
+    const bool nmajor = anvil_conv_b_nmajor(bm, bn);
+    const double b_loads = double(rn) * bk / (nmajor ? anvil_gemm_bt_vec(bk) : anvil_gemm_vec(rn));
+    const double multiply = double(rm) * rn * bk + double(bk) * rm / vm + b_loads;
+    const double a_copies = gather ? std::ceil(double(bm) * bk / kThreads) * kGatherElem
+                                   : std::ceil(double(bm) / 4 * bk / kThreads) * kCopy;
+    const double b_copies = std::ceil(double(bn) * bk / (b_vec && nmajor ? 4 : 1) / kThreads) * kCopy;
+    return (multiply + a_copies + b_copies + kSliceSteps) * (kThreads / 32) + std::ceil(bk / 32.0) * kTableEntry;
 }
 
 TileTime tile_time(const Gpu& g, const TileWork& w, const TileLatency& t) {

@@ -44,12 +44,14 @@ struct TileWork {
     double dram_bytes = 0, l2_bytes = 0;
     double epilogue_instructions = 0;
     double smem_wavefronts = 0;  // shared-memory accesses of the K loop's multiply (gemm_smem_wavefronts)
+    double issue_slots = 0;      // warp instructions of the K loop, all warps (conv_slice_issue_slots)
 };
 
 // A tile's compute or bandwidth time on one SM's share of the GPU,
-// whichever is larger: FLOPs at the unit's rate or the K loop's shared
-// loads at one wavefront per SM clock (the clock: the FP32 peak over 128
-// lanes x 2 FLOPs x SMs), whichever is larger, plus epilogue instructions at
+// whichever is larger: FLOPs at the unit's rate, the K loop's shared loads
+// at one wavefront per SM clock, or its instructions at one warp
+// instruction per clock on each of the SM's 4 schedulers (the clock: the
+// FP32 peak over 128 lanes x 2 FLOPs x SMs), whichever is larger, plus epilogue instructions at
 // one per lane per clock (an FMA is two of the FP32 peak's FLOPs), bytes at
 // DRAM's and L2's bandwidth. `anvil calibrate`'s ceilings replace the
 // datasheet's where the GPU has them.
@@ -62,6 +64,23 @@ double throughput_seconds(const Gpu& g, const TileWork& w);
 // operand costs one wavefront (2 distinct addresses); one of the 16
 // columns' costs one per 128 distinct bytes.
 double gemm_smem_wavefronts(double k, int bm, int bn, bool vector);
+
+// The same for the CUDA-core conv2d tile (conv2d.cuh): its 16 threads
+// along M read A's pixels, VM floats each (16 x 4 x VM bytes: one
+// wavefront per 128), its 2 rows of threads along N read B n-major, one
+// load of KV k-steps per column (anvil_gemm_bt_vec; 2 distinct addresses
+// in different banks: one wavefront), or for the 8 x 8 micro-tile k-major,
+// VN columns a load (anvil_conv_b_nmajor).
+double conv_smem_wavefronts(double k, int bm, int bn, int bk);
+
+// Warp instructions that one BK-deep slice of the CUDA-core conv2d tile
+// issues (conv2d.cuh), counted from its construction: per thread its RM x
+// RN x BK FMAs, its shared loads of A and B, its gathered elements of A
+// (`gather`; else x's planes in 16-byte copies), its copies of B (16-byte
+// where `b_vec`, else one per element), and the slice's pipeline steps;
+// times the 8 warps, plus one warp's k-table entries. The per-item counts
+// are the PTX's at this commit (docs/perf/conv-f32-tile-2026-11-28.md).
+double conv_slice_issue_slots(int bm, int bn, int bk, bool gather, bool b_vec);
 
 // One tile alone on its SM: throughput plus exposed latency.
 struct TileTime {
