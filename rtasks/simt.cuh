@@ -28,7 +28,16 @@
 //   - ldmatrix reads its rows through the same checks, each row as read
 //     by the lane that gave its address;
 //   - a warp collective whose mask names a lane that exited or waits
-//     elsewhere, a barrier some thread never reaches.
+//     elsewhere, a barrier some thread never reaches;
+//   - wgmma (sm_90a) is a warpgroup collective of 128 threads: a missing
+//     wgmma.fence, a descriptor address or offset that is not a 16-byte
+//     multiple, a swizzled descriptor (not emulated), accumulators read
+//     (anvil_wgmma_ready) or written before the wait_group that covers
+//     their wgmma, operands changed before it, a task ending with wgmma in
+//     flight; its operands are read through the checks above;
+//   - cp.async.bulk lands when its mbarrier's phase completes: its size a
+//     multiple of 16, its bytes poison (reads and writes refused) until
+//     then, a task ending with one never landed.
 // This file is compiled only in the simt configuration; it tests nothing
 // but ANVIL_SIMT (platform.cuh alone tests __CUDACC__).
 #ifndef ANVIL_RTASKS_SIMT_CUH
@@ -1111,8 +1120,10 @@ inline void execute_wgmma_wait(Block& b, int g) {
                  who.s);
         }
         for (int t = 0; t < kWarpgroup; ++t) {
-            bool later = false;  // a wgmma still in flight on these registers: they stay its
-            for (size_t j = done; j < wg.inflight.size(); ++j) later = later || wg.inflight[j].acc[t] == w.acc[t];
+            // A later wgmma on these registers (completing now too, or still in
+            // flight): its D, computed from this one's, is what they will hold.
+            bool later = false;
+            for (size_t j = i + 1; j < wg.inflight.size(); ++j) later = later || wg.inflight[j].acc[t] == w.acc[t];
             for (int e = 0; e < w.n / 2 && !quiet(); ++e)
                 if (memcmp(w.acc[t] + e, &kWgmmaPoison, 4) != 0) {
                     const Who who(g * kWarpgroup + t);
