@@ -241,7 +241,13 @@ ANVIL_DEVICE void anvil_wgmma_wait() {
 ANVIL_DEVICE void anvil_fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;" ::: "memory"); }
 // No check on the device: the simt emulation reads them.
 ANVIL_DEVICE void anvil_wgmma_check_desc(const void*, unsigned, unsigned) {}
-ANVIL_DEVICE void anvil_wgmma_ready(const float*) {}
+// After the wait_group, before reading d: the compiler may not move a read
+// of an accumulator above the wait (d is no operand of the wait's asm).
+template <int N>
+ANVIL_DEVICE void anvil_wgmma_ready(float* d) {
+#pragma unroll
+    for (int i = 0; i < N / 2; ++i) asm volatile("" : "+f"(d[i])::"memory");
+}
 // N = 64 or 128: N / 2 accumulators per thread.
 template <int N>
 ANVIL_DEVICE void anvil_wgmma(float* d, unsigned long long a, unsigned long long b, bool bf16, bool accumulate) {
@@ -561,7 +567,10 @@ ANVIL_DEVICE void anvil_fence_proxy_async() {}
 ANVIL_DEVICE void anvil_wgmma_check_desc(const void* start, unsigned lbo, unsigned sbo) {
     anvil_simt::check_descriptor(start, lbo, sbo);
 }
-ANVIL_DEVICE void anvil_wgmma_ready(const float* d) { anvil_simt::wgmma_ready(d); }
+template <int N>
+ANVIL_DEVICE void anvil_wgmma_ready(float* d) {
+    anvil_simt::wgmma_ready(d);
+}
 template <int N>
 ANVIL_DEVICE void anvil_wgmma(float* d, unsigned long long a, unsigned long long b, bool bf16, bool accumulate) {
     static_assert(N == 64 || N == 128, "anvil_wgmma: N is 64 or 128");

@@ -495,7 +495,7 @@ void check_wgmma(bool bf16) {
         anvil_wgmma<N>(d, anvil_wgmma_desc(smem, 128, 256), anvil_wgmma_desc(smem + 2048, N / 8 * 128, 128), bf16, g == 0);
         anvil_wgmma_commit();
         anvil_wgmma_wait<0>();
-        anvil_wgmma_ready(d);
+        anvil_wgmma_ready<N>(d);
         for (int i = 0; i < N / 2; ++i) d_fragment(t, i, &row, &col), D[g][row][col] = d[i];
         return true;
     });
@@ -626,7 +626,7 @@ TEST_CASE("simt emulator: wgmma misuse is refused", "[simt][emulator][wgmma]") {
         if (mutation != "no fence") anvil_wgmma_fence();
         anvil_wgmma<64>(d, da, da, false, true);
         anvil_wgmma_commit();
-        if (mutation == "early read") anvil_wgmma_ready(d);
+        if (mutation == "early read") anvil_wgmma_ready<64>(d);
         if (mutation == "overwrite") {
             anvil_barrier();
             if (t == 0) anvil_sts((unsigned short*)smem, (unsigned short)0x3c00);

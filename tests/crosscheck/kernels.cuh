@@ -214,6 +214,7 @@ ANVIL_DEVICE void xc_wgmma(const unsigned char* in, unsigned char* out) {
     anvil_wgmma<N>(d, anvil_wgmma_desc(smem, 128, 256), anvil_wgmma_desc(smem + 2048, N / 8 * 128, 128), BF16, g == 0);
     anvil_wgmma_commit();
     anvil_wgmma_wait<0>();
+    anvil_wgmma_ready<N>(d);
     for (int i = 0; i < N / 2; ++i)
         D[(16 * w + lane / 4 + (i % 4 >= 2 ? 8 : 0)) * N + 8 * (i / 4) + 2 * (lane % 4) + i % 2] = d[i];
 }
@@ -225,7 +226,9 @@ XC_KERNEL(xc_wgmma_n128_bf16) { xc_wgmma<128, true>(in, out); }
 // mbarrier and cp.async.bulk. `in`: 4096 random bytes. Phase 0: thread 0
 // announces 4096 bytes, threads 0-3 each copy in[1024t..] to shared 1024t;
 // every thread waits for the phase and reads 16 bytes of thread
-// (t + 37) % 256's: out[32t..32t+15]. Phase 1: thread 0 copies in[16..63]
+// (t + 37) % 256's: out[32t..32t+15]. A barrier: no thread may start phase
+// 1 while another still waits for phase 0 (a parity names only the current
+// phase or the one before). Phase 1: thread 0 copies in[16..63]
 // to shared 4096 and then announces the 48 bytes; every thread waits and
 // reads shared 4096 + 16 (t % 3): out[32t+16..32t+31].
 XC_KERNEL(xc_bulk_copy) {
@@ -241,6 +244,7 @@ XC_KERNEL(xc_bulk_copy) {
     if (t < 4) anvil_bulk_copy(smem + 1024 * t, in + 1024 * t, 1024, bar);
     anvil_mbarrier_wait_parity(bar, 0);
     for (int i = 0; i < 16; ++i) out[32 * t + i] = anvil_lds(smem + 16 * ((t + 37) % 256) + i);
+    anvil_barrier();
     if (t == 0) {
         anvil_bulk_copy(smem + 4096, in + 16, 48, bar);
         anvil_mbarrier_arrive_expect_tx(bar, 48);
