@@ -138,13 +138,16 @@ enum AnvilMmANorm { ANVIL_MM_A_NORM_NONE = 0, ANVIL_MM_A_LAYERNORM, ANVIL_MM_A_R
 // then only the rows a tile covers, and bk is unused), or on tensor cores
 // (matmul_tc.cuh: f16 and bf16; f32 as TF32 or 3xTF32 where the run's
 // precision allows). A conv2d tile computes tiled (conv2d.cuh) or on
-// tensor cores (conv2d_tc.cuh, f16 and bf16).
+// tensor cores (conv2d_tc.cuh, f16 and bf16). ANVIL_MM_WGMMA: Hopper's
+// warpgroup MMA (matmul_wgmma.cuh, f16 and bf16, sm_90a; only on request
+// until its cross-check has passed on a device).
 enum AnvilMmAlgo {
     ANVIL_MM_TILED = 0,
     ANVIL_MM_GEMV = 1,
     ANVIL_MM_TENSOR = 2,
     ANVIL_MM_TENSOR_TF32 = 3,
-    ANVIL_MM_TENSOR_3XTF32 = 4
+    ANVIL_MM_TENSOR_3XTF32 = 4,
+    ANVIL_MM_WGMMA = 5
 };
 
 // C[b] = op(A[b]) @ op(B[b]) for every batch index b; a tile is one BM x BN

@@ -216,6 +216,132 @@ ANVIL_DEVICE void anvil_ldmatrix_x4_trans(unsigned* r, const void* row) {
                  : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(anvil_shared_address(row)) : "memory");
 }
 
+// Hopper warpgroup MMA (wgmma, sm_90a only: __CUDA_ARCH_FEAT_SM90_ALL is
+// defined when the target is sm_90a / compute_90a, never for plain sm_90).
+// The 128 threads of a warpgroup (warps 4g..4g+3 of the block) compute
+// D = A B + D (D = A B when !accumulate) for a 64 x 16 A and a 16 x N B,
+// both K-major in shared memory and named by matrix descriptors
+// (anvil_wgmma_desc), D as f32 registers: thread t = 32w + l of the
+// warpgroup holds d[4j + i] = D[16w + l / 4 + 8 (i >> 1)][8j + 2 (l % 4) + (i & 1)]
+// (mma.m16n8's C fragment per 8-column block j). The instruction is
+// asynchronous: fence before it (and whenever the registers were touched
+// since), commit, and read d only after wait<N> covers its commit group.
+// Never run on hardware yet: tests/crosscheck/kernels.cuh's xc_wgmma_* must
+// pass on a device before a schedule picks it by default.
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+#define ANVIL_HAS_WGMMA 1
+ANVIL_DEVICE void anvil_wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;" ::: "memory"); }
+ANVIL_DEVICE void anvil_wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;" ::: "memory"); }
+template <int N>
+ANVIL_DEVICE void anvil_wgmma_wait() {
+    asm volatile("wgmma.wait_group.sync.aligned %0;" ::"n"(N) : "memory");
+}
+// Shared memory written by threads (st.shared, cp.async) is seen by the
+// async proxy (wgmma operands, bulk copies) only after this fence.
+ANVIL_DEVICE void anvil_fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;" ::: "memory"); }
+// No check on the device: the simt emulation reads them.
+ANVIL_DEVICE void anvil_wgmma_check_desc(const void*, unsigned, unsigned) {}
+// After the wait_group, before reading d: the compiler may not move a read
+// of an accumulator above the wait (d is no operand of the wait's asm).
+template <int N>
+ANVIL_DEVICE void anvil_wgmma_ready(float* d) {
+#pragma unroll
+    for (int i = 0; i < N / 2; ++i) asm volatile("" : "+f"(d[i])::"memory");
+}
+// N = 64 or 128: N / 2 accumulators per thread.
+template <int N>
+ANVIL_DEVICE void anvil_wgmma(float* d, unsigned long long a, unsigned long long b, bool bf16, bool accumulate) {
+    static_assert(N == 64 || N == 128, "anvil_wgmma: N is 64 or 128");
+    if (N == 64 && !bf16)
+        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+                     "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 "
+                     "{"
+                     "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+                     "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31"
+                     "}, %32, %33, p, 1, 1, 0, 0;\n}\n"
+                     : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+                       "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+                       "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+                       "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+                     : "l"(a), "l"(b), "r"((unsigned)accumulate));
+    else if (N == 64)
+        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
+                     "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
+                     "{"
+                     "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+                     "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31"
+                     "}, %32, %33, p, 1, 1, 0, 0;\n}\n"
+                     : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+                       "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+                       "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+                       "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+                     : "l"(a), "l"(b), "r"((unsigned)accumulate));
+    else if (!bf16)
+        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+                     "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 "
+                     "{"
+                     "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+                     "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
+                     "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
+                     "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"
+                     "}, %64, %65, p, 1, 1, 0, 0;\n}\n"
+                     : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+                       "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+                       "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+                       "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+                       "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+                       "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+                       "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+                       "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+                     : "l"(a), "l"(b), "r"((unsigned)accumulate));
+    else
+        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
+                     "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
+                     "{"
+                     "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
+                     "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
+                     "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
+                     "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"
+                     "}, %64, %65, p, 1, 1, 0, 0;\n}\n"
+                     : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+                       "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+                       "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+                       "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+                       "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+                       "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+                       "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+                       "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
+                     : "l"(a), "l"(b), "r"((unsigned)accumulate));
+}
+
+// mbarrier objects (8 bytes of shared memory) and the TMA engine's 1-D
+// bulk copy global -> shared, which completes `bytes` of the mbarrier's
+// transaction count when its data has landed.
+ANVIL_DEVICE void anvil_mbarrier_init(unsigned long long* bar, int count) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(anvil_shared_address(bar)), "r"(count) : "memory");
+}
+// Makes the init visible to the async proxy (the bulk copies' complete_tx).
+ANVIL_DEVICE void anvil_fence_mbarrier_init() { asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory"); }
+ANVIL_DEVICE void anvil_mbarrier_arrive_expect_tx(unsigned long long* bar, unsigned bytes) {
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(anvil_shared_address(bar)), "r"(bytes)
+                 : "memory");
+}
+ANVIL_DEVICE bool anvil_mbarrier_try_wait_parity(unsigned long long* bar, unsigned parity) {
+    unsigned done;
+    asm volatile("{\n.reg .pred p;\nmbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\nselp.u32 %0, 1, 0, p;\n}\n"
+                 : "=r"(done) : "r"(anvil_shared_address(bar)), "r"(parity) : "memory");
+    return done != 0;
+}
+// `bytes`: a non-zero multiple of 16; both addresses 16-byte aligned.
+ANVIL_DEVICE void anvil_bulk_copy(void* smem, const void* gmem, unsigned bytes, unsigned long long* bar) {
+    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
+                 ::"r"(anvil_shared_address(smem)), "l"(gmem), "r"(bytes), "r"(anvil_shared_address(bar))
+                 : "memory");
+}
+#else
+#define ANVIL_HAS_WGMMA 0
+#endif
+
 // Synchronisation with other blocks, at GPU scope. Generic addressing
 // (no .global) so any pointer to global memory works.
 ANVIL_DEVICE unsigned anvil_load_acquire(const unsigned* p) {
@@ -426,6 +552,42 @@ ANVIL_DEVICE void anvil_ldmatrix_x1_trans(unsigned* r, const void* row) { anvil_
 ANVIL_DEVICE void anvil_ldmatrix_x2_trans(unsigned* r, const void* row) { anvil_simt::ldmatrix(r, row, 2, true); }
 ANVIL_DEVICE void anvil_ldmatrix_x4_trans(unsigned* r, const void* row) { anvil_simt::ldmatrix(r, row, 4, true); }
 
+// wgmma, mbarriers and cp.async.bulk emulated from the PTX ISA (simt.cuh):
+// warpgroup collectives, the product visible at the wait_group, the bulk
+// copies landing when their mbarrier's phase completes.
+#define ANVIL_HAS_WGMMA 1
+ANVIL_DEVICE unsigned anvil_shared_address(const void* p) { return anvil_simt::shared_address(p); }
+ANVIL_DEVICE void anvil_wgmma_fence() { anvil_simt::wgmma_fence(); }
+ANVIL_DEVICE void anvil_wgmma_commit() { anvil_simt::wgmma_commit(); }
+template <int N>
+ANVIL_DEVICE void anvil_wgmma_wait() {
+    anvil_simt::wgmma_wait(N);
+}
+ANVIL_DEVICE void anvil_fence_proxy_async() {}
+ANVIL_DEVICE void anvil_wgmma_check_desc(const void* start, unsigned lbo, unsigned sbo) {
+    anvil_simt::check_descriptor(start, lbo, sbo);
+}
+template <int N>
+ANVIL_DEVICE void anvil_wgmma_ready(float* d) {
+    anvil_simt::wgmma_ready(d);
+}
+template <int N>
+ANVIL_DEVICE void anvil_wgmma(float* d, unsigned long long a, unsigned long long b, bool bf16, bool accumulate) {
+    static_assert(N == 64 || N == 128, "anvil_wgmma: N is 64 or 128");
+    anvil_simt::wgmma(d, a, b, N, bf16, accumulate, bf16 ? &anvil_simt_bf16_widen : &anvil_f16_to_f32);
+}
+ANVIL_DEVICE void anvil_mbarrier_init(unsigned long long* bar, int count) { anvil_simt::mbarrier_init(bar, count); }
+ANVIL_DEVICE void anvil_fence_mbarrier_init() {}
+ANVIL_DEVICE void anvil_mbarrier_arrive_expect_tx(unsigned long long* bar, unsigned bytes) {
+    anvil_simt::mbarrier_arrive_expect_tx(bar, bytes);
+}
+ANVIL_DEVICE bool anvil_mbarrier_try_wait_parity(unsigned long long* bar, unsigned parity) {
+    return anvil_simt::mbarrier_try_wait_parity(bar, parity);
+}
+ANVIL_DEVICE void anvil_bulk_copy(void* smem, const void* gmem, unsigned bytes, unsigned long long* bar) {
+    anvil_simt::bulk_copy(smem, gmem, bytes, bar);
+}
+
 // %smid: the worker that plays the SM.
 ANVIL_DEVICE unsigned anvil_smid() { return (unsigned)anvil_simt::block().worker; }
 // nanosleep: the other workers and the block's other fibers run.
@@ -531,6 +693,29 @@ ANVIL_DEVICE int anvil_block_broadcast(int v) {
 }
 
 #endif  // ANVIL_THREADS > 1
+
+#ifndef ANVIL_HAS_WGMMA
+#define ANVIL_HAS_WGMMA 0  // the host, and the device below sm_90a
+#endif
+#if ANVIL_HAS_WGMMA
+// A matrix descriptor for an unswizzled K-major operand whose core matrices
+// (8 rows of 16 contiguous bytes) lie `lbo` bytes apart along K and `sbo`
+// bytes apart along M or N, the first at `start`: the address and both
+// offsets stored >> 4 in 14-bit fields (bits 0, 16, 32), base offset and
+// swizzle mode (bits 49, 62) zero. All three must be 16-byte multiples
+// below 2^18 (simt checks them).
+ANVIL_DEVICE unsigned long long anvil_wgmma_desc(const void* start, unsigned lbo, unsigned sbo) {
+    anvil_wgmma_check_desc(start, lbo, sbo);
+    const unsigned a = anvil_shared_address(start);
+    return (unsigned long long)((a & 0x3ffffu) >> 4) | (unsigned long long)((lbo & 0x3ffffu) >> 4) << 16 |
+           (unsigned long long)((sbo & 0x3ffffu) >> 4) << 32;
+}
+// Waits for the completion of bar's phase of parity `parity`.
+ANVIL_DEVICE void anvil_mbarrier_wait_parity(unsigned long long* bar, unsigned parity) {
+    while (!anvil_mbarrier_try_wait_parity(bar, parity)) {
+    }
+}
+#endif
 
 ANVIL_DEVICE float anvil_neg_inf() { return anvil_bits_float(0xff800000u); }
 ANVIL_DEVICE float anvil_bf16_to_f32(unsigned short h) { return anvil_bits_float((unsigned)h << 16); }

@@ -28,7 +28,16 @@
 //   - ldmatrix reads its rows through the same checks, each row as read
 //     by the lane that gave its address;
 //   - a warp collective whose mask names a lane that exited or waits
-//     elsewhere, a barrier some thread never reaches.
+//     elsewhere, a barrier some thread never reaches;
+//   - wgmma (sm_90a) is a warpgroup collective of 128 threads: a missing
+//     wgmma.fence, a descriptor address or offset that is not a 16-byte
+//     multiple, a swizzled descriptor (not emulated), accumulators read
+//     (anvil_wgmma_ready) or written before the wait_group that covers
+//     their wgmma, operands changed before it, a task ending with wgmma in
+//     flight; its operands are read through the checks above;
+//   - cp.async.bulk lands when its mbarrier's phase completes: its size a
+//     multiple of 16, its bytes poison (reads and writes refused) until
+//     then, a task ending with one never landed.
 // This file is compiled only in the simt configuration; it tests nothing
 // but ANVIL_SIMT (platform.cuh alone tests __CUDACC__).
 #ifndef ANVIL_RTASKS_SIMT_CUH
@@ -44,6 +53,7 @@
 
 #include <boost/context/detail/fcontext.hpp>
 #include <mutex>
+#include <vector>
 
 #include "params.cuh"
 
@@ -57,10 +67,14 @@ const size_t kWindow = 1 << 20;           // shared memory address space of a bl
 const int kGuard = 64;                    // bytes between two shared regions
 const int kMaxCopies = 64;                // cp.async in flight per thread
 const unsigned short kNobody = 0xffff;
+const unsigned short kAsyncProxy = 0xfffe;  // the writer of bytes a bulk copy landed
+const int kWarpgroup = 128, kWarpgroups = kThreads / kWarpgroup;
 
-enum State : unsigned char { RUNNABLE, AT_BARRIER, AT_WARP, EXITED };
+enum State : unsigned char { RUNNABLE, AT_BARRIER, AT_WARP, AT_WARPGROUP, EXITED };
 enum WarpOp : unsigned char { W_SHFL_XOR, W_SYNCWARP, W_MMA, W_MMA_TF32, W_LDMATRIX };
-enum Access { READ, WRITE, ASYNC_ISSUE, ASYNC_LAND };
+enum Access { READ, WRITE, ASYNC_ISSUE, ASYNC_LAND, BULK_ISSUE, BULK_LAND };
+// Warpgroup collectives (wgmma.*.sync.aligned: the 128 threads of a warpgroup).
+enum GroupOp : unsigned char { G_FENCE, G_MMA, G_COMMIT, G_WAIT };
 
 inline const char* op_name(WarpOp op) {
     return op == W_SHFL_XOR   ? "shfl.sync.bfly"
@@ -112,6 +126,49 @@ struct Fiber {
     int ncopies = 0;
     unsigned committed = 0;
     bool carry = false;
+    // wgmma: the warpgroup collective this thread waits at, its operands
+    // (descriptors, accumulator registers, N, scale-d), wait_group's count
+    GroupOp gop;
+    unsigned long long da, db;
+    float* acc;
+    int n, wait_n;
+    bool accumulate;
+    int spins = 0;  // mbarrier.try_wait.parity failures in a row
+};
+
+// One wgmma.mma_async.m64nNk16 in flight: the operands it read at issue
+// (raw 16-bit values, compared again at its wait: the hardware reads them
+// at some point in between), and every thread's accumulators as they
+// will be once it completes, which its thread sees only at the wait_group
+// that covers its commit group.
+struct Wgmma {
+    unsigned group;
+    int n;
+    unsigned long long da, db;
+    unsigned short a[64][16], b[256][16];
+    float* acc[kWarpgroup];
+    float result[kWarpgroup][128];
+};
+struct Warpgroup {
+    std::vector<Wgmma> inflight;
+    unsigned committed = 0;
+    bool fenced = false;  // a wgmma.fence since the accumulators were last handed back
+};
+
+// An mbarrier object in shared memory (mbarrier.init): the arrivals its
+// phase still needs, its transaction count (bytes expected less bytes
+// completed), its phase, and the bulk copies that land when it completes.
+struct BulkCopy {
+    unsigned char* dst;
+    std::vector<unsigned char> data;
+    int tid;
+};
+struct Mbar {
+    const void* at;
+    int count, pending;
+    long long tx;
+    unsigned phase;
+    std::vector<BulkCopy> copies;
 };
 
 struct Shadow {  // one shared byte
@@ -149,6 +206,8 @@ struct Block {
     // How a READ is named in reports: "read", or "read (ldmatrix)" while a
     // warp's ldmatrix reads its rows.
     const char* reading = "read";
+    Warpgroup wg[kWarpgroups];
+    std::vector<Mbar> mbars;
 
     Block() {
         const size_t page = (size_t)sysconf(_SC_PAGESIZE);
@@ -242,12 +301,17 @@ inline void resume(Block& b, int t) {
     b.f[t].ctx = r.fctx;
 }
 
+inline bool resolve_warpgroups(Block& b);
+inline const char* group_op_name(GroupOp op);
+inline void end_of_task(Block& b);
+
 // Lanes of `mask` in warp w that cannot take part in its collective, as text.
 inline void describe_lane(const Block& b, int t, char* out, size_t n) {
     const Fiber& f = b.f[t];
     if (f.state == EXITED) snprintf(out, n, "had ended the task");
     else if (f.state == AT_BARRIER) snprintf(out, n, "waits at a block barrier");
     else if (f.state == AT_WARP) snprintf(out, n, "waits at %s with mask 0x%08x", op_name(f.op), f.mask);
+    else if (f.state == AT_WARPGROUP) snprintf(out, n, "waits at %s", group_op_name(f.gop));
     else snprintf(out, n, "is running");
 }
 
@@ -311,6 +375,19 @@ inline void report_stuck(Block& b) {
             }
         }
     }
+    for (int t = 0; t < kThreads; ++t) {
+        const Fiber& f = b.f[t];
+        if (f.state != AT_WARPGROUP) continue;
+        for (int k = 0; k < kWarpgroup; ++k) {
+            const int o = (t / kWarpgroup) * kWarpgroup + k;
+            if (b.f[o].state == AT_WARPGROUP && b.f[o].gop == f.gop) continue;
+            describe_lane(b, o, what, sizeof what);
+            const Who who(t), other(o);
+            fail("%s waits at %s for %s of its warpgroup, which %s: the warpgroup's 128 threads did not all arrive",
+                 who.s, group_op_name(f.gop), other.s, what);
+            return;
+        }
+    }
     int waiting = 0, other = -1;
     for (int t = 0; t < kThreads; ++t)
         if (b.f[t].state == AT_BARRIER) ++waiting;
@@ -335,6 +412,8 @@ inline bool run_block(int task, int op, int worker, AnvilStatus* status, bool (*
     b.abandoned = false;
     b.task_iv = ++b.iv;  // every shared byte is unwritten for this task
     b.unwritten_at = -1;
+    for (int g = 0; g < kWarpgroups; ++g) b.wg[g] = Warpgroup();
+    b.mbars.clear();
     if (g_checks && b.used) memset(b.window, 0xff, (size_t)b.used);
     const size_t page = (size_t)sysconf(_SC_PAGESIZE);
     for (int t = 0; t < kThreads; ++t) {
@@ -359,6 +438,7 @@ inline bool run_block(int task, int op, int worker, AnvilStatus* status, bool (*
         }
         if (exited == kThreads) {
             flush_unwritten(b);
+            end_of_task(b);
             break;
         }
         if (at_barrier == kThreads) {  // every thread arrived: the next interval begins
@@ -367,7 +447,7 @@ inline bool run_block(int task, int op, int worker, AnvilStatus* status, bool (*
             for (int t = 0; t < kThreads; ++t) b.f[t].state = RUNNABLE;
             continue;
         }
-        if (resolve_warps(b) || runnable) continue;
+        if (resolve_warps(b) || resolve_warpgroups(b) || runnable) continue;
         if (!b.abandoned) report_stuck(b);
         b.abandoned = true;  // the fibers are dropped; their stacks are reused
         break;
@@ -414,7 +494,9 @@ inline const char* access_name(Access a) {
     return a == READ          ? block().reading
            : a == WRITE       ? "wrote"
            : a == ASYNC_ISSUE ? "started a cp.async to"
-                              : "landed a cp.async on";
+           : a == ASYNC_LAND  ? "landed a cp.async on"
+           : a == BULK_ISSUE  ? "started a cp.async.bulk to"
+                              : "landed a cp.async.bulk on";
 }
 
 // Checks an access of n bytes at p by the current thread and updates the
@@ -457,11 +539,11 @@ inline bool access(const void* p, int n, Access kind) {
                 }
             } else if (s.pending) {
                 const Who who(me), w(s.w_tid);
-                fail("%s %s byte %ld of shared region '%s' before the cp.async.wait_group of %s's copy to it: "
-                     "its data had not landed",
-                     who.s, b.reading, at + i, r->name, w.s);
+                fail("%s %s byte %ld of shared region '%s' before %s %s's copy to it: its data had not landed", who.s,
+                     b.reading, at + i, r->name,
+                     s.pending == 2 ? "the completion of the mbarrier phase of" : "the cp.async.wait_group of", w.s);
                 return true;
-            } else if (s.w_iv == b.iv && s.w_tid != me) {
+            } else if (s.w_iv == b.iv && s.w_tid != me && s.w_tid != kAsyncProxy) {
                 const Who who(me), w(s.w_tid);
                 fail("shared-memory race: %s %s byte %ld of shared region '%s', which %s wrote, with no barrier "
                      "between",
@@ -477,8 +559,22 @@ inline bool access(const void* p, int n, Access kind) {
             }
             continue;
         }
+        // A bulk copy lands through the async proxy: the mbarrier, not a
+        // barrier, orders it before its readers (who wait on the mbarrier).
+        if (kind == BULK_LAND) {
+            s.w_iv = b.iv;
+            s.w_tid = kAsyncProxy;
+            s.pending = 0;
+            continue;
+        }
+        if (written && s.pending == 2) {
+            const Who who(me), w(s.w_tid);
+            fail("%s %s byte %ld of shared region '%s', the destination of %s's cp.async.bulk in flight", who.s,
+                 access_name(kind), at + i, r->name, w.s);
+            return true;
+        }
         // A write: the issue of a cp.async writes the bytes from then on.
-        if (written && s.w_iv == b.iv && s.w_tid != me) {
+        if (written && s.w_iv == b.iv && s.w_tid != me && s.w_tid != kAsyncProxy) {
             const Who who(me), w(s.w_tid);
             fail("shared-memory race: %s and %s both wrote byte %ld of shared region '%s' with no barrier between",
                  w.s, who.s, at + i, r->name);
@@ -492,7 +588,7 @@ inline bool access(const void* p, int n, Access kind) {
         }
         s.w_iv = b.iv;
         s.w_tid = (unsigned short)me;
-        s.pending = kind == ASYNC_ISSUE;
+        s.pending = kind == ASYNC_ISSUE ? 1 : kind == BULK_ISSUE ? 2 : 0;
     }
     return true;
 }
@@ -787,6 +883,396 @@ inline void execute_ldmatrix(Block& b, int w) {
                 v |= (unsigned)m[i][row][col] << (16 * h);
             }
             lanes[l].a[i] = v;
+        }
+}
+
+// ---- wgmma (sm_90a): warpgroup MMA on shared-memory operands
+// The PTX ISA's wgmma.mma_async.sync.aligned.m64nNk16.f32.{f16,bf16}: the
+// 128 threads of a warpgroup (warps 4g..4g+3) compute D = A B + D (or
+// D = A B when scale-d is 0), A 64 x 16 and B 16 x N read from shared
+// memory through matrix descriptors, D in registers. Every instruction of
+// the family is .sync.aligned: all 128 threads execute it together, here a
+// rendezvous like a warp collective's. The product is computed at issue
+// from the bytes read there (through the checks), but a thread sees it only
+// at the wgmma.wait_group that covers its commit group: from the issue on
+// its accumulators hold kWgmmaPoison, and the operand bytes are read again
+// at the wait and must not have changed (the hardware reads them somewhere
+// in between).
+const unsigned kWgmmaPoison = 0x7fc0dead;  // a quiet NaN: an early read spoils the result
+
+inline const char* group_op_name(GroupOp op) {
+    return op == G_FENCE    ? "wgmma.fence"
+           : op == G_MMA    ? "wgmma.mma_async"
+           : op == G_COMMIT ? "wgmma.commit_group"
+                            : "wgmma.wait_group";
+}
+
+// A pointer into the block's shared memory as a .shared address (the
+// window's offset; the hardware's window is 2^18 bytes, a descriptor's
+// address field holds 18 bits).
+inline unsigned shared_address(const void* p) {
+    const long off = (const unsigned char*)p - block().window;
+    if ((off < 0 || off >= (1L << 18)) && !quiet()) {
+        const Who who(block().cur);
+        fail("%s: %p is not a shared-memory address a matrix descriptor can hold", who.s, p);
+    }
+    return (unsigned)off;
+}
+
+// A descriptor holds its address and offsets >> 4: each must be a 16-byte
+// multiple below 2^18, or the hardware reads elsewhere than meant.
+inline void check_descriptor(const void* start, unsigned lbo, unsigned sbo) {
+    const unsigned a = shared_address(start);
+    if (((a | lbo | sbo) & 15u || lbo >= (1u << 18) || sbo >= (1u << 18)) && !quiet()) {
+        const Who who(block().cur);
+        fail("%s: matrix descriptor with start address %u (byte %p), leading byte offset %u, stride byte offset %u: "
+             "each must be a multiple of 16 below 2^18",
+             who.s, a, start, lbo, sbo);
+    }
+}
+
+// The descriptor's fields as the hardware reads them: the start address,
+// the leading (K) and stride (M or N) byte offsets between core matrices,
+// each stored >> 4 in 14 bits; the matrix base offset (bits 49-51) and the
+// swizzle mode (bits 62-63: 0 none, 1 128B, 2 64B, 3 32B).
+struct Descriptor {
+    unsigned start, lbo, sbo, base, swizzle;
+};
+inline Descriptor decode_descriptor(unsigned long long d) {
+    Descriptor r;
+    r.start = (unsigned)(d & 0x3fff) << 4;
+    r.lbo = (unsigned)(d >> 16 & 0x3fff) << 4;
+    r.sbo = (unsigned)(d >> 32 & 0x3fff) << 4;
+    r.base = (unsigned)(d >> 49 & 7);
+    r.swizzle = (unsigned)(d >> 62 & 3);
+    return r;
+}
+// Without swizzling a K-major operand is a grid of core matrices, each 8
+// rows of 16 contiguous bytes (8 16-bit k values); element (r, k) of a
+// k16 step lies at start + (r / 8) sbo + (k / 8) lbo + (r % 8) 16 + (k % 8) 2.
+inline unsigned core_row_address(const Descriptor& d, int r, int khalf) {
+    return d.start + (unsigned)(r / 8) * d.sbo + (unsigned)khalf * d.lbo + (unsigned)(r % 8) * 16;
+}
+// Accumulator element i of warpgroup thread t (m64nNk16, f32 D): warp
+// w = t / 32 owns rows 16w..16w+15; lane (g, q) = (l / 4, l % 4) holds, of
+// each 8-column block j = i / 4, rows g and g + 8 (bit 1 of i), columns
+// 8j + 2q and 8j + 2q + 1 (bit 0 of i): mma.m16n8's C fragment per block.
+inline void wgmma_frag(int t, int i, int* row, int* col) {
+    const int w = t / kWarp, l = t % kWarp;
+    *row = 16 * w + l / 4 + 8 * ((i >> 1) & 1);
+    *col = 8 * (i / 4) + 2 * (l % 4) + (i & 1);
+}
+
+// This thread's part of warpgroup collective `op`.
+inline void group_op(GroupOp op) {
+    Block& b = block();
+    Fiber& f = b.f[b.cur];
+    f.gop = op;
+    f.state = AT_WARPGROUP;
+    yield();
+}
+inline void wgmma_fence() { group_op(G_FENCE); }
+inline void wgmma_commit() { group_op(G_COMMIT); }
+inline void wgmma_wait(int n) {
+    block().f[block().cur].wait_n = n;
+    group_op(G_WAIT);
+}
+inline void wgmma(float* d, unsigned long long da, unsigned long long db, int n, bool bf16, bool accumulate, Widen widen) {
+    Fiber& f = block().f[block().cur];
+    f.acc = d;
+    f.da = da;
+    f.db = db;
+    f.n = n;
+    f.bf16 = bf16;
+    f.widen = widen;
+    f.accumulate = accumulate;
+    group_op(G_MMA);
+}
+// A thread about to read its accumulators: no wgmma on them may be in flight.
+inline void wgmma_ready(const float* d) {
+    Block& b = block();
+    const Warpgroup& g = b.wg[b.cur / kWarpgroup];
+    for (const Wgmma& w : g.inflight)
+        if (w.acc[b.cur % kWarpgroup] == d && !quiet()) {
+            const Who who(b.cur);
+            fail("%s reads its wgmma accumulators before the wgmma.wait_group that covers the wgmma.mma_async "
+                 "writing them",
+                 who.s);
+            return;
+        }
+}
+
+// Reads rows 0..R-1 of a k16 step of a K-major operand into v (checked,
+// as by `reader`); false when the descriptor is not one the emulation
+// knows.
+inline bool read_operand(Block& b, int reader, unsigned long long desc, int R, unsigned short (*v)[16], bool check,
+                         const char* which) {
+    const Descriptor d = decode_descriptor(desc);
+    if (d.swizzle != 0 || d.base != 0) {
+        if (!quiet()) {
+            const Who who(reader);
+            fail("%s: wgmma.mma_async %s descriptor with swizzle mode %u and base offset %u: only the unswizzled "
+                 "canonical layout (both 0) is emulated",
+                 who.s, which, d.swizzle, d.base);
+        }
+        return false;
+    }
+    for (int r = 0; r < R; ++r)
+        for (int kh = 0; kh < 2; ++kh) {
+            unsigned char* p = b.window + core_row_address(d, r, kh);
+            if (check) {
+                if (core_row_address(d, r, kh) + 16 > kWindow) return false;
+                const int cur = b.cur;
+                b.cur = reader;
+                const bool ok = access(p, 16, READ);
+                b.cur = cur;
+                if (!ok) return false;
+            }
+            memcpy(&v[r][kh * 8], p, 16);
+        }
+    return true;
+}
+
+inline void execute_wgmma(Block& b, int g) {
+    Fiber* th = b.f + g * kWarpgroup;
+    Warpgroup& wg = b.wg[g];
+    const Fiber& f0 = th[0];
+    for (int t = 1; t < kWarpgroup; ++t) {
+        const Fiber& f = th[t];
+        if ((f.da != f0.da || f.db != f0.db || f.n != f0.n || f.bf16 != f0.bf16 || f.accumulate != f0.accumulate) &&
+            !quiet()) {
+            const Who who(g * kWarpgroup + t), first(g * kWarpgroup);
+            fail("%s: wgmma.mma_async with descriptors, shape, type or scale-d other than %s's, the first of its "
+                 "warpgroup's",
+                 who.s, first.s);
+            return;
+        }
+    }
+    if (!wg.fenced && !quiet()) {
+        const Who who(g * kWarpgroup);
+        fail("%s: wgmma.mma_async without a wgmma.fence since the warpgroup's registers were last its own (the "
+             "task's start or a wgmma.wait_group)",
+             who.s);
+        return;
+    }
+    const int n = f0.n;
+    if ((n < 8 || n > 256 || n % 8) && !quiet()) {
+        fail("wgmma.mma_async.m64n%dk16: N must be a multiple of 8 from 8 to 256", n);
+        return;
+    }
+    wg.inflight.emplace_back();
+    Wgmma& w = wg.inflight.back();
+    w.group = wg.committed;
+    w.n = n;
+    w.da = f0.da;
+    w.db = f0.db;
+    const char* reading = b.reading;
+    b.reading = "read (wgmma.mma_async)";
+    const bool ok = read_operand(b, g * kWarpgroup, w.da, 64, w.a, true, "A") &&
+                    read_operand(b, g * kWarpgroup, w.db, n, w.b, true, "B");
+    b.reading = reading;
+    double A[64][16], B[256][16];
+    for (int r = 0; r < 64; ++r)
+        for (int k = 0; k < 16; ++k) A[r][k] = ok ? f0.widen(w.a[r][k]) : 0.0;
+    for (int c = 0; c < n; ++c)
+        for (int k = 0; k < 16; ++k) B[c][k] = ok ? f0.widen(w.b[c][k]) : 0.0;
+    for (int t = 0; t < kWarpgroup; ++t) {
+        float* acc = th[t].acc;
+        w.acc[t] = acc;
+        const Wgmma* prior = nullptr;  // an earlier wgmma in flight on the same registers: its D is this C
+        for (size_t i = 0; i + 1 < wg.inflight.size(); ++i)
+            if (wg.inflight[i].acc[t] == acc) prior = &wg.inflight[i];
+        int row, col;
+        for (int i = 0; i < n / 2; ++i) {
+            wgmma_frag(t, i, &row, &col);
+            double s = !f0.accumulate ? 0.0 : prior ? prior->result[t][i] : acc[i];
+            for (int k = 0; k < 16; ++k) s += A[row][k] * B[col][k];
+            w.result[t][i] = (float)s;
+        }
+        for (int i = 0; i < n / 2; ++i) memcpy(acc + i, &kWgmmaPoison, 4);
+    }
+}
+
+// wgmma.wait_group n: the warpgroup's wgmma of every commit group but the
+// newest n complete; their results reach the registers.
+inline void execute_wgmma_wait(Block& b, int g) {
+    Fiber* th = b.f + g * kWarpgroup;
+    Warpgroup& wg = b.wg[g];
+    const int n = th[0].wait_n;
+    for (int t = 1; t < kWarpgroup; ++t)
+        if (th[t].wait_n != n && !quiet()) {
+            const Who who(g * kWarpgroup + t);
+            fail("%s: wgmma.wait_group %d while the first thread of its warpgroup waits for %d", who.s, th[t].wait_n, n);
+            return;
+        }
+    size_t done = 0;
+    while (done < wg.inflight.size() && wg.inflight[done].group + (unsigned)n < wg.committed) ++done;
+    for (size_t i = 0; i < done; ++i) {
+        Wgmma& w = wg.inflight[i];
+        unsigned short a[64][16], bb[256][16];
+        const bool same = read_operand(b, g * kWarpgroup, w.da, 64, a, false, "A") &&
+                          read_operand(b, g * kWarpgroup, w.db, w.n, bb, false, "B") &&
+                          memcmp(a, w.a, sizeof a) == 0 && memcmp(bb, w.b, sizeof(bb[0]) * (size_t)w.n) == 0;
+        if (!same && !quiet()) {
+            const Who who(g * kWarpgroup);
+            fail("%s: the shared memory a wgmma.mma_async of its warpgroup reads changed before the "
+                 "wgmma.wait_group that covers it",
+                 who.s);
+        }
+        for (int t = 0; t < kWarpgroup; ++t) {
+            // A later wgmma on these registers (completing now too, or still in
+            // flight): its D, computed from this one's, is what they will hold.
+            bool later = false;
+            for (size_t j = i + 1; j < wg.inflight.size(); ++j) later = later || wg.inflight[j].acc[t] == w.acc[t];
+            for (int e = 0; e < w.n / 2 && !quiet(); ++e)
+                if (memcmp(w.acc[t] + e, &kWgmmaPoison, 4) != 0) {
+                    const Who who(g * kWarpgroup + t);
+                    fail("%s wrote accumulator %d of a wgmma.mma_async in flight before its wgmma.wait_group", who.s,
+                         e);
+                }
+            if (!later) memcpy(w.acc[t], w.result[t], sizeof(float) * (size_t)(w.n / 2));
+        }
+    }
+    wg.inflight.erase(wg.inflight.begin(), wg.inflight.begin() + (long)done);
+    wg.fenced = false;  // the registers are the threads' again: the next wgmma needs a fence
+}
+
+// Completes the warpgroup collectives all 128 threads of a warpgroup
+// reached; a warpgroup thread that ended the task is reported.
+inline bool resolve_warpgroups(Block& b) {
+    bool progressed = false;
+    for (int g = 0; g < kWarpgroups; ++g) {
+        Fiber* th = b.f + g * kWarpgroup;
+        int at = 0, exited = -1;
+        GroupOp op = G_FENCE;
+        for (int t = 0; t < kWarpgroup; ++t) {
+            if (th[t].state == AT_WARPGROUP && (at == 0 || th[t].gop == op)) op = th[t].gop, ++at;
+            if (th[t].state == EXITED) exited = t;
+        }
+        if (at == 0) continue;
+        if (exited >= 0 && !quiet()) {
+            const Who who(g * kWarpgroup + exited);
+            fail("%s had ended the task while its warpgroup waits at %s (a .sync.aligned warpgroup instruction)", who.s,
+                 group_op_name(op));
+            b.abandoned = true;
+            return false;
+        }
+        if (at < kWarpgroup) continue;
+        if (op == G_FENCE) b.wg[g].fenced = true;
+        if (op == G_COMMIT) ++b.wg[g].committed;
+        if (op == G_MMA) execute_wgmma(b, g);
+        if (op == G_WAIT) execute_wgmma_wait(b, g);
+        for (int t = 0; t < kWarpgroup; ++t) th[t].state = RUNNABLE;
+        progressed = true;
+    }
+    return progressed;
+}
+
+// ---- mbarrier and cp.async.bulk (the TMA engine's 1-D copies)
+// An mbarrier's phase completes when its pending arrivals and its
+// transaction count (bytes announced by arrive.expect_tx less bytes its
+// bulk copies completed) are both zero; its bulk copies land then, and the
+// next phase begins with the init count. try_wait.parity p is true once
+// the phase of parity p has completed (the current phase's parity is not p).
+inline Mbar* find_mbar(const void* bar, const char* what) {
+    Block& b = block();
+    for (Mbar& m : b.mbars)
+        if (m.at == bar) return &m;
+    if (!quiet()) {
+        const Who who(b.cur);
+        fail("%s: %s on %p, which no mbarrier.init of this task initialised", who.s, what, bar);
+    }
+    return nullptr;
+}
+inline void mbarrier_init(void* bar, int count) {
+    Block& b = block();
+    if ((((unsigned long long)bar & 7) || count < 1) && !quiet()) {
+        const Who who(b.cur);
+        fail("%s: mbarrier.init at %p with count %d: the object must be 8-byte aligned, the count at least 1", who.s, bar,
+             count);
+        return;
+    }
+    if (!access(bar, 8, WRITE)) return;
+    memset(bar, 0, 8);
+    for (size_t i = 0; i < b.mbars.size(); ++i)
+        if (b.mbars[i].at == bar) b.mbars.erase(b.mbars.begin() + (long)i);
+    Mbar m;
+    m.at = bar;
+    m.count = m.pending = count;
+    m.tx = 0;
+    m.phase = 0;
+    b.mbars.push_back(m);
+}
+inline void mbarrier_try_complete(Mbar& m) {
+    if (m.pending != 0 || m.tx != 0) return;
+    for (BulkCopy& c : m.copies)
+        if (access(c.dst, (int)c.data.size(), BULK_LAND)) memcpy(c.dst, c.data.data(), c.data.size());
+    m.copies.clear();
+    m.phase ^= 1u;
+    m.pending = m.count;
+}
+inline void mbarrier_arrive_expect_tx(void* bar, unsigned tx) {
+    Mbar* m = find_mbar(bar, "mbarrier.arrive");
+    if (!m) return;
+    m->tx += tx;
+    --m->pending;
+    mbarrier_try_complete(*m);
+}
+inline bool mbarrier_try_wait_parity(void* bar, unsigned parity) {
+    Block& b = block();
+    Fiber& f = b.f[b.cur];
+    Mbar* m = find_mbar(bar, "mbarrier.try_wait.parity");
+    if (!m || (m->phase & 1u) != (parity & 1u)) {
+        f.spins = 0;
+        return true;
+    }
+    if (++f.spins > (1 << 16) && !quiet()) {  // every other thread ran that often meanwhile
+        const Who who(b.cur);
+        fail("%s waits on an mbarrier whose phase of parity %u never completes (arrivals or bulk-copy bytes missing)",
+             who.s, parity & 1u);
+    }
+    yield();  // the block's other threads run (the arrivals and copies this one waits for)
+    return quiet();  // after a failure nothing waits
+}
+// cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes: `bytes`
+// (a non-zero multiple of 16) from global src to shared dst, both 16-byte
+// aligned; completes `bytes` of bar's transaction count. Until bar's phase
+// completes dst holds poison, and reading or writing it is an error.
+inline void bulk_copy(void* dst, const void* src, unsigned bytes, void* bar) {
+    Block& b = block();
+    if ((bytes == 0 || bytes % 16 || ((unsigned long long)dst & 15) || ((unsigned long long)src & 15)) && !quiet()) {
+        const Who who(b.cur);
+        fail("%s: cp.async.bulk of %u bytes from %p to %p: the size must be a non-zero multiple of 16, both addresses "
+             "16-byte aligned",
+             who.s, bytes, src, dst);
+        return;
+    }
+    Mbar* m = find_mbar(bar, "cp.async.bulk");
+    if (!m || !access(dst, (int)bytes, BULK_ISSUE)) return;
+    BulkCopy c;
+    c.dst = (unsigned char*)dst;
+    c.data.assign((const unsigned char*)src, (const unsigned char*)src + bytes);
+    c.tid = b.cur;
+    if (g_checks) memset(dst, 0xff, bytes);
+    m->copies.push_back(c);
+    m->tx -= bytes;
+    mbarrier_try_complete(*m);
+}
+
+// After every thread ended the task: nothing asynchronous may be left.
+inline void end_of_task(Block& b) {
+    if (quiet()) return;
+    for (int g = 0; g < kWarpgroups; ++g)
+        if (!b.wg[g].inflight.empty()) {
+            fail("warpgroup %d ended the task with %d wgmma.mma_async in flight (wgmma.wait_group missing)", g,
+                 (int)b.wg[g].inflight.size());
+            return;
+        }
+    for (const Mbar& m : b.mbars)
+        if (!m.copies.empty()) {
+            const Who who(m.copies[0].tid);
+            fail("%s's cp.async.bulk never landed: the task ended before its mbarrier's phase completed", who.s);
+            return;
         }
 }
 

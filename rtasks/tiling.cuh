@@ -216,7 +216,25 @@ ANVIL_FACT constexpr int anvil_mm_tc_format(int algo) {
     return algo == ANVIL_MM_TENSOR_TF32 ? ANVIL_TC_TF32 : algo == ANVIL_MM_TENSOR_3XTF32 ? ANVIL_TC_3XTF32 : ANVIL_TC_F16;
 }
 ANVIL_FACT constexpr bool anvil_mm_on_tensor_cores(int algo) {
-    return algo == ANVIL_MM_TENSOR || algo == ANVIL_MM_TENSOR_TF32 || algo == ANVIL_MM_TENSOR_3XTF32;
+    return algo == ANVIL_MM_TENSOR || algo == ANVIL_MM_TENSOR_TF32 || algo == ANVIL_MM_TENSOR_3XTF32 ||
+           algo == ANVIL_MM_WGMMA;
+}
+
+// Hopper wgmma tiles (matmul_wgmma.cuh): BM 128 (two warpgroups of 64
+// rows), BN 64 or 128 (the instruction's N), BK a multiple of 16 up to 64,
+// 3 or 4 stages of (BM + BN) x BK halves; without wgmma the variant runs
+// the mma.sync tile with BK = ANVIL_WGMMA_FALLBACK_BK in 3 stages.
+#define ANVIL_WGMMA_FALLBACK_BK 16  // the widest mma.sync tiles spill one step deeper (variants.cpp)
+ANVIL_FACT constexpr bool anvil_wgmma_tile_ok(int bm, int bn, int bk) {
+    return bm == 128 && (bn == 64 || bn == 128) && bk >= 16 && bk <= 64 && bk % 16 == 0;
+}
+ANVIL_FACT constexpr bool anvil_wgmma_stages_ok(int stages) { return stages >= 3 && stages <= ANVIL_TC_MAX_STAGES; }
+ANVIL_FACT constexpr int anvil_wgmma_smem_bytes(int bm, int bn, int bk, int stages) { return (bm + bn) * bk * 2 * stages; }
+// Its own stages, or its fallbacks' (the device below sm_90a, the host).
+ANVIL_FACT constexpr int anvil_wgmma_tile_smem_bytes(int bm, int bn, int bk, int stages) {
+    return anvil_max_int(anvil_wgmma_smem_bytes(bm, bn, bk, stages),
+                         anvil_max_int(anvil_tc_smem_bytes(bm, bn, ANVIL_WGMMA_FALLBACK_BK),
+                                       anvil_mm_smem_bytes(bm, bn, ANVIL_TC_FALLBACK_BK)));
 }
 
 // The statistics pass of a norm of A's rows (a_norm.cuh): where A's rows
@@ -239,7 +257,9 @@ ANVIL_FACT constexpr int anvil_matmul_tile_smem_bytes(int algo, int row_op, int 
     return anvil_a_norm_stats_bytes(a_norm, bm) +
            (algo == ANVIL_MM_GEMV ? anvil_gemv_smem_bytes(ANVIL_BLOCK_THREADS, gemv_x_bytes)
                                   : anvil_max_int(row_op != ANVIL_MM_ROW_NONE ? anvil_mm_row_smem_bytes(bm, bn) : 0,
-                                                  anvil_mm_on_tensor_cores(algo)
+                                                  algo == ANVIL_MM_WGMMA
+                                                      ? anvil_wgmma_tile_smem_bytes(bm, bn, bk, anvil_tc_stages(stages))
+                                                  : anvil_mm_on_tensor_cores(algo)
                                                       ? anvil_max_int(anvil_mm_smem_bytes(bm, bn, ANVIL_TC_FALLBACK_BK),
                                                                       anvil_tc_smem_bytes(bm, bn, bk, anvil_mm_tc_format(algo), anvil_tc_stages(stages)))
                                                       : anvil_mm_smem_bytes(bm, bn, bk)));

@@ -69,6 +69,7 @@ inline TileGraph split_every_matmul(const TileGraph& fused, int ways, int algo) 
         ROp& op = tg.rops[r];
         const auto& p = std::get<MatmulParams>(op.params);
         if (algo == ANVIL_MM_TENSOR && tensor_core_operands(op)) op = on_tensor_cores(op, 32, 32, 32);
+        else if (algo == ANVIL_MM_WGMMA && tensor_core_operands(op) && !p.a_norm) op = on_wgmma(op, 64, 32, 3);
         else if (algo == ANVIL_MM_GEMV && p.M <= ANVIL_GEMV_MAX_M) op = as_gemv(op, 16);
         else if (algo != ANVIL_MM_GEMV) op = retile(op, 32, 32, deepest_bk(op, 32, 32, default_gpu()));
         const int K = std::get<MatmulParams>(op.params).K;

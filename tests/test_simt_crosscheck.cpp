@@ -4,7 +4,10 @@
 // and cvt.rna.tf32.f32, the warp
 // shuffles and block collectives, cp.async.cg and cp.async.ca of 4, 8 and
 // 16 bytes with zero-fill and their commit/wait groups, ldmatrix x1, x2 and
-// x4 with and without .trans), compiled with NVRTC and run on the device through
+// x4 with and without .trans; on sm_90a wgmma.mma_async m64n64k16 and
+// m64n128k16 in f16 and bf16 with its fence/commit/wait and shared-memory
+// descriptors, mbarrier init/arrive.expect_tx/try_wait.parity and
+// cp.async.bulk), compiled with NVRTC and run on the device through
 // the driver, and compiled in the simt configuration (the module
 // crosscheck/simt_module.cpp, built beside this binary) and run on the
 // emulator, on the same random inputs. Inputs whose products and sums are
@@ -57,6 +60,9 @@ std::string crosscheck_source() {
 
 const char* const kKernels[] = {"xc_mma_f16",  "xc_mma_bf16",    "xc_mma_tf32", "xc_cvt_tf32", "xc_collectives",
                                 "xc_cp_async", "xc_cp_async_ca", "xc_ldmatrix"};
+// Hopper's own (sm_90a only: a device of compute capability 9.0 runs them).
+const char* const kHopperKernels[] = {"xc_wgmma_n64_f16", "xc_wgmma_n64_bf16", "xc_wgmma_n128_f16", "xc_wgmma_n128_bf16",
+                                      "xc_bulk_copy"};
 
 // The kernels in the simt configuration: the module built beside this binary.
 class SimtKernels {
@@ -92,7 +98,10 @@ public:
         cuda_check(drv_, drv_.cuDeviceGet(&dev_, 0), "cuDeviceGet");
         cuda_check(drv_, drv_.cuDevicePrimaryCtxRetain(&ctx_, dev_), "cuDevicePrimaryCtxRetain");
         cuda_check(drv_, drv_.cuCtxSetCurrent(ctx_), "cuCtxSetCurrent");
-        const CubinResult cubin = compile_nvrtc(crosscheck_source(), cuda_device_arch(0));
+        // sm_90 as sm_90a: the same kernels plus Hopper's wgmma and bulk copies.
+        arch_ = cuda_device_arch(0);
+        if (arch_ == "sm_90") arch_ = "sm_90a";
+        const CubinResult cubin = compile_nvrtc(crosscheck_source(), arch_);
         cuda_check(drv_, drv_.cuModuleLoadData(&module_, cubin.cubin.data()), "cuModuleLoadData");
     }
     ~DeviceKernels() {
@@ -119,7 +128,10 @@ public:
         return out;
     }
 
+    bool hopper() const { return arch_ == "sm_90a"; }
+
 private:
+    std::string arch_;
     const CudaDriver& drv_;
     CUdevice dev_ = 0;
     CUcontext ctx_ = nullptr;
@@ -393,6 +405,57 @@ Bytes ldmatrix_reference(const Bytes& in) {
     return out;
 }
 
+// ---- wgmma: A (64 x 16 halves) at 0, B (N x 16 halves, [n][k]) at 2048,
+// C (2 x 64 x N floats) at 8192; D (2 x 64 x N floats) out. Values as
+// mma_input's: exact (every sum exact in f32) or general.
+const size_t kWgIn = 8192 + 2 * 64 * 128 * 4;
+size_t wgmma_out_bytes(int n) { return 2 * 64 * static_cast<size_t>(n) * 4; }
+
+Bytes wgmma_input(std::mt19937& rng, int n, bool bf16, bool exact) {
+    Bytes in(kWgIn);
+    std::uniform_int_distribution<int> small(-15, 15), shift(-3, 0), c_int(-1000, 1000), exponent(-6, 0), sign(0, 1);
+    std::uniform_real_distribution<float> mantissa(0.5f, 1.0f);
+    auto general = [&]() { return (sign(rng) ? -1.0f : 1.0f) * std::ldexp(mantissa(rng), exponent(rng)); };
+    for (int i = 0; i < (64 + n) * 16; ++i)
+        put<unsigned short>(in, i, to_half(exact ? std::ldexp(static_cast<float>(small(rng)), shift(rng)) : general(), bf16));
+    for (int i = 0; i < 2 * 64 * n; ++i)
+        put<float>(in, 2048 + i, exact ? std::ldexp(static_cast<float>(c_int(rng)), -6) : general());
+    return in;
+}
+
+// The PTX ISA's definition: warpgroup 0 D = A B + C, warpgroup 1 D = A B,
+// each sum in double rounded once, and the magnitudes' sum per element.
+void wgmma_reference(const Bytes& in, int n, bool bf16, std::vector<float>* d, std::vector<double>* scale) {
+    d->assign(2 * 64 * n, 0);
+    scale->assign(2 * 64 * n, 0);
+    for (int g = 0; g < 2; ++g)
+        for (int r = 0; r < 64; ++r)
+            for (int c = 0; c < n; ++c) {
+                const size_t at = (g * 64 + r) * n + c;
+                double s = g == 0 ? word<float>(in, 2048 + at) : 0.0, m = std::fabs(s);
+                for (int k = 0; k < 16; ++k) {
+                    const double p = from_half(word<unsigned short>(in, r * 16 + k), bf16) *
+                                     from_half(word<unsigned short>(in, 1024 + c * 16 + k), bf16);
+                    s += p;
+                    m += std::fabs(p);
+                }
+                (*d)[at] = static_cast<float>(s);
+                (*scale)[at] = m;
+            }
+}
+
+// ---- bulk copy: 4096 random bytes in; 32 bytes per thread out
+const size_t kBulkIn = 4096, kBulkOut = 256 * 32;
+Bytes bulk_reference(const Bytes& in) {
+    Bytes out(kBulkOut);
+    for (int t = 0; t < 256; ++t)
+        for (int i = 0; i < 16; ++i) {
+            out[32 * t + i] = in[16 * ((t + 37) % 256) + i];
+            out[32 * t + 16 + i] = in[16 + 16 * (t % 3) + i];
+        }
+    return out;
+}
+
 // The first differing byte of two results, as text ("" when equal).
 std::string first_difference(const Bytes& a, const Bytes& b) {
     if (a.size() != b.size()) return "sizes differ";
@@ -413,6 +476,43 @@ TEST_CASE("crosscheck: the wrapper kernels compile with NVRTC for sm_90", "[simt
         INFO(kernel);
         CHECK(found);
     }
+}
+
+TEST_CASE("crosscheck: the wrapper kernels compile with NVRTC for sm_90a, Hopper's wgmma and bulk copies too",
+          "[simt][crosscheck][wgmma][compile]") {
+    const CubinResult r = compile_nvrtc(crosscheck_source(), "sm_90a");
+    CHECK(!r.cubin.empty());
+    for (const char* kernel : kHopperKernels) {
+        const KernelResources* found = nullptr;
+        for (const KernelResources& k : r.kernels)
+            if (k.name == kernel) found = &k;
+        INFO(kernel);
+        REQUIRE(found != nullptr);
+        CHECK(found->spill_stores == 0);
+    }
+}
+
+TEST_CASE("crosscheck: the emulated wgmma and bulk copies agree with plain C++", "[simt][crosscheck][wgmma]") {
+    const SimtKernels simt;
+    std::mt19937 rng(20261128);
+    for (int n : {64, 128})
+        for (bool bf16 : {false, true})
+            for (bool exact : {true, false}) {
+                CAPTURE(n, bf16, exact);
+                const std::string kernel = "xc_wgmma_n" + std::to_string(n) + (bf16 ? "_bf16" : "_f16");
+                const Bytes in = wgmma_input(rng, n, bf16, exact);
+                const Bytes out = simt.run(kernel.c_str(), in, wgmma_out_bytes(n));
+                std::vector<float> d;
+                std::vector<double> scale;
+                wgmma_reference(in, n, bf16, &d, &scale);
+                for (size_t i = 0; i < d.size(); ++i) {
+                    INFO("warpgroup " << i / (64 * n) << " D[" << i % (64 * n) / n << "][" << i % n << "]");
+                    REQUIRE(word<float>(out, i) == d[i]);
+                }
+            }
+    Bytes bulk(kBulkIn);
+    for (unsigned char& b : bulk) b = static_cast<unsigned char>(std::uniform_int_distribution<int>(0, 255)(rng));
+    CHECK(first_difference(simt.run("xc_bulk_copy", bulk, kBulkOut), bulk_reference(bulk)) == "");
 }
 
 TEST_CASE("crosscheck: the emulated wrappers agree with plain C++", "[simt][crosscheck]") {
@@ -512,5 +612,31 @@ TEST_CASE("crosscheck: the device and the emulator agree on every wrapper", "[gp
               "");
         const Bytes ld = ldmatrix_input(rng);
         CHECK(first_difference(device.run("xc_ldmatrix", ld, kLdOut), simt.run("xc_ldmatrix", ld, kLdOut)) == "");
+        if (!device.hopper()) continue;
+        // wgmma and the bulk copy: before ANVIL_MM_WGMMA may become a default.
+        for (int n : {64, 128})
+            for (bool bf16 : {false, true})
+                for (bool exact : {true, false}) {
+                    CAPTURE(n, bf16, exact);
+                    const std::string kernel = "xc_wgmma_n" + std::to_string(n) + (bf16 ? "_bf16" : "_f16");
+                    const Bytes in = wgmma_input(rng, n, bf16, exact);
+                    const Bytes on_device = device.run(kernel.c_str(), in, wgmma_out_bytes(n)),
+                                emulated = simt.run(kernel.c_str(), in, wgmma_out_bytes(n));
+                    if (exact) {
+                        CHECK(first_difference(on_device, emulated) == "");
+                        continue;
+                    }
+                    std::vector<float> d;
+                    std::vector<double> scale;
+                    wgmma_reference(in, n, bf16, &d, &scale);
+                    for (size_t i = 0; i < d.size(); ++i) {
+                        INFO("warpgroup " << i / (64 * n) << " D[" << i % (64 * n) / n << "][" << i % n << "]: device "
+                                          << word<float>(on_device, i) << ", emulated " << word<float>(emulated, i));
+                        REQUIRE(std::fabs(word<float>(on_device, i) - word<float>(emulated, i)) <= 1e-5 * scale[i]);
+                    }
+                }
+        Bytes bulk(kBulkIn);
+        for (unsigned char& b : bulk) b = static_cast<unsigned char>(std::uniform_int_distribution<int>(0, 255)(rng));
+        CHECK(first_difference(device.run("xc_bulk_copy", bulk, kBulkOut), simt.run("xc_bulk_copy", bulk, kBulkOut)) == "");
     }
 }

@@ -441,3 +441,265 @@ TEST_CASE("simt emulator: cp.async.ca of 4, 8 and 16 bytes with zero-fill", "[si
     });
     CHECK_THAT(report, Catch::Contains("cp.async.ca of 8 bytes") && Catch::Contains("aligned"));
 }
+
+// ---- wgmma, mbarriers and cp.async.bulk (sm_90a)
+namespace {
+
+// A K-major operand of R rows x 16 k in wgmma's canonical unswizzled layout
+// at `base`: core matrix (r / 8, k / 8) at (r / 8) sbo + (k / 8) lbo bytes,
+// its row r % 8 16 bytes at (r % 8) 16. Written by the block's threads.
+void stage_operand(unsigned char* base, const unsigned short (*v)[16], int R, int lbo, int sbo) {
+    for (int e = anvil_thread(); e < R * 16; e += ANVIL_THREADS) {
+        const int r = e / 16, k = e % 16;
+        anvil_sts((unsigned short*)(base + (r / 8) * sbo + (k / 8) * lbo + (r % 8) * 16 + (k % 8) * 2), v[r][k]);
+    }
+}
+
+// D[row][col] of warpgroup thread t's accumulator i, from the PTX ISA's
+// figure of the m64nNk16 D fragment: rows 16w + l / 4 (+ 8 for i % 4 >= 2),
+// columns 8 (i / 4) + 2 (l % 4) (+ 1 for odd i).
+void d_fragment(int t, int i, int* row, int* col) {
+    const int w = (t % 128) / 32, l = t % 32;
+    *row = 16 * w + l / 4 + ((i % 4) >= 2 ? 8 : 0);
+    *col = 8 * (i / 4) + 2 * (l % 4) + (i % 2);
+}
+
+template <int N>
+void check_wgmma(bool bf16) {
+    CAPTURE(N, bf16);
+    std::mt19937 rng(21 + N);
+    std::uniform_real_distribution<float> dist(-2.0f, 2.0f);
+    static unsigned short A[64][16], B[256][16];
+    static float C[2][64][256], D[2][64][256];
+    for (int r = 0; r < 64; ++r)
+        for (int k = 0; k < 16; ++k) A[r][k] = half_bits(dist(rng), bf16);
+    for (int c = 0; c < N; ++c)
+        for (int k = 0; k < 16; ++k) B[c][k] = half_bits(dist(rng), bf16);
+    for (int g = 0; g < 2; ++g)
+        for (int r = 0; r < 64; ++r)
+            for (int c = 0; c < N; ++c) C[g][r][c] = dist(rng);
+    // A: k halves side by side (lbo 128, sbo 256); B: all row groups of k
+    // half 0, then of k half 1 (lbo N / 8 x 128, sbo 128). Warpgroup 0
+    // accumulates onto C, warpgroup 1 (scale-d 0) does not.
+    const std::string report = run([&]() -> bool {
+        const int t = anvil_thread(), g = t / 128;
+        unsigned char* smem = (unsigned char*)anvil_block_smem();
+        stage_operand(smem, A, 64, 128, 256);
+        stage_operand(smem + 2048, B, N, N / 8 * 128, 128);
+        anvil_fence_proxy_async();
+        anvil_barrier();
+        float d[N / 2];
+        int row, col;
+        for (int i = 0; i < N / 2; ++i) d_fragment(t, i, &row, &col), d[i] = C[g][row][col];
+        anvil_wgmma_fence();
+        anvil_wgmma<N>(d, anvil_wgmma_desc(smem, 128, 256), anvil_wgmma_desc(smem + 2048, N / 8 * 128, 128), bf16, g == 0);
+        anvil_wgmma_commit();
+        anvil_wgmma_wait<0>();
+        anvil_wgmma_ready<N>(d);
+        for (int i = 0; i < N / 2; ++i) d_fragment(t, i, &row, &col), D[g][row][col] = d[i];
+        return true;
+    });
+    CHECK(report == "");
+    int wrong = 0;
+    for (int g = 0; g < 2; ++g)
+        for (int r = 0; r < 64; ++r)
+            for (int c = 0; c < N; ++c) {
+                double s = g == 0 ? C[g][r][c] : 0.0;
+                for (int k = 0; k < 16; ++k) s += (double)half_value(A[r][k], bf16) * half_value(B[c][k], bf16);
+                wrong += D[g][r][c] != (float)s;
+            }
+    CHECK(wrong == 0);
+}
+
+}  // namespace
+
+TEST_CASE("simt emulator: a matrix descriptor decodes as the PTX ISA lays it out", "[simt][emulator][wgmma]") {
+    // Bits 0-13: start >> 4; 16-29: leading byte offset >> 4; 32-45: stride
+    // byte offset >> 4; 49-51 base offset; 62-63 swizzle.
+    const unsigned long long d = 0x123ull | 0x8ull << 16 | 0x40ull << 32 | 1ull << 62;
+    const anvil_simt::Descriptor x = anvil_simt::decode_descriptor(d);
+    CHECK(x.start == 0x1230);
+    CHECK(x.lbo == 128);
+    CHECK(x.sbo == 1024);
+    CHECK(x.base == 0);
+    CHECK(x.swizzle == 1);
+    // Element (r, k): row r % 8 of core matrix (r / 8, k / 8).
+    CHECK(anvil_simt::core_row_address(x, 0, 0) == 0x1230);
+    CHECK(anvil_simt::core_row_address(x, 9, 1) == 0x1230 + 1024 + 128 + 16);
+    CHECK(anvil_simt::core_row_address(x, 63, 0) == 0x1230 + 7 * 1024 + 7 * 16);
+    // anvil_wgmma_desc encodes a shared address and both offsets.
+    unsigned long long made = 0;
+    unsigned at = 0;
+    const std::string report = run([&]() -> bool {
+        unsigned char* smem = (unsigned char*)anvil_block_smem();
+        if (anvil_thread() == 0) made = anvil_wgmma_desc(smem + 256, 128, 2048), at = anvil_shared_address(smem + 256);
+        return true;
+    });
+    CHECK(report == "");
+    CHECK(made == ((unsigned long long)(at >> 4) | 8ull << 16 | 128ull << 32));
+    // The accumulator fragment, from the ISA's m64nNk16 D figure: thread 0
+    // holds D[0][0], D[0][1], D[8][0], D[8][1], D[0][8]; thread 37 (warp 1
+    // lane 5) D[17][2]; thread 127's last of N = 64 D[63][63].
+    int row, col;
+    anvil_simt::wgmma_frag(0, 4, &row, &col);
+    CHECK((row == 0 && col == 8));
+    anvil_simt::wgmma_frag(0, 2, &row, &col);
+    CHECK((row == 8 && col == 0));
+    anvil_simt::wgmma_frag(37, 0, &row, &col);
+    CHECK((row == 17 && col == 2));
+    anvil_simt::wgmma_frag(127, 31, &row, &col);
+    CHECK((row == 63 && col == 63));
+}
+
+TEST_CASE("simt emulator: wgmma m64n64k16 and m64n128k16 compute A x B + C per warpgroup", "[simt][emulator][wgmma]") {
+    const bool bf16 = GENERATE(false, true);
+    check_wgmma<64>(bf16);
+    check_wgmma<128>(bf16);
+}
+
+TEST_CASE("simt emulator: chained wgmma land at the wait_group that covers them", "[simt][emulator][wgmma]") {
+    static unsigned short A[64][16], B[64][16];
+    std::mt19937 rng(5);
+    std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+    for (int r = 0; r < 64; ++r)
+        for (int k = 0; k < 16; ++k) A[r][k] = half_bits(dist(rng), false), B[r][k] = half_bits(dist(rng), false);
+    static float after_first[256], final_d[256][32];
+    // Two groups on the same accumulators: after wait<1> the second is in
+    // flight and the registers are still its (poison); after wait<0> they
+    // hold A B + A B. (`same_group`: both in one group, one wait<0>.)
+    const bool same_group = GENERATE(false, true);
+    CAPTURE(same_group);
+    const std::string report = run([&]() -> bool {
+        const int t = anvil_thread();
+        unsigned char* smem = (unsigned char*)anvil_block_smem();
+        stage_operand(smem, A, 64, 128, 256);
+        stage_operand(smem + 2048, B, 64, 128, 256);
+        anvil_barrier();
+        float d[32];
+        const unsigned long long da = anvil_wgmma_desc(smem, 128, 256), db = anvil_wgmma_desc(smem + 2048, 128, 256);
+        anvil_wgmma_fence();
+        anvil_wgmma<64>(d, da, db, false, false);
+        if (!same_group) anvil_wgmma_commit();
+        anvil_wgmma<64>(d, da, db, false, true);
+        anvil_wgmma_commit();
+        anvil_wgmma_wait<1>();
+        after_first[t] = d[0];
+        anvil_wgmma_wait<0>();
+        for (int i = 0; i < 32; ++i) final_d[t][i] = d[i];
+        return true;
+    });
+    CHECK(report == "");
+    int wrong = 0, unpoisoned = 0;
+    for (int t = 0; t < 256; ++t) {
+        unpoisoned += !std::isnan(after_first[t]);
+        for (int i = 0; i < 32; ++i) {
+            int row, col;
+            d_fragment(t, i, &row, &col);
+            double s = 0;
+            for (int k = 0; k < 16; ++k) s += (double)half_value(A[row][k], false) * half_value(B[col][k], false);
+            const float once = (float)s;
+            wrong += final_d[t][i] != (float)((double)once + s);
+        }
+    }
+    CHECK(unpoisoned == 0);  // one group or two: wait<1> leaves the last in flight
+    CHECK(wrong == 0);
+}
+
+TEST_CASE("simt emulator: wgmma misuse is refused", "[simt][emulator][wgmma]") {
+    static unsigned short A[64][16];
+    for (int r = 0; r < 64; ++r)
+        for (int k = 0; k < 16; ++k) A[r][k] = half_bits(0.25f * (float)((r + k) % 7), false);
+    // mutation: what the otherwise correct body does wrong.
+    const std::string mutation = GENERATE(as<std::string>{}, "misaligned", "no fence", "early read", "no wait",
+                                          "overwrite", "swizzle", "missing thread", "unwritten");
+    CAPTURE(mutation);
+    const std::string report = run([&]() -> bool {
+        const int t = anvil_thread();
+        unsigned char* smem = (unsigned char*)anvil_block_smem();
+        if (mutation != "unwritten") stage_operand(smem, A, 64, 128, 256);
+        anvil_barrier();
+        float d[32];
+        for (int i = 0; i < 32; ++i) d[i] = 0.0f;
+        unsigned long long da = anvil_wgmma_desc(smem + (mutation == "misaligned" ? 8 : 0), 128, 256);
+        if (mutation == "swizzle") da |= 1ull << 62;
+        if (mutation == "missing thread" && t == 5) return true;
+        if (mutation != "no fence") anvil_wgmma_fence();
+        anvil_wgmma<64>(d, da, da, false, true);
+        anvil_wgmma_commit();
+        if (mutation == "early read") anvil_wgmma_ready<64>(d);
+        if (mutation == "overwrite") {
+            anvil_barrier();
+            if (t == 0) anvil_sts((unsigned short*)smem, (unsigned short)0x3c00);
+        }
+        if (mutation == "no wait") return true;
+        anvil_wgmma_wait<0>();
+        return true;
+    });
+    const char* expected = mutation == "misaligned"       ? "each must be a multiple of 16"
+                           : mutation == "no fence"       ? "without a wgmma.fence"
+                           : mutation == "early read"     ? "reads its wgmma accumulators before the wgmma.wait_group"
+                           : mutation == "no wait"        ? "wgmma.wait_group missing"
+                           : mutation == "overwrite"      ? "changed before the wgmma.wait_group"
+                           : mutation == "swizzle"        ? "only the unswizzled canonical layout"
+                           : mutation == "missing thread" ? "had ended the task while its warpgroup waits at wgmma.fence"
+                                                          : "which no thread wrote";
+    CHECK_THAT(report, Catch::Contains(expected));
+}
+
+TEST_CASE("simt emulator: cp.async.bulk lands when its mbarrier's phase completes", "[simt][emulator][bulk]") {
+    alignas(16) static unsigned char global[4096];
+    for (int i = 0; i < 4096; ++i) global[i] = (unsigned char)(i * 13 + 5);
+    static unsigned char seen[256][16], second[256][16];
+    // Thread 0 announces 2 x 2048 bytes; threads 0 and 1 each copy 2048;
+    // everyone waits on phase 0, reads, then phase 1 brings 16 bytes more.
+    std::string report = run([&]() -> bool {
+        const int t = anvil_thread();
+        unsigned char* smem = (unsigned char*)anvil_block_smem();
+        unsigned long long* bar = (unsigned long long*)(smem + 4096 + 64);
+        if (t == 0) anvil_mbarrier_init(bar, 1), anvil_fence_mbarrier_init();
+        anvil_barrier();
+        if (t == 0) anvil_mbarrier_arrive_expect_tx(bar, 4096);
+        if (t < 2) anvil_bulk_copy(smem + t * 2048, global + t * 2048, 2048, bar);
+        anvil_mbarrier_wait_parity(bar, 0);
+        for (int i = 0; i < 16; ++i) seen[t][i] = anvil_lds(smem + ((t + 1) % 256) * 16 + i);
+        anvil_barrier();  // everyone read before the second phase's copy overwrites
+        if (t == 3) {
+            anvil_bulk_copy(smem + 4096, global + 16, 16, bar);
+            anvil_mbarrier_arrive_expect_tx(bar, 16);
+        }
+        anvil_mbarrier_wait_parity(bar, 1);
+        for (int i = 0; i < 16; ++i) second[t][i] = anvil_lds(smem + 4096 + i);
+        return true;
+    });
+    CHECK(report == "");
+    int wrong = 0;
+    for (int t = 0; t < 256; ++t)
+        for (int i = 0; i < 16; ++i) {
+            wrong += seen[t][i] != global[((t + 1) % 256) * 16 + i];
+            wrong += second[t][i] != global[16 + i];
+        }
+    CHECK(wrong == 0);
+
+    // Misuse: a size not a multiple of 16; a read before the phase
+    // completes (bytes still expected); a copy whose phase never completes.
+    const std::string mutation = GENERATE(as<std::string>{}, "size", "early read", "never completes");
+    CAPTURE(mutation);
+    report = run([&]() -> bool {
+        const int t = anvil_thread();
+        unsigned char* smem = (unsigned char*)anvil_block_smem();
+        unsigned long long* bar = (unsigned long long*)(smem + 4096 + 64);
+        if (t == 0) anvil_mbarrier_init(bar, 1);
+        anvil_barrier();
+        if (t == 0) {
+            anvil_mbarrier_arrive_expect_tx(bar, mutation == "size" ? 40 : 64);
+            anvil_bulk_copy(smem, global, mutation == "size" ? 40 : 32, bar);
+        }
+        anvil_barrier();
+        if (mutation == "early read" && t == 1) (void)anvil_lds(smem + 4);
+        return true;
+    });
+    const char* expected = mutation == "size"         ? "the size must be a non-zero multiple of 16"
+                           : mutation == "early read" ? "before the completion of the mbarrier phase of thread 0"
+                                                      : "never landed";
+    CHECK_THAT(report, Catch::Contains(expected));
+}

@@ -477,6 +477,7 @@ int main(int argc, char** argv) {
     for (const std::string& g : known_gpus()) gpu_help += " " + g;
     bool tensor_cores = true;
     bool last_slice_reduce = true;
+    bool wgmma = false;
     std::string precision = "f32";
     Specialisation spec;
     int repeat = 0;
@@ -488,6 +489,10 @@ int main(int argc, char** argv) {
         cmd->add_flag("--tensor-cores,!--no-tensor-cores", tensor_cores,
                       "let policies pick mma.sync tensor-core matmul and conv2d tiles for f16/bf16 (the default; "
                       "--no-tensor-cores keeps every matmul and conv on CUDA cores)");
+        cmd->add_flag("--wgmma", wgmma,
+                      "also let policies and tune pick Hopper wgmma matmul tiles for f16/bf16 where the GPU has "
+                      "sm_90a (its module is then compiled for sm_90a); off by default: never run on hardware yet, "
+                      "its cross-check must pass on a device first");
         cmd->add_flag("--last-slice-reduce,!--no-last-slice-reduce", last_slice_reduce,
                       "let the cost model have a split-K reduce run by the last K slice to arrive, in its block "
                       "(the default; --no-last-slice-reduce keeps every reduce a wave of its own, for comparisons)");
@@ -536,6 +541,7 @@ int main(int argc, char** argv) {
     auto with_options = [&](Gpu g) {
         g.tensor_core_tiles = tensor_cores;
         g.last_slice_reduce = last_slice_reduce;
+        g.wgmma_tiles = wgmma;
         g.f32_precision = parse_precision(precision);
         if (max_memory_given) g.memory_bytes = parse_memory_size(max_memory, "--max-memory");
         return g;

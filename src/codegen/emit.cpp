@@ -38,7 +38,7 @@ namespace {
 // The rtasks files in the order they are pasted (each only uses earlier ones).
 const char* const kRtaskOrder[] = {"params.cuh",      "tiling.cuh",  "simt.cuh",      "platform.cuh",
                                    "primitives.cuh",  "epilogue.cuh", "gemm_stages.cuh", "weight_ring.cuh", "tc_stages.cuh", "a_norm.cuh", "elementwise.cuh", "matmul.cuh",
-                                   "matmul_tc.cuh",   "rowwise.cuh",  "conv2d.cuh",    "conv2d_tc.cuh", "window.cuh",
+                                   "matmul_tc.cuh",   "matmul_wgmma.cuh", "rowwise.cuh",  "conv2d.cuh",    "conv2d_tc.cuh", "window.cuh",
                                    "channel.cuh",     "gather.cuh",   "gemv.cuh",
                                    "megakernel.cuh"};
 
@@ -131,6 +131,10 @@ std::string variant_of(const ROp& op) {
     const auto* mm = op.kind == TaskKind::matmul ? &std::get<MatmulParams>(op.params) : nullptr;
     if (mm && mm->algo == ANVIL_MM_GEMV)
         return "anvil_gemv_tile<" + template_args(op, k.arity) + ", " + std::to_string(mm->bn) + ">";
+    if (mm && mm->algo == ANVIL_MM_WGMMA)
+        return "anvil_matmul_wgmma_tile<" + template_args(op, k.arity) + ", " + std::to_string(mm->bm) + ", " +
+               std::to_string(mm->bn) + ", " + std::to_string(mm->bk) + ", " + std::to_string(anvil_tc_stages(mm->stages)) +
+               ">";
     const char* fn = !computes_on_tensor_cores(op) ? k.fn : mm ? "anvil_matmul_tc_tile" : "anvil_conv2d_tc_tile";
     o << fn << "<" << template_args(op, k.arity);
     const auto* conv = op.kind == TaskKind::conv2d ? &std::get<WindowParams>(op.params) : nullptr;

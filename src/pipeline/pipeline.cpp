@@ -150,7 +150,8 @@ void run_stage(Stage stage, Compilation& c, const PipelineOptions& opt, const Po
             if (opt.compile_for == CompileFor::host)
                 c.host_library = compile_host(c.source, opt.emit.simt ? simt_link_flags() : "");
             else
-                c.cubin = compile_nvrtc(c.source, opt.arch.empty() ? c.schedule->gpu.arch : opt.arch);
+                c.cubin = compile_nvrtc(c.source,
+                                        module_arch(c.schedule->tiles, opt.arch.empty() ? c.schedule->gpu.arch : opt.arch));
             return;
     }
     throw InternalError("pipeline: unknown stage");

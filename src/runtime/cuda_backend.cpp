@@ -124,7 +124,7 @@ struct CudaProgram::Impl {
         check(drv.cuDevicePrimaryCtxRetain(&ctx, dev), "cuDevicePrimaryCtxRetain");
         check(drv.cuCtxSetCurrent(ctx), "cuCtxSetCurrent");
 
-        if (cubin.arch != arch)
+        if (cubin.arch != arch && cubin.arch != arch + "a")  // sm_90a runs on sm_90 (wgmma tiles)
             throw UserError("model '" + s.tiles.model_name + "': the CUBIN was compiled for " + cubin.arch +
                             ", and CUDA device " + std::to_string(opt.device) + " (" + name + ") is " + arch + ".");
         check(drv.cuModuleLoadData(&module, cubin.cubin.data()), "cuModuleLoadData (the " + arch + " CUBIN)");

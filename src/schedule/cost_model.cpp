@@ -203,7 +203,11 @@ bool conv_tc_x_copied(const WindowParams& p, DType x) {
 
 // A tiled GEMM's algo in its cost key: the CUDA-core tile has none.
 const char* algo_tag(int algo) {
-    return algo == ANVIL_MM_TENSOR ? " tc " : algo == ANVIL_MM_TENSOR_TF32 ? " tf32 " : algo == ANVIL_MM_TENSOR_3XTF32 ? " 3xtf32 " : " ";
+    return algo == ANVIL_MM_TENSOR          ? " tc "
+           : algo == ANVIL_MM_TENSOR_TF32   ? " tf32 "
+           : algo == ANVIL_MM_TENSOR_3XTF32 ? " 3xtf32 "
+           : algo == ANVIL_MM_WGMMA         ? " wgmma "
+                                            : " ";
 }
 
 }  // namespace
@@ -241,7 +245,11 @@ TileLatency tile_latency(const ROp& op, const Gpu& g, double epilogue_rounds) {
             // Every algorithm but the CUDA-core tile runs on the tensor cores' stages.
             const bool cuda_cores = p->algo == ANVIL_MM_TILED;
             t.k_slices = std::ceil(double(p->K) / std::max(1, p->bk));
-            t.slices_in_flight = cuda_cores ? cuda_core_in_flight : anvil_tc_stages(p->stages) - 1;
+            // The wgmma tile's pipeline issues S - 2 slices ahead (one stage holds
+            // the slice whose wgmma may still run: matmul_wgmma.cuh).
+            t.slices_in_flight = cuda_cores ? cuda_core_in_flight
+                                 : p->algo == ANVIL_MM_WGMMA ? anvil_tc_stages(p->stages) - 2
+                                                             : anvil_tc_stages(p->stages) - 1;
             if (cuda_cores) t.phases_per_slice = staged(p->bm, p->bn, p->bk);
             // A fused row op's pass over the finished tile.
             t.serial_rounds = fused_row_rounds(p->row_op, std::min(p->bm, p->M), double(p->N));
@@ -319,6 +327,10 @@ TileWork tile_work(const Gpu& g, const ROp& op, const ROpCost& c) {
     const int algo = gemm_algo(op);
     if (algo == ANVIL_MM_TENSOR_TF32) w.flops_per_s /= 2;
     if (algo == ANVIL_MM_TENSOR_3XTF32) w.flops_per_s /= 6;
+    // wgmma reaches the datasheet's tensor rate (its peak is quoted for
+    // wgmma); a calibrated ceiling is mma.sync's (tools/calibrate.cpp), which
+    // Hopper runs at a fraction of it. Not yet measured for wgmma itself.
+    if (algo == ANVIL_MM_WGMMA) w.flops_per_s = std::max(w.flops_per_s, g.tensor_f16_flops_per_s);
     w.dram_bytes = (c.dram_read + c.dram_write) / n;
     w.l2_bytes = c.l2_read / n;
     w.epilogue_instructions = c.epilogue_instructions / n;

@@ -55,6 +55,18 @@ ROp on_tensor_cores(const ROp& op, int bm, int bn, int bk, F32Precision f32, int
     return r;
 }
 
+ROp on_wgmma(const ROp& op, int bn, int bk, int stages) {
+    ROp r = retile(op, 128, bn, bk);
+    ANVIL_CHECK(tensor_core_operands(op), "on_wgmma: rOp '" + op.name + "' cannot use tensor cores");
+    auto& p = std::get<MatmulParams>(r.params);
+    ANVIL_CHECK(!p.a_norm && anvil_wgmma_tile_ok(128, bn, bk) && anvil_wgmma_stages_ok(stages),
+                "on_wgmma: rOp '" + op.name + "' as a 128 x " + std::to_string(bn) + " x " + std::to_string(bk) + " tile in " +
+                    std::to_string(stages) + " stages");
+    p.algo = ANVIL_MM_WGMMA;
+    p.stages = stages;
+    return r;
+}
+
 namespace {
 
 // The deepest k slice (ANVIL_GEMM_MAX_BK, halving down to `min_bk`) whose
@@ -166,6 +178,20 @@ std::vector<ROp> tile_variants(const ROp& op, const Gpu& gpu) {
                     if (mm ? anvil_tc_tile_ok(bm, bn, bk, fmt) : anvil_conv_tc_tile_ok(bm, bn, bk, fmt))
                         out.push_back(std::move(v));
                 }
+    // Hopper's wgmma tiles, only where asked for (--wgmma) and the GPU has
+    // sm_90a: 128 x 64 or 128 x 128 (whole rows: the narrowest that holds
+    // N) in three or four stages, each its deepest slice within the budget.
+    if (p && op.kind == TaskKind::matmul && wgmma_allowed(gpu) && tensor_core_operands(op) && !p->a_norm)
+        for (int bn : {64, 128}) {
+            if (whole_rows && (p->N > bn || (bn == 128 && p->N <= 64))) continue;
+            for (int stages : {3, 4})
+                for (int bk = 64; bk >= 16; bk /= 2)
+                    if (anvil_matmul_tile_smem_bytes(ANVIL_MM_WGMMA, p->row_op, 128, bn, bk, 0, 0, stages) <=
+                        smem_limit_for_tiles(gpu)) {
+                        out.push_back(on_wgmma(op, bn, bk, stages));
+                        break;
+                    }
+        }
     if (p && p->M <= ANVIL_GEMV_MAX_M && p->row_op == ANVIL_MM_ROW_NONE && !p->a_norm) gemvs();  // a_norm.cuh: GEMM tiles
     for (int bm : {16, 32, 64, 128})
         for (int bn : cuda_core_bns) {

@@ -18,6 +18,9 @@ ROp as_gemv(const ROp& op, int bn);
 // an f32 matmul too, as TF32 or 3xTF32, when `f32` is one of them; in
 // `stages` cp.async stages (0: ANVIL_TC_STAGES, else 2 to ANVIL_TC_MAX_STAGES).
 ROp on_tensor_cores(const ROp& op, int bm, int bn, int bk, F32Precision f32 = F32Precision::f32, int stages = 0);
+// A matmul as a Hopper wgmma tile (rtasks/matmul_wgmma.cuh): 128 x bn x bk
+// in `stages` stages (3 or 4); f16 or bf16 operands, no norm of A's rows.
+ROp on_wgmma(const ROp& op, int bn, int bk, int stages);
 
 // The deepest k slice (32, 16 or 8; 0: none) with which a BM x BN tile of
 // `op` fits one block's static shared memory on `gpu`, beside the block

@@ -62,7 +62,8 @@ Gpu parse_gpu(const std::string& path, const std::string& text, const std::strin
         "name", "arch", "match", "sm_count", "max_threads_per_sm", "max_blocks_per_sm", "smem_per_sm", "smem_per_block",
         "regs_per_sm", "l2_bytes", "dram_bytes_per_s", "l2_bytes_per_s", "fp32_flops_per_s",
         "tensor_f16_flops_per_s", "launch_overhead_s", "sync_latency_s", "task_overhead_s", "memory_bytes",
-        "poll_latency_s", "memory_latency_s", "reg_alloc_unit", "max_regs_per_thread", "smem_reserved_per_block", "smem_alloc_unit"};
+        "poll_latency_s", "memory_latency_s", "reg_alloc_unit", "max_regs_per_thread", "smem_reserved_per_block", "smem_alloc_unit",
+        "arch_features"};
     for (const auto& kv : doc)
         if (!keys.count(kv.first.Scalar()))
             user_error(loc_of(path, kv.first), "GPU description", "unknown key '" + kv.first.Scalar() + "'");
@@ -87,6 +88,15 @@ Gpu parse_gpu(const std::string& path, const std::string& text, const std::strin
     if (doc["memory_bytes"]) {
         g.memory_bytes = required<long long>(path, doc, "memory_bytes");
         if (g.memory_bytes <= 0) user_error(loc_of(path, doc["memory_bytes"]), "key 'memory_bytes'", "must be positive");
+    }
+    if (doc["arch_features"]) {
+        const YAML::Node f = doc["arch_features"];
+        if (!f.IsSequence()) user_error(loc_of(path, f), "key 'arch_features'", "must be a list such as [sm_90a]");
+        for (const auto& x : f) {
+            const std::string name = x.as<std::string>();
+            if (name != "sm_90a") user_error(loc_of(path, x), "key 'arch_features'", "unknown feature '" + name + "' (known: sm_90a)");
+            g.arch_features.push_back(name);
+        }
     }
     if (doc["poll_latency_s"]) g.poll_latency_s = required<double>(path, doc, "poll_latency_s");
     if (doc["memory_latency_s"]) g.memory_latency_s = required<double>(path, doc, "memory_latency_s");
@@ -208,5 +218,13 @@ Gpu default_gpu() {
     static const Gpu g = find_gpu("h100_sxm");
     return g;
 }
+
+bool has_sm90a(const Gpu& g) {
+    for (const std::string& f : g.arch_features)
+        if (f == "sm_90a") return true;
+    return false;
+}
+
+bool wgmma_allowed(const Gpu& g) { return g.wgmma_tiles && g.tensor_core_tiles && has_sm90a(g); }
 
 }  // namespace anvil

@@ -33,6 +33,9 @@ struct Gpu {
     std::string name;        // "h100_sxm"
     std::string arch;        // NVRTC target, "sm_90"
     std::string match;       // a part of the CUDA device name of this GPU ("H100")
+    // Architecture-specific features a module may be compiled for (optional
+    // key, e.g. [sm_90a]: Hopper's wgmma, which only an sm_90a module has).
+    std::vector<std::string> arch_features;
     int sm_count = 0;
     int max_threads_per_sm = 0;
     int max_blocks_per_sm = 0;
@@ -79,7 +82,18 @@ struct Gpu {
     // its K slices to arrive (split_k.cpp): on unless
     // `--no-last-slice-reduce` turns it off (for comparisons).
     bool last_slice_reduce = true;
+    // Whether policies may pick the Hopper wgmma tile (rtasks/matmul_wgmma.cuh)
+    // where the GPU has sm_90a: off unless `--wgmma` asks. It has never run on
+    // hardware; the cross-check (tests/test_simt_crosscheck.cpp, xc_wgmma_*)
+    // must pass on a device before it may become a default.
+    bool wgmma_tiles = false;
 };
+
+// Whether `g` runs sm_90a code (arch_features holds "sm_90a").
+bool has_sm90a(const Gpu& g);
+// Whether policies may pick wgmma tiles for `g`: sm_90a, tensor-core tiles
+// allowed, and `--wgmma`.
+bool wgmma_allowed(const Gpu& g);
 
 // The GPU a schedule targets when none is named: the H100 SXM.
 Gpu default_gpu();

@@ -91,6 +91,10 @@ void check_matmul(const ROp& op) {
                 (tf32_operands(op) && anvil_tc_tile_ok(p.bm, p.bn, p.bk, anvil_mm_tc_format(p.algo))),
             op, "a TF32 or 3xTF32 tensor-core tile needs f32 A and B, BM and BN multiples of 32 and BK of 8 "
                 "(3xTF32: at most 8 m16n8 products per warp)");
+    require(p.algo != ANVIL_MM_WGMMA || (tensor_core_operands(op) && !p.a_norm && anvil_wgmma_tile_ok(p.bm, p.bn, p.bk) &&
+                                         anvil_wgmma_stages_ok(anvil_tc_stages(p.stages))),
+            op, "a wgmma tile needs f16 or bf16 operands of one dtype, no norm of A's rows, BM 128, BN 64 or 128, BK "
+                "16 to 64 in steps of 16, 3 or 4 stages");
     require(p.stages == 0 || (anvil_mm_on_tensor_cores(p.algo) && anvil_tc_stages_ok(p.stages)), op,
             "stages " + std::to_string(p.stages) + ": only a tensor-core tile takes 2 to " +
                 std::to_string(ANVIL_TC_MAX_STAGES));
@@ -206,6 +210,13 @@ bool tf32_operands(const ROp& op) {
     const auto* mm = std::get_if<MatmulParams>(&op.params);
     const bool gemm = op.kind == TaskKind::conv2d || (op.kind == TaskKind::matmul && mm);
     return gemm && op.dtypes.size() >= 2 && op.dtypes[0] == DType::f32 && op.dtypes[1] == DType::f32;
+}
+
+std::string module_arch(const TileGraph& tg, const std::string& arch) {
+    if (arch != "sm_90") return arch;
+    for (const ROp& op : tg.rops)
+        if (const auto* p = std::get_if<MatmulParams>(&op.params); p && p->algo == ANVIL_MM_WGMMA) return "sm_90a";
+    return arch;
 }
 
 bool computes_on_tensor_cores(const ROp& op) {

@@ -25,5 +25,9 @@ bool tf32_operands(const ROp& op);
 
 // Whether `op`'s tiles compute on tensor cores (a matmul's or a conv2d's algo).
 bool computes_on_tensor_cores(const ROp& op);
+// The NVRTC target for a module of `tg` on a device of `arch`: sm_90a where
+// an sm_90 device runs a wgmma tile (its instructions exist only there),
+// else `arch`.
+std::string module_arch(const TileGraph& tg, const std::string& arch);
 
 }  // namespace anvil

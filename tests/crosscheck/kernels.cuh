@@ -178,3 +178,78 @@ XC_KERNEL(xc_cp_async_ca) {
     for (int i = 24; i < 28; ++i) out[t * 32 + i] = anvil_lds(smem + n * 32 + i);
     for (int i = 28; i < 32; ++i) out[t * 32 + i] = 0x5a;
 }
+
+#if ANVIL_HAS_WGMMA  // sm_90a (NVRTC for sm_90a), and simt
+// wgmma.mma_async m64nNk16, both warpgroups on the same A and B. `in`: A
+// (64 x 16 halves, [m][k]) at byte 0, B (N x 16 halves, [n][k]) at 2048, C
+// (2 x 64 x N floats, [warpgroup][m][n]) at 8192. The block stages A with
+// its k halves side by side (leading byte offset 128, stride 256) and B
+// with all row groups of k half 0 first (leading N / 8 x 128, stride 128),
+// so both descriptor offsets matter. Warpgroup 0 computes D = A B + C,
+// warpgroup 1 D = A B (scale-d 0: the C in its registers is ignored);
+// `out`: D as C is laid out in `in`.
+template <int N, bool BF16>
+ANVIL_DEVICE void xc_wgmma(const unsigned char* in, unsigned char* out) {
+    const int t = anvil_thread(), g = t / 128, w = (t % 128) / 32, lane = t % 32;
+    unsigned char* smem = (unsigned char*)anvil_block_smem();
+    const unsigned short* A = (const unsigned short*)in;
+    const unsigned short* B = (const unsigned short*)(in + 2048);
+    for (int e = t; e < (64 + N) * 16; e += ANVIL_THREADS) {
+        const int r = (e / 16) % 64, k = e % 16, c = e / 16 - 64;
+        if (e < 64 * 16)
+            anvil_sts((unsigned short*)(smem + (r / 8) * 256 + (k / 8) * 128 + (r % 8) * 16 + (k % 8) * 2), A[r * 16 + k]);
+        else
+            anvil_sts((unsigned short*)(smem + 2048 + (c / 8) * 128 + (k / 8) * (N / 8 * 128) + (c % 8) * 16 + (k % 8) * 2),
+                      B[c * 16 + k]);
+    }
+    anvil_fence_proxy_async();
+    anvil_barrier();
+    const float* C = (const float*)(in + 8192) + g * 64 * N;
+    float* D = (float*)out + g * 64 * N;
+    float d[N / 2];
+    // d[i]: row 16w + lane / 4 (+ 8 for i % 4 >= 2), column 8 (i / 4) + 2 (lane % 4) (+ 1 for odd i)
+    for (int i = 0; i < N / 2; ++i)
+        d[i] = C[(16 * w + lane / 4 + (i % 4 >= 2 ? 8 : 0)) * N + 8 * (i / 4) + 2 * (lane % 4) + i % 2];
+    anvil_wgmma_fence();
+    anvil_wgmma<N>(d, anvil_wgmma_desc(smem, 128, 256), anvil_wgmma_desc(smem + 2048, N / 8 * 128, 128), BF16, g == 0);
+    anvil_wgmma_commit();
+    anvil_wgmma_wait<0>();
+    anvil_wgmma_ready<N>(d);
+    for (int i = 0; i < N / 2; ++i)
+        D[(16 * w + lane / 4 + (i % 4 >= 2 ? 8 : 0)) * N + 8 * (i / 4) + 2 * (lane % 4) + i % 2] = d[i];
+}
+XC_KERNEL(xc_wgmma_n64_f16) { xc_wgmma<64, false>(in, out); }
+XC_KERNEL(xc_wgmma_n64_bf16) { xc_wgmma<64, true>(in, out); }
+XC_KERNEL(xc_wgmma_n128_f16) { xc_wgmma<128, false>(in, out); }
+XC_KERNEL(xc_wgmma_n128_bf16) { xc_wgmma<128, true>(in, out); }
+
+// mbarrier and cp.async.bulk. `in`: 4096 random bytes. Phase 0: thread 0
+// announces 4096 bytes, threads 0-3 each copy in[1024t..] to shared 1024t;
+// every thread waits for the phase and reads 16 bytes of thread
+// (t + 37) % 256's: out[32t..32t+15]. A barrier: no thread may start phase
+// 1 while another still waits for phase 0 (a parity names only the current
+// phase or the one before). Phase 1: thread 0 copies in[16..63]
+// to shared 4096 and then announces the 48 bytes; every thread waits and
+// reads shared 4096 + 16 (t % 3): out[32t+16..32t+31].
+XC_KERNEL(xc_bulk_copy) {
+    const int t = anvil_thread();
+    unsigned char* smem = (unsigned char*)anvil_block_smem();
+    unsigned long long* bar = (unsigned long long*)(smem + 4160);
+    if (t == 0) {
+        anvil_mbarrier_init(bar, 1);
+        anvil_fence_mbarrier_init();
+    }
+    anvil_barrier();
+    if (t == 0) anvil_mbarrier_arrive_expect_tx(bar, 4096);
+    if (t < 4) anvil_bulk_copy(smem + 1024 * t, in + 1024 * t, 1024, bar);
+    anvil_mbarrier_wait_parity(bar, 0);
+    for (int i = 0; i < 16; ++i) out[32 * t + i] = anvil_lds(smem + 16 * ((t + 37) % 256) + i);
+    anvil_barrier();
+    if (t == 0) {
+        anvil_bulk_copy(smem + 4096, in + 16, 48, bar);
+        anvil_mbarrier_arrive_expect_tx(bar, 48);
+    }
+    anvil_mbarrier_wait_parity(bar, 1);
+    for (int i = 0; i < 16; ++i) out[32 * t + 16 + i] = anvil_lds(smem + 4096 + 16 * (t % 3) + i);
+}
+#endif
