@@ -121,7 +121,7 @@ ANVIL_DEVICE bool anvil_conv_b_vec(const WindowParams& p, const TW* w) {
 template <class TX>
 ANVIL_DEVICE bool anvil_conv_a_vec(const WindowParams& p, const TX* x) {
     return anvil_is_f32<TX>::value && p.KH == 1 && p.KW == 1 && p.sh == 1 && p.sw == 1 && p.pt == 0 && p.pl == 0 &&
-           (p.H * p.W) % 4 == 0 && anvil_aligned16(x);
+           p.OH == p.H && p.OW == p.W && (p.H * p.W) % 4 == 0 && anvil_aligned16(x);
 }
 
 // Slice k0 of A (gathered from x, m fast so a warp reads along a row of x)

@@ -254,6 +254,29 @@ TEST_CASE("GEMM tiles: a pointwise conv2d's aligned planes take the 16-byte copi
     expect_clipped_copies(g, every_shape(g, TaskKind::conv2d), "(const float*)x + (gk * M + gm),", 1);
 }
 
+// A 1 x 1, stride-1 conv padded only at the bottom and right has pixel m of
+// x at pixel m of y no longer (y is wider and taller than x): it must gather,
+// not copy x's planes (the 16-byte path once took it and read the wrong
+// pixels; found in review 2026-11-28).
+TEST_CASE("GEMM tiles: a pointwise conv2d padded only at the bottom and right gathers", "[simt][gemm][conv]") {
+    const std::string text =
+        "anvil: 1\nname: pad_br\ndtype: f32\nseed: 31\n"
+        "inputs:\n  - {name: x, shape: [2, 260, 4, 6]}\n"
+        "params:\n  - {name: w, shape: [7, 260, 1, 1]}\n"
+        "nodes:\n  - {name: y, op: conv2d, inputs: [x, w], padding: [0, 0, 1, 2]}\n"
+        "outputs: [y]\n";
+    const Graph g = infer_shapes(build_graph(load_model_from_string(text, "pad_br.yaml")));
+    REQUIRE(g.value(*g.find("y")).shape == Shape{2, 7, 5, 8});
+    TileGraph tg = decompose(g);
+    REQUIRE(tg.rops.size() == 1);
+    tg.rops.front() = retile(tg.rops.front(), 32, 32, 8);
+    verify_tile_graph(tg, default_gpu());
+    const Schedule s = launch_per_rop("per_op", tg, default_gpu(), "op_");
+    const TensorMap values = make_values(g, std::nullopt);
+    test::expect_reference(g, values, run_host(s, values));
+    test::expect_reference(g, values, run_simt(s, values));
+}
+
 TEST_CASE("GEMM tiles: conv2d on tensor cores over odd shapes, strides, padding, groups, every tile shape, on host and simt",
           "[simt][gemm][conv][tensor]") {
     const DType dtype = GENERATE(DType::f16, DType::bf16);
