@@ -131,6 +131,14 @@ phase_profile() {
                 --json --poll-backoff-ns 1024 > "$out/ab/$m.poll_backoff_1024.json" 2> "$out/ab/$m.poll_backoff_1024.err"
             grep -E '"megakernel_us"' "$out/ab/$m.poll_backoff_1024.json" | sed 's/^/  --poll-backoff-ns 1024: /' ;;
         esac
+        # The Hopper wgmma tile (off by default until "[crosscheck]" passes on a device): its outputs and time.
+        case "$m" in bert_base | transformer_encoder_f16)
+            mkdir -p "$out/ab"
+            timeout --foreground -k 5 "$cap" "$anvil" profile "models/$m.yaml" --gpu "$target" --kernels-db "$db" --iters 50 \
+                --json --wgmma > "$out/ab/$m.wgmma.json" 2> "$out/ab/$m.wgmma.err"
+            echo "rc=$?" >> "$out/ab/$m.wgmma.err"
+            grep -E '"(megakernel_us|outputs_ok)"' "$out/ab/$m.wgmma.json" | tr -d '\n' | sed 's/^/  --wgmma: /'; echo ;;
+        esac
     done
 }
 

@@ -55,6 +55,14 @@ if [ "${1:-}" = "--precompile" ]; then
                 ANVIL_CACHE_DIR=$cache build/anvil schedule "$m" --gpu "$gpu" --policy "$policy" --compile > /dev/null
             done
         done
+        # The A/B runs of gpu_bench.sh's profile phase: each its own source.
+        for ab in "resnet18 --reload-params" "bert_base --reload-params" "resnet18 --poll-backoff-ns 1024" \
+                  "bert_base --poll-backoff-ns 1024" "bert_base --wgmma" "transformer_encoder_f16 --wgmma"; do
+            set -- $ab
+            m=$1
+            shift
+            ANVIL_CACHE_DIR=$cache build/anvil schedule "models/$m.yaml" --gpu "$gpu" "$@" --compile > /dev/null
+        done
     done
     tar -cJf "$pack/anvil_cache.tar.xz" -C "$cache" .
 fi

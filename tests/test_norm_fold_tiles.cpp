@@ -290,7 +290,7 @@ TEST_CASE("norm tile fold: a tile that skips the normalisation, or its barrier, 
     CHECK_THROWS_WITH(mutant(forced(g, cuda_cores), "anvil_a_norm_slice<BM, BK>(As, stats, kt * BK, p.K);\n            anvil_barrier();",
                              "anvil_a_norm_slice<BM, BK>(As, stats, kt * BK, p.K);"),
                       Catch::Contains("shared-memory race"));
-    CHECK_THROWS_WITH(mutant(forced(g, tensor_cores), "if (landed(As, kt)) anvil_barrier();", "landed(As, kt);"),
+    CHECK_THROWS_WITH(mutant(forced(g, tensor_cores), "if (landed(As, s)) anvil_barrier();", "landed(As, s);"),
                       Catch::Contains("shared-memory race"));
 }
 
