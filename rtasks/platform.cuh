@@ -262,10 +262,10 @@ ANVIL_DEVICE void anvil_wgmma_ready(float* d) {
     "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, " \
     "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, " \
     "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}"
-// One m64nNk16 of type `ty` (f16 or bf16): `dn` accumulators named `regs`,
-// the descriptors and scale-d after them (%dn, %dn+1, %dn+2), then the
-// immediates scale-a = scale-b = 1, imm-trans-a = 0 (A K-major) and
-// imm-trans-b = MN_B (%dn+3: 1 reads B N-major).
+// One m64nNk16 of type `ty` (f16 or bf16) in anvil_wgmma below (its d, a,
+// b, accumulate, MN_B): the accumulators (`regs`, `dlist`), then operands
+// da and db (the descriptors), dsc (scale-d) and dtb (imm-trans-b = MN_B,
+// an immediate: 1 reads B N-major); scale-a = scale-b = 1, imm-trans-a 0.
 #define ANVIL_WGMMA_ASM(n, ty, regs, dlist, da, db, dsc, dtb)                                     \
     asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %" #dsc ", 0;\n"                                \
                  "wgmma.mma_async.sync.aligned.m64n" #n "k16.f32." ty "." ty " " regs ", %" #da ", %" #db \
