@@ -5,20 +5,34 @@
 // shared memory through matrix descriptors (platform.cuh).
 //
 // Shared memory: STAGES stages (3 or 4), each the A slice (BM x BK) then
-// the B slice (BN x BK), both K-major in wgmma's unswizzled canonical
-// layout: core matrices of 8 rows x 8 k values (128 contiguous bytes),
-// (r / 8) * BK * 16 + (k / 8) * 128 + (r % 8) * 16 + (k % 8) * 2 bytes for
-// element (r, k); the descriptors' leading (K) offset is 128 bytes, their
-// stride (M or N) offset BK * 16. A row that is k contiguous and 16-byte
-// aligned is staged by 16-byte cp.async (each chunk is one core-matrix
-// row, zero-filled past the operand's edges), any other element by element
-// through registers (B stored [K, N], n contiguous, takes that path: the
-// MN-major layout with wgmma's transpose bit is the next step). The TMA
-// engine's 1-D bulk copies (anvil_bulk_copy) cannot build this layout: a
-// row's BK values land in BK / 8 core matrices 128 bytes apart, so each
-// copy would be 16 bytes; that needs a tensor map (cuTensorMapEncodeTiled,
-// a driver call per operand), which the arena's one allocation does not
-// have yet.
+// the B slice (BN x BK), in wgmma's unswizzled canonical layouts: grids of
+// core matrices of 128 contiguous bytes (8 rows of 16), the descriptor's
+// leading byte offset (LBO) stepping between core matrices along K and its
+// stride byte offset (SBO) along M or N, for both majorities (the PTX
+// ISA's canonical layouts: K-major ((8,m),(8,2k)):((8,SBO),(1,LBO)),
+// MN-major ((8,1,m),(8,k)):((1,8,SBO),(8,LBO)) in 16-bit elements).
+//   K-major (A always; B stored [N, K], k contiguous): a core row is 8 k
+//   values of one row r; element (r, k) at (r / 8) * BK * 16 +
+//   (k / 8) * 128 + (r % 8) * 16 + (k % 8) * 2 bytes: LBO 128, SBO BK * 16.
+//   MN-major (B stored [K, N], n contiguous: every weight of the model
+//   zoo; wgmma's imm-trans-b = 1): a core row is 8 n values at one k;
+//   element (n, k) at (k / 8) * BN * 16 + (n / 8) * 128 + (k % 8) * 16 +
+//   (n % 8) * 2: LBO BN * 16, SBO 128. (Swizzled MN-major layouts give the
+//   two offsets other meanings; only the unswizzled one is used.)
+// An operand whose rows along its contiguous axis are 16-byte aligned is
+// staged by 16-byte cp.async, each chunk one core-matrix row, zero-filled
+// past the operand's edges; any other element by element through
+// registers. The chunks are issued in shared-memory order (8 consecutive
+// threads fill one core matrix): a warp's stores are 512 contiguous bytes,
+// no bank conflict (a row's BK / 8 chunks, 128 bytes apart, were 2- to
+// 8-way conflicted), and its loads 64 contiguous bytes from each of 8 rows
+// (full 32-byte sectors). The tile picks MN-major staging per matmul at run
+// time (anvil_wgmma_mn_ok), each choice its own inlined main loop, since
+// the transpose bit is an immediate. The TMA engine's 1-D bulk copies
+// (anvil_bulk_copy) cannot build these layouts: a row's BK values land in
+// BK / 8 core matrices, so each copy would be 16 bytes; that needs a
+// tensor map (cuTensorMapEncodeTiled, a driver call per operand), which
+// the arena's one allocation does not have yet.
 //
 // Pipeline, per slice kt: wait for its copies, fence the async proxy,
 // barrier (slice kt is in shared memory for every thread, and every
@@ -52,13 +66,17 @@ ANVIL_DEVICE void anvil_wgmma_stage(unsigned short* dst, const T* base, anvil_i6
     // Halves from the stage's start to element (r, k).
     auto at = [](int r, int k) { return (r / 8) * (BK * 8) + (k / 8) * 64 + (r % 8) * 8 + k % 8; };
     if (sk == 1 && (sr * 2) % 16 == 0 && anvil_aligned16(base)) {
-        const int per_row = BK / 8;  // 16-byte chunks, one core-matrix row each
+        // Chunk e (16 bytes, one core-matrix row) is row r % 8 = e % 8 of
+        // core matrix (r / 8, k / 8) in shared-memory order: at(r, k) = 8 e,
+        // so each 8 threads of a warp store 128 contiguous bytes (no bank
+        // conflict) and read 16 bytes of 8 rows.
+        const int per_row = BK / 8;
 #pragma unroll 1
         for (int e = tid; e < R * per_row; e += ANVIL_THREADS) {
-            const int r = e / per_row, k = (e % per_row) * 8, gr = r0 + r, gk = k0 + k;
+            const int r = (e / (8 * per_row)) * 8 + e % 8, k = (e / 8 % per_row) * 8, gr = r0 + r, gk = k0 + k;
             const int left = gr < rows ? (cols - gk) * 2 : 0;
             const int bytes = left < 0 ? 0 : left > 16 ? 16 : left;
-            anvil_cp_async16(dst + at(r, k), bytes ? (const void*)(base + (gr * sr + gk)) : (const void*)base, bytes);
+            anvil_cp_async16(dst + 8 * e, bytes ? (const void*)(base + (gr * sr + gk)) : (const void*)base, bytes);
         }
         return;
     }
@@ -67,6 +85,32 @@ ANVIL_DEVICE void anvil_wgmma_stage(unsigned short* dst, const T* base, anvil_i6
     for (int e = tid; e < R * BK; e += ANVIL_THREADS) {
         const int r = r_fast ? e % R : e / BK, k = r_fast ? e / R : e % BK, gr = r0 + r, gk = k0 + k;
         anvil_sts(dst + at(r, k), gr < rows && gk < cols ? base[gr * sr + gk * sk].bits : (unsigned short)0);
+    }
+}
+
+// Whether anvil_wgmma_stage_mn can stage the operand: r contiguous, each
+// k's row of it 16-byte aligned.
+template <class T>
+ANVIL_DEVICE bool anvil_wgmma_mn_ok(const T* base, anvil_i64 s_r, anvil_i64 s_k) {
+    return s_r == 1 && (s_k * 2) % 16 == 0 && anvil_aligned16(base);
+}
+// The same slice of an r-contiguous operand (anvil_wgmma_mn_ok) in the
+// canonical MN-major layout, by 16-byte cp.async (8 r values at one k,
+// zero-filled past the edges): core matrix (r / 8, k / 8) at
+// (k / 8) * R * 16 + (r / 8) * 128 bytes, its row k % 8 (r % 8 at 2 bytes
+// each) at (k % 8) * 16. Chunk e is row k % 8 = e % 8 of the core
+// matrices in shared-memory order: a warp's stores are 512 contiguous
+// bytes, its loads 64 contiguous bytes of 8 k rows.
+template <class T, int R, int BK>
+ANVIL_DEVICE void anvil_wgmma_stage_mn(unsigned short* dst, const T* base, anvil_i64 s_k, int r0, int rows, int k0,
+                                       int cols) {
+    const int sk = (int)s_k;
+#pragma unroll 1
+    for (int e = anvil_thread(); e < R * BK / 8; e += ANVIL_THREADS) {
+        const int c = e / 8 % (R / 8), k = (e / R) * 8 + e % 8, gr = r0 + 8 * c, gk = k0 + k;
+        const int left = gk < cols ? (rows - gr) * 2 : 0;
+        const int bytes = left < 0 ? 0 : left > 16 ? 16 : left;
+        anvil_cp_async16(dst + 8 * e, bytes ? (const void*)(base + (gk * sk + gr)) : (const void*)base, bytes);
     }
 }
 
@@ -82,6 +126,54 @@ ANVIL_DEVICE void anvil_wgmma_pairs(float* acc, const Visit& visit) {
         visit(r0, c0 + 8 * j, acc + 4 * j);
         visit(r0 + 8, c0 + 8 * j, acc + 4 * j + 2);
     }
+}
+
+// The tile's pipeline (the header's) into acc: A K-major, B N-major when
+// MN_B (anvil_wgmma_stage_mn, read through wgmma's transpose bit), else
+// K-major. Inlined: its wgmma are the kernel's (C7510, below).
+template <class TA, class TB, int BM, int BN, int BK, int STAGES, bool MN_B>
+ANVIL_DEVICE void anvil_wgmma_mainloop(const MatmulParams& p, const AnvilMmPlace& at, const TA* A, const TB* B,
+                                       float* acc) {
+    const bool bf16 = anvil_is_bf16<TA>::value;
+    const int STAGE = (BM + BN) * BK;  // halves: A, then B
+    unsigned short* const smem = (unsigned short*)anvil_block_smem();
+    auto stage = [&](int slice) {
+        unsigned short* as = smem + (slice % STAGES) * STAGE;
+        anvil_wgmma_stage<TA, BM, BK>(as, A, p.a_sm, p.a_sk, at.m0, p.M, slice * BK, p.K);
+        if (MN_B)
+            anvil_wgmma_stage_mn<TB, BN, BK>(as + BM * BK, B, p.b_sk, at.n0, p.N, slice * BK, p.K);
+        else
+            anvil_wgmma_stage<TB, BN, BK>(as + BM * BK, B, p.b_sn, p.b_sk, at.n0, p.N, slice * BK, p.K);
+    };
+    for (int i = 0; i < BN / 2; ++i) acc[i] = 0.0f;
+    const int wg = anvil_thread() / 128;
+    const int slices = (p.K + BK - 1) / BK;
+    for (int s = 0; s < STAGES - 2; ++s) {
+        if (s < slices) stage(s);
+        anvil_cp_async_commit();  // possibly empty: one group per slice keeps the count
+    }
+    for (int kt = 0; kt < slices; ++kt) {
+        anvil_cp_async_wait<STAGES - 3>();  // this thread's copies of slice kt have landed
+        anvil_fence_proxy_async();          // ... and its writes are visible to the tensor cores
+        anvil_barrier();                    // everyone's; slice kt - 2's wgmma are complete
+        if (kt + STAGES - 2 < slices) stage(kt + STAGES - 2);
+        anvil_cp_async_commit();
+        const unsigned short* as = smem + (kt % STAGES) * STAGE;
+        anvil_wgmma_fence();
+        for (int kk = 0; kk < BK / 16; ++kk) {
+            // k step kk: core matrices 2kk and 2kk + 1 along K of each row
+            // group: 128 bytes apart K-major, BN x 16 MN-major (whose row
+            // groups are 128 bytes apart).
+            const unsigned long long da = anvil_wgmma_desc(as + wg * 64 * BK + kk * 128, 128, BK * 16);
+            const unsigned long long db = MN_B ? anvil_wgmma_desc(as + BM * BK + kk * 16 * BN, BN * 16, 128)
+                                               : anvil_wgmma_desc(as + BM * BK + kk * 128, 128, BK * 16);
+            anvil_wgmma<BN, MN_B>(acc, da, db, bf16, true);
+        }
+        anvil_wgmma_commit();
+        anvil_wgmma_wait<1>();
+    }
+    anvil_wgmma_wait<0>();
+    anvil_cp_async_wait<0>();  // only empty groups remain
 }
 #endif
 
@@ -103,45 +195,15 @@ ANVIL_DEVICE void anvil_matmul_wgmma_tile(const MatmulParams& params, int tile, 
                   "anvil_matmul_wgmma_tile: BM 128, BN 64 or 128, BK 16 to 64 in steps of 16, 3 or 4 stages");
     static_assert(anvil_wgmma_smem_bytes(BM, BN, BK, STAGES) <= ANVIL_SMEM_BYTES,
                   "anvil_matmul_wgmma_tile: the staged operands do not fit in ANVIL_SMEM_BYTES");
-    const bool bf16 = anvil_is_bf16<TA>::value;
     const AnvilMmPlace at = anvil_mm_place(p, tile, BM, BN);
     const TA* A = anvil_at<const TA>(arena, p.a_off) + at.ab;
     const TB* B = anvil_at<const TB>(arena, p.b_off) + at.bb;
     TC* C = anvil_at<TC>(arena, p.c_off) + at.cb;
-    const int STAGE = (BM + BN) * BK;  // halves: A, then B
-    unsigned short* const smem = (unsigned short*)anvil_block_smem();
-    auto stage = [&](int slice) {
-        unsigned short* as = smem + (slice % STAGES) * STAGE;
-        anvil_wgmma_stage<TA, BM, BK>(as, A, p.a_sm, p.a_sk, at.m0, p.M, slice * BK, p.K);
-        anvil_wgmma_stage<TB, BN, BK>(as + BM * BK, B, p.b_sn, p.b_sk, at.n0, p.N, slice * BK, p.K);
-    };
     float acc[BN / 2];
-    for (int i = 0; i < BN / 2; ++i) acc[i] = 0.0f;
-    const int wg = anvil_thread() / 128;
-    const int slices = (p.K + BK - 1) / BK;
-    for (int s = 0; s < STAGES - 2; ++s) {
-        if (s < slices) stage(s);
-        anvil_cp_async_commit();  // possibly empty: one group per slice keeps the count
-    }
-    for (int kt = 0; kt < slices; ++kt) {
-        anvil_cp_async_wait<STAGES - 3>();  // this thread's copies of slice kt have landed
-        anvil_fence_proxy_async();          // ... and its writes are visible to the tensor cores
-        anvil_barrier();                    // everyone's; slice kt - 2's wgmma are complete
-        if (kt + STAGES - 2 < slices) stage(kt + STAGES - 2);
-        anvil_cp_async_commit();
-        const unsigned short* as = smem + (kt % STAGES) * STAGE;
-        anvil_wgmma_fence();
-        for (int kk = 0; kk < BK / 16; ++kk) {
-            // k step kk: core matrices 2kk and 2kk + 1 of each row group.
-            const unsigned long long da = anvil_wgmma_desc(as + wg * 64 * BK + kk * 128, 128, BK * 16);
-            const unsigned long long db = anvil_wgmma_desc(as + BM * BK + kk * 128, 128, BK * 16);
-            anvil_wgmma<BN>(acc, da, db, bf16, true);
-        }
-        anvil_wgmma_commit();
-        anvil_wgmma_wait<1>();
-    }
-    anvil_wgmma_wait<0>();
-    anvil_cp_async_wait<0>();  // only empty groups remain
+    if (anvil_wgmma_mn_ok(B, p.b_sn, p.b_sk))
+        anvil_wgmma_mainloop<TA, TB, BM, BN, BK, STAGES, true>(p, at, A, B, acc);
+    else
+        anvil_wgmma_mainloop<TA, TB, BM, BN, BK, STAGES, false>(p, at, A, B, acc);
 
     // The epilogue of matmul_tc.cuh on wgmma's fragment.
     if (p.row_op) {

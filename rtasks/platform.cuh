@@ -220,8 +220,8 @@ ANVIL_DEVICE void anvil_ldmatrix_x4_trans(unsigned* r, const void* row) {
 // defined when the target is sm_90a / compute_90a, never for plain sm_90).
 // The 128 threads of a warpgroup (warps 4g..4g+3 of the block) compute
 // D = A B + D (D = A B when !accumulate) for a 64 x 16 A and a 16 x N B,
-// both K-major in shared memory and named by matrix descriptors
-// (anvil_wgmma_desc), D as f32 registers: thread t = 32w + l of the
+// A K-major, B K-major or (MN_B) N-major in shared memory, both named by
+// matrix descriptors (anvil_wgmma_desc), D as f32 registers: thread t = 32w + l of the
 // warpgroup holds d[4j + i] = D[16w + l / 4 + 8 (i >> 1)][8j + 2 (l % 4) + (i & 1)]
 // (mma.m16n8's C fragment per 8-column block j). The instruction is
 // asynchronous: fence before it (and whenever the registers were touched
@@ -248,70 +248,44 @@ ANVIL_DEVICE void anvil_wgmma_ready(float* d) {
 #pragma unroll
     for (int i = 0; i < N / 2; ++i) asm volatile("" : "+f"(d[i])::"memory");
 }
-// N = 64 or 128: N / 2 accumulators per thread.
-template <int N>
+// The accumulator operands of m64n64k16 (32 registers) and m64n128k16 (64):
+// the asm text "{%0, ..., %N/2-1}" and the matching "+f" constraints.
+#define ANVIL_WGMMA_D8(i) \
+    "+f"(d[i]), "+f"(d[i + 1]), "+f"(d[i + 2]), "+f"(d[i + 3]), "+f"(d[i + 4]), "+f"(d[i + 5]), "+f"(d[i + 6]), "+f"(d[i + 7])
+#define ANVIL_WGMMA_D32 ANVIL_WGMMA_D8(0), ANVIL_WGMMA_D8(8), ANVIL_WGMMA_D8(16), ANVIL_WGMMA_D8(24)
+#define ANVIL_WGMMA_D64 ANVIL_WGMMA_D32, ANVIL_WGMMA_D8(32), ANVIL_WGMMA_D8(40), ANVIL_WGMMA_D8(48), ANVIL_WGMMA_D8(56)
+#define ANVIL_WGMMA_REGS32 \
+    "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, " \
+    "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}"
+#define ANVIL_WGMMA_REGS64 \
+    "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, " \
+    "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, " \
+    "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, " \
+    "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}"
+// One m64nNk16 of type `ty` (f16 or bf16) in anvil_wgmma below (its d, a,
+// b, accumulate, MN_B): the accumulators (`regs`, `dlist`), then operands
+// da and db (the descriptors), dsc (scale-d) and dtb (imm-trans-b = MN_B,
+// an immediate: 1 reads B N-major); scale-a = scale-b = 1, imm-trans-a 0.
+#define ANVIL_WGMMA_ASM(n, ty, regs, dlist, da, db, dsc, dtb)                                     \
+    asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %" #dsc ", 0;\n"                                \
+                 "wgmma.mma_async.sync.aligned.m64n" #n "k16.f32." ty "." ty " " regs ", %" #da ", %" #db \
+                 ", p, 1, 1, 0, %" #dtb ";\n}\n"                                                     \
+                 : dlist                                                                          \
+                 : "l"(a), "l"(b), "r"((unsigned)accumulate), "n"((int)MN_B))
+// N = 64 or 128: N / 2 accumulators per thread. MN_B: B's descriptor names
+// the MN-major layout (anvil_wgmma_desc's comment), read through the
+// transpose bit (f16 and bf16 only).
+template <int N, bool MN_B = false>
 ANVIL_DEVICE void anvil_wgmma(float* d, unsigned long long a, unsigned long long b, bool bf16, bool accumulate) {
     static_assert(N == 64 || N == 128, "anvil_wgmma: N is 64 or 128");
     if (N == 64 && !bf16)
-        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
-                     "wgmma.mma_async.sync.aligned.m64n64k16.f32.f16.f16 "
-                     "{"
-                     "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
-                     "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31"
-                     "}, %32, %33, p, 1, 1, 0, 0;\n}\n"
-                     : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-                       "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
-                       "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-                       "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
-                     : "l"(a), "l"(b), "r"((unsigned)accumulate));
+        ANVIL_WGMMA_ASM(64, "f16", ANVIL_WGMMA_REGS32, ANVIL_WGMMA_D32, 32, 33, 34, 35);
     else if (N == 64)
-        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %34, 0;\n"
-                     "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
-                     "{"
-                     "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
-                     "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31"
-                     "}, %32, %33, p, 1, 1, 0, 0;\n}\n"
-                     : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-                       "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
-                       "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-                       "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
-                     : "l"(a), "l"(b), "r"((unsigned)accumulate));
+        ANVIL_WGMMA_ASM(64, "bf16", ANVIL_WGMMA_REGS32, ANVIL_WGMMA_D32, 32, 33, 34, 35);
     else if (!bf16)
-        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
-                     "wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 "
-                     "{"
-                     "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
-                     "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
-                     "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
-                     "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"
-                     "}, %64, %65, p, 1, 1, 0, 0;\n}\n"
-                     : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-                       "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
-                       "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-                       "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
-                       "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
-                       "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
-                       "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
-                       "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
-                     : "l"(a), "l"(b), "r"((unsigned)accumulate));
+        ANVIL_WGMMA_ASM(128, "f16", ANVIL_WGMMA_REGS64, ANVIL_WGMMA_D64, 64, 65, 66, 67);
     else
-        asm volatile("{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
-                     "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
-                     "{"
-                     "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, "
-                     "%16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, "
-                     "%32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, "
-                     "%48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63"
-                     "}, %64, %65, p, 1, 1, 0, 0;\n}\n"
-                     : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
-                       "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
-                       "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
-                       "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
-                       "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
-                       "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
-                       "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
-                       "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
-                     : "l"(a), "l"(b), "r"((unsigned)accumulate));
+        ANVIL_WGMMA_ASM(128, "bf16", ANVIL_WGMMA_REGS64, ANVIL_WGMMA_D64, 64, 65, 66, 67);
 }
 
 // mbarrier objects (8 bytes of shared memory) and the TMA engine's 1-D
@@ -571,10 +545,10 @@ template <int N>
 ANVIL_DEVICE void anvil_wgmma_ready(float* d) {
     anvil_simt::wgmma_ready(d);
 }
-template <int N>
+template <int N, bool MN_B = false>
 ANVIL_DEVICE void anvil_wgmma(float* d, unsigned long long a, unsigned long long b, bool bf16, bool accumulate) {
     static_assert(N == 64 || N == 128, "anvil_wgmma: N is 64 or 128");
-    anvil_simt::wgmma(d, a, b, N, bf16, accumulate, bf16 ? &anvil_simt_bf16_widen : &anvil_f16_to_f32);
+    anvil_simt::wgmma(d, a, b, N, bf16, accumulate, MN_B, bf16 ? &anvil_simt_bf16_widen : &anvil_f16_to_f32);
 }
 ANVIL_DEVICE void anvil_mbarrier_init(unsigned long long* bar, int count) { anvil_simt::mbarrier_init(bar, count); }
 ANVIL_DEVICE void anvil_fence_mbarrier_init() {}
@@ -698,12 +672,18 @@ ANVIL_DEVICE int anvil_block_broadcast(int v) {
 #define ANVIL_HAS_WGMMA 0  // the host, and the device below sm_90a
 #endif
 #if ANVIL_HAS_WGMMA
-// A matrix descriptor for an unswizzled K-major operand whose core matrices
-// (8 rows of 16 contiguous bytes) lie `lbo` bytes apart along K and `sbo`
+// A matrix descriptor for an unswizzled operand whose core matrices (128
+// contiguous bytes: 8 rows of 16) lie `lbo` bytes apart along K and `sbo`
 // bytes apart along M or N, the first at `start`: the address and both
 // offsets stored >> 4 in 14-bit fields (bits 0, 16, 32), base offset and
 // swizzle mode (bits 49, 62) zero. All three must be 16-byte multiples
-// below 2^18 (simt checks them).
+// below 2^18 (simt checks them). The same two axes hold for both
+// majorities of the unswizzled layout (the PTX ISA's canonical layouts,
+// in 16-bit elements: K-major ((8,m),(8,2k)):((8,SBO),(1,LBO)), MN-major
+// ((8,1,m),(8,k)):((1,8,SBO),(8,LBO))); only a core matrix's rows differ:
+// 8 k values of one row K-major, 8 rows (M or N) at one k MN-major. (The
+// swizzled MN-major layouts swap the two, which is why CUTLASS-style code
+// shows other values.)
 ANVIL_DEVICE unsigned long long anvil_wgmma_desc(const void* start, unsigned lbo, unsigned sbo) {
     anvil_wgmma_check_desc(start, lbo, sbo);
     const unsigned a = anvil_shared_address(start);

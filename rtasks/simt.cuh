@@ -132,7 +132,7 @@ struct Fiber {
     unsigned long long da, db;
     float* acc;
     int n, wait_n;
-    bool accumulate;
+    bool accumulate, mn_b;  // scale-d; imm-trans-b (B N-major)
     int spins = 0;  // mbarrier.try_wait.parity failures in a row
 };
 
@@ -144,6 +144,7 @@ struct Fiber {
 struct Wgmma {
     unsigned group;
     int n;
+    bool mn_b;
     unsigned long long da, db;
     unsigned short a[64][16], b[256][16];
     float* acc[kWarpgroup];
@@ -890,7 +891,8 @@ inline void execute_ldmatrix(Block& b, int w) {
 // The PTX ISA's wgmma.mma_async.sync.aligned.m64nNk16.f32.{f16,bf16}: the
 // 128 threads of a warpgroup (warps 4g..4g+3) compute D = A B + D (or
 // D = A B when scale-d is 0), A 64 x 16 and B 16 x N read from shared
-// memory through matrix descriptors, D in registers. Every instruction of
+// memory through matrix descriptors (B K-major, or N-major with
+// imm-trans-b), D in registers. Every instruction of
 // the family is .sync.aligned: all 128 threads execute it together, here a
 // rendezvous like a warp collective's. The product is computed at issue
 // from the bytes read there (through the checks), but a thread sees it only
@@ -947,11 +949,24 @@ inline Descriptor decode_descriptor(unsigned long long d) {
     r.swizzle = (unsigned)(d >> 62 & 3);
     return r;
 }
-// Without swizzling a K-major operand is a grid of core matrices, each 8
-// rows of 16 contiguous bytes (8 16-bit k values); element (r, k) of a
-// k16 step lies at start + (r / 8) sbo + (k / 8) lbo + (r % 8) 16 + (k % 8) 2.
+// Without swizzling an operand is a grid of core matrices of 128
+// contiguous bytes, 8 rows of 16 (8 16-bit values), and the two offsets
+// step between them. K-major (imm-trans 0; canonical layout
+// ((8,m),(T,2k)):((1T,SBO),(1,LBO)) in 16-bit elements, T = 8): a core
+// row holds 8 k values of one row r, element (r, k) of a k16 step lies at
+// start + (r / 8) sbo + (k / 8) lbo + (r % 8) 16 + (k % 8) 2: lbo steps
+// along K, sbo along M or N.
 inline unsigned core_row_address(const Descriptor& d, int r, int khalf) {
     return d.start + (unsigned)(r / 8) * d.sbo + (unsigned)khalf * d.lbo + (unsigned)(r % 8) * 16;
+}
+// MN-major (imm-trans 1, the "interleave" canonical layout
+// ((T,1,m),(8,k)):((1,T,SBO),(1T,LBO))): a core row holds 8 consecutive
+// rows r (M or N) at one k, element (r, k) lies at
+// start + (r / 8) sbo + (k / 8) lbo + (k % 8) 16 + (r % 8) 2: the offsets
+// keep their axes (lbo along K, sbo along M or N), the rows inside a core
+// matrix turn from r to k.
+inline unsigned mn_core_row_address(const Descriptor& d, int rgroup, int k) {
+    return d.start + (unsigned)rgroup * d.sbo + (unsigned)(k / 8) * d.lbo + (unsigned)(k % 8) * 16;
 }
 // Accumulator element i of warpgroup thread t (m64nNk16, f32 D): warp
 // w = t / 32 owns rows 16w..16w+15; lane (g, q) = (l / 4, l % 4) holds, of
@@ -977,8 +992,10 @@ inline void wgmma_wait(int n) {
     block().f[block().cur].wait_n = n;
     group_op(G_WAIT);
 }
-inline void wgmma(float* d, unsigned long long da, unsigned long long db, int n, bool bf16, bool accumulate, Widen widen) {
+inline void wgmma(float* d, unsigned long long da, unsigned long long db, int n, bool bf16, bool accumulate, bool mn_b,
+                  Widen widen) {
     Fiber& f = block().f[block().cur];
+    f.mn_b = mn_b;
     f.acc = d;
     f.da = da;
     f.db = db;
@@ -1002,11 +1019,11 @@ inline void wgmma_ready(const float* d) {
         }
 }
 
-// Reads rows 0..R-1 of a k16 step of a K-major operand into v (checked,
-// as by `reader`); false when the descriptor is not one the emulation
-// knows.
-inline bool read_operand(Block& b, int reader, unsigned long long desc, int R, unsigned short (*v)[16], bool check,
-                         const char* which) {
+// Reads rows 0..R-1 of a k16 step of an operand, K-major or (mn)
+// MN-major, into v[r][k] (checked, as by `reader`); false when the
+// descriptor is not one the emulation knows.
+inline bool read_operand(Block& b, int reader, unsigned long long desc, int R, unsigned short (*v)[16], bool mn,
+                         bool check, const char* which) {
     const Descriptor d = decode_descriptor(desc);
     if (d.swizzle != 0 || d.base != 0) {
         if (!quiet()) {
@@ -1017,19 +1034,28 @@ inline bool read_operand(Block& b, int reader, unsigned long long desc, int R, u
         }
         return false;
     }
-    for (int r = 0; r < R; ++r)
-        for (int kh = 0; kh < 2; ++kh) {
-            unsigned char* p = b.window + core_row_address(d, r, kh);
-            if (check) {
-                if (core_row_address(d, r, kh) + 16 > kWindow) return false;
-                const int cur = b.cur;
-                b.cur = reader;
-                const bool ok = access(p, 16, READ);
-                b.cur = cur;
-                if (!ok) return false;
-            }
-            memcpy(&v[r][kh * 8], p, 16);
+    // Core row i (16 bytes): R x 2 of them K-major, R / 8 x 16 MN-major.
+    for (int i = 0; i < R * 2; ++i) {
+        const int r = mn ? i / 16 : i / 2, k = mn ? i % 16 : i % 2;
+        const unsigned at = mn ? mn_core_row_address(d, r, k) : core_row_address(d, r, k);
+        unsigned char* p = b.window + at;
+        if (check) {
+            if (at + 16 > kWindow) return false;
+            const int cur = b.cur;
+            b.cur = reader;
+            const bool ok = access(p, 16, READ);
+            b.cur = cur;
+            if (!ok) return false;
         }
+        unsigned short row[8];
+        memcpy(row, p, 16);
+        for (int j = 0; j < 8; ++j) {
+            if (mn)
+                v[8 * r + j][k] = row[j];
+            else
+                v[r][8 * k + j] = row[j];
+        }
+    }
     return true;
 }
 
@@ -1039,11 +1065,12 @@ inline void execute_wgmma(Block& b, int g) {
     const Fiber& f0 = th[0];
     for (int t = 1; t < kWarpgroup; ++t) {
         const Fiber& f = th[t];
-        if ((f.da != f0.da || f.db != f0.db || f.n != f0.n || f.bf16 != f0.bf16 || f.accumulate != f0.accumulate) &&
+        if ((f.da != f0.da || f.db != f0.db || f.n != f0.n || f.bf16 != f0.bf16 || f.accumulate != f0.accumulate ||
+             f.mn_b != f0.mn_b) &&
             !quiet()) {
             const Who who(g * kWarpgroup + t), first(g * kWarpgroup);
-            fail("%s: wgmma.mma_async with descriptors, shape, type or scale-d other than %s's, the first of its "
-                 "warpgroup's",
+            fail("%s: wgmma.mma_async with descriptors, shape, type, scale-d or imm-trans-b other than %s's, the first "
+                 "of its warpgroup's",
                  who.s, first.s);
             return;
         }
@@ -1064,12 +1091,13 @@ inline void execute_wgmma(Block& b, int g) {
     Wgmma& w = wg.inflight.back();
     w.group = wg.committed;
     w.n = n;
+    w.mn_b = f0.mn_b;
     w.da = f0.da;
     w.db = f0.db;
     const char* reading = b.reading;
     b.reading = "read (wgmma.mma_async)";
-    const bool ok = read_operand(b, g * kWarpgroup, w.da, 64, w.a, true, "A") &&
-                    read_operand(b, g * kWarpgroup, w.db, n, w.b, true, "B");
+    const bool ok = read_operand(b, g * kWarpgroup, w.da, 64, w.a, false, true, "A") &&
+                    read_operand(b, g * kWarpgroup, w.db, n, w.b, w.mn_b, true, "B");
     b.reading = reading;
     double A[64][16], B[256][16];
     for (int r = 0; r < 64; ++r)
@@ -1110,8 +1138,8 @@ inline void execute_wgmma_wait(Block& b, int g) {
     for (size_t i = 0; i < done; ++i) {
         Wgmma& w = wg.inflight[i];
         unsigned short a[64][16], bb[256][16];
-        const bool same = read_operand(b, g * kWarpgroup, w.da, 64, a, false, "A") &&
-                          read_operand(b, g * kWarpgroup, w.db, w.n, bb, false, "B") &&
+        const bool same = read_operand(b, g * kWarpgroup, w.da, 64, a, false, false, "A") &&
+                          read_operand(b, g * kWarpgroup, w.db, w.n, bb, w.mn_b, false, "B") &&
                           memcmp(a, w.a, sizeof a) == 0 && memcmp(bb, w.b, sizeof(bb[0]) * (size_t)w.n) == 0;
         if (!same && !quiet()) {
             const Who who(g * kWarpgroup);

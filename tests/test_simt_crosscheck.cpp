@@ -61,8 +61,9 @@ std::string crosscheck_source() {
 const char* const kKernels[] = {"xc_mma_f16",  "xc_mma_bf16",    "xc_mma_tf32", "xc_cvt_tf32", "xc_collectives",
                                 "xc_cp_async", "xc_cp_async_ca", "xc_ldmatrix"};
 // Hopper's own (sm_90a only: a device of compute capability 9.0 runs them).
-const char* const kHopperKernels[] = {"xc_wgmma_n64_f16", "xc_wgmma_n64_bf16", "xc_wgmma_n128_f16", "xc_wgmma_n128_bf16",
-                                      "xc_bulk_copy"};
+const char* const kHopperKernels[] = {"xc_wgmma_n64_f16",     "xc_wgmma_n64_bf16",     "xc_wgmma_n128_f16",
+                                      "xc_wgmma_n128_bf16",   "xc_wgmma_n64_f16_mn",   "xc_wgmma_n64_bf16_mn",
+                                      "xc_wgmma_n128_f16_mn", "xc_wgmma_n128_bf16_mn", "xc_bulk_copy"};
 
 // The kernels in the simt configuration: the module built beside this binary.
 class SimtKernels {
@@ -497,19 +498,21 @@ TEST_CASE("crosscheck: the emulated wgmma and bulk copies agree with plain C++",
     std::mt19937 rng(20261128);
     for (int n : {64, 128})
         for (bool bf16 : {false, true})
-            for (bool exact : {true, false}) {
-                CAPTURE(n, bf16, exact);
-                const std::string kernel = "xc_wgmma_n" + std::to_string(n) + (bf16 ? "_bf16" : "_f16");
-                const Bytes in = wgmma_input(rng, n, bf16, exact);
-                const Bytes out = simt.run(kernel.c_str(), in, wgmma_out_bytes(n));
-                std::vector<float> d;
-                std::vector<double> scale;
-                wgmma_reference(in, n, bf16, &d, &scale);
-                for (size_t i = 0; i < d.size(); ++i) {
-                    INFO("warpgroup " << i / (64 * n) << " D[" << i % (64 * n) / n << "][" << i % n << "]");
-                    REQUIRE(word<float>(out, i) == d[i]);
+            for (bool exact : {true, false})
+                for (bool mn : {false, true}) {
+                    CAPTURE(n, bf16, exact, mn);
+                    const std::string kernel =
+                        "xc_wgmma_n" + std::to_string(n) + (bf16 ? "_bf16" : "_f16") + (mn ? "_mn" : "");
+                    const Bytes in = wgmma_input(rng, n, bf16, exact);
+                    const Bytes out = simt.run(kernel.c_str(), in, wgmma_out_bytes(n));
+                    std::vector<float> d;
+                    std::vector<double> scale;
+                    wgmma_reference(in, n, bf16, &d, &scale);
+                    for (size_t i = 0; i < d.size(); ++i) {
+                        INFO("warpgroup " << i / (64 * n) << " D[" << i % (64 * n) / n << "][" << i % n << "]");
+                        REQUIRE(word<float>(out, i) == d[i]);
+                    }
                 }
-            }
     Bytes bulk(kBulkIn);
     for (unsigned char& b : bulk) b = static_cast<unsigned char>(std::uniform_int_distribution<int>(0, 255)(rng));
     CHECK(first_difference(simt.run("xc_bulk_copy", bulk, kBulkOut), bulk_reference(bulk)) == "");
@@ -616,25 +619,27 @@ TEST_CASE("crosscheck: the device and the emulator agree on every wrapper", "[gp
         // wgmma and the bulk copy: before ANVIL_MM_WGMMA may become a default.
         for (int n : {64, 128})
             for (bool bf16 : {false, true})
-                for (bool exact : {true, false}) {
-                    CAPTURE(n, bf16, exact);
-                    const std::string kernel = "xc_wgmma_n" + std::to_string(n) + (bf16 ? "_bf16" : "_f16");
-                    const Bytes in = wgmma_input(rng, n, bf16, exact);
-                    const Bytes on_device = device.run(kernel.c_str(), in, wgmma_out_bytes(n)),
-                                emulated = simt.run(kernel.c_str(), in, wgmma_out_bytes(n));
-                    if (exact) {
-                        CHECK(first_difference(on_device, emulated) == "");
-                        continue;
+                for (bool exact : {true, false})
+                    for (bool mn : {false, true}) {
+                        CAPTURE(n, bf16, exact, mn);
+                        const std::string kernel =
+                            "xc_wgmma_n" + std::to_string(n) + (bf16 ? "_bf16" : "_f16") + (mn ? "_mn" : "");
+                        const Bytes in = wgmma_input(rng, n, bf16, exact);
+                        const Bytes on_device = device.run(kernel.c_str(), in, wgmma_out_bytes(n)),
+                                    emulated = simt.run(kernel.c_str(), in, wgmma_out_bytes(n));
+                        if (exact) {
+                            CHECK(first_difference(on_device, emulated) == "");
+                            continue;
+                        }
+                        std::vector<float> d;
+                        std::vector<double> scale;
+                        wgmma_reference(in, n, bf16, &d, &scale);
+                        for (size_t i = 0; i < d.size(); ++i) {
+                            INFO("warpgroup " << i / (64 * n) << " D[" << i % (64 * n) / n << "][" << i % n << "]: device "
+                                              << word<float>(on_device, i) << ", emulated " << word<float>(emulated, i));
+                            REQUIRE(std::fabs(word<float>(on_device, i) - word<float>(emulated, i)) <= 1e-5 * scale[i]);
+                        }
                     }
-                    std::vector<float> d;
-                    std::vector<double> scale;
-                    wgmma_reference(in, n, bf16, &d, &scale);
-                    for (size_t i = 0; i < d.size(); ++i) {
-                        INFO("warpgroup " << i / (64 * n) << " D[" << i % (64 * n) / n << "][" << i % n << "]: device "
-                                          << word<float>(on_device, i) << ", emulated " << word<float>(emulated, i));
-                        REQUIRE(std::fabs(word<float>(on_device, i) - word<float>(emulated, i)) <= 1e-5 * scale[i]);
-                    }
-                }
         Bytes bulk(kBulkIn);
         for (unsigned char& b : bulk) b = static_cast<unsigned char>(std::uniform_int_distribution<int>(0, 255)(rng));
         CHECK(first_difference(device.run("xc_bulk_copy", bulk, kBulkOut), simt.run("xc_bulk_copy", bulk, kBulkOut)) == "");

@@ -454,6 +454,15 @@ void stage_operand(unsigned char* base, const unsigned short (*v)[16], int R, in
         anvil_sts((unsigned short*)(base + (r / 8) * sbo + (k / 8) * lbo + (r % 8) * 16 + (k % 8) * 2), v[r][k]);
     }
 }
+// The same operand MN-major (the PTX ISA's unswizzled canonical layout,
+// read with imm-trans-b): core matrix (r / 8, k / 8) at the same offsets,
+// its row k % 8 (8 values r) 16 bytes at (k % 8) 16.
+void stage_operand_mn(unsigned char* base, const unsigned short (*v)[16], int R, int lbo, int sbo) {
+    for (int e = anvil_thread(); e < R * 16; e += ANVIL_THREADS) {
+        const int r = e / 16, k = e % 16;
+        anvil_sts((unsigned short*)(base + (r / 8) * sbo + (k / 8) * lbo + (k % 8) * 16 + (r % 8) * 2), v[r][k]);
+    }
+}
 
 // D[row][col] of warpgroup thread t's accumulator i, from the PTX ISA's
 // figure of the m64nNk16 D fragment: rows 16w + l / 4 (+ 8 for i % 4 >= 2),
@@ -464,9 +473,9 @@ void d_fragment(int t, int i, int* row, int* col) {
     *col = 8 * (i / 4) + 2 * (l % 4) + (i % 2);
 }
 
-template <int N>
+template <int N, bool MN_B = false>
 void check_wgmma(bool bf16) {
-    CAPTURE(N, bf16);
+    CAPTURE(N, bf16, MN_B);
     std::mt19937 rng(21 + N);
     std::uniform_real_distribution<float> dist(-2.0f, 2.0f);
     static unsigned short A[64][16], B[256][16];
@@ -479,20 +488,22 @@ void check_wgmma(bool bf16) {
         for (int r = 0; r < 64; ++r)
             for (int c = 0; c < N; ++c) C[g][r][c] = dist(rng);
     // A: k halves side by side (lbo 128, sbo 256); B: all row groups of k
-    // half 0, then of k half 1 (lbo N / 8 x 128, sbo 128). Warpgroup 0
-    // accumulates onto C, warpgroup 1 (scale-d 0) does not.
+    // half 0, then of k half 1 (lbo N / 8 x 128, sbo 128), K-major, or
+    // MN-major with the k halves side by side (lbo 128, sbo 256).
+    // Warpgroup 0 accumulates onto C, warpgroup 1 (scale-d 0) does not.
     const std::string report = run([&]() -> bool {
         const int t = anvil_thread(), g = t / 128;
         unsigned char* smem = (unsigned char*)anvil_block_smem();
         stage_operand(smem, A, 64, 128, 256);
-        stage_operand(smem + 2048, B, N, N / 8 * 128, 128);
+        const int lbo = MN_B ? 128 : N / 8 * 128, sbo = MN_B ? 256 : 128;
+        (MN_B ? stage_operand_mn : stage_operand)(smem + 2048, B, N, lbo, sbo);
         anvil_fence_proxy_async();
         anvil_barrier();
         float d[N / 2];
         int row, col;
         for (int i = 0; i < N / 2; ++i) d_fragment(t, i, &row, &col), d[i] = C[g][row][col];
         anvil_wgmma_fence();
-        anvil_wgmma<N>(d, anvil_wgmma_desc(smem, 128, 256), anvil_wgmma_desc(smem + 2048, N / 8 * 128, 128), bf16, g == 0);
+        anvil_wgmma<N, MN_B>(d, anvil_wgmma_desc(smem, 128, 256), anvil_wgmma_desc(smem + 2048, lbo, sbo), bf16, g == 0);
         anvil_wgmma_commit();
         anvil_wgmma_wait<0>();
         anvil_wgmma_ready<N>(d);
@@ -527,6 +538,12 @@ TEST_CASE("simt emulator: a matrix descriptor decodes as the PTX ISA lays it out
     CHECK(anvil_simt::core_row_address(x, 0, 0) == 0x1230);
     CHECK(anvil_simt::core_row_address(x, 9, 1) == 0x1230 + 1024 + 128 + 16);
     CHECK(anvil_simt::core_row_address(x, 63, 0) == 0x1230 + 7 * 1024 + 7 * 16);
+    // MN-major, the ISA's unswizzled bf16 example ((8,1,2),(8,2)):((1,8,64),(8,128))
+    // elements: sbo 128 B, lbo 256 B; element (n 9, k 10) at element
+    // 1 + 64 + 2 x 8 + 128 = 209: its core row (n 8..15 at k 10) at byte 416.
+    const anvil_simt::Descriptor mn = anvil_simt::decode_descriptor(16ull << 16 | 8ull << 32);
+    CHECK(anvil_simt::mn_core_row_address(mn, 1, 10) + 1 * 2 == 209 * 2);
+    CHECK(anvil_simt::mn_core_row_address(mn, 0, 7) == 7 * 16);
     // anvil_wgmma_desc encodes a shared address and both offsets.
     unsigned long long made = 0;
     unsigned at = 0;
@@ -555,6 +572,12 @@ TEST_CASE("simt emulator: wgmma m64n64k16 and m64n128k16 compute A x B + C per w
     const bool bf16 = GENERATE(false, true);
     check_wgmma<64>(bf16);
     check_wgmma<128>(bf16);
+}
+
+TEST_CASE("simt emulator: wgmma with imm-trans-b reads B N-major", "[simt][emulator][wgmma]") {
+    const bool bf16 = GENERATE(false, true);
+    check_wgmma<64, true>(bf16);
+    check_wgmma<128, true>(bf16);
 }
 
 TEST_CASE("simt emulator: chained wgmma land at the wait_group that covers them", "[simt][emulator][wgmma]") {

@@ -2,8 +2,11 @@
 // reference: on simt, where wgmma, its descriptors and the warpgroup
 // collectives are emulated with the thread-level checks on, and on the host
 // (the tile's fallback), in f16 and bf16, over odd shapes (M, N, K among 1,
-// 7, 33, 129 and larger ones), k-contiguous B (16-byte cp.async staging)
-// and n-contiguous B (element staging), transposed A, broadcast batches, a
+// 7, 33, 129 and larger ones), k-contiguous B (16-byte cp.async staging,
+// K-major), n-contiguous B (element staging where its rows are not 16-byte
+// aligned, else 16-byte cp.async into the MN-major layout read through
+// wgmma's transpose bit, odd N zero-filled in front of live padding
+// columns), transposed A, broadcast batches, a
 // fused epilogue, a fused row op, split-K; verify_tile_graph refuses what
 // the tile cannot take; NVRTC compiles every variant for sm_90a without
 // spills (and for sm_90, where it is the mma.sync tile).
@@ -99,6 +102,39 @@ Graph strided_graph(DType dtype) {
     return infer_shapes(build_graph(load_model_from_string(text, "wgmma_strided.yaml")));
 }
 
+// [K, N] weights as the columns 8..8+N-1 of a [K, P] parameter (P a
+// multiple of 8 past them, random values in every column): B n contiguous,
+// its rows 16-byte aligned at any N, the columns past N live data that the
+// MN-major staging must zero-fill, not read. M, K, N among 1, 7, 33, 129,
+// and larger ones. Each case once per kShapes variant (y<c>_v<variant>).
+Graph mn_cases_graph(DType dtype) {
+    const std::vector<test::MmCase> cases = {{1, 33, 7, false},    {7, 129, 1, false},    {33, 1, 129, false},
+                                             {129, 7, 33, false},  {129, 129, 129, false}, {200, 300, 260, false},
+                                             {257, 72, 136, false}};
+    std::string inputs, params, nodes, outputs;
+    for (size_t c = 0; c < cases.size(); ++c) {
+        const test::MmCase& mc = cases[c];
+        inputs += fmt::format("  - {{name: x{}, shape: [{}, {}]}}\n", c, mc.m, mc.k);
+        params += fmt::format("  - {{name: w{}, shape: [{}, {}]}}\n", c, mc.k, (mc.n + 8 + 7) / 8 * 8 + 8);
+        nodes += fmt::format("  - {{name: b{0}, op: slice, inputs: [w{0}], axis: 1, start: 8, end: {1}}}\n", c, 8 + mc.n);
+        for (int v = 0; v < kShapeCount; ++v) {
+            nodes += fmt::format("  - {{name: y{0}_v{1}, op: matmul, inputs: [x{0}, b{0}]}}\n", c, v);
+            outputs += fmt::format("{}y{}_v{}", outputs.empty() ? "" : ", ", c, v);
+        }
+    }
+    const std::string text =
+        fmt::format("anvil: 1\nname: wgmma_mn\ndtype: {}\nseed: 29\ninputs:\n{}params:\n{}nodes:\n{}outputs: [{}]\n",
+                    dtype_name(dtype), inputs, params, nodes, outputs);
+    return infer_shapes(build_graph(load_model_from_string(text, "wgmma_mn.yaml")));
+}
+
+// Whether the tile stages this matmul's B MN-major (anvil_wgmma_mn_ok: n
+// contiguous, every row 16-byte aligned).
+bool b_staged_mn(const ROp& op) {
+    const auto& p = std::get<MatmulParams>(op.params);
+    return p.b_sn == 1 && p.b_sk * 2 % 16 == 0 && p.b_off % 16 == 0;
+}
+
 }  // namespace
 
 TEST_CASE("wgmma tile: odd shapes in every variant, f16 and bf16, on host and simt", "[simt][wgmma]") {
@@ -107,6 +143,20 @@ TEST_CASE("wgmma tile: odd shapes in every variant, f16 and bf16, on host and si
     const Graph g = test::matmul_cases_graph("wgmma_cases", dtype, kCases, kShapeCount, 23);
     const Schedule s = launch_per_rop("per_op", on_wgmma_all(decompose(g)), default_gpu(), "op_");
     expect_host_and_simt(g, s, kCases.size() * kShapeCount);
+}
+
+TEST_CASE("wgmma tile: [K, N] weights staged MN-major by cp.async at odd shapes, f16 and bf16, on host and simt",
+          "[simt][wgmma]") {
+    const DType dtype = GENERATE(DType::f16, DType::bf16);
+    CAPTURE(dtype_name(dtype));
+    const Graph g = mn_cases_graph(dtype);
+    const TileGraph tg = on_wgmma_all(decompose(g));
+    int mn = 0, matmuls = 0;
+    for (const ROp& op : tg.rops)
+        if (op.kind == TaskKind::matmul) ++matmuls, mn += b_staged_mn(op);
+    CHECK(matmuls == 7 * kShapeCount);
+    CHECK(mn == matmuls);  // the slices are read in place: every B takes the MN-major path
+    expect_host_and_simt(g, launch_per_rop("per_op", tg, default_gpu(), "op_"), 7 * kShapeCount);
 }
 
 TEST_CASE("wgmma tile: strides, transposes, batches, a fused epilogue and row op, on host and simt",

@@ -185,10 +185,13 @@ XC_KERNEL(xc_cp_async_ca) {
 // (2 x 64 x N floats, [warpgroup][m][n]) at 8192. The block stages A with
 // its k halves side by side (leading byte offset 128, stride 256) and B
 // with all row groups of k half 0 first (leading N / 8 x 128, stride 128),
-// so both descriptor offsets matter. Warpgroup 0 computes D = A B + C,
-// warpgroup 1 D = A B (scale-d 0: the C in its registers is ignored);
-// `out`: D as C is laid out in `in`.
-template <int N, bool BF16>
+// so both descriptor offsets matter. MN: B N-major instead (imm-trans-b
+// 1), each core matrix 8 k rows of 8 n values, the k halves side by side
+// (leading 128, stride 256: the opposite of the K-major B's choice, and
+// of the wgmma tile's). Warpgroup 0 computes D = A B + C, warpgroup 1
+// D = A B (scale-d 0: the C in its registers is ignored); `out`: D as C
+// is laid out in `in`.
+template <int N, bool BF16, bool MN = false>
 ANVIL_DEVICE void xc_wgmma(const unsigned char* in, unsigned char* out) {
     const int t = anvil_thread(), g = t / 128, w = (t % 128) / 32, lane = t % 32;
     unsigned char* smem = (unsigned char*)anvil_block_smem();
@@ -198,6 +201,9 @@ ANVIL_DEVICE void xc_wgmma(const unsigned char* in, unsigned char* out) {
         const int r = (e / 16) % 64, k = e % 16, c = e / 16 - 64;
         if (e < 64 * 16)
             anvil_sts((unsigned short*)(smem + (r / 8) * 256 + (k / 8) * 128 + (r % 8) * 16 + (k % 8) * 2), A[r * 16 + k]);
+        else if (MN)
+            anvil_sts((unsigned short*)(smem + 2048 + (c / 8) * 256 + (k / 8) * 128 + (k % 8) * 16 + (c % 8) * 2),
+                      B[c * 16 + k]);
         else
             anvil_sts((unsigned short*)(smem + 2048 + (c / 8) * 128 + (k / 8) * (N / 8 * 128) + (c % 8) * 16 + (k % 8) * 2),
                       B[c * 16 + k]);
@@ -211,7 +217,8 @@ ANVIL_DEVICE void xc_wgmma(const unsigned char* in, unsigned char* out) {
     for (int i = 0; i < N / 2; ++i)
         d[i] = C[(16 * w + lane / 4 + (i % 4 >= 2 ? 8 : 0)) * N + 8 * (i / 4) + 2 * (lane % 4) + i % 2];
     anvil_wgmma_fence();
-    anvil_wgmma<N>(d, anvil_wgmma_desc(smem, 128, 256), anvil_wgmma_desc(smem + 2048, N / 8 * 128, 128), BF16, g == 0);
+    anvil_wgmma<N, MN>(d, anvil_wgmma_desc(smem, 128, 256),
+                       anvil_wgmma_desc(smem + 2048, MN ? 128 : N / 8 * 128, MN ? 256 : 128), BF16, g == 0);
     anvil_wgmma_commit();
     anvil_wgmma_wait<0>();
     anvil_wgmma_ready<N>(d);
@@ -222,6 +229,10 @@ XC_KERNEL(xc_wgmma_n64_f16) { xc_wgmma<64, false>(in, out); }
 XC_KERNEL(xc_wgmma_n64_bf16) { xc_wgmma<64, true>(in, out); }
 XC_KERNEL(xc_wgmma_n128_f16) { xc_wgmma<128, false>(in, out); }
 XC_KERNEL(xc_wgmma_n128_bf16) { xc_wgmma<128, true>(in, out); }
+XC_KERNEL(xc_wgmma_n64_f16_mn) { xc_wgmma<64, false, true>(in, out); }
+XC_KERNEL(xc_wgmma_n64_bf16_mn) { xc_wgmma<64, true, true>(in, out); }
+XC_KERNEL(xc_wgmma_n128_f16_mn) { xc_wgmma<128, false, true>(in, out); }
+XC_KERNEL(xc_wgmma_n128_bf16_mn) { xc_wgmma<128, true, true>(in, out); }
 
 // mbarrier and cp.async.bulk. `in`: 4096 random bytes. Phase 0: thread 0
 // announces 4096 bytes, threads 0-3 each copy in[1024t..] to shared 1024t;
