@@ -18,6 +18,7 @@
 #define ANVIL_RTASKS_PLATFORM_CUH
 
 #include "params.cuh"
+#include "tensor_map.cuh"
 #include "simt.cuh"
 
 // Bytes of the block's shared scratch (matmul tiles). emit.cpp defines it
@@ -241,6 +242,7 @@ ANVIL_DEVICE void anvil_wgmma_wait() {
 ANVIL_DEVICE void anvil_fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;" ::: "memory"); }
 // No check on the device: the simt emulation reads them.
 ANVIL_DEVICE void anvil_wgmma_check_desc(const void*, unsigned, unsigned) {}
+ANVIL_DEVICE void anvil_wgmma_check_desc_sw128(const void*, unsigned) {}
 // After the wait_group, before reading d: the compiler may not move a read
 // of an accumulator above the wait (d is no operand of the wait's asm).
 template <int N>
@@ -310,6 +312,17 @@ ANVIL_DEVICE bool anvil_mbarrier_try_wait_parity(unsigned long long* bar, unsign
 ANVIL_DEVICE void anvil_bulk_copy(void* smem, const void* gmem, unsigned bytes, unsigned long long* bar) {
     asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
                  ::"r"(anvil_shared_address(smem)), "l"(gmem), "r"(bytes), "r"(anvil_shared_address(bar))
+                 : "memory");
+}
+// The TMA engine's tiled copy: the box of `map` (tensor_map.cuh) whose
+// first element is the tensor's (x, y), x counting elements along a row,
+// into shared memory at `smem` (128-byte aligned; 1024 with the 128-byte
+// swizzle), zero where the box leaves the tensor; completes the box's
+// bytes of bar's transaction count. `map` lies in global memory, written
+// by the host before the launch.
+ANVIL_DEVICE void anvil_tma_load_2d(void* smem, const AnvilTensorMap* map, int x, int y, unsigned long long* bar) {
+    asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];"
+                 ::"r"(anvil_shared_address(smem)), "l"(map), "r"(x), "r"(y), "r"(anvil_shared_address(bar))
                  : "memory");
 }
 #else
@@ -541,6 +554,9 @@ ANVIL_DEVICE void anvil_fence_proxy_async() {}
 ANVIL_DEVICE void anvil_wgmma_check_desc(const void* start, unsigned lbo, unsigned sbo) {
     anvil_simt::check_descriptor(start, lbo, sbo);
 }
+ANVIL_DEVICE void anvil_wgmma_check_desc_sw128(const void* start, unsigned sbo) {
+    anvil_simt::check_descriptor_sw128(start, sbo);
+}
 template <int N>
 ANVIL_DEVICE void anvil_wgmma_ready(float* d) {
     anvil_simt::wgmma_ready(d);
@@ -560,6 +576,9 @@ ANVIL_DEVICE bool anvil_mbarrier_try_wait_parity(unsigned long long* bar, unsign
 }
 ANVIL_DEVICE void anvil_bulk_copy(void* smem, const void* gmem, unsigned bytes, unsigned long long* bar) {
     anvil_simt::bulk_copy(smem, gmem, bytes, bar);
+}
+ANVIL_DEVICE void anvil_tma_load_2d(void* smem, const AnvilTensorMap* map, int x, int y, unsigned long long* bar) {
+    anvil_simt::tma_load_2d(smem, map, x, y, bar);
 }
 
 // %smid: the worker that plays the SM.
@@ -689,6 +708,20 @@ ANVIL_DEVICE unsigned long long anvil_wgmma_desc(const void* start, unsigned lbo
     const unsigned a = anvil_shared_address(start);
     return (unsigned long long)((a & 0x3ffffu) >> 4) | (unsigned long long)((lbo & 0x3ffffu) >> 4) << 16 |
            (unsigned long long)((sbo & 0x3ffffu) >> 4) << 32;
+}
+// A matrix descriptor for a K-major operand in the 128-byte swizzled
+// layout a swizzled TMA box leaves: rows of 64 16-bit k values (128 bytes),
+// 8 rows to a 1024-byte atom, atoms `sbo` bytes apart along M or N, each
+// row's 16-byte chunk c stored at chunk c ^ (row % 8). `start` is the
+// atom's first row plus 32 bytes per k16 step into it: the hardware adds
+// the row's offset, then swizzles the address, so the atom must be
+// 1024-byte aligned in shared memory (base offset 0). The leading offset
+// is unused in this layout (stored as 1, by convention).
+ANVIL_DEVICE unsigned long long anvil_wgmma_desc_sw128(const void* start, unsigned sbo) {
+    anvil_wgmma_check_desc_sw128(start, sbo);
+    const unsigned a = anvil_shared_address(start);
+    return (unsigned long long)((a & 0x3ffffu) >> 4) | 1ull << 16 | (unsigned long long)((sbo & 0x3ffffu) >> 4) << 32 |
+           1ull << 62;
 }
 // Waits for the completion of bar's phase of parity `parity`.
 ANVIL_DEVICE void anvil_mbarrier_wait_parity(unsigned long long* bar, unsigned parity) {

@@ -31,13 +31,16 @@
 //     elsewhere, a barrier some thread never reaches;
 //   - wgmma (sm_90a) is a warpgroup collective of 128 threads: a missing
 //     wgmma.fence, a descriptor address or offset that is not a 16-byte
-//     multiple, a swizzled descriptor (not emulated), accumulators read
+//     multiple, a swizzle other than 128 bytes (not emulated), a 128-byte
+//     swizzled start outside its atom's first row, accumulators read
 //     (anvil_wgmma_ready) or written before the wait_group that covers
 //     their wgmma, operands changed before it, a task ending with wgmma in
 //     flight; its operands are read through the checks above;
 //   - cp.async.bulk lands when its mbarrier's phase completes: its size a
 //     multiple of 16, its bytes poison (reads and writes refused) until
-//     then, a task ending with one never landed.
+//     then, a task ending with one never landed; a tensor copy
+//     (cp.async.bulk.tensor) the same, and a map the host did not encode
+//     or a box not aligned for its swizzle refused.
 // This file is compiled only in the simt configuration; it tests nothing
 // but ANVIL_SIMT (platform.cuh alone tests __CUDACC__).
 #ifndef ANVIL_RTASKS_SIMT_CUH
@@ -56,6 +59,7 @@
 #include <vector>
 
 #include "params.cuh"
+#include "tensor_map.cuh"
 
 namespace anvil_simt {
 
@@ -933,6 +937,21 @@ inline void check_descriptor(const void* start, unsigned lbo, unsigned sbo) {
     }
 }
 
+// The 128-byte swizzled layout (anvil_wgmma_desc_sw128): the hardware adds
+// a row's offset to the start and swizzles the sum's bits 4-6 with its
+// bits 7-9, so the start must lie in the first 128-byte row of a 1024-byte
+// atom or the rows' swizzle would not be the one a TMA box wrote.
+inline void check_descriptor_sw128(const void* start, unsigned sbo) {
+    const unsigned a = shared_address(start);
+    if (((a | sbo) & 15u || (a & 1023u) >= 128u || sbo >= (1u << 18)) && !quiet()) {
+        const Who who(block().cur);
+        fail("%s: 128-byte swizzled matrix descriptor with start address %u (byte %p), stride byte offset %u: the "
+             "start must be a multiple of 16 within the first 128 bytes of a 1024-byte atom, the offset a multiple "
+             "of 16 below 2^18",
+             who.s, a, start, sbo);
+    }
+}
+
 // The descriptor's fields as the hardware reads them: the start address,
 // the leading (K) and stride (M or N) byte offsets between core matrices,
 // each stored >> 4 in 14 bits; the matrix base offset (bits 49-51) and the
@@ -967,6 +986,16 @@ inline unsigned core_row_address(const Descriptor& d, int r, int khalf) {
 // matrix turn from r to k.
 inline unsigned mn_core_row_address(const Descriptor& d, int rgroup, int k) {
     return d.start + (unsigned)rgroup * d.sbo + (unsigned)(k / 8) * d.lbo + (unsigned)(k % 8) * 16;
+}
+// The 128-byte swizzle: the 16-byte chunk (address bits 4-6) moves by the
+// 128-byte row within its 1024-byte atom (bits 7-9), in TMA boxes and
+// wgmma operands alike.
+inline unsigned swizzle_128b(unsigned a) { return a ^ ((a >> 7 & 7u) << 4); }
+// With it a K-major operand's rows are 128 bytes of k: element (r, k) of
+// a k16 step lies at start + (r / 8) sbo + (r % 8) 128 + k 2, swizzled.
+inline unsigned operand_row_address(const Descriptor& d, int r, int khalf) {
+    if (d.swizzle == 0) return core_row_address(d, r, khalf);
+    return swizzle_128b(d.start + (unsigned)(r / 8) * d.sbo + (unsigned)(r % 8) * 128 + (unsigned)khalf * 16);
 }
 // Accumulator element i of warpgroup thread t (m64nNk16, f32 D): warp
 // w = t / 32 owns rows 16w..16w+15; lane (g, q) = (l / 4, l % 4) holds, of
@@ -1025,11 +1054,12 @@ inline void wgmma_ready(const float* d) {
 inline bool read_operand(Block& b, int reader, unsigned long long desc, int R, unsigned short (*v)[16], bool mn,
                          bool check, const char* which) {
     const Descriptor d = decode_descriptor(desc);
-    if (d.swizzle != 0 || d.base != 0) {
+    if (d.swizzle > (mn ? 0u : 1u) || d.base != 0) {
         if (!quiet()) {
             const Who who(reader);
             fail("%s: wgmma.mma_async %s descriptor with swizzle mode %u and base offset %u: only the unswizzled "
-                 "canonical layout (both 0) is emulated",
+                 "canonical layout and the 128-byte swizzle (modes 0 and 1, base offset 0; MN-major unswizzled) are "
+                 "emulated",
                  who.s, which, d.swizzle, d.base);
         }
         return false;
@@ -1037,7 +1067,7 @@ inline bool read_operand(Block& b, int reader, unsigned long long desc, int R, u
     // Core row i (16 bytes): R x 2 of them K-major, R / 8 x 16 MN-major.
     for (int i = 0; i < R * 2; ++i) {
         const int r = mn ? i / 16 : i / 2, k = mn ? i % 16 : i % 2;
-        const unsigned at = mn ? mn_core_row_address(d, r, k) : core_row_address(d, r, k);
+        const unsigned at = mn ? mn_core_row_address(d, r, k) : operand_row_address(d, r, k);
         unsigned char* p = b.window + at;
         if (check) {
             if (at + 16 > kWindow) return false;
@@ -1285,6 +1315,56 @@ inline void bulk_copy(void* dst, const void* src, unsigned bytes, void* bar) {
     m->copies.push_back(c);
     m->tx -= bytes;
     mbarrier_try_complete(*m);
+}
+
+// cp.async.bulk.tensor.2d ... .tile.mbarrier::complete_tx::bytes: the box
+// of `map` at tensor element (x, y) into shared dst, built at issue from
+// the tensor (zero outside it; swizzled as the map says) and landing, like
+// a bulk copy, when bar's phase completes; completes the whole box's bytes
+// of bar's transaction count, zero-filled ones included. The map must be
+// one the host filled (src/runtime/tensor_map.cpp checks its shape); dst
+// 128-byte aligned, 1024 with the swizzle (whose rows bits 7-9 select).
+inline void tma_load_2d(void* dst, const AnvilTensorMap* map, int x, int y, void* bar) {
+    Block& b = block();
+    if (((unsigned long long)map & 63) || map->simt.magic != ANVIL_TMA_MAGIC) {
+        if (!quiet()) {
+            const Who who(b.cur);
+            fail("%s: cp.async.bulk.tensor with the tensor map at %p, which is not 64-byte aligned or no map the host "
+                 "encoded",
+                 who.s, (const void*)map);
+        }
+        return;
+    }
+    const auto& m = map->simt;
+    const unsigned align = m.swizzle == ANVIL_TMA_SWIZZLE_128B ? 1024u : 128u;
+    if ((shared_address(dst) % align) && !quiet()) {
+        const Who who(b.cur);
+        fail("%s: cp.async.bulk.tensor into shared address %u: a %s box must start %u-byte aligned", who.s,
+             shared_address(dst), m.swizzle == ANVIL_TMA_SWIZZLE_128B ? "128-byte swizzled" : "tensor", align);
+        return;
+    }
+    Mbar* mb = find_mbar(bar, "cp.async.bulk.tensor");
+    const unsigned row = m.box_cols * m.elem_bytes, bytes = row * m.box_rows;
+    if (!mb || !access(dst, (int)bytes, BULK_ISSUE)) return;
+    BulkCopy c;
+    c.dst = (unsigned char*)dst;
+    c.data.assign(bytes, 0);
+    for (unsigned r = 0; r < m.box_rows; ++r) {
+        const long long gy = (long long)y + r;
+        for (unsigned e = 0; e < m.box_cols; ++e) {
+            const long long gx = (long long)x + e;
+            if (gy < 0 || gy >= m.rows || gx < 0 || gx >= m.cols) continue;
+            const unsigned at = r * row + e * m.elem_bytes;
+            const unsigned to = m.swizzle == ANVIL_TMA_SWIZZLE_128B ? swizzle_128b(at) : at;
+            memcpy(&c.data[to], (const unsigned char*)m.base + gy * (long long)m.row_bytes + gx * m.elem_bytes,
+                   m.elem_bytes);
+        }
+    }
+    c.tid = b.cur;
+    if (g_checks) memset(dst, 0xff, bytes);
+    mb->copies.push_back(c);
+    mb->tx -= bytes;
+    mbarrier_try_complete(*mb);
 }
 
 // After every thread ended the task: nothing asynchronous may be left.

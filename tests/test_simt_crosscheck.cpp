@@ -21,6 +21,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <limits>
 #include <filesystem>
@@ -35,6 +36,7 @@
 #include "run_checks.h"
 #include "runtime/compile_nvrtc.h"
 #include "runtime/cuda_driver.h"
+#include "runtime/tensor_map.h"
 
 using namespace anvil;
 
@@ -46,11 +48,30 @@ namespace {
 
 using Bytes = std::vector<unsigned char>;
 
+// A tensor map a kernel reads from its input: put at byte `at`, over the
+// tensor at byte `tensor` of the same input (the view's base an offset
+// until the input's address is known).
+struct MapAt {
+    size_t at, tensor;
+    TmaView view;
+};
+// `in` with each map encoded by `encode` for the input at `address`.
+template <class Encode>
+Bytes with_maps(Bytes in, std::uint64_t address, const std::vector<MapAt>& maps, Encode encode) {
+    for (const MapAt& m : maps) {
+        TmaView v = m.view;
+        v.base = address + m.tensor;
+        const AnvilTensorMap map = encode(v);
+        std::memcpy(in.data() + m.at, &map, sizeof map);
+    }
+    return in;
+}
+
 // The device's source: the rtasks prelude the kernels need, with its quoted
 // includes dropped (the files are pasted in order), then the kernels.
 std::string crosscheck_source() {
-    std::string src = "#define ANVIL_SMEM_BYTES 8192\n";
-    for (const char* file : {"params.cuh", "simt.cuh", "platform.cuh"}) {
+    std::string src = "#define ANVIL_SMEM_BYTES 20480\n";
+    for (const char* file : {"params.cuh", "tensor_map.cuh", "simt.cuh", "platform.cuh"}) {
         std::istringstream in(rtask_source(file));
         for (std::string line; std::getline(in, line);)
             if (line.rfind("#include \"", 0) != 0) src += line + "\n";
@@ -63,7 +84,8 @@ const char* const kKernels[] = {"xc_mma_f16",  "xc_mma_bf16",    "xc_mma_tf32", 
 // Hopper's own (sm_90a only: a device of compute capability 9.0 runs them).
 const char* const kHopperKernels[] = {"xc_wgmma_n64_f16",     "xc_wgmma_n64_bf16",     "xc_wgmma_n128_f16",
                                       "xc_wgmma_n128_bf16",   "xc_wgmma_n64_f16_mn",   "xc_wgmma_n64_bf16_mn",
-                                      "xc_wgmma_n128_f16_mn", "xc_wgmma_n128_bf16_mn", "xc_bulk_copy"};
+                                      "xc_wgmma_n128_f16_mn", "xc_wgmma_n128_bf16_mn", "xc_bulk_copy",
+                                      "xc_tma_2d",            "xc_tma_wgmma_f16",      "xc_tma_wgmma_bf16"};
 
 // The kernels in the simt configuration: the module built beside this binary.
 class SimtKernels {
@@ -74,13 +96,19 @@ public:
         if (!handle_) throw UserError(std::string("dlopen: ") + ::dlerror());
     }
     ~SimtKernels() { ::dlclose(handle_); }
-    Bytes run(const char* kernel, const Bytes& in, size_t out_bytes) const {
+    Bytes run(const char* kernel, const Bytes& in, size_t out_bytes, const std::vector<MapAt>& maps = {}) const {
         using Fn = int (*)(const unsigned char*, unsigned char*, char*, int);
         const auto fn = reinterpret_cast<Fn>(::dlsym(handle_, kernel));
         REQUIRE(fn != nullptr);
         Bytes out(out_bytes, 0xab);
         char msg[1024];
-        const int failed = fn(in.data(), out.data(), msg, sizeof msg);
+        // The input 64-byte aligned, as the device's allocations are (a map's alignment).
+        std::vector<std::uint64_t> aligned((in.size() + 127) / 8);
+        unsigned char* at = reinterpret_cast<unsigned char*>(
+            (reinterpret_cast<std::uintptr_t>(aligned.data()) + 63) & ~static_cast<std::uintptr_t>(63));
+        const Bytes mapped = with_maps(in, reinterpret_cast<std::uintptr_t>(at), maps, encode_tma_simt);
+        std::memcpy(at, mapped.data(), mapped.size());
+        const int failed = fn(at, out.data(), msg, sizeof msg);
         INFO(kernel << ": " << msg);
         REQUIRE(failed == 0);
         return out;
@@ -110,14 +138,16 @@ public:
         if (module_) drv_.cuModuleUnload(module_);
         drv_.cuDevicePrimaryCtxRelease(dev_);
     }
-    Bytes run(const char* kernel, const Bytes& in, size_t out_bytes) const {
+    Bytes run(const char* kernel, const Bytes& in, size_t out_bytes, const std::vector<MapAt>& maps = {}) const {
         CUfunction f = nullptr;
         cuda_check(drv_, drv_.cuModuleGetFunction(&f, module_, kernel), std::string("cuModuleGetFunction ") + kernel);
         CUdeviceptr d_in = 0, d_out = 0;
         Bytes out(out_bytes, 0xab);
         cuda_check(drv_, drv_.cuMemAlloc(&d_in, in.size()), "cuMemAlloc");
         cuda_check(drv_, drv_.cuMemAlloc(&d_out, out.size()), "cuMemAlloc");
-        cuda_check(drv_, drv_.cuMemcpyHtoD(d_in, in.data(), in.size()), "cuMemcpyHtoD");
+        const Bytes mapped =
+            with_maps(in, d_in, maps, [this](const TmaView& v) { return encode_tma_device(drv_, v); });
+        cuda_check(drv_, drv_.cuMemcpyHtoD(d_in, mapped.data(), mapped.size()), "cuMemcpyHtoD");
         cuda_check(drv_, drv_.cuMemcpyHtoD(d_out, out.data(), out.size()), "cuMemcpyHtoD");
         void* args[] = {&d_in, &d_out};
         cuda_check(drv_, drv_.cuLaunchKernel(f, 1, 1, 1, 256, 1, 1, 0, nullptr, args, nullptr),
@@ -457,6 +487,94 @@ Bytes bulk_reference(const Bytes& in) {
     return out;
 }
 
+// ---- TMA tiled copies (xc_tma_2d): two maps over a 70 x 100 tensor of
+// 16-bit elements at 1024, rows 224 bytes apart; out: 7168 bytes of boxes.
+const size_t kTmaIn = 1024 + 70 * 224, kTmaOut = 7168;
+std::vector<MapAt> tma_maps() {
+    TmaView plain;
+    plain.elem_bytes = 2;
+    plain.cols = 100;
+    plain.rows = 70;
+    plain.row_bytes = 224;
+    plain.box_cols = 24;
+    plain.box_rows = 40;
+    TmaView swizzled = plain;
+    swizzled.box_cols = 64;
+    swizzled.box_rows = 24;
+    swizzled.swizzle_128b = true;
+    return {{0, 1024, plain}, {128, 1024, swizzled}};
+}
+// The PTX ISA's tile mode: box element (x, y) is the tensor's (x0 + x,
+// y0 + y), zero outside; rows one after another; the 128-byte swizzle moves
+// 16-byte chunk c of box row r (of 128 bytes) to chunk c ^ (r % 8).
+Bytes tma_reference(const Bytes& in) {
+    Bytes out(kTmaOut, 0);
+    auto box = [&](size_t dst, int x0, int y0, int cols, int rows, bool swizzle) {
+        for (int y = 0; y < rows; ++y)
+            for (int x = 0; x < cols; ++x) {
+                const int gx = x0 + x, gy = y0 + y;
+                size_t at = static_cast<size_t>(y * cols + x) * 2;
+                if (swizzle) at = (at & ~size_t{0x70}) | ((((at >> 4) & 7) ^ ((at >> 7) & 7)) << 4);
+                if (gx < 0 || gx >= 100 || gy < 0 || gy >= 70) continue;
+                std::memcpy(&out[dst + at], &in[1024 + static_cast<size_t>(gy) * 224 + gx * 2], 2);
+            }
+    };
+    box(0, 88, 50, 24, 40, false);
+    box(2048, -5, -7, 24, 40, false);
+    box(4096, 40, 60, 64, 24, true);
+    return out;
+}
+
+// ---- TMA then wgmma (xc_tma_wgmma_*): A a 50 x 72 tensor at 1024 (rows
+// 144 bytes apart), its box of 64 x 64 from column 8; B 64 x 64 ([n][k]) at
+// 9216; out: D = A B per warpgroup, 2 x 64 x 64 floats.
+const size_t kTmaWgIn = 9216 + 8192, kTmaWgOut = 2 * 64 * 64 * 4;
+std::vector<MapAt> tma_wgmma_maps() {
+    TmaView a;
+    a.elem_bytes = 2;
+    a.cols = 72;
+    a.rows = 50;
+    a.row_bytes = 144;
+    a.box_cols = 64;
+    a.box_rows = 64;
+    a.swizzle_128b = true;
+    TmaView b = a;
+    b.cols = b.rows = 64;
+    b.row_bytes = 128;
+    return {{0, 1024, a}, {128, 9216, b}};
+}
+Bytes tma_wgmma_input(std::mt19937& rng, bool bf16, bool exact) {
+    Bytes in(kTmaWgIn, 0);
+    std::uniform_int_distribution<int> small(-15, 15), shift(-3, 0), exponent(-6, 0), sign(0, 1);
+    std::uniform_real_distribution<float> mantissa(0.5f, 1.0f);
+    auto value = [&]() {
+        return to_half(exact ? std::ldexp(static_cast<float>(small(rng)), shift(rng))
+                             : (sign(rng) ? -1.0f : 1.0f) * std::ldexp(mantissa(rng), exponent(rng)),
+                       bf16);
+    };
+    for (int i = 0; i < 50 * 72; ++i) put<unsigned short>(in, 512 + i, value());
+    for (int i = 0; i < 64 * 64; ++i) put<unsigned short>(in, 4608 + i, value());
+    return in;
+}
+void tma_wgmma_reference(const Bytes& in, bool bf16, std::vector<float>* d, std::vector<double>* scale) {
+    d->assign(2 * 64 * 64, 0);
+    scale->assign(2 * 64 * 64, 0);
+    for (int r = 0; r < 50; ++r)
+        for (int c = 0; c < 64; ++c) {
+            double s = 0, m = 0;
+            for (int k = 0; k < 64; ++k) {
+                const double p = from_half(word<unsigned short>(in, 512 + r * 72 + 8 + k), bf16) *
+                                 from_half(word<unsigned short>(in, 4608 + c * 64 + k), bf16);
+                s += p;
+                m += std::fabs(p);
+            }
+            for (int g = 0; g < 2; ++g) {
+                (*d)[(g * 64 + r) * 64 + c] = static_cast<float>(s);
+                (*scale)[(g * 64 + r) * 64 + c] = m;
+            }
+        }
+}
+
 // The first differing byte of two results, as text ("" when equal).
 std::string first_difference(const Bytes& a, const Bytes& b) {
     if (a.size() != b.size()) return "sizes differ";
@@ -516,6 +634,34 @@ TEST_CASE("crosscheck: the emulated wgmma and bulk copies agree with plain C++",
     Bytes bulk(kBulkIn);
     for (unsigned char& b : bulk) b = static_cast<unsigned char>(std::uniform_int_distribution<int>(0, 255)(rng));
     CHECK(first_difference(simt.run("xc_bulk_copy", bulk, kBulkOut), bulk_reference(bulk)) == "");
+}
+
+TEST_CASE("crosscheck: the emulated TMA tiled copies and wgmma on their swizzled boxes agree with plain C++",
+          "[simt][crosscheck][wgmma][tma]") {
+    const SimtKernels simt;
+    std::mt19937 rng(20261129);
+    Bytes tensor(kTmaIn);
+    for (unsigned char& b : tensor) b = static_cast<unsigned char>(std::uniform_int_distribution<int>(0, 255)(rng));
+    CHECK(first_difference(simt.run("xc_tma_2d", tensor, kTmaOut, tma_maps()), tma_reference(tensor)) == "");
+    for (bool bf16 : {false, true})
+        for (bool exact : {true, false}) {
+            CAPTURE(bf16, exact);
+            const Bytes in = tma_wgmma_input(rng, bf16, exact);
+            const Bytes out = simt.run(bf16 ? "xc_tma_wgmma_bf16" : "xc_tma_wgmma_f16", in, kTmaWgOut, tma_wgmma_maps());
+            std::vector<float> d;
+            std::vector<double> scale;
+            tma_wgmma_reference(in, bf16, &d, &scale);
+            for (size_t i = 0; i < d.size(); ++i) {
+                INFO("warpgroup " << i / 4096 << " D[" << i % 4096 / 64 << "][" << i % 64 << "]");
+                // The emulation sums each k16 step in double and rounds it
+                // once: exact inputs agree bit for bit, others within f32's
+                // rounding of four partial sums.
+                if (exact)
+                    REQUIRE(word<float>(out, i) == d[i]);
+                else
+                    REQUIRE(std::fabs(word<float>(out, i) - d[i]) <= 4e-7 * scale[i]);
+            }
+        }
 }
 
 TEST_CASE("crosscheck: the emulated wrappers agree with plain C++", "[simt][crosscheck]") {
@@ -643,5 +789,31 @@ TEST_CASE("crosscheck: the device and the emulator agree on every wrapper", "[gp
         Bytes bulk(kBulkIn);
         for (unsigned char& b : bulk) b = static_cast<unsigned char>(std::uniform_int_distribution<int>(0, 255)(rng));
         CHECK(first_difference(device.run("xc_bulk_copy", bulk, kBulkOut), simt.run("xc_bulk_copy", bulk, kBulkOut)) == "");
+        // The TMA engine's boxes (edges zero-filled, the 128-byte swizzle)
+        // and wgmma reading a swizzled box: before a tile copies by TMA.
+        Bytes tensor(kTmaIn);
+        for (unsigned char& b : tensor) b = static_cast<unsigned char>(std::uniform_int_distribution<int>(0, 255)(rng));
+        CHECK(first_difference(device.run("xc_tma_2d", tensor, kTmaOut, tma_maps()),
+                               simt.run("xc_tma_2d", tensor, kTmaOut, tma_maps())) == "");
+        for (bool bf16 : {false, true})
+            for (bool exact : {true, false}) {
+                CAPTURE(bf16, exact);
+                const char* kernel = bf16 ? "xc_tma_wgmma_bf16" : "xc_tma_wgmma_f16";
+                const Bytes in = tma_wgmma_input(rng, bf16, exact);
+                const Bytes on_device = device.run(kernel, in, kTmaWgOut, tma_wgmma_maps()),
+                            emulated = simt.run(kernel, in, kTmaWgOut, tma_wgmma_maps());
+                if (exact) {
+                    CHECK(first_difference(on_device, emulated) == "");
+                    continue;
+                }
+                std::vector<float> d;
+                std::vector<double> scale;
+                tma_wgmma_reference(in, bf16, &d, &scale);
+                for (size_t i = 0; i < d.size(); ++i) {
+                    INFO("tma wgmma: warpgroup " << i / 4096 << " D[" << i % 4096 / 64 << "][" << i % 64 << "]: device "
+                                                 << word<float>(on_device, i) << ", emulated " << word<float>(emulated, i));
+                    REQUIRE(std::fabs(word<float>(on_device, i) - word<float>(emulated, i)) <= 1e-5 * scale[i]);
+                }
+            }
     }
 }

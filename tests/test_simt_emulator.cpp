@@ -19,6 +19,10 @@
 #include "rtasks/params.cuh"
 #include "rtasks/simt.cuh"
 #include "rtasks/platform.cuh"
+#include "runtime/tensor_map.h"
+
+using anvil::encode_tma_simt;
+using anvil::TmaView;
 
 namespace {
 
@@ -644,7 +648,7 @@ TEST_CASE("simt emulator: wgmma misuse is refused", "[simt][emulator][wgmma]") {
         float d[32];
         for (int i = 0; i < 32; ++i) d[i] = 0.0f;
         unsigned long long da = anvil_wgmma_desc(smem + (mutation == "misaligned" ? 8 : 0), 128, 256);
-        if (mutation == "swizzle") da |= 1ull << 62;
+        if (mutation == "swizzle") da |= 2ull << 62;  // 64-byte: not emulated
         if (mutation == "missing thread" && t == 5) return true;
         if (mutation != "no fence") anvil_wgmma_fence();
         anvil_wgmma<64>(d, da, da, false, true);
@@ -663,7 +667,7 @@ TEST_CASE("simt emulator: wgmma misuse is refused", "[simt][emulator][wgmma]") {
                            : mutation == "early read"     ? "reads its wgmma accumulators before the wgmma.wait_group"
                            : mutation == "no wait"        ? "wgmma.wait_group missing"
                            : mutation == "overwrite"      ? "changed before the wgmma.wait_group"
-                           : mutation == "swizzle"        ? "only the unswizzled canonical layout"
+                           : mutation == "swizzle"        ? "with swizzle mode 2 and base offset 0: only the unswizzled"
                            : mutation == "missing thread" ? "had ended the task while its warpgroup waits at wgmma.fence"
                                                           : "which no thread wrote";
     CHECK_THAT(report, Catch::Contains(expected));
@@ -725,4 +729,120 @@ TEST_CASE("simt emulator: cp.async.bulk lands when its mbarrier's phase complete
                            : mutation == "early read" ? "before the completion of the mbarrier phase of thread 0"
                                                       : "never landed";
     CHECK_THAT(report, Catch::Contains(expected));
+}
+
+TEST_CASE("simt emulator: a TMA tiled copy lands its box, swizzled, when its mbarrier's phase completes",
+          "[simt][emulator][bulk][tma]") {
+    // A 9 x 40 tensor of 16-bit values, rows 96 bytes apart (48 elements).
+    alignas(64) static unsigned short tensor[9 * 48];
+    for (int i = 0; i < 9 * 48; ++i) tensor[i] = (unsigned short)(i * 7 + 3);
+    TmaView v;
+    v.base = reinterpret_cast<std::uintptr_t>(tensor);
+    v.cols = 40;
+    v.rows = 9;
+    v.row_bytes = 96;
+    v.box_cols = 64;
+    v.box_rows = 12;
+    v.swizzle_128b = true;
+    alignas(64) static AnvilTensorMap map;
+    map = encode_tma_simt(v);
+    static unsigned short seen[12][64];
+    // Box at (x -3, y 2): columns -3..60, rows 2..13; inside the tensor only
+    // columns 0..39 of rows 2..8. Its 1024-byte aligned start in the window.
+    std::string report = run([&]() -> bool {
+        const int t = anvil_thread();
+        unsigned char* smem = (unsigned char*)anvil_block_smem();
+        unsigned char* box = smem + (1024 - anvil_shared_address(smem) % 1024) % 1024;
+        unsigned long long* bar = (unsigned long long*)(box + 12 * 128);
+        if (t == 0) anvil_mbarrier_init(bar, 1), anvil_fence_mbarrier_init();
+        anvil_barrier();
+        if (t == 0) {
+            anvil_mbarrier_arrive_expect_tx(bar, 12 * 128);
+            anvil_tma_load_2d(box, &map, -3, 2, bar);
+        }
+        anvil_mbarrier_wait_parity(bar, 0);
+        // Read back through the swizzle: chunk c of row r is at c ^ (r % 8).
+        for (int e = t; e < 12 * 64; e += ANVIL_THREADS) {
+            const int r = e / 64, x = e % 64, at = r * 128 + ((((x * 2) >> 4) ^ (r % 8)) << 4) + (x * 2) % 16;
+            seen[r][x] = anvil_lds((unsigned short*)(box + at));
+        }
+        return true;
+    });
+    CHECK(report == "");
+    int wrong = 0;
+    for (int r = 0; r < 12; ++r)
+        for (int x = 0; x < 64; ++x) {
+            const int gx = x - 3, gy = r + 2;
+            const unsigned short want = gx >= 0 && gx < 40 && gy < 9 ? tensor[gy * 48 + gx] : 0;
+            wrong += seen[r][x] != want;
+        }
+    CHECK(wrong == 0);
+
+    // Misuse: a swizzled box not 1024-byte aligned; a map the host never
+    // encoded; a read of the box before its phase completes; a swizzled
+    // descriptor whose start is not in its atom's first row.
+    const std::string mutation = GENERATE(as<std::string>{}, "unaligned box", "no map", "early read", "descriptor row");
+    CAPTURE(mutation);
+    alignas(64) static AnvilTensorMap blank;
+    report = run([&]() -> bool {
+        const int t = anvil_thread();
+        unsigned char* smem = (unsigned char*)anvil_block_smem();
+        unsigned char* box = smem + (1024 - anvil_shared_address(smem) % 1024) % 1024;
+        unsigned long long* bar = (unsigned long long*)(box + 12 * 128);
+        if (mutation == "descriptor row") {
+            (void)anvil_wgmma_desc_sw128(box + 128, 1024);
+            return true;
+        }
+        if (t == 0) anvil_mbarrier_init(bar, 1);
+        anvil_barrier();
+        if (t == 0) {
+            // An early read: the phase still expects 16 bytes more, so the box has not landed.
+            anvil_mbarrier_arrive_expect_tx(bar, 12 * 128 + (mutation == "early read" ? 16 : 0));
+            anvil_tma_load_2d(mutation == "unaligned box" ? box + 128 : box, mutation == "no map" ? &blank : &map, 0, 0,
+                              bar);
+        }
+        anvil_barrier();  // the copy is in flight for every thread
+        if (mutation == "early read" && t == 9) (void)anvil_lds(box + 200);
+        anvil_mbarrier_wait_parity(bar, 0);
+        return true;
+    });
+    const char* expected = mutation == "unaligned box" ? "a 128-byte swizzled box must start 1024-byte aligned"
+                           : mutation == "no map"      ? "no map the host encoded"
+                           : mutation == "early read"  ? "before the completion of the mbarrier phase"
+                                                       : "within the first 128 bytes of a 1024-byte atom";
+    CHECK_THAT(report, Catch::Contains(expected));
+}
+
+TEST_CASE("tensor maps: a view the TMA engine would refuse is refused, naming the rule", "[tma]") {
+    TmaView ok;
+    ok.base = 4096;
+    ok.cols = 100;
+    ok.rows = 7;
+    ok.row_bytes = 224;
+    ok.box_cols = 64;
+    ok.box_rows = 33;
+    ok.swizzle_128b = true;
+    CHECK(encode_tma_simt(ok).simt.magic == ANVIL_TMA_MAGIC);
+    struct Bad {
+        const char* why;
+        TmaView v;
+    };
+    std::vector<Bad> bad;
+    auto with = [&](const char* why, auto change) {
+        TmaView v = ok;
+        change(v);
+        bad.push_back({why, v});
+    };
+    with("not 16-byte aligned", [](TmaView& v) { v.base = 4104; });
+    with("elements of 3 bytes", [](TmaView& v) { v.elem_bytes = 3; });
+    with("rows 200 bytes apart for 100 elements", [](TmaView& v) { v.row_bytes = 200; });
+    with("rows 232 bytes apart", [](TmaView& v) { v.row_bytes = 232; });
+    with("a 7 x 0 tensor", [](TmaView& v) { v.cols = 0; });
+    with("a 257 x 64 box", [](TmaView& v) { v.box_rows = 257; });
+    with("box rows of 14 bytes", [](TmaView& v) { v.box_cols = 7, v.swizzle_128b = false; });
+    with("a 128-byte swizzled box with rows of 64 bytes", [](TmaView& v) { v.box_cols = 32; });
+    for (const Bad& b : bad) {
+        CAPTURE(b.why);
+        CHECK_THROWS_WITH(encode_tma_simt(b.v), Catch::Contains(b.why));
+    }
 }

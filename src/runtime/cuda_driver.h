@@ -19,7 +19,8 @@ namespace anvil {
     X(cuMemcpyHtoD) X(cuMemcpyDtoH) X(cuMemsetD8Async) X(cuStreamCreate) X(cuStreamDestroy)           \
     X(cuStreamQuery) X(cuLaunchKernel) X(cuEventCreate) X(cuEventDestroy) X(cuEventRecord)            \
     X(cuEventElapsedTime) X(cuGetErrorName) X(cuGetErrorString) X(cuStreamBeginCapture)              \
-    X(cuStreamEndCapture) X(cuGraphInstantiateWithFlags) X(cuGraphLaunch) X(cuGraphDestroy) X(cuGraphExecDestroy)
+    X(cuStreamEndCapture) X(cuGraphInstantiateWithFlags) X(cuGraphLaunch) X(cuGraphDestroy) X(cuGraphExecDestroy) \
+    X(cuTensorMapEncodeTiled)
 
 struct CudaDriver {
     // A member per function, named as cuda.h spells it after its macros

@@ -263,4 +263,75 @@ XC_KERNEL(xc_bulk_copy) {
     anvil_mbarrier_wait_parity(bar, 1);
     for (int i = 0; i < 16; ++i) out[32 * t + 16 + i] = anvil_lds(smem + 4096 + 16 * (t % 3) + i);
 }
+
+// The TMA engine's tiled copies (cp.async.bulk.tensor.2d). `in`: two
+// tensor maps the host encoded (at 0 and 128) over one tensor at 1024, 70
+// rows of 100 16-bit elements, rows 224 bytes apart. Map 0 copies 40 x 24
+// boxes unswizzled, map 1 24 x 64 boxes with the 128-byte swizzle. One
+// phase brings a box of map 0 past the tensor's right and bottom edges
+// (x 88, y 50), one before its left and top (x -5, y -7), and one of map 1
+// past its bottom (x 40, y 60); `out`: the 7168 bytes of shared memory
+// they land in (1920 + 1920 + 3072, at 0, 2048 and 4096).
+ANVIL_DEVICE unsigned char* xc_smem_1024() {
+    unsigned char* raw = (unsigned char*)anvil_block_smem();
+    return raw + ((1024u - anvil_shared_address(raw) % 1024u) % 1024u);
+}
+XC_KERNEL(xc_tma_2d) {
+    const int t = anvil_thread();
+    unsigned char* smem = xc_smem_1024();
+    unsigned long long* bar = (unsigned long long*)(smem + 7168);
+    const AnvilTensorMap* maps = (const AnvilTensorMap*)in;
+    if (t == 0) {
+        anvil_mbarrier_init(bar, 1);
+        anvil_fence_mbarrier_init();
+    }
+    anvil_barrier();
+    if (t == 0) {
+        anvil_mbarrier_arrive_expect_tx(bar, 7168 - 256);
+        anvil_tma_load_2d(smem, &maps[0], 88, 50, bar);
+        anvil_tma_load_2d(smem + 2048, &maps[0], -5, -7, bar);
+        anvil_tma_load_2d(smem + 4096, &maps[1], 40, 60, bar);
+    }
+    anvil_mbarrier_wait_parity(bar, 0);
+    for (int i = t; i < 7168; i += ANVIL_THREADS)
+        out[i] = (i % 2048) < 1920 || i >= 4096 ? anvil_lds(smem + i) : (unsigned char)0;
+}
+
+// wgmma on operands a TMA copy swizzled: what a pipeline of the two would
+// do per slice. `in`: the maps of A (at 0) and B (at 128), both 128-byte
+// swizzled boxes of 64 rows x 64 16-bit k values; A a 50 x 72 tensor at
+// 1024 (rows 144 bytes apart) read from column 8 (its rows 50-63 zero),
+// B a 64 x 64 tensor ([n][k]) at 9216. Each warpgroup computes A B over the
+// four k16 steps of the box (descriptor start 32 bytes further per step);
+// `out`: D per warpgroup, [m][n] floats.
+template <bool BF16>
+ANVIL_DEVICE void xc_tma_wgmma(const unsigned char* in, unsigned char* out) {
+    const int t = anvil_thread(), g = t / 128, w = (t % 128) / 32, lane = t % 32;
+    unsigned char* smem = xc_smem_1024();
+    unsigned long long* bar = (unsigned long long*)(smem + 16384);
+    const AnvilTensorMap* maps = (const AnvilTensorMap*)in;
+    if (t == 0) {
+        anvil_mbarrier_init(bar, 1);
+        anvil_fence_mbarrier_init();
+    }
+    anvil_barrier();
+    if (t == 0) {
+        anvil_mbarrier_arrive_expect_tx(bar, 16384);
+        anvil_tma_load_2d(smem, &maps[0], 8, 0, bar);
+        anvil_tma_load_2d(smem + 8192, &maps[1], 0, 0, bar);
+    }
+    anvil_mbarrier_wait_parity(bar, 0);
+    float d[32] = {};
+    anvil_wgmma_fence();
+    for (int kk = 0; kk < 4; ++kk)
+        anvil_wgmma<64>(d, anvil_wgmma_desc_sw128(smem + 32 * kk, 1024), anvil_wgmma_desc_sw128(smem + 8192 + 32 * kk, 1024),
+                        BF16, kk > 0);
+    anvil_wgmma_commit();
+    anvil_wgmma_wait<0>();
+    anvil_wgmma_ready<64>(d);
+    float* D = (float*)out + g * 64 * 64;
+    for (int i = 0; i < 32; ++i) D[(16 * w + lane / 4 + (i % 4 >= 2 ? 8 : 0)) * 64 + 8 * (i / 4) + 2 * (lane % 4) + i % 2] = d[i];
+}
+XC_KERNEL(xc_tma_wgmma_f16) { xc_tma_wgmma<false>(in, out); }
+XC_KERNEL(xc_tma_wgmma_bf16) { xc_tma_wgmma<true>(in, out); }
 #endif
