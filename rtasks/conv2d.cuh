@@ -20,6 +20,15 @@
 // to spare for 4 k-steps of 8 channels (anvil_conv_b_nmajor). Threads are laid out along M first: y's pixels are contiguous,
 // so neighbouring threads store neighbouring bytes.
 //
+// Small tiles split each slice's k over k groups (anvil_conv_k_groups,
+// tiling.cuh): on the 16 x 16 grid a 64 x 32 tile's thread would hold 4 x 2
+// (three shared loads for 8 FMAs a k); as 2 groups of 128 threads, each
+// multiplying the whole tile over half of every slice's k, it holds 4 x 4
+// (two loads for 16 FMAs). The staging is the whole block's as before.
+// After the K loop each group leaves its partial tile in shared memory and
+// every thread sums the groups' values of a few outputs, in y's order, and
+// stores them through the epilogue.
+//
 // The gather's index math is precomputed: a pixel's top-left input row and
 // column and its offset in x once per tile (in registers: on the GPU each
 // thread gathers one fixed pixel of the tile), a k's channel and
@@ -41,6 +50,18 @@
 #define ANVIL_CONV_TX (ANVIL_THREADS >= 16 ? 16 : 1)  // threads along M (pixels)
 #define ANVIL_CONV_TY (ANVIL_THREADS / ANVIL_CONV_TX)  // threads along N (channels)
 
+// This block's k groups and the grid of one group (one thread on the host:
+// a single group).
+ANVIL_FACT constexpr int anvil_conv_groups(int bm, int bn, int bk) {
+    return ANVIL_THREADS == ANVIL_BLOCK_THREADS ? anvil_conv_k_groups(bm, bn, bk) : 1;
+}
+ANVIL_FACT constexpr int anvil_conv_grid_tx(int bm, int bn, int bk) {
+    return anvil_conv_groups(bm, bn, bk) > 1 ? anvil_conv_group_tx(bm, bn, anvil_conv_groups(bm, bn, bk)) : ANVIL_CONV_TX;
+}
+ANVIL_FACT constexpr int anvil_conv_grid_ty(int bm, int bn, int bk) {
+    return ANVIL_THREADS / anvil_conv_groups(bm, bn, bk) / anvil_conv_grid_tx(bm, bn, bk);
+}
+
 // The tile shapes the host may pick (anvil_gemm_tile_ok) must give every
 // thread of the grid a whole micro-tile.
 static_assert(ANVIL_GEMM_TILE_STEP % ANVIL_CONV_TX == 0 && ANVIL_GEMM_TILE_STEP % ANVIL_CONV_TY == 0,
@@ -48,7 +69,8 @@ static_assert(ANVIL_GEMM_TILE_STEP % ANVIL_CONV_TX == 0 && ANVIL_GEMM_TILE_STEP 
 
 // Shared memory (anvil_conv_smem_bytes, rtasks/tiling.cuh): the stages of
 // As[BK][BM + pad] and Bt[BN][BK + pad] (or Bs[BK][BN + pad]), then per
-// stage the k table, AnvilConvK[BK].
+// stage the k table, AnvilConvK[BK]; after the K loop the k groups'
+// partial tiles, [group][o][m], over the stages.
 
 // A row or column offset that no kernel-cell offset can bring back into x:
 // marks pixels and k beyond the GEMM's edge, so their A entries stage as 0.
@@ -222,11 +244,17 @@ ANVIL_TASK void anvil_conv2d_tile(const WindowParams& params, int tile, char* ar
     static_assert(anvil_storage<TX>::ok && anvil_storage<TW>::ok && anvil_storage<TB>::ok && anvil_storage<TY>::ok,
                   "anvil_conv2d_tile: TX, TW, TB, TY must be storage types (float, int, anvil_f16, anvil_bf16)");
     static_assert(ANVIL_CONV_TX * ANVIL_CONV_TY == ANVIL_THREADS, "conv2d thread grid must cover the block");
+    static_assert(anvil_conv_groups(BM, BN, BK) * anvil_conv_grid_tx(BM, BN, BK) * anvil_conv_grid_ty(BM, BN, BK) ==
+                          ANVIL_THREADS &&
+                      BM % anvil_conv_grid_tx(BM, BN, BK) == 0 && BN % anvil_conv_grid_ty(BM, BN, BK) == 0,
+                  "conv2d: every k group's grid must tile BM x BN");
+    static_assert(anvil_conv_groups(BM, BN, BK) == 1 || anvil_conv_b_nmajor(BM, BN), "conv2d: k groups read B n-major");
     static_assert(anvil_gemm_tile_ok(BM, BN, BK),
                   "anvil_conv2d_tile: BM and BN must be positive multiples of ANVIL_GEMM_TILE_STEP, BK positive");
     static_assert(anvil_conv_smem_bytes(BM, BN, BK) <= ANVIL_SMEM_BYTES,
                   "anvil_conv2d_tile: the stages and gather tables do not fit in ANVIL_SMEM_BYTES");
-    const int TXn = ANVIL_CONV_TX, TYn = ANVIL_CONV_TY, S = ANVIL_GEMM_STAGES;
+    const int G = anvil_conv_groups(BM, BN, BK), KS = BK / G;  // k groups, each KS k of a slice
+    const int TXn = anvil_conv_grid_tx(BM, BN, BK), TYn = anvil_conv_grid_ty(BM, BN, BK), S = ANVIL_GEMM_STAGES;
     const int RM = BM / TXn, RN = BN / TYn;  // micro-tile of one thread
     const int VM = anvil_gemm_vec(RM), VN = anvil_gemm_vec(RN);
     const int LDA = BM + ANVIL_GEMM_PAD, STAGE = anvil_conv_stage_floats(BM, BN, BK);
@@ -243,12 +271,12 @@ ANVIL_TASK void anvil_conv2d_tile(const WindowParams& params, int tile, char* ar
     float* const smem = (float*)anvil_block_smem();                // stage s: As at s * STAGE, then Bt
     AnvilConvK* const ktables = (AnvilConvK*)(smem + S * STAGE);  // stage s: at s * BK
     const int tid = anvil_thread();
-    const int tx = tid % TXn, ty = tid / TXn;
+    const int group = G > 1 ? tid / (TXn * TYn) : 0, tx = tid % TXn, ty = G > 1 ? tid / TXn % TYn : tid / TXn;
     // On the GPU (ANVIL_THREADS % BM == 0) this thread gathers pixel tid % BM only.
     const AnvilConvPixel mine = anvil_conv_pixel(p, m0 + tid % BM, M);
     const bool a_vec = anvil_conv_a_vec(p, x), b_vec = anvil_conv_b_vec<TW, BK>(p, w);
 
-    float acc[BM / ANVIL_CONV_TX][BN / ANVIL_CONV_TY];
+    float acc[BM / anvil_conv_grid_tx(BM, BN, BK)][BN / anvil_conv_grid_ty(BM, BN, BK)];
     for (int i = 0; i < RM; ++i)
         for (int j = 0; j < RN; ++j) acc[i][j] = 0.0f;
 
@@ -278,8 +306,8 @@ ANVIL_TASK void anvil_conv2d_tile(const WindowParams& params, int tile, char* ar
         if (kt + S < slices) anvil_conv_k_entries<BK>(p, ktables + (kt % S) * BK, kb + (kt + S) * BK, ke);
         anvil_stage_commit();
         const float* As = smem + (kt % S) * STAGE;
-        if (anvil_conv_b_nmajor(BM, BN))
-            anvil_gemm_slice_bt<BM, BN, BK, TXn, TYn>(As, As + BK * LDA, acc, tx, ty);
+        if (anvil_conv_b_nmajor(BM, BN))  // this group's k of the slice
+            anvil_gemm_slice_bt<BM, BN, BK, TXn, TYn, KS>(As + group * KS * LDA, As + BK * LDA + group * KS, acc, tx, ty);
         else
             anvil_gemm_slice<BM, BN, BK, TXn, TYn>(As, As + BK * LDA, acc, tx, ty);
     }
@@ -291,16 +319,43 @@ ANVIL_TASK void anvil_conv2d_tile(const WindowParams& params, int tile, char* ar
     // operands are located by the element's offset in y.
     const AnvilEpilogue* epi = p.epilogue ? &anvil_epilogue(p.epilogue) : 0;
     const anvil_i64 y0 = op.y0;
-    for (int j = 0; j < RN; ++j) {
-        const int go = o0 + anvil_gemm_at(j, ty, TYn, VN);
-        if (go >= p.Og) continue;
-        const float b = bias ? anvil_load(bias + go) : 0.0f;
-        for (int i = 0; i < RM; ++i) {
-            const int gm = m0 + anvil_gemm_at(i, tx, TXn, VM);
-            if (gm >= M) continue;
+    if (G > 1) {
+        // The groups' partial tiles, [group][o][m], over the stages (all
+        // copies have landed, and the barrier sees every group's multiply done).
+        anvil_barrier();
+        float* const part = smem + group * BM * BN;
+#pragma unroll
+        for (int j = 0; j < RN; ++j)
+#pragma unroll
+            for (int c = 0; c < RM / VM; ++c) {
+                float v[4];
+#pragma unroll
+                for (int i = 0; i < VM; ++i) v[i] = acc[c * VM + i][j];
+                anvil_sts_f32<VM>(part + anvil_gemm_at(j, ty, TYn, VN) * BM + anvil_gemm_at(c * VM, tx, TXn, VM), v);
+            }
+        anvil_barrier();  // every partial tile is complete
+#pragma unroll 1
+        for (int e = tid; e < BM * BN; e += ANVIL_THREADS) {
+            const int gm = m0 + e % BM, go = o0 + e / BM;
+            if (gm >= M || go >= p.Og) continue;
+            float v = bias ? anvil_load(bias + go) : 0.0f;
+#pragma unroll
+            for (int g = 0; g < G; ++g) v += anvil_lds(smem + g * BM * BN + e);
             const int at = go * M + gm;
-            const float v = acc[i][j] + b;
             anvil_store(y + at, epi ? anvil_epilogue_apply(*epi, v, y0 + at, arena) : v);
+        }
+    } else {
+        for (int j = 0; j < RN; ++j) {
+            const int go = o0 + anvil_gemm_at(j, ty, TYn, VN);
+            if (go >= p.Og) continue;
+            const float b = bias ? anvil_load(bias + go) : 0.0f;
+            for (int i = 0; i < RM; ++i) {
+                const int gm = m0 + anvil_gemm_at(i, tx, TXn, VM);
+                if (gm >= M) continue;
+                const int at = go * M + gm;
+                const float v = acc[i][j] + b;
+                anvil_store(y + at, epi ? anvil_epilogue_apply(*epi, v, y0 + at, arena) : v);
+            }
         }
     }
 }

@@ -61,6 +61,20 @@ ANVIL_DEVICE void anvil_lds_f32(const float* p, float* out) {
     }
 }
 
+// p[0 .. V) = in[0 .. V), p aligned to V floats.
+template <int V>
+ANVIL_DEVICE void anvil_sts_f32(float* p, const float* in) {
+    if (V == 4) {
+        const anvil_f32x4 r = {{in[0], in[1], in[2], in[3]}};
+        anvil_sts((anvil_f32x4*)p, r);
+    } else if (V == 2) {
+        const anvil_f32x2 r = {{in[0], in[1]}};
+        anvil_sts((anvil_f32x2*)p, r);
+    } else {
+        anvil_sts(p, in[0]);
+    }
+}
+
 template <class T> struct anvil_is_f32 { static const bool value = false; };
 template <> struct anvil_is_f32<float> { static const bool value = true; };
 
@@ -131,13 +145,16 @@ ANVIL_DEVICE void anvil_gemm_slice(const float* As, const float* Bs, float (*acc
 // k-steps, half the loads of Bs[k][n] at RN = 2, a quarter at RN = 1, as
 // many at RN = 4 and 8. A warp's columns are the rows of its two tn: two
 // distinct addresses, whose 16-byte words fall in different banks for
-// BK % 8 == 0 (the rows are BK / 4 + 1 words apart, an odd number).
-template <int BM, int BN, int BK, int TM, int TN>
+// BK % 8 == 0 (the rows are BK / 4 + 1 words apart, an odd number; so are
+// a warp's up to 8 rows). KS: the k-steps multiplied, from As's and Bt's
+// first (a k group's share of the slice, conv2d.cuh), the whole slice by
+// default.
+template <int BM, int BN, int BK, int TM, int TN, int KS = BK>
 ANVIL_DEVICE void anvil_gemm_slice_bt(const float* As, const float* Bt, float (*acc)[BN / TN], int tm, int tn) {
     const int RM = BM / TM, RN = BN / TN, VM = anvil_gemm_vec(RM), VN = anvil_gemm_vec(RN);
-    const int KV = anvil_gemm_bt_vec(BK), LDA = BM + ANVIL_GEMM_PAD, LDK = BK + ANVIL_GEMM_PAD;
+    const int KV = anvil_gemm_bt_vec(KS), LDA = BM + ANVIL_GEMM_PAD, LDK = BK + ANVIL_GEMM_PAD;
 #pragma unroll
-    for (int k0 = 0; k0 < BK; k0 += KV) {
+    for (int k0 = 0; k0 < KS; k0 += KV) {
         float b[BN / TN][KV];
 #pragma unroll
         for (int j = 0; j < RN; ++j) anvil_lds_f32<KV>(Bt + anvil_gemm_at(j, tn, TN, VN) * LDK + k0, b[j]);

@@ -73,6 +73,8 @@ ANVIL_FACT constexpr bool anvil_gemm_tile_ok(int bm, int bn, int bk) {
     return bm > 0 && bm % ANVIL_GEMM_TILE_STEP == 0 && bn > 0 && bn % ANVIL_GEMM_TILE_STEP == 0 && bk > 0;
 }
 
+ANVIL_FACT constexpr int anvil_max_int(int a, int b) { return a > b ? a : b; }
+
 // A thread's micro-tile of r rows (or columns) is read from shared memory
 // in vectors of this many floats: 4 (one 128-bit load) where r allows.
 ANVIL_FACT constexpr int anvil_gemm_vec(int r) { return r % 4 == 0 ? 4 : r % 2 == 0 ? 2 : 1; }
@@ -183,8 +185,29 @@ ANVIL_FACT constexpr bool anvil_conv_b_nmajor(int bm, int bn) { return (bm / 16)
 ANVIL_FACT constexpr int anvil_conv_stage_floats(int bm, int bn, int bk) {
     return bk * (bm + ANVIL_GEMM_PAD) + (anvil_conv_b_nmajor(bm, bn) ? bn * (bk + ANVIL_GEMM_PAD) : bk * (bn + ANVIL_GEMM_PAD));
 }
+// k groups: a tile whose 16 x 16 micro-tiles would be small (64 x 32: 4 x
+// 2) splits each slice's k over g groups of 256 / g threads instead; each
+// group multiplies the whole tile over BK / g of the slice's k with a
+// micro-tile g times larger (at most 4 x 4: two 128-bit loads a k for 16
+// FMAs), and the g partial tiles are summed through shared memory at the
+// tile's end. A group's grid has bm / 4 threads along M (a 128-bit load of
+// A a k) and the rest along N; its k are whole 128-bit loads of Bt.
+ANVIL_FACT constexpr int anvil_conv_group_tx(int bm, int bn, int g) {
+    return bm % 4 == 0 && (ANVIL_BLOCK_THREADS / g) % (bm / 4) == 0 && bn % (ANVIL_BLOCK_THREADS / g / (bm / 4)) == 0
+               ? bm / 4
+               : 0;
+}
+ANVIL_FACT constexpr bool anvil_conv_groups_ok(int bm, int bn, int bk, int g) {
+    return g == 1 || (bk % (4 * g) == 0 && bm * bn * g <= 16 * ANVIL_BLOCK_THREADS && anvil_conv_group_tx(bm, bn, g) > 0);
+}
+ANVIL_FACT constexpr int anvil_conv_k_groups(int bm, int bn, int bk) {
+    return anvil_conv_groups_ok(bm, bn, bk, 4) ? 4 : anvil_conv_groups_ok(bm, bn, bk, 2) ? 2 : 1;
+}
+// The stages and their tables; the g partial tiles reuse the stages'
+// memory after the K loop.
 ANVIL_FACT constexpr int anvil_conv_smem_bytes(int bm, int bn, int bk) {
-    return ANVIL_GEMM_STAGES * (anvil_conv_stage_floats(bm, bn, bk) + 4 * bk) * 4;
+    return anvil_max_int(ANVIL_GEMM_STAGES * (anvil_conv_stage_floats(bm, bn, bk) + 4 * bk) * 4,
+                         anvil_conv_k_groups(bm, bn, bk) > 1 ? anvil_conv_k_groups(bm, bn, bk) * bm * bn * 4 : 0);
 }
 
 // conv2d on tensor cores (conv2d_tc.cuh): the GEMM transposed, w's BN
@@ -205,7 +228,6 @@ ANVIL_FACT constexpr bool anvil_conv_tc_tile_ok(int bm, int bn, int bk, int fmt 
 // The other kinds use only the few words of the block reductions.
 #define ANVIL_SMALL_TILE_SMEM_BYTES 64
 
-ANVIL_FACT constexpr int anvil_max_int(int a, int b) { return a > b ? a : b; }
 
 // One matmul tile on the GPU, whichever way it computes (AnvilMmAlgo). A
 // tensor-core tile also holds the tiled GEMM's slices: the host backend

@@ -169,26 +169,38 @@ TEST_CASE("cost terms: shared-memory wavefronts of the multiply and the serial l
     CHECK(row_passes(ANVIL_ROW_SUM) == 1);
 }
 
-// The CUDA-core conv tile (conv2d.cuh): 16 threads along M read A's
-// pixels, 2 rows of threads along N read B n-major, several k-steps a load.
+// The CUDA-core conv tile (conv2d.cuh): a warp's threads along M read A's
+// pixels, its rows of threads along N read B n-major, several k-steps a
+// load; small tiles split each slice's k over k groups.
 TEST_CASE("cost terms: the conv tile's shared loads and its issue slots per slice", "[cost][conv]") {
-    // 64 x 32: a 4 x 2 micro-tile; per k and warp one 128-bit load of A (16
-    // threads x 16 bytes: 2 wavefronts) and half a 128-bit load of B (4 k-steps each).
-    CHECK(conv_smem_wavefronts(32, 64, 32, 32) == Approx(32 * 8 * (2 + 0.5)));
-    // 128 x 128: 8 x 8, A in 2 loads of 2 wavefronts, B k-major in 2 loads of 4 columns.
+    // 64 x 32: 2 k groups of 16 x 8 threads, a 4 x 4 micro-tile over 16 of
+    // a slice's 32 k; per k and warp one 128-bit load of A (16 threads x 16
+    // bytes: 2 wavefronts) and a quarter load of each of B's 4 columns (4
+    // k-steps a load; the warp's 2 rows: one wavefront).
+    CHECK(conv_smem_wavefronts(32, 64, 32, 32) == Approx(16 * 8 * (2 + 1)));
+    // 32 x 32: 4 groups of 8 x 8, 4 x 4 over 8 k; A 8 threads x 16 bytes, B 4 rows a warp: one wavefront each.
+    CHECK(conv_smem_wavefronts(32, 32, 32, 32) == Approx(8 * 8 * (1 + 1)));
+    // 128 x 128: one group, 8 x 8, A in 2 loads of 2 wavefronts, B k-major in 2 loads of 4 columns.
     CHECK(conv_smem_wavefronts(32, 128, 128, 32) == Approx(32 * 8 * (4 + 2)));
-    // 16 x 16: 1 x 1, a scalar load of A (one wavefront), B a quarter load a k.
-    CHECK(conv_smem_wavefronts(32, 16, 16, 32) == Approx(32 * 8 * (1 + 0.25)));
+    // 16 x 16: 4 groups of 4 x 16, 4 x 1 over 8 k: a 128-bit load of A (64 bytes), B a quarter load a k.
+    CHECK(conv_smem_wavefronts(32, 16, 16, 32) == Approx(8 * 8 * (1 + 0.25)));
+    // A slice too shallow for groups (BK 4): the 16 x 16 grid's 1 x 1.
+    CHECK(conv_smem_wavefronts(4, 16, 16, 4) == Approx(4 * 8 * (1 + 0.25)));
     // Issue: at least the FMAs of the 8 warps, and more than them by the
     // loads, copies and pipeline steps the tile's construction adds.
     const double fmas = 8.0 * 4 * 2 * 32;
     const double gathered = conv_slice_issue_slots(64, 32, 32, true, true);
-    CHECK(gathered > fmas + 8 * (32 + 16));  // + A's 32 and B's 16 loads a thread
+    CHECK(gathered > fmas + 8 * (16 + 16));  // + A's 16 and B's 16 loads a thread
     CHECK(gathered < 2.5 * fmas);
     // A pointwise conv's 16-byte copies of x issue less than the gather;
     // element copies of w more than 16-byte ones.
     CHECK(conv_slice_issue_slots(64, 32, 32, false, true) < gathered);
     CHECK(conv_slice_issue_slots(64, 32, 32, true, false) > gathered);
+    // The k groups' sum, once a tile: nothing without groups, less than a
+    // slice with them.
+    CHECK(conv_group_sum_issue_slots(64, 64, 32) == 0);
+    CHECK(conv_group_sum_issue_slots(64, 32, 32) > 0);
+    CHECK(conv_group_sum_issue_slots(64, 32, 32) < gathered / 2);
     // Bigger micro-tiles spend more of their slots on FMAs.
     const double big = conv_slice_issue_slots(128, 128, 32, true, true);
     CHECK(8.0 * 8 * 8 * 32 / big > fmas / gathered);

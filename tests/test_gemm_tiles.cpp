@@ -24,6 +24,7 @@
 #include "runtime/cuda_backend.h"
 #include "runtime/host_backend.h"
 #include "runtime/simt_backend.h"
+#include "rtasks/tiling.cuh"
 #include "schedule/builders.h"
 #include "schedule/split_k.h"
 #include "schedule/variants.h"
@@ -445,4 +446,91 @@ TEST_CASE("GEMM tiles: conv2d split-K over aligned weight rows, on host and simt
     const TensorMap values = make_values(g, std::nullopt);
     test::expect_reference(g, values, run_host(s, values), 2);
     test::expect_reference(g, values, run_simt(s, values), 2);
+}
+
+namespace {
+
+// Tile shapes whose slices are split over k groups (anvil_conv_k_groups,
+// rtasks/tiling.cuh): 2 groups (64 x 32, 16 x 128: 4 threads along M and 32
+// along N, 128 x 16: 32 along M, a warp one row; 32 x 64 x 8: one 128-bit
+// load of B a group) and 4 (32 x 32, 64 x 16 x 16: one load a group, 16 x
+// 16 and 16 x 32: micro-tiles 4 x 1 and 4 x 2).
+const int kGroupShapes[][4] = {{64, 32, 32, 2}, {16, 128, 32, 2}, {128, 16, 32, 2}, {32, 64, 8, 2},
+                               {32, 32, 32, 4}, {64, 16, 16, 4},  {16, 16, 32, 4},  {16, 32, 16, 4}};
+const int kGroupShapeCount = sizeof(kGroupShapes) / sizeof(kGroupShapes[0]);
+
+Schedule every_group_shape(const Graph& g) {
+    TileGraph tg = decompose(g);
+    for (ROp& op : tg.rops) {
+        const int* s = kGroupShapes[shape_index(op)];
+        op = retile(op, s[0], s[1], s[2]);
+    }
+    verify_tile_graph(tg, default_gpu());
+    return launch_per_rop("per_op", tg, default_gpu(), "op_");
+}
+
+}  // namespace
+
+TEST_CASE("GEMM tiles: conv2d's k groups are the tile shapes' own", "[gemm][conv]") {
+    for (const auto& s : kGroupShapes) {
+        CAPTURE(s[0], s[1], s[2]);
+        CHECK(anvil_conv_k_groups(s[0], s[1], s[2]) == s[3]);
+        // Each group's grid tiles the whole tile in micro-tiles of at most 4 x 4.
+        const int tx = anvil_conv_group_tx(s[0], s[1], s[3]), ty = ANVIL_BLOCK_THREADS / s[3] / tx;
+        CHECK(s[0] % tx == 0);
+        CHECK(s[1] % ty == 0);
+        CHECK((s[0] / tx) * (s[1] / ty) <= 16);
+        // The partial tiles fit where the stages were.
+        CHECK(s[3] * s[0] * s[1] * 4 <= anvil_conv_smem_bytes(s[0], s[1], s[2]));
+    }
+    // Big micro-tiles, slices too shallow for whole 128-bit loads of B per
+    // group, and grids that do not tile the shape keep one group.
+    CHECK(anvil_conv_k_groups(64, 64, 32) == 1);
+    CHECK(anvil_conv_k_groups(128, 128, 8) == 1);
+    CHECK(anvil_conv_k_groups(32, 32, 12) == 1);
+    CHECK(anvil_conv_k_groups(64, 32, 4) == 1);
+    CHECK(anvil_conv_k_groups(48, 16, 8) == 1);
+}
+
+// The k groups' partial tiles summed through shared memory: odd shapes
+// (pixels and channels 1, 7, 33, 129), strides, padding, dilation, groups,
+// w's rows aligned and not, f32 and f16; the simt runs are race-checked.
+// (The host runs one thread, one group: its runs check the references.)
+TEST_CASE("GEMM tiles: conv2d over k groups, in every group shape, on host and simt", "[simt][gemm][conv]") {
+    const DType dtype = GENERATE(DType::f32, DType::f16);
+    CAPTURE(dtype_name(dtype));
+    const Graph g = conv_cases_graph(dtype, kWeightRowCases, kGroupShapeCount, 41);
+    const Schedule s = every_group_shape(g);
+    const TensorMap values = make_values(g, std::nullopt);
+    test::expect_reference(g, values, run_host(s, values), kWeightRowCases.size() * kGroupShapeCount);
+    test::expect_reference(g, values, run_simt(s, values), kWeightRowCases.size() * kGroupShapeCount);
+}
+
+// Every group's share counts: the sum without the first group's partial
+// tile goes wrong in every shape with k groups, and a shape without them
+// (64 x 64) stays right.
+TEST_CASE("GEMM tiles: conv2d's k groups each add their partial tile", "[simt][gemm][conv][mutation]") {
+    const Graph g = conv_cases_graph(DType::f32, {kWeightRowCases[0], kWeightRowCases[3]}, 1, 43);
+    const Graph one_shape = conv_cases_graph(DType::f32, {kWeightRowCases[0]}, kGroupShapeCount, 43);
+    const TensorMap values = make_values(one_shape, std::nullopt);
+    const auto checks = check_outputs(one_shape,
+                                      run_simt(every_group_shape(one_shape), values,
+                                               test::with_mutation("for (int g = 0; g < G; ++g) v +=",
+                                                                   "for (int g = 1; g < G; ++g) v +=")),
+                                      reference_execute(one_shape, values));
+    REQUIRE(checks.size() == kGroupShapeCount);
+    for (const OutputCheck& c : checks) {
+        INFO(c.name << ": relative L2 error " << c.rel_l2);
+        CHECK(!c.ok());
+    }
+    // Without k groups the mutated line is not run.
+    TileGraph tg = decompose(g);
+    for (ROp& op : tg.rops) op = retile(op, 64, 64, 32);
+    verify_tile_graph(tg, default_gpu());
+    const TensorMap g_values = make_values(g, std::nullopt);
+    test::expect_reference(g, g_values,
+                           run_simt(launch_per_rop("per_op", tg, default_gpu(), "op_"), g_values,
+                                    test::with_mutation("for (int g = 0; g < G; ++g) v +=",
+                                                        "for (int g = 1; g < G; ++g) v +=")),
+                           2);
 }

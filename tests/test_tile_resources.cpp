@@ -199,6 +199,17 @@ std::string loads_per_op(const TileShape& s) {
         return fmt::format("{:.3f} ldmatrix/mma ({} x4 A + {} B per {} mma)", double(mi + (ni + 1) / 2) / mmas, mi,
                            (ni + 1) / 2, mmas);
     }
+    if (s.kind == "conv2d") {
+        // conv2d.cuh: k groups of 256 / G threads, each a bm / 4-wide grid
+        // (else 16 x 16), B read n-major KV k-steps of a column a load.
+        const int groups = anvil_conv_k_groups(s.bm, s.bn, s.bk);
+        const int tx = groups > 1 ? anvil_conv_group_tx(s.bm, s.bn, groups) : 16, ty = 256 / groups / tx;
+        const int rm = s.bm / tx, rn = s.bn / ty, vm = anvil_gemm_vec(rm);
+        const bool nmajor = anvil_conv_b_nmajor(s.bm, s.bn);
+        const double b = nmajor ? double(rn) / anvil_gemm_bt_vec(s.bk / groups) : double(rn) / anvil_gemm_vec(rn);
+        return fmt::format("{:.4f} lds/FMA ({}x{} micro-tile{}, {}-wide x {} + B {} per k)", (rm / vm + b) / (rm * rn),
+                           rm, rn, groups > 1 ? fmt::format(", {} k groups", groups) : "", vm * 32, rm / vm, b);
+    }
     const int rm = s.bm / 16, rn = s.bn / 16, vm = anvil_gemm_vec(rm), vn = anvil_gemm_vec(rn);
     return fmt::format("{:.4f} lds/FMA ({}x{} micro-tile, {}-wide x {} + {}-wide x {} per k)",
                        double(rm / vm + rn / vn) / (rm * rn), rm, rn, vm * 32, rm / vm, vn * 32, rn / vn);

@@ -346,7 +346,8 @@ TileWork tile_work(const Gpu& g, const ROp& op, const ROpCost& c) {
         const bool pointwise = p->KH == 1 && p->KW == 1 && p->sh == 1 && p->sw == 1 && p->pt == 0 && p->pl == 0;
         const bool a_vec = f32_x && pointwise && (p->H * p->W) % 4 == 0;
         const bool b_vec = f32_w && p->bk % 4 == 0 && anvil_conv_k(*p) % 4 == 0;
-        w.issue_slots = slices * conv_slice_issue_slots(p->bm, p->bn, p->bk, !a_vec, b_vec);
+        w.issue_slots = slices * conv_slice_issue_slots(p->bm, p->bn, p->bk, !a_vec, b_vec) +
+                        conv_group_sum_issue_slots(p->bm, p->bn, p->bk);
     }
     return w;
 }

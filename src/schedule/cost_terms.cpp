@@ -65,11 +65,29 @@ double gemm_smem_wavefronts(double k, int bm, int bn, bool vector) {
     return k * 8 * (a + b);
 }
 
+namespace {
+// The conv tile's thread grid (conv2d.cuh): its k groups and one group's
+// threads along M and N (16 x 16 without groups).
+struct ConvGrid {
+    int groups, tx, ty;
+};
+ConvGrid conv_grid(int bm, int bn, int bk) {
+    const int g = anvil_conv_k_groups(bm, bn, bk);
+    if (g == 1) return {1, 16, 16};
+    const int tx = anvil_conv_group_tx(bm, bn, g);
+    return {g, tx, static_cast<int>(kThreads) / g / tx};
+}
+}  // namespace
+
 double conv_smem_wavefronts(double k, int bm, int bn, int bk) {
-    const int rm = std::max(1, bm / 16), rn = std::max(1, bn / 16), vm = anvil_gemm_vec(rm);
-    const double a = double(rm) / vm * std::max(1.0, 16.0 * vm * 4 / 128);
-    const double b = double(rn) / (anvil_conv_b_nmajor(bm, bn) ? anvil_gemm_bt_vec(bk) : anvil_gemm_vec(rn));
-    return k * 8 * (a + b);
+    const ConvGrid t = conv_grid(bm, bn, bk);
+    const int rm = std::max(1, bm / t.tx), rn = std::max(1, bn / t.ty), vm = anvil_gemm_vec(rm);
+    const int wx = std::min(t.tx, 32), wy = 32 / wx;  // one warp's threads along M and N
+    const double a = double(rm) / vm * std::max(1.0, wx * vm * 4 / 128.0);
+    const int kv = anvil_gemm_bt_vec(bk / t.groups);
+    const double b = anvil_conv_b_nmajor(bm, bn) ? double(rn) / kv * std::max(1.0, wy * kv * 4 / 128.0)
+                                                 : double(rn) / anvil_gemm_vec(rn);
+    return k / t.groups * 8 * (a + b);  // a warp multiplies its group's share of the k
 }
 
 namespace {
@@ -83,17 +101,35 @@ constexpr double kGatherElem = 16;  // table load, 3 adds, 2 compares, 2 selects
 constexpr double kCopy = 33;        // a rolled copy loop's iteration: index, edge clamp, addresses, cp.async
 constexpr double kSliceSteps = 28;  // wait, barrier, commit, stage pointers, the loop's branches
 constexpr double kTableEntry = 60;  // a k's table entry (two divisions by run-time values), one warp's
+// The k groups' sum (conv2d.cuh), beyond the single group's epilogue (the
+// PTX of 32 x 32 x 32: 40 instructions before the outputs' loop against
+// 14, about 20 more an output): two barriers and the partial tile's
+// addresses beside its 128-bit stores, and per output the index math and
+// bias load that the grid's epilogue hoists, plus a shared load and an add
+// per group.
+constexpr double kGroupSumFixed = 20;
+constexpr double kGroupSumOutput = 12;
 }  // namespace
 
 double conv_slice_issue_slots(int bm, int bn, int bk, bool gather, bool b_vec) {
-    const int rm = std::max(1, bm / 16), rn = std::max(1, bn / 16), vm = anvil_gemm_vec(rm);
+    const ConvGrid t = conv_grid(bm, bn, bk);
+    const int rm = std::max(1, bm / t.tx), rn = std::max(1, bn / t.ty), vm = anvil_gemm_vec(rm), ks = bk / t.groups;
     const bool nmajor = anvil_conv_b_nmajor(bm, bn);
-    const double b_loads = double(rn) * bk / (nmajor ? anvil_gemm_bt_vec(bk) : anvil_gemm_vec(rn));
-    const double multiply = double(rm) * rn * bk + double(bk) * rm / vm + b_loads;
+    const double b_loads = double(rn) * ks / (nmajor ? anvil_gemm_bt_vec(ks) : anvil_gemm_vec(rn));
+    const double multiply = double(rm) * rn * ks + double(ks) * rm / vm + b_loads;
     const double a_copies = gather ? std::ceil(double(bm) * bk / kThreads) * kGatherElem
                                    : std::ceil(double(bm) / 4 * bk / kThreads) * kCopy;
     const double b_copies = std::ceil(double(bn) * bk / (b_vec && nmajor ? 4 : 1) / kThreads) * kCopy;
     return (multiply + a_copies + b_copies + kSliceSteps) * (kThreads / 32) + std::ceil(bk / 32.0) * kTableEntry;
+}
+
+double conv_group_sum_issue_slots(int bm, int bn, int bk) {
+    const ConvGrid t = conv_grid(bm, bn, bk);
+    if (t.groups == 1) return 0;
+    const int rm = bm / t.tx, rn = bn / t.ty;
+    const double stores = double(rm) * rn / anvil_gemm_vec(rm) + kGroupSumFixed;
+    const double outputs = std::ceil(double(bm) * bn / kThreads) * (kGroupSumOutput + 2.0 * t.groups);
+    return (stores + outputs) * (kThreads / 32);
 }
 
 TileTime tile_time(const Gpu& g, const TileWork& w, const TileLatency& t) {

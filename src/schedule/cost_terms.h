@@ -65,22 +65,29 @@ double throughput_seconds(const Gpu& g, const TileWork& w);
 // columns' costs one per 128 distinct bytes.
 double gemm_smem_wavefronts(double k, int bm, int bn, bool vector);
 
-// The same for the CUDA-core conv2d tile (conv2d.cuh): its 16 threads
-// along M read A's pixels, VM floats each (16 x 4 x VM bytes: one
-// wavefront per 128), its 2 rows of threads along N read B n-major, one
-// load of KV k-steps per column (anvil_gemm_bt_vec; 2 distinct addresses
-// in different banks: one wavefront), or for the 8 x 8 micro-tile k-major,
-// VN columns a load (anvil_conv_b_nmajor).
+// The same for the CUDA-core conv2d tile (conv2d.cuh): per k of its k
+// group (anvil_conv_k_groups: a small tile's slice is split over 2 or 4
+// groups, each multiplying the whole tile over its share of the k), a
+// warp's threads along M read A's pixels, VM floats each (one wavefront
+// per 128 bytes), its rows of threads along N read B n-major, one load of
+// KV k-steps per column (anvil_gemm_bt_vec; distinct rows fall in distinct
+// banks: one wavefront per 128 bytes), or for the 8 x 8 micro-tile
+// k-major, VN columns a load (anvil_conv_b_nmajor).
 double conv_smem_wavefronts(double k, int bm, int bn, int bk);
 
 // Warp instructions that one BK-deep slice of the CUDA-core conv2d tile
 // issues (conv2d.cuh), counted from its construction: per thread its RM x
-// RN x BK FMAs, its shared loads of A and B, its gathered elements of A
-// (`gather`; else x's planes in 16-byte copies), its copies of B (16-byte
-// where `b_vec`, else one per element), and the slice's pipeline steps;
-// times the 8 warps, plus one warp's k-table entries. The per-item counts
-// are the PTX's at this commit (docs/perf/conv-f32-tile-2026-11-28.md).
+// RN FMAs and shared loads of A and B for each k of its group's share, its
+// gathered elements of A (`gather`; else x's planes in 16-byte copies), its
+// copies of B (16-byte where `b_vec`, else one per element), and the
+// slice's pipeline steps; times the 8 warps, plus one warp's k-table
+// entries. The per-item counts are the PTX's
+// (docs/perf/conv-f32-tile-2026-11-28.md).
 double conv_slice_issue_slots(int bm, int bn, int bk, bool gather, bool b_vec);
+
+// Warp instructions, once per tile, of summing the k groups' partial tiles
+// through shared memory (0 for a tile without k groups).
+double conv_group_sum_issue_slots(int bm, int bn, int bk);
 
 // One tile alone on its SM: throughput plus exposed latency.
 struct TileTime {
