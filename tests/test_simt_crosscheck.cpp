@@ -31,6 +31,8 @@
 #include <string>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "anvil/error.h"
 #include "codegen/emit.h"
 #include "run_checks.h"
@@ -584,6 +586,25 @@ std::string first_difference(const Bytes& a, const Bytes& b) {
     return "";
 }
 
+// The device's and the emulator's products agree: bit for bit on exact
+// inputs, otherwise each float within 1e-5 of the magnitudes of its terms
+// (`reference` fills them; the hardware's order of accumulation is its
+// own), `where(i)` naming element i in a failure.
+template <class Reference, class Where>
+void check_products_agree(const Bytes& on_device, const Bytes& emulated, bool exact, Reference reference, Where where) {
+    if (exact) {
+        CHECK(first_difference(on_device, emulated) == "");
+        return;
+    }
+    std::vector<float> d;
+    std::vector<double> scale;
+    reference(&d, &scale);
+    for (size_t i = 0; i < d.size(); ++i) {
+        INFO(where(i) << ": device " << word<float>(on_device, i) << ", emulated " << word<float>(emulated, i));
+        REQUIRE(std::fabs(word<float>(on_device, i) - word<float>(emulated, i)) <= 1e-5 * scale[i]);
+    }
+}
+
 }  // namespace
 
 TEST_CASE("crosscheck: the wrapper kernels compile with NVRTC for sm_90", "[simt][crosscheck]") {
@@ -719,36 +740,18 @@ TEST_CASE("crosscheck: the device and the emulator agree on every wrapper", "[gp
                 CAPTURE(bf16, exact);
                 const char* kernel = bf16 ? "xc_mma_bf16" : "xc_mma_f16";
                 const Bytes in = mma_input(rng, bf16, exact);
-                const Bytes on_device = device.run(kernel, in, kMmaOut), emulated = simt.run(kernel, in, kMmaOut);
-                if (exact) {
-                    CHECK(first_difference(on_device, emulated) == "");
-                    continue;
-                }
-                std::vector<float> d;
-                std::vector<double> scale;
-                mma_reference(in, bf16, &d, &scale);
-                for (size_t i = 0; i < d.size(); ++i) {
-                    INFO("warp " << i / 128 << " D[" << i % 128 / 8 << "][" << i % 8 << "]: device "
-                                 << word<float>(on_device, i) << ", emulated " << word<float>(emulated, i));
-                    REQUIRE(std::fabs(word<float>(on_device, i) - word<float>(emulated, i)) <= 1e-5 * scale[i]);
-                }
+                check_products_agree(
+                    device.run(kernel, in, kMmaOut), simt.run(kernel, in, kMmaOut), exact,
+                    [&](std::vector<float>* d, std::vector<double>* scale) { mma_reference(in, bf16, d, scale); },
+                    [](size_t i) { return fmt::format("warp {} D[{}][{}]", i / 128, i % 128 / 8, i % 8); });
             }
         for (bool exact : {true, false}) {
             CAPTURE(exact);
             const Bytes in = mma_tf32_input(rng, exact);
-            const Bytes on_device = device.run("xc_mma_tf32", in, kMmaOut), emulated = simt.run("xc_mma_tf32", in, kMmaOut);
-            if (exact) {
-                CHECK(first_difference(on_device, emulated) == "");
-                continue;
-            }
-            std::vector<float> d;
-            std::vector<double> scale;
-            mma_tf32_reference(in, &d, &scale);
-            for (size_t i = 0; i < d.size(); ++i) {
-                INFO("tf32: warp " << i / 128 << " D[" << i % 128 / 8 << "][" << i % 8 << "]: device "
-                                   << word<float>(on_device, i) << ", emulated " << word<float>(emulated, i));
-                REQUIRE(std::fabs(word<float>(on_device, i) - word<float>(emulated, i)) <= 1e-5 * scale[i]);
-            }
+            check_products_agree(
+                device.run("xc_mma_tf32", in, kMmaOut), simt.run("xc_mma_tf32", in, kMmaOut), exact,
+                [&](std::vector<float>* d, std::vector<double>* scale) { mma_tf32_reference(in, d, scale); },
+                [](size_t i) { return fmt::format("tf32: warp {} D[{}][{}]", i / 128, i % 128 / 8, i % 8); });
         }
         const Bytes cvt = cvt_tf32_input(rng);
         CHECK(first_difference(device.run("xc_cvt_tf32", cvt, kCvtOut), simt.run("xc_cvt_tf32", cvt, kCvtOut)) == "");
@@ -771,20 +774,15 @@ TEST_CASE("crosscheck: the device and the emulator agree on every wrapper", "[gp
                         const std::string kernel =
                             "xc_wgmma_n" + std::to_string(n) + (bf16 ? "_bf16" : "_f16") + (mn ? "_mn" : "");
                         const Bytes in = wgmma_input(rng, n, bf16, exact);
-                        const Bytes on_device = device.run(kernel.c_str(), in, wgmma_out_bytes(n)),
-                                    emulated = simt.run(kernel.c_str(), in, wgmma_out_bytes(n));
-                        if (exact) {
-                            CHECK(first_difference(on_device, emulated) == "");
-                            continue;
-                        }
-                        std::vector<float> d;
-                        std::vector<double> scale;
-                        wgmma_reference(in, n, bf16, &d, &scale);
-                        for (size_t i = 0; i < d.size(); ++i) {
-                            INFO("warpgroup " << i / (64 * n) << " D[" << i % (64 * n) / n << "][" << i % n << "]: device "
-                                              << word<float>(on_device, i) << ", emulated " << word<float>(emulated, i));
-                            REQUIRE(std::fabs(word<float>(on_device, i) - word<float>(emulated, i)) <= 1e-5 * scale[i]);
-                        }
+                        check_products_agree(
+                            device.run(kernel.c_str(), in, wgmma_out_bytes(n)),
+                            simt.run(kernel.c_str(), in, wgmma_out_bytes(n)), exact,
+                            [&](std::vector<float>* d, std::vector<double>* scale) {
+                                wgmma_reference(in, n, bf16, d, scale);
+                            },
+                            [n](size_t i) {
+                                return fmt::format("warpgroup {} D[{}][{}]", i / (64 * n), i % (64 * n) / n, i % n);
+                            });
                     }
         Bytes bulk(kBulkIn);
         for (unsigned char& b : bulk) b = static_cast<unsigned char>(std::uniform_int_distribution<int>(0, 255)(rng));
@@ -800,20 +798,12 @@ TEST_CASE("crosscheck: the device and the emulator agree on every wrapper", "[gp
                 CAPTURE(bf16, exact);
                 const char* kernel = bf16 ? "xc_tma_wgmma_bf16" : "xc_tma_wgmma_f16";
                 const Bytes in = tma_wgmma_input(rng, bf16, exact);
-                const Bytes on_device = device.run(kernel, in, kTmaWgOut, tma_wgmma_maps()),
-                            emulated = simt.run(kernel, in, kTmaWgOut, tma_wgmma_maps());
-                if (exact) {
-                    CHECK(first_difference(on_device, emulated) == "");
-                    continue;
-                }
-                std::vector<float> d;
-                std::vector<double> scale;
-                tma_wgmma_reference(in, bf16, &d, &scale);
-                for (size_t i = 0; i < d.size(); ++i) {
-                    INFO("tma wgmma: warpgroup " << i / 4096 << " D[" << i % 4096 / 64 << "][" << i % 64 << "]: device "
-                                                 << word<float>(on_device, i) << ", emulated " << word<float>(emulated, i));
-                    REQUIRE(std::fabs(word<float>(on_device, i) - word<float>(emulated, i)) <= 1e-5 * scale[i]);
-                }
+                check_products_agree(
+                    device.run(kernel, in, kTmaWgOut, tma_wgmma_maps()), simt.run(kernel, in, kTmaWgOut, tma_wgmma_maps()),
+                    exact, [&](std::vector<float>* d, std::vector<double>* scale) { tma_wgmma_reference(in, bf16, d, scale); },
+                    [](size_t i) {
+                        return fmt::format("tma wgmma: warpgroup {} D[{}][{}]", i / 4096, i % 4096 / 64, i % 64);
+                    });
             }
     }
 }

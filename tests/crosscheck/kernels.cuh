@@ -234,6 +234,16 @@ XC_KERNEL(xc_wgmma_n64_bf16_mn) { xc_wgmma<64, true, true>(in, out); }
 XC_KERNEL(xc_wgmma_n128_f16_mn) { xc_wgmma<128, false, true>(in, out); }
 XC_KERNEL(xc_wgmma_n128_bf16_mn) { xc_wgmma<128, true, true>(in, out); }
 
+// Thread 0 initialises the block's mbarrier for one arrival; every thread
+// sees it initialised after the barrier.
+ANVIL_DEVICE void xc_mbarrier_ready(unsigned long long* bar) {
+    if (anvil_thread() == 0) {
+        anvil_mbarrier_init(bar, 1);
+        anvil_fence_mbarrier_init();
+    }
+    anvil_barrier();
+}
+
 // mbarrier and cp.async.bulk. `in`: 4096 random bytes. Phase 0: thread 0
 // announces 4096 bytes, threads 0-3 each copy in[1024t..] to shared 1024t;
 // every thread waits for the phase and reads 16 bytes of thread
@@ -246,11 +256,7 @@ XC_KERNEL(xc_bulk_copy) {
     const int t = anvil_thread();
     unsigned char* smem = (unsigned char*)anvil_block_smem();
     unsigned long long* bar = (unsigned long long*)(smem + 4160);
-    if (t == 0) {
-        anvil_mbarrier_init(bar, 1);
-        anvil_fence_mbarrier_init();
-    }
-    anvil_barrier();
+    xc_mbarrier_ready(bar);
     if (t == 0) anvil_mbarrier_arrive_expect_tx(bar, 4096);
     if (t < 4) anvil_bulk_copy(smem + 1024 * t, in + 1024 * t, 1024, bar);
     anvil_mbarrier_wait_parity(bar, 0);
@@ -281,11 +287,7 @@ XC_KERNEL(xc_tma_2d) {
     unsigned char* smem = xc_smem_1024();
     unsigned long long* bar = (unsigned long long*)(smem + 7168);
     const AnvilTensorMap* maps = (const AnvilTensorMap*)in;
-    if (t == 0) {
-        anvil_mbarrier_init(bar, 1);
-        anvil_fence_mbarrier_init();
-    }
-    anvil_barrier();
+    xc_mbarrier_ready(bar);
     if (t == 0) {
         anvil_mbarrier_arrive_expect_tx(bar, 7168 - 256);
         anvil_tma_load_2d(smem, &maps[0], 88, 50, bar);
@@ -310,11 +312,7 @@ ANVIL_DEVICE void xc_tma_wgmma(const unsigned char* in, unsigned char* out) {
     unsigned char* smem = xc_smem_1024();
     unsigned long long* bar = (unsigned long long*)(smem + 16384);
     const AnvilTensorMap* maps = (const AnvilTensorMap*)in;
-    if (t == 0) {
-        anvil_mbarrier_init(bar, 1);
-        anvil_fence_mbarrier_init();
-    }
-    anvil_barrier();
+    xc_mbarrier_ready(bar);
     if (t == 0) {
         anvil_mbarrier_arrive_expect_tx(bar, 16384);
         anvil_tma_load_2d(smem, &maps[0], 8, 0, bar);
