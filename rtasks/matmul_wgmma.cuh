@@ -30,9 +30,10 @@
 // time (anvil_wgmma_mn_ok), each choice its own inlined main loop, since
 // the transpose bit is an immediate. The TMA engine's 1-D bulk copies
 // (anvil_bulk_copy) cannot build these layouts: a row's BK values land in
-// BK / 8 core matrices, so each copy would be 16 bytes; that needs a
-// tensor map (cuTensorMapEncodeTiled, a driver call per operand), which
-// the arena's one allocation does not have yet.
+// BK / 8 core matrices, so each copy would be 16 bytes. The tiled copy
+// with a tensor map can (anvil_tma_load_2d into the 128-byte swizzled
+// layout, anvil_wgmma_desc_sw128: both emulated and cross-checked), but
+// the tile does not use it yet: the arena has no table of maps.
 //
 // Pipeline, per slice kt: wait for its copies, fence the async proxy,
 // barrier (slice kt is in shared memory for every thread, and every
