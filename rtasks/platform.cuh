@@ -319,11 +319,20 @@ ANVIL_DEVICE void anvil_bulk_copy(void* smem, const void* gmem, unsigned bytes, 
 // into shared memory at `smem` (128-byte aligned; 1024 with the 128-byte
 // swizzle), zero where the box leaves the tensor; completes the box's
 // bytes of bar's transaction count. `map` lies in global memory, written
-// by the host before the launch.
+// by the host before the launch, and acquired by the issuing thread
+// (anvil_tma_acquire_map) before its first copy in the task.
 ANVIL_DEVICE void anvil_tma_load_2d(void* smem, const AnvilTensorMap* map, int x, int y, unsigned long long* bar) {
     asm volatile("cp.async.bulk.tensor.2d.shared::cluster.global.tile.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3}], [%4];"
                  ::"r"(anvil_shared_address(smem)), "l"(map), "r"(x), "r"(y), "r"(anvil_shared_address(bar))
                  : "memory");
+}
+// The TMA engine reads a tensor map through the tensormap proxy, which
+// does not see what the host's copy wrote through the generic one until
+// this fence (system scope: the host wrote it). Without it the engine may
+// read a stale map; the H200 run of 2026-11-28 stopped in xc_tma_2d with
+// CUDA_ERROR_ILLEGAL_INSTRUCTION on a map in global memory with no fence.
+ANVIL_DEVICE void anvil_tma_acquire_map(const AnvilTensorMap* map) {
+    asm volatile("fence.proxy.tensormap::generic.acquire.sys [%0], 128;" ::"l"(map) : "memory");
 }
 #else
 #define ANVIL_HAS_WGMMA 0
@@ -580,6 +589,7 @@ ANVIL_DEVICE void anvil_bulk_copy(void* smem, const void* gmem, unsigned bytes, 
 ANVIL_DEVICE void anvil_tma_load_2d(void* smem, const AnvilTensorMap* map, int x, int y, unsigned long long* bar) {
     anvil_simt::tma_load_2d(smem, map, x, y, bar);
 }
+ANVIL_DEVICE void anvil_tma_acquire_map(const AnvilTensorMap* map) { anvil_simt::tma_acquire_map(map); }
 
 // %smid: the worker that plays the SM.
 ANVIL_DEVICE unsigned anvil_smid() { return (unsigned)anvil_simt::block().worker; }

@@ -70,6 +70,7 @@ const size_t kStack = 128 * 1024;         // per fiber, committed only as touche
 const size_t kWindow = 1 << 20;           // shared memory address space of a block
 const int kGuard = 64;                    // bytes between two shared regions
 const int kMaxCopies = 64;                // cp.async in flight per thread
+const int kMaxMaps = 8;                   // tensor maps one thread acquires in a task
 const unsigned short kNobody = 0xffff;
 const unsigned short kAsyncProxy = 0xfffe;  // the writer of bytes a bulk copy landed
 const int kWarpgroup = 128, kWarpgroups = kThreads / kWarpgroup;
@@ -138,6 +139,9 @@ struct Fiber {
     int n, wait_n;
     bool accumulate, mn_b;  // scale-d; imm-trans-b (B N-major)
     int spins = 0;  // mbarrier.try_wait.parity failures in a row
+    // Tensor maps this thread acquired in the task (fence.proxy.tensormap).
+    const void* maps[kMaxMaps];
+    int nmaps = 0;
 };
 
 // One wgmma.mma_async.m64nNk16 in flight: the operands it read at issue
@@ -431,6 +435,7 @@ inline bool run_block(int task, int op, int worker, AnvilStatus* status, bool (*
             f.committed = 0;
         }
         f.carry = false;
+        f.nmaps = 0;
     }
     for (;;) {
         for (int t = 0; t < kThreads; ++t)
@@ -1322,8 +1327,27 @@ inline void bulk_copy(void* dst, const void* src, unsigned bytes, void* bar) {
 // the tensor (zero outside it; swizzled as the map says) and landing, like
 // a bulk copy, when bar's phase completes; completes the whole box's bytes
 // of bar's transaction count, zero-filled ones included. The map must be
-// one the host filled (src/runtime/tensor_map.cpp checks its shape); dst
+// one the host filled (src/runtime/tensor_map.cpp checks its shape), and
+// this thread must have acquired it in the task (tma_acquire_map); dst
 // 128-byte aligned, 1024 with the swizzle (whose rows bits 7-9 select).
+inline bool map_acquired(const Fiber& f, const void* map) {
+    for (int i = 0; i < f.nmaps; ++i)
+        if (f.maps[i] == map) return true;
+    return false;
+}
+// fence.proxy.tensormap::generic.acquire: from here on this thread's TMA
+// copies may read `map` (until the task ends).
+inline void tma_acquire_map(const AnvilTensorMap* map) {
+    Block& b = block();
+    Fiber& f = b.f[b.cur];
+    if (map_acquired(f, map)) return;
+    if (f.nmaps == kMaxMaps && !quiet()) {
+        const Who who(b.cur);
+        fail("%s acquires more than %d tensor maps in one task", who.s, kMaxMaps);
+        return;
+    }
+    f.maps[f.nmaps++] = map;
+}
 inline void tma_load_2d(void* dst, const AnvilTensorMap* map, int x, int y, void* bar) {
     Block& b = block();
     if (((unsigned long long)map & 63) || map->simt.magic != ANVIL_TMA_MAGIC) {
@@ -1333,6 +1357,13 @@ inline void tma_load_2d(void* dst, const AnvilTensorMap* map, int x, int y, void
                  "encoded",
                  who.s, (const void*)map);
         }
+        return;
+    }
+    if (!map_acquired(b.f[b.cur], map) && !quiet()) {
+        const Who who(b.cur);
+        fail("%s: cp.async.bulk.tensor with the tensor map at %p, which this thread has not acquired in this task "
+             "(anvil_tma_acquire_map: the engine may read a stale map, as the H200 did with CUDA_ERROR_ILLEGAL_INSTRUCTION)",
+             who.s, (const void*)map);
         return;
     }
     const auto& m = map->simt;

@@ -757,6 +757,7 @@ TEST_CASE("simt emulator: a TMA tiled copy lands its box, swizzled, when its mba
         if (t == 0) anvil_mbarrier_init(bar, 1), anvil_fence_mbarrier_init();
         anvil_barrier();
         if (t == 0) {
+            anvil_tma_acquire_map(&map);
             anvil_mbarrier_arrive_expect_tx(bar, 12 * 128);
             anvil_tma_load_2d(box, &map, -3, 2, bar);
         }
@@ -779,9 +780,11 @@ TEST_CASE("simt emulator: a TMA tiled copy lands its box, swizzled, when its mba
     CHECK(wrong == 0);
 
     // Misuse: a swizzled box not 1024-byte aligned; a map the host never
-    // encoded; a read of the box before its phase completes; a swizzled
-    // descriptor whose start is not in its atom's first row.
-    const std::string mutation = GENERATE(as<std::string>{}, "unaligned box", "no map", "early read", "descriptor row");
+    // encoded; a map the thread did not acquire (the H200 stopped on that
+    // with an illegal instruction); a read of the box before its phase
+    // completes; a swizzled descriptor whose start is not in its atom's first row.
+    const std::string mutation =
+        GENERATE(as<std::string>{}, "unaligned box", "no map", "not acquired", "early read", "descriptor row");
     CAPTURE(mutation);
     alignas(64) static AnvilTensorMap blank;
     report = run([&]() -> bool {
@@ -797,9 +800,10 @@ TEST_CASE("simt emulator: a TMA tiled copy lands its box, swizzled, when its mba
         anvil_barrier();
         if (t == 0) {
             // An early read: the phase still expects 16 bytes more, so the box has not landed.
+            const AnvilTensorMap* m = mutation == "no map" ? &blank : &map;
+            if (mutation != "not acquired") anvil_tma_acquire_map(m);
             anvil_mbarrier_arrive_expect_tx(bar, 12 * 128 + (mutation == "early read" ? 16 : 0));
-            anvil_tma_load_2d(mutation == "unaligned box" ? box + 128 : box, mutation == "no map" ? &blank : &map, 0, 0,
-                              bar);
+            anvil_tma_load_2d(mutation == "unaligned box" ? box + 128 : box, m, 0, 0, bar);
         }
         anvil_barrier();  // the copy is in flight for every thread
         if (mutation == "early read" && t == 9) (void)anvil_lds(box + 200);
@@ -808,6 +812,7 @@ TEST_CASE("simt emulator: a TMA tiled copy lands its box, swizzled, when its mba
     });
     const char* expected = mutation == "unaligned box" ? "a 128-byte swizzled box must start 1024-byte aligned"
                            : mutation == "no map"      ? "no map the host encoded"
+                           : mutation == "not acquired" ? "which this thread has not acquired in this task"
                            : mutation == "early read"  ? "before the completion of the mbarrier phase"
                                                        : "within the first 128 bytes of a 1024-byte atom";
     CHECK_THAT(report, Catch::Contains(expected));

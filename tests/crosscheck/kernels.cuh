@@ -289,6 +289,8 @@ XC_KERNEL(xc_tma_2d) {
     const AnvilTensorMap* maps = (const AnvilTensorMap*)in;
     xc_mbarrier_ready(bar);
     if (t == 0) {
+        anvil_tma_acquire_map(&maps[0]);
+        anvil_tma_acquire_map(&maps[1]);
         anvil_mbarrier_arrive_expect_tx(bar, 7168 - 256);
         anvil_tma_load_2d(smem, &maps[0], 88, 50, bar);
         anvil_tma_load_2d(smem + 2048, &maps[0], -5, -7, bar);
@@ -314,6 +316,8 @@ ANVIL_DEVICE void xc_tma_wgmma(const unsigned char* in, unsigned char* out) {
     const AnvilTensorMap* maps = (const AnvilTensorMap*)in;
     xc_mbarrier_ready(bar);
     if (t == 0) {
+        anvil_tma_acquire_map(&maps[0]);
+        anvil_tma_acquire_map(&maps[1]);
         anvil_mbarrier_arrive_expect_tx(bar, 16384);
         anvil_tma_load_2d(smem, &maps[0], 8, 0, bar);
         anvil_tma_load_2d(smem + 8192, &maps[1], 0, 0, bar);
