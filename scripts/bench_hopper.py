@@ -2,7 +2,8 @@
 """Issue 6's Hopper benchmarks, run on the GPU machine (scripts/gpu_bench.sh hopper):
 
 - one large GEMM, 4096^3 in f16 and bf16: anvil's megakernel against cuBLAS
-  (torch.matmul) on the same device, both timed with CUDA events;
+  (torch.matmul) on the same device, both timed with CUDA events; with
+  --tensor-cores the f16 one also on Hopper's wgmma tile (anvil --wgmma);
 - a chain of batch-1 GEMVs (8 x [1, 4096] @ [4096, 4096], f16) and the
   Llama-style decode step (models/llama_decode.yaml): achieved bytes/s (the
   model's weights and inputs over its median time) against the device's
@@ -52,8 +53,8 @@ def gemv_chain_model(layers=8, width=4096, dtype="f16"):
             "\nnodes:\n" + "\n".join(nodes) + f"\noutputs: [{x}]\n")
 
 
-def profile(args, model):
-    cmd = [args.anvil, "profile", str(model), "--iters", str(args.iters), "--json"]
+def profile(args, model, extra=()):
+    cmd = [args.anvil, "profile", str(model), "--iters", str(args.iters), "--json", *extra]
     if args.kernels_db:
         cmd += ["--kernels-db", args.kernels_db]
     cmd += ["--tensor-cores" if args.tensor_cores else "--no-tensor-cores"]
@@ -84,9 +85,9 @@ def cublas_us(dtype, n, iters):
 
 def derive(out):
     """The shares, from whatever has been measured so far."""
-    for k in ("f16", "bf16"):
-        if f"gemm_4096_{k}_us" in out and f"cublas_4096_{k}_us" in out:
-            out[f"gemm_4096_{k}_share_of_cublas"] = out[f"cublas_4096_{k}_us"] / out[f"gemm_4096_{k}_us"]
+    for k, dtype in (("f16", "f16"), ("bf16", "bf16"), ("f16_wgmma", "f16")):
+        if f"gemm_4096_{k}_us" in out and f"cublas_4096_{dtype}_us" in out:
+            out[f"gemm_4096_{k}_share_of_cublas"] = out[f"cublas_4096_{dtype}_us"] / out[f"gemm_4096_{k}_us"]
     for k in ("gemv_chain", "decode_step"):
         if f"{k}_bytes_per_s" in out and "copy_bytes_per_s" in out:
             out[f"{k}_share_of_copy"] = out[f"{k}_bytes_per_s"] / out["copy_bytes_per_s"]
@@ -124,11 +125,12 @@ def main():
         error = f"  ERROR {out['errors'][name][-300:]}" if name in out["errors"] else ""
         print(f"{time.monotonic() - started:6.1f} s  {name}: {out['step_seconds'][name]} s{error}", flush=True)
 
-    def gemm(dtype, path):
+    def gemm(dtype, path, extra=(), key=None):
+        key = key or dtype
         path.write_text(gemm_model(dtype))
-        p = profile(args, path)
-        out[f"gemm_4096_{dtype}_us"] = p["megakernel_us"]
-        out[f"gemm_4096_{dtype}_ok"] = p["outputs_ok"]
+        p = profile(args, path, extra)
+        out[f"gemm_4096_{key}_us"] = p["megakernel_us"]
+        out[f"gemm_4096_{key}_ok"] = p["outputs_ok"]
         out["device"] = p["device"]
         out["copy_bytes_per_s"] = p["roofline"]["ceilings"]["copy_bytes_per_s"]
 
@@ -143,19 +145,23 @@ def main():
     def cublas(dtype):
         out[f"cublas_4096_{dtype}_us"] = cublas_us(dtype, 4096, args.iters)
 
-    # One figure of each kind first (f16 GEMM, the GEMV chain, the decode step),
-    # then bf16: a cap that cuts the run short still leaves one of each. On the
-    # H200 (2026-11-28) the old order, both GEMMs first, returned nothing in 110 s.
+    # One figure of each kind first (f16 GEMM, the GEMV chain), then bf16, and
+    # the decode step last: the profile phase of gpu_bench.sh measures
+    # llama_decode too, and it took 65 s of the H200's 110 s cap at caaf45f.
+    # A cap that cuts the run short still leaves one of each. On the H200
+    # (2026-11-28) the first order, both GEMMs first, returned nothing in 110 s.
     with tempfile.TemporaryDirectory() as tmp:
         tmp = pathlib.Path(tmp)
         chain = tmp / "gemv_chain.yaml"
         chain.write_text(gemv_chain_model())
         step("cublas_4096_f16", lambda: cublas("f16"))
         step("gemm_4096_f16", lambda: gemm("f16", tmp / "gemm_f16.yaml"))
+        if args.tensor_cores:  # wgmma's [crosscheck] passed on the H200 at caaf45f
+            step("gemm_4096_f16_wgmma", lambda: gemm("f16", tmp / "gemm_f16.yaml", ["--wgmma"], "f16_wgmma"))
         step("gemv_chain", lambda: bandwidth("gemv_chain", chain))
-        step("decode_step", lambda: bandwidth("decode_step", ROOT / "models" / "llama_decode.yaml"))
         step("cublas_4096_bf16", lambda: cublas("bf16"))
         step("gemm_4096_bf16", lambda: gemm("bf16", tmp / "gemm_bf16.yaml"))
+        step("decode_step", lambda: bandwidth("decode_step", ROOT / "models" / "llama_decode.yaml"))
     print(json.dumps(out, indent=1))
 
 

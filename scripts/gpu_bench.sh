@@ -80,13 +80,18 @@ db=$root/build/kernels_db   # kernels_db with this device's measured ceilings
 
 phase_tests() {
     echo "== [gpu] tests on $gpu"
-    # Those that never ran on a device first (the 2026-11-27 run's cap stopped
+    # The PTX wrappers' cross-check alone first: a fault there leaves its
+    # process's CUDA context unusable (at caaf45f xc_tma_2d's illegal
+    # instruction failed every later device test of that process). Then
+    # those that never ran on a device (the 2026-11-27 run's cap stopped
     # before them), then the rest. --foreground: a cap inside a capped phase
     # must stay in its process group.
-    local first='[crosscheck],[tensor][gpu],[tf32][gpu],[policy][gpu],[gpu][profile],[tune][gpu]'
+    local first='[tensor][gpu],[tf32][gpu],[policy][gpu],[gpu][profile],[tune][gpu]'
     local rest='[gpu]~[crosscheck]~[tensor]~[tf32]~[policy]~[profile]~[tune]'
-    timeout --foreground -k 5 "${TESTS_CAP:-150}" sh -c '"$1" "$2" -r compact -d yes; a=$?; "$1" "$3" -r compact -d yes; b=$?;
-        echo "first rc=$a, rest rc=$b"; [ $a = 0 ] && [ $b = 0 ]' _ "$pack/anvil_tests" "$first" "$rest" > "$out/gpu_tests.txt" 2>&1
+    timeout --foreground -k 5 "${TESTS_CAP:-150}" sh -c '"$1" "[crosscheck]" -r compact -d yes; x=$?;
+        "$1" "$2" -r compact -d yes; a=$?; "$1" "$3" -r compact -d yes; b=$?;
+        echo "crosscheck rc=$x, first rc=$a, rest rc=$b"; [ $x = 0 ] && [ $a = 0 ] && [ $b = 0 ]' \
+        _ "$pack/anvil_tests" "$first" "$rest" > "$out/gpu_tests.txt" 2>&1
     echo "rc=$?" >> "$out/gpu_tests.txt"
     tail -3 "$out/gpu_tests.txt"
 }

@@ -94,10 +94,18 @@ $py - "$tmp/hopper.json" <<'PY' || fail "bench_hopper.py's JSON"
 import json, sys
 d = json.load(open(sys.argv[1]))
 steps = list(d["step_seconds"])
-assert steps == ["cublas_4096_f16", "gemm_4096_f16", "gemv_chain", "decode_step", "cublas_4096_bf16",
-                 "gemm_4096_bf16"], steps
+assert steps == ["cublas_4096_f16", "gemm_4096_f16", "gemv_chain", "cublas_4096_bf16", "gemm_4096_bf16",
+                 "decode_step"], steps
 for name in ("gemm_4096_f16", "gemv_chain", "decode_step", "gemm_4096_bf16"):
     assert "no GPU here" in d["errors"][name], (name, d["errors"])
 PY
 grep -q 'gemm_4096_f16: .* ERROR ' "$tmp/hopper.txt" || fail "bench_hopper.py's progress: $(cat "$tmp/hopper.txt")"
+# With tensor cores the f16 GEMM runs a second time on the wgmma tile, right after the first.
+$py "$root/scripts/bench_hopper.py" --anvil "$stub" --iters 2 --tensor-cores --json "$tmp/hopper_tc.json" > /dev/null 2>&1 ||
+    fail "bench_hopper.py --tensor-cores stopped at a failed step"
+$py - "$tmp/hopper_tc.json" <<'PY' || fail "bench_hopper.py --tensor-cores' steps"
+import json, sys
+steps = list(json.load(open(sys.argv[1]))["step_seconds"])
+assert steps[:3] == ["cublas_4096_f16", "gemm_4096_f16", "gemm_4096_f16_wgmma"], steps
+PY
 echo "gpu scripts: ok"
