@@ -32,8 +32,9 @@
 // (anvil_bulk_copy) cannot build these layouts: a row's BK values land in
 // BK / 8 core matrices, so each copy would be 16 bytes. The tiled copy
 // with a tensor map can (anvil_tma_load_2d into the 128-byte swizzled
-// layout, anvil_wgmma_desc_sw128: both emulated and cross-checked), but
-// the tile does not use it yet: the arena has no table of maps.
+// layout, anvil_wgmma_desc_sw128: both emulated and cross-checked; the
+// issuing thread acquires each map first, anvil_tma_acquire_map), but the
+// tile does not use it yet: the arena has no table of maps.
 //
 // Pipeline, per slice kt: wait for its copies, fence the async proxy,
 // barrier (slice kt is in shared memory for every thread, and every
