@@ -150,15 +150,22 @@ ANVIL_FACT constexpr int anvil_tc_smem_bytes(int bm, int bn, int bk, int fmt = A
 // holds), then a row's 1/RMS per row of A. The schedule sizes x's room: its
 // largest x whose tile fits the GPU's budget (src/tile/footprint.cpp,
 // gemv_staged_x_bytes), which emit.cpp defines as ANVIL_GEMV_X_BYTES; a
-// larger x is read from global memory.
+// larger x is read from global memory. The ring's depth is the program's
+// (`--gemv-ring-stages`, emitted as ANVIL_GEMV_RING_STAGES): one ring runs
+// on across a block's tasks, so every GEMV of a program shares it.
+#ifndef ANVIL_GEMV_RING_STAGES
 #define ANVIL_GEMV_RING_STAGES 4
+#endif
 #define ANVIL_GEMV_STAGE_BYTES 8192
-ANVIL_FACT constexpr int anvil_gemv_ring_bytes() { return ANVIL_GEMV_RING_STAGES * ANVIL_GEMV_STAGE_BYTES; }
+#define ANVIL_GEMV_MAX_RING_STAGES 12
+ANVIL_FACT constexpr int anvil_gemv_ring_bytes(int stages = ANVIL_GEMV_RING_STAGES) {
+    return stages * ANVIL_GEMV_STAGE_BYTES;
+}
 ANVIL_FACT constexpr int anvil_gemv_region_bytes(int threads, int x_bytes) {
     return threads * 8 * 4 > x_bytes ? threads * 8 * 4 : x_bytes;
 }
-ANVIL_FACT constexpr int anvil_gemv_smem_bytes(int threads, int x_bytes) {
-    return anvil_gemv_ring_bytes() + anvil_gemv_region_bytes(threads, x_bytes) + ANVIL_GEMV_MAX_M * 4;
+ANVIL_FACT constexpr int anvil_gemv_smem_bytes(int threads, int x_bytes, int ring_stages = ANVIL_GEMV_RING_STAGES) {
+    return anvil_gemv_ring_bytes(ring_stages) + anvil_gemv_region_bytes(threads, x_bytes) + ANVIL_GEMV_MAX_M * 4;
 }
 // Bytes of one staged row of x: K elements of `elem` bytes, padded to 16.
 ANVIL_FACT constexpr anvil_i64 anvil_gemv_x_row_bytes(anvil_i64 k, int elem) { return (k * elem + 15) / 16 * 16; }
@@ -272,12 +279,14 @@ ANVIL_FACT constexpr int anvil_wgmma_tile_smem_bytes(int bm, int bn, int bk, int
 // anvil_tc_smem_bytes of its shape).
 ANVIL_FACT constexpr int anvil_a_norm_stats_bytes(int a_norm, int bm) { return a_norm ? 2 * bm * 4 : 0; }
 
-// A GEMV's tile also holds its staged x (`gemv_x_bytes`); a tensor-core
-// tile has `stages` stages (the params' field: 0, the default).
+// A GEMV's tile also holds its staged x (`gemv_x_bytes`), and `stages` is
+// its ring's depth (0: ANVIL_GEMV_RING_STAGES); a tensor-core tile has
+// `stages` stages (the params' field: 0, the default).
 ANVIL_FACT constexpr int anvil_matmul_tile_smem_bytes(int algo, int row_op, int bm, int bn, int bk, int a_norm = 0,
                                                       int gemv_x_bytes = 0, int stages = 0) {
     return anvil_a_norm_stats_bytes(a_norm, bm) +
-           (algo == ANVIL_MM_GEMV ? anvil_gemv_smem_bytes(ANVIL_BLOCK_THREADS, gemv_x_bytes)
+           (algo == ANVIL_MM_GEMV ? anvil_gemv_smem_bytes(ANVIL_BLOCK_THREADS, gemv_x_bytes,
+                                                          stages ? stages : ANVIL_GEMV_RING_STAGES)
                                   : anvil_max_int(row_op != ANVIL_MM_ROW_NONE ? anvil_mm_row_smem_bytes(bm, bn) : 0,
                                                   algo == ANVIL_MM_WGMMA
                                                       ? anvil_wgmma_tile_smem_bytes(bm, bn, bk, anvil_tc_stages(stages))

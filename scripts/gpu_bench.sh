@@ -137,7 +137,16 @@ phase_profile() {
                 --json --poll-backoff-ns 1024 > "$out/ab/$m.poll_backoff_1024.json" 2> "$out/ab/$m.poll_backoff_1024.err"
             grep -E '"megakernel_us"' "$out/ab/$m.poll_backoff_1024.json" | sed 's/^/  --poll-backoff-ns 1024: /' ;;
         esac
-        # The Hopper wgmma tile (off by default until "[crosscheck]" passes on a device): its outputs and time.
+        # The decode step's GEMVs stream 6.5 GB/s per block at caaf45f (docs/perf/gpu-notes-2026-11-28b.md):
+        # a ring twice as deep says whether bytes in flight are what they lack.
+        case "$m" in llama_decode)
+            mkdir -p "$out/ab"
+            timeout --foreground -k 5 "$cap" "$anvil" profile "models/$m.yaml" --gpu "$target" --kernels-db "$db" --iters 20 \
+                --json --gemv-ring-stages 8 > "$out/ab/$m.gemv_ring_8.json" 2> "$out/ab/$m.gemv_ring_8.err"
+            echo "rc=$?" >> "$out/ab/$m.gemv_ring_8.err"
+            grep -E '"(megakernel_us|outputs_ok)"' "$out/ab/$m.gemv_ring_8.json" | tr -d '\n' | sed 's/^/  --gemv-ring-stages 8: /'; echo ;;
+        esac
+        # The Hopper wgmma tile (its cross-check passed on the H200 at caaf45f): its outputs and time.
         case "$m" in bert_base | transformer_encoder_f16)
             mkdir -p "$out/ab"
             timeout --foreground -k 5 "$cap" "$anvil" profile "models/$m.yaml" --gpu "$target" --kernels-db "$db" --iters 50 \

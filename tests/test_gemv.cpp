@@ -8,6 +8,8 @@
 #include <fmt/format.h>
 
 #include "codegen/emit.h"
+#include "tile/footprint.h"
+#include "../rtasks/tiling.cuh"
 #include "runtime/host_backend.h"
 #include "anvil/pipeline.h"
 #include "schedule/variants.h"
@@ -128,6 +130,21 @@ TEST_CASE("GEMV tiles compile with NVRTC for sm_90", "[gemv][compile]") {
             if (op.kind == TaskKind::matmul) CHECK(kr.spill_stores == 0);
         }
     }
+}
+
+TEST_CASE("the deepest GEMV weight ring compiles with NVRTC for sm_90", "[gemv][compile]") {
+    // --gemv-ring-stages at its bound: wait_group's count is an immediate.
+    TileGraph tg = decompose(cases_graph(DType::bf16));
+    for (ROp& op : tg.rops)
+        if (op.kind == TaskKind::matmul) op = as_gemv(op, 64);
+    Gpu gpu = default_gpu();
+    gpu.gemv_ring_stages = max_gemv_ring_stages();
+    const Schedule s = launch_per_rop("per_op", tg, gpu, "op_");
+    const std::string src = emit_source(s);
+    REQUIRE(src.find("#define ANVIL_GEMV_RING_STAGES " + std::to_string(max_gemv_ring_stages())) != std::string::npos);
+    const CubinResult r = compile_nvrtc(src, "sm_90");
+    CHECK(!r.cubin.empty());
+    CHECK(megakernel_smem_bytes(s) >= max_gemv_ring_stages() * ANVIL_GEMV_STAGE_BYTES);
 }
 
 TEST_CASE("a GEMV rOp the tile cannot take is refused", "[gemv]") {

@@ -133,17 +133,26 @@ TEST_CASE("simt: the weight ring runs on from a block's task to its next", "[sim
     // dtypes of A; K = 40 and 129 mostly fewer (the next tile's prologue is
     // its own). N = 77 (rows unaligned) and x @ W^T take no ring and are
     // handed nothing. One block: one simt worker plays the queue; three: a
-    // worker plays two blocks, merged.
+    // worker plays two blocks, merged. The ring's depth (--gemv-ring-stages)
+    // the default 4, the shallowest 2 and a deep 9: a walk hands on from 1
+    // or 8 stages on, and K = 129 or 600 is shorter than the deep ring.
     const std::vector<MmCase> cases = {{1, 600, 88, false}, {3, 129, 136, false}, {1, 1000, 40, false},
                                        {2, 600, 75, true},  {1, 40, 300, false},  {1, 600, 77, false}};
     const int widths[] = {16, 32, 64, 128, 256};
     const DType dtype = GENERATE(DType::f32, DType::bf16);
     const int blocks = GENERATE(1, 3);
-    CAPTURE(dtype_name(dtype), blocks);
+    const int ring = GENERATE(0, 2, 9);
+    CAPTURE(dtype_name(dtype), blocks, ring);
     const Graph g = cases_graph("ring_on", dtype, cases, 5);
     TileGraph tg = decompose(g);
     for (ROp& op : tg.rops) op = as_gemv(op, widths[case_index(op)]);
-    const Schedule s = persistent_schedule("round_robin", tg, default_gpu(), round_robin_order(tg, blocks), blocks);
+    Gpu gpu = default_gpu();
+    gpu.gemv_ring_stages = ring;
+    const Schedule s = persistent_schedule("round_robin", tg, gpu, round_robin_order(tg, blocks), blocks);
+    // The program's ring is the one asked for, and its footprint the tiles'.
+    const std::string src = emit_source(s);
+    CHECK((src.find("#define ANVIL_GEMV_RING_STAGES " + std::to_string(ring) + "\n") != std::string::npos) == (ring != 0));
+    CHECK(megakernel_smem_bytes(s) >= anvil_gemv_ring_bytes(ring ? ring : ANVIL_GEMV_RING_STAGES));
     HostRunOptions opt;
     opt.check_races = true;
     const TensorMap values = make_values(g, std::nullopt);

@@ -26,6 +26,7 @@
 #include "tools/report.h"
 #include "tools/tune.h"
 #include "base/paths.h"
+#include "tile/footprint.h"
 #include "tile/size_limits.h"
 #include "frontend/save_model.h"
 #include "onnx_import/import_onnx.h"
@@ -478,6 +479,7 @@ int main(int argc, char** argv) {
     bool tensor_cores = true;
     bool last_slice_reduce = true;
     bool wgmma = false;
+    int gemv_ring_stages = 0;  // 0: the header's default
     std::string precision = "f32";
     Specialisation spec;
     int repeat = 0;
@@ -491,8 +493,12 @@ int main(int argc, char** argv) {
                       "--no-tensor-cores keeps every matmul and conv on CUDA cores)");
         cmd->add_flag("--wgmma", wgmma,
                       "also let policies and tune pick Hopper wgmma matmul tiles for f16/bf16 where the GPU has "
-                      "sm_90a (its module is then compiled for sm_90a); off by default: never run on hardware yet, "
-                      "its cross-check must pass on a device first");
+                      "sm_90a (its module is then compiled for sm_90a); off by default until its time against the "
+                      "mma.sync tiles is measured");
+        cmd->add_option("--gemv-ring-stages", gemv_ring_stages,
+                        "the depth of the GEMV weight ring, in 8 KB stages of which all but one are in flight "
+                        "(default 4; for comparisons)")
+            ->check(CLI::Range(2, max_gemv_ring_stages()));
         cmd->add_flag("--last-slice-reduce,!--no-last-slice-reduce", last_slice_reduce,
                       "let the cost model have a split-K reduce run by the last K slice to arrive, in its block "
                       "(the default; --no-last-slice-reduce keeps every reduce a wave of its own, for comparisons)");
@@ -542,6 +548,7 @@ int main(int argc, char** argv) {
         g.tensor_core_tiles = tensor_cores;
         g.last_slice_reduce = last_slice_reduce;
         g.wgmma_tiles = wgmma;
+        g.gemv_ring_stages = gemv_ring_stages;
         g.f32_precision = parse_precision(precision);
         if (max_memory_given) g.memory_bytes = parse_memory_size(max_memory, "--max-memory");
         return g;

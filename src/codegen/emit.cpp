@@ -507,6 +507,8 @@ std::string emit_source(const Schedule& s, const EmitOptions& opt) {
     o << "#define ANVIL_SMEM_BYTES " << megakernel_smem_bytes(s) << "\n"
       << "#define ANVIL_SMEM_DYNAMIC 1\n"
       << "#define ANVIL_GEMV_X_BYTES " << gemv_x_room(s) << "\n";
+    // A ring depth asked for (--gemv-ring-stages): the header's default otherwise.
+    if (s.gpu.gemv_ring_stages) o << "#define ANVIL_GEMV_RING_STAGES " << s.gpu.gemv_ring_stages << "\n";
     // The grid holds this many blocks per SM: ask for registers that let them be co-resident.
     o << "#define ANVIL_MIN_BLOCKS_PER_SM " << std::max(1, s.blocks_per_sm) << "\n";
     if (opt.trace) o << "// Every task records its timeline (AnvilTraceRecord).\n#define ANVIL_TRACE 1\n";

@@ -229,7 +229,7 @@ TileLatency tile_latency(const ROp& op, const Gpu& g, double epilogue_rounds) {
             // short wait still pays it).
             const double rows = double(ANVIL_GEMV_STAGE_BYTES) / (double(p->bn) * dtype_size(op.dtypes.at(1)));
             t.k_slices = std::ceil(double(p->K) / rows);
-            t.slices_in_flight = ANVIL_GEMV_RING_STAGES - 1;
+            t.slices_in_flight = gemv_ring_stages(g) - 1;
             t.fill_hidden = p->b_fixed != 0;
             // x staged in shared memory after the waits (where it fits the
             // budget: gemv_staged_x_bytes): its one round trip precedes the

@@ -83,10 +83,15 @@ struct Gpu {
     // `--no-last-slice-reduce` turns it off (for comparisons).
     bool last_slice_reduce = true;
     // Whether policies may pick the Hopper wgmma tile (rtasks/matmul_wgmma.cuh)
-    // where the GPU has sm_90a: off unless `--wgmma` asks. It has never run on
-    // hardware; the cross-check (tests/test_simt_crosscheck.cpp, xc_wgmma_*)
-    // must pass on a device before it may become a default.
+    // where the GPU has sm_90a: off unless `--wgmma` asks. Its cross-check
+    // (tests/test_simt_crosscheck.cpp, xc_wgmma_*) passed on an H200
+    // (docs/perf/gpu-notes-2026-11-28b.md); its time against the mma.sync
+    // tiles is not measured yet.
     bool wgmma_tiles = false;
+    // The GEMV weight ring's depth in 8 KB stages (`--gemv-ring-stages`,
+    // rtasks/tiling.cuh); 0: the header's default. For comparisons on a
+    // device: whether the decode step is short of bytes in flight.
+    int gemv_ring_stages = 0;
 };
 
 // Whether `g` runs sm_90a code (arch_features holds "sm_90a").

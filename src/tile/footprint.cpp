@@ -448,8 +448,12 @@ bool gemv_takes_ring(const ROp& op) {
     return ok;
 }
 
+int gemv_ring_stages(const Gpu& gpu) { return gpu.gemv_ring_stages ? gpu.gemv_ring_stages : ANVIL_GEMV_RING_STAGES; }
+int max_gemv_ring_stages() { return ANVIL_GEMV_MAX_RING_STAGES; }
+
 int gemv_x_limit(const Gpu& gpu) {
-    return std::max(0, (tile_smem_budget(gpu) - anvil_gemv_ring_bytes() - ANVIL_GEMV_MAX_M * 4) / 16 * 16);
+    return std::max(0, (tile_smem_budget(gpu) - anvil_gemv_ring_bytes(gemv_ring_stages(gpu)) - ANVIL_GEMV_MAX_M * 4) /
+                           16 * 16);
 }
 
 int gemv_staged_x_bytes(const ROp& op, const Gpu& gpu) {
@@ -458,7 +462,8 @@ int gemv_staged_x_bytes(const ROp& op, const Gpu& gpu) {
     const int64_t x = anvil_gemv_x_bytes(p.M, p.K, static_cast<int>(dtype_size(op.dtypes.at(0))));
     // (The region also holds the partial sums: a few KB, within any real budget.)
     const bool fits = x <= gemv_x_limit(gpu) &&
-                      anvil_gemv_smem_bytes(ANVIL_BLOCK_THREADS, static_cast<int>(x)) <= tile_smem_budget(gpu);
+                      anvil_gemv_smem_bytes(ANVIL_BLOCK_THREADS, static_cast<int>(x), gemv_ring_stages(gpu)) <=
+                          tile_smem_budget(gpu);
     return fits ? static_cast<int>(x) : 0;
 }
 
@@ -466,7 +471,7 @@ int tile_smem_bytes(const ROp& op, const Gpu& gpu) {
     if (op.kind == TaskKind::matmul) {
         const auto& p = std::get<MatmulParams>(op.params);
         return anvil_matmul_tile_smem_bytes(p.algo, p.row_op, p.bm, p.bn, p.bk, p.a_norm, gemv_staged_x_bytes(op, gpu),
-                                            p.stages);
+                                            p.algo == ANVIL_MM_GEMV ? gemv_ring_stages(gpu) : p.stages);
     }
     if (op.kind == TaskKind::conv2d) {
         const auto& p = std::get<WindowParams>(op.params);

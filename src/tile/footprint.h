@@ -36,5 +36,10 @@ int gemv_staged_x_bytes(const ROp& op, const Gpu& gpu);
 // The most bytes of x a GEMV may stage on `gpu`: what its tile's budget
 // leaves beside the ring and the 1/RMS slots, in whole 16-byte rows.
 int gemv_x_limit(const Gpu& gpu);
+// The GEMV weight ring's depth on `gpu`: its gemv_ring_stages, else the
+// header's ANVIL_GEMV_RING_STAGES.
+int gemv_ring_stages(const Gpu& gpu);
+// The deepest ring a program may ask for (ANVIL_GEMV_MAX_RING_STAGES).
+int max_gemv_ring_stages();
 
 }  // namespace anvil
