@@ -1,6 +1,7 @@
 // .npy reading and writing (round trips, hand-made headers, corrupt files),
 // the seeded values of make_values, and the --save-io layout of save_io.
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
 
 #include <algorithm>
 #include <cmath>
@@ -280,6 +281,25 @@ TEST_CASE("make_values is deterministic and seeded per tensor", "[values]") {
     CHECK(c.at("x").bytes == a.at("x").bytes);
     CHECK(c.at("w").bytes == a.at("w").bytes);
     CHECK(c.at("extra").bytes != a.at("x").bytes);
+}
+
+TEST_CASE("make_values draws many tensors on every core, each as if alone", "[values]") {
+    // 33 params of odd sizes, drawn by as many threads as the machine has:
+    // each must hold the values it holds in a model of its own.
+    std::string many = "anvil: 1\nname: many\nseed: 3\ninputs:\n  - {name: x, shape: [5]}\nparams:\n";
+    for (int i = 0; i < 33; ++i) many += fmt::format("  - {{name: p{}, shape: [{}, 7], dtype: bf16}}\n", i, 1 + 37 * i);
+    many += "outputs: [x]\n";
+    const TensorMap all = make_values(graph_of(many), std::nullopt);
+    REQUIRE(all.size() == 34);
+    for (int i : {0, 1, 16, 32}) {
+        CAPTURE(i);
+        const std::string alone = fmt::format(
+            "anvil: 1\nname: many\nseed: 3\ninputs:\n  - {{name: x, shape: [5]}}\nparams:\n"
+            "  - {{name: p{}, shape: [{}, 7], dtype: bf16}}\noutputs: [x]\n",
+            i, 1 + 37 * i);
+        CHECK(make_values(graph_of(alone), std::nullopt).at("p" + std::to_string(i)).bytes ==
+              all.at("p" + std::to_string(i)).bytes);
+    }
 }
 
 TEST_CASE("make_values draws the distributions the spec names", "[values]") {
