@@ -66,6 +66,12 @@ ANVIL_DEVICE float anvil_gemv_row_rms(const MatmulParams& p, const TA* A, int m)
     return anvil_rsqrt(anvil_block_sum(q) / (float)p.K + p.a_rms_eps);
 }
 
+// The rows of x, m from 0 to p.M - 1, over a bound the compiler knows:
+// the accumulators indexed by m then stay in registers. With p.M as the
+// bound they lived in local memory, loaded and stored around every
+// multiply of the ring walk (the decode step's GEMVs, 2026-11-28).
+#define ANVIL_GEMV_ROWS(m) _Pragma("unroll") for (int m = 0; m < ANVIL_GEMV_MAX_M; ++m) if (m < p.M)
+
 // The staged x (gemv.cuh's header): row m at xs + m * xp elements.
 template <class TA>
 ANVIL_DEVICE int anvil_gemv_x_pitch(const MatmulParams& p) {
@@ -123,7 +129,7 @@ ANVIL_DEVICE void anvil_gemv_reduce_store(const MatmulParams& p, const TA* A, TC
                                           int g0, int CT, int KR, const float (&acc)[ANVIL_GEMV_MAX_M][V], float* red,
                                           const AnvilEpilogue* epi, char* arena, bool staged = false) {
     const int tid = anvil_thread(), kr = tid / CT;
-    for (int m = 0; m < p.M; ++m) {
+    ANVIL_GEMV_ROWS(m) {
         // here, not live through the k loop
         const float rms = !staged ? anvil_gemv_row_rms(p, A, m) : p.a_rms ? anvil_lds(anvil_gemv_rms_slots() + m) : 1.0f;
         anvil_barrier();  // the previous row's readers are done
@@ -258,7 +264,7 @@ ANVIL_TASK void anvil_gemv_by_ring(const MatmulParams& p, const TA* A, const TB*
             float b0[anvil_vec<TB>::n], b1[anvil_vec<TB>::n];
             anvil_unpack16(anvil_lds((const anvil_u32x4*)(stage + r * R::ROW + g * 16)), b0, (const TB*)0);
             anvil_unpack16(anvil_lds((const anvil_u32x4*)(stage + (r + 1) * R::ROW + g * 16)), b1, (const TB*)0);
-            for (int m = 0; m < p.M; ++m) {
+            ANVIL_GEMV_ROWS(m) {
                 float a[2];
                 if (XS) anvil_gemv_x_pair(xs + m * xp + k, a);
                 else anvil_gemv_x_pair_global(p, A, m, k, a);
@@ -315,7 +321,7 @@ ANVIL_TASK void anvil_gemv_by_columns(const MatmulParams& p, const TA* A, const 
             for (int u = 0; u < ANVIL_GEMV_UNROLL; ++u) {
                 const int k = k0 + u * KR;
                 if (k >= p.K) break;
-                for (int m = 0; m < p.M; ++m) {
+                ANVIL_GEMV_ROWS(m) {
                     const float a = anvil_load(A + (anvil_i64)m * p.a_sm + (anvil_i64)k * p.a_sk);
                     for (int v = 0; v < V; ++v) acc[m][v] += a * b[u][v];
                 }
@@ -350,7 +356,7 @@ ANVIL_TASK void anvil_gemv_by_k(const MatmulParams& p, const TA* A, const TB* B,
             for (int u = 0; u < ANVIL_GEMV_UNROLL; ++u) {
                 const int k = k0 + u * step;
                 if (k >= kvec) break;
-                for (int m = 0; m < p.M; ++m)
+                ANVIL_GEMV_ROWS(m)
                     for (int v = 0; v < V; ++v)
                         acc[m] += anvil_load(A + (anvil_i64)m * p.a_sm + (anvil_i64)(k + v) * p.a_sk) * b[u][v];
             }
@@ -358,9 +364,9 @@ ANVIL_TASK void anvil_gemv_by_k(const MatmulParams& p, const TA* A, const TB* B,
         // The tail of K, and all of it when the column is not aligned.
         for (int k = (vec ? kvec : 0) + lane; k < p.K; k += ANVIL_WARP) {
             const float bk = anvil_load(col + k);
-            for (int m = 0; m < p.M; ++m) acc[m] += anvil_load(A + (anvil_i64)m * p.a_sm + (anvil_i64)k * p.a_sk) * bk;
+            ANVIL_GEMV_ROWS(m) acc[m] += anvil_load(A + (anvil_i64)m * p.a_sm + (anvil_i64)k * p.a_sk) * bk;
         }
-        for (int m = 0; m < p.M; ++m) {
+        ANVIL_GEMV_ROWS(m) {
             const float sum = anvil_warp_sum(acc[m]);
             if (lane == 0) anvil_mm_store(p, C, cb, m, n0 + c, sum * rms[m], epi, arena);
         }
