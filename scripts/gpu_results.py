@@ -215,7 +215,7 @@ def readme_table():
             for model, m in old.get("models", {}).items():
                 if model not in doc["models"]:
                     # Baselines do not depend on anvil's commit: this run's, where it measured them.
-                    fresh = {n: b for n, b in doc.get("stored_baselines", {}).get(model, {}).items()}
+                    fresh = doc.get("stored_baselines", {}).get(model, {})
                     earlier[model] = ({**m, "baselines": {**m.get("baselines", {}), **fresh}}, old["commit"][:7],
                                       path.name)
     rows = [(model, m, None) for model, m in doc["models"].items()]
