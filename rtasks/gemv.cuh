@@ -70,7 +70,7 @@ ANVIL_DEVICE float anvil_gemv_row_rms(const MatmulParams& p, const TA* A, int m)
 // the accumulators indexed by m then stay in registers. With p.M as the
 // bound they lived in local memory, loaded and stored around every
 // multiply of the ring walk (the decode step's GEMVs, 2026-11-28).
-#define ANVIL_GEMV_ROWS(m) _Pragma("unroll") for (int m = 0; m < ANVIL_GEMV_MAX_M; ++m) if (m < p.M)
+#define ANVIL_GEMV_ROWS(m, M) _Pragma("unroll") for (int m = 0; m < ANVIL_GEMV_MAX_M; ++m) if (m < (M))
 
 // The staged x (gemv.cuh's header): row m at xs + m * xp elements.
 template <class TA>
@@ -129,7 +129,7 @@ ANVIL_DEVICE void anvil_gemv_reduce_store(const MatmulParams& p, const TA* A, TC
                                           int g0, int CT, int KR, const float (&acc)[ANVIL_GEMV_MAX_M][V], float* red,
                                           const AnvilEpilogue* epi, char* arena, bool staged = false) {
     const int tid = anvil_thread(), kr = tid / CT;
-    ANVIL_GEMV_ROWS(m) {
+    ANVIL_GEMV_ROWS(m, p.M) {
         // here, not live through the k loop
         const float rms = !staged ? anvil_gemv_row_rms(p, A, m) : p.a_rms ? anvil_lds(anvil_gemv_rms_slots() + m) : 1.0f;
         anvil_barrier();  // the previous row's readers are done
@@ -226,7 +226,11 @@ ANVIL_TASK void anvil_gemv_by_ring(const MatmulParams& p, const TA* A, const TB*
     static_assert(ANVIL_GEMV_STAGE_BYTES == 2 * 16 * ANVIL_THREADS, "gemv ring: two k rows of a stage per thread");
     const int tid = anvil_thread(), g = tid % G, kr = tid / G;
     const int ncols = p.N - n0 < BN ? p.N - n0 : BN;
-    const int stages = (p.K + R::ROWS - 1) / R::ROWS, slot0 = ring->slot;
+    // The fields the loop reads, in registers: through the reference they
+    // were reloaded from global memory every stage (each cp.async clobbers memory).
+    const int K = p.K, M = p.M;
+    const bool fixed = p.b_fixed;
+    const int stages = (K + R::ROWS - 1) / R::ROWS, slot0 = ring->slot;
     char* smem = anvil_block_smem();
     const TA* xs = (const TA*)anvil_gemv_region();
     const int xp = anvil_gemv_x_pitch<TA>(p);
@@ -234,11 +238,11 @@ ANVIL_TASK void anvil_gemv_by_ring(const MatmulParams& p, const TA* A, const TB*
         anvil_gemv_stage_x(p, A, (TA*)xs);
         anvil_stage_commit();
     }
-    if (!p.b_fixed) anvil_ring_prologue(anvil_gemv_stream<TB, BN>(p, B + n0, ncols), slot0);
+    const AnvilRingStream own = anvil_gemv_stream<TB, BN>(p, B + n0, ncols);
+    if (!fixed) anvil_ring_prologue(own, slot0);
     // The next task's first stages go where this task's would: after its
     // last, so a walk of fewer stages than the ring keeps in flight leaves
-    // them to the next task's own prologue. (Both streams are rebuilt where
-    // they are issued: kept live through the loop, they spilled.)
+    // them to the next task's own prologue.
     const int next_stages = ring->next.stages;
     const bool hand_on = next_stages > 0 && stages >= S - 1;
     float acc[ANVIL_GEMV_MAX_M][anvil_vec<TB>::n];
@@ -249,26 +253,30 @@ ANVIL_TASK void anvil_gemv_by_ring(const MatmulParams& p, const TA* A, const TB*
         // thread's; every thread is done with stage s - 1, whose slot the
         // stage issued now takes.
         // (At s = 0 a staged x is the newest group when B is fixed.)
-        if (XS && s == 0 && p.b_fixed) anvil_stage_wait<0>();
+        if (XS && s == 0 && fixed) anvil_stage_wait<0>();
         else anvil_stage_wait<ANVIL_GEMV_RING_STAGES - 2>();
         anvil_barrier();
         const int j = s + S - 1;  // the stream position issued now
-        if (j < stages) anvil_ring_issue(anvil_gemv_stream<TB, BN>(p, B + n0, ncols), j, (slot0 + j) % S);
+        if (j < stages) anvil_ring_issue(own, j, (slot0 + j) % S);
         else if (hand_on && j - stages < next_stages) anvil_ring_issue(ring->next, j - stages, (slot0 + j) % S);
         anvil_stage_commit();
         const char* stage = smem + ((slot0 + s) % S) * ANVIL_GEMV_STAGE_BYTES;
         // Rows 2 kr and 2 kr + 1 (KR = ROWS / 2); past K, B is zero-filled
         // and x zero.
         const int r = 2 * kr, k = s * R::ROWS + r;
-        if (k < p.K) {
+        if (k < K) {
             float b0[anvil_vec<TB>::n], b1[anvil_vec<TB>::n];
             anvil_unpack16(anvil_lds((const anvil_u32x4*)(stage + r * R::ROW + g * 16)), b0, (const TB*)0);
             anvil_unpack16(anvil_lds((const anvil_u32x4*)(stage + (r + 1) * R::ROW + g * 16)), b1, (const TB*)0);
-            ANVIL_GEMV_ROWS(m) {
+            ANVIL_GEMV_ROWS(m, M) {
                 float a[2];
                 if (XS) anvil_gemv_x_pair(xs + m * xp + k, a);
                 else anvil_gemv_x_pair_global(p, A, m, k, a);
-                for (int v = 0; v < V; ++v) acc[m][v] += a[0] * b0[v] + a[1] * b1[v];
+                // Two multiply-adds (not a product, a multiply-add and an add).
+                for (int v = 0; v < V; ++v) {
+                    acc[m][v] += a[0] * b0[v];
+                    acc[m][v] += a[1] * b1[v];
+                }
             }
         }
     }
@@ -321,7 +329,7 @@ ANVIL_TASK void anvil_gemv_by_columns(const MatmulParams& p, const TA* A, const 
             for (int u = 0; u < ANVIL_GEMV_UNROLL; ++u) {
                 const int k = k0 + u * KR;
                 if (k >= p.K) break;
-                ANVIL_GEMV_ROWS(m) {
+                ANVIL_GEMV_ROWS(m, p.M) {
                     const float a = anvil_load(A + (anvil_i64)m * p.a_sm + (anvil_i64)k * p.a_sk);
                     for (int v = 0; v < V; ++v) acc[m][v] += a * b[u][v];
                 }
@@ -356,7 +364,7 @@ ANVIL_TASK void anvil_gemv_by_k(const MatmulParams& p, const TA* A, const TB* B,
             for (int u = 0; u < ANVIL_GEMV_UNROLL; ++u) {
                 const int k = k0 + u * step;
                 if (k >= kvec) break;
-                ANVIL_GEMV_ROWS(m)
+                ANVIL_GEMV_ROWS(m, p.M)
                     for (int v = 0; v < V; ++v)
                         acc[m] += anvil_load(A + (anvil_i64)m * p.a_sm + (anvil_i64)(k + v) * p.a_sk) * b[u][v];
             }
@@ -364,9 +372,9 @@ ANVIL_TASK void anvil_gemv_by_k(const MatmulParams& p, const TA* A, const TB* B,
         // The tail of K, and all of it when the column is not aligned.
         for (int k = (vec ? kvec : 0) + lane; k < p.K; k += ANVIL_WARP) {
             const float bk = anvil_load(col + k);
-            ANVIL_GEMV_ROWS(m) acc[m] += anvil_load(A + (anvil_i64)m * p.a_sm + (anvil_i64)k * p.a_sk) * bk;
+            ANVIL_GEMV_ROWS(m, p.M) acc[m] += anvil_load(A + (anvil_i64)m * p.a_sm + (anvil_i64)k * p.a_sk) * bk;
         }
-        ANVIL_GEMV_ROWS(m) {
+        ANVIL_GEMV_ROWS(m, p.M) {
             const float sum = anvil_warp_sum(acc[m]);
             if (lane == 0) anvil_mm_store(p, C, cb, m, n0 + c, sum * rms[m], epi, arena);
         }

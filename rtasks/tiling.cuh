@@ -280,13 +280,13 @@ ANVIL_FACT constexpr int anvil_wgmma_tile_smem_bytes(int bm, int bn, int bk, int
 ANVIL_FACT constexpr int anvil_a_norm_stats_bytes(int a_norm, int bm) { return a_norm ? 2 * bm * 4 : 0; }
 
 // A GEMV's tile also holds its staged x (`gemv_x_bytes`), and `stages` is
-// its ring's depth (0: ANVIL_GEMV_RING_STAGES); a tensor-core tile has
-// `stages` stages (the params' field: 0, the default).
+// its ring's depth, which the caller knows (gemv_ring_stages of its Gpu,
+// footprint.cpp); a tensor-core tile has `stages` stages (the params'
+// field: 0, the default).
 ANVIL_FACT constexpr int anvil_matmul_tile_smem_bytes(int algo, int row_op, int bm, int bn, int bk, int a_norm = 0,
                                                       int gemv_x_bytes = 0, int stages = 0) {
     return anvil_a_norm_stats_bytes(a_norm, bm) +
-           (algo == ANVIL_MM_GEMV ? anvil_gemv_smem_bytes(ANVIL_BLOCK_THREADS, gemv_x_bytes,
-                                                          stages ? stages : ANVIL_GEMV_RING_STAGES)
+           (algo == ANVIL_MM_GEMV ? anvil_gemv_smem_bytes(ANVIL_BLOCK_THREADS, gemv_x_bytes, stages)
                                   : anvil_max_int(row_op != ANVIL_MM_ROW_NONE ? anvil_mm_row_smem_bytes(bm, bn) : 0,
                                                   algo == ANVIL_MM_WGMMA
                                                       ? anvil_wgmma_tile_smem_bytes(bm, bn, bk, anvil_tc_stages(stages))

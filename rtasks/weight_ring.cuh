@@ -52,16 +52,23 @@ ANVIL_DEVICE AnvilRingStream anvil_ring_none() {
 }
 
 // Issues stage s of w into ring slot `slot`: one 16-byte cp.async per chunk,
-// the caller commits.
+// the caller commits. A thread's chunks are c = tid + i * ANVIL_THREADS, the
+// same row and byte in every stage: so the loop is unrolled, and the only
+// per-stage 64-bit product is the stage's first row. (The generic loop it
+// replaces cost about 40 PTX instructions per copy, the stream's fields
+// reloaded on each: docs/perf/gpu-notes-2026-11-28b.md, point 4.)
 ANVIL_DEVICE void anvil_ring_issue(const AnvilRingStream& w, int s, int slot) {
 #if ANVIL_GEMV_RING
+    const int CHUNKS = ANVIL_GEMV_STAGE_BYTES / 16, t = anvil_thread();
+    static_assert(CHUNKS % ANVIL_THREADS == 0, "weight ring: every thread issues the same number of chunks");
+    const int shift = w.row_shift, rows = CHUNKS >> shift, k0 = s * rows;
+    const char* first = w.src + (anvil_i64)k0 * w.pitch;  // the stage's first k row
     char* stage = anvil_block_smem() + slot * ANVIL_GEMV_STAGE_BYTES;
-    const int rows = (ANVIL_GEMV_STAGE_BYTES / 16) >> w.row_shift, row_mask = (1 << w.row_shift) - 1;
-#pragma unroll 1
-    for (int c = anvil_thread(); c < ANVIL_GEMV_STAGE_BYTES / 16; c += ANVIL_THREADS) {
-        const int k = s * rows + (c >> w.row_shift), e = (c & row_mask) * 16;  // its k row, byte in the row
-        const int left = w.valid_bytes - e, bytes = k >= w.K || left <= 0 ? 0 : left < 16 ? left : 16;
-        anvil_cp_async16(stage + c * 16, bytes ? w.src + (anvil_i64)k * w.pitch + e : w.src, bytes);
+#pragma unroll
+    for (int i = 0; i < CHUNKS / ANVIL_THREADS; ++i) {
+        const int c = t + i * ANVIL_THREADS, r = c >> shift, e = (c & ((1 << shift) - 1)) * 16;
+        const int left = w.valid_bytes - e, bytes = k0 + r >= w.K || left <= 0 ? 0 : left < 16 ? left : 16;
+        anvil_cp_async16(stage + c * 16, bytes ? first + (anvil_i64)r * w.pitch + e : w.src, bytes);
     }
 #else
     (void)w, (void)s, (void)slot;

@@ -174,7 +174,7 @@ TEST_CASE("simt mutations: the ring walk's staged x needs its copies and its wai
                       Catch::Contains("a gemv tile") && Catch::Contains("which no thread wrote since the task began"));
     // The first stage's wait for every group (x's is the newest), only for
     // the ring's: x's copies have not landed.
-    CHECK_THROWS_WITH(run_mutant(g, ring_schedule(g), "if (XS && s == 0 && p.b_fixed) anvil_stage_wait<0>();",
+    CHECK_THROWS_WITH(run_mutant(g, ring_schedule(g), "if (XS && s == 0 && fixed) anvil_stage_wait<0>();",
                                  "if (false) anvil_stage_wait<0>();"),
                       Catch::Contains("a gemv tile") && Catch::Contains("cp.async"));
 }
