@@ -7,13 +7,21 @@
 - a chain of batch-1 GEMVs (8 x [1, 4096] @ [4096, 4096], f16) and the
   Llama-style decode step (models/llama_decode.yaml): achieved bytes/s (the
   model's weights and inputs over its median time) against the device's
-  measured copy bandwidth (anvil calibrate).
+  measured copy bandwidth (anvil calibrate);
+- with --gemv-layouts, instead of all the above: the GEMV chain with its
+  weights row-major ([K, N]: a tile's k rows of BN columns lie a whole row
+  of N apart) and blocked ([N / 64, K, 64]: each 64-column block one run of
+  memory, the layout a tile-contiguous weight pass would produce), each under
+  the anvil policy (its own BN) and topo (decompose's BN 64). Both forms
+  stream the same bytes through the same GEMV tiles; what differs is the
+  DRAM locality of the stream (docs/perf/gpu-notes-2026-11-28b.md, point 4).
 
 Writes one JSON object (--json OUT) with device, date, commit, command and
 gemm_4096_f16_us, cublas_4096_f16_us, gemm_4096_bf16_us, cublas_4096_bf16_us,
-gemv_chain_bytes_per_s, decode_step_bytes_per_s, copy_bytes_per_s.
+gemv_chain_bytes_per_s, decode_step_bytes_per_s, copy_bytes_per_s (with
+--gemv-layouts: gemv_chain_{row,blocked}_{anvil,topo}_bytes_per_s).
 
-    scripts/bench_hopper.py --anvil build/anvil [--kernels-db DIR] [--tensor-cores] --json OUT
+    scripts/bench_hopper.py --anvil build/anvil [--kernels-db DIR] [--tensor-cores] [--gemv-layouts] --json OUT
 """
 import argparse
 import datetime
@@ -42,13 +50,22 @@ outputs: [c]
 """
 
 
-def gemv_chain_model(layers=8, width=4096, dtype="f16"):
+def gemv_chain_model(layers=8, width=4096, dtype="f16", blocked=0):
+    """`blocked` > 0: each weight as [width / blocked, width, blocked], a batched
+    GEMV whose [1, blocked] rows are read back as one [1, width] row (a free
+    reshape): column n of the layer is block n / blocked, column n % blocked."""
     nodes, params, x = [], [], "x"
     for i in range(layers):
-        params.append(f"  - {{name: w{i}, shape: [{width}, {width}], init: normal, std: 0.015}}")
-        nodes.append(f"  - {{name: h{i}, op: matmul, inputs: [{x}, w{i}]}}")
+        if blocked:
+            params.append(f"  - {{name: w{i}, shape: [{width // blocked}, {width}, {blocked}], init: normal, std: 0.015}}")
+            nodes.append(f"  - {{name: h{i}b, op: matmul, inputs: [{x}, w{i}]}}")
+            nodes.append(f"  - {{name: h{i}, op: reshape, inputs: [h{i}b], shape: [1, {width}]}}")
+        else:
+            params.append(f"  - {{name: w{i}, shape: [{width}, {width}], init: normal, std: 0.015}}")
+            nodes.append(f"  - {{name: h{i}, op: matmul, inputs: [{x}, w{i}]}}")
         x = f"h{i}"
-    return (f"anvil: 1\nname: gemv_chain_{dtype}\ndtype: {dtype}\nseed: 4\ninputs:\n"
+    name = f"gemv_chain_{dtype}" + (f"_blocked{blocked}" if blocked else "")
+    return (f"anvil: 1\nname: {name}\ndtype: {dtype}\nseed: 4\ninputs:\n"
             f"  - {{name: x, shape: [1, {width}]}}\nparams:\n" + "\n".join(params) +
             "\nnodes:\n" + "\n".join(nodes) + f"\noutputs: [{x}]\n")
 
@@ -88,7 +105,8 @@ def derive(out):
     for k, dtype in (("f16", "f16"), ("bf16", "bf16"), ("f16_wgmma", "f16")):
         if f"gemm_4096_{k}_us" in out and f"cublas_4096_{dtype}_us" in out:
             out[f"gemm_4096_{k}_share_of_cublas"] = out[f"cublas_4096_{dtype}_us"] / out[f"gemm_4096_{k}_us"]
-    for k in ("gemv_chain", "decode_step"):
+    layouts = [f"gemv_chain_{l}_{p}" for l in ("row", "blocked") for p in ("anvil", "topo")]
+    for k in ("gemv_chain", "decode_step", *layouts):
         if f"{k}_bytes_per_s" in out and "copy_bytes_per_s" in out:
             out[f"{k}_share_of_copy"] = out[f"{k}_bytes_per_s"] / out["copy_bytes_per_s"]
 
@@ -99,6 +117,8 @@ def main():
     ap.add_argument("--kernels-db", default="")
     ap.add_argument("--tensor-cores", action="store_true",
                     help="let anvil pick its tensor-core tiles (without it: anvil --no-tensor-cores)")
+    ap.add_argument("--gemv-layouts", action="store_true",
+                    help="only the GEMV chain with row-major and blocked weights, under the anvil and topo policies")
     ap.add_argument("--iters", type=int, default=20)
     ap.add_argument("--json", required=True)
     args = ap.parse_args()
@@ -134,8 +154,8 @@ def main():
         out["device"] = p["device"]
         out["copy_bytes_per_s"] = p["roofline"]["ceilings"]["copy_bytes_per_s"]
 
-    def bandwidth(name, model):
-        p = profile(args, model)
+    def bandwidth(name, model, extra=()):
+        p = profile(args, model, extra)
         out[f"{name}_us"] = p["megakernel_us"]
         out[f"{name}_bytes"] = p["roofline"]["min_bytes"]
         out[f"{name}_bytes_per_s"] = p["roofline"]["min_bytes"] / (p["megakernel_us"] * 1e-6)
@@ -154,6 +174,15 @@ def main():
         tmp = pathlib.Path(tmp)
         chain = tmp / "gemv_chain.yaml"
         chain.write_text(gemv_chain_model())
+        if args.gemv_layouts:
+            blocked = tmp / "gemv_chain_blocked.yaml"
+            blocked.write_text(gemv_chain_model(blocked=64))
+            for layout, model in (("row", chain), ("blocked", blocked)):
+                for policy in ("anvil", "topo"):
+                    key = f"gemv_chain_{layout}_{policy}"
+                    step(key, lambda k=key, m=model, p=policy: bandwidth(k, m, ["--policy", p]))
+            print(json.dumps(out, indent=1))
+            return
         step("cublas_4096_f16", lambda: cublas("f16"))
         step("gemm_4096_f16", lambda: gemm("f16", tmp / "gemm_f16.yaml"))
         if args.tensor_cores:  # wgmma's [crosscheck] passed on the H200 at caaf45f

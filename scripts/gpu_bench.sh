@@ -8,6 +8,8 @@
 #                                         GEMV chain and decode step bytes/s vs copy bandwidth
 #   bash scripts/gpu_bench.sh tune        anvil tune of TUNE_MODELS (resnet18 bert_base): each GEMM's candidate
 #                                         tiles timed alone (not in `all`; for a second call)
+#   bash scripts/gpu_bench.sh layouts     the GEMV chain, row-major against blocked weights, anvil and topo
+#                                         policies (not in `all`; for a second call, about 40 s)
 #   bash scripts/gpu_bench.sh all         profile, hopper, baselines: the one device command (below)
 # SKIP_TESTS=1 leaves the [gpu] tests out of the profile phase.
 # Each phase fits one device call (10 minutes) and writes its results under
@@ -208,6 +210,20 @@ phase_hopper() {
     done
 }
 
+# The GEMV chain with row-major and with blocked weights, under the anvil
+# and topo policies (bench_hopper.py --gemv-layouts, about 40 s): whether
+# the decode GEMV's stream is held back by the DRAM locality of its strided
+# rows, the test a tile-contiguous weight pass waits on. Not part of `all`
+# (it would not fit); a second call on the warm machine runs it.
+phase_layouts() {
+    [ -f "$db/measured/$target.yaml" ] || { rm -rf "$db" && cp -r kernels_db "$db" && mkdir -p "$db/measured" &&
+        "$anvil" calibrate --gpu "$target" --out "$db/measured/$target.yaml"; }
+    python3 scripts/bench_hopper.py --anvil "$anvil" --kernels-db "$db" --gemv-layouts \
+        --json "$out/gemv_layouts.json" > "$out/gemv_layouts.txt" 2>&1
+    echo "rc=$?" >> "$out/gemv_layouts.txt"
+    tail -12 "$out/gemv_layouts.txt"
+}
+
 # Each distinct GEMM's candidate tiles alone on the device (anvil tune), for
 # the models of TUNE_MODELS: set beside the in-situ medians of a trace, they
 # say whether a tile is slow by itself or inside the megakernel.
@@ -251,7 +267,8 @@ case "${1:-all}" in
     profile) phase_profile ;;
     baselines) phase_baselines ;;
     hopper) phase_hopper ;;
+    layouts) phase_layouts ;;
     tune) phase_tune ;;
     all) run_all 2>&1 | tee "$out/gpu_bench.log" ;;
-    *) echo "unknown phase '$1' (tests, profile, baselines, hopper, tune, all)" >&2; exit 2 ;;
+    *) echo "unknown phase '$1' (tests, profile, baselines, hopper, layouts, tune, all)" >&2; exit 2 ;;
 esac

@@ -167,7 +167,7 @@ def merge(out, command):
                                                       "outputs_ok": ab.get("outputs_ok")}
     if comparisons:
         doc["comparisons"] = comparisons
-    for name in ("hopper", "hopper_tensor_cores"):  # scripts/bench_hopper.py's results
+    for name in ("hopper", "hopper_tensor_cores", "gemv_layouts"):  # scripts/bench_hopper.py's results
         if (out / f"{name}.json").exists():
             doc[name] = json.loads((out / f"{name}.json").read_text())
     dest = results_path(meta["date"], meta["commit"])
