@@ -8,8 +8,9 @@
 #                                         GEMV chain and decode step bytes/s vs copy bandwidth
 #   bash scripts/gpu_bench.sh tune        anvil tune of TUNE_MODELS (resnet18 bert_base): each GEMM's candidate
 #                                         tiles timed alone (not in `all`; for a second call)
-#   bash scripts/gpu_bench.sh layouts     the GEMV chain, row-major against blocked weights, anvil and topo
-#                                         policies (not in `all`; for a second call, about 40 s)
+#   bash scripts/gpu_bench.sh layouts     the GEMV chain, row-major against blocked weights (anvil and topo
+#                                         policies, and --blocked-weights); llama_decode without and with
+#                                         --blocked-weights (not in `all`; for a second call, about 3 minutes)
 #   bash scripts/gpu_bench.sh all         profile, hopper, baselines: the one device command (below)
 # SKIP_TESTS=1 leaves the [gpu] tests out of the profile phase.
 # Each phase fits one device call (10 minutes) and writes its results under
@@ -211,17 +212,28 @@ phase_hopper() {
 }
 
 # The GEMV chain with row-major and with blocked weights, under the anvil
-# and topo policies (bench_hopper.py --gemv-layouts, about 40 s): whether
-# the decode GEMV's stream is held back by the DRAM locality of its strided
-# rows, the test a tile-contiguous weight pass waits on. Not part of `all`
-# (it would not fit); a second call on the warm machine runs it.
+# and topo policies, then with anvil's --blocked-weights pass
+# (bench_hopper.py --gemv-layouts, about 50 s); then llama_decode without
+# and with --blocked-weights, side by side (about 130 s): whether the decode
+# GEMV's stream is held back by the DRAM locality of its strided rows. Not
+# part of `all` (it would not fit); a second call on the warm machine runs it.
 phase_layouts() {
     [ -f "$db/measured/$target.yaml" ] || { rm -rf "$db" && cp -r kernels_db "$db" && mkdir -p "$db/measured" &&
         "$anvil" calibrate --gpu "$target" --out "$db/measured/$target.yaml"; }
     python3 scripts/bench_hopper.py --anvil "$anvil" --kernels-db "$db" --gemv-layouts \
         --json "$out/gemv_layouts.json" > "$out/gemv_layouts.txt" 2>&1
     echo "rc=$?" >> "$out/gemv_layouts.txt"
-    tail -12 "$out/gemv_layouts.txt"
+    tail -14 "$out/gemv_layouts.txt"
+    mkdir -p "$out/ab"
+    for variant in default blocked_weights; do
+        flags=()
+        [ $variant = blocked_weights ] && flags=(--blocked-weights)
+        timeout --foreground -k 5 "${SLOW_PROFILE_CAP:-120}" "$anvil" profile models/llama_decode.yaml --gpu "$target" \
+            --kernels-db "$db" --iters 20 --json "${flags[@]}" > "$out/ab/llama_decode.$variant.json" \
+            2> "$out/ab/llama_decode.$variant.err"
+        echo "rc=$?" >> "$out/ab/llama_decode.$variant.err"
+        grep -E '"(megakernel_us|outputs_ok)"' "$out/ab/llama_decode.$variant.json" | tr -d '\n' | sed "s/^/  $variant: /"; echo
+    done
 }
 
 # Each distinct GEMM's candidate tiles alone on the device (anvil tune), for

@@ -108,14 +108,16 @@ import json, sys
 steps = list(json.load(open(sys.argv[1]))["step_seconds"])
 assert steps[:3] == ["cublas_4096_f16", "gemm_4096_f16", "gemm_4096_f16_wgmma"], steps
 PY
-# --gemv-layouts: the chain row-major and blocked, each under both policies, and nothing else.
+# --gemv-layouts: the chain row-major and blocked, each under both policies, then the row-major
+# chain with --blocked-weights, and nothing else.
 $py "$root/scripts/bench_hopper.py" --anvil "$stub" --iters 2 --gemv-layouts --json "$tmp/layouts.json" > /dev/null 2>&1 ||
     fail "bench_hopper.py --gemv-layouts stopped at a failed step"
 $py - "$tmp/layouts.json" <<'PY' || fail "bench_hopper.py --gemv-layouts' steps"
 import json, sys
 d = json.load(open(sys.argv[1]))
 steps = list(d["step_seconds"])
-assert steps == ["gemv_chain_row_anvil", "gemv_chain_row_topo", "gemv_chain_blocked_anvil", "gemv_chain_blocked_topo"], steps
+assert steps == ["gemv_chain_row_anvil", "gemv_chain_row_topo", "gemv_chain_blocked_anvil", "gemv_chain_blocked_topo",
+                 "gemv_chain_blocked_weights"], steps
 assert all("no GPU here" in d["errors"][s] for s in steps), d["errors"]
 PY
 # Both chains are models anvil runs correctly (host backend, a small width).

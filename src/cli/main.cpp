@@ -129,6 +129,7 @@ struct Specialisation {
     bool concat = true;                // --no-concat
     bool norm_fold = true;             // --no-norm-fold
     bool transpose_views = true;       // --no-transpose-views
+    bool blocked_weights = false;      // --blocked-weights
     bool interpret_epilogues = false;  // --interpret-epilogues
     bool reload_params = false;        // --reload-params
     int poll_backoff_ns = -1;          // --poll-backoff-ns
@@ -137,6 +138,7 @@ struct Specialisation {
         opt.concat_siblings = concat;
         opt.norm_fold = norm_fold;
         opt.transpose_views = transpose_views;
+        opt.blocked_weights = blocked_weights;
         if (interpret_epilogues) opt.emit.max_straight_epilogues = 0;
         opt.emit.reload_params = reload_params;
         opt.emit.poll_backoff_ns = poll_backoff_ns;
@@ -523,6 +525,10 @@ int main(int argc, char** argv) {
         cmd->add_flag("--transpose-views,!--no-transpose-views", spec.transpose_views,
                       "let a matmul read a transpose of its operand, or write its result transposed, through "
                       "strides instead of a copy (attention heads; the default)");
+        cmd->add_flag("--blocked-weights", spec.blocked_weights,
+                      "give batch-1 matmuls their weights in blocks of 64 columns, each block one run of memory, so "
+                      "that a GEMV tile streams contiguous bytes (a batched GEMV over the blocks, read back as the "
+                      "row; off by default until its time on a device is measured: scripts/gpu_bench.sh layouts)");
         cmd->add_flag("--interpret-epilogues", spec.interpret_epilogues,
                       "run every fused epilogue on the run-time interpreter instead of straight-line code "
                       "(for comparisons)");

@@ -293,8 +293,25 @@ std::vector<double> projection_doubles(const ParamFold& fold, const TensorMap& v
     return out;
 }
 
+// W [K, N] as [N / B, K, B] (B = `channels`): element (k, n) to (n / B, k, n % B).
+std::vector<double> blocked_doubles(const ParamFold& fold, const Shape& shape, const TensorMap& values) {
+    ANVIL_CHECK(fold.pieces.size() == 1 && fold.pieces[0].shape.size() == 2 && shape.size() == 3,
+                "folded_value: a blocked weight needs a 2-D weight and a 3-D shape");
+    const FoldSource& wp = fold.pieces[0];
+    const int64_t K = wp.shape[0], N = wp.shape[1], B = fold.channels;
+    ANVIL_CHECK(B > 0 && N % B == 0 && shape == Shape({N / B, K, B}),
+                "folded_value: a blocked weight's shape does not match its source's");
+    const std::vector<double> w = source_doubles(wp.name, wp.fold, wp.shape, values);
+    std::vector<double> out(w.size());
+    for (int64_t k = 0; k < K; ++k)
+        for (int64_t n = 0; n < N; ++n)
+            out[static_cast<size_t>(((n / B) * K + k) * B + n % B)] = w[static_cast<size_t>(k * N + n)];
+    return out;
+}
+
 std::vector<double> recipe_doubles(const ParamFold& fold, const Shape& shape, const TensorMap& values) {
     if (fold.part == ParamFold::Part::concat) return concat_doubles(fold, shape, values);
+    if (fold.part == ParamFold::Part::blocked) return blocked_doubles(fold, shape, values);
     if (fold.part == ParamFold::Part::projection) return projection_doubles(fold, values);
     const int64_t C = fold.channels;
     std::vector<double> s(static_cast<size_t>(C), 1.0), t(static_cast<size_t>(C), 0.0);
@@ -352,6 +369,11 @@ std::string describe_fold(const ParamFold& fold) {
         if (fold.pieces.size() > 2) o += " + " + name(fold.pieces[2]);
         return o;
     }
+    if (fold.part == ParamFold::Part::blocked) {
+        const FoldSource& p = fold.pieces.at(0);
+        return "blocks of " + std::to_string(fold.channels) + " columns of " +
+               (p.fold ? "(" + describe_fold(*p.fold) + ")" : p.name);
+    }
     if (fold.part == ParamFold::Part::concat) {
         std::string o = "concat along axis " + std::to_string(fold.channel_axis) + " of";
         for (const FoldSource& p : fold.pieces) o += " " + (p.fold ? "(" + describe_fold(*p.fold) + ")" : p.name);
@@ -365,5 +387,7 @@ std::string describe_fold(const ParamFold& fold) {
     for (const AffineStep& st : fold.steps) o += std::string(" ") + affine_step_name(st.kind) + "(" + st.node + ")";
     return o;
 }
+
+FoldSource fold_source(const Value& param) { return FoldSource{param.name, param.fold, param.shape}; }
 
 }  // namespace anvil

@@ -52,6 +52,9 @@ struct FoldSource {
     Shape shape;                            // concat pieces: the piece's shape
 };
 
+// A param as a recipe reads it: by name, or through its own recipe.
+FoldSource fold_source(const Value& param);
+
 // How a folded param is computed from the run's values of the originals.
 // Recipes nest (a weight scaled, then concatenated, then scaled along K);
 // the whole tree is evaluated in float64 and rounded once.
@@ -59,7 +62,9 @@ struct ParamFold {
     // projection: pieces W ([K, N], or [N, K] with K along channel_axis 1), a
     // vector v [K] and optionally a bias b [N]: b + v @ W, `channels` = N
     // (a layernorm's beta moved through the weight that reads it, norm_fold.h).
-    enum class Part { weight, bias, concat, projection } part = Part::weight;
+    // blocked: piece W [K, N] as [N / channels, K, channels], column block b
+    // of W one run of memory (blocked_weights.h).
+    enum class Part { weight, bias, concat, projection, blocked } part = Part::weight;
     std::string source;    // weight: the original weight; bias: the producer's own bias (empty: zero)
     std::shared_ptr<const ParamFold> source_fold;  // weight: `source` is derived by this recipe
     int channel_axis = 0;  // weight: the axis of `source` scaled per channel; concat: the axis joined

@@ -65,8 +65,6 @@ std::optional<std::pair<VertexId, VertexId>> bias_add(const Graph& g, VertexId m
     return std::make_pair(a, b);
 }
 
-FoldSource source_of(const Value& v) { return FoldSource{v.name, v.fold, v.shape}; }
-
 // A group of many-row siblings that may join: each member's matmul, the
 // value its readers see (its bias add, or itself) and the bias param.
 struct ColumnMember {
@@ -175,7 +173,7 @@ Graph concat_sibling_matmuls(const Graph& graph, std::vector<std::string>* not_j
         int64_t n_total = 0;
         for (VertexId m : members) {
             const Value& w = graph.value(graph.operands(m)[1]);
-            joined.pieces.push_back(source_of(w));
+            joined.pieces.push_back(fold_source(w));
             name += (name.empty() ? "" : "+") + graph.value(m).name;  // '+' is no name character of the format
             n_total += w.shape[static_cast<size_t>(w_axis)];
         }
@@ -198,7 +196,7 @@ Graph concat_sibling_matmuls(const Graph& graph, std::vector<std::string>* not_j
             bias.channel_axis = 0;
             std::string add_name;
             for (const ColumnMember& c : column) {
-                bias.pieces.push_back(source_of(graph.value(*c.bias)));
+                bias.pieces.push_back(fold_source(graph.value(*c.bias)));
                 add_name += (add_name.empty() ? "" : "+") + graph.value(c.seen).name;
             }
             Value bv = graph.value(*column.front().bias);

@@ -117,8 +117,6 @@ std::optional<std::pair<VertexId, int>> bias_add_after(const Graph& g, VertexId 
     return std::make_pair(a, k);
 }
 
-FoldSource source_of(const Value& v) { return FoldSource{v.name, v.fold, v.shape}; }
-
 }  // namespace
 
 Graph fold_norms_into_gemm_tiles(const Graph& graph) {
@@ -154,7 +152,7 @@ Graph fold_norms_into_gemm_tiles(const Graph& graph) {
             bf.part = ParamFold::Part::projection;
             bf.channel_axis = k_axis;
             bf.channels = n_cols;
-            bf.pieces = {source_of(w), source_of(graph.value(nops[2]))};
+            bf.pieces = {fold_source(w), fold_source(graph.value(nops[2]))};
             Value bp;
             bp.name = cv.name + "+" + nv.name + "+bias";
             bp.role = Role::param;
@@ -163,7 +161,7 @@ Graph fold_norms_into_gemm_tiles(const Graph& graph) {
             bp.loc = cv.loc;
             if (add) {
                 const Value& b = graph.value(graph.operands(add->first)[static_cast<size_t>(add->second)]);
-                bf.pieces.push_back(source_of(b));
+                bf.pieces.push_back(fold_source(b));
                 bp.dtype = b.dtype;
             }
             bp.fold = std::make_shared<const ParamFold>(bf);

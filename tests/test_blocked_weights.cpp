@@ -1,0 +1,155 @@
+// Blocked GEMV weights (frontend/blocked_weights.h): the recipe lays W [K, N]
+// out as [N / B, K, B]; the pass rewrites only the batch-1 matmuls it may,
+// takes their pointwise chain (bias, activation, residual) along so that it
+// still fuses, and leaves the readers the row they had; every blocked
+// schedule computes what the reference does, on host and simt, under every
+// policy, at odd K and in every float dtype.
+#include <catch2/catch.hpp>
+
+#include "anvil/pipeline.h"
+#include "frontend/affine_fold.h"
+#include "frontend/blocked_weights.h"
+#include "graph_builder.h"
+#include "policies/registry.h"
+#include "run_checks.h"
+
+using namespace anvil;
+using namespace anvil::test;
+
+namespace {
+
+// x [1, K] through y = gelu(x @ w1 + b1) + r (r an input [1, N]), then
+// z = y @ w2 scaled by a one-element constant. N = 3 blocks of 16 by
+// default; 192 for the pipeline's blocks of kWeightBlockColumns.
+Graph chain(int64_t K, DType t, int64_t N = 48) {
+    GraphBuilder b(t);
+    b.input("x", {1, K});
+    b.input("r", {1, N});
+    b.param("w1", {K, N});
+    b.param("b1", {N});
+    b.param("w2", {N, N});
+    b.node("two", Op::constant, {}, {{"value", F(2.0)}});
+    b.node("h", Op::matmul, {"x", "w1"});
+    b.node("hb", Op::add, {"h", "b1"});
+    b.node("g", Op::gelu, {"hb"});
+    b.node("y", Op::add, {"r", "g"});
+    b.node("z0", Op::matmul, {"y", "w2"});
+    b.node("z", Op::mul, {"z0", "two"});
+    b.output("z");
+    Graph g = infer_shapes(b.graph());
+    for (const char* v : {"x", "r"}) set_init(g, v, InitKind::normal, 1.0);
+    for (const char* w : {"w1", "b1", "w2"}) set_init(g, w, InitKind::normal, 0.3);
+    return g;
+}
+
+PipelineOptions blocked_options(const std::string& policy) {
+    PipelineOptions opt;
+    opt.policy = policy;
+    opt.blocked_weights = true;
+    return opt;
+}
+
+}  // namespace
+
+TEST_CASE("blocked weights: the recipe puts column block b of W [K, N] in one run", "[blocked]") {
+    GraphBuilder b(DType::f32);
+    b.param("w", {3, 8});
+    Graph g = infer_shapes(b.graph());
+    set_init(g, "w", InitKind::normal, 1.0);
+    const TensorMap values = make_values(g, std::nullopt);
+    ParamFold fold;
+    fold.part = ParamFold::Part::blocked;
+    fold.channels = 4;
+    fold.pieces = {fold_source(g.value(*g.find("w")))};
+    const std::vector<double> w = values.at("w").to_doubles();
+    const std::vector<double> out = folded_value(fold, DType::f32, {2, 3, 4}, values).to_doubles();
+    REQUIRE(out.size() == w.size());
+    for (int64_t k = 0; k < 3; ++k)
+        for (int64_t n = 0; n < 8; ++n) {
+            INFO("k " << k << " n " << n);
+            CHECK(out[static_cast<size_t>(((n / 4) * 3 + k) * 4 + n % 4)] == w[static_cast<size_t>(k * 8 + n)]);
+        }
+    CHECK(describe_fold(fold) == "blocks of 4 columns of w");
+    CHECK_THROWS_WITH(folded_value(fold, DType::f32, {4, 3, 2}, values), Catch::Contains("does not match its source"));
+}
+
+TEST_CASE("blocked weights: a batch-1 matmul and its pointwise chain move onto the blocks; readers see the row",
+          "[blocked]") {
+    const Graph g = chain(7, DType::f32);
+    const Graph f = block_gemv_weights(g, 16);
+    // h's chain (bias add, gelu, residual add) runs on [3, 1, 16]; y is the row again, by its name.
+    const Value& y = f.value(*f.find("y"));
+    CHECK(y.op == Op::reshape);
+    CHECK(y.shape == Shape{1, 48});
+    const VertexId yb = f.operands(*f.find("y"))[0];
+    CHECK(f.value(yb).op == Op::add);
+    CHECK(f.value(yb).shape == Shape{3, 1, 16});
+    CHECK_FALSE(f.find("h"));  // taken into the chain, no longer a value of its own
+    CHECK_FALSE(f.find("hb"));
+    const VertexId h = *f.find("h+blocks");
+    CHECK(f.value(h).op == Op::matmul);
+    const Value& w = f.value(f.operands(h)[1]);
+    CHECK(w.shape == Shape{3, 7, 16});
+    REQUIRE(w.fold);
+    CHECK(w.fold->part == ParamFold::Part::blocked);
+    CHECK(w.fold->pieces.at(0).name == "w1");
+    // The bias [48] is read as the blocks (a view); the constant 2 broadcasts as it is.
+    const VertexId hb = f.operands(*f.find("g+blocks"))[0];
+    CHECK(f.value(f.operands(hb)[1]).op == Op::reshape);
+    const VertexId z = *f.find("z");
+    CHECK(f.value(z).op == Op::reshape);
+    const VertexId zb = f.operands(z)[0];
+    CHECK(f.value(f.operands(zb)[1]).name == "two");
+    // In the pipeline (blocks of 64) the chain still fuses: as many rOps as without the blocks.
+    const Graph wide = chain(7, DType::f32, 3 * kWeightBlockColumns);
+    PipelineOptions plain;
+    plain.policy = "anvil";
+    const Schedule s = plan(wide, blocked_options("anvil"));
+    CHECK(buffer_of(s.tiles, "w1+blocked").bytes == 7 * 3 * kWeightBlockColumns * 4);
+    CHECK(s.tiles.rops.size() == plan(wide, plain).tiles.rops.size());
+}
+
+TEST_CASE("blocked weights: matmuls the blocks do not fit are left as they are", "[blocked]") {
+    GraphBuilder b(DType::f32);
+    b.input("x", {1, 8});
+    b.input("x3", {3, 8});
+    b.param("w_odd", {8, 40});     // not a multiple of 16
+    b.param("w_one", {8, 16});     // one block: nothing to gain
+    b.param("w_shared", {8, 32});  // read by two matmuls
+    b.param("w_rows", {8, 32});    // three rows of x
+    b.param("w_t", {32, 8});       // transposed
+    b.param("w_out", {8, 32});     // an output itself
+    b.node("a", Op::matmul, {"x", "w_odd"});
+    b.node("c", Op::matmul, {"x", "w_one"});
+    b.node("d", Op::matmul, {"x", "w_shared"});
+    b.node("e", Op::matmul, {"x", "w_shared"});
+    b.node("h", Op::matmul, {"x3", "w_rows"});
+    b.node("t", Op::matmul, {"x", "w_t"}, {{"transpose_b", B(true)}});
+    b.node("o", Op::matmul, {"x", "w_out"});
+    for (const char* out : {"a", "c", "d", "e", "h", "t", "o", "w_out"}) b.output(out);
+    const Graph g = infer_shapes(b.graph());
+    const Graph f = block_gemv_weights(g, 16);
+    CHECK(f.size() == g.size());
+    for (const char* m : {"a", "c", "d", "e", "h", "t", "o"}) {
+        INFO(m);
+        CHECK(f.value(*f.find(m)).op == Op::matmul);
+    }
+}
+
+TEST_CASE("blocked weights: every policy computes the reference, host and simt, odd K, every float dtype",
+          "[blocked][simt]") {
+    for (DType t : {DType::f32, DType::f16, DType::bf16})
+        for (int64_t K : {1, 7, 33, 129}) {
+            INFO(dtype_name(t) << " K " << K);
+            const Graph g = chain(K, t, 3 * kWeightBlockColumns);
+            const TensorMap values = make_values(g, std::nullopt);
+            REQUIRE(plan(g, blocked_options("anvil")).tiles.rops.size() > 0);
+            HostRunOptions opt;
+            opt.check_races = true;
+            for (const PolicyEntry& p : all_policies()) {
+                INFO("policy " << p.name);
+                expect_reference(g, values, run_host(plan(g, blocked_options(p.name)), values, opt));
+            }
+            expect_reference(g, values, run_simt(plan(g, blocked_options("anvil")), values, opt));
+        }
+}
