@@ -7,7 +7,9 @@
 // GEMV a batched one, x [1, K] broadcast over the N / B blocks, whose output
 // [N / B, 1, B] is the original [1, N] row read through a free reshape. The
 // tiles then stream contiguous memory (a BN <= B tile of a block reads pieces
-// B apart, inside the block). The blocked weight is a recipe over the
+// B apart, inside the block). The pointwise ops after the matmul (bias,
+// activation, residual) move onto the blocks with it, so that they still
+// fuse into its epilogue. The blocked weight is a recipe over the
 // original (ParamFold::Part::blocked), built when the run's values are
 // placed in the arena, so the model's own params and the reference are
 // unchanged. Off by default until a device measures it
