@@ -58,7 +58,8 @@ if [ "${1:-}" = "--precompile" ]; then
         # The A/B runs of gpu_bench.sh's profile phase: each its own source.
         for ab in "resnet18 --reload-params" "bert_base --reload-params" "resnet18 --poll-backoff-ns 1024" \
                   "bert_base --poll-backoff-ns 1024" "bert_base --wgmma" "transformer_encoder_f16 --wgmma" \
-                  "llama_decode --gemv-ring-stages 8" "llama_decode --blocked-weights"; do
+                  "llama_decode --gemv-ring-stages 8" "llama_decode --blocked-weights" \
+                  "llama_decode --blocked-weights=16"; do
             set -- $ab
             m=$1
             shift

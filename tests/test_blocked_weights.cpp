@@ -7,6 +7,7 @@
 #include <catch2/catch.hpp>
 
 #include "anvil/pipeline.h"
+#include "anvil_cmd.h"
 #include "frontend/affine_fold.h"
 #include "frontend/blocked_weights.h"
 #include "graph_builder.h"
@@ -42,10 +43,10 @@ Graph chain(int64_t K, DType t, int64_t N = 48) {
     return g;
 }
 
-PipelineOptions blocked_options(const std::string& policy) {
+PipelineOptions blocked_options(const std::string& policy, int64_t block = kWeightBlockColumns) {
     PipelineOptions opt;
     opt.policy = policy;
-    opt.blocked_weights = true;
+    opt.blocked_weights = block;
     return opt;
 }
 
@@ -151,5 +152,27 @@ TEST_CASE("blocked weights: every policy computes the reference, host and simt, 
                 expect_reference(g, values, run_host(plan(g, blocked_options(p.name)), values, opt));
             }
             expect_reference(g, values, run_simt(plan(g, blocked_options("anvil")), values, opt));
+            // Blocks of 16: every GEMV tile's slice is its whole block, one run.
+            const Schedule s16 = plan(g, blocked_options("anvil", 16));
+            CHECK(buffer_of(s16.tiles, "w1+blocked").bytes == K * 3 * kWeightBlockColumns * dtype_size(t));
+            expect_reference(g, values, run_host(s16, values, opt));
+            expect_reference(g, values, run_simt(s16, values, opt));
         }
+}
+
+TEST_CASE("blocked weights: the command line takes the block width, and refuses one it does not offer",
+          "[blocked][cli]") {
+    const test::CmdResult on = test::run_anvil("schedule models/llama_decode_small.yaml --blocked-weights --dump-after fold");
+    CHECK(on.status == 0);
+    CHECK_THAT(on.output, Catch::Contains("lm_head_w+final_norm+blocked : bf16 [4, 64, 64]"));
+    const test::CmdResult narrow =
+        test::run_anvil("schedule models/llama_decode_small.yaml --blocked-weights=16 --dump-after fold");
+    CHECK(narrow.status == 0);
+    CHECK_THAT(narrow.output, Catch::Contains("lm_head_w+final_norm+blocked : bf16 [16, 64, 16]"));
+    const test::CmdResult off = test::run_anvil("schedule models/llama_decode_small.yaml --dump-after fold");
+    CHECK(off.status == 0);
+    CHECK_THAT(off.output, !Catch::Contains("+blocked"));
+    const test::CmdResult odd = test::run_anvil("schedule models/llama_decode_small.yaml --blocked-weights=24");
+    CHECK(odd.status == 2);
+    CHECK_THAT(odd.output, Catch::Contains("--blocked-weights") && Catch::Contains("24"));
 }

@@ -72,8 +72,9 @@ struct PipelineOptions {
     bool norm_fold = true;        // ... and computes an rmsnorm inside the batch-1 matmuls that read it, and a
                                   // layernorm or rmsnorm inside the GEMM tiles that read it
     bool transpose_views = true;  // ... and lets matmuls read or write a transpose next to them permuted
-    bool blocked_weights = false; // ... and gives batch-1 matmuls their weights in column blocks, each one run
-                                  // of memory (frontend/blocked_weights.h; off until a device measures it)
+    int64_t blocked_weights = 0;  // ... and gives batch-1 matmuls their weights in blocks of this many
+                                  // columns, each one run of memory (frontend/blocked_weights.h; 0: not, the
+                                  // default until a device measures it)
     std::map<std::string, Shape> input_shapes;  // an ONNX model's input dims (--input-shape)
     StageHook hook;
 };

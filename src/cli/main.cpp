@@ -19,6 +19,7 @@
 #include "runtime/arena_io.h"
 #include "runtime/simt_backend.h"
 #include "anvil/pipeline.h"
+#include "frontend/blocked_weights.h"
 #include "frontend/concat_siblings.h"
 #include "pipeline/dump.h"
 #include "policies/registry.h"
@@ -129,7 +130,7 @@ struct Specialisation {
     bool concat = true;                // --no-concat
     bool norm_fold = true;             // --no-norm-fold
     bool transpose_views = true;       // --no-transpose-views
-    bool blocked_weights = false;      // --blocked-weights
+    int64_t blocked_weights = 0;       // --blocked-weights[=COLUMNS]
     bool interpret_epilogues = false;  // --interpret-epilogues
     bool reload_params = false;        // --reload-params
     int poll_backoff_ns = -1;          // --poll-backoff-ns
@@ -525,10 +526,12 @@ int main(int argc, char** argv) {
         cmd->add_flag("--transpose-views,!--no-transpose-views", spec.transpose_views,
                       "let a matmul read a transpose of its operand, or write its result transposed, through "
                       "strides instead of a copy (attention heads; the default)");
-        cmd->add_flag("--blocked-weights", spec.blocked_weights,
-                      "give batch-1 matmuls their weights in blocks of 64 columns, each block one run of memory, so "
-                      "that a GEMV tile streams contiguous bytes (a batched GEMV over the blocks, read back as the "
-                      "row; off by default until its time on a device is measured: scripts/gpu_bench.sh layouts)");
+        cmd->add_flag("--blocked-weights{" + std::to_string(kWeightBlockColumns) + "}", spec.blocked_weights,
+                      "give batch-1 matmuls their weights in blocks of 64 columns (=16, 32, 128 or 256: that many), "
+                      "each block one run of memory, so that a GEMV tile streams contiguous bytes (a batched GEMV "
+                      "over the blocks, read back as the row; off by default until its time on a device is "
+                      "measured: scripts/gpu_bench.sh layouts)")
+            ->check(CLI::IsMember({16, 32, 64, 128, 256}));
         cmd->add_flag("--interpret-epilogues", spec.interpret_epilogues,
                       "run every fused epilogue on the run-time interpreter instead of straight-line code "
                       "(for comparisons)");

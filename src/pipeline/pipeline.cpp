@@ -114,7 +114,7 @@ void run_stage(Stage stage, Compilation& c, const PipelineOptions& opt, const Po
             Graph g = opt.fold ? fold_affine_chains(*c.graph) : *c.graph;
             if (opt.concat_siblings) g = concat_sibling_matmuls(g);
             if (opt.norm_fold) g = fold_norms_into_gemm_tiles(fold_rmsnorm_into_matmuls(g));
-            if (opt.blocked_weights) g = block_gemv_weights(g);
+            if (opt.blocked_weights > 0) g = block_gemv_weights(g, opt.blocked_weights);
             if (opt.transpose_views) g = transpose_views(g);
             c.folded = std::move(g);
             return;
