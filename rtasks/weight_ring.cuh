@@ -52,11 +52,11 @@ ANVIL_DEVICE AnvilRingStream anvil_ring_none() {
 }
 
 // Issues stage s of w into ring slot `slot`: one 16-byte cp.async per chunk,
-// the caller commits. A thread's chunks are c = tid + i * ANVIL_THREADS, the
-// same row and byte in every stage: so the loop is unrolled, and the only
-// per-stage 64-bit product is the stage's first row. (The generic loop it
-// replaces cost about 40 PTX instructions per copy, the stream's fields
-// reloaded on each: docs/perf/gpu-notes-2026-11-28b.md, point 4.)
+// the caller commits. A thread's chunks are c = tid + i * ANVIL_THREADS, at
+// the same row and byte of every stage: so the loop is unrolled and the
+// stage's first row is found once. (The generic loop it replaces cost about
+// 40 PTX instructions per copy, the stream's fields reloaded on each:
+// docs/perf/gpu-notes-2026-11-28b.md, point 4.)
 ANVIL_DEVICE void anvil_ring_issue(const AnvilRingStream& w, int s, int slot) {
 #if ANVIL_GEMV_RING
     const int CHUNKS = ANVIL_GEMV_STAGE_BYTES / 16, t = anvil_thread();

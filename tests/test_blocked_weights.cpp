@@ -19,27 +19,60 @@ using namespace anvil::test;
 
 namespace {
 
-// x [1, K] through y = gelu(x @ w1 + b1) + r (r an input [1, N]), then
-// z = y @ w2 scaled by a one-element constant. N = 3 blocks of 16 by
-// default; 192 for the pipeline's blocks of kWeightBlockColumns.
+// x [1, K] through y = r - s * gelu(x @ w1 + b1) (r an input [1, N], s a
+// one-element param; y's chain value second, so an operand swap shows),
+// then z = y @ w2 scaled by a one-element constant (which the fold puts
+// into w2). N = 3 blocks of 16 by default; 192 for the pipeline's blocks of
+// kWeightBlockColumns.
 Graph chain(int64_t K, DType t, int64_t N = 48) {
     GraphBuilder b(t);
     b.input("x", {1, K});
     b.input("r", {1, N});
     b.param("w1", {K, N});
     b.param("b1", {N});
+    b.param("s", {1});
     b.param("w2", {N, N});
     b.node("two", Op::constant, {}, {{"value", F(2.0)}});
     b.node("h", Op::matmul, {"x", "w1"});
     b.node("hb", Op::add, {"h", "b1"});
     b.node("g", Op::gelu, {"hb"});
-    b.node("y", Op::add, {"r", "g"});
+    b.node("gs", Op::mul, {"g", "s"});
+    b.node("y", Op::sub, {"r", "gs"});
     b.node("z0", Op::matmul, {"y", "w2"});
     b.node("z", Op::mul, {"z0", "two"});
     b.output("z");
     Graph g = infer_shapes(b.graph());
     for (const char* v : {"x", "r"}) set_init(g, v, InitKind::normal, 1.0);
     for (const char* w : {"w1", "b1", "w2"}) set_init(g, w, InitKind::normal, 0.3);
+    set_init(g, "s", InitKind::uniform, 1.5, 2.5);
+    return g;
+}
+
+// Two GEMVs that meet in one pointwise op: a GLU, silu(x @ wg) * (x @ wu),
+// then @ wd; and a recurrent cell's tanh(x @ wx + h @ wh), whose weights
+// read different activations (concat never joins them).
+Graph meeting(int64_t K, DType t, int64_t N) {
+    GraphBuilder b(t);
+    b.input("x", {1, K});
+    b.input("h", {1, K});
+    b.param("wg", {K, N});
+    b.param("wu", {K, N});
+    b.param("wd", {N, K});
+    b.param("wx", {K, N});
+    b.param("wh", {K, N});
+    b.node("a", Op::matmul, {"x", "wg"});
+    b.node("u", Op::matmul, {"x", "wu"});
+    b.node("sa", Op::silu, {"a"});
+    b.node("glu", Op::mul, {"sa", "u"});
+    b.node("o", Op::matmul, {"glu", "wd"});
+    b.node("p", Op::matmul, {"x", "wx"});
+    b.node("q", Op::matmul, {"h", "wh"});
+    b.node("pq", Op::add, {"p", "q"});
+    b.node("cell", Op::tanh, {"pq"});
+    b.output("o").output("cell");
+    Graph g = infer_shapes(b.graph());
+    for (const char* v : {"x", "h"}) set_init(g, v, InitKind::normal, 1.0);
+    for (const char* w : {"wg", "wu", "wd", "wx", "wh"}) set_init(g, w, InitKind::normal, 0.3);
     return g;
 }
 
@@ -78,15 +111,22 @@ TEST_CASE("blocked weights: a batch-1 matmul and its pointwise chain move onto t
           "[blocked]") {
     const Graph g = chain(7, DType::f32);
     const Graph f = block_gemv_weights(g, 16);
-    // h's chain (bias add, gelu, residual add) runs on [3, 1, 16]; y is the row again, by its name.
+    // h's chain (bias add, gelu, scale, residual sub) runs on [3, 1, 16]; y is the row again, by its name.
     const Value& y = f.value(*f.find("y"));
     CHECK(y.op == Op::reshape);
     CHECK(y.shape == Shape{1, 48});
     const VertexId yb = f.operands(*f.find("y"))[0];
-    CHECK(f.value(yb).op == Op::add);
+    CHECK(f.value(yb).op == Op::sub);
     CHECK(f.value(yb).shape == Shape{3, 1, 16});
-    CHECK_FALSE(f.find("h"));  // taken into the chain, no longer a value of its own
-    CHECK_FALSE(f.find("hb"));
+    // r - gs keeps its order: r (through a reshape to the blocks) first, the chain's value second.
+    CHECK(f.value(f.operands(yb)[0]).op == Op::reshape);
+    CHECK(f.value(f.operands(f.operands(yb)[0])[0]).name == "r");
+    CHECK(f.value(f.operands(yb)[1]).name == "gs+blocks");
+    CHECK(f.value(f.operands(*f.find("gs+blocks"))[1]).name == "s");  // one element: broadcast as it is
+    for (const char* gone : {"h", "hb", "g", "gs"}) {
+        INFO(gone);
+        CHECK_FALSE(f.find(gone));  // taken into the chain, no longer a value of its own
+    }
     const VertexId h = *f.find("h+blocks");
     CHECK(f.value(h).op == Op::matmul);
     const Value& w = f.value(f.operands(h)[1]);
@@ -135,6 +175,74 @@ TEST_CASE("blocked weights: matmuls the blocks do not fit are left as they are",
         INFO(m);
         CHECK(f.value(*f.find(m)).op == Op::matmul);
     }
+    // Each guard alone: a square weight (so the shapes would allow it) read transposed, or with A transposed.
+    for (const char* attr : {"transpose_b", "transpose_a"}) {
+        INFO(attr);
+        GraphBuilder t(DType::f32);
+        t.input(std::string(attr) == "transpose_a" ? "xt" : "x", std::string(attr) == "transpose_a" ? Shape{32, 1} : Shape{1, 32});
+        t.param("w", {32, 32});
+        t.node("m", Op::matmul, {std::string(attr) == "transpose_a" ? "xt" : "x", "w"}, {{attr, B(true)}});
+        t.output("m");
+        const Graph f = block_gemv_weights(infer_shapes(t.graph()), 16);
+        CHECK(f.value(*f.find("m")).op == Op::matmul);
+    }
+}
+
+TEST_CASE("blocked weights: an output in the chain ends it, and keeps its value", "[blocked]") {
+    GraphBuilder b(DType::f32);
+    b.input("x", {1, 8});
+    b.param("w", {8, 32});
+    b.node("h", Op::matmul, {"x", "w"});
+    b.node("g", Op::relu, {"h"});
+    b.node("e", Op::exp, {"g"});
+    b.output("g").output("e");
+    Graph g = infer_shapes(b.graph());
+    set_init(g, "x", InitKind::normal, 1.0);
+    set_init(g, "w", InitKind::normal, 0.5);
+    const Graph f = block_gemv_weights(g, 16);
+    CHECK(f.value(*f.find("g")).op == Op::reshape);  // the row, under its name, still an output
+    CHECK(f.value(*f.find("e")).op == Op::exp);      // after the output: not taken
+    CHECK(f.value(f.operands(*f.find("g"))[0]).name == "g+blocks");
+    const TensorMap values = make_values(g, std::nullopt);
+    HostRunOptions opt;
+    opt.check_races = true;
+    expect_reference(g, values, run_simt(plan(g, blocked_options("anvil", 16)), values, opt));
+}
+
+TEST_CASE("blocked weights: two GEMVs that meet in one pointwise op (a GLU, a recurrent cell), host and simt",
+          "[blocked][simt]") {
+    for (DType t : {DType::f32, DType::bf16})
+        for (int64_t block : {int64_t{16}, kWeightBlockColumns}) {
+            INFO(dtype_name(t) << " block " << block);
+            const Graph g = meeting(2 * kWeightBlockColumns, t, 3 * kWeightBlockColumns);
+            PipelineOptions opt = blocked_options("anvil", block);
+            opt.concat_siblings = false;  // the GLU's two GEMVs stay apart and meet in the mul
+            const Graph f = block_gemv_weights(g, block);
+            for (const char* w : {"wg+blocked", "wu+blocked", "wd+blocked", "wx+blocked", "wh+blocked"}) {
+                INFO(w);
+                CHECK(f.find(w));
+            }
+            CHECK(f.value(*f.find("glu")).op == Op::reshape);
+            CHECK(f.value(*f.find("cell")).op == Op::reshape);
+            const TensorMap values = make_values(g, std::nullopt);
+            HostRunOptions run;
+            run.check_races = true;
+            expect_reference(g, values, run_host(plan(g, opt), values, run));
+            expect_reference(g, values, run_simt(plan(g, opt), values, run));
+        }
+}
+
+TEST_CASE("blocked weights: llama_decode_small matches the reference in blocks of 64 and 16, joined or not, host and simt",
+          "[blocked][simt][cli]") {
+    for (const char* flags : {"--blocked-weights", "--blocked-weights=16", "--blocked-weights=16 --no-concat"})
+        for (const char* backend : {"host --check-races", "simt"}) {
+            INFO(flags << " on " << backend);
+            const test::CmdResult r =
+                test::run_anvil(std::string("run models/llama_decode_small.yaml --backend ") + backend + " " + flags);
+            CHECK(r.status == 0);
+            CHECK_THAT(r.output, Catch::Contains("output lm_head") && Catch::Contains(") ok") &&
+                                     !Catch::Contains("FAILED"));
+        }
 }
 
 TEST_CASE("blocked weights: every policy computes the reference, host and simt, odd K, every float dtype",

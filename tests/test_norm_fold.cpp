@@ -12,6 +12,7 @@
 #include "graph_builder.h"
 #include "policies/registry.h"
 #include "run_checks.h"
+#include "schedule/split_k.h"
 #include "schedule/variants.h"
 #include "tile/footprint.h"
 #include "../rtasks/tiling.cuh"
@@ -74,6 +75,22 @@ TEST_CASE("norm fold: an rmsnorm read only by GEMVs disappears into them", "[nor
         CHECK_THROWS_AS(verify_tile_graph(tg, default_gpu()), InternalError);
     }
     CHECK(folded == 2);
+}
+
+TEST_CASE("norm fold: a GEMV with a folded rmsnorm is never split along K", "[normfold][splitk]") {
+    // Its 1/RMS is over the whole row of x: a slice would compute its own.
+    // The same GEMV over the norm's output, unfolded, may split (K = 4096).
+    const Graph g = norm_then_gemvs(4096, 64, 8, DType::f32);
+    for (const bool fold : {true, false}) {
+        INFO("fold " << fold);
+        const Schedule s = plan(g, "anvil", default_gpu(), fold);
+        const ROp* h1 = nullptr;
+        for (const ROp& op : s.tiles.rops)
+            if (op.name.rfind("h1", 0) == 0 && op.kind == TaskKind::matmul) h1 = &op;
+        REQUIRE(h1);
+        CHECK(std::get<MatmulParams>(h1->params).a_rms == fold);
+        CHECK(split_k_ways(*h1, 264).empty() == fold);
+    }
 }
 
 TEST_CASE("norm fold: folded GEMVs match the reference in every dtype and odd size, every policy, host and simt", "[normfold]") {

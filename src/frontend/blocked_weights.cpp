@@ -2,6 +2,8 @@
 
 #include <memory>
 
+#include "anvil/error.h"
+
 #include "frontend/affine_fold.h"
 #include "frontend/batch1_matmul.h"
 #include "frontend/graph_rewrite.h"
@@ -33,14 +35,17 @@ bool pointwise(const Value& v, OpClass cls) { return v.role == Role::node && op_
 // takes along on its [N / B, 1, B] shape, so that they still fuse into its
 // epilogue: a reshape between them would not. A binary step's other operand
 // is one element (broadcast as it is) or N of them ([1, N] or [N], read
-// through a reshape to the blocks: a free view).
-std::vector<VertexId> pointwise_chain(const Graph& g, VertexId m, const std::vector<bool>& is_output) {
+// through a reshape to the blocks: a free view). A node another matmul's
+// chain has taken (a GLU's mul of two GEMVs) ends the chain: that matmul
+// gives it the row instead.
+std::vector<VertexId> pointwise_chain(const Graph& g, VertexId m, const std::vector<bool>& is_output,
+                                      const std::vector<bool>& taken) {
     const Shape row = g.value(m).shape;
     std::vector<VertexId> chain;
     for (VertexId cur = m; !is_output[cur] && g.consumers(cur).size() == 1;) {
         const VertexId c = g.consumers(cur).front();
         const Value& cv = g.value(c);
-        if (cv.shape != row) break;
+        if (cv.shape != row || taken[c]) break;
         if (!pointwise(cv, OpClass::Unary)) {
             const std::vector<VertexId> ops = g.operands(c);
             if (!pointwise(cv, OpClass::Binary) || ops.size() != 2 || ops[0] == ops[1]) break;
@@ -56,7 +61,8 @@ std::vector<VertexId> pointwise_chain(const Graph& g, VertexId m, const std::vec
 }  // namespace
 
 Graph block_gemv_weights(const Graph& graph, int64_t block) {
-    std::vector<bool> is_output(graph.size(), false);
+    ANVIL_CHECK(block >= 1 && (block & (block - 1)) == 0, "block_gemv_weights: a block is a power of two of columns");
+    std::vector<bool> is_output(graph.size(), false), taken(graph.size(), false);
     for (VertexId v : graph.outputs) is_output[v] = true;
     GraphRewrite rw(graph);
     bool changed = false;
@@ -99,7 +105,8 @@ Graph block_gemv_weights(const Graph& graph, int64_t block) {
         bv.shape = blocks;
         int last = rw.add(std::move(bv), {static_cast<int>(ops[0]), w_id});
         VertexId prev = m;
-        for (VertexId c : pointwise_chain(graph, m, is_output)) {
+        for (VertexId c : pointwise_chain(graph, m, is_output, taken)) {
+            taken[c] = true;
             Value cv = graph.value(c);
             cv.name += "+blocks";
             cv.shape = blocks;

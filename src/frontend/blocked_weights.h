@@ -26,8 +26,9 @@ inline constexpr int64_t kWeightBlockColumns = 64;
 
 // The graph with every eligible batch-1 matmul reading a blocked weight;
 // unchanged when none is. Eligible: one output row from x [1, K], a 2-D
-// float param W [K, N] read by nothing else, not transposed, N a multiple of
-// `block` and at least two blocks wide.
+// float param W [K, N] read by nothing else, neither operand transposed, no
+// norm of A computed in the tile (a_norm: GEMM tiles only), N a multiple of
+// `block` (a power of two) and at least two blocks wide.
 Graph block_gemv_weights(const Graph& graph, int64_t block = kWeightBlockColumns);
 
 }  // namespace anvil

@@ -37,6 +37,7 @@ std::string cannot_split(const ROp& op) {
     const auto& p = std::get<MatmulParams>(op.params);
     if (p.row_op != ANVIL_MM_ROW_NONE) return "a fused row op needs whole rows of finished sums";
     if (p.a_norm != ANVIL_MM_A_NORM_NONE) return "a norm of A's rows computed in the tile needs whole rows of A";
+    if (p.a_rms) return "a folded rmsnorm's 1/RMS is over the whole row of A, not a slice of K";
     for (DType t : op.dtypes)
         if (t == DType::i32) return "an integer GEMM: f32 partial sums would round";
     if (p.batch_rank >= ANVIL_MAX_BATCH_RANK) return "no batch dim left for the K slices";
