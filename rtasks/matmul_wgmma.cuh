@@ -67,12 +67,30 @@ ANVIL_DEVICE void anvil_wgmma_stage(unsigned short* dst, const T* base, anvil_i6
     const int tid = anvil_thread(), sr = (int)s_r, sk = (int)s_k;
     // Halves from the stage's start to element (r, k).
     auto at = [](int r, int k) { return (r / 8) * (BK * 8) + (k / 8) * 64 + (r % 8) * 8 + k % 8; };
-    if (sk == 1 && (sr * 2) % 16 == 0 && anvil_aligned16(base)) {
-        // Chunk e (16 bytes, one core-matrix row) is row r % 8 = e % 8 of
-        // core matrix (r / 8, k / 8) in shared-memory order: at(r, k) = 8 e,
-        // so each 8 threads of a warp store 128 contiguous bytes (no bank
-        // conflict) and read 16 bytes of 8 rows.
-        const int per_row = BK / 8;
+    // Chunk e (16 bytes, one core-matrix row) is row r % 8 = e % 8 of core
+    // matrix (r / 8, k / 8) in shared-memory order: at(r, k) = 8 e, so each
+    // 8 threads of a warp store 128 contiguous bytes (no bank conflict) and
+    // read 16 bytes of 8 rows.
+    const int per_row = BK / 8, CHUNKS = R * per_row;
+    const bool chunked = sk == 1 && (sr * 2) % 16 == 0 && anvil_aligned16(base);
+    if (ANVIL_THREADS % (8 * per_row) == 0 && chunked) {
+        // Chunks tid + j * ANVIL_THREADS share their k and lie STEP rows
+        // apart: the bounds of k and the first offset once, then a compare,
+        // a select and a copy per chunk (anvil_tc_stage's fast path).
+        const int STEP = ANVIL_THREADS / per_row;
+        const int r = (tid / (8 * per_row)) * 8 + tid % 8, gk = k0 + (tid / 8 % per_row) * 8;
+        const int left = (cols - gk) * 2, k_bytes = left < 0 ? 0 : left > 16 ? 16 : left;
+        const int off = (r0 + r) * sr + gk;
+#pragma unroll
+        for (int j = 0; j < (CHUNKS + ANVIL_THREADS - 1) / ANVIL_THREADS; ++j) {
+            if (CHUNKS % ANVIL_THREADS != 0 && tid + j * ANVIL_THREADS >= CHUNKS) break;
+            const int bytes = r0 + r + j * STEP < rows ? k_bytes : 0;
+            anvil_cp_async16(dst + 8 * (tid + j * ANVIL_THREADS),
+                             bytes ? (const void*)(base + (off + j * STEP * sr)) : (const void*)base, bytes);
+        }
+        return;
+    }
+    if (chunked) {
 #pragma unroll 1
         for (int e = tid; e < R * per_row; e += ANVIL_THREADS) {
             const int r = (e / (8 * per_row)) * 8 + e % 8, k = (e / 8 % per_row) * 8, gr = r0 + r, gk = k0 + k;
@@ -106,9 +124,25 @@ ANVIL_DEVICE bool anvil_wgmma_mn_ok(const T* base, anvil_i64 s_r, anvil_i64 s_k)
 template <class T, int R, int BK>
 ANVIL_DEVICE void anvil_wgmma_stage_mn(unsigned short* dst, const T* base, anvil_i64 s_k, int r0, int rows, int k0,
                                        int cols) {
-    const int sk = (int)s_k;
+    const int sk = (int)s_k, tid = anvil_thread(), CHUNKS = R * BK / 8;
+    if (ANVIL_THREADS % R == 0) {
+        // Chunks tid + j * ANVIL_THREADS share their 8 r values and lie
+        // KSTEP k apart: as anvil_wgmma_stage's fast path.
+        const int KSTEP = 8 * ANVIL_THREADS / R;
+        const int gr = r0 + 8 * (tid / 8 % (R / 8)), k = k0 + (tid / R) * 8 + tid % 8;
+        const int left = (rows - gr) * 2, r_bytes = left < 0 ? 0 : left > 16 ? 16 : left;
+        const int off = k * sk + gr;
+#pragma unroll
+        for (int j = 0; j < (CHUNKS + ANVIL_THREADS - 1) / ANVIL_THREADS; ++j) {
+            if (CHUNKS % ANVIL_THREADS != 0 && tid + j * ANVIL_THREADS >= CHUNKS) break;
+            const int bytes = k + j * KSTEP < cols ? r_bytes : 0;
+            anvil_cp_async16(dst + 8 * (tid + j * ANVIL_THREADS),
+                             bytes ? (const void*)(base + (off + j * KSTEP * sk)) : (const void*)base, bytes);
+        }
+        return;
+    }
 #pragma unroll 1
-    for (int e = anvil_thread(); e < R * BK / 8; e += ANVIL_THREADS) {
+    for (int e = tid; e < CHUNKS; e += ANVIL_THREADS) {
         const int c = e / 8 % (R / 8), k = (e / R) * 8 + e % 8, gr = r0 + 8 * c, gk = k0 + k;
         const int left = gk < cols ? (rows - gr) * 2 : 0;
         const int bytes = left < 0 ? 0 : left > 16 ? 16 : left;

@@ -61,8 +61,28 @@ ANVIL_DEVICE void anvil_tc_stage(unsigned short* dst, const T* base, anvil_i64 s
                                  int c0, int cols) {
     const int E = sizeof(T), H = E / 2;  // bytes, halves of an element
     const int LD = C * H + ANVIL_TC_PAD, tid = anvil_thread(), sr = (int)s_r, sc = (int)s_c;
-    if (sc == 1 && (sr * E) % 16 == 0 && anvil_aligned16(base)) {
-        const int per_row = C * E / 16;  // 16-byte chunks per row
+    const int per_row = C * E / 16;  // 16-byte chunks per row
+    const bool chunked = sc == 1 && (sr * E) % 16 == 0 && anvil_aligned16(base);
+    if (per_row > 0 && ANVIL_THREADS % per_row == 0 && chunked) {
+        // A thread's chunks share one column and lie STEP rows apart (chunk
+        // tid + j * ANVIL_THREADS in row-major order), so the column's bytes
+        // and the first chunk's offset are worked out once: a chunk is a compare, a
+        // select and its copy, fully unrolled, where the general loop below
+        // spent a division, a modulo and the bounds on each.
+        const int STEP = ANVIL_THREADS / per_row, r = tid / per_row, c = (tid % per_row) * (16 / E);
+        const int left = (cols - (c0 + c)) * E, col_bytes = left < 0 ? 0 : left > 16 ? 16 : left;
+        const int first = (r0 + r) * sr + c0 + c;  // the first chunk's element
+        unsigned short* const d = dst + r * LD + c * H;
+#pragma unroll
+        for (int j = 0; j < (R + STEP - 1) / STEP; ++j) {
+            if (R % STEP != 0 && r + j * STEP >= R) break;
+            const int bytes = r0 + r + j * STEP < rows ? col_bytes : 0;
+            anvil_cp_async16(d + j * STEP * LD, bytes ? (const void*)(base + (first + j * STEP * sr)) : (const void*)base,
+                             bytes);
+        }
+        return;
+    }
+    if (chunked) {
 #pragma unroll 1
         for (int e = tid; e < R * per_row; e += ANVIL_THREADS) {
             const int r = e / per_row, c = (e % per_row) * (16 / E), gr = r0 + r, gc = c0 + c;

@@ -4,6 +4,8 @@
 // broadcast operand and a fused epilogue, over shapes that are no multiple
 // of the vector or the tile; on the host backend against the float64
 // reference, and compiled with NVRTC for sm_90.
+#include <map>
+
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
 
@@ -89,6 +91,21 @@ TEST_CASE("matmuls of at most 4 rows decompose into GEMV tiles", "[gemv]") {
     none.gemv_max_m = 0;
     for (const ROp& op : decompose(cases_graph(DType::f16), none).rops)
         if (const auto* p = std::get_if<MatmulParams>(&op.params)) CHECK(p->algo == ANVIL_MM_TILED);
+}
+
+TEST_CASE("GEMV variants stop at the narrowest tile that holds all of N", "[gemv]") {
+    std::map<std::string, std::vector<int>> widths;  // rOp -> the GEMV widths offered
+    for (const ROp& op : decompose(cases_graph(DType::f16)).rops) {
+        if (op.kind != TaskKind::matmul) continue;
+        const std::vector<ROp> variants = tile_variants(op, default_gpu());
+        for (size_t i = 1; i < variants.size(); ++i) {  // [0] is decompose's own
+            const auto& p = std::get<MatmulParams>(variants[i].params);
+            if (p.algo == ANVIL_MM_GEMV) widths[op.name].push_back(p.bn);
+        }
+    }
+    CHECK(widths.at("y1") == std::vector<int>{16, 32, 64, 128, 256});  // N 129
+    CHECK(widths.at("s") == std::vector<int>{16, 32, 64});              // N 33
+    CHECK(widths.at("yb") == std::vector<int>{16, 32});                 // N 20, three batches
 }
 
 TEST_CASE("GEMV tiles of every width agree with the reference", "[gemv][host]") {

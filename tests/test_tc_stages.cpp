@@ -212,3 +212,44 @@ TEST_CASE("tensor-core stages: a four-stage pipeline short of a wait or a barrie
     CHECK_THROWS_WITH(run_mutant(g, "anvil_barrier();               // ... and everyone's", "// ... and everyone's"),
                       Catch::Contains("shared-memory race") && Catch::Contains("on tensor cores"));
 }
+
+namespace {
+
+// One f16 matmul (M 130, K 104, N 136: edges on every side, rows of whole
+// 16-byte chunks) on a 128 x 128 tile of BK 32, whose slices are 512 chunks:
+// two per thread, the second STEP rows below the first (anvil_tc_stage's
+// unrolled path).
+Schedule wide_schedule(const Graph& g) {
+    TileGraph tg = decompose(g);
+    tg.rops.front() = on_tensor_cores(tg.rops.front(), 128, 128, 32, F32Precision::f32, 4);
+    return launch_per_rop("per_op", tg, default_gpu(), "op_");
+}
+
+TensorMap run_wide(const Graph& g, const HostRunOptions& opt = {}) {
+    return run_simt(wide_schedule(g), make_values(g, std::nullopt), opt);
+}
+
+bool matches_reference(const Graph& g, const TensorMap& outputs) {
+    for (const OutputCheck& c : check_outputs(g, outputs, reference_execute(g, make_values(g, std::nullopt))))
+        if (!c.ok()) return false;
+    return true;
+}
+
+}  // namespace
+
+TEST_CASE("tensor-core stages: a thread's later chunks of a slice come from and land STEP rows down",
+          "[simt][tensor][stages][mutation]") {
+    for (bool transpose_b : {false, true}) {  // B staged [BK][BN] (n contiguous) and [BN][BK]
+        CAPTURE(transpose_b);
+        const Graph g = test::matmul_cases_graph("tc_chunks", DType::f16, {{130, 104, 136, transpose_b}}, 1, 9);
+        CHECK(matches_reference(g, run_wide(g)));
+        // The second chunk into the first one's next row, which another
+        // thread's first chunk fills: a race.
+        CHECK_THROWS_WITH(run_wide(g, test::with_mutation("anvil_cp_async16(d + j * STEP * LD,",
+                                                          "anvil_cp_async16(d + j * LD,")),
+                          Catch::Contains("shared-memory race") && Catch::Contains("on tensor cores"));
+        // ... or from the first one's next row: wrong numbers.
+        CHECK_FALSE(matches_reference(g, run_wide(g, test::with_mutation("(base + (first + j * STEP * sr))",
+                                                                           "(base + (first + j * sr))"))));
+    }
+}

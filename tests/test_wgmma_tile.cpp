@@ -173,6 +173,24 @@ TEST_CASE("wgmma tile: strides, transposes, batches, a fused epilogue and row op
     expect_host_and_simt(g, launch_per_rop("per_op", tg, default_gpu(), "op_"), 5);
 }
 
+TEST_CASE("wgmma tile: a thread's later chunks of a slice are read STEP rows (K-major) or KSTEP k (MN-major) on",
+          "[simt][wgmma][mutation]") {
+    // A [257, 72] K-major and B [72, 136] MN-major in 128 x 128 x 64 (4 chunks a thread of each).
+    const Graph g = test::matmul_cases_graph("wgmma_chunks", DType::f16, {{257, 72, 136, false}}, 1, 31);
+    const Schedule s = launch_per_rop("per_op", on_wgmma_all(decompose(g)), default_gpu(), "op_");
+    const TensorMap values = make_values(g, std::nullopt);
+    auto matches = [&](const TensorMap& out) {
+        for (const OutputCheck& c : check_outputs(g, out, reference_execute(g, values)))
+            if (!c.ok()) return false;
+        return true;
+    };
+    CHECK(matches(run_simt(s, values)));
+    CHECK_FALSE(matches(run_simt(s, values, test::with_mutation("(base + (off + j * STEP * sr))",
+                                                                "(base + (off + j * sr))"))));
+    CHECK_FALSE(matches(run_simt(s, values, test::with_mutation("(base + (off + j * KSTEP * sk))",
+                                                                "(base + (off + j * sk))"))));
+}
+
 TEST_CASE("wgmma tile: split-K partials on host and simt, race-free", "[simt][wgmma][split_k]") {
     const DType dtype = GENERATE(DType::f16, DType::bf16);
     CAPTURE(dtype_name(dtype));

@@ -28,6 +28,22 @@ bool blockable(const Graph& g, VertexId m, int64_t block, const std::vector<bool
            g.consumers(ops[1]).size() == 1 && !is_output[ops[1]];
 }
 
+// A reshape of v to `shape` named `name`, placed where v was declared.
+Value reshaped(const Value& v, const Shape& shape, const std::string& name) {
+    Value r = v;
+    r.name = name;
+    r.role = Role::node;
+    r.op = Op::reshape;
+    r.attrs = Attrs{};
+    r.attrs.values["shape"] = std::vector<int64_t>(shape.begin(), shape.end());
+    r.attr_locs.clear();
+    r.input_locs = {v.loc};
+    r.init = InitSpec{};
+    r.fold.reset();
+    r.shape = shape;
+    return r;
+}
+
 bool pointwise(const Value& v, OpClass cls) { return v.role == Role::node && op_def(v.op).cls == cls; }
 
 // The pointwise ops after matmul m, each the one reader of the one before
@@ -85,21 +101,6 @@ Graph block_gemv_weights(const Graph& graph, int64_t block) {
         const int w_id = rw.add(std::move(wv));
 
         const Shape blocks{N / block, 1, block};
-        auto reshaped = [](const Value& v, const Shape& shape, const std::string& name) {
-            Value r = v;
-            r.name = name;
-            r.role = Role::node;
-            r.op = Op::reshape;
-            r.attrs = Attrs{};
-            r.attrs.values["shape"] = std::vector<int64_t>(shape.begin(), shape.end());
-            r.attr_locs.clear();
-            r.input_locs = {v.loc};
-            r.init = InitSpec{};
-            r.fold.reset();
-            r.shape = shape;
-            return r;
-        };
-
         Value bv = mv;  // the batched GEMV: x broadcast over the blocks
         bv.name = mv.name + "+blocks";
         bv.shape = blocks;

@@ -146,9 +146,14 @@ std::vector<ROp> tile_variants(const ROp& op, const Gpu& gpu) {
     // Every candidate shape is one the device code accepts (rtasks/tiling.cuh)
     // and whose shared tiles fit the budget of one block (tile_smem_budget).
     const auto* p = std::get_if<MatmulParams>(&op.params);
+    // GEMV tiles up to the narrowest that holds all of N: a wider one only
+    // carries empty columns (a blocked weight's GEMV is one block wide).
     auto gemvs = [&] {
-        for (int bn : {16, 32, 64, 128, 256})
-            if (anvil_gemv_tile_ok(bn, dtype_size(op.dtypes.at(1)))) out.push_back(as_gemv(op, bn));
+        const int b_bytes = dtype_size(op.dtypes.at(1));
+        for (int bn : {16, 32, 64, 128, 256}) {
+            const bool narrower_holds_n = bn / 2 >= p->N && anvil_gemv_tile_ok(bn / 2, b_bytes);
+            if (anvil_gemv_tile_ok(bn, b_bytes) && !narrower_holds_n) out.push_back(as_gemv(op, bn));
+        }
     };
     if (p && p->a_rms) {  // a folded rmsnorm: GEMV tiles only (gemv.cuh computes it)
         gemvs();
