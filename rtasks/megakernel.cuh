@@ -149,9 +149,10 @@ struct AnvilTraceSink {
 };
 
 // Before a task's waits: its fixed weights' first stages, unless the
-// block's previous task issued them; and the next task's weights, which the
-// task's walk may start in the slots it frees (weight_ring.cuh). `next`: the
-// task the block runs after this one, or -1.
+// block's previous task issued them (then ring.next is this task's stream);
+// with ANVIL_GEMV_L2_PREFETCH_BYTES, the rest of them into L2; and the next
+// task's weights, which the task's walk may start in the slots it frees
+// (weight_ring.cuh). `next`: the task the block runs after this one, or -1.
 template <AnvilStreamTask STREAM>
 ANVIL_DEVICE void anvil_ring_enter(AnvilRing& ring, const AnvilTask& t, int next, const AnvilTask* tasks,
                                    char* arena) {
@@ -159,6 +160,11 @@ ANVIL_DEVICE void anvil_ring_enter(AnvilRing& ring, const AnvilTask& t, int next
         ring.slot = 0;
         const AnvilRingStream own = STREAM(t.op, t.tile, arena);
         if (own.stages > 0) anvil_ring_prologue(own, 0);
+#if ANVIL_GEMV_L2_PREFETCH_BYTES > 0
+        anvil_ring_prefetch_l2(own, ANVIL_GEMV_RING_STAGES - 1, ANVIL_GEMV_L2_PREFETCH_BYTES);
+    } else {
+        anvil_ring_prefetch_l2(ring.next, ANVIL_GEMV_RING_STAGES - 1, ANVIL_GEMV_L2_PREFETCH_BYTES);
+#endif
     }
     ring.handed = 0;
     ring.next = anvil_ring_none();

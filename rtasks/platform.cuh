@@ -163,6 +163,18 @@ ANVIL_DEVICE void anvil_cp_async16(void* smem, const void* gmem, int bytes) {
                  "r"(bytes)
                  : "memory");
 }
+// A hint: bytes [p, p + bytes) into L2 (16-byte aligned, a non-zero
+// multiple of 16), so that later copies of them hit there. sm_90's bulk
+// prefetch takes the range whole; before it, one prefetch per 128-byte
+// line. Neither completes anything or faults; no memory clobber, so the
+// compiler keeps what it holds in registers.
+ANVIL_DEVICE void anvil_prefetch_l2(const void* p, unsigned bytes) {
+#if __CUDA_ARCH__ >= 900
+    asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(p), "r"(bytes));
+#else
+    for (unsigned o = 0; o < bytes; o += 128) asm volatile("prefetch.global.L2 [%0];" ::"l"((const char*)p + o));
+#endif
+}
 // The same through L1 (.ca): `size` = 4, 8 or 16 bytes (a constant: the
 // instruction takes it as an immediate), both addresses aligned to it; the
 // bytes past `src_bytes` (at most size) are zero-filled.
@@ -533,6 +545,7 @@ ANVIL_DEVICE void anvil_cp_async16(void* smem, const void* gmem, int bytes) { an
 ANVIL_DEVICE void anvil_cp_async_ca(void* smem, const void* gmem, int size, int src_bytes) {
     anvil_simt::cp_async(smem, gmem, size, src_bytes, "ca");
 }
+ANVIL_DEVICE void anvil_prefetch_l2(const void* p, unsigned bytes) { anvil_simt::prefetch_l2(p, bytes); }
 ANVIL_DEVICE void anvil_cp_async_commit() { anvil_simt::cp_async_commit(); }
 ANVIL_DEVICE void anvil_cp_async_carry() { anvil_simt::cp_async_carry(); }
 template <int N>

@@ -646,6 +646,16 @@ inline void cp_async(void* dst, const void* src, int size, int bytes, const char
     if (g_checks) memset(dst, 0xff, (size_t)size);  // poison until it lands
 }
 inline void cp_async16(void* dst, const void* src, int bytes) { cp_async(dst, src, 16, bytes, "cg"); }
+// cp.async.bulk.prefetch.L2: a hint with nothing to emulate; its operands
+// checked as the device's bulk prefetch requires them.
+inline void prefetch_l2(const void* src, unsigned bytes) {
+    if ((bytes == 0 || bytes % 16 || ((unsigned long long)src & 15)) && !quiet()) {
+        const Who who(block().cur);
+        fail("%s: cp.async.bulk.prefetch.L2 of %u bytes at %p: the size must be a non-zero multiple of 16, the "
+             "address 16-byte aligned",
+             who.s, bytes, src);
+    }
+}
 inline void cp_async_commit() { ++block().f[block().cur].committed; }
 // The thread's copies in flight pass to the next task this worker runs: the
 // end of the task does not refuse them, and they land at that task's waits.

@@ -167,6 +167,40 @@ ANVIL_FACT constexpr int anvil_gemv_region_bytes(int threads, int x_bytes) {
 ANVIL_FACT constexpr int anvil_gemv_smem_bytes(int threads, int x_bytes, int ring_stages = ANVIL_GEMV_RING_STAGES) {
     return anvil_gemv_ring_bytes(ring_stages) + anvil_gemv_region_bytes(threads, x_bytes) + ANVIL_GEMV_MAX_M * 4;
 }
+// The L2 prefetch of a GEMV task's fixed weights (`--gemv-l2-prefetch`,
+// emitted as ANVIL_GEMV_L2_PREFETCH_BYTES; 0: off; weight_ring.cuh). The ring
+// keeps only its first stages in flight while the task waits for its inputs;
+// weights depend on nothing, so the rest may stream from DRAM into L2 during
+// the wait, and the walk's later stages then hit L2. A stream of K rows of
+// 16 << row_shift bytes, `pitch` apart, `valid` bytes of each inside N, is
+// prefetched from stage `from` on, up to `limit` bytes, as pieces a thread
+// each: piece i is a row's valid bytes rounded up to 16 (the pitch is a
+// multiple of 16, so the rounding stays inside the row), or, where the rows
+// are one run of memory (blocked weights, a tile as wide as N), up to
+// ANVIL_GEMV_L2_PIECE_BYTES of the run. False past the last piece; else
+// *offset (bytes from the stream's start) and *bytes, a multiple of 16.
+#ifndef ANVIL_GEMV_L2_PREFETCH_BYTES
+#define ANVIL_GEMV_L2_PREFETCH_BYTES 0
+#endif
+#define ANVIL_GEMV_L2_PIECE_BYTES 4096
+ANVIL_FACT bool anvil_gemv_l2_piece(anvil_i64 pitch, int row_shift, int valid, int K, int from, int limit, int i,
+                                    anvil_i64* offset, unsigned* bytes) {
+    const int row_bytes = 16 << row_shift, k0 = from * ((ANVIL_GEMV_STAGE_BYTES / 16) >> row_shift);
+    const int piece = (valid + 15) / 16 * 16;
+    if (k0 >= K || piece <= 0 || i < 0) return false;
+    const int rows = K - k0 < limit / piece ? K - k0 : limit / piece;
+    if (pitch == row_bytes && piece == row_bytes) {  // one run of rows * row_bytes
+        const anvil_i64 run = (anvil_i64)rows * row_bytes, o = (anvil_i64)i * ANVIL_GEMV_L2_PIECE_BYTES;
+        if (o >= run) return false;
+        *offset = k0 * pitch + o;
+        *bytes = (unsigned)(run - o < ANVIL_GEMV_L2_PIECE_BYTES ? run - o : ANVIL_GEMV_L2_PIECE_BYTES);
+        return true;
+    }
+    if (i >= rows) return false;
+    *offset = (k0 + (anvil_i64)i) * pitch;
+    *bytes = (unsigned)piece;
+    return true;
+}
 // Bytes of one staged row of x: K elements of `elem` bytes, padded to 16.
 ANVIL_FACT constexpr anvil_i64 anvil_gemv_x_row_bytes(anvil_i64 k, int elem) { return (k * elem + 15) / 16 * 16; }
 // Bytes of the staged x of m rows of k.

@@ -84,4 +84,21 @@ ANVIL_DEVICE void anvil_ring_prologue(const AnvilRingStream& w, int slot) {
     }
 }
 
+// The block's threads prefetch into L2 the pieces of w from stage `from`
+// on, up to `limit` bytes (anvil_gemv_l2_piece, tiling.cuh): hints, which
+// complete nothing and fault on nothing.
+ANVIL_DEVICE void anvil_ring_prefetch_l2(const AnvilRingStream& w, int from, int limit) {
+#if ANVIL_GEMV_RING
+    if (w.stages <= 0) return;
+    anvil_i64 offset;
+    unsigned bytes;
+    for (int i = anvil_thread(); anvil_gemv_l2_piece(w.pitch, w.row_shift, w.valid_bytes, w.K, from, limit, i, &offset,
+                                                     &bytes);
+         i += ANVIL_THREADS)
+        anvil_prefetch_l2(w.src + offset, bytes);
+#else
+    (void)w, (void)from, (void)limit;
+#endif
+}
+
 #endif  // ANVIL_RTASKS_WEIGHT_RING_CUH

@@ -15,14 +15,18 @@
   the anvil policy (its own BN) and topo (decompose's BN 64). Both forms
   stream the same bytes through the same GEMV tiles; what differs is the
   DRAM locality of the stream (docs/perf/gpu-notes-2026-11-28b.md, point 4).
-  Last, the row-major chain with anvil's own pass, --blocked-weights
-  (frontend/blocked_weights.h), which should match the blocked declaration.
+  Then the row-major chain with anvil's own pass, --blocked-weights
+  (frontend/blocked_weights.h), which should match the blocked declaration;
+  last, the row-major chain with --gemv-l2-prefetch (each GEMV task's weights
+  past the ring's first stages prefetched into L2 before its waits:
+  rtasks/weight_ring.cuh), which asks whether the stream is short of bytes
+  in flight rather than of locality.
 
 Writes one JSON object (--json OUT) with device, date, commit, command and
 gemm_4096_f16_us, cublas_4096_f16_us, gemm_4096_bf16_us, cublas_4096_bf16_us,
 gemv_chain_bytes_per_s, decode_step_bytes_per_s, copy_bytes_per_s (with
---gemv-layouts: gemv_chain_{row,blocked}_{anvil,topo}_bytes_per_s and
-gemv_chain_blocked_weights_bytes_per_s).
+--gemv-layouts: gemv_chain_{row,blocked}_{anvil,topo}_bytes_per_s,
+gemv_chain_blocked_weights_bytes_per_s and gemv_chain_l2_prefetch_bytes_per_s).
 
     scripts/bench_hopper.py --anvil build/anvil [--kernels-db DIR] [--tensor-cores] [--gemv-layouts] --json OUT
 """
@@ -109,7 +113,7 @@ def derive(out):
         if f"gemm_4096_{k}_us" in out and f"cublas_4096_{dtype}_us" in out:
             out[f"gemm_4096_{k}_share_of_cublas"] = out[f"cublas_4096_{dtype}_us"] / out[f"gemm_4096_{k}_us"]
     layouts = [f"gemv_chain_{l}_{p}" for l in ("row", "blocked") for p in ("anvil", "topo")]
-    layouts.append("gemv_chain_blocked_weights")
+    layouts += ["gemv_chain_blocked_weights", "gemv_chain_l2_prefetch"]
     for k in ("gemv_chain", "decode_step", *layouts):
         if f"{k}_bytes_per_s" in out and "copy_bytes_per_s" in out:
             out[f"{k}_share_of_copy"] = out[f"{k}_bytes_per_s"] / out["copy_bytes_per_s"]
@@ -187,6 +191,8 @@ def main():
                     step(key, lambda k=key, m=model, p=policy: bandwidth(k, m, ["--policy", p]))
             step("gemv_chain_blocked_weights",
                  lambda: bandwidth("gemv_chain_blocked_weights", chain, ["--policy", "anvil", "--blocked-weights"]))
+            step("gemv_chain_l2_prefetch",
+                 lambda: bandwidth("gemv_chain_l2_prefetch", chain, ["--policy", "anvil", "--gemv-l2-prefetch"]))
             print(json.dumps(out, indent=1))
             return
         step("cublas_4096_f16", lambda: cublas("f16"))

@@ -9,8 +9,9 @@
 #   bash scripts/gpu_bench.sh tune        anvil tune of TUNE_MODELS (resnet18 bert_base): each GEMM's candidate
 #                                         tiles timed alone (not in `all`; for a second call)
 #   bash scripts/gpu_bench.sh layouts     the GEMV chain, row-major against blocked weights (anvil and topo
-#                                         policies, and --blocked-weights); llama_decode without and with
-#                                         --blocked-weights (64 and 16; not in `all`; a second call, ~4 minutes)
+#                                         policies, --blocked-weights, --gemv-l2-prefetch); llama_decode without
+#                                         and with --blocked-weights (64 and 16) and --gemv-l2-prefetch (alone and
+#                                         with blocks of 16; not in `all`; a second call, ~6 minutes)
 #   bash scripts/gpu_bench.sh all         profile, hopper, baselines: the one device command (below)
 # SKIP_TESTS=1 leaves the [gpu] tests out of the profile phase.
 # Each phase fits one device call (10 minutes) and writes its results under
@@ -212,13 +213,15 @@ phase_hopper() {
 }
 
 # The GEMV chain with row-major and with blocked weights, under the anvil
-# and topo policies, then with anvil's --blocked-weights pass
-# (bench_hopper.py --gemv-layouts, about 50 s); then llama_decode without
-# and with --blocked-weights, in blocks of 64 and of 16 columns (the width
-# of its BN-16 tiles: each tile's slice its whole block), side by side
-# (about 200 s): whether the decode GEMV's stream is held back by the DRAM
-# locality of its strided rows. Not part of `all` (it would not fit); a
-# second call on the warm machine runs it.
+# and topo policies, then with anvil's --blocked-weights pass and with
+# --gemv-l2-prefetch (bench_hopper.py --gemv-layouts, about 60 s); then
+# llama_decode without and with --blocked-weights, in blocks of 64 and of 16
+# columns (the width of its BN-16 tiles: each tile's slice its whole block),
+# with --gemv-l2-prefetch (each task's weights into L2 while it waits), and
+# with both, side by side (about 330 s): whether the decode GEMV's stream is
+# held back by the DRAM locality of its strided rows, or by too few bytes in
+# flight while the tasks wait. Not part of `all` (it would not fit); a second
+# call on the warm machine runs it.
 phase_layouts() {
     [ -f "$db/measured/$target.yaml" ] || { rm -rf "$db" && cp -r kernels_db "$db" && mkdir -p "$db/measured" &&
         "$anvil" calibrate --gpu "$target" --out "$db/measured/$target.yaml"; }
@@ -227,11 +230,13 @@ phase_layouts() {
     echo "rc=$?" >> "$out/gemv_layouts.txt"
     tail -14 "$out/gemv_layouts.txt"
     mkdir -p "$out/ab"
-    for variant in default blocked_weights blocked_weights_16; do
+    for variant in default blocked_weights blocked_weights_16 l2_prefetch blocked_weights_16_l2_prefetch; do
         flags=()
         case $variant in
             blocked_weights) flags=(--blocked-weights) ;;
             blocked_weights_16) flags=(--blocked-weights=16) ;;
+            l2_prefetch) flags=(--gemv-l2-prefetch) ;;
+            blocked_weights_16_l2_prefetch) flags=(--blocked-weights=16 --gemv-l2-prefetch) ;;
         esac
         timeout --foreground -k 5 "${SLOW_PROFILE_CAP:-120}" "$anvil" profile models/llama_decode.yaml --gpu "$target" \
             --kernels-db "$db" --iters 20 --json "${flags[@]}" > "$out/ab/llama_decode.$variant.json" \

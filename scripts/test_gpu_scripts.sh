@@ -109,7 +109,7 @@ steps = list(json.load(open(sys.argv[1]))["step_seconds"])
 assert steps[:3] == ["cublas_4096_f16", "gemm_4096_f16", "gemm_4096_f16_wgmma"], steps
 PY
 # --gemv-layouts: the chain row-major and blocked, each under both policies, then the row-major
-# chain with --blocked-weights, and nothing else.
+# chain with --blocked-weights and with --gemv-l2-prefetch, and nothing else.
 $py "$root/scripts/bench_hopper.py" --anvil "$stub" --iters 2 --gemv-layouts --json "$tmp/layouts.json" > /dev/null 2>&1 ||
     fail "bench_hopper.py --gemv-layouts stopped at a failed step"
 $py - "$tmp/layouts.json" <<'PY' || fail "bench_hopper.py --gemv-layouts' steps"
@@ -117,7 +117,7 @@ import json, sys
 d = json.load(open(sys.argv[1]))
 steps = list(d["step_seconds"])
 assert steps == ["gemv_chain_row_anvil", "gemv_chain_row_topo", "gemv_chain_blocked_anvil", "gemv_chain_blocked_topo",
-                 "gemv_chain_blocked_weights"], steps
+                 "gemv_chain_blocked_weights", "gemv_chain_l2_prefetch"], steps
 assert all("no GPU here" in d["errors"][s] for s in steps), d["errors"]
 PY
 # Both chains are models anvil runs correctly (host backend, a small width).

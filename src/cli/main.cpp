@@ -483,6 +483,7 @@ int main(int argc, char** argv) {
     bool last_slice_reduce = true;
     bool wgmma = false;
     int gemv_ring_stages = 0;  // 0: the header's default
+    int gemv_l2_prefetch_kb = 0;  // 0: none
     std::string precision = "f32";
     Specialisation spec;
     int repeat = 0;
@@ -502,6 +503,11 @@ int main(int argc, char** argv) {
                         "the depth of the GEMV weight ring, in 8 KB stages of which all but one are in flight "
                         "(default 4; for comparisons)")
             ->check(CLI::Range(2, max_gemv_ring_stages()));
+        cmd->add_flag("--gemv-l2-prefetch{256}", gemv_l2_prefetch_kb,
+                      "before a GEMV task waits for its inputs, prefetch into L2 up to 256 KB (=KB: that many, 8 to "
+                      "1024) of its weights past the ring's first stages, so they stream during the wait (off by "
+                      "default until its time on a device is measured: scripts/gpu_bench.sh layouts)")
+            ->check(CLI::Range(8, 1024));
         cmd->add_flag("--last-slice-reduce,!--no-last-slice-reduce", last_slice_reduce,
                       "let the cost model have a split-K reduce run by the last K slice to arrive, in its block "
                       "(the default; --no-last-slice-reduce keeps every reduce a wave of its own, for comparisons)");
@@ -558,6 +564,7 @@ int main(int argc, char** argv) {
         g.last_slice_reduce = last_slice_reduce;
         g.wgmma_tiles = wgmma;
         g.gemv_ring_stages = gemv_ring_stages;
+        g.gemv_l2_prefetch_bytes = gemv_l2_prefetch_kb * 1024;
         g.f32_precision = parse_precision(precision);
         if (max_memory_given) g.memory_bytes = parse_memory_size(max_memory, "--max-memory");
         return g;

@@ -509,6 +509,9 @@ std::string emit_source(const Schedule& s, const EmitOptions& opt) {
       << "#define ANVIL_GEMV_X_BYTES " << gemv_x_room(s) << "\n";
     // A ring depth asked for (--gemv-ring-stages): the header's default otherwise.
     if (s.gpu.gemv_ring_stages) o << "#define ANVIL_GEMV_RING_STAGES " << s.gpu.gemv_ring_stages << "\n";
+    // GEMV weights prefetched into L2 before a task's waits (--gemv-l2-prefetch): none otherwise.
+    if (s.gpu.gemv_l2_prefetch_bytes)
+        o << "#define ANVIL_GEMV_L2_PREFETCH_BYTES " << s.gpu.gemv_l2_prefetch_bytes << "\n";
     // The grid holds this many blocks per SM: ask for registers that let them be co-resident.
     o << "#define ANVIL_MIN_BLOCKS_PER_SM " << std::max(1, s.blocks_per_sm) << "\n";
     if (opt.trace) o << "// Every task records its timeline (AnvilTraceRecord).\n#define ANVIL_TRACE 1\n";

@@ -92,6 +92,11 @@ struct Gpu {
     // rtasks/tiling.cuh); 0: the header's default. For comparisons on a
     // device: whether the decode step is short of bytes in flight.
     int gemv_ring_stages = 0;
+    // Bytes of a GEMV task's fixed weights, past the ring's first stages,
+    // that its block prefetches into L2 before the task's waits
+    // (`--gemv-l2-prefetch`, rtasks/weight_ring.cuh); 0: none. Off until a
+    // device measures it: the cost model does not weigh it.
+    int gemv_l2_prefetch_bytes = 0;
 };
 
 // Whether `g` runs sm_90a code (arch_features holds "sm_90a").

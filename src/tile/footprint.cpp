@@ -336,7 +336,6 @@ std::vector<ByteRange> tile_reads(const ROp& op, int tile) {
         }
         case TaskKind::matmul: {
             const auto& p = std::get<MatmulParams>(op.params);
-            MatmulTile t = matmul_tile(p, tile);
             matmul_operand_reads(op, tile, reads);
             // A fused norm's gamma and beta, over the whole row.
             const int64_t offs[2] = {p.gamma_off, p.beta_off};
