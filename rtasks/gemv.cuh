@@ -303,7 +303,6 @@ ANVIL_TASK void anvil_gemv_by_columns(const MatmulParams& p, const TA* A, const 
     const int KR = ANVIL_THREADS / CT;                         // rows of k walked at once
     const int tid = anvil_thread(), kr = tid / CT;
     const int ncols = p.N - n0 < BN ? p.N - n0 : BN;
-    const int K = p.K, M = p.M;  // locals: the loops below read them on every step
     const bool vec = p.b_sn == 1 && (p.b_sk * (anvil_i64)sizeof(TB)) % 16 == 0 && anvil_aligned16(B + n0);
     float* red = (float*)anvil_gemv_region();  // [KR][CT * V], beside the ring
     // On the GPU G <= ANVIL_THREADS and this loop runs once; a host block
@@ -314,23 +313,23 @@ ANVIL_TASK void anvil_gemv_by_columns(const MatmulParams& p, const TA* A, const 
         float acc[ANVIL_GEMV_MAX_M][anvil_vec<TB>::n];
         for (int m = 0; m < ANVIL_GEMV_MAX_M; ++m)
             for (int v = 0; v < V; ++v) acc[m][v] = 0.0f;
-        for (int k0 = kr; k0 < K; k0 += KR * ANVIL_GEMV_UNROLL) {
+        for (int k0 = kr; k0 < p.K; k0 += KR * ANVIL_GEMV_UNROLL) {
             // Every load of the step first, then the math: the loads overlap.
             float b[ANVIL_GEMV_UNROLL][anvil_vec<TB>::n];
             for (int u = 0; u < ANVIL_GEMV_UNROLL; ++u) {
                 const int k = k0 + u * KR;
                 const TB* row = B + (anvil_i64)k * p.b_sk + (anvil_i64)(n0 + c0) * p.b_sn;
-                if (k < K && full) {
+                if (k < p.K && full) {
                     anvil_load_vec(row, b[u]);
                 } else {
                     for (int v = 0; v < V; ++v)
-                        b[u][v] = k < K && c0 + v < ncols ? anvil_load(row + v * p.b_sn) : 0.0f;
+                        b[u][v] = k < p.K && c0 + v < ncols ? anvil_load(row + v * p.b_sn) : 0.0f;
                 }
             }
             for (int u = 0; u < ANVIL_GEMV_UNROLL; ++u) {
                 const int k = k0 + u * KR;
-                if (k >= K) break;
-                ANVIL_GEMV_ROWS(m, M) {
+                if (k >= p.K) break;
+                ANVIL_GEMV_ROWS(m, p.M) {
                     const float a = anvil_load(A + (anvil_i64)m * p.a_sm + (anvil_i64)k * p.a_sk);
                     for (int v = 0; v < V; ++v) acc[m][v] += a * b[u][v];
                 }
@@ -347,7 +346,7 @@ ANVIL_TASK void anvil_gemv_by_k(const MatmulParams& p, const TA* A, const TB* B,
     const int V = anvil_vec<TB>::n, W = ANVIL_THREADS / ANVIL_WARP;
     const int lane = anvil_thread() % ANVIL_WARP, warp = anvil_thread() / ANVIL_WARP;
     const int ncols = p.N - n0 < BN ? p.N - n0 : BN;
-    const int K = p.K, M = p.M;  // locals, as anvil_gemv_by_columns's
+    const int K = p.K, M = p.M;  // locals: fewer spill loads than through the reference
     const int kvec = K / V * V;  // the vector part of K; the rest is scalar
     float rms[ANVIL_GEMV_MAX_M];    // before the warps part ways: a block reduction
     for (int m = 0; m < ANVIL_GEMV_MAX_M; ++m) rms[m] = m < M ? anvil_gemv_row_rms(p, A, m) : 1.0f;
