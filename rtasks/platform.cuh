@@ -166,13 +166,15 @@ ANVIL_DEVICE void anvil_cp_async16(void* smem, const void* gmem, int bytes) {
 // A hint: bytes [p, p + bytes) into L2 (16-byte aligned, a non-zero
 // multiple of 16), so that later copies of them hit there. sm_90's bulk
 // prefetch takes the range whole; before it, one prefetch per 128-byte
-// line. Neither completes anything or faults; no memory clobber, so the
-// compiler keeps what it holds in registers.
+// line the range touches. Neither completes anything or faults; no memory
+// clobber, so the compiler keeps what it holds in registers.
 ANVIL_DEVICE void anvil_prefetch_l2(const void* p, unsigned bytes) {
 #if __CUDA_ARCH__ >= 900
     asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(p), "r"(bytes));
 #else
-    for (unsigned o = 0; o < bytes; o += 128) asm volatile("prefetch.global.L2 [%0];" ::"l"((const char*)p + o));
+    const unsigned long long end = (unsigned long long)p + bytes;
+    for (unsigned long long a = (unsigned long long)p & ~127ull; a < end; a += 128)
+        asm volatile("prefetch.global.L2 [%0];" ::"l"(a));
 #endif
 }
 // The same through L1 (.ca): `size` = 4, 8 or 16 bytes (a constant: the

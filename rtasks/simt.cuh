@@ -55,6 +55,8 @@
 #include <unistd.h>
 
 #include <boost/context/detail/fcontext.hpp>
+#include <iterator>
+#include <map>
 #include <mutex>
 #include <vector>
 
@@ -217,6 +219,10 @@ struct Block {
     const char* reading = "read";
     Warpgroup wg[kWarpgroups];
     std::vector<Mbar> mbars;
+    // What the block's L2 prefetches covered, as disjoint ranges [begin, end)
+    // by begin, for the ring's check that its later stages were prefetched
+    // (expect_prefetched).
+    std::map<unsigned long long, unsigned long long> prefetched;
 
     Block() {
         const size_t page = (size_t)sysconf(_SC_PAGESIZE);
@@ -647,13 +653,45 @@ inline void cp_async(void* dst, const void* src, int size, int bytes, const char
 }
 inline void cp_async16(void* dst, const void* src, int bytes) { cp_async(dst, src, 16, bytes, "cg"); }
 // cp.async.bulk.prefetch.L2: a hint with nothing to emulate; its operands
-// checked as the device's bulk prefetch requires them.
+// checked as the device's bulk prefetch requires them, and its range kept
+// for expect_prefetched.
 inline void prefetch_l2(const void* src, unsigned bytes) {
+    Block& b = block();
     if ((bytes == 0 || bytes % 16 || ((unsigned long long)src & 15)) && !quiet()) {
-        const Who who(block().cur);
+        const Who who(b.cur);
         fail("%s: cp.async.bulk.prefetch.L2 of %u bytes at %p: the size must be a non-zero multiple of 16, the "
              "address 16-byte aligned",
              who.s, bytes, src);
+        return;
+    }
+    // Kept as disjoint ranges: merged with any it overlaps or touches.
+    unsigned long long lo = (unsigned long long)src, hi = lo + bytes;
+    auto it = b.prefetched.upper_bound(lo);
+    if (it != b.prefetched.begin() && std::prev(it)->second >= lo) {
+        --it;
+        lo = it->first;
+        hi = it->second > hi ? it->second : hi;
+        it = b.prefetched.erase(it);
+    }
+    while (it != b.prefetched.end() && it->first <= hi) {
+        hi = it->second > hi ? it->second : hi;
+        it = b.prefetched.erase(it);
+    }
+    b.prefetched[lo] = hi;
+}
+// A copy of `bytes` at src that the L2 prefetch should have covered: the
+// block's prefetched ranges hold it.
+inline void expect_prefetched(const void* src, int bytes, int stage) {
+    Block& b = block();
+    const unsigned long long a = (unsigned long long)src;
+    auto it = b.prefetched.upper_bound(a);
+    const bool before = it != b.prefetched.begin();
+    if (before) --it;
+    if ((!before || it->second < a + (unsigned long long)bytes) && !quiet()) {
+        const Who who(b.cur);
+        fail("%s: the weight ring copies %d bytes at %p (stage %d) that the block did not prefetch into L2 before "
+             "the task's waits (the prefetched range nearest below it: [%p, %p))",
+             who.s, bytes, src, stage, before ? (void*)it->first : nullptr, before ? (void*)it->second : nullptr);
     }
 }
 inline void cp_async_commit() { ++block().f[block().cur].committed; }

@@ -183,12 +183,21 @@ ANVIL_FACT constexpr int anvil_gemv_smem_bytes(int threads, int x_bytes, int rin
 #define ANVIL_GEMV_L2_PREFETCH_BYTES 0
 #endif
 #define ANVIL_GEMV_L2_PIECE_BYTES 4096
+ANVIL_FACT int anvil_gemv_l2_piece_bytes(int valid) { return (valid + 15) / 16 * 16; }
+// The rows the prefetch covers: from stage `from`'s first row, *k0, to *k1
+// (past the last), as many as `limit` holds.
+ANVIL_FACT void anvil_gemv_l2_rows(int row_shift, int valid, int K, int from, int limit, int* k0, int* k1) {
+    const int piece = anvil_gemv_l2_piece_bytes(valid);
+    *k0 = from * ((ANVIL_GEMV_STAGE_BYTES / 16) >> row_shift);
+    *k1 = piece <= 0 || *k0 >= K ? *k0 : K - *k0 < limit / piece ? K : *k0 + limit / piece;
+}
 ANVIL_FACT bool anvil_gemv_l2_piece(anvil_i64 pitch, int row_shift, int valid, int K, int from, int limit, int i,
                                     anvil_i64* offset, unsigned* bytes) {
-    const int row_bytes = 16 << row_shift, k0 = from * ((ANVIL_GEMV_STAGE_BYTES / 16) >> row_shift);
-    const int piece = (valid + 15) / 16 * 16;
-    if (k0 >= K || piece <= 0 || i < 0) return false;
-    const int rows = K - k0 < limit / piece ? K - k0 : limit / piece;
+    const int row_bytes = 16 << row_shift, piece = anvil_gemv_l2_piece_bytes(valid);
+    int k0, k1;
+    anvil_gemv_l2_rows(row_shift, valid, K, from, limit, &k0, &k1);
+    if (k1 <= k0 || i < 0) return false;
+    const int rows = k1 - k0;
     if (pitch == row_bytes && piece == row_bytes) {  // one run of rows * row_bytes
         const anvil_i64 run = (anvil_i64)rows * row_bytes, o = (anvil_i64)i * ANVIL_GEMV_L2_PIECE_BYTES;
         if (o >= run) return false;

@@ -64,10 +64,18 @@ ANVIL_DEVICE void anvil_ring_issue(const AnvilRingStream& w, int s, int slot) {
     const int shift = w.row_shift, rows = CHUNKS >> shift, k0 = s * rows;
     const char* first = w.src + (anvil_i64)k0 * w.pitch;  // the stage's first k row
     char* stage = anvil_block_smem() + slot * ANVIL_GEMV_STAGE_BYTES;
+#if ANVIL_SIMT && ANVIL_GEMV_L2_PREFETCH_BYTES > 0
+    // simt checks the L2 prefetch: the rows it covers were prefetched before the task's waits.
+    int p0, p1;
+    anvil_gemv_l2_rows(shift, w.valid_bytes, w.K, ANVIL_GEMV_RING_STAGES - 1, ANVIL_GEMV_L2_PREFETCH_BYTES, &p0, &p1);
+#endif
 #pragma unroll
     for (int i = 0; i < CHUNKS / ANVIL_THREADS; ++i) {
         const int c = t + i * ANVIL_THREADS, r = c >> shift, e = (c & ((1 << shift) - 1)) * 16;
         const int left = w.valid_bytes - e, bytes = k0 + r >= w.K || left <= 0 ? 0 : left < 16 ? left : 16;
+#if ANVIL_SIMT && ANVIL_GEMV_L2_PREFETCH_BYTES > 0
+        if (bytes && k0 + r >= p0 && k0 + r < p1) anvil_simt::expect_prefetched(first + (anvil_i64)r * w.pitch + e, bytes, s);
+#endif
         anvil_cp_async16(stage + c * 16, bytes ? first + (anvil_i64)r * w.pitch + e : w.src, bytes);
     }
 #else

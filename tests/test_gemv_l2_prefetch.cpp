@@ -2,9 +2,11 @@
 // (`--gemv-l2-prefetch`, rtasks/weight_ring.cuh, anvil_gemv_l2_piece in
 // rtasks/tiling.cuh): the pieces cover exactly the rows past the ring's first
 // stages, up to the limit, each a piece the bulk prefetch takes (16-byte
-// aligned, a multiple of 16 bytes, inside its row); on simt, with the
-// prefetch's operands checked, blocks running several ring tiles on compute
-// the reference, and a piece of the wrong size is refused; NVRTC compiles it
+// aligned, a multiple of 16 bytes, inside its row); on simt, whose ring
+// checks that every stage the prefetch covers was prefetched before the
+// task's waits, blocks running several ring tiles on compute the reference,
+// a missing or misplaced prefetch is refused, and so is a piece of the wrong
+// size; NVRTC compiles it
 // for sm_90 (bulk prefetch) and sm_80 (a prefetch per line) without adding
 // spills; the command
 // line takes the size in KB.
@@ -84,9 +86,11 @@ const int kAll = 1 << 30;
 
 // The ring cases of test_simt.cpp's "runs on" test: several GEMV tiles a
 // block, every width, K long enough for a walk to run past the ring's first
-// stages, an unaligned N and x @ W^T that take no ring.
+// stages (600, 1000), an unaligned N and x @ W^T that take no ring; and
+// N = 64, whose BN-64 tile's rows are one run of memory (4 KB pieces).
 const std::vector<test::MmCase> kRingCases = {{1, 600, 88, false}, {3, 129, 136, false}, {1, 1000, 40, false},
-                                              {2, 600, 75, true},  {1, 40, 300, false},  {1, 600, 77, false}};
+                                              {2, 600, 75, true},  {1, 40, 300, false},  {1, 600, 77, false},
+                                              {1, 1000, 64, false}};
 
 // Each case once per width (its node y<case>_v<width index>).
 int width_index(const ROp& op) { return std::stoi(op.name.substr(op.name.rfind("_v") + 2)); }
@@ -153,7 +157,7 @@ TEST_CASE("GEMV L2 prefetch: the pieces cover the rows past the ring's first sta
     CHECK(offset == 0);
 }
 
-TEST_CASE("GEMV L2 prefetch: blocks running ring tiles on compute the reference on simt, with races checked",
+TEST_CASE("GEMV L2 prefetch: blocks running ring tiles on compute the reference on simt with races and coverage checked",
           "[gemv][prefetch][simt]") {
     for (DType dtype : {DType::f32, DType::bf16})
         for (int prefetch : {8192, 1 << 20}) {
@@ -177,10 +181,31 @@ TEST_CASE("GEMV L2 prefetch: blocks running ring tiles on compute the reference 
 
 TEST_CASE("GEMV L2 prefetch: a piece the bulk prefetch cannot take is refused by simt", "[gemv][prefetch][simt][mutation]") {
     const Graph g = test::matmul_cases_graph("l2_prefetch", DType::bf16, kRingCases, 5, 5);
-    const HostRunOptions odd = test::with_mutation("const int piece = (valid + 15) / 16 * 16;", "const int piece = valid + 1;");
+    const HostRunOptions odd = test::with_mutation("return (valid + 15) / 16 * 16;", "return valid + 1;");
     CHECK_THROWS_WITH(run_simt(ring_schedule(g, 1 << 20, 3), make_values(g, std::nullopt), odd),
                       Catch::Contains("cp.async.bulk.prefetch.L2 of") &&
                           Catch::Contains("the size must be a non-zero multiple of 16"));
+}
+
+TEST_CASE("GEMV L2 prefetch: simt refuses a ring stage the prefetch should have covered and did not",
+          "[gemv][prefetch][simt][mutation]") {
+    // One block runs every tile: a walk hands its ring to the next task, whose
+    // prefetch then comes from ring.next (the else branch).
+    const Graph g = test::matmul_cases_graph("l2_prefetch", DType::bf16, kRingCases, 5, 5);
+    const TensorMap values = make_values(g, std::nullopt);
+    auto refused = [&](const std::string& from, const std::string& to) {
+        CHECK_THROWS_WITH(run_simt(ring_schedule(g, 1 << 20, 1), values, test::with_mutation(from, to)),
+                          Catch::Contains("that the block did not prefetch into L2 before the task's waits"));
+    };
+    // The task's own stream when the previous task issued its first stages: none.
+    refused("anvil_ring_prefetch_l2(ring.next, ", "anvil_ring_prefetch_l2(anvil_ring_none(), ");
+    // ... or when it issues them itself.
+    refused("anvil_ring_prefetch_l2(own, ", "anvil_ring_prefetch_l2(anvil_ring_none(), ");
+    // A row short: each piece's row one below.
+    refused("*offset = (k0 + (anvil_i64)i) * pitch;", "*offset = (k0 + 1 + (anvil_i64)i) * pitch;");
+    // A run's pieces of 4 KB skipping every other one.
+    refused("const anvil_i64 run = (anvil_i64)rows * row_bytes, o = (anvil_i64)i * ANVIL_GEMV_L2_PIECE_BYTES;",
+            "const anvil_i64 run = (anvil_i64)rows * row_bytes, o = (anvil_i64)i * 2 * ANVIL_GEMV_L2_PIECE_BYTES;");
 }
 
 TEST_CASE("GEMV L2 prefetch: compiles with NVRTC for sm_90 and sm_80, and adds no spills",
@@ -213,10 +238,15 @@ TEST_CASE("GEMV L2 prefetch: the command line takes KB, 256 by default, and refu
         CHECK(read_file(path).find("#define ANVIL_GEMV_L2_PREFETCH_BYTES " + std::to_string(bytes) + "\n") !=
               std::string::npos);
     }
-    std::filesystem::remove(path);
     const test::CmdResult small = test::run_anvil("schedule models/llama_decode_small.yaml --gemv-l2-prefetch=4");
     CHECK(small.status == 2);
-    CHECK_THAT(small.output, Catch::Contains("--gemv-l2-prefetch") && Catch::Contains("4"));
+    CHECK_THAT(small.output, Catch::Contains("--gemv-l2-prefetch") && Catch::Contains("4 not in range"));
+    // Given twice, the last one counts (not their sum).
+    const test::CmdResult twice =
+        test::run_anvil("schedule models/llama_decode_small.yaml --gemv-l2-prefetch --gemv-l2-prefetch=64 --emit " + path);
+    CHECK(twice.status == 0);
+    CHECK(read_file(path).find("#define ANVIL_GEMV_L2_PREFETCH_BYTES 65536\n") != std::string::npos);
+    std::filesystem::remove(path);
     const test::CmdResult run =
         test::run_anvil("run models/llama_decode_small.yaml --backend simt --gemv-l2-prefetch=16");
     CHECK(run.status == 0);

@@ -507,6 +507,7 @@ int main(int argc, char** argv) {
                       "before a GEMV task waits for its inputs, prefetch into L2 up to 256 KB (=KB: that many, 8 to "
                       "1024) of its weights past the ring's first stages, so they stream during the wait (off by "
                       "default until its time on a device is measured: scripts/gpu_bench.sh layouts)")
+            ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast)
             ->check(CLI::Range(8, 1024));
         cmd->add_flag("--last-slice-reduce,!--no-last-slice-reduce", last_slice_reduce,
                       "let the cost model have a split-K reduce run by the last K slice to arrive, in its block "
