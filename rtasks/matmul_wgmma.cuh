@@ -75,8 +75,8 @@ ANVIL_DEVICE void anvil_wgmma_stage(unsigned short* dst, const T* base, anvil_i6
     const bool chunked = sk == 1 && (sr * 2) % 16 == 0 && anvil_aligned16(base);
     if (ANVIL_THREADS % (8 * per_row) == 0 && chunked) {
         // Chunks tid + j * ANVIL_THREADS share their k and lie STEP rows
-        // apart: the bounds of k and the first offset once, then a compare,
-        // a select and a copy per chunk (anvil_tc_stage's fast path).
+        // apart: k's bound and the first offset once, the copies unrolled
+        // (as anvil_tc_stage's fast path).
         const int STEP = ANVIL_THREADS / per_row;
         const int r = (tid / (8 * per_row)) * 8 + tid % 8, gk = k0 + (tid / 8 % per_row) * 8;
         const int left = (cols - gk) * 2, k_bytes = left < 0 ? 0 : left > 16 ? 16 : left;

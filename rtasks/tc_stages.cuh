@@ -66,9 +66,9 @@ ANVIL_DEVICE void anvil_tc_stage(unsigned short* dst, const T* base, anvil_i64 s
     if (per_row > 0 && ANVIL_THREADS % per_row == 0 && chunked) {
         // A thread's chunks share one column and lie STEP rows apart (chunk
         // tid + j * ANVIL_THREADS in row-major order), so the column's bytes
-        // and the first chunk's offset are worked out once: a chunk is a compare, a
-        // select and its copy, fully unrolled, where the general loop below
-        // spent a division, a modulo and the bounds on each.
+        // and the first chunk's offset are worked out once and the copies
+        // unrolled; the general loop below spends a division, a modulo and
+        // both bounds on each chunk (docs/perf/staging-2026-11-28.md).
         const int STEP = ANVIL_THREADS / per_row, r = tid / per_row, c = (tid % per_row) * (16 / E);
         const int left = (cols - (c0 + c)) * E, col_bytes = left < 0 ? 0 : left > 16 ? 16 : left;
         const int first = (r0 + r) * sr + c0 + c;  // the first chunk's element
