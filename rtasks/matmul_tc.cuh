@@ -6,6 +6,8 @@
 // with ldmatrix.x4 (an f32 B always so: no 32-bit .trans). A row that is
 // contiguous and 16-byte aligned is copied asynchronously, any other
 // element by element along its contiguous axis.
+// With ANVIL_GEMM_L2_PREFETCH a B no task writes is prefetched into L2
+// slice by slice, about 32 KB ahead of the stages (tiling.cuh).
 // Results leave as packed pairs (32 bits for f16/bf16) where C allows; a
 // fused row op (softmax, layernorm, rmsnorm over whole rows) goes through
 // shared memory first (anvil_mm_rows_finish).
@@ -49,13 +51,36 @@ ANVIL_TASK void anvil_matmul_tc_tile(const MatmulParams& params, int tile, char*
     const TB* B = anvil_at<const TB>(arena, p.b_off) + at.bb;
     TC* C = anvil_at<TC>(arena, p.c_off) + at.cb;
     const bool b_kmajor = sizeof(TB) == 2 && p.b_sn == 1 && p.b_sk != 1;  // B's n contiguous
+    // --gemm-l2-prefetch (tiling.cuh): a fixed B's slice s + STAGES - 1 +
+    // ahead goes into L2 as slice s is staged, the first ones before the
+    // loop; the stages copy slices from STAGES - 1 on out of L2 (simt checks).
+    const bool n_fast = p.b_sn == 1;
+    const anvil_i64 b_pitch = (n_fast ? p.b_sk : p.b_sn) * (anvil_i64)sizeof(TB);
+    const bool l2 = ANVIL_GEMM_L2_PREFETCH && p.b_fixed && (n_fast || p.b_sk == 1) && anvil_aligned16(B) &&
+                    b_pitch % 16 == 0;
+    const int ahead = anvil_mm_l2_ahead(BK * BN * (int)sizeof(TB));
+    auto prefetch_b = [&](int s) {
+        anvil_i64 offset;
+        unsigned bytes;
+        for (int i = anvil_thread();
+             anvil_mm_l2_piece(n_fast, b_pitch, s * BK, BK, p.K, at.n0, BN, p.N, (int)sizeof(TB), i, &offset, &bytes);
+             i += ANVIL_THREADS)
+            anvil_prefetch_l2((const char*)B + offset, bytes);
+    };
     auto stage = [&](unsigned short* as, unsigned short* bs, int s) {
         anvil_tc_stage<TA, BM, BK>(as, A, p.a_sm, p.a_sk, at.m0, p.M, s * BK, p.K);
+        if (l2 && s >= STAGES - 1) anvil_expect_l2_copies("the tile's stage of B");
         if (b_kmajor)
             anvil_tc_stage<TB, BK, BN>(bs, B, p.b_sk, p.b_sn, s * BK, p.K, at.n0, p.N);
         else
             anvil_tc_stage<TB, BN, BK>(bs, B, p.b_sn, p.b_sk, at.n0, p.N, s * BK, p.K);
+        if (l2) {
+            anvil_expect_l2_copies(0);
+            prefetch_b(s + STAGES - 1 + ahead);
+        }
     };
+    if (l2)
+        for (int s = STAGES - 1; s < STAGES - 1 + ahead; ++s) prefetch_b(s);
     float acc[BM / 32][BN / 32][4];
     // A folded norm of A's rows (a_norm.cuh): statistics beside the stages
     // before the pipeline starts (its registers are free before the

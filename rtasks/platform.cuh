@@ -177,6 +177,9 @@ ANVIL_DEVICE void anvil_prefetch_l2(const void* p, unsigned bytes) {
         asm volatile("prefetch.global.L2 [%0];" ::"l"(a));
 #endif
 }
+// simt checks that the thread's next copies (until a null `who`) read bytes
+// its block prefetched into L2; the device has nothing to do.
+ANVIL_DEVICE void anvil_expect_l2_copies(const char*) {}
 // The same through L1 (.ca): `size` = 4, 8 or 16 bytes (a constant: the
 // instruction takes it as an immediate), both addresses aligned to it; the
 // bytes past `src_bytes` (at most size) are zero-filled.
@@ -548,6 +551,7 @@ ANVIL_DEVICE void anvil_cp_async_ca(void* smem, const void* gmem, int size, int 
     anvil_simt::cp_async(smem, gmem, size, src_bytes, "ca");
 }
 ANVIL_DEVICE void anvil_prefetch_l2(const void* p, unsigned bytes) { anvil_simt::prefetch_l2(p, bytes); }
+ANVIL_DEVICE void anvil_expect_l2_copies(const char* who) { anvil_simt::expect_l2_copies(who); }
 ANVIL_DEVICE void anvil_cp_async_commit() { anvil_simt::cp_async_commit(); }
 ANVIL_DEVICE void anvil_cp_async_carry() { anvil_simt::cp_async_carry(); }
 template <int N>

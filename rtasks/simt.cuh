@@ -133,6 +133,9 @@ struct Fiber {
     int ncopies = 0;
     unsigned committed = 0;
     bool carry = false;
+    // While set (expect_l2_copies): who issues the copies that follow, each
+    // of which must lie in the block's prefetched ranges.
+    const char* expect_l2 = nullptr;
     // wgmma: the warpgroup collective this thread waits at, its operands
     // (descriptors, accumulator registers, N, scale-d), wait_group's count
     GroupOp gop;
@@ -621,6 +624,31 @@ inline void store(T* p, T v) {
     if (access(p, (int)sizeof(T), WRITE)) memcpy(p, &v, sizeof v);
 }
 
+// Whether the block's prefetched ranges hold [a, a + bytes); *lo, *hi: the
+// nearest range at or below a (0, 0 if none).
+inline bool prefetched_holds(const Block& b, unsigned long long a, int bytes, unsigned long long* lo,
+                             unsigned long long* hi) {
+    auto it = b.prefetched.upper_bound(a);
+    if (it == b.prefetched.begin()) return *lo = *hi = 0, false;
+    --it;
+    *lo = it->first, *hi = it->second;
+    return it->second >= a + (unsigned long long)bytes;
+}
+// A copy of `bytes` at src, issued while the thread expects its copies to
+// hit L2 (`who`: what issues them), that no prefetch of the block covered.
+inline void expect_l2_copy(const void* src, int bytes, const char* who_copies) {
+    Block& b = block();
+    unsigned long long lo, hi;
+    if (prefetched_holds(b, (unsigned long long)src, bytes, &lo, &hi) || quiet()) return;
+    const Who who(b.cur);
+    fail("%s: %s copies %d bytes at %p that the block did not prefetch into L2 (the prefetched range nearest below "
+         "it: [%p, %p))",
+         who.s, who_copies, bytes, src, (void*)lo, (void*)hi);
+}
+// From here until expect_l2_copies(nullptr), every cp.async of the thread
+// must read bytes its block prefetched into L2 (`who_copies` names them).
+inline void expect_l2_copies(const char* who_copies) { block().f[block().cur].expect_l2 = who_copies; }
+
 // ---- cp.async.{ca,cg}.shared.global [dst], [src], size, bytes
 // `size` bytes (4, 8 or 16; cg: 16) from src to dst, both size-aligned; of
 // them the bytes past `bytes` (src-size, at most size) are zero-filled. The
@@ -649,6 +677,7 @@ inline void cp_async(void* dst, const void* src, int size, int bytes, const char
     memset(c.data, 0, 16);  // src-size below size: the rest is zero-filled
     memcpy(c.data, src, (size_t)bytes);
     c.group = f.committed;
+    if (f.expect_l2 && bytes > 0) expect_l2_copy(src, bytes, f.expect_l2);
     if (g_checks) memset(dst, 0xff, (size_t)size);  // poison until it lands
 }
 inline void cp_async16(void* dst, const void* src, int bytes) { cp_async(dst, src, 16, bytes, "cg"); }
@@ -683,16 +712,12 @@ inline void prefetch_l2(const void* src, unsigned bytes) {
 // block's prefetched ranges hold it.
 inline void expect_prefetched(const void* src, int bytes, int stage) {
     Block& b = block();
-    const unsigned long long a = (unsigned long long)src;
-    auto it = b.prefetched.upper_bound(a);
-    const bool before = it != b.prefetched.begin();
-    if (before) --it;
-    if ((!before || it->second < a + (unsigned long long)bytes) && !quiet()) {
-        const Who who(b.cur);
-        fail("%s: the weight ring copies %d bytes at %p (stage %d) that the block did not prefetch into L2 before "
-             "the task's waits (the prefetched range nearest below it: [%p, %p))",
-             who.s, bytes, src, stage, before ? (void*)it->first : nullptr, before ? (void*)it->second : nullptr);
-    }
+    unsigned long long lo, hi;
+    if (prefetched_holds(b, (unsigned long long)src, bytes, &lo, &hi) || quiet()) return;
+    const Who who(b.cur);
+    fail("%s: the weight ring copies %d bytes at %p (stage %d) that the block did not prefetch into L2 before the "
+         "task's waits (the prefetched range nearest below it: [%p, %p))",
+         who.s, bytes, src, stage, (void*)lo, (void*)hi);
 }
 inline void cp_async_commit() { ++block().f[block().cur].committed; }
 // The thread's copies in flight pass to the next task this worker runs: the

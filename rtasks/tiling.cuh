@@ -210,6 +210,35 @@ ANVIL_FACT bool anvil_gemv_l2_piece(anvil_i64 pitch, int row_shift, int valid, i
     *bytes = (unsigned)piece;
     return true;
 }
+// A tensor-core matmul tile's fixed B, into L2 ahead of its stages
+// (--gemm-l2-prefetch, matmul_tc.cuh): with ANVIL_GEMM_L2_PREFETCH a tile
+// whose B no task writes prefetches each slice of B about
+// ANVIL_GEMM_L2_AHEAD_BYTES before its stage copies it, so that the K
+// loop's copies wait on L2 rather than DRAM.
+#ifndef ANVIL_GEMM_L2_PREFETCH
+#define ANVIL_GEMM_L2_PREFETCH 0
+#endif
+#define ANVIL_GEMM_L2_AHEAD_BYTES 32768
+// Slices ahead: as many slices of `slice_bytes` as the distance holds, at least one.
+ANVIL_FACT constexpr int anvil_mm_l2_ahead(int slice_bytes) {
+    return slice_bytes >= ANVIL_GEMM_L2_AHEAD_BYTES ? 1 : ANVIL_GEMM_L2_AHEAD_BYTES / slice_bytes;
+}
+// Piece i of B's slice k0 .. k0 + bk - 1 in a tile's columns n0 .. n0 + bn - 1
+// (B is K x N, `elem` bytes an element, `pitch` bytes from one row in
+// memory to the next): one row of it in memory. With n contiguous
+// (n_fast), row k0 + i, its columns' bytes; else row n0 + i, its k's bytes;
+// in both, the valid bytes rounded up to 16 (the bulk prefetch's unit).
+// False past the last row; else *offset (bytes from B's element (0, 0)) and *bytes.
+ANVIL_FACT bool anvil_mm_l2_piece(bool n_fast, anvil_i64 pitch, int k0, int bk, int K, int n0, int bn, int N, int elem,
+                                  int i, anvil_i64* offset, unsigned* bytes) {
+    const int k_left = K - k0 < bk ? K - k0 : bk, n_left = N - n0 < bn ? N - n0 : bn;
+    const int rows = n_fast ? k_left : n_left, cols = n_fast ? n_left : k_left;
+    if (i < 0 || i >= rows || cols <= 0) return false;
+    *offset = n_fast ? (k0 + (anvil_i64)i) * pitch + (anvil_i64)n0 * elem : (n0 + (anvil_i64)i) * pitch + (anvil_i64)k0 * elem;
+    *bytes = (unsigned)((cols * elem + 15) / 16 * 16);
+    return true;
+}
+
 // Bytes of one staged row of x: K elements of `elem` bytes, padded to 16.
 ANVIL_FACT constexpr anvil_i64 anvil_gemv_x_row_bytes(anvil_i64 k, int elem) { return (k * elem + 15) / 16 * 16; }
 // Bytes of the staged x of m rows of k.

@@ -36,10 +36,11 @@
 #   profile    330 s  calibrate ~10 s; [gpu] tests (cap 150 s) beside the
 #                     compile-and-check of every model; then one profile per
 #                     model (cap 45 s; 120 s for llama_decode and lstm_tc,
-#                     which go last); resnet18 and bert_base twice more,
-#                     with --reload-params (what the tiles' local copy of
-#                     their params buys) and --poll-backoff-ns 1024 (what
-#                     polling costs the busy blocks), into out/ab; ~40 s
+#                     which go last); resnet18 twice more, with
+#                     --reload-params (what the tiles' local copy of their
+#                     params buys) and --poll-backoff-ns 1024 (what polling
+#                     costs the busy blocks); bert_base and vit_b16 with
+#                     --gemm-l2-prefetch; into out/ab; ~40 s
 #   hopper     110 s  scripts/bench_hopper.py, tensor cores first (never
 #                     measured yet), then CUDA cores
 #   baselines  100 s  PyTorch eager and CUDA graph (and cuDNN's LSTM) for the
@@ -131,7 +132,8 @@ phase_profile() {
         echo "rc=$?" >> "$out/profile/$m.err"
         grep -E '"(megakernel_us|per_op_us|per_op_graph_us|roofline_us)"' "$out/profile/$m.json" | tr -d '\n'; echo
         # A/B, the same model: reloading the params instead of their local copy (rtasks/params.cuh); a longer poll pause.
-        case "$m" in resnet18 | bert_base)
+        # (bert_base's were +2% and +4% at caaf45f: its A/B is now the L2 prefetch below.)
+        case "$m" in resnet18)
             mkdir -p "$out/ab"
             timeout --foreground -k 5 "$cap" "$anvil" profile "models/$m.yaml" --gpu "$target" --kernels-db "$db" --iters 50 \
                 --json --reload-params > "$out/ab/$m.reload_params.json" 2> "$out/ab/$m.reload_params.err"
@@ -149,6 +151,15 @@ phase_profile() {
                 --json --gemv-ring-stages 8 > "$out/ab/$m.gemv_ring_8.json" 2> "$out/ab/$m.gemv_ring_8.err"
             echo "rc=$?" >> "$out/ab/$m.gemv_ring_8.err"
             grep -E '"(megakernel_us|outputs_ok)"' "$out/ab/$m.gemv_ring_8.json" | tr -d '\n' | sed 's/^/  --gemv-ring-stages 8: /'; echo ;;
+        esac
+        # The tensor-core tiles' weights prefetched into L2 ahead of their stages: bert_base's GEMM
+        # bodies spend about 0.5 us a slice plus 5-10 us a tile (docs/perf/gemm-slices-2026-11-28.md).
+        case "$m" in bert_base | vit_b16)
+            mkdir -p "$out/ab"
+            timeout --foreground -k 5 "$cap" "$anvil" profile "models/$m.yaml" --gpu "$target" --kernels-db "$db" --iters 50 \
+                --json --gemm-l2-prefetch > "$out/ab/$m.gemm_l2_prefetch.json" 2> "$out/ab/$m.gemm_l2_prefetch.err"
+            echo "rc=$?" >> "$out/ab/$m.gemm_l2_prefetch.err"
+            grep -E '"(megakernel_us|outputs_ok)"' "$out/ab/$m.gemm_l2_prefetch.json" | tr -d '\n' | sed 's/^/  --gemm-l2-prefetch: /'; echo ;;
         esac
         # The Hopper wgmma tile (its cross-check passed on the H200 at caaf45f): its outputs and time.
         case "$m" in bert_base | transformer_encoder_f16)

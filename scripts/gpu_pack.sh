@@ -56,8 +56,8 @@ if [ "${1:-}" = "--precompile" ]; then
             done
         done
         # The A/B runs of gpu_bench.sh's profile phase: each its own source.
-        for ab in "resnet18 --reload-params" "bert_base --reload-params" "resnet18 --poll-backoff-ns 1024" \
-                  "bert_base --poll-backoff-ns 1024" "bert_base --wgmma" "transformer_encoder_f16 --wgmma" \
+        for ab in "resnet18 --reload-params" "resnet18 --poll-backoff-ns 1024" "bert_base --gemm-l2-prefetch" \
+                  "vit_b16 --gemm-l2-prefetch" "bert_base --wgmma" "transformer_encoder_f16 --wgmma" \
                   "llama_decode --gemv-ring-stages 8" "llama_decode --blocked-weights" \
                   "llama_decode --blocked-weights=16" "llama_decode --gemv-l2-prefetch" \
                   "llama_decode --blocked-weights=16 --gemv-l2-prefetch"; do

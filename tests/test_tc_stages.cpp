@@ -148,9 +148,11 @@ TEST_CASE("tensor-core stages: the variants take four stages where they fit the 
     }
     CHECK(three == 9);
     CHECK(four == 8);
-    // 64 x 128 f16: 15,360 B a stage at BK 32, four of them 61,440 B.
-    CHECK(deepest_tensor_core_bk(op, 64, 128, gpu, 4) == 32);
-    CHECK(anvil_tc_smem_bytes(64, 128, 32, ANVIL_TC_F16, 4) == 61440);
+    // 64 x 128 f16: 27,648 B a stage at BK 64 (128-byte rows; B has room
+    // for [128][64 + 8]), four of them 110,592 B, within the 115,648 of two
+    // blocks per SM.
+    CHECK(deepest_tensor_core_bk(op, 64, 128, gpu, 4) == 64);
+    CHECK(anvil_tc_smem_bytes(64, 128, 64, ANVIL_TC_F16, 4) == 110592);
     CHECK(deepest_tensor_core_bk(op, 128, 128, gpu, 4) == 0);
     // The cost model sees the deeper pipeline: three slices in flight hide
     // more of the K loop's latency, so the same shape is predicted no slower.

@@ -484,6 +484,7 @@ int main(int argc, char** argv) {
     bool wgmma = false;
     int gemv_ring_stages = 0;  // 0: the header's default
     int gemv_l2_prefetch_kb = 0;  // 0: none
+    bool gemm_l2_prefetch = false;
     std::string precision = "f32";
     Specialisation spec;
     int repeat = 0;
@@ -509,6 +510,10 @@ int main(int argc, char** argv) {
                       "default until its time on a device is measured: scripts/gpu_bench.sh layouts)")
             ->multi_option_policy(CLI::MultiOptionPolicy::TakeLast)
             ->check(CLI::Range(8, 1024));
+        cmd->add_flag("--gemm-l2-prefetch", gemm_l2_prefetch,
+                      "let a tensor-core matmul tile prefetch its weights into L2 about 32 KB ahead of the slices it "
+                      "copies to shared memory, so that its K loop waits on L2 rather than DRAM (off by default "
+                      "until its time on a device is measured: scripts/gpu_bench.sh)");
         cmd->add_flag("--last-slice-reduce,!--no-last-slice-reduce", last_slice_reduce,
                       "let the cost model have a split-K reduce run by the last K slice to arrive, in its block "
                       "(the default; --no-last-slice-reduce keeps every reduce a wave of its own, for comparisons)");
@@ -566,6 +571,7 @@ int main(int argc, char** argv) {
         g.wgmma_tiles = wgmma;
         g.gemv_ring_stages = gemv_ring_stages;
         g.gemv_l2_prefetch_bytes = gemv_l2_prefetch_kb * 1024;
+        g.gemm_l2_prefetch = gemm_l2_prefetch;
         g.f32_precision = parse_precision(precision);
         if (max_memory_given) g.memory_bytes = parse_memory_size(max_memory, "--max-memory");
         return g;

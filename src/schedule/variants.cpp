@@ -69,12 +69,12 @@ ROp on_wgmma(const ROp& op, int bn, int bk, int stages) {
 
 namespace {
 
-// The deepest k slice (ANVIL_GEMM_MAX_BK, halving down to `min_bk`) whose
-// tile fits `limit` bytes of shared memory; 0 if none does. Deeper slices
-// mean fewer barriers per FMA; the stage count is the caller's.
+// The deepest k slice (`max_bk`, halving down to `min_bk`) whose tile fits
+// `limit` bytes of shared memory; 0 if none does. Deeper slices mean fewer
+// barriers per FMA; the stage count is the caller's.
 template <class SmemBytes>
-int deepest_fit(int limit, int min_bk, SmemBytes smem) {
-    for (int bk = ANVIL_GEMM_MAX_BK; bk >= min_bk; bk /= 2)
+int deepest_fit(int limit, int min_bk, SmemBytes smem, int max_bk = ANVIL_GEMM_MAX_BK) {
+    for (int bk = max_bk; bk >= min_bk; bk /= 2)
         if (smem(bk) <= limit) return bk;
     return 0;
 }
@@ -129,15 +129,32 @@ int deepest_tensor_core_bk(int bm, int bn, const Gpu& gpu) {
     });
 }
 
+// A tensor-core matmul's slice rows go up to 128 bytes (k64 of f16/bf16,
+// k32 of f32). On the H200 a block's K loop moved about 13 GB/s whatever
+// its tile (BERT's 32 x 64 x 32, the 4096^3 GEMM's 64 x 128 x 32:
+// docs/perf/gemm-slices-2026-11-28.md), a rate its bytes in flight set; a
+// slice twice as deep puts twice the bytes in flight at the same stage
+// count, and halves the barriers. A conv's gather holds a slice's
+// elements in registers, and a whole-row tile's row op needs the room
+// (64 x 128 x 64 with a softmax spills 8-16 B: test_tile_resources), so
+// both keep the CUDA cores' 64 bytes.
+constexpr int kTensorCoreMatmulRowBytes = 128;
+
 int deepest_tensor_core_bk(const ROp& op, int bm, int bn, const Gpu& gpu, int stages) {
     // A k step is 32 bytes: k16 of f16/bf16, k8 of f32.
-    const int min_bk = tf32_operands(op) ? ANVIL_TC_TILE_STEP_K / 2 : ANVIL_TC_TILE_STEP_K;
     const bool f32 = tf32_operands(op);
-    return deepest_fit(slice_limit(bm, bn, gpu), min_bk, [&](int k) {
-        return tc_copies_fit(bm, bn, k, f32, stages)
-                   ? tile_smem_bytes(on_tensor_cores(op, bm, bn, k, gpu.f32_precision, stages), gpu)
-                   : INT32_MAX;
-    });
+    const int min_bk = f32 ? ANVIL_TC_TILE_STEP_K / 2 : ANVIL_TC_TILE_STEP_K;
+    const auto* mm = std::get_if<MatmulParams>(&op.params);
+    const bool deep = mm && mm->row_op == ANVIL_MM_ROW_NONE;
+    const int max_bk = deep ? kTensorCoreMatmulRowBytes / (f32 ? 4 : 2) : ANVIL_GEMM_MAX_BK;
+    return deepest_fit(
+        slice_limit(bm, bn, gpu), min_bk,
+        [&](int k) {
+            return tc_copies_fit(bm, bn, k, f32, stages)
+                       ? tile_smem_bytes(on_tensor_cores(op, bm, bn, k, gpu.f32_precision, stages), gpu)
+                       : INT32_MAX;
+        },
+        max_bk);
 }
 
 std::vector<ROp> tile_variants(const ROp& op, const Gpu& gpu) {

@@ -97,6 +97,10 @@ struct Gpu {
     // (`--gemv-l2-prefetch`, rtasks/weight_ring.cuh); 0: none. Off until a
     // device measures it: the cost model does not weigh it.
     int gemv_l2_prefetch_bytes = 0;
+    // Whether a tensor-core matmul tile prefetches its fixed B into L2 ahead
+    // of its stages (`--gemm-l2-prefetch`, rtasks/matmul_tc.cuh). Off until a
+    // device measures it: the cost model does not weigh it.
+    bool gemm_l2_prefetch = false;
 };
 
 // Whether `g` runs sm_90a code (arch_features holds "sm_90a").
