@@ -79,7 +79,7 @@ ANVIL_DEVICE void anvil_wgmma_stage(unsigned short* dst, const T* base, anvil_i6
         // (as anvil_tc_stage's fast path).
         const int STEP = ANVIL_THREADS / per_row;
         const int r = (tid / (8 * per_row)) * 8 + tid % 8, gk = k0 + (tid / 8 % per_row) * 8;
-        const int left = (cols - gk) * 2, k_bytes = left < 0 ? 0 : left > 16 ? 16 : left;
+        const int left = (cols - gk) * 2, k_bytes = anvil_chunk_bytes(left);
         const int off = (r0 + r) * sr + gk;
 #pragma unroll
         for (int j = 0; j < (CHUNKS + ANVIL_THREADS - 1) / ANVIL_THREADS; ++j) {
@@ -95,7 +95,7 @@ ANVIL_DEVICE void anvil_wgmma_stage(unsigned short* dst, const T* base, anvil_i6
         for (int e = tid; e < R * per_row; e += ANVIL_THREADS) {
             const int r = (e / (8 * per_row)) * 8 + e % 8, k = (e / 8 % per_row) * 8, gr = r0 + r, gk = k0 + k;
             const int left = gr < rows ? (cols - gk) * 2 : 0;
-            const int bytes = left < 0 ? 0 : left > 16 ? 16 : left;
+            const int bytes = anvil_chunk_bytes(left);
             anvil_cp_async16(dst + 8 * e, bytes ? (const void*)(base + (gr * sr + gk)) : (const void*)base, bytes);
         }
         return;
@@ -130,7 +130,7 @@ ANVIL_DEVICE void anvil_wgmma_stage_mn(unsigned short* dst, const T* base, anvil
         // KSTEP k apart: as anvil_wgmma_stage's fast path.
         const int KSTEP = 8 * ANVIL_THREADS / R;
         const int gr = r0 + 8 * (tid / 8 % (R / 8)), k = k0 + (tid / R) * 8 + tid % 8;
-        const int left = (rows - gr) * 2, r_bytes = left < 0 ? 0 : left > 16 ? 16 : left;
+        const int left = (rows - gr) * 2, r_bytes = anvil_chunk_bytes(left);
         const int off = k * sk + gr;
 #pragma unroll
         for (int j = 0; j < (CHUNKS + ANVIL_THREADS - 1) / ANVIL_THREADS; ++j) {
@@ -145,7 +145,7 @@ ANVIL_DEVICE void anvil_wgmma_stage_mn(unsigned short* dst, const T* base, anvil
     for (int e = tid; e < CHUNKS; e += ANVIL_THREADS) {
         const int c = e / 8 % (R / 8), k = (e / R) * 8 + e % 8, gr = r0 + 8 * c, gk = k0 + k;
         const int left = gk < cols ? (rows - gr) * 2 : 0;
-        const int bytes = left < 0 ? 0 : left > 16 ? 16 : left;
+        const int bytes = anvil_chunk_bytes(left);
         anvil_cp_async16(dst + 8 * e, bytes ? (const void*)(base + (gk * sk + gr)) : (const void*)base, bytes);
     }
 }

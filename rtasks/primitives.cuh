@@ -53,6 +53,9 @@ ANVIL_DEVICE void anvil_unpack16(const anvil_u32x4& r, float* out, const anvil_b
     }
 }
 ANVIL_DEVICE bool anvil_aligned16(const void* p) { return ((unsigned long long)p & 15ull) == 0; }
+// The bytes of a 16-byte chunk that lie inside its row, when `left` bytes of
+// the row remain from the chunk's start (none past the end: 0 to 16).
+ANVIL_DEVICE int anvil_chunk_bytes(int left) { return left < 0 ? 0 : left > 16 ? 16 : left; }
 
 // anvil_vec<T>::n consecutive elements from a 16-byte aligned p, as floats.
 template <class T>

@@ -222,9 +222,10 @@ struct Block {
     const char* reading = "read";
     Warpgroup wg[kWarpgroups];
     std::vector<Mbar> mbars;
-    // What the block's L2 prefetches covered, as disjoint ranges [begin, end)
-    // by begin, for the ring's check that its later stages were prefetched
-    // (expect_prefetched).
+    // What the block's L2 prefetches covered in the current task, as disjoint
+    // ranges [begin, end) by begin, for the checks that the ring's later
+    // stages and a GEMM tile's stages of B were prefetched (expect_prefetched,
+    // expect_l2_copy).
     std::map<unsigned long long, unsigned long long> prefetched;
 
     Block() {
@@ -432,6 +433,7 @@ inline bool run_block(int task, int op, int worker, AnvilStatus* status, bool (*
     b.unwritten_at = -1;
     for (int g = 0; g < kWarpgroups; ++g) b.wg[g] = Warpgroup();
     b.mbars.clear();
+    b.prefetched.clear();  // what a task's copies may count on, it prefetched itself (before its waits, or in its body)
     if (g_checks && b.used) memset(b.window, 0xff, (size_t)b.used);
     const size_t page = (size_t)sysconf(_SC_PAGESIZE);
     for (int t = 0; t < kThreads; ++t) {
@@ -444,6 +446,7 @@ inline bool run_block(int task, int op, int worker, AnvilStatus* status, bool (*
             f.committed = 0;
         }
         f.carry = false;
+        f.expect_l2 = nullptr;
         f.nmaps = 0;
     }
     for (;;) {

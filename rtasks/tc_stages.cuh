@@ -70,7 +70,7 @@ ANVIL_DEVICE void anvil_tc_stage(unsigned short* dst, const T* base, anvil_i64 s
         // unrolled; the general loop below spends a division, a modulo and
         // both bounds on each chunk (docs/perf/staging-2026-11-28.md).
         const int STEP = ANVIL_THREADS / per_row, r = tid / per_row, c = (tid % per_row) * (16 / E);
-        const int left = (cols - (c0 + c)) * E, col_bytes = left < 0 ? 0 : left > 16 ? 16 : left;
+        const int left = (cols - (c0 + c)) * E, col_bytes = anvil_chunk_bytes(left);
         const int first = (r0 + r) * sr + c0 + c;  // the first chunk's element
         unsigned short* const d = dst + r * LD + c * H;
 #pragma unroll
@@ -87,7 +87,7 @@ ANVIL_DEVICE void anvil_tc_stage(unsigned short* dst, const T* base, anvil_i64 s
         for (int e = tid; e < R * per_row; e += ANVIL_THREADS) {
             const int r = e / per_row, c = (e % per_row) * (16 / E), gr = r0 + r, gc = c0 + c;
             const int left = gr < rows ? (cols - gc) * E : 0;  // bytes of the chunk inside the operand
-            const int bytes = left < 0 ? 0 : left > 16 ? 16 : left;
+            const int bytes = anvil_chunk_bytes(left);
             // Rows are 16-byte multiples; an empty chunk still needs a valid address.
             anvil_cp_async16(dst + r * LD + c * H, bytes ? (const void*)(base + (gr * sr + gc)) : (const void*)base, bytes);
         }

@@ -208,8 +208,9 @@ int cmd_schedule(const std::string& model, const std::string& policy, const Gpu&
         say(fmt::format("  NVRTC       {} for {}{}\n", human_bytes(static_cast<double>(r.cubin.size())), s.gpu.arch,
                         r.cached ? " (cached)" : ""));
         for (const KernelResources& k : r.kernels)
-            say(fmt::format("    {:<24} {:>3} registers, {:>6} B smem, {} B spill stores, {} B spill loads\n", k.name,
-                            k.registers, k.smem_bytes, k.spill_stores, k.spill_loads));
+            say(fmt::format("    {:<24} {:>3} registers, {:>6} B smem, {} B spill stores, {} B spill loads, {} of code\n",
+                            k.name, k.registers, k.smem_bytes, k.spill_stores, k.spill_loads,
+                            human_bytes(static_cast<double>(k.code_bytes))));
     }
     if (!out.emit_path.empty()) {
         write_file_atomically(out.emit_path, source);

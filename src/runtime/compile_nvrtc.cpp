@@ -11,6 +11,7 @@
 #include "runtime/disk_cache.h"
 #include "anvil/error.h"
 #include "runtime/compile_nvrtc.h"
+#include "runtime/cubin_text.h"
 
 namespace anvil {
 
@@ -68,6 +69,13 @@ std::vector<KernelResources> parse_ptxas(const std::string& log) {
     return out;
 }
 
+// The ptxas report of `log` beside each kernel's code in `cubin`.
+std::vector<KernelResources> kernels_of(const std::string& log, const std::string& cubin) {
+    std::vector<KernelResources> out = parse_ptxas(log);
+    for (KernelResources& k : out) k.code_bytes = cubin_text_bytes(cubin, k.name);
+    return out;
+}
+
 // NVRTC on `source` with `options`: the compiled program (the caller
 // destroys it) and its log; on a compile error, UserError with the log and
 // the path where the source was dumped (as `key`.cu).
@@ -114,7 +122,7 @@ CubinResult compile_nvrtc(const std::string& source, const std::string& arch) {
         if (auto log = read_cache_entry(log_path)) {
             result.cubin = std::move(*cubin);
             result.log = std::move(*log);
-            result.kernels = parse_ptxas(result.log);
+            result.kernels = kernels_of(result.log, result.cubin);
             result.cached = true;
             result.seconds = seconds();
             return result;
@@ -130,7 +138,7 @@ CubinResult compile_nvrtc(const std::string& source, const std::string& arch) {
     nvrtcDestroyProgram(&prog);
 
     result.log = log;
-    result.kernels = parse_ptxas(log);
+    result.kernels = kernels_of(log, result.cubin);
     // The log first: a reader that finds the CUBIN always finds its log.
     write_cache_entry(log_path, log);
     write_cache_entry(cubin_path, result.cubin);

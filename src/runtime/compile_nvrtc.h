@@ -1,6 +1,7 @@
 // Emitted source -> CUBIN through NVRTC, cached on disk (keyed by a hash of
 // the source, the options and NVRTC's version), with every kernel's resources.
 #pragma once
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,7 @@ struct KernelResources {
     int spill_stores = 0;   // bytes
     int spill_loads = 0;    // bytes
     int stack_bytes = 0;
+    int64_t code_bytes = 0;  // its machine code, called functions included (cubin_text.h)
 };
 
 struct CubinResult {
