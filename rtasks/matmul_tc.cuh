@@ -52,8 +52,10 @@ ANVIL_TASK void anvil_matmul_tc_tile(const MatmulParams& params, int tile, char*
     TC* C = anvil_at<TC>(arena, p.c_off) + at.cb;
     const bool b_kmajor = sizeof(TB) == 2 && p.b_sn == 1 && p.b_sk != 1;  // B's n contiguous
     // --gemm-l2-prefetch (tiling.cuh): a fixed B's slice s + STAGES - 1 +
-    // ahead goes into L2 as slice s is staged, the first ones before the
-    // loop; the stages copy slices from STAGES - 1 on out of L2 (simt checks).
+    // ahead goes into L2 as slice s is staged, and slices STAGES - 1 on to
+    // there go behind the pipeline's first copies (slice STAGES - 2's), so
+    // that they do not queue ahead of them; the stages copy slices from
+    // STAGES - 1 on out of L2 (simt checks).
     const bool n_fast = p.b_sn == 1;
     const anvil_i64 b_pitch = (n_fast ? p.b_sk : p.b_sn) * (anvil_i64)sizeof(TB);
     const bool l2 = ANVIL_GEMM_L2_PREFETCH && p.b_fixed && (n_fast || p.b_sk == 1) && anvil_aligned16(B) &&
@@ -76,11 +78,11 @@ ANVIL_TASK void anvil_matmul_tc_tile(const MatmulParams& params, int tile, char*
             anvil_tc_stage<TB, BN, BK>(bs, B, p.b_sn, p.b_sk, at.n0, p.N, s * BK, p.K);
         if (l2) {
             anvil_expect_l2_copies(0);
+            if (s == STAGES - 2)
+                for (int w = STAGES - 1; w < STAGES - 1 + ahead; ++w) prefetch_b(w);
             prefetch_b(s + STAGES - 1 + ahead);
         }
     };
-    if (l2)
-        for (int s = STAGES - 1; s < STAGES - 1 + ahead; ++s) prefetch_b(s);
     float acc[BM / 32][BN / 32][4];
     // A folded norm of A's rows (a_norm.cuh): statistics beside the stages
     // before the pipeline starts (its registers are free before the

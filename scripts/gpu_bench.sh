@@ -153,7 +153,7 @@ phase_profile() {
             grep -E '"(megakernel_us|outputs_ok)"' "$out/ab/$m.gemv_ring_8.json" | tr -d '\n' | sed 's/^/  --gemv-ring-stages 8: /'; echo ;;
         esac
         # The tensor-core tiles' weights prefetched into L2 ahead of their stages: bert_base's GEMM
-        # bodies spend about 0.5 us a slice plus 5-10 us a tile (docs/perf/gemm-slices-2026-11-28.md).
+        # bodies spend about 0.46 us a slice plus 10.8 us a tile (docs/perf/gemm-slices-2026-11-28.md).
         case "$m" in bert_base | vit_b16)
             mkdir -p "$out/ab"
             timeout --foreground -k 5 "$cap" "$anvil" profile "models/$m.yaml" --gpu "$target" --kernels-db "$db" --iters 50 \

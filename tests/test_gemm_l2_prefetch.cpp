@@ -184,8 +184,8 @@ TEST_CASE("GEMM L2 prefetch: simt refuses a stage's copy of B the prefetch shoul
     // Each slice one later than the distance: slice STAGES - 1 + ahead is never prefetched.
     refused("prefetch_b(s + STAGES - 1 + ahead);", "prefetch_b(s + STAGES + ahead);");
     // The first window one slice short at its start.
-    refused("for (int s = STAGES - 1; s < STAGES - 1 + ahead; ++s) prefetch_b(s);",
-            "for (int s = STAGES; s < STAGES - 1 + ahead; ++s) prefetch_b(s);");
+    refused("for (int w = STAGES - 1; w < STAGES - 1 + ahead; ++w) prefetch_b(w);",
+            "for (int w = STAGES; w < STAGES - 1 + ahead; ++w) prefetch_b(w);");
     // Each piece a row off (both layouts).
     refused("*offset = n_fast ? (k0 + (anvil_i64)i) * pitch", "*offset = n_fast ? (k0 + 1 + (anvil_i64)i) * pitch");
     refused(": (n0 + (anvil_i64)i) * pitch + (anvil_i64)k0 * elem;", ": (n0 + 1 + (anvil_i64)i) * pitch + (anvil_i64)k0 * elem;");

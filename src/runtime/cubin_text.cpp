@@ -25,6 +25,8 @@ int64_t cubin_text_bytes(const std::string& cubin, const std::string& kernel) {
     if (!read_le(cubin, 0x28, 8, &shoff) || !read_le(cubin, 0x3a, 2, &shentsize) || !read_le(cubin, 0x3c, 2, &shnum) ||
         !read_le(cubin, 0x3e, 2, &shstrndx) || shentsize < 0x28 || shstrndx >= shnum)
         return 0;
+    // The whole table inside the object: no header's offset can wrap around.
+    if (shoff > cubin.size() || (cubin.size() - shoff) / shentsize < shnum) return 0;
     // A section header: sh_name (4 bytes) at 0, sh_offset (8) at 0x18, sh_size (8) at 0x20.
     auto header = [&](uint64_t i, uint64_t* name, uint64_t* offset, uint64_t* size) {
         const uint64_t h = shoff + i * shentsize;

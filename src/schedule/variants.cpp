@@ -130,14 +130,13 @@ int deepest_tensor_core_bk(int bm, int bn, const Gpu& gpu) {
 }
 
 // A tensor-core matmul's slice rows go up to 128 bytes (k64 of f16/bf16,
-// k32 of f32). On the H200 a block's K loop moved about 13 GB/s whatever
-// its tile (BERT's 32 x 64 x 32, the 4096^3 GEMM's 64 x 128 x 32:
-// docs/perf/gemm-slices-2026-11-28.md), a rate its bytes in flight set; a
-// slice twice as deep puts twice the bytes in flight at the same stage
-// count, and halves the barriers. A conv's gather holds a slice's
+// k32 of f32). On the H200 BERT's tiles spent about 0.46 us a slice
+// whether a slice was 4 KB or 6 KB (docs/perf/gemm-slices-2026-11-28.md):
+// a round trip per slice, so a slice twice as deep moves twice the bytes
+// in one, and halves the barriers. A conv's gather holds a slice's
 // elements in registers, and a whole-row tile's row op needs the room
 // (64 x 128 x 64 with a softmax spills 8-16 B: test_tile_resources), so
-// both keep the CUDA cores' 64 bytes.
+// both keep the CUDA cores' k32 (64 bytes of f16/bf16).
 constexpr int kTensorCoreMatmulRowBytes = 128;
 
 int deepest_tensor_core_bk(const ROp& op, int bm, int bn, const Gpu& gpu, int stages) {
