@@ -637,16 +637,17 @@ inline bool prefetched_holds(const Block& b, unsigned long long a, int bytes, un
     *lo = it->first, *hi = it->second;
     return it->second >= a + (unsigned long long)bytes;
 }
-// A copy of `bytes` at src, issued while the thread expects its copies to
-// hit L2 (`who`: what issues them), that no prefetch of the block covered.
-inline void expect_l2_copy(const void* src, int bytes, const char* who_copies) {
+// A copy of `bytes` at src that `who_copies` makes and the block's
+// prefetched ranges must hold (`by`: by when they should have been
+// prefetched, or "").
+inline void expect_l2_copy(const void* src, int bytes, const char* who_copies, const char* by = "") {
     Block& b = block();
     unsigned long long lo, hi;
     if (prefetched_holds(b, (unsigned long long)src, bytes, &lo, &hi) || quiet()) return;
     const Who who(b.cur);
-    fail("%s: %s copies %d bytes at %p that the block did not prefetch into L2 (the prefetched range nearest below "
+    fail("%s: %s copies %d bytes at %p that the block did not prefetch into L2%s (the prefetched range nearest below "
          "it: [%p, %p))",
-         who.s, who_copies, bytes, src, (void*)lo, (void*)hi);
+         who.s, who_copies, bytes, src, by, (void*)lo, (void*)hi);
 }
 // From here until expect_l2_copies(nullptr), every cp.async of the thread
 // must read bytes its block prefetched into L2 (`who_copies` names them).
@@ -711,16 +712,12 @@ inline void prefetch_l2(const void* src, unsigned bytes) {
     }
     b.prefetched[lo] = hi;
 }
-// A copy of `bytes` at src that the L2 prefetch should have covered: the
-// block's prefetched ranges hold it.
+// A copy of the weight ring's stage `stage` that the L2 prefetch before the
+// task's waits should have covered.
 inline void expect_prefetched(const void* src, int bytes, int stage) {
-    Block& b = block();
-    unsigned long long lo, hi;
-    if (prefetched_holds(b, (unsigned long long)src, bytes, &lo, &hi) || quiet()) return;
-    const Who who(b.cur);
-    fail("%s: the weight ring copies %d bytes at %p (stage %d) that the block did not prefetch into L2 before the "
-         "task's waits (the prefetched range nearest below it: [%p, %p))",
-         who.s, bytes, src, stage, (void*)lo, (void*)hi);
+    char what[48];
+    snprintf(what, sizeof what, "the weight ring's stage %d", stage);
+    expect_l2_copy(src, bytes, what, " before the task's waits");
 }
 inline void cp_async_commit() { ++block().f[block().cur].committed; }
 // The thread's copies in flight pass to the next task this worker runs: the

@@ -21,6 +21,7 @@
 
 #include "anvil/pipeline.h"
 #include "anvil_cmd.h"
+#include "byte_ranges.h"
 #include "codegen/emit.h"
 #include "matmul_cases.h"
 #include "run_checks.h"
@@ -38,16 +39,9 @@ using namespace anvil;
 
 namespace {
 
-using Intervals = std::vector<std::pair<int64_t, int64_t>>;  // [begin, end) byte offsets, merged
-
-Intervals merged(Intervals v) {
-    std::sort(v.begin(), v.end());
-    Intervals out;
-    for (const auto& iv : v)
-        if (!out.empty() && iv.first <= out.back().second) out.back().second = std::max(out.back().second, iv.second);
-        else out.push_back(iv);
-    return out;
-}
+using test::Intervals;
+using test::merged;
+using test::read_file;
 
 // Cases with K long enough for many slices past the first stages (600,
 // 1000), odd M and N, both layouts of B (transpose_b: k contiguous), N = 33
@@ -78,11 +72,6 @@ Schedule schedule_of(const Graph& g, F32Precision precision, bool prefetch, int 
         op = on_tensor_cores(op, sh.bm, sh.bn, bk, precision, sh.stages);
     }
     return persistent_schedule("round_robin", tg, gpu, round_robin_order(tg, blocks), blocks);
-}
-
-std::string read_file(const std::string& path) {
-    std::ifstream in(path);
-    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
 }  // namespace

@@ -22,6 +22,7 @@
 
 #include "anvil/pipeline.h"
 #include "anvil_cmd.h"
+#include "byte_ranges.h"
 #include "codegen/emit.h"
 #include "matmul_cases.h"
 #include "run_checks.h"
@@ -37,16 +38,9 @@ using namespace anvil;
 
 namespace {
 
-using Intervals = std::vector<std::pair<int64_t, int64_t>>;  // [begin, end) byte offsets, merged
-
-Intervals merged(Intervals v) {
-    std::sort(v.begin(), v.end());
-    Intervals out;
-    for (const auto& iv : v)
-        if (!out.empty() && iv.first <= out.back().second) out.back().second = std::max(out.back().second, iv.second);
-        else out.push_back(iv);
-    return out;
-}
+using test::Intervals;
+using test::merged;
+using test::read_file;
 
 struct Stream {
     int64_t pitch;
@@ -104,10 +98,6 @@ Schedule ring_schedule(const Graph& g, int prefetch_bytes, int blocks) {
     return persistent_schedule("round_robin", tg, gpu, round_robin_order(tg, blocks), blocks);
 }
 
-std::string read_file(const std::string& path) {
-    std::ifstream in(path);
-    return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
 
 }  // namespace
 
