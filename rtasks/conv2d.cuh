@@ -287,6 +287,7 @@ ANVIL_TASK void anvil_conv2d_tile(const WindowParams& params, int tile, char* ar
     for (int s = 0; s < S; ++s)
         if (s < slices) anvil_conv_k_entries<BK>(p, ktables + s * BK, kb + s * BK, ke);
     anvil_barrier();  // the first tables are complete
+    anvil_trace_mark(ANVIL_MARK_STAGING);
     for (int s = 0; s < S - 1; ++s) {
         if (s < slices)
             anvil_conv_stage<TX, TW, BM, BN, BK>(p, smem + s * STAGE, smem + s * STAGE + BK * LDA, ktables + s * BK, x,
@@ -296,6 +297,7 @@ ANVIL_TASK void anvil_conv2d_tile(const WindowParams& params, int tile, char* ar
     for (int kt = 0; kt < slices; ++kt) {
         anvil_stage_wait<S - 2>();  // this thread's copies of slice kt have landed
         anvil_barrier();  // the slices are complete
+        if (kt == 0) anvil_trace_mark(ANVIL_MARK_FIRST_SLICE);
         const int next = kt + S - 1;  // into slice kt - 1's stage, which everyone is done with
         if (next < slices) {
             float* st = smem + (next % S) * STAGE;
@@ -312,6 +314,7 @@ ANVIL_TASK void anvil_conv2d_tile(const WindowParams& params, int tile, char* ar
             anvil_gemm_slice<BM, BN, BK, TXn, TYn>(As, As + BK * LDA, acc, tx, ty);
     }
     anvil_stage_wait<0>();  // only empty groups remain; nothing may be in flight at the task's end
+    anvil_trace_mark(ANVIL_MARK_LOOP_END);
 
     // Thread (tx, ty) owns pixels anvil_gemm_at(i, tx, TX, VM) and channels
     // anvil_gemm_at(j, ty, TY, VN). A fused epilogue (batchnorm,

@@ -202,6 +202,7 @@ ANVIL_TASK void anvil_matmul_tile(const MatmulParams& params, int tile, char* ar
 
     // The pipeline of gemm_stages.cuh: S - 1 slices in flight.
     const int slices = (p.K + BK - 1) / BK;
+    anvil_trace_mark(ANVIL_MARK_STAGING);
     for (int s = 0; s < S - 1; ++s) {
         if (s < slices) {
             anvil_mm_stage<TA, BM, BK>(smem + s * STAGE, A, p.a_sm, p.a_sk, p.M, p.K, m0, s * BK, a_vec);
@@ -212,6 +213,7 @@ ANVIL_TASK void anvil_matmul_tile(const MatmulParams& params, int tile, char* ar
     for (int kt = 0; kt < slices; ++kt) {
         anvil_stage_wait<S - 2>();  // this thread's copies of slice kt have landed
         anvil_barrier();  // the slices are complete
+        if (kt == 0) anvil_trace_mark(ANVIL_MARK_FIRST_SLICE);
         const int next = kt + S - 1;  // into slice kt - 1's stage, which everyone is done with
         if (next < slices) {
             float* st = smem + (next % S) * STAGE;
@@ -228,6 +230,7 @@ ANVIL_TASK void anvil_matmul_tile(const MatmulParams& params, int tile, char* ar
         anvil_gemm_slice<BM, BN, BK, TY, TX>(As, As + BK * LDA, acc, ty, tx);
     }
     anvil_stage_wait<0>();  // only empty groups remain; nothing may be in flight at the task's end
+    anvil_trace_mark(ANVIL_MARK_LOOP_END);
 
     // Neighbouring threads store neighbouring column vectors. A fused
     // epilogue sees each value in registers.

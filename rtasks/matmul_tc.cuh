@@ -50,13 +50,13 @@ ANVIL_TASK void anvil_matmul_tc_tile(const MatmulParams& params, int tile, char*
     const TA* A = anvil_at<const TA>(arena, p.a_off) + at.ab;
     const TB* B = anvil_at<const TB>(arena, p.b_off) + at.bb;
     TC* C = anvil_at<TC>(arena, p.c_off) + at.cb;
-    const bool b_kmajor = sizeof(TB) == 2 && p.b_sn == 1 && p.b_sk != 1;  // B's n contiguous
+    const bool n_fast = p.b_sn == 1;
+    const bool b_kmajor = sizeof(TB) == 2 && n_fast && p.b_sk != 1;  // staged [BK][BN]: B's n contiguous
     // --gemm-l2-prefetch (tiling.cuh): a fixed B's slice s + STAGES - 1 +
     // ahead goes into L2 as slice s is staged, and slices STAGES - 1 on to
     // there go behind the pipeline's first copies (slice STAGES - 2's), so
     // that they do not queue ahead of them; the stages copy slices from
     // STAGES - 1 on out of L2 (simt checks).
-    const bool n_fast = p.b_sn == 1;
     const anvil_i64 b_pitch = (n_fast ? p.b_sk : p.b_sn) * (anvil_i64)sizeof(TB);
     const bool l2 = ANVIL_GEMM_L2_PREFETCH && p.b_fixed && (n_fast || p.b_sk == 1) && anvil_aligned16(B) &&
                     b_pitch % 16 == 0;

@@ -184,6 +184,7 @@ ANVIL_DEVICE void anvil_wgmma_mainloop(const MatmulParams& p, const AnvilMmPlace
     for (int i = 0; i < BN / 2; ++i) acc[i] = 0.0f;
     const int wg = anvil_thread() / 128;
     const int slices = (p.K + BK - 1) / BK;
+    anvil_trace_mark(ANVIL_MARK_STAGING);
     for (int s = 0; s < STAGES - 2; ++s) {
         if (s < slices) stage(s);
         anvil_cp_async_commit();  // possibly empty: one group per slice keeps the count
@@ -192,6 +193,7 @@ ANVIL_DEVICE void anvil_wgmma_mainloop(const MatmulParams& p, const AnvilMmPlace
         anvil_cp_async_wait<STAGES - 3>();  // this thread's copies of slice kt have landed
         anvil_fence_proxy_async();          // ... and its writes are visible to the tensor cores
         anvil_barrier();                    // everyone's; slice kt - 2's wgmma are complete
+        if (kt == 0) anvil_trace_mark(ANVIL_MARK_FIRST_SLICE);
         if (kt + STAGES - 2 < slices) stage(kt + STAGES - 2);
         anvil_cp_async_commit();
         const unsigned short* as = smem + (kt % STAGES) * STAGE;
@@ -210,6 +212,7 @@ ANVIL_DEVICE void anvil_wgmma_mainloop(const MatmulParams& p, const AnvilMmPlace
     }
     anvil_wgmma_wait<0>();
     anvil_cp_async_wait<0>();  // only empty groups remain
+    anvil_trace_mark(ANVIL_MARK_LOOP_END);
 }
 #endif
 

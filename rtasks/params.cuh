@@ -364,6 +364,15 @@ struct AnvilStatus {
 // %globaltimer nanoseconds (host: CLOCK_MONOTONIC). body_end_ns to end_ns
 // is the arrivals' cost (release atomics), which the H200 traces of
 // 2026-11-28 could not tell from the body's.
+//
+// A GEMM's body is cut into phases by marks its K loop leaves
+// (trace_marks.cuh): when its first copies are issued (the end of the
+// prologue: params, placement, tables), when its first slice is in shared
+// memory for every thread (the pipeline's fill), when its K loop ends (the
+// epilogue follows). mark_ns[m] counts nanoseconds from start_ns;
+// ANVIL_NO_MARK where the task left no such mark (every other kind).
+enum AnvilTraceMark { ANVIL_MARK_STAGING = 0, ANVIL_MARK_FIRST_SLICE, ANVIL_MARK_LOOP_END, ANVIL_TRACE_MARKS };
+#define ANVIL_NO_MARK 0xffffffffu
 struct AnvilTraceRecord {
     unsigned long long ready_ns;
     unsigned long long start_ns;
@@ -371,6 +380,7 @@ struct AnvilTraceRecord {
     unsigned long long end_ns;
     unsigned sm;     // %smid (host: the worker thread)
     unsigned block;  // the block of its launch
+    unsigned mark_ns[ANVIL_TRACE_MARKS];
 };
 
 #endif

@@ -33,6 +33,7 @@
 
 #include "primitives.cuh"
 #include "tiling.cuh"
+#include "trace_marks.cuh"
 
 template <class T> struct anvil_is_bf16 { static const bool value = false; };
 template <> struct anvil_is_bf16<anvil_bf16> { static const bool value = true; };
@@ -201,10 +202,12 @@ ANVIL_DEVICE void anvil_tc_gemm(int K, bool b_kmajor, const Issue& issue, const 
 
     // The pipeline of gemm_stages.cuh: S - 1 slices in flight.
     const int slices = (K + BK - 1) / BK;
+    anvil_trace_mark(ANVIL_MARK_STAGING);
     for (int kt = -(S - 1); kt < slices; ++kt) {
         if (kt >= 0) {
             anvil_cp_async_wait<S - 2>();  // this thread's copies of slice kt have landed
             anvil_barrier();               // ... and everyone's; everyone is done with slice kt - 1
+            if (kt == 0) anvil_trace_mark(ANVIL_MARK_FIRST_SLICE);
         }
         const int next = kt + S - 1;  // into slice kt - 1's stage
         unsigned short* const st = smem + (next % S) * STAGE;
@@ -214,6 +217,7 @@ ANVIL_DEVICE void anvil_tc_gemm(int K, bool b_kmajor, const Issue& issue, const 
         if (next < slices) land(st, st + BM * LDA, next);  // slice `next` is whole at the next barrier
     }
     anvil_cp_async_wait<0>();  // only empty groups remain; nothing may be in flight at the task's end
+    anvil_trace_mark(ANVIL_MARK_LOOP_END);
 }
 // Single-phase: stage(a, b, s) is the whole of slice s's staging.
 template <int BM, int BN, int BK, int FMT, int S, class Stage, class Landed>

@@ -74,14 +74,21 @@ grep -q 'not a measured trace' "$tmp/err" || fail "refusal message: $(cat "$tmp/
 $py - "$tmp/published.json" <<'PY'
 import json, sys
 ev = [{"ph": "X", "cat": "wait", "name": "wait", "dur": 1.0, "args": {"task": t}} for t in (0, 1)]
-ev += [{"ph": "X", "cat": "conv2d", "name": "c", "dur": 20.0, "args": {"task": 0, "publish_us": 1.5}},
-       {"ph": "X", "cat": "conv2d", "name": "c", "dur": 30.0, "args": {"task": 1, "publish_us": 2.5}}]
+ev += [{"ph": "X", "cat": "conv2d", "name": "c", "dur": 20.0,
+        "args": {"task": 0, "publish_us": 1.5, "staging_us": 1.0, "first_slice_us": 3.0, "loop_end_us": 15.0}},
+       {"ph": "X", "cat": "conv2d", "name": "c", "dur": 30.0,
+        "args": {"task": 1, "publish_us": 2.5, "staging_us": 2.0, "first_slice_us": 5.0, "loop_end_us": 25.0}}]
 json.dump({"traceEvents": ev, "otherData": {"measured": True, "model": "m", "span_us": 50, "busy_share": 1}},
           open(sys.argv[1], "w"))
 PY
 published=$($py "$root/scripts/trace_summary.py" "$tmp/published.json")
 grep -q '^| conv2d | 2 | 100.0% | 25.00 | 0.00 | 1.00 | 2.0 |' <<< "$published" || fail "publish column: $published"
 grep -q '^| matmul | 224 | 64.7% | 6.85 | .* | - |$' <<< "$summary" || fail "no publish column without publish_us: $summary"
+# A GEMM that marks its phases (trace_marks.cuh) gets a median tile's prologue, fill, K loop and epilogue
+# (the epilogue ends before the arrivals); an unmarked one shows '-'.
+grep -q '^| c | conv2d | 2 | 100.0% | 25.00 | - | 1.50 / 2.50 / 16.00 / 3.00 |$' <<< "$published" ||
+    fail "phase column: $published"
+grep -q '^| f0+f1+f2 | matmul | 64 | 20.3% | 7.55 | .* | - |$' <<< "$summary" || fail "no phases without marks: $summary"
 # bench_hopper.py keeps going past a failed step and rewrites its JSON after
 # each one (a cap can stop it anywhere): here every step fails (no anvil that
 # runs, and torch only if this machine has it), in the order that puts one

@@ -37,7 +37,7 @@ namespace {
 
 // The rtasks files in the order they are pasted (each only uses earlier ones).
 const char* const kRtaskOrder[] = {"params.cuh",      "tensor_map.cuh", "tiling.cuh",  "simt.cuh",      "platform.cuh",
-                                   "primitives.cuh",  "epilogue.cuh", "gemm_stages.cuh", "weight_ring.cuh", "tc_stages.cuh", "a_norm.cuh", "elementwise.cuh", "matmul.cuh",
+                                   "primitives.cuh",  "trace_marks.cuh", "epilogue.cuh", "gemm_stages.cuh", "weight_ring.cuh", "tc_stages.cuh", "a_norm.cuh", "elementwise.cuh", "matmul.cuh",
                                    "matmul_tc.cuh",   "matmul_wgmma.cuh", "rowwise.cuh",  "conv2d.cuh",    "conv2d_tc.cuh", "window.cuh",
                                    "channel.cuh",     "gather.cuh",   "gemv.cuh",
                                    "megakernel.cuh"};

@@ -287,13 +287,21 @@ std::string measured_trace_json(const Schedule& s, const std::vector<AnvilTraceR
             events.push_back({{"name", "wait"}, {"cat", "wait"}, {"ph", "X"}, {"pid", 0}, {"tid", r.sm},
                               {"ts", us(r.ready_ns)}, {"dur", (r.start_ns - r.ready_ns) * 1e-3},
                               {"args", {{"task", t}, {"waits", s.tasks[t].deps.size() + s.tasks[t].waits.size()}}}});
+        nlohmann::json args = {{"task", t},
+                               {"tile", s.tasks[t].tile},
+                               {"block", r.block},
+                               {"publish_us", (r.end_ns - r.body_end_ns) * 1e-3}};
+        // A GEMM's phases (trace_marks.cuh), microseconds into its body.
+        static const char* const kMarkNames[ANVIL_TRACE_MARKS] = {"staging_us", "first_slice_us", "loop_end_us"};
+        for (int m = 0; m < ANVIL_TRACE_MARKS; ++m)
+            if (r.mark_ns[m] != ANVIL_NO_MARK) {
+                ANVIL_CHECK(r.start_ns + r.mark_ns[m] <= r.body_end_ns,
+                            "task " + std::to_string(t) + " has a body mark past its body's end");
+                args[kMarkNames[m]] = r.mark_ns[m] * 1e-3;
+            }
         events.push_back({{"name", op.name}, {"cat", task_kind_name(op.kind)}, {"ph", "X"}, {"pid", 0},
                           {"tid", r.sm}, {"ts", us(r.start_ns)}, {"dur", (r.end_ns - r.start_ns) * 1e-3},
-                          {"args",
-                           {{"task", t},
-                            {"tile", s.tasks[t].tile},
-                            {"block", r.block},
-                            {"publish_us", (r.end_ns - r.body_end_ns) * 1e-3}}}});
+                          {"args", args}});
     }
     double busy = 0;
     for (const auto& [sm, ns] : busy_ns) busy += ns;

@@ -1,0 +1,163 @@
+// The phase marks a GEMM's K loop leaves in its trace record
+// (rtasks/trace_marks.cuh): on the host backend (the CUDA-core loops) and on
+// simt (the tensor-core loops, matmul and conv2d), every GEMM task has all
+// three, in order, inside its body; every other task has none; the measured
+// trace carries them as microseconds into the body. A traced megakernel
+// keeps its static shared memory within kMegakernelSmemExtra (the marks'
+// slot included), for sm_90 and for the wgmma tile's sm_90a.
+#include <catch2/catch.hpp>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <string>
+
+#include "anvil/pipeline.h"
+#include "codegen/emit.h"
+#include "frontend/infer_shapes.h"
+#include "frontend/load_model.h"
+#include "run_checks.h"
+#include "runtime/compile_nvrtc.h"
+#include "runtime/host_backend.h"
+#include "schedule/builders.h"
+#include "schedule/variants.h"
+#include "target/occupancy.h"
+#include "tile/decompose.h"
+#include "tile/verify_tile_graph.h"
+#include "tools/report.h"
+
+using namespace anvil;
+
+namespace {
+
+// A conv2d, a matmul with a ragged K (several slices), a softmax and a
+// relu: GEMM tasks of both kinds beside row and elementwise ones.
+const char* kModel = R"(anvil: 1
+name: trace_marks
+dtype: {}
+seed: 5
+inputs:
+  - {{name: x, shape: [1, 8, 9, 11]}}
+  - {{name: a, shape: [33, 150]}}
+params:
+  - {{name: w, shape: [16, 8, 3, 3]}}
+  - {{name: b, shape: [150, 40]}}
+nodes:
+  - {{name: c, op: conv2d, inputs: [x, w], padding: 1}}
+  - {{name: y, op: relu, inputs: [c]}}
+  - {{name: m, op: matmul, inputs: [a, b]}}
+  - {{name: p, op: softmax, inputs: [m], axis: -1}}
+outputs: [y, p]
+)";
+
+Graph model(DType dtype) {
+    return infer_shapes(build_graph(load_model_from_string(fmt::format(kModel, dtype_name(dtype)), "trace_marks.yaml")));
+}
+
+bool is_gemm(const ROp& op) {
+    if (op.kind == TaskKind::conv2d) return true;
+    const auto* p = std::get_if<MatmulParams>(&op.params);
+    return p && p->algo != ANVIL_MM_GEMV;
+}
+
+// Every GEMM task marked, in order, within its body; no other task marked.
+// Returns how many GEMM tasks there were.
+size_t check_marks(const Schedule& s, const std::vector<AnvilTraceRecord>& trace) {
+    REQUIRE(trace.size() == s.tasks.size());
+    size_t gemms = 0;
+    for (size_t t = 0; t < trace.size(); ++t) {
+        const AnvilTraceRecord& r = trace[t];
+        const ROp& op = s.tiles.rops[s.tasks[t].rop];
+        CAPTURE(t, op.name);
+        if (!is_gemm(op)) {
+            for (unsigned m : r.mark_ns) CHECK(m == ANVIL_NO_MARK);
+            continue;
+        }
+        ++gemms;
+        for (unsigned m : r.mark_ns) REQUIRE(m != ANVIL_NO_MARK);
+        CHECK(r.mark_ns[ANVIL_MARK_STAGING] <= r.mark_ns[ANVIL_MARK_FIRST_SLICE]);
+        CHECK(r.mark_ns[ANVIL_MARK_FIRST_SLICE] <= r.mark_ns[ANVIL_MARK_LOOP_END]);
+        CHECK(r.start_ns + r.mark_ns[ANVIL_MARK_LOOP_END] <= r.body_end_ns);
+    }
+    return gemms;
+}
+
+std::vector<AnvilTraceRecord> traced_run(const Graph& g, const Schedule& s, bool simt) {
+    const TensorMap values = make_values(g, std::nullopt);
+    std::vector<AnvilTraceRecord> trace;
+    HostRunOptions opt;
+    opt.trace = &trace;
+    test::expect_reference(g, values, simt ? run_simt(s, values, opt) : run_host(s, values, opt));
+    return trace;
+}
+
+}  // namespace
+
+TEST_CASE("trace marks: the CUDA-core GEMMs mark their phases on the host", "[trace][host]") {
+    const Graph g = model(DType::f32);
+    const Schedule s = plan(g, "anvil", default_gpu());
+    const std::vector<AnvilTraceRecord> trace = traced_run(g, s, false);
+    CHECK(check_marks(s, trace) >= 2);
+
+    // The measured trace: a GEMM's phases as microseconds into its body, in order.
+    const nlohmann::json j = nlohmann::json::parse(measured_trace_json(s, trace));
+    size_t marked = 0;
+    for (const auto& e : j["traceEvents"]) {
+        if (e["ph"] != "X" || e["cat"] == "wait") continue;
+        const auto& a = e["args"];
+        const ROp& op = s.tiles.rops[s.tasks[a["task"].get<int>()].rop];
+        CHECK(a.contains("loop_end_us") == is_gemm(op));
+        if (!a.contains("loop_end_us")) continue;
+        ++marked;
+        CHECK(a["staging_us"].get<double>() <= a["first_slice_us"].get<double>());
+        CHECK(a["first_slice_us"].get<double>() <= a["loop_end_us"].get<double>());
+        CHECK(a["loop_end_us"].get<double>() <= e["dur"].get<double>() - a["publish_us"].get<double>() + 1e-9);
+    }
+    CHECK(marked >= 2);
+
+    // A mark past the body's end is refused, not drawn.
+    std::vector<AnvilTraceRecord> bad = trace;
+    for (size_t t = 0; t < bad.size(); ++t)
+        if (is_gemm(s.tiles.rops[s.tasks[t].rop])) {
+            bad[t].mark_ns[ANVIL_MARK_LOOP_END] = static_cast<unsigned>(bad[t].body_end_ns - bad[t].start_ns + 1);
+            break;
+        }
+    CHECK_THROWS_WITH(measured_trace_json(s, bad), Catch::Contains("body mark past its body's end"));
+}
+
+TEST_CASE("trace marks: the tensor-core GEMMs mark their phases on simt", "[trace][simt]") {
+    const DType dtype = GENERATE(DType::f16, DType::bf16);
+    CAPTURE(dtype_name(dtype));
+    const Graph g = model(dtype);
+    const Schedule s = plan(g, "anvil", default_gpu());
+    size_t on_tc = 0;
+    for (const ROp& op : s.tiles.rops) on_tc += is_gemm(op) && computes_on_tensor_cores(op);
+    REQUIRE(on_tc >= 2);  // the conv2d and the matmul
+    CHECK(check_marks(s, traced_run(g, s, true)) >= 2);
+}
+
+TEST_CASE("trace marks: a traced megakernel's static shared memory stays within its allowance", "[trace][compile]") {
+    EmitOptions opt;
+    opt.trace = true;
+    {
+        const Schedule s = plan(model(DType::f16), "anvil", default_gpu());
+        const std::string src = emit_source(s, opt);
+        CHECK(src.find("anvil_trace_mark(ANVIL_MARK_FIRST_SLICE)") != std::string::npos);
+        for (const KernelResources& k : compile_nvrtc(src, "sm_90").kernels) {
+            CAPTURE(k.name);
+            CHECK(k.smem_bytes > 0);
+            CHECK(k.smem_bytes <= kMegakernelSmemExtra);
+            CHECK(k.spill_stores == 0);
+        }
+    }
+    // The wgmma tile inlines its K loop, marks included, into the kernel.
+    TileGraph tg = decompose(model(DType::f16));
+    for (ROp& op : tg.rops)
+        if (op.kind == TaskKind::matmul) op = on_wgmma(op, 64, 64, 3);
+    REQUIRE(module_arch(tg, "sm_90") == "sm_90a");
+    const Schedule s = launch_per_rop("per_op", tg, default_gpu(), "op_");
+    for (const KernelResources& k : compile_nvrtc(emit_source(s, opt), "sm_90a").kernels) {
+        CAPTURE(k.name);
+        CHECK(k.smem_bytes <= kMegakernelSmemExtra);
+        CHECK(k.spill_stores == 0);
+    }
+}
