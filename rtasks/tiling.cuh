@@ -184,17 +184,28 @@ ANVIL_FACT constexpr int anvil_gemv_smem_bytes(int threads, int x_bytes, int rin
 #define ANVIL_GEMV_L2_PREFETCH_BYTES 0
 #endif
 #define ANVIL_GEMV_L2_PIECE_BYTES 4096
-ANVIL_FACT int anvil_gemv_l2_piece_bytes(int valid) { return (valid + 15) / 16 * 16; }
+ANVIL_FACT int anvil_l2_piece_bytes(int valid) { return (valid + 15) / 16 * 16; }
+// Piece i of a region of `rows` rows `pitch` bytes apart, the first at byte
+// `first`, `valid` bytes of each wanted: row i's valid bytes rounded up to
+// 16, the bulk prefetch's unit (both prefetches below). False past the last
+// row; else *offset (bytes from the operand's start) and *bytes.
+ANVIL_FACT bool anvil_l2_row_piece(anvil_i64 first, anvil_i64 pitch, int rows, int valid, int i, anvil_i64* offset,
+                                   unsigned* bytes) {
+    if (i < 0 || i >= rows || valid <= 0) return false;
+    *offset = first + (anvil_i64)i * pitch;
+    *bytes = (unsigned)anvil_l2_piece_bytes(valid);
+    return true;
+}
 // The rows the prefetch covers: from stage `from`'s first row, *k0, to *k1
 // (past the last), as many as `limit` holds.
 ANVIL_FACT void anvil_gemv_l2_rows(int row_shift, int valid, int K, int from, int limit, int* k0, int* k1) {
-    const int piece = anvil_gemv_l2_piece_bytes(valid);
+    const int piece = anvil_l2_piece_bytes(valid);
     *k0 = from * ((ANVIL_GEMV_STAGE_BYTES / 16) >> row_shift);
     *k1 = piece <= 0 || *k0 >= K ? *k0 : K - *k0 < limit / piece ? K : *k0 + limit / piece;
 }
 ANVIL_FACT bool anvil_gemv_l2_piece(anvil_i64 pitch, int row_shift, int valid, int K, int from, int limit, int i,
                                     anvil_i64* offset, unsigned* bytes) {
-    const int row_bytes = 16 << row_shift, piece = anvil_gemv_l2_piece_bytes(valid);
+    const int row_bytes = 16 << row_shift, piece = anvil_l2_piece_bytes(valid);
     int k0, k1;
     anvil_gemv_l2_rows(row_shift, valid, K, from, limit, &k0, &k1);
     if (k1 <= k0 || i < 0) return false;
@@ -206,10 +217,7 @@ ANVIL_FACT bool anvil_gemv_l2_piece(anvil_i64 pitch, int row_shift, int valid, i
         *bytes = (unsigned)(run - o < ANVIL_GEMV_L2_PIECE_BYTES ? run - o : ANVIL_GEMV_L2_PIECE_BYTES);
         return true;
     }
-    if (i >= rows) return false;
-    *offset = (k0 + (anvil_i64)i) * pitch;
-    *bytes = (unsigned)piece;
-    return true;
+    return anvil_l2_row_piece(k0 * pitch, pitch, rows, valid, i, offset, bytes);
 }
 // A tensor-core matmul tile's fixed B, into L2 ahead of its stages
 // (--gemm-l2-prefetch, matmul_tc.cuh): with ANVIL_GEMM_L2_PREFETCH a tile
@@ -234,10 +242,8 @@ ANVIL_FACT bool anvil_mm_l2_piece(bool n_fast, anvil_i64 pitch, int k0, int bk, 
                                   int i, anvil_i64* offset, unsigned* bytes) {
     const int k_left = K - k0 < bk ? K - k0 : bk, n_left = N - n0 < bn ? N - n0 : bn;
     const int rows = n_fast ? k_left : n_left, cols = n_fast ? n_left : k_left;
-    if (i < 0 || i >= rows || cols <= 0) return false;
-    *offset = n_fast ? (k0 + (anvil_i64)i) * pitch + (anvil_i64)n0 * elem : (n0 + (anvil_i64)i) * pitch + (anvil_i64)k0 * elem;
-    *bytes = (unsigned)((cols * elem + 15) / 16 * 16);
-    return true;
+    const anvil_i64 first = n_fast ? k0 * pitch + (anvil_i64)n0 * elem : n0 * pitch + (anvil_i64)k0 * elem;
+    return anvil_l2_row_piece(first, pitch, rows, cols * elem, i, offset, bytes);
 }
 
 // Bytes of one staged row of x: K elements of `elem` bytes, padded to 16.

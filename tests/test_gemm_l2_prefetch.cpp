@@ -175,9 +175,10 @@ TEST_CASE("GEMM L2 prefetch: simt refuses a stage's copy of B the prefetch shoul
     // The first window one slice short at its start.
     refused("for (int w = STAGES - 1; w < STAGES - 1 + ahead; ++w) prefetch_b(w);",
             "for (int w = STAGES; w < STAGES - 1 + ahead; ++w) prefetch_b(w);");
-    // Each piece a row off (both layouts).
-    refused("*offset = n_fast ? (k0 + (anvil_i64)i) * pitch", "*offset = n_fast ? (k0 + 1 + (anvil_i64)i) * pitch");
-    refused(": (n0 + (anvil_i64)i) * pitch + (anvil_i64)k0 * elem;", ": (n0 + 1 + (anvil_i64)i) * pitch + (anvil_i64)k0 * elem;");
+    // Each piece a row off (both layouts, then the row piece both prefetches share).
+    refused("const anvil_i64 first = n_fast ? k0 * pitch", "const anvil_i64 first = n_fast ? (k0 + 1) * pitch");
+    refused(": n0 * pitch + (anvil_i64)k0 * elem;", ": (n0 + 1) * pitch + (anvil_i64)k0 * elem;");
+    refused("*offset = first + (anvil_i64)i * pitch;", "*offset = first + (anvil_i64)(i + 1) * pitch;");
 }
 
 TEST_CASE("GEMM L2 prefetch: compiles with NVRTC for sm_90 and sm_80, and adds no spills",

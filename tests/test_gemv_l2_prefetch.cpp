@@ -192,7 +192,7 @@ TEST_CASE("GEMV L2 prefetch: simt refuses a ring stage the prefetch should have 
     // ... or when it issues them itself.
     refused("anvil_ring_prefetch_l2(own, ", "anvil_ring_prefetch_l2(anvil_ring_none(), ");
     // A row short: each piece's row one below.
-    refused("*offset = (k0 + (anvil_i64)i) * pitch;", "*offset = (k0 + 1 + (anvil_i64)i) * pitch;");
+    refused("return anvil_l2_row_piece(k0 * pitch, pitch,", "return anvil_l2_row_piece((k0 + 1) * pitch, pitch,");
     // A run's pieces of 4 KB skipping every other one.
     refused("const anvil_i64 run = (anvil_i64)rows * row_bytes, o = (anvil_i64)i * ANVIL_GEMV_L2_PIECE_BYTES;",
             "const anvil_i64 run = (anvil_i64)rows * row_bytes, o = (anvil_i64)i * 2 * ANVIL_GEMV_L2_PIECE_BYTES;");
