@@ -57,7 +57,8 @@
 #define ANVIL_GEMM_STAGES 4
 #define ANVIL_GEMM_PAD 4
 // The deepest k slice a GEMM tile's variants take, but a tensor-core
-// matmul's without a row op (128-byte rows: src/schedule/variants.cpp).
+// matmul's without a row op (128-byte rows: tensor_core_max_bk in
+// src/schedule/variants.cpp).
 #define ANVIL_GEMM_MAX_BK 32
 // The host runs a tensor-core tile as the CUDA-core GEMM with this BK, so
 // that its four stages fit beside any tensor-core tile's.

@@ -129,23 +129,33 @@ int deepest_tensor_core_bk(int bm, int bn, const Gpu& gpu) {
     });
 }
 
-// A tensor-core matmul's slice rows go up to 128 bytes (k64 of f16/bf16,
-// k32 of f32). On the H200 BERT's tiles spent about 0.46 us a slice
-// whether a slice was 4 KB or 6 KB (docs/perf/gemm-slices-2026-11-28.md):
-// a round trip per slice, so a slice twice as deep moves twice the bytes
-// in one, and halves the barriers. A conv's gather holds a slice's
-// elements in registers, and a whole-row tile's row op needs the room
-// (64 x 128 x 64 with a softmax spills 8-16 B: test_tile_resources), so
-// both keep the CUDA cores' k32 (64 bytes of f16/bf16).
-constexpr int kTensorCoreMatmulRowBytes = 128;
+namespace {
+
+// The deepest slice a tensor-core tile of `op` may take, in k, by tile kind:
+// - a matmul: rows of up to 128 bytes (k64 of f16/bf16, k32 of f32). On the
+//   H200 BERT's tiles spent about 0.46 us a slice whether a slice was 4 KB
+//   or 6 KB (docs/perf/gemm-slices-2026-11-28.md): a round trip per slice,
+//   so a slice twice as deep moves twice the bytes in one, and halves the
+//   barriers;
+// - a matmul with a whole-row op: ANVIL_GEMM_MAX_BK (k32), since the row op
+//   needs the registers (64 x 128 x 64 with a softmax spills 8-16 B:
+//   test_tile_resources);
+// - a conv2d: ANVIL_GEMM_MAX_BK, since its gather holds a slice's elements
+//   in registers.
+int tensor_core_max_bk(const ROp& op, bool f32) {
+    constexpr int kMatmulRowBytes = 128;
+    const auto* mm = std::get_if<MatmulParams>(&op.params);
+    if (!mm || mm->row_op != ANVIL_MM_ROW_NONE) return ANVIL_GEMM_MAX_BK;
+    return kMatmulRowBytes / (f32 ? 4 : 2);
+}
+
+}  // namespace
 
 int deepest_tensor_core_bk(const ROp& op, int bm, int bn, const Gpu& gpu, int stages) {
     // A k step is 32 bytes: k16 of f16/bf16, k8 of f32.
     const bool f32 = tf32_operands(op);
     const int min_bk = f32 ? ANVIL_TC_TILE_STEP_K / 2 : ANVIL_TC_TILE_STEP_K;
-    const auto* mm = std::get_if<MatmulParams>(&op.params);
-    const bool deep = mm && mm->row_op == ANVIL_MM_ROW_NONE;
-    const int max_bk = deep ? kTensorCoreMatmulRowBytes / (f32 ? 4 : 2) : ANVIL_GEMM_MAX_BK;
+    const int max_bk = tensor_core_max_bk(op, f32);
     return deepest_fit(
         slice_limit(bm, bn, gpu), min_bk,
         [&](int k) {
