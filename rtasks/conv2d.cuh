@@ -44,6 +44,7 @@
 #define ANVIL_RTASKS_CONV2D_CUH
 
 #include "epilogue.cuh"
+#include "trace_marks.cuh"
 #include "gemm_stages.cuh"
 #include "tiling.cuh"
 

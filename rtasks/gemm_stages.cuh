@@ -38,7 +38,6 @@
 
 #include "primitives.cuh"
 #include "tiling.cuh"
-#include "trace_marks.cuh"
 
 // Vectors of floats in shared memory, each read by one 64- or 128-bit load.
 struct alignas(16) anvil_f32x4 {

@@ -12,6 +12,7 @@
 #include "gemm_stages.cuh"
 #include "tc_stages.cuh"
 #include "tiling.cuh"
+#include "trace_marks.cuh"
 
 #define ANVIL_MM_TX (ANVIL_THREADS >= 16 ? 16 : 1)  // threads along N
 #define ANVIL_MM_TY (ANVIL_THREADS / ANVIL_MM_TX)   // threads along M

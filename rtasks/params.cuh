@@ -366,10 +366,10 @@ struct AnvilStatus {
 // 2026-11-28 could not tell from the body's.
 //
 // A GEMM's body is cut into phases by marks its K loop leaves
-// (trace_marks.cuh): when its first copies are issued (the end of the
-// prologue: params, placement, tables), when its first slice is in shared
-// memory for every thread (the pipeline's fill), when its K loop ends (the
-// epilogue follows). mark_ns[m] counts nanoseconds from start_ns;
+// (trace_marks.cuh), each when every thread has reached it: its first
+// copies about to be issued (the end of the prologue: params, placement,
+// tables), its first slice in shared memory (the pipeline's fill), its K
+// loop ended (the epilogue follows). mark_ns[m] counts nanoseconds from start_ns;
 // ANVIL_NO_MARK where the task left no such mark (every other kind).
 enum AnvilTraceMark { ANVIL_MARK_STAGING = 0, ANVIL_MARK_FIRST_SLICE, ANVIL_MARK_LOOP_END, ANVIL_TRACE_MARKS };
 #define ANVIL_NO_MARK 0xffffffffu

@@ -169,6 +169,21 @@ ANVIL_FACT constexpr int anvil_gemv_region_bytes(int threads, int x_bytes) {
 ANVIL_FACT constexpr int anvil_gemv_smem_bytes(int threads, int x_bytes, int ring_stages = ANVIL_GEMV_RING_STAGES) {
     return anvil_gemv_ring_bytes(ring_stages) + anvil_gemv_region_bytes(threads, x_bytes) + ANVIL_GEMV_MAX_M * 4;
 }
+// The L2 prefetches' unit: `valid` bytes of a row rounded up to 16 (the
+// bulk prefetch's granule).
+ANVIL_FACT int anvil_l2_piece_bytes(int valid) { return (valid + 15) / 16 * 16; }
+// Piece i of a region of `rows` rows `pitch` bytes apart, the first at byte
+// `first`, `valid` bytes of each wanted: row i's valid bytes as one unit
+// (both prefetches below). False past the last row; else *offset (bytes
+// from the operand's start) and *bytes.
+ANVIL_FACT bool anvil_l2_row_piece(anvil_i64 first, anvil_i64 pitch, int rows, int valid, int i, anvil_i64* offset,
+                                   unsigned* bytes) {
+    if (i < 0 || i >= rows || valid <= 0) return false;
+    *offset = first + (anvil_i64)i * pitch;
+    *bytes = (unsigned)anvil_l2_piece_bytes(valid);
+    return true;
+}
+
 // The L2 prefetch of a GEMV task's fixed weights (`--gemv-l2-prefetch`,
 // emitted as ANVIL_GEMV_L2_PREFETCH_BYTES; 0: off; weight_ring.cuh). The ring
 // keeps only its first stages in flight while the task waits for its inputs;
@@ -185,18 +200,6 @@ ANVIL_FACT constexpr int anvil_gemv_smem_bytes(int threads, int x_bytes, int rin
 #define ANVIL_GEMV_L2_PREFETCH_BYTES 0
 #endif
 #define ANVIL_GEMV_L2_PIECE_BYTES 4096
-ANVIL_FACT int anvil_l2_piece_bytes(int valid) { return (valid + 15) / 16 * 16; }
-// Piece i of a region of `rows` rows `pitch` bytes apart, the first at byte
-// `first`, `valid` bytes of each wanted: row i's valid bytes rounded up to
-// 16, the bulk prefetch's unit (both prefetches below). False past the last
-// row; else *offset (bytes from the operand's start) and *bytes.
-ANVIL_FACT bool anvil_l2_row_piece(anvil_i64 first, anvil_i64 pitch, int rows, int valid, int i, anvil_i64* offset,
-                                   unsigned* bytes) {
-    if (i < 0 || i >= rows || valid <= 0) return false;
-    *offset = first + (anvil_i64)i * pitch;
-    *bytes = (unsigned)anvil_l2_piece_bytes(valid);
-    return true;
-}
 // The rows the prefetch covers: from stage `from`'s first row, *k0, to *k1
 // (past the last), as many as `limit` holds.
 ANVIL_FACT void anvil_gemv_l2_rows(int row_shift, int valid, int K, int from, int limit, int* k0, int* k1) {

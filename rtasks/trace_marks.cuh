@@ -6,11 +6,14 @@
 // (docs/perf/gemm-slices-2026-11-28.md); the marks split it into the
 // prologue, the pipeline's fill and the epilogue.
 //
-// Thread 0 alone writes and reads them, in a per-block slot of four 32-bit
-// words: the body's start (low 32 bits of the clock), then each mark as
-// nanoseconds since it. 16 bytes of static shared memory in a traced
-// build (kMegakernelSmemExtra leaves room; tests/test_trace_marks.cpp
-// reads the CUBIN). Untraced, a mark is nothing.
+// A mark is the block's: it waits at a barrier (traced builds only, like
+// the one before the body's end), so a phase ends when its slowest warp
+// does. Thread 0 alone writes and reads the marks, in a per-block slot of
+// four 32-bit words: the body's start (low 32 bits of the clock), then each
+// mark as nanoseconds since it (a body over 4.29 s would wrap; none runs
+// that long but under a debugger). 16 bytes of static shared memory in a
+// traced build (kMegakernelSmemExtra leaves room; tests/test_trace_marks.cpp
+// compiles it). Untraced, a mark is nothing.
 #ifndef ANVIL_RTASKS_TRACE_MARKS_CUH
 #define ANVIL_RTASKS_TRACE_MARKS_CUH
 
@@ -44,9 +47,11 @@ ANVIL_DEVICE void anvil_trace_marks_close(unsigned* mark_ns) {
 }
 #endif
 
-// Mark `which` (AnvilTraceMark) now; a tile calls it on every thread.
+// Mark `which` (AnvilTraceMark) once every thread is here; a tile calls it
+// on every thread.
 ANVIL_DEVICE void anvil_trace_mark(int which) {
 #ifdef ANVIL_TRACE
+    anvil_barrier();
     if (anvil_thread() == 0) {
         unsigned* m = anvil_trace_marks();
         m[1 + which] = (unsigned)anvil_now_ns() - m[0];

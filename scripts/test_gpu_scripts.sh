@@ -89,6 +89,17 @@ grep -q '^| matmul | 224 | 64.7% | 6.85 | .* | - |$' <<< "$summary" || fail "no 
 grep -q '^| c | conv2d | 2 | 100.0% | 25.00 | - | 1.50 / 2.50 / 16.00 / 3.00 |$' <<< "$published" ||
     fail "phase column: $published"
 grep -q '^| f0+f1+f2 | matmul | 64 | 20.3% | 7.55 | .* | - |$' <<< "$summary" || fail "no phases without marks: $summary"
+# --sharing: a tile alone on its SM (cold), then two of the same group (layer prefixes aside) side by side
+# on its two blocks, warm after it.
+$py - "$tmp/sharing.json" <<'PY'
+import json, sys
+ev = [{"ph": "X", "cat": "matmul", "name": n, "tid": 0, "ts": ts, "dur": 10.0, "args": {"task": t, "block": b}}
+      for t, (n, b, ts) in enumerate([("l0_mm", 0, 0.0), ("l1_mm", 0, 10.0), ("l1_mm", 1, 10.0)])]
+json.dump({"traceEvents": ev, "otherData": {"measured": True, "model": "m", "span_us": 20, "busy_share": 1}},
+          open(sys.argv[1], "w"))
+PY
+sharing=$($py "$root/scripts/trace_summary.py" "$tmp/sharing.json" --sharing)
+grep -q '^| L_mm | matmul | 10.00 (1) | - | - | 10.00 (2) |$' <<< "$sharing" || fail "sharing table: $sharing"
 # bench_hopper.py keeps going past a failed step and rewrites its JSON after
 # each one (a cap can stop it anywhere): here every step fails (no anvil that
 # runs, and torch only if this machine has it), in the order that puts one

@@ -13,16 +13,17 @@ record it (publish_us, since 2026-11-28), the mean time of the arrivals
 that end each body; then the rOps that
 take the most body time, each with its predicted tile time and, in traces
 whose GEMMs mark their phases (staging_us, first_slice_us, loop_end_us:
-rtasks/trace_marks.cuh, since 2026-11-29), a median tile's prologue, fill
-(its first slice's round trip), K loop and epilogue. Waits are summed
+rtasks/trace_marks.cuh, since 2026-11-29), the median of each phase over
+its tiles: prologue, fill (the first slice's round trip), K loop and
+epilogue. Waits are summed
 over blocks, so with two blocks per SM they can exceed the span.
 
---sharing adds, per rOp of the most body time, the median body of its tiles
-that ran alone on their SM (the other block's bodies overlapping under a
-quarter of it) beside those that shared it (over three quarters), and of
-those whose SM ran the same rOp group (the name without its layer prefix
-`l<N>_`) in one of its two previous bodies ("warm": its code and constants
-likely cached) beside the rest ("cold").
+--sharing adds, per rOp group (the name without its layer prefixes `l<N>_`)
+of the most body time, the median body of its tiles that ran alone on their
+SM (the other block's bodies overlapping under a quarter of the tile) and of
+those that shared it (over three quarters), each split into "warm" tiles,
+whose SM ran the same group in one of its two previous bodies (its code and
+constants likely cached), and "cold" ones.
 """
 import argparse
 import collections
@@ -41,8 +42,8 @@ def phases(e):
     copies, to its first slice in shared memory, to its K loop's end, to the
     body's end (its arrivals, publish_us, excluded)."""
     a = e["args"]
-    if "loop_end_us" not in a:
-        return None
+    if any(m not in a for m in ("staging_us", "first_slice_us", "loop_end_us")):
+        return None  # not a GEMM, or one without slices
     end = e["dur"] - a.get("publish_us", 0.0)
     marks = [0.0, a["staging_us"], a["first_slice_us"], a["loop_end_us"], end]
     return [marks[i + 1] - marks[i] for i in range(len(PHASES))]
@@ -99,7 +100,7 @@ def summarise(measured, predicted=None, top=15):
 
 
 def sharing(doc, top=15):
-    """Per rOp group: [(group, kind, {alone, shared, warm, cold: [durations]})], most body time first."""
+    """Per rOp group: [(group, kind, {(alone|shared)_(warm|cold): [durations]})], most body time first."""
     by_sm = collections.defaultdict(list)
     for e in doc["traceEvents"]:
         if e.get("ph") == "X" and e.get("cat") != "wait" and "block" in e.get("args", {}):
@@ -114,23 +115,24 @@ def sharing(doc, top=15):
             overlap = sum(max(0.0, min(end, x["ts"] + x["dur"]) - max(start, x["ts"])) for x in events
                           if x["args"]["block"] != e["args"]["block"] and x["ts"] < end and x["ts"] + x["dur"] > start)
             share = overlap / e["dur"] if e["dur"] > 0 else 0.0
+            warm = "warm" if group(e) in [group(x) for x in events[max(0, i - 2):i]] else "cold"
+            g["all"].append(e["dur"])
             if share < 0.25:
-                g["alone"].append(e["dur"])
+                g["alone_" + warm].append(e["dur"])
             elif share > 0.75:
-                g["shared"].append(e["dur"])
-            g["warm" if group(e) in [group(x) for x in events[max(0, i - 2):i]] else "cold"].append(e["dur"])
-    rows = sorted(groups.items(), key=lambda kv: -sum(kv[1]["warm"]) - sum(kv[1]["cold"]))
+                g["shared_" + warm].append(e["dur"])
+    rows = sorted(groups.items(), key=lambda kv: -sum(kv[1]["all"]))
     return [(name, kind, dict(d)) for (name, kind), d in rows[:top]]
 
 
 def sharing_markdown(rows):
     def med(v):
         return f"{statistics.median(v):.2f} ({len(v)})" if v else "-"
-    lines = ["| rOp group | kind | alone us (tiles) | sharing its SM us (tiles) | warm us (tiles) | cold us (tiles) |",
+    cols = ("alone_cold", "alone_warm", "shared_cold", "shared_warm")
+    lines = ["| rOp group | kind | alone, cold: us (tiles) | alone, warm | sharing its SM, cold | sharing, warm |",
              "|---|---|---|---|---|---|"]
     for name, kind, d in rows:
-        lines.append(f"| {name} | {kind} | {med(d.get('alone'))} | {med(d.get('shared'))} | {med(d.get('warm'))} | "
-                     f"{med(d.get('cold'))} |")
+        lines.append(f"| {name} | {kind} | " + " | ".join(med(d.get(c)) for c in cols) + " |")
     return "\n".join(lines)
 
 

@@ -1,10 +1,11 @@
 // The phase marks a GEMM's K loop leaves in its trace record
 // (rtasks/trace_marks.cuh): on the host backend (the CUDA-core loops) and on
-// simt (the tensor-core loops, matmul and conv2d), every GEMM task has all
-// three, in order, inside its body; every other task has none; the measured
-// trace carries them as microseconds into the body. A traced megakernel
-// keeps its static shared memory within kMegakernelSmemExtra (the marks'
-// slot included), for sm_90 and for the wgmma tile's sm_90a.
+// simt (the tensor-core loops, matmul and conv2d, and the wgmma tile's),
+// every GEMM task has all three, in order, inside its body; every other task
+// has none; the measured trace carries them as microseconds into the body.
+// A traced megakernel's static shared memory is the untraced one's plus the
+// marks' 16 bytes, within kMegakernelSmemExtra, for sm_90 and for the wgmma
+// tile's sm_90a.
 #include <catch2/catch.hpp>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -124,6 +125,15 @@ TEST_CASE("trace marks: the CUDA-core GEMMs mark their phases on the host", "[tr
     CHECK_THROWS_WITH(measured_trace_json(s, bad), Catch::Contains("body mark past its body's end"));
 }
 
+// Every matmul of `g` as a 128 x 64 x 64 wgmma tile in 3 stages, one launch per rOp.
+Schedule on_wgmma_per_op(const Graph& g) {
+    TileGraph tg = decompose(g);
+    for (ROp& op : tg.rops)
+        if (op.kind == TaskKind::matmul) op = on_wgmma(op, 64, 64, 3);
+    REQUIRE(module_arch(tg, "sm_90") == "sm_90a");
+    return launch_per_rop("per_op", tg, default_gpu(), "op_");
+}
+
 TEST_CASE("trace marks: the tensor-core GEMMs mark their phases on simt", "[trace][simt]") {
     const DType dtype = GENERATE(DType::f16, DType::bf16);
     CAPTURE(dtype_name(dtype));
@@ -133,31 +143,30 @@ TEST_CASE("trace marks: the tensor-core GEMMs mark their phases on simt", "[trac
     for (const ROp& op : s.tiles.rops) on_tc += is_gemm(op) && computes_on_tensor_cores(op);
     REQUIRE(on_tc >= 2);  // the conv2d and the matmul
     CHECK(check_marks(s, traced_run(g, s, true)) >= 2);
+    // The wgmma tile's K loop, inlined into the kernel.
+    const Schedule w = on_wgmma_per_op(g);
+    CHECK(check_marks(w, traced_run(g, w, true)) >= 2);
 }
 
 TEST_CASE("trace marks: a traced megakernel's static shared memory stays within its allowance", "[trace][compile]") {
-    EmitOptions opt;
-    opt.trace = true;
-    {
-        const Schedule s = plan(model(DType::f16), "anvil", default_gpu());
-        const std::string src = emit_source(s, opt);
-        CHECK(src.find("anvil_trace_mark(ANVIL_MARK_FIRST_SLICE)") != std::string::npos);
-        for (const KernelResources& k : compile_nvrtc(src, "sm_90").kernels) {
-            CAPTURE(k.name);
-            CHECK(k.smem_bytes > 0);
-            CHECK(k.smem_bytes <= kMegakernelSmemExtra);
-            CHECK(k.spill_stores == 0);
+    // Each kernel traced and untraced: the marks' slot is the difference.
+    auto check = [](const Schedule& s, const std::string& arch) {
+        EmitOptions opt;
+        opt.trace = true;
+        const std::string traced = emit_source(s, opt);
+        CHECK(traced.find("anvil_trace_mark(ANVIL_MARK_FIRST_SLICE)") != std::string::npos);
+        const std::vector<KernelResources> plain = compile_nvrtc(emit_source(s), arch).kernels;
+        const std::vector<KernelResources> marked = compile_nvrtc(traced, arch).kernels;
+        REQUIRE(plain.size() == marked.size());
+        REQUIRE(!plain.empty());
+        for (size_t i = 0; i < plain.size(); ++i) {
+            CAPTURE(arch, marked[i].name);
+            CHECK(marked[i].smem_bytes == plain[i].smem_bytes + 4 * (1 + ANVIL_TRACE_MARKS));
+            CHECK(marked[i].smem_bytes <= kMegakernelSmemExtra);
+            CHECK(marked[i].spill_stores == 0);
         }
-    }
+    };
+    check(plan(model(DType::f16), "anvil", default_gpu()), "sm_90");
     // The wgmma tile inlines its K loop, marks included, into the kernel.
-    TileGraph tg = decompose(model(DType::f16));
-    for (ROp& op : tg.rops)
-        if (op.kind == TaskKind::matmul) op = on_wgmma(op, 64, 64, 3);
-    REQUIRE(module_arch(tg, "sm_90") == "sm_90a");
-    const Schedule s = launch_per_rop("per_op", tg, default_gpu(), "op_");
-    for (const KernelResources& k : compile_nvrtc(emit_source(s, opt), "sm_90a").kernels) {
-        CAPTURE(k.name);
-        CHECK(k.smem_bytes <= kMegakernelSmemExtra);
-        CHECK(k.spill_stores == 0);
-    }
+    check(on_wgmma_per_op(model(DType::f16)), "sm_90a");
 }

@@ -115,22 +115,6 @@ bool tc_copies_fit(int bm, int bn, int bk, bool f32, int stages) {
     return (anvil_tc_stages(stages) - 1) * per_slice <= kMaxCopiesInFlight;
 }
 
-}  // namespace
-
-int deepest_bk(const ROp& op, int bm, int bn, const Gpu& gpu) {
-    return deepest_fit(slice_limit(bm, bn, gpu), 8, [&](int k) {
-        return copies_fit(bm, bn, k) ? tile_smem_bytes(retile(op, bm, bn, k), gpu) : INT32_MAX;
-    });
-}
-
-int deepest_tensor_core_bk(int bm, int bn, const Gpu& gpu) {
-    return deepest_fit(slice_limit(bm, bn, gpu), ANVIL_TC_TILE_STEP_K, [&](int k) {
-        return anvil_matmul_tile_smem_bytes(ANVIL_MM_TENSOR, ANVIL_MM_ROW_NONE, bm, bn, k);
-    });
-}
-
-namespace {
-
 // The deepest slice a tensor-core tile of `op` may take, in k, by tile kind:
 // - a matmul: rows of up to 128 bytes (k64 of f16/bf16, k32 of f32). On the
 //   H200 BERT's tiles spent about 0.46 us a slice whether a slice was 4 KB
@@ -150,6 +134,18 @@ int tensor_core_max_bk(const ROp& op, bool f32) {
 }
 
 }  // namespace
+
+int deepest_bk(const ROp& op, int bm, int bn, const Gpu& gpu) {
+    return deepest_fit(slice_limit(bm, bn, gpu), 8, [&](int k) {
+        return copies_fit(bm, bn, k) ? tile_smem_bytes(retile(op, bm, bn, k), gpu) : INT32_MAX;
+    });
+}
+
+int deepest_tensor_core_bk(int bm, int bn, const Gpu& gpu) {
+    return deepest_fit(slice_limit(bm, bn, gpu), ANVIL_TC_TILE_STEP_K, [&](int k) {
+        return anvil_matmul_tile_smem_bytes(ANVIL_MM_TENSOR, ANVIL_MM_ROW_NONE, bm, bn, k);
+    });
+}
 
 int deepest_tensor_core_bk(const ROp& op, int bm, int bn, const Gpu& gpu, int stages) {
     // A k step is 32 bytes: k16 of f16/bf16, k8 of f32.

@@ -35,7 +35,9 @@ int register_cap(const Gpu& gpu, int threads, int min_blocks);
 // CUDA-core paths (ptxas held to 128 registers by __launch_bounds__(256,
 // 2)), or fewer where shared memory does not allow them.
 constexpr int kCudaCoreBlocksPerSm = 2;
-constexpr int kMegakernelSmemExtra = 64;  // block reductions' scratch and the broadcast flag, beside the tiles'
+// Static shared memory beside the tiles': the block reductions' scratch (32 B), the broadcast flag (4 B) and,
+// in traced builds, the trace marks' slot (16 B, rtasks/trace_marks.cuh).
+constexpr int kMegakernelSmemExtra = 64;
 
 // The most shared memory (static + dynamic) one block may use for
 // `blocks_per_sm` of them to fit on an SM (each with the per-block reserve,
