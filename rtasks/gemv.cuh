@@ -37,6 +37,7 @@
 #define ANVIL_RTASKS_GEMV_CUH
 
 #include "matmul.cuh"
+#include "trace_marks.cuh"
 #include "weight_ring.cuh"
 
 #define ANVIL_GEMV_UNROLL 4
@@ -245,6 +246,7 @@ ANVIL_TASK void anvil_gemv_by_ring(const MatmulParams& p, const TA* A, const TB*
     // them to the next task's own prologue.
     const int next_stages = ring->next.stages;
     const bool hand_on = next_stages > 0 && stages >= S - 1;
+    anvil_trace_mark(ANVIL_MARK_STAGING);  // a fixed B's first stages went out before the waits
     float acc[ANVIL_GEMV_MAX_M][anvil_vec<TB>::n];
     for (int m = 0; m < ANVIL_GEMV_MAX_M; ++m)
         for (int v = 0; v < V; ++v) acc[m][v] = 0.0f;
@@ -256,6 +258,7 @@ ANVIL_TASK void anvil_gemv_by_ring(const MatmulParams& p, const TA* A, const TB*
         if (XS && s == 0 && fixed) anvil_stage_wait<0>();
         else anvil_stage_wait<ANVIL_GEMV_RING_STAGES - 2>();
         anvil_barrier();
+        if (s == 0) anvil_trace_mark(ANVIL_MARK_FIRST_SLICE);
         const int j = s + S - 1;  // the stream position issued now
         if (j < stages) anvil_ring_issue(own, j, (slot0 + j) % S);
         else if (hand_on && j - stages < next_stages) anvil_ring_issue(ring->next, j - stages, (slot0 + j) % S);
@@ -286,6 +289,7 @@ ANVIL_TASK void anvil_gemv_by_ring(const MatmulParams& p, const TA* A, const TB*
     } else {
         anvil_stage_wait<0>();  // the empty tail groups: nothing left in flight
     }
+    anvil_trace_mark(ANVIL_MARK_LOOP_END);
     if (XS) anvil_gemv_rms_from_staged(p, xs);  // before the partial sums take the region
     anvil_gemv_reduce_store<TA, TC, anvil_vec<TB>::n>(p, A, C, cb, n0, ncols, 0, G, KR, acc,
                                                     (float*)anvil_gemv_region(), epi, arena, XS);

@@ -365,8 +365,8 @@ struct AnvilStatus {
 // is the arrivals' cost (release atomics), which the H200 traces of
 // 2026-11-28 could not tell from the body's.
 //
-// A GEMM's body is cut into phases by marks its K loop leaves
-// (trace_marks.cuh), each when every thread has reached it: its first
+// A GEMM's body (and a GEMV's ring walk) is cut into phases by marks its K
+// loop leaves (trace_marks.cuh), each when every thread has reached it: its first
 // copies about to be issued (the end of the prologue: params, placement,
 // tables), its first slice in shared memory (the pipeline's fill), its K
 // loop ended (the epilogue follows). mark_ns[m] counts nanoseconds from start_ns;

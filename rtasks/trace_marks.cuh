@@ -1,7 +1,11 @@
 // Phase marks inside a task's body, for the measured trace (ANVIL_TRACE):
 // a GEMM's K loop marks when its first copies go out, when its first
 // slice is in shared memory for every thread, and when the loop ends
-// (AnvilTraceMark, params.cuh). The H200 trace of 2026-11-28 put about
+// (AnvilTraceMark, params.cuh). A GEMV's ring walk (gemv.cuh) marks the
+// same three: x's copies issued (a fixed B's first stages went out before
+// the waits), its first ring stage in shared memory, the walk's end (the
+// reduce and the stores follow). The GEMV's other walks, which the ring
+// does not serve, leave none. The H200 trace of 2026-11-28 put about
 // 10 us a tile outside the K loop's slices and could not say where
 // (docs/perf/gemm-slices-2026-11-28.md); the marks split it into the
 // prologue, the pipeline's fill and the epilogue.

@@ -1,8 +1,9 @@
 // The phase marks a GEMM's K loop leaves in its trace record
 // (rtasks/trace_marks.cuh): on the host backend (the CUDA-core loops) and on
 // simt (the tensor-core loops, matmul and conv2d, and the wgmma tile's),
-// every GEMM task has all three, in order, inside its body; every other task
-// has none; the measured trace carries them as microseconds into the body.
+// every GEMM task (and, on simt, every GEMV, whose ring walk the host does
+// not take) has all three, in order, inside its body; every other task has
+// none; the measured trace carries them as microseconds into the body.
 // A traced megakernel's static shared memory is the untraced one's plus the
 // marks' 16 bytes, within kMegakernelSmemExtra, for sm_90 and for the wgmma
 // tile's sm_90a.
@@ -30,8 +31,10 @@ using namespace anvil;
 
 namespace {
 
-// A conv2d, a matmul with a ragged K (several slices), a softmax and a
-// relu: GEMM tasks of both kinds beside row and elementwise ones.
+// A conv2d, a matmul with a ragged K (several slices), a batch-1 matmul (a
+// GEMV: its B's rows 16-byte aligned, so it takes the ring off the host), a
+// softmax and a relu: GEMM tasks of both kinds beside row and elementwise
+// ones.
 const char* kModel = R"(anvil: 1
 name: trace_marks
 dtype: {}
@@ -39,6 +42,7 @@ seed: 5
 inputs:
   - {{name: x, shape: [1, 8, 9, 11]}}
   - {{name: a, shape: [33, 150]}}
+  - {{name: v, shape: [1, 150]}}
 params:
   - {{name: w, shape: [16, 8, 3, 3]}}
   - {{name: b, shape: [150, 40]}}
@@ -47,29 +51,35 @@ nodes:
   - {{name: y, op: relu, inputs: [c]}}
   - {{name: m, op: matmul, inputs: [a, b]}}
   - {{name: p, op: softmax, inputs: [m], axis: -1}}
-outputs: [y, p]
+  - {{name: g, op: matmul, inputs: [v, b]}}
+outputs: [y, p, g]
 )";
 
 Graph model(DType dtype) {
     return infer_shapes(build_graph(load_model_from_string(fmt::format(kModel, dtype_name(dtype)), "trace_marks.yaml")));
 }
 
-bool is_gemm(const ROp& op) {
-    if (op.kind == TaskKind::conv2d) return true;
+bool is_gemv(const ROp& op) {
     const auto* p = std::get_if<MatmulParams>(&op.params);
-    return p && p->algo != ANVIL_MM_GEMV;
+    return p && p->algo == ANVIL_MM_GEMV;
+}
+// Whether `op`'s tasks mark their phases: a GEMM's K loop; a GEMV's ring
+// walk, which simt and the GPU take (the host walks B directly).
+bool marks_phases(const ROp& op, bool simt) {
+    if (op.kind == TaskKind::conv2d) return true;
+    return op.kind == TaskKind::matmul && (!is_gemv(op) || simt);
 }
 
-// Every GEMM task marked, in order, within its body; no other task marked.
-// Returns how many GEMM tasks there were.
-size_t check_marks(const Schedule& s, const std::vector<AnvilTraceRecord>& trace) {
+// Every marking task marked, in order, within its body; no other task
+// marked. Returns how many marked tasks there were.
+size_t check_marks(const Schedule& s, const std::vector<AnvilTraceRecord>& trace, bool simt) {
     REQUIRE(trace.size() == s.tasks.size());
     size_t gemms = 0;
     for (size_t t = 0; t < trace.size(); ++t) {
         const AnvilTraceRecord& r = trace[t];
         const ROp& op = s.tiles.rops[s.tasks[t].rop];
         CAPTURE(t, op.name);
-        if (!is_gemm(op)) {
+        if (!marks_phases(op, simt)) {
             for (unsigned m : r.mark_ns) CHECK(m == ANVIL_NO_MARK);
             continue;
         }
@@ -97,7 +107,7 @@ TEST_CASE("trace marks: the CUDA-core GEMMs mark their phases on the host", "[tr
     const Graph g = model(DType::f32);
     const Schedule s = plan(g, "anvil", default_gpu());
     const std::vector<AnvilTraceRecord> trace = traced_run(g, s, false);
-    CHECK(check_marks(s, trace) >= 2);
+    CHECK(check_marks(s, trace, false) >= 2);
 
     // The measured trace: a GEMM's phases as microseconds into its body, in order.
     const nlohmann::json j = nlohmann::json::parse(measured_trace_json(s, trace));
@@ -106,7 +116,7 @@ TEST_CASE("trace marks: the CUDA-core GEMMs mark their phases on the host", "[tr
         if (e["ph"] != "X" || e["cat"] == "wait") continue;
         const auto& a = e["args"];
         const ROp& op = s.tiles.rops[s.tasks[a["task"].get<int>()].rop];
-        CHECK(a.contains("loop_end_us") == is_gemm(op));
+        CHECK(a.contains("loop_end_us") == marks_phases(op, false));
         if (!a.contains("loop_end_us")) continue;
         ++marked;
         CHECK(a["staging_us"].get<double>() <= a["first_slice_us"].get<double>());
@@ -118,7 +128,7 @@ TEST_CASE("trace marks: the CUDA-core GEMMs mark their phases on the host", "[tr
     // A mark past the body's end is refused, not drawn.
     std::vector<AnvilTraceRecord> bad = trace;
     for (size_t t = 0; t < bad.size(); ++t)
-        if (is_gemm(s.tiles.rops[s.tasks[t].rop])) {
+        if (marks_phases(s.tiles.rops[s.tasks[t].rop], false)) {
             bad[t].mark_ns[ANVIL_MARK_LOOP_END] = static_cast<unsigned>(bad[t].body_end_ns - bad[t].start_ns + 1);
             break;
         }
@@ -139,13 +149,17 @@ TEST_CASE("trace marks: the tensor-core GEMMs mark their phases on simt", "[trac
     CAPTURE(dtype_name(dtype));
     const Graph g = model(dtype);
     const Schedule s = plan(g, "anvil", default_gpu());
-    size_t on_tc = 0;
-    for (const ROp& op : s.tiles.rops) on_tc += is_gemm(op) && computes_on_tensor_cores(op);
+    size_t on_tc = 0, gemvs = 0;
+    for (const ROp& op : s.tiles.rops) {
+        on_tc += computes_on_tensor_cores(op);
+        gemvs += is_gemv(op);
+    }
     REQUIRE(on_tc >= 2);  // the conv2d and the matmul
-    CHECK(check_marks(s, traced_run(g, s, true)) >= 2);
+    REQUIRE(gemvs == 1);
+    CHECK(check_marks(s, traced_run(g, s, true), true) >= 3);
     // The wgmma tile's K loop, inlined into the kernel.
     const Schedule w = on_wgmma_per_op(g);
-    CHECK(check_marks(w, traced_run(g, w, true)) >= 2);
+    CHECK(check_marks(w, traced_run(g, w, true), true) >= 3);
 }
 
 TEST_CASE("trace marks: a traced megakernel's static shared memory stays within its allowance", "[trace][compile]") {
