@@ -44,9 +44,9 @@
 #define ANVIL_RTASKS_CONV2D_CUH
 
 #include "epilogue.cuh"
-#include "trace_marks.cuh"
 #include "gemm_stages.cuh"
 #include "tiling.cuh"
+#include "trace_marks.cuh"
 
 #define ANVIL_CONV_TX (ANVIL_THREADS >= 16 ? 16 : 1)  // threads along M (pixels)
 #define ANVIL_CONV_TY (ANVIL_THREADS / ANVIL_CONV_TX)  // threads along N (channels)
