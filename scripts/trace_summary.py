@@ -65,8 +65,9 @@ def bodies(doc):
             body[(e["cat"], e["name"])].append((e["args"]["task"], e["dur"]))
             if "publish_us" in e["args"]:
                 publish[e["args"]["task"]] = e["args"]["publish_us"]
-            if phases(e) is not None:
-                marked[e["args"]["task"]] = phases(e)
+            ph = phases(e)
+            if ph is not None:
+                marked[e["args"]["task"]] = ph
     return body, wait, publish, marked
 
 
@@ -109,13 +110,14 @@ def sharing(doc, top=15):
     group = lambda e: re.sub(r"^l\d+_|(?<=\+)l\d+_", "L_", e["name"])
     for events in by_sm.values():
         events.sort(key=lambda e: e["ts"])
+        names = [group(e) for e in events]
         for i, e in enumerate(events):
-            g = groups[(group(e), e["cat"])]
+            g = groups[(names[i], e["cat"])]
             start, end = e["ts"], e["ts"] + e["dur"]
             overlap = sum(max(0.0, min(end, x["ts"] + x["dur"]) - max(start, x["ts"])) for x in events
                           if x["args"]["block"] != e["args"]["block"] and x["ts"] < end and x["ts"] + x["dur"] > start)
             share = overlap / e["dur"] if e["dur"] > 0 else 0.0
-            warm = "warm" if group(e) in [group(x) for x in events[max(0, i - 2):i]] else "cold"
+            warm = "warm" if names[i] in names[max(0, i - 2):i] else "cold"
             g["all"].append(e["dur"])
             if share < 0.25:
                 g["alone_" + warm].append(e["dur"])
