@@ -31,10 +31,14 @@
 // the transpose bit is an immediate. The TMA engine's 1-D bulk copies
 // (anvil_bulk_copy) cannot build these layouts: a row's BK values land in
 // BK / 8 core matrices, so each copy would be 16 bytes. The tiled copy
-// with a tensor map can (anvil_tma_load_2d into the 128-byte swizzled
-// layout, anvil_wgmma_desc_sw128: both emulated and cross-checked; the
-// issuing thread acquires each map first, anvil_tma_acquire_map), but the
-// tile does not use it yet: the arena has no table of maps.
+// with a tensor map can: at BK 64, where the arena holds a map of A
+// (src/tile/tensor_maps.h: A k contiguous, rows 16-byte aligned, one A for
+// every batch), thread 0 has the engine copy A's slice as one 128 x 64
+// box in the 128-byte swizzled layout (anvil_tma_load_2d,
+// anvil_wgmma_desc_sw128: emulated and cross-checked), completing on the
+// stage's mbarrier; and B beside it where B has a map too: [K, N] as
+// 64 n x 64 k boxes read MN-major through the swizzled descriptor
+// (anvil_wgmma_desc_sw128_mn), [N, K] as one BN x 64 box like A's.
 //
 // Pipeline, per slice kt: wait for its copies, fence the async proxy,
 // barrier (slice kt is in shared memory for every thread, and every
@@ -43,10 +47,11 @@
 // wait<1> (slice kt - 1's wgmma complete, kt's in flight over the next
 // iteration's copies).
 //
-// NEVER RUN ON HARDWARE. The simt emulation (simt.cuh) is its only proof;
-// tests/crosscheck/kernels.cuh's xc_wgmma_* (the emulation against the
-// PTX instructions) must pass on an sm_90a device before a schedule picks
-// this tile by default. Until then only `--wgmma` offers it.
+// On hardware once (H200, caaf45f: the cp.async tile, correct outputs,
+// xc_wgmma_* agreeing with the emulation); the TMA paths never. Their
+// proof is the simt emulation (simt.cuh) until xc_tma_2d,
+// xc_tma_wgmma_* and xc_tma_wgmma_mn_* (tests/crosscheck/kernels.cuh)
+// pass on an sm_90a device. Only `--wgmma` offers the tile.
 //
 // Without wgmma (the device below sm_90a) the variant runs the mma.sync
 // tile (matmul_tc.cuh, BK = ANVIL_WGMMA_FALLBACK_BK, 3 stages), and on the
@@ -164,25 +169,66 @@ ANVIL_DEVICE void anvil_wgmma_pairs(float* acc, const Visit& visit) {
     }
 }
 
+// How the TMA engine serves the tile's main loop: not at all, A only, or
+// A and B (each where the arena holds its map: src/tile/tensor_maps.h).
+#define ANVIL_WGMMA_TMA_NONE 0
+#define ANVIL_WGMMA_TMA_A 1
+#define ANVIL_WGMMA_TMA_AB 2
+
 // The tile's pipeline (the header's) into acc: A K-major, B N-major when
-// MN_B (anvil_wgmma_stage_mn, read through wgmma's transpose bit), else
-// K-major. Inlined: its wgmma are the kernel's (C7510, below).
-template <class TA, class TB, int BM, int BN, int BK, int STAGES, bool MN_B>
+// MN_B (read through wgmma's transpose bit), else K-major. With TMA (BK
+// 64), thread 0 inits a mbarrier per stage, acquires the maps and, per
+// slice, announces the stage's bytes and has the engine copy A's 128 x 64
+// box and (TMA_AB) B's boxes, 128-byte swizzled: MN-major BN / 64 boxes of
+// 64 n x 64 k, 8 KB apart (wgmma's leading offset) with 8 k rows to a
+// 1024-byte atom (its stride offset); K-major one BN x 64 box like A's.
+// Every thread waits on the stage's mbarrier beside its cp.async group;
+// the stages start 1024-byte aligned and their mbarriers follow them.
+// Inlined: its wgmma are the kernel's (C7510, below).
+template <class TA, class TB, int BM, int BN, int BK, int STAGES, bool MN_B, int TMA>
 ANVIL_DEVICE void anvil_wgmma_mainloop(const MatmulParams& p, const AnvilMmPlace& at, const TA* A, const TB* B,
-                                       float* acc) {
+                                       const AnvilTensorMap* a_map, const AnvilTensorMap* b_map, float* acc) {
+    static_assert(TMA == ANVIL_WGMMA_TMA_NONE || (BK == ANVIL_WGMMA_TMA_BK && BM == ANVIL_WGMMA_BM),
+                  "anvil_wgmma_mainloop: the boxes have 128-byte rows of 64 k (A, K-major B) or 64 n (MN-major B)");
     const bool bf16 = anvil_is_bf16<TA>::value;
     const int STAGE = (BM + BN) * BK;  // halves: A, then B
-    unsigned short* const smem = (unsigned short*)anvil_block_smem();
+    const unsigned STAGE_TX = (TMA == ANVIL_WGMMA_TMA_AB ? BM + BN : BM) * BK * 2;  // bytes the engine brings
+    char* const raw = anvil_block_smem();
+    unsigned short* const smem =
+        (unsigned short*)(TMA ? raw + (1024u - anvil_shared_address(raw) % 1024u) % 1024u : raw);
+    unsigned long long* const bars = (unsigned long long*)(smem + STAGES * STAGE);
+    const int tid = anvil_thread();
+    if (TMA) {
+        if (tid == 0) {
+            for (int s = 0; s < STAGES; ++s) anvil_mbarrier_init(&bars[s], 1);
+            anvil_fence_mbarrier_init();
+            anvil_tma_acquire_map(a_map);
+            if (TMA == ANVIL_WGMMA_TMA_AB) anvil_tma_acquire_map(b_map);
+        }
+        anvil_fence_proxy_async();  // this thread's writes to the stages (the task before) come before the engine's
+        anvil_barrier();
+    }
     auto stage = [&](int slice) {
         unsigned short* as = smem + (slice % STAGES) * STAGE;
-        anvil_wgmma_stage<TA, BM, BK>(as, A, p.a_sm, p.a_sk, at.m0, p.M, slice * BK, p.K);
+        unsigned short* bs = as + BM * BK;
+        if (TMA && tid == 0) {
+            unsigned long long* bar = &bars[slice % STAGES];
+            anvil_mbarrier_arrive_expect_tx(bar, STAGE_TX);
+            anvil_tma_load_2d(as, a_map, slice * BK, at.m0, bar);
+            if (TMA == ANVIL_WGMMA_TMA_AB && MN_B)
+                for (int j = 0; j < BN / 64; ++j) anvil_tma_load_2d(bs + j * 64 * BK, b_map, at.n0 + 64 * j, slice * BK, bar);
+            else if (TMA == ANVIL_WGMMA_TMA_AB)
+                anvil_tma_load_2d(bs, b_map, slice * BK, at.n0, bar);
+        }
+        if (!TMA) anvil_wgmma_stage<TA, BM, BK>(as, A, p.a_sm, p.a_sk, at.m0, p.M, slice * BK, p.K);
+        if (TMA == ANVIL_WGMMA_TMA_AB) return;
         if (MN_B)
-            anvil_wgmma_stage_mn<TB, BN, BK>(as + BM * BK, B, p.b_sk, at.n0, p.N, slice * BK, p.K);
+            anvil_wgmma_stage_mn<TB, BN, BK>(bs, B, p.b_sk, at.n0, p.N, slice * BK, p.K);
         else
-            anvil_wgmma_stage<TB, BN, BK>(as + BM * BK, B, p.b_sn, p.b_sk, at.n0, p.N, slice * BK, p.K);
+            anvil_wgmma_stage<TB, BN, BK>(bs, B, p.b_sn, p.b_sk, at.n0, p.N, slice * BK, p.K);
     };
     for (int i = 0; i < BN / 2; ++i) acc[i] = 0.0f;
-    const int wg = anvil_thread() / 128;
+    const int wg = tid / 128;
     const int slices = (p.K + BK - 1) / BK;
     anvil_trace_mark(ANVIL_MARK_STAGING);
     for (int s = 0; s < STAGES - 2; ++s) {
@@ -191,20 +237,29 @@ ANVIL_DEVICE void anvil_wgmma_mainloop(const MatmulParams& p, const AnvilMmPlace
     }
     for (int kt = 0; kt < slices; ++kt) {
         anvil_cp_async_wait<STAGES - 3>();  // this thread's copies of slice kt have landed
+        if (TMA) anvil_mbarrier_wait_parity(&bars[kt % STAGES], (kt / STAGES) & 1);  // and the engine's
         anvil_fence_proxy_async();          // ... and its writes are visible to the tensor cores
         anvil_barrier();                    // everyone's; slice kt - 2's wgmma are complete
         if (kt == 0) anvil_trace_mark(ANVIL_MARK_FIRST_SLICE);
         if (kt + STAGES - 2 < slices) stage(kt + STAGES - 2);
         anvil_cp_async_commit();
         const unsigned short* as = smem + (kt % STAGES) * STAGE;
+        const unsigned short* bs = as + BM * BK;
         anvil_wgmma_fence();
         for (int kk = 0; kk < BK / 16; ++kk) {
-            // k step kk: core matrices 2kk and 2kk + 1 along K of each row
-            // group: 128 bytes apart K-major, BN x 16 MN-major (whose row
-            // groups are 128 bytes apart).
-            const unsigned long long da = anvil_wgmma_desc(as + wg * 64 * BK + kk * 128, 128, BK * 16);
-            const unsigned long long db = MN_B ? anvil_wgmma_desc(as + BM * BK + kk * 16 * BN, BN * 16, 128)
-                                               : anvil_wgmma_desc(as + BM * BK + kk * 128, 128, BK * 16);
+            // k step kk. Unswizzled: core matrices 2kk and 2kk + 1 along K
+            // of each row group, 128 bytes apart K-major, BN x 16 MN-major
+            // (whose row groups are 128 bytes apart). In a swizzled box:
+            // K-major rows of 128 bytes whose k step starts 32 bytes
+            // further, 8-row atoms 1024 apart; MN-major 8 k rows to an
+            // atom, the step two atoms (2048 bytes) further.
+            const unsigned long long da = TMA ? anvil_wgmma_desc_sw128(as + wg * 64 * BK + kk * 16, 1024)
+                                              : anvil_wgmma_desc(as + wg * 64 * BK + kk * 128, 128, BK * 16);
+            const unsigned long long db =
+                TMA == ANVIL_WGMMA_TMA_AB ? (MN_B ? anvil_wgmma_desc_sw128_mn(bs + kk * 1024, 64 * BK * 2, 1024)
+                                                  : anvil_wgmma_desc_sw128(bs + kk * 16, 1024))
+                : MN_B ? anvil_wgmma_desc(bs + kk * 16 * BN, BN * 16, 128)
+                       : anvil_wgmma_desc(bs + kk * 128, 128, BK * 16);
             anvil_wgmma<BN, MN_B>(acc, da, db, bf16, true);
         }
         anvil_wgmma_commit();
@@ -212,6 +267,11 @@ ANVIL_DEVICE void anvil_wgmma_mainloop(const MatmulParams& p, const AnvilMmPlace
     }
     anvil_wgmma_wait<0>();
     anvil_cp_async_wait<0>();  // only empty groups remain
+    if (TMA) {
+        anvil_barrier();  // no thread still waits on a stage's mbarrier
+        if (tid == 0)
+            for (int s = 0; s < STAGES; ++s) anvil_mbarrier_inval(&bars[s]);
+    }
     anvil_trace_mark(ANVIL_MARK_LOOP_END);
 }
 #endif
@@ -239,10 +299,24 @@ ANVIL_DEVICE void anvil_matmul_wgmma_tile(const MatmulParams& params, int tile, 
     const TB* B = anvil_at<const TB>(arena, p.b_off) + at.bb;
     TC* C = anvil_at<TC>(arena, p.c_off) + at.cb;
     float acc[BN / 2];
-    if (anvil_wgmma_mn_ok(B, p.b_sn, p.b_sk))
-        anvil_wgmma_mainloop<TA, TB, BM, BN, BK, STAGES, true>(p, at, A, B, acc);
+    // Six inlined loops at BK 64, two below (no maps there: tile/tensor_maps.cpp).
+    const bool mn = anvil_wgmma_mn_ok(B, p.b_sn, p.b_sk), tma = BK == ANVIL_WGMMA_TMA_BK && p.a_map != 0;
+    const AnvilTensorMap* a_map = tma ? anvil_at<const AnvilTensorMap>(arena, p.a_map) : 0;
+    const AnvilTensorMap* b_map = tma && p.b_map ? anvil_at<const AnvilTensorMap>(arena, p.b_map) : 0;
+    constexpr int T_A = BK == ANVIL_WGMMA_TMA_BK ? ANVIL_WGMMA_TMA_A : ANVIL_WGMMA_TMA_NONE;
+    constexpr int T_AB = BK == ANVIL_WGMMA_TMA_BK ? ANVIL_WGMMA_TMA_AB : ANVIL_WGMMA_TMA_NONE;
+    if (b_map && mn)
+        anvil_wgmma_mainloop<TA, TB, BM, BN, BK, STAGES, true, T_AB>(p, at, A, B, a_map, b_map, acc);
+    else if (b_map)
+        anvil_wgmma_mainloop<TA, TB, BM, BN, BK, STAGES, false, T_AB>(p, at, A, B, a_map, b_map, acc);
+    else if (a_map && mn)
+        anvil_wgmma_mainloop<TA, TB, BM, BN, BK, STAGES, true, T_A>(p, at, A, B, a_map, b_map, acc);
+    else if (a_map)
+        anvil_wgmma_mainloop<TA, TB, BM, BN, BK, STAGES, false, T_A>(p, at, A, B, a_map, b_map, acc);
+    else if (mn)
+        anvil_wgmma_mainloop<TA, TB, BM, BN, BK, STAGES, true, ANVIL_WGMMA_TMA_NONE>(p, at, A, B, a_map, b_map, acc);
     else
-        anvil_wgmma_mainloop<TA, TB, BM, BN, BK, STAGES, false>(p, at, A, B, acc);
+        anvil_wgmma_mainloop<TA, TB, BM, BN, BK, STAGES, false, ANVIL_WGMMA_TMA_NONE>(p, at, A, B, a_map, b_map, acc);
 
     // The epilogue of matmul_tc.cuh on wgmma's fragment.
     if (p.row_op) {

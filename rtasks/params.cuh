@@ -174,6 +174,8 @@ enum AnvilMmAlgo {
     F(float, a_rms_eps)                                                                  \
     F(int, a_norm)              /* AnvilMmANorm: A's rows normalised in the tile (a_norm.cuh) */ \
     F(float, a_norm_eps)                                                                 \
+    F(anvil_i64, a_map)         /* A's tensor map in the arena (wgmma, TMA); 0: none */   \
+    F(anvil_i64, b_map)         /* B's, only beside A's */                               \
     F(anvil_i64, batches)                                                                \
     F(anvil_i64, a_off) F(anvil_i64, b_off) F(anvil_i64, c_off)                          \
     F(anvil_i64, gamma_off)     /* contiguous over N; < 0: absent */                     \

@@ -259,7 +259,7 @@ ANVIL_DEVICE void anvil_wgmma_wait() {
 ANVIL_DEVICE void anvil_fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;" ::: "memory"); }
 // No check on the device: the simt emulation reads them.
 ANVIL_DEVICE void anvil_wgmma_check_desc(const void*, unsigned, unsigned) {}
-ANVIL_DEVICE void anvil_wgmma_check_desc_sw128(const void*, unsigned) {}
+ANVIL_DEVICE void anvil_wgmma_check_desc_sw128(const void*, unsigned, unsigned) {}
 // After the wait_group, before reading d: the compiler may not move a read
 // of an accumulator above the wait (d is no operand of the wait's asm).
 template <int N>
@@ -315,6 +315,10 @@ ANVIL_DEVICE void anvil_mbarrier_init(unsigned long long* bar, int count) {
 }
 // Makes the init visible to the async proxy (the bulk copies' complete_tx).
 ANVIL_DEVICE void anvil_fence_mbarrier_init() { asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory"); }
+// Before the object's bytes serve as anything else (the next task's scratch).
+ANVIL_DEVICE void anvil_mbarrier_inval(unsigned long long* bar) {
+    asm volatile("mbarrier.inval.shared::cta.b64 [%0];" ::"r"(anvil_shared_address(bar)) : "memory");
+}
 ANVIL_DEVICE void anvil_mbarrier_arrive_expect_tx(unsigned long long* bar, unsigned bytes) {
     asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(anvil_shared_address(bar)), "r"(bytes)
                  : "memory");
@@ -582,8 +586,8 @@ ANVIL_DEVICE void anvil_fence_proxy_async() {}
 ANVIL_DEVICE void anvil_wgmma_check_desc(const void* start, unsigned lbo, unsigned sbo) {
     anvil_simt::check_descriptor(start, lbo, sbo);
 }
-ANVIL_DEVICE void anvil_wgmma_check_desc_sw128(const void* start, unsigned sbo) {
-    anvil_simt::check_descriptor_sw128(start, sbo);
+ANVIL_DEVICE void anvil_wgmma_check_desc_sw128(const void* start, unsigned sbo, unsigned lbo) {
+    anvil_simt::check_descriptor_sw128(start, sbo, lbo);
 }
 template <int N>
 ANVIL_DEVICE void anvil_wgmma_ready(float* d) {
@@ -596,6 +600,7 @@ ANVIL_DEVICE void anvil_wgmma(float* d, unsigned long long a, unsigned long long
 }
 ANVIL_DEVICE void anvil_mbarrier_init(unsigned long long* bar, int count) { anvil_simt::mbarrier_init(bar, count); }
 ANVIL_DEVICE void anvil_fence_mbarrier_init() {}
+ANVIL_DEVICE void anvil_mbarrier_inval(unsigned long long* bar) { anvil_simt::mbarrier_inval(bar); }
 ANVIL_DEVICE void anvil_mbarrier_arrive_expect_tx(unsigned long long* bar, unsigned bytes) {
     anvil_simt::mbarrier_arrive_expect_tx(bar, bytes);
 }
@@ -747,10 +752,22 @@ ANVIL_DEVICE unsigned long long anvil_wgmma_desc(const void* start, unsigned lbo
 // 1024-byte aligned in shared memory (base offset 0). The leading offset
 // is unused in this layout (stored as 1, by convention).
 ANVIL_DEVICE unsigned long long anvil_wgmma_desc_sw128(const void* start, unsigned sbo) {
-    anvil_wgmma_check_desc_sw128(start, sbo);
+    anvil_wgmma_check_desc_sw128(start, sbo, 16);
     const unsigned a = anvil_shared_address(start);
     return (unsigned long long)((a & 0x3ffffu) >> 4) | 1ull << 16 | (unsigned long long)((sbo & 0x3ffffu) >> 4) << 32 |
            1ull << 62;
+}
+// The same for an MN-major operand (wgmma's transpose bit) whose swizzled
+// box holds, per 128-byte row, 64 consecutive M or N values at one k (a
+// TMA box of a [K, N] tensor): `start` an atom's first byte plus 2048 per
+// k16 step (two atoms of 8 k), atoms `lbo` bytes apart along M or N and
+// `sbo` along K; the roles the unswizzled MN-major layout gives the two
+// offsets are exchanged.
+ANVIL_DEVICE unsigned long long anvil_wgmma_desc_sw128_mn(const void* start, unsigned lbo, unsigned sbo) {
+    anvil_wgmma_check_desc_sw128(start, sbo, lbo);
+    const unsigned a = anvil_shared_address(start);
+    return (unsigned long long)((a & 0x3ffffu) >> 4) | (unsigned long long)((lbo & 0x3ffffu) >> 4) << 16 |
+           (unsigned long long)((sbo & 0x3ffffu) >> 4) << 32 | 1ull << 62;
 }
 // Waits for the completion of bar's phase of parity `parity`.
 ANVIL_DEVICE void anvil_mbarrier_wait_parity(unsigned long long* bar, unsigned parity) {

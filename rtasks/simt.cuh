@@ -38,7 +38,9 @@
 //     flight; its operands are read through the checks above;
 //   - cp.async.bulk lands when its mbarrier's phase completes: its size a
 //     multiple of 16, its bytes poison (reads and writes refused) until
-//     then, a task ending with one never landed; a tensor copy
+//     then, read only by a thread that saw the phase complete (or any
+//     thread after a barrier that followed such a wait), a task ending
+//     with one never landed; a tensor copy
 //     (cp.async.bulk.tensor) the same, and a map the host did not encode
 //     or a box not aligned for its swizzle refused.
 // This file is compiled only in the simt configuration; it tests nothing
@@ -55,6 +57,7 @@
 #include <unistd.h>
 
 #include <boost/context/detail/fcontext.hpp>
+#include <bitset>
 #include <iterator>
 #include <map>
 #include <mutex>
@@ -183,12 +186,22 @@ struct Mbar {
     long long tx;
     unsigned phase;
     std::vector<BulkCopy> copies;
+    unsigned landed[2];  // per parity, the Landing of its last completed phase (0: none)
+};
+// What one completed mbarrier phase landed may be read by the threads
+// that saw the phase complete (try_wait.parity true) and, after the next
+// barrier, by every thread: the async proxy's writes are ordered before a
+// read by the wait, not by the issue or by a barrier alone.
+struct Landing {
+    std::bitset<kThreads> seen;
+    unsigned seen_iv;  // the barrier interval of the first thread that saw it (0: none yet)
 };
 
 struct Shadow {  // one shared byte
     unsigned w_iv, r_iv;            // barrier interval of the last write, of the readers
     unsigned short w_tid, r_tid, r_tid2;
     unsigned char pending;          // a cp.async to it has not landed
+    unsigned landing;               // w_tid kAsyncProxy: Block::landings[landing - 1] wrote it
 };
 
 struct Region {
@@ -222,6 +235,8 @@ struct Block {
     const char* reading = "read";
     Warpgroup wg[kWarpgroups];
     std::vector<Mbar> mbars;
+    std::vector<Landing> landings;  // this task's
+    unsigned landing_now = 0;       // the Landing whose copies are landing
     // What the block's L2 prefetches covered in the current task, as disjoint
     // ranges [begin, end) by begin, for the checks that the ring's later
     // stages and a GEMM tile's stages of B were prefetched (expect_prefetched,
@@ -433,6 +448,7 @@ inline bool run_block(int task, int op, int worker, AnvilStatus* status, bool (*
     b.unwritten_at = -1;
     for (int g = 0; g < kWarpgroups; ++g) b.wg[g] = Warpgroup();
     b.mbars.clear();
+    b.landings.clear();
     b.prefetched.clear();  // what a task's copies may count on, it prefetched itself (before its waits, or in its body)
     if (g_checks && b.used) memset(b.window, 0xff, (size_t)b.used);
     const size_t page = (size_t)sysconf(_SC_PAGESIZE);
@@ -521,6 +537,11 @@ inline const char* access_name(Access a) {
                               : "landed a cp.async.bulk on";
 }
 
+inline bool landing_seen(const Block& b, unsigned landing, int tid) {
+    const Landing& l = b.landings[landing - 1];
+    return l.seen[(size_t)tid] || (l.seen_iv != 0 && b.iv > l.seen_iv);
+}
+
 // Checks an access of n bytes at p by the current thread and updates the
 // shadow. False: p is not inside one shared region, and the access must
 // not be performed.
@@ -571,6 +592,12 @@ inline bool access(const void* p, int n, Access kind) {
                      "between",
                      who.s, b.reading, at + i, r->name, w.s);
                 return true;
+            } else if (s.w_tid == kAsyncProxy && s.w_iv >= b.task_iv && s.landing && !landing_seen(b, s.landing, me)) {
+                const Who who(me);
+                fail("%s %s byte %ld of shared region '%s', which a cp.async.bulk landed, without waiting on its "
+                     "mbarrier (no thread had seen the phase complete before a barrier, nor had this one)",
+                     who.s, b.reading, at + i, r->name);
+                return true;
             }
             if (s.r_iv != b.iv) {
                 s.r_iv = b.iv;
@@ -587,6 +614,7 @@ inline bool access(const void* p, int n, Access kind) {
             s.w_iv = b.iv;
             s.w_tid = kAsyncProxy;
             s.pending = 0;
+            s.landing = b.landing_now;
             continue;
         }
         if (written && s.pending == 2) {
@@ -611,6 +639,7 @@ inline bool access(const void* p, int n, Access kind) {
         s.w_iv = b.iv;
         s.w_tid = (unsigned short)me;
         s.pending = kind == ASYNC_ISSUE ? 1 : kind == BULK_ISSUE ? 2 : 0;
+        s.landing = 0;
     }
     return true;
 }
@@ -1019,14 +1048,14 @@ inline void check_descriptor(const void* start, unsigned lbo, unsigned sbo) {
 // a row's offset to the start and swizzles the sum's bits 4-6 with its
 // bits 7-9, so the start must lie in the first 128-byte row of a 1024-byte
 // atom or the rows' swizzle would not be the one a TMA box wrote.
-inline void check_descriptor_sw128(const void* start, unsigned sbo) {
+inline void check_descriptor_sw128(const void* start, unsigned sbo, unsigned lbo) {
     const unsigned a = shared_address(start);
-    if (((a | sbo) & 15u || (a & 1023u) >= 128u || sbo >= (1u << 18)) && !quiet()) {
+    if (((a | sbo | lbo) & 15u || (a & 1023u) >= 128u || sbo >= (1u << 18) || lbo >= (1u << 18)) && !quiet()) {
         const Who who(block().cur);
-        fail("%s: 128-byte swizzled matrix descriptor with start address %u (byte %p), stride byte offset %u: the "
-             "start must be a multiple of 16 within the first 128 bytes of a 1024-byte atom, the offset a multiple "
-             "of 16 below 2^18",
-             who.s, a, start, sbo);
+        fail("%s: 128-byte swizzled matrix descriptor with start address %u (byte %p), byte offsets %u (stride) "
+             "and %u (leading): the start must be a multiple of 16 within the first 128 bytes of a 1024-byte atom, "
+             "the offsets multiples of 16 below 2^18",
+             who.s, a, start, sbo, lbo);
     }
 }
 
@@ -1062,7 +1091,16 @@ inline unsigned core_row_address(const Descriptor& d, int r, int khalf) {
 // start + (r / 8) sbo + (k / 8) lbo + (k % 8) 16 + (r % 8) 2: the offsets
 // keep their axes (lbo along K, sbo along M or N), the rows inside a core
 // matrix turn from r to k.
+// With the 128-byte swizzle (((T,8,m),(8,k)):((1,T,LBO),(8T,SBO))) the
+// atom is 8 rows of 128 bytes, a row 64 consecutive r at one k: element
+// (r, k) lies at start + (r / 64) lbo + (k / 8) sbo + (k % 8) 128 +
+// (r % 64) 2, swizzled: the offsets trade axes (lbo along M or N between
+// atoms, sbo along K).
+inline unsigned swizzle_128b(unsigned a);
 inline unsigned mn_core_row_address(const Descriptor& d, int rgroup, int k) {
+    if (d.swizzle == 1)
+        return swizzle_128b(d.start + (unsigned)(rgroup / 8) * d.lbo + (unsigned)(k / 8) * d.sbo +
+                            (unsigned)(k % 8) * 128 + (unsigned)(rgroup % 8) * 16);
     return d.start + (unsigned)rgroup * d.sbo + (unsigned)(k / 8) * d.lbo + (unsigned)(k % 8) * 16;
 }
 // The 128-byte swizzle: the 16-byte chunk (address bits 4-6) moves by the
@@ -1132,12 +1170,11 @@ inline void wgmma_ready(const float* d) {
 inline bool read_operand(Block& b, int reader, unsigned long long desc, int R, unsigned short (*v)[16], bool mn,
                          bool check, const char* which) {
     const Descriptor d = decode_descriptor(desc);
-    if (d.swizzle > (mn ? 0u : 1u) || d.base != 0) {
+    if (d.swizzle > 1u || d.base != 0) {
         if (!quiet()) {
             const Who who(reader);
             fail("%s: wgmma.mma_async %s descriptor with swizzle mode %u and base offset %u: only the unswizzled "
-                 "canonical layout and the 128-byte swizzle (modes 0 and 1, base offset 0; MN-major unswizzled) are "
-                 "emulated",
+                 "canonical layouts and the 128-byte swizzle (modes 0 and 1, base offset 0) are emulated",
                  who.s, which, d.swizzle, d.base);
         }
         return false;
@@ -1337,12 +1374,22 @@ inline void mbarrier_init(void* bar, int count) {
     m.count = m.pending = count;
     m.tx = 0;
     m.phase = 0;
+    m.landed[0] = m.landed[1] = 0;
     b.mbars.push_back(m);
 }
 inline void mbarrier_try_complete(Mbar& m) {
     if (m.pending != 0 || m.tx != 0) return;
+    Block& b = block();
+    unsigned landing = 0;
+    if (!m.copies.empty()) {
+        b.landings.push_back(Landing());
+        b.landings.back().seen_iv = 0;
+        landing = b.landing_now = (unsigned)b.landings.size();
+    }
     for (BulkCopy& c : m.copies)
         if (access(c.dst, (int)c.data.size(), BULK_LAND)) memcpy(c.dst, c.data.data(), c.data.size());
+    b.landing_now = 0;
+    m.landed[m.phase & 1u] = landing;
     m.copies.clear();
     m.phase ^= 1u;
     m.pending = m.count;
@@ -1360,6 +1407,11 @@ inline bool mbarrier_try_wait_parity(void* bar, unsigned parity) {
     Mbar* m = find_mbar(bar, "mbarrier.try_wait.parity");
     if (!m || (m->phase & 1u) != (parity & 1u)) {
         f.spins = 0;
+        if (m && m->landed[parity & 1u]) {  // this thread may read what the phase landed
+            Landing& l = b.landings[m->landed[parity & 1u] - 1];
+            l.seen.set((size_t)b.cur);
+            if (!l.seen_iv) l.seen_iv = b.iv;
+        }
         return true;
     }
     if (++f.spins > (1 << 16) && !quiet()) {  // every other thread ran that often meanwhile
@@ -1369,6 +1421,20 @@ inline bool mbarrier_try_wait_parity(void* bar, unsigned parity) {
     }
     yield();  // the block's other threads run (the arrivals and copies this one waits for)
     return quiet();  // after a failure nothing waits
+}
+// mbarrier.inval: the object's 8 bytes are plain shared memory again (the
+// next task's scratch); its copies must have landed, and later use of it
+// is an error as before its init.
+inline void mbarrier_inval(void* bar) {
+    Block& b = block();
+    Mbar* m = find_mbar(bar, "mbarrier.inval");
+    if (!m) return;
+    if (!m->copies.empty() && !quiet()) {
+        const Who who(b.cur);
+        fail("%s: mbarrier.inval at %p with bulk copies still to land on it", who.s, bar);
+        return;
+    }
+    b.mbars.erase(b.mbars.begin() + (m - b.mbars.data()));
 }
 // cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes: `bytes`
 // (a non-zero multiple of 16) from global src to shared dst, both 16-byte

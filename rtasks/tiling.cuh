@@ -337,11 +337,20 @@ ANVIL_FACT constexpr bool anvil_mm_on_tensor_cores(int algo) {
 // 3 or 4 stages of (BM + BN) x BK halves; without wgmma the variant runs
 // the mma.sync tile with BK = ANVIL_WGMMA_FALLBACK_BK in 3 stages.
 #define ANVIL_WGMMA_FALLBACK_BK 16  // the widest mma.sync tiles spill one step deeper (variants.cpp)
+#define ANVIL_WGMMA_BM 128
 ANVIL_FACT constexpr bool anvil_wgmma_tile_ok(int bm, int bn, int bk) {
-    return bm == 128 && (bn == 64 || bn == 128) && bk >= 16 && bk <= 64 && bk % 16 == 0;
+    return bm == ANVIL_WGMMA_BM && (bn == 64 || bn == 128) && bk >= 16 && bk <= 64 && bk % 16 == 0;
 }
 ANVIL_FACT constexpr bool anvil_wgmma_stages_ok(int stages) { return stages >= 3 && stages <= ANVIL_TC_MAX_STAGES; }
-ANVIL_FACT constexpr int anvil_wgmma_smem_bytes(int bm, int bn, int bk, int stages) { return (bm + bn) * bk * 2 * stages; }
+// At this BK a slice's row of A is 128 bytes, so where the arena holds a
+// tensor map of A (src/tile/tensor_maps.h) the TMA engine copies it, one
+// 128 x 64 box per slice, 128-byte swizzled: the stages then start
+// 1024-byte aligned (up to 1024 bytes of padding) and one 8-byte mbarrier
+// per stage follows them.
+#define ANVIL_WGMMA_TMA_BK 64
+ANVIL_FACT constexpr int anvil_wgmma_smem_bytes(int bm, int bn, int bk, int stages) {
+    return (bm + bn) * bk * 2 * stages + (bk == ANVIL_WGMMA_TMA_BK ? 1024 + 8 * stages : 0);
+}
 // Its own stages, or its fallbacks' (the device below sm_90a, the host).
 ANVIL_FACT constexpr int anvil_wgmma_tile_smem_bytes(int bm, int bn, int bk, int stages) {
     return anvil_max_int(anvil_wgmma_smem_bytes(bm, bn, bk, stages),

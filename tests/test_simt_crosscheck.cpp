@@ -72,7 +72,7 @@ Bytes with_maps(Bytes in, std::uint64_t address, const std::vector<MapAt>& maps,
 // The device's source: the rtasks prelude the kernels need, with its quoted
 // includes dropped (the files are pasted in order), then the kernels.
 std::string crosscheck_source() {
-    std::string src = "#define ANVIL_SMEM_BYTES 20480\n";
+    std::string src = "#define ANVIL_SMEM_BYTES 27648\n";
     for (const char* file : {"params.cuh", "tensor_map.cuh", "simt.cuh", "platform.cuh"}) {
         std::istringstream in(rtask_source(file));
         for (std::string line; std::getline(in, line);)
@@ -87,7 +87,8 @@ const char* const kKernels[] = {"xc_mma_f16",  "xc_mma_bf16",    "xc_mma_tf32", 
 const char* const kHopperKernels[] = {"xc_wgmma_n64_f16",     "xc_wgmma_n64_bf16",     "xc_wgmma_n128_f16",
                                       "xc_wgmma_n128_bf16",   "xc_wgmma_n64_f16_mn",   "xc_wgmma_n64_bf16_mn",
                                       "xc_wgmma_n128_f16_mn", "xc_wgmma_n128_bf16_mn", "xc_bulk_copy",
-                                      "xc_tma_2d",            "xc_tma_wgmma_f16",      "xc_tma_wgmma_bf16"};
+                                      "xc_tma_2d",            "xc_tma_wgmma_f16",      "xc_tma_wgmma_bf16",
+                                      "xc_tma_wgmma_mn_f16",  "xc_tma_wgmma_mn_bf16"};
 
 // The kernels in the simt configuration: the module built beside this binary.
 class SimtKernels {
@@ -529,9 +530,15 @@ Bytes tma_reference(const Bytes& in) {
 
 // ---- TMA then wgmma (xc_tma_wgmma_*): A a 50 x 72 tensor at 1024 (rows
 // 144 bytes apart), its box of 64 x 64 from column 8; B 64 x 64 ([n][k]) at
-// 9216; out: D = A B per warpgroup, 2 x 64 x 64 floats.
-const size_t kTmaWgIn = 9216 + 8192, kTmaWgOut = 2 * 64 * 64 * 4;
-std::vector<MapAt> tma_wgmma_maps() {
+// 9216, or (mn: xc_tma_wgmma_mn_*) 64 x 128 ([k][n]) there in two boxes;
+// out: D = A B per warpgroup, 2 x 64 x N floats.
+int tma_wg_n(bool mn) { return mn ? 128 : 64; }
+size_t tma_wg_in(bool mn) { return 9216 + 128 * static_cast<size_t>(tma_wg_n(mn)); }
+size_t tma_wg_out(bool mn) { return 2 * 64 * 4 * static_cast<size_t>(tma_wg_n(mn)); }
+const char* tma_wg_kernel(bool bf16, bool mn) {
+    return mn ? (bf16 ? "xc_tma_wgmma_mn_bf16" : "xc_tma_wgmma_mn_f16") : (bf16 ? "xc_tma_wgmma_bf16" : "xc_tma_wgmma_f16");
+}
+std::vector<MapAt> tma_wgmma_maps(bool mn) {
     TmaView a;
     a.elem_bytes = 2;
     a.cols = 72;
@@ -541,12 +548,13 @@ std::vector<MapAt> tma_wgmma_maps() {
     a.box_rows = 64;
     a.swizzle_128b = true;
     TmaView b = a;
-    b.cols = b.rows = 64;
-    b.row_bytes = 128;
+    b.cols = static_cast<std::uint64_t>(tma_wg_n(mn));
+    b.rows = 64;
+    b.row_bytes = 2 * b.cols;
     return {{0, 1024, a}, {128, 9216, b}};
 }
-Bytes tma_wgmma_input(std::mt19937& rng, bool bf16, bool exact) {
-    Bytes in(kTmaWgIn, 0);
+Bytes tma_wgmma_input(std::mt19937& rng, bool bf16, bool exact, bool mn) {
+    Bytes in(tma_wg_in(mn), 0);
     std::uniform_int_distribution<int> small(-15, 15), shift(-3, 0), exponent(-6, 0), sign(0, 1);
     std::uniform_real_distribution<float> mantissa(0.5f, 1.0f);
     auto value = [&]() {
@@ -555,24 +563,25 @@ Bytes tma_wgmma_input(std::mt19937& rng, bool bf16, bool exact) {
                        bf16);
     };
     for (int i = 0; i < 50 * 72; ++i) put<unsigned short>(in, 512 + i, value());
-    for (int i = 0; i < 64 * 64; ++i) put<unsigned short>(in, 4608 + i, value());
+    for (int i = 0; i < 64 * tma_wg_n(mn); ++i) put<unsigned short>(in, 4608 + i, value());
     return in;
 }
-void tma_wgmma_reference(const Bytes& in, bool bf16, std::vector<float>* d, std::vector<double>* scale) {
-    d->assign(2 * 64 * 64, 0);
-    scale->assign(2 * 64 * 64, 0);
+void tma_wgmma_reference(const Bytes& in, bool bf16, bool mn, std::vector<float>* d, std::vector<double>* scale) {
+    const int n = tma_wg_n(mn);
+    d->assign(2 * 64 * static_cast<size_t>(n), 0);
+    scale->assign(2 * 64 * static_cast<size_t>(n), 0);
     for (int r = 0; r < 50; ++r)
-        for (int c = 0; c < 64; ++c) {
+        for (int c = 0; c < n; ++c) {
             double s = 0, m = 0;
             for (int k = 0; k < 64; ++k) {
                 const double p = from_half(word<unsigned short>(in, 512 + r * 72 + 8 + k), bf16) *
-                                 from_half(word<unsigned short>(in, 4608 + c * 64 + k), bf16);
+                                 from_half(word<unsigned short>(in, 4608 + (mn ? k * n + c : c * 64 + k)), bf16);
                 s += p;
                 m += std::fabs(p);
             }
             for (int g = 0; g < 2; ++g) {
-                (*d)[(g * 64 + r) * 64 + c] = static_cast<float>(s);
-                (*scale)[(g * 64 + r) * 64 + c] = m;
+                (*d)[(g * 64 + r) * static_cast<size_t>(n) + c] = static_cast<float>(s);
+                (*scale)[(g * 64 + r) * static_cast<size_t>(n) + c] = m;
             }
         }
 }
@@ -664,25 +673,27 @@ TEST_CASE("crosscheck: the emulated TMA tiled copies and wgmma on their swizzled
     Bytes tensor(kTmaIn);
     for (unsigned char& b : tensor) b = static_cast<unsigned char>(std::uniform_int_distribution<int>(0, 255)(rng));
     CHECK(first_difference(simt.run("xc_tma_2d", tensor, kTmaOut, tma_maps()), tma_reference(tensor)) == "");
-    for (bool bf16 : {false, true})
-        for (bool exact : {true, false}) {
-            CAPTURE(bf16, exact);
-            const Bytes in = tma_wgmma_input(rng, bf16, exact);
-            const Bytes out = simt.run(bf16 ? "xc_tma_wgmma_bf16" : "xc_tma_wgmma_f16", in, kTmaWgOut, tma_wgmma_maps());
-            std::vector<float> d;
-            std::vector<double> scale;
-            tma_wgmma_reference(in, bf16, &d, &scale);
-            for (size_t i = 0; i < d.size(); ++i) {
-                INFO("warpgroup " << i / 4096 << " D[" << i % 4096 / 64 << "][" << i % 64 << "]");
-                // The emulation sums each k16 step in double and rounds it
-                // once: exact inputs agree bit for bit, others within f32's
-                // rounding of four partial sums.
-                if (exact)
-                    REQUIRE(word<float>(out, i) == d[i]);
-                else
-                    REQUIRE(std::fabs(word<float>(out, i) - d[i]) <= 4e-7 * scale[i]);
+    for (bool mn : {false, true})
+        for (bool bf16 : {false, true})
+            for (bool exact : {true, false}) {
+                CAPTURE(mn, bf16, exact);
+                const Bytes in = tma_wgmma_input(rng, bf16, exact, mn);
+                const Bytes out = simt.run(tma_wg_kernel(bf16, mn), in, tma_wg_out(mn), tma_wgmma_maps(mn));
+                std::vector<float> d;
+                std::vector<double> scale;
+                tma_wgmma_reference(in, bf16, mn, &d, &scale);
+                const size_t n = static_cast<size_t>(tma_wg_n(mn));
+                for (size_t i = 0; i < d.size(); ++i) {
+                    INFO("warpgroup " << i / (64 * n) << " D[" << i % (64 * n) / n << "][" << i % n << "]");
+                    // The emulation sums each k16 step in double and rounds it
+                    // once: exact inputs agree bit for bit, others within f32's
+                    // rounding of four partial sums.
+                    if (exact)
+                        REQUIRE(word<float>(out, i) == d[i]);
+                    else
+                        REQUIRE(std::fabs(word<float>(out, i) - d[i]) <= 4e-7 * scale[i]);
+                }
             }
-        }
 }
 
 TEST_CASE("crosscheck: the emulated wrappers agree with plain C++", "[simt][crosscheck]") {
@@ -793,17 +804,23 @@ TEST_CASE("crosscheck: the device and the emulator agree on every wrapper", "[gp
         for (unsigned char& b : tensor) b = static_cast<unsigned char>(std::uniform_int_distribution<int>(0, 255)(rng));
         CHECK(first_difference(device.run("xc_tma_2d", tensor, kTmaOut, tma_maps()),
                                simt.run("xc_tma_2d", tensor, kTmaOut, tma_maps())) == "");
-        for (bool bf16 : {false, true})
-            for (bool exact : {true, false}) {
-                CAPTURE(bf16, exact);
-                const char* kernel = bf16 ? "xc_tma_wgmma_bf16" : "xc_tma_wgmma_f16";
-                const Bytes in = tma_wgmma_input(rng, bf16, exact);
-                check_products_agree(
-                    device.run(kernel, in, kTmaWgOut, tma_wgmma_maps()), simt.run(kernel, in, kTmaWgOut, tma_wgmma_maps()),
-                    exact, [&](std::vector<float>* d, std::vector<double>* scale) { tma_wgmma_reference(in, bf16, d, scale); },
-                    [](size_t i) {
-                        return fmt::format("tma wgmma: warpgroup {} D[{}][{}]", i / 4096, i % 4096 / 64, i % 64);
-                    });
-            }
+        for (bool mn : {false, true})
+            for (bool bf16 : {false, true})
+                for (bool exact : {true, false}) {
+                    CAPTURE(mn, bf16, exact);
+                    const char* kernel = tma_wg_kernel(bf16, mn);
+                    const Bytes in = tma_wgmma_input(rng, bf16, exact, mn);
+                    const size_t n = static_cast<size_t>(tma_wg_n(mn));
+                    check_products_agree(
+                        device.run(kernel, in, tma_wg_out(mn), tma_wgmma_maps(mn)),
+                        simt.run(kernel, in, tma_wg_out(mn), tma_wgmma_maps(mn)), exact,
+                        [&](std::vector<float>* d, std::vector<double>* scale) {
+                            tma_wgmma_reference(in, bf16, mn, d, scale);
+                        },
+                        [n](size_t i) {
+                            return fmt::format("tma wgmma: warpgroup {} D[{}][{}]", i / (64 * n), i % (64 * n) / n,
+                                               i % n);
+                        });
+                }
     }
 }

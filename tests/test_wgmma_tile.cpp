@@ -7,7 +7,10 @@
 // aligned, else 16-byte cp.async into the MN-major layout read through
 // wgmma's transpose bit, odd N zero-filled in front of live padding
 // columns), transposed A, broadcast batches, a
-// fused epilogue, a fused row op, split-K; verify_tile_graph refuses what
+// fused epilogue, a fused row op, split-K; at BK 64, A copied by the TMA
+// engine through the arena's tensor maps (which A gets one, the box at the
+// tile's rows, its swizzle, the wait on its mbarrier), on the device too;
+// verify_tile_graph refuses what
 // the tile cannot take; NVRTC compiles every variant for sm_90a without
 // spills (and for sm_90, where it is the mma.sync tile).
 #include <catch2/catch.hpp>
@@ -20,7 +23,9 @@
 #include "codegen/emit.h"
 #include "matmul_cases.h"
 #include "run_checks.h"
+#include "runtime/arena_io.h"
 #include "runtime/compile_nvrtc.h"
+#include "runtime/cuda_driver.h"
 #include "runtime/simt_backend.h"
 #include "schedule/builders.h"
 #include "schedule/variants.h"
@@ -29,6 +34,7 @@
 #include "tile/decompose.h"
 #include "tile/footprint.h"
 #include "tile/fusion.h"
+#include "tile/tensor_maps.h"
 #include "tile/verify_tile_graph.h"
 #include "../rtasks/tiling.cuh"
 
@@ -49,11 +55,13 @@ const std::vector<test::MmCase> kCases = {{1, 33, 7, false},    {7, 129, 1, true
                                           {129, 7, 33, true},   {129, 129, 129, false}, {129, 129, 129, true},
                                           {200, 300, 260, true}, {257, 72, 136, false}};
 
-// Every matmul rOp of `tg` as the wgmma tile of its node's kShapes entry.
-TileGraph on_wgmma_all(TileGraph tg, bool by_name = true) {
+// Every matmul rOp of `tg` as a wgmma tile: node _v<v>'s is kShapes[shapes[v]]
+// (shapes empty: kShapes[0] for every node).
+TileGraph on_wgmma_all(TileGraph tg, const std::vector<int>& shapes = {0, 1, 2, 3}) {
     for (ROp& op : tg.rops) {
         if (op.kind != TaskKind::matmul) continue;
-        const Shape s = by_name ? kShapes[std::stoi(op.name.substr(op.name.rfind("_v") + 2))] : kShapes[0];
+        const Shape s = shapes.empty() ? kShapes[0]
+                                       : kShapes[shapes.at(std::stoul(op.name.substr(op.name.rfind("_v") + 2)))];
         op = on_wgmma(op, s.bn, s.bk, s.stages);
         REQUIRE(tile_smem_bytes(op, default_gpu()) <= tile_smem_budget(default_gpu()));
         CHECK(variant_of(op) == fmt::format("anvil_matmul_wgmma_tile<{0}, {0}, {0}, 128, {1}, {2}, {3}>",
@@ -164,7 +172,7 @@ TEST_CASE("wgmma tile: strides, transposes, batches, a fused epilogue and row op
     const DType dtype = GENERATE(DType::f16, DType::bf16);
     CAPTURE(dtype_name(dtype));
     const Graph g = strided_graph(dtype);
-    const TileGraph tg = on_wgmma_all(fuse(decompose(g), default_gpu()), false);
+    const TileGraph tg = on_wgmma_all(fuse(decompose(g), default_gpu()), {});
     int epilogues = 0, row_ops = 0;
     for (const ROp& op : tg.rops)
         if (const auto* p = std::get_if<MatmulParams>(&op.params)) epilogues += op.epilogue.nsteps > 0, row_ops += p->row_op != 0;
@@ -175,9 +183,12 @@ TEST_CASE("wgmma tile: strides, transposes, batches, a fused epilogue and row op
 
 TEST_CASE("wgmma tile: a thread's later chunks of a slice are read STEP rows (K-major) or KSTEP k (MN-major) on",
           "[simt][wgmma][mutation]") {
-    // A [257, 72] K-major and B [72, 136] MN-major in 128 x 128 x 64 (4 chunks a thread of each).
+    // A [257, 72] K-major and B [72, 136] MN-major in 128 x 128 x 32 (2
+    // chunks a thread of each; at BK 64 the TMA engine would copy A).
     const Graph g = test::matmul_cases_graph("wgmma_chunks", DType::f16, {{257, 72, 136, false}}, 1, 31);
-    const Schedule s = launch_per_rop("per_op", on_wgmma_all(decompose(g)), default_gpu(), "op_");
+    const TileGraph tg = on_wgmma_all(decompose(g), {1});
+    REQUIRE(arena_tensor_maps(tg).empty());
+    const Schedule s = launch_per_rop("per_op", tg, default_gpu(), "op_");
     const TensorMap values = make_values(g, std::nullopt);
     auto matches = [&](const TensorMap& out) {
         for (const OutputCheck& c : check_outputs(g, out, reference_execute(g, values)))
@@ -189,6 +200,157 @@ TEST_CASE("wgmma tile: a thread's later chunks of a slice are read STEP rows (K-
                                                                 "(base + (off + j * sr))"))));
     CHECK_FALSE(matches(run_simt(s, values, test::with_mutation("(base + (off + j * KSTEP * sk))",
                                                                 "(base + (off + j * sk))"))));
+}
+
+// A k contiguous with 16-byte aligned rows (K a multiple of 8) at BK 64:
+// the TMA engine copies it through the arena's map, and B too where its
+// rows are 16-byte aligned: [N, K] (K-major, the second and fourth cases)
+// or [K, N] (MN-major, the last two; N 136 leaves the second box of a
+// 128-wide tile mostly past N). K below, at and past one box, M from 1 to
+// three row tiles (the boxes' rows past M and K zero), odd N.
+const std::vector<test::MmCase> kTmaCases = {{1, 8, 7, false},     {7, 72, 33, true},    {129, 136, 129, false},
+                                             {257, 200, 33, true}, {33, 64, 129, false}, {65, 72, 136, false},
+                                             {200, 128, 64, false}};
+const size_t kTmaBMaps = 4;
+
+// x [45, 72] times a batch of 3 weights (A the same for every batch: one
+// map), h [3, 40, 72] times one weight (an A per batch: cp.async), x's
+// transpose (m contiguous: cp.async), a K of 66 (rows 132 bytes apart:
+// cp.async).
+const char* kTmaMixed = R"(anvil: 1
+name: wgmma_tma_mixed
+dtype: {dtype}
+seed: 47
+inputs:
+  - {{name: x, shape: [45, 72]}}
+  - {{name: h, shape: [3, 40, 72]}}
+  - {{name: xt, shape: [72, 45]}}
+  - {{name: z, shape: [30, 66]}}
+params:
+  - {{name: k, shape: [3, 72, 33]}}
+  - {{name: w, shape: [72, 50]}}
+  - {{name: v, shape: [66, 20]}}
+nodes:
+  - {{name: yb_v0, op: matmul, inputs: [x, k]}}
+  - {{name: yh_v0, op: matmul, inputs: [h, w]}}
+  - {{name: yt_v0, op: matmul, inputs: [xt, w], transpose_a: true}}
+  - {{name: yz_v0, op: matmul, inputs: [z, v]}}
+outputs: [yb_v0, yh_v0, yt_v0, yz_v0]
+)";
+
+TEST_CASE("wgmma tile: A copied by the TMA engine through the arena's tensor maps, f16 and bf16, on host and simt",
+          "[simt][wgmma][tma]") {
+    const DType dtype = GENERATE(DType::f16, DType::bf16);
+    CAPTURE(dtype_name(dtype));
+    const Graph g = test::matmul_cases_graph("wgmma_tma", dtype, kTmaCases, 2, 41);
+    const TileGraph tg = on_wgmma_all(decompose(g), {0, 2});  // 128 x 128 x 64 in 3 stages, 128 x 64 x 64 in 4
+    const std::vector<ArenaTensorMap> maps = arena_tensor_maps(tg);
+    REQUIRE(maps.size() == 2 * (kTmaCases.size() + kTmaBMaps));
+    const int64_t table = (tg.arena_bytes + 255) / 256 * 256;
+    for (size_t i = 0; i < maps.size(); ++i) {
+        const auto& p = std::get<MatmulParams>(tg.rops[static_cast<size_t>(maps[i].rop)].params);
+        const TmaView& v = maps[i].view;
+        CAPTURE(i, p.M, p.K, p.N, p.b_sn);
+        CHECK(maps[i].at == table + 128 * static_cast<int64_t>(i));  // after every tensor, 128 bytes apart
+        CHECK((v.box_cols == 64 && v.swizzle_128b));
+        if (maps[i].operand == MapOperand::a) {
+            CHECK((v.base == static_cast<uint64_t>(p.a_off) && v.rows == static_cast<uint64_t>(p.M) &&
+                   v.cols == static_cast<uint64_t>(p.K) && v.box_rows == 128));
+        } else if (p.b_sn == 1) {  // [K, N]: rows of n
+            CHECK((v.base == static_cast<uint64_t>(p.b_off) && v.rows == static_cast<uint64_t>(p.K) &&
+                   v.cols == static_cast<uint64_t>(p.N) && v.box_rows == 64));
+        } else {  // [N, K]: rows of k
+            CHECK((v.base == static_cast<uint64_t>(p.b_off) && v.rows == static_cast<uint64_t>(p.N) &&
+                   v.cols == static_cast<uint64_t>(p.K) && v.box_rows == static_cast<unsigned>(p.bn)));
+        }
+    }
+    CHECK(static_cast<int64_t>(arena_size(tg)) >= maps.back().at + 128);
+    expect_host_and_simt(g, launch_per_rop("per_op", tg, default_gpu(), "op_"), 2 * kTmaCases.size());
+}
+
+TEST_CASE("wgmma tile: which A gets a tensor map, and the others on cp.async beside them", "[simt][wgmma][tma]") {
+    const Graph g =
+        infer_shapes(build_graph(load_model_from_string(fmt::format(kTmaMixed, fmt::arg("dtype", "bf16")), "m.yaml")));
+    const TileGraph tg = on_wgmma_all(decompose(g), {0});
+    const std::vector<ArenaTensorMap> maps = arena_tensor_maps(tg);
+    REQUIRE(maps.size() == 1);
+    CHECK(tg.rops[static_cast<size_t>(maps[0].rop)].name.rfind("yb_v0", 0) == 0);
+    // At BK 32 no A has one.
+    CHECK(arena_tensor_maps(on_wgmma_all(decompose(g), {1})).empty());
+    expect_host_and_simt(g, launch_per_rop("per_op", tg, default_gpu(), "op_"), 4);
+}
+
+TEST_CASE("wgmma tile: the TMA path waits on the stage's mbarrier and copies the box at the tile's rows",
+          "[simt][wgmma][tma][mutation]") {
+    const Graph g = test::matmul_cases_graph("wgmma_tma_m", DType::f16, {{257, 200, 129, false}}, 1, 43);
+    const TileGraph tg = on_wgmma_all(decompose(g), {0});
+    REQUIRE(arena_tensor_maps(tg).size() == 1);
+    const Schedule s = launch_per_rop("per_op", tg, default_gpu(), "op_");
+    const TensorMap values = make_values(g, std::nullopt);
+    auto matches = [&](const TensorMap& out) {
+        for (const OutputCheck& c : check_outputs(g, out, reference_execute(g, values)))
+            if (!c.ok()) return false;
+        return true;
+    };
+    CHECK(matches(run_simt(s, values)));
+    // No wait: the warps read a box that has not landed for them.
+    CHECK_THROWS_WITH(run_simt(s, values, test::with_mutation("if (TMA) anvil_mbarrier_wait_parity(",
+                                                              "if (false) anvil_mbarrier_wait_parity(")),
+                      Catch::Contains("which a cp.async.bulk landed, without waiting on its mbarrier"));
+    // Every tile's box at row 0, and the swizzled box read as unswizzled core matrices.
+    CHECK_FALSE(matches(run_simt(s, values, test::with_mutation("slice * BK, at.m0, bar)", "slice * BK, 0, bar)"))));
+    CHECK_FALSE(matches(run_simt(s, values, test::with_mutation("TMA ? anvil_wgmma_desc_sw128(as + wg * 64 * BK + kk * 16, 1024)",
+                                                                "TMA ? anvil_wgmma_desc(as + wg * 64 * BK + kk * 128, 128, BK * 16)"))));
+}
+
+TEST_CASE("wgmma tile: B [K, N] by TMA: two boxes a slice at the tile's columns, atoms along N one leading offset apart",
+          "[simt][wgmma][tma][mutation]") {
+    const Graph g = test::matmul_cases_graph("wgmma_tma_b", DType::bf16, {{257, 200, 136, false}}, 1, 53);
+    const TileGraph tg = on_wgmma_all(decompose(g), {0});
+    REQUIRE(arena_tensor_maps(tg).size() == 2);
+    const Schedule s = launch_per_rop("per_op", tg, default_gpu(), "op_");
+    const TensorMap values = make_values(g, std::nullopt);
+    auto matches = [&](const TensorMap& out) {
+        for (const OutputCheck& c : check_outputs(g, out, reference_execute(g, values)))
+            if (!c.ok()) return false;
+        return true;
+    };
+    // A mutation shows as wrong outputs or as a read the checks refuse.
+    auto goes_wrong = [&](const std::string& from, const std::string& to) {
+        try {
+            return !matches(run_simt(s, values, test::with_mutation(from, to)));
+        } catch (const std::exception&) {
+            return true;
+        }
+    };
+    CHECK(matches(run_simt(s, values)));
+    CHECK(goes_wrong("b_map, at.n0 + 64 * j, slice * BK, bar)", "b_map, 64 * j, slice * BK, bar)"));
+    CHECK(goes_wrong("anvil_wgmma_desc_sw128_mn(bs + kk * 1024, 64 * BK * 2, 1024)",
+                     "anvil_wgmma_desc_sw128_mn(bs + kk * 1024, 1024, 64 * BK * 2)"));
+}
+
+TEST_CASE("wgmma tile: A by TMA and by cp.async agree with the reference on a Hopper device", "[wgmma][tma][gpu]") {
+    REQUIRE_DEVICE();
+    if (cuda_device_arch(0) != "sm_90") {
+        WARN("skipped: wgmma and the TMA engine's tiled copies need an sm_90 device, this one is "
+             << cuda_device_arch(0));
+        return;
+    }
+    const DType dtype = GENERATE(DType::f16, DType::bf16);
+    CAPTURE(dtype_name(dtype));
+    const Graph g = test::matmul_cases_graph("wgmma_tma", dtype, kTmaCases, 2, 41);
+    const TileGraph tg = on_wgmma_all(decompose(g), {0, 2});
+    REQUIRE(arena_tensor_maps(tg).size() == 2 * (kTmaCases.size() + kTmaBMaps));
+    const TensorMap values = make_values(g, std::nullopt);
+    test::expect_reference(g, values, run_cuda(launch_per_rop("per_op", tg, default_gpu(), "op_"), values),
+                           2 * kTmaCases.size());
+    const Graph mixed = infer_shapes(build_graph(
+        load_model_from_string(fmt::format(kTmaMixed, fmt::arg("dtype", dtype_name(dtype))), "m.yaml")));
+    const TensorMap mixed_values = make_values(mixed, std::nullopt);
+    test::expect_reference(mixed, mixed_values,
+                           run_cuda(launch_per_rop("per_op", on_wgmma_all(decompose(mixed), {0}), default_gpu(), "op_"),
+                                    mixed_values),
+                           4);
 }
 
 TEST_CASE("wgmma tile: split-K partials on host and simt, race-free", "[simt][wgmma][split_k]") {

@@ -26,6 +26,7 @@
 #include "codegen/params_text.h"
 #include "schedule/sync_counters.h"
 #include "tile/footprint.h"
+#include "tile/tensor_maps.h"
 #include "tile/verify_tile_graph.h"
 #include "../../rtasks/tiling.cuh"
 
@@ -80,7 +81,8 @@ const TaskKind kAllKinds[] = {TaskKind::elementwise, TaskKind::matmul,  TaskKind
                               TaskKind::window,      TaskKind::channel, TaskKind::gather};
 
 // `epilogue`, `row_epilogue`: the rOp's entries in the epilogue table (0: none).
-std::string emit_params(const ROp& op, int epilogue, int row_epilogue) {
+// `maps`: the arena's tensor maps (tile/tensor_maps.h), rOp `rop`'s offsets in its params.
+std::string emit_params(const ROp& op, int rop, int epilogue, int row_epilogue, const std::vector<ArenaTensorMap>& maps) {
     auto with = [epilogue](auto p) {
         p.epilogue = epilogue;
         return p;
@@ -90,6 +92,8 @@ std::string emit_params(const ROp& op, int epilogue, int row_epilogue) {
         case TaskKind::matmul: {
             MatmulParams p = with(std::get<MatmulParams>(op.params));
             p.row_epilogue = row_epilogue;
+            p.a_map = tensor_map_at(maps, rop, MapOperand::a);
+            p.b_map = tensor_map_at(maps, rop, MapOperand::b);
             return params_text(p);
         }
         case TaskKind::rowwise: {
@@ -313,6 +317,7 @@ void emit_rops(std::ostringstream& o, const TileGraph& tg, const Variants& v, in
     o << "};\nANVIL_DEVICE const AnvilEpilogue& anvil_epilogue(int index) { return anvil_epilogues[index]; }\n\n";
     o << straight_line_epilogues(table, max_straight_epilogues);
     o << "// ---- rOps: one params table per kind, then every rOp's {variant, index}\n";
+    const std::vector<ArenaTensorMap> maps = arena_tensor_maps(tg);
     for (TaskKind kind : kAllKinds) {
         const KindInfo& k = kind_info(kind);
         bool any = false;
@@ -322,7 +327,7 @@ void emit_rops(std::ostringstream& o, const TileGraph& tg, const Variants& v, in
             if (!any) o << "ANVIL_TABLE " << k.params_type << " " << k.table << "[] = {\n";
             any = true;
             o << "    // [" << v.rops[i].index << "] rOp " << i << " '" << one_line(op.name) << "': "
-              << task_kind_name(op.kind) << ", " << op.tiles << " tiles\n    " << emit_params(op, epilogue[i], row_epilogue[i]) << ",\n";
+              << task_kind_name(op.kind) << ", " << op.tiles << " tiles\n    " << emit_params(op, static_cast<int>(i), epilogue[i], row_epilogue[i], maps) << ",\n";
         }
         if (any) o << "};\n";
     }

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "frontend/affine_fold.h"
+#include "tile/tensor_maps.h"
 
 namespace anvil {
 
@@ -170,10 +171,15 @@ std::string dump_tile_graph(const TileGraph& tg) {
     for (const ROp& op : tg.rops) tiles += op.tiles;
     std::string o = fmt::format("tile graph {}: {} rOps, {} tiles, arena {}\n", tg.model_name, tg.rops.size(), tiles,
                                 human_bytes(tg.arena_bytes));
+    const std::vector<ArenaTensorMap> maps = arena_tensor_maps(tg);
     for (size_t r = 0; r < tg.rops.size(); ++r) {
         const ROp& op = tg.rops[r];
         o += fmt::format("  rop {} {}: kind {}, variant {}, tiles {}, fusion {}", r, op.name, task_kind_name(op.kind),
                          variant_of(op), op.tiles, fusion_name(op.fusion));
+        if (const int64_t at = tensor_map_at(maps, static_cast<int>(r), MapOperand::a))
+            o += fmt::format(", A by TMA (map at arena byte {})", at);
+        if (const int64_t at = tensor_map_at(maps, static_cast<int>(r), MapOperand::b))
+            o += fmt::format(", B by TMA (map at arena byte {})", at);
         if (op.split_k > 1) o += fmt::format(", K in {} slices", op.split_k);
         if (!op.fused.empty()) {
             std::vector<std::string> members;

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "anvil/error.h"
+#include "tile/tensor_maps.h"
 
 namespace anvil {
 
@@ -27,6 +28,11 @@ GuardedArena::GuardedArena(const TileGraph& tg, const std::vector<char>& image) 
         owned_.push_back({b.offset, b.offset + b.bytes, b.name});
         if (!given.count(b.name)) std::memset(data() + b.offset, kPoisonByte, static_cast<size_t>(b.bytes));
     }
+    // The backend writes the tensor maps after this copy (runtime/tensor_map.h); no task writes them.
+    for (const ArenaTensorMap& m : arena_tensor_maps(tg))
+        owned_.push_back({m.at, m.at + kTensorMapBytes,
+                          std::string("the tensor map of ") + (m.operand == MapOperand::a ? "A" : "B") + " of rOp '" +
+                              tg.rops[static_cast<size_t>(m.rop)].name + "'"});
     std::sort(owned_.begin(), owned_.end(), [](const Owned& a, const Owned& b) { return a.begin < b.begin; });
 
     // Every byte no tensor owns is a guard, the zones beyond both ends included.

@@ -5,12 +5,11 @@
 #include <cstring>
 
 #include "anvil/error.h"
+#include "tile/tensor_maps.h"
 
 namespace anvil {
 
-size_t arena_size(const TileGraph& tg) {
-    return static_cast<size_t>((std::max<int64_t>(tg.arena_bytes, 1) + 255) / 256 * 256);
-}
+size_t arena_size(const TileGraph& tg) { return static_cast<size_t>(arena_bytes_with_maps(tg)); }
 
 std::vector<char> arena_image(const TileGraph& tg, const TensorMap& values) {
     std::vector<char> image(arena_size(tg), 0);

@@ -19,7 +19,9 @@ std::vector<char> arena_image(const TileGraph& tg, const TensorMap& values);
 // run one schedule many times (the fold is float64 work over the weights).
 TensorMap with_folded_params(const TileGraph& tg, TensorMap values);
 
-// The arena's size in bytes: at least 1, rounded up to 256 like cudaMalloc.
+// The arena's size in bytes: the tensors', then the table of tensor maps
+// (tile/tensor_maps.h; zero in the image until the backend writes them),
+// at least 1, rounded up to 256 like cudaMalloc.
 size_t arena_size(const TileGraph& tg);
 
 // The value of every output, from an arena of arena_size(tg) bytes.

@@ -16,6 +16,7 @@
 #include "schedule/sync_counters.h"
 #include "runtime/run_errors.h"
 #include "runtime/compile_nvrtc.h"
+#include "runtime/tensor_map.h"
 
 namespace anvil {
 
@@ -354,8 +355,9 @@ CudaProgram::~CudaProgram() = default;
 
 void CudaProgram::upload(const TensorMap& values) {
     Impl& m = *impl_;
-    const std::vector<char> image = arena_image(m.s.tiles, values);
+    std::vector<char> image = arena_image(m.s.tiles, values);
     m.check(m.drv.cuCtxSetCurrent(m.ctx), "cuCtxSetCurrent");
+    write_tensor_maps(m.s.tiles, image.data(), m.arena, [&m](const TmaView& v) { return encode_tma_device(m.drv, v); });
     m.check(m.drv.cuMemcpyHtoD(m.arena, image.data(), image.size()), "cuMemcpyHtoD (the arena)");
 }
 

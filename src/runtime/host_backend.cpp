@@ -7,6 +7,7 @@
 #include <dlfcn.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -20,6 +21,7 @@
 #include "schedule/sync_counters.h"
 #include "runtime/run_errors.h"
 #include "runtime/simt_backend.h"
+#include "runtime/tensor_map.h"
 
 namespace anvil {
 
@@ -124,6 +126,7 @@ TensorMap run_host(const Schedule& s, const HostLibrary& compiled, const TensorM
     // The arena: the image of arena_io with its intermediates poisoned and
     // guards around and between its tensors (arena_guard.h).
     GuardedArena arena(tg, arena_image(tg, values));
+    write_tensor_maps(tg, arena.data(), reinterpret_cast<std::uintptr_t>(arena.data()), encode_tma_simt);
 
     // Fresh counters, so this run is epoch 1 (a backend that keeps its
     // counters between runs passes the run number instead, never resetting).

@@ -18,24 +18,6 @@ namespace anvil {
 static_assert(sizeof(AnvilTensorMap) == sizeof(CUtensorMap) && alignof(AnvilTensorMap) >= 64,
               "AnvilTensorMap must hold the driver's CUtensorMap, 64-byte aligned");
 
-void check_tma_view(const TmaView& v) {
-    auto refuse = [](const std::string& what) { throw UserError("tensor map: " + what); };
-    if (v.elem_bytes != 1 && v.elem_bytes != 2 && v.elem_bytes != 4)
-        refuse("elements of " + std::to_string(v.elem_bytes) + " bytes (1, 2 or 4 are copied)");
-    if (v.base % 16) refuse("the tensor's address is not 16-byte aligned");
-    if (v.cols < 1 || v.rows < 1 || v.cols > (1ull << 32) || v.rows > (1ull << 32))
-        refuse("a " + std::to_string(v.rows) + " x " + std::to_string(v.cols) + " tensor (each dimension 1 to 2^32)");
-    if (v.row_bytes % 16 || v.row_bytes < v.cols * v.elem_bytes || v.row_bytes >= (1ull << 40))
-        refuse("rows " + std::to_string(v.row_bytes) + " bytes apart for " + std::to_string(v.cols) +
-               " elements (a 16-byte multiple, at least a row, below 2^40)");
-    if (v.box_cols < 1 || v.box_rows < 1 || v.box_cols > 256 || v.box_rows > 256)
-        refuse("a " + std::to_string(v.box_rows) + " x " + std::to_string(v.box_cols) + " box (each dimension 1 to 256)");
-    const unsigned row = v.box_cols * v.elem_bytes;
-    if (row % 16) refuse("box rows of " + std::to_string(row) + " bytes (a 16-byte multiple)");
-    if (v.swizzle_128b && row != 128)
-        refuse("a 128-byte swizzled box with rows of " + std::to_string(row) + " bytes (exactly 128)");
-}
-
 AnvilTensorMap encode_tma_simt(const TmaView& v) {
     check_tma_view(v);
     AnvilTensorMap m{};
@@ -69,6 +51,16 @@ AnvilTensorMap encode_tma_device(const CudaDriver& drv, const TmaView& v) {
     static_assert(sizeof m.opaque == sizeof map, "the opaque words hold a CUtensorMap");
     std::memcpy(m.opaque, &map, sizeof map);
     return m;
+}
+
+void write_tensor_maps(const TileGraph& tg, char* arena, std::uint64_t arena_base,
+                       const std::function<AnvilTensorMap(const TmaView&)>& encode) {
+    for (const ArenaTensorMap& m : arena_tensor_maps(tg)) {
+        TmaView v = m.view;
+        v.base += arena_base;
+        const AnvilTensorMap map = encode(v);
+        std::memcpy(arena + m.at, &map, sizeof map);
+    }
 }
 
 }  // namespace anvil

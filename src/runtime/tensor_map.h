@@ -1,32 +1,17 @@
 // Tensor maps for the TMA engine's tiled copies (rtasks/tensor_map.cuh):
-// a box view of a 2-D row-major tensor, checked once against the engine's
-// rules and encoded for the backend that will read it.
+// a box view of a 2-D row-major tensor (TmaView, checked against the
+// engine's rules: tile/tensor_maps.h) encoded for the backend that will
+// read it, and a schedule's maps written into its arena.
 #pragma once
 #include <cstdint>
+#include <functional>
 
+#include "tile/tensor_maps.h"
 #include "../../rtasks/tensor_map.cuh"
 
 namespace anvil {
 
 struct CudaDriver;
-
-// A `rows` x `cols` tensor of `elem_bytes`-byte elements at `base` (a
-// device address for the GPU, a host pointer for simt), rows `row_bytes`
-// apart, copied in boxes of `box_rows` x `box_cols`.
-struct TmaView {
-    std::uint64_t base = 0;
-    unsigned elem_bytes = 2;
-    std::uint64_t cols = 0, rows = 0, row_bytes = 0;
-    unsigned box_cols = 0, box_rows = 0;
-    bool swizzle_128b = false;
-};
-
-// Throws UserError naming the first rule the view breaks: base 16-byte
-// aligned; rows 16-byte multiples apart, holding their cols; dims from 1
-// to 2^32; a box of 1 to 256 per dimension whose rows are 16-byte
-// multiples, exactly 128 bytes with the swizzle (the layout
-// anvil_wgmma_desc_sw128 names).
-void check_tma_view(const TmaView& v);
 
 // The map the simt emulation reads.
 AnvilTensorMap encode_tma_simt(const TmaView& v);
@@ -34,5 +19,12 @@ AnvilTensorMap encode_tma_simt(const TmaView& v);
 // The device's CUtensorMap, encoded by the driver's cuTensorMapEncodeTiled;
 // throws UserError with the driver's reason when it refuses.
 AnvilTensorMap encode_tma_device(const CudaDriver& drv, const TmaView& v);
+
+// Writes each map of `tg` (arena_tensor_maps) into `arena`, a host copy
+// of an arena whose byte 0 is at `arena_base` where the maps are read (a
+// device address for the GPU, arena itself under simt), as `encode` makes
+// it. The maps' bytes belong to no tensor, so nothing a run writes moves them.
+void write_tensor_maps(const TileGraph& tg, char* arena, std::uint64_t arena_base,
+                       const std::function<AnvilTensorMap(const TmaView&)>& encode);
 
 }  // namespace anvil

@@ -3,7 +3,7 @@
 // side of tests/test_simt_crosscheck.cpp. Built here rather than at run
 // time so that a GPU machine, which has no Boost headers, runs it too.
 #define ANVIL_SIMT 1
-#define ANVIL_SMEM_BYTES 20480
+#define ANVIL_SMEM_BYTES 27648
 #include "rtasks/params.cuh"
 #include "rtasks/simt.cuh"
 #include "rtasks/platform.cuh"
