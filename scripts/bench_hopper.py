@@ -3,7 +3,10 @@
 
 - one large GEMM, 4096^3 in f16 and bf16: anvil's megakernel against cuBLAS
   (torch.matmul) on the same device, both timed with CUDA events; with
-  --tensor-cores the f16 one also on Hopper's wgmma tile (anvil --wgmma);
+  --tensor-cores the f16 one also on Hopper's wgmma tile (anvil --wgmma)
+  and, last, every candidate tile of it alone (anvil tune --wgmma): among
+  them the wgmma tiles at BK 64, whose operands the TMA engine copies,
+  beside those at BK 32 on cp.async, which the policy picks today;
 - a chain of batch-1 GEMVs (8 x [1, 4096] @ [4096, 4096], f16) and the
   Llama-style decode step (models/llama_decode.yaml): achieved bytes/s (the
   model's weights and inputs over its median time) against the device's
@@ -24,7 +27,9 @@
 
 Writes one JSON object (--json OUT) with device, date, commit, command and
 gemm_4096_f16_us, cublas_4096_f16_us, gemm_4096_bf16_us, cublas_4096_bf16_us,
-gemv_chain_bytes_per_s, decode_step_bytes_per_s, copy_bytes_per_s (with
+gemv_chain_bytes_per_s, decode_step_bytes_per_s, copy_bytes_per_s,
+gemm_4096_f16_tiles ({cost key: seconds per wave of tiles}, with
+--tensor-cores) (with
 --gemv-layouts: gemv_chain_{row,blocked}_{anvil,topo}_bytes_per_s,
 gemv_chain_blocked_weights_bytes_per_s and gemv_chain_l2_prefetch_bytes_per_s).
 
@@ -34,6 +39,7 @@ import argparse
 import datetime
 import json
 import pathlib
+import re
 import subprocess
 import sys
 import tempfile
@@ -86,6 +92,22 @@ def profile(args, model, extra=()):
     if r.returncode not in (0, 1):
         raise RuntimeError(f"{' '.join(cmd)} failed: {r.stderr.strip()[-2000:]}")
     return json.loads(r.stdout)
+
+
+def tune_tiles(args, model, extra=()):
+    """Every candidate tile of the model's GEMMs alone on the device (anvil
+    tune): {cost key: seconds per wave of tiles}, from the file it writes."""
+    with tempfile.TemporaryDirectory() as tmp:
+        measured = pathlib.Path(tmp) / "measured.yaml"
+        cmd = [args.anvil, "tune", str(model), "--out", str(measured), *extra]
+        if args.kernels_db:
+            cmd += ["--kernels-db", args.kernels_db]
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if not measured.exists():
+            raise RuntimeError(f"{' '.join(cmd)} failed: {(r.stderr or r.stdout).strip()[-2000:]}")
+        text = measured.read_text()
+    pairs = re.findall(r'key: "([^"]*)"\s+seconds: ([0-9.eE+-]+)', text)
+    return {key: float(seconds) for key, seconds in pairs}
 
 
 def cublas_us(dtype, n, iters):
@@ -203,6 +225,11 @@ def main():
         step("cublas_4096_bf16", lambda: cublas("bf16"))
         step("gemm_4096_bf16", lambda: gemm("bf16", tmp / "gemm_bf16.yaml"))
         step("decode_step", lambda: bandwidth("decode_step", ROOT / "models" / "llama_decode.yaml"))
+        if args.tensor_cores:  # last: it compiles every candidate (NVRTC, tens of seconds)
+            path = tmp / "gemm_f16.yaml"
+            path.write_text(gemm_model("f16"))
+            step("gemm_4096_f16_tiles",
+                 lambda: out.update(gemm_4096_f16_tiles=tune_tiles(args, path, ["--wgmma"])))
     print(json.dumps(out, indent=1))
 
 

@@ -123,8 +123,25 @@ $py "$root/scripts/bench_hopper.py" --anvil "$stub" --iters 2 --tensor-cores --j
     fail "bench_hopper.py --tensor-cores stopped at a failed step"
 $py - "$tmp/hopper_tc.json" <<'PY' || fail "bench_hopper.py --tensor-cores' steps"
 import json, sys
-steps = list(json.load(open(sys.argv[1]))["step_seconds"])
+d = json.load(open(sys.argv[1]))
+steps = list(d["step_seconds"])
 assert steps[:3] == ["cublas_4096_f16", "gemm_4096_f16", "gemm_4096_f16_wgmma"], steps
+# ... and every candidate tile of it alone is measured last (anvil tune).
+assert steps[-1] == "gemm_4096_f16_tiles" and "no GPU here" in d["errors"]["gemm_4096_f16_tiles"], (steps, d["errors"])
+PY
+# tune_tiles reads the measured file anvil tune writes.
+cat > "$tmp/anvil_tunes" <<'SH'
+#!/bin/sh
+while [ $# -gt 0 ]; do [ "$1" = --out ] && out=$2; shift; done
+printf 'gpu: h200\ntiles:\n  - key: "matmul wgmma 128x128x64 s3"\n    seconds: 1.5e-05\n  - key: "matmul wgmma 128x128x32 s4"\n    seconds: 2e-05\n' > "$out"
+SH
+chmod +x "$tmp/anvil_tunes"
+$py - "$root/scripts" "$tmp/anvil_tunes" <<'PY' || fail "bench_hopper.py's tune_tiles"
+import argparse, sys
+sys.path.insert(0, sys.argv[1])
+from bench_hopper import tune_tiles
+got = tune_tiles(argparse.Namespace(anvil=sys.argv[2], kernels_db=None), "m.yaml", ["--wgmma"])
+assert got == {"matmul wgmma 128x128x64 s3": 1.5e-05, "matmul wgmma 128x128x32 s4": 2e-05}, got
 PY
 # --gemv-layouts: the chain row-major and blocked, each under both policies, then the row-major
 # chain with --blocked-weights and with --gemv-l2-prefetch, and nothing else.
