@@ -216,7 +216,8 @@ ANVIL_DEVICE void anvil_wgmma_mainloop(const MatmulParams& p, const AnvilMmPlace
             anvil_mbarrier_arrive_expect_tx(bar, STAGE_TX);
             anvil_tma_load_2d(as, a_map, slice * BK, at.m0, bar);
             if (TMA == ANVIL_WGMMA_TMA_AB && MN_B)
-                for (int j = 0; j < BN / 64; ++j) anvil_tma_load_2d(bs + j * 64 * BK, b_map, at.n0 + 64 * j, slice * BK, bar);
+                for (int j = 0; j < BN / 64; ++j)
+                    anvil_tma_load_2d(bs + j * 64 * BK, b_map, at.n0 + 64 * j, slice * BK, bar);
             else if (TMA == ANVIL_WGMMA_TMA_AB)
                 anvil_tma_load_2d(bs, b_map, slice * BK, at.n0, bar);
         }

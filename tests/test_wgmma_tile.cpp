@@ -136,6 +136,29 @@ Graph mn_cases_graph(DType dtype) {
     return infer_shapes(build_graph(load_model_from_string(text, "wgmma_mn.yaml")));
 }
 
+// One model's wgmma schedule on simt, for mutation tests: whether a run
+// (of the rtasks as they are, or mutated) matches the reference.
+struct SimtMutations {
+    Graph g;
+    Schedule s;
+    TensorMap values;
+    SimtMutations(const Graph& graph, const TileGraph& tg)
+        : g(graph), s(launch_per_rop("per_op", tg, default_gpu(), "op_")), values(make_values(g, std::nullopt)) {}
+    bool matches(const HostRunOptions& opt = {}) const {
+        for (const OutputCheck& c : check_outputs(g, run_simt(s, values, opt), reference_execute(g, values)))
+            if (!c.ok()) return false;
+        return true;
+    }
+    // Wrong outputs, or a read the checks refuse.
+    bool goes_wrong(const std::string& from, const std::string& to) const {
+        try {
+            return !matches(test::with_mutation(from, to));
+        } catch (const std::exception&) {
+            return true;
+        }
+    }
+};
+
 // Whether the tile stages this matmul's B MN-major (anvil_wgmma_mn_ok: n
 // contiguous, every row 16-byte aligned).
 bool b_staged_mn(const ROp& op) {
@@ -188,18 +211,10 @@ TEST_CASE("wgmma tile: a thread's later chunks of a slice are read STEP rows (K-
     const Graph g = test::matmul_cases_graph("wgmma_chunks", DType::f16, {{257, 72, 136, false}}, 1, 31);
     const TileGraph tg = on_wgmma_all(decompose(g), {1});
     REQUIRE(arena_tensor_maps(tg).empty());
-    const Schedule s = launch_per_rop("per_op", tg, default_gpu(), "op_");
-    const TensorMap values = make_values(g, std::nullopt);
-    auto matches = [&](const TensorMap& out) {
-        for (const OutputCheck& c : check_outputs(g, out, reference_execute(g, values)))
-            if (!c.ok()) return false;
-        return true;
-    };
-    CHECK(matches(run_simt(s, values)));
-    CHECK_FALSE(matches(run_simt(s, values, test::with_mutation("(base + (off + j * STEP * sr))",
-                                                                "(base + (off + j * sr))"))));
-    CHECK_FALSE(matches(run_simt(s, values, test::with_mutation("(base + (off + j * KSTEP * sk))",
-                                                                "(base + (off + j * sk))"))));
+    const SimtMutations run(g, tg);
+    CHECK(run.matches());
+    CHECK_FALSE(run.matches(test::with_mutation("(base + (off + j * STEP * sr))", "(base + (off + j * sr))")));
+    CHECK_FALSE(run.matches(test::with_mutation("(base + (off + j * KSTEP * sk))", "(base + (off + j * sk))")));
 }
 
 // A k contiguous with 16-byte aligned rows (K a multiple of 8) at BK 64:
@@ -285,22 +300,16 @@ TEST_CASE("wgmma tile: the TMA path waits on the stage's mbarrier and copies the
     const Graph g = test::matmul_cases_graph("wgmma_tma_m", DType::f16, {{257, 200, 129, false}}, 1, 43);
     const TileGraph tg = on_wgmma_all(decompose(g), {0});
     REQUIRE(arena_tensor_maps(tg).size() == 1);
-    const Schedule s = launch_per_rop("per_op", tg, default_gpu(), "op_");
-    const TensorMap values = make_values(g, std::nullopt);
-    auto matches = [&](const TensorMap& out) {
-        for (const OutputCheck& c : check_outputs(g, out, reference_execute(g, values)))
-            if (!c.ok()) return false;
-        return true;
-    };
-    CHECK(matches(run_simt(s, values)));
+    const SimtMutations run(g, tg);
+    CHECK(run.matches());
     // No wait: the warps read a box that has not landed for them.
-    CHECK_THROWS_WITH(run_simt(s, values, test::with_mutation("if (TMA) anvil_mbarrier_wait_parity(",
-                                                              "if (false) anvil_mbarrier_wait_parity(")),
+    CHECK_THROWS_WITH(run.matches(test::with_mutation("if (TMA) anvil_mbarrier_wait_parity(",
+                                                      "if (false) anvil_mbarrier_wait_parity(")),
                       Catch::Contains("which a cp.async.bulk landed, without waiting on its mbarrier"));
     // Every tile's box at row 0, and the swizzled box read as unswizzled core matrices.
-    CHECK_FALSE(matches(run_simt(s, values, test::with_mutation("slice * BK, at.m0, bar)", "slice * BK, 0, bar)"))));
-    CHECK_FALSE(matches(run_simt(s, values, test::with_mutation("TMA ? anvil_wgmma_desc_sw128(as + wg * 64 * BK + kk * 16, 1024)",
-                                                                "TMA ? anvil_wgmma_desc(as + wg * 64 * BK + kk * 128, 128, BK * 16)"))));
+    CHECK_FALSE(run.matches(test::with_mutation("slice * BK, at.m0, bar)", "slice * BK, 0, bar)")));
+    CHECK_FALSE(run.matches(test::with_mutation("TMA ? anvil_wgmma_desc_sw128(as + wg * 64 * BK + kk * 16, 1024)",
+                                                "TMA ? anvil_wgmma_desc(as + wg * 64 * BK + kk * 128, 128, BK * 16)")));
 }
 
 TEST_CASE("wgmma tile: B [K, N] by TMA: two boxes a slice at the tile's columns, atoms along N one leading offset apart",
@@ -308,25 +317,11 @@ TEST_CASE("wgmma tile: B [K, N] by TMA: two boxes a slice at the tile's columns,
     const Graph g = test::matmul_cases_graph("wgmma_tma_b", DType::bf16, {{257, 200, 136, false}}, 1, 53);
     const TileGraph tg = on_wgmma_all(decompose(g), {0});
     REQUIRE(arena_tensor_maps(tg).size() == 2);
-    const Schedule s = launch_per_rop("per_op", tg, default_gpu(), "op_");
-    const TensorMap values = make_values(g, std::nullopt);
-    auto matches = [&](const TensorMap& out) {
-        for (const OutputCheck& c : check_outputs(g, out, reference_execute(g, values)))
-            if (!c.ok()) return false;
-        return true;
-    };
-    // A mutation shows as wrong outputs or as a read the checks refuse.
-    auto goes_wrong = [&](const std::string& from, const std::string& to) {
-        try {
-            return !matches(run_simt(s, values, test::with_mutation(from, to)));
-        } catch (const std::exception&) {
-            return true;
-        }
-    };
-    CHECK(matches(run_simt(s, values)));
-    CHECK(goes_wrong("b_map, at.n0 + 64 * j, slice * BK, bar)", "b_map, 64 * j, slice * BK, bar)"));
-    CHECK(goes_wrong("anvil_wgmma_desc_sw128_mn(bs + kk * 1024, 64 * BK * 2, 1024)",
-                     "anvil_wgmma_desc_sw128_mn(bs + kk * 1024, 1024, 64 * BK * 2)"));
+    const SimtMutations run(g, tg);
+    CHECK(run.matches());
+    CHECK(run.goes_wrong("b_map, at.n0 + 64 * j, slice * BK, bar)", "b_map, 64 * j, slice * BK, bar)"));
+    CHECK(run.goes_wrong("anvil_wgmma_desc_sw128_mn(bs + kk * 1024, 64 * BK * 2, 1024)",
+                         "anvil_wgmma_desc_sw128_mn(bs + kk * 1024, 1024, 64 * BK * 2)"));
 }
 
 TEST_CASE("wgmma tile: A by TMA and by cp.async agree with the reference on a Hopper device", "[wgmma][tma][gpu]") {

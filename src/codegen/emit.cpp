@@ -82,7 +82,8 @@ const TaskKind kAllKinds[] = {TaskKind::elementwise, TaskKind::matmul,  TaskKind
 
 // `epilogue`, `row_epilogue`: the rOp's entries in the epilogue table (0: none).
 // `maps`: the arena's tensor maps (tile/tensor_maps.h), rOp `rop`'s offsets in its params.
-std::string emit_params(const ROp& op, int rop, int epilogue, int row_epilogue, const std::vector<ArenaTensorMap>& maps) {
+std::string emit_params(const ROp& op, int rop, int epilogue, int row_epilogue,
+                        const std::vector<ArenaTensorMap>& maps) {
     auto with = [epilogue](auto p) {
         p.epilogue = epilogue;
         return p;
@@ -327,7 +328,8 @@ void emit_rops(std::ostringstream& o, const TileGraph& tg, const Variants& v, in
             if (!any) o << "ANVIL_TABLE " << k.params_type << " " << k.table << "[] = {\n";
             any = true;
             o << "    // [" << v.rops[i].index << "] rOp " << i << " '" << one_line(op.name) << "': "
-              << task_kind_name(op.kind) << ", " << op.tiles << " tiles\n    " << emit_params(op, static_cast<int>(i), epilogue[i], row_epilogue[i], maps) << ",\n";
+              << task_kind_name(op.kind) << ", " << op.tiles << " tiles\n    "
+              << emit_params(op, static_cast<int>(i), epilogue[i], row_epilogue[i], maps) << ",\n";
         }
         if (any) o << "};\n";
     }
