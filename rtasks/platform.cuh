@@ -769,10 +769,20 @@ ANVIL_DEVICE unsigned long long anvil_wgmma_desc_sw128_mn(const void* start, uns
     return (unsigned long long)((a & 0x3ffffu) >> 4) | (unsigned long long)((lbo & 0x3ffffu) >> 4) << 16 |
            (unsigned long long)((sbo & 0x3ffffu) >> 4) << 32 | 1ull << 62;
 }
-// Waits for the completion of bar's phase of parity `parity`.
+// Waits for the completion of bar's phase of parity `parity`. On the GPU a
+// phase that never completes (bytes announced that no copy brings) traps
+// after 2 s: the launch fails and the host reports it, rather than the
+// megakernel spinning to the host's time bound. (Simt reports it itself:
+// mbarrier_try_wait_parity.)
 ANVIL_DEVICE void anvil_mbarrier_wait_parity(unsigned long long* bar, unsigned parity) {
+#ifdef __CUDACC__
+    const unsigned long long start = anvil_now_ns();
+    while (!anvil_mbarrier_try_wait_parity(bar, parity))
+        if (anvil_now_ns() - start > 2000000000ull) __trap();
+#else
     while (!anvil_mbarrier_try_wait_parity(bar, parity)) {
     }
+#endif
 }
 #endif
 
