@@ -582,7 +582,7 @@ template <int N>
 ANVIL_DEVICE void anvil_wgmma_wait() {
     anvil_simt::wgmma_wait(N);
 }
-ANVIL_DEVICE void anvil_fence_proxy_async() {}
+ANVIL_DEVICE void anvil_fence_proxy_async() { anvil_simt::fence_proxy_async(); }
 ANVIL_DEVICE void anvil_wgmma_check_desc(const void* start, unsigned lbo, unsigned sbo) {
     anvil_simt::check_descriptor(start, lbo, sbo);
 }

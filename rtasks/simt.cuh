@@ -35,7 +35,10 @@
 //     swizzled start outside its atom's first row, accumulators read
 //     (anvil_wgmma_ready) or written before the wait_group that covers
 //     their wgmma, operands changed before it, a task ending with wgmma in
-//     flight; its operands are read through the checks above;
+//     flight; its operands are read through the checks above, and a byte
+//     a thread wrote through the generic proxy (st.shared, a cp.async)
+//     without a fence.proxy.async after it is refused to wgmma's reads and
+//     to a bulk copy's writes;
 //   - cp.async.bulk lands when its mbarrier's phase completes: its size a
 //     multiple of 16, its bytes poison (reads and writes refused) until
 //     then, read only by a thread that saw the phase complete (or any
@@ -150,6 +153,11 @@ struct Fiber {
     // Tensor maps this thread acquired in the task (fence.proxy.tensormap).
     const void* maps[kMaxMaps];
     int nmaps = 0;
+    // fence.proxy.async executed so far: a shared byte this thread wrote
+    // (st.shared, or a cp.async landing) reaches the async proxy (wgmma's
+    // reads, a bulk copy's writes) only once this count has grown past the
+    // write's (Shadow::w_fence).
+    unsigned proxy_fences = 0;
 };
 
 // One wgmma.mma_async.m64nNk16 in flight: the operands it read at issue
@@ -202,6 +210,7 @@ struct Shadow {  // one shared byte
     unsigned short w_tid, r_tid, r_tid2;
     unsigned char pending;          // a cp.async to it has not landed
     unsigned landing;               // w_tid kAsyncProxy: Block::landings[landing - 1] wrote it
+    unsigned w_fence;               // the writer's Fiber::proxy_fences when its write took effect
 };
 
 struct Region {
@@ -233,6 +242,7 @@ struct Block {
     // How a READ is named in reports: "read", or "read (ldmatrix)" while a
     // warp's ldmatrix reads its rows.
     const char* reading = "read";
+    bool async_proxy_reading = false;  // the READs are wgmma's, through the async proxy
     Warpgroup wg[kWarpgroups];
     std::vector<Mbar> mbars;
     std::vector<Landing> landings;  // this task's
@@ -537,6 +547,11 @@ inline const char* access_name(Access a) {
                               : "landed a cp.async.bulk on";
 }
 
+// A byte a thread of this task wrote through the generic proxy that has
+// not reached the async proxy: no fence.proxy.async by the writer since.
+inline bool unfenced(const Block& b, const Shadow& s) {
+    return s.w_iv >= b.task_iv && s.w_tid < kThreads && b.f[s.w_tid].proxy_fences == s.w_fence;
+}
 inline bool landing_seen(const Block& b, unsigned landing, int tid) {
     const Landing& l = b.landings[landing - 1];
     return l.seen[(size_t)tid] || (l.seen_iv != 0 && b.iv > l.seen_iv);
@@ -592,6 +607,12 @@ inline bool access(const void* p, int n, Access kind) {
                      "between",
                      who.s, b.reading, at + i, r->name, w.s);
                 return true;
+            } else if (b.async_proxy_reading && unfenced(b, s)) {
+                const Who who(me), w(s.w_tid);
+                fail("%s %s byte %ld of shared region '%s', which %s wrote through the generic proxy with no "
+                     "fence.proxy.async after the write",
+                     who.s, b.reading, at + i, r->name, w.s);
+                return true;
             } else if (s.w_tid == kAsyncProxy && s.w_iv >= b.task_iv && s.landing && !landing_seen(b, s.landing, me)) {
                 const Who who(me);
                 fail("%s %s byte %ld of shared region '%s', which a cp.async.bulk landed, without waiting on its "
@@ -617,6 +638,13 @@ inline bool access(const void* p, int n, Access kind) {
             s.landing = b.landing_now;
             continue;
         }
+        if (kind == BULK_ISSUE && unfenced(b, s)) {
+            const Who who(me), w(s.w_tid);
+            fail("%s %s byte %ld of shared region '%s', which %s wrote through the generic proxy with no "
+                 "fence.proxy.async after the write",
+                 who.s, access_name(kind), at + i, r->name, w.s);
+            return true;
+        }
         if (written && s.pending == 2) {
             const Who who(me), w(s.w_tid);
             fail("%s %s byte %ld of shared region '%s', the destination of %s's cp.async.bulk in flight", who.s,
@@ -640,6 +668,7 @@ inline bool access(const void* p, int n, Access kind) {
         s.w_tid = (unsigned short)me;
         s.pending = kind == ASYNC_ISSUE ? 1 : kind == BULK_ISSUE ? 2 : 0;
         s.landing = 0;
+        s.w_fence = b.f[me].proxy_fences;
     }
     return true;
 }
@@ -1241,8 +1270,10 @@ inline void execute_wgmma(Block& b, int g) {
     w.db = f0.db;
     const char* reading = b.reading;
     b.reading = "read (wgmma.mma_async)";
+    b.async_proxy_reading = true;
     const bool ok = read_operand(b, g * kWarpgroup, w.da, 64, w.a, false, true, "A") &&
                     read_operand(b, g * kWarpgroup, w.db, n, w.b, w.mn_b, true, "B");
+    b.async_proxy_reading = false;
     b.reading = reading;
     double A[64][16], B[256][16];
     for (int r = 0; r < 64; ++r)
@@ -1422,6 +1453,9 @@ inline bool mbarrier_try_wait_parity(void* bar, unsigned parity) {
     yield();  // the block's other threads run (the arrivals and copies this one waits for)
     return quiet();  // after a failure nothing waits
 }
+// fence.proxy.async: this thread's writes so far reach the async proxy.
+inline void fence_proxy_async() { ++block().f[block().cur].proxy_fences; }
+
 // mbarrier.inval: the object's 8 bytes are plain shared memory again (the
 // next task's scratch); its copies must have landed, and later use of it
 // is an error as before its init.

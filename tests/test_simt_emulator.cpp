@@ -601,6 +601,7 @@ TEST_CASE("simt emulator: chained wgmma land at the wait_group that covers them"
         unsigned char* smem = (unsigned char*)anvil_block_smem();
         stage_operand(smem, A, 64, 128, 256);
         stage_operand(smem + 2048, B, 64, 128, 256);
+        anvil_fence_proxy_async();
         anvil_barrier();
         float d[32];
         const unsigned long long da = anvil_wgmma_desc(smem, 128, 256), db = anvil_wgmma_desc(smem + 2048, 128, 256);
@@ -638,12 +639,13 @@ TEST_CASE("simt emulator: wgmma misuse is refused", "[simt][emulator][wgmma]") {
         for (int k = 0; k < 16; ++k) A[r][k] = half_bits(0.25f * (float)((r + k) % 7), false);
     // mutation: what the otherwise correct body does wrong.
     const std::string mutation = GENERATE(as<std::string>{}, "misaligned", "no fence", "early read", "no wait",
-                                          "overwrite", "swizzle", "missing thread", "unwritten");
+                                          "overwrite", "swizzle", "missing thread", "unwritten", "no proxy fence");
     CAPTURE(mutation);
     const std::string report = run([&]() -> bool {
         const int t = anvil_thread();
         unsigned char* smem = (unsigned char*)anvil_block_smem();
         if (mutation != "unwritten") stage_operand(smem, A, 64, 128, 256);
+        if (mutation != "no proxy fence") anvil_fence_proxy_async();  // the stores reach the tensor cores
         anvil_barrier();
         float d[32];
         for (int i = 0; i < 32; ++i) d[i] = 0.0f;
@@ -669,6 +671,7 @@ TEST_CASE("simt emulator: wgmma misuse is refused", "[simt][emulator][wgmma]") {
                            : mutation == "overwrite"      ? "changed before the wgmma.wait_group"
                            : mutation == "swizzle"        ? "with swizzle mode 2 and base offset 0: only the unswizzled"
                            : mutation == "missing thread" ? "had ended the task while its warpgroup waits at wgmma.fence"
+                           : mutation == "no proxy fence" ? "through the generic proxy with no fence.proxy.async"
                                                           : "which no thread wrote";
     CHECK_THAT(report, Catch::Contains(expected));
 }

@@ -204,7 +204,7 @@ TEST_CASE("wgmma tile: strides, transposes, batches, a fused epilogue and row op
     expect_host_and_simt(g, launch_per_rop("per_op", tg, default_gpu(), "op_"), 5);
 }
 
-TEST_CASE("wgmma tile: a thread's later chunks of a slice are read STEP rows (K-major) or KSTEP k (MN-major) on",
+TEST_CASE("wgmma tile: a thread's later chunks of a slice are read STEP rows (K-major) or KSTEP k (MN-major) on, and fenced",
           "[simt][wgmma][mutation]") {
     // A [257, 72] K-major and B [72, 136] MN-major in 128 x 128 x 32 (2
     // chunks a thread of each; at BK 64 the TMA engine would copy A).
@@ -215,6 +215,11 @@ TEST_CASE("wgmma tile: a thread's later chunks of a slice are read STEP rows (K-
     CHECK(run.matches());
     CHECK_FALSE(run.matches(test::with_mutation("(base + (off + j * STEP * sr))", "(base + (off + j * sr))")));
     CHECK_FALSE(run.matches(test::with_mutation("(base + (off + j * KSTEP * sk))", "(base + (off + j * sk))")));
+    // Without the proxy fence the tensor cores may read what cp.async wrote
+    // before it reaches them: the checks refuse it.
+    CHECK_THROWS_WITH(run.matches(test::with_mutation("anvil_fence_proxy_async();          // ... and its writes",
+                                                      "/* no fence */;          // ... and its writes")),
+                      Catch::Contains("through the generic proxy with no fence.proxy.async after the write"));
 }
 
 // A k contiguous with 16-byte aligned rows (K a multiple of 8) at BK 64:
