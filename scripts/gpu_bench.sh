@@ -87,15 +87,18 @@ phase_tests() {
     echo "== [gpu] tests on $gpu"
     # The PTX wrappers' cross-check alone first: a fault there leaves its
     # process's CUDA context unusable (at caaf45f xc_tma_2d's illegal
-    # instruction failed every later device test of that process). Then
-    # those that never ran on a device (the 2026-11-27 run's cap stopped
-    # before them), then the rest. --foreground: a cap inside a capped phase
-    # must stay in its process group.
+    # instruction failed every later device test of that process). Then,
+    # alone for the same reason, the wgmma tile's TMA paths (never on a
+    # device). Then those that never ran on a device (the 2026-11-27 run's
+    # cap stopped before them), then the rest. --foreground: a cap inside a
+    # capped phase must stay in its process group.
     local first='[tensor][gpu],[tf32][gpu],[policy][gpu],[gpu][profile],[tune][gpu]'
-    local rest='[gpu]~[crosscheck]~[tensor]~[tf32]~[policy]~[profile]~[tune]'
+    local rest='[gpu]~[crosscheck]~[tma]~[tensor]~[tf32]~[policy]~[profile]~[tune]'
     timeout --foreground -k 5 "${TESTS_CAP:-150}" sh -c '"$1" "[crosscheck]" -r compact -d yes; x=$?;
+        "$1" "[tma][gpu]" -r compact -d yes; t=$?;
         "$1" "$2" -r compact -d yes; a=$?; "$1" "$3" -r compact -d yes; b=$?;
-        echo "crosscheck rc=$x, first rc=$a, rest rc=$b"; [ $x = 0 ] && [ $a = 0 ] && [ $b = 0 ]' \
+        echo "crosscheck rc=$x, tma rc=$t, first rc=$a, rest rc=$b"
+        [ $x = 0 ] && [ $t = 0 ] && [ $a = 0 ] && [ $b = 0 ]' \
         _ "$pack/anvil_tests" "$first" "$rest" > "$out/gpu_tests.txt" 2>&1
     echo "rc=$?" >> "$out/gpu_tests.txt"
     tail -3 "$out/gpu_tests.txt"
