@@ -1114,6 +1114,10 @@ inline Descriptor decode_descriptor(unsigned long long d) {
 inline unsigned core_row_address(const Descriptor& d, int r, int khalf) {
     return d.start + (unsigned)(r / 8) * d.sbo + (unsigned)khalf * d.lbo + (unsigned)(r % 8) * 16;
 }
+// The 128-byte swizzle: the 16-byte chunk (address bits 4-6) moves by the
+// 128-byte row within its 1024-byte atom (bits 7-9), in TMA boxes and
+// wgmma operands alike.
+inline unsigned swizzle_128b(unsigned a) { return a ^ ((a >> 7 & 7u) << 4); }
 // MN-major (imm-trans 1, the "interleave" canonical layout
 // ((T,1,m),(8,k)):((1,T,SBO),(1T,LBO))): a core row holds 8 consecutive
 // rows r (M or N) at one k, element (r, k) lies at
@@ -1125,19 +1129,15 @@ inline unsigned core_row_address(const Descriptor& d, int r, int khalf) {
 // (r, k) lies at start + (r / 64) lbo + (k / 8) sbo + (k % 8) 128 +
 // (r % 64) 2, swizzled: the offsets trade axes (lbo along M or N between
 // atoms, sbo along K).
-inline unsigned swizzle_128b(unsigned a);
 inline unsigned mn_core_row_address(const Descriptor& d, int rgroup, int k) {
     if (d.swizzle == 1)
         return swizzle_128b(d.start + (unsigned)(rgroup / 8) * d.lbo + (unsigned)(k / 8) * d.sbo +
                             (unsigned)(k % 8) * 128 + (unsigned)(rgroup % 8) * 16);
     return d.start + (unsigned)rgroup * d.sbo + (unsigned)(k / 8) * d.lbo + (unsigned)(k % 8) * 16;
 }
-// The 128-byte swizzle: the 16-byte chunk (address bits 4-6) moves by the
-// 128-byte row within its 1024-byte atom (bits 7-9), in TMA boxes and
-// wgmma operands alike.
-inline unsigned swizzle_128b(unsigned a) { return a ^ ((a >> 7 & 7u) << 4); }
-// With it a K-major operand's rows are 128 bytes of k: element (r, k) of
-// a k16 step lies at start + (r / 8) sbo + (r % 8) 128 + k 2, swizzled.
+// With the swizzle a K-major operand's rows are 128 bytes of k: element
+// (r, k) of a k16 step lies at start + (r / 8) sbo + (r % 8) 128 + k 2,
+// swizzled.
 inline unsigned operand_row_address(const Descriptor& d, int r, int khalf) {
     if (d.swizzle == 0) return core_row_address(d, r, khalf);
     return swizzle_128b(d.start + (unsigned)(r / 8) * d.sbo + (unsigned)(r % 8) * 128 + (unsigned)khalf * 16);
@@ -1414,7 +1414,6 @@ inline void mbarrier_try_complete(Mbar& m) {
     unsigned landing = 0;
     if (!m.copies.empty()) {
         b.landings.push_back(Landing());
-        b.landings.back().seen_iv = 0;
         landing = b.landing_now = (unsigned)b.landings.size();
     }
     for (BulkCopy& c : m.copies)
