@@ -177,7 +177,7 @@ ANVIL_DEVICE void anvil_wgmma_pairs(float* acc, const Visit& visit) {
 
 // The tile's pipeline (the header's) into acc: A K-major, B N-major when
 // MN_B (read through wgmma's transpose bit), else K-major. With TMA (BK
-// 64), thread 0 inits a mbarrier per stage, acquires the maps and, per
+// 64), thread 0 inits an mbarrier per stage, acquires the maps and, per
 // slice, announces the stage's bytes and has the engine copy A's 128 x 64
 // box and (TMA_AB) B's boxes, 128-byte swizzled: MN-major BN / 64 boxes of
 // 64 n x 64 k, 8 KB apart (wgmma's leading offset) with 8 k rows to a
