@@ -302,75 +302,48 @@ XC_KERNEL(xc_tma_2d) {
 }
 
 // wgmma on operands a TMA copy swizzled: what a pipeline of the two would
-// do per slice. `in`: the maps of A (at 0) and B (at 128), both 128-byte
-// swizzled boxes of 64 rows x 64 16-bit k values; A a 50 x 72 tensor at
-// 1024 (rows 144 bytes apart) read from column 8 (its rows 50-63 zero),
-// B a 64 x 64 tensor ([n][k]) at 9216. Each warpgroup computes A B over the
-// four k16 steps of the box (descriptor start 32 bytes further per step);
-// `out`: D per warpgroup, [m][n] floats.
-template <bool BF16>
+// do per slice. `in`: the maps of A (at 0) and B (at 128), 128-byte
+// swizzled boxes of 64 rows of 64 16-bit values; A a 50 x 72 tensor at
+// 1024 (rows 144 bytes apart) read from column 8 (its rows 50-63 zero).
+// B at 9216: a 64 x 64 tensor ([n][k]), one box read K-major, or (MN, the
+// zoo's weights [K, N]) a 64 x 128 tensor ([k][n], rows 256 bytes apart),
+// two boxes (n 0-63 and 64-127, 8 KB apart: the leading offset) read with
+// the transpose bit, 8 k rows to a 1024-byte atom (the stride offset).
+// Each warpgroup computes A B over the four k16 steps of the box (A's
+// descriptor start 32 bytes further per step, MN-major B's two atoms);
+// `out`: D per warpgroup, [m][n] floats, N = 64 or (MN) 128.
+template <bool BF16, bool MN>
 ANVIL_DEVICE void xc_tma_wgmma(const unsigned char* in, unsigned char* out) {
+    const int N = MN ? 128 : 64, B_BYTES = N * 128;
     const int t = anvil_thread(), g = t / 128, w = (t % 128) / 32, lane = t % 32;
     unsigned char* smem = xc_smem_1024();
-    unsigned long long* bar = (unsigned long long*)(smem + 16384);
+    unsigned long long* bar = (unsigned long long*)(smem + 8192 + B_BYTES);
     const AnvilTensorMap* maps = (const AnvilTensorMap*)in;
     xc_mbarrier_ready(bar);
     if (t == 0) {
         anvil_tma_acquire_map(&maps[0]);
         anvil_tma_acquire_map(&maps[1]);
-        anvil_mbarrier_arrive_expect_tx(bar, 16384);
+        anvil_mbarrier_arrive_expect_tx(bar, 8192 + B_BYTES);
         anvil_tma_load_2d(smem, &maps[0], 8, 0, bar);
-        anvil_tma_load_2d(smem + 8192, &maps[1], 0, 0, bar);
+        for (int j = 0; j < N / 64; ++j) anvil_tma_load_2d(smem + 8192 + 8192 * j, &maps[1], 64 * j, 0, bar);
     }
     anvil_mbarrier_wait_parity(bar, 0);
-    float d[32] = {};
+    float d[N / 2] = {};
     anvil_wgmma_fence();
     for (int kk = 0; kk < 4; ++kk)
-        anvil_wgmma<64>(d, anvil_wgmma_desc_sw128(smem + 32 * kk, 1024), anvil_wgmma_desc_sw128(smem + 8192 + 32 * kk, 1024),
-                        BF16, kk > 0);
+        anvil_wgmma<N, MN>(d, anvil_wgmma_desc_sw128(smem + 32 * kk, 1024),
+                           MN ? anvil_wgmma_desc_sw128_mn(smem + 8192 + 2048 * kk, 8192, 1024)
+                              : anvil_wgmma_desc_sw128(smem + 8192 + 32 * kk, 1024),
+                           BF16, kk > 0);
     anvil_wgmma_commit();
     anvil_wgmma_wait<0>();
-    anvil_wgmma_ready<64>(d);
-    float* D = (float*)out + g * 64 * 64;
-    for (int i = 0; i < 32; ++i) D[(16 * w + lane / 4 + (i % 4 >= 2 ? 8 : 0)) * 64 + 8 * (i / 4) + 2 * (lane % 4) + i % 2] = d[i];
+    anvil_wgmma_ready<N>(d);
+    float* D = (float*)out + g * 64 * N;
+    for (int i = 0; i < N / 2; ++i)
+        D[(16 * w + lane / 4 + (i % 4 >= 2 ? 8 : 0)) * N + 8 * (i / 4) + 2 * (lane % 4) + i % 2] = d[i];
 }
-XC_KERNEL(xc_tma_wgmma_f16) { xc_tma_wgmma<false>(in, out); }
-XC_KERNEL(xc_tma_wgmma_bf16) { xc_tma_wgmma<true>(in, out); }
-
-// The same with B stored [K, N] (n contiguous, every weight of the model
-// zoo): m64n128k16 with the transpose bit over two 64 x 64 swizzled boxes
-// of B (n 0-63 and 64-127, 8 KB apart: the leading offset), 8 k rows to a
-// 1024-byte atom (the stride offset), two atoms per k16 step. `in`: A's
-// map at 0 as above; B's at 128, a 64 x 128 tensor ([k][n]) at 9216, rows
-// 256 bytes apart. `out`: D per warpgroup, [m][n] floats, 64 x 128.
-template <bool BF16>
-ANVIL_DEVICE void xc_tma_wgmma_mn(const unsigned char* in, unsigned char* out) {
-    const int t = anvil_thread(), g = t / 128, w = (t % 128) / 32, lane = t % 32;
-    unsigned char* smem = xc_smem_1024();
-    unsigned long long* bar = (unsigned long long*)(smem + 24576);
-    const AnvilTensorMap* maps = (const AnvilTensorMap*)in;
-    xc_mbarrier_ready(bar);
-    if (t == 0) {
-        anvil_tma_acquire_map(&maps[0]);
-        anvil_tma_acquire_map(&maps[1]);
-        anvil_mbarrier_arrive_expect_tx(bar, 24576);
-        anvil_tma_load_2d(smem, &maps[0], 8, 0, bar);
-        anvil_tma_load_2d(smem + 8192, &maps[1], 0, 0, bar);
-        anvil_tma_load_2d(smem + 16384, &maps[1], 64, 0, bar);
-    }
-    anvil_mbarrier_wait_parity(bar, 0);
-    float d[64] = {};
-    anvil_wgmma_fence();
-    for (int kk = 0; kk < 4; ++kk)
-        anvil_wgmma<128, true>(d, anvil_wgmma_desc_sw128(smem + 32 * kk, 1024),
-                               anvil_wgmma_desc_sw128_mn(smem + 8192 + 2048 * kk, 8192, 1024), BF16, kk > 0);
-    anvil_wgmma_commit();
-    anvil_wgmma_wait<0>();
-    anvil_wgmma_ready<128>(d);
-    float* D = (float*)out + g * 64 * 128;
-    for (int i = 0; i < 64; ++i)
-        D[(16 * w + lane / 4 + (i % 4 >= 2 ? 8 : 0)) * 128 + 8 * (i / 4) + 2 * (lane % 4) + i % 2] = d[i];
-}
-XC_KERNEL(xc_tma_wgmma_mn_f16) { xc_tma_wgmma_mn<false>(in, out); }
-XC_KERNEL(xc_tma_wgmma_mn_bf16) { xc_tma_wgmma_mn<true>(in, out); }
+XC_KERNEL(xc_tma_wgmma_f16) { xc_tma_wgmma<false, false>(in, out); }
+XC_KERNEL(xc_tma_wgmma_bf16) { xc_tma_wgmma<true, false>(in, out); }
+XC_KERNEL(xc_tma_wgmma_mn_f16) { xc_tma_wgmma<false, true>(in, out); }
+XC_KERNEL(xc_tma_wgmma_mn_bf16) { xc_tma_wgmma<true, true>(in, out); }
 #endif
