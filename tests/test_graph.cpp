@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include "frontend/graph.h"
+#include "frontend/graph_rewrite.h"
 #include "frontend/load_model.h"
 
 using namespace anvil;
@@ -200,4 +201,20 @@ TEST_CASE("build_graph checks names of a Model built in code", "[graph]") {
 
 TEST_CASE("load_graph refuses a missing file before anything else", "[graph]") {
     CHECK_THROWS_AS(load_graph("/nonexistent/model.yaml"), UserError);
+}
+
+TEST_CASE("a graph rewrite refuses two tensors of one name", "[graph]") {
+    // Tensors are found by name downstream: a pass that added a second 'w'
+    // would leave one of them unfilled (the norm fold did, for two readers of
+    // one weight). The rewrite says which pass, as an internal error.
+    const Graph g = graph_of(kModel);
+    GraphRewrite rw(g);
+    Value copy = g.value(*g.find("w"));
+    rw.node(static_cast<int>(*g.find("m"))).operands[1] = rw.add(copy);
+    CHECK_THROWS_WITH(rw.build("some_pass"), Contains("some_pass: two tensors are named 'w'"));
+    copy.name = "w+copy";
+    GraphRewrite ok(g);
+    ok.node(static_cast<int>(*g.find("m"))).operands[1] = ok.add(copy);
+    const Graph built = ok.build("some_pass");
+    CHECK(built.value(built.operands(*built.find("m"))[1]).name == "w+copy");
 }

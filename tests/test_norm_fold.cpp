@@ -166,3 +166,44 @@ TEST_CASE("norm fold: llama_decode's rmsnorms all fold; --no-norm-fold keeps the
     CHECK(run.status == 0);
     CHECK(run.output.find("races       none") != std::string::npos);
 }
+
+TEST_CASE("norm fold: readers that share a weight share its one folded copy (fuzz: gate and up reading one weight)",
+          "[normfold][normtile]") {
+    // n = norm(x); a = n @ w, b = n @ w (the same weight), c = n @ w^T (w
+    // square): two folded weights, w along its rows and w along its columns,
+    // each one tensor. Before, each reader got a copy under the same name
+    // and one of them was never filled (fuzz seed 20261129: y off by 78%).
+    for (const bool gemv : {true, false}) {
+        INFO((gemv ? "batch 1: GEMV fold" : "33 rows: GEMM tile fold"));
+        const int64_t M = gemv ? 1 : 33, K = 40;
+        GraphBuilder b(DType::f32);
+        b.input("x", {M, K});
+        b.param("g", {K});
+        b.param("w", {K, K});
+        b.node("n", Op::rmsnorm, {"x", "g"}, {{"eps", F(1e-3)}});
+        b.node("a", Op::matmul, {"n", "w"});
+        b.node("b", Op::matmul, {"n", "w"});
+        b.node("c", Op::matmul, {"n", "w"}, {{"transpose_b", B(true)}});
+        b.output("a").output("b").output("c");
+        Graph g = infer_shapes(b.graph());
+        set_init(g, "x", InitKind::normal, 3.0);
+        set_init(g, "g", InitKind::uniform, 0.5, 1.5);
+        set_init(g, "w", InitKind::normal, 0.5);
+        const Graph f = gemv ? fold_rmsnorm_into_matmuls(g) : fold_norms_into_gemm_tiles(g);
+        CHECK(count_op(f, Op::rmsnorm) == 0);
+        const VertexId wa = f.operands(*f.find("a"))[1], wb = f.operands(*f.find("b"))[1],
+                       wc = f.operands(*f.find("c"))[1];
+        CHECK(wa == wb);
+        CHECK(wa != wc);
+        CHECK(f.value(wa).fold->channel_axis == 0);
+        CHECK(f.value(wc).fold->channel_axis == 1);
+        const TensorMap values = make_values(g, std::nullopt);
+        HostRunOptions opt;
+        opt.check_races = true;
+        for (const PolicyEntry& p : all_policies()) {
+            INFO("policy " << p.name);
+            expect_reference(g, values, run_host(plan(g, p.name, default_gpu()), values, opt));
+        }
+        expect_reference(g, values, run_simt(plan(g, "anvil", default_gpu()), values, opt));
+    }
+}

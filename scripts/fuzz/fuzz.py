@@ -7,7 +7,11 @@
 Each mutant (scripts/fuzz/mutate.py, deterministic by seed) of the small
 models in models/ and tests/models goes through `anvil check`, and, when
 accepted, up to R of them through `anvil run --backend host` (under a memory
-limit set like `ulimit -v`, and a time limit). A finding is any signal,
+limit set like `ulimit -v`, and a time limit). `--backend simt` runs them
+instead as the CUDA code on the simt backend with its thread-level checks,
+for an sm_90a GPU, each mutant with its own draw of the opt-in tiles and
+layouts (wgmma and TMA, the L2 prefetches, blocked weights, TF32 modes):
+the device code on hostile shapes, without a device. A finding is any signal,
 timeout, exit status 3 (internal error) or other than 0/1/2, or a run whose
 outputs disagree with the reference (exit 1). Findings are written to
 --save DIR as YAML files, which --replay runs again (the ctest
@@ -19,6 +23,7 @@ import concurrent.futures
 import glob
 import hashlib
 import os
+import random
 import resource
 import shutil
 import subprocess
@@ -85,7 +90,29 @@ def problem(step, rc, out, path):
     return None
 
 
-def try_model(anvil, path, limits, env, allow_run):
+# The simt backend's target and the options a mutant may draw: every mode
+# that is off by default gets reached on shapes nobody wrote by hand.
+SIMT_RUN = ["--backend", "simt", "--gpu", "h200"]
+SIMT_OPTIONS = ["--wgmma", "--gemm-l2-prefetch", "--gemv-l2-prefetch", "--blocked-weights",
+                "--no-tensor-cores", "--precision=tf32", "--precision=3xtf32", "--no-last-slice-reduce",
+                "--policy=topo"]
+
+
+def run_options(backend, case_seed):
+    """The run options of one case: the host's fixed ones, or the simt
+    target with a draw (deterministic by seed) of up to three of
+    SIMT_OPTIONS, --wgmma in half of them."""
+    if backend == "host":
+        return ["--backend", "host", "--workers", "2"]
+    rng = random.Random(case_seed)
+    drawn = {"--wgmma"} if rng.random() < 0.5 else set()
+    drawn.update(rng.sample(SIMT_OPTIONS, rng.randint(0, 3)))
+    precisions = sorted(o for o in drawn if o.startswith("--precision"))
+    drawn.difference_update(precisions[1:])  # one precision
+    return SIMT_RUN + sorted(drawn)
+
+
+def try_model(anvil, path, limits, env, allow_run, options=("--backend", "host", "--workers", "2")):
     """(finding or None, whether it ran: None when check refused it)."""
     rc, out = run_anvil(anvil, ["check", path, "--max-memory", MAX_MEMORY], limits, env)
     bad = problem("check", rc, out, path)
@@ -93,11 +120,15 @@ def try_model(anvil, path, limits, env, allow_run):
         return bad, None
     if not allow_run():
         return None, False
-    rc, out = run_anvil(anvil, ["run", path, "--backend", "host", "--workers", "2", "--max-memory", MAX_MEMORY],
-                        limits, env)
+    rc, out = run_anvil(anvil, ["run", path, *options, "--max-memory", MAX_MEMORY], limits, env)
     if rc == 1 and ill_conditioned(anvil, path, limits, env):
         return None, True
-    return problem("run", rc, out, path), True
+    bad = problem("run", rc, out, path)
+    if bad and rc == 1:
+        bad = bad.replace("the host backend", "the " + options[options.index("--backend") + 1] + " backend")
+    if bad and rc != "timeout" and rc not in (0, 2):
+        bad += ": " + (out.strip().splitlines()[-1] if out.strip() else "")
+    return bad, True
 
 
 def ill_conditioned(anvil, path, limits, env):
@@ -204,8 +235,11 @@ def campaign(args, env):
             d = os.path.join(work, str(i % (args.jobs * 4)))
             os.makedirs(d, exist_ok=True)
             path, text = write_mutant(d, seed_path, seed_model, case_seed)
-            bad, _ = try_model(args.anvil, path, limits, env, allow_run)
+            options = run_options(args.backend, case_seed)
+            bad, _ = try_model(args.anvil, path, limits, env, allow_run, options)
             os.remove(path)
+            if bad and args.backend != "host":
+                text = "# run: " + " ".join(options) + "\n" + text
             return (i, seed_path, case_seed, text, bad)
 
         with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
@@ -213,7 +247,7 @@ def campaign(args, env):
                 if bad:
                     findings.append((seed_path, case_seed, text, bad))
                     print(f"FOUND case {case_seed} from {os.path.relpath(seed_path, ROOT)}: {bad}", flush=True)
-    print(f"fuzz: {args.cases} cases (seed {args.seed}), {runs['n']} host runs, {len(findings)} findings")
+    print(f"fuzz: {args.cases} cases (seed {args.seed}), {runs['n']} {args.backend} runs, {len(findings)} findings")
     if args.save:
         os.makedirs(args.save, exist_ok=True)
         for seed_path, case_seed, text, bad in findings:
@@ -230,10 +264,14 @@ def replay(args, env):
     files = sorted(glob.glob(os.path.join(args.replay, "*.yaml")))
     failed = 0
     for path in files:
-        bad, ran = try_model(args.anvil, path, limits, env, lambda: True)
-        # "# expect: refused" or "# expect: runs" in a file pins its outcome.
+        # "# expect: refused" or "# expect: runs" in a file pins its outcome;
+        # "# run: OPTIONS" runs it with those options (a simt finding's draw).
         with open(path) as f:
-            expect = [line.split(":", 1)[1].strip() for line in f if line.startswith("# expect:")]
+            header = [line for line in f if line.startswith("# ")]
+        expect = [line.split(":", 1)[1].strip() for line in header if line.startswith("# expect:")]
+        options = [line.split(":", 1)[1].split() for line in header if line.startswith("# run:")]
+        bad, ran = try_model(args.anvil, path, limits, env, lambda: True,
+                             options[0] if options else ("--backend", "host", "--workers", "2"))
         if not bad and expect and expect[0] != ("runs" if ran else "refused"):
             bad = f"expected it {expect[0]}, but it {'ran' if ran else 'was refused'}"
         print(f"{'FAIL' if bad else 'ok  '} {os.path.relpath(path, ROOT)}{': ' + bad if bad else ''}"
@@ -248,7 +286,9 @@ def main():
     ap.add_argument("--anvil", required=True)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--cases", type=int, default=1000)
-    ap.add_argument("--max-runs", type=int, default=40, help="host runs of accepted mutants, at most")
+    ap.add_argument("--max-runs", type=int, default=40, help="runs of accepted mutants, at most")
+    ap.add_argument("--backend", choices=["host", "simt"], default="host",
+                    help="run accepted mutants on the host backend, or on simt with a draw of opt-in modes each")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--timeout", type=float, default=60.0, help="seconds per anvil command")
     ap.add_argument("--mem-mb", type=int, default=4096, help="address-space limit per anvil command (ulimit -v)")

@@ -1,5 +1,8 @@
 #include "frontend/graph_rewrite.h"
 
+#include <string>
+#include <unordered_set>
+
 #include "anvil/error.h"
 
 namespace anvil {
@@ -30,6 +33,14 @@ Graph GraphRewrite::build(const char* pass) const {
         const bool source = val.role != Role::node || val.op == Op::constant;
         if (nodes[v] && source && !used[v] && boost::out_degree(v, graph_.g) > 0) nodes[v].reset();
     }
+
+    // Tensors are found by name downstream (buffers, folds, I/O): two of one
+    // name would silently share or shadow each other's values.
+    std::unordered_set<std::string> names;
+    for (const auto& nn : nodes)
+        if (nn)
+            ANVIL_CHECK(names.insert(nn->value.name).second,
+                        std::string(pass) + ": two tensors are named '" + nn->value.name + "'");
 
     Graph out;
     out.model_name = graph_.model_name;

@@ -1,5 +1,6 @@
 #include "frontend/norm_fold.h"
 
+#include <map>
 #include <optional>
 #include <utility>
 
@@ -11,21 +12,36 @@ namespace anvil {
 
 namespace {
 
-// Matmul c's weight w with its K rows scaled by the norm's gamma (a param
-// fold), added to the rewrite; its id.
-int gamma_scaled_weight(GraphRewrite& rw, const Value& w, bool transpose_b, const Value& norm, const Value& gamma) {
-    ParamFold f;
-    f.part = ParamFold::Part::weight;
-    f.source = w.name;
-    f.source_fold = w.fold;
-    f.channel_axis = transpose_b ? 1 : 0;  // the weight's K axis
-    f.channels = gamma.shape[0];
-    f.steps = {AffineStep{AffineStepKind::mul, norm.name, {ChannelFactor{gamma.name, 0}}, 0}};
-    Value wv = w;
-    wv.name = w.name + "+" + norm.name;  // '+' is no name character of the format: no clash
-    wv.fold = std::make_shared<const ParamFold>(f);
-    return rw.add(std::move(wv));
-}
+// Weight w with its K rows scaled by the norm's gamma (a param fold), added
+// to the rewrite once per weight and K axis however many of the norm's
+// readers share it (gate and up may read one weight); its id.
+class GammaScaledWeights {
+public:
+    GammaScaledWeights(GraphRewrite& rw, const Value& norm, const Value& gamma) : rw_(rw), norm_(norm), gamma_(gamma) {}
+
+    int of(VertexId w_id, const Value& w, bool transpose_b) {
+        const auto key = std::make_pair(w_id, transpose_b);
+        if (auto it = ids_.find(key); it != ids_.end()) return it->second;
+        ParamFold f;
+        f.part = ParamFold::Part::weight;
+        f.source = w.name;
+        f.source_fold = w.fold;
+        f.channel_axis = transpose_b ? 1 : 0;  // the weight's K axis
+        f.channels = gamma_.shape[0];
+        f.steps = {AffineStep{AffineStepKind::mul, norm_.name, {ChannelFactor{gamma_.name, 0}}, 0}};
+        Value wv = w;
+        // '+' is no name character of the format: no clash with the model's names.
+        wv.name = w.name + "+" + norm_.name + (transpose_b ? "+T" : "");
+        wv.fold = std::make_shared<const ParamFold>(f);
+        return ids_[key] = rw_.add(std::move(wv));
+    }
+
+private:
+    GraphRewrite& rw_;
+    const Value& norm_;
+    const Value& gamma_;
+    std::map<std::pair<VertexId, bool>, int> ids_;
+};
 
 std::vector<bool> output_mask(const Graph& g) {
     std::vector<bool> is_output(g.size(), false);
@@ -64,9 +80,10 @@ Graph fold_rmsnorm_into_matmuls(const Graph& graph) {
         const Value& nv = graph.value(n);
         const VertexId x = graph.operands(n)[0];
         const Value& gamma = graph.value(graph.operands(n)[1]);
+        GammaScaledWeights scaled(rw, nv, gamma);
         for (VertexId c : graph.consumers(n)) {
-            const Value& w = graph.value(graph.operands(c)[1]);
-            const int w_id = gamma_scaled_weight(rw, w, graph.value(c).attrs.get_bool("transpose_b"), nv, gamma);
+            const VertexId wv = graph.operands(c)[1];
+            const int w_id = scaled.of(wv, graph.value(wv), graph.value(c).attrs.get_bool("transpose_b"));
             GraphRewrite::Node& m = rw.node(static_cast<int>(c));
             m.operands = {static_cast<int>(x), w_id};
             m.value.attrs.values[kMatmulRmsEpsAttr] = nv.attrs.get_float("eps");
@@ -130,12 +147,13 @@ Graph fold_norms_into_gemm_tiles(const Graph& graph) {
         const std::vector<VertexId> nops = graph.operands(n);
         const Value& gamma = graph.value(nops[1]);
         const bool layernorm = nv.op == Op::layernorm;
+        GammaScaledWeights scaled(rw, nv, gamma);
         for (VertexId c : graph.consumers(n)) {
             const Value& cv = graph.value(c);
             const Value& w = graph.value(graph.operands(c)[1]);
             const bool tb = cv.attrs.get_bool("transpose_b");
             const int k_axis = tb ? 1 : 0;
-            const int w_id = gamma_scaled_weight(rw, w, tb, nv, gamma);
+            const int w_id = scaled.of(graph.operands(c)[1], w, tb);
 
             Value mm = cv;
             mm.attrs.values[kMatmulNormAttr] = std::string(layernorm ? "layernorm" : "rmsnorm");
