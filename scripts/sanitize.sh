@@ -6,8 +6,8 @@
 # the kernel-1 pools and the hostile-input tests (limits, paths); about a
 # minute on 2 cores once built, and only their test files are compiled.
 # (Not [tensor]: it grew to 36 tensor-core tests on simt and host compiles,
-# over 20 minutes under ASan; ctest runs them.) Any report fails the run. Needs no CUDA driver (anvil loads it only when a command
-# asks for the GPU).
+# over 20 minutes under ASan; ctest runs them.) Any report fails the run.
+# Needs no CUDA driver (anvil loads it only when a command asks for the GPU).
 #   sanitize.sh [extra Catch2 filter]
 set -euo pipefail
 cd "$(dirname "$0")/.."
