@@ -173,14 +173,25 @@ TEST_CASE("norm fold: readers that share a weight share its one folded copy (fuz
     // square): two folded weights, w along its rows and w along its columns,
     // each one tensor. Before, each reader got a copy under the same name
     // and one of them was never filled (fuzz seed 20261129: y off by 78%).
-    for (const bool gemv : {true, false}) {
-        INFO((gemv ? "batch 1: GEMV fold" : "33 rows: GEMM tile fold"));
-        const int64_t M = gemv ? 1 : 33, K = 40;
+    struct Case {
+        const char* what;
+        Op norm;
+        int64_t M;
+    };
+    for (const Case& k : {Case{"batch 1: the GEMV fold", Op::rmsnorm, 1}, Case{"33 rows: the tile fold", Op::rmsnorm, 33},
+                          Case{"33 rows: the tile fold of a layernorm", Op::layernorm, 33}}) {
+        INFO(k.what);
+        const int64_t K = 40;
         GraphBuilder b(DType::f32);
-        b.input("x", {M, K});
+        b.input("x", {k.M, K});
         b.param("g", {K});
         b.param("w", {K, K});
-        b.node("n", Op::rmsnorm, {"x", "g"}, {{"eps", F(1e-3)}});
+        if (k.norm == Op::layernorm) {
+            b.param("beta", {K});
+            b.node("n", Op::layernorm, {"x", "g", "beta"}, {{"eps", F(1e-3)}});
+        } else {
+            b.node("n", Op::rmsnorm, {"x", "g"}, {{"eps", F(1e-3)}});
+        }
         b.node("a", Op::matmul, {"n", "w"});
         b.node("b", Op::matmul, {"n", "w"});
         b.node("c", Op::matmul, {"n", "w"}, {{"transpose_b", B(true)}});
@@ -188,11 +199,19 @@ TEST_CASE("norm fold: readers that share a weight share its one folded copy (fuz
         Graph g = infer_shapes(b.graph());
         set_init(g, "x", InitKind::normal, 3.0);
         set_init(g, "g", InitKind::uniform, 0.5, 1.5);
+        if (k.norm == Op::layernorm) set_init(g, "beta", InitKind::uniform, -1.0, 1.0);
         set_init(g, "w", InitKind::normal, 0.5);
-        const Graph f = gemv ? fold_rmsnorm_into_matmuls(g) : fold_norms_into_gemm_tiles(g);
-        CHECK(count_op(f, Op::rmsnorm) == 0);
-        const VertexId wa = f.operands(*f.find("a"))[1], wb = f.operands(*f.find("b"))[1],
-                       wc = f.operands(*f.find("c"))[1];
+        const Graph f = k.M == 1 ? fold_rmsnorm_into_matmuls(g) : fold_norms_into_gemm_tiles(g);
+        CHECK(count_op(f, k.norm) == 0);
+        // The matmuls' weights (a layernorm's readers are renamed: each is
+        // now the add of its projected beta, over the matmul).
+        const auto weight_of = [&](const std::string& name) {
+            VertexId m = *f.find(name);
+            if (f.value(m).op == Op::add) m = f.operands(m)[0];
+            REQUIRE(f.value(m).op == Op::matmul);
+            return f.operands(m)[1];
+        };
+        const VertexId wa = weight_of("a"), wb = weight_of("b"), wc = weight_of("c");
         CHECK(wa == wb);
         CHECK(wa != wc);
         CHECK(f.value(wa).fold->channel_axis == 0);
