@@ -43,6 +43,19 @@ Graph norm_then_gemvs(int64_t K, int64_t n1, int64_t n2, DType t) {
     return g;
 }
 
+// g's outputs against the reference on the host under every policy, and on
+// simt under anvil's, races checked.
+void expect_reference_everywhere(const Graph& g) {
+    const TensorMap values = make_values(g, std::nullopt);
+    HostRunOptions opt;
+    opt.check_races = true;
+    for (const PolicyEntry& p : all_policies()) {
+        INFO("policy " << p.name);
+        expect_reference(g, values, run_host(plan(g, p.name, default_gpu()), values, opt));
+    }
+    expect_reference(g, values, run_simt(plan(g, "anvil", default_gpu()), values, opt));
+}
+
 }  // namespace
 
 TEST_CASE("norm fold: an rmsnorm read only by GEMVs disappears into them", "[normfold]") {
@@ -98,14 +111,7 @@ TEST_CASE("norm fold: folded GEMVs match the reference in every dtype and odd si
         for (int64_t K : {1, 7, 33, 129}) {
             INFO(dtype_name(t) << " K " << K);
             const Graph g = norm_then_gemvs(K, 7, 33, t);
-            const TensorMap values = make_values(g, std::nullopt);
-            HostRunOptions opt;
-            opt.check_races = true;
-            for (const PolicyEntry& p : all_policies()) {
-                INFO("policy " << p.name);
-                expect_reference(g, values, run_host(plan(g, p.name, default_gpu()), values, opt));
-            }
-            expect_reference(g, values, run_simt(plan(g, "anvil", default_gpu()), values, opt));
+            expect_reference_everywhere(g);
         }
 }
 
@@ -216,13 +222,6 @@ TEST_CASE("norm fold: readers that share a weight share its one folded copy (fuz
         CHECK(wa != wc);
         CHECK(f.value(wa).fold->channel_axis == 0);
         CHECK(f.value(wc).fold->channel_axis == 1);
-        const TensorMap values = make_values(g, std::nullopt);
-        HostRunOptions opt;
-        opt.check_races = true;
-        for (const PolicyEntry& p : all_policies()) {
-            INFO("policy " << p.name);
-            expect_reference(g, values, run_host(plan(g, p.name, default_gpu()), values, opt));
-        }
-        expect_reference(g, values, run_simt(plan(g, "anvil", default_gpu()), values, opt));
+        expect_reference_everywhere(g);
     }
 }
