@@ -4,7 +4,9 @@ A mutant is a seed model (parsed YAML) with one to three edits that a hostile
 or careless user could make: a dimension or attribute set to an extreme
 (0, -1, 2^31, 2^63 - 1, ...) or nudged by one, a float attribute made NaN,
 infinite, negative or tiny, a dtype changed, an operand dropped, repeated or
-swapped, an op replaced by another of the same arity, a key removed.
+swapped, an op replaced by another of the same arity, a key removed; or a
+sharing a real model may well have: two readers of one weight, a node's twin
+beside it.
 """
 import copy
 import random
@@ -100,6 +102,32 @@ def mutate_operands(rng, m):
     return True
 
 
+def mutate_sharing(rng, m):
+    """Structure a model may well have, which the graph passes must keep
+    apart: an operand rewired to another declared tensor of its shape (two
+    readers of one weight), or a node repeated under a new name and made an
+    output (siblings that read the same operands)."""
+    declared = {t.get("name"): t.get("shape") for t in _tensors(m) if isinstance(t.get("shape"), list)}
+    if rng.random() < 0.6:
+        spots = [(n, i, other) for n in _nodes(m) if isinstance(n.get("inputs"), list)
+                 for i, name in enumerate(n["inputs"]) if name in declared
+                 for other in declared if other != name and declared[other] == declared[name]]
+        spot = _pick(rng, spots)
+        if spot is None:
+            return False
+        n, i, other = spot
+        n["inputs"][i] = other
+        return True
+    n = _pick(rng, [n for n in _nodes(m) if isinstance(n.get("name"), str)])
+    if n is None or not isinstance(m.get("outputs"), list):
+        return False
+    twin = copy.deepcopy(n)
+    twin["name"] = n["name"] + "_twin"
+    m["nodes"].append(twin)
+    m["outputs"].append(twin["name"])
+    return True
+
+
 def mutate_op(rng, m):
     n = _pick(rng, _nodes(m))
     if n is None:
@@ -141,8 +169,8 @@ def mutate_top(rng, m):
     return True
 
 
-MUTATIONS = [(mutate_shape, 4), (mutate_attr, 5), (mutate_operands, 2), (mutate_op, 1), (mutate_dtype, 1),
-             (mutate_top, 1)]
+MUTATIONS = [(mutate_shape, 4), (mutate_attr, 5), (mutate_operands, 2), (mutate_sharing, 2), (mutate_op, 1),
+             (mutate_dtype, 1), (mutate_top, 1)]
 
 
 def mutate(model, seed):
