@@ -17,11 +17,16 @@ namespace {
 // readers share it (gate and up may read one weight); its id.
 class GammaScaledWeights {
 public:
-    GammaScaledWeights(GraphRewrite& rw, const Value& norm, const Value& gamma) : rw_(rw), norm_(norm), gamma_(gamma) {}
+    GammaScaledWeights(const Graph& g, GraphRewrite& rw, VertexId norm)
+        : g_(g), rw_(rw), norm_(g.value(norm)), gamma_(g.value(g.operands(norm)[1])) {}
 
-    int of(VertexId w_id, const Value& w, bool transpose_b) {
+    // The scaled copy of the weight matmul c reads.
+    int of(VertexId c) {
+        const VertexId w_id = g_.operands(c)[1];
+        const bool transpose_b = g_.value(c).attrs.get_bool("transpose_b");
         const auto key = std::make_pair(w_id, transpose_b);
         if (auto it = ids_.find(key); it != ids_.end()) return it->second;
+        const Value& w = g_.value(w_id);
         ParamFold f;
         f.part = ParamFold::Part::weight;
         f.source = w.name;
@@ -37,6 +42,7 @@ public:
     }
 
 private:
+    const Graph& g_;
     GraphRewrite& rw_;
     const Value& norm_;
     const Value& gamma_;
@@ -79,11 +85,9 @@ Graph fold_rmsnorm_into_matmuls(const Graph& graph) {
         changed = true;
         const Value& nv = graph.value(n);
         const VertexId x = graph.operands(n)[0];
-        const Value& gamma = graph.value(graph.operands(n)[1]);
-        GammaScaledWeights scaled(rw, nv, gamma);
+        GammaScaledWeights scaled(graph, rw, n);
         for (VertexId c : graph.consumers(n)) {
-            const VertexId wv = graph.operands(c)[1];
-            const int w_id = scaled.of(wv, graph.value(wv), graph.value(c).attrs.get_bool("transpose_b"));
+            const int w_id = scaled.of(c);
             GraphRewrite::Node& m = rw.node(static_cast<int>(c));
             m.operands = {static_cast<int>(x), w_id};
             m.value.attrs.values[kMatmulRmsEpsAttr] = nv.attrs.get_float("eps");
@@ -145,15 +149,14 @@ Graph fold_norms_into_gemm_tiles(const Graph& graph) {
         changed = true;
         const Value& nv = graph.value(n);
         const std::vector<VertexId> nops = graph.operands(n);
-        const Value& gamma = graph.value(nops[1]);
         const bool layernorm = nv.op == Op::layernorm;
-        GammaScaledWeights scaled(rw, nv, gamma);
+        GammaScaledWeights scaled(graph, rw, n);
         for (VertexId c : graph.consumers(n)) {
             const Value& cv = graph.value(c);
             const Value& w = graph.value(graph.operands(c)[1]);
             const bool tb = cv.attrs.get_bool("transpose_b");
             const int k_axis = tb ? 1 : 0;
-            const int w_id = scaled.of(graph.operands(c)[1], w, tb);
+            const int w_id = scaled.of(c);
 
             Value mm = cv;
             mm.attrs.values[kMatmulNormAttr] = std::string(layernorm ? "layernorm" : "rmsnorm");
