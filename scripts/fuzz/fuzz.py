@@ -92,6 +92,7 @@ def problem(step, rc, out, path):
 
 # The simt backend's target and the options a mutant may draw: every mode
 # that is off by default gets reached on shapes nobody wrote by hand.
+HOST_RUN = ["--backend", "host", "--workers", "2"]
 SIMT_RUN = ["--backend", "simt", "--gpu", "h200"]
 SIMT_OPTIONS = ["--wgmma", "--gemm-l2-prefetch", "--gemv-l2-prefetch", "--blocked-weights",
                 "--no-tensor-cores", "--precision=tf32", "--precision=3xtf32", "--no-last-slice-reduce",
@@ -103,7 +104,7 @@ def run_options(backend, case_seed):
     target with a draw (deterministic by seed) of up to three of
     SIMT_OPTIONS, --wgmma in half of them."""
     if backend == "host":
-        return ["--backend", "host", "--workers", "2"]
+        return HOST_RUN
     rng = random.Random(case_seed)
     drawn = {"--wgmma"} if rng.random() < 0.5 else set()
     drawn.update(rng.sample(SIMT_OPTIONS, rng.randint(0, 3)))
@@ -112,7 +113,7 @@ def run_options(backend, case_seed):
     return SIMT_RUN + sorted(drawn)
 
 
-def try_model(anvil, path, limits, env, allow_run, options=("--backend", "host", "--workers", "2")):
+def try_model(anvil, path, limits, env, allow_run, options=HOST_RUN):
     """(finding or None, whether it ran: None when check refused it)."""
     rc, out = run_anvil(anvil, ["check", path, "--max-memory", MAX_MEMORY], limits, env)
     bad = problem("check", rc, out, path)
@@ -150,7 +151,7 @@ def ill_conditioned(anvil, path, limits, env):
     from baselines.numpy_backend import NumpyBackend
     with tempfile.TemporaryDirectory() as tmp:
         io = os.path.join(tmp, "io")
-        rc, _ = run_anvil(anvil, ["run", path, "--backend", "host", "--workers", "2", "--max-memory", MAX_MEMORY,
+        rc, _ = run_anvil(anvil, ["run", path, *HOST_RUN, "--max-memory", MAX_MEMORY,
                                   "--save-io", io], limits, env)
         if rc != 1:
             return False
@@ -271,7 +272,7 @@ def replay(args, env):
         expect = [line.split(":", 1)[1].strip() for line in header if line.startswith("# expect:")]
         options = [line.split(":", 1)[1].split() for line in header if line.startswith("# run:")]
         bad, ran = try_model(args.anvil, path, limits, env, lambda: True,
-                             options[0] if options else ("--backend", "host", "--workers", "2"))
+                             options[0] if options else HOST_RUN)
         if not bad and expect and expect[0] != ("runs" if ran else "refused"):
             bad = f"expected it {expect[0]}, but it {'ran' if ran else 'was refused'}"
         print(f"{'FAIL' if bad else 'ok  '} {os.path.relpath(path, ROOT)}{': ' + bad if bad else ''}"
