@@ -338,16 +338,48 @@ ANVIL_TASK void anvil_conv2d_tile(const WindowParams& params, int tile, char* ar
                 anvil_sts_f32<VM>(part + anvil_gemm_at(j, ty, TYn, VN) * BM + anvil_gemm_at(c * VM, tx, TXn, VM), v);
             }
         anvil_barrier();  // every partial tile is complete
-#pragma unroll 1
-        for (int e = tid; e < BM * BN; e += ANVIL_THREADS) {
-            const int gm = m0 + e % BM, go = o0 + e / BM;
-            if (gm >= M || go >= p.Og) continue;
+        // Element e of the tile (channel go): its partials summed, its bias added.
+        auto sum = [&](int e, int go) {
             float v = bias ? anvil_load(bias + go) : 0.0f;
 #pragma unroll
             for (int g = 0; g < G; ++g) v += anvil_lds(smem + g * BM * BN + e);
-            const int at = go * M + gm;
-            anvil_store(y + at, epi ? anvil_epilogue_apply(*epi, v, y0 + at, arena) : v);
+            return v;
+        };
+        if (epi) {  // the sums through the epilogue a batch at a time (epilogue.cuh)
+            anvil_epilogue_each<(BM * BN + ANVIL_THREADS - 1) / ANVIL_THREADS>(
+                *epi, arena,
+                [&](int f, float& v, anvil_i64& at) {
+                    const int e = tid + f * ANVIL_THREADS, gm = m0 + e % BM, go = o0 + e / BM;
+                    if (e >= BM * BN || gm >= M || go >= p.Og) return false;
+                    v = sum(e, go);
+                    at = y0 + (go * M + gm);
+                    return true;
+                },
+                [&](int f, float v) {
+                    const int e = tid + f * ANVIL_THREADS;
+                    anvil_store(y + ((o0 + e / BM) * M + m0 + e % BM), v);
+                });
+            return;
         }
+#pragma unroll 1
+        for (int e = tid; e < BM * BN; e += ANVIL_THREADS) {
+            const int gm = m0 + e % BM, go = o0 + e / BM;
+            if (gm < M && go < p.Og) anvil_store(y + (go * M + gm), sum(e, go));
+        }
+    } else if (epi) {  // a batch at a time (epilogue.cuh)
+        anvil_epilogue_each<RM * RN>(
+            *epi, arena,
+            [&](int f, float& v, anvil_i64& at) {
+                const int go = o0 + anvil_gemm_at(f / RM, ty, TYn, VN), gm = m0 + anvil_gemm_at(f % RM, tx, TXn, VM);
+                if (go >= p.Og || gm >= M) return false;
+                v = acc[f % RM][f / RM] + (bias ? anvil_load(bias + go) : 0.0f);
+                at = y0 + (go * M + gm);
+                return true;
+            },
+            [&](int f, float v) {
+                const int go = o0 + anvil_gemm_at(f / RM, ty, TYn, VN), gm = m0 + anvil_gemm_at(f % RM, tx, TXn, VM);
+                anvil_store(y + (go * M + gm), v);
+            });
     } else {
         for (int j = 0; j < RN; ++j) {
             const int go = o0 + anvil_gemm_at(j, ty, TYn, VN);
@@ -356,9 +388,7 @@ ANVIL_TASK void anvil_conv2d_tile(const WindowParams& params, int tile, char* ar
             for (int i = 0; i < RM; ++i) {
                 const int gm = m0 + anvil_gemm_at(i, tx, TXn, VM);
                 if (gm >= M) continue;
-                const int at = go * M + gm;
-                const float v = acc[i][j] + b;
-                anvil_store(y + at, epi ? anvil_epilogue_apply(*epi, v, y0 + at, arena) : v);
+                anvil_store(y + (go * M + gm), acc[i][j] + b);
             }
         }
     }

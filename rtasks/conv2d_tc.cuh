@@ -147,19 +147,30 @@ ANVIL_TASK void anvil_conv2d_tc_tile(const WindowParams& params, int tile, char*
                                            [](unsigned short*, int) { return false; });
 
     // Row r: channel o0 + r; columns c, c + 1: pixels m0 + c, m0 + c + 1.
-    const AnvilEpilogue* epi = p.epilogue ? &anvil_epilogue(p.epilogue) : 0;
+    if (p.epilogue) {  // a batch at a time (epilogue.cuh)
+        anvil_epilogue_each<BM * BN / ANVIL_THREADS>(
+            anvil_epilogue(p.epilogue), arena,
+            [&](int f, float& v, anvil_i64& at) {
+                int r, c;
+                anvil_tc_at<BN, BM>(f, &r, &c);
+                const int go = place.o0 + r, gm = place.m0 + c;
+                if (go >= p.Og || gm >= M) return false;
+                v = anvil_tc_acc<BN, BM>(acc, f) + (op.bias ? anvil_load(op.bias + go) : 0.0f);
+                at = op.y0 + (go * M + gm);
+                return true;
+            },
+            [&](int f, float v) {
+                int r, c;
+                anvil_tc_at<BN, BM>(f, &r, &c);
+                anvil_store(op.y + ((place.o0 + r) * M + place.m0 + c), v);
+            });
+        return;
+    }
     anvil_tc_pairs<BN, BM>(acc, [&](int r, int c, const float* v) {
         const int go = place.o0 + r, gm = place.m0 + c;
         if (go >= p.Og || gm >= M) return;
         const float b = op.bias ? anvil_load(op.bias + go) : 0.0f;
-        const int at = go * M + gm;
-        const bool both = gm + 1 < M;
-        float v0 = v[0] + b, v1 = v[1] + b;
-        if (epi) {
-            v0 = anvil_epilogue_apply(*epi, v0, op.y0 + at, arena);
-            if (both) v1 = anvil_epilogue_apply(*epi, v1, op.y0 + at + 1, arena);
-        }
-        anvil_store2(op.y + at, 1, both, v0, v1);
+        anvil_store2(op.y + (go * M + gm), 1, gm + 1 < M, v[0] + b, v[1] + b);
     });
 #endif
 }

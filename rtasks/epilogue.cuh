@@ -108,16 +108,60 @@ ANVIL_TASK float anvil_epilogue_interpret(const AnvilEpilogue& e, float v, anvil
     return v;
 }
 
-// The emitted source's dispatcher, defined after the epilogue table: the
-// straight-line function of `e`'s table entry, or the interpreter.
-ANVIL_DEVICE float anvil_epilogue_straight(const AnvilEpilogue& e, float v, anvil_i64 at, char* arena);
+// The emitted source's dispatcher, defined after the epilogue table: for
+// up to N values of a thread (bit l of `mask`: v[l] is one, the output
+// element at offset at[l]), the straight-line function of `e`'s table
+// entry, or the interpreter; v is updated in place.
+template <int N>
+ANVIL_DEVICE void anvil_epilogue_straight(const AnvilEpilogue& e, float* v, const anvil_i64* at, unsigned mask,
+                                          char* arena);
 
 // The epilogue `e` (an entry of the emitted table) applied to value v of the
 // output element at offset `at`. Not inlined on the GPU (ANVIL_TASK): a
 // GEMM micro-tile stores many values, and one call per value keeps the
 // kernel small.
 ANVIL_TASK float anvil_epilogue_apply(const AnvilEpilogue& e, float v, anvil_i64 at, char* arena) {
-    return anvil_epilogue_straight(e, v, at, arena);
+    anvil_epilogue_straight<1>(e, &v, &at, 1u, arena);
+    return v;
+}
+
+// ANVIL_EPI_BATCH values, and their elements, passed by value: a call
+// keeps them in registers.
+struct AnvilEpiBatch {
+    float v[ANVIL_EPI_BATCH];
+    anvil_i64 at[ANVIL_EPI_BATCH];
+};
+
+// The epilogue for up to ANVIL_EPI_BATCH values at once (bit l of `mask`:
+// v[l] is one, of element at[l]): their operands' loads are in flight
+// together, where a call per value waits a round trip for each.
+ANVIL_TASK AnvilEpiBatch anvil_epilogue_apply_batch(const AnvilEpilogue& e, AnvilEpiBatch b, unsigned mask, char* arena) {
+    anvil_epilogue_straight<ANVIL_EPI_BATCH>(e, b.v, b.at, mask, arena);
+    return b;
+}
+
+// A thread's NV values through epilogue e, ANVIL_EPI_BATCH per call.
+// take(f, v, at) gives value f (0 <= f < NV) and its element in v and at,
+// and whether it is one (inside the output); store(f, v) stores it after
+// the epilogue. Unrolled: f is a constant in every take and store, so a
+// tile's accumulators stay in registers.
+template <int NV, class Take, class Store>
+ANVIL_DEVICE void anvil_epilogue_each(const AnvilEpilogue& e, char* arena, const Take& take, const Store& store) {
+#pragma unroll
+    for (int f0 = 0; f0 < NV; f0 += ANVIL_EPI_BATCH) {
+        AnvilEpiBatch b;
+        unsigned mask = 0;
+#pragma unroll
+        for (int l = 0; l < ANVIL_EPI_BATCH; ++l) {
+            b.v[l] = 0.0f;
+            b.at[l] = 0;
+            if (f0 + l < NV && take(f0 + l, b.v[l], b.at[l])) mask |= 1u << l;
+        }
+        if (mask) b = anvil_epilogue_apply_batch(e, b, mask, arena);
+#pragma unroll
+        for (int l = 0; l < ANVIL_EPI_BATCH; ++l)
+            if (f0 + l < NV && (mask >> l & 1u)) store(f0 + l, b.v[l]);
+    }
 }
 
 #endif  // ANVIL_RTASKS_EPILOGUE_CUH

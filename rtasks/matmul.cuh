@@ -240,12 +240,27 @@ ANVIL_TASK void anvil_matmul_tile(const MatmulParams& params, int tile, char* ar
         anvil_mm_row_store<TC, BM, BN>(p, acc, m0, epi, C, cb, arena);
         return;
     }
+    if (epi) {  // a batch at a time (epilogue.cuh)
+        anvil_epilogue_each<RM * RN>(
+            *epi, arena,
+            [&](int f, float& v, anvil_i64& e) {
+                const int gm = m0 + anvil_gemm_at(f / RN, ty, TY, VM), gn = n0 + anvil_gemm_at(f % RN, tx, TX, VN);
+                v = acc[f / RN][f % RN];
+                e = cb + ((anvil_i64)gm * p.c_sm + (anvil_i64)gn * p.c_sn);
+                return gm < p.M && gn < p.N;
+            },
+            [&](int f, float v) {
+                const int gm = m0 + anvil_gemm_at(f / RN, ty, TY, VM), gn = n0 + anvil_gemm_at(f % RN, tx, TX, VN);
+                anvil_store(C + ((anvil_i64)gm * p.c_sm + (anvil_i64)gn * p.c_sn), v);
+            });
+        return;
+    }
     for (int i = 0; i < RM; ++i) {
         const int gm = m0 + anvil_gemm_at(i, ty, TY, VM);
         if (gm >= p.M) continue;
         for (int j = 0; j < RN; ++j) {
             const int gn = n0 + anvil_gemm_at(j, tx, TX, VN);
-            if (gn < p.N) anvil_mm_store(p, C, cb, gm, gn, acc[i][j], epi, arena);
+            if (gn < p.N) anvil_mm_store(p, C, cb, gm, gn, acc[i][j], 0, arena);
         }
     }
 }

@@ -119,18 +119,27 @@ ANVIL_TASK void anvil_matmul_tc_tile(const MatmulParams& params, int tile, char*
         return;
     }
     // Without an epilogue the pairs leave two at a time (one 32-bit store
-    // of f16/bf16); with one, value by value as the epilogue's operands are
-    // located (a call per value: fewer values live across it).
+    // of f16/bf16); with one, value by value after it, which takes them a
+    // batch at a time (their operands' loads in flight together).
     if (!p.epilogue) {
         anvil_tc_pairs<BM, BN>(acc, [&](int r, int c, const float* v) { anvil_mm_store_pair(p, C, at.m0 + r, at.n0 + c, v); });
         return;
     }
-    const AnvilEpilogue* epi = &anvil_epilogue(p.epilogue);
-    anvil_tc_pairs<BM, BN>(acc, [&](int r, int c, const float* v) {
-        const int m = at.m0 + r;
-        for (int q = 0; q < 2; ++q)
-            if (m < p.M && at.n0 + c + q < p.N) anvil_mm_store(p, C, at.cb, m, at.n0 + c + q, v[q], epi, arena);
-    });
+    anvil_epilogue_each<BM * BN / ANVIL_THREADS>(
+        anvil_epilogue(p.epilogue), arena,
+        [&](int f, float& v, anvil_i64& e) {
+            int r, c;
+            anvil_tc_at<BM, BN>(f, &r, &c);
+            const int m = at.m0 + r, n = at.n0 + c;
+            v = anvil_tc_acc<BM, BN>(acc, f);
+            e = at.cb + ((anvil_i64)m * p.c_sm + (anvil_i64)n * p.c_sn);
+            return m < p.M && n < p.N;
+        },
+        [&](int f, float v) {
+            int r, c;
+            anvil_tc_at<BM, BN>(f, &r, &c);
+            anvil_store(C + ((anvil_i64)(at.m0 + r) * p.c_sm + (anvil_i64)(at.n0 + c) * p.c_sn), v);
+        });
 #endif
 }
 

@@ -169,6 +169,15 @@ ANVIL_DEVICE void anvil_wgmma_pairs(float* acc, const Visit& visit) {
     }
 }
 
+// The thread's accumulator acc[f] (0 <= f < BN / 2), visited by
+// anvil_wgmma_pairs as part of pair f / 2: its row r and column c from the
+// tile's corner.
+ANVIL_DEVICE void anvil_wgmma_at(int f, int* r, int* c) {
+    const int t = anvil_thread(), lane = t % 32;
+    *r = (t / 128) * 64 + ((t % 128) / 32) * 16 + lane / 4 + f % 4 / 2 * 8;
+    *c = 2 * (lane % 4) + f / 4 * 8 + f % 2;
+}
+
 // How the TMA engine serves the tile's main loop: not at all, A only, or
 // A and B (each where the arena holds its map: src/tile/tensor_maps.h).
 #define ANVIL_WGMMA_TMA_NONE 0
@@ -342,12 +351,23 @@ ANVIL_DEVICE void anvil_matmul_wgmma_tile(const MatmulParams& params, int tile, 
         anvil_wgmma_pairs<BN>(acc, [&](int r, int c, const float* v) { anvil_mm_store_pair(p, C, at.m0 + r, at.n0 + c, v); });
         return;
     }
-    const AnvilEpilogue* epi = &anvil_epilogue(p.epilogue);
-    anvil_wgmma_pairs<BN>(acc, [&](int r, int c, const float* v) {
-        const int m = at.m0 + r;
-        for (int q = 0; q < 2; ++q)
-            if (m < p.M && at.n0 + c + q < p.N) anvil_mm_store(p, C, at.cb, m, at.n0 + c + q, v[q], epi, arena);
-    });
+    // A batch of values at a time (epilogue.cuh).
+    anvil_wgmma_ready<BN>(acc);
+    anvil_epilogue_each<BN / 2>(
+        anvil_epilogue(p.epilogue), arena,
+        [&](int f, float& v, anvil_i64& e) {
+            int r, c;
+            anvil_wgmma_at(f, &r, &c);
+            const int m = at.m0 + r, n = at.n0 + c;
+            v = acc[f];
+            e = at.cb + ((anvil_i64)m * p.c_sm + (anvil_i64)n * p.c_sn);
+            return m < p.M && n < p.N;
+        },
+        [&](int f, float v) {
+            int r, c;
+            anvil_wgmma_at(f, &r, &c);
+            anvil_store(C + ((anvil_i64)(at.m0 + r) * p.c_sm + (anvil_i64)(at.n0 + c) * p.c_sn), v);
+        });
 #endif
 }
 

@@ -244,6 +244,22 @@ ANVIL_DEVICE void anvil_tc_pairs(float (*acc)[BN / 32][4], const Visit& visit) {
         }
 }
 
+
+// The thread's accumulator f (0 <= f < BM * BN / ANVIL_THREADS), in the
+// order of anvil_tc_pairs: its row r and column c from the tile's corner,
+// and its value.
+template <int BM, int BN>
+ANVIL_DEVICE void anvil_tc_at(int f, int* r, int* c) {
+    const int warp = anvil_thread() / 32, lane = anvil_thread() % 32;
+    const int i = f / (BN / 32 * 4), j = f / 4 % (BN / 32), q = f % 4;
+    *r = (warp / 4) * (BM / 2) + lane / 4 + i * 16 + q / 2 * 8;
+    *c = (warp % 4) * (BN / 4) + 2 * (lane % 4) + j * 8 + q % 2;
+}
+template <int BM, int BN>
+ANVIL_DEVICE float anvil_tc_acc(float (*acc)[BN / 32][4], int f) {
+    return acc[f / (BN / 32 * 4)][f / 4 % (BN / 32)][f % 4];
+}
+
 #endif  // ANVIL_HAS_MMA
 
 // Both values of a pair: p[0] = a and p[step] = b when `both`, else p[0] = a

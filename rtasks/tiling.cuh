@@ -65,6 +65,12 @@
 #define ANVIL_TC_FALLBACK_BK 8
 // A GEMV tile: at most this many rows of A, all in one tile.
 #define ANVIL_GEMV_MAX_M 4
+// A GEMM or conv tile's epilogue takes a thread's values this many at a
+// time, their operands' loads in flight together (epilogue.cuh); emitted
+// otherwise by `--epilogue-batch` (1: a value per call, for comparisons).
+#ifndef ANVIL_EPI_BATCH
+#define ANVIL_EPI_BATCH 8
+#endif
 // GEMV tile width: a power of two, at least this many columns, and at most
 // one group of 16-byte vector loads per thread of the block.
 #define ANVIL_GEMV_MIN_BN 16

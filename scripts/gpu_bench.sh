@@ -36,10 +36,9 @@
 #   profile    330 s  calibrate ~10 s; [gpu] tests (cap 150 s) beside the
 #                     compile-and-check of every model; then one profile per
 #                     model (cap 45 s; 120 s for llama_decode and lstm_tc,
-#                     which go last); resnet18 twice more, with
-#                     --reload-params (what the tiles' local copy of their
-#                     params buys) and --poll-backoff-ns 1024 (what polling
-#                     costs the busy blocks); bert_base and vit_b16 with
+#                     which go last); resnet18 and bert_base again with
+#                     --epilogue-batch 1 (what taking the tile epilogues'
+#                     values 8 at a time buys); bert_base and vit_b16 with
 #                     --gemm-l2-prefetch; into out/ab; ~40 s
 #   hopper     110 s  scripts/bench_hopper.py, tensor cores first (never
 #                     measured yet), then CUDA cores
@@ -134,17 +133,16 @@ phase_profile() {
             > "$out/profile/$m.json" 2> "$out/profile/$m.err"
         echo "rc=$?" >> "$out/profile/$m.err"
         grep -E '"(megakernel_us|per_op_us|per_op_graph_us|roofline_us)"' "$out/profile/$m.json" | tr -d '\n'; echo
-        # A/B, the same model: reloading the params instead of their local copy (rtasks/params.cuh); a longer poll pause.
-        # (bert_base's were +2% and +4% at caaf45f: its A/B is now the L2 prefetch below.)
-        case "$m" in resnet18)
+        # A/B, the same model: the tile epilogues a value per call (a round trip each) instead of 8 at a
+        # time (rtasks/epilogue.cuh; docs/perf/epilogue-batches-2026-11-29.md). The cost model follows the
+        # option, so the tiles may differ too; the default run's trace times each GEMM's epilogue alone.
+        # (--reload-params and --poll-backoff-ns 1024 were measured at caaf45f: +41% and +3% on resnet18.)
+        case "$m" in resnet18 | bert_base)
             mkdir -p "$out/ab"
             timeout --foreground -k 5 "$cap" "$anvil" profile "models/$m.yaml" --gpu "$target" --kernels-db "$db" --iters 50 \
-                --json --reload-params > "$out/ab/$m.reload_params.json" 2> "$out/ab/$m.reload_params.err"
-            grep -E '"megakernel_us"' "$out/ab/$m.reload_params.json" | sed 's/^/  --reload-params: /'
-            # Whether polling slows the busy blocks (docs/perf/gpu-notes-2026-11-28.md): a 16x longer pause.
-            timeout --foreground -k 5 "$cap" "$anvil" profile "models/$m.yaml" --gpu "$target" --kernels-db "$db" --iters 50 \
-                --json --poll-backoff-ns 1024 > "$out/ab/$m.poll_backoff_1024.json" 2> "$out/ab/$m.poll_backoff_1024.err"
-            grep -E '"megakernel_us"' "$out/ab/$m.poll_backoff_1024.json" | sed 's/^/  --poll-backoff-ns 1024: /' ;;
+                --json --epilogue-batch 1 > "$out/ab/$m.epilogue_batch_1.json" 2> "$out/ab/$m.epilogue_batch_1.err"
+            echo "rc=$?" >> "$out/ab/$m.epilogue_batch_1.err"
+            grep -E '"(megakernel_us|outputs_ok)"' "$out/ab/$m.epilogue_batch_1.json" | tr -d '\n' | sed 's/^/  --epilogue-batch 1: /'; echo ;;
         esac
         # The decode step's GEMVs stream 6.5 GB/s per block at caaf45f (docs/perf/gpu-notes-2026-11-28b.md):
         # a ring twice as deep says whether bytes in flight are what they lack.

@@ -88,11 +88,11 @@ TEST_CASE("straight-line epilogues: by default, with the interpreter as fallback
                 expect_reference(g, values, run_with_limit(s, values, limit, simt, &src), 2);
                 // One function per program up to the limit; the dispatcher names each once.
                 const int written = std::min<int>(limit, static_cast<int>(programs));
-                CHECK(count(src, "(float v0, anvil_i64 at_, char* arena)") == written);
-                CHECK(count(src, "return anvil_epi_") == written);
+                CHECK(count(src, "(float* v, const anvil_i64* at_, unsigned mask, char* arena)") == written);
+                CHECK(count(src, "<N>(v, at, mask, arena); return;") == written);
                 // The interpreter is in the call graph only when an entry needs it
                 // (its registers would stack on a GEMM tile's accumulators).
-                CHECK(count(src, "default: return anvil_epilogue_interpret(") == (written < static_cast<int>(programs) ? 1 : 0));
+                CHECK(count(src, "v[l] = anvil_epilogue_interpret(") == (written < static_cast<int>(programs) ? 1 : 0));
             }
         }
     }
@@ -123,13 +123,14 @@ TEST_CASE("straight-line epilogues: 32-bit index math exactly when every offset 
     CHECK(!epilogue_fits_32bit(wide));
 
     const std::string small = straight_line_epilogues({AnvilEpilogue{}, epilogue(fits)}, 8);
-    CHECK(small.find("const unsigned at = (unsigned)at_;") != std::string::npos);
+    CHECK(small.find("const unsigned at = (unsigned)at_[l];") != std::string::npos);
     CHECK(small.find("const unsigned i0 = at / 3u;") != std::string::npos);
     CHECK(small.find("(const anvil_f16*)(arena + 4096) + (i0)") != std::string::npos);
     const std::string big = straight_line_epilogues({AnvilEpilogue{}, epilogue(fits + 1)}, 8);
-    CHECK(big.find("const anvil_i64 at = (anvil_i64)at_;") != std::string::npos);
+    CHECK(big.find("const anvil_i64 at = (anvil_i64)at_[l];") != std::string::npos);
     CHECK(big.find("const anvil_i64 i0 = at / 3;") != std::string::npos);
-    CHECK(big.find("unsigned") == std::string::npos);
+    CHECK(big.find("unsigned at") == std::string::npos);
+    CHECK(big.find("unsigned i0") == std::string::npos);
 }
 
 TEST_CASE("straight-line epilogues: the cost model charges interpreted epilogues more", "[epilogue]") {

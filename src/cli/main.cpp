@@ -486,6 +486,7 @@ int main(int argc, char** argv) {
     int gemv_ring_stages = 0;  // 0: the header's default
     int gemv_l2_prefetch_kb = 0;  // 0: none
     bool gemm_l2_prefetch = false;
+    int epilogue_batch = 0;  // 0: the header's default
     std::string precision = "f32";
     Specialisation spec;
     int repeat = 0;
@@ -515,6 +516,10 @@ int main(int argc, char** argv) {
                       "let a tensor-core matmul tile prefetch its weights into L2 about 32 KB ahead of the slices it "
                       "copies to shared memory, so that its K loop waits on L2 rather than DRAM (off by default "
                       "until its time on a device is measured: scripts/gpu_bench.sh)");
+        cmd->add_option("--epilogue-batch", epilogue_batch,
+                        "how many of a thread's values a GEMM or conv tile's fused epilogue takes per call, their "
+                        "operands' loads in flight together (default 8; 1: a round trip per value, for comparisons)")
+            ->check(CLI::IsMember({1, 2, 4, 8}));
         cmd->add_flag("--last-slice-reduce,!--no-last-slice-reduce", last_slice_reduce,
                       "let the cost model have a split-K reduce run by the last K slice to arrive, in its block "
                       "(the default; --no-last-slice-reduce keeps every reduce a wave of its own, for comparisons)");
@@ -573,6 +578,7 @@ int main(int argc, char** argv) {
         g.gemv_ring_stages = gemv_ring_stages;
         g.gemv_l2_prefetch_bytes = gemv_l2_prefetch_kb * 1024;
         g.gemm_l2_prefetch = gemm_l2_prefetch;
+        g.epilogue_batch = epilogue_batch;
         g.f32_precision = parse_precision(precision);
         if (max_memory_given) g.memory_bytes = parse_memory_size(max_memory, "--max-memory");
         return g;

@@ -521,6 +521,8 @@ std::string emit_source(const Schedule& s, const EmitOptions& opt) {
         o << "#define ANVIL_GEMV_L2_PREFETCH_BYTES " << s.gpu.gemv_l2_prefetch_bytes << "\n";
     // Tensor-core matmul tiles' fixed B prefetched into L2 ahead of their stages (--gemm-l2-prefetch).
     if (s.gpu.gemm_l2_prefetch) o << "#define ANVIL_GEMM_L2_PREFETCH 1\n";
+    // A tile epilogue's values per call asked for (--epilogue-batch): the header's default otherwise.
+    if (s.gpu.epilogue_batch) o << "#define ANVIL_EPI_BATCH " << s.gpu.epilogue_batch << "\n";
     // The grid holds this many blocks per SM: ask for registers that let them be co-resident.
     o << "#define ANVIL_MIN_BLOCKS_PER_SM " << std::max(1, s.blocks_per_sm) << "\n";
     if (opt.trace) o << "// Every task records its timeline (AnvilTraceRecord).\n#define ANVIL_TRACE 1\n";

@@ -304,7 +304,15 @@ TileLatency tile_latency(const ROp& op, const Gpu& g, double epilogue_rounds) {
     } else if (const auto* gp = std::get_if<GatherParams>(&op.params)) {
         t.serial_rounds = gp->rows_per_tile * element_loop_rounds(double(gp->D), 1);
     }
-    t.serial_rounds += element_loop_rounds(epilogue_rounds, 1);
+    // A GEMM or conv tile's thread applies its epilogue to ANVIL_EPI_BATCH
+    // values per call (or --epilogue-batch), their loads in flight together
+    // (epilogue.cuh); the other kinds, and a GEMM's row store, a value per call.
+    const auto* mm = std::get_if<MatmulParams>(&op.params);
+    const bool batched = op.kind == TaskKind::conv2d ||
+                         (op.kind == TaskKind::matmul && mm && mm->algo != ANVIL_MM_GEMV && mm->row_op == ANVIL_MM_ROW_NONE);
+    const int batch = g.epilogue_batch ? g.epilogue_batch : ANVIL_EPI_BATCH;
+    t.serial_rounds += batched ? std::ceil(element_loop_rounds(epilogue_rounds, 1) / batch)
+                               : element_loop_rounds(epilogue_rounds, 1);
     return t;
 }
 

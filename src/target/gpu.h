@@ -101,6 +101,11 @@ struct Gpu {
     // of its stages (`--gemm-l2-prefetch`, rtasks/matmul_tc.cuh). Off until a
     // device measures it: the cost model does not weigh it.
     bool gemm_l2_prefetch = false;
+    // How many of a thread's values a GEMM or conv tile's epilogue takes per
+    // call, their loads in flight together (`--epilogue-batch`,
+    // rtasks/tiling.cuh's ANVIL_EPI_BATCH); 0: the header's default. For
+    // comparisons on a device: 1 is a round trip per value.
+    int epilogue_batch = 0;
 };
 
 // Whether `g` runs sm_90a code (arch_features holds "sm_90a").
