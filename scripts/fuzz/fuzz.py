@@ -96,7 +96,7 @@ HOST_RUN = ["--backend", "host", "--workers", "2"]
 SIMT_RUN = ["--backend", "simt", "--gpu", "h200"]
 SIMT_OPTIONS = ["--wgmma", "--gemm-l2-prefetch", "--gemv-l2-prefetch", "--blocked-weights",
                 "--no-tensor-cores", "--precision=tf32", "--precision=3xtf32", "--no-last-slice-reduce",
-                "--policy=topo"]
+                "--policy=topo", "--epilogue-batch=1", "--epilogue-batch=4"]
 
 
 def run_options(backend, case_seed):
@@ -108,8 +108,8 @@ def run_options(backend, case_seed):
     rng = random.Random(case_seed)
     drawn = {"--wgmma"} if rng.random() < 0.5 else set()
     drawn.update(rng.sample(SIMT_OPTIONS, rng.randint(0, 3)))
-    precisions = sorted(o for o in drawn if o.startswith("--precision"))
-    drawn.difference_update(precisions[1:])  # one precision
+    for valued in ("--precision=", "--epilogue-batch="):  # one value of each
+        drawn.difference_update(sorted(o for o in drawn if o.startswith(valued))[1:])
     return SIMT_RUN + sorted(drawn)
 
 
